@@ -1,0 +1,3 @@
+"""mlhunt: threat hunting for machine-learning systems."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,114 @@
+"""The one currency of mlhunt: a :class:`Finding`, and the JSON document that carries them.
+
+Every part (model, assess, hunt, scan, harden, guard) emits the same type; the document shape is
+the contract in DESIGN.md and is relied on from outside the code, so fields are only ever added.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlhunt import __version__
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    @classmethod
+    def parse(cls, value: str) -> Severity:
+        try:
+            return cls(value.lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {value!r} (expected one of: {allowed})") from None
+
+
+_SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
+
+FINDING_STATUSES = ("open", "accepted", "mitigated", "false-positive")
+
+
+@dataclass(slots=True)
+class Finding:
+    """One thing mlhunt found. ``id`` is stable across runs for the same rule and target."""
+
+    id: str
+    rule_id: str
+    title: str
+    severity: Severity
+    source: str
+    target: str
+    description: str = ""
+    atlas: list[str] = field(default_factory=list)
+    owasp_ml: list[str] = field(default_factory=list)
+    stride: list[str] = field(default_factory=list)
+    linddun: list[str] = field(default_factory=list)
+    cwe: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    mitigations: list[str] = field(default_factory=list)
+    status: str = "open"
+    # Threat-model extras (None elsewhere, and then left out of the JSON).
+    framework: str | None = None
+    likelihood: float | None = None
+    impact: float | None = None
+    risk: float | None = None
+    references: dict[str, list[str]] | None = None
+    tracking: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "rule_id": self.rule_id,
+            "title": self.title,
+            "severity": self.severity.value,
+            "source": self.source,
+            "target": self.target,
+            "description": self.description,
+            "atlas": list(self.atlas),
+            "owasp_ml": list(self.owasp_ml),
+            "stride": list(self.stride),
+            "linddun": list(self.linddun),
+            "cwe": list(self.cwe),
+            "evidence": self.evidence,
+            "mitigations": list(self.mitigations),
+            "status": self.status,
+        }
+        for key in ("framework", "likelihood", "impact", "risk", "references", "tracking"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def summarize(findings: list[Finding]) -> dict[str, Any]:
+    counts = {s.value: 0 for s in reversed(Severity)}
+    for f in findings:
+        counts[f.severity.value] += 1
+    return {"by_severity": counts, "total": len(findings)}
+
+
+def document(command: str, findings: list[Finding], **extras: Any) -> dict[str, Any]:
+    """The JSON document every command emits (DESIGN.md, "The one currency")."""
+    doc: dict[str, Any] = {
+        "tool": "mlhunt",
+        "version": __version__,
+        "command": command,
+        "findings": [f.to_dict() for f in findings],
+        "summary": summarize(findings),
+    }
+    doc.update(extras)
+    return doc
+
+
+def worst(findings: list[Finding]) -> Severity | None:
+    return max((f.severity for f in findings), key=lambda s: s.rank, default=None)

@@ -1,0 +1,389 @@
+"""Load a system description from YAML with errors that name file, line and field.
+
+Parsing uses libyaml when present (fast for large systems); line numbers are only recovered, by
+composing the YAML node tree, when there is an error to report.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from mlhunt.errors import InputError
+from mlhunt.system.model import (
+    Authentication,
+    Authorization,
+    Classification,
+    ControlType,
+    Element,
+    ElementKind,
+    Flow,
+    ModelOutput,
+    SystemDescription,
+)
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+Loc = tuple[str | int, ...]
+
+
+class _UniqueKeyLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Safe loader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable key: let the base class report it
+                duplicate = False
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def parse_yaml(text: str, file: str) -> Any:
+    """YAML text to Python data; a syntax error becomes an :class:`InputError` with its line."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a safe loader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or str(exc)
+        raise InputError(f"invalid YAML: {problem}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}", file=file) from None
+
+
+def locate(text: str, loc: Loc, *, key: bool = False) -> int | None:
+    """1-based line of the node at ``loc`` (or of its deepest existing ancestor).
+
+    With ``key=True`` the line of the mapping key itself is returned (for unknown keys).
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return None
+    if node is None:
+        return 1
+    line = node.start_mark.line + 1
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(part):
+                    child = k if key and part == loc[-1] else v
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _known_fields(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names allowed at ``loc`` (the parent of an unknown key), for a 'did you mean'."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if info is None:
+            return []
+        current = _model_of(info.annotation)
+        if current is None:
+            return []
+    return list(current.model_fields) if hasattr(current, "model_fields") else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def pydantic_error(
+    exc: ValidationError, model: type[BaseModel], text: str, file: str
+) -> InputError:
+    """The first validation error, as one line with file, line and field path."""
+    err = exc.errors()[0]
+    loc: Loc = tuple(p for p in err["loc"] if isinstance(p, int | str))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        allowed = _known_fields(model, loc[:-1])
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        msg = f"unknown field {name!r}{hint}; expected one of: {', '.join(allowed)}"
+        return InputError(msg, file=file, line=locate(text, loc, key=True), field=format_loc(loc))
+    if kind == "missing":
+        msg = "required field is missing"
+    else:
+        got = err.get("input")
+        shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+        msg = f"{err['msg']} (got {shown})"
+        if kind == "enum" and isinstance(got, str):
+            allowed = list((err.get("ctx") or {}).get("expected", "").replace("'", "").split(", "))
+            close = difflib.get_close_matches(got, [a.replace(" or ", "") for a in allowed], n=1)
+            if close:
+                msg += f"; did you mean {close[0]!r}?"
+    return InputError(msg, file=file, line=locate(text, loc), field=format_loc(loc))
+
+
+def read_text(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a YAML file", file=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason})", file=str(path)) from None
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc), file=str(path)) from None
+
+
+def load_system(path: str | Path) -> SystemDescription:
+    """Read, validate and link a system description file."""
+    text = read_text(path)
+    return parse_system(text, str(path))
+
+
+def parse_system(text: str, file: str = "<system>") -> SystemDescription:
+    data = parse_yaml(text, file)
+    if data is None:
+        raise InputError(
+            "empty file; expected a mapping with 'name' and 'elements'", file=file, line=1
+        )
+    if not isinstance(data, dict):
+        raise InputError(
+            f"expected a mapping with 'name' and 'elements', got {type(data).__name__}",
+            file=file,
+            line=1,
+        )
+    return system_from_dict(data, file=file, text=text)
+
+
+def system_from_dict(
+    data: dict[str, Any], *, file: str = "<system>", text: str | None = None
+) -> SystemDescription:
+    """Validate already-parsed data (``text`` is only used to find line numbers for errors)."""
+    try:
+        system = SystemDescription.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(exc, SystemDescription, text or "", file) from None
+    problem = check_references(system)
+    if problem is not None:
+        loc, msg = problem
+        line = locate(text, loc) if text else None
+        raise InputError(msg, file=file, line=line, field=format_loc(loc))
+    link(system)
+    return system
+
+
+def check_references(system: SystemDescription) -> tuple[Loc, str] | None:
+    """First broken cross-reference or duplicate id, as (field path, message)."""
+    ids: dict[str, str] = {}
+    sections: list[tuple[str, list[Any]]] = [
+        ("data_assets", system.data_assets),
+        ("trust_boundaries", system.trust_boundaries),
+        ("elements", system.elements),
+        ("flows", system.flows),
+        ("controls", system.controls),
+    ]
+    for section, items in sections:
+        for i, item in enumerate(items):
+            if item.id in ids:
+                return (
+                    section,
+                    i,
+                    "id",
+                ), f"duplicate id {item.id!r} (already used in {ids[item.id]})"
+            ids[item.id] = section
+
+    def known(section: str, ref: str, loc: Loc, what: str) -> tuple[Loc, str] | None:
+        if ids.get(ref) == section:
+            return None
+        candidates = [k for k, v in ids.items() if v == section]
+        close = difflib.get_close_matches(ref, candidates, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return loc, f"unknown {what} {ref!r}{hint}"
+
+    for i, b in enumerate(system.trust_boundaries):
+        if b.parent is not None and (
+            p := known(
+                "trust_boundaries", b.parent, ("trust_boundaries", i, "parent"), "trust boundary"
+            )
+        ):
+            return p
+    parents = {x.id: x.parent for x in system.trust_boundaries}
+    for i, b in enumerate(system.trust_boundaries):
+        seen, cur = {b.id}, b.parent
+        while cur is not None:
+            if cur in seen:
+                return (
+                    "trust_boundaries",
+                    i,
+                    "parent",
+                ), f"trust boundaries nest in a cycle through {cur!r}"
+            seen.add(cur)
+            cur = parents.get(cur)
+    for i, e in enumerate(system.elements):
+        if e.boundary is not None and (
+            p := known(
+                "trust_boundaries", e.boundary, ("elements", i, "boundary"), "trust boundary"
+            )
+        ):
+            return p
+        for j, d in enumerate(e.data):
+            if p := known("data_assets", d, ("elements", i, "data", j), "data asset"):
+                return p
+    for i, f in enumerate(system.flows):
+        for end in ("source", "target"):
+            if p := known("elements", getattr(f, end), ("flows", i, end), "element"):
+                return p
+        for j, d in enumerate(f.data):
+            if p := known("data_assets", d, ("flows", i, "data", j), "data asset"):
+                return p
+    for i, c in enumerate(system.controls):
+        for j, ref in enumerate(c.applies_to):
+            if ids.get(ref) not in ("elements", "flows", "trust_boundaries"):
+                loc = ("controls", i, "applies_to", j)
+                cands = [
+                    k for k, v in ids.items() if v in ("elements", "flows", "trust_boundaries")
+                ]
+                close = difflib.get_close_matches(ref, cands, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                return loc, f"unknown element, flow or trust boundary {ref!r}{hint}"
+    return None
+
+
+def _implied_controls(obj: Element | Flow) -> list[tuple[ControlType, str]]:
+    """Controls that an element's or flow's own attributes provide (``api.rate_limit``)."""
+    out: list[tuple[ControlType, str]] = []
+    if isinstance(obj, Flow):
+        flags = {
+            ControlType.ENCRYPTION_IN_TRANSIT: obj.encrypted,
+            ControlType.AUTHENTICATION: obj.authenticated,
+            ControlType.AUTHORIZATION_POLICY: obj.authorization in _STRONG_AUTHZ,
+        }
+        return [(ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flags.items() if on]
+    m = obj.model
+    flags = {
+        ControlType.RATE_LIMITING: bool(obj.rate_limit),
+        ControlType.AUDIT_LOGGING: obj.audit_logging,
+        ControlType.INPUT_VALIDATION: obj.input_validation,
+        ControlType.ENCRYPTION_AT_REST: obj.encrypted_at_rest,
+        ControlType.RESOURCE_QUOTAS: obj.resource_limits,
+        ControlType.HIGH_AVAILABILITY: obj.high_availability,
+        ControlType.AUTHENTICATION: obj.authentication != Authentication.NONE,
+        ControlType.MTLS: obj.authentication == Authentication.MTLS,
+        ControlType.AUTHORIZATION_POLICY: obj.authorization in _STRONG_AUTHZ,
+        ControlType.HUMAN_REVIEW: bool(m and m.human_review),
+        ControlType.MODEL_SIGNING: bool(m and m.signed),
+        ControlType.OUTPUT_HARDENING: bool(m and m.output in _HARDENED_OUTPUTS),
+    }
+    out.extend((ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flags.items() if on)
+    return out
+
+
+_STRONG_AUTHZ = frozenset({Authorization.RBAC, Authorization.ABAC, Authorization.POLICY})
+_HARDENED_OUTPUTS = frozenset({ModelOutput.LABEL, ModelOutput.TOP_K, ModelOutput.ROUNDED_SCORES})
+_ATTR = {
+    ControlType.ENCRYPTION_IN_TRANSIT: "encrypted",
+    ControlType.AUTHENTICATION: "authentication",
+    ControlType.AUTHORIZATION_POLICY: "authorization",
+    ControlType.RATE_LIMITING: "rate_limit",
+    ControlType.AUDIT_LOGGING: "audit_logging",
+    ControlType.INPUT_VALIDATION: "input_validation",
+    ControlType.ENCRYPTION_AT_REST: "encrypted_at_rest",
+    ControlType.RESOURCE_QUOTAS: "resource_limits",
+    ControlType.HIGH_AVAILABILITY: "high_availability",
+    ControlType.MTLS: "authentication",
+    ControlType.HUMAN_REVIEW: "model.human_review",
+    ControlType.MODEL_SIGNING: "model.signed",
+    ControlType.OUTPUT_HARDENING: "model.output",
+}
+
+
+def _set_controls(obj: Element | Flow, declared: list[tuple[ControlType, str]]) -> None:
+    refs: dict[ControlType, list[str]] = {}
+    for ct, ref in [*declared, *_implied_controls(obj)]:
+        refs.setdefault(ct, []).append(ref)
+    obj._control_refs = {ct: tuple(v) for ct, v in refs.items()}
+    obj._controls = frozenset(refs)
+
+
+def link(system: SystemDescription) -> None:
+    """Resolve references into the private links the threat conditions read."""
+    assets = {a.id: a.classification for a in system.data_assets}
+    parents = {b.id: b.parent for b in system.trust_boundaries}
+    elements = {e.id: e for e in system.elements}
+
+    def chain(boundary: str | None) -> tuple[str, ...]:
+        out: list[str] = []
+        while boundary is not None:
+            out.append(boundary)
+            boundary = parents.get(boundary)
+        return tuple(out)
+
+    declared: dict[str, list[tuple[ControlType, str]]] = {}
+    for c in system.controls:
+        for ref in c.applies_to:
+            declared.setdefault(ref, []).append((c.type, c.id))
+
+    for e in system.elements:
+        e._boundaries = chain(e.boundary)
+        e._criticality = e.criticality or system.criticality
+        mine = list(declared.get(e.id, ()))
+        for b in e._boundaries:
+            mine.extend(declared.get(b, ()))
+        _set_controls(e, mine)
+        e._classifications = frozenset(assets[d] for d in e.data)
+
+    inbound: dict[str, set[ElementKind]] = {}
+    outbound: dict[str, set[ElementKind]] = {}
+    touching: dict[str, set[Classification]] = {}
+    for f in system.flows:
+        src, dst = elements[f.source], elements[f.target]
+        f._source_element, f._target_element = src, dst
+        f._classifications = frozenset(assets[d] for d in f.data)
+        f._crosses_boundary = src.boundary != dst.boundary
+        mine = list(declared.get(f.id, ()))
+        for b in set(src._boundaries) & set(dst._boundaries):
+            mine.extend(declared.get(b, ()))
+        _set_controls(f, mine)
+        inbound.setdefault(dst.id, set()).add(src.kind)
+        outbound.setdefault(src.id, set()).add(dst.kind)
+        for end in (src.id, dst.id):
+            touching.setdefault(end, set()).update(f._classifications)
+    for e in system.elements:
+        e._inbound_sources = frozenset(inbound.get(e.id, ()))
+        e._outbound_targets = frozenset(outbound.get(e.id, ()))
+        e._classifications = e._classifications | frozenset(touching.get(e.id, ()))

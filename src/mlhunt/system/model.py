@@ -1,0 +1,518 @@
+"""The system description: what a security engineer writes once about an ML system.
+
+Every field carries a description: it drives ``mlhunt schema`` (editor completion) and the docs.
+Unknown keys are errors (``extra="forbid"``) so a typo is never silently ignored.
+Cross-references (flows to elements, elements to boundaries, ...) are checked in
+:mod:`mlhunt.system.loader`, which also resolves them into the private links used by the
+threat conditions (``flow.source_element``, ``element.classifications`` ...).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+Id = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        max_length=128,
+        description="Identifier: letters, digits, '_', '.', ':', '-'; unique in the file.",
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, frozen=False)
+
+
+class Level(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def score(self) -> int:
+        return {"low": 1, "medium": 2, "high": 3, "critical": 4}[self.value]
+
+
+class ElementKind(enum.StrEnum):
+    EXTERNAL_ENTITY = "external_entity"
+    ACTOR = "actor"
+    PROCESS = "process"
+    DATA_STORE = "data_store"
+    DATA_SOURCE = "data_source"
+    INGESTION = "ingestion"
+    FEATURE_PIPELINE = "feature_pipeline"
+    TRAINING_JOB = "training_job"
+    MODEL_REGISTRY = "model_registry"
+    MODEL_ARTIFACT = "model_artifact"
+    INFERENCE_API = "inference_api"
+    MONITORING = "monitoring"
+    LLM = "llm"
+    VECTOR_STORE = "vector_store"
+    AGENT_TOOL = "agent_tool"
+    NOTEBOOK = "notebook"
+
+
+#: Kinds drawn as external entities, processes and stores in the DFD (the STRIDE element types).
+EXTERNAL_KINDS = frozenset(
+    {ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR, ElementKind.DATA_SOURCE}
+)
+STORE_KINDS = frozenset(
+    {
+        ElementKind.DATA_STORE,
+        ElementKind.MODEL_REGISTRY,
+        ElementKind.MODEL_ARTIFACT,
+        ElementKind.VECTOR_STORE,
+    }
+)
+
+
+class Classification(enum.StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    PERSONAL = "personal"
+    SPECIAL_CATEGORY = "special_category"
+    CARDHOLDER = "cardholder"
+
+    @property
+    def sensitivity(self) -> int:
+        """0 (public) .. 4 (special-category / cardholder data)."""
+        return _SENSITIVITY[self]
+
+    @property
+    def is_personal(self) -> bool:
+        # Cardholder data identifies a person too (PAN, name): it is personal data under GDPR.
+        return self in (
+            Classification.PERSONAL,
+            Classification.SPECIAL_CATEGORY,
+            Classification.CARDHOLDER,
+        )
+
+
+_SENSITIVITY = {
+    Classification.PUBLIC: 0,
+    Classification.INTERNAL: 1,
+    Classification.CONFIDENTIAL: 2,
+    Classification.PERSONAL: 3,
+    Classification.SPECIAL_CATEGORY: 4,
+    Classification.CARDHOLDER: 4,
+}
+
+
+class Authentication(enum.StrEnum):
+    NONE = "none"
+    PASSWORD = "password"  # noqa: S105 - an enum value, not a secret
+    API_KEY = "api_key"
+    TOKEN = "token"  # noqa: S105 - an enum value, not a secret
+    OAUTH2 = "oauth2"
+    MTLS = "mtls"
+    SSO = "sso"
+    CLOUD_IAM = "cloud_iam"
+
+
+class Authorization(enum.StrEnum):
+    NONE = "none"
+    COARSE = "coarse"
+    RBAC = "rbac"
+    ABAC = "abac"
+    POLICY = "policy"
+
+
+class ModelOutput(enum.StrEnum):
+    SCORES = "scores"
+    LABEL = "label"
+    TOP_K = "top_k"
+    ROUNDED_SCORES = "rounded_scores"
+    TEXT = "text"
+    EMBEDDING = "embedding"
+
+
+class InputType(enum.StrEnum):
+    TABULAR = "tabular"
+    IMAGE = "image"
+    TEXT = "text"
+    AUDIO = "audio"
+    TIME_SERIES = "time_series"
+    GRAPH = "graph"
+    EVENTS = "events"
+
+
+class Provenance(enum.StrEnum):
+    VERIFIED = "verified"
+    INTERNAL = "internal"
+    THIRD_PARTY = "third_party"
+    PUBLIC_SCRAPED = "public_scraped"
+    USER_GENERATED = "user_generated"
+    UNKNOWN = "unknown"
+
+
+class ControlType(enum.StrEnum):
+    RATE_LIMITING = "rate_limiting"
+    QUOTA = "quota"
+    QUERY_AUDITING = "query_auditing"
+    OUTPUT_HARDENING = "output_hardening"
+    AUTHENTICATION = "authentication"
+    MTLS = "mtls"
+    AUTHORIZATION_POLICY = "authorization_policy"
+    SECRETS_MANAGEMENT = "secrets_management"
+    ADMISSION_POLICY = "admission_policy"
+    NETWORK_POLICY = "network_policy"
+    RESOURCE_QUOTAS = "resource_quotas"
+    INPUT_VALIDATION = "input_validation"
+    PARAMETERIZED_QUERIES = "parameterized_queries"
+    ADVERSARIAL_TRAINING = "adversarial_training"
+    INPUT_PREPROCESSING = "input_preprocessing"
+    DIFFERENTIAL_PRIVACY = "differential_privacy"
+    MODEL_SIGNING = "model_signing"
+    DATA_PROVENANCE = "data_provenance"
+    DATA_VALIDATION = "data_validation"
+    ENCRYPTION_AT_REST = "encryption_at_rest"
+    ENCRYPTION_IN_TRANSIT = "encryption_in_transit"
+    AUDIT_LOGGING = "audit_logging"
+    ANOMALY_DETECTION = "anomaly_detection"
+    HUMAN_REVIEW = "human_review"
+    DATA_MINIMIZATION = "data_minimization"
+    PSEUDONYMIZATION = "pseudonymization"
+    CONSENT_MANAGEMENT = "consent_management"
+    TRANSPARENCY_NOTICE = "transparency_notice"
+    RETENTION_POLICY = "retention_policy"
+    LEAST_PRIVILEGE = "least_privilege"
+    HIGH_AVAILABILITY = "high_availability"
+    OUTPUT_FILTERING = "output_filtering"
+    PROMPT_ISOLATION = "prompt_isolation"
+    TOKENIZATION = "tokenization"
+    WATERMARKING = "watermarking"
+
+
+class TrackingStatus(enum.StrEnum):
+    UNCHECKED = "unchecked"
+    IN_DISCUSSION = "in-discussion"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in-progress"
+    MITIGATED = "mitigated"
+    FALSE_POSITIVE = "false-positive"
+
+
+class DataAsset(_Strict):
+    """A kind of data the system holds or moves (applicant records, card transactions, weights)."""
+
+    id: Id
+    name: str = Field("", description="Human-readable name.")
+    description: str = Field("", description="What the data is and where it comes from.")
+    classification: Classification = Field(
+        Classification.INTERNAL,
+        description="Sensitivity: public, internal, confidential, personal, special_category "
+        "(GDPR art. 9) or cardholder (PCI DSS account data).",
+    )
+    confidentiality: Level = Field(Level.MEDIUM, description="Confidentiality need (CIA).")
+    integrity: Level = Field(Level.MEDIUM, description="Integrity need (CIA).")
+    availability: Level = Field(Level.MEDIUM, description="Availability need (CIA).")
+    data_subjects: list[str] = Field(
+        default_factory=list,
+        description="Whose personal data this is (applicants, card holders, users).",
+    )
+    quasi_identifiers: list[str] = Field(
+        default_factory=list,
+        description="Fields that re-identify a person in combination (postcode, birth date).",
+    )
+
+
+class TrustBoundary(_Strict):
+    """A zone of equal trust (network, cluster, namespace, account); boundaries can nest."""
+
+    id: Id
+    name: str = Field("", description="Human-readable name.")
+    description: str = Field("", description="What separates this zone from its surroundings.")
+    kind: str = Field("network", description="network, cluster, namespace, account, host ...")
+    parent: str | None = Field(None, description="Id of the enclosing trust boundary, if nested.")
+
+
+class ModelProperties(_Strict):
+    """Properties of the model behind an ML element (training job, artifact, API, LLM)."""
+
+    algorithm: str = Field("", description="e.g. logistic_regression, cnn, gradient_boosting.")
+    task: str = Field("classification", description="classification, regression, ranking ...")
+    input_type: InputType = Field(InputType.TABULAR, description="What the model reads.")
+    output: ModelOutput = Field(
+        ModelOutput.SCORES,
+        description="What callers receive: full scores, a label only, top-k, rounded scores, "
+        "text or an embedding. Scores make extraction and membership inference cheaper.",
+    )
+    retrains_on_feedback: bool = Field(
+        False, description="Whether user feedback or production data flow back into training."
+    )
+    training_data_provenance: Provenance = Field(
+        Provenance.INTERNAL, description="Where the training data comes from."
+    )
+    human_review: bool = Field(
+        False, description="Whether a person reviews outputs before they take effect."
+    )
+    ip_value: Level = Field(
+        Level.MEDIUM, description="Value of the weights as intellectual property (trade secret)."
+    )
+    pretrained_from: str | None = Field(
+        None, description="Base model this one is fine-tuned from (transfer learning), if any."
+    )
+    physical_world_inputs: bool = Field(
+        False,
+        description="Inputs come from cameras, scanners or uploads an attacker can shape "
+        "physically (patches, stickers, lighting).",
+    )
+    signed: bool = Field(False, description="Artifacts are signed and their hashes pinned.")
+    serialization: str = Field(
+        "", description="Artifact format: pickle, joblib, skops, torch, safetensors, onnx ..."
+    )
+
+
+class Element(_Strict):
+    """A node of the data-flow diagram: an actor, process, store or ML component."""
+
+    id: Id
+    name: str = Field("", description="Human-readable name (defaults to the id).")
+    kind: ElementKind = Field(description="What this element is.")
+    description: str = Field("", description="What it does.")
+    technology: str = Field("", description="e.g. PostgreSQL, Spark, Kubeflow, FastAPI, KServe.")
+    boundary: str | None = Field(None, description="Id of the trust boundary it runs in.")
+    data: list[str] = Field(
+        default_factory=list, description="Ids of the data assets it stores or processes."
+    )
+    internet_facing: bool = Field(False, description="Reachable from the internet.")
+    authentication: Authentication = Field(
+        Authentication.NONE, description="How callers of this element authenticate."
+    )
+    authorization: Authorization = Field(
+        Authorization.NONE, description="How access is authorised once authenticated."
+    )
+    rate_limit: str | None = Field(
+        None, description="Per-client request limit, e.g. '100/minute'; empty means none."
+    )
+    audit_logging: bool = Field(False, description="Security-relevant actions are logged.")
+    input_validation: bool = Field(False, description="Inputs are validated against a schema.")
+    encrypted_at_rest: bool = Field(False, description="Stored data is encrypted (stores).")
+    uses_sql: bool = Field(
+        False, description="Builds or runs SQL queries (a relational database or its client)."
+    )
+    privileged: bool = Field(
+        False, description="Runs with elevated privileges (root, privileged pod, broad IAM)."
+    )
+    shared_tenancy: bool = Field(
+        False, description="Runs user-supplied code or shares nodes with other tenants."
+    )
+    resource_limits: bool = Field(
+        False, description="CPU/memory/GPU quotas bound its resource use."
+    )
+    high_availability: bool = Field(False, description="Replicated with failover.")
+    criticality: Level | None = Field(
+        None, description="Business criticality; defaults to the system's."
+    )
+    model: ModelProperties | None = Field(
+        None, description="Model properties, for elements that train, hold or serve a model."
+    )
+
+    # Links resolved by the loader (see mlhunt.system.loader.link).
+    _classifications: frozenset[Classification] = PrivateAttr(default=frozenset())
+    _controls: frozenset[ControlType] = PrivateAttr(default=frozenset())
+    _control_refs: dict[ControlType, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _boundaries: tuple[str, ...] = PrivateAttr(default=())
+    _criticality: Level = PrivateAttr(default=Level.MEDIUM)
+    _inbound_sources: frozenset[ElementKind] = PrivateAttr(default=frozenset())
+    _outbound_targets: frozenset[ElementKind] = PrivateAttr(default=frozenset())
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    @property
+    def classifications(self) -> frozenset[Classification]:
+        """Classifications of the data it stores or processes, and of the flows touching it."""
+        return self._classifications
+
+    @property
+    def controls(self) -> frozenset[ControlType]:
+        """Control types in place: declared controls, its boundaries' and its own attributes'."""
+        return self._controls
+
+    @property
+    def control_refs(self) -> dict[ControlType, tuple[str, ...]]:
+        """For each control type in place, the control ids (or attributes) providing it."""
+        return self._control_refs
+
+    @property
+    def boundaries(self) -> tuple[str, ...]:
+        """Its trust boundary and every boundary enclosing it, innermost first."""
+        return self._boundaries
+
+    @property
+    def business_criticality(self) -> Level:
+        """Its criticality, or the system's when not set."""
+        return self._criticality
+
+    @property
+    def sensitivity(self) -> int:
+        """Highest sensitivity (0..4) of the data it touches."""
+        return max((c.sensitivity for c in self._classifications), default=0)
+
+    @property
+    def has_personal_data(self) -> bool:
+        return any(c.is_personal for c in self._classifications)
+
+    @property
+    def has_cardholder_data(self) -> bool:
+        return Classification.CARDHOLDER in self._classifications
+
+    @property
+    def is_external(self) -> bool:
+        return self.kind in EXTERNAL_KINDS
+
+    @property
+    def is_store(self) -> bool:
+        return self.kind in STORE_KINDS
+
+    @property
+    def is_process(self) -> bool:
+        return not self.is_external and not self.is_store
+
+    @property
+    def has_model(self) -> bool:
+        return self.model is not None
+
+    @property
+    def receives_from(self) -> frozenset[ElementKind]:
+        """Kinds of the elements with a flow into this one."""
+        return self._inbound_sources
+
+    @property
+    def sends_to(self) -> frozenset[ElementKind]:
+        """Kinds of the elements this one has a flow to."""
+        return self._outbound_targets
+
+
+class Flow(_Strict):
+    """An edge of the data-flow diagram: data moving from one element to another."""
+
+    id: Id
+    source: str = Field(description="Id of the element the data comes from.")
+    target: str = Field(description="Id of the element the data goes to.")
+    name: str = Field("", description="What moves, in words (defaults to the id).")
+    description: str = Field("", description="Details of the exchange.")
+    protocol: str = Field("", description="e.g. https, grpc, jdbc, kafka, s3, file.")
+    encrypted: bool = Field(False, description="Encrypted in transit (TLS, mTLS, VPN).")
+    authenticated: bool = Field(False, description="The sender is authenticated.")
+    authorization: Authorization = Field(
+        Authorization.NONE, description="How the receiver authorises the request."
+    )
+    data: list[str] = Field(default_factory=list, description="Ids of the data assets it carries.")
+
+    _source_element: Element | None = PrivateAttr(default=None)
+    _target_element: Element | None = PrivateAttr(default=None)
+    _classifications: frozenset[Classification] = PrivateAttr(default=frozenset())
+    _controls: frozenset[ControlType] = PrivateAttr(default=frozenset())
+    _control_refs: dict[ControlType, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _crosses_boundary: bool = PrivateAttr(default=False)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    @property
+    def source_element(self) -> Element:
+        assert self._source_element is not None, "flow not linked"
+        return self._source_element
+
+    @property
+    def target_element(self) -> Element:
+        assert self._target_element is not None, "flow not linked"
+        return self._target_element
+
+    @property
+    def classifications(self) -> frozenset[Classification]:
+        return self._classifications
+
+    @property
+    def controls(self) -> frozenset[ControlType]:
+        """Control types in place: declared for it, for a boundary around both ends, or implied
+        by its attributes (encrypted, authenticated)."""
+        return self._controls
+
+    @property
+    def control_refs(self) -> dict[ControlType, tuple[str, ...]]:
+        return self._control_refs
+
+    @property
+    def crosses_boundary(self) -> bool:
+        """Source and target sit in different trust boundaries."""
+        return self._crosses_boundary
+
+    @property
+    def sensitivity(self) -> int:
+        return max((c.sensitivity for c in self._classifications), default=0)
+
+    @property
+    def has_personal_data(self) -> bool:
+        return any(c.is_personal for c in self._classifications)
+
+    @property
+    def has_cardholder_data(self) -> bool:
+        return Classification.CARDHOLDER in self._classifications
+
+
+class Control(_Strict):
+    """A security or privacy control that is in place (not a wish: see risk_tracking for plans)."""
+
+    id: Id
+    type: ControlType = Field(description="What kind of control it is.")
+    applies_to: list[str] = Field(
+        description="Ids of the elements and flows it protects.", min_length=1
+    )
+    description: str = Field("", description="How it is implemented.")
+    implementation: str = Field(
+        "", description="The product or mechanism, e.g. 'Vault database secrets engine'."
+    )
+
+
+class RiskTracking(_Strict):
+    """The team's decision about one threat (Threagile-style risk tracking)."""
+
+    threat: str = Field(
+        description="Finding id ('RULE-ID@target'); shell-style wildcards are allowed."
+    )
+    status: TrackingStatus = Field(description="Where the team stands on this threat.")
+    justification: str = Field("", description="Why (required in spirit for accepted risks).")
+    ticket: str = Field("", description="Issue tracker reference.")
+    date: str = Field("", description="When the decision was taken (YYYY-MM-DD).")
+    checked_by: str = Field("", description="Who took it.")
+
+
+class SystemDescription(_Strict):
+    """An ML system, described once: the input of ``mlhunt model`` and ``mlhunt run``."""
+
+    name: str = Field(description="Name of the system.")
+    description: str = Field("", description="What the system does and for whom.")
+    version: str = Field("", description="Version of this description.")
+    owner: str = Field("", description="Team or person accountable for the system.")
+    criticality: Level = Field(
+        Level.MEDIUM, description="Business criticality; drives impact in risk scores."
+    )
+    regulations: list[str] = Field(
+        default_factory=list, description="Regimes the system is under: pci_dss, gdpr, ..."
+    )
+    data_assets: list[DataAsset] = Field(
+        default_factory=list, description="The data the system holds or moves."
+    )
+    trust_boundaries: list[TrustBoundary] = Field(
+        default_factory=list, description="Zones of trust; elements name the one they run in."
+    )
+    elements: list[Element] = Field(description="Nodes of the data-flow diagram.", min_length=1)
+    flows: list[Flow] = Field(default_factory=list, description="Edges of the data-flow diagram.")
+    controls: list[Control] = Field(
+        default_factory=list, description="Controls in place, and what they protect."
+    )
+    risk_tracking: list[RiskTracking] = Field(
+        default_factory=list, description="Decisions about individual threats."
+    )
