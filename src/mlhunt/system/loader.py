@@ -380,6 +380,8 @@ def link(system: SystemDescription) -> None:
             mine.extend(declared.get(b, ()))
         _set_controls(f, mine)
         inbound.setdefault(dst.id, set()).add(src.kind)
+        if f._crosses_boundary:
+            dst._receives_across_boundary = True
         outbound.setdefault(src.id, set()).add(dst.kind)
         for end in (src.id, dst.id):
             touching.setdefault(end, set()).update(f._classifications)
@@ -387,3 +389,24 @@ def link(system: SystemDescription) -> None:
         e._inbound_sources = frozenset(inbound.get(e.id, ()))
         e._outbound_targets = frozenset(outbound.get(e.id, ()))
         e._classifications = e._classifications | frozenset(touching.get(e.id, ()))
+
+
+def definition_lines(text: str) -> dict[str, int]:
+    """Line where each element, flow, data asset and boundary is defined (for SARIF regions)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return lines
+    for _key, section in root.value:
+        if not isinstance(section, yaml.SequenceNode):
+            continue
+        for item in section.value:
+            if not isinstance(item, yaml.MappingNode):
+                continue
+            for k, v in item.value:
+                if k.value == "id" and isinstance(v, yaml.ScalarNode):
+                    lines.setdefault(v.value, item.start_mark.line + 1)
+    return lines

@@ -323,6 +323,7 @@ class Element(_Strict):
     _criticality: Level = PrivateAttr(default=Level.MEDIUM)
     _inbound_sources: frozenset[ElementKind] = PrivateAttr(default=frozenset())
     _outbound_targets: frozenset[ElementKind] = PrivateAttr(default=frozenset())
+    _receives_across_boundary: bool = PrivateAttr(default=False)
 
     @property
     def label(self) -> str:
@@ -386,6 +387,11 @@ class Element(_Strict):
     def receives_from(self) -> frozenset[ElementKind]:
         """Kinds of the elements with a flow into this one."""
         return self._inbound_sources
+
+    @property
+    def receives_across_boundary(self) -> bool:
+        """Some flow into it comes from another trust boundary."""
+        return self._receives_across_boundary
 
     @property
     def sends_to(self) -> frozenset[ElementKind]:

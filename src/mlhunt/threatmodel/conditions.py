@@ -169,9 +169,7 @@ class _Compiler(ast.NodeTransformer):
 
     def visit_Compare(self, node: ast.Compare) -> ast.AST:
         operands = [node.left, *node.comparators]
-        for (left, right), op in zip(
-            itertools.pairwise(operands), node.ops, strict=True
-        ):
+        for (left, right), op in zip(itertools.pairwise(operands), node.ops, strict=True):
             self._check_enum_literals(left, right, op)
         return self.generic_visit(node)
 
@@ -239,7 +237,8 @@ def compile_condition(expr: str, scope: dict[str, type]) -> Callable[..., bool]:
     Raises :class:`CatalogError` on anything outside the whitelist or the typed model.
     """
     try:
-        tree = ast.parse(expr.strip() or "True", mode="eval")
+        # Parenthesised so that YAML block scalars may break the expression across lines.
+        tree = ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
     except SyntaxError as exc:
         raise CatalogError(f"syntax error in condition: {exc.msg}") from None
     compiler = _Compiler(scope)

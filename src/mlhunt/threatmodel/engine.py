@@ -63,7 +63,6 @@ def build_threat_model(system: SystemDescription, catalog: Catalog | None = None
     by_kind: dict[ElementKind, list[Element]] = {}
     for e in system.elements:
         by_kind.setdefault(e.kind, []).append(e)
-    crossing = {f.target for f in system.flows if f.crosses_boundary}
 
     findings: list[Finding] = []
     for rule in catalog.rules:
@@ -71,9 +70,11 @@ def build_threat_model(system: SystemDescription, catalog: Catalog | None = None
             for kind in rule.kinds:
                 for e in by_kind.get(kind, ()):
                     if rule.condition(e, system):
-                        score = score_element(rule.rule, e, e.id in crossing)
+                        score = score_element(rule.rule, e)
                         refs = _compliance(rule, (e, system))
-                        findings.append(_finding(rule, e.id, e.label, e.kind.value, score, refs, e.control_refs))
+                        findings.append(
+                            _finding(rule, e.id, e.label, e.kind.value, score, refs, e.control_refs)
+                        )
         else:
             kinds = rule.kinds
             for f in system.flows:

@@ -28,14 +28,24 @@ from mlhunt.threatmodel.catalog import Capability, ImpactFactor, LikelihoodFacto
 _CAPABILITY_ADJUST = {Capability.LOW: 0.0, Capability.MEDIUM: -0.5, Capability.HIGH: -1.0}
 _LEVEL_ADJUST = {Level.LOW: -1, Level.MEDIUM: 0, Level.HIGH: 1, Level.CRITICAL: 2}
 _UNTRUSTED = frozenset(
-    {Provenance.THIRD_PARTY, Provenance.PUBLIC_SCRAPED, Provenance.USER_GENERATED, Provenance.UNKNOWN}
+    {
+        Provenance.THIRD_PARTY,
+        Provenance.PUBLIC_SCRAPED,
+        Provenance.USER_GENERATED,
+        Provenance.UNKNOWN,
+    }
 )
 _EXTERNAL = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR, ElementKind.DATA_SOURCE})
 _RATE_CONTROLS = (ControlType.RATE_LIMITING, ControlType.QUOTA)
 MAX_CONTROL_REDUCTION = 2
 
 # Severity bands over risk = likelihood x impact (1..25).
-_BANDS = ((20.0, Severity.CRITICAL), (12.0, Severity.HIGH), (6.0, Severity.MEDIUM), (3.0, Severity.LOW))
+_BANDS = (
+    (20.0, Severity.CRITICAL),
+    (12.0, Severity.HIGH),
+    (6.0, Severity.MEDIUM),
+    (3.0, Severity.LOW),
+)
 
 
 def severity_for(risk: float) -> Severity:
@@ -67,12 +77,12 @@ def _model_of(*elements: Element) -> ModelProperties | None:
     return None
 
 
-def _element_factors(e: Element, inbound_crossing: bool) -> set[LikelihoodFactor]:
+def _element_factors(e: Element, inbound_crossing: bool | None = None) -> set[LikelihoodFactor]:
     m = e.model
     present: set[LikelihoodFactor] = set()
     if e.internet_facing:
         present.add(LikelihoodFactor.INTERNET_FACING)
-    if inbound_crossing:
+    if e.receives_across_boundary if inbound_crossing is None else inbound_crossing:
         present.add(LikelihoodFactor.CROSSES_BOUNDARY)
     if e.authentication == Authentication.NONE:
         present.add(LikelihoodFactor.NO_AUTH)
@@ -80,7 +90,9 @@ def _element_factors(e: Element, inbound_crossing: bool) -> set[LikelihoodFactor
         present.add(LikelihoodFactor.NO_RATE_LIMIT)
     if m is not None and m.output in (ModelOutput.SCORES, ModelOutput.EMBEDDING):
         present.add(LikelihoodFactor.SCORES_EXPOSED)
-    if (m is not None and m.training_data_provenance in _UNTRUSTED) or (e.receives_from & _EXTERNAL):
+    if (m is not None and m.training_data_provenance in _UNTRUSTED) or (
+        e.receives_from & _EXTERNAL
+    ):
         present.add(LikelihoodFactor.UNTRUSTED_DATA)
     if m is not None and m.retrains_on_feedback:
         present.add(LikelihoodFactor.FEEDBACK_LOOP)
@@ -113,11 +125,11 @@ def _flow_factors(f: Flow) -> set[LikelihoodFactor]:
     return present
 
 
-def score_element(rule: Rule, e: Element, inbound_crossing: bool) -> Score:
+def score_element(rule: Rule, e: Element) -> Score:
     m = e.model
     return _score(
         rule,
-        _element_factors(e, inbound_crossing),
+        _element_factors(e),
         e.control_refs,
         e.sensitivity,
         e.business_criticality,

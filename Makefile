@@ -1,0 +1,36 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install everything first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlhunt-installed
+# CPU wheel of PyTorch, installed before anything else and pinned: left to a dependency's loose
+# requirement, pip would pull a multi-GB CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile scripts/system-deps.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]' $(TORCH)
+	bash scripts/system-deps.sh
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/mlhunt demo --examples examples --output mlhunt-report
+
+test: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q -n 2
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: setup
+	$(BIN)/python -m bench model
+
+clean:
+	rm -rf $(VENV) mlhunt-report .pytest_cache .ruff_cache

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System packages mlhunt needs beyond Python: Graphviz (`dot`) renders data-flow diagrams.
+set -euo pipefail
+need=()
+command -v dot >/dev/null 2>&1 || need+=(graphviz)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "installing system packages: ${need[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+  echo "error: need ${need[*]} (Debian/Ubuntu: apt-get install ${need[*]}); not root and no sudo" >&2
+  exit 1
+fi
+if command -v apt-get >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+elif command -v brew >/dev/null 2>&1; then
+  brew install "${need[@]}"
+else
+  echo "error: install ${need[*]} with your package manager" >&2
+  exit 1
+fi

@@ -1,0 +1,265 @@
+"""The ``mlhunt`` command: parses options, calls the library, renders. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from mlhunt import __version__
+from mlhunt.errors import CatalogError, InputError
+from mlhunt.findings import Severity
+
+app = typer.Typer(
+    name="mlhunt",
+    help="Threat hunting for machine-learning systems: threat models, attacks, log hunts, scans.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+EXIT_INTERNAL = 3
+
+FORMATS = ("table", "json", "sarif", "markdown", "html")
+_EXTENSIONS = {".json": "json", ".sarif": "sarif", ".md": "markdown", ".html": "html"}
+
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table, json, sarif, markdown or html (default: table on a terminal, json "
+        "otherwise, or from the extension of -o).",
+    ),
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write the report to this file.")
+]
+FailOnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when an open finding is at or above this severity "
+        "(info, low, medium, high, critical). Default: never fail on findings.",
+    ),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def _err(message: str) -> None:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(message, markup=False)
+
+
+def _run(debug: bool, body: Callable[[], int]) -> None:
+    """Run a command body; map errors to the exit codes of DESIGN.md."""
+    try:
+        code = body()
+    except InputError as exc:
+        if debug:
+            traceback.print_exc()
+        _err(f"error: {exc}")
+        raise typer.Exit(EXIT_INPUT) from None
+    except CatalogError as exc:
+        if debug:
+            traceback.print_exc()
+        _err(f"error: threat catalog: {exc}")
+        raise typer.Exit(EXIT_INPUT) from None
+    except KeyboardInterrupt:
+        _err("interrupted")
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if debug:
+            raise
+        _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
+        raise typer.Exit(EXIT_INTERNAL) from None
+    raise typer.Exit(code)
+
+
+def _choose_format(fmt: str | None, output: Path | None) -> str:
+    if fmt is None:
+        if output is not None:
+            return _EXTENSIONS.get(output.suffix.lower(), "json")
+        return "table" if sys.stdout.isatty() else "json"
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise InputError(
+            f"--format: unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})"
+        )
+    return fmt
+
+
+def _fail_threshold(value: str | None) -> Severity | None:
+    if value is None:
+        return None
+    try:
+        return Severity.parse(value)
+    except ValueError as exc:
+        raise InputError(f"--fail-on: {exc}") from None
+
+
+def emit(
+    doc: dict[str, Any],
+    fmt: str,
+    output: Path | None,
+    *,
+    source_path: str | None = None,
+    lines: dict[str, int] | None = None,
+) -> None:
+    """Render ``doc`` in ``fmt`` to ``output`` or stdout (atomically when writing a file)."""
+    from mlhunt.report import print_table, render
+
+    if fmt == "table":
+        if output is None:
+            print_table(doc, Console(highlight=False))
+            return
+        with output.open("w", encoding="utf-8") as fh:
+            print_table(doc, Console(file=fh, width=160, color_system=None, highlight=False))
+        return
+    text = render(doc, fmt, source_path=source_path, lines=lines)
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        write_atomic(output, text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a report is never left half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def exit_code(doc: dict[str, Any], threshold: Severity | None) -> int:
+    """1 when an open finding reaches ``threshold``; accepted/mitigated/false-positive don't."""
+    if threshold is None:
+        return 0
+    for f in doc["findings"]:
+        if f.get("status", "open") == "open" and Severity(f["severity"]).rank >= threshold.rank:
+            return EXIT_FINDINGS
+    return 0
+
+
+@app.command()
+def model(
+    system: Annotated[Path, typer.Argument(help="System description (YAML).")],
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    dfd: Annotated[
+        Path | None,
+        typer.Option(help="Also write the data-flow diagram: .svg, .dot or .mmd (Mermaid)."),
+    ] = None,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", help="Extra directory of threat rules (YAML); repeatable."),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Build the threat model of SYSTEM: DFD, STRIDE, LINDDUN, ML threats (ATLAS), risk."""
+
+    def body() -> int:
+        from mlhunt.system.loader import definition_lines, parse_system, read_text
+        from mlhunt.threatmodel import build_threat_model, load_catalog
+
+        chosen = _choose_format(fmt, output)
+        threshold = _fail_threshold(fail_on)
+        text = read_text(system)
+        parsed = parse_system(text, str(system))
+        catalog = load_catalog(rules or ())
+        tm = build_threat_model(parsed, catalog)
+        doc = tm.to_document()
+        for w in tm.warnings:
+            _err(f"warning: {system}: {w}")
+        lines = definition_lines(text) if chosen == "sarif" else None
+        emit(doc, chosen, output, source_path=str(system), lines=lines)
+        if dfd is not None:
+            write_dfd(doc, dfd)
+        return exit_code(doc, threshold)
+
+    _run(debug, body)
+
+
+def write_dfd(doc: dict[str, Any], path: Path) -> None:
+    from mlhunt.system import dfd as dfdmod
+
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        write_atomic(path, dfdmod.to_svg(dfdmod.to_dot(doc)))
+    elif suffix == ".dot":
+        write_atomic(path, dfdmod.to_dot(doc))
+    elif suffix in (".mmd", ".mermaid"):
+        write_atomic(path, dfdmod.to_mermaid(doc))
+    else:
+        raise InputError(f"--dfd: unsupported extension {suffix!r} (expected .svg, .dot or .mmd)")
+
+
+@app.command()
+def schema(
+    output: OutputOpt = None,
+) -> None:
+    """Print the JSON Schema of the system description (for editor completion)."""
+    from mlhunt.system.model import SystemDescription
+
+    doc = SystemDescription.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "mlhunt system description"
+    text = json.dumps(doc, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomic(output, text)
+
+
+@app.command()
+def demo(
+    scenario: Annotated[
+        str | None, typer.Argument(help="One scenario (folder name under examples/).")
+    ] = None,
+    examples: Annotated[
+        Path, typer.Option(help="Folder holding the scenarios, one sub-folder each.")
+    ] = Path("examples"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report folder.")] = Path(
+        "mlhunt-report"
+    ),
+    debug: DebugOpt = False,
+) -> None:
+    """Threat-model the built-in scenarios and write their reports (JSON, SARIF, Markdown, HTML,
+    SVG) under the report folder. Attacks, hunts and scans join as those parts land."""
+
+    def body() -> int:
+        from mlhunt.demo import run_demo
+
+        written = run_demo(examples, output, only=scenario, progress=_err)
+        _err(f"wrote {len(written)} reports under {output}/ (open {output}/index.html)")
+        return 0
+
+    _run(debug, body)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"mlhunt {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """mlhunt: threat hunting for machine-learning systems."""
+
+
+def main() -> None:
+    app()

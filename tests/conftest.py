@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SCENARIOS = ("loan-approval", "image-moderation", "fraud-detection", "clickstream-recommender")
+
+
+@pytest.fixture
+def minimal_system() -> dict:
+    """A small but complete system description as a dict (copy freely)."""
+    return {
+        "name": "mini",
+        "criticality": "high",
+        "data_assets": [
+            {"id": "records", "classification": "personal"},
+            {"id": "weights", "classification": "confidential"},
+        ],
+        "trust_boundaries": [
+            {"id": "corp"},
+            {"id": "cluster", "parent": "corp"},
+        ],
+        "elements": [
+            {"id": "user", "kind": "actor"},
+            {"id": "db", "kind": "data_store", "boundary": "corp", "data": ["records"],
+             "uses_sql": True},
+            {"id": "train", "kind": "training_job", "boundary": "cluster",
+             "model": {"algorithm": "logistic_regression"}},
+            {"id": "api", "kind": "inference_api", "boundary": "cluster",
+             "internet_facing": True, "authentication": "api_key",
+             "model": {"algorithm": "logistic_regression", "output": "scores",
+                       "ip_value": "high"}},
+        ],
+        "flows": [
+            {"id": "db-train", "source": "db", "target": "train", "data": ["records"],
+             "protocol": "jdbc"},
+            {"id": "query", "source": "user", "target": "api", "data": ["records"],
+             "protocol": "https", "encrypted": True, "authenticated": True},
+        ],
+    }
