@@ -61,8 +61,14 @@ def test_project_rules_are_added_and_fire(tmp_path: Path, minimal_system: dict) 
     ("change", "expect"),
     [
         ({"condition": "element.modle.output == 'scores'"}, "Element has no attribute 'modle'"),
-        ({"condition": "element.model.output == 'probabilities'"}, "'probabilities' is not a ModelOutput"),
-        ({"condition": "'persnal' in element.classifications"}, "'persnal' is not a Classification"),
+        (
+            {"condition": "element.model.output == 'probabilities'"},
+            "'probabilities' is not a ModelOutput",
+        ),
+        (
+            {"condition": "'persnal' in element.classifications"},
+            "'persnal' is not a Classification",
+        ),
         ({"condition": "flow.encrypted"}, "unknown name 'flow'"),
         ({"condition": "__import__('os').system('true')"}, "Call is not allowed"),
         ({"condition": "element.__class__"}, "private attribute"),

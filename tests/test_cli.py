@@ -18,7 +18,12 @@ def mlhunt(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200"}
     return subprocess.run(
         [sys.executable, "-m", "mlhunt", *args],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -129,8 +134,13 @@ def test_demo_writes_reports(tmp_path: Path) -> None:
     r = mlhunt("demo", "--examples", str(EXAMPLES), "--output", str(out))
     assert r.returncode == 0, r.stderr
     for name in ("loan-approval", "image-moderation", "fraud-detection", "clickstream-recommender"):
-        for f in ("threat-model.json", "threat-model.sarif", "threat-model.md",
-                  "threat-model.html", "dfd.svg"):
+        for f in (
+            "threat-model.json",
+            "threat-model.sarif",
+            "threat-model.md",
+            "threat-model.html",
+            "dfd.svg",
+        ):
             assert (out / name / f).stat().st_size > 0, f"{name}/{f}"
     index = (out / "index.html").read_text()
     assert "fraud-detection/threat-model.html" in index

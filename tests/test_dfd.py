@@ -26,21 +26,41 @@ def _system() -> dict:
         "elements": [
             {"id": "user", "name": "Applicant", "kind": "actor"},
             {"id": "db", "name": HOSTILE, "kind": "data_store", "boundary": "corp"},
-            {"id": "train", "name": "Trainer", "kind": "training_job", "boundary": "ns",
-             "model": {"algorithm": "cnn"}},
-            {"id": "api", "name": "API", "kind": "inference_api", "boundary": "k8s",
-             "model": {}},
+            {
+                "id": "train",
+                "name": "Trainer",
+                "kind": "training_job",
+                "boundary": "ns",
+                "model": {"algorithm": "cnn"},
+            },
+            {"id": "api", "name": "API", "kind": "inference_api", "boundary": "k8s", "model": {}},
             {"id": "app", "name": "Portal", "kind": "process", "boundary": "corp"},
         ],
         "flows": [
-            {"id": "f1", "source": "user", "target": "app", "name": "apply",
-             "protocol": "https", "encrypted": True},
-            {"id": "f2", "source": "app", "target": "db", "name": 'write "rows"',
-             "protocol": "jdbc"},
-            {"id": "f3", "source": "db", "target": "train", "name": "read", "protocol": "s3",
-             "encrypted": True},
-            {"id": "f4", "source": "app", "target": "api", "name": "score",
-             "protocol": "grpc"},
+            {
+                "id": "f1",
+                "source": "user",
+                "target": "app",
+                "name": "apply",
+                "protocol": "https",
+                "encrypted": True,
+            },
+            {
+                "id": "f2",
+                "source": "app",
+                "target": "db",
+                "name": 'write "rows"',
+                "protocol": "jdbc",
+            },
+            {
+                "id": "f3",
+                "source": "db",
+                "target": "train",
+                "name": "read",
+                "protocol": "s3",
+                "encrypted": True,
+            },
+            {"id": "f4", "source": "app", "target": "api", "name": "score", "protocol": "grpc"},
         ],
     }
 
@@ -80,15 +100,19 @@ def test_dot_nests_boundaries_following_parent(doc):
 
 def test_dot_shapes_styles_and_edges(doc):
     dot = dfd.to_dot(doc)
-    lines = {m.group(1): line for line in dot.splitlines()
-             if (m := re.match(r'\s*"([^"]+)" \[', line))}
+    lines = {
+        m.group(1): line for line in dot.splitlines() if (m := re.match(r'\s*"([^"]+)" \[', line))
+    }
     assert 'shape="box", style="filled"' in lines["user"]  # external entity
     assert 'shape="cylinder"' in lines["db"]
     assert 'style="rounded,filled"' in lines["app"]
     assert 'color="#5e35b1"' in lines["train"] and 'color="#5e35b1"' in lines["api"]
     assert 'color="#5e35b1"' not in lines["app"]
-    edges = {m.group(1): line for line in dot.splitlines()
-             if (m := re.match(r'\s*"[^"]+" -> "([^"]+)"', line))}
+    edges = {
+        m.group(1): line
+        for line in dot.splitlines()
+        if (m := re.match(r'\s*"[^"]+" -> "([^"]+)"', line))
+    }
     assert 'label="apply\\n[https]"' in edges["app"]
     assert "dashed" not in edges["app"]
     assert 'style="dashed"' in edges["api"] and "#c62828" in edges["api"]
@@ -118,7 +142,7 @@ def test_to_svg_renders_and_escapes(doc):
     # the hostile name is text, never markup
     assert "<b>" not in svg
     assert "&lt;b&gt;&amp;amp;" in svg
-    assert "Say &quot;hi&quot;" in svg or "Say \"hi\"" in svg.replace("&#34;", '"')
+    assert "Say &quot;hi&quot;" in svg or 'Say "hi"' in svg.replace("&#34;", '"')
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz not installed")
@@ -156,8 +180,11 @@ def test_mermaid_subgraphs_shapes_and_escaping(doc):
     assert sum(1 for x in lines if x.strip().startswith("subgraph ")) == 4
     assert sum(1 for x in lines if x.strip() == "end") == 4
     # nesting: each subgraph is indented one level deeper than its parent
-    indents = {re.search(r'"(.*)"', x).group(1): len(x) - len(x.lstrip())
-               for x in lines if x.strip().startswith("subgraph ")}
+    indents = {
+        re.search(r'"(.*)"', x).group(1): len(x) - len(x.lstrip())
+        for x in lines
+        if x.strip().startswith("subgraph ")
+    }
     assert indents == {"Internet": 2, "Corporate": 4, "Cluster": 6, "Namespace": 8}
     assert any('[("' in x and "Say" in x for x in lines)  # store: cylinder
     assert any('["Applicant' in x for x in lines)  # external: rectangle
@@ -178,8 +205,10 @@ def test_mermaid_subgraphs_shapes_and_escaping(doc):
 
 def test_mermaid_ids_are_generated_and_cycles_are_safe():
     doc = {
-        "elements": [{"id": "end", "kind": "process"}, {"id": "a-->b", "kind": "process",
-                                                          "boundary": "x"}],
+        "elements": [
+            {"id": "end", "kind": "process"},
+            {"id": "a-->b", "kind": "process", "boundary": "x"},
+        ],
         "flows": [{"id": "f", "source": "end", "target": "a-->b", "encrypted": True}],
         "trust_boundaries": [{"id": "x", "parent": "y"}, {"id": "y", "parent": "x"}],
     }

@@ -27,8 +27,7 @@ def _system() -> dict:
         "criticality": "high",
         "regulations": ["gdpr"],
         "data_assets": [
-            {"id": "applications", "classification": "personal",
-             "data_subjects": ["applicants"]},
+            {"id": "applications", "classification": "personal", "data_subjects": ["applicants"]},
             {"id": "weights", "classification": "confidential"},
         ],
         "trust_boundaries": [
@@ -37,31 +36,72 @@ def _system() -> dict:
             {"id": "cluster", "name": "ML cluster", "kind": "cluster", "parent": "corp"},
         ],
         "elements": [
-            {"id": "applicant", "name": "Applicant", "kind": "external_entity",
-             "boundary": "internet"},
-            {"id": "db", "name": "Applicant DB", "kind": "data_store", "boundary": "corp",
-             "data": ["applications"], "uses_sql": True},
-            {"id": "train", "name": "Training job", "kind": "training_job",
-             "boundary": "cluster", "data": ["applications", "weights"],
-             "model": {"algorithm": "logistic_regression", "serialization": "pickle"}},
-            {"id": "api", "name": XSS, "kind": "inference_api", "boundary": "cluster",
-             "internet_facing": True, "data": ["applications"],
-             "model": {"algorithm": "logistic_regression", "output": "scores",
-                       "ip_value": "high"}},
+            {
+                "id": "applicant",
+                "name": "Applicant",
+                "kind": "external_entity",
+                "boundary": "internet",
+            },
+            {
+                "id": "db",
+                "name": "Applicant DB",
+                "kind": "data_store",
+                "boundary": "corp",
+                "data": ["applications"],
+                "uses_sql": True,
+            },
+            {
+                "id": "train",
+                "name": "Training job",
+                "kind": "training_job",
+                "boundary": "cluster",
+                "data": ["applications", "weights"],
+                "model": {"algorithm": "logistic_regression", "serialization": "pickle"},
+            },
+            {
+                "id": "api",
+                "name": XSS,
+                "kind": "inference_api",
+                "boundary": "cluster",
+                "internet_facing": True,
+                "data": ["applications"],
+                "model": {
+                    "algorithm": "logistic_regression",
+                    "output": "scores",
+                    "ip_value": "high",
+                },
+            },
         ],
         "flows": [
-            {"id": "submit", "source": "applicant", "target": "api", "name": "Submit | score",
-             "protocol": "https", "encrypted": True, "data": ["applications"]},
-            {"id": "read-train", "source": "db", "target": "train", "name": "Read rows",
-             "protocol": "jdbc", "data": ["applications"]},
+            {
+                "id": "submit",
+                "source": "applicant",
+                "target": "api",
+                "name": "Submit | score",
+                "protocol": "https",
+                "encrypted": True,
+                "data": ["applications"],
+            },
+            {
+                "id": "read-train",
+                "source": "db",
+                "target": "train",
+                "name": "Read rows",
+                "protocol": "jdbc",
+                "data": ["applications"],
+            },
         ],
         "controls": [
             {"id": "gw-limit", "type": "rate_limiting", "applies_to": ["api"]},
         ],
         "risk_tracking": [
-            {"threat": "*@read-train", "status": "accepted",
-             "justification": "Internal network only; TLS planned.", "ticket": "SEC-1",
-             "checked_by": "reviewer"},
+            {
+                "threat": "*@read-train",
+                "status": "accepted",
+                "justification": "Internal network only; TLS planned.",
+                "ticket": "SEC-1",
+                "checked_by": "reviewer",
+            },
             {"threat": "NOPE@nowhere", "status": "mitigated"},
         ],
     }
@@ -75,12 +115,21 @@ def doc() -> dict:
     # A finding from another command whose target is attacker-controlled (a hunt client id).
     d["findings"].append(
         {
-            "id": f"MLH-HUNT-EXTRACTION@{XSS}", "rule_id": "MLH-HUNT-EXTRACTION",
-            "title": f"Extraction pattern from client {XSS}", "severity": "high",
-            "source": "hunt", "target": XSS, "description": f"Client {XSS} probed.",
-            "atlas": ["AML.T0024.002"], "owasp_ml": ["ML05"], "stride": [], "linddun": [],
-            "cwe": [], "evidence": {"detector": "prada", "score": 0.97, "note": XSS},
-            "mitigations": [f"Block {XSS}"], "status": "open",
+            "id": f"MLH-HUNT-EXTRACTION@{XSS}",
+            "rule_id": "MLH-HUNT-EXTRACTION",
+            "title": f"Extraction pattern from client {XSS}",
+            "severity": "high",
+            "source": "hunt",
+            "target": XSS,
+            "description": f"Client {XSS} probed.",
+            "atlas": ["AML.T0024.002"],
+            "owasp_ml": ["ML05"],
+            "stride": [],
+            "linddun": [],
+            "cwe": [],
+            "evidence": {"detector": "prada", "score": 0.97, "note": XSS},
+            "mitigations": [f"Block {XSS}"],
+            "status": "open",
         }
     )
     d["warnings"].append(f"warning with {XSS}")
@@ -92,8 +141,9 @@ def _ids(doc: dict) -> list[str]:
 
 
 def _resolved(doc: dict) -> list[dict]:
-    return [f for f in doc["findings"] if f["status"] in ("accepted", "mitigated",
-                                                          "false-positive")]
+    return [
+        f for f in doc["findings"] if f["status"] in ("accepted", "mitigated", "false-positive")
+    ]
 
 
 # ---------------------------------------------------------------------------------- render API
@@ -121,13 +171,37 @@ def test_render_does_not_mutate_document(doc):
 def test_json_round_trips_with_contract_keys(doc):
     out = json.loads(render(doc, "json"))
     assert out == doc
-    for key in ("tool", "version", "command", "findings", "summary", "elements", "flows",
-                "trust_boundaries", "system", "warnings"):
+    for key in (
+        "tool",
+        "version",
+        "command",
+        "findings",
+        "summary",
+        "elements",
+        "flows",
+        "trust_boundaries",
+        "system",
+        "warnings",
+    ):
         assert key in out
     assert out["tool"] == "mlhunt" and out["command"] == "model"
     for f in out["findings"]:
-        for key in ("id", "rule_id", "title", "severity", "source", "target", "atlas",
-                    "owasp_ml", "stride", "linddun", "cwe", "evidence", "mitigations", "status"):
+        for key in (
+            "id",
+            "rule_id",
+            "title",
+            "severity",
+            "source",
+            "target",
+            "atlas",
+            "owasp_ml",
+            "stride",
+            "linddun",
+            "cwe",
+            "evidence",
+            "mitigations",
+            "status",
+        ):
             assert key in f
 
 
@@ -139,8 +213,13 @@ _PROPS = {"type": "object"}
 
 def _closed(properties: dict, required: list[str] | None = None, **extra) -> dict:
     """An object schema that rejects keys SARIF 2.1.0 does not define for it."""
-    return {"type": "object", "properties": properties, "additionalProperties": False,
-            "required": required or [], **extra}
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "required": required or [],
+        **extra,
+    }
 
 
 _ANY = {}
@@ -151,22 +230,47 @@ SARIF_SUBSET = _closed(
         "$schema": {"type": "string", "format": "uri"},
         "version": {"const": "2.1.0"},
         "runs": {
-            "type": "array", "minItems": 1,
+            "type": "array",
+            "minItems": 1,
             "items": _closed(
-                {k: _ANY for k in (
-                    "invocations", "conversion", "language", "versionControlProvenance",
-                    "originalUriBaseIds", "artifacts", "logicalLocations", "graphs",
-                    "automationDetails", "runAggregates", "baselineGuid", "redactionTokens",
-                    "defaultEncoding", "defaultSourceLanguage", "newlineSequences",
-                    "externalPropertyFileReferences", "threadFlowLocations", "taxonomies",
-                    "addresses", "translations", "policies", "webRequests", "webResponses",
-                    "specialLocations")}
+                {
+                    k: _ANY
+                    for k in (
+                        "invocations",
+                        "conversion",
+                        "language",
+                        "versionControlProvenance",
+                        "originalUriBaseIds",
+                        "artifacts",
+                        "logicalLocations",
+                        "graphs",
+                        "automationDetails",
+                        "runAggregates",
+                        "baselineGuid",
+                        "redactionTokens",
+                        "defaultEncoding",
+                        "defaultSourceLanguage",
+                        "newlineSequences",
+                        "externalPropertyFileReferences",
+                        "threadFlowLocations",
+                        "taxonomies",
+                        "addresses",
+                        "translations",
+                        "policies",
+                        "webRequests",
+                        "webResponses",
+                        "specialLocations",
+                    )
+                }
                 | {
                     "properties": _PROPS,
                     "columnKind": {"enum": ["utf16CodeUnits", "unicodeCodePoints"]},
                     "tool": _closed(
-                        {"driver": {"$ref": "#/definitions/toolComponent"},
-                         "extensions": {"type": "array"}, "properties": _PROPS},
+                        {
+                            "driver": {"$ref": "#/definitions/toolComponent"},
+                            "extensions": {"type": "array"},
+                            "properties": _PROPS,
+                        },
                         ["driver"],
                     ),
                     "results": {"type": "array", "items": {"$ref": "#/definitions/result"}},
@@ -178,16 +282,36 @@ SARIF_SUBSET = _closed(
     ["version", "runs"],
     definitions={
         "toolComponent": _closed(
-            {k: _ANY for k in (
-                "guid", "organization", "product", "productSuite", "fullName",
-                "dottedQuadFileVersion", "releaseDateUtc", "downloadUri", "globalMessageStrings",
-                "notifications", "taxa", "locations", "language", "contents",
-                "isComprehensive", "localizedDataSemanticVersion",
-                "minimumRequiredLocalizedDataSemanticVersion", "associatedComponent",
-                "translationMetadata", "supportedTaxonomies", "shortDescription",
-                "fullDescription")}
+            {
+                k: _ANY
+                for k in (
+                    "guid",
+                    "organization",
+                    "product",
+                    "productSuite",
+                    "fullName",
+                    "dottedQuadFileVersion",
+                    "releaseDateUtc",
+                    "downloadUri",
+                    "globalMessageStrings",
+                    "notifications",
+                    "taxa",
+                    "locations",
+                    "language",
+                    "contents",
+                    "isComprehensive",
+                    "localizedDataSemanticVersion",
+                    "minimumRequiredLocalizedDataSemanticVersion",
+                    "associatedComponent",
+                    "translationMetadata",
+                    "supportedTaxonomies",
+                    "shortDescription",
+                    "fullDescription",
+                )
+            }
             | {
-                "name": {"type": "string"}, "version": {"type": "string"},
+                "name": {"type": "string"},
+                "version": {"type": "string"},
                 "semanticVersion": {"type": "string"},
                 "informationUri": {"type": "string", "format": "uri"},
                 "rules": {"type": "array", "items": {"$ref": "#/definitions/rule"}},
@@ -196,74 +320,142 @@ SARIF_SUBSET = _closed(
             ["name"],
         ),
         "rule": _closed(
-            {k: _ANY for k in ("deprecatedIds", "guid", "deprecatedGuids", "deprecatedNames",
-                               "messageStrings", "helpUri", "relationships")}
+            {
+                k: _ANY
+                for k in (
+                    "deprecatedIds",
+                    "guid",
+                    "deprecatedGuids",
+                    "deprecatedNames",
+                    "messageStrings",
+                    "helpUri",
+                    "relationships",
+                )
+            }
             | {
-                "id": {"type": "string"}, "name": {"type": "string"},
-                "shortDescription": _MSG, "fullDescription": _MSG,
-                "help": {"type": "object", "required": ["text"],
-                         "properties": {"text": {"type": "string"},
-                                        "markdown": {"type": "string"}}},
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "shortDescription": _MSG,
+                "fullDescription": _MSG,
+                "help": {
+                    "type": "object",
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string"}, "markdown": {"type": "string"}},
+                },
                 "defaultConfiguration": {
                     "type": "object",
-                    "properties": {"level": {"enum": ["none", "note", "warning", "error"]}}},
+                    "properties": {"level": {"enum": ["none", "note", "warning", "error"]}},
+                },
                 "properties": {
-                    "type": "object", "required": ["tags", "security-severity"],
+                    "type": "object",
+                    "required": ["tags", "security-severity"],
                     "properties": {
-                        "tags": {"type": "array", "items": {"type": "string"},
-                                 "uniqueItems": True},
-                        "security-severity": {"type": "string",
-                                              "pattern": r"^[0-9]+(\.[0-9]+)?$"},
-                    }},
+                        "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                        "security-severity": {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
+                    },
+                },
             },
             ["id"],
         ),
         "result": _closed(
-            {k: _ANY for k in (
-                "rule", "kind", "analysisTarget", "guid", "correlationGuid", "occurrenceCount",
-                "fingerprints", "stacks", "codeFlows", "graphs", "graphTraversals",
-                "relatedLocations", "baselineState", "rank", "attachments", "hostedViewerUri",
-                "workItemUris", "provenance", "fixes", "taxa", "webRequest", "webResponse")}
+            {
+                k: _ANY
+                for k in (
+                    "rule",
+                    "kind",
+                    "analysisTarget",
+                    "guid",
+                    "correlationGuid",
+                    "occurrenceCount",
+                    "fingerprints",
+                    "stacks",
+                    "codeFlows",
+                    "graphs",
+                    "graphTraversals",
+                    "relatedLocations",
+                    "baselineState",
+                    "rank",
+                    "attachments",
+                    "hostedViewerUri",
+                    "workItemUris",
+                    "provenance",
+                    "fixes",
+                    "taxa",
+                    "webRequest",
+                    "webResponse",
+                )
+            }
             | {
                 "ruleId": {"type": "string"},
                 "ruleIndex": {"type": "integer", "minimum": 0},
                 "level": {"enum": ["none", "note", "warning", "error"]},
                 "message": _MSG,
                 "locations": {"type": "array", "items": {"$ref": "#/definitions/location"}},
-                "partialFingerprints": {"type": "object",
-                                        "additionalProperties": {"type": "string"}},
-                "suppressions": {"type": "array", "minItems": 1,
-                                 "items": {"$ref": "#/definitions/suppression"}},
+                "partialFingerprints": {
+                    "type": "object",
+                    "additionalProperties": {"type": "string"},
+                },
+                "suppressions": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/definitions/suppression"},
+                },
                 "properties": _PROPS,
             },
             ["message"],
         ),
         "location": _closed(
             {
-                "id": _ANY, "message": _MSG, "annotations": _ANY, "relationships": _ANY,
+                "id": _ANY,
+                "message": _MSG,
+                "annotations": _ANY,
+                "relationships": _ANY,
                 "properties": _PROPS,
                 "physicalLocation": _closed(
                     {
-                        "address": _ANY, "contextRegion": _ANY, "properties": _PROPS,
+                        "address": _ANY,
+                        "contextRegion": _ANY,
+                        "properties": _PROPS,
                         "artifactLocation": _closed(
-                            {"uri": {"type": "string", "format": "uri-reference"},
-                             "uriBaseId": {"type": "string"}, "index": _ANY,
-                             "description": _MSG, "properties": _PROPS}),
-                        "region": {"type": "object",
-                                   "properties": {"startLine": {"type": "integer",
-                                                                "minimum": 1}}},
-                    }),
-                "logicalLocations": {"type": "array", "items": _closed(
-                    {"name": {"type": "string"}, "index": _ANY,
-                     "fullyQualifiedName": {"type": "string"},
-                     "decoratedName": {"type": "string"}, "parentIndex": _ANY,
-                     "kind": {"type": "string"}, "properties": _PROPS})},
-            }),
+                            {
+                                "uri": {"type": "string", "format": "uri-reference"},
+                                "uriBaseId": {"type": "string"},
+                                "index": _ANY,
+                                "description": _MSG,
+                                "properties": _PROPS,
+                            }
+                        ),
+                        "region": {
+                            "type": "object",
+                            "properties": {"startLine": {"type": "integer", "minimum": 1}},
+                        },
+                    }
+                ),
+                "logicalLocations": {
+                    "type": "array",
+                    "items": _closed(
+                        {
+                            "name": {"type": "string"},
+                            "index": _ANY,
+                            "fullyQualifiedName": {"type": "string"},
+                            "decoratedName": {"type": "string"},
+                            "parentIndex": _ANY,
+                            "kind": {"type": "string"},
+                            "properties": _PROPS,
+                        }
+                    ),
+                },
+            }
+        ),
         "suppression": _closed(
-            {"guid": _ANY, "location": _ANY, "properties": _PROPS,
-             "kind": {"enum": ["inSource", "external"]},
-             "status": {"enum": ["accepted", "underReview", "rejected"]},
-             "justification": {"type": "string"}},
+            {
+                "guid": _ANY,
+                "location": _ANY,
+                "properties": _PROPS,
+                "kind": {"enum": ["inSource", "external"]},
+                "status": {"enum": ["accepted", "underReview", "rejected"]},
+                "justification": {"type": "string"},
+            },
             ["kind"],
         ),
     },
@@ -271,11 +463,11 @@ SARIF_SUBSET = _closed(
 
 
 def test_sarif_validates_against_schema_subset(doc):
-    log = json.loads(render(doc, "sarif", source_path="examples/x/system.yaml",
-                            lines={"api": 42}))
+    log = json.loads(render(doc, "sarif", source_path="examples/x/system.yaml", lines={"api": 42}))
     jsonschema.Draft7Validator.check_schema(SARIF_SUBSET)
     validator = jsonschema.Draft7Validator(
-        SARIF_SUBSET, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+        SARIF_SUBSET, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+    )
     errors = sorted(validator.iter_errors(log), key=lambda e: list(e.path))
     assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
     assert log["$schema"] == "https://json.schemastore.org/sarif-2.1.0.json"
@@ -283,8 +475,7 @@ def test_sarif_validates_against_schema_subset(doc):
 
 
 def test_sarif_rules_and_results(doc):
-    log = json.loads(render(doc, "sarif", source_path="examples/x/system.yaml",
-                            lines={"api": 42}))
+    log = json.loads(render(doc, "sarif", source_path="examples/x/system.yaml", lines={"api": 42}))
     run = log["runs"][0]
     driver = run["tool"]["driver"]
     assert driver["name"] == "mlhunt" and driver["version"] == doc["version"]
@@ -295,8 +486,13 @@ def test_sarif_rules_and_results(doc):
     results = run["results"]
     assert len(results) == len(doc["findings"])  # nothing dropped, suppressed ones included
     severity = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0", "info": "1.0"}
-    level = {"critical": "error", "high": "error", "medium": "warning", "low": "note",
-             "info": "note"}
+    level = {
+        "critical": "error",
+        "high": "error",
+        "medium": "warning",
+        "low": "note",
+        "info": "note",
+    }
     rank = ["info", "low", "medium", "high", "critical"]
     for f, r in zip(doc["findings"], results, strict=True):
         assert r["ruleId"] == f["rule_id"]
@@ -314,8 +510,9 @@ def test_sarif_rules_and_results(doc):
             assert r["properties"]["risk"] == f["risk"]
             assert r["properties"]["likelihood"] == f["likelihood"]
             assert r["properties"]["impact"] == f["impact"]
-        worst = max((g["severity"] for g in doc["findings"] if g["rule_id"] == f["rule_id"]),
-                    key=rank.index)
+        worst = max(
+            (g["severity"] for g in doc["findings"] if g["rule_id"] == f["rule_id"]), key=rank.index
+        )
         assert rules[r["ruleIndex"]]["properties"]["security-severity"] == severity[worst]
     extraction = next(r for r in rules if r["id"] == "MLH-ML-EXTRACTION-API")
     tags = extraction["properties"]["tags"]
@@ -350,13 +547,29 @@ def test_sarif_without_source_path_uses_logical_locations(doc):
 
 
 def test_sarif_scan_findings_point_at_files():
-    scan = {"tool": "mlhunt", "version": "0", "command": "scan", "findings": [
-        {"id": "x", "rule_id": "MLH-SCAN-PICKLE", "title": "t", "severity": "critical",
-         "source": "scan", "target": "models/m.pkl", "evidence": {"line": 7},
-         "mitigations": [], "status": "open"}]}
+    scan = {
+        "tool": "mlhunt",
+        "version": "0",
+        "command": "scan",
+        "findings": [
+            {
+                "id": "x",
+                "rule_id": "MLH-SCAN-PICKLE",
+                "title": "t",
+                "severity": "critical",
+                "source": "scan",
+                "target": "models/m.pkl",
+                "evidence": {"line": 7},
+                "mitigations": [],
+                "status": "open",
+            }
+        ],
+    }
     r = sarif_mod.to_sarif(scan)["runs"][0]["results"][0]
     assert r["locations"][0]["physicalLocation"] == {
-        "artifactLocation": {"uri": "models/m.pkl"}, "region": {"startLine": 7}}
+        "artifactLocation": {"uri": "models/m.pkl"},
+        "region": {"startLine": 7},
+    }
 
 
 # ------------------------------------------------------------------------------------ markdown
@@ -365,9 +578,18 @@ def test_sarif_scan_findings_point_at_files():
 def test_markdown_document(doc):
     md = render(doc, "markdown")
     assert md.startswith("# Threat model: Loan scoring \\| review")
-    for heading in ("System", "Scope and method", "Summary", "Top risks", "Data-flow diagram",
-                    "Inventory", "Findings", "Mitigation checklist", "Warnings",
-                    "Review and sign-off"):
+    for heading in (
+        "System",
+        "Scope and method",
+        "Summary",
+        "Top risks",
+        "Data-flow diagram",
+        "Inventory",
+        "Findings",
+        "Mitigation checklist",
+        "Warnings",
+        "Review and sign-off",
+    ):
         assert re.search(rf"^##+ (\d+\. )?{heading}$", md, re.M), heading
     for word in ("STRIDE", "LINDDUN", "MITRE ATLAS", "OWASP", "likelihood x impact"):
         assert word in md
@@ -417,8 +639,9 @@ def test_markdown_checklist_is_deduplicated(doc):
 
 
 def _no_remote_loads(html: str) -> None:
-    assert not re.search(r"""<(script|img|iframe|embed|source|audio|video)\b[^>]*\ssrc\s*=""",
-                         html, re.I)
+    assert not re.search(
+        r"""<(script|img|iframe|embed|source|audio|video)\b[^>]*\ssrc\s*=""", html, re.I
+    )
     assert not re.search(r"<link\b", html, re.I)
     assert not re.search(r"""\shref\s*=\s*["']?\s*(https?:)?//""", html, re.I)
     assert not re.search(r"@import|url\(\s*['\"]?(https?:)?//", html, re.I)
@@ -474,10 +697,25 @@ def test_html_without_graphviz_falls_back_to_mermaid(doc, monkeypatch):
 
 
 def test_html_for_documents_without_a_dfd():
-    hunt = {"tool": "mlhunt", "version": "0", "command": "hunt", "summary": {},
-            "findings": [{"id": "a", "rule_id": "R", "title": XSS, "severity": "medium",
-                          "source": "hunt", "target": "client-1", "evidence": {"score": 1},
-                          "mitigations": [], "status": "open"}]}
+    hunt = {
+        "tool": "mlhunt",
+        "version": "0",
+        "command": "hunt",
+        "summary": {},
+        "findings": [
+            {
+                "id": "a",
+                "rule_id": "R",
+                "title": XSS,
+                "severity": "medium",
+                "source": "hunt",
+                "target": "client-1",
+                "evidence": {"score": 1},
+                "mitigations": [],
+                "status": "open",
+            }
+        ],
+    }
     html = render(hunt, "html")
     assert "mlhunt hunt" in html and "client-1" in html and XSS not in html
     assert 'id="dfd"' not in html
@@ -496,22 +734,37 @@ def test_table_sorted_with_summary_and_warnings(doc):
     for col in ("Severity", "Risk", "Framework", "Title", "Target", "Mappings", "Status"):
         assert col in out
     n = len(doc["findings"])
-    counts = {s: sum(f["severity"] == s for f in doc["findings"])
-              for s in ("critical", "high", "medium", "low", "info")}
+    counts = {
+        s: sum(f["severity"] == s for f in doc["findings"])
+        for s in ("critical", "high", "medium", "low", "info")
+    }
     assert f"{n} findings: " + ", ".join(f"{c} {s}" for s, c in counts.items()) in out
     assert "warning: risk_tracking[1]" in out
     assert XSS in out  # rich markup in input printed literally, not interpreted
-    rows = [line for line in out.splitlines() if re.match(r"^│ (CRITICAL|HIGH|MEDIUM|LOW|INFO) ",
-                                                          line)]
+    rows = [
+        line for line in out.splitlines() if re.match(r"^│ (CRITICAL|HIGH|MEDIUM|LOW|INFO) ", line)
+    ]
     risks = [float(r.split("│")[2].strip().replace("-", "0") or 0) for r in rows]
     assert risks == sorted(risks, reverse=True)
     assert "ATLAS AML.T0024.002" in out
 
 
 def test_table_prints_markup_literally():
-    doc = {"command": "scan", "findings": [
-        {"id": "x", "rule_id": "R", "title": "[bold red]boom[/]", "severity": "low",
-         "source": "scan", "target": "[link=x]t[/link]", "status": "open"}], "warnings": []}
+    doc = {
+        "command": "scan",
+        "findings": [
+            {
+                "id": "x",
+                "rule_id": "R",
+                "title": "[bold red]boom[/]",
+                "severity": "low",
+                "source": "scan",
+                "target": "[link=x]t[/link]",
+                "status": "open",
+            }
+        ],
+        "warnings": [],
+    }
     buf = io.StringIO()
     print_table(doc, Console(file=buf, width=200, color_system=None))
     assert "[bold red]boom[/]" in buf.getvalue()

@@ -145,17 +145,26 @@ def test_ip_value_and_exposure_raise_risk(minimal_system: dict) -> None:
 def test_risk_tracking_status_shows_on_finding(minimal_system: dict) -> None:
     system = copy.deepcopy(minimal_system)
     system["risk_tracking"] = [
-        {"threat": "MLH-ML-EXTRACTION-API@api", "status": "accepted",
-         "justification": "labels only from Q3", "ticket": "SEC-1", "date": "2026-11-01"},
+        {
+            "threat": "MLH-ML-EXTRACTION-API@api",
+            "status": "accepted",
+            "justification": "labels only from Q3",
+            "ticket": "SEC-1",
+            "date": "2026-11-01",
+        },
         {"threat": "MLH-LINDDUN-*@db-train", "status": "in-progress"},
         {"threat": "MLH-NOPE@api", "status": "mitigated"},
     ]
     tm = build_threat_model(system_from_dict(system))
     f = next(f for f in tm.findings if f.id == "MLH-ML-EXTRACTION-API@api")
     assert f.status == "accepted"
-    assert f.tracking == {"threat": f.id, "status": "accepted",
-                          "justification": "labels only from Q3", "ticket": "SEC-1",
-                          "date": "2026-11-01"}
+    assert f.tracking == {
+        "threat": f.id,
+        "status": "accepted",
+        "justification": "labels only from Q3",
+        "ticket": "SEC-1",
+        "date": "2026-11-01",
+    }
     wild = [f for f in tm.findings if f.target == "db-train" and f.framework == "LINDDUN"]
     assert wild and all(f.status == "open" and f.tracking["status"] == "in-progress" for f in wild)
     assert tm.warnings == ["risk_tracking[2]: 'MLH-NOPE@api' matches no threat"]
@@ -170,9 +179,26 @@ def test_document_contract(minimal_system: dict) -> None:
     assert {e["id"] for e in doc["elements"]} == {"user", "db", "train", "api"}
     assert {f["id"] for f in doc["flows"]} == {"db-train", "query"}
     assert [b["id"] for b in doc["trust_boundaries"]] == ["corp", "cluster"]
-    required = {"id", "rule_id", "title", "severity", "source", "target", "atlas", "owasp_ml",
-                "stride", "linddun", "cwe", "evidence", "mitigations", "status", "framework",
-                "likelihood", "impact", "risk"}
+    required = {
+        "id",
+        "rule_id",
+        "title",
+        "severity",
+        "source",
+        "target",
+        "atlas",
+        "owasp_ml",
+        "stride",
+        "linddun",
+        "cwe",
+        "evidence",
+        "mitigations",
+        "status",
+        "framework",
+        "likelihood",
+        "impact",
+        "risk",
+    }
     for f in doc["findings"]:
         assert required <= set(f)
         assert f["source"] == "model"
