@@ -123,7 +123,7 @@ def test_rate_limit_lowers_extraction_risk(minimal_system: dict) -> None:
     assert "no_rate_limit" not in after.evidence["likelihood_factors"]
     # The finding names the control that lowered it.
     assert after.evidence["controls_in_place"]["query_auditing"] == ["hunt-daily"]
-    assert "hunt-daily" in after.evidence["risk_explanation"]
+    assert "query_auditing" in after.evidence["risk_explanation"]
     # The element's own rate_limit attribute counts too.
     attr = copy.deepcopy(minimal_system)
     attr["elements"][3]["rate_limit"] = "100/minute"

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mlhunt._gc import gc_paused
 from mlhunt.errors import InputError
 from mlhunt.system.model import (
     Authentication,
@@ -21,7 +22,9 @@ from mlhunt.system.model import (
     ControlType,
     Element,
     ElementKind,
+    ElementLinks,
     Flow,
+    FlowLinks,
     ModelOutput,
     SystemDescription,
 )
@@ -194,6 +197,11 @@ def system_from_dict(
     data: dict[str, Any], *, file: str = "<system>", text: str | None = None
 ) -> SystemDescription:
     """Validate already-parsed data (``text`` is only used to find line numbers for errors)."""
+    with gc_paused():
+        return _validate(data, file, text)
+
+
+def _validate(data: dict[str, Any], file: str, text: str | None) -> SystemDescription:
     try:
         system = SystemDescription.model_validate(data)
     except ValidationError as exc:
@@ -332,16 +340,17 @@ _ATTR = {
 }
 
 
-def _set_controls(obj: Element | Flow, declared: list[tuple[ControlType, str]]) -> None:
+def _control_sets(
+    obj: Element | Flow, declared: list[tuple[ControlType, str]]
+) -> tuple[frozenset[ControlType], dict[ControlType, tuple[str, ...]]]:
     refs: dict[ControlType, list[str]] = {}
     for ct, ref in [*declared, *_implied_controls(obj)]:
         refs.setdefault(ct, []).append(ref)
-    obj._control_refs = {ct: tuple(v) for ct, v in refs.items()}
-    obj._controls = frozenset(refs)
+    return frozenset(refs), {ct: tuple(v) for ct, v in refs.items()}
 
 
 def link(system: SystemDescription) -> None:
-    """Resolve references into the private links the threat conditions read."""
+    """Resolve references into the derived data the threat conditions read."""
     assets = {a.id: a.classification for a in system.data_assets}
     parents = {b.id: b.parent for b in system.trust_boundaries}
     elements = {e.id: e for e in system.elements}
@@ -358,37 +367,53 @@ def link(system: SystemDescription) -> None:
         for ref in c.applies_to:
             declared.setdefault(ref, []).append((c.type, c.id))
 
+    links: dict[str, ElementLinks] = {}
     for e in system.elements:
-        e._boundaries = chain(e.boundary)
-        e._criticality = e.criticality or system.criticality
+        boundaries = chain(e.boundary)
         mine = list(declared.get(e.id, ()))
-        for b in e._boundaries:
+        for b in boundaries:
             mine.extend(declared.get(b, ()))
-        _set_controls(e, mine)
-        e._classifications = frozenset(assets[d] for d in e.data)
+        controls, refs = _control_sets(e, mine)
+        # Written straight into the private dict: pydantic's __setattr__ is slow at this volume.
+        links[e.id] = e.__pydantic_private__["_links"] = ElementLinks(  # type: ignore[index]
+            classifications=frozenset(assets[d] for d in e.data),
+            controls=controls,
+            control_refs=refs,
+            boundaries=boundaries,
+            criticality=e.criticality or system.criticality,
+        )
 
     inbound: dict[str, set[ElementKind]] = {}
     outbound: dict[str, set[ElementKind]] = {}
     touching: dict[str, set[Classification]] = {}
     for f in system.flows:
         src, dst = elements[f.source], elements[f.target]
-        f._source_element, f._target_element = src, dst
-        f._classifications = frozenset(assets[d] for d in f.data)
-        f._crosses_boundary = src.boundary != dst.boundary
+        sl, dl = links[src.id], links[dst.id]
         mine = list(declared.get(f.id, ()))
-        for b in set(src._boundaries) & set(dst._boundaries):
+        for b in set(sl.boundaries) & set(dl.boundaries):
             mine.extend(declared.get(b, ()))
-        _set_controls(f, mine)
+        controls, refs = _control_sets(f, mine)
+        classifications = frozenset(assets[d] for d in f.data)
+        crosses = src.boundary != dst.boundary
+        f.__pydantic_private__["_links"] = FlowLinks(  # type: ignore[index]
+            classifications=classifications,
+            controls=controls,
+            control_refs=refs,
+            source=src,
+            target=dst,
+            crosses_boundary=crosses,
+        )
         inbound.setdefault(dst.id, set()).add(src.kind)
-        if f._crosses_boundary:
-            dst._receives_across_boundary = True
         outbound.setdefault(src.id, set()).add(dst.kind)
+        if crosses:
+            dl.receives_across_boundary = True
         for end in (src.id, dst.id):
-            touching.setdefault(end, set()).update(f._classifications)
+            touching.setdefault(end, set()).update(classifications)
     for e in system.elements:
-        e._inbound_sources = frozenset(inbound.get(e.id, ()))
-        e._outbound_targets = frozenset(outbound.get(e.id, ()))
-        e._classifications = e._classifications | frozenset(touching.get(e.id, ()))
+        el = links[e.id]
+        el.receives_from = frozenset(inbound.get(e.id, ()))
+        el.sends_to = frozenset(outbound.get(e.id, ()))
+        el.set_classifications(el.classifications | frozenset(touching.get(e.id, ())))
 
 
 def definition_lines(text: str) -> dict[str, int]:

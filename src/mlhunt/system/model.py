@@ -10,6 +10,7 @@ threat conditions (``flow.source_element``, ``element.classifications`` ...).
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -36,7 +37,10 @@ class Level(enum.StrEnum):
 
     @property
     def score(self) -> int:
-        return {"low": 1, "medium": 2, "high": 3, "critical": 4}[self.value]
+        return _LEVEL_SCORE[self]
+
+
+_LEVEL_SCORE = {Level.LOW: 1, Level.MEDIUM: 2, Level.HIGH: 3, Level.CRITICAL: 4}
 
 
 class ElementKind(enum.StrEnum):
@@ -199,6 +203,42 @@ class TrackingStatus(enum.StrEnum):
     FALSE_POSITIVE = "false-positive"
 
 
+@dataclass(slots=True)
+class _DataLinks:
+    classifications: frozenset[Classification]
+    controls: frozenset[ControlType]
+    control_refs: dict[ControlType, tuple[str, ...]]
+    sensitivity: int = field(init=False)
+    has_personal_data: bool = field(init=False)
+    has_cardholder_data: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.set_classifications(self.classifications)
+
+    def set_classifications(self, value: frozenset[Classification]) -> None:
+        # Derived once here: conditions read these for every rule.
+        self.classifications = value
+        self.sensitivity = max((c.sensitivity for c in value), default=0)
+        self.has_personal_data = any(c.is_personal for c in value)
+        self.has_cardholder_data = Classification.CARDHOLDER in value
+
+
+@dataclass(slots=True)
+class ElementLinks(_DataLinks):
+    boundaries: tuple[str, ...] = ()
+    criticality: Level = Level.MEDIUM
+    receives_from: frozenset[ElementKind] = frozenset()
+    sends_to: frozenset[ElementKind] = frozenset()
+    receives_across_boundary: bool = False
+
+
+@dataclass(slots=True)
+class FlowLinks(_DataLinks):
+    source: Element = None  # type: ignore[assignment]
+    target: Element = None  # type: ignore[assignment]
+    crosses_boundary: bool = False
+
+
 class DataAsset(_Strict):
     """A kind of data the system holds or moves (applicant records, card transactions, weights)."""
 
@@ -315,15 +355,16 @@ class Element(_Strict):
         None, description="Model properties, for elements that train, hold or serve a model."
     )
 
-    # Links resolved by the loader (see mlhunt.system.loader.link).
-    _classifications: frozenset[Classification] = PrivateAttr(default=frozenset())
-    _controls: frozenset[ControlType] = PrivateAttr(default=frozenset())
-    _control_refs: dict[ControlType, tuple[str, ...]] = PrivateAttr(default_factory=dict)
-    _boundaries: tuple[str, ...] = PrivateAttr(default=())
-    _criticality: Level = PrivateAttr(default=Level.MEDIUM)
-    _inbound_sources: frozenset[ElementKind] = PrivateAttr(default=frozenset())
-    _outbound_targets: frozenset[ElementKind] = PrivateAttr(default=frozenset())
-    _receives_across_boundary: bool = PrivateAttr(default=False)
+    # Derived data resolved by the loader (mlhunt.system.loader.link); one slotted object, read
+    # through __pydantic_private__ because pydantic's private-attribute lookup is slow in hot loops.
+    _links: ElementLinks | None = PrivateAttr(default=None)
+
+    @property
+    def _l(self) -> ElementLinks:
+        links = self.__pydantic_private__["_links"]  # type: ignore[index]
+        if links is None:
+            raise RuntimeError(f"element {self.id!r} is not linked (use mlhunt.system.load_system)")
+        return links  # type: ignore[no-any-return]
 
     @property
     def label(self) -> str:
@@ -332,40 +373,40 @@ class Element(_Strict):
     @property
     def classifications(self) -> frozenset[Classification]:
         """Classifications of the data it stores or processes, and of the flows touching it."""
-        return self._classifications
+        return self._l.classifications
 
     @property
     def controls(self) -> frozenset[ControlType]:
         """Control types in place: declared controls, its boundaries' and its own attributes'."""
-        return self._controls
+        return self._l.controls
 
     @property
     def control_refs(self) -> dict[ControlType, tuple[str, ...]]:
         """For each control type in place, the control ids (or attributes) providing it."""
-        return self._control_refs
+        return self._l.control_refs
 
     @property
     def boundaries(self) -> tuple[str, ...]:
         """Its trust boundary and every boundary enclosing it, innermost first."""
-        return self._boundaries
+        return self._l.boundaries
 
     @property
     def business_criticality(self) -> Level:
         """Its criticality, or the system's when not set."""
-        return self._criticality
+        return self._l.criticality
 
     @property
     def sensitivity(self) -> int:
         """Highest sensitivity (0..4) of the data it touches."""
-        return max((c.sensitivity for c in self._classifications), default=0)
+        return self._l.sensitivity
 
     @property
     def has_personal_data(self) -> bool:
-        return any(c.is_personal for c in self._classifications)
+        return self._l.has_personal_data
 
     @property
     def has_cardholder_data(self) -> bool:
-        return Classification.CARDHOLDER in self._classifications
+        return self._l.has_cardholder_data
 
     @property
     def is_external(self) -> bool:
@@ -386,17 +427,17 @@ class Element(_Strict):
     @property
     def receives_from(self) -> frozenset[ElementKind]:
         """Kinds of the elements with a flow into this one."""
-        return self._inbound_sources
+        return self._l.receives_from
 
     @property
     def receives_across_boundary(self) -> bool:
         """Some flow into it comes from another trust boundary."""
-        return self._receives_across_boundary
+        return self._l.receives_across_boundary
 
     @property
     def sends_to(self) -> frozenset[ElementKind]:
         """Kinds of the elements this one has a flow to."""
-        return self._outbound_targets
+        return self._l.sends_to
 
 
 class Flow(_Strict):
@@ -415,12 +456,14 @@ class Flow(_Strict):
     )
     data: list[str] = Field(default_factory=list, description="Ids of the data assets it carries.")
 
-    _source_element: Element | None = PrivateAttr(default=None)
-    _target_element: Element | None = PrivateAttr(default=None)
-    _classifications: frozenset[Classification] = PrivateAttr(default=frozenset())
-    _controls: frozenset[ControlType] = PrivateAttr(default=frozenset())
-    _control_refs: dict[ControlType, tuple[str, ...]] = PrivateAttr(default_factory=dict)
-    _crosses_boundary: bool = PrivateAttr(default=False)
+    _links: FlowLinks | None = PrivateAttr(default=None)
+
+    @property
+    def _l(self) -> FlowLinks:
+        links = self.__pydantic_private__["_links"]  # type: ignore[index]
+        if links is None:
+            raise RuntimeError(f"flow {self.id!r} is not linked (use mlhunt.system.load_system)")
+        return links  # type: ignore[no-any-return]
 
     @property
     def label(self) -> str:
@@ -428,44 +471,42 @@ class Flow(_Strict):
 
     @property
     def source_element(self) -> Element:
-        assert self._source_element is not None, "flow not linked"
-        return self._source_element
+        return self._l.source
 
     @property
     def target_element(self) -> Element:
-        assert self._target_element is not None, "flow not linked"
-        return self._target_element
+        return self._l.target
 
     @property
     def classifications(self) -> frozenset[Classification]:
-        return self._classifications
+        return self._l.classifications
 
     @property
     def controls(self) -> frozenset[ControlType]:
         """Control types in place: declared for it, for a boundary around both ends, or implied
         by its attributes (encrypted, authenticated)."""
-        return self._controls
+        return self._l.controls
 
     @property
     def control_refs(self) -> dict[ControlType, tuple[str, ...]]:
-        return self._control_refs
+        return self._l.control_refs
 
     @property
     def crosses_boundary(self) -> bool:
         """Source and target sit in different trust boundaries."""
-        return self._crosses_boundary
+        return self._l.crosses_boundary
 
     @property
     def sensitivity(self) -> int:
-        return max((c.sensitivity for c in self._classifications), default=0)
+        return self._l.sensitivity
 
     @property
     def has_personal_data(self) -> bool:
-        return any(c.is_personal for c in self._classifications)
+        return self._l.has_personal_data
 
     @property
     def has_cardholder_data(self) -> bool:
-        return Classification.CARDHOLDER in self._classifications
+        return self._l.has_cardholder_data
 
 
 class Control(_Strict):

@@ -24,6 +24,8 @@ from mlhunt.errors import CatalogError
 from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
 from mlhunt.threatmodel.conditions import compile_condition
 
+_YamlLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
+
 ELEMENT_SCOPE: dict[str, type] = {"element": Element, "system": SystemDescription}
 FLOW_SCOPE: dict[str, type] = {
     "flow": Flow,
@@ -161,6 +163,18 @@ class Rule(_Strict):
         return self
 
 
+# Bit sets: the engine's inner loop compares masks instead of hashing enum members.
+FACTOR_BIT: dict[LikelihoodFactor, int] = {f: 1 << i for i, f in enumerate(LikelihoodFactor)}
+CONTROL_BIT: dict[ControlType, int] = {c: 1 << i for i, c in enumerate(ControlType)}
+
+
+def mask(items: Iterable[Any], bits: dict[Any, int]) -> int:
+    out = 0
+    for item in items:
+        out |= bits[item]
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
     """A validated rule with its conditions compiled and its kinds expanded."""
@@ -170,6 +184,12 @@ class CompiledRule:
     kinds: frozenset[ElementKind]
     condition: Callable[..., bool]
     compliance: tuple[tuple[Callable[..., bool], Compliance], ...]
+    # Precomputed for the engine's inner loop.
+    factor_mask: int = 0
+    mitigated_mask: int = 0
+    mitigation_mask: int = 0
+    description: str = ""
+    framework: str = ""
 
     @property
     def id(self) -> str:
@@ -234,7 +254,18 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
     kinds: set[ElementKind] = set()
     for k in rule.kinds:
         kinds |= KIND_GROUPS.get(k) or {ElementKind(k)}
-    return CompiledRule(rule, path, frozenset(kinds), condition, compliance)
+    return CompiledRule(
+        rule,
+        path,
+        frozenset(kinds),
+        condition,
+        compliance,
+        factor_mask=mask(rule.likelihood.factors, FACTOR_BIT),
+        mitigated_mask=mask(rule.mitigated_by, CONTROL_BIT),
+        mitigation_mask=mask((m.control for m in rule.mitigations), CONTROL_BIT),
+        description=" ".join(rule.description.split()),
+        framework=rule.framework.value,
+    )
 
 
 def load_catalog(extra_dirs: Iterable[str | Path] = ()) -> Catalog:
@@ -247,7 +278,7 @@ def load_catalog(extra_dirs: Iterable[str | Path] = ()) -> Catalog:
             raise CatalogError(f"{directory}: rules directory not found")
         for path in sorted(directory.rglob("*.yaml")):
             try:
-                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+                data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)  # noqa: S506
             except yaml.YAMLError as exc:
                 raise CatalogError(f"{path}: invalid YAML: {exc}") from None
             compiled = compile_rule(data, str(path), taxonomy)

@@ -6,6 +6,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlhunt._gc import gc_paused
 from mlhunt.findings import Finding, document
 from mlhunt.system.model import (
     ControlType,
@@ -17,8 +18,9 @@ from mlhunt.system.model import (
     TrackingStatus,
 )
 from mlhunt.threatmodel.catalog import Catalog, CompiledRule, default_catalog
-from mlhunt.threatmodel.risk import Score, score_element, score_flow
+from mlhunt.threatmodel.risk import Profile, Score, profile_element, profile_flow, score
 
+CONTROL_BY_VALUE = {c.value: c for c in ControlType}
 _TRACKING_TO_STATUS = {
     TrackingStatus.ACCEPTED: "accepted",
     TrackingStatus.MITIGATED: "mitigated",
@@ -60,33 +62,102 @@ def _dump(obj: Element | Flow) -> dict[str, Any]:
 def build_threat_model(system: SystemDescription, catalog: Catalog | None = None) -> ThreatModel:
     """Every rule of ``catalog`` (the built-in one by default) applied to ``system``."""
     catalog = catalog or default_catalog()
+    with gc_paused():
+        return _build(system, catalog)
+
+
+def _build(system: SystemDescription, catalog: Catalog) -> ThreatModel:
     by_kind: dict[ElementKind, list[Element]] = {}
     for e in system.elements:
         by_kind.setdefault(e.kind, []).append(e)
+    # Flows grouped by the kinds of their ends, so a rule only visits flows it can apply to.
+    flows_by_ends: dict[tuple[ElementKind, ElementKind], list[tuple[Flow, Element, Element]]] = {}
+    for f in system.flows:
+        src, dst = f.source_element, f.target_element
+        flows_by_ends.setdefault((src.kind, dst.kind), []).append((f, src, dst))
+    builder = _FindingBuilder()
 
-    findings: list[Finding] = []
     for rule in catalog.rules:
         if rule.rule.scope == "element":
             for kind in rule.kinds:
                 for e in by_kind.get(kind, ()):
                     if rule.condition(e, system):
-                        score = score_element(rule.rule, e)
-                        refs = _compliance(rule, (e, system))
-                        findings.append(
-                            _finding(rule, e.id, e.label, e.kind.value, score, refs, e.control_refs)
-                        )
+                        builder.add(rule, e, e.label, e.kind.value, (e, system))
         else:
             kinds = rule.kinds
-            for f in system.flows:
-                src, dst = f.source_element, f.target_element
-                if (src.kind in kinds or dst.kind in kinds) and rule.condition(f, src, dst, system):
-                    score = score_flow(rule.rule, f)
-                    refs = _compliance(rule, (f, src, dst, system))
-                    controls = {**dst.control_refs, **f.control_refs}
-                    findings.append(_finding(rule, f.id, f.label, "flow", score, refs, controls))
+            for (sk, dk), group in flows_by_ends.items():
+                if sk in kinds or dk in kinds:
+                    for f, src, dst in group:
+                        if rule.condition(f, src, dst, system):
+                            builder.add(rule, f, f.label, "flow", (f, src, dst, system))
+    findings = builder.findings
     warnings = _apply_tracking(findings, system.risk_tracking)
     findings.sort(key=lambda x: (-(x.risk or 0.0), x.id))
     return ThreatModel(system, findings, warnings, catalog)
+
+
+class _FindingBuilder:
+    """Builds findings, computing each target's profile once and reusing identical scores.
+
+    Large estates repeat the same shapes (same exposure, same controls), so scores and
+    mitigation lists are memoised by what they depend on; findings never share mutable state.
+    """
+
+    def __init__(self) -> None:
+        self.findings: list[Finding] = []
+        self._profiles: dict[int, Profile] = {}
+        self._scores: dict[tuple[Any, ...], Score] = {}
+        self._mitigations: dict[tuple[Any, ...], Any] = {}
+
+    def add(
+        self,
+        rule: CompiledRule,
+        target: Element | Flow,
+        label: str,
+        kind: str,
+        args: tuple[Any, ...],
+    ) -> None:
+        p = self._profiles.get(id(target))
+        if p is None:
+            p = profile_flow(target) if isinstance(target, Flow) else profile_element(target)
+            self._profiles[id(target)] = p
+        r = rule.rule
+        refs = p.control_refs
+        ctl = p.control_mask & rule.mitigated_mask
+        key = (
+            id(rule),
+            p.factor_mask & rule.factor_mask,
+            ctl,
+            p.sensitivity,
+            p.criticality,
+            p.ip_value,
+        )
+        sc = self._scores.get(key)
+        if sc is None:
+            sc = self._scores[key] = score(r, p)
+        mkey = (id(rule), p.control_mask & rule.mitigation_mask)
+        plan = self._mitigations.get(mkey)
+        if plan is None:
+            plan = self._mitigations[mkey] = _mitigation_plan(rule, refs)
+        todo, done = plan
+        mitigations = list(todo)
+        if done:
+            mitigations.extend(f"[in place: {', '.join(refs[c])}] {a}" for c, a in done)
+        in_place = {c: list(refs[CONTROL_BY_VALUE[c]]) for c in sc.controls} if ctl else {}
+        self.findings.append(
+            _finding(
+                rule, target.id, label, kind, sc, _compliance(rule, args), mitigations, in_place
+            )
+        )
+
+
+def _mitigation_plan(
+    rule: CompiledRule, control_refs: dict[ControlType, tuple[str, ...]]
+) -> tuple[tuple[str, ...], tuple[tuple[ControlType, str], ...]]:
+    """The rule's mitigations still to do, and those in place (named per target by the caller)."""
+    todo = tuple(m.action for m in rule.rule.mitigations if m.control not in control_refs)
+    done = tuple((m.control, m.action) for m in rule.rule.mitigations if m.control in control_refs)
+    return todo, done
 
 
 def _compliance(rule: CompiledRule, args: tuple[Any, ...]) -> dict[str, list[str]]:
@@ -108,23 +179,17 @@ def _finding(
     target: str,
     label: str,
     kind: str,
-    score: Score,
+    sc: Score,
     references: dict[str, list[str]],
-    control_refs: dict[ControlType, tuple[str, ...]],
+    mitigations: list[str],
+    controls_in_place: dict[str, list[str]],
 ) -> Finding:
     r = rule.rule
-    todo: list[str] = []
-    done: list[str] = []
-    for m in r.mitigations:
-        if m.control in control_refs:
-            done.append(f"[in place: {', '.join(control_refs[m.control])}] {m.action}")
-        else:
-            todo.append(m.action)
     evidence: dict[str, Any] = {
         "target_kind": kind,
-        "likelihood_factors": score.factors,
-        "controls_in_place": score.controls,
-        "risk_explanation": score.explanation,
+        "likelihood_factors": list(sc.factors),
+        "controls_in_place": controls_in_place,
+        "risk_explanation": sc.explanation,
     }
     if r.false_positives:
         evidence["false_positives"] = r.false_positives
@@ -134,21 +199,21 @@ def _finding(
         id=f"{r.id}@{target}",
         rule_id=r.id,
         title=r.title.replace("{name}", label),
-        severity=score.severity,
+        severity=sc.severity,
         source="model",
         target=target,
-        description=r.description.strip(),
+        description=rule.description,
         atlas=list(r.atlas),
         owasp_ml=list(r.owasp_ml),
         stride=list(r.stride),
         linddun=list(r.linddun),
         cwe=list(r.cwe),
         evidence=evidence,
-        mitigations=todo + done,
-        framework=r.framework.value,
-        likelihood=score.likelihood,
-        impact=score.impact,
-        risk=score.risk,
+        mitigations=mitigations,
+        framework=rule.framework,
+        likelihood=sc.likelihood,
+        impact=sc.impact,
+        risk=sc.risk,
         references=references or None,
     )
 

@@ -9,7 +9,8 @@ criticality and the model's IP value. Risk is their product (1..25).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass
 
 from mlhunt.findings import Severity
 from mlhunt.system.model import (
@@ -23,7 +24,15 @@ from mlhunt.system.model import (
     ModelProperties,
     Provenance,
 )
-from mlhunt.threatmodel.catalog import Capability, ImpactFactor, LikelihoodFactor, Rule
+from mlhunt.threatmodel.catalog import (
+    CONTROL_BIT,
+    FACTOR_BIT,
+    Capability,
+    ImpactFactor,
+    LikelihoodFactor,
+    Rule,
+    mask,
+)
 
 _CAPABILITY_ADJUST = {Capability.LOW: 0.0, Capability.MEDIUM: -0.5, Capability.HIGH: -1.0}
 _LEVEL_ADJUST = {Level.LOW: -1, Level.MEDIUM: 0, Level.HIGH: 1, Level.CRITICAL: 2}
@@ -61,8 +70,8 @@ class Score:
     impact: float
     risk: float
     severity: Severity
-    factors: list[str] = field(default_factory=list)
-    controls: dict[str, list[str]] = field(default_factory=dict)
+    factors: tuple[str, ...] = ()
+    controls: tuple[str, ...] = ()
     explanation: str = ""
 
 
@@ -125,10 +134,41 @@ def _flow_factors(f: Flow) -> set[LikelihoodFactor]:
     return present
 
 
-def score_element(rule: Rule, e: Element) -> Score:
+@dataclass(slots=True, frozen=True)
+class Profile:
+    """What scoring needs to know about one target, computed once per element or flow."""
+
+    factors: frozenset[LikelihoodFactor]
+    control_refs: dict[ControlType, tuple[str, ...]]
+    sensitivity: int
+    criticality: Level
+    ip_value: Level | None
+    factor_mask: int = 0
+    control_mask: int = 0
+
+    @classmethod
+    def make(
+        cls,
+        factors: set[LikelihoodFactor],
+        control_refs: dict[ControlType, tuple[str, ...]],
+        sensitivity: int,
+        criticality: Level,
+        ip_value: Level | None,
+    ) -> Profile:
+        return cls(
+            frozenset(factors),
+            control_refs,
+            sensitivity,
+            criticality,
+            ip_value,
+            mask(factors, FACTOR_BIT),
+            mask(control_refs, CONTROL_BIT),
+        )
+
+
+def profile_element(e: Element) -> Profile:
     m = e.model
-    return _score(
-        rule,
+    return Profile.make(
         _element_factors(e),
         e.control_refs,
         e.sensitivity,
@@ -137,14 +177,13 @@ def score_element(rule: Rule, e: Element) -> Score:
     )
 
 
-def score_flow(rule: Rule, f: Flow) -> Score:
+def profile_flow(f: Flow) -> Profile:
     src, dst = f.source_element, f.target_element
     refs = dict(dst.control_refs)
     refs.update(f.control_refs)  # the flow's own controls win where both name a type
     crit = max(src.business_criticality, dst.business_criticality, key=lambda lv: lv.score)
     m = _model_of(dst, src)
-    return _score(
-        rule,
+    return Profile.make(
         _flow_factors(f),
         refs,
         f.sensitivity,
@@ -153,29 +192,41 @@ def score_flow(rule: Rule, f: Flow) -> Score:
     )
 
 
+def score(rule: Rule, p: Profile) -> Score:
+    """Risk of ``rule`` on the target described by ``p``."""
+    return _score(rule, p.factors, p.control_refs.keys(), p.sensitivity, p.criticality, p.ip_value)
+
+
+def score_element(rule: Rule, e: Element) -> Score:
+    return score(rule, profile_element(e))
+
+
+def score_flow(rule: Rule, f: Flow) -> Score:
+    return score(rule, profile_flow(f))
+
+
 def _score(
     rule: Rule,
-    present: set[LikelihoodFactor],
-    control_refs: dict[ControlType, tuple[str, ...]],
+    present: frozenset[LikelihoodFactor],
+    controls_present: Collection[ControlType],
     sensitivity: int,
     criticality: Level,
     ip_value: Level | None,
 ) -> Score:
     lk = rule.likelihood
     parts = [f"base {lk.base}"]
-    factors = [f.value for f in lk.factors if f in present]
+    factors = tuple(f.value for f in lk.factors if f in present)
     likelihood = lk.base + len(factors)
     parts.extend(f"+ {f}" for f in factors)
     cap = _CAPABILITY_ADJUST[lk.capability]
     if cap:
         likelihood += cap
         parts.append(f"{cap:+g} ({lk.capability.value} attacker capability needed)")
-    controls = {ct.value: list(control_refs[ct]) for ct in rule.mitigated_by if ct in control_refs}
+    controls = tuple(ct.value for ct in rule.mitigated_by if ct in controls_present)
     reduction = min(len(controls), MAX_CONTROL_REDUCTION)
     if reduction:
         likelihood -= reduction
-        named = "; ".join(f"{k}: {', '.join(v)}" for k, v in controls.items())
-        parts.append(f"- {reduction} (controls in place: {named})")
+        parts.append(f"- {reduction} (controls in place: {', '.join(controls)})")
     likelihood = _clamp(likelihood)
 
     im = rule.impact
