@@ -124,14 +124,7 @@ class _FindingBuilder:
         r = rule.rule
         refs = p.control_refs
         ctl = p.control_mask & rule.mitigated_mask
-        key = (
-            id(rule),
-            p.factor_mask & rule.factor_mask,
-            ctl,
-            p.sensitivity,
-            p.criticality,
-            p.ip_value,
-        )
+        key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key)
         sc = self._scores.get(key)
         if sc is None:
             sc = self._scores[key] = score(r, p)

@@ -145,6 +145,8 @@ class Profile:
     ip_value: Level | None
     factor_mask: int = 0
     control_mask: int = 0
+    # Everything the score depends on besides the rule, as one hashable int tuple.
+    score_key: tuple[int, int, int] = (0, 0, 0)
 
     @classmethod
     def make(
@@ -163,6 +165,7 @@ class Profile:
             ip_value,
             mask(factors, FACTOR_BIT),
             mask(control_refs, CONTROL_BIT),
+            (sensitivity, criticality.score, ip_value.score if ip_value is not None else 0),
         )
 
 
