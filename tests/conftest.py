@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,6 @@ def minimal_system() -> dict:
             },
         ],
     }
+
+# Built scenarios (data, trained models) are cached here across tests, workers and runs.
+os.environ.setdefault("MLHUNT_CACHE", str(ROOT / ".mlhunt-cache"))

@@ -1,0 +1,67 @@
+"""Built-in scenarios: small but real ML deployments to attack and hunt (a practice range).
+
+Each scenario is one module honouring :class:`mlhunt.scenarios.base.Scenario`, registered here
+by name and imported only when used (they pull in scikit-learn or PyTorch).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from mlhunt.errors import InputError
+from mlhunt.scenarios.base import BuiltScenario, LoadedScenario, Scenario
+
+_REGISTRY: dict[str, str] = {
+    "loan-approval": "mlhunt.scenarios.loan:LoanApproval",
+    "image-moderation": "mlhunt.scenarios.image:ImageModeration",
+    "fraud-detection": "mlhunt.scenarios.fraud:FraudDetection",
+}
+
+
+def names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get(name: str) -> Scenario:
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown scenario {name!r} (available: {', '.join(_REGISTRY)})") from None
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)()  # type: ignore[no-any-return]
+
+
+def cache_dir() -> Path:
+    """Where built scenarios live: $MLHUNT_CACHE, else ~/.cache/mlhunt."""
+    root = os.environ.get("MLHUNT_CACHE") or Path.home() / ".cache" / "mlhunt"
+    return Path(root) / "scenarios"
+
+
+def ensure_built(
+    name: str, *, seed: int = 0, directory: Path | None = None, progress=None
+) -> tuple[BuiltScenario, LoadedScenario]:
+    """Build ``name`` for ``seed`` unless already built there, then load it."""
+    scenario = get(name)
+    directory = directory or cache_dir() / f"{name}-seed{seed}"
+    if not (directory / "scenario.json").is_file():
+        # Built aside and renamed into place: concurrent builders (parallel tests) never see a
+        # half-built folder, and an interrupted build leaves nothing that looks finished.
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+        kwargs = {"progress": progress} if progress is not None else {}
+        built = scenario.build(tmp, seed=seed, **kwargs)
+        built.save()
+        try:
+            tmp.rename(directory)
+        except OSError:  # another builder won the race (or a stale folder is in the way)
+            if not (directory / "scenario.json").is_file():
+                shutil.rmtree(directory, ignore_errors=True)
+                tmp.rename(directory)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+    built = BuiltScenario.read(directory)
+    return built, scenario.load(directory)
