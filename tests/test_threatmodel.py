@@ -31,6 +31,7 @@ def with_atlas(findings: list[Finding], prefix: str) -> list[Finding]:
 def test_every_threat_is_scored_and_mitigated(name: str) -> None:
     tm = scenario(name)
     assert len(tm.findings) >= 20
+    assert not tm.warnings, "every risk_tracking entry in the examples matches a threat"
     ids = [f.id for f in tm.findings]
     assert len(ids) == len(set(ids)), "finding ids are unique"
     for f in tm.findings:
@@ -208,3 +209,30 @@ def test_same_input_same_ids(minimal_system: dict) -> None:
     a = build_threat_model(system_from_dict(minimal_system)).to_document()
     b = build_threat_model(system_from_dict(copy.deepcopy(minimal_system))).to_document()
     assert a == b
+
+
+def test_loan_api_rate_limit_and_tracking_on_the_example() -> None:
+    import yaml
+
+    data = yaml.safe_load((EXAMPLES / "loan-approval" / "system.yaml").read_text())
+
+    def extraction(d: dict) -> Finding:
+        tm = build_threat_model(system_from_dict(d))
+        return next(f for f in tm.findings if f.id == "MLH-ML-EXTRACTION-API@prediction-api")
+
+    before = extraction(data)
+    limited = copy.deepcopy(data)
+    limited["controls"].append(
+        {
+            "id": "kong-rate-limit",
+            "type": "rate_limiting",
+            "applies_to": ["prediction-api"],
+            "implementation": "Kong rate-limiting plugin, 60/min per API key",
+        }
+    )
+    after = extraction(limited)
+    assert after.risk < before.risk
+    tm = scenario("loan-approval")
+    accepted = [f for f in tm.findings if f.status == "accepted"]
+    assert accepted and all(f.tracking and f.tracking["status"] == "accepted" for f in accepted)
+    assert not tm.warnings
