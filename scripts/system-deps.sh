@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# System packages mlhunt needs beyond Python: Graphviz (`dot`) renders data-flow diagrams.
+# System packages mlhunt needs beyond Python: Graphviz (`dot`) renders data-flow diagrams;
+# PostgreSQL lets the loan scenario's tests run against a real server as well as SQLite.
 set -euo pipefail
 need=()
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
+# Debian keeps initdb/pg_ctl off PATH, under /usr/lib/postgresql/<version>/bin.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${need[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
