@@ -245,6 +245,111 @@ def demo(
     _run(debug, body)
 
 
+@app.command()
+def simulate(
+    scenario: Annotated[
+        str, typer.Argument(help="Built-in scenario: loan-approval, image-moderation, ...")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for logs.jsonl and labels.json.")],
+    seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 0,
+    live: Annotated[
+        str | None,
+        typer.Option(
+            "--live",
+            help="Send every query to this prediction API on 127.0.0.1 (it must accept "
+            "practice-range keys 'sim-<client>' and trust X-Forwarded-For).",
+        ),
+    ] = None,
+    scale: Annotated[float, typer.Option(help="Multiply traffic volumes by this factor.")] = 1.0,
+    scenario_seed: Annotated[
+        int, typer.Option("--scenario-seed", help="Seed of the scenario's build (data, model).")
+    ] = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Simulate a day of labelled benign and attacker traffic against a built-in scenario's real
+    model: DIR/logs.jsonl (inference-log schema) and DIR/labels.json (ground truth)."""
+
+    def body() -> int:
+        from mlhunt.scenarios import ensure_built, get
+        from mlhunt.scenarios.traffic import check_live_url
+        from mlhunt.scenarios.traffic import simulate as run_simulation
+
+        get(scenario)  # unknown scenario: one clear line before any work
+        if live is not None:
+            check_live_url(live)
+        if not scale > 0:
+            raise InputError(f"--scale: expected a positive number, got {scale}")
+        _built, loaded = ensure_built(scenario, seed=scenario_seed, progress=_err)
+        result = run_simulation(loaded, out, seed=seed, live_url=live, scale=scale, progress=_err)
+        _err(result.summary())
+        return 0
+
+    _run(debug, body)
+
+
+@app.command()
+def serve(
+    scenario: Annotated[
+        str, typer.Argument(help="Built-in scenario: loan-approval, image-moderation, ...")
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-key",
+            help="KEY=CLIENT_ID accepted by the API; repeatable. Default: one random key, printed.",
+        ),
+    ] = None,
+    practice_keys: Annotated[
+        bool,
+        typer.Option(
+            help="Also accept 'sim-<client>' keys and trust X-Forwarded-For (for "
+            "`mlhunt simulate --live`; deliberately weak, loopback only)."
+        ),
+    ] = False,
+    log: Annotated[
+        Path, typer.Option(help="Inference log to append to (JSON Lines, DESIGN.md schema).")
+    ] = Path("inference-log.jsonl"),
+    scenario_seed: Annotated[
+        int, typer.Option("--scenario-seed", help="Seed of the scenario's build (data, model).")
+    ] = 0,
+    debug: DebugOpt = False,
+) -> None:
+    """Run a built-in scenario's prediction API (POST /predict, GET /health) with an inference
+    log: the practice range's live target."""
+
+    def body() -> int:
+        import secrets
+
+        import uvicorn
+
+        from mlhunt.scenarios import ensure_built, get
+        from mlhunt.scenarios.server import KeyStore, create_app
+
+        get(scenario)
+        keys: dict[str, str] = {}
+        for item in api_key or []:
+            key, sep, client = item.partition("=")
+            if not sep or not key or not client:
+                raise InputError(f"--api-key: expected KEY=CLIENT_ID, got {item!r}")
+            keys[key] = client
+        if practice_keys and host not in ("127.0.0.1", "localhost", "::1"):
+            raise InputError("--practice-keys: only allowed on a loopback --host")
+        if not keys:
+            generated = secrets.token_urlsafe(18)
+            keys[generated] = "default"
+            _err(f"API key (client 'default'): {generated}")
+        _built, loaded = ensure_built(scenario, seed=scenario_seed, progress=_err)
+        store = KeyStore(keys, prefix="sim-" if practice_keys else None)
+        app_ = create_app(loaded, keys=store, log_path=log, trust_forwarded=practice_keys)
+        _err(f"serving {scenario} on http://{host}:{port} (log: {log}); Ctrl-C stops")
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+        return 0
+
+    _run(debug, body)
+
+
 def _version(value: bool) -> None:
     if value:
         sys.stdout.write(f"mlhunt {__version__}\n")

@@ -6,6 +6,7 @@ by name and imported only when used (they pull in scikit-learn or PyTorch).
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import shutil
@@ -47,21 +48,23 @@ def ensure_built(
     """Build ``name`` for ``seed`` unless already built there, then load it."""
     scenario = get(name)
     directory = directory or cache_dir() / f"{name}-seed{seed}"
-    if not (directory / "scenario.json").is_file():
-        # Built aside and renamed into place: concurrent builders (parallel tests) never see a
-        # half-built folder, and an interrupted build leaves nothing that looks finished.
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        kwargs = {"progress": progress} if progress is not None else {}
-        built = scenario.build(tmp, seed=seed, **kwargs)
-        built.save()
-        try:
-            tmp.rename(directory)
-        except OSError:  # another builder won the race (or a stale folder is in the way)
-            if not (directory / "scenario.json").is_file():
-                shutil.rmtree(directory, ignore_errors=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time per folder (parallel test workers, two terminals): the others wait
+    # on the lock, then find the finished build instead of training the same model again.
+    with (directory.parent / f".{directory.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (directory / "scenario.json").is_file():
+            # Built aside and renamed into place: an interrupted build leaves nothing that
+            # looks finished.
+            shutil.rmtree(directory, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+            try:
+                kwargs = {"progress": progress} if progress is not None else {}
+                built = scenario.build(tmp, seed=seed, **kwargs)
+                built.directory = directory
+                built.save_to(tmp)
                 tmp.rename(directory)
-            else:
+            finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     built = BuiltScenario.read(directory)
     return built, scenario.load(directory)

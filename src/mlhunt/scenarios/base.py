@@ -64,7 +64,10 @@ class BuiltScenario:
     seconds: float = 0.0
 
     def save(self) -> Path:
-        path = self.directory / "scenario.json"
+        return self.save_to(self.directory)
+
+    def save_to(self, directory: Path) -> Path:
+        path = directory / "scenario.json"
         data = {
             "name": self.name,
             "seed": self.seed,
