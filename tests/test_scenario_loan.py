@@ -263,3 +263,26 @@ def test_rest_api(cached, tmp_path):
 def test_build_rejects_unknown_options(tmp_path: Path):
     with pytest.raises(TypeError, match="unknown build options"):
         LoanApproval().build(tmp_path, n_rows=5)
+
+
+def test_cli_build_with_db(postgres_url, tmp_path):  # noqa: F811
+    """`mlhunt build loan-approval --db URL` as a user runs it, against real PostgreSQL."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "built"
+    r = subprocess.run(
+        [sys.executable, "-m", "mlhunt", "build", "loan-approval", "--db", postgres_url,
+         "--seed", "3", "-o", str(out)],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "built loan-approval (seed 3)" in r.stderr and "roc_auc" in r.stderr
+    assert (out / "scenario.json").is_file()
+    engine = create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            n = conn.execute(text("SELECT COUNT(*) FROM applications")).scalar_one()
+    finally:
+        engine.dispose()
+    assert n == json.loads((out / "dataset.json").read_text())["rows"] == 10_000

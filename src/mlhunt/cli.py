@@ -288,6 +288,48 @@ def simulate(
 
 
 @app.command()
+def build(
+    scenario: Annotated[
+        str, typer.Argument(help="Built-in scenario: loan-approval, image-moderation, ...")
+    ],
+    seed: Annotated[int, typer.Option(help="Seed of the data and the model.")] = 0,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="loan-approval: database URL for the applicant data "
+            "(default: SQLite in the build folder), e.g. postgresql+psycopg://user@host/db.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Build folder (default: the scenario cache)."),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """(Re)build a scenario: generate its data, load it into its database, train and save its
+    model, and print the model's measured quality."""
+
+    def body() -> int:
+        from mlhunt.scenarios import ensure_built, get
+
+        get(scenario)
+        options: dict[str, Any] = {}
+        if db is not None:
+            if scenario != "loan-approval":
+                raise InputError("--db: only loan-approval keeps its data in a SQL database")
+            options["db_url"] = db
+        built, _loaded = ensure_built(
+            scenario, seed=seed, directory=output, progress=_err, force=True, options=options
+        )
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in built.metrics.items())
+        _err(f"built {scenario} (seed {seed}) in {built.directory}: {metrics}")
+        return 0
+
+    _run(debug, body)
+
+
+@app.command()
 def serve(
     scenario: Annotated[
         str, typer.Argument(help="Built-in scenario: loan-approval, image-moderation, ...")

@@ -12,9 +12,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from mlhunt.errors import InputError
-from mlhunt.scenarios.base import BuiltScenario, LoadedScenario, Scenario
+from mlhunt.scenarios.base import BuiltScenario, LoadedScenario, Progress, Scenario
 
 _REGISTRY: dict[str, str] = {
     "loan-approval": "mlhunt.scenarios.loan:LoanApproval",
@@ -43,9 +44,18 @@ def cache_dir() -> Path:
 
 
 def ensure_built(
-    name: str, *, seed: int = 0, directory: Path | None = None, progress=None
+    name: str,
+    *,
+    seed: int = 0,
+    directory: Path | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> tuple[BuiltScenario, LoadedScenario]:
-    """Build ``name`` for ``seed`` unless already built there, then load it."""
+    """Build ``name`` for ``seed`` unless already built there (or ``force``), then load it.
+
+    ``options`` go to the scenario's ``build`` (e.g. ``db_url`` for loan-approval).
+    """
     scenario = get(name)
     directory = directory or cache_dir() / f"{name}-seed{seed}"
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -53,16 +63,18 @@ def ensure_built(
     # on the lock, then find the finished build instead of training the same model again.
     with (directory.parent / f".{directory.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (directory / "scenario.json").is_file():
+        if force or not (directory / "scenario.json").is_file():
             # Built aside and renamed into place: an interrupted build leaves nothing that
             # looks finished.
-            shutil.rmtree(directory, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
             try:
-                kwargs = {"progress": progress} if progress is not None else {}
+                kwargs: dict[str, Any] = dict(options or {})
+                if progress is not None:
+                    kwargs["progress"] = progress
                 built = scenario.build(tmp, seed=seed, **kwargs)
                 built.directory = directory
                 built.save_to(tmp)
+                shutil.rmtree(directory, ignore_errors=True)
                 tmp.rename(directory)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
