@@ -207,3 +207,19 @@ def test_cli(tmp_path):
                               text=True, env=env)  # fmt: skip
         assert proc.returncode == 2 and needle in proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_fraud_detection_traffic(tmp_path):
+    loaded = ensure_built("fraud-detection")[1]
+    result = simulate(loaded, tmp_path, seed=2, scale=0.1)
+    labels = json.loads(result.labels_path.read_text(encoding="utf-8"))
+    counts = Counter(labels["clients"].values())
+    assert counts["benign"] >= 200 and set(TABULAR_STYLES) <= set(counts)
+    records = _records(result.logs_path)
+    for r in records[::50]:
+        InferenceRecord.model_validate(r)
+    # Answers are the model's own: recompute a sample.
+    sample = records[::97]
+    x = np.array([r["input"] for r in sample])
+    probs = loaded.predict_proba(x)
+    assert np.allclose(probs, [r["output"]["scores"] for r in sample], atol=1e-5)
