@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -200,6 +201,84 @@ def write_dfd(doc: dict[str, Any], path: Path) -> None:
         write_atomic(path, dfdmod.to_mermaid(doc))
     else:
         raise InputError(f"--dfd: unsupported extension {suffix!r} (expected .svg, .dot or .mmd)")
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to scan.")],
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Extra pickle global to allow, 'module.name' or 'module.*'; repeatable.",
+        ),
+    ] = None,
+    policy: Annotated[
+        list[Path] | None,
+        typer.Option("--policy", help="Extra folder of Rego policies; repeatable."),
+    ] = None,
+    secrets: Annotated[
+        bool, typer.Option("--secrets/--no-secrets", help="Look for plaintext secrets.")
+    ] = True,
+    debug: DebugOpt = False,
+) -> None:
+    """Scan model artifacts (pickle, joblib, PyTorch, NumPy, Keras, ONNX, safetensors, zip)
+    without executing them, deployment manifests against Rego policies, and plaintext secrets."""
+
+    def body() -> int:
+        from mlhunt.findings import document
+        from mlhunt.scan import ScanResult, scan_path
+
+        chosen = _choose_format(fmt, output)
+        threshold = _fail_threshold(fail_on)
+        for p in paths:
+            if not p.exists() and not p.is_symlink():
+                raise InputError("no such file or folder", file=str(p))
+        for d in policy or []:
+            if not d.is_dir():
+                raise InputError("--policy: not a folder", file=str(d))
+        total = ScanResult()
+        with _file_progress() as tick:
+            for p in paths:
+                r = scan_path(p, allow=allow or (), policy_dirs=policy or (), secrets=secrets,
+                              progress=tick)  # fmt: skip
+                total.findings.extend(r.findings)
+                total.files += r.files
+                total.bytes += r.bytes
+                total.skipped.extend(r.skipped)
+        doc = document(
+            "scan",
+            total.findings,
+            files_scanned=total.files,
+            bytes_scanned=total.bytes,
+            skipped=total.skipped,
+        )
+        emit(doc, chosen, output)
+        return exit_code(doc, threshold)
+
+    _run(debug, body)
+
+
+@contextmanager
+def _file_progress() -> Iterator[Callable[[Path], None]]:
+    """A spinner with the current file on a terminal's stderr; silent otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda _p: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed} files"),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+        yield lambda p: bar.update(task, advance=1, description=str(p)[-60:])
 
 
 @app.command()

@@ -1,0 +1,778 @@
+"""Kubernetes / Kubeflow / KServe / Seldon / Istio manifests checked against Rego policies.
+
+Policies are plain ``.rego`` files (Rego v1, conftest's ``deny contains msg if`` convention,
+``package main``), shipped in ``mlhunt/scan/policies`` and extended with ``--policy DIR``. They
+are evaluated in-process with regopy (rego-cpp); the same files run unchanged under
+``conftest test --policy src/mlhunt/scan/policies FILES`` (add ``--combine`` for the
+cross-resource rules).
+
+One policy per file. The file's ``# METADATA`` block (rule-scoped, above its first ``deny``
+rule: package-scoped blocks would collide across files of ``package main`` in OPA) describes it::
+
+    # METADATA
+    # title: Container image not pinned by digest
+    # description: ...
+    # custom:
+    #   id: MLH-K8S-IMAGE-DIGEST        (required)
+    #   severity: medium                (required: info|low|medium|high|critical)
+    #   input: document                 (document, the default, or combined)
+    #   cwe: [CWE-494]                  stride, atlas, owasp_ml: lists as well
+    #   mitigations: [...]              (or mitigation: one string)
+
+``.rego`` files without ``deny``/``violation``/``warn`` rules are libraries (``lib/``), loaded
+beside every policy; ``*_test.rego`` files are skipped (conftest verify tests).
+
+Two input modes, mirroring conftest:
+
+* ``document`` policies see one Kubernetes object as ``input`` (conftest's default, where a
+  multi-document YAML is evaluated one document at a time);
+* ``combined`` policies see every scanned file at once, ``input`` being a list of
+  ``{"path": file, "contents": document-or-list-of-documents}`` (conftest ``--combine``). They
+  carry the cross-resource rules ("an AuthorizationPolicy for every inference service", "mTLS
+  STRICT where models are served"); under plain conftest they stay silent because ``input`` is
+  not a list, and document policies stay silent under ``--combine`` because ``input.kind`` is
+  undefined. :func:`scan_manifest` combines the documents of one file; :func:`scan_manifests`
+  combines several files (use it for a folder, where the PeerAuthentication usually lives in
+  another file than the InferenceService).
+
+A rule yields a message string, or an object ``{"msg": ..., "field": [path ...]}`` (conftest
+keeps the extra keys as metadata); ``field`` points mlhunt at the offending field's line, and
+combined rules add ``"path"`` and ``"index"`` to name the file and document. An optional
+``"severity"`` key overrides the policy's severity for that result.
+
+Sandbox: policies cannot reach the network. rego-cpp has no ``http.send`` or
+``net.lookup_ip_addr``; mlhunt also refuses, at load time, any policy that calls them, so a
+policy behaves the same under mlhunt and under OPA/conftest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlhunt.errors import InputError
+from mlhunt.findings import Finding, Severity
+
+__all__ = [
+    "SHIPPED_POLICY_DIR",
+    "Policy",
+    "PolicyError",
+    "is_manifest",
+    "load_policies",
+    "scan_manifest",
+    "scan_manifests",
+]
+
+SHIPPED_POLICY_DIR = Path(__file__).with_name("policies")
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_MANIFEST_BYTES = 20 * 1024 * 1024
+
+# conftest's rule names: deny, violation, warn, optionally suffixed (deny_foo, warn_bar_baz).
+_RULE_RE = re.compile(
+    r"^(?P<name>(?:deny|violation|warn)(?:_[A-Za-z0-9]+)*)\s+contains\b", re.MULTILINE
+)
+_OLD_SET_RULE_RE = re.compile(r"^\s*(?:deny|violation|warn)(?:_[A-Za-z0-9]+)*\s*\[", re.MULTILINE)
+_OLD_BODY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?\s*\{", re.MULTILINE)
+_PACKAGE_RE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
+_METADATA_RE = re.compile(r"^# METADATA\s*$", re.MULTILINE)
+# Built-ins that reach the network (or sign requests for them). Refused in every policy.
+NETWORK_BUILTINS = ("http.send", "net.lookup_ip_addr", "providers.aws.sign_req")
+_NETWORK_RE = re.compile(r"\b(" + "|".join(re.escape(b) for b in NETWORK_BUILTINS) + r")\s*\(")
+_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$")
+INPUT_MODES = ("document", "combined")
+
+
+class PolicyError(InputError):
+    """A policy file that cannot be used: bad syntax, missing metadata, network built-ins."""
+
+
+@dataclass(slots=True)
+class Policy:
+    """One ``.rego`` policy file and what its METADATA says about it."""
+
+    id: str
+    title: str
+    severity: Severity
+    path: Path
+    package: str
+    rules: tuple[str, ...]
+    input: str = "document"
+    description: str = ""
+    cwe: list[str] = field(default_factory=list)
+    stride: list[str] = field(default_factory=list)
+    atlas: list[str] = field(default_factory=list)
+    owasp_ml: list[str] = field(default_factory=list)
+    mitigations: list[str] = field(default_factory=list)
+    shipped: bool = False
+    source: str = field(default="", repr=False)
+
+
+# ------------------------------------------------------------------------------------------
+# Policy loading
+# ------------------------------------------------------------------------------------------
+
+
+def _strip_comments(source: str) -> str:
+    """The source with ``#`` comments blanked (strings containing '#' are rare in policies)."""
+    out = []
+    for line in source.splitlines():
+        in_str: str | None = None
+        cut = len(line)
+        for i, ch in enumerate(line):
+            if in_str:
+                if ch == in_str and (in_str == "`" or line[i - 1] != "\\"):
+                    in_str = None
+            elif ch in '"`':
+                in_str = ch
+            elif ch == "#":
+                cut = i
+                break
+        out.append(line[:cut])
+    return "\n".join(out)
+
+
+def _line_of(source: str, offset: int) -> int:
+    return source.count("\n", 0, offset) + 1
+
+
+def _metadata_blocks(source: str) -> list[tuple[int, dict[str, Any]]]:
+    """Every ``# METADATA`` block as (line, parsed YAML)."""
+    lines = source.splitlines()
+    blocks = []
+    for m in _METADATA_RE.finditer(source):
+        start = _line_of(source, m.start())
+        body = []
+        for line in lines[start:]:
+            if not line.startswith("#"):
+                break
+            body.append(line[2:] if line.startswith("# ") else line[1:])
+        try:
+            data = yaml.safe_load("\n".join(body)) or {}
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"METADATA is not valid YAML: {exc}", line=start) from None
+        if not isinstance(data, dict):
+            raise PolicyError("METADATA must be a YAML mapping", line=start)
+        blocks.append((start, data))
+    return blocks
+
+
+def _str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str | int | float):
+        return [str(value)]
+    if isinstance(value, list):
+        return [str(v) for v in value if v is not None]
+    raise ValueError("expected a string or a list of strings")
+
+
+def _check_syntax(source: str) -> None:
+    code = _strip_comments(source)
+    m = _OLD_SET_RULE_RE.search(code)
+    if m:
+        raise PolicyError(
+            "old Rego syntax: write `deny contains msg if { ... }`, not `deny[msg] { ... }`",
+            line=_line_of(code, m.start()),
+        )
+    for m in _OLD_BODY_RE.finditer(code):
+        head = m.group(0)
+        if not head.startswith(("package", "import", "default")):
+            raise PolicyError(
+                "old Rego syntax: a rule body needs the `if` keyword (Rego v1)",
+                line=_line_of(code, m.start()),
+            )
+    m = _NETWORK_RE.search(code)
+    if m:
+        raise PolicyError(
+            f"policy calls {m.group(1)}: network built-ins are not allowed in mlhunt policies",
+            line=_line_of(code, m.start()),
+        )
+
+
+def _parse_policy(path: Path, source: str, *, shipped: bool) -> Policy | None:
+    """The Policy a file defines, or None for a library (no deny/violation/warn rule)."""
+    display = str(path)
+    try:
+        _check_syntax(source)
+        pkg = _PACKAGE_RE.search(_strip_comments(source))
+        if not pkg:
+            raise PolicyError("no `package` declaration")
+        rules = tuple(dict.fromkeys(m.group("name") for m in _RULE_RE.finditer(source)))
+        if not rules:
+            return None
+        blocks = [
+            (ln, b) for ln, b in _metadata_blocks(source) if isinstance(b.get("custom"), dict)
+        ]
+        ids = {str(b["custom"].get("id")) for _, b in blocks if b["custom"].get("id")}
+        if not blocks or not ids:
+            raise PolicyError(
+                "policy has no METADATA block with custom.id (and custom.severity): every policy "
+                "file must describe itself"
+            )
+        if len(ids) > 1:
+            raise PolicyError(f"one policy per file: METADATA declares several ids {sorted(ids)}")
+        line, meta = next((ln, b) for ln, b in blocks if b["custom"].get("id"))
+        custom = meta["custom"]
+        pid = str(custom["id"])
+        if not _ID_RE.match(pid):
+            raise PolicyError(f"custom.id {pid!r} must look like MLH-K8S-NAME", line=line)
+        if "severity" not in custom:
+            raise PolicyError("METADATA custom.severity is missing", line=line)
+        try:
+            severity = Severity.parse(str(custom["severity"]))
+        except ValueError as exc:
+            raise PolicyError(f"custom.severity: {exc}", line=line) from None
+        mode = str(custom.get("input", "document"))
+        if mode not in INPUT_MODES:
+            raise PolicyError(f"custom.input must be one of {', '.join(INPUT_MODES)}", line=line)
+        try:
+            mitigations = _str_list(custom.get("mitigations")) + _str_list(custom.get("mitigation"))
+            lists = {k: _str_list(custom.get(k)) for k in ("cwe", "stride", "atlas", "owasp_ml")}
+        except ValueError as exc:
+            raise PolicyError(f"METADATA custom: {exc}", line=line) from None
+        return Policy(
+            id=pid,
+            title=str(meta.get("title") or pid),
+            severity=severity,
+            path=path,
+            package=pkg.group(1),
+            rules=rules,
+            input=mode,
+            description=" ".join(str(meta.get("description") or "").split()),
+            mitigations=mitigations,
+            shipped=shipped,
+            source=source,
+            **lists,
+        )
+    except PolicyError as exc:
+        exc.file = exc.file or display
+        raise
+
+
+def _rego_files(directory: Path) -> list[Path]:
+    if directory.is_file():
+        return [directory] if directory.suffix == ".rego" else []
+    if not directory.is_dir():
+        raise PolicyError("policy directory not found", file=str(directory))
+    return sorted(p for p in directory.rglob("*.rego") if not p.name.endswith("_test.rego"))
+
+
+@dataclass(slots=True)
+class _PolicySet:
+    policies: list[Policy]
+    libraries: list[tuple[str, str]]  # (name, source)
+    engine: Any = None  # one regopy Interpreter holding every library and policy
+    alias: dict[str, str] = field(default_factory=dict)  # policy path -> package it runs in
+
+
+_CACHE: dict[tuple, _PolicySet] = {}
+_RUN_PACKAGE = "mlhunt_policies"
+
+
+def _signature(dirs: tuple[Path, ...]) -> tuple:
+    sig = []
+    for d in dirs:
+        for p in _rego_files(d):
+            st = p.stat()
+            sig.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(sig)
+
+
+def _policy_set(policy_dirs: Iterable[Path]) -> _PolicySet:
+    dirs = (SHIPPED_POLICY_DIR, *(Path(d).resolve() for d in policy_dirs))
+    key = (dirs, _signature(dirs))
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    policies: list[Policy] = []
+    libraries: list[tuple[str, str]] = []
+    seen: dict[str, Path] = {}
+    for d in dirs:
+        shipped = d == SHIPPED_POLICY_DIR
+        for p in _rego_files(d):
+            try:
+                source = p.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PolicyError(f"cannot read policy: {exc}", file=str(p)) from None
+            pol = _parse_policy(p, source, shipped=shipped)
+            if pol is None:
+                libraries.append((str(p), source))
+                continue
+            if pol.id in seen:
+                raise PolicyError(
+                    f"policy id {pol.id} is already defined by {seen[pol.id]}", file=str(p)
+                )
+            seen[pol.id] = p
+            policies.append(pol)
+    pset = _PolicySet(policies, libraries)
+    _compile(pset)
+    if len(_CACHE) > 8:
+        _CACHE.clear()
+    _CACHE[key] = pset
+    return pset
+
+
+def _compile(pset: _PolicySet) -> None:
+    """Load every library and policy into one interpreter: rego-cpp compiles the program on
+    each query, so one query per document for all policies is much cheaper than one per
+    policy. Each policy file runs in its own package (``mlhunt_policies.pN``), so files that
+    all say ``package main`` (as conftest wants) keep their results apart; helpers shared
+    between files belong in a library package (``package lib.x``, conftest's convention)."""
+    from regopy import Interpreter
+
+    interp = Interpreter()
+    for name, source in pset.libraries:
+        try:
+            interp.add_module(name, source)
+        except Exception as exc:
+            raise PolicyError(f"Rego error: {_short(exc)}", file=name) from None
+    for n, policy in enumerate(pset.policies):
+        alias = f"{_RUN_PACKAGE}.p{n}"
+        source = _PACKAGE_RE.sub(f"package {alias}", policy.source, count=1)
+        try:
+            interp.add_module(str(policy.path), source)
+        except Exception as exc:
+            raise PolicyError(f"Rego error: {_short(exc)}", file=str(policy.path)) from None
+        pset.alias[str(policy.path)] = alias
+    pset.engine = interp
+    # rego-cpp reports some errors (unknown functions, bad refs) only when evaluating.
+    for policy in pset.policies:
+        interp.set_input([] if policy.input == "combined" else {})
+        for rule in policy.rules:
+            _query(interp, f"data.{pset.alias[str(policy.path)]}.{rule}", str(policy.path))
+
+
+def _evaluate(
+    pset: _PolicySet, policies: list[Policy], value: Any
+) -> list[tuple[Policy, str, Any]]:
+    """(policy, rule, result) for every result of ``policies`` on input ``value``."""
+    if not policies:
+        return []
+    interp = pset.engine
+    interp.set_input(value)
+    slots = [(pol, rule) for pol in policies for rule in pol.rules]
+    refs = [f"data.{pset.alias[str(pol.path)]}.{rule}" for pol, rule in slots]
+    try:
+        values = _query(interp, "[" + ", ".join(refs) + "]", "")
+        if len(values) != len(slots):
+            raise PolicyError("unexpected result shape")
+    except PolicyError:
+        # Evaluate one by one, so that an error names the policy file at fault.
+        values = [
+            _query(interp, ref, str(pol.path)) for ref, (pol, _) in zip(refs, slots, strict=True)
+        ]
+    out = []
+    for (pol, rule), results in zip(slots, values, strict=True):
+        for result in results if isinstance(results, list) else [results]:
+            out.append((pol, rule, result))
+    return out
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    msgs = re.findall(r"\(errormsg \d+:([^)\n]*)", text)
+    if msgs:
+        return "; ".join(dict.fromkeys(m.strip() for m in msgs))
+    return " ".join(text.split())[:300]
+
+
+def load_policies(policy_dirs: Iterable[Path] = ()) -> list[Policy]:
+    """The shipped policies plus those in ``policy_dirs``, validated and compiled.
+
+    Raises :class:`PolicyError` (an :class:`~mlhunt.errors.InputError`) naming the file for a
+    policy that does not parse, lacks ``custom.id``/``custom.severity`` METADATA, uses old
+    (pre-v1) syntax or calls a network built-in.
+    """
+    return list(_policy_set(policy_dirs).policies)
+
+
+# ------------------------------------------------------------------------------------------
+# Rego evaluation (regopy's Output parses rego-cpp's JSON text, which is not escaped: results
+# are read from the node tree instead)
+# ------------------------------------------------------------------------------------------
+
+
+def _node_value(node: Any) -> Any:
+    from regopy.rego_shared import NodeKind as K
+    from regopy.rego_shared import (
+        rego_node_get,
+        rego_node_json,
+        rego_node_size,
+        rego_node_type,
+        rego_node_value,
+    )
+
+    kind = rego_node_type(node)
+    if kind in (K.Term, K.Scalar):
+        return _node_value(rego_node_get(node, 0))
+    if kind in (K.Array, K.Set, K.Terms):
+        return [_node_value(rego_node_get(node, i)) for i in range(rego_node_size(node))]
+    if kind == K.Object:
+        out: dict[str, Any] = {}
+        for i in range(rego_node_size(node)):
+            item = rego_node_get(node, i)
+            key = _node_value(rego_node_get(item, 0))
+            out[key if isinstance(key, str) else json.dumps(key)] = _node_value(
+                rego_node_get(item, 1)
+            )
+        return out
+    if kind == K.String:
+        # rego-cpp 1.5 hands back strings made by built-ins (concat, lower, object.get ...)
+        # wrapped in one pair of unescaped double quotes; strings from input or literals come raw.
+        text = rego_node_value(node)
+        if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+            text = text[1:-1]
+        return text
+    if kind == K.Int:
+        return int(rego_node_value(node))
+    if kind == K.Float:
+        return float(rego_node_value(node))
+    if kind in (K.True_, K.False_, K.Boolean):
+        return rego_node_value(node) == "true"
+    if kind == K.Null:
+        return None
+    if kind == K.Undefined:
+        return None
+    raise ValueError(f"unexpected Rego value {rego_node_json(node)[:80]}")
+
+
+def _query(interp: Any, query: str, policy_file: str) -> list[Any]:
+    from regopy.rego_shared import (
+        rego_free_output,
+        rego_output_expressions_at_index,
+        rego_output_ok,
+        rego_output_string,
+        rego_query,
+    )
+
+    try:
+        out = rego_query(interp._impl, query)
+    except Exception as exc:
+        raise PolicyError(f"Rego evaluation failed: {_short(exc)}", file=policy_file) from None
+    try:
+        text = rego_output_string(out)
+        if not rego_output_ok(out) or text.lstrip().startswith("(error"):
+            raise PolicyError(
+                f"Rego evaluation failed: {_short(Exception(text))}", file=policy_file
+            )
+        if text.strip() == "undefined":
+            return []
+        terms = _node_value(rego_output_expressions_at_index(out, 0))
+    finally:
+        rego_free_output(out)
+    value = terms[0] if isinstance(terms, list) and terms else terms
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+# ------------------------------------------------------------------------------------------
+# Manifest loading with line numbers
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Doc:
+    file: str  # display path
+    index: int  # 0-based position in the file (after expanding kind: List)
+    obj: dict[str, Any]
+    node: yaml.Node | None
+    line: int
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, float) and value != value:  # NaN: not JSON
+        return None
+    return value
+
+
+def _compose(text: str) -> Iterator[tuple[yaml.Node | None, Any]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            yield node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise InputError(f"manifest larger than {MAX_MANIFEST_BYTES} bytes", file=str(path))
+    return data.decode("utf-8-sig")
+
+
+def _is_resource(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("apiVersion"), str)
+        and isinstance(obj.get("kind"), str)
+    )
+
+
+def _map_get(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def _load_docs(path: Path, display: str) -> list[_Doc]:
+    try:
+        text = _read_text(path)
+    except UnicodeDecodeError:
+        raise InputError("manifest is not UTF-8 text", file=display) from None
+    except OSError as exc:
+        raise InputError(f"cannot read manifest: {exc.strerror or exc}", file=display) from None
+    docs: list[_Doc] = []
+    try:
+        pairs = list(_compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InputError(f"invalid YAML: {problem}", file=display, line=line) from None
+    for node, obj in pairs:
+        if _is_resource(obj) and obj["kind"] == "List" and isinstance(obj.get("items"), list):
+            items_node = _map_get(node, "items")
+            for i, item in enumerate(obj["items"]):
+                inode = (
+                    items_node.value[i]
+                    if isinstance(items_node, yaml.SequenceNode) and i < len(items_node.value)
+                    else None
+                )
+                if _is_resource(item):
+                    line = inode.start_mark.line + 1 if inode is not None else 1
+                    docs.append(_Doc(display, len(docs), _jsonable(item), inode, line))
+            continue
+        if _is_resource(obj):
+            line = node.start_mark.line + 1 if node is not None else 1
+            docs.append(_Doc(display, len(docs), _jsonable(obj), node, line))
+    return docs
+
+
+def _field_line(doc: _Doc, path: list[Any]) -> int:
+    """The 1-based line of the deepest part of ``path`` present in the document."""
+    node = doc.node
+    line = doc.line
+    for seg in path:
+        if isinstance(node, yaml.MappingNode):
+            hit = None
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(seg):
+                    hit = (k, v)
+                    break
+            if hit is None:
+                return line
+            line = hit[0].start_mark.line + 1
+            node = hit[1]
+        elif isinstance(node, yaml.SequenceNode):
+            if not isinstance(seg, int) or not 0 <= seg < len(node.value):
+                return line
+            node = node.value[seg]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def is_manifest(path: Path) -> bool:
+    """True for a YAML or JSON file holding at least one Kubernetes-style object (a document
+    with string ``apiVersion`` and ``kind``). Unreadable or unparsable files are not manifests."""
+    path = Path(path)
+    if path.suffix.lower() not in MANIFEST_SUFFIXES or not path.is_file():
+        return False
+    try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            return False
+        text = _read_text(path)
+        if "apiVersion" not in text or "kind" not in text:
+            return False
+        return any(_is_resource(obj) for _, obj in _compose(text))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputError, RecursionError):
+        return False
+
+
+# ------------------------------------------------------------------------------------------
+# Scanning
+# ------------------------------------------------------------------------------------------
+
+
+def _dotted(path: list[Any]) -> str:
+    out = ""
+    for seg in path:
+        if isinstance(seg, int):
+            out += f"[{seg}]"
+        else:
+            seg = str(seg)
+            out += ("." if out else "") + (seg if re.fullmatch(r"[\w-]+", seg) else f"[{seg!r}]")
+    return out
+
+
+def _as_path(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return [v if isinstance(v, int | str) else str(v) for v in value]
+    if isinstance(value, str) and value:
+        return [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", value) if p]
+    return []
+
+
+def _finding(
+    policy: Policy, rule: str, result: Any, doc: _Doc | None, target: str
+) -> Finding | None:
+    if isinstance(result, str):
+        msg, extra = result, {}
+    elif isinstance(result, dict) and isinstance(result.get("msg"), str):
+        msg, extra = result["msg"], result
+    else:
+        return None
+    severity = policy.severity
+    if rule.startswith("warn"):
+        severity = Severity.LOW
+    if isinstance(extra.get("severity"), str):
+        with contextlib.suppress(ValueError):
+            severity = Severity.parse(extra["severity"])
+    fpath = _as_path(extra.get("field"))
+    evidence: dict[str, Any] = {"message": msg}
+    if doc is not None:
+        meta = doc.obj.get("metadata") if isinstance(doc.obj.get("metadata"), dict) else {}
+        evidence.update(
+            line=_field_line(doc, fpath) if fpath else doc.line,
+            document=doc.index + 1,
+            kind=doc.obj.get("kind"),
+            name=meta.get("name"),
+            namespace=meta.get("namespace"),
+        )
+    if fpath:
+        evidence["field"] = _dotted(fpath)
+    evidence["policy"] = policy.path.name if policy.shipped else str(policy.path)
+    evidence["rule"] = rule
+    where = ""
+    if doc is not None:
+        where = f"#{evidence.get('kind')}/{evidence.get('namespace') or ''}/{evidence.get('name')}"
+        if fpath:
+            where += f":{evidence['field']}"
+    return Finding(
+        id=f"{policy.id}@{target}{where}",
+        rule_id=policy.id,
+        title=policy.title,
+        severity=severity,
+        source="scan",
+        target=target,
+        description=policy.description or msg,
+        atlas=list(policy.atlas),
+        owasp_ml=list(policy.owasp_ml),
+        stride=list(policy.stride),
+        cwe=list(policy.cwe),
+        evidence=evidence,
+        mitigations=list(policy.mitigations),
+    )
+
+
+def scan_manifests(
+    paths: Iterable[Path],
+    *,
+    displays: Mapping[Path, str] | None = None,
+    policy_dirs: Iterable[Path] = (),
+) -> list[Finding]:
+    """Check several manifest files as one deployment.
+
+    Document policies run on every object of every file; combined policies run once over all
+    files together (conftest ``--combine``), so a PeerAuthentication or AuthorizationPolicy in
+    one file covers the InferenceService in another. ``displays`` maps a path to the name used
+    as the finding target (default: the path as given). Files that hold no Kubernetes object
+    contribute nothing. Raises :class:`~mlhunt.errors.InputError` for unparsable YAML and
+    :class:`PolicyError` for unusable policies.
+    """
+    pset = _policy_set(policy_dirs)
+    displays = displays or {}
+    files: list[tuple[str, list[_Doc]]] = []
+    for p in paths:
+        p = Path(p)
+        display = displays.get(p) or str(p)
+        files.append((display, _load_docs(p, display)))
+
+    findings: list[Finding] = []
+    document_policies = [pol for pol in pset.policies if pol.input == "document"]
+    combined_policies = [pol for pol in pset.policies if pol.input == "combined"]
+
+    for display, docs in files:
+        for doc in docs:
+            for pol, rule, result in _evaluate(pset, document_policies, doc.obj):
+                f = _finding(pol, rule, result, doc, display)
+                if f is not None:
+                    findings.append(f)
+
+    if combined_policies and any(docs for _, docs in files):
+        combined = []
+        by_key: dict[tuple[str, int], _Doc] = {}
+        for display, docs in files:
+            if not docs:
+                continue
+            contents: Any = docs[0].obj if len(docs) == 1 else [d.obj for d in docs]
+            combined.append({"path": display, "contents": contents})
+            for d in docs:
+                by_key[(display, d.index)] = d
+        first = next(d for _, docs in files for d in docs)
+        for pol, rule, result in _evaluate(pset, combined_policies, combined):
+            doc = first
+            if isinstance(result, dict):
+                idx = result.get("index", 0)
+                key = (str(result.get("path", first.file)), idx if isinstance(idx, int) else 0)
+                doc = by_key.get(key, first)
+            f = _finding(pol, rule, result, doc, doc.file)
+            if f is not None:
+                findings.append(f)
+
+    return _dedupe(findings)
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    out: list[Finding] = []
+    seen: dict[str, int] = {}
+    messages: set[tuple[str, str]] = set()
+    for f in findings:
+        key = (f.id, str(f.evidence.get("message")))
+        if key in messages:
+            continue
+        messages.add(key)
+        n = seen.get(f.id, 0)
+        seen[f.id] = n + 1
+        if n:
+            f.id = f"{f.id}~{n + 1}"
+        out.append(f)
+    out.sort(key=lambda f: (f.target, f.evidence.get("line") or 0, f.rule_id, f.id))
+    return out
+
+
+def scan_manifest(
+    path: Path, *, display: str | None = None, policy_dirs: Iterable[Path] = ()
+) -> list[Finding]:
+    """Check one manifest file (all its documents) against the shipped policies and the
+    ``.rego`` files in ``policy_dirs``. Combined policies see this file alone; use
+    :func:`scan_manifests` to judge a folder's files together."""
+    path = Path(path)
+    return scan_manifests(
+        [path], displays={path: display} if display else None, policy_dirs=policy_dirs
+    )
