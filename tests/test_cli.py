@@ -142,6 +142,8 @@ def test_demo_writes_reports(tmp_path: Path) -> None:
             "dfd.svg",
         ):
             assert (out / name / f).stat().st_size > 0, f"{name}/{f}"
+        scan = json.loads((out / name / "scan.json").read_text())
+        assert scan["command"] == "scan" and scan["findings"], name
     index = (out / "index.html").read_text()
     assert "fraud-detection/threat-model.html" in index
     r = mlhunt("demo", "nope", "--examples", str(EXAMPLES), "--output", str(out))

@@ -27,10 +27,11 @@ text-align:left}.critical{color:#8b0000;font-weight:600}.high{color:#c0392b}.med
 risks and mitigations.</p>
 <table><thead><tr><th>System</th><th>Threats</th>
 {% for s in severities %}<th class="{{ s }}">{{ s }}</th>{% endfor %}
-<th>Other formats</th></tr></thead><tbody>
+<th>Deployment scan</th><th>Other formats</th></tr></thead><tbody>
 {% for r in rows %}<tr><td><a href="{{ r.dir }}/threat-model.html">{{ r.name }}</a></td>
 <td>{{ r.total }}</td>{% for s in severities %}<td class="{{ s }}">{{ r.counts[s] }}</td>
-{% endfor %}<td><a href="{{ r.dir }}/threat-model.md">Markdown</a> ·
+{% endfor %}<td>{% if r.scan is not none %}<a href="{{ r.dir }}/scan.html">{{ r.scan }}
+findings</a>{% else %}none{% endif %}</td><td><a href="{{ r.dir }}/threat-model.md">Markdown</a> ·
 <a href="{{ r.dir }}/threat-model.sarif">SARIF</a> ·
 <a href="{{ r.dir }}/threat-model.json">JSON</a></td></tr>{% endfor %}
 </tbody></table></body></html>
@@ -54,7 +55,9 @@ def run_demo(
 ) -> list[Path]:
     """Threat-model every scenario (or ``only`` one); return the files written."""
     from mlhunt.cli import write_atomic
+    from mlhunt.findings import document
     from mlhunt.report import render
+    from mlhunt.scan import scan_path
     from mlhunt.system import dfd
     from mlhunt.system.loader import definition_lines, parse_system, read_text
     from mlhunt.threatmodel import build_threat_model
@@ -83,6 +86,17 @@ def run_demo(
             "threat-model.html": render(doc, "html"),
             "dfd.svg": dfd.to_svg(dfd.to_dot(doc)),
         }
+        deploy = folder / "deploy"
+        scanned = None
+        if deploy.is_dir():
+            progress(f"[{folder.name}] scan of {deploy}")
+            result = scan_path(deploy)
+            scanned = document(
+                "scan", result.findings, files_scanned=result.files, bytes_scanned=result.bytes
+            )
+            outputs["scan.json"] = render(scanned, "json")
+            outputs["scan.sarif"] = render(scanned, "sarif")
+            outputs["scan.html"] = render(scanned, "html")
         for name, content in outputs.items():
             write_atomic(target / name, content)
             written.append(target / name)
@@ -93,6 +107,7 @@ def run_demo(
                 "name": tm.system.name,
                 "total": len(tm.findings),
                 "counts": summary,
+                "scan": scanned["summary"]["total"] if scanned else None,
             }
         )
         progress(
