@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from mlhunt import __version__
 from mlhunt.errors import CatalogError, InputError
@@ -56,6 +55,8 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 
 
 def _err(message: str) -> None:
+    from rich.console import Console  # imported on use: start-up counts for `scan` in CI hooks
+
     Console(stderr=True, highlight=False, soft_wrap=True).print(message, markup=False)
 
 
@@ -115,6 +116,8 @@ def emit(
     lines: dict[str, int] | None = None,
 ) -> None:
     """Render ``doc`` in ``fmt`` to ``output`` or stdout (atomically when writing a file)."""
+    from rich.console import Console
+
     from mlhunt.report import print_table, render
 
     if fmt == "table":
@@ -268,6 +271,7 @@ def _file_progress() -> Iterator[Callable[[Path], None]]:
     if not sys.stderr.isatty():
         yield lambda _p: None
         return
+    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     with Progress(

@@ -344,8 +344,13 @@ def _compile(pset: _PolicySet) -> None:
             raise PolicyError(f"Rego error: {_short(exc)}", file=str(policy.path)) from None
         pset.alias[str(policy.path)] = alias
     pset.engine = interp
-    # rego-cpp reports some errors (unknown functions, bad refs) only when evaluating.
+    # rego-cpp reports some errors (unknown functions, bad refs) only when evaluating: probe the
+    # user's policies once so a mistake names its file. The shipped ones are probed by the tests;
+    # skipping them saves ~0.4 s of start-up (each query recompiles the program).
+    shipped = SHIPPED_POLICY_DIR.resolve()
     for policy in pset.policies:
+        if Path(policy.path).resolve().is_relative_to(shipped):
+            continue
         interp.set_input([] if policy.input == "combined" else {})
         for rule in policy.rules:
             _query(interp, f"data.{pset.alias[str(policy.path)]}.{rule}", str(policy.path))
