@@ -401,3 +401,22 @@ def test_mutated_corpus_never_crashes_or_hangs(corpus: list[CorpusItem], tmp_pat
             is_artifact(path)
             assert all(f.rule_id != "MLH-SCAN-ERROR" for f in scan_artifact(path)), item.technique
     assert time.monotonic() - start < 30
+
+
+def test_zip_with_unsupported_version_is_reported_not_crashed(tmp_path: Path) -> None:
+    """zipfile raises NotImplementedError for an 'extract version' it does not know (found by
+    mutating the corpus): that is an unreadable archive, not a scanner error."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", b"\x80\x04K\x01.")
+    data = bytearray(buf.getvalue())
+    cd = data.index(b"PK\x01\x02")
+    data[cd + 6 : cd + 8] = (250).to_bytes(2, "little")  # version needed to extract: 25.0
+    path = tmp_path / "weird.pt"
+    path.write_bytes(bytes(data))
+    rules = [f.rule_id for f in scan_artifact(path)]
+    assert "MLH-SCAN-ERROR" not in rules
+    assert "MLH-SCAN-ZIP-UNREADABLE" in rules

@@ -443,7 +443,16 @@ def _scan_zip(ctx: _Ctx, fileobj: Any, target: str, depth: int) -> None:
         return
     try:
         zf = zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error, zlib.error) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        NotImplementedError,  # "zip file version N": raised while reading the central directory
+        RuntimeError,
+        ValueError,
+        EOFError,
+        struct.error,
+        zlib.error,
+    ) as exc:
         ctx.add(
             make_finding(
                 "MLH-SCAN-ZIP-UNREADABLE",
