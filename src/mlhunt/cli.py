@@ -52,6 +52,13 @@ FailOnOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+ScenarioArg = Annotated[
+    str,
+    typer.Argument(help="Built-in scenario: loan-approval, image-moderation, fraud-detection."),
+]
+ScenarioSeedOpt = Annotated[
+    int, typer.Option("--scenario-seed", help="Seed of the scenario's build (data, model).")
+]
 
 
 def _err(message: str) -> None:
@@ -330,9 +337,7 @@ def demo(
 
 @app.command()
 def simulate(
-    scenario: Annotated[
-        str, typer.Argument(help="Built-in scenario: loan-approval, image-moderation, ...")
-    ],
+    scenario: ScenarioArg,
     out: Annotated[Path, typer.Option("--out", help="Folder for logs.jsonl and labels.json.")],
     seed: Annotated[int, typer.Option(help="Seed of the simulated traffic.")] = 0,
     live: Annotated[
@@ -344,9 +349,7 @@ def simulate(
         ),
     ] = None,
     scale: Annotated[float, typer.Option(help="Multiply traffic volumes by this factor.")] = 1.0,
-    scenario_seed: Annotated[
-        int, typer.Option("--scenario-seed", help="Seed of the scenario's build (data, model).")
-    ] = 0,
+    scenario_seed: ScenarioSeedOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
     """Simulate a day of labelled benign and attacker traffic against a built-in scenario's real
@@ -372,9 +375,7 @@ def simulate(
 
 @app.command()
 def build(
-    scenario: Annotated[
-        str, typer.Argument(help="Built-in scenario: loan-approval, image-moderation, ...")
-    ],
+    scenario: ScenarioArg,
     seed: Annotated[int, typer.Option(help="Seed of the data and the model.")] = 0,
     db: Annotated[
         str | None,
@@ -414,9 +415,7 @@ def build(
 
 @app.command()
 def serve(
-    scenario: Annotated[
-        str, typer.Argument(help="Built-in scenario: loan-approval, image-moderation, ...")
-    ],
+    scenario: ScenarioArg,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     api_key: Annotated[
@@ -436,9 +435,7 @@ def serve(
     log: Annotated[
         Path, typer.Option(help="Inference log to append to (JSON Lines, DESIGN.md schema).")
     ] = Path("inference-log.jsonl"),
-    scenario_seed: Annotated[
-        int, typer.Option("--scenario-seed", help="Seed of the scenario's build (data, model).")
-    ] = 0,
+    scenario_seed: ScenarioSeedOpt = 0,
     debug: DebugOpt = False,
 ) -> None:
     """Run a built-in scenario's prediction API (POST /predict, GET /health) with an inference

@@ -231,3 +231,19 @@ def summary_line(doc: dict[str, Any]) -> str:
     total = sum(counts.values())
     parts = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES)
     return f"{total} finding{'s' if total != 1 else ''}: {parts}"
+
+
+def dfd_parts(
+    doc: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+    """The model document's system, elements, flows and boundary names (id -> name), tolerant of
+    documents from other commands (which have none of them)."""
+    system = doc.get("system") if isinstance(doc.get("system"), dict) else {}
+    elements = [e for e in doc.get("elements") or [] if isinstance(e, dict)]
+    flows = [f for f in doc.get("flows") or [] if isinstance(f, dict)]
+    boundaries = {
+        text(b.get("id")): text(b.get("name") or b.get("id"))
+        for b in doc.get("trust_boundaries") or []
+        if isinstance(b, dict)
+    }
+    return system, elements, flows, boundaries

@@ -22,6 +22,7 @@ from mlhunt.report._common import (
     SEVERITY_FILL,
     SEVERITY_RANK,
     counts_by_severity,
+    dfd_parts,
     framework_of,
     labels,
     mappings,
@@ -123,14 +124,7 @@ def _evidence(value: Any) -> list[tuple[str, str, bool]]:
 def render(doc: dict[str, Any], *, diagram: bool = True) -> str:
     """The HTML report of any mlhunt document (``diagram=False`` skips Graphviz)."""
     names = labels(doc)
-    system = doc.get("system") if isinstance(doc.get("system"), dict) else {}
-    elements_raw = [e for e in doc.get("elements") or [] if isinstance(e, dict)]
-    flows_raw = [f for f in doc.get("flows") or [] if isinstance(f, dict)]
-    boundaries = {
-        text(b.get("id")): text(b.get("name") or b.get("id"))
-        for b in doc.get("trust_boundaries") or []
-        if isinstance(b, dict)
-    }
+    system, elements_raw, flows_raw, boundaries = dfd_parts(doc)
     element_ids = {text(e.get("id")) for e in elements_raw}
     flow_ids = {text(f.get("id")) for f in flows_raw}
 

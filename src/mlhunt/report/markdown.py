@@ -15,6 +15,7 @@ from mlhunt.report._common import (
     counts_by_framework,
     counts_by_severity,
     counts_by_status,
+    dfd_parts,
     findings_of,
     framework_of,
     labels,
@@ -101,14 +102,7 @@ def render(doc: dict[str, Any]) -> str:
     from mlhunt.system.dfd import to_mermaid
 
     out: list[str] = []
-    system = doc.get("system") if isinstance(doc.get("system"), dict) else {}
-    elements = [e for e in doc.get("elements") or [] if isinstance(e, dict)]
-    flows = [f for f in doc.get("flows") or [] if isinstance(f, dict)]
-    boundaries = {
-        text(b.get("id")): text(b.get("name") or b.get("id"))
-        for b in doc.get("trust_boundaries") or []
-        if isinstance(b, dict)
-    }
+    system, elements, flows, boundaries = dfd_parts(doc)
     names = labels(doc)
     findings = sorted_findings(doc)
     by_target: dict[str, list[dict[str, Any]]] = {}

@@ -111,6 +111,11 @@ def _fit_logreg(z: np.ndarray, y: np.ndarray) -> Any | None:
     return LogisticRegression(C=10.0, max_iter=500).fit(z, y)
 
 
+def _fit_substitute(zs: list[np.ndarray], ys: list[np.ndarray]) -> Any | None:
+    """The attacker's surrogate on every answer so far (None until both classes were seen)."""
+    return _fit_logreg(np.concatenate(zs), np.concatenate(ys))
+
+
 def _agreement(sub: Any | None, box: Box, eval_x: np.ndarray, eval_y: np.ndarray) -> float:
     """Fidelity of a stolen copy: how often it agrees with the real model on held-out inputs."""
     if sub is None or len(eval_x) == 0:
@@ -235,13 +240,9 @@ def knockoff_extraction(
             unused[pick] = False
             ys.append(_labels(ask(pool[pick], new_round=True)))
             zs.append(zpool[pick])
-            sub = _fit_logreg(np.concatenate(zs), np.concatenate(ys))
-            if sub is not None and len(sub.classes_) != 2:
-                sub = None
-    except Exhausted:
+            sub = _fit_substitute(zs, ys)
+    except Exhausted:  # raised by ask() before anything is appended: sub is already up to date
         pass
-    if sub is None and zs:
-        sub = _fit_logreg(np.concatenate(zs), np.concatenate(ys))
     return Outcome(ask.used, {"fidelity": _agreement(sub, box, eval_x, eval_y)})
 
 
@@ -263,13 +264,9 @@ def active_low_and_slow(
                 pick = cand[np.argsort(margin, kind="stable")[:batch]]
             ys.append(_labels(ask(box.to_x(pick), new_round=True)))
             zs.append(pick[: len(ys[-1])])
-            sub = _fit_logreg(np.concatenate(zs), np.concatenate(ys))
-            if sub is not None and len(sub.classes_) != 2:
-                sub = None
-    except Exhausted:
+            sub = _fit_substitute(zs, ys)
+    except Exhausted:  # raised by ask() before anything is appended: sub is already up to date
         pass
-    if sub is None and zs:
-        sub = _fit_logreg(np.concatenate(zs), np.concatenate(ys))
     return Outcome(ask.used, {"fidelity": _agreement(sub, box, eval_x, eval_y)})
 
 
