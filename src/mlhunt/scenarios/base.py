@@ -121,3 +121,43 @@ class Scenario(Protocol):
     ) -> BuiltScenario: ...
 
     def load(self, directory: Path) -> LoadedScenario: ...
+
+
+class TabularLoaded:
+    """What every tabular scenario's loaded model shares: batch checks, the logged vector, the
+    request body, and the train/holdout split read from an ``.npz`` (no pickles)."""
+
+    spec: InputSpec
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_holdout: np.ndarray
+    y_holdout: np.ndarray
+
+    def _load_split(self, path: Path) -> dict[str, np.ndarray]:
+        """Set x/y train/holdout from ``path`` (arrays x, y, is_train); returns every array."""
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        is_train = arrays["is_train"].astype(bool)
+        x, y = arrays["x"], arrays["y"]
+        self.x_train, self.y_train = x[is_train], y[is_train]
+        self.x_holdout, self.y_holdout = x[~is_train], y[~is_train]
+        arrays["is_train"] = is_train
+        return arrays
+
+    def _batch(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as a float64 (n, n_features) batch, or ValueError."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        n = len(self.spec.names)
+        if x.ndim != 2 or x.shape[1] != n:
+            raise ValueError(f"expected (n, {n}) features, got {x.shape}")
+        return x
+
+    def log_vector(self, x: np.ndarray) -> list[float]:
+        return [float(v) for v in np.asarray(x, dtype=np.float64).ravel()]
+
+    def features(self, x: np.ndarray) -> dict[str, float]:
+        """One feature vector as the ``features`` object of a ``POST /predict`` body."""
+        values = np.asarray(x).ravel()
+        return {n: float(v) for n, v in zip(self.spec.names, values, strict=True)}

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, _quiet
+from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, TabularLoaded, _quiet
 
 NAME = "fraud-detection"
 MODEL_NAME = "fraud-detection-hgb-v1"
@@ -435,7 +435,7 @@ def load_model(directory: Path) -> tuple[Any, dict[str, Any]]:
 # --- the scenario ------------------------------------------------------------------------------
 
 
-class LoadedFraud:
+class LoadedFraud(TabularLoaded):
     """The built fraud scenario: the classifier, the transactions and their split."""
 
     name = NAME
@@ -446,20 +446,13 @@ class LoadedFraud:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.model, self.meta = load_model(self.directory)
-        with np.load(self.directory / DATA_FILE, allow_pickle=False) as npz:
-            x, y, is_train = npz["x"], npz["y"], npz["is_train"].astype(bool)
-        self.x_train, self.y_train = x[is_train], y[is_train]
-        self.x_holdout, self.y_holdout = x[~is_train], y[~is_train]
+        self._load_split(self.directory / DATA_FILE)
         from threadpoolctl import ThreadpoolController
 
         self._threads = ThreadpoolController()  # built once: it inspects the loaded libraries
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(f"expected (n, {len(FEATURE_NAMES)}) features, got {x.shape}")
+        x = self._batch(x)
         # Categorical codes outside the known range would raise inside sklearn: clip them.
         x = x.copy()
         for j in CATEGORICAL:
@@ -472,15 +465,8 @@ class LoadedFraud:
         with self._threads.limit(limits=1, user_api="openmp"):
             return np.asarray(self.model.predict_proba(x), dtype=np.float64)
 
-    def log_vector(self, x: np.ndarray) -> list[float]:
-        return [float(v) for v in np.asarray(x, dtype=np.float64).ravel()]
-
     def sample_benign(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return sample_transactions(n, rng)
-
-    def features(self, x: np.ndarray) -> dict[str, float]:
-        """One feature vector as the ``features`` object of a ``POST /predict`` body."""
-        return {n: float(v) for n, v in zip(FEATURE_NAMES, np.asarray(x).ravel(), strict=True)}
 
 
 def _recall_at_fpr(y: np.ndarray, p: np.ndarray, fpr: float) -> float:

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, _quiet
+from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, TabularLoaded, _quiet
 
 NAME = "loan-approval"
 MODEL_NAME = "loan-approval-logreg-v1"
@@ -474,7 +474,7 @@ def rebuild_pipeline(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Any
 # --- the scenario ------------------------------------------------------------------------------
 
 
-class LoadedLoan:
+class LoadedLoan(TabularLoaded):
     """The built loan scenario: the model from its arrays, the feature table and its split."""
 
     name = NAME
@@ -485,11 +485,9 @@ class LoadedLoan:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self._arrays, self.meta = load_model(self.directory)
-        with np.load(self.directory / FEATURES_FILE, allow_pickle=False) as npz:
-            x, y, is_train = npz["x"], npz["y"], npz["is_train"].astype(bool)
-            self.ids = npz["ids"]
-        self.x_train, self.y_train = x[is_train], y[is_train]
-        self.x_holdout, self.y_holdout = x[~is_train], y[~is_train]
+        arrays = self._load_split(self.directory / FEATURES_FILE)
+        is_train = arrays["is_train"]
+        self.ids = arrays["ids"]
         self.ids_train, self.ids_holdout = self.ids[is_train], self.ids[~is_train]
         self.dataset = json.loads((self.directory / DATASET_FILE).read_text(encoding="utf-8"))
 
@@ -502,15 +500,8 @@ class LoadedLoan:
         return str(self.dataset["database"])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != len(FEATURE_NAMES):
-            raise ValueError(f"expected (n, {len(FEATURE_NAMES)}) features, got {x.shape}")
+        x = self._batch(x)
         return _logistic_proba(self._arrays, x)
-
-    def log_vector(self, x: np.ndarray) -> list[float]:
-        return [float(v) for v in np.asarray(x, dtype=np.float64).ravel()]
 
     def sample_benign(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return sample_features(n, rng)
@@ -518,10 +509,6 @@ class LoadedLoan:
     def pipeline(self) -> Any:
         """The trained model as an sklearn ``Pipeline`` (for ART or other sklearn tooling)."""
         return rebuild_pipeline(self._arrays, self.meta)
-
-    def features(self, x: np.ndarray) -> dict[str, float]:
-        """One feature vector as the ``features`` object of a ``POST /predict`` body."""
-        return {n: float(v) for n, v in zip(FEATURE_NAMES, np.asarray(x).ravel(), strict=True)}
 
 
 class LoanApproval:
