@@ -1,0 +1,1 @@
+"""``mlhunt assess``: attack the real model to prove or refute each ML threat."""

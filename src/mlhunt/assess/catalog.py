@@ -1,0 +1,156 @@
+"""The attack catalog: one YAML file per attack beside its code in ``mlhunt/assess/attacks/``.
+
+The YAML carries what the attack *is* (id, mappings, when it applies, default parameters, how
+its measured impact becomes a severity); the module named by ``entry`` carries what it *does*.
+Every file is validated when the catalog loads: an unknown key, an ATLAS or OWASP id not in the
+taxonomy, or an entry that does not resolve is a :class:`CatalogError` naming the file.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import importlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mlhunt.assess.base import AttackFn
+from mlhunt.errors import CatalogError
+from mlhunt.findings import Severity
+from mlhunt.threatmodel.catalog import load_taxonomy
+
+
+class AttackKind(enum.StrEnum):
+    EVASION = "evasion"
+    PATCH = "patch"
+    CORRUPTION = "corruption"
+    EXTRACTION = "extraction"
+    MEMBERSHIP = "membership"
+    ATTRIBUTE = "attribute"
+    INVERSION = "inversion"
+    POISONING = "poisoning"
+
+
+class Requirement(enum.StrEnum):
+    """What a target or its data must offer for the attack to apply."""
+
+    WHITE_BOX = "white_box"  # target.torch_module() or target.sklearn_estimator()
+    TORCH = "torch"  # target.torch_module() specifically
+    MEMBERS = "members"  # data.x_members and data.x_nonmembers
+    POOL = "pool"  # data.x_pool
+    SENSITIVE_FEATURE = "sensitive_feature"
+    TRAINER = "trainer"
+    BOXES = "boxes"  # data.extra["boxes_eval"]: where the object is (patch attacks)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SeverityRule(_Strict):
+    """How the measured impact becomes a severity: the first threshold reached, from critical
+    down, wins; below ``low`` the finding is ``info``."""
+
+    metric: str = Field(description="Key in the result's metrics that measures impact.")
+    higher_is_worse: bool = Field(True, description="False when a lower value is worse.")
+    thresholds: dict[Severity, float] = Field(
+        description="Severity -> value of metric at which it applies (critical..low)."
+    )
+
+    def severity(self, metrics: dict[str, Any]) -> Severity:
+        value = metrics.get(self.metric)
+        if not isinstance(value, int | float):
+            return Severity.INFO
+        for sev in (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW):
+            t = self.thresholds.get(sev)
+            if t is None:
+                continue
+            if (value >= t) if self.higher_is_worse else (value <= t):
+                return sev
+        return Severity.INFO
+
+
+class AttackSpec(_Strict):
+    id: str = Field(pattern=r"^MLH-ASSESS-[A-Z0-9]+(-[A-Z0-9]+)*$", description="Stable id.")
+    title: str
+    kind: AttackKind
+    description: str = Field(min_length=20, description="What it does and what a result means.")
+    applies_to: list[str] = Field(description="Input kinds: tabular, image.")
+    requires: list[Requirement] = Field(default_factory=list)
+    black_box: bool = Field(description="True when it only uses predict_proba (query-charged).")
+    cost: int = Field(ge=1, le=5, description="1 cheap .. 5 expensive: the runner's order.")
+    entry: str = Field(pattern=r"^[\w.]+:\w+$", description="module:function running it.")
+    validates: list[str] = Field(
+        description="Threat-model rule ids (MLH-ML-...) this attack proves or refutes."
+    )
+    atlas: list[str]
+    owasp_ml: list[str]
+    params: dict[str, Any] = Field(default_factory=dict, description="Default parameters.")
+    severity: SeverityRule
+    mitigations: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CatalogAttack:
+    spec: AttackSpec
+    path: str
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def load(self) -> AttackFn:
+        module, fn = self.spec.entry.split(":")
+        return getattr(importlib.import_module(module), fn)  # type: ignore[no-any-return]
+
+
+def _attacks_dir() -> Path:
+    return Path(str(resources.files("mlhunt.assess") / "attacks"))
+
+
+def _check(spec: AttackSpec, taxonomy: dict[str, dict[str, Any]]) -> None:
+    for key, values in (("atlas", spec.atlas), ("owasp_ml", spec.owasp_ml)):
+        for v in values:
+            if v not in taxonomy.get(key, {}):
+                raise CatalogError(f"{key}: unknown id {v!r}")
+    for kind in spec.applies_to:
+        if kind not in ("tabular", "image"):
+            raise CatalogError(f"applies_to: unknown input kind {kind!r} (tabular, image)")
+    for rule_id in spec.validates:
+        if not rule_id.startswith("MLH-ML-"):
+            raise CatalogError(f"validates: {rule_id!r} is not an ML threat rule id")
+
+
+def load_attacks(directory: Path | None = None) -> tuple[CatalogAttack, ...]:
+    """Every attack YAML under ``directory`` (default: the built-in ones), validated."""
+    taxonomy = load_taxonomy()
+    out: list[CatalogAttack] = []
+    seen: dict[str, str] = {}
+    for path in sorted((directory or _attacks_dir()).glob("*.yaml")):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            spec = AttackSpec.model_validate(data)
+            _check(spec, taxonomy)
+        except yaml.YAMLError as exc:
+            raise CatalogError(f"{path}: invalid YAML: {exc}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            raise CatalogError(f"{path}: {where}: {err['msg']}") from None
+        except CatalogError as exc:
+            raise CatalogError(f"{path}: {exc}") from None
+        if spec.id in seen:
+            raise CatalogError(f"{path}: duplicate attack id {spec.id} (also in {seen[spec.id]})")
+        seen[spec.id] = str(path)
+        out.append(CatalogAttack(spec, str(path)))
+    return tuple(out)
+
+
+@functools.cache
+def default_attacks() -> tuple[CatalogAttack, ...]:
+    return load_attacks()

@@ -1,0 +1,94 @@
+"""A built-in scenario as an assess target plus the data its attacks need.
+
+White-box access comes from the loaded model itself (the CNN, or the loan pipeline); every
+``predict_proba`` call is charged to the budget like any black-box query.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlhunt.assess.base import AssessData, QueryBudget
+from mlhunt.scenarios.base import LoadedScenario
+
+# The feature attribute inference tries to recover, per scenario (personal data: where the
+# applicant lives is a proxy for protected characteristics).
+SENSITIVE = {"loan-approval": "postcode_district", "fraud-detection": "country_mismatch"}
+POOL_SIZE = 5_000
+
+
+class ScenarioTarget:
+    """A loaded scenario's model behind the :class:`~mlhunt.assess.base.Target` protocol."""
+
+    def __init__(self, loaded: LoadedScenario, budget: QueryBudget | None = None) -> None:
+        self.loaded = loaded
+        self.name = loaded.model_name
+        self.spec = loaded.spec
+        self.classes = tuple(loaded.classes)
+        self.budget = budget or QueryBudget()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        self.budget.charge(len(x))
+        return self.loaded.predict_proba(x)
+
+    def torch_module(self) -> Any | None:
+        fn = getattr(self.loaded, "torch_model", None)
+        return fn() if fn is not None else None
+
+    def sklearn_estimator(self) -> Any | None:
+        fn = getattr(self.loaded, "pipeline", None)
+        return fn() if fn is not None else None
+
+
+def scenario_data(loaded: LoadedScenario, seed: int = 0, n_eval: int = 1_000) -> AssessData:
+    """Holdout rows to attack, the exact train/holdout split as members/non-members, a pool of
+    fresh realistic inputs (what an attacker could collect), and a trainer for poisoning."""
+    rng = np.random.default_rng(seed)
+    n = min(n_eval, len(loaded.x_holdout))
+    idx = rng.permutation(len(loaded.x_holdout))[:n]
+    sensitive = SENSITIVE.get(loaded.name)
+    names = list(loaded.spec.names)
+    extra: dict[str, Any] = {}
+    boxes = getattr(loaded, "boxes_holdout", None)
+    if boxes is not None:
+        extra["boxes_eval"] = np.asarray(boxes)[idx]
+        extra["positive_class"] = 1  # "prohibited"
+    return AssessData(
+        x_eval=np.asarray(loaded.x_holdout)[idx],
+        y_eval=np.asarray(loaded.y_holdout)[idx],
+        x_members=np.asarray(loaded.x_train),
+        y_members=np.asarray(loaded.y_train),
+        x_nonmembers=np.asarray(loaded.x_holdout),
+        y_nonmembers=np.asarray(loaded.y_holdout),
+        x_pool=loaded.sample_benign(POOL_SIZE, np.random.default_rng(seed + 1)),
+        sensitive_feature=names.index(sensitive) if sensitive in names else None,
+        trainer=trainer_for(loaded, seed),
+        extra=extra,
+    )
+
+
+def trainer_for(loaded: LoadedScenario, seed: int = 0) -> Any:
+    """Fits a fresh model of the scenario's kind on (x, y); returns its predict_proba. Lazy:
+    only poisoning attacks call it (retraining the CNN takes most of a minute)."""
+
+    def train(x: np.ndarray, y: np.ndarray) -> Any:
+        if loaded.name == "loan-approval":
+            from mlhunt.scenarios.loan import _new_pipeline
+
+            return _new_pipeline().fit(x, y).predict_proba
+        if loaded.name == "fraud-detection":
+            from mlhunt.scenarios.fraud import new_model
+
+            return new_model(seed).fit(x, y).predict_proba
+        if loaded.name == "image-moderation":
+            from mlhunt.scenarios.image import DEFAULTS, _logits, _softmax, train_cnn
+
+            opts = {k: DEFAULTS[k] for k in ("epochs", "batch_size", "lr", "widths", "hidden")}
+            model = train_cnn(x.astype(np.float32), y.astype(np.int64), seed=seed, **opts)
+            return lambda q: _softmax(_logits(model, np.asarray(q, dtype=np.float32)))
+        raise ValueError(f"no trainer for scenario {loaded.name!r}")
+
+    return train
