@@ -7,6 +7,8 @@ command -v dot >/dev/null 2>&1 || need+=(graphviz)
 # Debian keeps initdb/pg_ctl off PATH, under /usr/lib/postgresql/<version>/bin.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
   || need+=(postgresql)
+# Java 17+ runs Apache Spark for `hunt --engine spark` (local mode in the tests).
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${need[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
