@@ -1,0 +1,1 @@
+"""``mlhunt run``: one system, every part, cross-linked into one verdict per threat."""

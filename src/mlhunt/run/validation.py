@@ -1,0 +1,146 @@
+"""Link the threat model to the evidence: each ML threat becomes validated, refuted, observed or
+untested, and the evidence moves its risk.
+
+Evidence findings come from ``assess`` (``evidence.verdict`` + ``evidence.validates``: the
+threat rule ids an attack proves or refutes), ``hunt`` (``evidence.validates`` of the detector
+that fired: the threat is *observed* in production) and ``scan`` (``scan_links.yaml``: a poisoned
+artifact proves the serialization threat). An evidence set may be tied to model elements (the
+project names which element a target or a log belongs to); untied evidence applies to every
+finding of the rule.
+
+Risk moves by whole likelihood points (PASTA: evidence replaces the analyst's estimate of how
+likely the attack is): validated +1, observed in production +2 (it is happening), refuted -1
+(never below 1), and the finding's severity follows the new risk.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlhunt.findings import Severity, summarize
+from mlhunt.threatmodel.risk import severity_for
+
+STATUSES = ("validated", "observed", "refuted", "untested")
+_LIKELIHOOD_MOVE = {"validated": 1.0, "observed": 2.0, "refuted": -1.0}
+
+
+@dataclass(frozen=True)
+class EvidenceSet:
+    """The findings of one part run (one assess target, one hunt, one scan)."""
+
+    source: str  # assess | hunt | scan
+    findings: Sequence[dict[str, Any]]
+    elements: frozenset[str] = field(default_factory=frozenset)  # empty: applies everywhere
+
+
+@functools.cache
+def _scan_links() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    path = Path(str(resources.files("mlhunt.run") / "scan_links.yaml"))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return tuple((k, tuple(v)) for k, v in data.items())
+
+
+def _scan_threats(rule_id: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for key, threats in _scan_links():
+        if rule_id == key or (key.endswith("*") and rule_id.startswith(key[:-1])):
+            out.extend(t for t in threats if t not in out)
+    return tuple(out)
+
+
+def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
+    """(threat rule id, status, evidence finding) for every claim an evidence set makes."""
+    for f in ev.findings:
+        evidence = f.get("evidence") or {}
+        if ev.source == "assess":
+            verdict = evidence.get("verdict")
+            if verdict not in ("validated", "refuted"):
+                continue  # inconclusive and skipped attacks prove nothing either way
+            for rule in evidence.get("validates") or ():
+                yield rule, verdict, f
+        elif ev.source == "hunt":
+            if f.get("status", "open") == "false-positive":
+                continue
+            for rule in evidence.get("validates") or ():
+                yield rule, "observed", f
+        elif ev.source == "scan":
+            if f.get("status", "open") == "false-positive" or f.get("severity") == "info":
+                continue
+            for rule in _scan_threats(str(f.get("rule_id", ""))):
+                yield rule, "validated", f
+
+
+def link(model_doc: dict[str, Any], evidence: Sequence[EvidenceSet]) -> dict[str, Any]:
+    """Add ``validation`` to every ML finding of ``model_doc`` (in place; also returned) and
+    move its risk. Non-ML findings are left alone."""
+    by_rule: dict[str, list[tuple[str, dict[str, Any], frozenset[str]]]] = {}
+    for ev in evidence:
+        for rule, status, f in _claims(ev):
+            by_rule.setdefault(rule, []).append((status, f, ev.elements))
+    for finding in model_doc["findings"]:
+        if finding.get("framework") != "ML":
+            continue
+        claims = [
+            (status, f)
+            for status, f, elements in by_rule.get(finding["rule_id"], ())
+            if not elements or finding["target"] in elements
+        ]
+        finding["validation"] = _verdict(finding, claims)
+    model_doc["summary"] = _summary(model_doc["findings"])
+    return model_doc
+
+
+def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    present = {s for s, _ in claims}
+    # A success anywhere beats a failure elsewhere: one working attack proves the threat.
+    statuses = [s for s in ("validated", "observed") if s in present]
+    if not statuses:
+        statuses = ["refuted"] if "refuted" in present else ["untested"]
+    kept = [f for s, f in claims if s in statuses]
+    out: dict[str, Any] = {
+        "status": statuses[0],
+        "statuses": statuses,
+        "evidence": sorted({f["id"] for f in kept}),
+    }
+    if statuses == ["untested"]:
+        out["reason"] = "no attack, hunt detector or scan in this run tests this threat"
+        return out
+    move = max(_LIKELIHOOD_MOVE[s] for s in statuses)
+    old = finding.get("likelihood")
+    if isinstance(old, int | float) and isinstance(finding.get("impact"), int | float):
+        new = max(1.0, min(5.0, old + move))
+        risk = round(new * float(finding["impact"]), 2)
+        out["risk_before"] = finding.get("risk")
+        out["severity_before"] = finding["severity"]
+        finding["likelihood"] = new
+        finding["risk"] = risk
+        finding["severity"] = severity_for(risk).value
+    names = {"validated": "an attack succeeded", "observed": "seen in production logs",
+             "refuted": "the attacks failed"}  # fmt: skip
+    counts = {s: sum(1 for c, _ in claims if c == s) for s in statuses}
+    out["reason"] = "; ".join(
+        f"{names[s]} ({n} finding{'s' if n != 1 else ''})" for s, n in counts.items()
+    )
+    return out
+
+
+def _summary(findings: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = summarize([])
+    for f in findings:
+        counts["by_severity"][Severity(f["severity"]).value] += 1
+    counts["total"] = len(findings)
+    by_status = {s: 0 for s in STATUSES}
+    for f in findings:
+        v = f.get("validation")
+        if v:
+            for s in v["statuses"]:
+                by_status[s] += 1
+    counts["by_validation"] = by_status
+    return counts
