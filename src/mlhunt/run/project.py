@@ -1,0 +1,135 @@
+"""The project file (``mlhunt.yaml``): one system, where its model, logs, artifacts and manifests
+are, the attack plan and budgets, thresholds and the output folder.
+
+Every field is described (the descriptions drive ``mlhunt init``'s comments and the docs); paths
+are relative to the project file. Loading reports the first problem as one line with file, line
+and field, like the system description.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mlhunt.errors import InputError
+from mlhunt.findings import Severity
+from mlhunt.system.loader import parse_yaml, pydantic_error, read_text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetConfig(_Strict):
+    """How ``assess`` reaches one model: a built-in scenario, a file, a callable or an API."""
+
+    element: str | None = Field(
+        None, description="Element id in the system description that this model is (its "
+        "threats get the verdicts). Default: every ML threat of the system.")  # fmt: skip
+    scenario: str | None = Field(
+        None, description="Built-in scenario to use as the target (loan-approval, "
+        "image-moderation, fraud-detection).")  # fmt: skip
+    kind: Literal["sklearn", "torch", "callable", "http"] | None = Field(
+        None, description="Target kind when not a scenario.")
+    path: str | None = Field(
+        None, description="sklearn model file (skops preferred) or torch state dict.")
+    factory: str | None = Field(
+        None, description="torch: 'module:function' building the module; callable: "
+        "'module:predict_fn' returning class probabilities.")  # fmt: skip
+    url: str | None = Field(None, description="http: the prediction endpoint.")
+    http_config: str | None = Field(
+        None, description="http: YAML file mapping vectors to requests and responses to "
+        "probabilities.")  # fmt: skip
+    api_key_env: str | None = Field(
+        None, description="http: environment variable holding the API key (never the key).")
+    trust: bool = Field(
+        False, description="Load a model file the scanner flags as unsafe (it may run code).")
+    spec: str | None = Field(None, description="Input spec YAML (features, ranges, mutable).")
+    data: str | None = Field(None, description="Evaluation data .npz (x, y; members optional).")
+    live: bool = Field(
+        True, description="scenario: send black-box queries through the real HTTP API on "
+        "127.0.0.1 (false: in-process).")  # fmt: skip
+    attacks: list[str] = Field(
+        default_factory=list, description="Attack ids or kinds to run (default: every attack "
+        "the threat model says applies).")  # fmt: skip
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Attack parameter overrides, 'ATTACK-ID.key': value.")
+    max_queries: int | None = Field(
+        None, ge=1, description="Query budget for all attacks on this model together.")
+    max_seconds: float | None = Field(
+        None, gt=0, description="Time budget for all attacks on this model together.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> TargetConfig:
+        if (self.scenario is None) == (self.kind is None):
+            raise ValueError("give exactly one of 'scenario' or 'kind'")
+        return self
+
+
+class LogConfig(_Strict):
+    """Inference logs for ``hunt`` (DESIGN.md log schema)."""
+
+    path: str = Field(description="File, folder or glob (JSONL, CSV, Parquet; .gz allowed).")
+    element: str | None = Field(
+        None, description="Element id of the API that wrote these logs (its threats get "
+        "'observed'). Default: every ML threat of the system.")  # fmt: skip
+    engine: Literal["duckdb", "spark"] = Field("duckdb", description="Hunt engine.")
+    reference: str | None = Field(
+        None, description="Training or known-good inputs that sharpen distribution checks.")
+    simulate: str | None = Field(
+        None, description="Instead of real logs: simulate this built-in scenario's traffic "
+        "into 'path' first (the demo uses this).")  # fmt: skip
+
+
+class ScanConfig(_Strict):
+    """Artifacts and manifests for ``scan``."""
+
+    path: str = Field(description="File or folder to scan.")
+    element: str | None = Field(
+        None, description="Element id the scanned files belong to (e.g. the model artifact).")
+
+
+class Project(_Strict):
+    """An mlhunt project: everything ``mlhunt run`` needs for one system."""
+
+    name: str | None = Field(None, description="Display name (default: the system's name).")
+    system: str = Field(description="System description YAML (see `mlhunt schema`).")
+    models: list[TargetConfig] = Field(default_factory=list, description="Models to attack.")
+    logs: list[LogConfig] = Field(default_factory=list, description="Logs to hunt.")
+    scan: list[ScanConfig] = Field(default_factory=list, description="Paths to scan.")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Severity thresholds per attack id: the impact "
+        "metric value at which a finding is high.")  # fmt: skip
+    fail_on: Severity | None = Field(
+        None, description="Exit 1 when an open finding reaches this severity.")
+    output: str = Field("mlhunt-report", description="Report folder.")
+    seed: int = Field(0, description="Seed for attacks and simulations (deterministic runs).")
+
+    # Set by load_project: the folder relative paths are resolved against.
+    base: Path = Field(Path("."), exclude=True)
+
+    def resolve(self, path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() else self.base / p
+
+
+def load_project(path: str | Path) -> Project:
+    """Read and validate a project file; problems are one-line :class:`InputError`s."""
+    text = read_text(path)
+    data = parse_yaml(text, str(path))
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping at the top level", file=str(path), line=1)
+    if "base" in data:
+        raise InputError("unknown field 'base'", file=str(path), field="base")
+    try:
+        project = Project.model_validate(data)
+    except ValidationError as exc:
+        raise pydantic_error(exc, Project, text, str(path)) from None
+    project.base = Path(path).resolve().parent
+    system = project.resolve(project.system)
+    if not system.is_file():
+        raise InputError(f"system description not found: {system}", file=str(path),
+                         field="system")  # fmt: skip
+    return project
