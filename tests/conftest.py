@@ -72,5 +72,6 @@ def minimal_system() -> dict:
         ],
     }
 
+
 # Built scenarios (data, trained models) are cached here across tests, workers and runs.
 os.environ.setdefault("MLHUNT_CACHE", str(ROOT / ".mlhunt-cache"))

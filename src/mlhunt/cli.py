@@ -272,6 +272,119 @@ def scan(
     _run(debug, body)
 
 
+@app.command()
+def assess(
+    target: Annotated[
+        str | None,
+        typer.Argument(help="Model file (skops, or pickle/joblib with --trust), PyTorch state "
+                       "dict (with --factory), module:predict_fn, or an http(s) URL."),
+    ] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="Attack a built-in scenario's model (with its data).")
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="sklearn, torch, callable or http (default: guessed).")
+    ] = None,
+    factory: Annotated[
+        str | None, typer.Option(help="module:function building the PyTorch module.")
+    ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="Input spec YAML: features, ranges, mutable, shape.")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help=".npz with x, y and optional x_members/x_nonmembers/x_pool."),
+    ] = None,
+    http_config: Annotated[
+        Path | None, typer.Option(help="HTTP target: request/response mapping YAML.")
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="HTTP target: environment variable holding the API key.")
+    ] = None,
+    trust: Annotated[
+        bool, typer.Option(help="Load pickle/joblib or unsafe-looking models (runs their code).")
+    ] = False,
+    attack: Annotated[
+        list[str] | None,
+        typer.Option("--attack", help="Attack id, short name or kind; repeatable."),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="ID.key=value override; repeatable.")
+    ] = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="ID.SEVERITY=VALUE severity threshold; repeatable."),
+    ] = None,
+    thresholds: Annotated[
+        Path | None, typer.Option(help="YAML {ATTACK: {severity: value}} thresholds.")
+    ] = None,
+    catalog: Annotated[
+        list[Path] | None,
+        typer.Option("--catalog", help="Use the attack YAMLs in this folder instead of the "
+                     "built-in ones; repeatable."),
+    ] = None,
+    max_queries: Annotated[
+        int | None, typer.Option(help="Query budget for the whole run (rows sent).")
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Time budget for the whole run (seconds).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the attacks (deterministic).")] = 0,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="Folder for results and plots (default .mlhunt-assess/<target>/)."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Keep finished results in --state; run only the rest.")
+    ] = False,
+    in_process: Annotated[
+        bool, typer.Option(help="--scenario: query the model in-process, not via its API.")
+    ] = False,
+    scenario_seed: ScenarioSeedOpt = 0,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Attack the real model (evasion, patch, corruptions, extraction, membership, inversion,
+    poisoning) within a query and time budget; each attack becomes a finding with its numbers."""
+
+    def body() -> int:
+        from mlhunt.assess.api import TargetOptions, assess, default_state_dir, open_target
+        from mlhunt.assess.catalog import default_attacks, load_attacks
+        from mlhunt.assess.progress import observer_for
+        from mlhunt.assess.results import parse_thresholds
+        from mlhunt.assess.runner import parse_params
+
+        chosen = _choose_format(fmt, output)
+        threshold_ = _fail_threshold(fail_on)
+        for d in catalog or []:
+            if not d.is_dir():
+                raise InputError("--catalog: not a folder", file=str(d))
+        attacks = (
+            tuple(a for d in catalog for a in load_attacks(d)) if catalog else default_attacks()
+        )
+        params = parse_params(param or (), attacks)
+        limits = parse_thresholds(threshold or (), attacks, thresholds)
+        opts = TargetOptions(
+            target=target, scenario=scenario, kind=kind, factory=factory, spec=spec, data=data,
+            http_config=http_config, api_key_env=api_key_env, trust=trust,
+            in_process=in_process, scenario_seed=scenario_seed, seed=seed, log_dir=state,
+        )  # fmt: skip
+        with open_target(opts) as (tgt, dat), observer_for(sys.stderr, _err) as obs:
+            report = assess(
+                tgt, dat, catalog=attacks, select=attack or (), params=params,
+                max_queries=max_queries, max_seconds=max_seconds, seed=seed,
+                state_dir=state or default_state_dir(tgt), resume=resume, thresholds=limits,
+                observer=obs, debug=debug,
+            )  # fmt: skip
+        doc = report.document()
+        emit(doc, chosen, output)
+        return exit_code(doc, threshold_)
+
+    _run(debug, body)
+
+
 @contextmanager
 def _file_progress() -> Iterator[Callable[[Path], None]]:
     """A spinner with the current file on a terminal's stderr; silent otherwise."""

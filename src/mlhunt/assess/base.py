@@ -141,7 +141,8 @@ class AttackContext:
         return np.random.default_rng(self.seed)
 
 
-Verdict = Literal["validated", "refuted", "inconclusive", "skipped"]
+# "error": the attack raised; the runner records it (one line) and the run goes on.
+Verdict = Literal["validated", "refuted", "inconclusive", "skipped", "error"]
 
 
 @dataclass

@@ -7,6 +7,7 @@ checked for script before it is inlined) and the package's own CSS and JS.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from functools import cache
@@ -121,6 +122,28 @@ def _evidence(value: Any) -> list[tuple[str, str, bool]]:
     return out
 
 
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_MAX_IMAGE = 2 << 20
+
+
+def _images(evidence: Any) -> list[tuple[str, str]]:
+    """Plot files named in an assess finding's evidence, inlined as data URIs so the report
+    stays one file. Only real PNG files are read (checked by magic bytes), others are skipped."""
+    paths = evidence.get("plots") if isinstance(evidence, dict) else None
+    out: list[tuple[str, str]] = []
+    for p in paths if isinstance(paths, list) else []:
+        try:
+            path = Path(str(p))
+            if not path.is_file() or path.stat().st_size > _MAX_IMAGE:
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if data.startswith(_PNG_MAGIC):
+            out.append((path.name, "data:image/png;base64," + base64.b64encode(data).decode()))
+    return out
+
+
 def render(doc: dict[str, Any], *, diagram: bool = True) -> str:
     """The HTML report of any mlhunt document (``diagram=False`` skips Graphviz)."""
     names = labels(doc)
@@ -169,6 +192,7 @@ def render(doc: dict[str, Any], *, diagram: bool = True) -> str:
                 "explanation": risk_explanation(f),
                 "mitigations": [split_mitigation(m) for m in f.get("mitigations") or []],
                 "evidence": _evidence(f.get("evidence")),
+                "images": _images(f.get("evidence")),
             }
         )
     by_target: dict[str, list[dict[str, Any]]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from mlhunt.report._common import (
@@ -357,6 +358,7 @@ def _finding(f: dict[str, Any]) -> list[str]:
     out.append("")
     if f.get("description"):
         out += [esc(f["description"]), ""]
+    out += _measured(f)
     mits = [split_mitigation(m) for m in f.get("mitigations") or []]
     if mits:
         out += ["Mitigations:", ""]
@@ -364,4 +366,24 @@ def _finding(f: dict[str, Any]) -> list[str]:
             suffix = f" _(in place: {esc(m.in_place)})_" if m.done else ""
             out.append(f"- [{'x' if m.done else ' '}] {esc(m.action)}{suffix}")
         out.append("")
+    return out
+
+
+def _measured(f: dict[str, Any]) -> list[str]:
+    """An assess finding's numbers (scalars only) and its plots as image links."""
+    ev = f.get("evidence")
+    if f.get("source") != "assess" or not isinstance(ev, dict):
+        return []
+    skip = ("summary", "params", "validates", "plots", "curves", "traceback")
+    parts = [
+        f"{k} {text(v)}"
+        for k, v in ev.items()
+        if k not in skip and isinstance(v, str | int | float) and not isinstance(v, bool)
+    ]
+    tpr = ev.get("tpr_at_fpr")
+    if isinstance(tpr, dict):
+        parts += [f"TPR at FPR {k}: {text(v)}" for k, v in tpr.items()]
+    out = [f"Measured: {esc('; '.join(parts))}", ""] if parts else []
+    for p in ev.get("plots") or []:
+        out += [f"![{esc(Path(str(p)).name)}]({str(p).replace(' ', '%20')})", ""]
     return out
