@@ -99,9 +99,11 @@ class Project(_Strict):
     models: list[TargetConfig] = Field(default_factory=list, description="Models to attack.")
     logs: list[LogConfig] = Field(default_factory=list, description="Logs to hunt.")
     scan: list[ScanConfig] = Field(default_factory=list, description="Paths to scan.")
-    thresholds: dict[str, float] = Field(
-        default_factory=dict, description="Severity thresholds per attack id: the impact "
-        "metric value at which a finding is high.")  # fmt: skip
+    thresholds: dict[str, dict[Severity, float]] = Field(
+        default_factory=dict,
+        description="Severity thresholds per attack (id, short name or kind): {severity: value "
+        "of its impact metric}, e.g. extraction: {critical: 0.99}.",
+    )
     fail_on: Severity | None = Field(
         None, description="Exit 1 when an open finding reaches this severity.")
     output: str = Field("mlhunt-report", description="Report folder.")

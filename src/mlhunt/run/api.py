@@ -1,0 +1,270 @@
+"""``run_project(project)``: model -> (simulate) -> assess, hunt, scan -> linked verdicts.
+
+The threat model decides what is tested: an attack runs only when it validates an ML threat the
+model found (for the target's element), so a threat with no matching attack stays *untested*
+and says so. Hunts and scans run in worker threads while the attacks run (DuckDB and the
+scanner's I/O release the GIL); everything lands under the project's output folder, each file
+written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlhunt import __version__
+from mlhunt.errors import InputError
+from mlhunt.findings import summarize
+from mlhunt.run.project import LogConfig, Project, ScanConfig, TargetConfig
+from mlhunt.run.validation import EvidenceSet, link
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    document: dict[str, Any]
+    out_dir: Path
+    parts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _quiet(_m: str) -> None:
+    pass
+
+
+def threat_model(project: Project) -> dict[str, Any]:
+    from mlhunt.system.loader import parse_system, read_text
+    from mlhunt.threatmodel import build_threat_model, default_catalog
+
+    path = project.resolve(project.system)
+    tm = build_threat_model(parse_system(read_text(path), str(path)), default_catalog())
+    return tm.to_document()
+
+
+def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
+    """ML threat rule ids the model found (on ``element``, or anywhere)."""
+    return {
+        f["rule_id"]
+        for f in model_doc["findings"]
+        if f.get("framework") == "ML" and (element is None or f["target"] == element)
+    }
+
+
+def _check_elements(project: Project, model_doc: dict[str, Any]) -> None:
+    ids = {e["id"] for e in model_doc["elements"]}
+    for kind, items in (("models", project.models), ("logs", project.logs),
+                        ("scan", project.scan)):  # fmt: skip
+        for i, item in enumerate(items):
+            if item.element is not None and item.element not in ids:
+                raise InputError(
+                    f"unknown element {item.element!r} (the system has: {', '.join(sorted(ids))})",
+                    field=f"{kind}[{i}].element",
+                )
+
+
+# --- the parts -----------------------------------------------------------------------------------
+
+
+def run_scan(project: Project, cfg: ScanConfig) -> dict[str, Any]:
+    from mlhunt.findings import document
+    from mlhunt.scan import scan_path
+
+    path = project.resolve(cfg.path)
+    if not path.exists():
+        raise InputError("scan path not found", file=str(path), field="scan.path")
+    r = scan_path(path)
+    return document("scan", r.findings, path=str(path), files_scanned=r.files,
+                    bytes_scanned=r.bytes, skipped=r.skipped)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _live_api(scenario: str, log_path: Path, seed: int) -> Iterator[tuple[Any, str]]:
+    """The scenario's REST API on 127.0.0.1 with practice-range keys (``sim-<client>``) and
+    X-Forwarded-For trusted, so simulated clients and addresses reach the logs as sent."""
+    from mlhunt.scenarios import ensure_built
+    from mlhunt.scenarios.server import KeyStore, create_app, running
+
+    _built, loaded = ensure_built(scenario, seed=seed)
+    app = create_app(loaded, keys=KeyStore({}, prefix="sim-"), log_path=log_path,
+                     trust_forwarded=True)  # fmt: skip
+    with running(app) as base:
+        yield loaded, base
+
+
+def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
+    """Benign and attacker traffic of a built-in scenario through its live API."""
+    from mlhunt.scenarios.traffic import simulate
+
+    assert cfg.simulate is not None
+    path = project.resolve(cfg.path)
+    out = path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    with _live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
+        result = simulate(loaded, out, seed=project.seed, live_url=base, progress=progress)
+    written = out / "logs.jsonl"
+    if written != path:
+        written.replace(path)
+    progress(result.summary())
+    return path
+
+
+def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -> dict[str, Any]:
+    from mlhunt.hunt.api import hunt
+
+    ref = project.resolve(cfg.reference) if cfg.reference else None
+    result = hunt([path], engine=cfg.engine, reference=ref, progress=progress)
+    doc = result.document()
+    doc["logs"] = str(path)
+    doc["engine"] = cfg.engine
+    return doc
+
+
+def run_assess(
+    project: Project, cfg: TargetConfig, model_doc: dict[str, Any], out: Path, progress: Progress
+) -> dict[str, Any]:
+    from mlhunt.assess.api import TargetOptions, assess, open_target
+    from mlhunt.assess.catalog import default_attacks
+    from mlhunt.assess.progress import LineObserver
+    from mlhunt.assess.results import parse_thresholds
+    from mlhunt.assess.runner import parse_params
+
+    catalog = default_attacks()
+    threats = ml_threats(model_doc, cfg.element)
+    if cfg.attacks:
+        select = list(cfg.attacks)
+    else:
+        # Only what the threat model says applies: the rest stays untested, with the reason.
+        select = [a.id for a in catalog if set(a.spec.validates) & threats]
+    params = parse_params([f"{k}={json.dumps(v)}" for k, v in cfg.params.items()], catalog)
+    items = [f"{k}.{sev.value}={v}" for k, sevs in project.thresholds.items()
+             for sev, v in sevs.items()]  # fmt: skip
+    limits = parse_thresholds(items, catalog, None)
+    name = cfg.scenario or Path(cfg.path or cfg.url or cfg.factory or "model").stem
+    state = out / "assess" / name
+    opts = TargetOptions(
+        target=cfg.url or cfg.path or (cfg.factory if cfg.kind == "callable" else None),
+        scenario=cfg.scenario, kind=cfg.kind,
+        factory=cfg.factory if cfg.kind == "torch" else None,
+        spec=project.resolve(cfg.spec) if cfg.spec else None,
+        data=project.resolve(cfg.data) if cfg.data else None,
+        http_config=project.resolve(cfg.http_config) if cfg.http_config else None,
+        api_key_env=cfg.api_key_env, trust=cfg.trust, in_process=not cfg.live,
+        seed=project.seed, log_dir=state,
+    )  # fmt: skip
+    if not select:
+        return {"command": "assess", "findings": [], "target": name, "attacks": [],
+                "note": "no attack in the catalog tests this model's threats"}  # fmt: skip
+    with open_target(opts) as (target, data):
+        report = assess(
+            target, data, catalog=catalog, select=select, params=params,
+            max_queries=cfg.max_queries, max_seconds=cfg.max_seconds, seed=project.seed,
+            state_dir=state, resume=True, thresholds=limits,
+            observer=LineObserver(progress),
+        )  # fmt: skip
+    doc = report.document()
+    for f in doc["findings"]:  # plots relative to the report folder: the report embeds them
+        plots = f.get("evidence", {}).get("plots")
+        if plots:
+            f["evidence"]["plots"] = [_relative(Path(p), out) for p in plots]
+    doc["element"] = cfg.element
+    return doc
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- the whole run -------------------------------------------------------------------------------
+
+
+def run_project(project: Project, *, progress: Progress = _quiet) -> RunResult:
+    """Run every part the project names and link the evidence to the threat model."""
+    out = project.resolve(project.output)
+    out.mkdir(parents=True, exist_ok=True)
+    progress("threat model")
+    model_doc = threat_model(project)
+    _check_elements(project, model_doc)
+    parts: dict[str, list[dict[str, Any]]] = {"assess": [], "hunt": [], "scan": []}
+    evidence: list[EvidenceSet] = []
+
+    def elements(e: str | None) -> frozenset[str]:
+        return frozenset({e}) if e else frozenset()
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlhunt-run") as pool:
+        scans: list[tuple[ScanConfig, Future[dict[str, Any]]]] = [
+            (cfg, pool.submit(run_scan, project, cfg)) for cfg in project.scan
+        ]
+        hunts: list[tuple[LogConfig, Future[dict[str, Any]]]] = []
+        for cfg in project.logs:
+            path = project.resolve(cfg.path)
+            if cfg.simulate:
+                progress(f"simulating {cfg.simulate} traffic through its live API")
+                path = simulate_logs(project, cfg, progress)
+            hunts.append((cfg, pool.submit(run_hunt, project, cfg, path, progress)))
+        for tcfg in project.models:
+            progress(f"assess {tcfg.scenario or tcfg.path or tcfg.url}")
+            doc = run_assess(project, tcfg, model_doc, out, progress)
+            parts["assess"].append(doc)
+            evidence.append(EvidenceSet("assess", doc["findings"], elements(tcfg.element)))
+        for lcfg, fut in hunts:
+            doc = fut.result()
+            parts["hunt"].append(doc)
+            evidence.append(EvidenceSet("hunt", doc["findings"], elements(lcfg.element)))
+        for scfg, sfut in scans:
+            doc = sfut.result()
+            parts["scan"].append(doc)
+            evidence.append(EvidenceSet("scan", doc["findings"], elements(scfg.element)))
+    linked = link(copy.deepcopy(model_doc), evidence)
+    return RunResult(_document(project, linked, parts, out), out, parts)
+
+
+def _document(project: Project, linked: dict[str, Any], parts: dict[str, list[dict[str, Any]]],
+              out: Path) -> dict[str, Any]:  # fmt: skip
+    findings = list(linked["findings"])
+    for docs in parts.values():
+        for d in docs:
+            findings.extend(d["findings"])
+    summary = linked["summary"]
+    counts = summarize([])["by_severity"]
+    for f in findings:
+        counts[f["severity"]] += 1
+    summary = {**summary, "by_severity": counts, "total": len(findings)}
+    return {
+        "tool": "mlhunt",
+        "version": __version__,
+        "command": "run",
+        "name": project.name or linked.get("system", {}).get("name"),
+        "findings": findings,
+        "summary": summary,
+        "system": linked.get("system"),
+        "elements": linked["elements"],
+        "flows": linked["flows"],
+        "trust_boundaries": linked["trust_boundaries"],
+        "parts": {
+            "assess": [{k: v for k, v in d.items() if k != "findings"} for d in parts["assess"]],
+            "hunt": [{k: v for k, v in d.items() if k != "findings"} for d in parts["hunt"]],
+            "scan": [{k: v for k, v in d.items() if k != "findings"} for d in parts["scan"]],
+        },
+        "assets_dir": str(out),
+    }
+
+
+def compare_baseline(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str, list[str]]:
+    """Mark findings new / unchanged against a previous run's JSON; list the fixed ones."""
+    before = {f["id"] for f in baseline.get("findings", [])}
+    now = {f["id"] for f in doc["findings"]}
+    for f in doc["findings"]:
+        f["baseline"] = "unchanged" if f["id"] in before else "new"
+    out = {"new": sorted(now - before), "unchanged": sorted(now & before),
+           "fixed": sorted(before - now)}  # fmt: skip
+    doc["baseline"] = out
+    return out
