@@ -36,11 +36,42 @@ class ScenarioTarget:
 
     def torch_module(self) -> Any | None:
         fn = getattr(self.loaded, "torch_model", None)
-        return fn() if fn is not None else None
+        if fn is not None:
+            return fn()
+        if self.loaded.name == "loan-approval":
+            return loan_torch_module(self.loaded)
+        return None
 
     def sklearn_estimator(self) -> Any | None:
         fn = getattr(self.loaded, "pipeline", None)
         return fn() if fn is not None else None
+
+
+def loan_torch_module(loaded: LoadedScenario) -> Any:
+    """The loan pipeline (scaler + logistic regression) as a torch module returning the logits
+    of both classes, ``[0, w . (x - mean) / scale + b]``, so softmax gives predict_proba exactly.
+    Computed in float64 (raw incomes reach 4e5; float32 would cost ~1e-6 in probability) and
+    returned in the input's dtype, so float32 gradient attacks run on it unchanged."""
+    import torch
+
+    pipe = loaded.pipeline()  # type: ignore[attr-defined]
+    scaler, clf = pipe.named_steps["scale"], pipe.named_steps["logreg"]
+
+    class LoanLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            f64 = torch.float64
+            self.register_buffer("mean", torch.as_tensor(scaler.mean_, dtype=f64))
+            self.register_buffer("scale", torch.as_tensor(scaler.scale_, dtype=f64))
+            self.register_buffer("coef", torch.as_tensor(clf.coef_.reshape(-1), dtype=f64))
+            self.register_buffer("intercept", torch.as_tensor(clf.intercept_, dtype=f64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = ((x.to(torch.float64) - self.mean) / self.scale) @ self.coef + self.intercept
+            out = torch.stack([torch.zeros_like(z), z], dim=-1)
+            return out.to(x.dtype) if x.is_floating_point() else out
+
+    return LoanLogits().eval()
 
 
 def scenario_data(loaded: LoadedScenario, seed: int = 0, n_eval: int = 1_000) -> AssessData:
