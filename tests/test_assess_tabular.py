@@ -239,3 +239,21 @@ def test_labelflip_targeted_flips_cut_recall(tmp_path: Path) -> None:
     assert m["recall_class"] == "rejected" and m["recall_drop"] > 0.1
     assert r.verdict == "validated"
     assert _severity("MLH-ASSESS-POISONING-LABELFLIP", r) != Severity.INFO
+
+
+def test_equation_solving_survives_rounded_scores() -> None:
+    """The practice-range API rounds scores to 6 decimals: the exact fit must still be found."""
+    from mlhunt.assess.attacks import extraction_tabular as ex
+    from mlhunt.assess.attacks._tabular import Space
+    from mlhunt.assess.scenario import scenario_data
+    from mlhunt.scenarios import ensure_built
+
+    _built, loaded = ensure_built("loan-approval")
+    data = scenario_data(loaded)
+    x = data.x_pool[:200]
+    answers = np.round(loaded.predict_proba(x), 6)
+    assert ex.score_resolution(answers) == pytest.approx(1e-6)
+    solved = ex.equation_solving(Space(loaded.spec), x, answers)
+    assert solved is not None and solved[1] < 10 * 1e-6
+    held = data.x_pool[1000:2000]
+    assert np.mean(solved[0](held) == loaded.predict_proba(held).argmax(axis=1)) >= 0.999

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from mlhunt import __version__
+from mlhunt._io import write_atomic
 from mlhunt.errors import CatalogError, InputError
 from mlhunt.findings import Severity
 
@@ -141,12 +142,6 @@ def emit(
         write_atomic(output, text)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a report is never left half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def exit_code(doc: dict[str, Any], threshold: Severity | None) -> int:
@@ -266,6 +261,73 @@ def scan(
             bytes_scanned=total.bytes,
             skipped=total.skipped,
         )
+        emit(doc, chosen, output)
+        return exit_code(doc, threshold)
+
+    _run(debug, body)
+
+
+@app.command()
+def hunt(
+    paths: Annotated[
+        list[str], typer.Argument(help="Log files, folders or globs (JSONL, CSV, Parquet; .gz).")
+    ],
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    engine: Annotated[str, typer.Option(help="duckdb (default) or spark.")] = "duckdb",
+    spark_master: Annotated[
+        str | None,
+        typer.Option("--spark-master", help="Spark master URL (default: local[*])."),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="Known-good inputs (.npz with x, .npy, or a log file): the baseline."),
+    ] = None,
+    detector: Annotated[
+        list[str] | None,
+        typer.Option("--detector", help="Run only this detector (id or name); repeatable."),
+    ] = None,
+    export_sigma: Annotated[
+        Path | None,
+        typer.Option("--export-sigma", help="Write Sigma rules for the detectors here."),
+    ] = None,
+    sigma_backend: Annotated[
+        str | None,
+        typer.Option(
+            "--sigma-backend", help="Also convert the Sigma rules: splunk or elasticsearch."
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Hunt inference-API logs for model extraction, evasion probing, membership and inversion
+    probing, sybil extraction and API abuse; alerts are findings per client or source address."""
+
+    def body() -> int:
+        import importlib
+
+        from mlhunt.hunt.api import hunt as run_hunt
+
+        chosen = _choose_format(fmt, output)
+        threshold = _fail_threshold(fail_on)
+        sigma = None
+        if export_sigma is not None or sigma_backend is not None:
+            try:
+                sigma = importlib.import_module("mlhunt.hunt.sigma")
+            except ModuleNotFoundError:
+                raise InputError("--export-sigma: Sigma export is not available in this "
+                                 "installation") from None  # fmt: skip
+        result = run_hunt(paths, engine=engine, reference=reference, detectors=detector,
+                          spark_master=spark_master)  # fmt: skip
+        _err(result.read.summary())
+        doc = result.document()
+        if sigma is not None:
+            if export_sigma is None:
+                raise InputError("--sigma-backend: needs --export-sigma DIR")
+            written = sigma.export_sigma([d.spec.model_dump() for d in result.detectors],
+                                         export_sigma, backend=sigma_backend)  # fmt: skip
+            doc["sigma"] = {"folder": str(export_sigma), "files": [str(p) for p in written]}
+            _err(f"wrote {len(written)} Sigma files under {export_sigma}/")
         emit(doc, chosen, output)
         return exit_code(doc, threshold)
 
@@ -443,6 +505,82 @@ def demo(
 
         written = run_demo(examples, output, only=scenario, progress=_err)
         _err(f"wrote {len(written)} reports under {output}/ (open {output}/index.html)")
+        return 0
+
+    _run(debug, body)
+
+
+@app.command("run")
+def run_cmd(
+    project: Annotated[Path, typer.Argument(help="Project file (mlhunt.yaml; see `mlhunt init`).")],
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="A previous run's JSON: mark findings new or unchanged, list fixed."),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Threat-model the system, attack its models, hunt its logs, scan its artifacts, and mark
+    every ML threat validated, observed, refuted or untested. Writes report.html, run.md,
+    run.json and run.sarif to the project's output folder."""
+
+    def body() -> int:
+        from mlhunt.run.api import compare_baseline, run_project, write_outputs
+        from mlhunt.run.project import load_project
+
+        chosen = _choose_format(fmt, output)
+        proj = load_project(project)
+        threshold = _fail_threshold(fail_on) or proj.fail_on
+        previous = None
+        if baseline is not None:
+            from mlhunt.system.loader import read_text
+
+            try:
+                previous = json.loads(read_text(baseline))
+            except json.JSONDecodeError as exc:
+                msg = f"not JSON ({exc.msg})"
+                raise InputError(msg, file=str(baseline), line=exc.lineno) from None
+        result = run_project(proj, progress=_err)
+        if previous is not None:
+            b = compare_baseline(result.document, previous)
+            _err(f"baseline: {len(b['new'])} new, {len(b['unchanged'])} unchanged, "
+                 f"{len(b['fixed'])} fixed")  # fmt: skip
+        written = write_outputs(result)
+        _err(f"wrote {', '.join(str(p) for p in written)}")
+        if output is not None or fmt is not None:
+            emit(result.document, chosen, output)
+        return exit_code(result.document, threshold)
+
+    _run(debug, body)
+
+
+@app.command()
+def init(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write it.")] = Path(
+        "mlhunt.yaml"
+    ),
+    system: Annotated[str, typer.Option(help="Path of the system description.")] = "system.yaml",
+    scenario: Annotated[
+        str | None, typer.Option(help="Start from a built-in scenario (runs as written).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Write a commented starter project file (mlhunt.yaml) for `mlhunt run`."""
+
+    def body() -> int:
+        from mlhunt.run.init import starter
+
+        if scenario is not None:
+            from mlhunt.scenarios import get
+
+            get(scenario)
+        if output.exists() and not force:
+            raise InputError("already exists (use --force to overwrite)", file=str(output))
+        write_atomic(output, starter(system=system, scenario=scenario))
+        _err(f"wrote {output}")
         return 0
 
     _run(debug, body)

@@ -54,7 +54,7 @@ def run_demo(
     progress: Callable[[str], None] = lambda _m: None,
 ) -> list[Path]:
     """Threat-model every scenario (or ``only`` one); return the files written."""
-    from mlhunt.cli import write_atomic
+    from mlhunt._io import write_atomic
     from mlhunt.findings import document
     from mlhunt.report import render
     from mlhunt.scan import scan_path

@@ -39,6 +39,15 @@ def render(
         from mlhunt.report import sarif
 
         return sarif.render(doc, source_path=source_path, lines=lines)
+    if doc.get("command") == "run" and fmt in ("markdown", "md", "html"):
+        # A run links every part: its own layout (summary, verdicts, evidence, ATLAS view).
+        if fmt == "html":
+            from mlhunt.report.run_html import render_run_html
+
+            return render_run_html(doc)
+        from mlhunt.report.run_markdown import render_run_markdown
+
+        return render_run_markdown(doc)
     if fmt in ("markdown", "md"):
         from mlhunt.report import markdown
 

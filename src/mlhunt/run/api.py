@@ -268,3 +268,17 @@ def compare_baseline(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str,
            "fixed": sorted(before - now)}  # fmt: skip
     doc["baseline"] = out
     return out
+
+
+def write_outputs(result: RunResult) -> list[Path]:
+    """report.html, run.md, run.json and run.sarif in the output folder, each atomically."""
+    from mlhunt._io import write_atomic
+    from mlhunt.report import render
+
+    written = []
+    for name, fmt in (("run.json", "json"), ("run.sarif", "sarif"), ("run.md", "markdown"),
+                      ("report.html", "html")):  # fmt: skip
+        path = result.out_dir / name
+        write_atomic(path, render(result.document, fmt))
+        written.append(path)
+    return written

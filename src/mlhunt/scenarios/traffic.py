@@ -43,7 +43,7 @@ from mlhunt.scenarios.base import LoadedScenario, Progress, _quiet
 
 BASE_DATE = "2024-03-05"  # the simulated day (a Tuesday); timestamps never use the wall clock
 DAY_S = 86_400.0
-LIVE_MAX_REQUESTS = 20_000
+LIVE_MAX_REQUESTS = 60_000
 LIVE_TIMEOUT_S = 600.0
 
 BENIGN = "benign"

@@ -51,8 +51,12 @@ def _from_log_odds(z: np.ndarray) -> np.ndarray:
 def equation_solving(space: Space, x: np.ndarray, p: np.ndarray) -> tuple[Predictor, float] | None:
     """Least squares for log-odds = [x, 1] @ W on unsaturated answers; returns the predictor and
     the largest probability error on the answers (~0 when the model is logistic)."""
-    ok = np.all((p > 1e-9) & (p < 1 - 1e-9), axis=1)
     d = x.shape[1]
+    # APIs round their scores (the practice range to 6 decimals): near 0 or 1 a rounded score
+    # says little about the log-odds, so fit on clearly unsaturated answers when there are enough.
+    ok = np.all((p > 1e-4) & (p < 1 - 1e-4), axis=1)
+    if ok.sum() < 2 * (d + 1):
+        ok = np.all((p > 1e-9) & (p < 1 - 1e-9), axis=1)
     if ok.sum() < d + 1:
         return None
     a = np.c_[(x[ok] - space.lo) / space.span, np.ones(ok.sum())]  # scaled: well conditioned
@@ -63,6 +67,16 @@ def equation_solving(space: Space, x: np.ndarray, p: np.ndarray) -> tuple[Predic
 
     err = float(np.max(np.abs(proba(x[ok]) - p[ok])))
     return (lambda q: np.argmax(proba(q), axis=1)), err
+
+
+def score_resolution(p: np.ndarray) -> float:
+    """The rounding step the API applies to its scores (0 when they look unrounded): what the
+    attacker reads off the answers to know how exact an exact fit can be."""
+    for decimals in range(1, 10):
+        scaled = p * 10.0**decimals
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6):
+            return 10.0**-decimals
+    return 0.0
 
 
 def _leaf(n: int) -> int:
@@ -149,7 +163,8 @@ def _run(ctx: AttackContext) -> AttackResult:
         row: dict[str, Any] = {"queries": n}
         copies: dict[str, Predictor] = {"labels_only": labels_only(x, labels, ctx.seed)}
         solved = equation_solving(space, x, probs) if scores else None
-        exact = solved is not None and solved[1] < float(p.get("exact_tolerance", 1e-6))
+        tolerance = max(float(p.get("exact_tolerance", 1e-6)), 10 * score_resolution(probs))
+        exact = solved is not None and solved[1] < tolerance
         if solved is not None:
             copies["equation_solving"] = solved[0]
             row["equation_max_error"] = float(f"{solved[1]:.3g}")
