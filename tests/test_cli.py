@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import EXAMPLES, ROOT
 
 LOAN = EXAMPLES / "loan-approval" / "system.yaml"
@@ -129,23 +130,20 @@ def test_schema_is_valid_json_schema_and_describes_every_field() -> None:
         jsonschema.validate(yaml.safe_load(path.read_text()), schema)
 
 
-def test_demo_writes_reports(tmp_path: Path) -> None:
+def test_demo_threat_model_only_scenario(tmp_path: Path) -> None:
+    """The clickstream scenario has no model: its demo run is the threat model and the scan."""
     out = tmp_path / "report"
-    r = mlhunt("demo", "--examples", str(EXAMPLES), "--output", str(out))
+    name = "clickstream-recommender"
+    r = mlhunt("demo", name, "--examples", str(EXAMPLES), "--output", str(out))
     assert r.returncode == 0, r.stderr
-    for name in ("loan-approval", "image-moderation", "fraud-detection", "clickstream-recommender"):
-        for f in (
-            "threat-model.json",
-            "threat-model.sarif",
-            "threat-model.md",
-            "threat-model.html",
-            "dfd.svg",
-        ):
-            assert (out / name / f).stat().st_size > 0, f"{name}/{f}"
-        scan = json.loads((out / name / "scan.json").read_text())
-        assert scan["command"] == "scan" and scan["findings"], name
-    index = (out / "index.html").read_text()
-    assert "fraud-detection/threat-model.html" in index
+    for f in ("run.json", "run.sarif", "run.md", "report.html"):
+        assert (out / name / f).stat().st_size > 0, f
+    doc = json.loads((out / name / "run.json").read_text())
+    assert doc["command"] == "run"
+    assert {f["source"] for f in doc["findings"]} == {"model", "scan"}
+    ml = [f for f in doc["findings"] if f.get("framework") == "ML"]
+    assert ml and all(f["validation"]["status"] == "untested" for f in ml)
+    assert f"{name}/report.html" in (out / "index.html").read_text()
     r = mlhunt("demo", "nope", "--examples", str(EXAMPLES), "--output", str(out))
     assert r.returncode == 2 and "unknown scenario 'nope'" in r.stderr
 

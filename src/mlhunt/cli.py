@@ -495,15 +495,19 @@ def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Report folder.")] = Path(
         "mlhunt-report"
     ),
+    quick: Annotated[
+        bool, typer.Option(help="A short variant: less traffic, cheap attacks, small budgets.")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Threat-model the built-in scenarios and write their reports (JSON, SARIF, Markdown, HTML,
-    SVG) under the report folder. Attacks, hunts and scans join as those parts land."""
+    """The whole product on the seed scenarios: build each one, serve its API on 127.0.0.1,
+    send benign and attacker traffic through it, then `mlhunt run` its project (threat model,
+    attacks, hunt, scan, verdicts). Reports under the output folder, linked from index.html."""
 
     def body() -> int:
         from mlhunt.demo import run_demo
 
-        written = run_demo(examples, output, only=scenario, progress=_err)
+        written = run_demo(examples, output, only=scenario, quick=quick, progress=_err)
         _err(f"wrote {len(written)} reports under {output}/ (open {output}/index.html)")
         return 0
 

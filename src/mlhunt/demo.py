@@ -1,6 +1,13 @@
-"""``mlhunt demo``: run mlhunt on the seed scenarios and write one report folder per scenario.
+"""``mlhunt demo``: the whole product on the seed scenarios, from nothing.
 
-Today the demo threat-models each scenario; attacks, hunts and scans join it as they land.
+For each scenario folder under ``examples/`` with a project file (``mlhunt.yaml``), ``mlhunt
+run`` builds the scenario (data, database, model; cached after the first time), starts its REST
+API on 127.0.0.1, sends a simulated day of benign and attacker traffic through real HTTP, stops
+the API, attacks the model, hunts the logs, scans the deployment and links it all. The reports
+land in ``OUT/<scenario>/`` and ``OUT/index.html`` links them.
+
+``quick`` is the variant the test suite runs: a fifth of the traffic, the cheap attacks only and
+small budgets; the same code path end to end.
 """
 
 from __future__ import annotations
@@ -9,41 +16,38 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from mlhunt.errors import InputError
 
-_INDEX = jinja2.Environment(autoescape=True).from_string(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>mlhunt demo</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:60rem;color:#1d2330}
-table{border-collapse:collapse;width:100%}th,td{padding:.4rem .6rem;border-bottom:1px solid #ddd;
-text-align:left}.critical{color:#8b0000;font-weight:600}.high{color:#c0392b}.medium{color:#b9770e}
-.low{color:#1f618d}.info{color:#566573}
-</style></head><body>
-<h1>mlhunt demo</h1>
-<p>Threat models of the seed scenarios. Open a system for its data-flow diagram, threats,
-risks and mitigations.</p>
-<table><thead><tr><th>System</th><th>Threats</th>
-{% for s in severities %}<th class="{{ s }}">{{ s }}</th>{% endfor %}
-<th>Deployment scan</th><th>Other formats</th></tr></thead><tbody>
-{% for r in rows %}<tr><td><a href="{{ r.dir }}/threat-model.html">{{ r.name }}</a></td>
-<td>{{ r.total }}</td>{% for s in severities %}<td class="{{ s }}">{{ r.counts[s] }}</td>
-{% endfor %}<td>{% if r.scan is not none %}<a href="{{ r.dir }}/scan.html">{{ r.scan }}
-findings</a>{% else %}none{% endif %}</td><td><a href="{{ r.dir }}/threat-model.md">Markdown</a> ·
-<a href="{{ r.dir }}/threat-model.sarif">SARIF</a> ·
-<a href="{{ r.dir }}/threat-model.json">JSON</a></td></tr>{% endfor %}
-</tbody></table></body></html>
-"""
-)
+QUICK_SCALE = 0.2
+QUICK_MAX_COST = 2
+QUICK_MAX_QUERIES = 6_000
 
 
 def scenarios(examples: Path) -> list[Path]:
-    """Scenario folders under ``examples`` (those holding a system.yaml), sorted by name."""
+    """Scenario folders under ``examples`` (those holding a project file), sorted by name."""
     if not examples.is_dir():
         raise InputError("examples folder not found", file=str(examples))
-    return sorted(p.parent for p in examples.glob("*/system.yaml"))
+    return sorted(p.parent for p in examples.glob("*/mlhunt.yaml"))
+
+
+def _demo_project(folder: Path, out: Path, quick: bool) -> Any:
+    """The scenario's project, with its outputs redirected under ``out``."""
+    from mlhunt.assess.catalog import default_attacks
+    from mlhunt.run.project import load_project
+
+    project = load_project(folder / "mlhunt.yaml")
+    project.output = str(out.resolve())
+    for log in project.logs:
+        if log.simulate:
+            log.path = str(out.resolve() / "traffic" / "logs.jsonl")
+            if quick:
+                log.scale = QUICK_SCALE
+    if quick:
+        cheap = [a.id for a in default_attacks() if a.spec.cost <= QUICK_MAX_COST]
+        for model in project.models:
+            model.attacks = model.attacks or cheap
+            model.max_queries = min(model.max_queries or QUICK_MAX_QUERIES, QUICK_MAX_QUERIES)
+    return project
 
 
 def run_demo(
@@ -51,16 +55,13 @@ def run_demo(
     out_dir: Path,
     *,
     only: str | None = None,
+    quick: bool = False,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> list[Path]:
-    """Threat-model every scenario (or ``only`` one); return the files written."""
+    """Run every scenario's project (or ``only`` one); return the files written."""
     from mlhunt._io import write_atomic
-    from mlhunt.findings import document
-    from mlhunt.report import render
-    from mlhunt.scan import scan_path
-    from mlhunt.system import dfd
-    from mlhunt.system.loader import definition_lines, parse_system, read_text
-    from mlhunt.threatmodel import build_threat_model
+    from mlhunt.report.run_index import render_run_index
+    from mlhunt.run.api import run_project, write_outputs
 
     found = scenarios(examples)
     if only is not None:
@@ -69,53 +70,20 @@ def run_demo(
             names = ", ".join(p.name for p in scenarios(examples))
             raise InputError(f"unknown scenario {only!r} (available: {names})")
     written: list[Path] = []
-    rows: list[dict[str, Any]] = []
+    runs: list[tuple[dict[str, Any], str]] = []
     for folder in found:
-        path = folder / "system.yaml"
-        progress(f"[{folder.name}] threat model")
-        text = read_text(path)
-        tm = build_threat_model(parse_system(text, str(path)))
-        doc = tm.to_document()
-        target = out_dir / folder.name
-        outputs = {
-            "threat-model.json": render(doc, "json"),
-            "threat-model.sarif": render(
-                doc, "sarif", source_path=str(path), lines=definition_lines(text)
-            ),
-            "threat-model.md": render(doc, "markdown"),
-            "threat-model.html": render(doc, "html"),
-            "dfd.svg": dfd.to_svg(dfd.to_dot(doc)),
-        }
-        deploy = folder / "deploy"
-        scanned = None
-        if deploy.is_dir():
-            progress(f"[{folder.name}] scan of {deploy}")
-            result = scan_path(deploy)
-            scanned = document(
-                "scan", result.findings, files_scanned=result.files, bytes_scanned=result.bytes
-            )
-            outputs["scan.json"] = render(scanned, "json")
-            outputs["scan.sarif"] = render(scanned, "sarif")
-            outputs["scan.html"] = render(scanned, "html")
-        for name, content in outputs.items():
-            write_atomic(target / name, content)
-            written.append(target / name)
-        summary = doc["summary"]["by_severity"]
-        rows.append(
-            {
-                "dir": folder.name,
-                "name": tm.system.name,
-                "total": len(tm.findings),
-                "counts": summary,
-                "scan": scanned["summary"]["total"] if scanned else None,
-            }
-        )
-        progress(
-            f"[{folder.name}] {len(tm.findings)} threats: "
-            + ", ".join(f"{v} {k}" for k, v in summary.items() if v)
-        )
+        name = folder.name
+        project = _demo_project(folder, out_dir / name, quick)
+
+        def step(msg: str, name: str = name) -> None:
+            progress(f"[{name}] {msg}")
+
+        result = run_project(project, progress=step)
+        written += write_outputs(result)
+        runs.append((result.document, f"{name}/report.html"))
+        by = result.document["summary"].get("by_validation", {})
+        step("verdicts: " + ", ".join(f"{v} {k}" for k, v in by.items() if v))
     index = out_dir / "index.html"
-    severities = ["critical", "high", "medium", "low", "info"]
-    write_atomic(index, _INDEX.render(rows=rows, severities=severities))
+    write_atomic(index, render_run_index(runs, title="mlhunt demo: the seed scenarios"))
     written.append(index)
     return written

@@ -106,7 +106,8 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
     out = path.parent
     out.mkdir(parents=True, exist_ok=True)
     with _live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
-        result = simulate(loaded, out, seed=project.seed, live_url=base, progress=progress)
+        result = simulate(loaded, out, seed=project.seed, live_url=base, scale=cfg.scale,
+                          progress=progress)  # fmt: skip
     written = out / "logs.jsonl"
     if written != path:
         written.replace(path)

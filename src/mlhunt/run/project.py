@@ -81,6 +81,8 @@ class LogConfig(_Strict):
     simulate: str | None = Field(
         None, description="Instead of real logs: simulate this built-in scenario's traffic "
         "into 'path' first (the demo uses this).")  # fmt: skip
+    scale: float = Field(
+        1.0, gt=0, le=10, description="simulate: multiply the simulated traffic volumes.")
 
 
 class ScanConfig(_Strict):
