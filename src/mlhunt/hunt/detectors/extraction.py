@@ -1,0 +1,107 @@
+"""Model extraction: a client (or, for sybils, a source address) whose queries do not look like
+the population's (uniform, synthetic, shifted or boundary-hugging inputs).
+
+The test is an online G-test of the target's per-feature binned inputs against the
+population's bin shares (quantile bins, fine in the tails, so out-of-distribution queries
+weigh heavily), required to be both significant (z of G against chi2) and large (KL per query).
+Heavy legitimate users send realistic inputs: their G grows with volume but their KL stays
+small, so volume alone never alerts. Retries and what-if variants (a query equal to the
+previous one in all features but at most one) are not counted, so they cannot inflate G.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlhunt.hunt.detectors._features import (
+    changed_vs_prev,
+    extraction_score,
+    g_statistic,
+    has_input,
+)
+from mlhunt.hunt.detectors.base import Detector, Scored
+from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum
+
+
+def _ood(batch: GroupBatch, pop: Population) -> np.ndarray:
+    """Per event: some feature lies outside the population's 1st..99th percentile bins."""
+    out = np.zeros(batch.n, dtype=bool)
+    x = np.nan_to_num(batch.x)
+    for f, edges in enumerate(pop.edges):
+        out |= (x[:, f] < edges[0]) | (x[:, f] >= edges[-1])
+    return out & has_input(batch)
+
+
+class ExtractionDetector(Detector):
+    needs = ("input",)
+
+    def score(self, batch: GroupBatch, pop: Population) -> Scored:
+        _prev, diff = changed_vs_prev(batch)
+        weight = has_input(batch) & (diff >= 2)
+        g, n_eff, df = g_statistic(batch, pop, weight)
+        score, z, kl = extraction_score(g, n_eff, df, z_thr=self.p("z_threshold"),
+                                        kl_thr=self.p("kl_threshold"),
+                                        min_events=self.p("min_events"))  # fmt: skip
+        return Scored(score, {"z": z, "kl": kl, "n_eff": n_eff, "weight": weight})
+
+    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
+                 fired: int) -> dict[str, Any]:  # fmt: skip
+        a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
+        last = b - 1
+        ood = _ood(batch, pop)[a:b]
+        c = scored.columns
+        vol = b - a
+        return {
+            "g_test_z": round(float(c["z"][last]), 1),
+            "kl_per_query": round(float(c["kl"][last]), 3),
+            "counted_queries": int(c["n_eff"][last]),
+            "ood_share": round(float(ood.mean()), 3),
+            "population_ood_share_expected": 0.02 * pop.d,
+            "volume_vs_p90_client": round(vol / max(pop.volume_q["p90"], 1.0), 2),
+            "sample_queries": _samples(batch, g, a + np.flatnonzero(ood)),
+        }
+
+
+def _samples(batch: GroupBatch, g: int, rows: np.ndarray) -> list[dict[str, Any]]:
+    from mlhunt.hunt.detectors.base import sample_rows
+
+    if len(rows) == 0:
+        rows = np.arange(int(batch.offsets[g]), int(batch.offsets[g + 1]))
+    return sample_rows(batch, g, rows)
+
+
+class SybilExtractionDetector(ExtractionDetector):
+    """The same test on a source address's combined traffic, once enough distinct client ids
+    share it: extraction spread over many API keys to stay under per-key limits."""
+
+    def score(self, batch: GroupBatch, pop: Population) -> Scored:
+        base = super().score(batch, pop)
+        distinct = _distinct_clients(batch)
+        gate = distinct >= self.p("min_clients")
+        online = np.where(gate, base.online, 0.0)
+        return Scored(online, {**base.columns, "distinct": distinct})
+
+    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
+                 fired: int) -> dict[str, Any]:  # fmt: skip
+        out = super().evidence(batch, pop, scored, g, fired)
+        a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
+        ids, counts = np.unique(batch.client[a:b].astype(str), return_counts=True)
+        order = np.argsort(-counts, kind="stable")
+        out["client_ids"] = len(ids)
+        out["top_clients"] = {str(ids[i]): int(counts[i]) for i in order[:10]}
+        return out
+
+
+def _distinct_clients(batch: GroupBatch) -> np.ndarray:
+    """Per event: distinct client ids seen so far in the group."""
+    seg = batch.seg_ids()
+    _, codes = np.unique(batch.client.astype(str), return_inverse=True)
+    order = np.lexsort((np.arange(batch.n), codes, seg))
+    first = np.ones(batch.n, dtype=bool)
+    s_seg, s_code = seg[order], codes[order]
+    first[1:] = (s_seg[1:] != s_seg[:-1]) | (s_code[1:] != s_code[:-1])
+    new = np.zeros(batch.n)
+    new[order] = first
+    return seg_cumsum(new, batch.offsets)
