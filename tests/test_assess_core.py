@@ -69,6 +69,21 @@ def test_budget_is_never_overrun(tmp_path: Path, model_files: dict[str, Path]) -
     assert escaped.queries <= 100
 
 
+def test_declared_query_need_is_met_when_the_budget_allows(
+    tmp_path: Path, model_files: dict[str, Path]
+) -> None:
+    """A cheap attack that declares the queries it needs gets them, not just its cost share."""
+    cat = load_attacks(write_catalog(tmp_path / "cat", {
+        "NEEDY": {"entry": "greedy", "cost": 1, "queries": 50},
+        "BIG": {"entry": "greedy", "cost": 5},
+    }))  # fmt: skip
+    with open_target(_opts(model_files)) as (target, data):
+        report = assess(target, data, catalog=cat, max_queries=120, state_dir=tmp_path / "s")
+    by_id = {r.attack_id: r for r in report.results}
+    assert by_id["MLH-ASSESS-NEEDY"].queries == 49  # 7 batches of 7 fit in its 50
+    assert sum(r.queries for r in report.results) <= 120
+
+
 def test_survivors_are_handed_on_and_baseline_skips_misclassified(
     tmp_path: Path, model_files: dict[str, Path]
 ) -> None:

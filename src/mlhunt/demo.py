@@ -20,7 +20,7 @@ from mlhunt.errors import InputError
 
 QUICK_SCALE = 0.2
 QUICK_MAX_COST = 2
-QUICK_MAX_QUERIES = 6_000
+QUICK_MAX_QUERIES = 15_000
 
 
 def scenarios(examples: Path) -> list[Path]:

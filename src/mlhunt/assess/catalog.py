@@ -84,6 +84,9 @@ class AttackSpec(_Strict):
     requires: list[Requirement] = Field(default_factory=list)
     black_box: bool = Field(description="True when it only uses predict_proba (query-charged).")
     cost: int = Field(ge=1, le=5, description="1 cheap .. 5 expensive: the runner's order.")
+    queries: int | None = Field(
+        None, ge=0, description="Queries it needs at its default parameters: under a global "
+        "budget the runner gives it at least this much when it can.")  # fmt: skip
     entry: str = Field(pattern=r"^[\w.]+:\w+$", description="module:function running it.")
     validates: list[str] = Field(
         description="Threat-model rule ids (MLH-ML-...) this attack proves or refutes."

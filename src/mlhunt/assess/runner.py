@@ -334,6 +334,11 @@ def _run_one(
             item.id, "skipped", f"{what} budget exhausted before it started", params=item.params
         )
     queries = _share(glob.remaining, item, pending)
+    need = item.attack.spec.queries
+    if queries is not None and need is not None and glob.remaining is not None:
+        # A cheap attack's cost-weighted share can be below what it needs to measure anything:
+        # give it what it needs when the budget allows (later attacks get what is left).
+        queries = max(queries, min(float(need), float(glob.remaining)))
     child = glob.child(None if queries is None else int(queries), _share(left, item, pending))
     target.budget = child
     ctx = AttackContext(
