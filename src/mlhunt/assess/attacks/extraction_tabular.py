@@ -163,7 +163,7 @@ def _run(ctx: AttackContext) -> AttackResult:
         row: dict[str, Any] = {"queries": n}
         copies: dict[str, Predictor] = {"labels_only": labels_only(x, labels, ctx.seed)}
         solved = equation_solving(space, x, probs) if scores else None
-        tolerance = max(float(p.get("exact_tolerance", 1e-6)), 10 * score_resolution(probs))
+        tolerance = max(float(p.get("exact_tolerance", 1e-3)), 10 * score_resolution(probs))
         exact = solved is not None and solved[1] < tolerance
         if solved is not None:
             copies["equation_solving"] = solved[0]

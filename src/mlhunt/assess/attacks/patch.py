@@ -92,7 +92,8 @@ def run(ctx: AttackContext) -> AttackResult:
     if "boxes_eval" not in data.extra:
         return AttackResult(ID, "skipped", "needs the object's boxes (data.extra['boxes_eval'])")
     positive = int(data.extra.get("positive_class", 1))
-    goal = int(p.get("target_class", 1 - positive if len(target.classes) == 2 else 0))
+    wanted = p.get("target_class")  # null in the YAML: the other class of a binary model
+    goal = int(wanted) if wanted is not None else (1 - positive if len(target.classes) == 2 else 0)
     size = int(target.spec.shape[-1])
     rng = ctx.rng()
     model = g.prepare(module)
