@@ -524,6 +524,10 @@ def run_cmd(
         Path | None,
         typer.Option(help="A previous run's JSON: mark findings new or unchanged, list fixed."),
     ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out-dir", help="Output folder (default: the project's 'output')."),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Threat-model the system, attack its models, hunt its logs, scan its artifacts, and mark
@@ -536,6 +540,8 @@ def run_cmd(
 
         chosen = _choose_format(fmt, output)
         proj = load_project(project)
+        if out_dir is not None:
+            proj.output = str(out_dir.resolve())
         threshold = _fail_threshold(fail_on) or proj.fail_on
         previous = None
         if baseline is not None:

@@ -38,10 +38,8 @@ def _demo_project(folder: Path, out: Path, quick: bool) -> Any:
     project = load_project(folder / "mlhunt.yaml")
     project.output = str(out.resolve())
     for log in project.logs:
-        if log.simulate:
-            log.path = str(out.resolve() / "traffic" / "logs.jsonl")
-            if quick:
-                log.scale = QUICK_SCALE
+        if log.simulate and quick:
+            log.scale = QUICK_SCALE
     if quick:
         cheap = [a.id for a in default_attacks() if a.spec.cost <= QUICK_MAX_COST]
         for model in project.models:

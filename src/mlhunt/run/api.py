@@ -64,6 +64,7 @@ def _check_elements(project: Project, model_doc: dict[str, Any]) -> None:
             if item.element is not None and item.element not in ids:
                 raise InputError(
                     f"unknown element {item.element!r} (the system has: {', '.join(sorted(ids))})",
+                    file=project.file,
                     field=f"{kind}[{i}].element",
                 )
 
@@ -102,7 +103,9 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
     from mlhunt.scenarios.traffic import simulate
 
     assert cfg.simulate is not None
-    path = project.resolve(cfg.path)
+    path = Path(cfg.path)
+    if not path.is_absolute():  # generated, so it lives with the run's other outputs
+        path = project.resolve(project.output) / path
     out = path.parent
     out.mkdir(parents=True, exist_ok=True)
     with _live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):

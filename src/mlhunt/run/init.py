@@ -51,7 +51,7 @@ def starter(system: str = "system.yaml", scenario: str | None = None) -> str:
     logs: dict[str, Any] = {"path": "logs/*.jsonl", "element": "prediction-api",
                             "engine": "duckdb"}  # fmt: skip
     if scenario:
-        logs = {**logs, "path": "mlhunt-traffic/logs.jsonl", "simulate": scenario}
+        logs = {**logs, "path": "traffic/logs.jsonl", "simulate": scenario}
     out += _block(LogConfig, logs, "    ", "  - ")
     out += ["", f"# {_comment(Project, 'scan')}", "scan:"]
     out += _block(ScanConfig, {"path": "deploy"}, "    ", "  - ")

@@ -71,7 +71,9 @@ class TargetConfig(_Strict):
 class LogConfig(_Strict):
     """Inference logs for ``hunt`` (DESIGN.md log schema)."""
 
-    path: str = Field(description="File, folder or glob (JSONL, CSV, Parquet; .gz allowed).")
+    path: str = Field(
+        description="File, folder or glob (JSONL, CSV, Parquet; .gz allowed). With 'simulate', "
+        "the file to write, relative to the output folder.")  # fmt: skip
     element: str | None = Field(
         None, description="Element id of the API that wrote these logs (its threats get "
         "'observed'). Default: every ML threat of the system.")  # fmt: skip
@@ -113,6 +115,7 @@ class Project(_Strict):
 
     # Set by load_project: the folder relative paths are resolved against.
     base: Path = Field(Path("."), exclude=True)
+    file: str = Field("mlhunt.yaml", exclude=True)
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
@@ -125,13 +128,15 @@ def load_project(path: str | Path) -> Project:
     data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise InputError("expected a mapping at the top level", file=str(path), line=1)
-    if "base" in data:
-        raise InputError("unknown field 'base'", file=str(path), field="base")
+    for internal in ("base", "file"):
+        if internal in data:
+            raise InputError(f"unknown field {internal!r}", file=str(path), field=internal)
     try:
         project = Project.model_validate(data)
     except ValidationError as exc:
         raise pydantic_error(exc, Project, text, str(path)) from None
     project.base = Path(path).resolve().parent
+    project.file = str(path)
     system = project.resolve(project.system)
     if not system.is_file():
         raise InputError(f"system description not found: {system}", file=str(path),
