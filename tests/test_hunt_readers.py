@@ -95,3 +95,154 @@ def test_streamed_in_bounded_batches(tmp_path: Path) -> None:
     report = ReadReport()
     sizes = [b.num_rows for b in read_batches(p, report, batch_rows=10)]
     assert sizes == [10, 10, 5]
+
+
+# --- the vectorised JSON Lines path (mlhunt.hunt._fastjson) -----------------------------------
+
+GOOD = {"ts": "2024-03-05T10:00:01Z", "client_id": "c1", "input": [1.0, 2.0, 3.0],
+        "output": {"label": "approved", "scores": [0.25, 0.75]}}  # fmt: skip
+# Lines the fast path must treat exactly as the per-line Python path: kept with the same
+# values, or reported with the same line and reason.
+TRICKY: list[object] = [
+    {**GOOD, "ts": "2024-03-05T10:00:01.123456+05:30"}, {**GOOD, "ts": "2024-03-05 10:00:01.5Z"},
+    {**GOOD, "ts": 1709632800}, {**GOOD, "ts": "1709632800.25"}, {**GOOD, "ts": 1.7e9},
+    {**GOOD, "ts": " 2024-03-05T10:00:01Z"}, {**GOOD, "ts": "2024-03-05T10:00:01.1234567Z"},
+    {**GOOD, "ts": "soon"}, {**GOOD, "ts": "2024-02-30T00:00:00Z"},
+    {**GOOD, "ts": "2024-03-05T24:00:00Z"}, {**GOOD, "ts": True}, {**GOOD, "ts": None},
+    {k: v for k, v in GOOD.items() if k != "ts"},
+    {**GOOD, "client_id": 123}, {**GOOD, "client_id": 1.5}, {**GOOD, "client_id": True},
+    {**GOOD, "client_id": {"a": 1}}, {**GOOD, "client_id": [1]}, {**GOOD, "client_id": ""},
+    {**GOOD, "client_id": None}, {**GOOD, "client_id": 12345678901234567890123},
+    {**GOOD, "client_id": "007"}, {**GOOD, "client_id": "Zoë"}, {**GOOD, "client_id": "1e5"},
+    {**GOOD, "source_ip": 5}, {**GOOD, "source_ip": ""}, {**GOOD, "source_ip": {"x": 1}},
+    {**GOOD, "source_ip": "10.0.0.1"}, {**GOOD, "model": 3}, {**GOOD, "model": ""},
+    {**GOOD, "input": [1, "2", 3]}, {**GOOD, "input": [1, None, 3]}, {**GOOD, "input": "abc"},
+    {**GOOD, "input": "[4, 5, 6]"}, {**GOOD, "input": []}, {**GOOD, "input": [1.0, 2.0]},
+    {**GOOD, "input": [True, 1, 2]}, {**GOOD, "input": {"a": 1}}, {**GOOD, "input": [[1], 2, 3]},
+    {**GOOD, "input": None}, {**GOOD, "input": ""},
+    {**GOOD, "output": None}, {**GOOD, "output": "x"}, {**GOOD, "output": {"label": 1}},
+    {**GOOD, "output": {"label": 1.0}}, {**GOOD, "output": {"label": True}},
+    {**GOOD, "output": {"label": ""}}, {**GOOD, "output": {"label": "a", "score": 0.3}},
+    {**GOOD, "output": {"label": "a", "score": "0.3"}}, {**GOOD, "output": {"label": "a",
+                                                                       "score": "abc"}},
+    {**GOOD, "output": {"label": "a", "score": 7}}, {**GOOD, "output": {"label": "a",
+                                                                      "scores": [0.2]}},
+    {**GOOD, "output": {"label": "a", "scores": "bad"}},
+    {**GOOD, "output": {"label": "a", "scores": [0.1, 0.6, 0.3]}},
+    {"ts": 5, "client_id": "c", "label": "flat", "scores": [0.4, 0.6]},
+    {**GOOD, "status": 200.7}, {**GOOD, "status": "404"}, {**GOOD, "status": True},
+    {**GOOD, "status": "abc"}, {**GOOD, "latency_ms": "3.5"}, {**GOOD, "latency_ms": "NaN"},
+    {**GOOD, "latency_ms": 2}, {**GOOD, "extra": {"nested": [1, 2]}},
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"},}', "[1, 2]", "5", "{bad", "", "   ",
+    '{"ts": 5, "client_id": "c\\ud800", "output": {"label": "a"}}',
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "x": nan}',
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "x": NaN}',
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "latency_ms": Infinity}',
+    '{"ts": 5, "client_id": "c", "output": {"label": "a", "scores": [0.5, -inf]}}',
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "model": "info", "x": [1 , ]}',
+]  # fmt: skip
+
+
+def _python_path(path: Path) -> tuple[list[dict], ReadReport]:
+    """The reference: every line through the per-line Python path."""
+    from mlhunt.hunt.readers import _Normaliser
+    from mlhunt.hunt.readers import schema as log_schema
+
+    report = ReadReport()
+    norm = _Normaliser(report)
+    rows = []
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        for i, text in enumerate(fh, 1):
+            if not text.strip():
+                continue
+            try:
+                rec = json.loads(text)
+            except ValueError as exc:
+                report.error(str(path), i, f"not JSON ({exc.args[0][:80]})")
+                continue
+            row = norm.row(str(path), i, rec)
+            if row is not None:
+                rows.append(dict(zip(log_schema().names, row, strict=True)))
+    return rows, report
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlhunt.hunt import _fastjson
+
+    monkeypatch.setattr(_fastjson, "BLOCK_BYTES", 700)  # many blocks, lines across boundaries
+
+
+def _lines(items: list[object]) -> list[str]:
+    return [x if isinstance(x, str) else json.dumps(x) for x in items]
+
+
+@pytest.mark.usefixtures("small_blocks")
+@pytest.mark.parametrize("first", ["fast", "python"])
+def test_fast_path_equals_python_path(tmp_path: Path, first: str) -> None:
+    # "python": the first record (which fixes the input length) takes the Python path
+    head = {**GOOD, "client_id": 1.5, "input": [9.0, 9.0]} if first == "python" else GOOD
+    lines = _lines([head, *TRICKY, GOOD, *TRICKY[::-1]])
+    p = tmp_path / "t.jsonl"
+    p.write_text("\r\n".join(lines[:20]) + "\r\n" + "\n".join(lines[20:]) + "\n")
+    want_rows, want = _python_path(p)
+    t, got = _read(p)
+    assert t.to_pylist() == want_rows
+    assert got.errors == want.errors and got.malformed == want.malformed
+    assert got.records == want.records == len(want_rows) and got.input_dim == want.input_dim
+    assert want.malformed > 40 and len(want_rows) > (40 if first == "fast" else 5)
+
+
+def test_lone_carriage_return_and_bad_utf8_blocks(tmp_path: Path) -> None:
+    p = tmp_path / "odd.jsonl"
+    good = json.dumps(GOOD).encode()
+    p.write_bytes(good + b"\n" + good[:-1] + b', "model": "\xff"}\n' + good + b"\r" + good
+                  + b"\n{bad\n")  # fmt: skip
+    want_rows, want = _python_path(p)
+    t, got = _read(p)
+    assert t.to_pylist() == want_rows and got.errors == want.errors
+    assert [r["line"] for r in want_rows] == [1, 2, 3, 4] and want.errors[0]["line"] == 5
+
+
+def _scattered(tmp_path: Path, n: int = 3000) -> tuple[list[str], list[int]]:
+    import random
+
+    rnd = random.Random(7)
+    lines = _lines([_rec(i, client_id=f"c{i % 17}") for i in range(n)])
+    bad_kinds = ["{broken", '{"ts": 1, "client_id": "c", "output": {"label": "a"},}',
+                 json.dumps(_rec(0, ts="never")), json.dumps(_rec(0, input=[1.0])),
+                 json.dumps(_rec(0, client_id=None)), "[]"]  # fmt: skip
+    bad = sorted(rnd.sample(range(n), 60))
+    for k, i in enumerate(bad):
+        lines[i] = bad_kinds[k % len(bad_kinds)]
+    return lines, [i + 1 for i in bad]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_malformed_scattered_across_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           gz: bool) -> None:  # fmt: skip
+    from mlhunt.hunt import _fastjson, readers
+
+    monkeypatch.setattr(_fastjson, "BLOCK_BYTES", 16_384)  # ~60 lines a block: ~50 blocks
+    calls = {"n": 0}
+    loads = json.loads
+
+    def counting(text: str) -> object:
+        calls["n"] += 1
+        return loads(text)
+
+    monkeypatch.setattr(readers.json, "loads", counting)
+    lines, bad_lines = _scattered(tmp_path)
+    p = tmp_path / ("s.jsonl.gz" if gz else "s.jsonl")
+    data = ("\n".join(lines) + "\n").encode()
+    p.write_bytes(gzip.compress(data) if gz else data)
+    report = ReadReport()
+    tables = list(read_batches(p, report, batch_rows=1000))
+    assert [e["line"] for e in report.errors] == bad_lines and report.malformed == 60
+    assert all(e["file"] == str(p) for e in report.errors)
+    t = pa.concat_tables(tables)
+    good = sorted(set(range(1, len(lines) + 1)) - set(bad_lines))
+    assert t.column("line").to_pylist() == good and report.records == len(good)
+    assert [b.num_rows for b in tables] == [1000, 1000, len(good) - 2000]
+    assert calls["n"] == 60  # only the malformed lines took the Python path
