@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.conftest import EXAMPLES
 
 from mlhunt.run.validation import EvidenceSet, link
 from mlhunt.system.loader import parse_system, read_text
 from mlhunt.threatmodel import build_threat_model, default_catalog
+from tests.conftest import EXAMPLES
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_validated_and_observed_raise_risk(loan_model: dict[str, Any]) -> None:
     v = f["validation"]
     assert v["statuses"] == ["validated", "observed"]
     assert v["evidence"] == ["a1", "h1"]
-    assert f["likelihood"] == min(5.0, before["likelihood"] + 2)
+    assert f["likelihood"] == min(5.0, before["likelihood"] + 2)  # +1 validated, +1 observed
     assert f["risk"] >= before["risk"]
     assert v["risk_before"] == before["risk"]
     assert doc["summary"]["by_validation"]["validated"] >= 1
@@ -98,3 +98,19 @@ def test_scan_finding_validates_serialization(loan_model: dict[str, Any]) -> Non
     assert _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api")["validation"]["status"] == (
         "untested"
     )
+
+
+def test_refuted_and_observed_both_hold(loan_model: dict[str, Any]) -> None:
+    """Someone tries membership inference in production, and the attacks show it fails."""
+    hunt = {"id": "h2", "rule_id": "MLH-HUNT-MEMBERSHIP-PROBING", "severity": "medium",
+            "evidence": {"validates": ["MLH-ML-MEMBERSHIP-INFERENCE"]}}  # fmt: skip
+    before = _ml(loan_model, "MLH-ML-MEMBERSHIP-INFERENCE")
+    doc = link(_fresh(loan_model), [
+        EvidenceSet("assess", [_assess("m1", "refuted", "MLH-ML-MEMBERSHIP-INFERENCE")]),
+        EvidenceSet("hunt", [hunt]),
+    ])  # fmt: skip
+    f = _ml(doc, "MLH-ML-MEMBERSHIP-INFERENCE")
+    assert f["validation"]["statuses"] == ["refuted", "observed"]
+    assert f["validation"]["status"] == "refuted"
+    assert f["validation"]["evidence"] == ["h2", "m1"]
+    assert f["likelihood"] == before["likelihood"]  # -1 and +1

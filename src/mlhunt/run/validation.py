@@ -8,9 +8,13 @@ artifact proves the serialization threat). An evidence set may be tied to model 
 project names which element a target or a log belongs to); untied evidence applies to every
 finding of the rule.
 
+A verdict has two independent halves: what the attacks showed (validated, or refuted when every
+attack failed) and what production shows (observed). ``statuses`` lists both when both hold, e.g.
+``["refuted", "observed"]``: someone tries it, and it does not work.
+
 Risk moves by whole likelihood points (PASTA: evidence replaces the analyst's estimate of how
-likely the attack is): validated +1, observed in production +2 (it is happening), refuted -1
-(never below 1), and the finding's severity follows the new risk.
+likely the attack is): validated +1, refuted -1, observed in production +1 more (it is being
+tried), never outside 1..5; the finding's severity follows the new risk.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from mlhunt.findings import Severity, summarize
 from mlhunt.threatmodel.risk import severity_for
 
 STATUSES = ("validated", "observed", "refuted", "untested")
-_LIKELIHOOD_MOVE = {"validated": 1.0, "observed": 2.0, "refuted": -1.0}
+_LIKELIHOOD_MOVE = {"validated": 1.0, "observed": 1.0, "refuted": -1.0}
 
 
 @dataclass(frozen=True)
@@ -99,10 +103,16 @@ def link(model_doc: dict[str, Any], evidence: Sequence[EvidenceSet]) -> dict[str
 
 def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     present = {s for s, _ in claims}
+    statuses: list[str] = []
     # A success anywhere beats a failure elsewhere: one working attack proves the threat.
-    statuses = [s for s in ("validated", "observed") if s in present]
+    if "validated" in present:
+        statuses.append("validated")
+    elif "refuted" in present:
+        statuses.append("refuted")
+    if "observed" in present:
+        statuses.append("observed")
     if not statuses:
-        statuses = ["refuted"] if "refuted" in present else ["untested"]
+        statuses = ["untested"]
     kept = [f for s, f in claims if s in statuses]
     out: dict[str, Any] = {
         "status": statuses[0],
@@ -112,7 +122,7 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
     if statuses == ["untested"]:
         out["reason"] = "no attack, hunt detector or scan in this run tests this threat"
         return out
-    move = max(_LIKELIHOOD_MOVE[s] for s in statuses)
+    move = sum(_LIKELIHOOD_MOVE[s] for s in statuses)
     old = finding.get("likelihood")
     if isinstance(old, int | float) and isinstance(finding.get("impact"), int | float):
         new = max(1.0, min(5.0, old + move))

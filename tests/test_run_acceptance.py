@@ -1,0 +1,42 @@
+"""Issue #7's acceptance: `mlhunt run examples/loan-approval/mlhunt.yaml --format json` on the
+real scenario (traffic through the live API, attacks, hunt, scan), verdicts linked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import EXAMPLES
+
+
+def test_loan_approval_run_verdicts(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    r = subprocess.run(
+        [sys.executable, "-m", "mlhunt", "run", str(EXAMPLES / "loan-approval" / "mlhunt.yaml"),
+         "--out-dir", str(out), "--format", "json", "-o", str(tmp_path / "run.json")],
+        capture_output=True, text=True, timeout=1500,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((tmp_path / "run.json").read_text())
+    by_id = {f["id"]: f for f in doc["findings"]}
+    threats = {f["rule_id"]: f for f in doc["findings"]
+               if f.get("framework") == "ML" and f["target"] == "prediction-api"}  # fmt: skip
+
+    extraction = threats["MLH-ML-EXTRACTION-API"]["validation"]
+    assert {"validated", "observed"} <= set(extraction["statuses"])
+    sources = {by_id[e]["source"] for e in extraction["evidence"]}
+    assert sources == {"assess", "hunt"}
+
+    membership = threats["MLH-ML-MEMBERSHIP-INFERENCE"]["validation"]
+    assert membership["statuses"][0] in ("validated", "refuted")
+    attack = next(by_id[e] for e in membership["evidence"] if by_id[e]["source"] == "assess")
+    assert 0 <= attack["evidence"]["auc"] <= 1 and "0.001" in attack["evidence"]["tpr_at_fpr"]
+
+    # The traffic went through the live API, and everything landed on disk.
+    assert (out / "traffic" / "api-log.jsonl").stat().st_size > 0
+    for name in ("run.json", "run.sarif", "run.md", "report.html"):
+        assert (out / name).stat().st_size > 0
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64," in html  # the attack plots are embedded
