@@ -9,6 +9,9 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/
   || need+=(postgresql)
 # Java 17+ runs Apache Spark for `hunt --engine spark` (local mode in the tests).
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+# Headless Chromium opens the HTML run report in the browser test (tests/test_run_browser.py).
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+  || command -v google-chrome >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${need[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
