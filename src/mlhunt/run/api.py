@@ -165,6 +165,9 @@ def run_assess(
         return {"command": "assess", "findings": [], "target": name, "attacks": [],
                 "note": "no attack in the catalog tests this model's threats"}  # fmt: skip
     with open_target(opts) as (target, data):
+        if not cfg.attacks:  # attacks for another input kind would only be skipped findings
+            kinds = {a.id: a.spec.applies_to for a in catalog}
+            select = [i for i in select if target.spec.kind in kinds[i]]
         report = assess(
             target, data, catalog=catalog, select=select, params=params,
             max_queries=cfg.max_queries, max_seconds=cfg.max_seconds, seed=project.seed,
