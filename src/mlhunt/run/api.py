@@ -161,13 +161,17 @@ def run_assess(
         api_key_env=cfg.api_key_env, trust=cfg.trust, in_process=not cfg.live,
         seed=project.seed, log_dir=state,
     )  # fmt: skip
+    none = {"command": "assess", "findings": [], "target": name, "attacks": [],
+            "element": cfg.element,
+            "note": "no attack in the catalog tests this model's threats"}  # fmt: skip
     if not select:
-        return {"command": "assess", "findings": [], "target": name, "attacks": [],
-                "note": "no attack in the catalog tests this model's threats"}  # fmt: skip
+        return none
     with open_target(opts) as (target, data):
         if not cfg.attacks:  # attacks for another input kind would only be skipped findings
             kinds = {a.id: a.spec.applies_to for a in catalog}
             select = [i for i in select if target.spec.kind in kinds[i]]
+            if not select:
+                return none
         report = assess(
             target, data, catalog=catalog, select=select, params=params,
             max_queries=cfg.max_queries, max_seconds=cfg.max_seconds, seed=project.seed,
