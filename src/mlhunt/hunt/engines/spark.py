@@ -1,0 +1,516 @@
+"""The Spark hunt engine (``mlhunt hunt --engine spark [--spark-master URL]``).
+
+Spark reads the logs itself, so the work scales with the cluster: JSON Lines (``.gz`` too) as
+text lines parsed with ``from_json`` (explicit schema, ``PERMISSIVE`` mode and a corrupt-record
+column), Parquet natively (each row re-encoded as JSON so one set of rules checks every
+format), CSV through mlhunt's own reader into a temporary Parquet file (CSV cells hold JSON
+arrays, which Spark's CSV reader cannot type). Every record gets its file and line (Parquet:
+row number), and the record checks of :mod:`mlhunt.hunt.readers` are restated as Spark SQL so a
+malformed record is counted, with file, line and reason, exactly where the DuckDB engine counts
+it.
+
+The population uses the same :class:`PopulationBuilder` fed with exact Spark aggregates and the
+same per-client sample rule; the detectors run in ``groupBy(bucket).applyInPandas`` calls, each
+holding whole groups (a hash bucket of targets), through the same
+:func:`~mlhunt.hunt.detectors.base.run_detectors` as DuckDB, so both engines raise the same
+alerts. Known differences (edge cases of the JSON text, not of the data): a numeric label
+written as ``1.0`` stays ``"1.0"`` (the Python reader makes it ``"1"``), and strings inside a
+numeric array make the record malformed (the Python reader converts ``"1.5"``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlhunt.errors import InputError
+from mlhunt.hunt.detectors.base import Alert, Detector, run_detectors
+from mlhunt.hunt.engines import EngineResult, Progress
+from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
+from mlhunt.hunt.readers import MAX_ERRORS, ReadReport, _kind, read_batches, resolve
+
+DEFAULT_MASTER = "local[2]"
+#: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
+BUCKET_EVENTS = 200_000
+#: Spark never splits a file smaller than its open cost (spark.sql.files.openCostInBytes, 4 MiB).
+ONE_SPLIT_BYTES = 4 * 1024 * 1024
+# fmt: off
+_DETECT_COLS = ("file", "line", "ts", "client_id", "source_ip", "input", "label", "margin",
+                "status")
+_ALERT_SCHEMA = ("detector string, scope string, target string, score double, severity string, "
+                 "detected_at_event long, first_event_ts double, detected_ts double, "
+                 "events long, evidence string")
+_RAW_SCHEMA = ("ts string, client_id string, source_ip string, input array<double>, "
+               "output struct<label: string, scores: array<double>, score: string>, "
+               "model string, status string, latency_ms string, _corrupt string")
+# fmt: on
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def _quiet_pandas() -> Iterator[None]:
+    """PySpark 4.3 warns on every pandas conversion that pandas 3 is not fully supported; the
+    conversions used here (numbers, strings, lists of doubles) are covered by the tests."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _worker_python() -> Iterator[None]:
+    """Python workers run this interpreter (with mlhunt importable): PySpark reads only the
+    PYSPARK_PYTHON variable when the context starts, so it is set for that moment, unless the
+    user chose one."""
+    if "PYSPARK_PYTHON" in os.environ:
+        yield
+        return
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    try:
+        yield
+    finally:
+        os.environ.pop("PYSPARK_PYTHON", None)
+
+
+def _finite(expr: str) -> str:
+    return f"(NOT isnan({expr}) AND abs({expr}) != double('inf'))"
+
+
+def _all_finite(arr: str) -> str:
+    return f"NOT exists({arr}, v -> v IS NULL OR isnan(v) OR abs(v) = double('inf'))"
+
+
+def _bad_number(field: str) -> str:
+    """A number-or-empty field (kept as text, like the Python reader) that is not a number."""
+    num = f"try_cast({field} AS double)"
+    return f"{field} IS NOT NULL AND {field} != '' AND ({num} IS NULL OR NOT {_finite(num)})"
+
+
+# Record checks in the Python reader's order (first failing check is the reason); `d` is added
+# once the input length is known. Columns: r (parsed struct), tsd (epoch seconds or NULL).
+# fmt: off
+_CHECKS = (
+    ("r._corrupt IS NOT NULL OR r IS NULL", "'not a JSON object'"),
+    ("r.ts IS NULL OR r.ts = ''", "'ts: missing'"),
+    ("tsd IS NULL", "concat('ts: not RFC 3339 or epoch seconds: ', substr(r.ts, 1, 40))"),
+    (f"NOT {_finite('tsd')}", "'ts: not a finite number'"),
+    ("r.client_id IS NULL OR r.client_id = ''", "'client_id: missing'"),
+    ("r.output IS NULL", "'output: missing (expected an object with label)'"),
+    ("r.output.label IS NULL OR r.output.label = ''", "'output.label: missing'"),
+    ("r.output.scores IS NOT NULL AND size(r.output.scores) = 0",
+     "'output.scores: expected a non-empty array of numbers'"),
+    (f"r.output.scores IS NOT NULL AND NOT {_all_finite('r.output.scores')}",
+     "'output.scores: holds NaN or infinity'"),
+    (_bad_number("r.output.score"), "'output.score: expected a number'"),
+    ("r.input IS NOT NULL AND size(r.input) = 0", "'input: expected a non-empty array of numbers'"),
+    (f"r.input IS NOT NULL AND NOT {_all_finite('r.input')}", "'input: holds NaN or infinity'"),
+)
+_LATE_CHECKS = (
+    ("r.input IS NOT NULL AND size(r.input) != {d}",
+     "concat('input: ', size(r.input), ' values, expected {d}')"),
+    (_bad_number("r.status"), "'status: expected a number'"),
+    (_bad_number("r.latency_ms"), "'latency_ms: expected a number'"),
+)
+# fmt: on
+
+
+def _case(checks: Sequence[tuple[str, str]]) -> str:
+    return "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in checks) + " END"
+
+
+def _num(field: str) -> str:
+    return f"CASE WHEN {field} = '' THEN NULL ELSE try_cast({field} AS double) END"
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(self, master: str | None = None, shuffle_partitions: int = 4) -> None:
+        self.master = master or DEFAULT_MASTER
+        self.shuffle_partitions = shuffle_partitions
+
+    # --- session -------------------------------------------------------------------------
+    def _session(self) -> tuple[Any, bool]:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError as exc:
+            raise InputError(
+                f"--engine spark: pyspark is not installed ({exc}); pip install 'mlhunt[spark]'"
+            ) from None
+        existing = SparkSession.getActiveSession()
+        with warnings.catch_warnings(), _worker_python():
+            warnings.simplefilter("ignore")  # pyspark warns about the pandas major version
+            try:
+                spark = (
+                    SparkSession.builder.master(self.master)
+                    .appName("mlhunt-hunt")
+                    .config("spark.ui.enabled", "false")
+                    .config("spark.ui.showConsoleProgress", "false")
+                    .config("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
+                    .config("spark.sql.session.timeZone", "UTC")
+                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                    .getOrCreate()
+                )
+            except Exception as exc:  # Java missing, bad master URL ...
+                raise InputError(
+                    f"--engine spark: cannot start Spark at {self.master} "
+                    f"({type(exc).__name__}: {str(exc)[:200]})"
+                ) from None
+        # task failures come back as exceptions (one line to the user); no Java logs on stderr
+        spark.sparkContext.setLogLevel("FATAL")
+        return spark, existing is None
+
+    # --- engine --------------------------------------------------------------------------
+    def run(
+        self,
+        paths: Sequence[str | Path],
+        detectors: list[Detector],
+        report: ReadReport,
+        *,
+        reference: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> EngineResult:
+        say = progress or _quiet
+        files = resolve(paths)
+        spark, owned = self._session()
+        say(f"spark: session on {self.master}")
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlhunt-spark-") as tmp, _quiet_pandas():
+                t0 = time.perf_counter()
+                try:
+                    events, cached = self._read(spark, files, report, Path(tmp), say)
+                except Exception as exc:  # e.g. a truncated .gz, found while Spark reads it
+                    if not type(exc).__module__.startswith(("pyspark", "py4j")):
+                        raise
+                    raise InputError(
+                        f"--engine spark: reading the logs failed ({_first_line(exc)})"
+                    ) from None
+                try:
+                    t_read = time.perf_counter() - t0
+                    say(f"spark: {report.summary()}")
+                    pop = self._population(events, report, reference)
+                    say(f"spark: population of {pop.n_clients:,} clients")
+                    t1 = time.perf_counter()
+                    alerts = self._detect(events, detectors, pop, say)
+                    t_detect = time.perf_counter() - t1
+                finally:
+                    cached.unpersist()
+        finally:
+            if owned:
+                spark.stop()
+        n = report.records
+        stats = {
+            "engine": self.name,
+            "master": self.master,
+            "events": n,
+            "read_seconds": round(t_read, 3),
+            "detect_seconds": round(t_detect, 3),
+            "detect_events_per_s": round(n / t_detect) if t_detect > 0 else None,
+        }
+        return EngineResult(alerts=alerts, population=pop, stats=stats)
+
+    # --- reading -------------------------------------------------------------------------
+    def _read(
+        self, spark: Any, files: list[Path], report: ReadReport, tmp: Path, say: Progress
+    ) -> tuple[Any, Any]:
+        """(valid events with the normalised columns, the cached frame behind them)."""
+        from pyspark.sql import functions as F
+
+        parts = []
+        earlier: list[tuple[int, dict[str, Any]]] = []  # (file index, error) found before Spark
+        for idx, path in enumerate(files):
+            report.files.append(str(path))
+            try:
+                lines = self._lines(spark, path, tmp / f"{idx}.parquet", idx, earlier, report)
+            except Exception as exc:  # Spark wraps I/O and decoding errors in Java exceptions
+                if not type(exc).__module__.startswith(("pyspark", "py4j")):
+                    raise
+                reason = f"unreadable file ({type(exc).__name__}: {_first_line(exc)})"
+                earlier.append((idx, {"file": str(path), "line": 0, "reason": reason}))
+                continue
+            parts.append(
+                lines.select(
+                    F.lit(str(path)).alias("file"), F.lit(idx).alias("file_idx"), "line", "value"
+                )
+            )
+            say(f"spark: planned {path}")
+        lines = spark.createDataFrame([], "file string, file_idx int, line long, value string")
+        for part in parts:
+            lines = lines.unionByName(part)
+        return self._normalise(lines, report, earlier)
+
+    def _lines(
+        self,
+        spark: Any,
+        path: Path,
+        tmp_parquet: Path,
+        idx: int,
+        earlier: list[tuple[int, dict[str, Any]]],
+        report: ReadReport,
+    ) -> Any:
+        """DataFrame(line, value): one JSON text per record, with its 1-based line number."""
+        from pyspark.sql import functions as F
+
+        kind = _kind(path)
+        if kind == "csv":  # mlhunt's reader -> Parquet of records -> the same JSON checks
+            sub = ReadReport()
+            _csv_to_parquet(path, tmp_parquet, sub)
+            earlier.extend((idx, e) for e in sub.errors)
+            report.malformed += sub.malformed - len(sub.errors)  # beyond the listed ones
+            df = spark.read.parquet(str(tmp_parquet))
+            cols = [F.col(c) for c in df.columns if c != "line"]
+            return df.select("line", F.to_json(F.struct(*cols)).alias("value"))
+        if kind == "parquet":
+            df = spark.read.parquet(str(path))
+            # float32 columns are widened first, so values match what pyarrow hands Python
+            cols = [
+                F.col(f"`{f.name}`").cast(_no_floats(f.dataType)).alias(f.name)
+                for f in df.schema.fields
+            ]
+            out = df.select(
+                (F.col("_metadata.row_index") + 1).alias("line"),
+                F.to_json(F.struct(*cols)).alias("value"),
+            )
+            out.limit(1).count()  # fail here, per file, if the file cannot be read
+            return out
+        text = spark.read.text(str(path)).select(
+            "value",
+            F.col("_metadata.file_block_start").alias("block"),
+            F.monotonically_increasing_id().alias("mid"),
+        )
+        if path.name.lower().endswith(".gz") or path.stat().st_size <= ONE_SPLIT_BYTES:
+            # one split, so one partition: the ids count the lines (gzip is never split)
+            return text.select((F.col("mid") + 1).alias("line"), "value").where(
+                F.trim("value") != ""
+            )
+        # Line numbers: the rows of one split are consecutive ids in one partition, and a
+        # split's first line follows every line of the splits that start before it.
+        blocks = sorted(
+            text.groupBy("block")
+            .agg(F.count("*").alias("n"), F.min("mid").alias("first"))
+            .collect()
+        )
+        before, rows = 0, []
+        for b in blocks:
+            rows.append((int(b["block"]), int(b["first"]), before))
+            before += int(b["n"])
+        offsets = spark.createDataFrame(rows, "block long, first long, before long")
+        joined = text.join(F.broadcast(offsets), "block")
+        return joined.select(
+            (F.col("mid") - F.col("first") + F.col("before") + 1).alias("line"), "value"
+        ).where(F.trim("value") != "")
+
+    def _normalise(
+        self, lines: Any, report: ReadReport, earlier: list[tuple[int, dict[str, Any]]]
+    ) -> tuple[Any, Any]:
+        from pyspark.sql import functions as F
+
+        p = lines.select(
+            "file",
+            "file_idx",
+            "line",
+            F.from_json(
+                "value",
+                _RAW_SCHEMA,
+                {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"},
+            ).alias("r"),
+        )
+        p = p.withColumn(
+            "tsd",
+            F.expr("coalesce(try_cast(r.ts AS double), unix_micros(try_to_timestamp(r.ts)) / 1e6)"),
+        )
+        cached = p.withColumn("early", F.expr(_case(_CHECKS))).persist()
+        p = cached
+        # The input length is fixed by the first record (file, line) that has a good input.
+        first = (
+            p.where("early IS NULL AND r.input IS NOT NULL")
+            .agg(F.min_by(F.size("r.input"), F.struct("file_idx", "line")).alias("d"))
+            .first()
+        )
+        d = int(first["d"]) if first and first["d"] is not None else 0
+        late = [(c.replace("{d}", str(d)), r.replace("{d}", str(d))) for c, r in _LATE_CHECKS]
+        p = p.withColumn("reason", F.expr(f"coalesce(early, {_case(late)})"))
+        counts = p.agg(F.count("*").alias("n"), F.count("reason").alias("bad")).first()
+        report.records += int(counts["n"]) - int(counts["bad"])
+        report.input_dim = d or None
+        bad = [
+            (int(e["file_idx"]), {"file": e["file"], "line": int(e["line"]), "reason": e["reason"]})
+            for e in p.where("reason IS NOT NULL")
+            .orderBy("file_idx", "line")
+            .limit(MAX_ERRORS)
+            .select("file_idx", "file", "line", "reason")
+            .collect()
+        ]
+        # the report's total counts every malformed record; its list keeps the first ones
+        for _, e in sorted(bad + earlier, key=lambda t: (t[0], t[1]["line"])):
+            report.error(e["file"], e["line"], e["reason"])
+        report.malformed += int(counts["bad"]) - len(bad)
+        scores = "r.output.scores"
+        top = f"reverse(array_sort({scores}))"  # descending
+        top1, top2 = f"try_element_at({top}, 1)", f"try_element_at({top}, 2)"
+        score = _num("r.output.score")
+        # fmt: off
+        events = p.where("reason IS NULL").selectExpr(
+            "file", "file_idx", "line", "tsd AS ts", "r.client_id AS client_id",
+            "CASE WHEN r.source_ip = '' THEN NULL ELSE r.source_ip END AS source_ip",
+            "r.input AS input", "r.output.label AS label",
+            f"CASE WHEN {scores} IS NOT NULL THEN {top1} ELSE {score} END AS score",
+            f"CASE WHEN {scores} IS NOT NULL THEN (CASE WHEN size({scores}) > 1 "
+            f"THEN {top1} - {top2} ELSE abs(2 * {top1} - 1) END) "
+            f"WHEN {score} BETWEEN 0 AND 1 THEN abs(2 * {score} - 1) END AS margin",
+            f"{scores} AS scores", f"try_cast({_num('r.status')} AS long) AS status",
+            f"{_num('r.latency_ms')} AS latency_ms",
+            "CASE WHEN r.model = '' THEN NULL ELSE r.model END AS model",
+        )
+        # fmt: on
+        return events, cached
+
+    # --- population ----------------------------------------------------------------------
+    def _population(
+        self, events: Any, report: ReadReport, reference: np.ndarray | None
+    ) -> Population:
+        """Exact aggregates and the per-client sample, fed to the shared PopulationBuilder."""
+        from pyspark.sql import Window
+        from pyspark.sql import functions as F
+
+        b = PopulationBuilder()
+        d = report.input_dim or 0
+        aggs = [
+            F.count("*").alias("n"),
+            F.count("input").alias("n_input"),
+            F.count("margin").alias("n_margin"),
+            F.count(F.when(F.col("margin") < b.near_margin, 1)).alias("near"),
+        ]
+        for i in range(d):
+            v = F.col("input")[i]
+            aggs += [
+                F.min(v).alias(f"min{i}"),
+                F.max(v).alias(f"max{i}"),
+                F.sum(v).alias(f"sum{i}"),
+                F.sum(v * v).alias(f"sq{i}"),
+            ]
+        row = events.agg(*aggs).first()
+        b.n, b.n_input = int(row["n"]), int(row["n_input"])
+        b.n_margin, b.near = int(row["n_margin"]), int(row["near"])
+        for r in events.groupBy("client_id", "label").count().collect():  # one job for both
+            b.per_client[r[0]] = b.per_client.get(r[0], 0) + int(r[2])
+            b.labels[r[1]] = b.labels.get(r[1], 0) + int(r[2])
+        if d and b.n_input:
+            b.d = d
+            b.mins = np.array([row[f"min{i}"] for i in range(d)], dtype=np.float64)
+            b.maxs = np.array([row[f"max{i}"] for i in range(d)], dtype=np.float64)
+            b.sums = np.array([row[f"sum{i}"] for i in range(d)], dtype=np.float64)
+            b.sumsq = np.array([row[f"sq{i}"] for i in range(d)], dtype=np.float64)
+            per = sample_per_client(len(b.per_client))
+            w = Window.partitionBy("client_id").orderBy("ts", "file", "line")
+            sample = (
+                events.where("input IS NOT NULL")
+                .withColumn("rn", F.row_number().over(w))
+                .where(F.col("rn") <= per)
+                .select("input")
+                .toPandas()
+            )
+            if len(sample):
+                b.add_sample(np.array([np.asarray(v, dtype=np.float64) for v in sample["input"]]))
+        return b.build(reference)
+
+    # --- detection -----------------------------------------------------------------------
+    def _detect(
+        self, events: Any, detectors: list[Detector], pop: Population, say: Progress
+    ) -> list[Alert]:
+        from pyspark.sql import functions as F
+
+        alerts: list[Alert] = []
+        buckets = max(self.shuffle_partitions, math.ceil(pop.n_events / BUCKET_EVENTS))
+        for scope in ("client_id", "source_ip"):
+            dets = [d for d in detectors if d.spec.scope == scope and d.applies(pop)]
+            if not dets or pop.n_events == 0:
+                continue
+            fn = _group_function(scope, dets, pop)
+            rows = (
+                events.where(F.col(scope).isNotNull())
+                .select(*_DETECT_COLS)
+                .withColumn("_bucket", F.pmod(F.xxhash64(scope), F.lit(buckets)))
+                .groupBy("_bucket")
+                .applyInPandas(fn, _ALERT_SCHEMA)
+                .collect()
+            )
+            alerts += [Alert.from_row(r.asDict()) for r in rows]
+            say(f"spark: {scope}: {len(alerts)} alerts so far")
+        alerts.sort(key=lambda a: (a.scope, a.target, a.detector))
+        return alerts
+
+
+def _group_function(scope: str, dets: list[Detector], pop: Population) -> Any:
+    """The applyInPandas function: whole groups of one hash bucket -> alert rows."""
+
+    def run(pdf: Any) -> Any:
+        import pandas as pd
+
+        pdf = pdf.astype({"status": "float64", "margin": "float64", "ts": "float64"})
+        batch = GroupBatch.from_pandas(scope, pdf, pop.classes, pop.d)
+        rows = [a.to_row() for a in run_detectors(batch, pop, dets)]
+        return pd.DataFrame(rows, columns=[c.split()[0] for c in _ALERT_SCHEMA.split(", ")])
+
+    return run
+
+
+def _first_line(exc: BaseException) -> str:
+    """The informative line of a (Java) error: its root cause when Spark wraps one."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    causes = [ln.removeprefix("Caused by:").strip() for ln in lines if ln.startswith("Caused by:")]
+    return (causes[-1] if causes else lines[0] if lines else type(exc).__name__)[:160]
+
+
+def _no_floats(t: Any) -> Any:
+    """The type with every float32 widened to double (nested in arrays and structs too)."""
+    from pyspark.sql import types as T
+
+    if isinstance(t, T.FloatType):
+        return T.DoubleType()
+    if isinstance(t, T.ArrayType):
+        return T.ArrayType(_no_floats(t.elementType), t.containsNull)
+    if isinstance(t, T.StructType):
+        return T.StructType(
+            [T.StructField(f.name, _no_floats(f.dataType), f.nullable) for f in t.fields]
+        )
+    return t
+
+
+def _csv_to_parquet(path: Path, out: Path, sub: ReadReport) -> None:
+    """The CSV's records (checked by mlhunt's reader) as raw log records in Parquet, with lines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    for t in read_batches(path, sub):
+        # fmt: off
+        output = pa.StructArray.from_arrays(
+            [t.column(c).combine_chunks() for c in ("label", "scores", "score")],
+            ["label", "scores", "score"])
+        rec = pa.table({"line": t.column("line"), "ts": t.column("ts"),
+                        "client_id": t.column("client_id"), "source_ip": t.column("source_ip"),
+                        "input": t.column("input"), "output": output, "model": t.column("model"),
+                        "status": t.column("status"), "latency_ms": t.column("latency_ms")})
+        # fmt: on
+        if writer is None:
+            writer = pq.ParquetWriter(out, rec.schema)
+        writer.write_table(rec)
+    if writer is None:
+        pq.write_table(
+            pa.table({"line": pa.array([], pa.int64()), "value": pa.array([], pa.string())}), out
+        )
+    else:
+        writer.close()
