@@ -171,6 +171,7 @@ def _parser_connection() -> Any:
 
     # Its own small in-memory database: parsing a block needs ~10x the block, never more.
     con = duckdb.connect(config={"memory_limit": "512MB"})
+    con.execute("SET enable_progress_bar = false")  # it draws on stdout: the report's stream
     con.execute("SET enable_progress_bar = false")
     return con
 

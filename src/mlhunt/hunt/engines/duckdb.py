@@ -47,6 +47,8 @@ class DuckDBEngine:
         with tempfile.TemporaryDirectory(prefix="mlhunt-duckdb-") as tmp:
             con = duckdb.connect(config={"memory_limit": self.memory_limit,
                                          "temp_directory": tmp})  # fmt: skip
+            # No progress bar: DuckDB draws it on stdout, which carries the JSON report.
+            con.execute("SET enable_progress_bar = false")
             if self.threads:
                 con.execute(f"SET threads = {int(self.threads)}")
             try:
