@@ -1,0 +1,30 @@
+"""`mlhunt demo --quick`: the short variant of `make demo` (issue #7), every scenario end to end:
+build, live API, simulated traffic over HTTP, attacks, hunt, scan, linked verdicts, index."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCENARIOS = ("clickstream-recommender", "fraud-detection", "image-moderation", "loan-approval")
+
+
+def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
+    out = tmp_path / "mlhunt-report"
+    r = subprocess.run([sys.executable, "-m", "mlhunt", "demo", "--quick", "-o", str(out)],
+                       capture_output=True, text=True, timeout=1800)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    index = (out / "index.html").read_text()
+    for name in SCENARIOS:
+        assert f"{name}/report.html" in index
+        doc = json.loads((out / name / "run.json").read_text())
+        assert doc["command"] == "run" and doc["summary"]["by_validation"]
+        assert (out / name / "report.html").stat().st_size > 10_000
+    for name in SCENARIOS[1:]:  # the model-bearing ones: traffic went through the live API
+        assert (out / name / "traffic" / "api-log.jsonl").stat().st_size > 0
+        doc = json.loads((out / name / "run.json").read_text())
+        sources = {f["source"] for f in doc["findings"]}
+        assert {"model", "assess", "hunt", "scan"} <= sources, name
+        assert doc["summary"]["by_validation"]["validated"] >= 1, name
