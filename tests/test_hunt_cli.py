@@ -94,3 +94,20 @@ def test_reference_baseline(logs: Path, tmp_path: Path) -> None:
     doc = json.loads(res.stdout)
     assert doc["population"]["baseline"] == "reference"
     assert "thief" in {f["target"] for f in doc["findings"]}
+
+
+def test_alert_timeline_series_and_html_plot(logs: Path, tmp_path: Path) -> None:
+    """Each alert carries its online score per event; the HTML draws it as a timeline."""
+    res = runner.invoke(app, ["hunt", str(logs), "--format", "json"])
+    doc = json.loads(res.stdout)
+    ev = next(f for f in doc["findings"] if f["target"] == "thief")["evidence"]
+    series = ev["series"]
+    events = [e for e, _ in series]
+    assert events == sorted(events) and events[-1] == ev["events"] and len(series) <= 121
+    fired = dict(series)[ev["detected_at_event"]]
+    assert fired >= ev["threshold"]
+    assert all(s < ev["threshold"] for e, s in series if e < ev["detected_at_event"])
+    out = tmp_path / "hunt.html"
+    assert runner.invoke(app, ["hunt", str(logs), "-f", "html", "-o", str(out)]).exit_code == 0
+    html = out.read_text()
+    assert html.count("<polyline") >= len(doc["findings"]) and "alert fired" in html

@@ -122,6 +122,22 @@ def _evidence(value: Any) -> list[tuple[str, str, bool]]:
     return out
 
 
+def _without_series(evidence: Any) -> Any:
+    """Evidence minus the per-event score series (drawn as a timeline, not listed)."""
+    if isinstance(evidence, dict) and "series" in evidence:
+        return {k: v for k, v in evidence.items() if k != "series"}
+    return evidence
+
+
+def _timeline(evidence: Any) -> dict[str, Any] | None:
+    """A hunt alert's per-event score as an inline SVG sparkline (numbers only)."""
+    if not isinstance(evidence, dict) or "series" not in evidence:
+        return None
+    from mlhunt.report.run_html import _sparkline  # the run report's, shared
+
+    return _sparkline(evidence)
+
+
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MAX_IMAGE = 2 << 20
 
@@ -191,8 +207,9 @@ def render(doc: dict[str, Any], *, diagram: bool = True) -> str:
                 "description": text(f.get("description")),
                 "explanation": risk_explanation(f),
                 "mitigations": [split_mitigation(m) for m in f.get("mitigations") or []],
-                "evidence": _evidence(f.get("evidence")),
+                "evidence": _evidence(_without_series(f.get("evidence"))),
                 "images": _images(f.get("evidence")),
+                "timeline": _timeline(f.get("evidence")),
             }
         )
     by_target: dict[str, list[dict[str, Any]]] = {}

@@ -173,6 +173,8 @@ def alerts_from_scores(det: Detector, batch: GroupBatch, pop: Population,
             "scope": spec.scope,
             "validates": list(spec.validates),
             **det.evidence(batch, pop, scored, g, fired),
+            "series": score_series(online[start : start + int(batch.lengths[g])], fired),
+            "threshold": spec.alert_at,
         }
         out.append(Alert(
             detector=spec.id, scope=spec.scope, target=batch.keys[g], score=round(peak, 3),
@@ -181,6 +183,17 @@ def alerts_from_scores(det: Detector, batch: GroupBatch, pop: Population,
             evidence=ev,
         ))  # fmt: skip
     return out
+
+
+SERIES_POINTS = 120  # enough for a timeline plot, small enough for the JSON
+
+
+def score_series(scores: np.ndarray, fired: int) -> list[list[float]]:
+    """The target's online score after each event, thinned to ``SERIES_POINTS`` (event number
+    1-based, score), always keeping the event where the alert fired: the hunt timeline."""
+    n = len(scores)
+    idx = np.unique(np.r_[np.linspace(0, n - 1, min(n, SERIES_POINTS)).round().astype(int), fired])
+    return [[int(i) + 1, round(float(scores[i]), 4)] for i in idx]
 
 
 def run_detectors(batch: GroupBatch, pop: Population,
