@@ -47,7 +47,7 @@ class Flaky(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         mode = srv.schedule[n % len(srv.schedule)]
         if mode == "timeout":
-            time.sleep(0.5)  # past the client's timeout
+            time.sleep(2.0)  # past the client's timeout
         if mode == "500":
             return self._send(500, b"oops")
         if mode == "429":
@@ -94,7 +94,7 @@ def flaky() -> Iterator[tuple[str, Any]]:
 
 
 CONFIG = {"body": {"input": {"x": "{vector}"}}, "scores": "result.probs",
-          "label": "result.label", "classes": ["neg", "pos"], "timeout": 0.25,
+          "label": "result.label", "classes": ["neg", "pos"], "timeout": 1.0,
           "backoff": 0.01, "concurrency": 3}  # fmt: skip
 
 

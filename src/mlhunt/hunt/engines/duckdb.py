@@ -1,9 +1,12 @@
 """The default hunt engine: embedded DuckDB.
 
-Normalised reader batches are appended to a DuckDB table (memory-limited, spilling to a
-temporary folder, so a log larger than memory is fine); the population comes from exact
-aggregates plus a window-function sample; then, per scope, one sorted scan streams Arrow record
-batches that are cut at group boundaries into :class:`GroupBatch` es for the detectors.
+Logs are loaded into a DuckDB table (memory-limited, spilling to a temporary folder, so a log
+larger than memory is fine): Parquet read natively with the record checks in SQL, JSON Lines
+and CSV through :func:`mlhunt.hunt.readers.read_batches` (:mod:`._duck_load`). The population
+comes from exact SQL aggregates plus a window-function sample. Then, per scope, one sorted
+scan streams Arrow record batches of small integer codes (target, client, label, file), numbers
+and the input as a fixed-size array, which become :class:`GroupBatch` es cut at group
+boundaries with numpy alone (no Python object per event).
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ import numpy as np
 from mlhunt.hunt.detectors.base import Alert, Detector, run_detectors
 from mlhunt.hunt.engines import EngineResult, Progress
 from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
-from mlhunt.hunt.readers import ReadReport, read_batches, schema
+from mlhunt.hunt.readers import ReadReport, resolve
 
 #: Rows per detector batch (whole groups are kept together, so a batch may be larger).
 DETECT_ROWS = 200_000
 MEMORY_LIMIT = "512MB"  # with the reader and Python, a 1 GB JSONL hunt peaks near 1.1 GB
-_COLS = "file, line, ts, client_id, source_ip, input, label, margin, status"
+_NUMERIC = ("ts", "line", "margin", "status", "label", "client", "file_idx")
 
 
 def _quiet(_: str) -> None:
@@ -43,6 +46,8 @@ class DuckDBEngine:
             progress: Progress | None = None) -> EngineResult:  # fmt: skip
         import duckdb
 
+        from mlhunt.hunt.engines._duck_load import good_view, load
+
         say = progress or _quiet
         with tempfile.TemporaryDirectory(prefix="mlhunt-duckdb-") as tmp:
             con = duckdb.connect(config={"memory_limit": self.memory_limit,
@@ -53,11 +58,13 @@ class DuckDBEngine:
                 con.execute(f"SET threads = {int(self.threads)}")
             try:
                 t0 = time.perf_counter()
-                builder = self._load(con, paths, report, say)
+                files = load(con, resolve(paths), report, say)
+                good_view(con, report.input_dim or 0)
                 t_read = time.perf_counter() - t0
-                pop = self._population(con, builder, reference)
+                pop = self._population(con, report.input_dim or 0, reference)
                 t1 = time.perf_counter()
-                alerts, t_detect = self._detect(con, detectors, pop, say)
+                alerts, t_detect = self._detect(con, detectors, pop, files,
+                                                report.input_dim or 0, say)  # fmt: skip
                 t_scan = time.perf_counter() - t1
             finally:
                 con.close()
@@ -72,81 +79,142 @@ class DuckDBEngine:
         }
         return EngineResult(alerts=alerts, population=pop, stats=stats)
 
-    def _load(self, con: Any, paths: Sequence[str | Path], report: ReadReport,
-              say: Progress) -> PopulationBuilder:  # fmt: skip
-        import pyarrow as pa
-
-        con.register("empty_batch", pa.Table.from_pylist([], schema=schema()))
-        con.execute("CREATE TABLE events AS SELECT * FROM empty_batch")
-        con.unregister("empty_batch")
-        builder = PopulationBuilder()
-        for table in read_batches(paths, report):
-            con.register("batch", table)
-            con.execute("INSERT INTO events SELECT * FROM batch")
-            con.unregister("batch")
-            d = report.input_dim or 0
-            from mlhunt.hunt.events import input_matrix
-
-            builder.update(
-                table.column("client_id").to_numpy(zero_copy_only=False),
-                input_matrix(table.column("input"), d),
-                table.column("label").to_numpy(zero_copy_only=False),
-                table.column("margin").to_numpy(zero_copy_only=False).astype(np.float64),
-            )
-            say(f"read {report.records:,} records")
-        return builder
-
-    def _population(self, con: Any, builder: PopulationBuilder,
-                    reference: np.ndarray | None) -> Population:  # fmt: skip
+    def _population(self, con: Any, d: int, reference: np.ndarray | None) -> Population:
+        """Exact aggregates and the per-client sample, fed to the shared PopulationBuilder."""
         from mlhunt.hunt.events import input_matrix
 
-        per = sample_per_client(len(builder.per_client))
-        tbl = con.sql(
-            "SELECT input FROM (SELECT input, row_number() OVER (PARTITION BY client_id "  # noqa: S608
-            "ORDER BY ts, file, line) AS rn FROM events WHERE input IS NOT NULL) "
-            f"WHERE rn <= {int(per)}"
-        ).to_arrow_table()
-        if builder.d:
-            builder.add_sample(input_matrix(tbl.column("input"), builder.d))
-        return builder.build(reference)
+        b = PopulationBuilder()
+        feats = [f"min(input[{i}]), max(input[{i}]), fsum(input[{i}]), "
+                 f"fsum(input[{i}] * input[{i}])" for i in range(1, d + 1)]  # fmt: skip
+        row = con.execute(
+            "SELECT count(*), count(input), count(margin), "  # noqa: S608 (fixed text, ints)
+            f"count(*) FILTER (margin < {float(b.near_margin)!r}) "
+            f"{''.join(', ' + f for f in feats)} FROM good"
+        ).fetchall()[0]
+        b.n, b.n_input, b.n_margin, b.near = (int(v) for v in row[:4])
+        for cid, c in con.execute("SELECT client_id, count(*) FROM good GROUP BY ALL").fetchall():
+            b.per_client[cid] = int(c)
+        for lab, c in con.execute("SELECT label, count(*) FROM good GROUP BY ALL").fetchall():
+            b.labels[lab] = int(c)
+        if d and b.n_input:
+            agg = np.array(row[4:], dtype=np.float64).reshape(d, 4)
+            b.d = d
+            b.mins, b.maxs, b.sums, b.sumsq = (agg[:, k].copy() for k in range(4))
+            per = sample_per_client(len(b.per_client))
+            tbl = con.sql(
+                "SELECT input FROM (SELECT input, row_number() OVER (PARTITION BY client_id "  # noqa: S608
+                "ORDER BY ts, file_idx, line) AS rn FROM good WHERE input IS NOT NULL) "
+                f"WHERE rn <= {int(per)}"
+            ).to_arrow_table()
+            b.add_sample(input_matrix(tbl.column("input"), d))
+        return b.build(reference)
 
-    def _detect(self, con: Any, detectors: list[Detector], pop: Population,
-                say: Progress) -> tuple[list[Alert], float]:  # fmt: skip
+    def _detect(self, con: Any, detectors: list[Detector], pop: Population, files: list[str],
+                d: int, say: Progress) -> tuple[list[Alert], float]:  # fmt: skip
         alerts: list[Alert] = []
         busy = 0.0
-        for scope in ("client_id", "source_ip"):
-            dets = [d for d in detectors if d.spec.scope == scope and d.applies(pop)]
-            if not dets:
-                continue
-            for batch in self._batches(con, scope, pop):
+        scopes = [s for s in ("client_id", "source_ip")
+                  if any(x.spec.scope == s and x.applies(pop) for x in detectors)]  # fmt: skip
+        if not scopes:
+            return alerts, busy
+        names = _Codes(con, pop, files)
+        for scope in scopes:
+            dets = [x for x in detectors if x.spec.scope == scope and x.applies(pop)]
+            for batch in self._batches(con, scope, pop, names, d):
                 t = time.perf_counter()
                 alerts.extend(run_detectors(batch, pop, dets))
                 busy += time.perf_counter() - t
             say(f"{scope}: {len(alerts)} alerts so far")
         return alerts, busy
 
-    def _batches(self, con: Any, scope: str, pop: Population) -> Iterator[GroupBatch]:
-        import pyarrow as pa
-
+    def _batches(self, con: Any, scope: str, pop: Population, names: _Codes,
+                 d: int) -> Iterator[GroupBatch]:  # fmt: skip
+        same_d = d > 0 and d == pop.d
+        x = f", e.input::DOUBLE[{int(d)}] AS x" if same_d else ""
+        src = " JOIN codes_source_ip s USING (source_ip)" if scope == "source_ip" else ""
+        key = "s.code" if scope == "source_ip" else "c.code"
         reader = con.sql(
-            f"SELECT {_COLS} FROM events WHERE {scope} IS NOT NULL "  # noqa: S608 (fixed names)
-            f"ORDER BY {scope}, ts, file, line"
+            f"SELECT {key} AS key, c.code AS client, l.code AS label, e.ts, e.file_idx, "  # noqa: S608
+            f"e.line, e.margin, coalesce(e.status, 0) AS status{x} FROM good e "
+            f"JOIN codes_client_id c USING (client_id) JOIN codes_label l USING (label){src} "
+            "ORDER BY key, e.ts, e.file_idx, e.line"
         ).to_arrow_reader(DETECT_ROWS)
-        carry: list[Any] = []
+        keys = names.client if scope == "client_id" else names.source
+        carry: dict[str, np.ndarray] | None = None
         for rb in reader:
             if rb.num_rows == 0:
                 continue
-            keys = rb.column(scope)
-            last = keys[rb.num_rows - 1].as_py()
+            cols = _numpy(rb, pop.d if same_d else 0, pop.d)
+            if carry is not None:
+                cols = {k: np.concatenate([carry[k], v]) for k, v in cols.items()}
+            k = cols["key"]
             # rows of the last (possibly unfinished) group wait for the next batch
-            import pyarrow.compute as pc
-
-            is_last = pc.equal(keys, last).to_numpy(zero_copy_only=False)
-            cut = int(np.argmax(is_last)) if is_last.any() else rb.num_rows
+            cut = int(np.searchsorted(k, k[-1], side="left"))  # k is sorted
             if cut > 0:
-                table = pa.Table.from_batches([*carry, rb.slice(0, cut)])
-                carry = []
-                yield GroupBatch.from_arrow(scope, table, pop.classes, pop.d)
-            carry.append(rb.slice(cut))
-        if carry:
-            yield GroupBatch.from_arrow(scope, pa.Table.from_batches(carry), pop.classes, pop.d)
+                yield names.batch(scope, keys, {c: v[:cut] for c, v in cols.items()}, pop)
+            carry = {c: v[cut:] for c, v in cols.items()}
+        if carry is not None and len(carry["key"]):
+            yield names.batch(scope, keys, carry, pop)
+
+
+def _numpy(rb: Any, d: int, width: int) -> dict[str, np.ndarray]:
+    """A record batch of the scan as numpy columns; ``x`` (n, width) with NaN rows for events
+    without an input (all NaN when the input length ``d`` is not the population's)."""
+    out = {"key": rb.column("key").to_numpy()}
+    for c in _NUMERIC:
+        out[c] = rb.column(c).to_numpy(zero_copy_only=False)
+    n = rb.num_rows
+    if d:
+        col = rb.column("x")
+        flat = col.values.to_numpy(zero_copy_only=False)[col.offset * d : (col.offset + n) * d]
+        x = flat.astype(np.float64).reshape(n, d)
+        if col.null_count:
+            x[col.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        out["x"] = x
+    else:
+        out["x"] = np.full((n, width), np.nan)
+    return out
+
+
+class _Codes:
+    """Dense codes (in sorted order, so ordering by code orders by name) for client ids, source
+    addresses and labels, as DuckDB tables for the scan and numpy arrays to decode batches."""
+
+    def __init__(self, con: Any, pop: Population, files: list[str]) -> None:
+        self.client = self._make(con, "client_id")
+        self.source = self._make(con, "source_ip")
+        labels = self._make(con, "label")
+        # label codes index the population's classes (sorted the same way)
+        self.label_map = np.array([pop.classes.index(v) if v in pop.classes else -1
+                                   for v in labels.tolist()], dtype=np.int64)  # fmt: skip
+        self.files = np.array(files, dtype=object)
+
+    @staticmethod
+    def _make(con: Any, col: str) -> np.ndarray:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE codes_{col} AS SELECT {col}, "  # noqa: S608 (fixed)
+            f"(row_number() OVER (ORDER BY {col}) - 1)::INTEGER AS code "
+            f"FROM (SELECT DISTINCT {col} FROM good WHERE {col} IS NOT NULL)"
+        )
+        tbl = con.sql(f"SELECT {col} FROM codes_{col} ORDER BY code").to_arrow_table()  # noqa: S608
+        return np.array(tbl.column(col).to_pylist(), dtype=object)
+
+    def batch(self, scope: str, keys: np.ndarray, cols: dict[str, np.ndarray],
+              pop: Population) -> GroupBatch:  # fmt: skip
+        k = cols["key"]
+        n = len(k)
+        starts = np.concatenate([[0], np.flatnonzero(k[1:] != k[:-1]) + 1]).astype(np.int64)
+        margin = cols["margin"].astype(np.float64)
+        return GroupBatch(
+            scope=scope,
+            keys=keys[k[starts]].tolist(),
+            offsets=np.append(starts, n).astype(np.int64),
+            ts=cols["ts"].astype(np.float64),
+            x=cols["x"],
+            label=self.label_map[cols["label"]],
+            margin=margin,
+            status=cols["status"].astype(np.float64).astype(np.int64),
+            client=self.client[cols["client"]],
+            file=self.files[cols["file_idx"]],
+            line=cols["line"].astype(np.int64),
+        )
