@@ -447,6 +447,53 @@ def assess(
     _run(debug, body)
 
 
+@app.command()
+def harden(
+    scenario: Annotated[
+        str, typer.Option(help="Built-in scenario: loan-approval, image-moderation, "
+                          "fraud-detection.")
+    ],
+    mitigation: Annotated[
+        list[str] | None,
+        typer.Option("--mitigation", help="Mitigation id or short name (dp-logreg); repeatable. "
+                     "Default: every mitigation that applies to the scenario."),
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="ID.key=value override; repeatable.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of attacks and training (deterministic).")] = 0,
+    state: Annotated[
+        Path | None, typer.Option(help="Folder for plots (default .mlhunt-harden/<model>/).")
+    ] = None,
+    scenario_seed: ScenarioSeedOpt = 0,
+    fmt: FormatOpt = None,
+    output: OutputOpt = None,
+    fail_on: FailOnOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Apply mitigations (DP training, output hardening, query limits, input preprocessing,
+    adversarial training), re-run the attacks before and after, report the trade-off."""
+
+    def body() -> int:
+        from mlhunt.harden import harden as run_harden
+        from mlhunt.harden import parse_params
+
+        chosen = _choose_format(fmt, output)
+        threshold_ = _fail_threshold(fail_on)
+        params = parse_params(param or ())
+        # Progress lines on a terminal (or with --debug); stdout stays the report.
+        report = run_harden(
+            scenario, select=mitigation or (), params=params, seed=seed,
+            scenario_seed=scenario_seed, out_dir=state,
+            progress=_err if (debug or sys.stderr.isatty()) else (lambda _m: None),
+        )  # fmt: skip
+        doc = report.document()
+        emit(doc, chosen, output)
+        return exit_code(doc, threshold_)
+
+    _run(debug, body)
+
+
 @contextmanager
 def _file_progress() -> Iterator[Callable[[Path], None]]:
     """A spinner with the current file on a terminal's stderr; silent otherwise."""

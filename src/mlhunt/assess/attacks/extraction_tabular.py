@@ -163,7 +163,9 @@ def _run(ctx: AttackContext) -> AttackResult:
         row: dict[str, Any] = {"queries": n}
         copies: dict[str, Predictor] = {"labels_only": labels_only(x, labels, ctx.seed)}
         solved = equation_solving(space, x, probs) if scores else None
-        tolerance = max(float(p.get("exact_tolerance", 1e-3)), 10 * score_resolution(probs))
+        # Coarsely rounded scores (0.1) cannot certify an exact fit: cap what rounding excuses.
+        tolerance = max(float(p.get("exact_tolerance", 1e-3)),
+                        min(10 * score_resolution(probs), 1e-2))  # fmt: skip
         exact = solved is not None and solved[1] < tolerance
         if solved is not None:
             copies["equation_solving"] = solved[0]
