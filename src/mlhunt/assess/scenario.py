@@ -103,9 +103,13 @@ def scenario_data(loaded: LoadedScenario, seed: int = 0, n_eval: int = 1_000) ->
 
 def trainer_for(loaded: LoadedScenario, seed: int = 0) -> Any:
     """Fits a fresh model of the scenario's kind on (x, y); returns its predict_proba. Lazy:
-    only poisoning attacks call it (retraining the CNN takes most of a minute)."""
+    only poisoning attacks call it (retraining the CNN takes most of a minute). Keyword
+    ``options`` override the CNN's training defaults (epochs, batch_size, lr, widths, hidden,
+    augment) so an attack can retrain on a subset within its time budget."""
 
-    def train(x: np.ndarray, y: np.ndarray) -> Any:
+    def train(x: np.ndarray, y: np.ndarray, **options: Any) -> Any:
+        if options and loaded.name != "image-moderation":
+            raise TypeError(f"the {loaded.name} trainer takes no options: {sorted(options)}")
         if loaded.name == "loan-approval":
             from mlhunt.scenarios.loan import _new_pipeline
 
@@ -117,7 +121,10 @@ def trainer_for(loaded: LoadedScenario, seed: int = 0) -> Any:
         if loaded.name == "image-moderation":
             from mlhunt.scenarios.image import DEFAULTS, _logits, _softmax, train_cnn
 
-            opts = {k: DEFAULTS[k] for k in ("epochs", "batch_size", "lr", "widths", "hidden")}
+            keys = ("epochs", "batch_size", "lr", "widths", "hidden", "augment")
+            if set(options) - set(keys):
+                raise TypeError(f"unknown CNN training options: {sorted(set(options) - set(keys))}")
+            opts = {k: DEFAULTS[k] for k in keys if k != "augment"} | options
             model = train_cnn(x.astype(np.float32), y.astype(np.int64), seed=seed, **opts)
             return lambda q: _softmax(_logits(model, np.asarray(q, dtype=np.float32)))
         raise ValueError(f"no trainer for scenario {loaded.name!r}")
