@@ -96,8 +96,13 @@ def _fixture(tmp_path: Path) -> list[Path]:
                                          "output": {"label": "a", "scores": None, "score": 0.9}}
                                         for i in range(10)], f32)  # fmt: skip
     # no output column: Python looks for flattened ones (every row on the Python path)
-    flat = _write(tmp_path / "d.parquet", [{"ts": 5.0 + i, "client_id": "g", "label": "l",
-                                            "input": [1.0, 2.0, 3.0]} for i in range(5)])
+    flat = _write(
+        tmp_path / "d.parquet",
+        [
+            {"ts": 5.0 + i, "client_id": "g", "label": "l", "input": [1.0, 2.0, 3.0]}
+            for i in range(5)
+        ],
+    )
     bad = tmp_path / "e.parquet"
     bad.write_bytes(a.read_bytes()[:300])
     return [a, b, c, flat, bad]
@@ -166,12 +171,21 @@ def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.Monke
     from mlhunt.hunt.engines import duckdb as eng
     from mlhunt.hunt.events import GroupBatch
 
-    recs = [{**_good(i), "client_id": f"c{i % 7}", "source_ip": None if i % 5 == 0 else
-             f"10.0.0.{i % 3}", "ts": f"2024-03-05T10:00:{i % 13:02d}Z"} for i in range(300)]
+    recs = [
+        {
+            **_good(i),
+            "client_id": f"c{i % 7}",
+            "source_ip": None if i % 5 == 0 else f"10.0.0.{i % 3}",
+            "ts": f"2024-03-05T10:00:{i % 13:02d}Z",
+        }
+        for i in range(300)
+    ]
     recs[10]["input"] = None
     recs[11]["status"] = None
-    files = [_write(tmp_path / "a.parquet", recs[:200], SCHEMA),
-             _write(tmp_path / "b.parquet", recs[200:], SCHEMA)]
+    files = [
+        _write(tmp_path / "a.parquet", recs[:200], SCHEMA),
+        _write(tmp_path / "b.parquet", recs[200:], SCHEMA),
+    ]
     _, report, con, names = _engine(files)
     engine = eng.DuckDBEngine()
     pop = engine._population(con, report.input_dim or 0, None)
@@ -182,8 +196,9 @@ def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.Monke
         assert len(got) > 1
         plain = con.sql(f"SELECT * FROM good WHERE {scope} IS NOT NULL "
                         f"ORDER BY {scope}, ts, file_idx, line").to_arrow_table()  # fmt: skip
-        plain = plain.append_column("file", pa.array([names[i] for i in
-                                                      plain.column("file_idx").to_pylist()]))
+        plain = plain.append_column(
+            "file", pa.array([names[i] for i in plain.column("file_idx").to_pylist()])
+        )
         want = GroupBatch.from_arrow(scope, plain, pop.classes, pop.d)
         assert sum(b.n for b in got) == want.n
         assert [k for b in got for k in b.keys] == want.keys

@@ -142,8 +142,6 @@ def emit(
         write_atomic(output, text)
 
 
-
-
 def exit_code(doc: dict[str, Any], threshold: Severity | None) -> int:
     """1 when an open finding reaches ``threshold``; accepted/mitigated/false-positive don't."""
     if threshold is None:
@@ -338,8 +336,10 @@ def hunt(
 def assess(
     target: Annotated[
         str | None,
-        typer.Argument(help="Model file (skops, or pickle/joblib with --trust), PyTorch state "
-                       "dict (with --factory), module:predict_fn, or an http(s) URL."),
+        typer.Argument(
+            help="Model file (skops, or pickle/joblib with --trust), PyTorch state "
+            "dict (with --factory), module:predict_fn, or an http(s) URL."
+        ),
     ] = None,
     scenario: Annotated[
         str | None, typer.Option(help="Attack a built-in scenario's model (with its data).")
@@ -382,8 +382,10 @@ def assess(
     ] = None,
     catalog: Annotated[
         list[Path] | None,
-        typer.Option("--catalog", help="Use the attack YAMLs in this folder instead of the "
-                     "built-in ones; repeatable."),
+        typer.Option(
+            "--catalog",
+            help="Use the attack YAMLs in this folder instead of the built-in ones; repeatable.",
+        ),
     ] = None,
     max_queries: Annotated[
         int | None, typer.Option(help="Query budget for the whole run (rows sent).")
@@ -450,13 +452,16 @@ def assess(
 @app.command()
 def harden(
     scenario: Annotated[
-        str, typer.Option(help="Built-in scenario: loan-approval, image-moderation, "
-                          "fraud-detection.")
+        str,
+        typer.Option(help="Built-in scenario: loan-approval, image-moderation, fraud-detection."),
     ],
     mitigation: Annotated[
         list[str] | None,
-        typer.Option("--mitigation", help="Mitigation id or short name (dp-logreg); repeatable. "
-                     "Default: every mitigation that applies to the scenario."),
+        typer.Option(
+            "--mitigation",
+            help="Mitigation id or short name (dp-logreg); repeatable. "
+            "Default: every mitigation that applies to the scenario.",
+        ),
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="ID.key=value override; repeatable.")

@@ -45,8 +45,10 @@ _RFC3339 = (r"\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
             r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)")  # fmt: skip
 # Text that Python's str() of the parsed JSON value might spell differently (floats, booleans,
 # objects, arrays, nan/inf literals): such values are checked by the Python path.
-_AMBIGUOUS = (r"(?i)[-+]?(nan|inf|infinity)|true|false|[\[{].*"
-              r"|-?[0-9]*[.]?[0-9]*([eE][-+]?[0-9]+)?")
+_AMBIGUOUS = (
+    r"(?i)[-+]?(nan|inf|infinity)|true|false|[\[{].*"
+    r"|-?[0-9]*[.]?[0-9]*([eE][-+]?[0-9]+)?"
+)
 _SIMPLE_INT = r"[1-9][0-9]{0,17}|0"
 
 
@@ -67,9 +69,11 @@ def _vec(col: str) -> str:
 def _vec_ok(raw: str, val: str) -> str:
     """An optional array of numbers (``val`` parsed from its JSON text ``raw``): no strings
     (Python's float() reads more spellings than DuckDB), no nulls, all finite."""
-    return (f"({raw} IS NULL OR (starts_with({raw}, '[') AND NOT contains({raw}, '\"') "
-            f"AND len({val}) > 0 AND list_count({val}) = len({val}) "
-            f"AND coalesce(isfinite(list_sum({val})), false)))")  # a sum overflow: Python decides
+    return (
+        f"({raw} IS NULL OR (starts_with({raw}, '[') AND NOT contains({raw}, '\"') "
+        f"AND len({val}) > 0 AND list_count({val}) = len({val}) "
+        f"AND coalesce(isfinite(list_sum({val})), false)))"
+    )  # a sum overflow: Python decides
 
 
 def _query(strict_literals: bool, tolerant: bool) -> str:

@@ -32,9 +32,11 @@ class TargetConfig(_Strict):
         None, description="Built-in scenario to use as the target (loan-approval, "
         "image-moderation, fraud-detection).")  # fmt: skip
     kind: Literal["sklearn", "torch", "callable", "http"] | None = Field(
-        None, description="Target kind when not a scenario.")
+        None, description="Target kind when not a scenario."
+    )
     path: str | None = Field(
-        None, description="sklearn model file (skops preferred) or torch state dict.")
+        None, description="sklearn model file (skops preferred) or torch state dict."
+    )
     factory: str | None = Field(
         None, description="torch: 'module:function' building the module; callable: "
         "'module:predict_fn' returning class probabilities.")  # fmt: skip
@@ -43,9 +45,11 @@ class TargetConfig(_Strict):
         None, description="http: YAML file mapping vectors to requests and responses to "
         "probabilities.")  # fmt: skip
     api_key_env: str | None = Field(
-        None, description="http: environment variable holding the API key (never the key).")
+        None, description="http: environment variable holding the API key (never the key)."
+    )
     trust: bool = Field(
-        False, description="Load a model file the scanner flags as unsafe (it may run code).")
+        False, description="Load a model file the scanner flags as unsafe (it may run code)."
+    )
     spec: str | None = Field(None, description="Input spec YAML (features, ranges, mutable).")
     data: str | None = Field(None, description="Evaluation data .npz (x, y; members optional).")
     live: bool = Field(
@@ -55,11 +59,14 @@ class TargetConfig(_Strict):
         default_factory=list, description="Attack ids or kinds to run (default: every attack "
         "the threat model says applies).")  # fmt: skip
     params: dict[str, Any] = Field(
-        default_factory=dict, description="Attack parameter overrides, 'ATTACK-ID.key': value.")
+        default_factory=dict, description="Attack parameter overrides, 'ATTACK-ID.key': value."
+    )
     max_queries: int | None = Field(
-        None, ge=1, description="Query budget for all attacks on this model together.")
+        None, ge=1, description="Query budget for all attacks on this model together."
+    )
     max_seconds: float | None = Field(
-        None, gt=0, description="Time budget for all attacks on this model together.")
+        None, gt=0, description="Time budget for all attacks on this model together."
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> TargetConfig:
@@ -79,12 +86,14 @@ class LogConfig(_Strict):
         "'observed'). Default: every ML threat of the system.")  # fmt: skip
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="Hunt engine.")
     reference: str | None = Field(
-        None, description="Training or known-good inputs that sharpen distribution checks.")
+        None, description="Training or known-good inputs that sharpen distribution checks."
+    )
     simulate: str | None = Field(
         None, description="Instead of real logs: simulate this built-in scenario's traffic "
         "into 'path' first (the demo uses this).")  # fmt: skip
     scale: float = Field(
-        1.0, gt=0, le=10, description="simulate: multiply the simulated traffic volumes.")
+        1.0, gt=0, le=10, description="simulate: multiply the simulated traffic volumes."
+    )
 
 
 class ScanConfig(_Strict):
@@ -92,7 +101,8 @@ class ScanConfig(_Strict):
 
     path: str = Field(description="File or folder to scan.")
     element: str | None = Field(
-        None, description="Element id the scanned files belong to (e.g. the model artifact).")
+        None, description="Element id the scanned files belong to (e.g. the model artifact)."
+    )
 
 
 class Project(_Strict):
@@ -109,7 +119,8 @@ class Project(_Strict):
         "of its impact metric}, e.g. extraction: {critical: 0.99}.",
     )
     fail_on: Severity | None = Field(
-        None, description="Exit 1 when an open finding reaches this severity.")
+        None, description="Exit 1 when an open finding reaches this severity."
+    )
     output: str = Field("mlhunt-report", description="Report folder.")
     seed: int = Field(0, description="Seed for attacks and simulations (deterministic runs).")
 

@@ -67,7 +67,7 @@ class _Field:
     def sub(self, name: str) -> _Field:
         if self.kind != "struct" or self.t.get_field_index(name) < 0:
             return _Field("NULL", None)
-        return _Field(f'struct_extract({self.ref}, \'{name}\')', self.t.field(name).type)
+        return _Field(f"struct_extract({self.ref}, '{name}')", self.t.field(name).type)
 
 
 def _text(f: _Field) -> tuple[str, str]:
@@ -113,17 +113,21 @@ def _vector(f: _Field) -> tuple[str, str]:
         return "NULL::DOUBLE[]", f"({f.ref} IS NULL)"
     empty = f" OR {f.ref} = ''" if f.kind == "text" else ""
     # a sum that overflows is not proof of a non-finite value: Python decides those
-    return v, (f"({f.ref} IS NULL{empty} OR ({v} IS NOT NULL AND len({v}) > 0 "
-               f"AND list_count({v}) = len({v}) AND coalesce(isfinite(list_sum({v})), false)))")
+    return v, (
+        f"({f.ref} IS NULL{empty} OR ({v} IS NOT NULL AND len({v}) > 0 "
+        f"AND list_count({v}) = len({v}) AND coalesce(isfinite(list_sum({v})), false)))"
+    )
 
 
 def _ts(f: _Field) -> tuple[str, str]:
     if f.kind in ("int", "float"):
         v = f"CAST({f.ref} AS DOUBLE)"
     elif f.kind == "text":
-        v = (f"CASE WHEN regexp_full_match({f.ref}, '{_RFC3339}') "
-             f"THEN epoch_us(TRY_CAST({f.ref} AS TIMESTAMPTZ)) / 1e6 "
-             f"WHEN regexp_full_match({f.ref}, '{_EPOCH}') THEN TRY_CAST({f.ref} AS DOUBLE) END")
+        v = (
+            f"CASE WHEN regexp_full_match({f.ref}, '{_RFC3339}') "
+            f"THEN epoch_us(TRY_CAST({f.ref} AS TIMESTAMPTZ)) / 1e6 "
+            f"WHEN regexp_full_match({f.ref}, '{_EPOCH}') THEN TRY_CAST({f.ref} AS DOUBLE) END"
+        )
     else:
         return "NULL::DOUBLE", "false"
     return v, f"coalesce(isfinite({v}), false)"
