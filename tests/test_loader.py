@@ -6,11 +6,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.conftest import EXAMPLES, SCENARIOS
 
 from mlhunt.errors import InputError
 from mlhunt.system import load_system, parse_system, system_from_dict
 from mlhunt.system.loader import definition_lines
+from tests.conftest import EXAMPLES, SCENARIOS
 
 GOOD = textwrap.dedent(
     """\

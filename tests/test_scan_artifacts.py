@@ -13,11 +13,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from tests.scan_corpus import P4, CorpusItem, build_corpus, call, canaries_present, sg, u
 
 from mlhunt.findings import Severity
 from mlhunt.scan.art_policy import Policy, PolicyError
 from mlhunt.scan.artifacts import Limits, is_artifact, scan_artifact
+from tests.scan_corpus import P4, CorpusItem, build_corpus, call, canaries_present, sg, u
 
 HIGH = Severity.HIGH.rank
 

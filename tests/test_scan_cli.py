@@ -9,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import EXAMPLES
-
 from mlhunt.scan import scan_path
+from tests.conftest import EXAMPLES
 
 PAYLOAD = b"cos\nsystem\n(S'touch CANARY'\ntR."  # protocol 0: os.system('touch CANARY')
 

@@ -14,7 +14,6 @@ import httpx
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, text
-from tests.pg import postgres_url  # noqa: F401  (fixture)
 
 from mlhunt.logschema import InferenceRecord
 from mlhunt.scenarios import ensure_built
@@ -26,6 +25,7 @@ from mlhunt.scenarios.loan import (
     generate_applicants,
 )
 from mlhunt.scenarios.server import KeyStore, create_app, running
+from tests.pg import postgres_url  # noqa: F401  (fixture)
 
 SMALL = 1500
 

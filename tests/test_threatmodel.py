@@ -7,11 +7,11 @@ import copy
 import functools
 
 import pytest
-from tests.conftest import EXAMPLES, SCENARIOS
 
 from mlhunt.findings import Finding, Severity
 from mlhunt.system import load_system, system_from_dict
 from mlhunt.threatmodel import ThreatModel, build_threat_model
+from tests.conftest import EXAMPLES, SCENARIOS
 
 
 @functools.cache
