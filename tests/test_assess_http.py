@@ -103,7 +103,10 @@ def test_flaky_api_is_retried_within_budget(tmp_path: Path, flaky: tuple[str, An
     cat = load_attacks(write_catalog(tmp_path / "cat", {
         "A": {"entry": "probe", "params": {"n": 12}},
         "B": {"entry": "greedy", "cost": 2}}))  # fmt: skip
-    config = HttpConfig.model_validate(CONFIG)
+    # One request at a time: the server's fault schedule is by request count and never has two
+    # faults in a row, so every retry meets an answer (in parallel, a row's retries could keep
+    # landing on fault slots, and the test would be a coin toss).
+    config = HttpConfig.model_validate({**CONFIG, "concurrency": 1})
     with HttpTarget(url, SPEC, config) as target:
         report = assess(target, _data(), catalog=cat, max_queries=60, state_dir=tmp_path / "s")
         stats = target.stats
