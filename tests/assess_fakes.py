@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from mlhunt.assess import plots
-from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
+from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted, QueryBudget
 
 BASE: dict[str, Any] = {
     "description": "A test attack that exercises one behaviour of the assess runner.",
@@ -135,3 +135,21 @@ def numpy_metrics(ctx: AttackContext) -> AttackResult:
     """Hands back NumPy types, as ART-based attacks tend to."""
     return AttackResult("", "validated", "numpy", metrics={"success_rate": np.float32(0.6),
                         "n": np.int64(3)}, curves={"x": np.arange(3)})  # fmt: skip
+
+
+def attack_ctx(
+    target: Any, data: Any, tmp: Path, params: dict[str, Any],
+    survivors: np.ndarray | None = None, seed: int = 7,
+) -> AttackContext:  # fmt: skip
+    """A fresh context for calling one attack's ``run`` directly (a new unlimited budget)."""
+    target.budget = QueryBudget()
+    return AttackContext(
+        target=target,
+        data=data,
+        budget=target.budget,
+        params=params,
+        seed=seed,
+        out_dir=tmp,
+        progress=lambda _m: None,
+        survivors=np.arange(len(data.x_eval)) if survivors is None else survivors,
+    )

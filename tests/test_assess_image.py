@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.assess_fakes import attack_ctx
+
 torch = pytest.importorskip("torch")
 
 from mlhunt.assess import gradient as g  # noqa: E402
-from mlhunt.assess.base import AttackContext, AttackResult, QueryBudget  # noqa: E402
+from mlhunt.assess.base import AttackContext, AttackResult  # noqa: E402
 from mlhunt.assess.catalog import load_attacks  # noqa: E402
 from mlhunt.assess.scenario import ScenarioTarget, scenario_data  # noqa: E402
 
@@ -34,22 +36,6 @@ def image() -> tuple[ScenarioTarget, Any]:
     return ScenarioTarget(loaded), scenario_data(loaded, seed=0, n_eval=600)
 
 
-def _ctx(
-    target: Any, data: Any, tmp: Path, params: dict[str, Any], survivors: np.ndarray | None = None
-) -> AttackContext:
-    target.budget = QueryBudget()
-    return AttackContext(
-        target=target,
-        data=data,
-        budget=target.budget,
-        params=params,
-        seed=7,
-        out_dir=tmp,
-        progress=lambda _m: None,
-        survivors=np.arange(len(data.x_eval)) if survivors is None else survivors,
-    )
-
-
 def _run(module: str, ctx: AttackContext) -> AttackResult:
     import importlib
 
@@ -66,7 +52,7 @@ def test_yaml_files_load_and_resolve() -> None:
 
 def test_pgd_drives_accuracy_far_below_clean(image: Any, tmp_path: Path) -> None:
     target, data = image
-    ctx = _ctx(
+    ctx = attack_ctx(
         target,
         data,
         tmp_path,
@@ -88,7 +74,7 @@ def test_pgd_drives_accuracy_far_below_clean(image: Any, tmp_path: Path) -> None
 
 def test_evasion_attacks_only_survivors(image: Any, tmp_path: Path) -> None:
     target, data = image
-    ctx = _ctx(
+    ctx = attack_ctx(
         target,
         data,
         tmp_path,
@@ -126,7 +112,7 @@ def test_pgd_is_never_weaker_than_art(image: Any) -> None:
 
 def test_patch_hides_object_at_ten_percent(image: Any, tmp_path: Path) -> None:
     target, data = image
-    ctx = _ctx(
+    ctx = attack_ctx(
         target,
         data,
         tmp_path,
@@ -160,7 +146,7 @@ def test_patch_placement_never_covers_the_object() -> None:
 
 def test_corruption_curves_fall_with_severity(image: Any, tmp_path: Path) -> None:
     target, data = image
-    r = _run("corruptions", _ctx(target, data, tmp_path, {"n_eval": 150}))
+    r = _run("corruptions", attack_ctx(target, data, tmp_path, {"n_eval": 150}))
     clean = r.metrics["clean_accuracy"]
     for name in ("brightness", "lighting_gradient", "contrast", "gaussian_noise", "blur"):
         accs = r.curves[name]
@@ -173,7 +159,9 @@ def test_corruption_curves_fall_with_severity(image: Any, tmp_path: Path) -> Non
 
 def test_extraction_reports_agreement_and_honours_budget(image: Any, tmp_path: Path) -> None:
     target, data = image
-    ctx = _ctx(target, data, tmp_path, {"query_counts": [100, 400], "epochs": 3, "n_eval": 100})
+    ctx = attack_ctx(
+        target, data, tmp_path, {"query_counts": [100, 400], "epochs": 3, "n_eval": 100}
+    )
     ctx.budget.limit = 100 + 100 + 50  # evaluation + first round, second round cannot finish
     r = _run("extraction_nets", ctx)
     assert r.curves["queries"] == [100.0]
@@ -190,7 +178,7 @@ def test_tabular_whitebox_respects_mutable_features(tmp_path: Path) -> None:
     if target.torch_module() is None:
         pytest.skip("loan-approval has no torch module yet")
     data = scenario_data(loaded, seed=0, n_eval=300)
-    r = _run("evasion_whitebox", _ctx(target, data, tmp_path, {"n_eval": 100, "steps": 10}))
+    r = _run("evasion_whitebox", attack_ctx(target, data, tmp_path, {"n_eval": 100, "steps": 10}))
     assert r.metrics["mutable_features"] < len(target.spec.names)
     domain = g.Domain.from_spec(target.spec)
     model = g.prepare(target.torch_module())

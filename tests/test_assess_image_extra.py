@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.assess_fakes import attack_ctx
+
 torch = pytest.importorskip("torch")
 
-from mlhunt.assess.base import AttackContext, AttackResult, QueryBudget  # noqa: E402
+from mlhunt.assess.base import AttackContext, AttackResult  # noqa: E402
 from mlhunt.assess.catalog import AttackKind, load_attacks  # noqa: E402
 from mlhunt.assess.scenario import ScenarioTarget, scenario_data  # noqa: E402
 
@@ -36,18 +38,6 @@ def image() -> tuple[ScenarioTarget, Any]:
     return ScenarioTarget(loaded), scenario_data(loaded, seed=0, n_eval=600)
 
 
-def _ctx(target: Any, data: Any, tmp: Path, params: dict[str, Any]) -> AttackContext:
-    target.budget = QueryBudget()
-    return AttackContext(
-        target=target,
-        data=data,
-        budget=target.budget,
-        params=params,
-        seed=7,
-        out_dir=tmp,
-        progress=lambda _m: None,
-        survivors=np.arange(len(data.x_eval)),
-    )
 
 
 def _run(module: str, ctx: AttackContext) -> AttackResult:
@@ -106,7 +96,7 @@ def test_backdoor_trigger_beats_clean_model(image: Any, tmp_path: Path) -> None:
         "n_test": 200,
         "train_options": {"epochs": 4, "batch_size": 64},
     }
-    r = _run("poisoning_backdoor", _ctx(target, data, tmp_path, params))
+    r = _run("poisoning_backdoor", attack_ctx(target, data, tmp_path, params))
     m = r.metrics
     assert r.verdict == "validated", r.summary
     assert m["poisoned_records"] == 100 and m["train_options_applied"]
@@ -123,7 +113,7 @@ def test_backdoor_skips_tabular_and_tabular_trainer_rejects_options(tmp_path: Pa
 
     _, loaded = ensure_built("loan-approval")
     data = scenario_data(loaded, seed=0, n_eval=50)
-    r = _run("poisoning_backdoor", _ctx(ScenarioTarget(loaded), data, tmp_path, {}))
+    r = _run("poisoning_backdoor", attack_ctx(ScenarioTarget(loaded), data, tmp_path, {}))
     assert r.verdict == "skipped"
     assert data.trainer is not None
     with pytest.raises(TypeError, match="no options"):
@@ -139,7 +129,7 @@ def test_miface_inversions_are_class_specific(image: Any, tmp_path: Path) -> Non
         "referee_options": {"epochs": 3, "batch_size": 64},
         "permutations": 1000,
     }
-    r = _run("inversion_miface", _ctx(target, data, tmp_path, params))
+    r = _run("inversion_miface", attack_ctx(target, data, tmp_path, params))
     m = r.metrics
     assert m["victim_confidence"] >= 0.9  # the victim is fooled, which alone proves nothing
     assert m["judge"] == "referee" and m["referee_accuracy"] >= 0.7
@@ -157,6 +147,6 @@ def test_miface_without_a_referee_is_inconclusive(image: Any, tmp_path: Path) ->
     target, data = image
     no_trainer = dataclasses.replace(data, trainer=None)
     params = {"per_class": 4, "max_iter": 20, "n_reference": 1000, "permutations": 200}
-    r = _run("inversion_miface", _ctx(target, no_trainer, tmp_path, params))
+    r = _run("inversion_miface", attack_ctx(target, no_trainer, tmp_path, params))
     assert r.metrics["judge"] == "pixel_nn"
     assert r.verdict == "inconclusive", r.summary

@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from mlhunt._units import load_units
 from mlhunt.assess.base import AttackFn
 from mlhunt.errors import CatalogError
 from mlhunt.findings import Severity
@@ -132,26 +132,9 @@ def _check(spec: AttackSpec, taxonomy: dict[str, dict[str, Any]]) -> None:
 def load_attacks(directory: Path | None = None) -> tuple[CatalogAttack, ...]:
     """Every attack YAML under ``directory`` (default: the built-in ones), validated."""
     taxonomy = load_taxonomy()
-    out: list[CatalogAttack] = []
-    seen: dict[str, str] = {}
-    for path in sorted((directory or _attacks_dir()).glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-            spec = AttackSpec.model_validate(data)
-            _check(spec, taxonomy)
-        except yaml.YAMLError as exc:
-            raise CatalogError(f"{path}: invalid YAML: {exc}") from None
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise CatalogError(f"{path}: {where}: {err['msg']}") from None
-        except CatalogError as exc:
-            raise CatalogError(f"{path}: {exc}") from None
-        if spec.id in seen:
-            raise CatalogError(f"{path}: duplicate attack id {spec.id} (also in {seen[spec.id]})")
-        seen[spec.id] = str(path)
-        out.append(CatalogAttack(spec, str(path)))
-    return tuple(out)
+    units = load_units(directory or _attacks_dir(), AttackSpec,
+                       lambda spec: _check(spec, taxonomy), "attack")  # fmt: skip
+    return tuple(CatalogAttack(spec, path) for spec, path in units)
 
 
 @functools.cache

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import yaml
 
+from mlhunt._units import parse_assignment
 from mlhunt.assess.base import (
     AssessData,
     AttackContext,
@@ -72,14 +72,8 @@ def parse_params(
     """``ID.key=value`` overrides (value parsed as YAML: numbers, lists, booleans)."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        lhs, sep, value = item.partition("=")
-        name, dot, key = lhs.rpartition(".")
-        if not sep or not dot or not name or not key:
-            raise InputError(f"--param: expected ID.key=value, got {item!r}")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise InputError(f"--param {item!r}: value is not valid YAML") from None
+        lhs, parsed = parse_assignment(item)
+        name, _, key = lhs.rpartition(".")
         for attack_id in resolve(catalog, name, "--param"):
             spec = next(a.spec for a in catalog if a.id == attack_id)
             if key not in spec.params:  # a typo would otherwise be silently ignored

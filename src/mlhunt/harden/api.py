@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mlhunt._units import parse_assignment
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity, document
 from mlhunt.harden.base import HardenContext, Outcome, Progress, _plain
@@ -39,14 +38,8 @@ def parse_params(
     catalog = catalog if catalog is not None else default_mitigations()
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        lhs, sep, value = item.partition("=")
-        name, dot, key = lhs.partition(".")
-        if not sep or not dot or not name or not key:
-            raise InputError(f"--param: expected ID.key=value, got {item!r}")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise InputError(f"--param {item!r}: value is not valid YAML") from None
+        lhs, parsed = parse_assignment(item)
+        name, _, key = lhs.partition(".")
         m = resolve(catalog, name, "--param")
         top, _, sub = key.partition(".")
         if top not in m.spec.params:  # a typo would otherwise be silently ignored

@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from mlhunt._units import load_units
 from mlhunt.errors import CatalogError
 from mlhunt.findings import Severity
 from mlhunt.harden.base import HardenContext, Outcome
@@ -75,25 +75,8 @@ def _check(spec: MitigationSpec) -> None:
 def load_mitigations(directory: Path | None = None) -> tuple[CatalogMitigation, ...]:
     """Every mitigation YAML under ``directory`` (default: the built-in ones), validated."""
     folder = directory or Path(str(resources.files("mlhunt.harden") / "mitigations"))
-    out: list[CatalogMitigation] = []
-    seen: dict[str, str] = {}
-    for path in sorted(folder.glob("*.yaml")):
-        try:
-            spec = MitigationSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-            _check(spec)
-        except yaml.YAMLError as exc:
-            raise CatalogError(f"{path}: invalid YAML: {exc}") from None
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise CatalogError(f"{path}: {where}: {err['msg']}") from None
-        except CatalogError as exc:
-            raise CatalogError(f"{path}: {exc}") from None
-        if spec.id in seen:
-            raise CatalogError(f"{path}: duplicate id {spec.id} (also in {seen[spec.id]})")
-        seen[spec.id] = str(path)
-        out.append(CatalogMitigation(spec, str(path)))
-    return tuple(out)
+    units = load_units(folder, MitigationSpec, _check, "mitigation")
+    return tuple(CatalogMitigation(spec, path) for spec, path in units)
 
 
 @functools.cache
