@@ -38,8 +38,6 @@ def image() -> tuple[ScenarioTarget, Any]:
     return ScenarioTarget(loaded), scenario_data(loaded, seed=0, n_eval=600)
 
 
-
-
 def _run(module: str, ctx: AttackContext) -> AttackResult:
     defaults = {a.spec.entry: a.spec.params for a in load_attacks()}
     ctx.params = {**defaults[f"mlhunt.assess.attacks.{module}:run"], **ctx.params}
