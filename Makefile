@@ -7,7 +7,7 @@ STAMP := $(VENV)/.mlhunt-installed
 # requirement, pip would pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench fuzz clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: setup
 test: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q -n 2
+
+# The full fuzz budget (tens of thousands of inputs per parser); `make test` runs a small one.
+fuzz: setup
+	MLHUNT_FUZZ=full $(BIN)/python -m pytest -q -n 2 -m fuzz
 
 lint: setup
 	$(BIN)/ruff check src tests bench

@@ -12,6 +12,8 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 # Headless Chromium opens the HTML run report in the browser test (tests/test_run_browser.py).
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
   || command -v google-chrome >/dev/null 2>&1 || need+=(chromium)
+# Redis shares `mlhunt guard` state between replicas (tests start a private server).
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing system packages: ${need[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else

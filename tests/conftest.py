@@ -75,3 +75,19 @@ def minimal_system() -> dict:
 
 # Built scenarios (data, trained models) are cached here across tests, workers and runs.
 os.environ.setdefault("MLHUNT_CACHE", str(ROOT / ".mlhunt-cache"))
+
+
+# Fuzz budget (issue #9): a small one in `make test`, the full one with `make fuzz`
+# (MLHUNT_FUZZ=full). Fuzz tests use `@settings(parent=FUZZ)` or the registered profile.
+def _fuzz_profile() -> None:
+    from hypothesis import HealthCheck, settings
+
+    common = {"deadline": None, "derandomize": False,
+              "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+    settings.register_profile("mlhunt-ci", max_examples=150, **common)
+    settings.register_profile("mlhunt-full", max_examples=20_000, **common)
+    full = os.environ.get("MLHUNT_FUZZ", "") == "full"
+    settings.load_profile("mlhunt-full" if full else "mlhunt-ci")
+
+
+_fuzz_profile()
