@@ -97,6 +97,13 @@ class Target(Protocol):
         ...
 
 
+class Trainer(Protocol):
+    """Fits a fresh model on (x, y) and returns its predict_proba."""
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, /, **options: Any
+                 ) -> Callable[[np.ndarray], np.ndarray]: ...  # fmt: skip
+
+
 @dataclass
 class AssessData:
     """What attacks need besides the target. All optional except the evaluation set.
@@ -106,7 +113,8 @@ class AssessData:
     inference). ``x_pool``: unlabelled realistic inputs an attacker could collect (extraction
     seed data, shadow models). ``sensitive_feature``: index of the feature attribute inference
     tries to recover. ``trainer``: fits a fresh model of the target's kind on (x, y) and returns
-    a predict_proba callable (poisoning sensitivity). ``extra``: scenario specifics (image
+    a predict_proba callable (poisoning sensitivity); keyword options (epochs, batch_size ...)
+    pass through to trainers that take them (the CNN's). ``extra``: scenario specifics (image
     ``boxes_eval`` of the prohibited object, ``positive_class`` index ...).
     """
 
@@ -118,7 +126,7 @@ class AssessData:
     y_nonmembers: np.ndarray | None = None
     x_pool: np.ndarray | None = None
     sensitive_feature: int | None = None
-    trainer: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None
+    trainer: Trainer | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
