@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 #: Benchmarks that ``python -m bench`` knows; each is a module bench/<name>.py with run(quick).
-BENCHMARKS: tuple[str, ...] = ("model", "serving", "scan", "robustness", "hunt")
+BENCHMARKS: tuple[str, ...] = ("model", "serving", "scan", "robustness", "hunt", "guard")
 
 
 def log(message: str) -> None:

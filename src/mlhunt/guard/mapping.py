@@ -1,0 +1,121 @@
+"""Reading inputs and answers at the proxy, with the request/response mapping ``assess`` uses for
+HTTP targets (:class:`mlhunt.assess.http.HttpConfig`: where the input vector sits in the request
+body, the dotted paths of the scores and the label in the response), and degrading answers.
+
+Parsing happens in the guard's worker, off the request path; only a degraded answer is parsed
+(and rewritten) while the client waits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mlhunt.assess.http import PLACEHOLDERS, HttpConfig, _path
+from mlhunt.guard.config import Degrade
+
+
+def _find(node: Any, trail: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
+    """(placeholder, path) of the first placeholder in the body template."""
+    if isinstance(node, str) and node in PLACEHOLDERS:
+        return node, trail
+    if isinstance(node, dict):
+        for k, v in node.items():
+            got = _find(v, (*trail, str(k)))
+            if got:
+                return got
+    if isinstance(node, list):
+        for i, v in enumerate(node):
+            got = _find(v, (*trail, str(i)))
+            if got:
+                return got
+    return None
+
+
+@dataclass
+class Mapping:
+    """Where to read the input and the answer (see the module docstring)."""
+
+    config: HttpConfig
+    feature_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self._where = _find(self.config.body) or ("{vector}", ("vector",))
+
+    def input_vector(self, body: Any) -> list[float] | None:
+        """The feature vector of a request body (None when absent, malformed or an image)."""
+        kind, trail = self._where
+        node = _path(body, ".".join(trail)) if trail else body
+        if node is None and isinstance(body, dict):  # the loan API takes either form
+            node = body.get("vector", body.get("features"))
+        try:
+            if isinstance(node, dict):
+                names = self.feature_names or tuple(sorted(node))
+                vec = [float(node[n]) for n in names]
+            elif isinstance(node, list) and kind != "{image}":
+                vec = np.asarray(node, dtype=np.float64).ravel().tolist()
+            else:
+                return None
+        except (KeyError, TypeError, ValueError):
+            return None
+        return vec if all(np.isfinite(vec)) else None
+
+    def answer(self, doc: Any) -> tuple[str | None, list[float] | None]:
+        """(label, scores) of a response document."""
+        cfg = self.config
+        scores = _path(doc, cfg.scores) if cfg.scores else None
+        label = _path(doc, cfg.label) if cfg.label else None
+        try:
+            sc = [float(s) for s in scores] if isinstance(scores, list) else None
+        except (TypeError, ValueError):
+            sc = None
+        if label is None and sc:
+            classes = cfg.classes or (doc.get("classes") if isinstance(doc, dict) else None)
+            idx = int(np.argmax(sc))
+            label = classes[idx] if classes and idx < len(classes) else idx
+        return (None if label is None else str(label)), sc
+
+
+def margin(scores: list[float] | None) -> float:
+    """Top-1 minus top-2 probability (NaN when unknown): what the low-confidence detector reads."""
+    if not scores or len(scores) < 2:
+        return float("nan")
+    top = sorted(scores, reverse=True)
+    return float(top[0] - top[1])
+
+
+def degrade(body: bytes, config: HttpConfig, how: Degrade, rng: np.random.Generator) -> bytes:
+    """The response with its scores degraded: removed (``labels``), rounded (``round``) or
+    perturbed PRADA-style (``noise``: positive noise, renormalised, the top class kept), so a
+    benign caller still gets the right decision and an extractor gets less signal per query."""
+    path = config.scores
+    if not path:
+        return body
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body
+    parts = path.split(".")
+    parent = _path(doc, ".".join(parts[:-1])) if len(parts) > 1 else doc
+    key = parts[-1]
+    if not isinstance(parent, dict) or not isinstance(parent.get(key), list):
+        return body
+    try:
+        p = np.asarray(parent[key], dtype=np.float64)
+    except (TypeError, ValueError):
+        return body
+    if how.mode == "labels":
+        del parent[key]
+    elif how.mode == "round":
+        parent[key] = [round(float(v), how.decimals) for v in p]
+    else:
+        q = np.abs(p + rng.normal(0.0, how.noise, p.shape))
+        q = q / q.sum() if q.sum() > 0 else np.full(len(p), 1.0 / len(p))
+        top, got = int(np.argmax(p)), int(np.argmax(q))
+        if top != got:  # keep the decision: swap the two values
+            q[top], q[got] = q[got], q[top]
+        parent[key] = [round(float(v), 4) for v in q]
+    return json.dumps(doc, separators=(",", ":")).encode()
