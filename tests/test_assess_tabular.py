@@ -19,6 +19,7 @@ from mlhunt.assess.attacks import (
 from mlhunt.assess.base import AssessData, AttackContext, AttackResult, QueryBudget
 from mlhunt.assess.catalog import load_attacks
 from mlhunt.assess.scenario import ScenarioTarget, scenario_data
+from mlhunt.errors import InputError
 from mlhunt.findings import Severity
 
 MINE = {
@@ -257,3 +258,36 @@ def test_equation_solving_survives_rounded_scores() -> None:
     assert solved is not None and solved[1] < 10 * 1e-6
     held = data.x_pool[1000:2000]
     assert np.mean(solved[0](held) == loaded.predict_proba(held).argmax(axis=1)) >= 0.999
+
+
+def test_active_extraction_is_adaptive_honest_and_finds_fraud(tmp_path: Path) -> None:
+    """strategy: active picks each round from the answers so far: the queries differ from the
+    passive ones, every one goes through the budget, and on fraud (labels only, where passive
+    queries rarely land on the fraud boundary) the copy finds more of the fraud class."""
+    from mlhunt.harden.base import ModelTarget
+    from mlhunt.harden.mitigations.output_hardening import hardened
+
+    loaded, _ = _scenario("fraud-detection")
+    labels = hardened(loaded.predict_proba, "labels", 1)
+    sent: list[np.ndarray] = []
+
+    def api(x: np.ndarray) -> np.ndarray:
+        sent.append(np.asarray(x))
+        return labels(x)
+
+    fraud: dict[str, float] = {}
+    for strategy in ("passive", "active"):
+        sent.clear()
+        target = ModelTarget("fraud+labels", loaded.spec, tuple(loaded.classes), api)
+        r, budget = _run(
+            "MLH-ASSESS-EXTRACTION-TABULAR", "fraud-detection", tmp_path / strategy,
+            target=target, queries=[50, 1000], strategy=strategy,
+        )  # fmt: skip
+        rows = r.curves["agreement_vs_queries"]
+        assert [row["queries"] for row in rows] == [50, 1000]
+        assert budget.used == 1000 + r.metrics["yardstick_queries"]
+        assert sum(len(s) for s in sent) == budget.used  # nothing reached the API unpaid
+        fraud[strategy] = r.metrics["balanced_agreement"]
+    assert fraud["active"] > fraud["passive"] + 0.05
+    with pytest.raises(InputError):
+        _run("MLH-ASSESS-EXTRACTION-TABULAR", "loan-approval", tmp_path, strategy="greedy")

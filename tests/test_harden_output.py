@@ -61,7 +61,35 @@ def test_fraud_labels_only_numbers_reported(tmp_path: Path) -> None:
             a["queries_to_target"] is None or a["queries_to_target"] >= 2 * b["queries_to_target"]
         )
         assert ev["effective"] == (gained or a["cap"] <= b["cap"] - 0.05)
+        # Plain agreement on the benign (holdout) distribution is reported beside it, and on
+        # fraud it cannot tell copies apart: ~99% of inputs are legit, so any copy, exact scores
+        # or labels, agrees >= 0.95 from the first 50 queries (balanced agreement is the measure).
+        for side in (b, a):
+            plain = side["agreement"]
+            assert plain["queries_to_target"] == 50 and plain["cap"] >= 0.99
+            assert side["cap"] < plain["cap"]
+        assert "agreement 0.95: 50 queries vs 50 queries" in ev["summary"]
     # PR-AUC is what a fraud team thresholds for step-up checks: a label loses most of it.
     lab = labels["evidence"]
     assert lab["utility_after"]["pr_auc"] < lab["utility_before"]["pr_auc"] - 0.1
     assert rounded["evidence"]["variant"] == {"mode": "rounded", "decimals": 1}
+
+
+def test_fraud_check_against_the_active_thief(tmp_path: Path) -> None:
+    """`extraction.strategy: active` re-runs both sides with the adaptive (uncertainty-sampling)
+    thief; the finding names it and the verdict is still the rule applied to what was measured.
+    Measured (docs/harden.md): the active thief copies more of the fraud class than the passive
+    one, labels only or not, and labels only still neither slows nor caps it."""
+    ext = {**SMALL["extraction"], "queries": [50, 1000]}
+    params = {OUT: {"modes": ["labels"], "extraction": {**ext, "strategy": "active"}}}
+    doc = harden("fraud-detection", select=[OUT], params=params, out_dir=tmp_path).document()
+    (f,) = doc["findings"]
+    ev = f["evidence"]
+    b, a = ev["extraction_before"], ev["extraction_after"]
+    assert b["strategy"] == a["strategy"] == "active"
+    assert "labels (active extraction)" in ev["summary"]
+    assert [r["queries"] for r in a["curve"]] == [50, 1000]
+    gained = b["queries_to_target"] is not None and (
+        a["queries_to_target"] is None or a["queries_to_target"] >= 2 * b["queries_to_target"]
+    )
+    assert ev["effective"] == (gained or a["cap"] <= b["cap"] - 0.05)

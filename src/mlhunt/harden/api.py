@@ -76,6 +76,10 @@ def finding_for(
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in outcome.variant.items()
     )
     verdict = "effective" if outcome.effective else "not effective"
+    extra = dict(outcome.extra)
+    # Proven: effective *and* the attack measurably weaker after it (a mitigation of an attack
+    # that already failed is effective but proves nothing about the risk).
+    proven = bool(outcome.effective and extra.pop("improved", True))
     evidence: dict[str, Any] = {
         "mitigation": spec.id,
         "variant": outcome.variant,
@@ -85,10 +89,11 @@ def finding_for(
         "attack_before": outcome.attack_before,
         "attack_after": outcome.attack_after,
         "effective": outcome.effective,
+        "proven": proven,
         "summary": outcome.summary,
         "addresses": list(spec.addresses),
         "attacks": list(spec.attacks),
-        **outcome.extra,
+        **extra,
         "plots": [str(plot_dir / p) for p in outcome.plots],
         "seconds": round(seconds, 2),
     }

@@ -12,6 +12,10 @@ builds a copy of the model from the answers:
 * **labels only**: a gradient-boosted classifier on the returned labels (what is left when the
   API returns decisions only; the mitigation's effect).
 
+``strategy: active`` replaces the fixed query set (after the first ``active_start`` queries)
+by rounds of uncertainty sampling chosen from the answers so far (``_active.py``); every
+query still goes through the target, so the budget counts it.
+
 The attacker's copy at each step is the exact equation-solving model when its fit is exact, else
 the distilled one. Fidelity is agreement with the victim on held-out realistic inputs; Cohen's
 kappa and per-class agreement are also taken over real rare-class inputs (fraud), so a copy that
@@ -30,6 +34,7 @@ import numpy as np
 
 from mlhunt.assess.attacks._tabular import Space, few_threads, query, skipped
 from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
+from mlhunt.errors import InputError
 
 ID = "MLH-ASSESS-EXTRACTION-TABULAR"
 EPS = 1e-12
@@ -127,6 +132,9 @@ def _run(ctx: AttackContext) -> AttackResult:
         return skipped(ctx, ID, "tabular models only (CopycatCNN covers images)")
     if data.x_pool is None or len(data.x_pool) < 20:
         return skipped(ctx, ID, "needs a pool of realistic attacker inputs (x_pool)")
+    strategy = str(p.get("strategy", "passive"))
+    if strategy not in ("passive", "active"):
+        raise InputError(f"strategy: expected passive or active, got {strategy!r}")
     space = Space(t.spec)
     schedule = sorted({int(n) for n in p.get("queries", [50, 100, 250, 500, 1000, 2000])})
     pool = np.asarray(data.x_pool, dtype=np.float64)
@@ -147,17 +155,17 @@ def _run(ctx: AttackContext) -> AttackResult:
     x_both, both = np.r_[x_held, x_rare], np.r_[held, rare]
     x_ev, y_ev = np.asarray(data.x_eval, dtype=np.float64), np.asarray(data.y_eval)
 
+    sent: list[np.ndarray] = []
     answers: list[np.ndarray] = []
     rows: list[dict[str, Any]] = []
     stopped = ""
     for n in schedule:
-        have = sum(len(a) for a in answers)
         try:
-            answers.append(query(t, x_att[have:n]))
+            _send(ctx, space, pool[order[n_eval:]], x_att, sent, answers, n, strategy, rng)
         except BudgetExhausted as exc:
             stopped = str(exc)
             break
-        x, probs = x_att[:n], np.concatenate(answers)
+        x, probs = np.concatenate(sent), np.concatenate(answers)
         labels = np.argmax(probs, axis=1)
         scores = bool(np.any((probs > 1e-6) & (probs < 1 - 1e-6)))
         row: dict[str, Any] = {"queries": n}
@@ -186,6 +194,40 @@ def _run(ctx: AttackContext) -> AttackResult:
         rows.append(row)
         ctx.progress(f"extraction: {n} queries -> agreement {row['agreement']:.3f} ({best})")
     return _result(ctx, rows, len(both), stopped)
+
+
+def _send(
+    ctx: AttackContext,
+    space: Space,
+    pool: np.ndarray,
+    x_att: np.ndarray,
+    sent: list[np.ndarray],
+    answers: list[np.ndarray],
+    n: int,
+    strategy: str,
+    rng: np.random.Generator,
+) -> None:
+    """Query until ``n`` attack queries were sent. Passive: the next rows of ``x_att``. Active:
+    the first ``active_start`` rows of ``x_att`` (nothing to be adaptive about yet), then rounds
+    chosen by :func:`mlhunt.assess.attacks._active.select` from the answers so far."""
+    have = sum(len(a) for a in sent)
+    start = n if strategy == "passive" else min(n, int(ctx.params.get("active_start", 50)))
+    if have < start:
+        answers.append(query(ctx.target, x_att[have:start]))
+        sent.append(x_att[have:start])
+        have = start
+    if have >= n:
+        return
+    from mlhunt.assess.attacks import _active
+
+    real = _active.Realism(space, pool, float(ctx.params.get("realistic_radius", 2.0)))
+    while have < n:
+        k = min(n - have, _active.round_size(have, ctx.params))
+        x, probs = np.concatenate(sent), np.concatenate(answers)
+        batch = _active.select(space, pool, x, probs, k, rng, ctx.params, ctx.seed, real)
+        answers.append(query(ctx.target, batch))  # charged first: sent only once answered
+        sent.append(batch)
+        have += k
 
 
 def _attack_queries(

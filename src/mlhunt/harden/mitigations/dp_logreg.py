@@ -124,7 +124,8 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             extra={"privacy_budget": {"epsilon": round(spent_eps, 6), "delta": spent_delta,
                                       "mechanism": "diffprivlib Vector (objective perturbation) "
                                       "+ DP StandardScaler, sequential composition"},
-                   "utility_drop": {"roc_auc": drop}},
+                   "utility_drop": {"roc_auc": drop},
+                   "improved": not _refuted(a_before)},
         ))  # fmt: skip
     plot = _plot(ctx, u_before, a_before, rows)
     for o in outcomes:

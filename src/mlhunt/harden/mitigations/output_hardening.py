@@ -90,6 +90,9 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     decimals = int(p.get("decimals", 1))
     fns = {m: hardened(loaded.predict_proba, m, decimals) for m in modes}  # validates the modes
     a_params = attack_params(EXTRACTION, p.get("extraction"))
+    # passive (fixed realistic + uniform queries) or active (rounds of uncertainty sampling):
+    # the verdict holds against the thief that was run, which the finding names
+    thief = str(a_params.get("strategy", "passive"))
     x_h, y_h = np.asarray(loaded.x_holdout), np.asarray(loaded.y_holdout)
 
     def attack(predict: Predict, label: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -113,10 +116,18 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             r[metric] for r in rows_after
         ]
         ok = effective(r_before, r_after, p)
+        other = "balanced_agreement" if metric == "agreement" else "agreement"
+        o_before, o_after = (
+            reach(rows_before, other, target_value),
+            reach(rows_after, other, target_value),
+        )
         variant = {"mode": mode} | ({"decimals": decimals} if mode == "rounded" else {})
         summary = (
-            f"{mode}: {metric} {target_value:g} reached after {_when(r_before)} on exact scores "
-            f"vs {_when(r_after)}; caps {r_before['cap']:.3f} vs {r_after['cap']:.3f}. "
+            f"{mode} ({thief} extraction): {metric} {target_value:g} reached after "
+            f"{_when(r_before)} on exact scores vs {_when(r_after)}; "
+            f"caps {r_before['cap']:.3f} vs {r_after['cap']:.3f} "
+            f"({other} {target_value:g}: {_when(o_before)} vs {_when(o_after)}, caps "
+            f"{o_before['cap']:.3f} vs {o_after['cap']:.3f}). "
             f"Legitimate clients: ROC AUC {u_before['roc_auc']:.3f} -> {u_after['roc_auc']:.3f}, "
             f"PR-AUC {u_before['pr_auc']:.3f} -> {u_after['pr_auc']:.3f} of what they receive"
         )
@@ -124,9 +135,11 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             variant=variant, utility_before=u_before, utility_after=u_after,
             attack_before=a_before, attack_after=a_after, effective=ok, summary=summary,
             extra={"extraction_before": {**r_before, "metric": metric, "target": target_value,
-                                         "curve": rows_before},
+                                         "strategy": thief,
+                                         other: o_before, "curve": rows_before},
                    "extraction_after": {**r_after, "metric": metric, "target": target_value,
-                                        "curve": rows_after},
+                                        "strategy": thief,
+                                        other: o_after, "curve": rows_after},
                    "utility_drop": {k: round(u_before[k] - u_after[k], 4) for k in u_before}},
         ))  # fmt: skip
     xs = [r["queries"] for r in rows_before]

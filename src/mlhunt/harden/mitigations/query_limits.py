@@ -126,4 +126,24 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             extra={"extraction_need": {**need, "output": output}, "benign_throttled": len(hit),
                    "benign_clients": len(benign), "traffic": str(traffic)},
         ))  # fmt: skip
+    for o in outcomes:
+        o.plots.append(_plot(ctx, o, need["queries_to_target"]))
     return outcomes
+
+
+def _plot(ctx: HardenContext, o: Outcome, needed: int | None) -> str:
+    """Per extraction attacker: queries made and queries the limit lets through, against what
+    the attack needs (dashed line)."""
+    from mlhunt.harden._plots import bars
+
+    styles = list(o.attack_after)
+    v = o.variant
+    name = f"query_limits_{v['rate_per_minute']:g}pm_{v['burst']:g}_{v['daily_quota']}.png"
+    line = (float(needed), "queries the extraction needs") if needed else None
+    return bars(ctx.out_dir, name, styles,
+                {"made": [o.attack_after[s]["queries_made"] for s in styles],
+                 "let through": [o.attack_after[s]["queries_allowed"] for s in styles]},
+                ylabel="queries", logy=True, hline=line,
+                title=f"{v['rate_per_minute']:g}/min, burst {v['burst']:g}, quota "
+                      f"{v['daily_quota']}: {o.utility_after['benign_clients_throttled']:.1%} "
+                      "benign clients throttled")  # fmt: skip
