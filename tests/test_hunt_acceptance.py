@@ -18,10 +18,14 @@ from mlhunt.scenarios import ensure_built
 from mlhunt.scenarios.traffic import simulate
 
 RELEVANT = {
-    "uniform-extraction": {"MLH-HUNT-EXTRACTION"},
-    "jbda-extraction": {"MLH-HUNT-EXTRACTION"},
-    "knockoff-extraction": {"MLH-HUNT-EXTRACTION"},
-    "low-and-slow-extraction": {"MLH-HUNT-EXTRACTION", "MLH-HUNT-LOW-CONFIDENCE"},
+    "uniform-extraction": {"MLH-HUNT-EXTRACTION", "MLH-HUNT-QUERY-DISTANCE"},
+    "jbda-extraction": {"MLH-HUNT-EXTRACTION", "MLH-HUNT-QUERY-DISTANCE"},
+    "knockoff-extraction": {"MLH-HUNT-EXTRACTION", "MLH-HUNT-QUERY-DISTANCE"},
+    "low-and-slow-extraction": {
+        "MLH-HUNT-EXTRACTION",
+        "MLH-HUNT-LOW-CONFIDENCE",
+        "MLH-HUNT-QUERY-DISTANCE",
+    },
     "evasion-probing": {"MLH-HUNT-EVASION-PROBING"},
     "membership-probing": {"MLH-HUNT-MEMBERSHIP-PROBING"},
     "inversion-sweep": {"MLH-HUNT-INVERSION-SWEEP"},
@@ -49,7 +53,11 @@ def _score(findings: list[dict[str, Any]], labels: dict[str, Any]) -> dict[str, 
     benign = [c for c, lab in labels["clients"].items() if lab == "benign"]
     alerted = [c for c in benign if c in by_target]
     quiet = labels["traps"].get("batch_rescoring", []) + list(labels["traps"]["nat"])
+    # the PRADA-style distance test on its own: which attack styles it fired on
+    distance = {labels["clients"].get(f["target"], "?") for fs in by_target.values() for f in fs
+                if f["rule_id"] == "MLH-HUNT-QUERY-DISTANCE"}  # fmt: skip
     return {
+        "distance_styles": distance,
         "missed": missed,
         "benign_alerted": alerted,
         "benign": len(benign),
@@ -70,6 +78,10 @@ def _run(scenario: str, seed: int, tmp: Path) -> dict[str, Any]:
 def test_loan_traffic_every_attacker_caught_no_false_alarms(seed: int, tmp_path: Path) -> None:
     r = _run("loan-approval", seed, tmp_path)
     assert r["missed"] == []
+    # spread-out query designs (uniform, low-and-slow, the sybil ids) are caught by the
+    # distance test too; benign clients never (measured separation: docs/hunt.md)
+    want = {"uniform-extraction", "low-and-slow-extraction", "sybil-extraction"}
+    assert want <= r["distance_styles"] and "benign" not in r["distance_styles"]
     assert len(r["benign_alerted"]) <= 0.01 * r["benign"], r["benign_alerted"]
     assert r["traps_alerted"] == []
     assert r["median_detected_at"] is not None and r["median_detected_at"] <= 150

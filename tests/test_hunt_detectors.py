@@ -146,7 +146,7 @@ def _prefix(batch: GroupBatch, k: int) -> tuple[GroupBatch, np.ndarray]:
     return sub, keep
 
 
-@pytest.mark.parametrize("k", [1, 7, 30])
+@pytest.mark.parametrize("k", [1, 7, 30, 50])
 def test_online_scores_use_only_the_prefix(k: int) -> None:
     """detected_at_event is honest: a detector's score after event i of a target is the same
     whether or not the target's later events exist."""

@@ -16,7 +16,7 @@ sample), so both produce the same alerts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,10 @@ class Population:
     near_share: float
     volume_q: dict[str, float]
     reference: bool = False
+    #: Quantile edges of the population's nearest-earlier-query distances (robust units, see
+    #: ``detectors/_distance.py``) and the population's CDF at them: the distance test's baseline.
+    nn_edges: np.ndarray = field(default_factory=lambda: np.empty(0))
+    nn_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def span(self) -> np.ndarray:
@@ -180,7 +184,7 @@ class PopulationBuilder:
         edges, probs = bins_from_sample(base) if len(base) else ((), ())
         counts = np.array(sorted(self.per_client.values()) or [0], dtype=np.float64)
         total = max(self.n, 1)
-        return Population(
+        pop = Population(
             n_events=self.n,
             n_clients=len(self.per_client),
             d=d,
@@ -198,6 +202,12 @@ class PopulationBuilder:
                       (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))},
             reference=reference is not None,
         )  # fmt: skip
+        if len(base) and base.shape[1]:
+            from mlhunt.hunt.detectors._distance import reference_edges
+
+            nn_edges, nn_cdf = reference_edges(base, pop.robust(base))
+            pop = replace(pop, nn_edges=nn_edges, nn_cdf=nn_cdf)
+        return pop
 
 
 def bins_from_sample(sample: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
@@ -235,6 +245,9 @@ class GroupBatch:
     client: np.ndarray
     file: np.ndarray
     line: np.ndarray
+    #: Per-batch features shared by several detectors (``detectors/_features.py``: inputs in
+    #: robust units, changes vs the previous query, near-duplicate matches), computed once.
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -249,8 +262,25 @@ class GroupBatch:
         return np.diff(self.offsets)
 
     def seg_ids(self) -> np.ndarray:
-        """Group index of every event."""
-        return np.repeat(np.arange(len(self.keys)), self.lengths)
+        """Group index of every event (cached: do not modify)."""
+        if "seg_ids" not in self.cache:
+            self.cache["seg_ids"] = np.repeat(np.arange(len(self.keys)), self.lengths)
+        out: np.ndarray = self.cache["seg_ids"]
+        return out
+
+    def take_groups(self, keep: np.ndarray) -> tuple[GroupBatch, np.ndarray]:
+        """(a batch of only the groups where ``keep`` is True, the boolean row mask that
+        selects their rows here): for detectors that can rule most groups out cheaply."""
+        rows = np.repeat(keep, self.lengths)
+        lengths = self.lengths[keep]
+        sub = GroupBatch(
+            scope=self.scope, keys=[k for k, y in zip(self.keys, keep.tolist(), strict=True) if y],
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            ts=self.ts[rows], x=self.x[rows], label=self.label[rows], margin=self.margin[rows],
+            status=self.status[rows], client=self.client[rows], file=self.file[rows],
+            line=self.line[rows],
+        )  # fmt: skip
+        return sub, rows
 
     @classmethod
     def from_columns(cls, scope: str, cols: dict[str, Any], classes: tuple[str, ...],

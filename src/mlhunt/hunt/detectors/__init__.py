@@ -24,6 +24,7 @@ from mlhunt.hunt.detectors.base import Detector, DetectorSpec
 #: YAML stem -> "module:Class" (modules under mlhunt.hunt.detectors).
 REGISTRY: dict[str, str] = {
     "extraction": "extraction:ExtractionDetector",
+    "query_distance": "distance:QueryDistanceDetector",
     "evasion_probing": "probing:EvasionProbingDetector",
     "membership_probing": "probing:MembershipProbingDetector",
     "inversion_sweep": "inversion:InversionSweepDetector",

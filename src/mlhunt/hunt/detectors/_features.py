@@ -10,19 +10,40 @@ _MULT = np.random.default_rng(20240305).integers(1, 2**61, size=512, dtype=np.in
 
 
 def has_input(batch: GroupBatch) -> np.ndarray:
-    return ~np.isnan(batch.x).any(axis=1) if batch.x.shape[1] else np.zeros(batch.n, bool)
+    """Events that carry an input (cached per batch: do not modify the result)."""
+    if "has_input" not in batch.cache:
+        batch.cache["has_input"] = (~np.isnan(batch.x).any(axis=1) if batch.x.shape[1]
+                                    else np.zeros(batch.n, bool))  # fmt: skip
+    out: np.ndarray = batch.cache["has_input"]
+    return out
 
 
 def changed_vs_prev(batch: GroupBatch) -> tuple[np.ndarray, np.ndarray]:
     """(index of the previous event of the group or -1, number of features that differ from
-    it; d+1 where there is no comparable previous event)."""
+    it; d+1 where there is no comparable previous event). Cached per batch."""
+    if "changed" in batch.cache:
+        cached: tuple[np.ndarray, np.ndarray] = batch.cache["changed"]
+        return cached
     prev = seg_prev(batch.offsets)
     d = batch.x.shape[1]
-    ok = (prev >= 0) & has_input(batch)
-    ok[ok] &= has_input(batch)[prev[ok]]
+    valid = has_input(batch)
     diff = np.full(batch.n, d + 1, dtype=np.int64)
-    diff[ok] = (batch.x[ok] != batch.x[prev[ok]]).sum(axis=1)
+    if batch.n > 1:
+        # the previous event is the previous row, except at group starts (prev == -1)
+        ok = (prev[1:] >= 0) & valid[1:] & valid[:-1]
+        diff[1:] = np.where(ok, (batch.x[1:] != batch.x[:-1]).sum(axis=1), d + 1)
+    batch.cache["changed"] = (prev, diff)
     return prev, diff
+
+
+def robust_inputs(batch: GroupBatch, pop: Population) -> np.ndarray:
+    """Inputs in the population's robust units, 0 for events without an input (cached)."""
+    key = ("robust", id(pop))
+    if key not in batch.cache:
+        valid = has_input(batch)
+        batch.cache[key] = np.where(valid[:, None], pop.robust(np.nan_to_num(batch.x)), 0.0)
+    out: np.ndarray = batch.cache[key]
+    return out
 
 
 def grid_codes(z: np.ndarray, cell: float, offset: float, chunk: int) -> np.ndarray:
@@ -41,10 +62,13 @@ def grid_codes(z: np.ndarray, cell: float, offset: float, chunk: int) -> np.ndar
 
 def previous_match(seg: np.ndarray, code: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """For every event: the latest earlier event of the same group with the same ``code``
-    (-1 if none). One sort, so it scales like an index lookup, not like pairwise distances."""
+    (-1 if none). One sort, so it scales like an index lookup, not like pairwise distances.
+
+    ``seg`` must be non-decreasing (a batch's group ids): then a stable sort by ``code`` alone
+    keeps each code's events in (group, time) order, so equal (group, code) pairs are adjacent
+    and the order is that of a (group, code, index) sort where it matters."""
     n = len(code)
-    idx = np.arange(n)
-    order = np.lexsort((idx, code, seg))
+    order = np.argsort(code, kind="stable")
     s_seg, s_code = seg[order], code[order]
     same = np.zeros(n, dtype=bool)
     same[1:] = (s_seg[1:] == s_seg[:-1]) & (s_code[1:] == s_code[:-1])
@@ -64,8 +88,12 @@ def near_duplicates(batch: GroupBatch, pop: Population, cell: float,
     matched). Inputs are normalised by the population's range, quantised on ``grids`` shifted
     grids of side ``cell``; long vectors (images) are hashed in chunks of 8 and an event is a
     near duplicate when at least half of its chunks were seen before in the group."""
+    key = ("near_duplicates", id(pop), cell, grids)
+    if key in batch.cache:
+        cached: tuple[np.ndarray, np.ndarray] = batch.cache[key]
+        return cached
     valid = has_input(batch)
-    z = np.where(valid[:, None], pop.robust(np.nan_to_num(batch.x)), 0.0)
+    z = robust_inputs(batch, pop)
     d = z.shape[1]
     chunk = d if d <= 16 else 8
     seg = batch.seg_ids()
@@ -84,6 +112,7 @@ def near_duplicates(batch: GroupBatch, pop: Population, cell: float,
         good = frac >= (1.0 if k == 1 else 0.5)
         best = np.where(good, np.maximum(best, latest), best)
         share = np.maximum(share, frac)
+    batch.cache[key] = (best, share)
     return best, share
 
 
@@ -94,21 +123,31 @@ def g_statistic(batch: GroupBatch, pop: Population,
     Events with weight 0 (no input, or a variant of the previous query) are not counted.
 
     Per feature, G = 2 (sum_b c_b ln c_b - sum_b c_b ln q_b - n ln n) is kept up to date event
-    by event: an event adds (c+1) ln(c+1) - c ln c for its bin's count c (no per-bin logs).
+    by event: an event adds (c+1) ln(c+1) - c ln c for its bin's count c. The running count of
+    the event's bin is one int32 cumulative sum over a (bins, n) indicator (rows contiguous),
+    minus its value before the group; c ln c comes from a table (counts are integers).
     """
-    w = (weight > 0).astype(np.float64)
-    n_eff = seg_cumsum(w, batch.offsets)
+    w = weight > 0
+    wf = w.astype(np.float64)
+    wi = w.astype(np.int32)
+    n_eff = seg_cumsum(wf, batch.offsets)
     acc = np.zeros(batch.n)
     df = 0
     x = np.nan_to_num(batch.x)
-    rows = np.arange(batch.n)
+    cols = np.arange(batch.n)
+    starts = batch.offsets[:-1]
+    seg = batch.seg_ids()
+    table = _xlogx(np.arange(int(batch.lengths.max(initial=0)) + 2, dtype=np.float64))
     for f, (edges, probs) in enumerate(zip(pop.edges, pop.bin_probs, strict=True)):
         b = np.searchsorted(edges, x[:, f], side="right")
-        onehot = np.zeros((batch.n, len(probs)), dtype=np.float32)
-        onehot[rows, b] = w
-        after = seg_cumsum(onehot, batch.offsets)[rows, b]
-        before = after - w
-        acc += w * (_xlogx(after) - _xlogx(before) - np.log(probs)[b])
+        ind = np.zeros((len(probs), batch.n), dtype=np.int32)
+        ind[b, cols] = wi
+        np.cumsum(ind, axis=1, out=ind)
+        # count up to the event minus the count before its group, in the event's own bin
+        base = np.where(starts > 0, ind[:, np.maximum(starts - 1, 0)], 0)
+        after = ind[b, cols] - base[b, seg]
+        before = after - wi
+        acc += wf * (table[after] - table[before] - np.log(probs)[b])
         df += len(probs) - 1
     g = 2.0 * (seg_cumsum(acc, batch.offsets) - len(pop.edges) * _xlogx(n_eff))
     return np.maximum(g, 0.0), n_eff, df

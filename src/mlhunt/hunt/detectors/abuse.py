@@ -4,16 +4,21 @@ counts over the address's events (one searchsorted per batch)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.detectors.base import Detector, Scored
+from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored
 from mlhunt.hunt.events import GroupBatch, Population, window_count
 
 
 class CredentialStuffingDetector(Detector):
     needs = ("status",)
+
+    def need(self) -> GroupNeed | None:
+        count = math.ceil(self.p("min_failures") * self.spec.alert_at)
+        return GroupNeed("burst", count, self.p("window_s"), denied=True)
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         denied = np.isin(batch.status, (401, 403))
@@ -35,6 +40,11 @@ class CredentialStuffingDetector(Detector):
 
 
 class RequestFloodDetector(Detector):
+    def need(self) -> GroupNeed | None:
+        w = self.p("window_s")
+        count = math.ceil(self.p("max_rate_per_s") * w * self.spec.alert_at)
+        return GroupNeed("burst", count, w)
+
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         w = self.p("window_s")
         count = window_count(batch.ts, batch.offsets, np.ones(batch.n), w)

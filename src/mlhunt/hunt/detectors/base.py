@@ -83,6 +83,23 @@ class DetectorSpec(BaseModel):
         return out
 
 
+@dataclass(frozen=True)
+class GroupNeed:
+    """What a group (one target's events) must have for a detector to fire on it at all; an
+    engine may drop every group that meets no detector's need before the sequential scan (the
+    alerts do not change, since the scores are per group).
+
+    ``events``: at least ``count`` events. ``clients``: at least ``count`` distinct client ids.
+    ``burst``: at least ``count`` events (only 401/403 answers if ``denied``) inside some
+    window of ``window_s`` seconds.
+    """
+
+    kind: Literal["events", "clients", "burst"]
+    count: float
+    window_s: float = 0.0
+    denied: bool = False
+
+
 @dataclass
 class Scored:
     """A detector's online score per event (``>= spec.alert_at`` fires) and evidence columns."""
@@ -146,6 +163,15 @@ class Detector:
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         raise NotImplementedError
+
+    def prefilter(self) -> GroupNeed | None:
+        """A necessary condition for an alert on a group (None: any group may alert). Only
+        valid while a score of 0 cannot alert, so never offered for ``alert_at <= 0``."""
+        return self.need() if self.spec.alert_at > 0 else None
+
+    def need(self) -> GroupNeed | None:
+        """Subclasses: see :meth:`prefilter`; must hold for every group that can alert."""
+        return None
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
                  fired: int) -> dict[str, Any]:  # fmt: skip

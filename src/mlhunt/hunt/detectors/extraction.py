@@ -21,21 +21,25 @@ from mlhunt.hunt.detectors._features import (
     g_statistic,
     has_input,
 )
-from mlhunt.hunt.detectors.base import Detector, Scored
-from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum
+from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored
+from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum, seg_max
 
 
-def _ood(batch: GroupBatch, pop: Population) -> np.ndarray:
-    """Per event: some feature lies outside the population's 1st..99th percentile bins."""
-    out = np.zeros(batch.n, dtype=bool)
-    x = np.nan_to_num(batch.x)
+def _ood(batch: GroupBatch, pop: Population, a: int, b: int) -> np.ndarray:
+    """Per event of rows a..b: some feature lies outside the population's 1st..99th
+    percentile bins."""
+    x = np.nan_to_num(batch.x[a:b])
+    out = np.zeros(len(x), dtype=bool)
     for f, edges in enumerate(pop.edges):
         out |= (x[:, f] < edges[0]) | (x[:, f] >= edges[-1])
-    return out & has_input(batch)
+    return out & has_input(batch)[a:b]
 
 
 class ExtractionDetector(Detector):
     needs = ("input",)
+
+    def need(self) -> GroupNeed | None:
+        return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         _prev, diff = changed_vs_prev(batch)
@@ -50,7 +54,7 @@ class ExtractionDetector(Detector):
                  fired: int) -> dict[str, Any]:  # fmt: skip
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         last = b - 1
-        ood = _ood(batch, pop)[a:b]
+        ood = _ood(batch, pop, a, b)
         c = scored.columns
         vol = b - a
         return {
@@ -76,12 +80,29 @@ class SybilExtractionDetector(ExtractionDetector):
     """The same test on a source address's combined traffic, once enough distinct client ids
     share it: extraction spread over many API keys to stay under per-key limits."""
 
+    def need(self) -> GroupNeed | None:
+        return GroupNeed("clients", self.p("min_clients"))
+
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
-        base = super().score(batch, pop)
         distinct = _distinct_clients(batch)
         gate = distinct >= self.p("min_clients")
-        online = np.where(gate, base.online, 0.0)
-        return Scored(online, {**base.columns, "distinct": distinct})
+        # most addresses never reach min_clients: the G-test runs on the others only (scores
+        # are per group, so the result is the same as scoring the whole batch)
+        keep = seg_max(distinct, batch.offsets) >= self.p("min_clients")
+        columns: dict[str, np.ndarray] = {"distinct": distinct}
+        online = np.zeros(batch.n)
+        if keep.any():
+            if keep.all():
+                sub, rows = batch, np.ones(batch.n, dtype=bool)
+            else:
+                sub, rows = batch.take_groups(keep)
+            base = super().score(sub, pop)
+            online[rows] = np.where(gate[rows], base.online, 0.0)
+            for name, col in base.columns.items():
+                full = np.zeros(batch.n, dtype=col.dtype)
+                full[rows] = col
+                columns[name] = full
+        return Scored(online, columns)
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
                  fired: int) -> dict[str, Any]:  # fmt: skip

@@ -15,12 +15,15 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.detectors._features import changed_vs_prev
-from mlhunt.hunt.detectors.base import Detector, Scored, sample_rows
+from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
 from mlhunt.hunt.events import GroupBatch, Population, seg_cummax, seg_cumsum
 
 
 class InversionSweepDetector(Detector):
     needs = ("input",)
+
+    def need(self) -> GroupNeed | None:
+        return GroupNeed("events", self.p("min_length"))  # one sweep's run at least
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         n = batch.n

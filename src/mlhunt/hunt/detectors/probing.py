@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.detectors._features import has_input, near_duplicates
-from mlhunt.hunt.detectors.base import Detector, Scored, sample_rows
+from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
 from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum, seg_position
 
 
@@ -43,6 +43,9 @@ def _rate_score(count: np.ndarray, n: np.ndarray, count_thr: float, share_thr: f
 
 class EvasionProbingDetector(Detector):
     needs = ("input",)
+
+    def need(self) -> GroupNeed | None:
+        return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         match, _share = near_duplicates(batch, pop, self.p("cell"))
@@ -80,6 +83,9 @@ class EvasionProbingDetector(Detector):
 
 class MembershipProbingDetector(Detector):
     needs = ("input",)
+
+    def need(self) -> GroupNeed | None:
+        return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         match, _share = near_duplicates(batch, pop, self.p("cell"))
