@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from mlhunt._native import preload_torch
+
+# A worker may run a manifest-scan test (regopy) before a torch test; that order aborts.
+preload_torch()
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SCENARIOS = ("loan-approval", "image-moderation", "fraud-detection", "clickstream-recommender")
@@ -82,8 +87,11 @@ os.environ.setdefault("MLHUNT_CACHE", str(ROOT / ".mlhunt-cache"))
 def _fuzz_profile() -> None:
     from hypothesis import HealthCheck, settings
 
-    common = {"deadline": None, "derandomize": False,
-              "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+    common = {
+        "deadline": None,
+        "derandomize": False,
+        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    }
     settings.register_profile("mlhunt-ci", max_examples=150, **common)
     settings.register_profile("mlhunt-full", max_examples=20_000, **common)
     full = os.environ.get("MLHUNT_FUZZ", "") == "full"

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlhunt.errors import CatalogError, InputError
+from mlhunt.system.loader import parse_yaml, read_text
 
 S = TypeVar("S", bound=BaseModel)
 
@@ -25,10 +26,10 @@ def load_units(
     seen: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")):
         try:
-            spec = model.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+            spec = model.model_validate(parse_yaml(read_text(path), str(path)))
             check(spec)
-        except yaml.YAMLError as exc:
-            raise CatalogError(f"{path}: invalid YAML: {exc}") from None
+        except InputError as exc:  # not UTF-8, invalid YAML, a duplicate key: names the file
+            raise CatalogError(str(exc)) from None
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err["loc"]) or "(top level)"
@@ -50,5 +51,5 @@ def parse_assignment(item: str, what: str = "--param") -> tuple[str, Any]:
         raise InputError(f"{what}: expected ID.key=value, got {item!r}")
     try:
         return lhs, yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise InputError(f"{what} {item!r}: value is not valid YAML") from None
+    except Exception:  # YAMLError, or a value PyYAML cannot build (a 5,000-digit int, deep [[[)
+        raise InputError(f"{what} {item[:200]!r}: value is not valid YAML") from None

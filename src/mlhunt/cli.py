@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -84,6 +86,7 @@ def _run(debug: bool, body: Callable[[], int]) -> None:
         raise typer.Exit(EXIT_INPUT) from None
     except KeyboardInterrupt:
         _err("interrupted")
+        _abandon_workers(130)
         raise typer.Exit(130) from None
     except Exception as exc:
         if debug:
@@ -91,6 +94,46 @@ def _run(debug: bool, body: Callable[[], int]) -> None:
         _err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
         raise typer.Exit(EXIT_INTERNAL) from None
     raise typer.Exit(code)
+
+
+def _abandon_workers(code: int) -> None:
+    """After Ctrl-C, exit without waiting for worker threads (a run's hunts and scans, HTTP
+    pools): a thread can be left waiting forever on an import lock that the interrupted main
+    thread held (measured: `mlhunt run` hung at exit), and everything they write is written
+    atomically, so stopping them is as safe as SIGKILL; `--resume` redoes their part."""
+    import threading
+
+    main = threading.main_thread()
+    if any(t.is_alive() and not t.daemon and t is not main for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+@contextmanager
+def _interrupt_exits(code: int = 130) -> Iterator[None]:
+    """Ctrl-C ends the process at once instead of raising KeyboardInterrupt at whatever bytecode
+    runs: with worker threads importing modules, an interrupt inside importlib can leave an
+    import lock held and the process hung (measured on `mlhunt run`). Safe because every
+    result is written atomically as it completes: like SIGKILL, and `--resume` does the rest."""
+    import signal
+    import threading
+
+    # Handlers live in the main thread; an ignored SIGINT (a background job) stays ignored.
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # fmt: skip
+        yield
+        return
+
+    def stop(_signum: int, _frame: Any) -> None:
+        os.write(2, b"interrupted\n")
+        os._exit(code)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _choose_format(fmt: str | None, output: Path | None) -> str:
@@ -132,8 +175,9 @@ def emit(
         if output is None:
             print_table(doc, Console(highlight=False))
             return
-        with output.open("w", encoding="utf-8") as fh:
-            print_table(doc, Console(file=fh, width=160, color_system=None, highlight=False))
+        buf = io.StringIO()  # rendered whole, then written atomically like every format
+        print_table(doc, Console(file=buf, width=160, color_system=None, highlight=False))
+        write_atomic(output, buf.getvalue())
         return
     text = render(doc, fmt, source_path=source_path, lines=lines)
     if output is None:
@@ -226,6 +270,20 @@ def scan(
     secrets: Annotated[
         bool, typer.Option("--secrets/--no-secrets", help="Look for plaintext secrets.")
     ] = True,
+    max_file_bytes: Annotated[
+        str | None,
+        typer.Option(help="Files larger than this are not opened (e.g. 2G; default 64G)."),
+    ] = None,
+    max_entry_bytes: Annotated[
+        str | None,
+        typer.Option(help="Archive member / decompressed stream read at most (default 512M)."),
+    ] = None,
+    max_seconds: Annotated[
+        float | None, typer.Option(help="Time budget per file, in seconds (default 120).")
+    ] = None,
+    max_depth: Annotated[
+        int | None, typer.Option(help="Archives / payloads nested at most (default 4).")
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Scan model artifacts (pickle, joblib, PyTorch, NumPy, Keras, ONNX, safetensors, zip)
@@ -234,7 +292,10 @@ def scan(
     def body() -> int:
         from mlhunt.findings import document
         from mlhunt.scan import ScanResult, scan_path
+        from mlhunt.scan.limits import limits_from
 
+        limits = limits_from(max_file_bytes=max_file_bytes, max_entry_bytes=max_entry_bytes,
+                             max_seconds=max_seconds, max_depth=max_depth)  # fmt: skip
         chosen = _choose_format(fmt, output)
         threshold = _fail_threshold(fail_on)
         for p in paths:
@@ -247,7 +308,7 @@ def scan(
         with _file_progress() as tick:
             for p in paths:
                 r = scan_path(p, allow=allow or (), policy_dirs=policy or (), secrets=secrets,
-                              progress=tick)  # fmt: skip
+                              progress=tick, limits=limits)  # fmt: skip
                 total.findings.extend(r.findings)
                 total.files += r.files
                 total.bytes += r.bytes
@@ -299,7 +360,9 @@ def hunt(
     debug: DebugOpt = False,
 ) -> None:
     """Hunt inference-API logs for model extraction, evasion probing, membership and inversion
-    probing, sybil extraction and API abuse; alerts are findings per client or source address."""
+    probing, sybil extraction and API abuse; alerts are findings per client or source address.
+    A hunt is one pass: its report and Sigma files are written whole at the end (never half a
+    file), so an interrupted hunt is resumed by running it again."""
 
     def body() -> int:
         import importlib
@@ -315,8 +378,9 @@ def hunt(
             except ModuleNotFoundError:
                 raise InputError("--export-sigma: Sigma export is not available in this "
                                  "installation") from None  # fmt: skip
-        result = run_hunt(paths, engine=engine, reference=reference, detectors=detector,
-                          spark_master=spark_master)  # fmt: skip
+        with _interrupt_exits():  # nothing is written before the end: Ctrl-C loses nothing
+            result = run_hunt(paths, engine=engine, reference=reference, detectors=detector,
+                              spark_master=spark_master)  # fmt: skip
         _err(result.read.summary())
         doc = result.document()
         if sigma is not None:
@@ -451,10 +515,14 @@ def assess(
 
 @app.command()
 def harden(
+    project: Annotated[
+        Path | None,
+        typer.Argument(help="Project file (mlhunt.yaml) whose 'harden:' section to run."),
+    ] = None,
     scenario: Annotated[
-        str,
+        str | None,
         typer.Option(help="Built-in scenario: loan-approval, image-moderation, fraud-detection."),
-    ],
+    ] = None,
     mitigation: Annotated[
         list[str] | None,
         typer.Option(
@@ -485,12 +553,22 @@ def harden(
 
         chosen = _choose_format(fmt, output)
         threshold_ = _fail_threshold(fail_on)
-        params = parse_params(param or ())
         # Progress lines on a terminal (or with --debug); stdout stays the report.
+        say = _err if (debug or sys.stderr.isatty()) else (lambda _m: None)
+        if (project is None) == (scenario is None):
+            raise InputError("give a project file (mlhunt.yaml) or --scenario, not both")
+        if project is not None:
+            from mlhunt.run.harden_part import harden_project
+            from mlhunt.run.project import load_project
+
+            if mitigation or param:
+                raise InputError("--mitigation/--param: set them in the project's 'harden:'")
+            emit(doc := harden_project(load_project(project), progress=say), chosen, output)
+            return exit_code(doc, threshold_)
+        params = parse_params(param or ())
         report = run_harden(
             scenario, select=mitigation or (), params=params, seed=seed,
-            scenario_seed=scenario_seed, out_dir=state,
-            progress=_err if (debug or sys.stderr.isatty()) else (lambda _m: None),
+            scenario_seed=scenario_seed, out_dir=state, progress=say,
         )  # fmt: skip
         doc = report.document()
         emit(doc, chosen, output)
@@ -580,11 +658,18 @@ def run_cmd(
         Path | None,
         typer.Option("--out-dir", help="Output folder (default: the project's 'output')."),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Reuse the parts an interrupted run finished (saved under "
+            "<output>/parts/) whose project, system and input files are unchanged."
+        ),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Threat-model the system, attack its models, hunt its logs, scan its artifacts, and mark
     every ML threat validated, observed, refuted or untested. Writes report.html, run.md,
-    run.json and run.sarif to the project's output folder."""
+    run.json and run.sarif to the project's output folder, each file whole or not at all."""
 
     def body() -> int:
         from mlhunt.run.api import compare_baseline, run_project, write_outputs
@@ -604,7 +689,8 @@ def run_cmd(
             except json.JSONDecodeError as exc:
                 msg = f"not JSON ({exc.msg})"
                 raise InputError(msg, file=str(baseline), line=exc.lineno) from None
-        result = run_project(proj, progress=_err)
+        with _interrupt_exits():
+            result = run_project(proj, progress=_err, resume=resume)
         if previous is not None:
             b = compare_baseline(result.document, previous)
             _err(f"baseline: {len(b['new'])} new, {len(b['unchanged'])} unchanged, "
@@ -780,6 +866,102 @@ def serve(
         app_ = create_app(loaded, keys=store, log_path=log, trust_forwarded=practice_keys)
         _err(f"serving {scenario} on http://{host}:{port} (log: {log}); Ctrl-C stops")
         uvicorn.run(app_, host=host, port=port, log_level="warning")
+        return 0
+
+    _run(debug, body)
+
+
+@app.command()
+def guard(
+    upstream: Annotated[
+        str | None, typer.Option(help="The model API to protect (http[s]://host:port).")
+    ] = None,
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:8080",
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy YAML (default: the shipped policy).")
+    ] = None,
+    http_config: Annotated[
+        Path | None,
+        typer.Option(help="Request/response mapping YAML (the one `assess` uses for HTTP)."),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="Known-good traffic: an inference log, or .npz/.npy inputs."),
+    ] = None,
+    redis: Annotated[
+        str | None, typer.Option("--redis", help="Share state across replicas: redis://…")
+    ] = None,
+    log: Annotated[
+        Path | None, typer.Option(help="Write every prediction to this inference log.")
+    ] = None,
+    alerts: Annotated[Path | None, typer.Option(help="Append alert findings (JSONL).")] = None,
+    webhook: Annotated[str | None, typer.Option(help="POST each alert finding here.")] = None,
+    fail_open: Annotated[
+        bool,
+        typer.Option(
+            "--fail-open/--fail-closed",
+            help="When the detector/state path errors: pass requests or answer 503.",
+        ),
+    ] = True,
+    client_header: Annotated[str, typer.Option(help="Header naming the client.")] = "X-API-Key",
+    strip_prefix: Annotated[
+        str | None, typer.Option(help="Drop this prefix from the client header's value.")
+    ] = None,
+    hash_client_ids: Annotated[
+        bool, typer.Option(help="Record a hash of the client header, not its value (API keys).")
+    ] = False,
+    trust_forwarded: Annotated[
+        bool, typer.Option(help="Take the source address from X-Forwarded-For (trusted only).")
+    ] = False,
+    window: Annotated[int, typer.Option(help="Recent events scored per client.")] = 512,
+    warmup: Annotated[
+        int, typer.Option(help="Events that build the population without a log --reference.")
+    ] = 2000,
+    scoring: Annotated[
+        str,
+        typer.Option(
+            help="Score in a separate 'process' (off the proxy's GIL) or a 'thread' of the proxy."
+        ),
+    ] = "process",
+    export_falco: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-falco", help="Write Falco rules for the serving pods to DIR and exit."
+        ),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Reverse proxy in front of a model API running the hunt detectors online: alert,
+    throttle, degrade or block per policy (health: /guard/health, metrics: /guard/metrics)."""
+
+    def body() -> int:
+        if export_falco is not None:
+            from mlhunt.guard.falco import export_falco as _export
+
+            for path in _export(export_falco):
+                _err(f"wrote {path}")
+            return 0
+        if upstream is None:
+            raise InputError("--upstream: required (the model API to protect)")
+        from mlhunt.guard import GuardConfig, serve
+
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit():
+            raise InputError(f"--listen: expected HOST:PORT, got {listen!r}")
+        config = GuardConfig(
+            upstream=upstream, policy=policy, http_config=http_config, reference=reference,
+            redis_url=redis, log=log, alerts=alerts, webhook=webhook, fail_open=fail_open,
+            client_header=client_header, strip_prefix=strip_prefix,
+            hash_client_ids=hash_client_ids,
+            trust_forwarded=trust_forwarded, window=window, warmup=warmup,
+            scoring=scoring,  # type: ignore[arg-type]  # GuardConfig validates it
+        )  # fmt: skip
+        serve(
+            config,
+            host=host,
+            port=int(port),
+            announce=lambda: _err(f"guarding {upstream} on http://{listen}; Ctrl-C stops"),
+        )
         return 0
 
     _run(debug, body)

@@ -3,7 +3,13 @@ an API key from an environment variable, retries with exponential backoff and ji
 ``Retry-After``, a client-side rate limit (token bucket) and the query budget.
 
 A request that still fails after its retries is counted (``stats``) and answered with uniform
-probabilities, so one bad row never stops a run; the runner records the count per attack.
+probabilities, so one bad row never stops a run; the runner records the count per attack and
+calls the attack an error when more than ``max_failed_share`` of its rows failed. A target that
+keeps failing (``max_consecutive_failures`` rows in a row) raises :class:`TargetUnavailable`, so
+an attack against a dead API ends early as an error instead of measuring uniform noise.
+
+Every request is bounded: ``timeout`` is a deadline for the whole answer (a server trickling
+its body byte by byte cannot hold a worker), and answers over ``max_response_bytes`` are cut.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import io
+import json
 import os
 import random
 import threading
@@ -21,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlhunt.assess.base import QueryBudget
@@ -55,17 +61,25 @@ class HttpConfig(BaseModel):
     rate_limit: float | None = Field(None, gt=0, description="Requests per second, client-side.")
     burst: int = Field(10, ge=1)
     concurrency: int = Field(4, ge=1, le=64)
+    max_response_bytes: int = Field(10_000_000, ge=1, description="Larger answers are refused.")
+    max_consecutive_failures: int = Field(
+        20, ge=1, description="Rows failing in a row (after retries) before the attack stops."
+    )
+    max_failed_share: float = Field(
+        0.05, ge=0, le=1, description="Share of an attack's rows that may fail before its "
+        "result is called an error (failed rows were answered with uniform noise).")  # fmt: skip
+
+
+class TargetUnavailable(RuntimeError):
+    """The API failed ``max_consecutive_failures`` rows in a row: the attack stops (error)."""
 
 
 def load_http_config(path: Path | None, **overrides: Any) -> HttpConfig:
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise InputError(exc.strerror or str(exc), file=str(path)) from None
-        except yaml.YAMLError as exc:
-            raise InputError(f"invalid YAML: {exc}", file=str(path)) from None
+        from mlhunt.system.loader import load_yaml_file
+
+        raw = load_yaml_file(path) or {}
         if not isinstance(raw, dict):
             raise InputError("expected a mapping", file=str(path))
     raw.update({k: v for k, v in overrides.items() if v is not None})
@@ -107,9 +121,10 @@ class HttpStats:
     throttled: int = 0  # 429 answers
     label_only: bool = False  # the API returned no scores: attacks saw labels only
     errors: dict[str, int] = field(default_factory=dict)  # kind of failure -> count
+    max_failed_share: float = 0.05  # from the config: the runner's error threshold
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "errors": dict(self.errors)}  # a snapshot, not a view
 
 
 class _Retry(Exception):
@@ -119,13 +134,19 @@ class _Retry(Exception):
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Seconds from ``Retry-After`` (delta or HTTP date); None when absent or unreadable (a
+    hostile header must not stop the run: the usual backoff applies)."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return None if when is None else max(0.0, when.timestamp() - time.time())
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+            seconds = when.timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError, IndexError):
+            return None
+    return max(0.0, seconds) if seconds == seconds else None  # NaN: unreadable
 
 
 def _path(doc: Any, dotted: str) -> Any:
@@ -170,8 +191,10 @@ class HttpTarget:
         if not self.classes:
             raise InputError("classes: name the classes (http config or --spec)", field="classes")
         self.budget = QueryBudget()
-        self.stats = HttpStats()
+        self.stats = HttpStats(max_failed_share=config.max_failed_share)
         self._stats_lock = threading.Lock()
+        self._streak = 0  # rows failed in a row, after their retries
+        self._tripped = threading.Event()  # set when the streak reached the limit (this batch)
         headers = dict(config.headers)
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
@@ -210,6 +233,7 @@ class HttpTarget:
     def query(self, x: np.ndarray) -> np.ndarray:
         """One request per row, ``concurrency`` at a time; rows in order."""
         rows = list(np.asarray(x, dtype=np.float64))
+        self._tripped.clear()  # each batch gets a try; a dead API trips again on its first row
         if len(rows) <= 1:
             return np.array([self._one(r) for r in rows]).reshape(len(rows), len(self.classes))
         return np.array(list(self.pool.map(self._one, rows)))
@@ -242,8 +266,13 @@ class HttpTarget:
         body = self._body(row)
         cfg = self.config
         for attempt in range(cfg.retries + 1):
+            if self._tripped.is_set():  # another row of this batch found the API dead
+                raise TargetUnavailable(self._down_message())
             try:
-                return self._attempt(body)
+                out = self._attempt(body)
+                with self._stats_lock:
+                    self._streak = 0
+                return out
             except _Retry as r:
                 with self._stats_lock:
                     self.stats.errors[r.kind] = self.stats.errors.get(r.kind, 0) + 1
@@ -255,8 +284,21 @@ class HttpTarget:
                     delay = min(max(r.wait, delay), cfg.max_backoff * 6)
                 self._count(retries=1)
                 time.sleep(delay)
-        self._count(failures=1)
+        with self._stats_lock:
+            self.stats.failures += 1
+            self._streak += 1
+            dead = self._streak >= cfg.max_consecutive_failures
+        if dead:
+            self._tripped.set()
+            raise TargetUnavailable(self._down_message())
         return np.full(len(self.classes), 1.0 / len(self.classes))
+
+    def _down_message(self) -> str:
+        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(self.stats.errors.items()))
+        return (
+            f"{self.url}: {self._streak} requests in a row failed after "
+            f"{self.config.retries} retries each ({kinds})"
+        )
 
     def _attempt(self, body: Any) -> np.ndarray:
         import httpx
@@ -265,10 +307,10 @@ class HttpTarget:
             self.bucket.take()
         self._count(requests=1)
         try:
-            resp = self.client.request(self.config.method, self.url, json=body)
+            resp, content = self._fetch(body)
         except httpx.TimeoutException:
             raise _Retry("timeout") from None
-        except httpx.TransportError:
+        except httpx.TransportError:  # reset, refused, truncated body, protocol garbage
             raise _Retry("connection") from None
         if resp.status_code == 429:
             self._count(throttled=1)
@@ -282,10 +324,35 @@ class HttpTarget:
             )
         if resp.status_code >= 400:
             raise _Retry(f"{resp.status_code}")
+        if content is None:
+            raise _Retry("too large")
         try:
-            return self._parse(resp.json())
-        except ValueError:
-            raise _Retry("bad response") from None
+            doc = json.loads(content)
+        except (ValueError, RecursionError):
+            raise _Retry("bad json") from None
+        try:
+            return self._parse(doc)
+        except (ValueError, TypeError, OverflowError):
+            raise _Retry("bad schema") from None
+
+    def _fetch(self, body: Any) -> tuple[Any, bytes | None]:
+        """The response and its body (None when over ``max_response_bytes``), read within one
+        deadline of ``timeout`` seconds for the whole exchange (httpx's own timeout is per read,
+        so a server sending a byte now and then would never time out)."""
+        import httpx
+
+        cfg = self.config
+        deadline = time.monotonic() + cfg.timeout
+        with self.client.stream(cfg.method, self.url, json=body) as resp:
+            chunks, size = [], 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > cfg.max_response_bytes:
+                    return resp, None
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the answer took longer than the timeout")
+        return resp, b"".join(chunks)
 
     def _parse(self, doc: Any) -> np.ndarray:
         cfg = self.config

@@ -9,11 +9,10 @@ its reason, so a reader sees what was tried.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from mlhunt.assess.base import AttackResult
 from mlhunt.assess.catalog import AttackSpec, CatalogAttack, SeverityRule
@@ -55,16 +54,21 @@ def parse_thresholds(
     def put(name: str, sev: str, value: Any, what: str) -> None:
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            raise InputError(f"{what}: expected a number, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
+            number = math.nan
+        if not math.isfinite(number):
+            try:
+                shown = repr(value)[:60]
+            except ValueError:  # an int with no decimal repr (over 4,300 digits)
+                shown = "a huge integer"
+            raise InputError(f"{what}: expected a finite number, got {shown}")
         for attack_id in resolve(catalog, name, what):
             out.setdefault(attack_id, {})[_severity_key(sev, what)] = number
 
     if path is not None:
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read thresholds: {exc}", file=str(path)) from None
+        from mlhunt.system.loader import load_yaml_file
+
+        raw = load_yaml_file(path) or {}
         if not isinstance(raw, dict):
             raise InputError("expected {ATTACK: {severity: value}}", file=str(path))
         for name, sevs in raw.items():

@@ -220,6 +220,12 @@ def _baseline(target: Target, data: AssessData, budget: QueryBudget) -> dict[str
         pred = np.argmax(target.predict_proba(data.x_eval), axis=1)
     except BudgetExhausted:
         return {"survivors": list(range(len(data.x_eval))), "clean_accuracy": None, "queries": 0}
+    except (KeyboardInterrupt, SystemExit, InputError):
+        raise
+    except Exception as exc:  # e.g. an API that is down: the attacks record it, the run goes on
+        line = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+        return {"survivors": list(range(len(data.x_eval))), "clean_accuracy": None,
+                "queries": budget.used, "error": line}  # fmt: skip
     ok = pred == np.asarray(data.y_eval)
     return {
         "survivors": [int(i) for i in np.flatnonzero(ok)],
@@ -241,6 +247,10 @@ def _error_result(item: PlanItem, exc: BaseException, debug: bool) -> AttackResu
 def _http_stats(target: Target) -> dict[str, Any] | None:
     stats = getattr(target, "stats", None)
     return stats.to_dict() if stats is not None and hasattr(stats, "to_dict") else None
+
+
+def _kinds(faults: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in sorted(faults.items()) if n) or "none"
 
 
 def run_plan(
@@ -271,7 +281,8 @@ def run_plan(
         else:
             observer.message("baseline: clean predictions on the evaluation set")
             state.baseline = _baseline(target, data, state.budget.child())
-            write_json_atomic(base_path, {"key": base_key, "baseline": state.baseline})
+            if "error" not in state.baseline:  # a failed baseline is redone on resume
+                write_json_atomic(base_path, {"key": base_key, "baseline": state.baseline})
         survivors = np.asarray(state.baseline["survivors"], dtype=np.int64)
 
     pending = [it for it in plan if it.skip_reason is None and it.id not in finished]
@@ -363,8 +374,23 @@ def _run_one(
     after = _http_stats(target)
     if before is not None and after is not None:
         delta = {k: after[k] - before[k] for k in ("requests", "retries", "failures", "throttled")}
+        faults = {k: n - before["errors"].get(k, 0) for k, n in after["errors"].items()}
         result.metrics.setdefault("failed_queries", delta["failures"])
-        result.metrics["http"] = {**delta, "label_only": after["label_only"]}
+        result.metrics["http"] = {
+            **delta,
+            "label_only": after["label_only"],
+            "faults": {k: n for k, n in sorted(faults.items()) if n},
+        }
+        share = after.get("max_failed_share")
+        if (result.verdict in ("validated", "refuted", "inconclusive") and share is not None
+                and delta["failures"] > share * max(1, child.used)):  # fmt: skip
+            # The failed rows were answered with uniform noise: the measurement is not the
+            # model's, so it neither validates nor refutes the threat.
+            result.verdict = "error"
+            result.summary = (f"the target failed {delta['failures']} of {child.used} queries "
+                              f"after retries ({_kinds(faults)}): {result.summary}")  # fmt: skip
+            result.metrics["error"] = "too many failed queries"
+            result.survivors = None  # not a measurement: later attacks keep the old set
     # Plain JSON types (attacks may hand back NumPy scalars and arrays): a fresh result then
     # reads exactly like a resumed one.
     return AttackResult.from_dict(json.loads(json.dumps(result.to_dict(), default=_jsonable)))

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlhunt.assess.base import AssessData, QueryBudget
@@ -55,13 +54,9 @@ def load_spec(
 ) -> tuple[InputSpec, tuple[str, ...], str | None]:
     """(spec, classes, sensitive feature) from a spec YAML. Missing tabular bounds come from the
     data ``x`` when given (its observed range), else they are an error."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(exc.strerror or str(exc), file=str(path)) from None
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise InputError(f"invalid YAML: {exc}", file=str(path), line=line) from None
+    from mlhunt.system.loader import load_yaml_file
+
+    raw = load_yaml_file(path)
     try:
         spec = SpecFile.model_validate(raw if raw is not None else {})
     except ValidationError as exc:
@@ -135,13 +130,12 @@ _ARRAYS = ("x_members", "y_members", "x_nonmembers", "y_nonmembers", "x_pool")
 def load_data(path: Path) -> AssessData:
     """``--data FILE.npz``: ``x``, ``y`` (evaluation set) and optional ``x_members``/
     ``y_members``, ``x_nonmembers``/``y_nonmembers``, ``x_pool``. Never unpickles."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except OSError as exc:
-        raise InputError(f"not a readable .npz file: {exc}", file=str(path)) from None
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise InputError(f"{exc}", file=str(path)) from None
+    from mlhunt._arrays import load_arrays, numeric
+
+    arrays = load_arrays(path, "--data")
+    if "" in arrays:
+        raise InputError("expected an .npz with arrays x and y, got one .npy array",
+                         file=str(path))  # fmt: skip
     for key in ("x", "y"):
         if key not in arrays:
             raise InputError("missing array (expected x and y)", file=str(path), field=key)
@@ -150,13 +144,16 @@ def load_data(path: Path) -> AssessData:
         raise InputError(
             f"unknown arrays {unknown} (known: x, y, {', '.join(_ARRAYS)})", file=str(path)
         )
-    x, y = arrays["x"].astype(np.float64), arrays["y"]
+    # every array must hold real numbers (y too: it is cast to int class labels below)
+    checked = {k: numeric(v, k, path) for k, v in arrays.items()}
+    x, y = checked["x"], checked["y"]
     if len(x) != len(y) or len(x) == 0:
         raise InputError(
             f"x and y must be non-empty and of equal length ({len(x)} vs {len(y)})", file=str(path)
         )
-    if not np.all(np.isfinite(x)):
-        raise InputError("x holds NaN or infinite values", file=str(path), field="x")
+    for k, v in checked.items():
+        if not np.all(np.isfinite(v)):
+            raise InputError(f"{k} holds NaN or infinite values", file=str(path), field=k)
     extra = {k: arrays[k] for k in _ARRAYS if k in arrays}
     for k in ("x_members", "x_nonmembers"):
         yk = "y" + k[1:]

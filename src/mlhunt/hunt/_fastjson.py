@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -126,14 +127,21 @@ def _query(strict_literals: bool, tolerant: bool) -> str:
 
 
 def blocks(path: Path) -> Iterator[bytes]:
-    """The file's bytes (gunzipped for ``.gz``) in blocks that end at a line end (the last
-    block may lack one)."""
-    opener: Any = gzip.open if path.name.lower().endswith(".gz") else open
+    """The file's bytes (gunzipped for ``.gz``, without a leading UTF-8 BOM) in blocks that end
+    at a line end (the last block may lack one). A damaged gzip stream raises after the blocks
+    of the lines before the damage, so those records are still read."""
+    gz = path.name.lower().endswith(".gz")
+    opener: Any = gzip.open if gz else open
     with opener(path, "rb") as fh:
         rest = b""
+        first = True
         while True:
-            chunk = fh.read(BLOCK_BYTES)
+            chunk, failed = _read(fh, gz)
+            if first:
+                chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
             if not chunk:
+                if failed is not None:  # `rest` is a line the damage cut short
+                    raise failed
                 if rest:
                     yield rest
                 return
@@ -141,9 +149,30 @@ def blocks(path: Path) -> Iterator[bytes]:
             cut = buf.rfind(b"\n")
             if cut < 0:  # one line longer than a block: keep reading
                 rest = buf
-                continue
-            yield buf[: cut + 1]
-            rest = buf[cut + 1 :]
+            else:
+                yield buf[: cut + 1]
+                rest = buf[cut + 1 :]
+            if failed is not None:
+                raise failed
+
+
+def _read(fh: Any, gz: bool) -> tuple[bytes, Exception | None]:
+    """About a block of bytes, and the error that stopped a gzip stream early (the bytes
+    decompressed before it are kept: GzipFile.read would drop them)."""
+    if not gz:
+        return fh.read(BLOCK_BYTES), None
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size < BLOCK_BYTES:
+            part = fh.read1(min(1 << 16, BLOCK_BYTES - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except (OSError, EOFError, zlib.error) as exc:
+        return b"".join(parts), exc
+    return b"".join(parts), None
 
 
 class BlockParser:
@@ -179,9 +208,13 @@ class BlockParser:
             try:
                 out = self.con.sql(_query(strict, tolerant=False)).to_arrow_table()
             except Exception as exc:  # invalid JSON somewhere in the block
-                if "duckdb" not in type(exc).__module__:
+                if not _duckdb_failed(exc):
                     raise
                 out = self.con.sql(_query(strict, tolerant=True)).to_arrow_table()
+        except Exception as exc:  # DuckDB could not hand the block back: Python reads it
+            if not _duckdb_failed(exc):
+                raise
+            return self._slow_block(block)
         finally:
             self.con.unregister("lines")
         idx = out.column("i").to_numpy()
@@ -254,6 +287,12 @@ class BlockParser:
         cols = list(zip(*rows, strict=True))
         return pa.table([pa.array(c, f.type) for c, f in zip(cols, self.schema, strict=True)],
                         schema=self.schema)  # fmt: skip
+
+
+def _duckdb_failed(exc: Exception) -> bool:
+    """A DuckDB error, or a result DuckDB built that Python cannot decode (its lenient JSON
+    parser can cut a multi-byte character in a malformed line: tests/test_fuzz_logs.py)."""
+    return "duckdb" in type(exc).__module__ or isinstance(exc, UnicodeDecodeError)
 
 
 def _utf8(block: bytes) -> bool:

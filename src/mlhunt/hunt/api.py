@@ -55,13 +55,15 @@ def load_reference(path: str | Path) -> np.ndarray:
     p = Path(path)
     if not p.exists():
         raise InputError("no such file or folder", file=str(p), field="--reference")
-    if p.suffix in (".npz", ".npy"):
-        try:
-            data = np.load(p, allow_pickle=False)
-            x = data["x"] if p.suffix == ".npz" else data
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"--reference: expected an .npz with array 'x' ({exc})",
-                             file=str(p)) from None  # fmt: skip
+    if p.suffix.lower() in (".npz", ".npy"):
+        from mlhunt._arrays import load_arrays, numeric
+
+        arrays = load_arrays(p, "--reference")
+        raw = arrays.get("x", arrays.get(""))
+        if raw is None:
+            raise InputError(f"--reference: expected an .npz with array 'x' (has: "
+                             f"{', '.join(sorted(arrays)) or 'none'})", file=str(p))  # fmt: skip
+        x = numeric(raw, "x", p)
     else:
         from mlhunt.hunt.events import input_matrix
 
@@ -70,8 +72,11 @@ def load_reference(path: str | Path) -> np.ndarray:
                  for t in read_batches(p, report)]  # fmt: skip
         x = np.concatenate(parts) if parts else np.empty((0, 0))
     x = np.asarray(x, dtype=np.float64)
-    x = x.reshape(len(x), -1) if x.ndim != 2 else x
-    x = x[~np.isnan(x).any(axis=1)] if len(x) else x
+    if x.ndim != 2:  # one row per sample, its values flattened (an image reference)
+        x = x.reshape(x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64)))
+    x = x[np.isfinite(x).all(axis=1)] if len(x) else x
+    if x.shape[1] == 0:
+        raise InputError("--reference: the inputs have no values", file=str(p))
     if len(x) < 10:
         raise InputError("--reference: fewer than 10 usable input rows", file=str(p))
     return x

@@ -4,7 +4,8 @@
 memory) with the columns of :data:`SCHEMA`. Each record is checked against the DESIGN.md log
 schema; a malformed one is counted in the :class:`ReadReport` with its file, line and reason,
 and reading goes on (never fatal, never silently dropped). A path that does not exist is an
-:class:`~mlhunt.errors.InputError`.
+:class:`~mlhunt.errors.InputError`. A UTF-8 BOM at the start of a file is skipped; a damaged
+gzip stream keeps the records before the damage and counts the damage as one error (line 0).
 
 Normalisation: ``ts`` to float epoch seconds (RFC 3339 or epoch accepted), ``label`` to a
 string, ``score`` to the top-class probability (or the record's single ``score``), ``margin``
@@ -220,9 +221,10 @@ def _rebatch(tables: Iterator[Any], batch_rows: int) -> Iterator[Any]:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: a BOM that Windows tools put first is not part of the first line or header
     if path.name.lower().endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="")  # type: ignore[return-value]
-    return path.open("r", encoding="utf-8", errors="replace", newline="")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace", newline="")  # type: ignore[return-value]
+    return path.open("r", encoding="utf-8-sig", errors="replace", newline="")
 
 
 def _records(path: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
@@ -241,11 +243,21 @@ def _records(path: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
         elif kind == "csv":
             with _open_text(path) as fh:
                 reader = csv.DictReader(fh)
-                for rec in reader:
+                rows = iter(reader)
+                while True:
+                    try:
+                        rec = next(rows)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:  # one bad row (a field over the size limit ...):
+                        # the reader resets on the next call, so the rows after it still count
+                        # (DictReader.line_num is only updated after a good row)
+                        report.error(str(path), reader.reader.line_num, f"not CSV ({exc})")
+                        continue
                     yield reader.line_num, rec
         else:
             yield from _parquet_records(path)
-    except (OSError, EOFError, gzip.BadGzipFile, csv.Error, UnicodeError) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error, csv.Error, UnicodeError) as exc:
         report.error(str(path), 0, f"unreadable file ({type(exc).__name__}: {exc})")
     except Exception as exc:  # pyarrow errors on a damaged Parquet file
         if type(exc).__module__.startswith("pyarrow"):
@@ -264,9 +276,32 @@ def _parquet_records(path: Path) -> Iterator[tuple[int, Any]]:
         pf = pq.ParquetFile(src)
         row = 0
         for batch in pf.iter_batches(batch_size=BATCH_ROWS):
-            for rec in batch.to_pylist():
+            for rec in pylist(batch):
                 row += 1
                 yield row, rec
+
+
+class _Unreadable:
+    """A Parquet row pyarrow cannot turn into Python values: reported as malformed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def pylist(data: Any) -> list[Any]:
+    """The rows of an Arrow table or batch as dicts. A value Python cannot hold (a timestamp
+    past the year 9999: OverflowError) spoils only its own row, which becomes an
+    :class:`_Unreadable`, not the rest of the file."""
+    try:
+        return data.to_pylist()  # type: ignore[no-any-return]
+    except (OverflowError, ValueError):
+        out: list[Any] = []
+        for i in range(data.num_rows):
+            try:
+                out.extend(data.slice(i, 1).to_pylist())
+            except (OverflowError, ValueError) as exc:
+                out.append(_Unreadable(f"unreadable value ({type(exc).__name__}: {exc})"[:200]))
+        return out
 
 
 class _Normaliser:
@@ -285,6 +320,8 @@ class _Normaliser:
         return out
 
     def _row(self, file: str, line: int, rec: Any) -> tuple[Any, ...]:
+        if isinstance(rec, _Unreadable):
+            raise _Bad(rec.reason)
         if not isinstance(rec, dict):
             raise _Bad("record is not an object")
         ts = _ts(rec.get("ts"))
@@ -379,6 +416,8 @@ def _float(value: Any, name: str) -> float | None:
 
 def _int(value: Any, name: str) -> int | None:
     v = _float(value, name)
+    if v is not None and not -(2.0**63) <= v < 2.0**63:  # the column is int64
+        raise _Bad(f"{name}: out of range")
     return None if v is None else int(v)
 
 

@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from mlhunt._io import write_atomic
 from mlhunt.errors import InputError
 
 BACKENDS = ("splunk", "elasticsearch")
@@ -351,13 +352,13 @@ def export_sigma(
     written: list[Path] = []
     for rule in rules:
         path = out / f"{file_name(rule)}.yml"
-        path.write_text(yaml.safe_dump(rule, sort_keys=False, allow_unicode=True), "utf-8")
+        write_atomic(path, yaml.safe_dump(rule, sort_keys=False, allow_unicode=True))
         written.append(path)
     if backend is not None:
         for name, queries in convert(
             rules, backend, field_map=field_map, es_index=es_index
         ).items():
             path = out / f"{name}{SUFFIX[backend]}"
-            path.write_text("\n\n".join(queries) + "\n", "utf-8")
+            write_atomic(path, "\n\n".join(queries) + "\n")  # never half a rule file
             written.append(path)
     return written

@@ -115,7 +115,8 @@ def _sparkline(ev: dict[str, Any], w: float = 520.0, h: float = 90.0) -> dict[st
 def _evidence_card(f: dict[str, Any], anchor: str, assets: Path | None) -> dict[str, Any]:
     ev = f.get("evidence") if isinstance(f.get("evidence"), dict) else {}
     src = text(f.get("source"))
-    verdict = text(ev.get("verdict")) if src == "assess" else {"hunt": "observed"}.get(src, "")
+    others = {"hunt": "observed", "harden": "mitigated" if ev.get("proven") else "unproven"}
+    verdict = text(ev.get("verdict")) if src == "assess" else others.get(src, "")
     return {
         "anchor": anchor,
         "id": text(f.get("id")),
@@ -320,7 +321,7 @@ def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -
     counts = dict.fromkeys(SEVERITIES, 0)
     for r in threats:
         counts[r["severity"]] += 1
-    by_validation = dict.fromkeys(rv.STATUS_ORDER[:4], 0)
+    by_validation = dict.fromkeys(rv.STATUS_ORDER[:-1], 0)
     for r in threats:
         for st in r["statuses"]:
             if st in by_validation:
@@ -345,6 +346,7 @@ def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -
         "assess": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "assess"],
         "hunt": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "hunt"],
         "scan": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "scan"],
+        "harden": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "harden"],
         "parts": _parts(parts),
         "baseline": base, "warnings": [text(w) for w in doc.get("warnings") or []],
         "css": _asset("run.css"), "js": _asset("run.js"),

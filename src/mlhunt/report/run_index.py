@@ -20,7 +20,7 @@ def system_row(doc: dict[str, Any], href: str) -> dict[str, Any]:
     system = doc.get("system") if isinstance(doc.get("system"), dict) else {}
     threats = rv.threats(doc)
     counts = dict.fromkeys(SEVERITIES, 0)
-    by_status = dict.fromkeys(rv.STATUS_ORDER[:4], 0)
+    by_status = dict.fromkeys(rv.STATUS_ORDER[:-1], 0)
     for t in threats:
         counts[severity_of(t)] += 1
         for s in rv.statuses(t):

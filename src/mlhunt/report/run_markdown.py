@@ -114,7 +114,7 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
     ts = rv.threats(doc)
     index = rv.by_id(doc)
     counts = dict.fromkeys(SEVERITIES, 0)
-    by_status = dict.fromkeys(rv.STATUS_ORDER[:4], 0)
+    by_status = dict.fromkeys(rv.STATUS_ORDER[:-1], 0)
     for t in ts:
         counts[severity_of(t)] += 1
         for s in rv.statuses(t):
@@ -125,7 +125,7 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
         out += [esc(system["description"]), ""]
     out += [f"mlhunt {esc(doc.get('version'))} · {len(elements)} elements, {len(flows)} flows · "
             f"{len(ts)} threats: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " · "
-            + ", ".join(f"{by_status[s]} {s}" for s in rv.STATUS_ORDER[:4]), ""]  # fmt: skip
+            + ", ".join(f"{by_status[s]} {s}" for s in rv.STATUS_ORDER[:-1]), ""]  # fmt: skip
     base = doc.get("baseline") if isinstance(doc.get("baseline"), dict) else None
     if base:
         out += [f"Against the baseline: {len(base.get('new') or [])} new, "

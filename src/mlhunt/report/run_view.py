@@ -48,10 +48,10 @@ from mlhunt.report._common import (
     text,
 )
 
-EVIDENCE_SOURCES = ("assess", "hunt", "scan")
+EVIDENCE_SOURCES = ("assess", "hunt", "scan", "harden")
 #: Display order of validation statuses; "modelled" marks threats no test applies to (STRIDE,
-#: LINDDUN: design-level threats).
-STATUS_ORDER = ("validated", "observed", "refuted", "untested", "modelled")
+#: LINDDUN: design-level threats); "mitigated": harden proved a mitigation of it.
+STATUS_ORDER = ("validated", "observed", "mitigated", "refuted", "untested", "modelled")
 TOP_RISKS = 5
 FIX_FIRST = 6
 
@@ -153,6 +153,8 @@ def headline(f: dict[str, Any]) -> str:
     src = f.get("source")
     if src == "assess":
         return f"{attack_name(f)}: {measured(ev)}"
+    if src == "harden":  # the mitigation, its verdict and the before/after numbers
+        return f"{text(f.get('title'))}: {text(ev.get('summary'))}"
     if src == "hunt":
         s = f"{text(ev.get('detector') or f.get('rule_id'))} on {text(f.get('target'))}"
         if ev.get("detected_at_event") is not None:

@@ -105,6 +105,22 @@ class ScanConfig(_Strict):
     )
 
 
+class HardenConfig(_Strict):
+    """A mitigation check for ``harden`` (``mlhunt harden mlhunt.yaml``, and ``run``)."""
+
+    scenario: str = Field(description="Built-in scenario whose model is hardened.")
+    element: str | None = Field(
+        None, description="Element id of that model (its threats show the result). Default: "
+        "the element of the project's model with the same scenario, else every ML "
+        "threat.")  # fmt: skip
+    mitigations: list[str] = Field(
+        default_factory=list, description="Mitigation ids or short names (dp-logreg, "
+        "adv-training ...). Default: every mitigation that applies to the scenario.")  # fmt: skip
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Mitigation parameter overrides, 'ID.key': value."
+    )
+
+
 class Project(_Strict):
     """An mlhunt project: everything ``mlhunt run`` needs for one system."""
 
@@ -113,6 +129,9 @@ class Project(_Strict):
     models: list[TargetConfig] = Field(default_factory=list, description="Models to attack.")
     logs: list[LogConfig] = Field(default_factory=list, description="Logs to hunt.")
     scan: list[ScanConfig] = Field(default_factory=list, description="Paths to scan.")
+    harden: list[HardenConfig] = Field(
+        default_factory=list, description="Mitigations to prove (mlhunt harden) per model."
+    )
     thresholds: dict[str, dict[Severity, float]] = Field(
         default_factory=dict,
         description="Severity thresholds per attack (id, short name or kind): {severity: value "
@@ -122,7 +141,8 @@ class Project(_Strict):
         None, description="Exit 1 when an open finding reaches this severity."
     )
     output: str = Field("mlhunt-report", description="Report folder.")
-    seed: int = Field(0, description="Seed for attacks and simulations (deterministic runs).")
+    seed: int = Field(0, ge=0, lt=2**32, description="Seed for attacks and simulations "
+                      "(deterministic runs).")  # fmt: skip
 
     # Set by load_project: the folder relative paths are resolved against.
     base: Path = Field(Path("."), exclude=True)

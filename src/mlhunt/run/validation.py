@@ -4,9 +4,10 @@ untested, and the evidence moves its risk.
 Evidence findings come from ``assess`` (``evidence.verdict`` + ``evidence.validates``: the
 threat rule ids an attack proves or refutes), ``hunt`` (``evidence.validates`` of the detector
 that fired: the threat is *observed* in production) and ``scan`` (``scan_links.yaml``: a poisoned
-artifact proves the serialization threat). An evidence set may be tied to model elements (the
-project names which element a target or a log belongs to); untied evidence applies to every
-finding of the rule.
+artifact proves the serialization threat) and ``harden`` (``evidence.addresses``; a proven
+mitigation marks the threat *mitigated*, a failed one is listed beside it). An evidence set
+may be tied to model elements (the project names which element a target or a log belongs
+to); untied evidence applies to every finding of the rule.
 
 A verdict has two independent halves: what the attacks showed (validated, or refuted when every
 attack failed) and what production shows (observed). ``statuses`` lists both when both hold, e.g.
@@ -31,15 +32,17 @@ import yaml
 from mlhunt.findings import Severity, summarize
 from mlhunt.threatmodel.risk import severity_for
 
-STATUSES = ("validated", "observed", "refuted", "untested")
-_LIKELIHOOD_MOVE = {"validated": 1.0, "observed": 1.0, "refuted": -1.0}
+STATUSES = ("validated", "observed", "refuted", "untested", "mitigated")
+# "mitigated": a harden finding proved a mitigation (attack measurably weaker after it, utility
+# within tolerance): the residual risk is one likelihood point lower.
+_LIKELIHOOD_MOVE = {"validated": 1.0, "observed": 1.0, "refuted": -1.0, "mitigated": -1.0}
 
 
 @dataclass(frozen=True)
 class EvidenceSet:
     """The findings of one part run (one assess target, one hunt, one scan)."""
 
-    source: str  # assess | hunt | scan
+    source: str  # assess | hunt | scan | harden
     findings: Sequence[dict[str, Any]]
     elements: frozenset[str] = field(default_factory=frozenset)  # empty: applies everywhere
 
@@ -74,6 +77,11 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
                 continue
             for rule in evidence.get("validates") or ():
                 yield rule, "observed", f
+        elif ev.source == "harden":
+            # Every check is linked (the report shows failed ones too); only a proven one counts.
+            status = "mitigated" if evidence.get("proven") else "mitigation-tested"
+            for rule in evidence.get("addresses") or ():
+                yield rule, status, f
         elif ev.source == "scan":
             if f.get("status", "open") == "false-positive" or f.get("severity") == "info":
                 continue
@@ -111,14 +119,23 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
         statuses.append("refuted")
     if "observed" in present:
         statuses.append("observed")
+    if "mitigated" in present:
+        statuses.append("mitigated")
     if not statuses:
         statuses = ["untested"]
     kept = [f for s, f in claims if s in statuses]
+    checks = [f for s, f in claims if s in ("mitigated", "mitigation-tested")]
     out: dict[str, Any] = {
         "status": statuses[0],
         "statuses": statuses,
         "evidence": sorted({f["id"] for f in kept}),
     }
+    if checks:  # harden findings beside the threat, proven or not
+        out["mitigations"] = [{"id": f["id"], "mitigation": f.get("rule_id"),
+                               "proven": bool((f.get("evidence") or {}).get("proven")),
+                               "summary": (f.get("evidence") or {}).get("summary")}
+                              for f in checks]  # fmt: skip
+        out["evidence"] = sorted(set(out["evidence"]) | {f["id"] for f in checks})
     if statuses == ["untested"]:
         out["reason"] = "no attack, hunt detector or scan in this run tests this threat"
         return out
@@ -133,7 +150,8 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
         finding["risk"] = risk
         finding["severity"] = severity_for(risk).value
     names = {"validated": "an attack succeeded", "observed": "seen in production logs",
-             "refuted": "the attacks failed"}  # fmt: skip
+             "refuted": "the attacks failed",
+             "mitigated": "a mitigation was proven by harden"}  # fmt: skip
     counts = {s: sum(1 for c, _ in claims if c == s) for s in statuses}
     out["reason"] = "; ".join(
         f"{names[s]} ({n} finding{'s' if n != 1 else ''})" for s, n in counts.items()

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlhunt.findings import Finding, Severity
+from mlhunt.scan.pickleops import Limits
+
+__all__ = ["Limits", "ScanResult", "scan_path"]
 
 #: Folders that hold tools, not the project's artifacts.
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__"})
@@ -35,13 +38,20 @@ class ScanResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def _walk(root: Path) -> Iterator[Path]:
+def _walk(root: Path, skipped: list[str]) -> Iterator[Path]:
     if not root.is_dir():
         yield root
         return
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        for name in sorted(filenames):
+
+    def unreadable(exc: OSError) -> None:
+        skipped.append(f"{exc.filename}: {exc.strerror or exc}")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
+        # Links to folders are never descended into; they are yielded so the caller reports
+        # the ones that leave the root.
+        links = sorted(d for d in dirnames if (Path(dirpath) / d).is_symlink())
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and d not in links)
+        for name in sorted([*filenames, *links]):
             yield Path(dirpath) / name
 
 
@@ -51,7 +61,11 @@ def _symlink_escape(path: Path, root: Path) -> Finding | None:
         target = path.resolve(strict=False)
         inside = target.is_relative_to(root.resolve())
     except (OSError, RuntimeError):  # a loop: treat as escaping
-        target, inside = Path(os.readlink(path)), False
+        try:
+            target = Path(os.readlink(path))
+        except OSError:
+            target = path
+        inside = False
     if inside:
         return None
     return Finding(
@@ -76,25 +90,32 @@ def scan_path(
     policy_dirs: Iterable[Path] = (),
     secrets: bool = True,
     progress: Callable[[Path], None] | None = None,
+    limits: Limits | None = None,
 ) -> ScanResult:
     """Scan a file or a folder tree. ``allow`` extends the pickle allow-list (``module.name`` or
-    ``module.*``); ``policy_dirs`` adds Rego policies; ``progress`` is called per file."""
+    ``module.*``); ``policy_dirs`` adds Rego policies; ``progress`` is called per file;
+    ``limits`` bounds the work per file (a file over ``max_file_bytes`` is not opened at all)."""
     # The manifest and secrets scanners pull in regopy and detect-secrets: imported only when a
     # file needs them, so scanning a folder of model files starts fast.
     from mlhunt.scan.artifacts import is_artifact, scan_artifact
+    from mlhunt.scan.limits import secrets_size_finding, size_finding
 
+    limits = limits or Limits()
     allow = tuple(allow)
     policy_dirs = tuple(policy_dirs)
     result = ScanResult()
     manifests: list[Path] = []
     base = root if root.is_dir() else root.parent
-    for path in _walk(root):
+    for path in _walk(root, result.skipped):
         if progress is not None:
             progress(path)
         if path.is_symlink():
             escape = _symlink_escape(path, base)
             if escape is not None:
                 result.findings.append(escape)
+                continue
+            if path.is_dir():  # a link to a folder inside the root: scanned there, not twice
+                result.skipped.append(f"{path}: link to a folder, not followed")
                 continue
         if not path.is_file():
             result.skipped.append(f"{path}: not a regular file")
@@ -105,9 +126,12 @@ def scan_path(
             result.skipped.append(f"{path}: {exc.strerror or exc}")
             continue
         result.files += 1
+        if size > limits.max_file_bytes:
+            result.findings.append(size_finding(path, size, limits))
+            continue
         result.bytes += size
         if is_artifact(path):
-            result.findings.extend(scan_artifact(path, allow=allow))
+            result.findings.extend(scan_artifact(path, allow=allow, limits=limits))
             continue
         text_like = path.suffix.lower() in SECRET_SUFFIXES or path.name.startswith(".env")
         if not text_like:
@@ -117,7 +141,10 @@ def scan_path(
 
         if is_manifest(path):
             manifests.append(path)
-        if secrets:
+        too_big = secrets_size_finding(path, size) if secrets else None
+        if too_big is not None:  # not read for secrets: say so rather than pass it silently
+            result.findings.append(too_big)
+        elif secrets:
             result.findings.extend(scan_secrets(path))
     if manifests:
         from mlhunt.scan.manifests import scan_manifests

@@ -278,6 +278,20 @@ RULES: dict[str, Rule] = {
             (),
         ),
         _r(
+            "MLH-SCAN-HDF5-PARSER-CRASH",
+            "HDF5 file crashes the HDF5 library (malformed, possibly an exploit)",
+            "high",
+            _SUPPLY,
+            ["CWE-20", "CWE-787"],
+            [
+                "Do not open the file with h5py, Keras or any HDF5 tool on a machine that "
+                "matters; quarantine it and trace where it came from.",
+                "Re-export the model from a trusted training run (the .keras zip format or "
+                "safetensors) and rescan it.",
+            ],
+            ("T", "D"),
+        ),
+        _r(
             "MLH-SCAN-HDF5-UNINSPECTED",
             "HDF5 model not inspected (h5py is not installed)",
             "info",

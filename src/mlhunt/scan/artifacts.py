@@ -25,6 +25,7 @@ from typing import Any
 
 from mlhunt.findings import Finding
 from mlhunt.scan import formats as fmt
+from mlhunt.scan import zipcheck
 from mlhunt.scan.art_policy import Policy
 from mlhunt.scan.art_rules import make_finding
 from mlhunt.scan.pickleops import LimitReached, Limits, PickleScan, scan_pickles
@@ -491,10 +492,26 @@ def _scan_zip(ctx: _Ctx, fileobj: Any, target: str, depth: int) -> None:
                     },
                 )
             )
+        _check_overlap(ctx, infos, target, container)
         seen: set[str] = set()
-        for info in infos:
+        for info in zipcheck.distinct_regions(infos):
             ctx.check_time()
             _scan_member(ctx, zf, info, target, depth, container, torchscript, seen)
+
+
+def _check_overlap(ctx: _Ctx, infos: list[zipfile.ZipInfo], target: str, container: str) -> None:
+    pairs = zipcheck.overlapping(infos)
+    if pairs:
+        ctx.add(
+            make_finding(
+                "MLH-SCAN-ZIP-BOMB",
+                target,
+                "overlap",
+                f"{len(pairs)} entries share stored bytes with another entry (a non-recursive "
+                "zip bomb's trick); each shared region was scanned once.",
+                {"format": container, "overlapping": len(pairs), "examples": pairs[:5]},
+            )
+        )
 
 
 def _container_kind(names: list[str]) -> str:
@@ -562,7 +579,7 @@ def _scan_member(
             )
         )
         return
-    if info.is_dir():
+    if name.endswith("/"):  # not info.is_dir(): it raises IndexError on an empty name
         return
     if info.flag_bits & 0x1:
         ctx.add(
@@ -759,9 +776,11 @@ def _scan_onnx(ctx: _Ctx, data: Any, target: str) -> None:
 
 
 def _scan_hdf5(ctx: _Ctx, data: Any, target: str, path: Path | None) -> None:
-    try:
-        import h5py  # optional: only attributes are read, as data
-    except ImportError:
+    import importlib.util
+
+    from mlhunt.scan.h5child import read_attrs  # libhdf5 runs in a child: see h5child
+
+    if importlib.util.find_spec("h5py") is None:
         ctx.add(
             make_finding(
                 "MLH-SCAN-HDF5-UNINSPECTED",
@@ -772,28 +791,39 @@ def _scan_hdf5(ctx: _Ctx, data: Any, target: str, path: Path | None) -> None:
             )
         )
         return
-    source: Any = str(path) if path is not None else io.BytesIO(bytes(data))
-    try:
-        with h5py.File(source, "r") as h5:
-            for attr in ("model_config", "training_config"):
-                if attr not in h5.attrs:
-                    continue
-                value = h5.attrs[attr]
-                raw = value if isinstance(value, bytes) else str(value).encode("utf-8")
-                if len(raw) > ctx.limits.max_header_bytes:
-                    ctx.limit(target, "max_header_bytes", f"{attr} attribute too large")
-                    continue
-                _keras_json(ctx, raw, target, f"hdf5/{attr}")
-    except Exception as exc:  # h5py raises many types on damaged files (OSError, RuntimeError…)
+    result = read_attrs(
+        None if path is not None else bytes(data),
+        path=str(path) if path is not None else None,
+        timeout=min(60.0, ctx.deadline - time.monotonic()),
+        max_bytes=ctx.limits.max_header_bytes,
+    )
+    if result.crashed:
+        ctx.add(
+            make_finding(
+                "MLH-SCAN-HDF5-PARSER-CRASH",
+                target,
+                "hdf5",
+                f"Reading the file's attributes crashed the HDF5 reader: {result.crashed}.",
+                {"format": "hdf5", "reason": result.crashed},
+            )
+        )
+        return
+    if result.error:
         ctx.add(
             make_finding(
                 "MLH-SCAN-ZIP-UNREADABLE",
                 target,
                 "hdf5",
-                f"HDF5 file could not be read: {exc}",
+                f"HDF5 file could not be read: {result.error}",
                 {"format": "hdf5"},
             )
         )
+        return
+    for attr, raw in result.attrs.items():
+        if len(raw) > ctx.limits.max_header_bytes:
+            ctx.limit(target, "max_header_bytes", f"{attr} attribute too large")
+            continue
+        _keras_json(ctx, raw, target, f"hdf5/{attr}")
 
 
 def _scan_compressed(ctx: _Ctx, data: Any, target: str, depth: int, kind: str) -> None:

@@ -40,15 +40,16 @@ keeps the extra keys as metadata); ``field`` points mlhunt at the offending fiel
 combined rules add ``"path"`` and ``"index"`` to name the file and document. An optional
 ``"severity"`` key overrides the policy's severity for that result.
 
-Sandbox: policies cannot reach the network. rego-cpp has no ``http.send`` or
-``net.lookup_ip_addr``; mlhunt also refuses, at load time, any policy that calls them, so a
+Sandbox: policies cannot reach the network or the host. rego-cpp has no ``http.send`` or
+``net.lookup_ip_addr``; mlhunt also refuses, at load time, any policy that references them or
+``opa.runtime`` (the process environment), in any syntax (:mod:`mlhunt.scan.rego_sandbox`), so a
 policy behaves the same under mlhunt and under OPA/conftest.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -60,6 +61,8 @@ import yaml
 
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity
+from mlhunt.scan.rego_sandbox import refused_builtin
+from mlhunt.scan.yamlsafe import YamlBomb, to_plain
 
 __all__ = [
     "SHIPPED_POLICY_DIR",
@@ -84,9 +87,9 @@ _OLD_SET_RULE_RE = re.compile(r"^\s*(?:deny|violation|warn)(?:_[A-Za-z0-9]+)*\s*
 _OLD_BODY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?\s*\{", re.MULTILINE)
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
 _METADATA_RE = re.compile(r"^# METADATA\s*$", re.MULTILINE)
-# Built-ins that reach the network (or sign requests for them). Refused in every policy.
-NETWORK_BUILTINS = ("http.send", "net.lookup_ip_addr", "providers.aws.sign_req")
-_NETWORK_RE = re.compile(r"\b(" + "|".join(re.escape(b) for b in NETWORK_BUILTINS) + r")\s*\(")
+# Built-ins that reach the network or the host (or sign requests for them). Refused in every
+# policy, whatever the syntax (see rego_sandbox).
+NETWORK_BUILTINS = ("http.send", "net.lookup_ip_addr", "providers.aws.sign_req", "opa.runtime")
 _ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$")
 INPUT_MODES = ("document", "combined")
 
@@ -171,6 +174,9 @@ def _str_list(value: Any) -> list[str]:
     if isinstance(value, str | int | float):
         return [str(value)]
     if isinstance(value, list):
+        # An unquoted "Set x: y" item parses as a mapping and would render as a dict: refuse.
+        if any(isinstance(v, dict | list) for v in value):
+            raise ValueError("expected a list of strings (quote items that contain ': ')")
         return [str(v) for v in value if v is not None]
     raise ValueError("expected a string or a list of strings")
 
@@ -190,11 +196,12 @@ def _check_syntax(source: str) -> None:
                 "old Rego syntax: a rule body needs the `if` keyword (Rego v1)",
                 line=_line_of(code, m.start()),
             )
-    m = _NETWORK_RE.search(code)
-    if m:
+    refused = refused_builtin(source)
+    if refused:
         raise PolicyError(
-            f"policy calls {m.group(1)}: network built-ins are not allowed in mlhunt policies",
-            line=_line_of(code, m.start()),
+            f"policy uses {refused[0]}: network and host built-ins (http, net.lookup_ip_addr, "
+            "opa.runtime, providers) are not allowed in mlhunt policies",
+            line=_line_of(source, refused[1]),
         )
 
 
@@ -366,20 +373,39 @@ def _evaluate(
     interp.set_input(value)
     slots = [(pol, rule) for pol in policies for rule in pol.rules]
     refs = [f"data.{pset.alias[str(pol.path)]}.{rule}" for pol, rule in slots]
-    try:
-        values = _query(interp, "[" + ", ".join(refs) + "]", "")
-        if len(values) != len(slots):
-            raise PolicyError("unexpected result shape")
-    except PolicyError:
-        # Evaluate one by one, so that an error names the policy file at fault.
-        values = [
-            _query(interp, ref, str(pol.path)) for ref, (pol, _) in zip(refs, slots, strict=True)
-        ]
+    values = _evaluate_split(interp, refs, [str(pol.path) for pol, _ in slots])
     out = []
     for (pol, rule), results in zip(slots, values, strict=True):
         for result in results if isinstance(results, list) else [results]:
             out.append((pol, rule, result))
     return out
+
+
+def _evaluate_split(interp: Any, refs: list[str], files: list[str]) -> list[Any]:
+    """Results of ``refs`` in one query; when it fails, of each half, down to the rule at
+    fault (a few queries instead of one per rule: each query recompiles the program).
+
+    An error on this input (a built-in given a number where a manifest should hold a string:
+    OPA's non-strict mode makes it undefined) becomes an MLH-K8S-POLICY-ERROR finding, so that
+    one odd document neither hides the other rules' results nor passes unremarked."""
+    try:
+        if len(refs) == 1:
+            return [_query(interp, refs[0], files[0])]
+        values = _query(interp, "[" + ", ".join(refs) + "]", "")
+        if len(values) != len(refs):
+            raise PolicyError("unexpected result shape")
+        return values
+    except PolicyError as exc:
+        if len(refs) == 1:
+            return [[_EvalError(" ".join(exc.message.split())[:300])]]
+    mid = len(refs) // 2
+    return _evaluate_split(interp, refs[:mid], files[:mid]) + _evaluate_split(
+        interp, refs[mid:], files[mid:]
+    )
+
+
+class _EvalError(str):
+    """A policy's evaluation error on one input, carried where its results would be."""
 
 
 def _short(exc: Exception) -> str:
@@ -471,7 +497,10 @@ def _query(interp: Any, query: str, policy_file: str) -> list[Any]:
             )
         if text.strip() == "undefined":
             return []
-        terms = _node_value(rego_output_expressions_at_index(out, 0))
+        try:
+            terms = _node_value(rego_output_expressions_at_index(out, 0))
+        except ValueError as exc:  # an error term inside the result
+            raise PolicyError(f"Rego evaluation failed: {exc}", file=policy_file) from None
     finally:
         rego_free_output(out)
     value = terms[0] if isinstance(terms, list) and terms else terms
@@ -496,18 +525,11 @@ class _Doc:
     line: int
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, _dt.datetime | _dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if isinstance(value, float) and value != value:  # NaN: not JSON
-        return None
-    return value
+def _jsonable(value: Any, display: str, line: int) -> Any:
+    try:
+        return to_plain(value)
+    except YamlBomb as exc:
+        raise InputError(str(exc), file=display, line=line) from None
 
 
 def _compose(text: str) -> Iterator[tuple[yaml.Node | None, Any]]:
@@ -553,6 +575,10 @@ def _load_docs(path: Path, display: str) -> list[_Doc]:
     docs: list[_Doc] = []
     try:
         pairs = list(_compose(text))
+    except RecursionError:
+        raise InputError("YAML nested too deeply", file=display) from None
+    except (ValueError, OverflowError) as exc:  # PyYAML: chr() of an escape past U+10FFFF
+        raise InputError(f"invalid YAML: {exc}", file=display) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -569,11 +595,12 @@ def _load_docs(path: Path, display: str) -> list[_Doc]:
                 )
                 if _is_resource(item):
                     line = inode.start_mark.line + 1 if inode is not None else 1
-                    docs.append(_Doc(display, len(docs), _jsonable(item), inode, line))
+                    item = _jsonable(item, display, line)
+                    docs.append(_Doc(display, len(docs), item, inode, line))
             continue
         if _is_resource(obj):
             line = node.start_mark.line + 1 if node is not None else 1
-            docs.append(_Doc(display, len(docs), _jsonable(obj), node, line))
+            docs.append(_Doc(display, len(docs), _jsonable(obj, display, line), node, line))
     return docs
 
 
@@ -615,7 +642,8 @@ def is_manifest(path: Path) -> bool:
         if "apiVersion" not in text or "kind" not in text:
             return False
         return any(_is_resource(obj) for _, obj in _compose(text))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputError, RecursionError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputError, RecursionError,
+            ValueError, OverflowError):  # fmt: skip
         return False
 
 
@@ -646,6 +674,8 @@ def _as_path(value: Any) -> list[Any]:
 def _finding(
     policy: Policy, rule: str, result: Any, doc: _Doc | None, target: str
 ) -> Finding | None:
+    if isinstance(result, _EvalError):
+        return _error_finding(policy, rule, result, doc, target)
     if isinstance(result, str):
         msg, extra = result, {}
     elif isinstance(result, dict) and isinstance(result.get("msg"), str):
@@ -692,6 +722,24 @@ def _finding(
         cwe=list(policy.cwe),
         evidence=evidence,
         mitigations=list(policy.mitigations),
+    )
+
+
+def _error_finding(
+    policy: Policy, rule: str, error: str, doc: _Doc | None, target: str
+) -> Finding | None:
+    base = _finding(policy, rule, {"msg": error}, doc, target)
+    if base is None:
+        return None
+    return dataclasses.replace(
+        base,
+        id=base.id.replace(policy.id, "MLH-K8S-POLICY-ERROR", 1) + f"#{policy.id}",
+        rule_id="MLH-K8S-POLICY-ERROR",
+        title="A policy could not evaluate this manifest",
+        severity=Severity.LOW,
+        description=f"Policy {policy.id} failed on this document, usually because a field has "
+        "an unexpected type (a number where a name belongs); the document was not checked by it.",
+        mitigations=["Fix the field's type; then rescan so that the policy can judge it."],
     )
 
 

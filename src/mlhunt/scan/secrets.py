@@ -226,8 +226,16 @@ def _scan_text(text: str, suffix: str) -> list[_Hit]:
     hits = _ml_hits(lines)
     with tempfile.TemporaryDirectory(prefix="mlhunt-secrets-") as tmp:
         tmp_path = Path(tmp) / f"scan{suffix or '.txt'}"
-        tmp_path.write_text(text, encoding="utf-8")
-        hits += _detect_secrets_hits(tmp_path)
+        # "replace": a notebook's JSON may hold lone surrogates ("\\ud800"), not UTF-8 text
+        tmp_path.write_text(text, encoding="utf-8", errors="replace")
+        try:
+            hits += _detect_secrets_hits(tmp_path)
+        except (ValueError, OverflowError, RecursionError):
+            # detect-secrets' YAML/INI transformers let some parser errors through (PyYAML's
+            # chr() of "\U10010000"): scan the same text as plain lines instead.
+            plain = tmp_path.with_suffix(".txt")
+            tmp_path.replace(plain)
+            hits += _detect_secrets_hits(plain)
     hits = [h for h in hits if not _is_placeholder(h.secret)]
     return _reduce(hits)
 
@@ -265,8 +273,11 @@ def _reduce(hits: list[_Hit]) -> list[_Hit]:
 
 
 def _read(path: Path) -> str | None:
+    # Bounded read: a multi-GB (or sparse) file must never be pulled into memory to learn that
+    # it is too large.
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
     except OSError:
         return None
     if len(data) > MAX_BYTES or b"\x00" in data[:8192]:
@@ -280,11 +291,17 @@ def _text_of(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _list(value: Any) -> list[Any]:
+    # A notebook is attacker-controlled JSON: a field that should be a list may be anything.
+    return value if isinstance(value, list) else []
+
+
 def _notebook_parts(nb: dict[str, Any]) -> Iterable[tuple[int, str, str, str]]:
     """(cell number, part, text, suffix) for every cell source and text output."""
     cells = nb.get("cells")
     if not isinstance(cells, list):  # nbformat 3: worksheets
-        cells = [c for ws in nb.get("worksheets") or [] for c in ws.get("cells") or []]
+        cells = [c for ws in _list(nb.get("worksheets")) if isinstance(ws, dict)
+                 for c in _list(ws.get("cells"))]  # fmt: skip
     for n, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict):
             continue
@@ -292,7 +309,7 @@ def _notebook_parts(nb: dict[str, Any]) -> Iterable[tuple[int, str, str, str]]:
         source = _text_of(cell.get("source", cell.get("input")))
         if source:
             yield n, "source", source, ".py" if kind == "code" else ".md"
-        for out in cell.get("outputs") or []:
+        for out in _list(cell.get("outputs")):
             if not isinstance(out, dict):
                 continue
             text = _text_of(out.get("text"))

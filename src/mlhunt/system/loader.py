@@ -38,18 +38,22 @@ class _UniqueKeyLoader(_BaseLoader):  # type: ignore[misc,valid-type]
     """Safe loader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # `!!map [1]`: the base class reports it
+            return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             try:
                 duplicate = key in seen
-            except TypeError:  # unhashable key: let the base class report it
-                duplicate = False
+                seen.add(key)
+            except TypeError:  # `? [a]`: a list or mapping as a key
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"unhashable key ({type(key).__name__})", key_node.start_mark
+                ) from None
             if duplicate:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
                 )
-            seen.add(key)
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
@@ -64,6 +68,18 @@ def parse_yaml(text: str, file: str) -> Any:
         raise InputError(f"invalid YAML: {problem}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", file=file) from None
+    except Exception as exc:
+        # PyYAML's constructors raise plain exceptions for a value they cannot build:
+        # ValueError (a 5,000-digit int, `2001-13-45`, `!!float x`), KeyError (`!!bool x`),
+        # AttributeError (`!!timestamp x`) ... all of them a bad value in the file.
+        reason = f"{type(exc).__name__}: {exc}"[:200]
+        raise InputError(f"invalid YAML: a value cannot be read ({reason})", file=file) from None
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """A YAML file's data; every problem (missing, not UTF-8, bad YAML, duplicate keys) is an
+    :class:`InputError` naming the file (and the line where the parser knows it)."""
+    return parse_yaml(read_text(path), str(path))
 
 
 def locate(text: str, loc: Loc, *, key: bool = False) -> int | None:
@@ -71,9 +87,9 @@ def locate(text: str, loc: Loc, *, key: bool = False) -> int | None:
 
     With ``key=True`` the line of the mapping key itself is returned (for unknown keys).
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    try:  # the C composer: the pure-Python one recurses once per nesting level
+        node = yaml.compose(text, Loader=_BaseLoader)
+    except (yaml.YAMLError, RecursionError):
         return None
     if node is None:
         return 1
@@ -148,14 +164,24 @@ def pydantic_error(
         msg = "required field is missing"
     else:
         got = err.get("input")
-        shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-        msg = f"{err['msg']} (got {shown})"
+        msg = f"{err['msg']} (got {_shown(got)})"
         if kind == "enum" and isinstance(got, str):
             allowed = list((err.get("ctx") or {}).get("expected", "").replace("'", "").split(", "))
             close = difflib.get_close_matches(got, [a.replace(" or ", "") for a in allowed], n=1)
             if close:
                 msg += f"; did you mean {close[0]!r}?"
     return InputError(msg, file=file, line=locate(text, loc), field=format_loc(loc))
+
+
+def _shown(value: Any) -> str:
+    """A short repr of a bad value (a huge int from ``0xfff...`` has no decimal repr)."""
+    if isinstance(value, dict | list):
+        return type(value).__name__
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"a {value.bit_length()}-bit integer" if isinstance(value, int) else "?"
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def read_text(path: str | Path) -> str:
@@ -419,8 +445,8 @@ def link(system: SystemDescription) -> None:
 def definition_lines(text: str) -> dict[str, int]:
     """Line where each element, flow, data asset and boundary is defined (for SARIF regions)."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        root = yaml.compose(text, Loader=_BaseLoader)
+    except (yaml.YAMLError, RecursionError):
         return {}
     lines: dict[str, int] = {}
     if not isinstance(root, yaml.MappingNode):

@@ -281,6 +281,11 @@ def load_catalog(extra_dirs: Iterable[str | Path] = ()) -> Catalog:
                 data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)  # noqa: S506
             except yaml.YAMLError as exc:
                 raise CatalogError(f"{path}: invalid YAML: {exc}") from None
+            except UnicodeDecodeError as exc:
+                raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from None
+            except Exception as exc:  # a value PyYAML cannot build (`2001-13-45`, a huge int)
+                reason = f"{type(exc).__name__}: {exc}"[:200]
+                raise CatalogError(f"{path}: invalid YAML: {reason}") from None
             compiled = compile_rule(data, str(path), taxonomy)
             if compiled.id in seen:
                 raise CatalogError(

@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.readers import BATCH_ROWS, ReadReport, _kind, _Normaliser, read_batches, schema
+from mlhunt.hunt.readers import (
+    BATCH_ROWS,
+    ReadReport,
+    _kind,
+    _Normaliser,
+    pylist,
+    read_batches,  # fmt: skip
+    schema,
+)
 
 EVENTS_DDL = """CREATE TABLE events (file_idx INTEGER, line BIGINT, ts DOUBLE, client_id VARCHAR,
   source_ip VARCHAR, input DOUBLE[], label VARCHAR, margin DOUBLE, status BIGINT, ok BOOLEAN,
@@ -78,7 +86,7 @@ def _load_parquet(con: Any, path: Path, idx: int, report: ReadReport) -> bool:
     try:
         query = parquet_query(pq.read_schema(path))
     except Exception as exc:  # not a Parquet file, damaged footer: the Python path reports it
-        if type(exc).__module__.startswith("pyarrow") or isinstance(exc, OSError):
+        if _pyarrow_failed(exc):  # (a column name that is not UTF-8: UnicodeDecodeError)
             return False
         raise
     if query is None:
@@ -87,7 +95,29 @@ def _load_parquet(con: Any, path: Path, idx: int, report: ReadReport) -> bool:
         con.execute(f"INSERT INTO events SELECT {int(idx)}, * FROM ({query})", [str(path)])  # noqa: S608
     except duckdb.Error:
         return False
+    saved = (report.records, report.malformed, len(report.errors), report.input_dim)
+    try:
+        _vouch(con, path, idx, report)
+    except Exception as exc:
+        # pyarrow cannot re-read rows DuckDB did read (a damaged page, bytes that are not
+        # UTF-8): undo, and let the Python path read the whole file and report the damage.
+        if not _pyarrow_failed(exc):
+            raise
+        con.execute(f"DELETE FROM events WHERE file_idx = {int(idx)}")  # noqa: S608
+        report.records, report.malformed, n_errors, report.input_dim = saved
+        del report.errors[n_errors:]
+        return False
     report.files.append(str(path))
+    return True
+
+
+def _pyarrow_failed(exc: Exception) -> bool:
+    """pyarrow could not read a damaged file (its own errors, OSError, bad UTF-8)."""
+    return type(exc).__module__.startswith("pyarrow") or isinstance(exc, OSError | UnicodeError)
+
+
+def _vouch(con: Any, path: Path, idx: int, report: ReadReport) -> None:
+    """The rows the SQL could not vouch for, through the Python path; the counts."""
     norm = _Normaliser(report)
     kept = 0
     slow = _lines(con, f"file_idx = {int(idx)} AND NOT ok")
@@ -113,7 +143,6 @@ def _load_parquet(con: Any, path: Path, idx: int, report: ReadReport) -> bool:
                        f"AND in_len IN {dims}").fetchall()[0]  # fmt: skip
     # the Python-path rows inserted above are counted by the normaliser already
     report.records += int(good[0]) - kept
-    return True
 
 
 def _lines(con: Any, where: str) -> np.ndarray:
@@ -159,6 +188,6 @@ def _parquet_rows(path: Path, lines: np.ndarray) -> Iterator[tuple[int, Any]]:
         n = pf.metadata.row_group(g).num_rows
         want = lines[(lines > start) & (lines <= start + n)]
         if len(want):
-            recs = pf.read_row_group(g).take(want - start - 1).to_pylist()
+            recs = pylist(pf.read_row_group(g).take(want - start - 1))
             yield from zip(want.tolist(), recs, strict=True)
         start += n

@@ -19,7 +19,7 @@ import data.lib.mlhunt
 #   atlas: [AML.T0055]
 #   mitigations:
 #     - Read credentials from a Secret (valueFrom.secretKeyRef) or inject them from Vault (vault.hashicorp.com/agent-inject annotations, or the Secrets Store CSI driver).
-#     - Rotate the exposed credential: it is in the repository history.
+#     - "Rotate the exposed credential: it is in the repository history."
 deny contains result if {
 	some c in mlhunt.containers(input)
 	some i

@@ -18,7 +18,7 @@ import data.lib.mlhunt
 #   stride: [E]
 #   atlas: [AML.T0011]
 #   mitigations:
-#     - Remove privileged: true; GPUs are exposed through the device plugin, not privilege.
+#     - "Remove privileged: true; GPUs are exposed through the device plugin, not privilege."
 #     - Drop ALL capabilities and add back only what the workload needs (usually nothing).
 #     - Enforce the Kubernetes restricted Pod Security Standard on ML namespaces.
 deny contains result if {
