@@ -14,21 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.assess.attacks import attribute_inference, membership
 from mlhunt.assess.attacks._tabular import few_threads
 from mlhunt.errors import InputError
+from mlhunt.harden._privacy import ATTRIBUTE, MEMBERSHIP, privacy_attacks
 from mlhunt.harden.base import (
     HardenContext,
     ModelTarget,
     Outcome,
-    attack_params,
-    measures,
-    run_attack,
     scenario_target,
 )
 from mlhunt.harden.utility import tabular_utility
-
-MEMBERSHIP, ATTRIBUTE = membership.ID, attribute_inference.ID
 
 
 def private_pipeline(ctx: HardenContext, epsilon: float, seed: int) -> tuple[Any, Any]:
@@ -54,16 +49,6 @@ def private_pipeline(ctx: HardenContext, epsilon: float, seed: int) -> tuple[Any
     return pipe, acc
 
 
-def _attacks(ctx: HardenContext, target: ModelTarget, label: str) -> dict[str, Any]:
-    p = ctx.params
-    return {
-        MEMBERSHIP: measures(run_attack(
-            ctx, membership, target, attack_params(MEMBERSHIP, p.get("membership")), label)),
-        ATTRIBUTE: measures(run_attack(
-            ctx, attribute_inference, target, attack_params(ATTRIBUTE, p.get("attribute")), label)),
-    }  # fmt: skip
-
-
 def _refuted(attacks: dict[str, Any]) -> bool:
     return all(a["verdict"] == "refuted" for a in attacks.values())
 
@@ -85,7 +70,7 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     base = scenario_target(loaded)
     ctx.progress("non-private model: utility and attacks")
     u_before = tabular_utility(loaded.predict_proba, x_h, y_h)
-    a_before = _attacks(ctx, base, "non-private")
+    a_before = privacy_attacks(ctx, base, "non-private")
     rows: list[dict[str, Any]] = []
     outcomes: list[Outcome] = []
     for i, eps in enumerate(epsilons):
@@ -95,7 +80,7 @@ def _run(ctx: HardenContext) -> list[Outcome]:
         target = ModelTarget(f"{loaded.model_name}+dp-eps{eps:g}", loaded.spec,
                              tuple(loaded.classes), pipe.predict_proba, sklearn=pipe)  # fmt: skip
         u_after = tabular_utility(pipe.predict_proba, x_h, y_h)
-        a_after = _attacks(ctx, target, f"dp-eps{eps:g}")
+        a_after = privacy_attacks(ctx, target, f"dp-eps{eps:g}")
         drop = round(u_before["roc_auc"] - u_after["roc_auc"], 4)
         ok_utility = drop <= float(p.get("max_utility_drop", 0.05))
         effective = _refuted(a_after) and ok_utility

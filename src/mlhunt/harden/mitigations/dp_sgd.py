@@ -13,20 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.assess.attacks import attribute_inference, membership
 from mlhunt.assess.attacks._tabular import few_threads
 from mlhunt.errors import InputError
+from mlhunt.harden._privacy import ATTRIBUTE, MEMBERSHIP, privacy_attacks, tpr_at_low_fpr
 from mlhunt.harden.base import (
     HardenContext,
     ModelTarget,
     Outcome,
-    attack_params,
-    measures,
-    run_attack,
 )
 from mlhunt.harden.utility import tabular_utility
-
-MEMBERSHIP, ATTRIBUTE = membership.ID, attribute_inference.ID
 
 
 def _config(p: dict[str, Any], seed: int) -> Any:
@@ -82,20 +77,6 @@ def _shadow_trainer(ctx: HardenContext, cfg: Any) -> Any:
     return fit
 
 
-def _attacks(ctx: HardenContext, target: ModelTarget, label: str) -> dict[str, Any]:
-    p = ctx.params
-    return {
-        MEMBERSHIP: measures(run_attack(
-            ctx, membership, target, attack_params(MEMBERSHIP, p.get("membership")), label)),
-        ATTRIBUTE: measures(run_attack(
-            ctx, attribute_inference, target, attack_params(ATTRIBUTE, p.get("attribute")), label)),
-    }  # fmt: skip
-
-
-def _tpr(a: dict[str, Any]) -> Any:
-    return (a.get("tpr_at_fpr") or {}).get("0.001")
-
-
 def run(ctx: HardenContext) -> list[Outcome]:
     import torch
 
@@ -132,7 +113,7 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     base, _ = _model(ctx, cfg, None, delta)
     u_before = tabular_utility(base.predict_proba, x_h, y_h)
     target = ModelTarget(name, loaded.spec, tuple(loaded.classes), base.predict_proba)
-    a_before = _attacks(ctx, target, "mlp-non-private")
+    a_before = privacy_attacks(ctx, target, "mlp-non-private")
     rows: list[dict[str, Any]] = []
     outcomes: list[Outcome] = []
     for eps in epsilons:
@@ -141,21 +122,23 @@ def _run(ctx: HardenContext) -> list[Outcome]:
         t = ModelTarget(f"{name}+dpsgd-eps{eps:g}", loaded.spec, tuple(loaded.classes),
                         private.predict_proba)  # fmt: skip
         u_after = tabular_utility(private.predict_proba, x_h, y_h)
-        a_after = _attacks(ctx, t, f"dpsgd-eps{eps:g}")
+        a_after = privacy_attacks(ctx, t, f"dpsgd-eps{eps:g}")
         drop = round(u_before["roc_auc"] - u_after["roc_auc"], 4)
         refuted = all(a["verdict"] == "refuted" for a in a_after.values())
         ok = refuted and drop <= float(p.get("max_utility_drop", 0.05))
         m_b, m_a = a_before[MEMBERSHIP], a_after[MEMBERSHIP]
         rows.append({"epsilon": eps, "spent_epsilon": budget.get("epsilon"),
                      **{f"utility_{k}": v for k, v in u_after.items()},
-                     "membership_auc": m_a.get("auc"), "membership_tpr_at_0.001": _tpr(m_a),
+                     "membership_auc": m_a.get("auc"),
+                     "membership_tpr_at_0.001": tpr_at_low_fpr(m_a),
                      "attribute_advantage": a_after[ATTRIBUTE].get("advantage")})  # fmt: skip
         summary = (
             f"DP-SGD epsilon {budget.get('epsilon')} at delta {delta:g} (noise multiplier "
             f"{budget.get('noise_multiplier')}): ROC AUC {u_before['roc_auc']:.3f} -> "
             f"{u_after['roc_auc']:.3f}, accuracy {u_before['accuracy']:.3f} -> "
             f"{u_after['accuracy']:.3f} (non-private MLP -> private); membership AUC "
-            f"{m_b.get('auc')} -> {m_a.get('auc')}, TPR@0.1%FPR {_tpr(m_b)} -> {_tpr(m_a)}; "
+            f"{m_b.get('auc')} -> {m_a.get('auc')}, TPR@0.1%FPR {tpr_at_low_fpr(m_b)} -> "
+            f"{tpr_at_low_fpr(m_a)}; "
             f"attribute advantage {a_before[ATTRIBUTE].get('advantage')} -> "
             f"{a_after[ATTRIBUTE].get('advantage')}"
         )
