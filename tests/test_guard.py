@@ -309,7 +309,9 @@ def test_upstream_pool_survives_server_closing_idle_connections() -> None:
                                            timeout_keep_alive=1))  # fmt: skip
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
+    deadline = time.monotonic() + 30
     while not server.started:
+        assert t.is_alive() and time.monotonic() < deadline, "test server did not start"
         time.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
 
@@ -421,3 +423,62 @@ def test_scoring_process(upstream: str, reference: Path, loan: Any, tmp_path: Pa
     assert [a["target"] for a in alerts if a["rule_id"] == "MLH-HUNT-EXTRACTION"] == ["thief"]
     recs = (tmp_path / "log.jsonl").read_text().splitlines()
     assert len(recs) >= 40 and json.loads(recs[-1])["client_id"] in ("thief", "b1")
+
+
+def test_encoded_crlf_in_the_path_is_never_decoded_into_the_upstream_request(
+    tmp_path: Path,
+) -> None:
+    """A decoded ``%0d%0a`` in the request line would smuggle headers, or a whole unscored
+    second request, into the kept upstream connection."""
+    import socket
+
+    from mlhunt.guard.app import _normal_path
+
+    seen: list[tuple[bytes, dict[bytes, bytes]]] = []
+
+    async def rec(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Records what arrives (a bare ASGI app: no router to reject odd paths)."""
+        if scope["type"] != "http":
+            return
+        seen.append((scope["raw_path"], dict(scope["headers"])))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with running(rec) as up:
+        cfg = GuardConfig(upstream=up, warmup=10_000, log=tmp_path / "log.jsonl")
+        with guarded(cfg) as (c, _g):
+            host, port = c.base_url.host, c.base_url.port
+            evil = (b"GET /a%20HTTP/1.1%0d%0aX-Evil:%201%0d%0a%0d%0aGET%20/b HTTP/1.1\r\n"
+                    b"Host: x\r\nConnection: close\r\n\r\n")  # fmt: skip
+            with socket.create_connection((host, port), timeout=10) as sock:
+                sock.sendall(evil)
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+            assert not answer.startswith(b"HTTP/1.1 200")  # refused; never sent upstream
+            # a decoded space or a non-Latin-1 character would break the upstream request line
+            assert c.get("/a%20HTTP/1.1%E2%82%AC").status_code == 200
+            assert c.get("/plain/ok?q=1").status_code == 200
+    assert [raw for raw, _ in seen] == [b"/a%20HTTP/1.1%E2%82%AC", b"/plain/ok"]
+    assert all(b"x-evil" not in headers for _, headers in seen)
+    assert _normal_path("//predict/") == _normal_path("/predict") == "/predict"
+
+
+def test_memory_state_keeps_only_the_most_recently_active_targets() -> None:
+    """Ids are caller-chosen (an API-key header): rotating them must not grow memory."""
+    import asyncio
+
+    from mlhunt.guard.state import MemoryStore
+
+    store = MemoryStore(max_targets=3)
+    for i in range(10):
+        key = f"c{i}"
+        store.append("client_id", key, [[float(i), key, "10.0.0.1", "a", 0.5, 200, None]], 4)
+        store.set_levels("client_id", key, {"d": 1}, ["block"], until=1e12)
+    store.append("client_id", "c7", [[11.0, "c7", "10.0.0.1", "a", 0.5, 200, None]], 4)
+    store.append("client_id", "c10", [[12.0, "c10", "10.0.0.1", "a", 0.5, 200, None]], 4)
+    kept = {k for (_, k) in store._recent}
+    assert kept == {"c9", "c7", "c10"}
+    assert store.count("client_id", "c0") == 0 and store.window("client_id", "c0") == []
+    acts = asyncio.run(store.actions([("client_id", "c7"), ("client_id", "c1")], 0.0))
+    assert acts == [{"block"}, set()]

@@ -20,6 +20,7 @@ import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -88,19 +89,24 @@ def _copy_agreement(loaded: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _start(args: list[str], url: str, health: str) -> subprocess.Popen[bytes]:
+    # stderr to a file, not a pipe nobody reads while the child runs (a full pipe blocks it)
+    err = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the child)
     proc = subprocess.Popen(  # our own CLI
-        [sys.executable, "-m", "mlhunt", *args], stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        [sys.executable, "-m", "mlhunt", *args], stdout=subprocess.DEVNULL, stderr=err,
     )  # fmt: skip
-    for _ in range(600):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError((proc.stderr.read() if proc.stderr else b"").decode())
+            err.seek(0)
+            raise AssertionError(err.read().decode(errors="replace"))
         try:
             if httpx.get(url + health, timeout=1).status_code == 200:
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     proc.kill()
+    proc.wait(timeout=10)
     raise AssertionError(f"{args[0]} did not start")
 
 

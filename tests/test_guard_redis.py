@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -87,24 +88,40 @@ def test_two_replicas_share_client_state(redis_url: str, upstream: str, referenc
 
 def _guard_cli(port: int, upstream: str, redis_url: str, reference: Path,
                policy: Path) -> subprocess.Popen[bytes]:  # fmt: skip
-    return subprocess.Popen(  # our own CLI
+    # stderr to a file, not a pipe nobody reads while the guard runs (a full pipe blocks it)
+    err = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the child)
+    proc = subprocess.Popen(  # our own CLI
         [sys.executable, "-m", "mlhunt", "guard", "--upstream", upstream, "--listen",
          f"127.0.0.1:{port}", "--redis", redis_url, "--reference", str(reference),
          "--warmup", "10", "--policy", str(policy)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=err,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
+    _ERR[proc.pid] = err
+    return proc
+
+
+_ERR: dict[int, Any] = {}  # guard pid -> its stderr file
+
+
+def _stderr(proc: subprocess.Popen[bytes]) -> str:
+    f = _ERR.get(proc.pid)
+    if f is None:
+        return ""
+    f.seek(0)
+    return str(f.read().decode(errors="replace"))
 
 
 def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     for _ in range(300):
         if proc.poll() is not None:
-            pytest.fail(f"guard exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            pytest.fail(f"guard exited: {_stderr(proc)}")
         try:
             if httpx.get(f"{url}/guard/health", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     pytest.fail("guard did not start")
 
 
@@ -165,3 +182,19 @@ def test_restart_under_load_keeps_state(redis_url: str, upstream: str, reference
         stop.set()
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_state_keys_expire_so_rotating_ids_cannot_fill_redis(redis_url: str) -> None:
+    import redis
+
+    from mlhunt.guard.state import RedisStore
+
+    store = RedisStore(redis_url, prefix="ttl:", ttl_s=60)
+    store.append("client_id", "rotating-1", [[1.0, "rotating-1", "10.0.0.1", "a", 0.5, 200,
+                                              None]], window=8)  # fmt: skip
+    store.set_levels("client_id", "rotating-1", {"x": 1}, ["alert"], until=2.0)
+    r = redis.Redis.from_url(redis_url)
+    keys = r.keys("ttl:*")
+    assert len(keys) == 4
+    assert all(0 < r.ttl(k) <= 60 for k in keys)
+    store.close()

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -122,9 +123,9 @@ def create_guard_app(config: GuardConfig) -> Starlette:
     """The guard's ASGI app; serve it with uvicorn (``mlhunt guard`` does)."""
     g = build_guard(config)
     rng = np.random.default_rng()
-    predict = set(config.predict_paths)
+    predict = {_normal_path(p) for p in config.predict_paths}
     if g.http.url:  # the mapping's own URL names the prediction route
-        predict.add(urlsplit(g.http.url).path or "/")
+        predict.add(_normal_path(urlsplit(g.http.url).path or "/"))
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -184,8 +185,11 @@ def create_guard_app(config: GuardConfig) -> Starlette:
             host = request.client.host
             headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
             headers.append(("x-forwarded-for", f"{prior}, {host}" if prior else host))
-        path = request.url.path
-        url = path + (f"?{request.url.query}" if request.url.query else "")
+        url = _request_target(request.scope)
+        if url is None:
+            g.metrics.inc("mlhunt_guard_requests_total", outcome="bad_target")
+            return refuse(400, "error", "request target with spaces or control characters")
+        path = _normal_path(request.url.path)
         assert g.upstream is not None
         try:
             status, up_headers, content = await g.upstream.request(request.method, url,
@@ -260,3 +264,19 @@ def serve(config: GuardConfig, host: str = "127.0.0.1", port: int = 8080,
     if announce is not None:
         announce()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+def _request_target(scope: dict[str, Any]) -> str | None:
+    """The path and query as the client sent them (still percent-encoded), or None when they hold
+    bytes that cannot stand in a request line (decoded paths could smuggle CR LF upstream)."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query: bytes = scope.get("query_string") or b""
+    target = raw + (b"?" + query if query else b"")
+    if any(b <= 0x20 or b >= 0x7F for b in target):
+        return None
+    return target.decode("ascii")
+
+
+def _normal_path(path: str) -> str:
+    """``//predict/`` and ``/predict`` are one route to most servers: score them alike."""
+    return "/" + "/".join(part for part in path.split("/") if part)

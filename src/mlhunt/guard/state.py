@@ -15,10 +15,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from typing import Any, Protocol
 
 Event = list[Any]  # [ts, client_id, source_ip, label, margin, status, input or None]
+
+#: Caller-chosen ids (an API-key header) must not grow the state without bound: memory keeps the
+#: most recently active targets, Redis expires a target's keys this long after its last event.
+MAX_TARGETS = 200_000
+STATE_TTL_S = 7 * 86_400
 
 _TAKE_LUA = """
 local t = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
@@ -66,9 +71,12 @@ def _live(doc: dict[str, Any] | None, now: float) -> set[str]:
 
 
 class MemoryStore:
-    """One process's state (lost on restart)."""
+    """One process's state (lost on restart); at most ``max_targets`` targets, the least
+    recently active forgotten first (with their levels and actions)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_targets: int = MAX_TARGETS) -> None:
+        self.max_targets = max_targets
+        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._events: dict[tuple[str, str], deque[Event]] = {}
         self._count: dict[tuple[str, str], int] = {}
         self._levels: dict[tuple[str, str], dict[str, Any]] = {}
@@ -97,7 +105,16 @@ class MemoryStore:
                 ring = self._events[k] = deque(ring or (), maxlen=window)
             ring.extend(events)
             self._count[k] = self._count.get(k, 0) + len(events)
+            self._recent[k] = None
+            self._recent.move_to_end(k)
+            while len(self._recent) > self.max_targets:
+                self._forget(self._recent.popitem(last=False)[0])
             return self._count[k]
+
+    def _forget(self, k: tuple[str, str]) -> None:
+        for table in (self._events, self._count, self._levels, self._actions):
+            table.pop(k, None)  # type: ignore[attr-defined]
+        self._buckets.pop(f"{k[0]}:{k[1]}", None)
 
     def window(self, scope: str, key: str) -> list[Event]:
         with self._lock:
@@ -129,13 +146,13 @@ class RedisStore:
     to the window (``RPUSH`` + ``LTRIM`` in one pipeline), so replicas see each other's events.
     """
 
-    def __init__(self, url: str, prefix: str = "mlhunt:guard:") -> None:
+    def __init__(self, url: str, prefix: str = "mlhunt:guard:", ttl_s: int = STATE_TTL_S) -> None:
         import redis
         import redis.asyncio as aredis
 
         from mlhunt.errors import InputError
 
-        self.url, self.p = url, prefix
+        self.url, self.p, self.ttl_s = url, prefix, ttl_s
         try:
             self._sync = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
             self._sync.ping()
@@ -162,6 +179,8 @@ class RedisStore:
         pipe.rpush(k, *[json.dumps(e, separators=(",", ":")) for e in events])
         pipe.ltrim(k, -window, -1)
         pipe.incrby(self._k("n", scope, key), len(events))
+        for kind in ("ev", "n", "lv", "act"):  # a target's keys live as long as its traffic
+            pipe.expire(self._k(kind, scope, key), self.ttl_s)
         return int(pipe.execute()[2])
 
     def window(self, scope: str, key: str) -> list[Event]:
@@ -177,8 +196,9 @@ class RedisStore:
     def set_levels(self, scope: str, key: str, levels: dict[str, Any],
                    actions: list[str], until: float) -> None:  # fmt: skip
         pipe = self._sync.pipeline(transaction=True)
-        pipe.set(self._k("lv", scope, key), json.dumps(levels))
-        pipe.set(self._k("act", scope, key), json.dumps({"actions": actions, "until": until}))
+        pipe.set(self._k("lv", scope, key), json.dumps(levels), ex=self.ttl_s)
+        pipe.set(self._k("act", scope, key), json.dumps({"actions": actions, "until": until}),
+                 ex=self.ttl_s)  # fmt: skip
         pipe.execute()
 
     def ping(self) -> bool:

@@ -263,8 +263,9 @@ class Worker:
         before = count - len(window)
         try:
             extra = v.evidence(fired)
-        except Exception:  # evidence is a courtesy, never lose the alert
-            extra = {}
+        except Exception as exc:  # evidence is a courtesy, never lose the alert; say so
+            self.metrics.inc("mlhunt_guard_evidence_errors_total")
+            extra = {"evidence_error": f"{type(exc).__name__}: {exc}"}
         alert = Alert(
             detector=det_id, scope=scope, target=key, score=round(v.score, 3), severity=sev,
             detected_at_event=before + fired + 1, first_event_ts=ts[0] if ts else time.time(),
