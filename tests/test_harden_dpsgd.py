@@ -57,6 +57,14 @@ def test_dp_sgd_on_loan_mlp(tmp_path: Path) -> None:
         refuted = all(a["verdict"] == "refuted" for a in ev["attack_after"].values())
         assert ev["effective"] == (refuted and drop <= 0.05)
         assert Path(ev["plots"][0]).is_file()
+    # At the smallest epsilon, membership inference gains nothing from the released model
+    # and the accountant's epsilon is the one asked for.
+    ev1 = f1["evidence"]
+    m_b, m_a = ev1["attack_before"][MEMBERSHIP], ev1["attack_after"][MEMBERSHIP]
+    assert m_a["auc"] <= m_b["auc"] + 0.03
+    if "0.001" in m_a.get("tpr_at_fpr", {}) and "0.001" in m_b.get("tpr_at_fpr", {}):
+        assert m_a["tpr_at_fpr"]["0.001"] <= m_b["tpr_at_fpr"]["0.001"] + 0.01
+    assert ev1["privacy_budget"]["epsilon"] <= 1.0 * 1.01
     # More budget, less noise; utility no worse (within noise of training).
     b1, b8 = f1["evidence"]["privacy_budget"], f8["evidence"]["privacy_budget"]
     assert b8["noise_multiplier"] < b1["noise_multiplier"]

@@ -220,7 +220,9 @@ def test_unrecognised_files_are_not_artifacts(tmp_path: Path) -> None:
 
     gz.write_bytes(gzip.compress(b"just a log line\n" * 10))
     assert not is_artifact(gz) and scan_artifact(gz) == []
-    assert scan_artifact(tmp_path / "missing.pkl") == []
+    # a file that cannot be read is reported, never passed silently
+    (gone,) = scan_artifact(tmp_path / "missing.pkl")
+    assert gone.rule_id == "MLH-SCAN-ERROR" and gone.evidence["error"].startswith("not readable")
 
 
 def test_zip_member_name_and_symlink_entries(tmp_path: Path) -> None:

@@ -487,3 +487,80 @@ def test_yaml_escape_past_unicode_is_not_a_crash(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="invalid YAML"):
         scan_manifest(path)
     assert scan_path(tmp_path).files == 1  # the walk goes on
+
+
+def _legacy_zip(names: list[str]) -> bytes:
+    """A stored zip with cp437 names and flag bit 11 (UTF-8) unset, as old writers make them:
+    each entry's local header follows the previous entry's data with no gap."""
+    body, central = b"", b""
+    for name in names:
+        raw, data = name.encode("cp437"), name.encode("utf-8")  # data: any bytes
+        crc, n = zlib.crc32(data), len(data)
+        off = len(body)
+        body += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, n, n, len(raw), 0)
+        body += raw + data
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, n, n,
+                               len(raw), 0, 0, 0, 0, 0, off) + raw  # fmt: skip
+    k = len(names)
+    return body + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, k, k, len(central),
+                                        len(body), 0)  # fmt: skip
+
+
+def test_legacy_cp437_names_are_not_overlapping(tmp_path: Path) -> None:
+    """Name lengths come from the stored (cp437) bytes, not UTF-8: 'é' is 1 byte, not 2."""
+    from mlhunt.scan.zipcheck import overlapping
+
+    path = tmp_path / "legacy.zip"
+    path.write_bytes(_legacy_zip(["résumé-été.txt", "naïve-Ö.txt", "ÿü.txt"]))
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        assert [i.flag_bits & 0x800 for i in infos] == [0, 0, 0]
+        assert infos[0].filename == "résumé-été.txt"  # decoded from cp437
+        assert zf.read(infos[1]) == "naïve-Ö.txt".encode()  # the layout is valid
+    assert overlapping(infos) == []
+    assert "MLH-SCAN-ZIP-BOMB" not in _rules(scan_artifact(path))
+
+
+# ------------------------------------------------------------------------------- unreadable
+
+
+def _not_readable(findings: list) -> list:
+    errors = [f for f in findings if f.rule_id == "MLH-SCAN-ERROR"]
+    return [f for f in errors if f.evidence["error"].startswith("not readable: ")]
+
+
+def test_file_vanishing_between_stat_and_read_is_a_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic stand-in for a race: the file is really deleted right before it is opened
+    (after scan_path listed and sized it), in both is_artifact and scan_artifact."""
+    from mlhunt.scan import artifacts
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    victim = folder / "model.pkl"
+
+    def deleting_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        Path(file).unlink(missing_ok=True)
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "open", deleting_open, raising=False)
+    victim.write_bytes(pickle.dumps({"w": [1.0]}))
+    (hit,) = _not_readable(scan_artifact(victim, display="model.pkl"))
+    assert "No such file or directory" in hit.evidence["error"] and hit.target == "model.pkl"
+    victim.write_bytes(pickle.dumps({"w": [1.0]}))  # same, through a folder walk
+    (hit,) = _not_readable(scan_path(folder).findings)
+    assert "No such file or directory" in hit.evidence["error"]
+    assert _not_readable(scan_artifact(tmp_path / "never-there.pkl"))  # gone before stat
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file regardless")
+def test_permission_denied_is_a_finding(tmp_path: Path) -> None:
+    path = tmp_path / "locked.pkl"
+    path.write_bytes(pickle.dumps(1))
+    path.chmod(0)
+    try:
+        (hit,) = _not_readable(scan_path(tmp_path).findings)
+        assert "Permission denied" in hit.evidence["error"]
+    finally:
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)

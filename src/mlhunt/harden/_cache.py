@@ -1,15 +1,19 @@
 """Weights a mitigation trained, cached under ``$MLHUNT_CACHE/harden`` keyed by everything that
-determines them (the mitigation, its training parameters, the seed and a hash of the scenario
-model it started from), so a second run (or the test suite) reuses them instead of retraining.
+determines them (the mitigation, its training parameters, the seed, a hash of the scenario
+model or data it started from, and the code that trains: mlhunt's version, a hash of the
+training module's source, torch's version), so a second run (or the test suite) reuses them
+instead of retraining, and a changed trainer or library never serves stale weights.
 Only ``state_dict`` tensors are stored, loaded with ``weights_only=True`` (no pickle code)."""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -21,6 +25,31 @@ def cache_root() -> Path:
 
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "none"
+
+
+def array_digest(*arrays: Any) -> str:
+    """sha256 of the arrays' bytes, shapes and dtypes: any change to the training data counts."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def code_parts(*modules: ModuleType) -> dict[str, str]:
+    """Versions of what trains: mlhunt, torch, and a hash of each training module's source."""
+    import torch
+
+    import mlhunt
+
+    parts = {"mlhunt": mlhunt.__version__, "torch": str(torch.__version__)}
+    for module in modules:
+        source = Path(inspect.getfile(module)).read_bytes()
+        parts[f"source:{module.__name__}"] = hashlib.sha256(source).hexdigest()[:16]
+    return parts
 
 
 def key_of(parts: dict[str, Any]) -> str:

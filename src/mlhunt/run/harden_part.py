@@ -38,7 +38,8 @@ def harden_one(project: Project, cfg: HardenConfig, index: int, out: Path,
     try:
         params = parse_params(f"{k}={json.dumps(v)}" for k, v in cfg.params.items())
         report = harden(cfg.scenario, select=cfg.mitigations, params=params, seed=project.seed,
-                        out_dir=out / "harden" / cfg.scenario, progress=progress)  # fmt: skip
+                        out_dir=out / "harden" / f"{index}-{cfg.scenario}",  # one per entry
+                        progress=progress)  # fmt: skip
     except InputError as exc:
         if exc.file:
             raise

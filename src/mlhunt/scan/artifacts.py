@@ -85,8 +85,8 @@ def scan_artifact(
     target = display if display is not None else str(path)
     try:
         st = path.stat()
-    except OSError:
-        return []
+    except OSError as exc:  # vanished or unreadable: say so, never pass it silently
+        return [_unreadable(target, exc)]
     if not stat.S_ISREG(st.st_mode) or st.st_size == 0:
         return []
     if st.st_size > limits.max_file_bytes:
@@ -119,19 +119,29 @@ def scan_artifact(
                 )
             finally:
                 data.close()
-    except (OSError, ValueError):
-        return ctx.findings
+    except OSError as exc:  # permission denied, or gone between stat and open
+        ctx.add(_unreadable(target, exc))
+    except ValueError:  # mmap of a file emptied between stat and open
+        ctx.add(_unreadable(target, OSError("file changed while being read (now empty)")))
     return ctx.findings
 
 
+def _unreadable(target: str, exc: OSError) -> Finding:
+    reason = f"not readable: {exc.strerror or exc}"
+    return make_finding("MLH-SCAN-ERROR", target, "not readable",
+                        f"The file could not be read, so it was not inspected ({reason}).",
+                        {"error": reason, "errno": exc.errno})  # fmt: skip
+
+
 def is_artifact(path: Path) -> bool:
-    """Whether the file's content is a model/serialisation format this scanner understands."""
+    """Whether the file's content is a model/serialisation format this scanner understands.
+    True also when the file cannot be read: ``scan_artifact`` then reports why."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(64 << 10)
             size = os.fstat(fh.fileno()).st_size
     except OSError:
-        return False
+        return True
     return _sniff_deep(head, size) is not None
 
 

@@ -15,10 +15,21 @@ __all__ = ["distinct_regions", "overlapping"]
 _LOCAL_HEADER = 30  # fixed part of a local file header, before its name and extra field
 
 
+def _stored_name(info: zipfile.ZipInfo) -> bytes:
+    """The name's bytes as stored: UTF-8 when flag bit 11 is set, else cp437 (zipfile decoded
+    it from cp437, so it encodes back; a name set by hand may not, and then UTF-8 is used)."""
+    if not info.flag_bits & 0x800:
+        try:
+            return info.orig_filename.encode("cp437")
+        except UnicodeEncodeError:
+            pass
+    return info.orig_filename.encode("utf-8")
+
+
 def _data_end(info: zipfile.ZipInfo) -> int:
     # The local extra field is unknown without a read, so this end is a lower bound: an
     # overlap found with it is certain.
-    name = len(info.orig_filename.encode())
+    name = len(_stored_name(info))
     return info.header_offset + _LOCAL_HEADER + name + info.compress_size
 
 

@@ -53,7 +53,8 @@ def robust_model(ctx: HardenContext, eps: float) -> tuple[Any, dict[str, Any]]:
     """The adversarially trained CNN (cached by parameters) and how it was trained."""
     import time
 
-    from mlhunt.harden._cache import cached_module, file_digest
+    from mlhunt.harden import _robust
+    from mlhunt.harden._cache import array_digest, cached_module, code_parts, file_digest
     from mlhunt.harden._robust import adversarial_train
     from mlhunt.scenarios.image import build_cnn
 
@@ -63,7 +64,10 @@ def robust_model(ctx: HardenContext, eps: float) -> tuple[Any, dict[str, Any]]:
     base_dir = getattr(loaded, "directory", None)
     digest = file_digest(base_dir / "model.pt") if base_dir else loaded.model_name
     config = getattr(loaded, "config", {}) or {}
-    parts = {"recipe": asdict(recipe), "n_train": n_train, "base": digest}
+    parts = {"recipe": asdict(recipe), "n_train": n_train, "base": digest,
+             "data": array_digest(loaded.x_train, loaded.y_train,
+                                  loaded.boxes_train),  # type: ignore[attr-defined]
+             "code": code_parts(_robust)}  # fmt: skip
 
     def build() -> tuple[Any, dict[str, Any]]:
         started = time.perf_counter()

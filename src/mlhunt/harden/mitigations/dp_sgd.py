@@ -40,8 +40,9 @@ def _config(p: dict[str, Any], seed: int) -> Any:
 
 def _model(ctx: HardenContext, cfg: Any, epsilon: float | None, delta: float) -> Any:
     """A trained MLP (cached by parameters) behind public-range scaling."""
-    from mlhunt.harden._cache import cached_module
-    from mlhunt.harden._dpsgd import Scaled, build_mlp, train
+    from mlhunt.harden import _dpsgd
+    from mlhunt.harden._cache import array_digest, cached_module, code_parts
+    from mlhunt.harden._dpsgd import Scaled, build_mlp, import_opacus, train
 
     loaded = ctx.loaded
     lower = np.asarray(loaded.spec.lower, dtype=np.float64)
@@ -49,9 +50,11 @@ def _model(ctx: HardenContext, cfg: Any, epsilon: float | None, delta: float) ->
     scaler = Scaled(build_mlp(len(lower), cfg.hidden), lower, upper)
     x = scaler.transform(np.asarray(loaded.x_train))
     y = np.asarray(loaded.y_train).astype(np.int64)
-    data_digest = f"{loaded.model_name}:{len(x)}:{float(np.asarray(loaded.x_train).sum()):.6g}"
+    code = code_parts(_dpsgd)
+    if epsilon is not None:  # only the private model is trained through opacus
+        code["opacus"] = str(import_opacus().__version__)
     parts = {"cfg": dataclasses.asdict(cfg), "epsilon": epsilon, "delta": delta,
-             "data": data_digest}  # fmt: skip
+             "data": f"{loaded.model_name}:{array_digest(x, y)}", "code": code}  # fmt: skip
     module, info, _hit = cached_module(
         "dp-sgd", parts, lambda: train(x, y, cfg, epsilon=epsilon, delta=delta),
         lambda: build_mlp(x.shape[1], cfg.hidden, int(y.max()) + 1),
