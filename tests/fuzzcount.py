@@ -105,3 +105,28 @@ def outcome(tally: Tally, parser: str, fn: Callable[..., T], *args: Any, **kw: A
         return None
     tally.add(parser, "ok")
     return result
+
+
+def scaled(divisor: int, floor: int = 50) -> Any:
+    """The loaded hypothesis profile with fewer examples (at least ``floor``), for targets that
+    cost more per input."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=max(floor, settings().max_examples // divisor),
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                               HealthCheck.function_scoped_fixture],
+    )  # fmt: skip
+
+
+def flush_after_module(tally: Tally) -> Any:
+    """A module-scoped autouse fixture writing ``tally``'s counts when the module's tests end;
+    assign it to a module-level name in the test file."""
+    import pytest
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _write_counts() -> Iterator[None]:
+        yield
+        tally.flush()
+
+    return _write_counts

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from mlhunt.scan import scan_path
@@ -22,19 +21,9 @@ from tests.fuzzcount import Tally, outcome
 from tests.scan_guard import CANARY, assert_untouched, watch
 
 TALLY = Tally()
-BUDGET = settings().max_examples  # the loaded profile's (150, or 20,000 under MLHUNT_FUZZ=full)
 PER_INPUT_S = 5.0
 # A scan budget under PER_INPUT_S: a parser that ignores its own deadline fails the test.
 LIMITS = Limits(max_seconds=3.0)
-
-
-def scaled(divisor: int) -> settings:
-    """The loaded profile with fewer examples, for targets that cost more per input."""
-    return settings(
-        max_examples=max(50, BUDGET // divisor),
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.function_scoped_fixture],
-    )  # fmt: skip
 
 
 def warm(folder: Path, *, text: bool = False) -> None:

@@ -22,27 +22,18 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mlhunt.errors import InputError
 from tests.conftest import EXAMPLES
-from tests.fuzzcount import Tally, outcome
+from tests.fuzzcount import Tally, flush_after_module, outcome, scaled
 
 pytestmark = pytest.mark.fuzz
 TALLY = Tally()
-BUDGET = settings().max_examples  # the loaded profile's (150, or 20,000 under MLHUNT_FUZZ=full)
 
 
-def scaled(divisor: int) -> settings:
-    """The loaded profile with fewer examples, for targets that cost more per input."""
-    return settings(max_examples=max(50, BUDGET // divisor))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _write_counts() -> Iterator[None]:
-    yield
-    TALLY.flush()
+_write_counts = flush_after_module(TALLY)
 
 
 @pytest.fixture(scope="module")

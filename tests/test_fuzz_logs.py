@@ -23,25 +23,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mlhunt.hunt.readers import ReadReport, _Normaliser, _records, read_batches
-from tests.fuzzcount import Tally, outcome
+from tests.fuzzcount import Tally, flush_after_module, outcome, scaled
 
 pytestmark = pytest.mark.fuzz
 TALLY = Tally()
-BUDGET = settings().max_examples
 
 
-def scaled(divisor: int) -> settings:
-    return settings(max_examples=max(30, BUDGET // divisor))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _write_counts() -> Iterator[None]:
-    yield
-    TALLY.flush()
+_write_counts = flush_after_module(TALLY)
 
 
 @pytest.fixture(scope="module")
@@ -445,7 +437,7 @@ def test_gzip_logs(work: Path, data: st.DataObject) -> None:
         assert (got[0].records, got[0].malformed) == (want[0].records, want[0].malformed)
 
 
-@scaled(10)
+@scaled(10, floor=30)
 @given(data=st.data())
 def test_hunt_over_generated_logs(work: Path, data: st.DataObject) -> None:
     """`mlhunt hunt` (all detectors, DuckDB engine) on a generated folder of logs."""

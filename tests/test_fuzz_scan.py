@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 from mlhunt.scan.formats import parse_npy_header
 from mlhunt.scan.pickleops import scan_pickles
+from tests.fuzzcount import flush_after_module, scaled
 from tests.scan_fuzzkit import (
     CANARY_PKL,
     TALLY,
@@ -41,7 +42,6 @@ from tests.scan_fuzzkit import (
     json_values,
     mutated,
     npy,
-    scaled,
     warm,
 )
 from tests.scan_guard import CANARY, install_canary, make_h5
@@ -49,10 +49,7 @@ from tests.scan_guard import CANARY, install_canary, make_h5
 pytestmark = pytest.mark.fuzz
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _write_counts() -> Iterator[None]:
-    yield
-    TALLY.flush()
+_write_counts = flush_after_module(TALLY)
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,14 @@ from hypothesis import strategies as st
 
 from mlhunt.scan.manifests import is_manifest, scan_manifests
 from mlhunt.scan.secrets import scan_secrets
-from tests.scan_fuzzkit import TALLY, guarded, json_values, mutated, scaled, warm
+from tests.fuzzcount import flush_after_module, scaled
+from tests.scan_fuzzkit import TALLY, guarded, json_values, mutated, warm
 from tests.scan_guard import install_canary
 
 pytestmark = pytest.mark.fuzz
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _write_counts() -> Iterator[None]:
-    yield
-    TALLY.flush()
+_write_counts = flush_after_module(TALLY)
 
 
 @pytest.fixture(scope="module")

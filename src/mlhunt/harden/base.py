@@ -5,7 +5,8 @@ to re-run an assess attack before and after on the same data with the same seed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,22 @@ def _plain(value: Any) -> Any:
 
 def rounded(values: dict[str, float], digits: int = 4) -> dict[str, float]:
     return {k: round(float(v), digits) for k, v in values.items()}
+
+
+@contextmanager
+def torch_threads(n: int = 1) -> Iterator[None]:
+    """Torch and OpenMP/BLAS capped at ``n`` threads for the work inside, restored after: on
+    busy shared cores 2 threads trained a small model 30x slower than one (measured). The
+    threadpoolctl cap comes second because it also sets OpenMP, which would reset torch."""
+    import torch
+
+    from mlhunt.assess.attacks._tabular import few_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with few_threads(n):
+            torch.set_num_threads(n)
+            yield
+    finally:
+        torch.set_num_threads(before)

@@ -27,6 +27,7 @@ from mlhunt.harden.base import (
     attack_params,
     measures,
     run_attack,
+    torch_threads,
 )
 
 EVASION, PATCH = evasion_whitebox.ID, patch.ID
@@ -124,14 +125,8 @@ def _pgd_measure(model: Any, x: np.ndarray, y: np.ndarray, eps: float, steps: in
 
 
 def run(ctx: HardenContext) -> list[Outcome]:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPUs: 2 threads under load spin 30x slower; restored after
-    try:
+    with torch_threads(1):
         return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(ctx: HardenContext) -> list[Outcome]:

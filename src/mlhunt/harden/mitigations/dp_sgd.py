@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.assess.attacks._tabular import few_threads
 from mlhunt.errors import InputError
 from mlhunt.harden._privacy import ATTRIBUTE, MEMBERSHIP, privacy_attacks, tpr_at_low_fpr
 from mlhunt.harden.base import (
     HardenContext,
     ModelTarget,
     Outcome,
+    torch_threads,
 )
 from mlhunt.harden.utility import tabular_utility
 
@@ -81,15 +81,8 @@ def _shadow_trainer(ctx: HardenContext, cfg: Any) -> Any:
 
 
 def run(ctx: HardenContext) -> list[Outcome]:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 2 threads on busy shared cores: 30x slower (measured)
-    try:
-        with few_threads(1):  # threadpoolctl sets OpenMP too: torch would get 2 threads again
-            return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1):
+        return _run(ctx)
 
 
 def _run(ctx: HardenContext) -> list[Outcome]:

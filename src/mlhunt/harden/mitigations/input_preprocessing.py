@@ -26,7 +26,7 @@ import numpy as np
 from mlhunt.assess import gradient as g
 from mlhunt.assess.attacks import evasion_whitebox
 from mlhunt.errors import InputError
-from mlhunt.harden.base import HardenContext, Outcome
+from mlhunt.harden.base import HardenContext, Outcome, torch_threads
 
 EVASION = evasion_whitebox.ID
 ArrayFn = Callable[[np.ndarray], np.ndarray]
@@ -79,14 +79,8 @@ def effective_rule(before: float, adaptive: float, clean_drop: float, p: dict[st
 
 
 def run(ctx: HardenContext) -> list[Outcome]:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared CPUs: 2 threads under load spin 30x slower; restored after
-    try:
+    with torch_threads(1):
         return _run(ctx)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure(label: str, clean: np.ndarray, robust: np.ndarray, eps: float, steps: int,
