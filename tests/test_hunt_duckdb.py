@@ -17,8 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlhunt.hunt import readers
-from mlhunt.hunt.engines import _duck_load
+from mlhunt.hunt.detectors.base import Detector, DetectorSpec
+from mlhunt.hunt.engines import _duck_load, _duck_prep
 from mlhunt.hunt.engines._duck_load import good_view, load
+from mlhunt.hunt.events import PopulationBuilder, input_matrix, sample_per_client
 from mlhunt.hunt.readers import ReadReport, read_batches
 
 COLS = ("file", "line", "ts", "client_id", "source_ip", "input", "label", "margin", "status")
@@ -167,6 +169,15 @@ def test_native_parquet_equals_python_path(tmp_path: Path, monkeypatch: pytest.M
     assert calls["n"] < want.records + want.malformed - 50
 
 
+class _NoNeed(Detector):
+    """A source detector without a necessary condition (every address is a candidate)."""
+
+    def __init__(self) -> None:
+        super().__init__(DetectorSpec(id="MLH-HUNT-TEST", title="t", scope="source_ip",
+                                      atlas=[], severity={"low": 1.0}, description="t",
+                                      false_positive_notes="t"))  # fmt: skip
+
+
 def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlhunt.hunt.engines import duckdb as eng
     from mlhunt.hunt.events import GroupBatch
@@ -187,19 +198,23 @@ def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.Monke
         _write(tmp_path / "b.parquet", recs[200:], SCHEMA),
     ]
     _, report, con, names = _engine(files)
-    engine = eng.DuckDBEngine()
-    pop = engine._population(con, report.input_dim or 0, None)
-    monkeypatch.setattr(eng, "DETECT_ROWS", 17)  # many record batches, groups across them
-    codes = eng._Codes(con, pop, names)
+    d = report.input_dim or 0
+    # the plain reference, read before prepare() drops the events table
+    plain = {scope: con.sql(f"SELECT * FROM good WHERE {scope} IS NOT NULL "
+                            f"ORDER BY {scope}, ts, file_idx, line").to_arrow_table()
+             for scope in ("client_id", "source_ip")}  # fmt: skip
+    assert con.execute("SELECT count(*) FROM good").fetchall()[0][0] == 300
+    monkeypatch.setattr(_duck_prep, "SCAN_ROWS", 17)  # many record batches, groups across them
+    # no source detector offers a need: every address is scanned
+    prep = _duck_prep.prepare(con, d, None, [_NoNeed()], names)
+    pop = prep.pop
     for scope in ("client_id", "source_ip"):
-        got = list(engine._batches(con, scope, pop, codes, report.input_dim or 0))
+        got = list(eng.batches(con, scope, prep.tables[scope], prep))
         assert len(got) > 1
-        plain = con.sql(f"SELECT * FROM good WHERE {scope} IS NOT NULL "
-                        f"ORDER BY {scope}, ts, file_idx, line").to_arrow_table()  # fmt: skip
-        plain = plain.append_column(
-            "file", pa.array([names[i] for i in plain.column("file_idx").to_pylist()])
+        want_t = plain[scope].append_column(
+            "file", pa.array([names[i] for i in plain[scope].column("file_idx").to_pylist()])
         )
-        want = GroupBatch.from_arrow(scope, plain, pop.classes, pop.d)
+        want = GroupBatch.from_arrow(scope, want_t, pop.classes, pop.d)
         assert sum(b.n for b in got) == want.n
         assert [k for b in got for k in b.keys] == want.keys
         for f in ("ts", "x", "label", "margin", "status", "client", "file", "line"):
@@ -207,5 +222,26 @@ def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.Monke
             np.testing.assert_array_equal(joined, getattr(want, f), err_msg=f)
         for b in got:  # whole groups in every batch
             assert len(set(b.keys)) == len(b.keys)
-    assert con.execute("SELECT count(*) FROM good").fetchall()[0][0] == 300
+    # the population's one ordered pass equals the builder fed with every event at once
+    ref = PopulationBuilder()
+    allc = plain["client_id"]
+    ref.update(np.array(allc.column("client_id").to_pylist(), dtype=object),
+               input_matrix(allc.column("input"), d),
+               np.array(allc.column("label").to_pylist(), dtype=object),
+               allc.column("margin").to_numpy(zero_copy_only=False).astype(float))  # fmt: skip
+    x = input_matrix(allc.column("input"), d)
+    keys = np.array(allc.column("client_id").to_pylist(), dtype=object)
+    has = ~np.isnan(x).any(axis=1)
+    per = sample_per_client(len(set(keys.tolist())))
+    first = [i for i in range(len(keys)) if has[i]
+             and (has[:i] & (keys[:i] == keys[i])).sum() < per]  # fmt: skip
+    ref.add_sample(x[first])
+    want_pop = ref.build()
+    got_k = (pop.n_events, pop.n_clients, pop.d, pop.classes)
+    assert got_k == (want_pop.n_events, want_pop.n_clients, want_pop.d, want_pop.classes)
+    np.testing.assert_array_equal(pop.lower, want_pop.lower)
+    np.testing.assert_allclose(pop.mean, want_pop.mean, rtol=1e-12)
+    for e1, e2 in zip(pop.edges, want_pop.edges, strict=True):
+        np.testing.assert_array_equal(e1, e2)
+    np.testing.assert_array_equal(pop.nn_edges, want_pop.nn_edges)
     assert _duck_load.file_ranks(files[::-1]) == {str(files[0]): 0, str(files[1]): 1}
