@@ -167,11 +167,12 @@ def parquet_query(schema: Any) -> str | None:
           AND {scores_ok} AND {score_ok} AND {status_ok} AND {lat_ok} AND {x_ok} AS ok0
       FROM read_parquet($1, file_row_number = true)
     ), b AS (
-      SELECT *, list_sort(scores, 'DESC') AS top, TRY_CAST(trunc(status_d) AS BIGINT) AS status
+      SELECT *, CASE WHEN len(scores) <> 2 THEN list_sort(scores, 'DESC') END AS top, TRY_CAST(trunc(status_d) AS BIGINT) AS status
       FROM a
     )
     SELECT line, ts, client_id, source_ip, input, label,
-      CASE WHEN len(top) > 1 THEN top[1] - top[2]
+      CASE WHEN len(scores) = 2 THEN abs(scores[1] - scores[2])
+           WHEN len(top) > 1 THEN top[1] - top[2]
            WHEN scores IS NOT NULL THEN abs(2 * top[1] - 1)
            WHEN score0 BETWEEN 0 AND 1 THEN abs(2 * score0 - 1) END AS margin,
       status, coalesce(ok0 AND (status_d IS NULL OR status IS NOT NULL), false) AS ok,
