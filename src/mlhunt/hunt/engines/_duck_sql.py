@@ -167,7 +167,8 @@ def parquet_query(schema: Any) -> str | None:
           AND {scores_ok} AND {score_ok} AND {status_ok} AND {lat_ok} AND {x_ok} AS ok0
       FROM read_parquet($1, file_row_number = true)
     ), b AS (
-      SELECT *, CASE WHEN len(scores) <> 2 THEN list_sort(scores, 'DESC') END AS top, TRY_CAST(trunc(status_d) AS BIGINT) AS status
+      SELECT *, CASE WHEN len(scores) <> 2 THEN list_sort(scores, 'DESC') END AS top,
+        TRY_CAST(trunc(status_d) AS BIGINT) AS status
       FROM a
     )
     SELECT line, ts, client_id, source_ip, input, label,
