@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml Makefile scripts/system-deps.sh
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench,torch,postgres,spark,privacy]' $(TORCH)
 	bash scripts/system-deps.sh
+	$(BIN)/python -m mlhunt.hunt.detectors._warm
 	@touch $(STAMP)
 
 demo: setup

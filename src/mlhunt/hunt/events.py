@@ -109,7 +109,8 @@ class PopulationBuilder:
     Feed it with :meth:`update` (numpy columns of one batch); :meth:`build` cuts the bins from
     the per-client sample: each client's first :func:`sample_per_client` events that have an
     input, ordered by (ts, file, line),
-    selected by each engine (a window function in SQL) and passed to :meth:`add_sample`.
+    selected by each engine (a window function, or the first rows of each group of a sorted
+    table) and passed to :meth:`add_sample`.
     """
 
     near_margin: float = 0.2
@@ -431,15 +432,15 @@ def seg_max(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 def window_count(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
                  window_s: float) -> np.ndarray:  # fmt: skip
-    """For every event: how many flagged events of its group fall in (ts - window_s, ts]."""
-    n = len(ts)
-    if n == 0:
+    """For every event: how many flagged events of its group fall in (ts - window_s, ts]
+    (a compiled two-pointer scan per group)."""
+    from mlhunt.hunt.detectors._kern_extraction import window_counts
+
+    if len(ts) == 0:
         return np.zeros(0)
-    seg = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    first = np.repeat(ts[offsets[:-1]], np.diff(offsets))
-    local = ts - first
-    gap = float(local.max()) + 2 * window_s + 1.0
-    key = seg * gap + local  # increasing over the whole batch, groups far apart
-    csum = np.concatenate([[0.0], np.cumsum(flags, dtype=np.float64)])
-    lo = np.searchsorted(key, key - window_s, side="right")
-    return csum[np.arange(n) + 1] - csum[lo]
+    return window_counts(
+        np.ascontiguousarray(ts, dtype=np.float64),
+        np.ascontiguousarray(offsets, dtype=np.int64),
+        np.ascontiguousarray(flags, dtype=np.float64),
+        float(window_s),
+    )

@@ -7,15 +7,16 @@ compared with the *population's* distances of the same kind by a two-sample Kolm
 statistic, binned at the reference's quantiles and updated online after every event.
 
 Bounded work: the nearest earlier query is searched among the client's last ``WINDOW`` events
-only (one vectorised pass per lag, no pairwise matrix), and long inputs (images) are projected
-to ``PROJECT_DIMS`` random directions first (Johnson-Lindenstrauss: distances roughly kept).
+only (numba kernels in ``_kern_distance.py``, no pairwise matrix), and long inputs (images) are
+projected to ``PROJECT_DIMS`` random directions first (Johnson-Lindenstrauss: distances roughly
+kept).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mlhunt.hunt.events import seg_cumsum, seg_position
+from mlhunt.hunt.events import seg_position
 
 #: Earlier events searched for each query's nearest neighbour (the bounded history).
 WINDOW = 16
@@ -42,19 +43,12 @@ def project(z: np.ndarray) -> np.ndarray:
 
 def window_nn(z: np.ndarray, offsets: np.ndarray, valid: np.ndarray,
               window: int = WINDOW) -> np.ndarray:  # fmt: skip
-    """Per event: Euclidean distance to the nearest of the previous ``window`` events of its
-    group that have an input (inf where there is none). One pass per lag: O(n * window * d)."""
-    n = len(z)
-    best = np.full(n, np.inf, dtype=np.float32)
-    if n == 0:
-        return best
-    pos = seg_position(offsets)
-    for lag in range(1, min(window, n - 1) + 1):
-        diff = z[lag:] - z[:-lag]
-        d2 = np.einsum("ij,ij->i", diff, diff)
-        ok = (pos[lag:] >= lag) & valid[:-lag]
-        np.minimum(best[lag:], np.where(ok, d2, np.inf), out=best[lag:])
-    return np.sqrt(best)
+    """Per event: Euclidean distance (float32, as ``z`` from ``project``) to the nearest of the
+    previous ``window`` events of its group that have an input (inf where there is none). A
+    numba loop over each group's bounded history: O(n * window * d), no temporaries."""
+    from mlhunt.hunt.detectors import _kern_distance as kern
+
+    return kern.window_nn(_f32(z), _i64(offsets), _bool(valid), int(window))
 
 
 def counted(valid: np.ndarray, diff: np.ndarray, offsets: np.ndarray,
@@ -79,10 +73,12 @@ def reference_edges(base: np.ndarray, robust: np.ndarray) -> tuple[np.ndarray, n
     order = np.lexsort(raw.T[::-1])
     z = z[order][np.random.default_rng(7).permutation(len(z))][:_REF_ROWS]
     offsets = np.append(np.arange(0, len(z), _PSEUDO), len(z)).astype(np.int64)
-    zz = project(z)
-    dist = window_nn(zz, offsets, np.ones(len(z), dtype=bool))
-    diff = np.full(len(z), 2)
-    keep = counted(np.ones(len(z), dtype=bool), diff, offsets) & np.isfinite(dist)
+    # the detector's own pass (project + window_nn + counted, no KS): the same distances, and
+    # one compiled kernel to load per process instead of two
+    ones = np.ones(len(z), dtype=bool)
+    _score, cols = distance_test(z, offsets, ones, np.full(len(z), 2), np.empty(0), np.empty(0),
+                                 1.0, 1.0, 0.0)  # fmt: skip
+    dist, keep = cols["dist"], cols["weight"]
     ref = np.sort(dist[keep].astype(np.float64))
     if len(ref) < NN_BINS * 5:
         return np.empty(0), np.empty(0)
@@ -94,26 +90,59 @@ def reference_edges(base: np.ndarray, robust: np.ndarray) -> tuple[np.ndarray, n
 def online_ks(dist: np.ndarray, weight: np.ndarray, offsets: np.ndarray, edges: np.ndarray,
               cdf: np.ndarray, *, minus: bool = False) -> tuple[np.ndarray, np.ndarray,
                                                                np.ndarray | None]:  # fmt: skip
-    """Online binned KS of each group's counted distances against the reference CDF.
+    """Online binned KS of each group's counted distances (``weight``: a boolean mask) against
+    the reference CDF.
 
     Returns per event (m: counted distances so far, D+ = max_j(F_ref - F_client) at the edges:
     the client's distances are *larger* than the population's, and with ``minus`` D- =
-    max_j(F_client - F_ref): smaller). The client's counts at or below each edge are one int32
-    running sum over a (edges, n) indicator (rows contiguous), minus its value before the
-    group."""
-    b = np.searchsorted(edges, dist, side="left")  # dist <= edges[j]  <=>  b <= j
-    le = (b[None, :] <= np.arange(len(edges))[:, None]).astype(np.int32)
-    le *= weight.astype(np.int32)[None, :]
-    np.cumsum(le, axis=1, out=le)
-    starts = offsets[:-1]
-    base = np.where(starts > 0, le[:, np.maximum(starts - 1, 0)], 0)
-    le -= base[:, np.repeat(np.arange(len(starts)), np.diff(offsets))]
-    m = seg_cumsum(weight.astype(np.float64), offsets)
-    inv = (1.0 / np.maximum(m, 1.0)).astype(np.float32)
-    fc = le.astype(np.float32) * inv[None, :]
-    ref = cdf.astype(np.float32)[:, None]
-    d_plus = np.maximum((ref - fc).max(axis=0, initial=0.0), 0.0).astype(np.float64)
-    if not minus:
-        return m, d_plus, None
-    d_minus = np.maximum((fc - ref).max(axis=0, initial=0.0), 0.0).astype(np.float64)
-    return m, d_plus, d_minus
+    max_j(F_client - F_ref): smaller). A numba pass per group: counts per bin reset at the
+    group start, the statistic recomputed (float32, as the former numpy code) when a counted
+    distance arrives."""
+    from mlhunt.hunt.detectors import _kern_distance as kern
+
+    m, d_plus, d_minus = kern.online_ks(np.ascontiguousarray(dist), _bool(weight), _i64(offsets),
+                                        _f64(edges), _ref32(cdf), bool(minus))  # fmt: skip
+    return m, d_plus, (d_minus if minus else None)
+
+
+def distance_test(robust: np.ndarray, offsets: np.ndarray, valid: np.ndarray, diff: np.ndarray,
+                  edges: np.ndarray, cdf: np.ndarray, lambda_threshold: float, d_threshold: float,
+                  min_events: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+    """The query-distance detector's pass in one kernel, from the robust inputs: (online
+    score, columns dist, weight, m, d_plus, lam), the same numbers as ``project``,
+    ``window_nn``, ``counted`` (with a finite distance), ``online_ks`` and then
+    ``lam = D+ sqrt(m)``, ``score = min(lam / lambda_threshold, D+ / d_threshold)`` where
+    ``m >= min_events`` (else 0)."""
+    from mlhunt.hunt.detectors import _kern_distance as kern
+
+    # up to PROJECT_DIMS the kernel rounds each float64 to float32 as project's astype does,
+    # while copying the rows it needs: no batch-sized float32 copy
+    z = robust if robust.shape[1] <= PROJECT_DIMS else project(robust)
+    z = z if z.dtype == np.float32 else np.ascontiguousarray(z, dtype=np.float64)
+    thresholds = np.array([lambda_threshold, d_threshold, min_events], dtype=np.float64)
+    dist, weight, m, d_plus, lam, online = kern.distance_test(
+        np.ascontiguousarray(z), _i64(offsets), _bool(valid), _i64(diff), WINDOW, _f64(edges),
+        _ref32(cdf), thresholds)  # fmt: skip
+    return online, {"dist": dist, "weight": weight, "m": m, "d_plus": d_plus, "lam": lam}
+
+
+# The kernels are compiled for one dtype/layout each: convert (no copy when already right).
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _i64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def _bool(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.bool_)
+
+
+def _ref32(cdf: np.ndarray) -> np.ndarray:
+    """The reference CDF as the former numpy code compared it: float32."""
+    return np.ascontiguousarray(cdf, dtype=np.float32)

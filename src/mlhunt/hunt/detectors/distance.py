@@ -38,16 +38,12 @@ class QueryDistanceDetector(Detector):
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         valid = has_input(batch)
         _prev, diff = changed_vs_prev(batch)
-        z = dist_mod.project(robust_inputs(batch, pop))
-        dist = dist_mod.window_nn(z, batch.offsets, valid)
-        weight = dist_mod.counted(valid, diff, batch.offsets) & np.isfinite(dist)
-        m, d_plus, _d_minus = dist_mod.online_ks(dist, weight, batch.offsets, pop.nn_edges,
-                                                 pop.nn_cdf)  # fmt: skip
-        lam = d_plus * np.sqrt(m)
-        s = np.minimum(lam / self.p("lambda_threshold"), d_plus / self.p("d_threshold"))
-        online = np.where(m >= self.p("min_events"), s, 0.0)
-        return Scored(online, {"dist": dist, "weight": weight, "m": m, "d_plus": d_plus,
-                               "lam": lam})  # fmt: skip
+        # project + window_nn + counted + online_ks + the score in one compiled pass (same
+        # numbers as those functions)
+        limits = (self.p("lambda_threshold"), self.p("d_threshold"), self.p("min_events"))
+        online, cols = dist_mod.distance_test(robust_inputs(batch, pop), batch.offsets, valid,
+                                              diff, pop.nn_edges, pop.nn_cdf, *limits)  # fmt: skip
+        return Scored(online, cols)
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
                  fired: int) -> dict[str, Any]:  # fmt: skip

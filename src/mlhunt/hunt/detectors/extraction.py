@@ -15,14 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.detectors._features import (
-    changed_vs_prev,
-    extraction_score,
-    g_statistic,
-    has_input,
-)
+from mlhunt.hunt.detectors._features import changed_vs_prev, has_input
 from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored
-from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum, seg_max
+from mlhunt.hunt.events import GroupBatch, Population, seg_max
 
 
 def _ood(batch: GroupBatch, pop: Population, a: int, b: int) -> np.ndarray:
@@ -42,12 +37,21 @@ class ExtractionDetector(Detector):
         return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
+        return self._g_test(batch, pop, None)
+
+    def _g_test(self, batch: GroupBatch, pop: Population, keep: np.ndarray | None) -> Scored:
+        """G-test and score in one compiled pass over the groups where ``keep`` (all if None);
+        zeros elsewhere."""
+        from mlhunt.hunt.detectors import _kern_extraction as kern  # numba: only when scoring
+
         _prev, diff = changed_vs_prev(batch)
         weight = has_input(batch) & (diff >= 2)
-        g, n_eff, df = g_statistic(batch, pop, weight)
-        score, z, kl = extraction_score(g, n_eff, df, z_thr=self.p("z_threshold"),
-                                        kl_thr=self.p("kl_threshold"),
-                                        min_events=self.p("min_events"))  # fmt: skip
+        if keep is not None:
+            weight &= np.repeat(keep, batch.lengths)
+        _g, n_eff, score, z, kl, _df = kern.g_scan(
+            batch.x, batch.offsets, weight, pop.edges, pop.bin_probs, keep,
+            z_thr=self.p("z_threshold"), kl_thr=self.p("kl_threshold"),
+            min_events=self.p("min_events"))  # fmt: skip
         return Scored(score, {"z": z, "kl": kl, "n_eff": n_eff, "weight": weight})
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
@@ -86,23 +90,14 @@ class SybilExtractionDetector(ExtractionDetector):
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         distinct = _distinct_clients(batch)
         gate = distinct >= self.p("min_clients")
-        # most addresses never reach min_clients: the G-test runs on the others only (scores
-        # are per group, so the result is the same as scoring the whole batch)
+        # most addresses never reach min_clients: the G-test skips the others (scores are
+        # per group, so the result is the same as scoring the whole batch)
         keep = seg_max(distinct, batch.offsets) >= self.p("min_clients")
-        columns: dict[str, np.ndarray] = {"distinct": distinct}
-        online = np.zeros(batch.n)
-        if keep.any():
-            if keep.all():
-                sub, rows = batch, np.ones(batch.n, dtype=bool)
-            else:
-                sub, rows = batch.take_groups(keep)
-            base = super().score(sub, pop)
-            online[rows] = np.where(gate[rows], base.online, 0.0)
-            for name, col in base.columns.items():
-                full = np.zeros(batch.n, dtype=col.dtype)
-                full[rows] = col
-                columns[name] = full
-        return Scored(online, columns)
+        if not keep.any():
+            return Scored(np.zeros(batch.n), {"distinct": distinct})
+        base = self._g_test(batch, pop, keep)
+        online = np.where(gate, base.online, 0.0)
+        return Scored(online, {"distinct": distinct, **base.columns})
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
                  fired: int) -> dict[str, Any]:  # fmt: skip
@@ -116,13 +111,17 @@ class SybilExtractionDetector(ExtractionDetector):
 
 
 def _distinct_clients(batch: GroupBatch) -> np.ndarray:
-    """Per event: distinct client ids seen so far in the group."""
-    seg = batch.seg_ids()
-    _, codes = np.unique(batch.client.astype(str), return_inverse=True)
-    order = np.lexsort((np.arange(batch.n), codes, seg))
-    first = np.ones(batch.n, dtype=bool)
-    s_seg, s_code = seg[order], codes[order]
-    first[1:] = (s_seg[1:] != s_seg[:-1]) | (s_code[1:] != s_code[:-1])
-    new = np.zeros(batch.n)
-    new[order] = first
-    return seg_cumsum(new, batch.offsets)
+    """Per event: distinct client ids seen so far in the group (ids compared as strings, as
+    ``np.unique(client.astype(str))`` would; integer codes are compared as they are)."""
+    from mlhunt.hunt.detectors import _kern_extraction as kern
+
+    return kern.distinct_running(_id_words(batch.client), batch.offsets)
+
+
+def _id_words(ids: np.ndarray) -> np.ndarray:
+    """Ids as rows of fixed-width integer words (equal rows = equal ids), for the kernel."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind in "iub":
+        return np.ascontiguousarray(arr, dtype=np.int64).reshape(len(arr), 1)
+    u = np.ascontiguousarray(arr.astype(str))
+    return u.view(np.uint32).reshape(len(u), u.itemsize // 4)

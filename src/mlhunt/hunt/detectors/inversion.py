@@ -16,7 +16,7 @@ import numpy as np
 
 from mlhunt.hunt.detectors._features import changed_vs_prev
 from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
-from mlhunt.hunt.events import GroupBatch, Population, seg_cummax, seg_cumsum
+from mlhunt.hunt.events import GroupBatch, Population
 
 
 class InversionSweepDetector(Detector):
@@ -26,37 +26,17 @@ class InversionSweepDetector(Detector):
         return GroupNeed("events", self.p("min_length"))  # one sweep's run at least
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
-        n = batch.n
+        from mlhunt.hunt.detectors import _kern_probing as kern  # numba: only when scoring
+
         prev, diff = changed_vs_prev(batch)
-        single = diff == 1
-        feat = np.full(n, -1, dtype=np.int64)
-        idx = np.flatnonzero(single)
-        feat[idx] = np.argmax(batch.x[idx] != batch.x[prev[idx]], axis=1)
-        # a run: consecutive single-field steps on the same field
-        prev_feat = np.where(prev >= 0, feat[np.maximum(prev, 0)], -2)
-        new_run = (feat < 0) | (feat != prev_feat)
-        run_starts = np.flatnonzero(new_run | (prev < 0))
-        offsets = np.append(run_starts, n).astype(np.int64)
-        lengths = np.diff(offsets)
-        pos = np.arange(n) - np.repeat(run_starts, lengths)
-        length = np.where(feat >= 0, pos + 2, 0)  # the run's base query counts too
-        # swept value and its range so far, in units of the field's 1..99% population range
-        f_safe = np.maximum(feat, 0)
-        lo = np.array([e[0] for e in pop.edges])
-        hi = np.array([e[-1] for e in pop.edges])
-        width = np.where(hi > lo, hi - lo, pop.span)
-        v = batch.x[np.arange(n), f_safe] / width[f_safe]
-        base = np.where(prev >= 0, batch.x[np.maximum(prev, 0), f_safe] / width[f_safe], v)
-        run_base = np.repeat(base[run_starts], lengths)
-        vmax = np.maximum(seg_cummax(np.nan_to_num(v), offsets), run_base)
-        vmin = -np.maximum(seg_cummax(-np.nan_to_num(v), offsets), -run_base)
-        coverage = np.where(feat >= 0, vmax - vmin, 0.0)
-        ok = (length >= self.p("min_length")) & (coverage >= self.p("min_coverage"))
-        # count each run once, at the query where it first qualifies
-        first_ok = ok & ~np.concatenate([[False], ok[:-1] & ~new_run[1:]])
-        sweeps = seg_cumsum(first_ok.astype(float), batch.offsets)
-        online = sweeps / self.p("min_sweeps")
-        return Scored(online, {"sweep_done": first_ok, "feature": feat, "length": length,
+        # a run: consecutive single-field steps on the same field; its coverage: the swept
+        # value's range so far, in units of the field's 1..99% population range
+        online, done, feat, length, coverage = kern.inversion(
+            np.ascontiguousarray(batch.x, dtype=np.float64), prev, diff,
+            np.ascontiguousarray(pop.width, dtype=np.float64), batch.offsets,
+            self.p("min_length"), self.p("min_coverage"), self.p("min_sweeps"),
+        )  # fmt: skip
+        return Scored(online, {"sweep_done": done, "feature": feat, "length": length,
                                "coverage": coverage})  # fmt: skip
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
-from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum
+from mlhunt.hunt.events import GroupBatch, Population
 
 
 class LowConfidenceDetector(Detector):
@@ -21,15 +21,14 @@ class LowConfidenceDetector(Detector):
         return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
-        known = ~np.isnan(batch.margin)
-        near = known & (np.nan_to_num(batch.margin, nan=1.0) < pop.near_margin)
-        k = seg_cumsum(near.astype(float), batch.offsets)
-        n = seg_cumsum(known.astype(float), batch.offsets)
+        from mlhunt.hunt.detectors._kern_extraction import near_scores
+
         p0 = min(max(pop.near_share, 0.01), 0.5)
-        z = (k - n * p0) / np.sqrt(np.maximum(n, 1.0) * p0 * (1 - p0))
-        share = k / np.maximum(n, 1.0)
-        s = np.minimum(z / self.p("z_threshold"), share / (self.p("ratio") * p0))
-        online = np.where(n >= self.p("min_events"), np.maximum(s, 0.0), 0.0)
+        # running binomial z of near-boundary answers among those with a known margin
+        online, near, z, share = near_scores(
+            np.ascontiguousarray(batch.margin, dtype=np.float64), batch.offsets,
+            float(pop.near_margin), p0, float(self.p("z_threshold")), float(self.p("ratio")),
+            float(self.p("min_events")))  # fmt: skip
         return Scored(online, {"near": near, "z": z, "share": share})
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,

@@ -16,29 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.detectors._features import has_input, near_duplicates
+from mlhunt.hunt.detectors._features import _MULT, hash_inputs
 from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
-from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum, seg_position
+from mlhunt.hunt.events import GroupBatch, Population
 
 
-def _pair_stats(batch: GroupBatch, match: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]:  # fmt: skip
-    """(has a near-duplicate predecessor that is not identical, label flipped vs it, number of
-    features changed vs it)."""
-    ok = match >= 0
-    changed = np.zeros(batch.n, dtype=np.int64)
-    changed[ok] = (batch.x[ok] != batch.x[match[ok]]).sum(axis=1)
-    near = ok & (changed > 0)
-    flip = np.zeros(batch.n, dtype=bool)
-    flip[near] = (batch.label[near] != batch.label[match[near]]) & (batch.label[near] >= 0)
-    return near, flip, changed
-
-
-def _rate_score(count: np.ndarray, n: np.ndarray, count_thr: float, share_thr: float,
-                min_events: float) -> np.ndarray:  # fmt: skip
-    share = count / np.maximum(n, 1.0)
-    s = np.minimum(count / count_thr, share / share_thr)
-    return np.where(n >= min_events, s, 0.0)
+def _x(batch: GroupBatch) -> np.ndarray:
+    return np.ascontiguousarray(batch.x, dtype=np.float64)
 
 
 class EvasionProbingDetector(Detector):
@@ -48,20 +32,19 @@ class EvasionProbingDetector(Detector):
         return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
-        match, _share = near_duplicates(batch, pop, self.p("cell"))
-        near, flip, _changed = _pair_stats(batch, match)
-        flips = seg_cumsum(flip.astype(float), batch.offsets)
-        chain = seg_cumsum(near.astype(float), batch.offsets)
-        n = seg_position(batch.offsets) + 1.0
-        by_flips = _rate_score(flips, n, self.p("min_flips"), self.p("flip_share"),
-                               self.p("min_events"))  # fmt: skip
-        # score-based searches (patch search) rarely flip until they succeed: a client whose
-        # traffic is mostly a chain of near duplicates is probing too
-        by_chain = _rate_score(chain, n, self.p("min_chain"), self.p("chain_share"),
-                               self.p("min_events"))  # fmt: skip
-        # (long inputs only: in short tabular vectors with categorical fields natural near
-        # duplicates are common, and there the flips carry the signal)
-        online = np.maximum(by_flips, by_chain) if batch.x.shape[1] > 16 else by_flips
+        from mlhunt.hunt.detectors import _kern_probing as kern  # numba: only when scoring
+
+        # near duplicates (as _features.near_duplicates) and, group by group right after
+        # them, the online rates: flips (near duplicates whose label flipped) so far; and for
+        # long inputs (images) the chain of near duplicates too, as score-based searches
+        # (patch search) rarely flip until they succeed (in short tabular vectors with
+        # categorical fields natural near duplicates are common: there the flips carry it)
+        z, valid, chunk = hash_inputs(batch, pop)
+        online, near, flip, flips, match = kern.evasion(
+            z, valid, _x(batch), batch.label, batch.offsets, self.p("cell"), 2, chunk, _MULT,
+            self.p("min_flips"), self.p("flip_share"), self.p("min_chain"),
+            self.p("chain_share"), self.p("min_events"), batch.x.shape[1] > 16,
+        )  # fmt: skip
         return Scored(online, {"near": near, "flip": flip, "flips": flips, "match": match})
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
@@ -88,22 +71,19 @@ class MembershipProbingDetector(Detector):
         return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
-        match, _share = near_duplicates(batch, pop, self.p("cell"))
-        near, _flip, changed = _pair_stats(batch, match)
-        # noisy repeat: close to an earlier query, but several fields nudged (not a retry,
-        # not a what-if variant that changes one field)
-        noisy = near & (changed >= self.p("min_changed")) & has_input(batch)
-        if batch.x.shape[1] > 0:
-            # every changed field moved by a tiny *relative* step (multiplicative noise),
-            # which natural neighbours (amounts that happen to be close) rarely do
-            ok = np.flatnonzero(noisy)
-            x, xm = batch.x[ok], batch.x[match[ok]]
-            rel = np.abs(x - xm) / np.maximum(np.abs(xm), pop.width * 1e-3)
-            noisy[ok] = rel.max(axis=1) <= self.p("max_step")
-        count = seg_cumsum(noisy.astype(float), batch.offsets)
-        n = seg_position(batch.offsets) + 1.0
-        online = _rate_score(count, n, self.p("min_repeats"), self.p("repeat_share"),
-                             self.p("min_events"))  # fmt: skip
+        from mlhunt.hunt.detectors import _kern_probing as kern  # numba: only when scoring
+
+        # noisy repeat: close to an earlier query (near duplicates as in evasion probing),
+        # but several fields nudged (not a retry, not a what-if variant that changes one
+        # field), every changed field by a tiny *relative* step (multiplicative noise), which
+        # natural neighbours (amounts that happen to be close) rarely do
+        z, valid, chunk = hash_inputs(batch, pop)
+        width = np.ascontiguousarray(pop.width, dtype=np.float64)
+        online, noisy, match = kern.membership(
+            z, valid, _x(batch), batch.offsets, width, self.p("cell"), 2, chunk, _MULT,
+            self.p("min_changed"), self.p("max_step"), self.p("min_repeats"),
+            self.p("repeat_share"), self.p("min_events"),
+        )  # fmt: skip
         return Scored(online, {"noisy": noisy, "match": match})
 
     def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,

@@ -1,0 +1,391 @@
+"""Compiled kernels of the near-duplicate family of detectors (evasion probing, membership
+probing, inversion sweeps): one pass over each group's events with a few counters, instead of
+whole-batch sorts and (n, d) temporaries. They reproduce the numpy formulation they replaced
+(``tests/hunt_oracle_probing.py``) operation for operation, NaN/inf corner cases included, so
+the results are the same bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlhunt.hunt._jit import njit
+
+_I64_MIN = np.iinfo(np.int64).min
+_F64_MAX = np.finfo(np.float64).max
+_MIX = np.int64(-7046029254386353131)  # 0x9E3779B97F4A7C15 as int64: spreads codes over slots
+
+
+@njit
+def _nmax(a: float, b: float) -> float:
+    """``np.maximum`` of two scalars (NaN wins)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a >= b else b
+
+
+@njit
+def _nmin(a: float, b: float) -> float:
+    """``np.minimum`` of two scalars (NaN wins)."""
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
+
+
+@njit
+def _nan_to_num(v: float) -> float:
+    if v != v:
+        return 0.0
+    if v == np.inf:
+        return _F64_MAX
+    if v == -np.inf:
+        return -_F64_MAX
+    return v
+
+
+@njit
+def _to_i64(q: float) -> np.int64:
+    """``float64 -> int64`` as numpy casts on x86: NaN and out-of-range values give INT64_MIN."""
+    if q >= -9.223372036854775808e18 and q < 9.223372036854775808e18:
+        return np.int64(q)
+    return np.int64(_I64_MIN)
+
+
+@njit
+def _rate(count: float, n: float, count_thr: float, share_thr: float, min_events: float) -> float:
+    if n < min_events or (count == 0.0 and count_thr > 0.0 and share_thr > 0.0):
+        return 0.0  # what the divisions below give, without them (the common case)
+    share = count / _nmax(n, 1.0)
+    s = _nmin(count / count_thr, share / share_thr)
+    return s if n >= min_events else 0.0
+
+
+@njit
+def _chunk_code(q: np.ndarray, c: int, chunk: int, mult: np.ndarray) -> np.int64:
+    """Hash of chunk ``c`` of the quantised coordinates ``q`` (int64 wrap-around)."""
+    code = np.int64(0)
+    for j in range(c * chunk, min(len(q), (c + 1) * chunk)):
+        code += q[j] * mult[j % len(mult)]  # (multipliers repeat past len(mult) coordinates)
+    return code
+
+
+@njit
+def grid_codes(z: np.ndarray, cell: float, offset: float, chunk: int,
+               mult: np.ndarray) -> np.ndarray:  # fmt: skip
+    """(n, chunks) hashes of ``z`` quantised on the grid of side ``cell`` shifted by
+    ``offset`` cells: what :func:`near_duplicates` looks up."""
+    n, d = z.shape
+    k = max(1, -(-d // chunk))
+    out = np.empty((n, k), dtype=np.int64)
+    q = np.empty(d, dtype=np.int64)
+    for i in range(n):
+        for j in range(d):
+            q[j] = _to_i64(np.floor(z[i, j] / cell + offset))
+        for c in range(k):
+            out[i, c] = _chunk_code(q, c, chunk, mult)
+    return out
+
+
+@njit
+def _chunk_codes(z: np.ndarray, a: int, b: int, c: int, cell: float, grids: int, chunk: int,
+                 mult: np.ndarray, zt: np.ndarray, codes: np.ndarray) -> None:  # fmt: skip
+    """Hashes of chunk ``c`` of events ``a..b`` on each grid into ``codes[grid, i - a]``
+    (``z``: inputs in robust units, 0 rows without an input). Column by column over a
+    transposed copy of the chunk, so that the divisions, floors and multiply-adds run as SIMD
+    loops over the events."""
+    j0 = c * chunk
+    j1 = min(z.shape[1], j0 + chunk)
+    size = b - a
+    for i in range(a, b):
+        for j in range(j0, j1):
+            zt[j - j0, i - a] = z[i, j]
+    codes[:, :size] = 0
+    col = zt[j1 - j0]  # spare row: one column divided by the cell
+    for j in range(j0, j1):
+        src = zt[j - j0]
+        for i in range(size):
+            col[i] = src[i] / cell
+        m = mult[j % len(mult)]  # (multipliers repeat past len(mult) coordinates)
+        for gi in range(grids):
+            offset = gi / grids
+            row = codes[gi]
+            for i in range(size):
+                row[i] += _to_i64(np.floor(col[i] + offset)) * m
+
+
+@njit
+def _workspace(z: np.ndarray, offsets: np.ndarray, grids: int, chunk: int,
+               want_share: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                          np.ndarray, np.ndarray, np.ndarray,
+                                          np.ndarray]:  # fmt: skip
+    """(best, share (empty unless ``want_share``), transposed chunk, chunk hashes per grid,
+    chunks matched per grid, latest match per grid, table keys, table entries): the outputs
+    and the scratch arrays of :func:`_match_group`, sized for the longest group (O(group),
+    whatever the number of chunks). Fresh output memory costs a page fault per 4 KiB, as
+    much as the rest of the work: only what is needed is allocated."""
+    n, d = z.shape
+    longest = 0
+    for g in range(len(offsets) - 1):
+        longest = max(longest, offsets[g + 1] - offsets[g])
+    cap = 8
+    while cap < 2 * longest:
+        cap *= 2
+    return (np.full(n, -1, dtype=np.int64), np.zeros(n if want_share else 0),
+            np.empty((min(d, chunk) + 1, longest)), np.empty((grids, longest), dtype=np.int64),
+            np.empty((grids, longest), dtype=np.int64),
+            np.empty((grids, longest), dtype=np.int64), np.empty(cap, dtype=np.int64),
+            np.empty(cap, dtype=np.int64))  # fmt: skip
+
+
+@njit
+def _match_group(z: np.ndarray, valid: np.ndarray, a: int, b: int, cell: float, grids: int,
+                 chunk: int, mult: np.ndarray, best: np.ndarray, share: np.ndarray,
+                 zt: np.ndarray, codes: np.ndarray, hits: np.ndarray, latest: np.ndarray,
+                 keys: np.ndarray, last: np.ndarray) -> None:  # fmt: skip
+    """:func:`near_duplicates` for the group of events ``a..b``: per chunk and grid, an
+    open-addressing table keyed by hash holds the group's latest event with that hash."""
+    k = max(1, -(-z.shape[1] // chunk))
+    size = 8
+    while size < 2 * (b - a):
+        size *= 2
+    mask = size - 1
+    hits[:, : b - a] = 0
+    latest[:, : b - a] = -1
+    for c in range(k):
+        _chunk_codes(z, a, b, c, cell, grids, chunk, mult, zt, codes)
+        for gi in range(grids):
+            last[:size] = -1
+            for i in range(a, b):
+                code = codes[gi, i - a]
+                h = code * _MIX
+                h = (h ^ (h >> 32)) & mask
+                while last[h] >= 0 and keys[h] != code:
+                    h = (h + 1) & mask
+                m = last[h]
+                keys[h] = code
+                last[h] = i
+                if m >= 0 and valid[i] and valid[m]:
+                    hits[gi, i - a] += 1
+                    latest[gi, i - a] = max(latest[gi, i - a], m)
+    for i in range(a, b):
+        for gi in range(grids):
+            frac = hits[gi, i - a] / k if k > 1 else float(hits[gi, i - a])
+            if frac >= (1.0 if k == 1 else 0.5):
+                best[i] = max(best[i], latest[gi, i - a])
+            if len(share):
+                share[i] = _nmax(share[i], frac)
+
+
+_NEAR, _EVASION, _MEMBERSHIP = 0, 1, 2
+
+
+@njit
+def _probing(z: np.ndarray, valid: np.ndarray, x: np.ndarray, label: np.ndarray,
+             offsets: np.ndarray, width: np.ndarray, cell: float, grids: int, chunk: int,
+             mult: np.ndarray, mode: int,
+             p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                     np.ndarray, np.ndarray]:  # fmt: skip
+    """One kernel for the three uses of the near-duplicate index (one compiled body to load
+    from the cache, not three): ``mode`` _NEAR, _EVASION or _MEMBERSHIP; ``p`` that
+    detector's thresholds. Returns (match, share, online, near or noisy, flip, flips so far),
+    the arrays a mode does not produce empty. Each group's statistics are computed right
+    after its matches, while its inputs are in cache. ``z``: the inputs in robust units (0
+    rows without an input), ``valid``: events with an input, ``x``: the inputs (for the
+    detectors' statistics)."""
+    n = z.shape[0]
+    some = n if mode != _NEAR else 0
+    match, share, zt, codes, hits, latest, keys, last = _workspace(z, offsets, grids, chunk,
+                                                                   mode == _NEAR)  # fmt: skip
+    online = np.zeros(some)
+    flag = np.zeros(some, dtype=np.bool_)
+    flip = np.zeros(n if mode == _EVASION else 0, dtype=np.bool_)
+    flips = np.zeros(n if mode == _EVASION else 0)
+    for g in range(len(offsets) - 1):
+        a, b = offsets[g], offsets[g + 1]
+        _match_group(z, valid, a, b, cell, grids, chunk, mult, match, share, zt, codes, hits,
+                     latest, keys, last)  # fmt: skip
+        if mode == _EVASION:
+            _evasion_group(x, label, match, a, b, p, online, flag, flip, flips)
+        elif mode == _MEMBERSHIP:
+            _membership_group(x, match, valid, width, a, b, p, online, flag)
+    return match, share, online, flag, flip, flips
+
+
+@njit
+def _changed(x: np.ndarray, i: int, m: int) -> int:
+    c = 0
+    for j in range(x.shape[1]):
+        if x[i, j] != x[m, j]:
+            c += 1
+    return c
+
+
+@njit
+def _evasion_group(x: np.ndarray, label: np.ndarray, match: np.ndarray, a: int, b: int,
+                   p: np.ndarray, online: np.ndarray, near: np.ndarray, flip: np.ndarray,
+                   flips: np.ndarray) -> None:  # fmt: skip
+    min_flips, flip_share, min_chain, chain_share, min_events, use_chain = p[:6]
+    n_flip = 0.0
+    n_near = 0.0
+    for i in range(a, b):
+        m = match[i]
+        if m >= 0 and _changed(x, i, m) > 0:
+            near[i] = True
+            n_near += 1.0
+            if label[i] != label[m] and label[i] >= 0:
+                flip[i] = True
+                n_flip += 1.0
+        flips[i] = n_flip
+        pos = float(i - a) + 1.0
+        s = _rate(n_flip, pos, min_flips, flip_share, min_events)
+        if use_chain > 0.0:
+            s = _nmax(s, _rate(n_near, pos, min_chain, chain_share, min_events))
+        online[i] = s
+
+
+@njit
+def _membership_group(x: np.ndarray, match: np.ndarray, valid: np.ndarray, width: np.ndarray,
+                      a: int, b: int, p: np.ndarray, online: np.ndarray,
+                      noisy: np.ndarray) -> None:  # fmt: skip
+    min_changed, max_step, min_repeats, repeat_share, min_events = p[:5]
+    d = x.shape[1]
+    count = 0.0
+    for i in range(a, b):
+        m = match[i]
+        if m >= 0 and valid[i] and d > 0:
+            changed = _changed(x, i, m)
+            if changed > 0 and changed >= min_changed:
+                small = True
+                for j in range(d):
+                    rel = abs(x[i, j] - x[m, j]) / _nmax(abs(x[m, j]), width[j] * 1e-3)
+                    if not rel <= max_step:  # a NaN step is not small either
+                        small = False
+                        break
+                if small:
+                    noisy[i] = True
+                    count += 1.0
+        online[i] = _rate(count, float(i - a) + 1.0, min_repeats, repeat_share, min_events)
+
+
+def near_duplicates(z: np.ndarray, valid: np.ndarray, offsets: np.ndarray, cell: float,
+                    grids: int, chunk: int,
+                    mult: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(latest earlier near duplicate in the group or -1, share of hash chunks matched).
+
+    Inputs in robust units (``z``: 0 rows for events without an input, which never match:
+    ``valid``) are quantised on ``grids`` grids shifted by ``g / grids`` cells and hashed per
+    ``chunk`` coordinates as :func:`grid_codes`; the latest earlier event of the group with the same
+    hash comes from a hash table: the same answer as a stable sort by hash, for one probe per
+    event and hash.
+    """
+    out = _probing(z, valid, z, np.empty(0, dtype=np.int64), offsets, np.empty(0),
+                   float(cell), int(grids), int(chunk), mult, _NEAR, np.empty(0))  # fmt: skip
+    return out[0], out[1]
+
+
+def evasion(z: np.ndarray, valid: np.ndarray, x: np.ndarray, label: np.ndarray,
+            offsets: np.ndarray, cell: float, grids: int, chunk: int, mult: np.ndarray,
+            min_flips: float,
+            flip_share: float, min_chain: float, chain_share: float, min_events: float,
+            use_chain: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray]:  # fmt: skip
+    """(online score, near: has a near duplicate that is not identical, flip: ... whose label
+    differs, flips so far in the group, the near duplicate as :func:`near_duplicates`) of
+    the evasion-probing detector."""
+    p = np.array([min_flips, flip_share, min_chain, chain_share, min_events, float(use_chain)])
+    match, _, online, near, flip, flips = _probing(
+        z, valid, x, label.astype(np.int64, copy=False), offsets, np.empty(0), float(cell),
+        int(grids), int(chunk), mult, _EVASION, p)  # fmt: skip
+    return online, near, flip, flips, match
+
+
+def membership(z: np.ndarray, valid: np.ndarray, x: np.ndarray, offsets: np.ndarray,
+               width: np.ndarray, cell: float, grids: int, chunk: int, mult: np.ndarray,
+               min_changed: float, max_step: float,
+               min_repeats: float, repeat_share: float,
+               min_events: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(online score, noisy repeat, the near duplicate as :func:`near_duplicates`) of the
+    membership-probing detector: a noisy repeat is a near duplicate with at least
+    ``min_changed`` fields changed, each by at most ``max_step`` relative."""
+    p = np.array([min_changed, max_step, min_repeats, repeat_share, min_events])
+    match, _, online, noisy, _, _ = _probing(
+        z, valid, x, np.empty(0, dtype=np.int64), offsets, width, float(cell), int(grids),
+        int(chunk), mult, _MEMBERSHIP, p)  # fmt: skip
+    return online, noisy, match
+
+
+@njit
+def inversion(x: np.ndarray, prev: np.ndarray, diff: np.ndarray, width: np.ndarray,
+              offsets: np.ndarray, min_length: float, min_coverage: float,
+              min_sweeps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                          np.ndarray]:  # fmt: skip
+    """(online score, sweep done here, swept feature or -1, run length, coverage of the
+    feature's range so far) of the inversion-sweep detector: a run is consecutive queries that
+    each change only the same one field vs the previous query.
+
+    The running max/min of the swept value per run are computed as ``events.seg_cummax``
+    does (each run lifted above the earlier ones by ``run * shift``, one running maximum over
+    the batch), so that its rounding, which a coverage right at its threshold can depend on,
+    is the same; hence the first pass for the batch-wide range of the values."""
+    n, d = x.shape
+    feat = np.full(n, -1, dtype=np.int32)  # (int32: fresh memory is what costs here)
+    lo = np.inf  # the batch-wide range of the swept values (feature 0's where none)
+    hi = -np.inf
+    for i in range(n):
+        p = prev[i]
+        if diff[i] == 1:
+            for j in range(d):
+                if x[i, j] != x[p, j]:
+                    feat[i] = j
+                    break
+        f = max(feat[i], 0)
+        v = _nan_to_num(x[i, f] / width[f])
+        lo = min(lo, v)
+        hi = max(hi, v)
+    shift = (hi - lo) + 1.0
+    lo_n, hi_n = -hi, -lo  # the same for the negated values (running minimum)
+    shift_n = (hi_n - lo_n) + 1.0
+    length = np.empty(n, dtype=np.int32)  # (every event is written below: no zeroing pass)
+    coverage = np.empty(n)
+    done = np.empty(n, dtype=np.bool_)
+    online = np.empty(n)
+    run = -1.0
+    start = 0
+    base = 0.0
+    acc = -np.inf
+    acc_n = -np.inf
+    ok_before = False
+    for g in range(len(offsets) - 1):
+        sweeps = 0.0
+        for i in range(offsets[g], offsets[g + 1]):
+            p = prev[i]
+            f = feat[i]
+            fs = max(f, 0)
+            v = _nan_to_num(x[i, fs] / width[fs])  # (recomputed: cheaper than a fresh array)
+            new_run = f < 0 or f != (feat[p] if p >= 0 else -2)
+            if new_run or p < 0:
+                run += 1.0
+                start = i
+                if f >= 0:  # (then p >= 0) the run's base query; only swept runs need it
+                    base = x[p, f] / width[f]
+            acc = _nmax(acc, (v - lo) + run * shift)
+            acc_n = _nmax(acc_n, (-v - lo_n) + run * shift_n)
+            length[i] = 0
+            coverage[i] = 0.0
+            if f >= 0:
+                length[i] = i - start + 2  # the run's base query counts too
+                vmax = acc - run * shift + lo
+                vmin_n = acc_n - run * shift_n + lo_n
+                coverage[i] = _nmax(vmax, base) + _nmax(vmin_n, -base)
+            ok = length[i] >= min_length and coverage[i] >= min_coverage
+            # count each run once, at the query where it first qualifies
+            done[i] = ok and not (ok_before and not new_run)
+            if done[i]:
+                sweeps += 1.0
+            ok_before = ok
+            online[i] = 0.0 if sweeps == 0.0 and min_sweeps > 0.0 else sweeps / min_sweeps
+    return online, done, feat, length, coverage
