@@ -482,3 +482,46 @@ def test_memory_state_keeps_only_the_most_recently_active_targets() -> None:
     assert store.count("client_id", "c0") == 0 and store.window("client_id", "c0") == []
     acts = asyncio.run(store.actions([("client_id", "c7"), ("client_id", "c1")], 0.0))
     assert acts == [{"block"}, set()]
+
+
+def test_served_as_deployed(upstream: str, loan: Any, tmp_path: Path) -> None:
+    """``serve``'s uvicorn set-up (uvloop, httptools, one write per answer, no proxy-headers
+    rewriting): answers are the upstream's, byte for byte; the guard's own routes still answer;
+    a local caller cannot choose its source address with ``X-Forwarded-For``."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from mlhunt.guard.server import OneWriteProtocol, uvicorn_config
+
+    cfg = GuardConfig(upstream=upstream, warmup=10_000, log=tmp_path / "log.jsonl")
+    app = create_guard_app(cfg)
+    config = uvicorn_config(app, port=0)
+    assert config.http is OneWriteProtocol and config.loop == "uvloop"
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    try:
+        body = {"vector": [float(v) for v in loan.x_holdout[0]]}
+        spoof = {"X-API-Key": "sim-alice", "X-Forwarded-For": "203.0.113.9"}
+        with httpx.Client(base_url=url, timeout=10) as c, httpx.Client(base_url=upstream) as d:
+            for _ in range(3):  # keep-alive: several answers on one connection
+                got = c.post("/predict", json=body, headers=spoof)
+                assert got.status_code == 200
+                assert got.content == d.post("/predict", json=body, headers=spoof).content
+            assert c.get("/guard/health").json()["status"] == "ok"
+            assert c.post("/guard/health").status_code == 405
+            assert "mlhunt_guard_requests_total" in c.get("/guard/metrics").text
+        log = tmp_path / "log.jsonl"  # no population yet (warm-up): the worker only logs
+        while time.monotonic() < deadline and len(log.read_text().splitlines()) < 3:
+            time.sleep(0.02)
+        recs = [json.loads(line) for line in log.read_text().splitlines()]
+        assert len(recs) == 3 and {r["source_ip"] for r in recs} == {"127.0.0.1"}
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)

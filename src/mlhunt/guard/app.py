@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlhunt.assess.http import HttpConfig, load_http_config
 from mlhunt.guard.alerts import AlertSink
@@ -33,6 +36,7 @@ from mlhunt.guard.mapping import Mapping, degrade
 from mlhunt.guard.metrics import Metrics
 from mlhunt.guard.online import PopulationSource, Scorer
 from mlhunt.guard.scoring import RemoteWorker
+from mlhunt.guard.server import uvicorn_config
 from mlhunt.guard.state import StateStore, make_store
 from mlhunt.guard.upstream import Upstream, UpstreamError, make_upstream
 from mlhunt.guard.worker import Worker
@@ -43,6 +47,10 @@ from mlhunt.logschema import JsonlLogWriter
 _DROP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                    "trailer", "transfer-encoding", "upgrade", "host", "content-length",
                    "accept-encoding"})  # fmt: skip
+_DROP_B = frozenset(k.encode() for k in _DROP)
+_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_OWN = frozenset({"/guard/health", "/guard/metrics"})  # served by Starlette, never proxied
 
 
 @dataclass
@@ -62,7 +70,15 @@ class Guard:
     upstream: Upstream | None = None  # while running
 
     def client_id(self, request: Request) -> str:
-        raw = request.headers.get(self.config.client_header) or "anonymous"
+        return self.client_of(request.headers.get(self.config.client_header))
+
+    def source(self, request: Request) -> str:
+        peer = request.client.host if request.client else None
+        return self.source_of(request.headers.get("x-forwarded-for"), peer)
+
+    def client_of(self, raw: str | None) -> str:
+        """The client id from the ``client_header`` value (None: absent)."""
+        raw = raw or "anonymous"
         p = self.config.strip_prefix
         if p and raw.startswith(p) and len(raw) > len(p):
             raw = raw[len(p) :]
@@ -70,22 +86,25 @@ class Guard:
             return "h-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
         return raw
 
-    def source(self, request: Request) -> str:
-        if self.config.trust_forwarded:
-            fwd = request.headers.get("x-forwarded-for")
-            if fwd:
-                return fwd.split(",")[0].strip()
-        return request.client.host if request.client else "unknown"
+    def source_of(self, forwarded: str | None, peer: str | None) -> str:
+        """The source address: the first ``X-Forwarded-For`` hop when trusted, else the peer."""
+        if self.config.trust_forwarded and forwarded:
+            return forwarded.split(",")[0].strip()
+        return peer or "unknown"
 
 
 def build_worker(config: GuardConfig, store: StateStore, metrics: Metrics,
                  duty: float | None = None) -> Worker:  # fmt: skip
     """The scoring worker and what it owns (population, alerts, log): in the proxy's process
     (``scoring="thread"``) or in the scoring process (:mod:`mlhunt.guard.scoring`)."""
+    from mlhunt.hunt.detectors._warm import warm_up
+
     scorer = Scorer(config.detectors)
     policy = load_policy(config.policy, known=set(scorer.specs))
     http = load_http_config(config.http_config)
     population = PopulationSource(config.reference, config.warmup, tuple(http.classes))
+    # the compiled detector kernels loaded (or compiled) now, not at the first rescoring
+    warm_up()
     sink = AlertSink(config.alerts, config.webhook)
     log = JsonlLogWriter(config.log) if config.log is not None else None
     return Worker(store=store, scorer=scorer, population=population, policy=policy,
@@ -145,74 +164,87 @@ def create_guard_app(config: GuardConfig) -> Starlette:
                 g.log.close()
             g.store.close()
 
-    def refuse(status: int, outcome: str, detail: str, **headers: str) -> Response:
-        g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers or None)
+    client_header = config.client_header.lower().encode("latin-1")
 
-    async def proxy(request: Request) -> Response:
+    async def refuse(send: Send, status: int, outcome: str, detail: str,
+                     *extra: tuple[bytes, bytes]) -> None:  # fmt: skip
+        g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
+        out = json.dumps({"detail": detail}, separators=(",", ":")).encode()
+        await _respond(send, status, [(b"content-type", b"application/json"), *extra], out)
+
+    async def proxy(scope: Scope, receive: Receive, send: Send) -> None:
+        """The proxied route as a bare ASGI app: no routing, Request or Response objects."""
         start = time.perf_counter()
         now = time.time()
-        client, source = g.client_id(request), g.source(request)
+        fwd = header = None
+        for k, v in scope["headers"]:  # names are lower case in ASGI
+            if k == client_header and header is None:
+                header = v.decode("latin-1")
+            elif k == b"x-forwarded-for" and fwd is None:
+                fwd = v.decode("latin-1")
+        peer = scope.get("client")
+        client, source = g.client_of(header), g.source_of(fwd, peer[0] if peer else None)
         keys = [("client_id", client), ("source_ip", source)]
         try:
             acts = await g.store.actions(keys, now)
         except Exception:  # the state store is down: fail open or closed
             g.metrics.inc("mlhunt_guard_state_errors_total")
             if not config.fail_open:
-                return refuse(503, "error", "guard state unavailable (fail-closed)")
+                return await refuse(send, 503, "error", "guard state unavailable (fail-closed)")
             acts = [set(), set()]
         if not config.fail_open and not g.worker.healthy:
-            return refuse(503, "error", "guard detectors unavailable (fail-closed)")
+            return await refuse(send, 503, "error", "guard detectors unavailable (fail-closed)")
         union = acts[0] | acts[1]
         if "block" in union:
-            return refuse(403, "block", "blocked by mlhunt guard")
+            return await refuse(send, 403, "block", "blocked by mlhunt guard")
         if "throttle" in union:
-            for (scope, key), a in zip(keys, acts, strict=True):
+            for (kind, key), a in zip(keys, acts, strict=True):
                 if "throttle" in a:
                     t = g.policy.throttle
                     try:
-                        wait = await g.store.take(f"{scope}:{key}", t.rate, t.burst, now)
+                        wait = await g.store.take(f"{kind}:{key}", t.rate, t.burst, now)
                     except Exception:
                         g.metrics.inc("mlhunt_guard_state_errors_total")
                         wait = 0.0 if config.fail_open else 1.0
                     if wait > 0:
-                        return refuse(429, "throttle", "rate limited by mlhunt guard",
-                                      **{"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
-        body = await request.body()
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP]
-        if not config.trust_forwarded and request.client:
-            prior = request.headers.get("x-forwarded-for")
-            host = request.client.host
-            headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
-            headers.append(("x-forwarded-for", f"{prior}, {host}" if prior else host))
-        url = _request_target(request.scope)
+                        after = str(max(1, math.ceil(wait))).encode()
+                        return await refuse(send, 429, "throttle", "rate limited by mlhunt guard",
+                                            (b"retry-after", after))  # fmt: skip
+        body = await _body(receive)
+        if body is None:  # the client went away
+            return None
+        headers = [(k.decode("latin-1"), v.decode("latin-1"))
+                   for k, v in scope["headers"] if k not in _DROP_B]  # fmt: skip
+        if not config.trust_forwarded and peer:
+            headers = [(k, v) for k, v in headers if k != "x-forwarded-for"]
+            headers.append(("x-forwarded-for", f"{fwd}, {peer[0]}" if fwd else peer[0]))
+        url = _request_target(scope)
         if url is None:
             g.metrics.inc("mlhunt_guard_requests_total", outcome="bad_target")
-            return refuse(400, "error", "request target with spaces or control characters")
-        path = _normal_path(request.url.path)
+            return await refuse(send, 400, "error",
+                                "request target with spaces or control characters")  # fmt: skip
+        method = scope["method"]
         assert g.upstream is not None
         try:
-            status, up_headers, content = await g.upstream.request(request.method, url,
-                                                                   headers, body)  # fmt: skip
+            status, up_headers, content = await g.upstream.request(method, url, headers, body)
         except UpstreamError as exc:
             g.metrics.inc("mlhunt_guard_upstream_errors_total")
-            return refuse(502, "error", f"upstream unavailable ({exc})")
+            return await refuse(send, 502, "error", f"upstream unavailable ({exc})")
         out = content
         degraded = "degrade" in union and status == 200
         if degraded:
             out = degrade(content, g.http, g.policy.degrade, rng)
-        if path in predict and request.method == "POST":
+        if method == "POST" and _normal_path(scope["path"]) in predict:
             latency = (time.perf_counter() - start) * 1000.0
             g.worker.submit((now, client, source, status, body, content, latency,
                              tuple(sorted(union))))  # fmt: skip
         g.metrics.inc("mlhunt_guard_requests_total",
                       outcome="degrade" if degraded else "pass")  # fmt: skip
-        resp = Response(out, status_code=status)
-        resp.raw_headers = [(b"content-length", str(len(out)).encode())] + [
-            (k.lower().encode("latin-1"), v.encode("latin-1"))
-            for k, v in up_headers if k.lower() not in _DROP
-        ]  # fmt: skip
-        return resp
+        raw = [(b"content-length", str(len(out)).encode())]
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in up_headers if k.lower() not in _DROP]  # fmt: skip
+        await _respond(send, status, raw, out)
+        return None
 
     async def health(_request: Request) -> Response:
         store_ok = await run_in_threadpool(g.store.ping)
@@ -235,17 +267,54 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         return PlainTextResponse(g.metrics.render(),
                                  media_type="text/plain; version=0.0.4")  # fmt: skip
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    app = Starlette(
+    app = _GuardApp(
+        proxy,
         routes=[
             Route("/guard/health", health, methods=["GET"]),
             Route("/guard/metrics", metrics, methods=["GET"]),
-            Route("/{path:path}", proxy, methods=methods),
         ],
         lifespan=lifespan,
     )
     app.state.guard = g
     return app
+
+
+class _GuardApp(Starlette):
+    """Starlette for the lifespan and the guard's own endpoints (``_OWN``); every other HTTP
+    request goes straight to the proxy: routing, ``Request`` and ``Response`` objects and the
+    middleware stack cost more per request than the proxy's own logic."""
+
+    def __init__(self, proxy: ASGIApp, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in _OWN:
+            await self._proxy(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body (None when the client disconnected first)."""
+    chunks = []
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return None
+        chunks.append(msg.get("body", b""))
+        if not msg.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]],
+                   body: bytes) -> None:  # fmt: skip
+    """Head and body back to back: the server's transport sends them in one write
+    (:mod:`mlhunt.guard.server`)."""
+    if not any(k == b"content-length" for k, _ in headers):
+        headers = [(b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def serve(config: GuardConfig, host: str = "127.0.0.1", port: int = 8080,
@@ -263,16 +332,18 @@ def serve(config: GuardConfig, host: str = "127.0.0.1", port: int = 8080,
     app = create_guard_app(config)
     if announce is not None:
         announce()
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(uvicorn_config(app, host, port)).run()
 
 
 def _request_target(scope: dict[str, Any]) -> str | None:
     """The path and query as the client sent them (still percent-encoded), or None when they hold
-    bytes that cannot stand in a request line (decoded paths could smuggle CR LF upstream)."""
+    bytes that cannot stand in a request line (decoded paths could smuggle CR LF upstream), or
+    when the path decodes to control characters (an encoded CR LF: a server behind that decodes
+    before parsing could still split on it; the guard's earlier router never matched those)."""
     raw: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     query: bytes = scope.get("query_string") or b""
     target = raw + (b"?" + query if query else b"")
-    if any(b <= 0x20 or b >= 0x7F for b in target):
+    if _BAD_TARGET.search(target) or _CONTROL.search(scope["path"]):
         return None
     return target.decode("ascii")
 

@@ -123,7 +123,8 @@ class GuardConfig:
     the source address from the first ``X-Forwarded-For`` hop (only behind a trusted proxy).
     ``window``: recent events kept per target and rescored (see docs/guard.md); a target is
     rescored once it has ``score_every`` new events or its oldest unscored event is
-    ``score_interval_s`` old (1 and 0: after every event); ``worker_duty`` caps the share of
+    ``score_interval_s`` old, in passes a tenth of that interval apart (1 and 0: after every
+    event); ``worker_duty`` caps the share of
     time the scoring worker may hold the interpreter (it shares it with the request path).
     ``reference``: known-good inputs for the population (``.npz``/``.npy``/log); without it the
     first ``warmup`` events build the population and nothing is scored before.

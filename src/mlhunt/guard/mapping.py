@@ -9,6 +9,7 @@ Parsing happens in the guard's worker, off the request path; only a degraded ans
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +57,15 @@ class Mapping:
                 names = self.feature_names or tuple(sorted(node))
                 vec = [float(node[n]) for n in names]
             elif isinstance(node, list) and kind != "{image}":
-                vec = np.asarray(node, dtype=np.float64).ravel().tolist()
+                if all(type(v) is float or type(v) is int for v in node):  # the common case
+                    vec = [float(v) for v in node]
+                else:
+                    vec = np.asarray(node, dtype=np.float64).ravel().tolist()
             else:
                 return None
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
-        return vec if all(np.isfinite(vec)) else None
+        return vec if all(map(math.isfinite, vec)) else None
 
     def answer(self, doc: Any) -> tuple[str | None, list[float] | None]:
         """(label, scores) of a response document."""

@@ -18,7 +18,9 @@ import time
 from collections import OrderedDict, deque
 from typing import Any, Protocol
 
-Event = list[Any]  # [ts, client_id, source_ip, label, margin, status, input or None]
+# [ts, client_id, source_ip, label, margin, status, input or None(, packed record: the guard's
+# worker adds it, see mlhunt.guard.online.pack)]
+Event = list[Any]
 
 #: Caller-chosen ids (an API-key header) must not grow the state without bound: memory keeps the
 #: most recently active targets, Redis expires a target's keys this long after its last event.
@@ -176,7 +178,8 @@ class RedisStore:
     def append(self, scope: str, key: str, events: list[Event], window: int) -> int:
         k = self._k("ev", scope, key)
         pipe = self._sync.pipeline(transaction=True)
-        pipe.rpush(k, *[json.dumps(e, separators=(",", ":")) for e in events])
+        # the first 7 fields: the packed record (8th, memory only) is rebuilt when scoring
+        pipe.rpush(k, *[json.dumps(e[:7], separators=(",", ":")) for e in events])
         pipe.ltrim(k, -window, -1)
         pipe.incrby(self._k("n", scope, key), len(events))
         for kind in ("ev", "n", "lv", "act"):  # a target's keys live as long as its traffic

@@ -64,11 +64,11 @@ class StreamPool:
             conn = self._take() if attempt == 0 else None  # the retry: a new connection
             reused = conn is not None
             try:
-                if conn is None:
-                    conn = await asyncio.wait_for(
-                        asyncio.open_connection(self.host, self.port), self.timeout
-                    )
-                return await asyncio.wait_for(self._exchange(conn, data, method), self.timeout)
+                # asyncio.timeout, not wait_for: wait_for runs the exchange as one more task
+                async with asyncio.timeout(self.timeout):
+                    if conn is None:
+                        conn = await asyncio.open_connection(self.host, self.port)
+                    return await self._exchange(conn, data, method)
             except _Stale:
                 _close(conn)
                 if attempt == 0 and reused:
@@ -85,7 +85,8 @@ class StreamPool:
         reader, writer = conn
         try:  # nothing of the answer read yet: a failure here is a dead idle connection
             writer.write(data)
-            await writer.drain()
+            if writer.transport.get_write_buffer_size() > 1 << 16:  # else nothing to wait for
+                await writer.drain()
             raw = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError as exc:
             if not exc.partial:

@@ -25,7 +25,7 @@ from mlhunt.guard.alerts import AlertSink
 from mlhunt.guard.config import Policy
 from mlhunt.guard.mapping import Mapping, margin
 from mlhunt.guard.metrics import Metrics
-from mlhunt.guard.online import SCOPES, PopulationSource, Scorer, TargetScore
+from mlhunt.guard.online import SCOPES, PopulationSource, Scorer, TargetScore, pack
 from mlhunt.guard.state import Event, StateStore
 from mlhunt.hunt.alerts import rfc3339, to_finding
 from mlhunt.hunt.detectors.base import SEVERITIES, Alert
@@ -33,6 +33,7 @@ from mlhunt.logschema import JsonlLogWriter
 
 DRAIN_MAX = 5_000  # events taken from the queue per cycle
 BATCH_TARGETS = 256  # targets rescored per detector call (bounds one cycle's work)
+TICKS = 10  # rescoring passes per score_interval_s (see Worker._rescore)
 
 Raw = tuple[float, str, str, int, bytes, bytes, float, tuple[str, ...]]
 
@@ -58,6 +59,7 @@ class Worker:
         self.score_every, self.score_interval_s = score_every, score_interval_s
         self.duty = duty
         self.known: set[tuple[str, str]] = set()  # targets seen during the warm-up
+        self._next_pass = 0.0  # monotonic time of the next rescoring pass (see _rescore)
         self.failed_at = 0.0  # last time a cycle failed (fail-closed reads it)
         self.last_error = ""
         self.done = 0  # events taken off the queue and processed (wait_idle, status reports)
@@ -197,16 +199,28 @@ class Worker:
                 "source_ip": source, "status": status, "latency_ms": round(latency, 3),
                 "guard": {"actions": sorted(actions)},
             })  # fmt: skip
-        return [ts, client, source, label or "", margin(scores), status, x]
+        m = margin(scores)
+        return [ts, client, source, label or "", m, status, x, pack(ts, m, status, x)]
 
     def _rescore(self, pop: Any) -> None:
         """Rescore the targets that are due: ``score_every`` new events, or new events older
         than ``score_interval_s`` (so a quiet target is still scored promptly). Rescoring every
-        k events keeps the worker's cost per event about k times lower under load."""
+        k events keeps the worker's cost per event about k times lower under load.
+
+        Rescoring passes run on a tick of ``score_interval_s / TICKS`` (not at every cycle), and
+        a pass takes every target whose oldest new event is older than the interval less one
+        tick: targets fall due together and share the detector calls (each call has a fixed
+        cost), and no new event waits longer than ``score_interval_s``; a target with
+        ``score_every`` new events waits at most one tick."""
         now = time.monotonic()
+        tick = self.score_interval_s / TICKS
+        if now < self._next_pass:
+            return
+        self._next_pass = now + tick
         todo: dict[tuple[str, str], int] = {}
+        due = self.score_interval_s - tick
         for key, n in list(self.dirty.items()):
-            if n >= self.score_every or now - self.since.get(key, 0.0) >= self.score_interval_s:
+            if n >= self.score_every or now - self.since.get(key, 0.0) >= due:
                 todo[key] = n
                 del self.dirty[key]
                 self.since.pop(key, None)
