@@ -245,3 +245,23 @@ def test_one_write_per_response() -> None:
 def test_packed_record_holds_what_the_detectors_read() -> None:
     rec = np.frombuffer(pack(12.5, None, None, [1.0, 2.0]), dtype=np.float64)
     assert rec[0] == 12.5 and np.isnan(rec[1]) and rec[2] == 0 and rec[3:].tolist() == [1, 2]
+
+
+def test_scorer_yields_between_detector_calls(loan: Any, pop: Any) -> None:
+    """The scoring process's hook runs once before every detector call of a pass (where it
+    yields its core to the proxy), and scores are the same with it."""
+    rng = np.random.default_rng(5)
+    windows = {f"c{g}": [_event(rng, loan, i, f"c{g}", packed=True) for i in range(30)]
+               for g in range(4)}  # fmt: skip
+    new = dict.fromkeys(windows, 3)
+    plain = Scorer()
+    calls: list[str] = []
+    hooked = Scorer()
+    hooked.between = lambda: calls.append("yield")
+    want = plain.score("client_id", windows, new, pop)
+    got = hooked.score("client_id", windows, new, pop)
+    dets = [d for d in hooked.detectors if d.spec.scope == "client_id" and d.applies(pop)]
+    assert len(calls) == len(dets) >= 5
+    assert {k: {d: v.score for d, v in s.items()} for k, s in got.items()} == {
+        k: {d: v.score for d, v in s.items()} for k, s in want.items()
+    }

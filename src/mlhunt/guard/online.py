@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from array import array
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class Scorer:
         self.detectors: list[Detector] = load_detectors(only)
         self.specs = {d.spec.id: d.spec for d in self.detectors}
         self.blocks = Blocks()
+        #: Called between detector calls (the scoring process yields its core there, so a
+        #: proxy waiting for one waits one detector call, not a whole rescoring pass).
+        self.between: Callable[[], None] | None = None
 
     def score(self, scope: str, windows: dict[str, list[Event]], new: dict[str, int],
               pop: Population) -> dict[str, dict[str, TargetScore]]:  # fmt: skip
@@ -75,6 +79,8 @@ class Scorer:
         # reduceat bounds: [tail start, group end) per group; the sentinel makes n a valid index
         bounds = np.stack([tail_starts, ends], axis=1).ravel()
         for det in dets:
+            if self.between is not None:
+                self.between()
             scored = det.score(batch, pop)
             online = np.nan_to_num(np.asarray(scored.online, dtype=np.float64), nan=0.0,
                                    posinf=1e6)  # fmt: skip

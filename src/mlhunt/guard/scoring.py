@@ -186,6 +186,10 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
     metrics = Metrics()
     # no GIL to share with a proxy here: the worker may use all of this process's time
     worker = build_worker(config, store, metrics, duty=1.0)
+    # a rescoring pass is several detector calls of ~0.1-1 ms: yielding between them bounds
+    # how long a proxy on the same core waits for it (the kernel's wakeup preemption of a
+    # niced task is not immediate)
+    worker.scorer.between = os.sched_yield
     last = [0.0, -1, -1]  # last report time, done, dirty
     dropped = [0]  # events the worker's queue refused (counted as done: nothing waits on them)
 
