@@ -172,6 +172,10 @@ def test_segment_operations_match_loops() -> None:
         np.testing.assert_allclose(seg_cummax(v, offsets)[a:b], np.maximum.accumulate(v[a:b]))
         want = [sum(flags[j] for j in range(a, i + 1) if ts[j] > ts[i] - 5) for i in range(a, b)]
         np.testing.assert_allclose(window_count(ts, offsets, flags, 5.0)[a:b], want)
+    # a leading empty group (the running total before it is 0, not the batch's last total)
+    lead = np.array([0, 0, 4, 10])
+    for a, b in itertools.pairwise(lead):
+        np.testing.assert_allclose(seg_cumsum(v, lead)[a:b], np.cumsum(v[a:b]))
     first = seg_first_true(v > 0, offsets)
     assert first.tolist() == [
         next((i - a for i in range(a, b) if v[i] > 0), -1) for a, b in itertools.pairwise(offsets)

@@ -384,7 +384,9 @@ def seg_cumsum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return values.astype(np.float64)
     c = np.cumsum(values, axis=0, dtype=np.float64)
-    before = np.concatenate([np.zeros((1, *c.shape[1:])), c[offsets[:-1][1:] - 1]])
+    # the running total before each group's first row (0 before row 0: also right for empty
+    # groups, wherever they are)
+    before = np.concatenate([np.zeros((1, *c.shape[1:])), c])[offsets[:-1]]
     return c - np.repeat(before, np.diff(offsets), axis=0)
 
 

@@ -105,15 +105,3 @@ def g_statistic(batch: GroupBatch, pop: Population,
     g, n_eff, _score, _z, _kl, df = kern.g_scan(batch.x, batch.offsets, weight, pop.edges,
                                                 pop.bin_probs, want_g=True)  # fmt: skip
     return g, n_eff, df
-
-
-def extraction_score(g: np.ndarray, n_eff: np.ndarray, df: int, *, z_thr: float,
-                     kl_thr: float, min_events: float) -> tuple[np.ndarray, np.ndarray,
-                                                                  np.ndarray]:  # fmt: skip
-    """Online extraction score: significant (z of G against chi2(df)) *and* large (KL per
-    query, summed over features) departure from the population; 0 before ``min_events``."""
-    z = (g - df) / np.sqrt(2.0 * max(df, 1))
-    kl = np.where(n_eff > 0, g / (2.0 * np.maximum(n_eff, 1.0)), 0.0)
-    score = np.minimum(z / z_thr, kl / kl_thr)
-    score = np.where(n_eff >= min_events, np.maximum(score, 0.0), 0.0)
-    return score, z, kl
