@@ -116,24 +116,31 @@ def test_killed_run_resumes_without_redoing_finished_attacks(tmp_path: Path, sig
     state = tmp_path / "state"
     args = [sys.executable, "-m", "mlhunt", "assess", "--scenario", "loan-approval",
             "--in-process", "--catalog", str(cat), "--state", str(state), "-f", "json"]  # fmt: skip
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    # output to files, not pipes nobody reads while waiting: a full pipe would block the
+    # child's writes (its "interrupted" line included) and look like a hang
+    out, err = (tmp_path / "stdout.txt").open("w+b"), (tmp_path / "stderr.txt").open("w+b")
+    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=out, stderr=err)
     try:
         deadline = time.monotonic() + 90
         while not (state / "MLH-ASSESS-S2.json").is_file():
-            assert proc.poll() is None, proc.communicate()
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
             assert time.monotonic() < deadline, "the run never got to its second result"
             time.sleep(0.05)
         while counter.read_text().split() != ["S1", "S2", "S3"]:  # S3 is running (asleep)
             assert time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(sig)  # SIGKILL: a crash, no chance to clean up; SIGINT: Ctrl-C
-        code = proc.wait(timeout=30)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError((tmp_path / "stderr.txt").read_text()[-4000:]) from None
         assert code == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        out.close()
+        err.close()
     mtimes = {p.name: p.stat().st_mtime_ns for p in state.glob("*.json")}
     assert set(mtimes) == {"baseline.json", "MLH-ASSESS-S1.json", "MLH-ASSESS-S2.json"}
     for p in state.glob("*.json"):
