@@ -91,12 +91,7 @@ def sleepy(ctx: AttackContext) -> AttackResult:
     """Appends its id to ``counter`` (a file), then sleeps: runs are counted from outside."""
     with Path(ctx.params["counter"]).open("a", encoding="utf-8") as fh:
         fh.write(f"{ctx.params['tag']}\n")
-    # short naps, as a real attack's loop would run: a signal the kernel delivers to another
-    # thread of the process (BLAS, OpenMP) does not wake a main thread in one long sleep, and
-    # Python runs its handler only once that sleep returns
-    end = time.monotonic() + float(ctx.params.get("sleep", 0))
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(min(left, 0.1))
+    time.sleep(float(ctx.params.get("sleep", 0)))
     pred = np.argmax(ctx.target.predict_proba(ctx.data.x_eval[:4]), axis=1)
     rate = float(np.mean(pred != ctx.data.y_eval[:4]))
     return AttackResult("", "validated", "slept", metrics={"success_rate": rate})

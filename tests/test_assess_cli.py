@@ -105,6 +105,10 @@ def test_unsafe_pickle_refused_without_trust_skops_accepted(tmp_path: Path) -> N
     assert json.loads(skops.stdout)["findings"][0]["target"] == "m.skops"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_resumes_without_redoing_finished_attacks(tmp_path: Path, sig: int) -> None:
     counter = tmp_path / "runs.txt"
@@ -119,7 +123,10 @@ def test_killed_run_resumes_without_redoing_finished_attacks(tmp_path: Path, sig
     # output to files, not pipes nobody reads while waiting: a full pipe would block the
     # child's writes (its "interrupted" line included) and look like a hang
     out, err = (tmp_path / "stdout.txt").open("w+b"), (tmp_path / "stderr.txt").open("w+b")
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=out, stderr=err)
+    # Ctrl-C's default disposition in the child even when this run inherited SIGINT ignored (a
+    # test run started in the background with `&`): mlhunt keeps an ignored SIGINT ignored
+    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=out, stderr=err,
+                            preexec_fn=_default_sigint)  # fmt: skip
     try:
         deadline = time.monotonic() + 90
         while not (state / "MLH-ASSESS-S2.json").is_file():
