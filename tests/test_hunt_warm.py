@@ -17,13 +17,14 @@ from tests.test_hunt_distance import _logs, _write
 _CHILD = r"""
 import json, sys
 import mlhunt._native  # noqa: F401 (torch before regopy)
+from mlhunt.hunt import _kern_segments
 from mlhunt.hunt.detectors import _kern_distance, _kern_extraction, _kern_probing
 from mlhunt.hunt.detectors._warm import warm_up
 
 
 def sigs():
     out = {}
-    for mod in (_kern_distance, _kern_extraction, _kern_probing):
+    for mod in (_kern_distance, _kern_extraction, _kern_probing, _kern_segments):
         for name, obj in vars(mod).items():
             if hasattr(obj, "signatures") and hasattr(obj, "py_func"):
                 out[f"{mod.__name__}.{name}"] = sorted(str(s) for s in obj.signatures)

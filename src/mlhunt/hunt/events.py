@@ -436,7 +436,7 @@ def window_count(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
                  window_s: float) -> np.ndarray:  # fmt: skip
     """For every event: how many flagged events of its group fall in (ts - window_s, ts]
     (a compiled two-pointer scan per group)."""
-    from mlhunt.hunt.detectors._kern_extraction import window_counts
+    from mlhunt.hunt._kern_segments import window_counts
 
     if len(ts) == 0:
         return np.zeros(0)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt._jit import njit
+from mlhunt.hunt._kern_segments import table_size
 
 _BIG = np.finfo(np.float64).max
 
@@ -215,47 +216,12 @@ def near_scores(margin: np.ndarray, offsets: np.ndarray, near_margin: float, p0:
 
 
 @njit
-def window_counts(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
-                  window_s: float) -> np.ndarray:  # fmt: skip
-    """Flagged events of the group in (ts - window_s, ts], per event (window_s > 0, ts
-    non-decreasing inside each group).
-
-    Times are compared as the numpy version did (group index * gap + time since the group's
-    first event), so boundary ties round the same way."""
-    n = len(ts)
-    top = -np.inf
-    for g in range(len(offsets) - 1):
-        for i in range(offsets[g], offsets[g + 1]):
-            top = max(top, ts[i] - ts[offsets[g]])
-    gap = top + 2 * window_s + 1.0
-    out = np.empty(n)
-    for g in range(len(offsets) - 1):
-        a = offsets[g]
-        lo = a
-        inside = 0.0
-        base = g * gap
-        for i in range(a, offsets[g + 1]):
-            inside += flags[i]
-            edge = (base + (ts[i] - ts[a])) - window_s
-            while lo <= i and base + (ts[lo] - ts[a]) <= edge:
-                inside -= flags[lo]
-                lo += 1
-            out[i] = inside
-    return out
-
-
-@njit
 def distinct_running(words: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Per event: distinct keys (rows of ``words``) seen so far in its group; an
     open-addressing set of row indices per group, compared word by word."""
     n, k = words.shape
     out = np.empty(n)
-    longest = 1
-    for g in range(len(offsets) - 1):
-        longest = max(longest, offsets[g + 1] - offsets[g])
-    size = 1
-    while size < 2 * longest:
-        size *= 2
+    _longest, size = table_size(offsets, 2)
     slot_row = np.empty(size, dtype=np.int64)
     slot_gen = np.full(size, -1, dtype=np.int64)
     for g in range(len(offsets) - 1):

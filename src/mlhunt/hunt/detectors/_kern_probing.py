@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlhunt.hunt._jit import njit
+from mlhunt.hunt._kern_segments import table_size
 
 _I64_MIN = np.iinfo(np.int64).min
 _F64_MAX = np.finfo(np.float64).max
@@ -128,12 +129,7 @@ def _workspace(z: np.ndarray, offsets: np.ndarray, grids: int, chunk: int,
     whatever the number of chunks). Fresh output memory costs a page fault per 4 KiB, as
     much as the rest of the work: only what is needed is allocated."""
     n, d = z.shape
-    longest = 0
-    for g in range(len(offsets) - 1):
-        longest = max(longest, offsets[g + 1] - offsets[g])
-    cap = 8
-    while cap < 2 * longest:
-        cap *= 2
+    longest, cap = table_size(offsets, 8)
     return (np.full(n, -1, dtype=np.int64), np.zeros(n if want_share else 0),
             np.empty((min(d, chunk) + 1, longest)), np.empty((grids, longest), dtype=np.int64),
             np.empty((grids, longest), dtype=np.int64),
