@@ -16,16 +16,7 @@ from mlhunt.hunt.api import hunt
 from mlhunt.hunt.detectors import _distance as dist_mod
 from mlhunt.hunt.detectors import load_detectors
 from mlhunt.hunt.events import seg_position
-
-T0 = 1709632800.0
-D = 5
-
-
-def _rec(t: float, cid: str, x: np.ndarray, ip: str, status: int = 200) -> dict[str, Any]:
-    p = float(1 / (1 + np.exp(-(x[0] - 0.2 * x[1]))))
-    return {"ts": T0 + t, "client_id": cid, "input": [round(float(v), 4) for v in x],
-            "output": {"label": "yes" if p > 0.5 else "no", "scores": [1 - p, p]},
-            "source_ip": ip, "status": status}  # fmt: skip
+from tests.test_hunt_detectors import D, _rec
 
 
 def _logs(rng: np.random.Generator) -> list[dict[str, Any]]:
