@@ -15,8 +15,9 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,15 @@ import numpy as np
 from mlhunt.hunt.detectors.base import Alert, Detector, run_detectors
 from mlhunt.hunt.engines import EngineResult, Progress
 from mlhunt.hunt.engines._duck_prep import Prepared, fixed_rows, prepare, scan
-from mlhunt.hunt.events import GroupBatch
+from mlhunt.hunt.engines._mem import MEMORY_BUDGET
+from mlhunt.hunt.events import GroupBatch, Population
 from mlhunt.hunt.readers import ReadReport, resolve
 
 #: Threads that score batches while the main thread reads the next one (0: no threads).
 DETECT_WORKERS = 2
 MEMORY_LIMIT = "512MB"  # with the reader and Python, a 1 GB JSONL hunt peaks near 1.1 GB
+#: Per scope, a callable giving builders of its batches (a builder returns one GroupBatch).
+_Scopes = dict[str, Callable[[], Iterator[Callable[[], GroupBatch]]]]
 _NUMERIC = ("ts", "line", "margin", "status", "label", "client", "file_idx")
 
 
@@ -42,8 +46,11 @@ class DuckDBEngine:
     name = "duckdb"
 
     def __init__(self, memory_limit: str = MEMORY_LIMIT, threads: int | None = None,
-                 workers: int = DETECT_WORKERS) -> None:  # fmt: skip
+                 workers: int = DETECT_WORKERS,
+                 memory_budget: int = MEMORY_BUDGET) -> None:  # fmt: skip
         self.memory_limit = memory_limit
+        #: Most bytes of events the in-memory path takes (0: always the table path).
+        self.memory_budget = memory_budget
         self.threads = threads
         self.workers = workers
 
@@ -51,8 +58,6 @@ class DuckDBEngine:
             *, reference: np.ndarray | None = None,
             progress: Progress | None = None) -> EngineResult:  # fmt: skip
         import duckdb
-
-        from mlhunt.hunt.engines._duck_load import good_view, load
 
         say = progress or _quiet
         with tempfile.TemporaryDirectory(prefix="mlhunt-duckdb-") as tmp:
@@ -64,20 +69,24 @@ class DuckDBEngine:
                 con.execute(f"SET threads = {int(self.threads)}")
             try:
                 t0 = time.perf_counter()
-                files = load(con, resolve(paths), report, say)
-                good_view(con, report.input_dim or 0)
-                t_read = time.perf_counter() - t0
-                prep = prepare(con, report.input_dim or 0, reference, detectors, files)
-                pop = prep.pop
+                files = resolve(paths)
+                got = self._in_memory(con, files, report, reference, detectors, say)
+                if got is None:
+                    path = "table"
+                    got = self._table(con, files, report, reference, detectors, say)
+                else:
+                    path = "memory"
+                pop, scopes, t_read = got
                 t1 = time.perf_counter()
                 t_pop = t1 - t0 - t_read
-                alerts, t_detect, t_cpu = self._detect(con, detectors, prep, say)
+                alerts, t_detect, t_cpu = self._detect(scopes, pop, detectors, say)
                 t_scan = time.perf_counter() - t1
             finally:
                 con.close()
         n = report.records
         stats = {
             "engine": self.name,
+            "path": path,
             "events": n,
             "read_seconds": round(t_read, 3),
             "population_seconds": round(t_pop, 3),
@@ -91,15 +100,53 @@ class DuckDBEngine:
         }
         return EngineResult(alerts=alerts, population=pop, stats=stats)
 
-    def _detect(self, con: Any, detectors: list[Detector], prep: Prepared,
+    def _in_memory(self, con: Any, files: list[Path], report: ReadReport,
+                   reference: np.ndarray | None, detectors: list[Detector],
+                   say: Progress) -> tuple[Population, _Scopes, float] | None:  # fmt: skip
+        """The in-memory path (:mod:`._mem`), or None when it declines these logs."""
+        from mlhunt.hunt.engines import _mem, _mem_prep, _mem_read
+
+        t0 = time.perf_counter()
+        try:
+            sels, need = _mem.estimate(files)
+            if need > self.memory_budget:
+                raise _mem.Declined(f"{need / 1024**2:,.0f} MiB of events")
+            store, names = _mem_read.read(con, files, sels, report, say)
+        except _mem.Declined as why:
+            say(f"reading through DuckDB tables ({why})")
+            return None
+        t_read = time.perf_counter() - t0
+        prep = _mem_prep.prepare(store, names, reference, detectors, report.input_dim or 0)
+        return prep.pop, {s: partial(prep.batches, s) for s in prep.scopes}, t_read
+
+    def _table(self, con: Any, files: list[Path], report: ReadReport,
+               reference: np.ndarray | None, detectors: list[Detector],
+               say: Progress) -> tuple[Population, _Scopes, float]:  # fmt: skip
+        """The table path: logs loaded into DuckDB, each scope sorted into a table."""
+        from mlhunt.hunt.engines._duck_load import good_view, load
+
+        t0 = time.perf_counter()
+        names = load(con, files, report, say)
+        good_view(con, report.input_dim or 0)
+        t_read = time.perf_counter() - t0
+        prep = prepare(con, report.input_dim or 0, reference, detectors, names)
+
+        def built(scope: str, table: str) -> Iterator[Callable[[], GroupBatch]]:
+            for batch in batches(con, scope, table, prep):
+                yield partial(_same, batch)
+
+        return prep.pop, {s: partial(built, s, t) for s, t in prep.tables.items()}, t_read
+
+    def _detect(self, scopes: _Scopes, pop: Population, detectors: list[Detector],
                 say: Progress) -> tuple[list[Alert], float, float]:  # fmt: skip
         """Alerts of every detector, and the wall and CPU seconds spent in detector calls (CPU
         seconds do not grow when other work shares the cores, wall seconds do)."""
-        pop = prep.pop
         alerts: list[Alert] = []
         spent = [0.0, 0.0]  # wall, cpu
 
-        def timed(batch: GroupBatch, dets: list[Detector]) -> tuple[list[Alert], float, float]:
+        def timed(make: Callable[[], GroupBatch],
+                  dets: list[Detector]) -> tuple[list[Alert], float, float]:  # fmt: skip
+            batch = make()
             t, c = time.perf_counter(), time.thread_time()
             out = run_detectors(batch, pop, dets)
             return out, time.perf_counter() - t, time.thread_time() - c
@@ -109,27 +156,31 @@ class DuckDBEngine:
             spent[0] += got[1]
             spent[1] += got[2]
 
-        # Batches are scored in worker threads while this thread pulls the next one from
-        # DuckDB (numpy, DuckDB and the compiled kernels release the GIL); results are taken in
+        # Batches are built and scored in worker threads while this thread pulls the next one
+        # (numpy, DuckDB and the compiled kernels release the GIL); results are taken in
         # submission order, so the alerts come out as without threads. At most workers + 1
         # batches are in memory.
         with ThreadPoolExecutor(max_workers=max(self.workers, 1)) as pool:
-            for scope, table in prep.tables.items():
+            for scope, makers in scopes.items():
                 dets = [x for x in detectors if x.spec.scope == scope and x.applies(pop)]
                 if not dets:
                     continue
                 pending: deque[Future[tuple[list[Alert], float, float]]] = deque()
-                for batch in batches(con, scope, table, prep):
+                for make in makers():
                     if self.workers <= 0:
-                        take(timed(batch, dets))
+                        take(timed(make, dets))
                         continue
-                    pending.append(pool.submit(timed, batch, dets))
+                    pending.append(pool.submit(timed, make, dets))
                     while len(pending) > self.workers:
                         take(pending.popleft().result())
                 while pending:
                     take(pending.popleft().result())
                 say(f"{scope}: {len(alerts)} alerts so far")
         return alerts, spent[0], spent[1]
+
+
+def _same(batch: GroupBatch) -> GroupBatch:
+    return batch
 
 
 def batches(con: Any, scope: str, table: str, prep: Prepared) -> Iterator[GroupBatch]:

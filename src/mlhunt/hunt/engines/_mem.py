@@ -1,0 +1,218 @@
+"""The in-memory path of the DuckDB engine: events as numpy columns, no table, no global sort.
+
+When every log file is a Parquet file whose column types this path understands, and the events
+fit :data:`MEMORY_BUDGET`, DuckDB only decodes the files: it streams the raw columns as Arrow
+record batches, and compiled kernels (:mod:`._kern_ts`, :mod:`._kern_mem`) apply the readers'
+record checks and write the events into preallocated columns (:class:`Store`). Logs arrive in
+time order, so a stable counting sort by target (:mod:`._mem_prep`) puts them in the
+(target, ts, file, line) order the detectors need in one linear pass.
+
+The checks are *sound, not complete*, as the SQL ones of :mod:`._duck_sql`: a row the kernels
+cannot vouch for goes through the Python reader (``_Normaliser``), which keeps it or reports it
+with its row number and reason, so the malformed-record report is the Python path's, row for row.
+Anything unusual (a column type not listed in :func:`eligible`, a file DuckDB cannot decode)
+makes :func:`read` raise :class:`Declined` before it reports anything, and the engine takes the
+table path instead.
+"""
+
+from __future__ import annotations
+
+import mmap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlhunt.hunt.engines._names import Names
+from mlhunt.hunt.readers import _kind
+
+#: Most bytes the in-memory columns may take; larger logs take the table path (which spills).
+MEMORY_BUDGET = 1_600 * 1024**2
+#: Bytes per event besides the input (the packed record of :class:`Store`).
+ROW_BYTES = 48
+#: Rows per Arrow record batch that DuckDB hands over.
+READ_ROWS = 262_144
+
+
+class Declined(Exception):
+    """The in-memory path does not take these logs (the reason is the message)."""
+
+
+class Store:
+    """The events in the order they were read: one packed 48-byte record per event (so the
+    detector batches gather one cache line per event, not one per column) and the inputs.
+
+    Record words: ts (float64), line, margin (float64), status, then int32 pairs (client,
+    source) and (label, file); the attributes below are (strided) views of them."""
+
+    def __init__(self, capacity: int) -> None:
+        self.n = 0
+        self.cap = capacity
+        self.rec = _mapped((capacity, 6), np.int64)
+        self.rec_f = self.rec.view(np.float64)
+        self.rec_i4 = self.rec.view(np.int32)
+        self.ts = self.rec_f[:, 0]
+        self.line = self.rec[:, 1]
+        self.margin = self.rec_f[:, 2]
+        self.status = self.rec[:, 3]
+        self.client = self.rec_i4[:, 8]
+        self.source = self.rec_i4[:, 9]
+        self.label = self.rec_i4[:, 10]
+        self.file = self.rec_i4[:, 11]
+        self.x: np.ndarray | None = None  # (capacity, d) once an input length is known
+        self.clients, self.sources, self.labels = Names(), Names(), Names()
+
+    def ensure_x(self, d: int) -> np.ndarray:
+        if self.x is None:
+            self.x = _mapped((self.cap, d), np.float64)
+            self.x[: self.n] = np.nan
+        return self.x
+
+    def append(self, cols: dict[str, np.ndarray], file_idx: int,
+               keep: np.ndarray | None = None) -> slice:  # fmt: skip
+        """Rows ``keep`` (all: None) of the columns (``x`` is written by the caller into the
+        returned slice)."""
+        m = len(cols["ts"]) if keep is None else int(keep.sum())
+        if self.n + m > self.cap:  # only Python-path rows can exceed a file's row count
+            raise Declined("more events than rows")
+        s = slice(self.n, self.n + m)
+        for name in ("ts", "line", "client", "source", "label", "margin", "status"):
+            getattr(self, name)[s] = cols[name] if keep is None else cols[name][keep]
+        self.file[s] = file_idx
+        self.n += m
+        return s
+
+    def add_rows(self, rows: list[tuple[Any, ...]], file_idx: int) -> None:
+        """Rows of the Python reader (``readers.COLUMNS`` order)."""
+        if not rows:
+            return
+        cols = {
+            "ts": np.array([r[2] for r in rows], np.float64),
+            "line": np.array([r[1] for r in rows], np.int64),
+            "client": np.array([self.clients.code(r[3]) for r in rows], np.int32),
+            "source": np.array(
+                [-1 if r[4] is None else self.sources.code(r[4]) for r in rows], np.int32
+            ),
+            "label": np.array([self.labels.code(r[6]) for r in rows], np.int32),
+            "margin": np.array([np.nan if r[8] is None else r[8] for r in rows], np.float64),
+            "status": np.array([0 if r[10] is None else r[10] for r in rows], np.int64),
+        }
+        s = self.append(cols, file_idx)
+        if self.x is not None:
+            d = self.x.shape[1]
+            for j, r in enumerate(rows):
+                self.x[s.start + j] = r[5] if r[5] is not None and len(r[5]) == d else np.nan
+
+    def nbytes(self) -> int:
+        return self.rec.nbytes + (0 if self.x is None else self.x.nbytes)
+
+
+def _mapped(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A zeroed array in its own anonymous mapping, its pages faulted in by the kernel at once
+    (``MAP_POPULATE``): touching a gigabyte of fresh pages one fault at a time (and, for numpy's
+    huge-page advice, compacting memory first) cost seconds on the VMs measured."""
+    size = max(int(np.prod(shape)) * np.dtype(dtype).itemsize, 1)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    buf = mmap.mmap(-1, size, flags=flags)
+    return np.frombuffer(buf, dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+# --- eligibility ---------------------------------------------------------------------------------
+
+
+def _is_num(t: Any, ints: bool = True) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_float32(t) or pa.types.is_float64(t)
+                or (ints and pa.types.is_integer(t)))  # fmt: skip
+
+
+def _is_text(t: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _columns(sch: Any) -> dict[str, str]:
+    """The SQL select list for a Parquet file's Arrow schema; raises Declined for a type this
+    path does not read (the table path reads every type the readers accept)."""
+    import pyarrow as pa
+
+    names = list(sch.names)
+    if len(set(names)) != len(names):
+        raise Declined("duplicate column names")
+    t = {n: sch.field(n).type for n in names}
+
+    def absent(n: str) -> bool:
+        return n not in t or pa.types.is_null(t[n])
+
+    sel = {"line": "file_row_number + 1"}
+    if "ts" in t and _is_text(t["ts"]):
+        sel["ts"] = '"ts"::VARCHAR'
+    elif "ts" in t and _is_num(t["ts"]):
+        sel["ts_num"] = '"ts"::DOUBLE'
+    else:
+        raise Declined("ts column type")
+    if "client_id" not in t or not _is_text(t["client_id"]):
+        raise Declined("client_id column type")
+    sel["client_id"] = '"client_id"'
+    for n in ("source_ip", "model"):
+        if not absent(n) and not _is_text(t[n]):
+            raise Declined(f"{n} column type")
+    if not absent("source_ip"):
+        sel["source_ip"] = '"source_ip"'
+    if not absent("input"):
+        if not (pa.types.is_list(t["input"]) and _is_num(t["input"].value_type)):
+            raise Declined("input column type")
+        sel["input"] = '"input"::DOUBLE[]'
+    out = t.get("output")
+    if out is None or not pa.types.is_struct(out) or out.get_field_index("label") < 0:
+        raise Declined("output column type")  # flattened output columns: the Python path
+    if not _is_text(out.field("label").type):
+        raise Declined("output.label type")
+    sel["label"] = "struct_extract(\"output\", 'label')"
+    for sub, kind in (("scores", "list"), ("score", "num")):
+        i = out.get_field_index(sub)
+        if i < 0 or pa.types.is_null(out.field(i).type):
+            continue
+        st = out.field(i).type
+        if kind == "list" and pa.types.is_list(st) and _is_num(st.value_type):
+            sel[sub] = f"struct_extract(\"output\", '{sub}')::DOUBLE[]"
+        elif kind == "num" and _is_num(st):
+            sel[sub] = f"struct_extract(\"output\", '{sub}')::DOUBLE"
+        else:
+            raise Declined(f"output.{sub} type")
+    for n in ("status", "latency_ms"):
+        if absent(n):
+            continue
+        if not _is_num(t[n], ints=True) or (n == "status" and not pa.types.is_integer(t[n])):
+            raise Declined(f"{n} column type")
+        sel[n] = f'"{n}"::DOUBLE'
+    return sel
+
+
+def estimate(files: list[Path]) -> tuple[list[dict[str, str]], int]:
+    """Per file its select list, and the bytes the columns would take; Declined if a file is not
+    plain Parquet of a readable schema."""
+    import pyarrow.parquet as pq
+
+    sels, rows, values = [], 0, 0
+    for path in files:
+        if _kind(path) != "parquet" or path.name.lower().endswith(".gz"):
+            raise Declined(f"{path.name}: not a Parquet file")
+        try:
+            meta = pq.ParquetFile(path).metadata
+            sels.append(_columns(meta.schema.to_arrow_schema()))
+        except Declined:
+            raise
+        except Exception as exc:  # damaged footer, odd encoding: the table path reports it
+            raise Declined(f"{path.name}: {type(exc).__name__}") from None
+        rows += meta.num_rows
+        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        for g in range(meta.num_row_groups):
+            for i, p in enumerate(names):
+                if p.startswith("input."):
+                    values += meta.row_group(g).column(i).num_values
+    return sels, rows * ROW_BYTES + values * 8

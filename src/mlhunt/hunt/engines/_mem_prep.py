@@ -1,0 +1,210 @@
+"""The in-memory path between reading and detecting (the analogue of :mod:`._duck_prep`).
+
+:func:`prepare` gives client ids, labels and source addresses their sorted-name codes, puts each
+scope's events in (target, ts, file, line) order with one stable counting sort (logs read in
+time order need nothing else; others are ordered by (ts, file, line) first), builds the
+population from exact counts and one pass over the inputs, keeps only the source addresses some
+source detector can fire on, and cuts each scope into batches of whole groups that worker threads
+gather (:meth:`MemPrepared.batches`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from mlhunt.hunt.detectors.base import Detector, GroupNeed
+from mlhunt.hunt.engines._kern_mem import (
+    bucket_peaks,
+    count_codes,
+    counting_sort,
+    feature_sums,
+    first_inputs,
+    gather,
+    group_counts,
+    in_time_order,
+)
+from mlhunt.hunt.engines._mem import Names, Store
+from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
+
+#: Events per batch handed to the detectors (whole groups: a longer group makes a longer one).
+BATCH_EVENTS = 200_000
+#: Rows per partial sum of the population's feature sums (added exactly at the end).
+SUM_CHUNK = 65_536
+
+
+@dataclass
+class _Scope:
+    rows: np.ndarray  # row numbers in (target, ts, file, line) order
+    offsets: np.ndarray  # group g is rows[offsets[g]:offsets[g + 1]]
+    keys: np.ndarray  # target names (object), sorted
+
+
+@dataclass
+class MemPrepared:
+    pop: Population
+    store: Store
+    scopes: dict[str, _Scope]
+    files: np.ndarray  # file names by index (object)
+    label_map: np.ndarray  # label code -> index into pop.classes (-1: unknown)
+    xd: int  # input length the batches carry (0: NaN inputs of the population's width)
+    clients: np.ndarray  # client ids by raw code (object)
+
+    def batches(self, scope: str) -> Iterator[Callable[[], GroupBatch]]:
+        """Builders of the scope's batches, in target order (a builder gathers its rows, so
+        worker threads share that work)."""
+        sc = self.scopes[scope]
+        off = sc.offsets
+        g, n_groups = 0, len(off) - 1
+        while g < n_groups:
+            end = int(np.searchsorted(off, off[g] + BATCH_EVENTS, side="left"))
+            end = min(max(end, g + 1), n_groups)
+            yield partial(self._batch, scope, g, end)
+            g = end
+
+    def _batch(self, scope: str, g0: int, g1: int) -> GroupBatch:
+        sc, st = self.scopes[scope], self.store
+        a, b = int(sc.offsets[g0]), int(sc.offsets[g1])
+        idx = sc.rows[a:b]
+        ts, line, margin, status, client, label, file = gather(
+            st.rec, st.rec_f, st.rec_i4, idx, self.label_map
+        )
+        # np.take, not x[idx]: numpy's fancy indexing of rows is several times slower
+        x = (np.take(st.x, idx, axis=0) if self.xd and st.x is not None
+             else np.full((b - a, self.pop.d), np.nan))  # fmt: skip
+        if len(self.files) == 1:  # (np.full of an object is several times slower)
+            files = np.empty(b - a, dtype=object)
+            files.fill(self.files[0])
+        else:
+            files = self.files[file]
+        return GroupBatch(scope=scope, keys=sc.keys[g0:g1].tolist(),
+                          offsets=sc.offsets[g0 : g1 + 1] - a, ts=ts, x=x, label=label,
+                          margin=margin, status=status, client=self.clients[client],
+                          file=files, line=line)  # fmt: skip
+
+
+def _ranks(names: Names, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rank per code: -1 for a name no kept event has, sorted names, events per name)."""
+    all_names = np.asarray(names.names, dtype=object)
+    count = count_codes(codes, len(all_names))
+    present = np.flatnonzero(count > 0)
+    srt = present[np.argsort(all_names[present].astype(str), kind="stable")]
+    rank = np.full(len(all_names), -1, np.int32)
+    rank[srt] = np.arange(len(srt), dtype=np.int32)
+    return rank, all_names[srt], count[srt]
+
+
+def prepare(store: Store, files: list[str], reference: np.ndarray | None,
+            detectors: list[Detector], d: int) -> MemPrepared:  # fmt: skip
+    n = store.n
+    ts, file, line = store.ts[:n], store.file[:n], store.line[:n]
+    order = np.empty(0, np.int64) if in_time_order(ts, file, line) else np.lexsort((line, file, ts))
+    sdets = [x for x in detectors if x.spec.scope == "source_ip"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # the source scope in a second thread (the kernels release the GIL)
+        sources = pool.submit(_sources, store, order, sdets) if sdets else None
+        c_rank, c_names, c_count = _ranks(store.clients, store.client[:n])
+        keys = np.take(c_rank, store.client[:n])
+        rows, offsets = counting_sort(keys, order, len(c_names))
+        pop, label_map, xd = _population(store, reference, d, rows, offsets, c_names, c_count)
+        scopes = {"client_id": _Scope(rows, offsets, c_names)}
+        src = sources.result() if sources is not None else None
+    if src is not None:
+        scopes["source_ip"] = src
+    return MemPrepared(pop=pop, store=store, scopes=scopes, files=np.array(files, dtype=object),
+                       label_map=label_map, xd=xd,
+                       clients=np.asarray(store.clients.names, dtype=object))  # fmt: skip
+
+
+def _population(store: Store, reference: np.ndarray | None, d: int, rows: np.ndarray,
+                offsets: np.ndarray, c_names: np.ndarray,
+                c_count: np.ndarray) -> tuple[Population, np.ndarray, int]:  # fmt: skip
+    """The population, the label codes' class indices and the input length of the batches."""
+    n = store.n
+    b = PopulationBuilder()
+    b.n = n
+    b.per_client = dict(zip(c_names.tolist(), c_count.tolist(), strict=True))
+    _, l_names, l_count = _ranks(store.labels, store.label[:n])
+    b.labels = dict(zip(l_names.tolist(), l_count.tolist(), strict=True))
+    margin = store.margin[:n]
+    known = ~np.isnan(margin)
+    b.n_margin = int(known.sum())
+    b.near = int((margin[known] < b.near_margin).sum())
+    pop_d = d if reference is None else reference.shape[1]
+    xd = d if d > 0 and d == pop_d and store.x is not None else 0
+    if reference is None and xd:
+        _features(store, b, xd, rows, offsets, len(c_names))
+    pop = b.build(reference)
+    classes = {c: i for i, c in enumerate(pop.classes)}
+    label_map = np.array([classes.get(v, -1) for v in store.labels.names] or [-1], np.int64)
+    return pop, label_map, xd
+
+
+def _features(store: Store, b: PopulationBuilder, d: int, rows: np.ndarray, offsets: np.ndarray,
+              n_clients: int) -> None:  # fmt: skip
+    """Exact per-feature aggregates and the per-client sample (each client's first inputs)."""
+    assert store.x is not None
+    x = store.x
+    lo, hi, sums, sq, count = feature_sums(x, store.n, SUM_CHUNK)
+    if not count:
+        return
+    has = ~np.isnan(x[: store.n, 0])
+    b.add_sample(x[first_inputs(rows, offsets, has, sample_per_client(n_clients))])
+    b.n_input, b.d = count, d
+    b.mins, b.maxs = lo, hi
+    b.sums = np.array([math.fsum(c) for c in sums.T])
+    b.sumsq = np.array([math.fsum(c) for c in sq.T])
+
+
+def _sources(store: Store, order: np.ndarray, dets: list[Detector]) -> _Scope | None:
+    """The source scope: addresses some detector in ``dets`` may fire on (all of them when one
+    offers no necessary condition), as in :func:`._duck_prep.candidates`."""
+    n = store.n
+    s_rank, s_names, _ = _ranks(store.sources, store.source[:n])
+    if not len(s_names):
+        return None
+    src = np.take(np.append(s_rank, np.int32(-1)), store.source[:n])  # -1 (no address) -> -1
+    rows, off = counting_sort(src, order, len(s_names))
+    needs = [det.prefilter() for det in dets]
+    if any(nd is None for nd in needs):
+        keep = np.ones(len(s_names), bool)
+    else:
+        denied = np.isin(store.status[:n], (401, 403))
+        client = np.ascontiguousarray(store.client[:n])
+        got = group_counts(rows, off, client, denied, len(store.clients.names))
+        cnt = dict(zip(("n", "nc", "nd"), got, strict=True))
+        keep = np.zeros(len(s_names), bool)
+        for nd in dict.fromkeys(needs):
+            assert nd is not None
+            keep |= _meets(nd, cnt, store, rows, off, denied)
+    if not keep.any():
+        return None
+    if keep.all():
+        return _Scope(rows, off, s_names)
+    kept = np.flatnonzero(keep)
+    lens = off[kept + 1] - off[kept]
+    sel = np.concatenate([rows[off[g] : off[g + 1]] for g in kept.tolist()])
+    return _Scope(sel, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), s_names[keep])
+
+
+def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.ndarray,
+           off: np.ndarray, denied: np.ndarray) -> np.ndarray:  # fmt: skip
+    n, w = float(need.count), float(need.window_s)
+    if not (math.isfinite(n) and math.isfinite(w)):
+        return np.zeros(len(cnt["n"]), dtype=bool)
+    if need.kind == "events":
+        return cnt["n"] >= n
+    if need.kind == "clients":
+        return cnt["nc"] >= n
+    total = (cnt["nd"] if need.denied else cnt["n"]) >= n  # a cheap first cut
+    if w <= 0 or not total.any():
+        return total
+    flag = denied if need.denied else np.ones(store.n, bool)
+    ts = np.ascontiguousarray(store.ts[: store.n])
+    peaks = bucket_peaks(rows, off, ts, flag, w, total)
+    return total & (peaks >= n)
