@@ -126,6 +126,7 @@ def _side(work: Workload, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             for k, v in stats.items()
             if k.endswith("seconds") and isinstance(v, int | float)
         },
+        "engine_path": stats.get("path"),  # DuckDB engine: "memory" or "table"
         "peak_rss_bytes": got["peak_rss_bytes"],
         "vm_hwm_bytes": got["vm_hwm_kb"] * 1024,  # the child's own view, as a cross-check
         "malformed": got["malformed"],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: NAT and sybil addresses no longer cut to the width of the others
 CHUNK = 500_000  # events per chunk / Parquet row group: ~150 MB of working memory at most
 DAY_START_MS = 1_709_596_800_000  # 2024-03-05T00:00:00Z, the simulator's day
 DAY_MS = 86_400_000
@@ -96,7 +96,9 @@ class _Clients:
 def _clients(n_events: int, rng: np.random.Generator) -> _Clients:
     n = max(50, n_events // 200)
     ids = np.array([f"acct-{i:08x}" for i in rng.choice(2**32, n, replace=False)])
-    ips = np.array([f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(1, n + 1)])
+    # object, not fixed-width text: a longer address assigned below would be cut to the width
+    ips = np.array([f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(1, n + 1)],
+                   dtype=object)  # fmt: skip
     weight = rng.lognormal(0.0, 1.3, n)
     kind = np.zeros(n, dtype=np.int8)
     # Benign traps: 10 heavy batch re-scorers (2 % of traffic each), NATs of 30 clients.

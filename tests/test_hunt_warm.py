@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tests.test_hunt_distance import _logs, _write
 
@@ -20,11 +22,13 @@ import mlhunt._native  # noqa: F401 (torch before regopy)
 from mlhunt.hunt import _kern_segments
 from mlhunt.hunt.detectors import _kern_distance, _kern_extraction, _kern_probing
 from mlhunt.hunt.detectors._warm import warm_up
+from mlhunt.hunt.engines import _kern_mem, _kern_records, _kern_ts
 
 
 def sigs():
     out = {}
-    for mod in (_kern_distance, _kern_extraction, _kern_probing, _kern_segments):
+    for mod in (_kern_distance, _kern_extraction, _kern_probing, _kern_segments, _kern_mem,
+                _kern_records, _kern_ts):
         for name, obj in vars(mod).items():
             if hasattr(obj, "signatures") and hasattr(obj, "py_func"):
                 out[f"{mod.__name__}.{name}"] = sorted(str(s) for s in obj.signatures)
@@ -35,17 +39,28 @@ warm_up()
 warmed = sigs()
 from mlhunt.hunt import hunt
 
-result = hunt([sys.argv[1]])
-json.dump({"warmed": warmed, "after": sigs(), "alerts": len(result.findings)}, sys.stdout)
+result = hunt([sys.argv[1]])  # JSON Lines: the table path
+columnar = hunt([sys.argv[2]])  # Parquet: the in-memory path
+json.dump({"warmed": warmed, "after": sigs(), "alerts": len(result.findings),
+           "paths": [result.stats["path"], columnar.stats["path"]],
+           "same": sorted(a.to_row()["target"] for a in result.alerts)
+                   == sorted(a.to_row()["target"] for a in columnar.alerts)}, sys.stdout)
 """
 
 
 def test_warm_up_covers_every_kernel_a_hunt_calls(tmp_path: Path) -> None:
-    path = _write(tmp_path, _logs(np.random.default_rng(3)))
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True,
+    recs = _logs(np.random.default_rng(3))
+    path = _write(tmp_path, recs)
+    parquet = tmp_path / "logs.parquet"
+    pq.write_table(pa.Table.from_pylist(recs), parquet)
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(parquet)],
+                         capture_output=True,
                          text=True, check=True, timeout=600)  # fmt: skip
     got = json.loads(out.stdout)
     assert got["alerts"] > 0  # the hunt ran its detectors to alerts
     # the kernels the detectors call warmed (helpers they call are compiled into them)
     assert sum(bool(v) for v in got["warmed"].values()) >= 6
-    assert got["after"] == got["warmed"]  # ... and the hunt compiled nothing more
+    assert got["paths"] == ["table", "memory"] and got["same"]
+    # the in-memory path's reading, sorting and gathering kernels warmed too
+    assert sum(bool(v) for k, v in got["warmed"].items() if "engines" in k) >= 10
+    assert got["after"] == got["warmed"]  # ... and the hunts compiled nothing more

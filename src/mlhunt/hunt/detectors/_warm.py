@@ -57,6 +57,9 @@ def warm_up() -> float:
                 line=np.arange(n, dtype=np.int64),
             )  # fmt: skip
             run_detectors(batch, pop, dets)
+    from mlhunt.hunt.engines._mem_warm import warm  # the DuckDB engine's in-memory path
+
+    warm(dets)
     return time.perf_counter() - start
 
 

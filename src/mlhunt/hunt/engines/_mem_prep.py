@@ -19,15 +19,16 @@ from functools import partial
 import numpy as np
 
 from mlhunt.hunt.detectors.base import Detector, GroupNeed
-from mlhunt.hunt.engines._kern_mem import (
+from mlhunt.hunt.engines._kern_mem import gather
+from mlhunt.hunt.engines._kern_records import (
+    _CLIENT,
+    _SOURCE,
     bucket_peaks,
-    count_codes,
     counting_sort,
     feature_sums,
     first_inputs,
-    gather,
     group_counts,
-    in_time_order,
+    scan_records,
 )
 from mlhunt.hunt.engines._mem import Names, Store
 from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
@@ -88,10 +89,9 @@ class MemPrepared:
                           file=files, line=line)  # fmt: skip
 
 
-def _ranks(names: Names, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ranks(names: Names, count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rank per code: -1 for a name no kept event has, sorted names, events per name)."""
     all_names = np.asarray(names.names, dtype=object)
-    count = count_codes(codes, len(all_names))
     present = np.flatnonzero(count > 0)
     srt = present[np.argsort(all_names[present].astype(str), kind="stable")]
     rank = np.full(len(all_names), -1, np.int32)
@@ -102,16 +102,23 @@ def _ranks(names: Names, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 def prepare(store: Store, files: list[str], reference: np.ndarray | None,
             detectors: list[Detector], d: int) -> MemPrepared:  # fmt: skip
     n = store.n
-    ts, file, line = store.ts[:n], store.file[:n], store.line[:n]
-    order = np.empty(0, np.int64) if in_time_order(ts, file, line) else np.lexsort((line, file, ts))
+    b = PopulationBuilder()
+    ordered, c_count, s_count, l_count, b.n_margin, b.near = scan_records(
+        store.rec, store.rec_f, store.rec_i4, n, len(store.clients.names),
+        len(store.sources.names), len(store.labels.names), b.near_margin)  # fmt: skip
+    order = np.empty(0, np.int64) if ordered else np.lexsort(
+        (store.line[:n], store.file[:n], store.ts[:n]))  # fmt: skip
     sdets = [x for x in detectors if x.spec.scope == "source_ip"]
     with ThreadPoolExecutor(max_workers=1) as pool:
         # the source scope in a second thread (the kernels release the GIL)
-        sources = pool.submit(_sources, store, order, sdets) if sdets else None
-        c_rank, c_names, c_count = _ranks(store.clients, store.client[:n])
-        keys = np.take(c_rank, store.client[:n])
-        rows, offsets = counting_sort(keys, order, len(c_names))
-        pop, label_map, xd = _population(store, reference, d, rows, offsets, c_names, c_count)
+        sources = pool.submit(_sources, store, order, s_count, sdets) if sdets else None
+        c_rank, c_names, c_count = _ranks(store.clients, c_count)
+        rows, offsets = counting_sort(store.rec_i4, _CLIENT, c_rank, order, n, len(c_names))
+        b.n = n
+        b.per_client = dict(zip(c_names.tolist(), c_count.tolist(), strict=True))
+        _, l_names, l_count = _ranks(store.labels, l_count)
+        b.labels = dict(zip(l_names.tolist(), l_count.tolist(), strict=True))
+        pop, label_map, xd = _population(store, b, reference, d, rows, offsets, len(c_names))
         scopes = {"client_id": _Scope(rows, offsets, c_names)}
         src = sources.result() if sources is not None else None
     if src is not None:
@@ -121,24 +128,14 @@ def prepare(store: Store, files: list[str], reference: np.ndarray | None,
                        clients=np.asarray(store.clients.names, dtype=object))  # fmt: skip
 
 
-def _population(store: Store, reference: np.ndarray | None, d: int, rows: np.ndarray,
-                offsets: np.ndarray, c_names: np.ndarray,
-                c_count: np.ndarray) -> tuple[Population, np.ndarray, int]:  # fmt: skip
+def _population(store: Store, b: PopulationBuilder, reference: np.ndarray | None, d: int,
+                rows: np.ndarray, offsets: np.ndarray,
+                n_clients: int) -> tuple[Population, np.ndarray, int]:  # fmt: skip
     """The population, the label codes' class indices and the input length of the batches."""
-    n = store.n
-    b = PopulationBuilder()
-    b.n = n
-    b.per_client = dict(zip(c_names.tolist(), c_count.tolist(), strict=True))
-    _, l_names, l_count = _ranks(store.labels, store.label[:n])
-    b.labels = dict(zip(l_names.tolist(), l_count.tolist(), strict=True))
-    margin = store.margin[:n]
-    known = ~np.isnan(margin)
-    b.n_margin = int(known.sum())
-    b.near = int((margin[known] < b.near_margin).sum())
     pop_d = d if reference is None else reference.shape[1]
     xd = d if d > 0 and d == pop_d and store.x is not None else 0
     if reference is None and xd:
-        _features(store, b, xd, rows, offsets, len(c_names))
+        _features(store, b, xd, rows, offsets, n_clients)
     pop = b.build(reference)
     classes = {c: i for i, c in enumerate(pop.classes)}
     label_map = np.array([classes.get(v, -1) for v in store.labels.names] or [-1], np.int64)
@@ -153,35 +150,31 @@ def _features(store: Store, b: PopulationBuilder, d: int, rows: np.ndarray, offs
     lo, hi, sums, sq, count = feature_sums(x, store.n, SUM_CHUNK)
     if not count:
         return
-    has = ~np.isnan(x[: store.n, 0])
-    b.add_sample(x[first_inputs(rows, offsets, has, sample_per_client(n_clients))])
+    b.add_sample(x[first_inputs(rows, offsets, x, sample_per_client(n_clients))])
     b.n_input, b.d = count, d
     b.mins, b.maxs = lo, hi
     b.sums = np.array([math.fsum(c) for c in sums.T])
     b.sumsq = np.array([math.fsum(c) for c in sq.T])
 
 
-def _sources(store: Store, order: np.ndarray, dets: list[Detector]) -> _Scope | None:
+def _sources(store: Store, order: np.ndarray, s_count: np.ndarray,
+             dets: list[Detector]) -> _Scope | None:  # fmt: skip
     """The source scope: addresses some detector in ``dets`` may fire on (all of them when one
     offers no necessary condition), as in :func:`._duck_prep.candidates`."""
-    n = store.n
-    s_rank, s_names, _ = _ranks(store.sources, store.source[:n])
+    s_rank, s_names, _ = _ranks(store.sources, s_count)
     if not len(s_names):
         return None
-    src = np.take(np.append(s_rank, np.int32(-1)), store.source[:n])  # -1 (no address) -> -1
-    rows, off = counting_sort(src, order, len(s_names))
+    rows, off = counting_sort(store.rec_i4, _SOURCE, s_rank, order, store.n, len(s_names))
     needs = [det.prefilter() for det in dets]
     if any(nd is None for nd in needs):
         keep = np.ones(len(s_names), bool)
     else:
-        denied = np.isin(store.status[:n], (401, 403))
-        client = np.ascontiguousarray(store.client[:n])
-        got = group_counts(rows, off, client, denied, len(store.clients.names))
+        got = group_counts(rows, off, store.rec, store.rec_i4, len(store.clients.names))
         cnt = dict(zip(("n", "nc", "nd"), got, strict=True))
         keep = np.zeros(len(s_names), bool)
         for nd in dict.fromkeys(needs):
             assert nd is not None
-            keep |= _meets(nd, cnt, store, rows, off, denied)
+            keep |= _meets(nd, cnt, store, rows, off)
     if not keep.any():
         return None
     if keep.all():
@@ -193,7 +186,7 @@ def _sources(store: Store, order: np.ndarray, dets: list[Detector]) -> _Scope | 
 
 
 def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.ndarray,
-           off: np.ndarray, denied: np.ndarray) -> np.ndarray:  # fmt: skip
+           off: np.ndarray) -> np.ndarray:  # fmt: skip
     n, w = float(need.count), float(need.window_s)
     if not (math.isfinite(n) and math.isfinite(w)):
         return np.zeros(len(cnt["n"]), dtype=bool)
@@ -204,7 +197,5 @@ def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.n
     total = (cnt["nd"] if need.denied else cnt["n"]) >= n  # a cheap first cut
     if w <= 0 or not total.any():
         return total
-    flag = denied if need.denied else np.ones(store.n, bool)
-    ts = np.ascontiguousarray(store.ts[: store.n])
-    peaks = bucket_peaks(rows, off, ts, flag, w, total)
+    peaks = bucket_peaks(rows, off, store.rec, store.rec_f, w, bool(need.denied), total)
     return total & (peaks >= n)

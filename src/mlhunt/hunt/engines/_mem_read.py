@@ -21,6 +21,8 @@ from mlhunt.hunt.engines._kern_mem import margins, put_x, vec_check
 from mlhunt.hunt.engines._mem import READ_ROWS, Declined, Store
 from mlhunt.hunt.readers import ReadReport, _Normaliser
 
+#: DuckDB threads while reading (the engine's own setting is restored after).
+DECODE_THREADS = 1
 #: DuckDB's streaming buffer while reading (decoded batches waiting for the checks).
 STREAM_BUFFER = "256MB"
 _NO_LIST = (np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0, bool))
@@ -38,7 +40,11 @@ def read(con: Any, files: list[Path], sels: list[dict[str, str]], report: ReadRe
     ranks = file_ranks(files)
     # DuckDB's decoding threads stop when its streaming buffer (1 MB by default) is full; a
     # larger one keeps them busy while this thread checks the previous batch
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     con.execute(f"SET streaming_buffer_size = '{STREAM_BUFFER}'")
+    # One decoding thread: the checks take the other core (with two, the three threads and the
+    # GIL that DuckDB's reader takes between batches cost more than the second thread gained)
+    con.execute(f"SET threads = {DECODE_THREADS}")
     store = Store(sum(pq.ParquetFile(p).metadata.num_rows for p in files))
     saved = (report.records, report.malformed, len(report.errors), report.input_dim,
              len(report.files))  # fmt: skip
@@ -51,6 +57,8 @@ def read(con: Any, files: list[Path], sels: list[dict[str, str]], report: ReadRe
         del report.errors[n_err:]
         del report.files[n_files:]
         raise
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
     return store, sorted(ranks, key=ranks.__getitem__)
 
 
@@ -107,7 +115,7 @@ class _File:
             else (np.empty(0), _NONE)  # fmt: skip
         if "score" in self.sel and not len(s_valid):
             s_valid = np.ones(n, bool)
-        margin, m_ok = margins(*sc, score, s_valid)
+        margin, m_ok = margins(n, *sc, score, s_valid)
         ok &= m_ok
         status = np.zeros(n, np.int64)
         if "status" in self.sel:

@@ -13,6 +13,7 @@ fixed-size array, which become :class:`GroupBatch` es cut at group boundaries wi
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -76,9 +77,10 @@ class DuckDBEngine:
                     got = self._table(con, files, report, reference, detectors, say)
                 else:
                     path = "memory"
-                pop, scopes, t_read = got
+                pop, scopes, t_read, warmer = got
                 t1 = time.perf_counter()
                 t_pop = t1 - t0 - t_read
+                warmer.join()
                 alerts, t_detect, t_cpu = self._detect(scopes, pop, detectors, say)
                 t_scan = time.perf_counter() - t1
             finally:
@@ -102,29 +104,32 @@ class DuckDBEngine:
 
     def _in_memory(self, con: Any, files: list[Path], report: ReadReport,
                    reference: np.ndarray | None, detectors: list[Detector],
-                   say: Progress) -> tuple[Population, _Scopes, float] | None:  # fmt: skip
+                   say: Progress) -> tuple[Population, _Scopes, float, _Warmer] | None:  # fmt: skip
         """The in-memory path (:mod:`._mem`), or None when it declines these logs."""
         from mlhunt.hunt.engines import _mem, _mem_prep, _mem_read
 
         t0 = time.perf_counter()
         try:
             sels, need = _mem.estimate(files)
-            if need > self.memory_budget:
+            if self.memory_budget <= 0 or need > self.memory_budget:
                 raise _mem.Declined(f"{need / 1024**2:,.0f} MiB of events")
             store, names = _mem_read.read(con, files, sels, report, say)
         except _mem.Declined as why:
             say(f"reading through DuckDB tables ({why})")
             return None
         t_read = time.perf_counter() - t0
+        # reading keeps both cores busy; preparing leaves one partly idle for the kernel loading
+        warmer = _Warmer()
         prep = _mem_prep.prepare(store, names, reference, detectors, report.input_dim or 0)
-        return prep.pop, {s: partial(prep.batches, s) for s in prep.scopes}, t_read
+        return prep.pop, {s: partial(prep.batches, s) for s in prep.scopes}, t_read, warmer
 
     def _table(self, con: Any, files: list[Path], report: ReadReport,
                reference: np.ndarray | None, detectors: list[Detector],
-               say: Progress) -> tuple[Population, _Scopes, float]:  # fmt: skip
+               say: Progress) -> tuple[Population, _Scopes, float, _Warmer]:  # fmt: skip
         """The table path: logs loaded into DuckDB, each scope sorted into a table."""
         from mlhunt.hunt.engines._duck_load import good_view, load
 
+        warmer = _Warmer()  # while DuckDB loads the logs
         t0 = time.perf_counter()
         names = load(con, files, report, say)
         good_view(con, report.input_dim or 0)
@@ -135,7 +140,8 @@ class DuckDBEngine:
             for batch in batches(con, scope, table, prep):
                 yield partial(_same, batch)
 
-        return prep.pop, {s: partial(built, s, t) for s, t in prep.tables.items()}, t_read
+        return (prep.pop, {s: partial(built, s, t) for s, t in prep.tables.items()}, t_read,
+                warmer)  # fmt: skip
 
     def _detect(self, scopes: _Scopes, pop: Population, detectors: list[Detector],
                 say: Progress) -> tuple[list[Alert], float, float]:  # fmt: skip
@@ -177,6 +183,29 @@ class DuckDBEngine:
                     take(pending.popleft().result())
                 say(f"{scope}: {len(alerts)} alerts so far")
         return alerts, spent[0], spent[1]
+
+
+class _Warmer:
+    """:func:`~mlhunt.hunt.detectors._warm.warm_up` in a thread; :meth:`join` re-raises what
+    it raised (a kernel that fails there would fail in the hunt)."""
+
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mlhunt-warm", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from mlhunt.hunt.detectors._warm import warm_up
+
+        try:
+            warm_up()
+        except BaseException as exc:  # handed to the hunt's thread by join()
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _same(batch: GroupBatch) -> GroupBatch:

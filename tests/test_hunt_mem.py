@@ -1,0 +1,692 @@
+"""The DuckDB engine's in-memory path (:mod:`mlhunt.hunt.engines._mem`): the same reading, the
+same alerts and the same population as the table path, and a clean decline (table path, report
+untouched) for every log it does not take. Kernels of :mod:`._kern_mem` against plain numpy.
+
+References: the per-record Python reader (``_python`` of test_hunt_duckdb) for reading, and
+``DuckDBEngine(memory_budget=0)`` (the table path) for whole hunts."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gzip
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlhunt.hunt import readers
+from mlhunt.hunt.detectors import load_detectors
+from mlhunt.hunt.engines import _mem, _mem_prep, _mem_read
+from mlhunt.hunt.engines.duckdb import DuckDBEngine
+from mlhunt.hunt.readers import ReadReport
+from tests.test_hunt_duckdb import ODD, SCHEMA, _first_python, _fixture, _good, _python, _write
+
+BIG = 10**12  # a memory budget every test log fits
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _read_mem(files: list[Path],
+              report: ReadReport | None = None) -> tuple[Any, list[str], ReadReport]:  # fmt: skip
+    sels, _ = _mem.estimate(files)
+    report = ReadReport() if report is None else report
+    con = duckdb.connect()
+    try:
+        store, names = _mem_read.read(con, files, sels, report, lambda _: None)
+    finally:
+        con.close()
+    return store, names, report
+
+
+def _store_rows(store: Any, names: list[str]) -> list[dict[str, Any]]:
+    """The store's rows decoded into the reference's columns."""
+    out = []
+    for i in range(store.n):
+        x = None
+        if store.x is not None:
+            row = store.x[i]
+            assert np.isnan(row).all() or np.isfinite(row).all(), f"row {i}: partly NaN"
+            x = None if np.isnan(row[0]) else row.tolist()
+        m = float(store.margin[i])
+        src = int(store.source[i])
+        out.append({
+            "file": names[store.file[i]], "line": int(store.line[i]), "ts": float(store.ts[i]),
+            "client_id": store.clients.names[store.client[i]],
+            "source_ip": None if src == -1 else store.sources.names[src], "input": x,
+            "label": store.labels.names[store.label[i]], "margin": None if math.isnan(m) else m,
+            "status": int(store.status[i]),
+        })  # fmt: skip
+    return sorted(out, key=lambda r: (r["file"], r["line"]))
+
+
+def _reference(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport]:
+    rows, report = _python(files)
+    for r in rows:
+        r["status"] = 0 if r["status"] is None else r["status"]  # the store's "no status"
+    return sorted(rows, key=lambda r: (r["file"], r["line"])), report
+
+
+def _assert_same_read(files: list[Path]) -> tuple[ReadReport, int]:
+    """The store equals the Python reader; returns the report and the rows Python checked."""
+    want_rows, want = _reference(files)
+    calls = {"n": 0}
+    real = readers._Normaliser.row
+
+    def counting(self: Any, file: str, line: int, rec: Any) -> Any:
+        calls["n"] += 1
+        return real(self, file, line, rec)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(readers._Normaliser, "row", counting)
+        store, names, got = _read_mem(files)
+    assert store.n == got.records == want.records
+    assert _store_rows(store, names) == want_rows
+    assert dataclasses.asdict(got) == dataclasses.asdict(want)
+    return want, calls["n"]
+
+
+def _hunt(files: list[Path], budget: int, reference: np.ndarray | None = None,
+          say: list[str] | None = None) -> tuple[Any, ReadReport]:  # fmt: skip
+    report = ReadReport()
+    res = DuckDBEngine(memory_budget=budget).run(
+        files, load_detectors(), report, reference=reference,
+        progress=None if say is None else say.append)  # fmt: skip
+    return res, report
+
+
+def _assert_pop_equal(a: Any, b: Any) -> None:
+    assert a.to_dict() == b.to_dict()
+    for f in dataclasses.fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if f.name in ("mean", "std"):  # exact sums on one side, DuckDB's on the other
+            np.testing.assert_allclose(va, vb, rtol=1e-12, err_msg=f.name)
+        elif isinstance(va, tuple) and va and isinstance(va[0], np.ndarray):
+            assert len(va) == len(vb), f.name
+            for ea, eb in zip(va, vb, strict=True):
+                np.testing.assert_array_equal(ea, eb, err_msg=f.name)
+        elif isinstance(va, np.ndarray):
+            np.testing.assert_array_equal(va, vb, err_msg=f.name)
+        else:
+            assert va == vb, f.name
+
+
+def _rows(alerts: list[Any]) -> list[str]:
+    return sorted(json.dumps(a.to_row(), sort_keys=True) for a in alerts)
+
+
+def _same_hunt(files: list[Path], reference: np.ndarray | None = None) -> list[Any]:
+    """Memory and table paths agree; returns the alerts."""
+    mem, m_rep = _hunt(files, BIG, reference)
+    tab, t_rep = _hunt(files, 0, reference)
+    assert (mem.stats["path"], tab.stats["path"]) == ("memory", "table")
+    assert dataclasses.asdict(m_rep) == dataclasses.asdict(t_rep)
+    assert _rows(mem.alerts) == _rows(tab.alerts)
+    _assert_pop_equal(mem.population, tab.population)
+    return list(mem.alerts)
+
+
+# --- 1. reading equals the Python path ----------------------------------------------------------
+
+
+def test_estimate_takes_plain_parquet_only(tmp_path: Path) -> None:
+    a, b, c, flat, bad = _fixture(tmp_path)
+    for ok in (a, c):
+        sels, need = _mem.estimate([ok])
+        assert len(sels) == 1 and need > 0
+    for no in (b, flat, bad):  # int ids and labels / flattened output / damaged footer
+        with pytest.raises(_mem.Declined):
+            _mem.estimate([no])
+    with pytest.raises(_mem.Declined):
+        _mem.estimate([a, b])  # one file it does not take declines them all
+    # rows times the record size, plus 8 bytes per input value (c: 10 rows of 3 values)
+    _, need_c = _mem.estimate([c])
+    assert need_c == 10 * _mem.ROW_BYTES + 30 * 8
+
+
+@pytest.mark.parametrize("variant", ["plain", "python-first"])
+def test_read_equals_python_path(tmp_path: Path, variant: str) -> None:
+    a, _, c, _, _ = _fixture(tmp_path)
+    files = [a, c]
+    if variant == "python-first":  # a first row only Python can vouch for fixes d = 2
+        files = _first_python(files, tmp_path)
+    want, python_rows = _assert_same_read(files)
+    if variant == "python-first":
+        assert want.input_dim == 2 and want.malformed > 40
+        return
+    assert want.input_dim == 3 and want.malformed >= 15 and want.records > 40
+    # the kernels vouched for the good rows: Python saw (about) the odd ones only
+    assert python_rows < len(ODD) + 5
+
+
+def test_read_across_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # odd rows at the edges of 7-row batches; the first vouched input only in the second batch,
+    # after a row only Python vouches for (zone-less ts, 2 values): d = 2 must come from it;
+    # over 100 malformed rows, so the report keeps the first 100 in the Python path's order
+    recs = [{**_good(i), "input": None} for i in range(300)]
+    recs[5] = {**_good(5), "ts": "2024-03-05T10:00:01", "input": [1.0, 2.0]}
+    for i in range(9, 300):
+        recs[i]["input"] = [float(i), 2.0] if i % 2 else [float(i), 2.0, 3.0]
+    for i, odd in zip((6, 7, 13, 14, 20, 21, 299), ODD[::5], strict=False):
+        recs[i] = {**recs[i], **odd}
+    path = _write(tmp_path / "edges.parquet", recs, SCHEMA)
+    monkeypatch.setattr(_mem_read, "READ_ROWS", 7)
+    seen = []
+    real = _mem_read._batches
+
+    def counted(*args: Any) -> Any:
+        for rb in real(*args):
+            seen.append(rb.num_rows)
+            yield rb
+
+    monkeypatch.setattr(_mem_read, "_batches", counted)
+    want, _ = _assert_same_read([path])
+    assert len(seen) >= 40 and max(seen) <= 7
+    assert want.input_dim == 2 and want.malformed > readers.MAX_ERRORS == len(want.errors)
+
+
+def test_read_input_column_in_second_file_only(tmp_path: Path) -> None:
+    no_input = pa.schema([f for f in SCHEMA if f.name != "input"])
+    first = [{k: v for k, v in _good(i).items() if k != "input"} for i in range(12)]
+    first[3]["ts"] = "soon"
+    a = _write(tmp_path / "a.parquet", first, no_input)
+    b = _write(tmp_path / "b.parquet", [_good(i) for i in range(12)], SCHEMA)
+    want, _ = _assert_same_read([a, b])
+    assert want.input_dim == 3 and want.records == 23
+    # and the other way round (inputs first, then a file without them)
+    want, _ = _assert_same_read([b, _write(tmp_path / "c.parquet", first, no_input)])
+    assert want.input_dim == 3
+
+
+def test_declined_read_restores_report(tmp_path: Path) -> None:
+    a, _, c, _, _ = _fixture(tmp_path)
+    bad = _write(tmp_path / "z.parquet", [_good(i) for i in range(200)], SCHEMA)
+    col = pq.ParquetFile(bad).metadata.row_group(0).column(1)
+    data = bytearray(bad.read_bytes())
+    data[col.data_page_offset : col.data_page_offset + 12] = b"\xff" * 12  # a page header
+    bad.write_bytes(bytes(data))
+    _mem.estimate([bad])  # the footer is fine: only decoding finds the damage
+    report = ReadReport(records=7, malformed=1, files=["earlier.jsonl"])
+    report.error("earlier.jsonl", 3, "ts: missing")
+    before = copy.deepcopy(report)
+    with pytest.raises(_mem.Declined):
+        _read_mem([a, c, bad], report)  # a and c were read (and reported) before z failed
+    assert dataclasses.asdict(report) == dataclasses.asdict(before)
+    # the engine then takes the table path, which reports the damage as the Python path does
+    say: list[str] = []
+    res, rep = _hunt([a, bad], BIG, say=say)
+    tab, t_rep = _hunt([a, bad], 0)
+    assert res.stats["path"] == "table" and any("DuckDB tables" in s for s in say)
+    assert dataclasses.asdict(rep) == dataclasses.asdict(t_rep)
+    assert _rows(res.alerts) == _rows(tab.alerts)
+
+
+# --- 2. declines ------------------------------------------------------------------------------
+
+
+def _jsonl(tmp_path: Path) -> Path:
+    p = tmp_path / "g.jsonl"
+    p.write_text("".join(json.dumps(_good(i)) + "\n" for i in range(30)), "utf-8")
+    return p
+
+
+def _gz(tmp_path: Path) -> Path:
+    a = _write(tmp_path / "h.parquet", [_good(i) for i in range(30)], SCHEMA)
+    out = tmp_path / "h2.parquet.gz"
+    out.write_bytes(gzip.compress(a.read_bytes()))
+    return out
+
+
+def _timestamps(tmp_path: Path) -> Path:
+    recs = [{**_good(i), "ts": datetime(2024, 3, 5, 10, i, 1, tzinfo=UTC)} for i in range(30)]
+    sch = SCHEMA.set(0, pa.field("ts", pa.timestamp("ms", tz="UTC")))
+    return _write(tmp_path / "t.parquet", recs, sch)
+
+
+@pytest.mark.parametrize("case", ["int-ids", "flat-output", "damaged", "gz", "jsonl",
+                                  "mixed", "timestamp-ts", "budget"])  # fmt: skip
+def test_declines_take_table_path(tmp_path: Path, case: str) -> None:
+    a, b, _, flat, bad = _fixture(tmp_path)
+    make = {"int-ids": lambda: [b], "flat-output": lambda: [flat], "damaged": lambda: [bad],
+            "gz": lambda: [_gz(tmp_path)], "jsonl": lambda: [_jsonl(tmp_path)],
+            "mixed": lambda: [a, _jsonl(tmp_path)],
+            "timestamp-ts": lambda: [_timestamps(tmp_path)], "budget": lambda: [a]}  # fmt: skip
+    files = make[case]()
+    budget = _mem.estimate([a])[1] - 1 if case == "budget" else BIG
+    say: list[str] = []
+    res, rep = _hunt(files, budget, say=say)
+    tab, t_rep = _hunt(files, 0)
+    assert res.stats["path"] == tab.stats["path"] == "table"
+    assert any("reading through DuckDB tables" in s for s in say)
+    assert dataclasses.asdict(rep) == dataclasses.asdict(t_rep)
+    assert rep.records + rep.malformed > 0 or case == "damaged"
+    assert _rows(res.alerts) == _rows(tab.alerts)
+    _assert_pop_equal(res.population, tab.population)
+    if case == "budget":  # one byte more and it fits
+        assert _hunt(files, budget + 1)[0].stats["path"] == "memory"
+
+
+def test_fixture_hunt_memory_equals_table(tmp_path: Path) -> None:
+    a, _, c, _, _ = _fixture(tmp_path)
+    _same_hunt([a, c])
+    _same_hunt(_first_python([a, c], tmp_path))
+
+
+def test_zero_budget_forces_table_path_for_empty_file(tmp_path: Path) -> None:
+    path = _write(tmp_path / "empty.parquet", [], SCHEMA)
+    assert _hunt([path], 0)[0].stats["path"] == "table"
+
+
+def test_label_only_output(tmp_path: Path) -> None:
+    sch = pa.schema([("ts", pa.string()), ("client_id", pa.string()),
+                     ("input", pa.list_(pa.float64())),
+                     ("output", pa.struct([("label", pa.string())]))])  # fmt: skip
+    recs = [{"ts": f"2024-03-05T10:00:{i:02d}Z", "client_id": f"c{i % 2}",
+             "input": [1.0, float(i)], "output": {"label": "a"}} for i in range(6)]  # fmt: skip
+    path = _write(tmp_path / "x.parquet", recs, sch)
+    _assert_same_read([path])
+    _same_hunt([path])
+
+
+# --- 3. whole hunts on a realistic log ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def traffic() -> tuple[pa.Table, str]:
+    """A bench-style loan-approval day (30k events) with extraction, sybil and probing
+    attackers at 400 queries each (bench.hunt_data's generator, rescaled to a small log), and
+    the sybil group's address."""
+    from bench.hunt_data import _chunk, _clients
+
+    n, per = 30_000, 400
+    rng = np.random.default_rng(7)
+    cl = _clients(60_000, rng)
+    w = cl.weight.copy()
+    hostile = np.zeros(len(w), bool)
+    hostile[-26:] = True  # 3 extractors, 20 sybil ids, 3 probers (the last 26 clients)
+    w[~hostile] = w[~hostile] / w[~hostile].sum() * (n - per * 26) / n
+    w[hostile] = per / n
+    cl = dataclasses.replace(cl, weight=w / w.sum())
+    # (the generator's fixed-width address array clips SYBIL_IP: take the address it wrote)
+    sybil = {str(a) for a in cl.ips[np.isin(cl.ids, cl.attackers["sybil-extraction"])]}
+    assert len(sybil) == 1
+    return _chunk(0, n, n, cl, rng), sybil.pop()  # type: ignore[return-value]
+
+
+def _spy_order(monkeypatch: pytest.MonkeyPatch) -> dict[int, bool]:
+    """Per store size, whether the store prepare() got was in (ts, file, line) order (the engine
+    also warms its kernels up on a small synthetic store)."""
+    seen: dict[int, bool] = {}
+    real = _mem_prep.prepare
+
+    def spy(store: Any, *args: Any, **kwargs: Any) -> Any:
+        n = store.n
+        key = list(zip(store.ts[:n].tolist(), store.file[:n].tolist(), store.line[:n].tolist(),
+                       strict=True))  # fmt: skip
+        seen[n] = all(key[i - 1] <= key[i] for i in range(1, n))
+        return real(store, *args, **kwargs)
+
+    monkeypatch.setattr(_mem_prep, "prepare", spy)
+    return seen
+
+
+def test_hunt_realistic_log(tmp_path: Path, traffic: tuple[pa.Table, str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    traffic, sybil = traffic
+    path = tmp_path / "events.parquet"
+    pq.write_table(traffic, path, row_group_size=8_000)
+    order = _spy_order(monkeypatch)
+    alerts = _same_hunt([path])
+    assert order[traffic.num_rows] is True
+    kinds = {(a.scope, a.detector) for a in alerts}
+    assert len(alerts) >= 5 and len({d for _, d in kinds}) >= 3
+    assert any(a.scope == "source_ip" and a.target == sybil for a in alerts)
+    # with a reference population (exact aggregates of the reference, not of the traffic)
+    ref = np.asarray(traffic.column("input").combine_chunks().flatten()).reshape(-1, 9)[::7]
+    _same_hunt([path], reference=ref)
+
+
+def test_hunt_shuffled_across_files(tmp_path: Path, traffic: tuple[pa.Table, str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    traffic = traffic[0]
+    rng = np.random.default_rng(3)
+    t = traffic.take(pa.array(rng.permutation(traffic.num_rows)))
+    parts = np.array_split(np.arange(t.num_rows), 3)
+    files = []
+    for name, idx in zip(("b", "c", "a"), parts, strict=True):
+        files.append(tmp_path / f"{name}.parquet")
+        pq.write_table(t.take(pa.array(idx)), files[-1], row_group_size=4_000)
+    order = _spy_order(monkeypatch)
+    # small detector batches and partial sums: groups and chunks cut at many places
+    monkeypatch.setattr(_mem_prep, "BATCH_EVENTS", 700)
+    monkeypatch.setattr(_mem_prep, "SUM_CHUNK", 1_000)
+    assert _same_hunt(files)
+    assert order[t.num_rows] is False  # sorted by (ts, file, line) first
+
+
+@pytest.mark.parametrize("split", ["contiguous", "round-robin"])
+def test_hunt_equal_timestamps_across_files(tmp_path: Path, traffic: tuple[pa.Table, str],
+                                            monkeypatch: pytest.MonkeyPatch,
+                                            split: str) -> None:  # fmt: skip
+    # whole minutes: many events share a ts, within and across files (ties: file, then line)
+    ts = pc.replace_substring_regex(traffic[0].column("ts"), r":\d\d(\.\d+)?Z$", ":00Z")
+    assert ts[0].as_py().endswith(":00Z")
+    t = traffic[0].set_column(0, "ts", ts)
+    n = t.num_rows
+    parts = (np.array_split(np.arange(n), 3) if split == "contiguous"
+             else [np.arange(k, n, 3) for k in range(3)])  # fmt: skip
+    files = []
+    for k, idx in enumerate(parts):
+        files.append(tmp_path / f"part{k}.parquet")
+        pq.write_table(t.take(pa.array(idx)), files[-1])
+    edge = [pq.read_table(f, columns=["ts"]).column(0) for f in files]
+    if split == "contiguous":  # a file's first minute is the previous file's last one
+        assert any(edge[k][-1] == edge[k + 1][0] for k in range(2))
+    order = _spy_order(monkeypatch)
+    # round-robin: the files also given in reverse (the index is the name's rank)
+    assert _same_hunt(files if split == "contiguous" else files[::-1])
+    assert order[n] is (split == "contiguous")
+
+
+# --- 4. kernels against numpy references --------------------------------------------------------
+
+
+def _store(**cols: Any) -> Any:
+    """A Store holding the given columns (the others zero)."""
+    n = len(next(iter(cols.values())))
+    store = _mem.Store(n)
+    full = {c: np.asarray(cols.get(c, np.zeros(n)))
+            for c in ("ts", "line", "client", "source", "label", "margin", "status")}  # fmt: skip
+    store.append(full, 0)
+    if "file" in cols:
+        store.file[:n] = cols["file"]
+    return store
+
+
+def _sort(store: Any, col: int, rank: np.ndarray, order: np.ndarray | None, n: int,
+          n_keys: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    from mlhunt.hunt.engines._kern_records import counting_sort
+
+    seq = np.empty(0, np.int64) if order is None else order
+    return counting_sort(store.rec_i4, col, rank, seq, n, n_keys)
+
+
+def _grouped(keys: list[int]) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """A store whose client codes are ``keys`` (0..5), grouped by code in row order."""
+    from mlhunt.hunt.engines._kern_records import _CLIENT
+
+    k = np.array(keys, np.int32)
+    store = _store(client=k)
+    rows, off = _sort(store, _CLIENT, np.arange(6, dtype=np.int32), None, len(k), 6)
+    return store, k, rows, off
+
+
+def test_counting_sort_example() -> None:
+    from mlhunt.hunt.engines._kern_records import _CLIENT, _SOURCE
+
+    store = _store(client=[2, 0, 1, 0, 3, 2, 0], source=[1, -1, 0, 1, 1, -1, 0])
+    ident = np.arange(4, dtype=np.int32)
+    rows, off = _sort(store, _CLIENT, ident, None, 7, 4)
+    assert rows.tolist() == [1, 3, 6, 2, 0, 5, 4] and off.tolist() == [0, 3, 4, 6, 7]
+    rows, off = _sort(store, _CLIENT, ident, np.arange(6, -1, -1), 7, 4)
+    assert rows.tolist() == [6, 3, 1, 2, 5, 0, 4] and off.tolist() == [0, 3, 4, 6, 7]
+    # code 3 ranks -1 (left out), the last record is past n
+    rows, off = _sort(store, _CLIENT, np.array([0, 1, 2, -1], np.int32), None, 6, 3)
+    assert rows.tolist() == [1, 3, 2, 0, 5] and off.tolist() == [0, 2, 3, 5]
+    rows, off = _sort(store, _SOURCE, np.array([1, 0], np.int32), None, 7, 2)  # -1: no address
+    assert rows.tolist() == [0, 3, 4, 2, 6] and off.tolist() == [0, 3, 5]
+
+
+@pytest.mark.fuzz
+@given(codes=st.lists(st.integers(-1, 5), max_size=60), rank=st.permutations(range(6)),
+       hide=st.integers(-1, 5), perm=st.randoms(use_true_random=False),
+       with_order=st.booleans(), cut=st.integers(0, 3))  # fmt: skip
+def test_fuzz_counting_sort(codes: list[int], rank: list[int], hide: int, perm: Any,
+                            with_order: bool, cut: int) -> None:  # fmt: skip
+    from mlhunt.hunt.engines._kern_records import _SOURCE
+
+    c = np.array(codes, np.int32)
+    r = np.array(rank, np.int32)
+    if hide >= 0:  # a code no kept event has: rank -1, the others 0..4
+        r = np.where(r > r[hide], r - 1, r)
+        r[hide] = -1
+    n_keys = int(r.max()) + 1
+    n = max(len(c) - cut, 0)  # records past n are not sorted
+    store = _store(source=c)
+    seq = np.arange(n, dtype=np.int64)
+    if with_order:
+        perm.shuffle(seq)
+    rows, off = _sort(store, _SOURCE, r, seq if with_order else None, n, n_keys)
+    keys = np.where(c[seq] >= 0, r[np.maximum(c[seq], 0)], -1)
+    want = seq[keys >= 0][np.argsort(keys[keys >= 0], kind="stable")]
+    assert rows.tolist() == want.tolist()
+    counts = np.bincount(keys[keys >= 0], minlength=n_keys)
+    assert off.tolist() == [0, *np.cumsum(counts).tolist()]
+
+
+@pytest.mark.fuzz
+@given(triples=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3)),
+                        max_size=25), swap=st.integers(0, 30), data=st.data())  # fmt: skip
+def test_fuzz_scan_records(triples: list[tuple[int, int, int]], swap: int, data: Any) -> None:
+    from mlhunt.hunt.engines._kern_records import scan_records
+
+    n = len(triples)
+    draw = lambda lo, hi: np.array(data.draw(st.lists(st.integers(lo, hi), min_size=n,  # noqa: E731
+                                                      max_size=n)), np.int64)  # fmt: skip
+    client, source, label = draw(0, 3), draw(-1, 2), draw(0, 1)
+    margin = np.where(draw(0, 1) == 1, np.nan, draw(0, 10) / 10)
+
+    def kernel(t: list[tuple[int, int, int]], n_rows: int) -> Any:
+        a = np.array(t, dtype=np.int64).reshape(-1, 3)
+        st_ = _store(ts=a[:, 0].astype(float), file=a[:, 1], line=a[:, 2], client=client,
+                     source=source, label=label, margin=margin)  # fmt: skip
+        return scan_records(st_.rec, st_.rec_f, st_.rec_i4, n_rows, 4, 3, 2, 0.3)
+
+    m = data.draw(st.integers(0, n))  # the first m records only
+    ordered, c_count, s_count, l_count, known, below = kernel(triples, m)
+    assert ordered == all(triples[i - 1] <= triples[i] for i in range(1, m))
+    assert c_count.tolist() == np.bincount(client[:m], minlength=4).tolist()
+    assert s_count.tolist() == np.bincount(source[:m][source[:m] >= 0], minlength=3).tolist()
+    assert l_count.tolist() == np.bincount(label[:m], minlength=2).tolist()
+    mm = margin[:m]
+    assert known == int((~np.isnan(mm)).sum()) and below == int((mm[~np.isnan(mm)] < 0.3).sum())
+    srt = sorted(triples)
+    assert kernel(srt, n)[0]
+    i = swap % max(n - 1, 1)
+    if n > 1 and srt[i] != srt[i + 1]:  # one step back in ts, file or line
+        srt[i], srt[i + 1] = srt[i + 1], srt[i]
+        assert not kernel(srt, n)[0]
+
+
+def _peaks_ref(rows: np.ndarray, off: np.ndarray, ts: np.ndarray, flag: np.ndarray, w: float,
+               groups: np.ndarray) -> list[int]:  # fmt: skip
+    out = []
+    for g in range(len(off) - 1):
+        b = np.floor(ts[[i for i in rows[off[g] : off[g + 1]] if flag[i]]] / w)
+        best = max((int(((b >= b0) & (b <= b0 + 3)).sum()) for b0 in b), default=0)
+        out.append(best if groups[g] else 0)
+    return out
+
+
+def test_bucket_peaks_example() -> None:
+    from mlhunt.hunt.engines._kern_records import bucket_peaks
+
+    # one group, buckets 0, 3, 4, 4, 8 (w = 1): buckets 0..3 hold 2, 3..6 hold 3 (peak), 8 one
+    store = _store(ts=[0.5, 3.0, 4.2, 4.9, 8.0], status=[403, 200, 401, 403, 401])
+    rows, off = np.arange(5, dtype=np.int64), np.array([0, 5], np.int64)
+    got = bucket_peaks(rows, off, store.rec, store.rec_f, 1.0, False, np.ones(1, bool))
+    assert got.tolist() == [3]
+    got = bucket_peaks(rows, off, store.rec, store.rec_f, 1.0, True, np.ones(1, bool))
+    assert got.tolist() == [2]  # denied in buckets 0, 4, 4, 8: 0 and 4 are not 4 buckets apart
+
+
+@pytest.mark.fuzz
+@given(keys=st.lists(st.integers(0, 3), max_size=60), data=st.data(),
+       w=st.sampled_from([0.5, 1.0, 2.5, 7.0]), denied_only=st.booleans())  # fmt: skip
+def test_fuzz_bucket_peaks(keys: list[int], data: Any, w: float, denied_only: bool) -> None:
+    from mlhunt.hunt.engines._kern_records import bucket_peaks
+
+    n = len(keys)
+    ts = np.sort(np.array(data.draw(st.lists(st.integers(-40, 80), min_size=n, max_size=n)),
+                          float) / 4)  # fmt: skip
+    status = np.array(data.draw(st.lists(st.sampled_from([200, 401, 403, 404]), min_size=n,
+                                         max_size=n)), np.int64)  # fmt: skip
+    store = _store(ts=ts, status=status, client=np.array(keys, np.int32))
+    _, _, rows, off = _grouped(keys)
+    groups = np.array(data.draw(st.lists(st.booleans(), min_size=6, max_size=6)), bool)
+    got = bucket_peaks(rows, off, store.rec, store.rec_f, w, denied_only, groups)
+    flag = np.isin(status, (401, 403)) if denied_only else np.ones(n, bool)
+    assert got.tolist() == _peaks_ref(rows, off, ts, flag, w, groups)
+
+
+@pytest.mark.fuzz
+@given(keys=st.lists(st.integers(0, 5), max_size=60), data=st.data())
+def test_fuzz_group_counts(keys: list[int], data: Any) -> None:
+    from mlhunt.hunt.engines._kern_records import _SOURCE, group_counts
+
+    n = len(keys)
+    client = np.array(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), np.int32)
+    status = np.array(data.draw(st.lists(st.sampled_from([200, 401, 403, 500]), min_size=n,
+                                         max_size=n)), np.int64)  # fmt: skip
+    store = _store(client=client, source=np.array(keys, np.int32), status=status)
+    rows, off = _sort(store, _SOURCE, np.arange(6, dtype=np.int32), None, n, 6)
+    got_n, got_nc, got_nd = group_counts(rows, off, store.rec, store.rec_i4, 5)
+    k = np.array(keys)
+    for g in range(6):
+        members = np.flatnonzero(k == g)
+        assert got_n[g] == len(members)
+        assert got_nc[g] == len(set(client[members].tolist()))
+        assert got_nd[g] == int(np.isin(status[members], (401, 403)).sum())
+
+
+@pytest.mark.fuzz
+@given(keys=st.lists(st.integers(0, 5), max_size=60), data=st.data(), per=st.integers(1, 3))
+def test_fuzz_first_inputs(keys: list[int], data: Any, per: int) -> None:
+    from mlhunt.hunt.engines._kern_records import first_inputs
+
+    _, k, rows, off = _grouped(keys)
+    has = np.array(data.draw(st.lists(st.booleans(), min_size=len(k), max_size=len(k))), bool)
+    x = np.where(has[:, None], np.arange(len(k) * 2).reshape(-1, 2), np.nan)
+    want = []
+    for g in range(6):
+        want += [i for i in range(len(k)) if k[i] == g and has[i]][:per]
+    assert first_inputs(rows, off, x, per).tolist() == want
+
+
+@pytest.mark.fuzz
+@given(data=st.data(), chunk=st.integers(1, 5))
+def test_fuzz_feature_sums(data: Any, chunk: int) -> None:
+    from mlhunt.hunt.engines._kern_records import feature_sums
+
+    pair = st.lists(st.integers(-9, 9), min_size=2, max_size=2)
+    rows = data.draw(st.lists(st.one_of(st.none(), pair), max_size=20))
+    x = np.array([[np.nan, np.nan] if r is None else r for r in rows], float).reshape(-1, 2)
+    n = data.draw(st.integers(0, len(x)))
+    lo, hi, sums, sq, count = feature_sums(x, n, chunk)
+    has = [i for i in range(n) if not np.isnan(x[i, 0])]
+    assert count == len(has)
+    if has:
+        np.testing.assert_array_equal(lo, x[has].min(axis=0))
+        np.testing.assert_array_equal(hi, x[has].max(axis=0))
+    for c in range(len(sums)):
+        part = [i for i in has if i // chunk == c]
+        np.testing.assert_array_equal(sums[c], x[part].sum(axis=0) if part else 0)
+        np.testing.assert_array_equal(sq[c], (x[part] ** 2).sum(axis=0) if part else 0)
+
+
+_elem = st.one_of(st.none(), st.sampled_from([0.0, 0.25, 0.5, 0.7, 1.0, 1.5, -0.2, math.nan,
+                                              math.inf, -math.inf]), st.floats(0, 1))  # fmt: skip
+_vec = st.one_of(st.none(), st.lists(_elem, max_size=4))
+
+
+@pytest.mark.fuzz
+@given(values=st.lists(_vec, min_size=1, max_size=12), cut=st.integers(0, 2))
+def test_fuzz_vec_check_is_readers_vector(values: list[Any], cut: int) -> None:
+    from mlhunt.hunt.engines._kern_mem import put_x, vec_check
+
+    arr = pa.array(values, pa.list_(pa.float64())).slice(min(cut, len(values) - 1))
+    length, ok = vec_check(*_mem_read._parts(arr))
+    vals = arr.to_pylist()
+    d = 3
+    for i, v in enumerate(vals):
+        try:
+            want = readers._vector(v, "input")
+        except readers._Bad:
+            assert not ok[i], v
+            continue
+        assert ok[i], v
+        assert length[i] == (0 if want is None else len(want)), v
+    # the vouched rows of length d (or none) into a matrix: NaN rows where there is no input
+    keep = ok & ((length == 0) | (length == d))
+    off, flat, _, _ = _mem_read._parts(arr)
+    out = np.full((len(vals) + 2, d), -1.0)
+    assert put_x(off, flat, length, keep, d, out, 1) == int(keep.sum())
+    want_x = [vals[i] if length[i] else [math.nan] * d for i in np.flatnonzero(keep)]
+    np.testing.assert_array_equal(out[1 : 1 + len(want_x)], np.array(want_x).reshape(-1, d))
+    assert (out[0] == -1).all() and (out[1 + len(want_x) :] == -1).all()
+
+
+@pytest.mark.fuzz
+@given(scores=st.lists(_vec, min_size=1, max_size=12), data=st.data(),
+       mode=st.sampled_from(["scores", "score", "both"]))  # fmt: skip
+def test_fuzz_margins_are_readers_output(scores: list[Any], data: Any, mode: str) -> None:
+    from mlhunt.hunt.engines._kern_mem import margins
+
+    n = len(scores)
+    score = data.draw(st.lists(_elem, min_size=n, max_size=n))
+    s_arr, p_arr = pa.array(scores, pa.list_(pa.float64())), pa.array(score, pa.float64())
+    # as _mem_read._File._batch calls it
+    sc = _mem_read._parts(s_arr) if mode != "score" else _mem_read._NO_LIST
+    if mode != "scores":
+        sv, s_valid = _mem_read._floats(p_arr), _mem_read._valid(p_arr)
+        s_valid = s_valid if len(s_valid) else np.ones(n, bool)
+    else:
+        sv, s_valid = np.empty(0), _mem_read._NONE
+    margin, ok = margins(n, *sc, sv, s_valid)
+    assert len(margin) == len(ok) == n
+    for i in range(n):
+        out: dict[str, Any] = {"label": "x"}
+        if mode != "score":
+            out["scores"] = scores[i]
+        if mode != "scores":
+            out["score"] = score[i]
+        try:
+            want = readers._output({"output": out})[2]
+        except readers._Bad:
+            assert not ok[i], out
+            continue
+        assert ok[i], out
+        got = None if math.isnan(margin[i]) else float(margin[i])
+        assert got == want, out
+
+
+def test_gather_reads_the_store_records() -> None:
+    from mlhunt.hunt.engines._kern_mem import gather
+
+    store = _mem.Store(5)
+    cols = {"ts": np.arange(5) + 0.5, "line": np.arange(10, 15),
+            "client": np.array([3, 1, 4, 1, 5]), "source": np.array([-1, 0, 1, 0, -1]),
+            "label": np.array([0, 1, 2, 1, 0]), "margin": np.array([0.1, np.nan, 0.3, 0.4, 0.5]),
+            "status": np.arange(200, 205)}  # fmt: skip
+    store.append(cols, 2)
+    rows = np.array([4, 0, 2], np.int64)
+    label_map = np.array([1, -1, 0], np.int64)
+    ts, line, margin, status, client, label, file = gather(store.rec, store.rec_f, store.rec_i4,
+                                                           rows, label_map)  # fmt: skip
+    for got, want in ((ts, cols["ts"][rows]), (line, cols["line"][rows]),
+                      (margin, cols["margin"][rows]), (status, cols["status"][rows]),
+                      (client, cols["client"][rows]), (label, label_map[cols["label"][rows]]),
+                      (file, [2, 2, 2])):  # fmt: skip
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(store.source[:5], cols["source"])
