@@ -31,7 +31,7 @@ MEMORY_BUDGET = 1_600 * 1024**2
 #: Bytes per event besides the input (the packed record of :class:`Store`).
 ROW_BYTES = 48
 #: Rows per Arrow record batch that DuckDB hands over.
-READ_ROWS = 262_144
+READ_ROWS = 1_048_576
 
 
 class Declined(Exception):
@@ -86,14 +86,16 @@ class Store:
         """Rows of the Python reader (``readers.COLUMNS`` order)."""
         if not rows:
             return
+        src = [r[4] for r in rows]
+        source = np.full(len(rows), -1, np.int32)
+        has = np.array([v is not None for v in src], bool)
+        source[has] = self.sources.codes_of([v for v in src if v is not None])
         cols = {
             "ts": np.array([r[2] for r in rows], np.float64),
             "line": np.array([r[1] for r in rows], np.int64),
-            "client": np.array([self.clients.code(r[3]) for r in rows], np.int32),
-            "source": np.array(
-                [-1 if r[4] is None else self.sources.code(r[4]) for r in rows], np.int32
-            ),
-            "label": np.array([self.labels.code(r[6]) for r in rows], np.int32),
+            "client": self.clients.codes_of([r[3] for r in rows]),
+            "source": source,
+            "label": self.labels.codes_of([r[6] for r in rows]),
             "margin": np.array([np.nan if r[8] is None else r[8] for r in rows], np.float64),
             "status": np.array([0 if r[10] is None else r[10] for r in rows], np.int64),
         }
@@ -158,11 +160,13 @@ def _columns(sch: Any) -> dict[str, str]:
     if "client_id" not in t or not _is_text(t["client_id"]):
         raise Declined("client_id column type")
     sel["client_id"] = '"client_id"'
+    sel["client_hash"] = 'hash("client_id")'  # hashed in DuckDB's threads (see _names)
     for n in ("source_ip", "model"):
         if not absent(n) and not _is_text(t[n]):
             raise Declined(f"{n} column type")
     if not absent("source_ip"):
         sel["source_ip"] = '"source_ip"'
+        sel["source_hash"] = 'hash("source_ip")'
     if not absent("input"):
         if not (pa.types.is_list(t["input"]) and _is_num(t["input"].value_type)):
             raise Declined("input column type")
@@ -173,6 +177,7 @@ def _columns(sch: Any) -> dict[str, str]:
     if not _is_text(out.field("label").type):
         raise Declined("output.label type")
     sel["label"] = "struct_extract(\"output\", 'label')"
+    sel["label_hash"] = "hash(struct_extract(\"output\", 'label'))"
     for sub, kind in (("scores", "list"), ("score", "num")):
         i = out.get_field_index(sub)
         if i < 0 or pa.types.is_null(out.field(i).type):

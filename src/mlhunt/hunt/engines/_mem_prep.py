@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -50,16 +50,24 @@ class _Scope:
 class MemPrepared:
     pop: Population
     store: Store
-    scopes: dict[str, _Scope]
+    scopes: dict[str, _Scope | Future[_Scope | None]]
     files: np.ndarray  # file names by index (object)
     label_map: np.ndarray  # label code -> index into pop.classes (-1: unknown)
     xd: int  # input length the batches carry (0: NaN inputs of the population's width)
     clients: np.ndarray  # client ids by raw code (object)
 
+    def scope(self, scope: str) -> _Scope | None:
+        """The scope's sorted events (None: no target of it can alert); waits for the source
+        scope's thread."""
+        sc = self.scopes[scope]
+        return sc.result() if isinstance(sc, Future) else sc
+
     def batches(self, scope: str) -> Iterator[Callable[[], GroupBatch]]:
         """Builders of the scope's batches, in target order (a builder gathers its rows, so
         worker threads share that work)."""
-        sc = self.scopes[scope]
+        sc = self.scope(scope)
+        if sc is None:
+            return
         off = sc.offsets
         g, n_groups = 0, len(off) - 1
         while g < n_groups:
@@ -69,7 +77,8 @@ class MemPrepared:
             g = end
 
     def _batch(self, scope: str, g0: int, g1: int) -> GroupBatch:
-        sc, st = self.scopes[scope], self.store
+        sc, st = self.scope(scope), self.store
+        assert sc is not None
         a, b = int(sc.offsets[g0]), int(sc.offsets[g1])
         idx = sc.rows[a:b]
         ts, line, margin, status, client, label, file = gather(
@@ -109,20 +118,21 @@ def prepare(store: Store, files: list[str], reference: np.ndarray | None,
     order = np.empty(0, np.int64) if ordered else np.lexsort(
         (store.line[:n], store.file[:n], store.ts[:n]))  # fmt: skip
     sdets = [x for x in detectors if x.spec.scope == "source_ip"]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # the source scope in a second thread (the kernels release the GIL)
-        sources = pool.submit(_sources, store, order, s_count, sdets) if sdets else None
-        c_rank, c_names, c_count = _ranks(store.clients, c_count)
-        rows, offsets = counting_sort(store.rec_i4, _CLIENT, c_rank, order, n, len(c_names))
-        b.n = n
-        b.per_client = dict(zip(c_names.tolist(), c_count.tolist(), strict=True))
-        _, l_names, l_count = _ranks(store.labels, l_count)
-        b.labels = dict(zip(l_names.tolist(), l_count.tolist(), strict=True))
-        pop, label_map, xd = _population(store, b, reference, d, rows, offsets, len(c_names))
-        scopes = {"client_id": _Scope(rows, offsets, c_names)}
-        src = sources.result() if sources is not None else None
-    if src is not None:
-        scopes["source_ip"] = src
+    scopes: dict[str, _Scope | Future[_Scope | None]] = {}
+    if sdets:
+        # the source scope in a second thread (the kernels release the GIL), ready long before
+        # the client scope's detectors are done
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlhunt-sources")
+        scopes["source_ip"] = pool.submit(_sources, store, order, s_count, sdets)
+        pool.shutdown(wait=False)
+    c_rank, c_names, c_count = _ranks(store.clients, c_count)
+    rows, offsets = counting_sort(store.rec_i4, _CLIENT, c_rank, order, n, len(c_names))
+    b.n = n
+    b.per_client = dict(zip(c_names.tolist(), c_count.tolist(), strict=True))
+    _, l_names, l_count = _ranks(store.labels, l_count)
+    b.labels = dict(zip(l_names.tolist(), l_count.tolist(), strict=True))
+    pop, label_map, xd = _population(store, b, reference, d, rows, offsets, len(c_names))
+    scopes = {"client_id": _Scope(rows, offsets, c_names), **scopes}
     return MemPrepared(pop=pop, store=store, scopes=scopes, files=np.array(files, dtype=object),
                        label_map=label_map, xd=xd,
                        clients=np.asarray(store.clients.names, dtype=object))  # fmt: skip

@@ -22,7 +22,7 @@ from mlhunt.hunt.engines._mem import READ_ROWS, Declined, Store
 from mlhunt.hunt.readers import ReadReport, _Normaliser
 
 #: DuckDB threads while reading (the engine's own setting is restored after).
-DECODE_THREADS = 1
+DECODE_THREADS = 2
 #: DuckDB's streaming buffer while reading (decoded batches waiting for the checks).
 STREAM_BUFFER = "256MB"
 _NO_LIST = (np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0, bool))
@@ -96,11 +96,11 @@ class _File:
         else:
             ts = _floats(col("ts_num"))
             ok = np.isfinite(ts)
-        client = st.clients.encode(col("client_id"))
-        label = st.labels.encode(col("label"))
+        client = st.clients.encode(col("client_id"), col("client_hash"))
+        label = st.labels.encode(col("label"), col("label_hash"))
         ok &= (client >= 0) & (label >= 0)
         if "source_ip" in self.sel:
-            source = st.sources.encode(col("source_ip"))
+            source = st.sources.encode(col("source_ip"), col("source_hash"))
             source[source == -2] = -1  # an empty address is no address
         else:
             source = np.full(n, -1, np.int32)

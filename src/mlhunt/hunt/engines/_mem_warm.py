@@ -14,6 +14,7 @@ from mlhunt.hunt.detectors.base import Detector
 
 
 def warm(detectors: list[Detector]) -> None:
+    import duckdb
     import pyarrow as pa
 
     from mlhunt.hunt.engines._mem import Store
@@ -37,6 +38,19 @@ def warm(detectors: list[Detector]) -> None:
         "status": pa.array([401.0 if k % 2 else 200.0 for k in i], pa.float64()),
         "latency_ms": pa.array([1.5 if k % 2 else None for k in i], pa.float64()),
     })  # fmt: skip
+    con = duckdb.connect()  # the strings' hashes, as the reading query adds them
+    try:
+        con.register("warm", pa.table(rb))
+        rb = (
+            con.sql(
+                "SELECT *, hash(client_id) AS client_hash, hash(source_ip) AS source_hash, "
+                "hash(label) AS label_hash FROM warm"
+            )
+            .to_arrow_table()
+            .to_batches()[0]
+        )
+    finally:
+        con.close()
     sel = {name: "" for name in rb.schema.names}
     report = ReadReport()
     store = Store(n)
