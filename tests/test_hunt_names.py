@@ -1,0 +1,80 @@
+"""String coding of the in-memory hunt path (``engines/_names.py``): codes in order of first
+appearance, null -1 and empty -2, equal strings one code, and different strings never one code
+even when their hashes collide (client ids are chosen by whoever sends the queries)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlhunt.hunt.engines._names import Names
+
+
+def _codes(names: Names, values: list[str | None], hashes: list[int]) -> list[int]:
+    arr = pa.array(values, pa.string())
+    return names.encode(arr, pa.array(hashes, pa.uint64())).tolist()
+
+
+def test_codes_nulls_empty_and_first_appearance() -> None:
+    names = Names()
+    got = _codes(names, ["b", None, "a", "", "b", "a"], [7, 0, 9, 3, 7, 9])
+    assert got == [0, -1, 1, -2, 0, 1]
+    assert names.names == ["b", "a"]
+
+
+def test_colliding_hashes_keep_strings_apart() -> None:
+    names = Names()
+    # every string gets the same hash: only the bytes can tell them apart
+    vals = ["victim", "attacker", "victim", "victin", "attacker", "v"]
+    got = _codes(names, vals, [42] * len(vals))
+    assert got == [0, 1, 0, 2, 1, 3]
+    assert names.names == ["victim", "attacker", "victin", "v"]
+
+
+def test_growth_keeps_codes() -> None:
+    names = Names()
+    words = [f"client-{i:06d}-" + "x" * (i % 300) for i in range(5_000)]  # > table, pool
+    arr = pa.array(words + words[::-1], pa.string())
+    hashes = pa.array([hash(w) & (2**64 - 1) for w in words + words[::-1]], pa.uint64())
+    got = names.encode(arr, hashes)
+    assert got[:5_000].tolist() == list(range(5_000))
+    assert got[5_000:].tolist() == list(range(5_000))[::-1]
+    assert names.names == words
+
+
+def test_sliced_array_and_python_rows() -> None:
+    names = Names()
+    arr = pa.array(["p", "q", "r", "s"], pa.string()).slice(1, 2)
+    h = names.codes_of(["q", "r"])  # DuckDB's hash: the reading query's
+    assert h.tolist() == [0, 1]
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        hashes = con.sql("SELECT hash(s) AS h FROM (VALUES ('q'), ('r')) t(s)").to_arrow_table()
+    finally:
+        con.close()
+    assert names.encode(arr, hashes.column("h").combine_chunks()).tolist() == [0, 1]
+
+
+@pytest.mark.fuzz
+@given(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=60),
+       st.integers(1, 4))  # fmt: skip
+def test_codes_match_a_dict(values: list[str | None], buckets: int) -> None:
+    names = Names()
+    # few distinct hashes: collisions everywhere
+    hashes = [0 if v is None else len(v.encode()) % buckets for v in values]
+    got = _codes(names, values, hashes)
+    seen: dict[str, int] = {}
+    want = []
+    for v in values:
+        if v is None:
+            want.append(-1)
+        elif v == "":
+            want.append(-2)
+        else:
+            want.append(seen.setdefault(v, len(seen)))
+    assert got == want
+    assert names.names == list(seen)
