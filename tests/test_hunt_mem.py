@@ -486,21 +486,32 @@ def test_fuzz_scan_records(triples: list[tuple[int, int, int]], swap: int, data:
                                                       max_size=n)), np.int64)  # fmt: skip
     client, source, label = draw(0, 3), draw(-1, 2), draw(0, 1)
     margin = np.where(draw(0, 1) == 1, np.nan, draw(0, 10) / 10)
+    status = np.array([200, 401, 403, 500])[draw(0, 3)]
 
     def kernel(t: list[tuple[int, int, int]], n_rows: int) -> Any:
         a = np.array(t, dtype=np.int64).reshape(-1, 3)
         st_ = _store(ts=a[:, 0].astype(float), file=a[:, 1], line=a[:, 2], client=client,
-                     source=source, label=label, margin=margin)  # fmt: skip
+                     source=source, label=label, margin=margin, status=status)  # fmt: skip
         return scan_records(st_.rec, st_.rec_f, st_.rec_i4, n_rows, 4, 3, 2, 0.3)
 
     m = data.draw(st.integers(0, n))  # the first m records only
-    ordered, c_count, s_count, l_count, known, below = kernel(triples, m)
+    ordered, c_count, s_count, l_count, known, below, s_denied, s_runs = kernel(triples, m)
     assert ordered == all(triples[i - 1] <= triples[i] for i in range(1, m))
     assert c_count.tolist() == np.bincount(client[:m], minlength=4).tolist()
     assert s_count.tolist() == np.bincount(source[:m][source[:m] >= 0], minlength=3).tolist()
     assert l_count.tolist() == np.bincount(label[:m], minlength=2).tolist()
     mm = margin[:m]
     assert known == int((~np.isnan(mm)).sum()) and below == int((mm[~np.isnan(mm)] < 0.3).sum())
+    # per source: denied answers, and client-id runs (>= distinct ids: the pre-filter's bound)
+    runs, last, denied = [0, 0, 0], [-1, -1, -1], [0, 0, 0]
+    for i in range(m):
+        if source[i] >= 0:
+            denied[source[i]] += int(status[i] in (401, 403))
+            runs[source[i]] += int(last[source[i]] != client[i])
+            last[source[i]] = client[i]
+    assert s_denied.tolist() == denied and s_runs.tolist() == runs
+    for s_ in range(3):
+        assert runs[s_] >= len(set(client[:m][source[:m] == s_].tolist()))
     srt = sorted(triples)
     assert kernel(srt, n)[0]
     i = swap % max(n - 1, 1)

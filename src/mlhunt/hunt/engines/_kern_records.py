@@ -16,15 +16,25 @@ _CLIENT, _SOURCE, _LABEL, _FILE = 8, 9, 10, 11
 
 
 @njit
+def _denied(rec: np.ndarray, i: int) -> bool:
+    return rec[i, _STATUS] == 401 or rec[i, _STATUS] == 403
+
+
+@njit
 def scan_records(rec: np.ndarray, rec_f: np.ndarray, rec_i4: np.ndarray, n: int,
                  n_clients: int, n_sources: int, n_labels: int,
-                 near: float) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int,
-                                       int]:  # fmt: skip
+                 near: float) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int, int,
+                                       np.ndarray, np.ndarray]:  # fmt: skip
     """Over the first ``n`` records: whether they are in (ts, file, line) order (then a stable
     sort by target alone gives the detectors' order), events per client, source and label
-    code, events with a known margin and those with a margin below ``near``."""
+    code, events with a known margin and those with a margin below ``near``; per source also
+    denied (401/403) answers and client-id runs (changes of client id from one of its events
+    to the next: at least its distinct client ids, a bound found without sorting)."""
     c_count = np.zeros(n_clients, np.int64)
     s_count = np.zeros(n_sources, np.int64)
+    s_denied = np.zeros(n_sources, np.int64)
+    s_runs = np.zeros(n_sources, np.int64)
+    s_last = np.full(n_sources, -1, np.int32)
     l_count = np.zeros(n_labels, np.int64)
     ordered = True
     known = 0
@@ -39,13 +49,17 @@ def scan_records(rec: np.ndarray, rec_f: np.ndarray, rec_i4: np.ndarray, n: int,
         s = rec_i4[i, _SOURCE]
         if s >= 0:
             s_count[s] += 1
+            s_denied[s] += _denied(rec, i)
+            if s_last[s] != rec_i4[i, _CLIENT]:
+                s_last[s] = rec_i4[i, _CLIENT]
+                s_runs[s] += 1
         l_count[rec_i4[i, _LABEL]] += 1
         m = rec_f[i, _MARGIN]
         if not np.isnan(m):
             known += 1
             if m < near:
                 below += 1
-    return ordered, c_count, s_count, l_count, known, below
+    return ordered, c_count, s_count, l_count, known, below, s_denied, s_runs
 
 
 @njit
@@ -117,11 +131,6 @@ def feature_sums(x: np.ndarray, n: int, chunk: int) -> tuple[np.ndarray, np.ndar
             sums[c, k] += v
             sq[c, k] += v * v
     return lo, hi, sums, sq, count
-
-
-@njit
-def _denied(rec: np.ndarray, i: int) -> bool:
-    return rec[i, _STATUS] == 401 or rec[i, _STATUS] == 403
 
 
 @njit

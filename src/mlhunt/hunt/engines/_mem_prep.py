@@ -112,7 +112,7 @@ def prepare(store: Store, files: list[str], reference: np.ndarray | None,
             detectors: list[Detector], d: int) -> MemPrepared:  # fmt: skip
     n = store.n
     b = PopulationBuilder()
-    ordered, c_count, s_count, l_count, b.n_margin, b.near = scan_records(
+    ordered, c_count, s_count, l_count, b.n_margin, b.near, s_denied, s_runs = scan_records(
         store.rec, store.rec_f, store.rec_i4, n, len(store.clients.names),
         len(store.sources.names), len(store.labels.names), b.near_margin)  # fmt: skip
     order = np.empty(0, np.int64) if ordered else np.lexsort(
@@ -123,7 +123,8 @@ def prepare(store: Store, files: list[str], reference: np.ndarray | None,
         # the source scope in a second thread (the kernels release the GIL), ready long before
         # the client scope's detectors are done
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlhunt-sources")
-        scopes["source_ip"] = pool.submit(_sources, store, order, s_count, sdets)
+        bounds = (s_count, s_denied, s_runs)
+        scopes["source_ip"] = pool.submit(_sources, store, order, bounds, sdets)
         pool.shutdown(wait=False)
     c_rank, c_names, c_count = _ranks(store.clients, c_count)
     rows, offsets = counting_sort(store.rec_i4, _CLIENT, c_rank, order, n, len(c_names))
@@ -167,36 +168,53 @@ def _features(store: Store, b: PopulationBuilder, d: int, rows: np.ndarray, offs
     b.sumsq = np.array([math.fsum(c) for c in sq.T])
 
 
-def _sources(store: Store, order: np.ndarray, s_count: np.ndarray,
+def _sources(store: Store, order: np.ndarray, bounds: tuple[np.ndarray, ...],
              dets: list[Detector]) -> _Scope | None:  # fmt: skip
     """The source scope: addresses some detector in ``dets`` may fire on (all of them when one
-    offers no necessary condition), as in :func:`._duck_prep.candidates`."""
-    s_rank, s_names, _ = _ranks(store.sources, s_count)
-    if not len(s_names):
+    offers no necessary condition), as in :func:`._duck_prep.candidates`. ``bounds`` (events,
+    denied answers and client-id runs per address code, from :func:`scan_records`) make a
+    first cut, so only its addresses are sorted and counted exactly."""
+    count, denied, runs = bounds
+    rank, names, _ = _ranks(store.sources, count)
+    if not len(names):
         return None
-    rows, off = counting_sort(store.rec_i4, _SOURCE, s_rank, order, store.n, len(s_names))
     needs = [det.prefilter() for det in dets]
-    if any(nd is None for nd in needs):
-        keep = np.ones(len(s_names), bool)
-    else:
-        got = group_counts(rows, off, store.rec, store.rec_i4, len(store.clients.names))
-        cnt = dict(zip(("n", "nc", "nd"), got, strict=True))
-        keep = np.zeros(len(s_names), bool)
+    if not any(nd is None for nd in needs):
+        code = np.flatnonzero(rank >= 0)[np.argsort(rank[rank >= 0])]  # code of each rank
+        upper = {"n": count[code], "nc": runs[code], "nd": denied[code]}
+        first = np.zeros(len(names), bool)
         for nd in dict.fromkeys(needs):
             assert nd is not None
-            keep |= _meets(nd, cnt, store, rows, off)
+            first |= _meets(nd, upper, store, None, None)
+        if not first.any():
+            return None
+        keep_rank = np.full(len(names), -1, np.int32)
+        keep_rank[first] = np.arange(int(first.sum()), dtype=np.int32)
+        rank = np.where(rank >= 0, keep_rank[np.maximum(rank, 0)], -1).astype(np.int32)
+        names = names[first]
+    rows, off = counting_sort(store.rec_i4, _SOURCE, rank, order, store.n, len(names))
+    if any(nd is None for nd in needs):
+        return _Scope(rows, off, names)
+    got = group_counts(rows, off, store.rec, store.rec_i4, len(store.clients.names))
+    cnt = dict(zip(("n", "nc", "nd"), got, strict=True))
+    keep = np.zeros(len(names), bool)
+    for nd in dict.fromkeys(needs):
+        assert nd is not None
+        keep |= _meets(nd, cnt, store, rows, off)
     if not keep.any():
         return None
     if keep.all():
-        return _Scope(rows, off, s_names)
+        return _Scope(rows, off, names)
     kept = np.flatnonzero(keep)
     lens = off[kept + 1] - off[kept]
     sel = np.concatenate([rows[off[g] : off[g + 1]] for g in kept.tolist()])
-    return _Scope(sel, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), s_names[keep])
+    return _Scope(sel, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), names[keep])
 
 
-def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.ndarray,
-           off: np.ndarray) -> np.ndarray:  # fmt: skip
+def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.ndarray | None,
+           off: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    """Groups that meet ``need`` by the counts ``cnt``; bursts are checked in the sorted
+    ``rows`` (None: the counts are upper bounds and the burst check waits)."""
     n, w = float(need.count), float(need.window_s)
     if not (math.isfinite(n) and math.isfinite(w)):
         return np.zeros(len(cnt["n"]), dtype=bool)
@@ -205,7 +223,7 @@ def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.n
     if need.kind == "clients":
         return cnt["nc"] >= n
     total = (cnt["nd"] if need.denied else cnt["n"]) >= n  # a cheap first cut
-    if w <= 0 or not total.any():
+    if w <= 0 or not total.any() or rows is None or off is None:
         return total
     peaks = bucket_peaks(rows, off, store.rec, store.rec_f, w, bool(need.denied), total)
     return total & (peaks >= n)
