@@ -24,7 +24,7 @@ from mlhunt.hunt.readers import ReadReport, _Normaliser
 #: DuckDB threads while reading (the engine's own setting is restored after).
 DECODE_THREADS = 2
 #: DuckDB's streaming buffer while reading (decoded batches waiting for the checks).
-STREAM_BUFFER = "256MB"
+STREAM_BUFFER = "64MB"
 _NO_LIST = (np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0, bool))
 _NONE = np.empty(0, bool)
 

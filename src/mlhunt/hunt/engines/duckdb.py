@@ -186,8 +186,9 @@ class DuckDBEngine:
 
 
 class _Warmer:
-    """:func:`~mlhunt.hunt.detectors._warm.warm_up` in a thread; :meth:`join` re-raises what
-    it raised (a kernel that fails there would fail in the hunt)."""
+    """:func:`~mlhunt.hunt.detectors._warm.warm_up` of the detectors' kernels in a thread (the
+    engine's own load as it uses them); :meth:`join` re-raises what it raised (a kernel that
+    fails there would fail in the hunt)."""
 
     def __init__(self) -> None:
         self.error: BaseException | None = None
@@ -198,7 +199,7 @@ class _Warmer:
         from mlhunt.hunt.detectors._warm import warm_up
 
         try:
-            warm_up()
+            warm_up(engine=False)
         except BaseException as exc:  # handed to the hunt's thread by join()
             self.error = exc
 
