@@ -701,3 +701,11 @@ def test_gather_reads_the_store_records() -> None:
                       (file, [2, 2, 2])):  # fmt: skip
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(store.source[:5], cols["source"])
+
+
+def test_preload_runs() -> None:
+    # the engine runs it in a thread that swallows errors (it is only a head start), so a
+    # broken preload would go unnoticed there
+    from mlhunt.hunt.engines._mem_warm import preload
+
+    preload()

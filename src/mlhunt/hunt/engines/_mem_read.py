@@ -9,6 +9,7 @@ they vouch for are written into the store. The others go through the Python read
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import numpy as np
 
 from mlhunt.hunt.engines._kern_mem import margins, put_x, vec_check
 from mlhunt.hunt.engines._mem import READ_ROWS, Declined, Store
+from mlhunt.hunt.engines._mem_warm import preload
 from mlhunt.hunt.readers import ReadReport, _Normaliser
 
 #: DuckDB threads while reading (the engine's own setting is restored after).
@@ -38,12 +40,15 @@ def read(con: Any, files: list[Path], sels: list[dict[str, str]], report: ReadRe
     from mlhunt.hunt.engines._duck_load import file_ranks
 
     ranks = file_ranks(files)
+    # numba's import and the reading kernels' machine code take a fraction of a second: loaded
+    # in a thread while the store's memory is mapped and DuckDB decodes the first rows (numba
+    # serialises loading, so a kernel the checks reach first is loaded once, by either thread)
+    threading.Thread(target=_preload, name="mlhunt-preload", daemon=True).start()
     # DuckDB's decoding threads stop when its streaming buffer (1 MB by default) is full; a
     # larger one keeps them busy while this thread checks the previous batch
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
     con.execute(f"SET streaming_buffer_size = '{STREAM_BUFFER}'")
-    # One decoding thread: the checks take the other core (with two, the three threads and the
-    # GIL that DuckDB's reader takes between batches cost more than the second thread gained)
+    # (two decoding threads and 1M-row batches measured fastest beside the checking thread)
     con.execute(f"SET threads = {DECODE_THREADS}")
     store = Store(sum(pq.ParquetFile(p).metadata.num_rows for p in files))
     saved = (report.records, report.malformed, len(report.errors), report.input_dim,
@@ -60,6 +65,12 @@ def read(con: Any, files: list[Path], sels: list[dict[str, str]], report: ReadRe
     finally:
         con.execute(f"SET threads = {int(threads)}")
     return store, sorted(ranks, key=ranks.__getitem__)
+
+
+def _preload() -> None:
+    # only a head start: the reading thread loads (or fails on) any kernel itself
+    with contextlib.suppress(Exception):
+        preload()
 
 
 class _File:
