@@ -132,6 +132,19 @@ def _engine(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport, Any, l
     return [{c: r[c] for c in COLS} for r in rows], report, con, names
 
 
+def counting_rows(mp: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts the records the Python reader checks (``["n"]``) while ``mp`` is active."""
+    calls = {"n": 0}
+    real = readers._Normaliser.row
+
+    def counting(self: Any, file: str, line: int, rec: Any) -> Any:
+        calls["n"] += 1
+        return real(self, file, line, rec)
+
+    mp.setattr(readers._Normaliser, "row", counting)
+    return calls
+
+
 def _first_python(files: list[Path], tmp_path: Path) -> list[Path]:
     # the first record with an input only passes in Python (zone-less ts) and fixes d = 2
     head = {**_good(0), "ts": "2024-03-05T10:00:01", "input": [1.0, 2.0]}
@@ -146,14 +159,7 @@ def test_native_parquet_equals_python_path(tmp_path: Path, monkeypatch: pytest.M
     if variant == "python-first":
         files = _first_python(files, tmp_path)
     want_rows, want = _python(files)
-    calls = {"n": 0}
-    real = readers._Normaliser.row
-
-    def counting(self: Any, file: str, line: int, rec: Any) -> Any:
-        calls["n"] += 1
-        return real(self, file, line, rec)
-
-    monkeypatch.setattr(readers._Normaliser, "row", counting)
+    calls = counting_rows(monkeypatch)
     got_rows, got, _, _ = _engine(files)
     key = lambda r: (r["file"], r["line"])  # noqa: E731
     assert sorted(got_rows, key=key) == sorted(want_rows, key=key)

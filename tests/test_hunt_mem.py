@@ -30,7 +30,16 @@ from mlhunt.hunt.detectors import load_detectors
 from mlhunt.hunt.engines import _mem, _mem_prep, _mem_read
 from mlhunt.hunt.engines.duckdb import DuckDBEngine
 from mlhunt.hunt.readers import ReadReport
-from tests.test_hunt_duckdb import ODD, SCHEMA, _first_python, _fixture, _good, _python, _write
+from tests.test_hunt_duckdb import (
+    ODD,
+    SCHEMA,
+    _first_python,
+    _fixture,
+    _good,
+    _python,
+    _write,
+    counting_rows,
+)
 
 BIG = 10**12  # a memory budget every test log fits
 
@@ -81,15 +90,8 @@ def _reference(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport]:
 def _assert_same_read(files: list[Path]) -> tuple[ReadReport, int]:
     """The store equals the Python reader; returns the report and the rows Python checked."""
     want_rows, want = _reference(files)
-    calls = {"n": 0}
-    real = readers._Normaliser.row
-
-    def counting(self: Any, file: str, line: int, rec: Any) -> Any:
-        calls["n"] += 1
-        return real(self, file, line, rec)
-
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(readers._Normaliser, "row", counting)
+        calls = counting_rows(mp)
         store, names, got = _read_mem(files)
     assert store.n == got.records == want.records
     assert _store_rows(store, names) == want_rows

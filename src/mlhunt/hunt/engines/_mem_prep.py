@@ -182,10 +182,7 @@ def _sources(store: Store, order: np.ndarray, bounds: tuple[np.ndarray, ...],
     if not any(nd is None for nd in needs):
         code = np.flatnonzero(rank >= 0)[np.argsort(rank[rank >= 0])]  # code of each rank
         upper = {"n": count[code], "nc": runs[code], "nd": denied[code]}
-        first = np.zeros(len(names), bool)
-        for nd in dict.fromkeys(needs):
-            assert nd is not None
-            first |= _meets(nd, upper, store, None, None)
+        first = _meeting(needs, upper, store, None, None)
         if not first.any():
             return None
         keep_rank = np.full(len(names), -1, np.int32)
@@ -196,11 +193,7 @@ def _sources(store: Store, order: np.ndarray, bounds: tuple[np.ndarray, ...],
     if any(nd is None for nd in needs):
         return _Scope(rows, off, names)
     got = group_counts(rows, off, store.rec, store.rec_i4, len(store.clients.names))
-    cnt = dict(zip(("n", "nc", "nd"), got, strict=True))
-    keep = np.zeros(len(names), bool)
-    for nd in dict.fromkeys(needs):
-        assert nd is not None
-        keep |= _meets(nd, cnt, store, rows, off)
+    keep = _meeting(needs, dict(zip(("n", "nc", "nd"), got, strict=True)), store, rows, off)
     if not keep.any():
         return None
     if keep.all():
@@ -209,6 +202,16 @@ def _sources(store: Store, order: np.ndarray, bounds: tuple[np.ndarray, ...],
     lens = off[kept + 1] - off[kept]
     sel = np.concatenate([rows[off[g] : off[g + 1]] for g in kept.tolist()])
     return _Scope(sel, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), names[keep])
+
+
+def _meeting(needs: list[GroupNeed | None], cnt: dict[str, np.ndarray], store: Store,
+             rows: np.ndarray | None, off: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    """Groups that meet at least one of ``needs`` (see :func:`_meets`)."""
+    out = np.zeros(len(cnt["n"]), bool)
+    for nd in dict.fromkeys(needs):
+        assert nd is not None
+        out |= _meets(nd, cnt, store, rows, off)
+    return out
 
 
 def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.ndarray | None,
