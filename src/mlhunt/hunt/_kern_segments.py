@@ -49,3 +49,30 @@ def window_counts(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
                 lo += 1
             out[i] = inside
     return out
+
+
+@njit
+def first_and_peak(online: np.ndarray, offsets: np.ndarray,
+                   alert_at: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per group: position (0-based, inside the group) of the first score >= ``alert_at`` (-1:
+    none) and the highest score, reading NaN as 0, +inf as 1e6 and -inf as the lowest float
+    (``np.nan_to_num(online, nan=0.0, posinf=1e6)``); -inf for an empty group."""
+    n_groups = len(offsets) - 1
+    first = np.full(n_groups, -1, np.int64)
+    peak = np.full(n_groups, -np.inf)
+    lowest = -np.finfo(np.float64).max
+    for g in range(n_groups):
+        a = offsets[g]
+        for i in range(a, offsets[g + 1]):
+            v = online[i]
+            if np.isnan(v):
+                v = 0.0
+            elif v == np.inf:
+                v = 1e6
+            elif v == -np.inf:
+                v = lowest
+            if first[g] < 0 and v >= alert_at:
+                first[g] = i - a
+            if v > peak[g]:
+                peak[g] = v
+    return first, peak

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mlhunt.hunt.events import GroupBatch, Population, seg_first_true, seg_max
+from mlhunt.hunt.events import GroupBatch, Population
 
 Scope = Literal["client_id", "source_ip"]
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -182,10 +182,12 @@ class Detector:
 def alerts_from_scores(det: Detector, batch: GroupBatch, pop: Population,
                        scored: Scored) -> list[Alert]:  # fmt: skip
     """Alerts for every group whose online score reached the alert threshold."""
+    from mlhunt.hunt._kern_segments import first_and_peak  # (numba: imported on use)
+
     spec = det.spec
-    online = np.nan_to_num(scored.online, nan=0.0, posinf=1e6)
-    first = seg_first_true(online >= spec.alert_at, batch.offsets)
-    peaks = seg_max(online, batch.offsets)
+    # one compiled pass (the scores are cleaned as np.nan_to_num(nan=0, posinf=1e6) would)
+    first, peaks = first_and_peak(np.ascontiguousarray(scored.online, dtype=np.float64),
+                                  batch.offsets, float(spec.alert_at))  # fmt: skip
     out = []
     for g in np.flatnonzero(first >= 0).tolist():
         start = int(batch.offsets[g])
@@ -194,12 +196,13 @@ def alerts_from_scores(det: Detector, batch: GroupBatch, pop: Population,
         sev = spec.severity_for(peak)
         if sev is None:
             continue
+        scores = scored.online[start : start + int(batch.lengths[g])]
         ev = {
             "detector": spec.id,
             "scope": spec.scope,
             "validates": list(spec.validates),
             **det.evidence(batch, pop, scored, g, fired),
-            "series": score_series(online[start : start + int(batch.lengths[g])], fired),
+            "series": score_series(np.nan_to_num(scores, nan=0.0, posinf=1e6), fired),
             "threshold": spec.alert_at,
         }
         out.append(Alert(
