@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from mlhunt.hunt.detectors import _distance as dist_mod
 from mlhunt.hunt.detectors import _kern_distance as kern
+from mlhunt.hunt.engines import duckdb as duck_engine
 from tests import hunt_oracle_distance as oracle
 
 eq = np.testing.assert_array_equal  # NaN == NaN here, and dtypes are checked separately
@@ -177,6 +178,11 @@ def test_reference_edges_identical(d: int) -> None:
         eq(g, w)
 
 
+class _NoWarm:
+    def join(self) -> None:
+        pass
+
+
 def test_detector_on_real_traffic_matches_oracle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +209,9 @@ def test_detector_on_real_traffic_matches_oracle(
         return online, cols
 
     monkeypatch.setattr(dist_mod, "distance_test", checked)
+    # the engine loads kernels by running every detector on synthetic batches in a thread:
+    # those calls would reach the patched function too (and race with the hunt's)
+    monkeypatch.setattr(duck_engine, "_Warmer", _NoWarm)
     res = hunt(path, detectors=["MLH-HUNT-QUERY-DISTANCE"])
     assert seen[0] == 0 and len(seen) > 1 and all(seen[1:])  # reference, then batches
     assert "extractor" in {a.target for a in res.alerts}
