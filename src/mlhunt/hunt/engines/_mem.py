@@ -2,17 +2,18 @@
 
 When every log file is a Parquet file whose column types this path understands, and the events
 fit :data:`MEMORY_BUDGET`, DuckDB only decodes the files: it streams the raw columns as Arrow
-record batches, and compiled kernels (:mod:`._kern_ts`, :mod:`._kern_mem`) apply the readers'
-record checks and write the events into preallocated columns (:class:`Store`). Logs arrive in
+record batches, and compiled kernels (:mod:`._kern_ts`, :mod:`._kern_mem`, strings coded by
+:mod:`._names`) apply the readers' record checks and write the events into preallocated packed
+records (:class:`Store`). Logs arrive in
 time order, so a stable counting sort by target (:mod:`._mem_prep`) puts them in the
 (target, ts, file, line) order the detectors need in one linear pass.
 
 The checks are *sound, not complete*, as the SQL ones of :mod:`._duck_sql`: a row the kernels
 cannot vouch for goes through the Python reader (``_Normaliser``), which keeps it or reports it
 with its row number and reason, so the malformed-record report is the Python path's, row for row.
-Anything unusual (a column type not listed in :func:`eligible`, a file DuckDB cannot decode)
-makes :func:`read` raise :class:`Declined` before it reports anything, and the engine takes the
-table path instead.
+Anything unusual (a column type :func:`estimate` does not take, a file DuckDB cannot decode)
+raises :class:`Declined`, with the read report as it was, and the engine takes the table path
+instead.
 """
 
 from __future__ import annotations

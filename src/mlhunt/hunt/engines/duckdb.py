@@ -1,13 +1,18 @@
-"""The default hunt engine: embedded DuckDB.
+"""The default hunt engine: embedded DuckDB, with two paths that give the same results.
 
-Logs are loaded into a DuckDB table (memory-limited, spilling to a temporary folder, so a log
-larger than memory is fine): Parquet read natively with the record checks in SQL, JSON Lines
-and CSV through :func:`mlhunt.hunt.readers.read_batches` (:mod:`._duck_load`). Then
-:mod:`._duck_prep` counts, codes and sorts each scope's events once into a table and builds the
-population from one ordered pass over it. The detector pass streams the sorted tables as Arrow
-record batches of small integer codes (target, client, label, file), numbers and the input as a
-fixed-size array, which become :class:`GroupBatch` es cut at group boundaries with numpy alone
-(no Python object per event), scored in worker threads.
+**In memory** (:mod:`._mem`, :mod:`._mem_read`, :mod:`._mem_prep`): Parquet logs of the usual
+column types whose events fit ``memory_budget``; DuckDB only decodes them, compiled kernels
+check and code the events into packed records, and a counting sort groups each scope.
+
+**Tables**, for everything else: logs are loaded into a DuckDB table (memory-limited,
+spilling to a temporary folder, so a log larger than memory is fine): Parquet read natively
+with the record checks in SQL, JSON Lines and CSV through
+:func:`mlhunt.hunt.readers.read_batches` (:mod:`._duck_load`). Then :mod:`._duck_prep` counts,
+codes and sorts each scope's events once into a table and builds the population from one
+ordered pass over it. The detector pass streams the sorted tables as Arrow record batches of
+small integer codes (target, client, label, file), numbers and the input as a fixed-size
+array, which become :class:`GroupBatch` es cut at group boundaries with numpy alone (no Python
+object per event), scored in worker threads.
 """
 
 from __future__ import annotations
