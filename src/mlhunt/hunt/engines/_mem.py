@@ -31,8 +31,6 @@ from mlhunt.hunt.readers import _kind
 MEMORY_BUDGET = 1_600 * 1024**2
 #: Bytes per event besides the input (the packed record of :class:`Store`).
 ROW_BYTES = 48
-#: Rows per Arrow record batch that DuckDB hands over.
-READ_ROWS = 1_048_576
 
 
 class Declined(Exception):
@@ -105,9 +103,6 @@ class Store:
             d = self.x.shape[1]
             for j, r in enumerate(rows):
                 self.x[s.start + j] = r[5] if r[5] is not None and len(r[5]) == d else np.nan
-
-    def nbytes(self) -> int:
-        return self.rec.nbytes + (0 if self.x is None else self.x.nbytes)
 
 
 def _mapped(shape: tuple[int, ...], dtype: Any) -> np.ndarray:

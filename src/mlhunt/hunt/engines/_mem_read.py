@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.engines._kern_mem import margins, put_x, vec_check
-from mlhunt.hunt.engines._mem import READ_ROWS, Declined, Store
+from mlhunt.hunt.engines._mem import Declined, Store
 from mlhunt.hunt.engines._mem_warm import preload
 from mlhunt.hunt.readers import ReadReport, _Normaliser
 
 #: DuckDB threads while reading (the engine's own setting is restored after).
 DECODE_THREADS = 2
+#: Rows per Arrow record batch that DuckDB hands over.
+READ_ROWS = 1_048_576
 #: DuckDB's streaming buffer while reading (decoded batches waiting for the checks).
 STREAM_BUFFER = "64MB"
 _NO_LIST = (np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0, bool))
@@ -122,10 +124,8 @@ class _File:
         else:
             length = np.zeros(n, np.int32)
         sc = _parts(col("scores")) if "scores" in self.sel else _NO_LIST
-        score, s_valid = (_floats(col("score")), _valid(col("score"))) if "score" in self.sel \
+        score, s_valid = (_floats(col("score")), _valid(col("score"), n)) if "score" in self.sel \
             else (np.empty(0), _NONE)  # fmt: skip
-        if "score" in self.sel and not len(s_valid):
-            s_valid = np.ones(n, bool)
         margin, m_ok = margins(n, *sc, score, s_valid)
         ok &= m_ok
         status = np.zeros(n, np.int64)
