@@ -276,10 +276,10 @@ def test_fuzz_margins_are_readers_output(scores: list[Any], data: Any, mode: str
     # as _mem_read._File._batch calls it
     sc = _mem_read._parts(s_arr) if mode != "score" else _mem_read._NO_LIST
     if mode != "scores":
-        sv, s_valid = _mem_read._floats(p_arr), _mem_read._valid(p_arr)
+        sv, s_valid = _mem_read.floats(p_arr), _mem_read._valid(p_arr)
         s_valid = s_valid if len(s_valid) else np.ones(n, bool)
     else:
-        sv, s_valid = np.empty(0), _mem_read._NONE
+        sv, s_valid = _mem_read._NO_FLOATS, _mem_read._NONE
     margin, ok = margins(n, *sc, sv, s_valid)
     assert len(margin) == len(ok) == n
     for i in range(n):

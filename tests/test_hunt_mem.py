@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,11 +49,7 @@ def _read_mem(files: list[Path],
               report: ReadReport | None = None) -> tuple[Any, list[str], ReadReport]:  # fmt: skip
     sels, _ = _mem.estimate(files)
     report = ReadReport() if report is None else report
-    con = duckdb.connect()
-    try:
-        store, names = _mem_read.read(con, files, sels, report, lambda _: None)
-    finally:
-        con.close()
+    store, names = _mem_read.read(files, sels, report, lambda _: None)
     return store, names, report
 
 
@@ -298,6 +293,44 @@ def test_label_only_output(tmp_path: Path) -> None:
     path = _write(tmp_path / "x.parquet", recs, sch)
     _assert_same_read([path])
     _same_hunt([path])
+
+
+def test_text_not_utf8_declines(tmp_path: Path) -> None:
+    # pyarrow does not check Parquet strings when it reads them: the path checks each
+    # dictionary, and declines (the table path reports the file as it always has)
+    recs = [_good(i) for i in range(30)]
+    tbl = pa.Table.from_pylist(recs, schema=SCHEMA)
+    ids = pa.array([b"c\xff\xfe" if i == 7 else f"c{i % 4}".encode() for i in range(30)],
+                   pa.binary()).view(pa.string())  # fmt: skip
+    path = tmp_path / "bad.parquet"
+    pq.write_table(tbl.set_column(1, "client_id", ids), path)
+    with pytest.raises(_mem.Declined, match="not UTF-8"):
+        _read_mem([path])
+    say: list[str] = []
+    res, rep = _hunt([path], BIG, say=say)
+    _, t_rep = _hunt([path], 0)
+    assert res.stats["path"] == "table" and any("DuckDB tables" in s for s in say)
+    assert dataclasses.asdict(rep) == dataclasses.asdict(t_rep)
+
+
+def test_dictionaries_across_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # many long distinct ids in one row group: the writer's dictionary overflows and the rest
+    # of the column chunk is plain; pyarrow hands each batch a copy of the dictionary; a ts
+    # column stored as a dictionary (pandas categoricals) and float32 inputs on the way
+    n = 4_000
+    recs = [{**_good(i), "client_id": f"client-{i % 1_500:05d}-" + "x" * 600,
+             "ts": f"2024-03-05T10:{i % 60:02d}:{i % 7:02d}Z"} for i in range(n)]  # fmt: skip
+    recs[9] = {**recs[9], **ODD[0]}
+    sch = SCHEMA.set(3, pa.field("input", pa.list_(pa.float32())))
+    tbl = pa.Table.from_pylist(recs, schema=sch)
+    tbl = tbl.set_column(0, "ts", tbl.column("ts").dictionary_encode())
+    path = tmp_path / "wide.parquet"
+    pq.write_table(tbl, path, row_group_size=3_000, dictionary_pagesize_limit=64 * 1024)
+    enc = pq.ParquetFile(path).metadata.row_group(0).column(1).encodings
+    assert "PLAIN" in enc and "RLE_DICTIONARY" in enc  # the fallback happened
+    monkeypatch.setattr(_mem_read, "READ_ROWS", 500)
+    want, _ = _assert_same_read([path])
+    assert want.records == n - 1 and want.malformed == 1
 
 
 # --- 3. whole hunts on a realistic log ----------------------------------------------------------

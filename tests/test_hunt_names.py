@@ -47,16 +47,45 @@ def test_growth_keeps_codes() -> None:
 def test_sliced_array_and_python_rows() -> None:
     names = Names()
     arr = pa.array(["p", "q", "r", "s"], pa.string()).slice(1, 2)
-    h = names.codes_of(["q", "r"])  # DuckDB's hash: the reading query's
-    assert h.tolist() == [0, 1]
-    import duckdb
+    assert names.codes_of(["q", "r"]).tolist() == [0, 1]
+    assert names.column(arr).tolist() == [0, 1]  # the table's own hash, either way in
+    assert names.encode(arr).tolist() == [0, 1]
+    assert names.codes_of([]).tolist() == []
 
-    con = duckdb.connect()
-    try:
-        hashes = con.sql("SELECT hash(s) AS h FROM (VALUES ('q'), ('r')) t(s)").to_arrow_table()
-    finally:
-        con.close()
-    assert names.encode(arr, hashes.column("h").combine_chunks()).tolist() == [0, 1]
+
+def test_dictionary_columns() -> None:
+    names = Names()
+    arr = pa.array(["b", None, "a", "", "b", "a", None], pa.string()).dictionary_encode()
+    assert arr.null_count == 2
+    assert names.column(arr).tolist() == [0, -1, 1, -2, 0, 1, -1]
+    # slices share the dictionary (kept codes); a sliced dictionary with nulls among its values
+    assert names.column(arr.slice(2, 3)).tolist() == [1, -2, 0]
+    vals = pa.array(["z", None, "a"], pa.string())
+    odd = pa.DictionaryArray.from_arrays(pa.array([2, 1, 0, None], pa.int8()), vals)
+    assert names.column(odd).tolist() == [1, -1, 2, -1]
+    chunked = pa.chunked_array([pa.array(["z", "q"]), pa.array([None, "b"])])
+    assert names.column(chunked).tolist() == [2, 3, -1, 0]
+    empty = pa.DictionaryArray.from_arrays(pa.array([None, None], pa.int32()),
+                                           pa.array([], pa.string()))  # fmt: skip
+    assert names.column(empty).tolist() == [-1, -1]
+    assert names.names == ["b", "a", "z", "q"]
+
+
+def test_dictionary_codes_follow_content_not_position() -> None:
+    # two dictionaries of one length in turn: the kept codes are the last dictionary's only
+    names = Names()
+    one = pa.array(["x", "y"]).dictionary_encode()
+    two = pa.array(["y", "x"]).dictionary_encode()
+    assert names.column(one).tolist() == [0, 1]
+    assert names.column(two).tolist() == [1, 0]
+    assert names.column(one).tolist() == [0, 1]
+
+
+def test_bytes_that_are_not_utf8_are_refused() -> None:
+    raw = pa.array([b"ok", b"\xff\xfe"], pa.binary())
+    bad = raw.view(pa.string()).dictionary_encode()
+    with pytest.raises(ValueError, match="not UTF-8"):
+        Names().column(bad)
 
 
 @pytest.mark.fuzz

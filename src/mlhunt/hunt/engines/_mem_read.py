@@ -1,10 +1,11 @@
 """Reading Parquet logs into the in-memory :class:`~._mem.Store` (see :mod:`._mem`).
 
-DuckDB decodes each file into Arrow record batches of the raw columns (in a thread, so decoding
-overlaps the checks); per batch, numpy and the kernels apply the readers' checks, and the rows
-they vouch for are written into the store. The others go through the Python reader exactly as
-:func:`._duck_load._vouch` sends them: rows before the first vouched row with an input first
-(they may fix the input length), the rest at the end of the file.
+pyarrow decodes each row group into Arrow record batches of the raw columns (in a thread, so
+decoding overlaps the checks; the string columns stay dictionary-encoded); per batch, numpy and
+the kernels apply the readers' checks, and the rows they vouch for are written into the store.
+The others go through the Python reader exactly as :func:`._duck_load._vouch` sends them: rows
+before the first vouched row with an input first (they may fix the input length), the rest at
+the end of the file.
 """
 
 from __future__ import annotations
@@ -12,52 +13,59 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlhunt.hunt.engines._arrow import floats, valid
 from mlhunt.hunt.engines._kern_mem import margins, put_x, vec_check
 from mlhunt.hunt.engines._mem import Declined, Store
 from mlhunt.hunt.engines._mem_warm import preload
+from mlhunt.hunt.engines._names import Names
 from mlhunt.hunt.readers import ReadReport, _Normaliser
 
-#: DuckDB threads while reading (the engine's own setting is restored after).
-DECODE_THREADS = 2
-#: Rows per Arrow record batch that DuckDB hands over.
-READ_ROWS = 1_048_576
-#: DuckDB's streaming buffer while reading (decoded batches waiting for the checks).
-STREAM_BUFFER = "64MB"
-_NO_LIST = (np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0, bool))
+#: Most rows per Arrow record batch (a batch never spans row groups). Small batches reuse the
+#: allocator's memory: 1 M-row ones had their pages faulted in afresh (a second of system time
+#: per 10 M events on the VMs measured).
+READ_ROWS = 131_072
+#: Batches each pipeline stage may run ahead of the next.
+DEPTH = 4
+#: The reader's columns that are strings to code (dictionary-encoded when read).
+_TEXT = ("client_id", "source_ip", "label")
 _NONE = np.empty(0, bool)
+_NO_FLOATS = np.empty(0)
+_NO_FLOATS.flags.writeable = False  # as floats() gives: one compiled version of each kernel
+_NO_LIST = (np.empty(0, np.int64), _NO_FLOATS, _NONE, _NONE)
 
 
-def read(con: Any, files: list[Path], sels: list[dict[str, str]], report: ReadReport,
+def read(files: list[Path], sels: list[dict[str, str]], report: ReadReport,
          say: Any) -> tuple[Store, list[str]]:  # fmt: skip
     """Every file into a :class:`Store`; returns it and the file names indexed by ``file``.
-    Raises Declined, with ``report`` as it was, when DuckDB cannot decode a file."""
+    Raises Declined, with ``report`` as it was, when pyarrow cannot decode a file."""
     import pyarrow.parquet as pq
 
     from mlhunt.hunt.engines._duck_load import file_ranks
 
     ranks = file_ranks(files)
     # numba's import and the reading kernels' machine code take a fraction of a second: loaded
-    # in a thread while the store's memory is mapped and DuckDB decodes the first rows (numba
+    # in a thread while the store's memory is mapped and pyarrow decodes the first rows (numba
     # serialises loading, so a kernel the checks reach first is loaded once, by either thread)
     threading.Thread(target=_preload, name="mlhunt-preload", daemon=True).start()
-    # DuckDB's decoding threads stop when its streaming buffer (1 MB by default) is full; a
-    # larger one keeps them busy while this thread checks the previous batch
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
-    con.execute(f"SET streaming_buffer_size = '{STREAM_BUFFER}'")
-    # (two decoding threads and 1M-row batches measured fastest beside the checking thread)
-    con.execute(f"SET threads = {DECODE_THREADS}")
-    store = Store(sum(pq.ParquetFile(p).metadata.num_rows for p in files))
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
     saved = (report.records, report.malformed, len(report.errors), report.input_dim,
              len(report.files))  # fmt: skip
+    nxt = _pipeline(files[0], sels[0]) if files else None  # decoding starts before the mapping
     try:
-        for path, sel in zip(files, sels, strict=True):
-            _File(con, store, path, ranks[str(path)], sel, report).run()
+        store = Store(rows)
+        for i, (path, sel) in enumerate(zip(files, sels, strict=True)):
+            cur, nxt = nxt, None
+            assert cur is not None
+            with contextlib.closing(cur):
+                # the next file decodes while this one is checked
+                nxt = _pipeline(files[i + 1], sels[i + 1]) if i + 1 < len(files) else None
+                _File(store, path, ranks[str(path)], sel, report).run(cur)
             say(f"read {report.records:,} records")
     except Declined:
         report.records, report.malformed, n_err, report.input_dim, n_files = saved
@@ -65,7 +73,8 @@ def read(con: Any, files: list[Path], sels: list[dict[str, str]], report: ReadRe
         del report.files[n_files:]
         raise
     finally:
-        con.execute(f"SET threads = {int(threads)}")
+        if nxt is not None:
+            nxt.close()
     return store, sorted(ranks, key=ranks.__getitem__)
 
 
@@ -76,67 +85,77 @@ def _preload() -> None:
 
 
 class _File:
-    def __init__(self, con: Any, store: Store, path: Path, idx: int, sel: dict[str, str],
+    def __init__(self, store: Store, path: Path, idx: int, sel: dict[str, str],
                  report: ReadReport) -> None:  # fmt: skip
-        self.con, self.store, self.path, self.idx = con, store, path, idx
+        self.store, self.path, self.idx = store, path, idx
         self.sel, self.report = sel, report
         self.norm = _Normaliser(report)
         self.slow: list[np.ndarray] = []  # lines for the Python reader at the end
-        self.last_line = 0
 
-    def run(self) -> None:
-        cols = ", ".join(f"{v} AS {k}" for k, v in self.sel.items())
-        query = f"SELECT {cols} FROM read_parquet($1, file_row_number = true)"  # noqa: S608
-        kept = 0
-        for rb in _batches(self.con, query, str(self.path)):
-            kept += self._batch(rb)
+    def run(self, batches: Iterable[tuple[int, dict[str, Any], Any]]) -> None:
+        """The file's batches (:func:`_pipeline`) into the store, then its slow rows."""
+        from mlhunt.hunt.engines._duck_load import _pyarrow_failed
+
+        kept = line = 0
+        it = iter(batches)
+        while True:
+            try:
+                n, cols, ts = next(it)
+            except StopIteration:
+                break
+            except Exception as exc:  # a damaged page, an odd encoding: the table path reports it
+                if not _pyarrow_failed(exc):
+                    raise
+                raise Declined(f"{self.path.name}: pyarrow cannot read it ({exc})") from None
+            kept += self._batch(cols, n, line, ts)
+            line += n
         self._python(np.concatenate(self.slow) if self.slow else np.empty(0, np.int64))
         self.report.records += kept
         self.report.files.append(str(self.path))
 
-    def _batch(self, rb: Any) -> int:
+    def _batch(self, col: dict[str, Any], n: int, first: int, parsed: Any = None) -> int:
+        """Rows ``first + 1 ..`` of the file (the columns of :func:`flat`, with the parsed
+        ``ts`` text when the pipeline parsed it) checked into the store; returns how many were
+        kept there."""
         from mlhunt.hunt.engines._kern_ts import arrow_ts
 
-        st, col, n = self.store, rb.column, rb.num_rows
+        st = self.store
         if n == 0:
             return 0
-        line = col("line").to_numpy().astype(np.int64)
-        if line[0] <= self.last_line or bool((line[1:] <= line[:-1]).any()):
-            raise Declined("rows out of order")  # DuckDB keeps the file's order; check anyway
-        self.last_line = int(line[-1])
+        line = np.arange(first + 1, first + n + 1, dtype=np.int64)
         if "ts" in self.sel:
-            ts, ok = arrow_ts(col("ts"))
+            ts, ok = arrow_ts(col["ts"]) if parsed is None else parsed
         else:
-            ts = _floats(col("ts_num"))
+            ts = floats(col["ts_num"])
             ok = np.isfinite(ts)
-        client = st.clients.encode(col("client_id"), col("client_hash"))
-        label = st.labels.encode(col("label"), col("label_hash"))
+        client = _codes(st.clients, col["client_id"], self.path)
+        label = _codes(st.labels, col["label"], self.path)
         ok &= (client >= 0) & (label >= 0)
         if "source_ip" in self.sel:
-            source = st.sources.encode(col("source_ip"), col("source_hash"))
+            source = _codes(st.sources, col["source_ip"], self.path)
             source[source == -2] = -1  # an empty address is no address
         else:
             source = np.full(n, -1, np.int32)
-        xs = _parts(col("input")) if "input" in self.sel else _NO_LIST
+        xs = _parts(col["input"]) if "input" in self.sel else _NO_LIST
         if "input" in self.sel:
             length, x_ok = vec_check(*xs)
             ok &= x_ok
         else:
             length = np.zeros(n, np.int32)
-        sc = _parts(col("scores")) if "scores" in self.sel else _NO_LIST
-        score, s_valid = (_floats(col("score")), _valid(col("score"), n)) if "score" in self.sel \
-            else (np.empty(0), _NONE)  # fmt: skip
+        sc = _parts(col["scores"]) if "scores" in self.sel else _NO_LIST
+        score, s_valid = (floats(col["score"]), _valid(col["score"], n)) if "score" in self.sel \
+            else (_NO_FLOATS, _NONE)  # fmt: skip
         margin, m_ok = margins(n, *sc, score, s_valid)
         ok &= m_ok
         status = np.zeros(n, np.int64)
         if "status" in self.sel:
-            sd = _floats(col("status"))
+            sd = floats(col["status"])
             known = ~np.isnan(sd)
             ok &= ~known | ((sd >= -(2.0**63)) & (sd < 2.0**63))
             status[known & ok] = np.trunc(sd[known & ok]).astype(np.int64)
         if "latency_ms" in self.sel:
-            lat = _floats(col("latency_ms"))
-            ok &= ~_valid(col("latency_ms"), n) | np.isfinite(lat)
+            lat = floats(col["latency_ms"])
+            ok &= ~_valid(col["latency_ms"], n) | np.isfinite(lat)
         keep = self._keep(ok, length, line)
         every = bool(keep.all())
         s = st.append({"ts": ts, "line": line, "client": client, "source": source,
@@ -170,29 +189,29 @@ class _File:
 
     def _python(self, lines: np.ndarray) -> None:
         """Rows ``lines`` through the Python reader, kept ones into the store."""
-        from mlhunt.hunt.engines._duck_load import _parquet_rows
+        from mlhunt.hunt.engines._duck_load import _parquet_rows, _pyarrow_failed
 
         if not len(lines):
             return
         rows = []
-        for line, rec in _parquet_rows(self.path, lines):
-            row = self.norm.row(str(self.path), line, rec)
-            if row is not None:
-                rows.append(row)
+        try:
+            for line, rec in _parquet_rows(self.path, lines):
+                row = self.norm.row(str(self.path), line, rec)
+                if row is not None:
+                    rows.append(row)
+        except Exception as exc:  # bytes that are not UTF-8: the table path reports them
+            if not _pyarrow_failed(exc):
+                raise
+            raise Declined(f"{self.path.name}: {type(exc).__name__}") from None
         if self.report.input_dim:
             self.store.ensure_x(self.report.input_dim)
         self.store.add_rows(rows, self.idx)
 
 
-def _floats(arr: Any) -> np.ndarray:
-    """float64 values, NaN where null."""
-    return arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-
-
 def _valid(arr: Any, n: int = 0) -> np.ndarray:
     """Validity as booleans (empty when there are no nulls, unless ``n`` asks for n Trues)."""
     if arr.null_count:
-        return arr.is_valid().to_numpy(zero_copy_only=False)
+        return valid(arr)
     return np.ones(n, bool) if n else _NONE
 
 
@@ -207,47 +226,109 @@ def _parts(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         off = np.frombuffer(arr.buffers()[1], np.int32)
     off = off[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
     vals = arr.values
-    return off, _floats(vals), _valid(arr), _valid(vals)
+    return off, floats(vals), _valid(arr), _valid(vals)
 
 
-def _batches(con: Any, query: str, path: str) -> Iterator[Any]:
-    """The query's record batches, decoded by DuckDB in a thread while the caller checks the
-    previous one (DuckDB and the kernels release the GIL)."""
-    import duckdb
+def flat(rb: Any, sel: dict[str, str]) -> dict[str, Any]:
+    """A decoded record batch as the reader's flat columns (``sel`` of :func:`._mem._columns`):
+    ``output``'s fields with the struct's nulls, number lists as lists of float64 (as exact as
+    DuckDB's ``::DOUBLE[]``), a dictionary-encoded ``ts`` as strings."""
+    import pyarrow as pa
 
-    box: queue.Queue[Any] = queue.Queue(maxsize=2)
-    stop = threading.Event()
+    out: dict[str, Any] = {}
+    fields: list[Any] | None = None
+    for key, path in sel.items():
+        top, _, sub = path.partition(".")
+        arr = rb.column(top)
+        if sub:
+            fields = arr.flatten() if fields is None else fields  # children AND struct validity
+            arr = fields[arr.type.get_field_index(sub)]
+        if key in ("input", "scores") and not pa.types.is_float64(arr.type.value_type):
+            arr = arr.cast(pa.list_(pa.float64()), safe=False)  # ints round as DuckDB's cast
+        elif key == "ts" and pa.types.is_dictionary(arr.type):
+            arr = arr.dictionary_decode()
+        out[key] = arr
+    return out
 
-    def put(item: Any) -> bool:
-        while not stop.is_set():
+
+def _codes(names: Names, arr: Any, path: Path) -> np.ndarray:
+    try:
+        return names.column(arr)
+    except ValueError as exc:  # not UTF-8: the table path reports the file as damaged
+        raise Declined(f"{path.name}: {exc}") from None
+
+
+class _Ahead:
+    """The items of ``make()`` produced by a thread of their own, at most ``depth`` ahead of
+    the consumer; started at once. :meth:`close` stops the thread (and ``after``, the stage it
+    consumes); an exception in the thread is raised to the consumer in its place."""
+
+    def __init__(self, make: Callable[[], Iterator[Any]], depth: int, name: str,
+                 after: _Ahead | None = None) -> None:  # fmt: skip
+        self.box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.after = after
+        self.thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
+        self.thread.start()
+
+    def _put(self, item: tuple[bool, Any]) -> bool:
+        while not self.stop.is_set():
             try:
-                box.put(item, timeout=0.1)
+                self.box.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def pump() -> None:
+    def _run(self, make: Callable[[], Iterator[Any]]) -> None:
         try:
-            for rb in con.sql(query, params=[path]).to_arrow_reader(READ_ROWS):
-                if not put(rb):
+            for item in make():
+                if not self._put((True, item)):
                     return
-            put(None)
-        except BaseException as exc:  # handed to the reading thread, which raises it
-            put(exc)
+            self._put((False, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put((False, exc))
 
-    t = threading.Thread(target=pump, name="mlhunt-parquet", daemon=True)
-    t.start()
-    try:
+    def __iter__(self) -> Iterator[Any]:
         while True:
-            got = box.get()
-            if got is None:
+            more, item = self.box.get()
+            if more:
+                yield item
+            elif item is None:
                 return
-            if isinstance(got, duckdb.Error):
-                raise Declined(f"{Path(path).name}: DuckDB cannot read it ({got})")
-            if isinstance(got, BaseException):
-                raise got
-            yield got
-    finally:
-        stop.set()
-        t.join()
+            else:
+                raise item
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        if self.after is not None:
+            self.after.close()
+
+
+def _pipeline(path: Path, sel: dict[str, str]) -> _Ahead:
+    """(rows, :func:`flat` columns, parsed ts text or None) per record batch of the file: one
+    thread has pyarrow decode (pyarrow's own threads do the columns), the next parses the
+    timestamps, while the caller checks the batch before (the kernels release the GIL)."""
+    from mlhunt.hunt.engines._kern_ts import arrow_ts
+
+    decoded = _Ahead(lambda: _batches(path, sel), DEPTH, "mlhunt-parquet")
+
+    def parse() -> Iterator[tuple[int, dict[str, Any], Any]]:
+        for rb in decoded:
+            cols = flat(rb, sel)
+            yield rb.num_rows, cols, arrow_ts(cols["ts"]) if "ts" in sel else None
+
+    return _Ahead(parse, DEPTH, "mlhunt-ts", after=decoded)
+
+
+def _batches(path: Path, sel: dict[str, str]) -> Iterator[Any]:
+    """The file's record batches, the columns of ``sel`` (string columns dictionary-encoded),
+    none spanning row groups."""
+    import pyarrow.parquet as pq
+
+    cols = sorted(set(sel.values()))
+    pf = pq.ParquetFile(path, read_dictionary=[sel[k] for k in _TEXT if k in sel])
+    for g in range(pf.metadata.num_row_groups):
+        yield from pf.iter_batches(batch_size=READ_ROWS, row_groups=[g], columns=cols,
+                                   use_threads=True)  # fmt: skip

@@ -1,8 +1,8 @@
 """Load (or compile) every kernel of the in-memory path, with the argument types a hunt passes:
 a few synthetic rows go through the same reading, preparing and gathering code as a real log
-(the rows are an Arrow batch shaped like DuckDB's output). :func:`warm` is called by
-:func:`mlhunt.hunt.detectors._warm.warm_up`, which ``make`` runs once; the engine runs
-:func:`preload` in a thread while DuckDB decodes the first rows."""
+(the rows are an Arrow batch shaped like pyarrow's decoding of a log file). :func:`warm` is
+called by :func:`mlhunt.hunt.detectors._warm.warm_up`, which ``make`` runs once; the engine runs
+:func:`preload` in a thread while pyarrow decodes the first rows."""
 
 from __future__ import annotations
 
@@ -15,44 +15,45 @@ from mlhunt.hunt.detectors.base import Detector
 
 
 def _rows(n: int) -> Any:
-    """A record batch shaped like the reading query's output (hashes: any uint64 will do for
-    compiling; the store it fills is thrown away)."""
+    """A record batch shaped like pyarrow's decoding of a log file (string columns
+    dictionary-encoded); the store it fills is thrown away."""
     import pyarrow as pa
 
+    from mlhunt.hunt.engines._arrow import float_array, int_array, list_array, strings
+
     i = np.arange(n)
-    scores = [[0.2, 0.8], None, [0.1, 0.3, 0.6]] * (n // 3)  # n: a multiple of 6
-    code = i.astype(np.uint64)
-    return pa.record_batch({
-        "line": pa.array(i + 1, pa.int64()),
-        "ts": pa.array([f"2024-03-05T00:00:{k % 60:02d}.5Z" for k in i], pa.string()),
-        "client_id": pa.array([f"c{k % 3}" for k in i], pa.string()),
-        "client_hash": pa.array(code % 3),
-        "source_ip": pa.array([None if k % 5 == 0 else f"10.0.0.{k % 2}" for k in i]),
-        "source_hash": pa.array(code % 2),
-        "input": pa.array([None if k == 3 else [float(k), 1.0, 2.0] for k in i],
-                          pa.list_(pa.float64())),
-        "label": pa.array(["a", "b"] * (n // 2), pa.string()), "label_hash": pa.array(code % 2),
-        "scores": pa.array(scores, pa.list_(pa.float64())),
-        "score": pa.array([0.7 if k % 2 else None for k in i], pa.float64()),
-        "status": pa.array([401.0 if k % 2 else 200.0 for k in i], pa.float64()),
-        "latency_ms": pa.array([1.5 if k % 2 else None for k in i], pa.float64()),
-    })  # fmt: skip
+    odd = i % 2 == 1
+    output = pa.StructArray.from_arrays(
+        [strings(["a", "b"] * (n // 2)).dictionary_encode(),
+         list_array([[0.2, 0.8], None, [0.1, 0.3, 0.6]] * (n // 3)),  # n: a multiple of 6
+         float_array(np.full(n, 0.7), odd)],
+        ["label", "scores", "score"])  # fmt: skip
+    return pa.RecordBatch.from_arrays([
+        strings([f"2024-03-05T00:00:{k % 60:02d}.5Z" for k in i]),
+        strings([f"c{k % 3}" for k in i]).dictionary_encode(),
+        strings([None if k % 5 == 0 else f"10.0.0.{k % 2}" for k in i]).dictionary_encode(),
+        list_array([None if k == 3 else [float(k), 1.0, 2.0] for k in i]),
+        output, int_array(np.where(odd, 401, 200).astype(np.int32)),
+        float_array(np.full(n, 1.5), odd),
+    ], names=["ts", "client_id", "source_ip", "input", "output", "status",
+              "latency_ms"])  # fmt: skip
 
 
 def _read(n: int) -> tuple[Any, Any]:
-    from mlhunt.hunt.engines._mem import Store
-    from mlhunt.hunt.engines._mem_read import _File
+    from mlhunt.hunt.engines._mem import Store, _columns
+    from mlhunt.hunt.engines._mem_read import _File, flat
     from mlhunt.hunt.readers import ReadReport
 
     rb = _rows(n)
+    sel = _columns(rb.schema)
     report = ReadReport()
     store = Store(n)
-    _File(None, store, Path("warm"), 0, {c: "" for c in rb.schema.names}, report)._batch(rb)
+    _File(store, Path("warm"), 0, sel, report)._batch(flat(rb, sel), n, 0)
     return store, report
 
 
 def preload() -> None:
-    """The reading kernels only (the engine runs this while DuckDB decodes the first rows)."""
+    """The reading kernels only (the engine runs this while pyarrow decodes the first rows)."""
     _read(6)
 
 

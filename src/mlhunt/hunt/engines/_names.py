@@ -1,18 +1,37 @@
 """Dense codes for the strings of Arrow columns (client ids, source addresses, labels).
 
-DuckDB hashes each string while it decodes (``hash(col)``, in its own threads); a compiled
-open-addressing table keyed by that hash finds the string's code and confirms it byte for byte
-(so two strings with the same hash never share a code: ids are attacker-chosen). Only strings
-never seen before are copied into the table's byte pool. Codes follow first appearance; callers
-sort names where order matters."""
+Columns arrive dictionary-encoded (Parquet stores them so, and pyarrow keeps it), so only each
+dictionary's values are coded and the rows take their value's code. A compiled open-addressing
+table keyed by a seeded hash of the bytes finds a value's code and confirms it byte for byte (so
+two strings with the same hash never share a code: ids are attacker-chosen). Only strings never
+seen before are copied into the table's byte pool. Codes follow first appearance; callers sort
+names where order matters."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import numpy as np
 
 from mlhunt.hunt._jit import njit
+from mlhunt.hunt.engines._arrow import valid, values
+
+
+@njit
+def _hashes(offsets: np.ndarray, data: np.ndarray, seed: np.uint64, out: np.ndarray) -> None:
+    """A 64-bit hash of each string (FNV-1a from a per-table random seed, then splitmix64's
+    finaliser): only the table's probing depends on it, never a code."""
+    prime = np.uint64(0x100000001B3)
+    for i in range(len(out)):
+        h = seed ^ np.uint64(offsets[i + 1] - offsets[i])
+        for k in range(offsets[i], offsets[i + 1]):
+            h = (h ^ np.uint64(data[k])) * prime
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        out[i] = h ^ (h >> np.uint64(31))
 
 
 @njit
@@ -82,6 +101,8 @@ class Names:
         self.pool_off = np.zeros(513, np.int64)
         self.known = np.empty(512, np.uint64)  # each name's hash
         self._names: list[str] = []
+        self.seed = np.uint64(secrets.randbits(64))
+        self._last: tuple[Any, np.ndarray] | None = None  # the last dictionary and its codes
 
     @property
     def names(self) -> list[str]:
@@ -92,37 +113,70 @@ class Names:
         return self._names
 
     def codes_of(self, names: list[str]) -> np.ndarray:
-        """Codes of Python strings (the Python reader's rows), hashed by DuckDB as the columns
-        are (a private connection: the engine's may be busy decoding in another thread)."""
-        import duckdb
-        import pyarrow as pa
+        """Codes of Python strings (the Python reader's rows)."""
+        from mlhunt.hunt.engines._arrow import strings
 
         if not names:
             return np.empty(0, np.int32)
-        tbl = pa.table({"s": pa.array(names, pa.string())})
-        con = duckdb.connect()
-        try:
-            con.register("mlhunt_names", tbl)
-            got = con.sql("SELECT s, hash(s) AS h FROM mlhunt_names").to_arrow_table()
-        finally:
-            con.close()
-        return self.encode(got.column("s").combine_chunks(), got.column("h").combine_chunks())
+        return self.column(strings(names))
 
-    def encode(self, arr: Any, hashes: Any) -> np.ndarray:
-        """int32 codes of a string array (-1 null, -2 empty string), given each row's hash."""
+    def column(self, arr: Any) -> np.ndarray:
+        """int32 codes of a string column, plain or dictionary-encoded (-1 null, -2 empty
+        string). Raises ValueError for bytes that are not UTF-8 (pyarrow does not check them
+        when it reads Parquet)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(arr, pa.ChunkedArray):
+            parts = [self.column(c) for c in arr.chunks]
+            return np.concatenate(parts) if parts else np.empty(0, np.int32)
+        if not pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(arr)  # hashed in Arrow's C++, then coded per value
+        codes = self._dictionary(arr.dictionary)
+        n = len(arr)
+        if len(codes) == 0:  # no values: every row is null
+            return np.full(n, -1, np.int32)
+        out = codes[values(arr.indices)]  # null rows' slots: any index, overwritten below
+        if arr.null_count:
+            out[~valid(arr)] = -1
+        return out
+
+    def _dictionary(self, d: Any) -> np.ndarray:
+        """Codes of a dictionary's values; the last dictionary's are kept (the batches of one
+        row group each carry a copy of the row group's dictionary: compared, not coded again)."""
+        if self._last is not None:
+            old, codes = self._last
+            if len(old) == len(d) and old.equals(d):
+                return codes
+        try:
+            d.validate(full=True)
+        except Exception as exc:  # pyarrow.ArrowInvalid: not UTF-8
+            raise ValueError(f"strings that are not UTF-8 ({exc})") from None
+        codes = self.encode(d, None)
+        self._last = (d, codes)
+        return codes
+
+    def encode(self, arr: Any, hashes: Any | None = None) -> np.ndarray:
+        """int32 codes of a plain string array, one per row (-1 null, -2 empty string), given
+        each row's hash (uint64 array; None: this table's own)."""
         import pyarrow as pa
 
         if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
             arr = arr.cast(pa.large_string())
+        if len(arr) == 0:
+            return np.empty(0, np.int32)
         wide = pa.types.is_large_string(arr.type)
         off = np.frombuffer(arr.buffers()[1], np.int64 if wide else np.int32)
         off = off[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
         buf = arr.buffers()[2]
         data = np.frombuffer(buf, np.uint8) if buf is not None else np.empty(0, np.uint8)
-        valid = (arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count
-                 else np.empty(0, bool))  # fmt: skip
-        h = hashes.fill_null(0).to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
-        return self._codes(off, data, valid, h)
+        ok = valid(arr) if arr.null_count else np.empty(0, bool)
+        if hashes is None:
+            h = np.empty(len(off) - 1, np.uint64)
+            _hashes(off, data, self.seed, h)
+        else:
+            h = values(hashes.fill_null(0)).astype(np.uint64)
+        return self._codes(off, data, ok, h)
 
     def _codes(self, off: np.ndarray, data: np.ndarray, valid: np.ndarray,
                hashes: np.ndarray) -> np.ndarray:  # fmt: skip
