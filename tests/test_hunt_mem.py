@@ -45,11 +45,11 @@ BIG = 10**12  # a memory budget every test log fits
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _read_mem(files: list[Path],
-              report: ReadReport | None = None) -> tuple[Any, list[str], ReadReport]:  # fmt: skip
+def _read_mem(files: list[Path], report: ReadReport | None = None,
+              width: int = 0) -> tuple[Any, list[str], ReadReport]:  # fmt: skip
     sels, _ = _mem.estimate(files)
     report = ReadReport() if report is None else report
-    store, names = _mem_read.read(files, sels, report, lambda _: None)
+    store, names = _mem_read.read(files, sels, report, lambda _: None, width)
     return store, names, report
 
 
@@ -81,12 +81,12 @@ def _reference(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport]:
     return sorted(rows, key=lambda r: (r["file"], r["line"])), report
 
 
-def _assert_same_read(files: list[Path]) -> tuple[ReadReport, int]:
+def _assert_same_read(files: list[Path], width: int = 0) -> tuple[ReadReport, int]:
     """The store equals the Python reader; returns the report and the rows Python checked."""
     want_rows, want = _reference(files)
     with pytest.MonkeyPatch.context() as mp:
         calls = counting_rows(mp)
-        store, names, got = _read_mem(files)
+        store, names, got = _read_mem(files, width=width)
     assert store.n == got.records == want.records
     assert _store_rows(store, names) == want_rows
     assert dataclasses.asdict(got) == dataclasses.asdict(want)
@@ -190,6 +190,18 @@ def test_read_across_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     want, _ = _assert_same_read([path])
     assert len(seen) >= 40 and max(seen) <= 7
     assert want.input_dim == 2 and want.malformed > readers.MAX_ERRORS == len(want.errors)
+
+
+@pytest.mark.parametrize("width", [2, 3, 7])
+def test_reserved_input_width(tmp_path: Path, width: int) -> None:
+    # the inputs' memory is mapped ahead for a guessed width (survey); a wrong guess is
+    # replaced when the first input fixes the length, rows before it NaN either way
+    a, _, c, _, _ = _fixture(tmp_path)
+    assert _mem.survey([a])[2] == 3
+    want, _ = _assert_same_read(_first_python([a, c], tmp_path), width)
+    assert want.input_dim == 2
+    want, _ = _assert_same_read([a, c], width)
+    assert want.input_dim == 3
 
 
 def test_read_input_column_in_second_file_only(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from mlhunt.hunt.readers import _kind
 MEMORY_BUDGET = 1_600 * 1024**2
 #: Bytes per event besides the input (the packed record of :class:`Store`).
 ROW_BYTES = 48
+_MADV_POPULATE_WRITE = 23  # <linux/mman.h>
 
 
 class Declined(Exception):
@@ -61,12 +62,24 @@ class Store:
         self.label = self.rec_i4[:, 10]
         self.file = self.rec_i4[:, 11]
         self.x: np.ndarray | None = None  # (capacity, d) once an input length is known
+        self._x_known = False  # ensure_x was called (x's width is the logs' input length)
         self.clients, self.sources, self.labels = Names(), Names(), Names()
 
-    def ensure_x(self, d: int) -> np.ndarray:
-        if self.x is None:
+    def reserve_x(self, d: int) -> None:
+        """Map the inputs' memory ahead, for a width guessed from the files' metadata (the
+        pages are faulted in while the kernels load, not when the first input arrives)."""
+        if self.x is None and d > 0:
             self.x = _mapped((self.cap, d), np.float64)
+
+    def ensure_x(self, d: int) -> np.ndarray:
+        """The inputs, ``d`` wide (the rows so far NaN); a reserved width that turns out wrong
+        is replaced."""
+        if self.x is None or self.x.shape[1] != d:
+            self.x = _mapped((self.cap, d), np.float64)
+            self._x_known = False
+        if not self._x_known:
             self.x[: self.n] = np.nan
+            self._x_known = True
         return self.x
 
     def append(self, cols: dict[str, np.ndarray], file_idx: int,
@@ -108,13 +121,37 @@ class Store:
 
 
 def _mapped(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    """A zeroed array in its own anonymous mapping, its pages faulted in by the kernel at once
-    (``MAP_POPULATE``): touching a gigabyte of fresh pages one fault at a time (and, for numpy's
-    huge-page advice, compacting memory first) cost seconds on the VMs measured."""
+    """A zeroed array in its own anonymous mapping, its pages faulted in by the kernel at once:
+    touching a gigabyte of fresh pages one fault at a time (and, for numpy's huge-page advice,
+    compacting memory first) cost seconds on the VMs measured. ``MADV_POPULATE_WRITE`` (Linux
+    5.14) through ctypes, which lets the other threads run (Python's ``mmap`` holds the GIL
+    through ``MAP_POPULATE``: a quarter of a second per 600 MB); ``MAP_POPULATE`` where the
+    kernel does not have it."""
     size = max(int(np.prod(shape)) * np.dtype(dtype).itemsize, 1)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
     buf = mmap.mmap(-1, size, flags=flags)
+    if not _populate(buf, size):
+        buf = mmap.mmap(-1, size, flags=flags | getattr(mmap, "MAP_POPULATE", 0))
     return np.frombuffer(buf, dtype, count=int(np.prod(shape))).reshape(shape)
+
+
+def _populate(buf: mmap.mmap, size: int) -> bool:
+    """Fault in every page of ``buf`` without the GIL; False where the kernel cannot."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return False
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    view = ctypes.c_char.from_buffer(buf)
+    try:
+        return int(madvise(ctypes.addressof(view), size, _MADV_POPULATE_WRITE)) == 0
+    finally:
+        del view  # the buffer export: the mapping stays as long as the array
 
 
 # --- eligibility ---------------------------------------------------------------------------------
@@ -197,6 +234,13 @@ def _columns(sch: Any) -> dict[str, str]:
 def estimate(files: list[Path]) -> tuple[list[dict[str, str]], int]:
     """Per file its columns (:func:`_columns`), and the bytes the events would take; Declined if
     a file is not plain Parquet of a readable schema."""
+    sels, need, _ = survey(files)
+    return sels, need
+
+
+def survey(files: list[Path]) -> tuple[list[dict[str, str]], int, int]:
+    """:func:`estimate` and a guess of the input length (input values per row, rounded; 0:
+    no inputs), for :meth:`Store.reserve_x`."""
     import pyarrow.parquet as pq
 
     sels, rows, values = [], 0, 0
@@ -216,4 +260,5 @@ def estimate(files: list[Path]) -> tuple[list[dict[str, str]], int]:
             for i, p in enumerate(names):
                 if p.startswith("input."):
                     values += meta.row_group(g).column(i).num_values
-    return sels, rows * ROW_BYTES + values * 8
+    guess = round(values / rows) if rows else 0
+    return sels, rows * ROW_BYTES + values * 8, guess

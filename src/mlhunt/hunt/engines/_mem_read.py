@@ -30,8 +30,11 @@ from mlhunt.hunt.readers import ReadReport, _Normaliser
 #: allocator's memory: 1 M-row ones had their pages faulted in afresh (a second of system time
 #: per 10 M events on the VMs measured).
 READ_ROWS = 131_072
-#: Batches each pipeline stage may run ahead of the next.
+#: Batches the timestamp stage may run ahead of the checks.
 DEPTH = 4
+#: Batches decoding may run ahead (~3 M rows): it goes on while numba loads the kernels (most
+#: of a second, holding the GIL), when nothing else can use the second core.
+DECODE_AHEAD = 24
 #: The reader's columns that are strings to code (dictionary-encoded when read).
 _TEXT = ("client_id", "source_ip", "label")
 _NONE = np.empty(0, bool)
@@ -40,10 +43,11 @@ _NO_FLOATS.flags.writeable = False  # as floats() gives: one compiled version of
 _NO_LIST = (np.empty(0, np.int64), _NO_FLOATS, _NONE, _NONE)
 
 
-def read(files: list[Path], sels: list[dict[str, str]], report: ReadReport,
-         say: Any) -> tuple[Store, list[str]]:  # fmt: skip
+def read(files: list[Path], sels: list[dict[str, str]], report: ReadReport, say: Any,
+         width: int = 0) -> tuple[Store, list[str]]:  # fmt: skip
     """Every file into a :class:`Store`; returns it and the file names indexed by ``file``.
-    Raises Declined, with ``report`` as it was, when pyarrow cannot decode a file."""
+    ``width``: the likely input length (:func:`._mem.survey`), mapped ahead. Raises Declined,
+    with ``report`` as it was, when pyarrow cannot decode a file."""
     import pyarrow.parquet as pq
 
     from mlhunt.hunt.engines._duck_load import file_ranks
@@ -59,6 +63,7 @@ def read(files: list[Path], sels: list[dict[str, str]], report: ReadReport,
     nxt = _pipeline(files[0], sels[0]) if files else None  # decoding starts before the mapping
     try:
         store = Store(rows)
+        store.reserve_x(width)
         for i, (path, sel) in enumerate(zip(files, sels, strict=True)):
             cur, nxt = nxt, None
             assert cur is not None
@@ -312,7 +317,7 @@ def _pipeline(path: Path, sel: dict[str, str]) -> _Ahead:
     timestamps, while the caller checks the batch before (the kernels release the GIL)."""
     from mlhunt.hunt.engines._kern_ts import arrow_ts
 
-    decoded = _Ahead(lambda: _batches(path, sel), DEPTH, "mlhunt-parquet")
+    decoded = _Ahead(lambda: _batches(path, sel), DECODE_AHEAD, "mlhunt-parquet")
 
     def parse() -> Iterator[tuple[int, dict[str, Any], Any]]:
         for rb in decoded:

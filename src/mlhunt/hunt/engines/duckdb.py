@@ -18,6 +18,7 @@ object per event), scored in worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
@@ -64,33 +65,22 @@ class DuckDBEngine:
     def run(self, paths: Sequence[str | Path], detectors: list[Detector], report: ReadReport,
             *, reference: np.ndarray | None = None,
             progress: Progress | None = None) -> EngineResult:  # fmt: skip
-        import duckdb
-
         say = progress or _quiet
-        with tempfile.TemporaryDirectory(prefix="mlhunt-duckdb-") as tmp:
-            con = duckdb.connect(config={"memory_limit": self.memory_limit,
-                                         "temp_directory": tmp})  # fmt: skip
-            # No progress bar: DuckDB draws it on stdout, which carries the JSON report.
-            con.execute("SET enable_progress_bar = false")
-            if self.threads:
-                con.execute(f"SET threads = {int(self.threads)}")
-            try:
-                t0 = time.perf_counter()
-                files = resolve(paths)
-                got = self._in_memory(con, files, report, reference, detectors, say)
-                if got is None:
-                    path = "table"
-                    got = self._table(con, files, report, reference, detectors, say)
-                else:
-                    path = "memory"
-                pop, scopes, t_read, warmer = got
-                t1 = time.perf_counter()
-                t_pop = t1 - t0 - t_read
-                warmer.join()
-                alerts, t_detect, t_cpu = self._detect(scopes, pop, detectors, say)
-                t_scan = time.perf_counter() - t1
-            finally:
-                con.close()
+        with contextlib.ExitStack() as stack:
+            t0 = time.perf_counter()
+            files = resolve(paths)
+            got = self._in_memory(files, report, reference, detectors, say)
+            path = "memory"
+            if got is None:  # only the table path needs DuckDB itself
+                path = "table"
+                con = stack.enter_context(self._connect())
+                got = self._table(con, files, report, reference, detectors, say)
+            pop, scopes, t_read, warmer = got
+            t1 = time.perf_counter()
+            t_pop = t1 - t0 - t_read
+            warmer.join()
+            alerts, t_detect, t_cpu = self._detect(scopes, pop, detectors, say)
+            t_scan = time.perf_counter() - t1
         n = report.records
         stats = {
             "engine": self.name,
@@ -108,7 +98,25 @@ class DuckDBEngine:
         }
         return EngineResult(alerts=alerts, population=pop, stats=stats)
 
-    def _in_memory(self, con: Any, files: list[Path], report: ReadReport,
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Any]:
+        """A DuckDB connection spilling to a temporary folder, closed (and the folder removed)
+        on exit."""
+        import duckdb
+
+        with tempfile.TemporaryDirectory(prefix="mlhunt-duckdb-") as tmp:
+            con = duckdb.connect(config={"memory_limit": self.memory_limit,
+                                         "temp_directory": tmp})  # fmt: skip
+            try:
+                # No progress bar: DuckDB draws it on stdout, which carries the JSON report.
+                con.execute("SET enable_progress_bar = false")
+                if self.threads:
+                    con.execute(f"SET threads = {int(self.threads)}")
+                yield con
+            finally:
+                con.close()
+
+    def _in_memory(self, files: list[Path], report: ReadReport,
                    reference: np.ndarray | None, detectors: list[Detector],
                    say: Progress) -> tuple[Population, _Scopes, float, _Warmer] | None:  # fmt: skip
         """The in-memory path (:mod:`._mem`), or None when it declines these logs."""
@@ -116,10 +124,10 @@ class DuckDBEngine:
 
         t0 = time.perf_counter()
         try:
-            sels, need = _mem.estimate(files)
+            sels, need, width = _mem.survey(files)
             if self.memory_budget <= 0 or need > self.memory_budget:
                 raise _mem.Declined(f"{need / 1024**2:,.0f} MiB of events")
-            store, names = _mem_read.read(files, sels, report, say)
+            store, names = _mem_read.read(files, sels, report, say, width)
         except _mem.Declined as why:
             say(f"reading through DuckDB tables ({why})")
             return None
