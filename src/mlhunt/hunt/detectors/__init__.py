@@ -41,20 +41,25 @@ def _dir() -> Path:
 
 @functools.cache
 def _known_ids() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    from mlhunt.threatmodel.catalog import load_taxonomy
+    # the threat model's files read by path: importing mlhunt.threatmodel (its catalog and
+    # engine) would add a tenth of a second to every hunt
+    import mlhunt
 
-    tax = load_taxonomy()
-    rules = {p.stem for p in Path(str(resources.files("mlhunt.threatmodel") / "rules"))
-             .rglob("MLH-*.yaml")}  # fmt: skip
+    tm = Path(mlhunt.__file__).parent / "threatmodel"
+    tax = yaml.load((tm / "taxonomy.yaml").read_text("utf-8"), Loader=_loader())  # noqa: S506
+    rules = {p.stem for p in (tm / "rules").rglob("MLH-*.yaml")}
     return frozenset(tax["atlas"]), frozenset(tax["owasp_ml"]), frozenset(rules)
+
+
+def _loader() -> type:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[no-any-return]
 
 
 def load_spec(path: Path) -> DetectorSpec:
     """One detector YAML, validated; errors are :class:`CatalogError` naming the file."""
     try:
         # libyaml when available: the pure-Python parser took 0.1 s of every hunt
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 (safe)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # noqa: S506 (safe)
         spec = DetectorSpec.model_validate(data)
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: {exc}") from None
