@@ -59,8 +59,12 @@ def preload() -> None:
 
 def warm(detectors: list[Detector]) -> None:
     """Every kernel of the path: reading, preparing (both scopes) and gathering."""
+    from mlhunt.hunt.engines._arrow import strings
     from mlhunt.hunt.engines._mem_prep import prepare
+    from mlhunt.hunt.engines._names import Names
 
+    # more names than a new table holds: its growth (a rehash) is a kernel of its own
+    Names().column(strings([f"id-{i}" for i in range(2_000)]))
     n = 600  # enough denied answers from one address to reach the burst pre-filter
     store, report = _read(n)
     prep = prepare(store, ["warm"], None, detectors, report.input_dim or 0)
