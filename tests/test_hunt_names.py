@@ -4,6 +4,7 @@ even when their hashes collide (client ids are chosen by whoever sends the queri
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -65,6 +66,12 @@ def test_dictionary_columns() -> None:
     assert names.column(odd).tolist() == [1, -1, 2, -1]
     chunked = pa.chunked_array([pa.array(["z", "q"]), pa.array([None, "b"])])
     assert names.column(chunked).tolist() == [2, 3, -1, 0]
+    # a null row whose index slot holds garbage (Arrow leaves null slots undefined)
+    junk = pa.Array.from_buffers(pa.int32(), 3, [pa.py_buffer(bytes([0b101])),
+                                                 pa.py_buffer(np.array([0, 99, 1], np.int32))])
+    assert junk.null_count == 1
+    garbage = pa.DictionaryArray.from_arrays(junk, pa.array(["z", "q"]))
+    assert names.column(garbage).tolist() == [2, -1, 3]
     empty = pa.DictionaryArray.from_arrays(pa.array([None, None], pa.int32()),
                                            pa.array([], pa.string()))  # fmt: skip
     assert names.column(empty).tolist() == [-1, -1]

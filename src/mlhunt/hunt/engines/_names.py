@@ -136,9 +136,12 @@ class Names:
         n = len(arr)
         if len(codes) == 0:  # no values: every row is null
             return np.full(n, -1, np.int32)
-        out = codes[values(arr.indices)]  # null rows' slots: any index, overwritten below
-        if arr.null_count:
-            out[~valid(arr)] = -1
+        idx = values(arr.indices)
+        if not arr.null_count:
+            return codes[idx]
+        ok = valid(arr)
+        out = codes[np.where(ok, idx, 0)]  # a null row's index slot may hold anything
+        out[~ok] = -1
         return out
 
     def _dictionary(self, d: Any) -> np.ndarray:
