@@ -67,8 +67,9 @@ def test_dictionary_columns() -> None:
     chunked = pa.chunked_array([pa.array(["z", "q"]), pa.array([None, "b"])])
     assert names.column(chunked).tolist() == [2, 3, -1, 0]
     # a null row whose index slot holds garbage (Arrow leaves null slots undefined)
-    junk = pa.Array.from_buffers(pa.int32(), 3, [pa.py_buffer(bytes([0b101])),
-                                                 pa.py_buffer(np.array([0, 99, 1], np.int32))])
+    junk = pa.Array.from_buffers(
+        pa.int32(), 3, [pa.py_buffer(bytes([0b101])), pa.py_buffer(np.array([0, 99, 1], np.int32))]
+    )
     assert junk.null_count == 1
     garbage = pa.DictionaryArray.from_arrays(junk, pa.array(["z", "q"]))
     assert names.column(garbage).tolist() == [2, -1, 3]

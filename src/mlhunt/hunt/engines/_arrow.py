@@ -47,6 +47,24 @@ def valid(arr: Any) -> np.ndarray:
     return unpacked[start : start + n].view(np.bool_)
 
 
+def offsets(arr: Any) -> np.ndarray:
+    """The offsets of a string or list array (int32, or int64 for the large types), the
+    array's own slice of them: row i is ``[out[i], out[i + 1])`` (read-only)."""
+    import pyarrow as pa
+
+    t = arr.type
+    wide = pa.types.is_large_string(t) or pa.types.is_large_list(t)
+    n = len(arr)
+    return np.frombuffer(arr.buffers()[1], np.int64 if wide else np.int32,
+                         count=arr.offset + n + 1)[arr.offset :]  # fmt: skip
+
+
+def data(arr: Any) -> np.ndarray:
+    """The bytes of a string array (all of its buffer: index it with :func:`offsets`)."""
+    buf = arr.buffers()[2]
+    return np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+
+
 def floats(arr: Any) -> np.ndarray:
     """float64 values, NaN where null (read-only)."""
     out = values(arr)

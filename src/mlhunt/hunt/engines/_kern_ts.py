@@ -165,24 +165,12 @@ def _string(arr: Any) -> Any:
 
 def _fill(arr: Any, out: np.ndarray, ok: np.ndarray) -> None:
     """:func:`parse_ts` of one string/large_string array into ``out``/``ok`` (its length)."""
-    import pyarrow as pa
+    from mlhunt.hunt.engines._arrow import data, offsets, valid
 
-    n = len(arr)
-    if n == 0:
+    if len(arr) == 0:
         return
-    bufs = arr.buffers()
-    wide = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    offsets = np.frombuffer(bufs[1], wide, count=arr.offset + n + 1)[arr.offset :]
-    data = np.frombuffer(bufs[2], np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    if arr.null_count == 0:
-        valid = np.zeros(0, np.bool_)
-    else:  # the validity bitmap (LSB first) unpacked: n/8 bytes read, cheaper than is_valid()
-        bits = np.frombuffer(bufs[0], np.uint8)
-        first, last = arr.offset // 8, (arr.offset + n + 7) // 8
-        start = arr.offset % 8
-        unpacked = np.unpackbits(bits[first:last], bitorder="little")
-        valid = unpacked[start : start + n].view(np.bool_)
-    parse_ts(offsets, data, valid, out, ok)
+    ok_rows = valid(arr) if arr.null_count else np.zeros(0, np.bool_)
+    parse_ts(offsets(arr), data(arr), ok_rows, out, ok)
 
 
 def arrow_ts(arr: Any) -> tuple[np.ndarray, np.ndarray]:

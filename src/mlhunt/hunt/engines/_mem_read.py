@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.engines._arrow import floats, valid
+from mlhunt.hunt.engines._arrow import floats, offsets, valid
 from mlhunt.hunt.engines._kern_mem import margins, put_x, vec_check
 from mlhunt.hunt.engines._mem import Declined, Store
 from mlhunt.hunt.engines._mem_warm import preload
@@ -223,15 +223,8 @@ def _valid(arr: Any, n: int = 0) -> np.ndarray:
 def _parts(arr: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(offsets, values, validity, value validity) of a list<double> array (empty validity:
     no nulls)."""
-    import pyarrow as pa
-
-    if pa.types.is_large_list(arr.type):
-        off = np.frombuffer(arr.buffers()[1], np.int64)
-    else:
-        off = np.frombuffer(arr.buffers()[1], np.int32)
-    off = off[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
     vals = arr.values
-    return off, floats(vals), _valid(arr), _valid(vals)
+    return offsets(arr).astype(np.int64), floats(vals), _valid(arr), _valid(vals)
 
 
 def flat(rb: Any, sel: dict[str, str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt._jit import njit
-from mlhunt.hunt.engines._arrow import valid, values
+from mlhunt.hunt.engines import _arrow
 
 
 @njit
@@ -114,11 +114,9 @@ class Names:
 
     def codes_of(self, names: list[str]) -> np.ndarray:
         """Codes of Python strings (the Python reader's rows)."""
-        from mlhunt.hunt.engines._arrow import strings
-
         if not names:
             return np.empty(0, np.int32)
-        return self.column(strings(names))
+        return self.column(_arrow.strings(names))
 
     def column(self, arr: Any) -> np.ndarray:
         """int32 codes of a string column, plain or dictionary-encoded (-1 null, -2 empty
@@ -136,10 +134,10 @@ class Names:
         n = len(arr)
         if len(codes) == 0:  # no values: every row is null
             return np.full(n, -1, np.int32)
-        idx = values(arr.indices)
+        idx = _arrow.values(arr.indices)
         if not arr.null_count:
             return codes[idx]
-        ok = valid(arr)
+        ok = _arrow.valid(arr)
         out = codes[np.where(ok, idx, 0)]  # a null row's index slot may hold anything
         out[~ok] = -1
         return out
@@ -168,18 +166,15 @@ class Names:
             arr = arr.cast(pa.large_string())
         if len(arr) == 0:
             return np.empty(0, np.int32)
-        wide = pa.types.is_large_string(arr.type)
-        off = np.frombuffer(arr.buffers()[1], np.int64 if wide else np.int32)
-        off = off[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
-        buf = arr.buffers()[2]
-        data = np.frombuffer(buf, np.uint8) if buf is not None else np.empty(0, np.uint8)
-        ok = valid(arr) if arr.null_count else np.empty(0, bool)
+        off = _arrow.offsets(arr).astype(np.int64)
+        raw = _arrow.data(arr)
+        ok = _arrow.valid(arr) if arr.null_count else np.empty(0, bool)
         if hashes is None:
             h = np.empty(len(off) - 1, np.uint64)
-            _hashes(off, data, self.seed, h)
+            _hashes(off, raw, self.seed, h)
         else:
-            h = values(hashes.fill_null(0)).astype(np.uint64)
-        return self._codes(off, data, ok, h)
+            h = _arrow.values(hashes.fill_null(0)).astype(np.uint64)
+        return self._codes(off, raw, ok, h)
 
     def _codes(self, off: np.ndarray, data: np.ndarray, valid: np.ndarray,
                hashes: np.ndarray) -> np.ndarray:  # fmt: skip
