@@ -103,8 +103,9 @@ def build_worker(config: GuardConfig, store: StateStore, metrics: Metrics,
     policy = load_policy(config.policy, known=set(scorer.specs))
     http = load_http_config(config.http_config)
     population = PopulationSource(config.reference, config.warmup, tuple(http.classes))
-    # the compiled detector kernels loaded (or compiled) now, not at the first rescoring
-    warm_up()
+    # the compiled detector kernels loaded (or compiled) now, not at the first rescoring (the
+    # DuckDB engine's reading kernels are not the guard's)
+    warm_up(engine=False)
     sink = AlertSink(config.alerts, config.webhook)
     log = JsonlLogWriter(config.log) if config.log is not None else None
     return Worker(store=store, scorer=scorer, population=population, policy=policy,
