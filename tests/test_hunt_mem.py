@@ -47,9 +47,9 @@ BIG = 10**12  # a memory budget every test log fits
 
 def _read_mem(files: list[Path], report: ReadReport | None = None,
               width: int = 0) -> tuple[Any, list[str], ReadReport]:  # fmt: skip
-    sels, _ = _mem.estimate(files)
+    plan = _mem.survey(files)._replace(width=width)
     report = ReadReport() if report is None else report
-    store, names = _mem_read.read(files, sels, report, lambda _: None, width)
+    store, names = _mem_read.read(files, plan, report, lambda _: None)
     return store, names, report
 
 
@@ -136,18 +136,18 @@ def _same_hunt(files: list[Path], reference: np.ndarray | None = None) -> list[A
 # --- 1. reading equals the Python path ----------------------------------------------------------
 
 
-def test_estimate_takes_plain_parquet_only(tmp_path: Path) -> None:
+def test_survey_takes_plain_parquet_only(tmp_path: Path) -> None:
     a, b, c, flat, bad = _fixture(tmp_path)
     for ok in (a, c):
-        sels, need = _mem.estimate([ok])
-        assert len(sels) == 1 and need > 0
+        plan = _mem.survey([ok])
+        assert len(plan.sels) == 1 and plan.need > 0 and plan.rows > 0
     for no in (b, flat, bad):  # int ids and labels / flattened output / damaged footer
         with pytest.raises(_mem.Declined):
-            _mem.estimate([no])
+            _mem.survey([no])
     with pytest.raises(_mem.Declined):
-        _mem.estimate([a, b])  # one file it does not take declines them all
+        _mem.survey([a, b])  # one file it does not take declines them all
     # rows times the record size, plus 8 bytes per input value (c: 10 rows of 3 values)
-    _, need_c = _mem.estimate([c])
+    need_c = _mem.survey([c]).need
     assert need_c == 10 * _mem.ROW_BYTES + 30 * 8
 
 
@@ -197,7 +197,7 @@ def test_reserved_input_width(tmp_path: Path, width: int) -> None:
     # the inputs' memory is mapped ahead for a guessed width (survey); a wrong guess is
     # replaced when the first input fixes the length, rows before it NaN either way
     a, _, c, _, _ = _fixture(tmp_path)
-    assert _mem.survey([a])[2] == 3
+    assert _mem.survey([a]).width == 3
     want, _ = _assert_same_read(_first_python([a, c], tmp_path), width)
     assert want.input_dim == 2
     want, _ = _assert_same_read([a, c], width)
@@ -224,7 +224,7 @@ def test_declined_read_restores_report(tmp_path: Path) -> None:
     data = bytearray(bad.read_bytes())
     data[col.data_page_offset : col.data_page_offset + 12] = b"\xff" * 12  # a page header
     bad.write_bytes(bytes(data))
-    _mem.estimate([bad])  # the footer is fine: only decoding finds the damage
+    _mem.survey([bad])  # the footer is fine: only decoding finds the damage
     report = ReadReport(records=7, malformed=1, files=["earlier.jsonl"])
     report.error("earlier.jsonl", 3, "ts: missing")
     before = copy.deepcopy(report)
@@ -271,7 +271,7 @@ def test_declines_take_table_path(tmp_path: Path, case: str) -> None:
             "mixed": lambda: [a, _jsonl(tmp_path)],
             "timestamp-ts": lambda: [_timestamps(tmp_path)], "budget": lambda: [a]}  # fmt: skip
     files = make[case]()
-    budget = _mem.estimate([a])[1] - 1 if case == "budget" else BIG
+    budget = _mem.survey([a]).need - 1 if case == "budget" else BIG
     say: list[str] = []
     res, rep = _hunt(files, budget, say=say)
     tab, t_rep = _hunt(files, 0)

@@ -156,7 +156,7 @@ def _string(arr: Any) -> Any:
     import pyarrow as pa
 
     t = arr.type
-    if pa.types.is_string_view(t):  # DuckDB may hand views; the kernel reads offsets
+    if pa.types.is_string_view(t):  # views have no offsets buffer, which the kernel reads
         return arr.cast(pa.large_string())
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         raise TypeError(f"arrow_ts: expected a string column, got {t}")

@@ -13,7 +13,7 @@ linear pass.
 The checks are *sound, not complete*, as the SQL ones of :mod:`._duck_sql`: a row the kernels
 cannot vouch for goes through the Python reader (``_Normaliser``), which keeps it or reports it
 with its row number and reason, so the malformed-record report is the Python path's, row for row.
-Anything unusual (a column type :func:`estimate` does not take, a file pyarrow cannot decode,
+Anything unusual (a column type :func:`survey` does not take, a file pyarrow cannot decode,
 strings that are not UTF-8) raises :class:`Declined`, with the read report as it was, and the
 engine takes the table path instead.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import mmap
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Store:
         self.clients, self.sources, self.labels = Names(), Names(), Names()
 
     def reserve_x(self, d: int) -> None:
-        """Map the inputs' memory ahead, for a width guessed from the files' metadata (the
+        """Map the inputs' memory ahead, for a width guessed from the files' footers (the
         pages are faulted in while the kernels load, not when the first input arrives)."""
         if self.x is None and d > 0:
             self.x = _mapped((self.cap, d), np.float64)
@@ -231,16 +231,18 @@ def _columns(sch: Any) -> dict[str, str]:
     return sel
 
 
-def estimate(files: list[Path]) -> tuple[list[dict[str, str]], int]:
-    """Per file its columns (:func:`_columns`), and the bytes the events would take; Declined if
-    a file is not plain Parquet of a readable schema."""
-    sels, need, _ = survey(files)
-    return sels, need
+class Survey(NamedTuple):
+    """What the Parquet footers say, before any row is decoded."""
+
+    sels: list[dict[str, str]]  # per file, its columns (:func:`_columns`)
+    need: int  # bytes the events would take in the store
+    rows: int  # rows in all files (the store's capacity)
+    width: int  # the likely input length (input values per row, rounded; 0: no inputs)
 
 
-def survey(files: list[Path]) -> tuple[list[dict[str, str]], int, int]:
-    """:func:`estimate` and a guess of the input length (input values per row, rounded; 0:
-    no inputs), for :meth:`Store.reserve_x`."""
+def survey(files: list[Path]) -> Survey:
+    """The files' columns and sizes from their footers; Declined if a file is not plain Parquet
+    of a readable schema."""
     import pyarrow.parquet as pq
 
     sels, rows, values = [], 0, 0
@@ -260,5 +262,5 @@ def survey(files: list[Path]) -> tuple[list[dict[str, str]], int, int]:
             for i, p in enumerate(names):
                 if p.startswith("input."):
                     values += meta.row_group(g).column(i).num_values
-    guess = round(values / rows) if rows else 0
-    return sels, rows * ROW_BYTES + values * 8, guess
+    width = round(values / rows) if rows else 0
+    return Survey(sels, rows * ROW_BYTES + values * 8, rows, width)

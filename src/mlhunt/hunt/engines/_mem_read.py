@@ -21,7 +21,7 @@ import numpy as np
 
 from mlhunt.hunt.engines._arrow import floats, offsets, valid
 from mlhunt.hunt.engines._kern_mem import margins, put_x, vec_check
-from mlhunt.hunt.engines._mem import Declined, Store
+from mlhunt.hunt.engines._mem import Declined, Store, Survey
 from mlhunt.hunt.engines._mem_warm import preload
 from mlhunt.hunt.engines._names import Names
 from mlhunt.hunt.readers import ReadReport, _Normaliser
@@ -43,13 +43,11 @@ _NO_FLOATS.flags.writeable = False  # as floats() gives: one compiled version of
 _NO_LIST = (np.empty(0, np.int64), _NO_FLOATS, _NONE, _NONE)
 
 
-def read(files: list[Path], sels: list[dict[str, str]], report: ReadReport, say: Any,
-         width: int = 0) -> tuple[Store, list[str]]:  # fmt: skip
-    """Every file into a :class:`Store`; returns it and the file names indexed by ``file``.
-    ``width``: the likely input length (:func:`._mem.survey`), mapped ahead. Raises Declined,
-    with ``report`` as it was, when pyarrow cannot decode a file."""
-    import pyarrow.parquet as pq
-
+def read(files: list[Path], plan: Survey, report: ReadReport,
+         say: Any) -> tuple[Store, list[str]]:  # fmt: skip
+    """Every file into a :class:`Store` sized by ``plan`` (:func:`._mem.survey` of the same
+    files; its likely input width is mapped ahead); returns it and the file names indexed by
+    ``file``. Raises Declined, with ``report`` as it was, when pyarrow cannot decode a file."""
     from mlhunt.hunt.engines._duck_load import file_ranks
 
     ranks = file_ranks(files)
@@ -57,13 +55,13 @@ def read(files: list[Path], sels: list[dict[str, str]], report: ReadReport, say:
     # in a thread while the store's memory is mapped and pyarrow decodes the first rows (numba
     # serialises loading, so a kernel the checks reach first is loaded once, by either thread)
     threading.Thread(target=_preload, name="mlhunt-preload", daemon=True).start()
-    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in files)
+    sels = plan.sels
     saved = (report.records, report.malformed, len(report.errors), report.input_dim,
              len(report.files))  # fmt: skip
     nxt = _pipeline(files[0], sels[0]) if files else None  # decoding starts before the mapping
     try:
-        store = Store(rows)
-        store.reserve_x(width)
+        store = Store(plan.rows)
+        store.reserve_x(plan.width)
         for i, (path, sel) in enumerate(zip(files, sels, strict=True)):
             cur, nxt = nxt, None
             assert cur is not None
@@ -99,19 +97,14 @@ class _File:
 
     def run(self, batches: Iterable[tuple[int, dict[str, Any], Any]]) -> None:
         """The file's batches (:func:`_pipeline`) into the store, then its slow rows."""
-        from mlhunt.hunt.engines._duck_load import _pyarrow_failed
-
         kept = line = 0
         it = iter(batches)
         while True:
-            try:
-                n, cols, ts = next(it)
-            except StopIteration:
+            with _unreadable(self.path):  # a damaged page, an odd encoding
+                got = next(it, None)
+            if got is None:
                 break
-            except Exception as exc:  # a damaged page, an odd encoding: the table path reports it
-                if not _pyarrow_failed(exc):
-                    raise
-                raise Declined(f"{self.path.name}: pyarrow cannot read it ({exc})") from None
+            n, cols, ts = got
             kept += self._batch(cols, n, line, ts)
             line += n
         self._python(np.concatenate(self.slow) if self.slow else np.empty(0, np.int64))
@@ -194,23 +187,33 @@ class _File:
 
     def _python(self, lines: np.ndarray) -> None:
         """Rows ``lines`` through the Python reader, kept ones into the store."""
-        from mlhunt.hunt.engines._duck_load import _parquet_rows, _pyarrow_failed
+        from mlhunt.hunt.engines._duck_load import _parquet_rows
 
         if not len(lines):
             return
         rows = []
-        try:
+        with _unreadable(self.path):  # bytes that are not UTF-8
             for line, rec in _parquet_rows(self.path, lines):
                 row = self.norm.row(str(self.path), line, rec)
                 if row is not None:
                     rows.append(row)
-        except Exception as exc:  # bytes that are not UTF-8: the table path reports them
-            if not _pyarrow_failed(exc):
-                raise
-            raise Declined(f"{self.path.name}: {type(exc).__name__}") from None
         if self.report.input_dim:
             self.store.ensure_x(self.report.input_dim)
         self.store.add_rows(rows, self.idx)
+
+
+@contextlib.contextmanager
+def _unreadable(path: Path) -> Iterator[None]:
+    """pyarrow failing on the file declines it (the table path reports the damage)."""
+    from mlhunt.hunt.engines._duck_load import _pyarrow_failed
+
+    try:
+        yield
+    except Exception as exc:
+        if not _pyarrow_failed(exc):
+            raise
+        raise Declined(f"{path.name}: pyarrow cannot read it ({type(exc).__name__}: {exc})"
+                       ) from None  # fmt: skip
 
 
 def _valid(arr: Any, n: int = 0) -> np.ndarray:
@@ -234,13 +237,14 @@ def flat(rb: Any, sel: dict[str, str]) -> dict[str, Any]:
     import pyarrow as pa
 
     out: dict[str, Any] = {}
-    fields: list[Any] | None = None
+    fields: dict[str, list[Any]] = {}  # per struct column, its children AND its validity
     for key, path in sel.items():
         top, _, sub = path.partition(".")
         arr = rb.column(top)
         if sub:
-            fields = arr.flatten() if fields is None else fields  # children AND struct validity
-            arr = fields[arr.type.get_field_index(sub)]
+            if top not in fields:
+                fields[top] = arr.flatten()
+            arr = fields[top][arr.type.get_field_index(sub)]
         if key in ("input", "scores") and not pa.types.is_float64(arr.type.value_type):
             arr = arr.cast(pa.list_(pa.float64()), safe=False)  # ints round as DuckDB's cast
         elif key == "ts" and pa.types.is_dictionary(arr.type):

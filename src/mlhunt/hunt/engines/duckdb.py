@@ -124,10 +124,10 @@ class DuckDBEngine:
 
         t0 = time.perf_counter()
         try:
-            sels, need, width = _mem.survey(files)
-            if self.memory_budget <= 0 or need > self.memory_budget:
-                raise _mem.Declined(f"{need / 1024**2:,.0f} MiB of events")
-            store, names = _mem_read.read(files, sels, report, say, width)
+            plan = _mem.survey(files)
+            if self.memory_budget <= 0 or plan.need > self.memory_budget:
+                raise _mem.Declined(f"{plan.need / 1024**2:,.0f} MiB of events")
+            store, names = _mem_read.read(files, plan, report, say)
         except _mem.Declined as why:
             say(f"reading through DuckDB tables ({why})")
             return None
