@@ -136,7 +136,7 @@ def _same_hunt(files: list[Path], reference: np.ndarray | None = None) -> list[A
 # --- 1. reading equals the Python path ----------------------------------------------------------
 
 
-def test_survey_takes_plain_parquet_only(tmp_path: Path) -> None:
+def test_survey_takes_plain_parquet_and_json_lines_only(tmp_path: Path) -> None:
     a, b, c, flat, bad = _fixture(tmp_path)
     for ok in (a, c):
         plan = _mem.survey([ok])
@@ -146,6 +146,11 @@ def test_survey_takes_plain_parquet_only(tmp_path: Path) -> None:
             _mem.survey([no])
     with pytest.raises(_mem.Declined):
         _mem.survey([a, b])  # one file it does not take declines them all
+    plan = _mem.survey([a, _jsonl(tmp_path)])  # JSON Lines: an estimate from the first lines
+    assert plan.estimated and plan.sels[1] == {} and plan.width == 3
+    assert 30 <= plan.rows - _mem.survey([a]).rows <= 30 * 1.1 + 1024
+    with pytest.raises(_mem.Declined):
+        _mem.survey([_jsonl_gz(tmp_path)])
     # rows times the record size, plus 8 bytes per input value (c: 10 rows of 3 values)
     need_c = _mem.survey([c]).need
     assert need_c == 10 * _mem.ROW_BYTES + 30 * 8
@@ -249,6 +254,12 @@ def _jsonl(tmp_path: Path) -> Path:
     return p
 
 
+def _jsonl_gz(tmp_path: Path) -> Path:
+    out = tmp_path / "g.jsonl.gz"
+    out.write_bytes(gzip.compress(_jsonl(tmp_path).read_bytes()))
+    return out
+
+
 def _gz(tmp_path: Path) -> Path:
     a = _write(tmp_path / "h.parquet", [_good(i) for i in range(30)], SCHEMA)
     out = tmp_path / "h2.parquet.gz"
@@ -262,13 +273,13 @@ def _timestamps(tmp_path: Path) -> Path:
     return _write(tmp_path / "t.parquet", recs, sch)
 
 
-@pytest.mark.parametrize("case", ["int-ids", "flat-output", "damaged", "gz", "jsonl",
+@pytest.mark.parametrize("case", ["int-ids", "flat-output", "damaged", "gz", "jsonl-gz",
                                   "mixed", "timestamp-ts", "budget"])  # fmt: skip
 def test_declines_take_table_path(tmp_path: Path, case: str) -> None:
     a, b, _, flat, bad = _fixture(tmp_path)
     make = {"int-ids": lambda: [b], "flat-output": lambda: [flat], "damaged": lambda: [bad],
-            "gz": lambda: [_gz(tmp_path)], "jsonl": lambda: [_jsonl(tmp_path)],
-            "mixed": lambda: [a, _jsonl(tmp_path)],
+            "gz": lambda: [_gz(tmp_path)], "jsonl-gz": lambda: [_jsonl_gz(tmp_path)],
+            "mixed": lambda: [_jsonl(tmp_path), b],
             "timestamp-ts": lambda: [_timestamps(tmp_path)], "budget": lambda: [a]}  # fmt: skip
     files = make[case]()
     budget = _mem.survey([a]).need - 1 if case == "budget" else BIG

@@ -5,6 +5,7 @@ the argument types each kernel was compiled or loaded for."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -22,13 +23,14 @@ import mlhunt._native  # noqa: F401 (torch before regopy)
 from mlhunt.hunt import _kern_segments
 from mlhunt.hunt.detectors import _kern_distance, _kern_extraction, _kern_probing
 from mlhunt.hunt.detectors._warm import warm_up
-from mlhunt.hunt.engines import _kern_mem, _kern_records, _kern_ts, _names
+from mlhunt.hunt.engines import (_kern_float, _kern_json, _kern_mem, _kern_records, _kern_ts,
+                                  _names)
 
 
 def sigs():
     out = {}
     for mod in (_kern_distance, _kern_extraction, _kern_probing, _kern_segments, _kern_mem,
-                _kern_records, _kern_ts, _names):
+                _kern_records, _kern_ts, _names, _kern_json, _kern_float):
         for name, obj in vars(mod).items():
             if hasattr(obj, "signatures") and hasattr(obj, "py_func"):
                 out[f"{mod.__name__}.{name}"] = sorted(str(s) for s in obj.signatures)
@@ -39,12 +41,13 @@ warm_up()
 warmed = sigs()
 from mlhunt.hunt import hunt
 
-result = hunt([sys.argv[1]])  # JSON Lines: the table path
+result = hunt([sys.argv[1]])  # JSON Lines: the in-memory path
 columnar = hunt([sys.argv[2]])  # Parquet: the in-memory path
+packed = hunt([sys.argv[3]])  # gzip JSON Lines: the table path
+targets = [sorted(a.to_row()["target"] for a in r.alerts) for r in (result, columnar, packed)]
 json.dump({"warmed": warmed, "after": sigs(), "alerts": len(result.findings),
-           "paths": [result.stats["path"], columnar.stats["path"]],
-           "same": sorted(a.to_row()["target"] for a in result.alerts)
-                   == sorted(a.to_row()["target"] for a in columnar.alerts)}, sys.stdout)
+           "paths": [r.stats["path"] for r in (result, columnar, packed)],
+           "same": targets[0] == targets[1] == targets[2]}, sys.stdout)
 """
 
 
@@ -53,15 +56,18 @@ def test_warm_up_covers_every_kernel_a_hunt_calls(tmp_path: Path) -> None:
     path = _write(tmp_path, recs)
     parquet = tmp_path / "logs.parquet"
     pq.write_table(pa.Table.from_pylist(recs), parquet)
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(parquet)],
+    packed = tmp_path / "logs.jsonl.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(parquet), str(packed)],
                          capture_output=True,
                          text=True, check=True, timeout=600)  # fmt: skip
     got = json.loads(out.stdout)
     assert got["alerts"] > 0  # the hunt ran its detectors to alerts
     # the kernels the detectors call warmed (helpers they call are compiled into them)
     assert sum(bool(v) for v in got["warmed"].values()) >= 6
-    assert got["paths"] == ["table", "memory"] and got["same"]
+    assert got["paths"] == ["memory", "memory", "table"] and got["same"]
     # the in-memory path's reading, sorting and gathering kernels warmed too
     assert sum(bool(v) for k, v in got["warmed"].items() if "engines" in k) >= 10
     assert got["warmed"]["mlhunt.hunt.engines._names._rehash"]  # only big logs grow the table
+    assert got["warmed"]["mlhunt.hunt.engines._kern_json.parse_block"]
     assert got["after"] == got["warmed"]  # ... and the hunts compiled nothing more

@@ -184,14 +184,7 @@ def _jsonl_tables(con: Any, path: Path, report: ReadReport, norm: _Normaliser,
     file = str(path)
 
     def slow(line: int, text: str) -> tuple[Any, ...] | None:
-        if not text.strip():
-            return None
-        try:
-            rec = json.loads(text)
-        except ValueError as exc:
-            report.error(file, line, f"not JSON ({exc.args[0][:80]})")
-            return None
-        return norm.row(file, line, rec)
+        return json_row(norm, file, line, text)
 
     parser = BlockParser(con, file, report, slow, sch)
     try:
@@ -199,6 +192,29 @@ def _jsonl_tables(con: Any, path: Path, report: ReadReport, norm: _Normaliser,
             yield parser.parse(block)
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         report.error(file, 0, f"unreadable file ({type(exc).__name__}: {exc})")
+
+
+def json_row(norm: _Normaliser, file: str, line: int, text: str) -> tuple[Any, ...] | None:
+    """One JSON Lines line through the Python path: a row, or None (a blank line; a malformed
+    record, reported)."""
+    if not text.strip():
+        return None
+    rec = _json(norm.report, file, line, text)
+    return None if rec is _NOT_JSON else norm.row(file, line, rec)
+
+
+_NOT_JSON = object()
+
+
+def _json(report: ReadReport, file: str, line: int, text: str) -> Any:
+    """The parsed line, or ``_NOT_JSON`` (reported)."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        report.error(file, line, f"not JSON ({exc.args[0][:80]})")
+    except RecursionError:  # json recurses per nesting level: a hostile line is not fatal
+        report.error(file, line, "not JSON (nested too deeply)")
+    return _NOT_JSON
 
 
 def _rebatch(tables: Iterator[Any], batch_rows: int) -> Iterator[Any]:
@@ -236,10 +252,9 @@ def _records(path: Path, report: ReadReport) -> Iterator[tuple[int, Any]]:
                 for i, text in enumerate(fh, 1):
                     if not text.strip():
                         continue
-                    try:
-                        yield i, json.loads(text)
-                    except ValueError as exc:
-                        report.error(str(path), i, f"not JSON ({exc.args[0][:80]})")
+                    rec = _json(report, str(path), i, text)
+                    if rec is not _NOT_JSON:
+                        yield i, rec
         elif kind == "csv":
             with _open_text(path) as fh:
                 reader = csv.DictReader(fh)
@@ -382,7 +397,7 @@ def _maybe_json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _Bad(f"not JSON: {value[:40]!r}") from None
     return value
 

@@ -50,7 +50,15 @@ class Store:
     def __init__(self, capacity: int) -> None:
         self.n = 0
         self.cap = capacity
-        self.rec = _mapped((capacity, 6), np.int64)
+        self.growable = False  # True when the capacity is an estimate (JSON Lines)
+        self.max_cap = capacity  # most events :meth:`grow` may make room for
+        self._views(_mapped((capacity, 6), np.int64))
+        self.x: np.ndarray | None = None  # (capacity, d) once an input length is known
+        self._x_known = False  # ensure_x was called (x's width is the logs' input length)
+        self.clients, self.sources, self.labels = Names(), Names(), Names()
+
+    def _views(self, rec: np.ndarray) -> None:
+        self.rec = rec
         self.rec_f = self.rec.view(np.float64)
         self.rec_i4 = self.rec.view(np.int32)
         self.ts = self.rec_f[:, 0]
@@ -61,9 +69,22 @@ class Store:
         self.source = self.rec_i4[:, 9]
         self.label = self.rec_i4[:, 10]
         self.file = self.rec_i4[:, 11]
-        self.x: np.ndarray | None = None  # (capacity, d) once an input length is known
-        self._x_known = False  # ensure_x was called (x's width is the logs' input length)
-        self.clients, self.sources, self.labels = Names(), Names(), Names()
+
+    def grow(self, capacity: int) -> None:
+        """Room for ``capacity`` events (a JSON Lines log's size is estimated from its first
+        lines: one with longer lines later needs more)."""
+        if capacity <= self.cap:
+            return
+        if capacity > self.max_cap:
+            raise Declined(f"more than {self.max_cap:,} events")
+        rec = _mapped((capacity, 6), np.int64)
+        rec[: self.n] = self.rec[: self.n]
+        self._views(rec)
+        if self.x is not None:
+            x = _mapped((capacity, self.x.shape[1]), np.float64)
+            x[: self.n] = self.x[: self.n]
+            self.x = x
+        self.cap = capacity
 
     def reserve_x(self, d: int) -> None:
         """Map the inputs' memory ahead, for a width guessed from the files' footers (the
@@ -87,8 +108,10 @@ class Store:
         """Rows ``keep`` (all: None) of the columns (``x`` is written by the caller into the
         returned slice)."""
         m = len(cols["ts"]) if keep is None else int(keep.sum())
-        if self.n + m > self.cap:  # only Python-path rows can exceed a file's row count
-            raise Declined("more events than rows")
+        if self.n + m > self.cap:
+            if not self.growable:  # Parquet: only Python-path rows can exceed the row count
+                raise Declined("more events than rows")
+            self.grow(max(self.n + m, min(self.cap + self.cap // 4, self.max_cap)))
         s = slice(self.n, self.n + m)
         for name in ("ts", "line", "client", "source", "label", "margin", "status"):
             getattr(self, name)[s] = cols[name] if keep is None else cols[name][keep]
@@ -232,23 +255,38 @@ def _columns(sch: Any) -> dict[str, str]:
 
 
 class Survey(NamedTuple):
-    """What the Parquet footers say, before any row is decoded."""
+    """What the Parquet footers (and the first lines of JSON Lines files) say, before any row
+    is decoded."""
 
-    sels: list[dict[str, str]]  # per file, its columns (:func:`_columns`)
+    sels: list[dict[str, str]]  # per file, its columns (:func:`_columns`; {} for JSON Lines)
     need: int  # bytes the events would take in the store
     rows: int  # rows in all files (the store's capacity)
     width: int  # the likely input length (input values per row, rounded; 0: no inputs)
+    estimated: bool = False  # rows is an estimate (JSON Lines): the store may have to grow
 
 
 def survey(files: list[Path]) -> Survey:
-    """The files' columns and sizes from their footers; Declined if a file is not plain Parquet
-    of a readable schema."""
+    """The files' columns and sizes from their footers (JSON Lines: estimated from the first
+    lines); Declined if a file is neither plain Parquet of a readable schema nor plain JSON
+    Lines."""
     import pyarrow.parquet as pq
 
+    from mlhunt.hunt.engines._mem_json import estimate
+
     sels, rows, values = [], 0, 0
+    estimated = False
     for path in files:
-        if _kind(path) != "parquet" or path.name.lower().endswith(".gz"):
-            raise Declined(f"{path.name}: not a Parquet file")
+        if path.name.lower().endswith(".gz"):
+            raise Declined(f"{path.name}: compressed")
+        if _kind(path) == "jsonl":
+            n, width = estimate(path)
+            sels.append({})
+            rows += n
+            values += n * width
+            estimated = True
+            continue
+        if _kind(path) != "parquet":
+            raise Declined(f"{path.name}: not a Parquet or JSON Lines file")
         try:
             meta = pq.ParquetFile(path).metadata
             sels.append(_columns(meta.schema.to_arrow_schema()))
@@ -263,4 +301,4 @@ def survey(files: list[Path]) -> Survey:
                 if p.startswith("input."):
                     values += meta.row_group(g).column(i).num_values
     width = round(values / rows) if rows else 0
-    return Survey(sels, rows * ROW_BYTES + values * 8, rows, width)
+    return Survey(sels, rows * ROW_BYTES + values * 8, rows, width, estimated)

@@ -21,7 +21,7 @@ import numpy as np
 
 from mlhunt.hunt.engines._arrow import floats, offsets, valid
 from mlhunt.hunt.engines._kern_mem import margins, put_x, vec_check
-from mlhunt.hunt.engines._mem import Declined, Store, Survey
+from mlhunt.hunt.engines._mem import MEMORY_BUDGET, ROW_BYTES, Declined, Store, Survey
 from mlhunt.hunt.engines._mem_warm import preload
 from mlhunt.hunt.engines._names import Names
 from mlhunt.hunt.readers import ReadReport, _Normaliser
@@ -43,32 +43,47 @@ _NO_FLOATS.flags.writeable = False  # as floats() gives: one compiled version of
 _NO_LIST = (np.empty(0, np.int64), _NO_FLOATS, _NONE, _NONE)
 
 
-def read(files: list[Path], plan: Survey, report: ReadReport,
-         say: Any) -> tuple[Store, list[str]]:  # fmt: skip
+def read(files: list[Path], plan: Survey, report: ReadReport, say: Any,
+         budget: int = MEMORY_BUDGET) -> tuple[Store, list[str]]:  # fmt: skip
     """Every file into a :class:`Store` sized by ``plan`` (:func:`._mem.survey` of the same
-    files; its likely input width is mapped ahead); returns it and the file names indexed by
-    ``file``. Raises Declined, with ``report`` as it was, when pyarrow cannot decode a file."""
+    files; its likely input width is mapped ahead; an estimated size may grow while the events
+    fit ``budget`` bytes); returns it and the file names indexed by ``file``. Raises Declined,
+    with ``report`` as it was, when pyarrow cannot decode a file or the events outgrow the
+    budget."""
     from mlhunt.hunt.engines._duck_load import file_ranks
+    from mlhunt.hunt.engines._mem_json import JsonFile
 
     ranks = file_ranks(files)
+    sels = plan.sels
     # numba's import and the reading kernels' machine code take a fraction of a second: loaded
     # in a thread while the store's memory is mapped and pyarrow decodes the first rows (numba
     # serialises loading, so a kernel the checks reach first is loaded once, by either thread)
-    threading.Thread(target=_preload, name="mlhunt-preload", daemon=True).start()
-    sels = plan.sels
+    json_first = bool(sels) and not sels[0]
+    threading.Thread(target=_preload, args=(json_first,), name="mlhunt-preload",
+                     daemon=True).start()  # fmt: skip
     saved = (report.records, report.malformed, len(report.errors), report.input_dim,
              len(report.files))  # fmt: skip
-    nxt = _pipeline(files[0], sels[0]) if files else None  # decoding starts before the mapping
+
+    def start(i: int) -> _Ahead | None:  # decoding a Parquet file ahead
+        return _pipeline(files[i], sels[i]) if i < len(files) and sels[i] else None
+
+    nxt = start(0)  # decoding starts before the mapping
     try:
         store = Store(plan.rows)
+        store.growable = plan.estimated
+        store.max_cap = max(plan.rows, budget // (ROW_BYTES + 8 * max(plan.width, 1)))
         store.reserve_x(plan.width)
         for i, (path, sel) in enumerate(zip(files, sels, strict=True)):
             cur, nxt = nxt, None
-            assert cur is not None
-            with contextlib.closing(cur):
-                # the next file decodes while this one is checked
-                nxt = _pipeline(files[i + 1], sels[i + 1]) if i + 1 < len(files) else None
-                _File(store, path, ranks[str(path)], sel, report).run(cur)
+            if not sel:  # JSON Lines
+                nxt = start(i + 1)
+                JsonFile(store, path, ranks[str(path)], report, plan.width).run()
+            else:
+                assert cur is not None
+                with contextlib.closing(cur):
+                    # the next file decodes while this one is checked
+                    nxt = start(i + 1)
+                    _File(store, path, ranks[str(path)], sel, report).run(cur)
             say(f"read {report.records:,} records")
     except Declined:
         report.records, report.malformed, n_err, report.input_dim, n_files = saved
@@ -81,10 +96,10 @@ def read(files: list[Path], plan: Survey, report: ReadReport,
     return store, sorted(ranks, key=ranks.__getitem__)
 
 
-def _preload() -> None:
+def _preload(json_first: bool) -> None:
     # only a head start: the reading thread loads (or fails on) any kernel itself
     with contextlib.suppress(Exception):
-        preload()
+        preload(json_first)
 
 
 class _File:

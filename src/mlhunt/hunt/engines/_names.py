@@ -19,34 +19,42 @@ from mlhunt.hunt.engines import _arrow
 
 
 @njit
-def _hashes(offsets: np.ndarray, data: np.ndarray, seed: np.uint64, out: np.ndarray) -> None:
-    """A 64-bit hash of each string (FNV-1a from a per-table random seed, then splitmix64's
+def _hash1(data: np.ndarray, a: int, b: int, seed: np.uint64) -> np.uint64:
+    """A 64-bit hash of ``data[a:b]`` (FNV-1a from a per-table random seed, then splitmix64's
     finaliser): only the table's probing depends on it, never a code."""
     prime = np.uint64(0x100000001B3)
-    for i in range(len(out)):
-        h = seed ^ np.uint64(offsets[i + 1] - offsets[i])
-        for k in range(offsets[i], offsets[i + 1]):
-            h = (h ^ np.uint64(data[k])) * prime
-        h ^= h >> np.uint64(30)
-        h *= np.uint64(0xBF58476D1CE4E5B9)
-        h ^= h >> np.uint64(27)
-        h *= np.uint64(0x94D049BB133111EB)
-        out[i] = h ^ (h >> np.uint64(31))
+    h = seed ^ np.uint64(b - a)
+    for k in range(a, b):
+        h = (h ^ np.uint64(data[k])) * prime
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
 
 
 @njit
-def _intern(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, hashes: np.ndarray,
-            start: int, table: np.ndarray, pool: np.ndarray, pool_off: np.ndarray,
-            known: np.ndarray, n_names: int, out: np.ndarray) -> tuple[int, int]:  # fmt: skip
-    """Codes of rows ``start``.. into ``out`` (-1 null, -2 empty string), adding new strings;
-    returns (names now, row to resume at: ``len(out)`` when done, earlier when the table, the
-    pool or the name arrays must grow first)."""
+def _hashes(offsets: np.ndarray, data: np.ndarray, seed: np.uint64, out: np.ndarray) -> None:
+    """:func:`_hash1` of each string of an offsets/data pair."""
+    for i in range(len(out)):
+        out[i] = _hash1(data, offsets[i], offsets[i + 1], seed)
+
+
+@njit
+def _intern(starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.ndarray,
+            hashes: np.ndarray, start: int, table: np.ndarray, pool: np.ndarray,
+            pool_off: np.ndarray, known: np.ndarray, n_names: int,
+            out: np.ndarray) -> tuple[int, int]:  # fmt: skip
+    """Codes of rows ``start``.. (row ``i``: ``data[starts[i]:stops[i]]``) into ``out`` (-1
+    null, -2 empty string), adding new strings; returns (names now, row to resume at:
+    ``len(out)`` when done, earlier when the table, the pool or the name arrays must grow
+    first)."""
     mask = len(table) - 1
     for i in range(start, len(out)):
         if len(valid) and not valid[i]:
             out[i] = -1
             continue
-        a, b = offsets[i], offsets[i + 1]
+        a, b = starts[i], stops[i]
         if b == a:
             out[i] = -2
             continue
@@ -178,14 +186,22 @@ class Names:
 
     def _codes(self, off: np.ndarray, data: np.ndarray, valid: np.ndarray,
                hashes: np.ndarray) -> np.ndarray:  # fmt: skip
-        out = np.empty(len(off) - 1, np.int32)
+        return self.spans(off[:-1], off[1:], data, valid, hashes)
+
+    def spans(self, starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.ndarray,
+              hashes: np.ndarray) -> np.ndarray:  # fmt: skip
+        """int32 codes of the strings ``data[starts[i]:stops[i]]`` (int64 bounds; -1 where
+        ``valid``, unless empty, is False; -2 for an empty string), given their hashes with
+        this table's :attr:`seed` (:func:`_hash1`); the bytes must be UTF-8."""
+        out = np.empty(len(starts), np.int32)
         start = 0
         while True:
-            self.n, start = _intern(off, data, valid, hashes, start, self.table, self.pool,
-                                    self.pool_off, self.known, self.n, out)  # fmt: skip
+            self.n, start = _intern(starts, stops, data, valid, hashes, start, self.table,
+                                    self.pool, self.pool_off, self.known, self.n,
+                                    out)  # fmt: skip
             if start >= len(out):
                 return out
-            self._grow(int(off[start + 1] - off[start]))
+            self._grow(int(stops[start] - starts[start]))
 
     def _grow(self, need: int) -> None:
         if self.n + 1 >= len(self.known):

@@ -127,7 +127,7 @@ class DuckDBEngine:
             plan = _mem.survey(files)
             if self.memory_budget <= 0 or plan.need > self.memory_budget:
                 raise _mem.Declined(f"{plan.need / 1024**2:,.0f} MiB of events")
-            store, names = _mem_read.read(files, plan, report, say)
+            store, names = _mem_read.read(files, plan, report, say, self.memory_budget)
         except _mem.Declined as why:
             say(f"reading through DuckDB tables ({why})")
             return None
