@@ -19,12 +19,14 @@ line never runs into the next one.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from mlhunt.hunt._jit import njit
+from mlhunt.hunt._jit import borrow, njit
 from mlhunt.hunt.engines._kern_float import decimal
 from mlhunt.hunt.engines._kern_ts import _parse_one
-from mlhunt.hunt.engines._names import _hash1
+from mlhunt.hunt.engines._names import _hash1, probe
 
 OK, BLANK, SLOW = 0, 1, 2
 _MAX_DEPTH = 60  # containers in a skipped value (a bit mask holds their kinds)
@@ -493,10 +495,12 @@ def count_lines(buf: np.ndarray, n: int) -> tuple[int, bool]:
 
 @njit
 def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.ndarray,
-            span: np.ndarray, hashes: np.ndarray, margin: np.ndarray, status: np.ndarray,
-            length: np.ndarray, x: np.ndarray, no_x: np.ndarray) -> tuple[int, int]:  # fmt: skip
+            span: np.ndarray, hashes: np.ndarray, codes: np.ndarray, margin: np.ndarray,
+            status: np.ndarray, length: np.ndarray, x: np.ndarray, no_x: np.ndarray,
+            tables: Any) -> tuple[int, int]:  # fmt: skip
     """(kind, end of line) of the line starting at ``a``, its fields written at row ``i``
-    (``span`` rows: client, source, label starts and stops; a source stop of -1: none)."""
+    (``span`` rows: client, source, label starts and stops; a source stop of -1: none;
+    ``codes``: each string's code in ``tables``, -1 if it is not there)."""
     p = _ws(buf, a, n)
     c = _at(buf, p, n)
     if p >= n or c == 10:
@@ -506,6 +510,7 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
     p = _ws(buf, p + 1, n)
     seen = 0
     span[3, i] = -1
+    codes[1, i] = -1
     while True:
         q, ka, kb = _text(buf, p, n)
         if q < 0:  # also {} (Python reports the missing fields)
@@ -541,10 +546,14 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
                     if sb == sa:
                         return SLOW, 0
                     span[0, i], span[1, i] = sa, sb
-                    hashes[0, i] = _hash1(buf, sa, sb, seeds[0])
+                    h = _hash1(buf, sa, sb, seeds[0])
+                    hashes[0, i] = h
+                    codes[0, i] = _find(buf, sa, sb, h, tables[0])
                 elif key == 3 and sb > sa:  # "" is no address
                     span[2, i], span[3, i] = sa, sb
-                    hashes[1, i] = _hash1(buf, sa, sb, seeds[1])
+                    h = _hash1(buf, sa, sb, seeds[1])
+                    hashes[1, i] = h
+                    codes[1, i] = _find(buf, sa, sb, h, tables[1])
         elif key == 4:  # input: null or an array of numbers
             if c == 110:
                 p = _word(buf, p, n, _NULL)
@@ -555,7 +564,9 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
         elif key == 5:
             p, la, lb, margin[i] = _output(buf, p, n, no_x)
             span[4, i], span[5, i] = la, lb
-            hashes[2, i] = _hash1(buf, la, lb, seeds[2])
+            h = _hash1(buf, la, lb, seeds[2])
+            hashes[2, i] = h
+            codes[2, i] = _find(buf, la, lb, h, tables[2])
         elif c == 110:  # status, latency_ms: null
             p = _word(buf, p, n, _NULL)
         else:
@@ -585,36 +596,52 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
 
 
 @njit
-def parse_block(buf: np.ndarray, n: int, m: int, d: int,
-                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                            np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                            np.ndarray]:  # fmt: skip
+def parse_block(buf: np.ndarray, n: int, m: int, d: int, seeds: np.ndarray,
+                tables: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                      np.ndarray, np.ndarray]:  # fmt: skip
     """The ``m`` lines of ``buf[:n]`` (:func:`count_lines`): (kind, bounds (line ``i`` is
     ``buf[bounds[i]:bounds[i + 1]]``), ts, span (6 x ``m``: client, source, label starts and
     stops; a source stop of -1: no address), hashes (3 x ``m``: the three strings', each with
-    its table's seed from ``seeds``), margin, status, input length, inputs (``m`` x ``d``: a
-    row is only written when its length is ``d``)). Only ``OK`` rows hold values."""
+    its table's seed from ``seeds``), codes (3 x ``m``: their codes in ``tables``, three
+    :meth:`._names.Names.snapshot` s; -1 where not found), margin, status, input length,
+    inputs (``m`` x ``d``: a row is only written when its length is ``d``)). Only ``OK``
+    rows hold values. Looking the strings up here, while their bytes are in the cache, leaves
+    the reading thread only the strings new since the snapshots to add."""
     kind = np.empty(m, np.int8)
     bounds = np.empty(m + 1, np.int64)
     ts = np.empty(m)
     span = np.empty((6, m), np.int64)
     hashes = np.empty((3, m), np.uint64)
+    codes = np.empty((3, m), np.int32)
     margin = np.empty(m)
     status = np.zeros(m, np.int64)
     length = np.zeros(m, np.int32)
     x = np.empty((m, d))
     no_x = np.empty((1, 0))
+    # the threads parsing blocks share the tables: no reference counting on them (_jit.borrow)
+    shared = (_borrowed(tables[0]), _borrowed(tables[1]), _borrowed(tables[2]))
     a = 0
     for i in range(m):
         bounds[i] = a
-        k, end = _record(buf, a, n, i, seeds, ts, span, hashes, margin, status, length, x,
-                         no_x)  # fmt: skip
+        k, end = _record(buf, a, n, i, seeds, ts, span, hashes, codes, margin, status, length,
+                         x, no_x, shared)  # fmt: skip
         if k == SLOW:
             end = _eol(buf, a, n)
         kind[i] = k
         a = end
     bounds[m] = n
-    return kind, bounds, ts, span, hashes, margin, status, length, x
+    return kind, bounds, ts, span, hashes, codes, margin, status, length, x
+
+
+@njit
+def _borrowed(t: Any) -> Any:
+    return borrow(t[0]), borrow(t[1])
+
+
+@njit
+def _find(buf: np.ndarray, a: int, b: int, h: np.uint64, table: Any) -> int:
+    return probe(buf, a, b, h, table[0], table[1])[0]
 
 
 @njit

@@ -75,7 +75,8 @@ def _read_json(d: int) -> tuple[Any, Any]:
     report = ReadReport()
     store = Store(16)
     reader = JsonFile(store, Path("warm.jsonl"), 0, report, d)
-    reader.take(block, _parse(block, d, reader.seeds))
+    reader.take(block, _parse(block, d, reader.seeds, reader.tables))
+    reader.take(block, _parse(block, d, reader.seeds, reader.tables))  # known names this time
     return store, report
 
 
