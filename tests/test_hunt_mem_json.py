@@ -24,6 +24,10 @@ from tests.test_hunt_mem import _hunt, _same_hunt, _store_rows
 RAW = [
     b'{"ts":"2024-03-05T10:00:01Z","client_id":"c\\u0041","output":{"label":"a"}}',  # escape
     b'{"ts":1709632800,"client_id":"a","client_id":"b","output":{"label":"x"}}',  # repeated
+    b'{"ts":1709632800,"client_id":"a","source_ip":"10.1.1.1","source_ip":null,'
+    b'"output":{"label":"x"}}',
+    b'{"ts":1709632800,"client_id":"a\tb","output":{"label":"x"}}',  # a raw tab in a string
+    b'{"ts":1709632800,"client_id":"a","output":{"label":"x"},"z":"\x7f\x1f"}',
     b'{"ts":1709632800,"client_id":"\xff\xfe","output":{"label":"x"}}',  # not UTF-8
     b'{"ts":1709632800,"client_id":"\xed\xa0\x80","output":{"label":"x"}}',  # a surrogate
     b'{"ts":1709632800,"client_id":"Zo\xc3\xab","output":{"label":"x"},"k":"\xf0\x9f\x98\x80"}',
