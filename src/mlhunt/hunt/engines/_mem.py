@@ -1,14 +1,16 @@
 """The in-memory path of the DuckDB engine: events as numpy columns, no table, no global sort.
 
-When every log file is a Parquet file whose column types this path understands, and the events
-fit :data:`MEMORY_BUDGET`, the files are decoded by pyarrow's Parquet reader, row group by row
-group (string columns kept dictionary-encoded, so each distinct id is coded once per row group;
-DuckDB's own reader measured two to three times the CPU here, most of it handing rows to Arrow),
-and compiled kernels (:mod:`._kern_ts`, :mod:`._kern_mem`, strings coded by :mod:`._names`)
-apply the readers' record checks and write the events into preallocated packed records
-(:class:`Store`). Logs arrive in time order, so a stable counting sort by target
-(:mod:`._mem_prep`) puts them in the (target, ts, file, line) order the detectors need in one
-linear pass.
+When every log file is a plain (not gzipped) JSON Lines file or a Parquet file whose column
+types this path understands, and the events fit :data:`MEMORY_BUDGET`, the files are read
+straight into preallocated packed records (:class:`Store`). Parquet: pyarrow's reader decodes
+row group by row group (string columns kept dictionary-encoded, so each distinct id is coded
+once per row group; DuckDB's own reader measured two to three times the CPU here, most of it
+handing rows to Arrow), and compiled kernels (:mod:`._kern_ts`, :mod:`._kern_mem`, strings
+coded by :mod:`._names`) apply the readers' record checks (:mod:`._mem_read`). JSON Lines: a
+compiled parser reads blocks of lines in worker threads (:mod:`._mem_json`,
+:mod:`._kern_json`); the store's size is estimated from the first lines and grows if needed.
+Logs arrive in time order, so a stable counting sort by target (:mod:`._mem_prep`) puts them in
+the (target, ts, file, line) order the detectors need in one linear pass.
 
 The checks are *sound, not complete*, as the SQL ones of :mod:`._duck_sql`: a row the kernels
 cannot vouch for goes through the Python reader (``_Normaliser``), which keeps it or reports it

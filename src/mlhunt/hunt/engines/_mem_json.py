@@ -91,7 +91,8 @@ class JsonFile:
             with self.path.open("rb") as fh, ThreadPoolExecutor(
                     PARSERS, thread_name_prefix="mlhunt-json") as pool:  # fmt: skip
                 pending: deque[tuple[np.ndarray, Future[Any]]] = deque()
-                for block in _blocks(fh):
+                # blocks alive: those pending and the one being read
+                for block in _blocks(fh, AHEAD + 2):
                     pending.append((block, pool.submit(_parse, block, self._d(), self.seeds,
                                                        self.tables)))  # fmt: skip
                     if len(pending) > AHEAD:
@@ -206,13 +207,25 @@ def _parse(block: np.ndarray, d: int, seeds: np.ndarray,
     return parse_block(block, len(block), m, d, seeds, tables)  # type: ignore[no-any-return]
 
 
-def _blocks(fh: Any) -> Iterator[np.ndarray]:
+def _blocks(fh: Any, ring: int) -> Iterator[np.ndarray]:
     """The file's bytes (without a leading UTF-8 BOM) in blocks that end at a line end (the
-    last may lack one), each in a buffer of its own (they are parsed while others are read)."""
+    last may lack one). ``ring`` buffers take turns (fresh pages for every block cost a
+    second of system time per 10 M events): the caller may hold at most ``ring - 1`` blocks
+    when it asks for the next."""
     rest = np.empty(0, np.uint8)
     first = True
+    bufs: list[np.ndarray] = []
+    turn = -1
+    grow = False  # the last buffer ended inside a line longer than it: a bigger one in its turn
     while True:
-        buf = np.empty(max(BLOCK_BYTES, 2 * len(rest)), np.uint8)
+        size = max(BLOCK_BYTES, 2 * len(rest))
+        if not grow:
+            if len(bufs) < ring:
+                bufs.append(np.empty(size, np.uint8))
+            turn = (turn + 1) % len(bufs)
+        if len(bufs[turn]) < size:
+            bufs[turn] = np.empty(size, np.uint8)  # `rest` keeps the old one alive
+        buf = bufs[turn]
         buf[: len(rest)] = rest
         got = fh.readinto(memoryview(buf)[len(rest) :])
         total = len(rest) + got
@@ -226,7 +239,8 @@ def _blocks(fh: Any) -> Iterator[np.ndarray]:
                 yield data
             return
         cut = _last_newline(data)
-        if cut < 0:  # a line longer than the buffer: read on
+        grow = cut < 0
+        if grow:  # a line longer than the buffer: read on
             rest = data
             continue
         yield data[: cut + 1]

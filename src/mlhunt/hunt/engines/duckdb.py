@@ -1,13 +1,14 @@
 """The default hunt engine: embedded DuckDB, with two paths that give the same results.
 
-**In memory** (:mod:`._mem`, :mod:`._mem_read`, :mod:`._mem_prep`): Parquet logs of the usual
-column types whose events fit ``memory_budget``; pyarrow decodes them (no DuckDB table: its
-reader cost two to three times the CPU handing rows to Arrow), compiled kernels check and code
-the events into packed records, and a counting sort groups each scope.
+**In memory** (:mod:`._mem`, :mod:`._mem_read`, :mod:`._mem_json`, :mod:`._mem_prep`): plain
+JSON Lines and Parquet logs of the usual column types whose events fit ``memory_budget``; a
+compiled JSON parser or pyarrow reads them (no DuckDB table: its Parquet reader cost two to
+three times the CPU handing rows to Arrow, its JSON reader has no line numbers), compiled
+kernels check and code the events into packed records, and a counting sort groups each scope.
 
 **Tables**, for everything else: logs are loaded into a DuckDB table (memory-limited,
 spilling to a temporary folder, so a log larger than memory is fine): Parquet read natively
-with the record checks in SQL, JSON Lines and CSV through
+with the record checks in SQL, gzipped JSON Lines and CSV through
 :func:`mlhunt.hunt.readers.read_batches` (:mod:`._duck_load`). Then :mod:`._duck_prep` counts,
 codes and sorts each scope's events once into a table and builds the population from one
 ordered pass over it. The detector pass streams the sorted tables as Arrow record batches of
