@@ -64,7 +64,7 @@ def _callees(fn: Callable[..., Any]) -> None:
     names = fn.__globals__
     for name in fn.__code__.co_names:
         g = names.get(name)
-        if isinstance(g, _Lazy | _Borrow):
+        if isinstance(g, _Lazy):
             names[name] = g.dispatcher()
 
 
@@ -80,47 +80,3 @@ def inline(fn: F) -> F:
     (tens of nanoseconds in a per-byte parser)."""
     out: F = _Lazy(fn, inline=True)  # type: ignore[assignment]
     return out
-
-
-class _Borrow:
-    """``borrow(arr)`` in a kernel: the same array without reference counting (a NULL meminfo,
-    as numba's ``carray`` views have). numba counts the references of an array passed to a
-    call it does not inline, with an atomic add and subtract; when threads share the array
-    (a lookup table), those atomics bounce its cache line between the cores at every call.
-    Only for arrays that stay alive while the view is used (the caller holds them)."""
-
-    _intrinsic: Any = None
-
-    def dispatcher(self) -> Any:
-        if _Borrow._intrinsic is None:
-            with _LOCK:
-                if _Borrow._intrinsic is None:
-                    _Borrow._intrinsic = _make_borrow()
-        return _Borrow._intrinsic
-
-    def __call__(self, arr: Any) -> Any:  # called from Python: nothing to do
-        return arr
-
-
-def _make_borrow() -> Any:
-    from numba.core import cgutils, types
-    from numba.extending import intrinsic
-
-    @intrinsic  # type: ignore[misc]
-    def borrow(typingctx: Any, arr: Any) -> Any:
-        if not isinstance(arr, types.Array):
-            return None
-
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            view = context.make_array(arr)(context, builder, value=args[0])
-            view.meminfo = cgutils.get_null_value(view.meminfo.type)
-            view.parent = cgutils.get_null_value(view.parent.type)
-            return view._getvalue()
-
-        return arr(arr), codegen
-
-    return borrow
-
-
-#: See :class:`_Borrow`.
-borrow = _Borrow()

@@ -368,7 +368,10 @@ def _ts(value: Any) -> float:
     if value is None or value == "":
         raise _Bad("ts: missing")
     if isinstance(value, int | float) and not isinstance(value, bool):
-        v = float(value)
+        try:
+            v = float(value)
+        except OverflowError:  # an integer past the float range
+            raise _Bad("ts: not a finite number") from None
     else:
         s = str(value).strip()
         try:
@@ -412,6 +415,8 @@ def _vector(value: Any, name: str) -> list[float] | None:
         out = [float(v) for v in value]
     except (TypeError, ValueError):
         raise _Bad(f"{name}: expected an array of numbers") from None
+    except OverflowError:  # an integer past the float range
+        raise _Bad(f"{name}: holds NaN or infinity") from None
     if not all(math.isfinite(v) for v in out):
         raise _Bad(f"{name}: holds NaN or infinity")
     return out
@@ -424,6 +429,8 @@ def _float(value: Any, name: str) -> float | None:
         v = float(value)
     except (TypeError, ValueError):
         raise _Bad(f"{name}: expected a number") from None
+    except OverflowError:  # an integer past the float range
+        raise _Bad(f"{name}: not a finite number") from None
     if not math.isfinite(v):
         raise _Bad(f"{name}: not a finite number")
     return v

@@ -4,7 +4,8 @@ block of lines gives each line's event fields, as the reader's Python path would
 Sound, not complete, like every fast path of the hunt: a line is ``OK`` only when the kernel can
 show that ``json.loads`` and ``readers._Normaliser`` accept it with the same values. Anything
 else is ``SLOW`` (the Python path keeps or reports it): a key or a used string with an escape,
-a number with more than 19 significant digits or whose value would be subnormal or infinite
+a number with more than 19 significant digits or whose value would be subnormal or infinite,
+an integer of more than 640 digits
 (the others are converted correctly rounded, as Python does: :mod:`._kern_float`), a value
 of another JSON type than the usual one (a numeric client id, a string score), a repeated key,
 nesting deeper than 60, bytes that are not UTF-8. Values of keys the hunt does not use are
@@ -19,17 +20,18 @@ line never runs into the next one.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from mlhunt.hunt._jit import borrow, njit
+from mlhunt.hunt._jit import njit
 from mlhunt.hunt.engines._kern_float import decimal
 from mlhunt.hunt.engines._kern_ts import _parse_one
-from mlhunt.hunt.engines._names import _hash1, probe
+from mlhunt.hunt.engines._names import _hash1
 
 OK, BLANK, SLOW = 0, 1, 2
 _MAX_DEPTH = 60  # containers in a skipped value (a bit mask holds their kinds)
+# json's int() of a longer digit string may raise: Python's limit (sys.int_max_str_digits,
+# 4300 by default) can be set as low as 640, so longer integers are Python's to judge
+_INT_DIGITS = 640
 # top-level and output keys the hunt reads (bytes), by id
 _TS = np.frombuffer(b"ts", np.uint8)
 _CLIENT = np.frombuffer(b"client_id", np.uint8)
@@ -142,6 +144,7 @@ def _number(buf: np.ndarray, p: int, n: int) -> tuple[int, float, bool]:
     ``exact`` when the value is Python's (``float`` of the int or float ``json`` gives): at
     most 19 significant digits and a normal float64 result (:func:`._kern_float.decimal`)."""
     neg = False
+    long_int = False
     if _at(buf, p, n) == 45:
         neg = True
         p += 1
@@ -153,6 +156,7 @@ def _number(buf: np.ndarray, p: int, n: int) -> tuple[int, float, bool]:
     if c == 48:
         p += 1
     elif 49 <= c <= 57:
+        start = p
         while p < n and 48 <= buf[p] <= 57:
             if nd < 19:
                 w = w * ten + np.uint64(buf[p] - 48)
@@ -160,6 +164,8 @@ def _number(buf: np.ndarray, p: int, n: int) -> tuple[int, float, bool]:
             else:
                 many = True
             p += 1
+        if p - start > _INT_DIGITS:
+            long_int = True
     else:
         return -1, 0.0, False
     e10 = 0
@@ -197,6 +203,8 @@ def _number(buf: np.ndarray, p: int, n: int) -> tuple[int, float, bool]:
                 e = e * 10 + (np.int64(buf[p]) - 48)
             p += 1
         e10 += -e if eneg else e
+    if long_int and is_int:  # Python's int() may refuse it (sys.int_max_str_digits)
+        return -1, 0.0, False
     if many:
         return p, 0.0, False
     if nd == 0:  # json's int 0 is float 0.0; a float zero keeps its sign
@@ -495,12 +503,10 @@ def count_lines(buf: np.ndarray, n: int) -> tuple[int, bool]:
 
 @njit
 def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.ndarray,
-            span: np.ndarray, hashes: np.ndarray, codes: np.ndarray, margin: np.ndarray,
-            status: np.ndarray, length: np.ndarray, x: np.ndarray, no_x: np.ndarray,
-            tables: Any) -> tuple[int, int]:  # fmt: skip
+            span: np.ndarray, hashes: np.ndarray, margin: np.ndarray, status: np.ndarray,
+            length: np.ndarray, x: np.ndarray, no_x: np.ndarray) -> tuple[int, int]:  # fmt: skip
     """(kind, end of line) of the line starting at ``a``, its fields written at row ``i``
-    (``span`` rows: client, source, label starts and stops; a source stop of -1: none;
-    ``codes``: each string's code in ``tables``, -1 if it is not there)."""
+    (``span`` rows: client, source, label starts and stops; a source stop of -1: none)."""
     p = _ws(buf, a, n)
     c = _at(buf, p, n)
     if p >= n or c == 10:
@@ -510,7 +516,6 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
     p = _ws(buf, p + 1, n)
     seen = 0
     span[3, i] = -1
-    codes[1, i] = -1
     while True:
         q, ka, kb = _text(buf, p, n)
         if q < 0:  # also {} (Python reports the missing fields)
@@ -546,14 +551,10 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
                     if sb == sa:
                         return SLOW, 0
                     span[0, i], span[1, i] = sa, sb
-                    h = _hash1(buf, sa, sb, seeds[0])
-                    hashes[0, i] = h
-                    codes[0, i] = _find(buf, sa, sb, h, tables[0])
+                    hashes[0, i] = _hash1(buf, sa, sb, seeds[0])
                 elif key == 3 and sb > sa:  # "" is no address
                     span[2, i], span[3, i] = sa, sb
-                    h = _hash1(buf, sa, sb, seeds[1])
-                    hashes[1, i] = h
-                    codes[1, i] = _find(buf, sa, sb, h, tables[1])
+                    hashes[1, i] = _hash1(buf, sa, sb, seeds[1])
         elif key == 4:  # input: null or an array of numbers
             if c == 110:
                 p = _word(buf, p, n, _NULL)
@@ -564,9 +565,7 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
         elif key == 5:
             p, la, lb, margin[i] = _output(buf, p, n, no_x)
             span[4, i], span[5, i] = la, lb
-            h = _hash1(buf, la, lb, seeds[2])
-            hashes[2, i] = h
-            codes[2, i] = _find(buf, la, lb, h, tables[2])
+            hashes[2, i] = _hash1(buf, la, lb, seeds[2])
         elif c == 110:  # status, latency_ms: null
             p = _word(buf, p, n, _NULL)
         else:
@@ -596,52 +595,36 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
 
 
 @njit
-def parse_block(buf: np.ndarray, n: int, m: int, d: int, seeds: np.ndarray,
-                tables: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                      np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                      np.ndarray, np.ndarray]:  # fmt: skip
+def parse_block(buf: np.ndarray, n: int, m: int, d: int,
+                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                            np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                            np.ndarray]:  # fmt: skip
     """The ``m`` lines of ``buf[:n]`` (:func:`count_lines`): (kind, bounds (line ``i`` is
     ``buf[bounds[i]:bounds[i + 1]]``), ts, span (6 x ``m``: client, source, label starts and
     stops; a source stop of -1: no address), hashes (3 x ``m``: the three strings', each with
-    its table's seed from ``seeds``), codes (3 x ``m``: their codes in ``tables``, three
-    :meth:`._names.Names.snapshot` s; -1 where not found), margin, status, input length,
-    inputs (``m`` x ``d``: a row is only written when its length is ``d``)). Only ``OK``
-    rows hold values. Looking the strings up here, while their bytes are in the cache, leaves
-    the reading thread only the strings new since the snapshots to add."""
+    its table's seed from ``seeds``), margin, status, input length, inputs (``m`` x ``d``: a
+    row is only written when its length is ``d``)). Only ``OK`` rows hold values."""
     kind = np.empty(m, np.int8)
     bounds = np.empty(m + 1, np.int64)
     ts = np.empty(m)
     span = np.empty((6, m), np.int64)
     hashes = np.empty((3, m), np.uint64)
-    codes = np.empty((3, m), np.int32)
     margin = np.empty(m)
     status = np.zeros(m, np.int64)
     length = np.zeros(m, np.int32)
     x = np.empty((m, d))
     no_x = np.empty((1, 0))
-    # the threads parsing blocks share the tables: no reference counting on them (_jit.borrow)
-    shared = (_borrowed(tables[0]), _borrowed(tables[1]), _borrowed(tables[2]))
     a = 0
     for i in range(m):
         bounds[i] = a
-        k, end = _record(buf, a, n, i, seeds, ts, span, hashes, codes, margin, status, length,
-                         x, no_x, shared)  # fmt: skip
+        k, end = _record(buf, a, n, i, seeds, ts, span, hashes, margin, status, length, x,
+                         no_x)  # fmt: skip
         if k == SLOW:
             end = _eol(buf, a, n)
         kind[i] = k
         a = end
     bounds[m] = n
-    return kind, bounds, ts, span, hashes, codes, margin, status, length, x
-
-
-@njit
-def _borrowed(t: Any) -> Any:
-    return borrow(t[0]), borrow(t[1])
-
-
-@njit
-def _find(buf: np.ndarray, a: int, b: int, h: np.uint64, table: Any) -> int:
-    return probe(buf, a, b, h, table[0], table[1])[0]
+    return kind, bounds, ts, span, hashes, margin, status, length, x
 
 
 @njit

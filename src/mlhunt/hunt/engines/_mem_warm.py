@@ -75,8 +75,7 @@ def _read_json(d: int) -> tuple[Any, Any]:
     report = ReadReport()
     store = Store(16)
     reader = JsonFile(store, Path("warm.jsonl"), 0, report, d)
-    reader.take(block, _parse(block, d, reader.seeds, reader.tables))
-    reader.take(block, _parse(block, d, reader.seeds, reader.tables))  # known names this time
+    reader.take(block, _parse(block, d, reader.seeds))
     return store, report
 
 

@@ -40,41 +40,16 @@ def _hashes(offsets: np.ndarray, data: np.ndarray, seed: np.uint64, out: np.ndar
         out[i] = _hash1(data, offsets[i], offsets[i + 1], seed)
 
 
-# A table slot: [hash (its bits), code (-1: free), start in the pool, length]; one cache line
-# holds what a lookup compares, so a lookup costs two memory accesses (slot, bytes), not four.
-_HASH, _CODE, _START, _LEN = 0, 1, 2, 3
-
-
-@njit
-def probe(data: np.ndarray, a: int, b: int, h: np.uint64, slots: np.ndarray,
-          pool: np.ndarray) -> tuple[int, int]:  # fmt: skip
-    """(code, slot) of the string ``data[a:b]`` (hash ``h``) in a table: code -1 when it is
-    not there, the slot then being the free one where it would go."""
-    mask = len(slots) - 1
-    j = np.int64(h & np.uint64(mask))
-    key = np.int64(h)
-    while slots[j, _CODE] >= 0:
-        if slots[j, _HASH] == key and slots[j, _LEN] == b - a:
-            p = slots[j, _START]
-            same = True
-            for k in range(b - a):
-                if pool[p + k] != data[a + k]:
-                    same = False
-                    break
-            if same:
-                return slots[j, _CODE], j
-        j = (j + 1) & mask
-    return -1, j
-
-
 @njit
 def _intern(starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.ndarray,
-            hashes: np.ndarray, start: int, slots: np.ndarray, pool: np.ndarray,
-            pool_off: np.ndarray, n_names: int, out: np.ndarray) -> tuple[int, int]:  # fmt: skip
+            hashes: np.ndarray, start: int, table: np.ndarray, pool: np.ndarray,
+            pool_off: np.ndarray, known: np.ndarray, n_names: int,
+            out: np.ndarray) -> tuple[int, int]:  # fmt: skip
     """Codes of rows ``start``.. (row ``i``: ``data[starts[i]:stops[i]]``) into ``out`` (-1
     null, -2 empty string), adding new strings; returns (names now, row to resume at:
-    ``len(out)`` when done, earlier when the table, the pool or the offsets must grow
+    ``len(out)`` when done, earlier when the table, the pool or the name arrays must grow
     first)."""
+    mask = len(table) - 1
     for i in range(start, len(out)):
         if len(valid) and not valid[i]:
             out[i] = -1
@@ -84,18 +59,30 @@ def _intern(starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.n
             out[i] = -2
             continue
         h = hashes[i]
-        code, j = probe(data, a, b, h, slots, pool)
+        slot = np.int64(h & np.uint64(mask))
+        code = -1
+        while table[slot] >= 0:
+            c = table[slot]
+            if known[c] == h and pool_off[c + 1] - pool_off[c] == b - a:
+                p = pool_off[c]
+                same = True
+                for k in range(b - a):
+                    if pool[p + k] != data[a + k]:
+                        same = False
+                        break
+                if same:
+                    code = c
+                    break
+            slot = (slot + 1) & mask
         if code < 0:
             used = pool_off[n_names]
-            if (n_names + 1 >= len(pool_off) - 1 or used + (b - a) > len(pool)
-                    or 2 * (n_names + 1) > len(slots)):  # fmt: skip
+            if (n_names + 1 >= len(known) or used + (b - a) > len(pool)
+                    or 2 * (n_names + 1) > len(table)):  # fmt: skip
                 return n_names, i
             pool[used : used + (b - a)] = data[a:b]
             pool_off[n_names + 1] = used + (b - a)
-            slots[j, _HASH] = np.int64(h)
-            slots[j, _CODE] = n_names
-            slots[j, _START] = used
-            slots[j, _LEN] = b - a
+            known[n_names] = h
+            table[slot] = n_names
             code = n_names
             n_names += 1
         out[i] = code
@@ -103,22 +90,13 @@ def _intern(starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.n
 
 
 @njit
-def _rehash(old: np.ndarray, slots: np.ndarray) -> None:
-    """The used slots of ``old`` into the (larger, free) ``slots``."""
-    mask = len(slots) - 1
-    for i in range(len(old)):
-        if old[i, _CODE] < 0:
-            continue
-        j = np.int64(np.uint64(old[i, _HASH]) & np.uint64(mask))
-        while slots[j, _CODE] >= 0:
-            j = (j + 1) & mask
-        slots[j] = old[i]
-
-
-def _free(n: int) -> np.ndarray:
-    slots = np.zeros((n, 4), np.int64)
-    slots[:, _CODE] = -1
-    return slots
+def _rehash(known: np.ndarray, n_names: int, table: np.ndarray) -> None:
+    mask = len(table) - 1
+    for c in range(n_names):
+        slot = np.int64(known[c] & np.uint64(mask))
+        while table[slot] >= 0:
+            slot = (slot + 1) & mask
+        table[slot] = c
 
 
 class Names:
@@ -126,9 +104,10 @@ class Names:
 
     def __init__(self) -> None:
         self.n = 0
-        self.slots = _free(1024)
+        self.table = np.full(1024, -1, np.int32)
         self.pool = np.empty(16_384, np.uint8)
-        self.pool_off = np.zeros(513, np.int64)  # name c is pool[pool_off[c]:pool_off[c + 1]]
+        self.pool_off = np.zeros(513, np.int64)
+        self.known = np.empty(512, np.uint64)  # each name's hash
         self._names: list[str] = []
         self.seed = np.uint64(secrets.randbits(64))
         self._last: tuple[Any, np.ndarray] | None = None  # the last dictionary and its codes
@@ -140,11 +119,6 @@ class Names:
             raw = bytes(self.pool[self.pool_off[c] : self.pool_off[c + 1]])
             self._names.append(raw.decode("utf-8"))
         return self._names
-
-    def snapshot(self) -> tuple[np.ndarray, np.ndarray]:
-        """A copy of the table (slots, pool) for :func:`probe` in other threads while this one
-        goes on adding names."""
-        return self.slots.copy(), self.pool[: int(self.pool_off[self.n])].copy()
 
     def codes_of(self, names: list[str]) -> np.ndarray:
         """Codes of Python strings (the Python reader's rows)."""
@@ -222,18 +196,21 @@ class Names:
         out = np.empty(len(starts), np.int32)
         start = 0
         while True:
-            self.n, start = _intern(starts, stops, data, valid, hashes, start, self.slots,
-                                    self.pool, self.pool_off, self.n, out)  # fmt: skip
+            self.n, start = _intern(starts, stops, data, valid, hashes, start, self.table,
+                                    self.pool, self.pool_off, self.known, self.n,
+                                    out)  # fmt: skip
             if start >= len(out):
                 return out
             self._grow(int(stops[start] - starts[start]))
 
     def _grow(self, need: int) -> None:
-        if self.n + 1 >= len(self.pool_off) - 1:
-            self.pool_off = np.resize(self.pool_off, 2 * len(self.pool_off) - 1)
-        if 2 * (self.n + 1) > len(self.slots):
-            old, self.slots = self.slots, _free(2 * len(self.slots))
-            _rehash(old, self.slots)
+        if self.n + 1 >= len(self.known):
+            size = 2 * len(self.known)
+            self.known = np.resize(self.known, size)
+            self.pool_off = np.resize(self.pool_off, size + 1)
+        if 2 * (self.n + 1) > len(self.table):
+            self.table = np.full(2 * len(self.table), -1, np.int32)
+            _rehash(self.known, self.n, self.table)
         used = int(self.pool_off[self.n])
         if used + need > len(self.pool):
             self.pool = np.resize(self.pool, max(2 * len(self.pool), used + need))
