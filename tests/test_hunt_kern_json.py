@@ -43,8 +43,8 @@ def python(raw: bytes) -> tuple[str, Any]:
 
 
 def parse(buf: np.ndarray, d: int) -> tuple[Any, ...]:
-    """``parse_block`` of the whole buffer: (kind, bounds, ts, span, hashes, margin, status,
-    length, x)."""
+    """``parse_block`` of the whole buffer: (kind, bounds, ts, span, hashes, text, margin,
+    status, length, x)."""
     m, _ = count_lines(buf, len(buf))
     return tuple(parse_block(buf, len(buf), m, d, SEEDS))
 
@@ -62,7 +62,7 @@ def check(block: bytes, d: int = D) -> list[int]:
     assert lone == (re.search(rb"\r(?!\n)", block) is not None)
     if lone:
         return []
-    kind, bounds, ts, span, hashes, margin, status, length, x = parse(buf, d)
+    kind, bounds, ts, span, hashes, strings, margin, status, length, x = parse(buf, d)
     assert bounds[0] == 0 and bounds[m] == n
     out = []
     for i in range(m):
@@ -83,20 +83,20 @@ def check(block: bytes, d: int = D) -> list[int]:
         raw.decode("utf-8")  # an OK line is UTF-8 (the kernel refuses other bytes)
         _, _, p_ts, p_cid, p_src, p_x, p_label, _, p_margin, _, p_status, _, _ = row
 
-        def text(a: int, b: int, lo: int = bounds[i], hi: int = bounds[i + 1]) -> str:
-            assert lo <= a <= b <= hi
-            return buf[a:b].tobytes().decode("utf-8")
+        def text(a: int, b: int) -> str:  # the OK lines' strings are copied into `strings`
+            assert 0 <= a <= b <= len(strings)
+            return strings[a:b].tobytes().decode("utf-8")
 
         assert bits(ts[i]) == bits(p_ts), (where, ts[i], p_ts)
         assert text(span[0, i], span[1, i]) == p_cid, where
-        assert hashes[0, i] == _hash1(buf, span[0, i], span[1, i], SEEDS[0]), where
+        assert hashes[0, i] == _hash1(strings, span[0, i], span[1, i], SEEDS[0]), where
         if span[3, i] == -1:
             assert p_src is None, where
         else:
             assert text(span[2, i], span[3, i]) == p_src, where
-            assert hashes[1, i] == _hash1(buf, span[2, i], span[3, i], SEEDS[1]), where
+            assert hashes[1, i] == _hash1(strings, span[2, i], span[3, i], SEEDS[1]), where
         assert text(span[4, i], span[5, i]) == p_label, where
-        assert hashes[2, i] == _hash1(buf, span[4, i], span[5, i], SEEDS[2]), where
+        assert hashes[2, i] == _hash1(strings, span[4, i], span[5, i], SEEDS[2]), where
         if p_margin is None:
             assert math.isnan(margin[i]), (where, margin[i])
         else:
@@ -358,7 +358,7 @@ def test_values_spot_checks() -> None:
     line = rec('"source_ip":""', '"input":[-0.0,0.1,1e-5]', '"status":-1.5',
                out='"output":{"label":"cat","scores":[0.2,0.7,0.1]}', ts='"ts":-0.0')  # fmt: skip
     buf = np.frombuffer(line, np.uint8).copy()
-    kind, _, ts, span, _, margin, status, length, x = parse(buf, 3)
+    kind, _, ts, span, _, _, margin, status, length, x = parse(buf, 3)
     assert kind.tolist() == [OK] and bits(ts[0]) == bits(-0.0)
     assert span[3, 0] == -1 and status[0] == -1 and length[0] == 3
     assert margin[0] == 0.7 - 0.2 and bits(x[0, 0]) == bits(-0.0) and x[0, 2] == 1e-5

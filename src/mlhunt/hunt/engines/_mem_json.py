@@ -98,7 +98,7 @@ class JsonFile:
         if parsed is None:
             self._python_block(block)
             return
-        kind, bounds, ts, span, hashes, margin, status, length, x = parsed
+        kind, bounds, ts, span, hashes, text, margin, status, length, x = parsed
         m = len(kind)
         first = self.line + 1
         self.line += m
@@ -114,15 +114,15 @@ class JsonFile:
                 rep.input_dim = int(length[cand[0]])
         d = rep.input_dim or 0
         if d and x.shape[1] != d and bool((ok & (length == d)).any()):
-            x = _parse(block, d, self.seeds)[8]  # the inputs at the length the logs fixed
+            x = _parse(block, d, self.seeds)[9]  # the inputs at the length the logs fixed
         keep = ok & ((length == 0) | (length == d)) if d else ok & (length == 0)
         wrong = np.flatnonzero(ok & ~keep)
         if len(wrong):
             slow = np.union1d(slow, wrong)
-        self._store(block, keep, first, ts, span, hashes, margin, status, length, x)
+        self._store(text, keep, first, ts, span, hashes, margin, status, length, x)
         self._python(block, bounds, slow, first)
 
-    def _store(self, block: np.ndarray, keep: np.ndarray, first: int, ts: np.ndarray,
+    def _store(self, text: np.ndarray, keep: np.ndarray, first: int, ts: np.ndarray,
                span: np.ndarray, hashes: np.ndarray, margin: np.ndarray, status: np.ndarray,
                length: np.ndarray, x: np.ndarray) -> None:  # fmt: skip
         from mlhunt.hunt.engines._kern_json import put_rows
@@ -130,9 +130,9 @@ class JsonFile:
         # Coded here, not in the parsing threads: looking names up there (in snapshots of
         # the tables) measured 10-15 % more CPU in all and no faster.
         st = self.store
-        client = st.clients.spans(span[0], span[1], block, keep, hashes[0])
-        source = st.sources.spans(span[2], span[3], block, keep & (span[3] >= 0), hashes[1])
-        label = st.labels.spans(span[4], span[5], block, keep, hashes[2])
+        client = st.clients.spans(span[0], span[1], text, keep, hashes[0])
+        source = st.sources.spans(span[2], span[3], text, keep & (span[3] >= 0), hashes[1])
+        label = st.labels.spans(span[4], span[5], text, keep, hashes[2])
         line = np.arange(first, first + len(keep), dtype=np.int64)
         every = bool(keep.all())
         s = st.append({"ts": ts, "line": line, "client": client, "source": source,
