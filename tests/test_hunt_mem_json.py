@@ -202,3 +202,21 @@ def test_empty_files(tmp_path: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf")
     got = _same_as_python([path])
     assert got.records == 0 and got.files == [str(path)]
+
+
+def test_store_pages_faulted_in_background() -> None:
+    # JSON Lines: the store's pages are faulted in by a thread, in steps (a single call holds
+    # the process's memory-map lock, and any large allocation elsewhere would wait for it)
+    import mmap
+    import time
+
+    size = 3 * _mem._STEP + 4097  # not a whole number of steps
+    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    assert _mem._populate(buf, size, _mem._STEP)
+    store = _mem.Store(100_000, background=True)
+    store.reserve_x(3)
+    t = time.perf_counter()
+    store.x[:] = 1.5  # writing while the thread populates is fine
+    store.rec[-1] = 7
+    assert time.perf_counter() - t < 5 and float(store.x.sum()) == 1.5 * 300_000
+    assert store.rec[-1].tolist() == [7] * 6 and not store.rec[:-1].any()

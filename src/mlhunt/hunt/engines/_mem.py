@@ -23,6 +23,7 @@ engine takes the table path instead.
 from __future__ import annotations
 
 import mmap
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,6 +37,7 @@ MEMORY_BUDGET = 1_600 * 1024**2
 #: Bytes per event besides the input (the packed record of :class:`Store`).
 ROW_BYTES = 48
 _MADV_POPULATE_WRITE = 23  # <linux/mman.h>
+_STEP = 16 << 20  # bytes per populating call in the background (see _populate)
 
 
 class Declined(Exception):
@@ -49,12 +51,15 @@ class Store:
     Record words: ts (float64), line, margin (float64), status, then int32 pairs (client,
     source) and (label, file); the attributes below are (strided) views of them."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, background: bool = False) -> None:
         self.n = 0
         self.cap = capacity
         self.growable = False  # True when the capacity is an estimate (JSON Lines)
         self.max_cap = capacity  # most events :meth:`grow` may make room for
-        self._views(_mapped((capacity, 6), np.int64))
+        # background: the pages are faulted in by a thread while reading starts (JSON Lines:
+        # the reading thread itself parses; Parquet decodes in a thread meanwhile anyway)
+        self.background = background
+        self._views(_mapped((capacity, 6), np.int64, background))
         self.x: np.ndarray | None = None  # (capacity, d) once an input length is known
         self._x_known = False  # ensure_x was called (x's width is the logs' input length)
         self.clients, self.sources, self.labels = Names(), Names(), Names()
@@ -92,7 +97,7 @@ class Store:
         """Map the inputs' memory ahead, for a width guessed from the files' footers (the
         pages are faulted in while the kernels load, not when the first input arrives)."""
         if self.x is None and d > 0:
-            self.x = _mapped((self.cap, d), np.float64)
+            self.x = _mapped((self.cap, d), np.float64, self.background)
 
     def ensure_x(self, d: int) -> np.ndarray:
         """The inputs, ``d`` wide (the rows so far NaN); a reserved width that turns out wrong
@@ -145,23 +150,30 @@ class Store:
                 self.x[s.start + j] = r[5] if r[5] is not None and len(r[5]) == d else np.nan
 
 
-def _mapped(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+def _mapped(shape: tuple[int, ...], dtype: Any, background: bool = False) -> np.ndarray:
     """A zeroed array in its own anonymous mapping, its pages faulted in by the kernel at once:
     touching a gigabyte of fresh pages one fault at a time (and, for numpy's huge-page advice,
     compacting memory first) cost seconds on the VMs measured. ``MADV_POPULATE_WRITE`` (Linux
     5.14) through ctypes, which lets the other threads run (Python's ``mmap`` holds the GIL
     through ``MAP_POPULATE``: a quarter of a second per 600 MB); ``MAP_POPULATE`` where the
-    kernel does not have it."""
+    kernel does not have it. ``background``: in a thread, while the caller goes on (writing
+    meanwhile is fine: a page faulted in by the writer is left as it is)."""
     size = max(int(np.prod(shape)) * np.dtype(dtype).itemsize, 1)
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
     buf = mmap.mmap(-1, size, flags=flags)
-    if not _populate(buf, size):
+    if background:  # the caller goes on (and writes) while a thread faults the pages in
+        threading.Thread(target=_populate, args=(buf, size, _STEP), name="mlhunt-populate",
+                         daemon=True).start()  # fmt: skip
+    elif not _populate(buf, size):
         buf = mmap.mmap(-1, size, flags=flags | getattr(mmap, "MAP_POPULATE", 0))
     return np.frombuffer(buf, dtype, count=int(np.prod(shape))).reshape(shape)
 
 
-def _populate(buf: mmap.mmap, size: int) -> bool:
-    """Fault in every page of ``buf`` without the GIL; False where the kernel cannot."""
+def _populate(buf: mmap.mmap, size: int, step: int = 0) -> bool:
+    """Fault in every page of ``buf`` without the GIL, ``step`` bytes per call (0: at once);
+    False where the kernel cannot. The kernel holds the process's memory-map lock through a
+    call, so another thread mapping memory (a large allocation) waits for it: a thread
+    working in the background goes in steps."""
     import ctypes
     import sys
 
@@ -174,7 +186,11 @@ def _populate(buf: mmap.mmap, size: int) -> bool:
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     view = ctypes.c_char.from_buffer(buf)
     try:
-        return int(madvise(ctypes.addressof(view), size, _MADV_POPULATE_WRITE)) == 0
+        base, step = ctypes.addressof(view), step or size
+        for at in range(0, size, step):
+            if int(madvise(base + at, min(step, size - at), _MADV_POPULATE_WRITE)) != 0:
+                return False
+        return True
     finally:
         del view  # the buffer export: the mapping stays as long as the array
 

@@ -69,7 +69,7 @@ def read(files: list[Path], plan: Survey, report: ReadReport, say: Any,
 
     nxt = start(0)  # decoding starts before the mapping
     try:
-        store = Store(plan.rows)
+        store = Store(plan.rows, background=plan.estimated)
         store.growable = plan.estimated
         store.max_cap = max(plan.rows, budget // (ROW_BYTES + 8 * max(plan.width, 1)))
         store.reserve_x(plan.width)
