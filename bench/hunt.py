@@ -11,8 +11,9 @@ day, as Parquet and as JSON Lines, cached under ``.mlhunt-cache/bench/``.
   is its own; the child reports its stage times, among them the per-target sequential
   detector stage.
 
-``ratio`` = mlhunt events/s / reference events/s on the Parquet file (goal >= 1/3); the JSONL
-numbers and the peak RSS of the JSONL hunt (goal: a 1 GB JSONL under 2 GB) are reported beside.
+``ratio`` = mlhunt events/s / reference events/s on the Parquet file, ``ratio_jsonl`` the same
+on the JSON Lines file (goal for both: >= 1/3); the peak RSS of the JSONL hunt (goal: a 1 GB
+JSONL under 2 GB; this one is 2.6 GB) is reported beside.
 """
 
 from __future__ import annotations
@@ -171,13 +172,15 @@ def run(quick: bool) -> dict[str, Any]:
     # the calls counts every wait for a core (on 2 shared cores, most of it)
     detector_eps = (pq_mlhunt.get("detector_events_per_cpu_s")
                     or pq_mlhunt["detector_events_per_s"] or 0)  # fmt: skip
+    ratio_jsonl = js_mlhunt["events_per_s"] / js_ref["events_per_s"]
     return {
         "mlhunt": {"parquet": pq_mlhunt, "jsonl": js_mlhunt},
         "peer": {"parquet": pq_ref, "jsonl": js_ref, "tool": "duckdb bare GROUP BY client_id"},
         "ratio": round(ratio, 3),
-        "ratio_jsonl": round(js_mlhunt["events_per_s"] / js_ref["events_per_s"], 3),
+        "ratio_jsonl": round(ratio_jsonl, 3),
         "goals": {
             "ratio_at_least_one_third": ratio >= GOAL_RATIO,
+            "ratio_jsonl_at_least_one_third": ratio_jsonl >= GOAL_RATIO,
             "detectors_200k_events_per_s": detector_eps >= GOAL_DETECTOR_EPS,
             "jsonl_peak_rss_under_2gb": js_mlhunt["peak_rss_bytes"] < GOAL_RSS_BYTES,
         },
