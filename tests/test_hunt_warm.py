@@ -23,14 +23,14 @@ import mlhunt._native  # noqa: F401 (torch before regopy)
 from mlhunt.hunt import _kern_segments
 from mlhunt.hunt.detectors import _kern_distance, _kern_extraction, _kern_probing
 from mlhunt.hunt.detectors._warm import warm_up
-from mlhunt.hunt.engines import (_kern_float, _kern_json, _kern_mem, _kern_records, _kern_ts,
-                                  _names)
+from mlhunt.hunt.engines import (_kern_float, _kern_json, _kern_jsonlex, _kern_mem,
+                                  _kern_records, _kern_ts, _names)
 
 
 def sigs():
     out = {}
     for mod in (_kern_distance, _kern_extraction, _kern_probing, _kern_segments, _kern_mem,
-                _kern_records, _kern_ts, _names, _kern_json, _kern_float):
+                _kern_records, _kern_ts, _names, _kern_json, _kern_jsonlex, _kern_float):
         for name, obj in vars(mod).items():
             if hasattr(obj, "signatures") and hasattr(obj, "py_func"):
                 out[f"{mod.__name__}.{name}"] = sorted(str(s) for s in obj.signatures)
