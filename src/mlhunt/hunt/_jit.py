@@ -31,10 +31,9 @@ class _Lazy:
     """A kernel whose numba dispatcher is made on first use (a call or any dispatcher
     attribute, such as ``signatures``)."""
 
-    def __init__(self, fn: Callable[..., Any], inline: bool = False) -> None:
+    def __init__(self, fn: Callable[..., Any]) -> None:
         functools.update_wrapper(self, fn)
         self.py_func = fn
-        self.inline = inline
         self._dispatcher: Any = None
 
     def dispatcher(self) -> Any:
@@ -44,9 +43,8 @@ class _Lazy:
                     import numba
 
                     _callees(self.py_func)
-                    self._dispatcher = numba.njit(
-                        cache=True, nogil=True, error_model="numpy",
-                        inline="always" if self.inline else "never")(self.py_func)  # fmt: skip
+                    self._dispatcher = numba.njit(cache=True, nogil=True,
+                                                  error_model="numpy")(self.py_func)  # fmt: skip
         return self._dispatcher
 
     def __call__(self, *args: Any) -> Any:
@@ -71,12 +69,4 @@ def _callees(fn: Callable[..., Any]) -> None:
 def njit(fn: F) -> F:
     """``fn`` as a kernel, compiled lazily on first call (see the module docstring)."""
     out: F = _Lazy(fn)  # type: ignore[assignment]
-    return out
-
-
-def inline(fn: F) -> F:
-    """:func:`njit` for a small helper of a hot loop, inlined into its callers by numba
-    itself: an array passed to a call that is not inlined costs reference counting per call
-    (tens of nanoseconds in a per-byte parser)."""
-    out: F = _Lazy(fn, inline=True)  # type: ignore[assignment]
     return out

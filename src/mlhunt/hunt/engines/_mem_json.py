@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from mlhunt.hunt.engines._kern_json import OK, SLOW
 from mlhunt.hunt.engines._mem import Store
 from mlhunt.hunt.readers import ReadReport, _Normaliser, json_row
 
@@ -102,8 +103,8 @@ class JsonFile:
         m = len(kind)
         first = self.line + 1
         self.line += m
-        ok = kind == 0
-        slow = np.flatnonzero(kind == 2)
+        ok = kind == OK
+        slow = np.flatnonzero(kind == SLOW)
         rep = self.report
         if rep.input_dim is None:
             cand = np.flatnonzero(ok & (length > 0))
@@ -192,9 +193,8 @@ def _parse(block: np.ndarray, d: int, seeds: np.ndarray) -> tuple[np.ndarray, ..
 
 def _blocks(fh: Any, ring: int) -> Iterator[np.ndarray]:
     """The file's bytes (without a leading UTF-8 BOM) in blocks that end at a line end (the
-    last may lack one). ``ring`` buffers take turns (fresh pages for every block cost a
-    second of system time per 10 M events): the caller may hold at most ``ring - 1`` blocks
-    when it asks for the next."""
+    last may lack one). ``ring`` buffers take turns (not fresh pages, faulted in, for every
+    block): the caller may hold at most ``ring - 1`` blocks when it asks for the next."""
     rest = np.empty(0, np.uint8)
     first = True
     bufs: list[np.ndarray] = []
