@@ -218,6 +218,8 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
     p = _ws(buf, p + 1, n)
     seen = 0
     span[3, i] = -1
+    # The member steps (key, colon; comma or close) are written out here and in _output and
+    # _numbers: shared helpers measured 10-20 % slower parsing in alternating runs.
     while True:
         q, ka, kb = _text(buf, p, n)
         if q < 0:  # also {} (Python reports the missing fields)

@@ -114,6 +114,8 @@ class Store:
                keep: np.ndarray | None = None) -> slice:  # fmt: skip
         """Rows ``keep`` (all: None) of the columns (``x`` is written by the caller into the
         returned slice)."""
+        if keep is not None and bool(keep.all()):
+            keep = None  # no copies through a mask
         m = len(cols["ts"]) if keep is None else int(keep.sum())
         if self.n + m > self.cap:
             if not self.growable:  # Parquet: only Python-path rows can exceed the row count

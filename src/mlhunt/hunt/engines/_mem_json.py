@@ -135,10 +135,9 @@ class JsonFile:
         source = st.sources.spans(span[2], span[3], text, keep & (span[3] >= 0), hashes[1])
         label = st.labels.spans(span[4], span[5], text, keep, hashes[2])
         line = np.arange(first, first + len(keep), dtype=np.int64)
-        every = bool(keep.all())
         s = st.append({"ts": ts, "line": line, "client": client, "source": source,
                        "label": label, "margin": margin, "status": status}, self.idx,
-                      None if every else keep)  # fmt: skip
+                      keep)  # fmt: skip
         d = self.report.input_dim
         if d:
             put_rows(x, length, keep, st.ensure_x(d), s.start)

@@ -170,10 +170,9 @@ class _File:
             lat = floats(col["latency_ms"])
             ok &= ~_valid(col["latency_ms"], n) | np.isfinite(lat)
         keep = self._keep(ok, length, line)
-        every = bool(keep.all())
         s = st.append({"ts": ts, "line": line, "client": client, "source": source,
                        "label": label, "margin": margin, "status": status}, self.idx,
-                      None if every else keep)  # fmt: skip
+                      keep)  # fmt: skip
         d = self.report.input_dim
         if d:
             put_x(xs[0], xs[1], length, keep, d, st.ensure_x(d), s.start)
