@@ -24,6 +24,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest -q -n 2
 
 # The full fuzz budget (tens of thousands of inputs per parser); `make test` runs a small one.

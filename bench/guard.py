@@ -84,11 +84,24 @@ def _start_api(port: int, workers: int) -> subprocess.Popen[bytes]:
     """The API under uvicorn's own CLI (its multi-worker mode needs a real process, not a
     multiprocessing child): several workers in a full run, so the API is not what saturates."""
     return subprocess.Popen(  # our interpreter and uvicorn, fixed arguments
-        [sys.executable, "-m", "uvicorn", "bench.guard:api_factory", "--factory", "--workers",
-         str(workers), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-         "--no-access-log"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.guard:api_factory",
+            "--factory",
+            "--workers",
+            str(workers),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
         cwd=str(Path(__file__).resolve().parent.parent),
-    )  # fmt: skip
+    )
 
 
 def _light_main(port: int, table: dict[bytes, bytes], default: bytes) -> None:
@@ -107,8 +120,10 @@ def _light_main(port: int, table: dict[bytes, bytes], default: bytes) -> None:
                         n = int(line[15:])
                 body = await reader.readexactly(n) if n else b""
                 out = b'{"status":"ok"}' if head.startswith(b"GET") else table.get(body, default)
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\n\r\n%s" % (len(out), out))  # fmt: skip
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\n\r\n%s" % (len(out), out)
+                )
                 if writer.transport.get_write_buffer_size() > 1 << 16:
                     await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
@@ -132,8 +147,12 @@ def _answers(loaded: Any, payloads: list[list[float]]) -> tuple[dict[bytes, byte
     classes = list(loaded.classes)
     table = {}
     for x, p in zip(payloads, probs, strict=True):
-        doc = {"label": classes[int(np.argmax(p))], "scores": [round(float(v), 6) for v in p],
-               "classes": classes, "model": loaded.model_name}  # fmt: skip
+        doc = {
+            "label": classes[int(np.argmax(p))],
+            "scores": [round(float(v), 6) for v in p],
+            "classes": classes,
+            "model": loaded.model_name,
+        }
         table[json.dumps({"vector": x}).encode()] = json.dumps(doc).encode()
     return table, next(iter(table.values()))
 
@@ -144,11 +163,19 @@ def _serve_guard(port: int, upstream: str, tmp: str, scoring: str) -> None:
     d = Path(tmp)
     # scoring "off": the population is never built, so nothing is scored (the proxy alone)
     warmup = 1_000_000_000 if scoring == "off" else 200
-    serve(GuardConfig(upstream=upstream, reference=d / "ref.npz", log=d / "guard-log.jsonl",
-                      alerts=d / "alerts.jsonl", strip_prefix="sim-", warmup=warmup,
-                      trust_forwarded=True,
-                      scoring="thread" if scoring == "off" else scoring),  # type: ignore[arg-type]
-          port=port)  # fmt: skip
+    serve(
+        GuardConfig(
+            upstream=upstream,
+            reference=d / "ref.npz",
+            log=d / "guard-log.jsonl",
+            alerts=d / "alerts.jsonl",
+            strip_prefix="sim-",
+            warmup=warmup,
+            trust_forwarded=True,
+            scoring="thread" if scoring == "off" else scoring,
+        ),  # type: ignore[arg-type]
+        port=port,
+    )
 
 
 def _wait(url: str, deadline_s: float = 60.0) -> None:
@@ -168,9 +195,15 @@ def _wait(url: str, deadline_s: float = 60.0) -> None:
 Row = tuple[str, float, float, float, int]
 
 
-async def _generate(urls: dict[str, str], rate: float, slices: list[str],
-                    payloads: list[list[float]], part: int, parts: int,
-                    first: int = 0) -> list[Row]:  # fmt: skip
+async def _generate(
+    urls: dict[str, str],
+    rate: float,
+    slices: list[str],
+    payloads: list[list[float]],
+    part: int,
+    parts: int,
+    first: int = 0,
+) -> list[Row]:
     """Open loop over one-second slices (``slices``: route per second): this process sends the
     requests ``k`` with ``k % parts == part``; (route, scheduled, sent, done, status) per
     request, times from the shared start; status 0 = transport error or timeout. The client is
@@ -190,8 +223,11 @@ async def _generate(urls: dict[str, str], rate: float, slices: list[str],
         status = 0
         body = json.dumps({"vector": payloads[(first + k) % len(payloads)]}).encode()
         c = k % CLIENTS  # each benign client calls from its own address
-        headers = [("content-type", "application/json"), ("x-api-key", f"sim-bench-{c}"),
-                   ("x-forwarded-for", f"10.0.{c}.1")]  # fmt: skip
+        headers = [
+            ("content-type", "application/json"),
+            ("x-api-key", f"sim-bench-{c}"),
+            ("x-forwarded-for", f"10.0.{c}.1"),
+        ]
         with contextlib.suppress(UpstreamError):
             status = (await pools[route].request("POST", "/predict", headers, body))[0]
         out.append((route, scheduled, sent, time.perf_counter() - t0, status))
@@ -211,9 +247,16 @@ async def _generate(urls: dict[str, str], rate: float, slices: list[str],
     return out
 
 
-def _generator_main(conn: Any, urls: dict[str, str], rate: float, seconds: int,
-                    payloads: list[list[float]], part: int, parts: int,
-                    start_at: float) -> None:  # fmt: skip
+def _generator_main(
+    conn: Any,
+    urls: dict[str, str],
+    rate: float,
+    seconds: int,
+    payloads: list[list[float]],
+    part: int,
+    parts: int,
+    start_at: float,
+) -> None:
     import asyncio
 
     time.sleep(max(0.0, start_at - time.time()))  # all generator processes start together
@@ -260,10 +303,14 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     cfg = _settings(quick)
     rate, seconds, parts = cfg["rate"], cfg["seconds"], cfg["generators"]
-    if cfg["upstream"] not in ("light", "loan") or cfg["scoring"] not in ("process", "thread",
-                                                                          "off"):  # fmt: skip
-        raise ValueError(f"GUARD_BENCH_UPSTREAM light|loan, GUARD_BENCH_SCORING "
-                         f"process|thread|off: got {cfg}")  # fmt: skip
+    if cfg["upstream"] not in ("light", "loan") or cfg["scoring"] not in (
+        "process",
+        "thread",
+        "off",
+    ):
+        raise ValueError(
+            f"GUARD_BENCH_UPSTREAM light|loan, GUARD_BENCH_SCORING process|thread|off: got {cfg}"
+        )
     load_before = os.getloadavg()[0]
     _b, loaded = ensure_built("loan-approval", progress=log)
     rng = np.random.default_rng(0)
@@ -282,12 +329,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         try:
             if cfg["upstream"] == "light":
                 table, default = _answers(loaded, payloads)
-                procs.append(ctx.Process(target=_light_main, args=(api_port, table, default),
-                                         daemon=True))  # fmt: skip
+                procs.append(
+                    ctx.Process(target=_light_main, args=(api_port, table, default), daemon=True)
+                )
             else:
                 api_proc = _start_api(api_port, API_WORKERS_FULL if rate > 50 else 1)
-            procs.append(ctx.Process(target=_serve_guard,
-                                     args=(guard_port, api, tmp, cfg["scoring"])))  # fmt: skip
+            procs.append(
+                ctx.Process(target=_serve_guard, args=(guard_port, api, tmp, cfg["scoring"]))
+            )
             for p in procs:
                 p.start()
             _wait(f"{api}/health")
@@ -300,9 +349,20 @@ def run(quick: bool = False) -> dict[str, Any]:
             gens, pipes = [], []
             for i in range(parts):
                 parent, child = ctx.Pipe(duplex=False)
-                gen = ctx.Process(target=_generator_main,
-                                  args=(child, {"direct": api, "guard": guard}, rate, seconds,
-                                        payloads, i, parts, start_at), daemon=True)  # fmt: skip
+                gen = ctx.Process(
+                    target=_generator_main,
+                    args=(
+                        child,
+                        {"direct": api, "guard": guard},
+                        rate,
+                        seconds,
+                        payloads,
+                        i,
+                        parts,
+                        start_at,
+                    ),
+                    daemon=True,
+                )
                 gen.start()
                 child.close()
                 gens.append(gen)
@@ -337,24 +397,32 @@ def run(quick: bool = False) -> dict[str, Any]:
     guarded["events_scored"] = _metric(metrics, "mlhunt_guard_events_scored_total")
     guarded["events_dropped"] = _metric(metrics, "mlhunt_guard_events_dropped_total")
     for rep in (direct, guarded):
-        log(f"{rep['route']}: p50 {rep['p50_ms']} ms, p99 {rep['p99_ms']} ms, p99.9 "
+        log(
+            f"{rep['route']}: p50 {rep['p50_ms']} ms, p99 {rep['p99_ms']} ms, p99.9 "
             f"{rep['p999_ms']} ms, {rep['errors']} errors of {rep['requests']}, "
-            f"{rep['rate_achieved']} req/s")  # fmt: skip
+            f"{rep['rate_achieved']} req/s"
+        )
     ratio = round(direct["p99_ms"] / guarded["p99_ms"], 3) if guarded["p99_ms"] else 0.0
     return {
         "mlhunt": guarded,
         "peer": direct,
         "ratio": ratio,
         "workload": {
-            "scenario": "loan-approval", "upstream": cfg["upstream"], "rate": rate,
-            "seconds_per_route": seconds, "slices": "alternating 1 s direct / 1 s guarded",
-            "clients": CLIENTS, "connections": CONNECTIONS, "guard_state": "memory",
-            "policy": "default", "scoring": cfg["scoring"],
+            "scenario": "loan-approval",
+            "upstream": cfg["upstream"],
+            "rate": rate,
+            "seconds_per_route": seconds,
+            "slices": "alternating 1 s direct / 1 s guarded",
+            "clients": CLIENTS,
+            "connections": CONNECTIONS,
+            "guard_state": "memory",
+            "policy": "default",
+            "scoring": cfg["scoring"],
             "generator": f"{parts} separate process(es), asyncio, keep-alive HTTP/1.1 pool,"
             " open loop",
             "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
-    }  # fmt: skip
+    }
 
 
 def _metric(text: str, name: str) -> float:

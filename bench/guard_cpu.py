@@ -57,19 +57,21 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def _gen_main(conn: Any, url: str, rate: float, seconds: int, payloads: list[list[float]],
-              first: int) -> None:  # fmt: skip
-    rows = asyncio.run(_generate({"guard": url}, rate, ["guard"] * seconds, payloads, 0, 1,
-                                 first))  # fmt: skip
+def _gen_main(
+    conn: Any, url: str, rate: float, seconds: int, payloads: list[list[float]], first: int
+) -> None:
+    rows = asyncio.run(_generate({"guard": url}, rate, ["guard"] * seconds, payloads, 0, 1, first))
     conn.send(rows)
     conn.close()
 
 
-def _load(ctx: Any, url: str, rate: float, seconds: int, payloads: list[list[float]],
-          first: int) -> list[Any]:  # fmt: skip
+def _load(
+    ctx: Any, url: str, rate: float, seconds: int, payloads: list[list[float]], first: int
+) -> list[Any]:
     parent, child = ctx.Pipe(duplex=False)
-    gen = ctx.Process(target=_gen_main, args=(child, url, rate, seconds, payloads, first),
-                      daemon=True)  # fmt: skip
+    gen = ctx.Process(
+        target=_gen_main, args=(child, url, rate, seconds, payloads, first), daemon=True
+    )
     gen.start()
     child.close()
     if not parent.poll(seconds + 60):
@@ -118,8 +120,10 @@ def measure(rate: float, seconds: int, scoring: str, warmup_s: int = 3) -> dict[
             assert up_pid is not None and proxy_pid is not None
             kids = children(proxy_pid)
             scorer_pid = kids[0] if kids else None
-            log(f"guard cpu: {rate:g} req/s, warm-up {warmup_s} s, {seconds} s measured, "
-                f"scoring {scoring} (proxy {proxy_pid}, scorer {scorer_pid})")  # fmt: skip
+            log(
+                f"guard cpu: {rate:g} req/s, warm-up {warmup_s} s, {seconds} s measured, "
+                f"scoring {scoring} (proxy {proxy_pid}, scorer {scorer_pid})"
+            )
             _load(ctx, guard, rate, warmup_s, payloads, 0)
             if scorer_pid is not None:
                 _settle(scorer_pid)
@@ -143,12 +147,15 @@ def measure(rate: float, seconds: int, scoring: str, warmup_s: int = 3) -> dict[
     service = np.array([(done - sent) * 1000 for _, _, sent, done, _ in ok])
     n_ok = max(len(ok), 1)
     out: dict[str, Any] = {
-        "rate": rate, "seconds": seconds, "scoring": scoring, "requests": len(rows),
+        "rate": rate,
+        "seconds": seconds,
+        "scoring": scoring,
+        "requests": len(rows),
         "errors": len(rows) - len(ok),
         "p50_ms": round(float(np.percentile(service, 50)), 3) if len(ok) else None,
         "p99_ms": round(float(np.percentile(service, 99)), 3) if len(ok) else None,
         "load_avg": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-    }  # fmt: skip
+    }
     for k in before:
         user, sys = (after[k][i] - before[k][i] for i in (0, 1))
         out[f"{k}_cpu_ms_per_req"] = round((user + sys) * 1000 / n_ok, 4)

@@ -170,8 +170,9 @@ def run(quick: bool) -> dict[str, Any]:
     ratio = pq_mlhunt["events_per_s"] / pq_ref["events_per_s"]
     # per CPU second where the engine reports it: with detector threads the summed wall time of
     # the calls counts every wait for a core (on 2 shared cores, most of it)
-    detector_eps = (pq_mlhunt.get("detector_events_per_cpu_s")
-                    or pq_mlhunt["detector_events_per_s"] or 0)  # fmt: skip
+    detector_eps = (
+        pq_mlhunt.get("detector_events_per_cpu_s") or pq_mlhunt["detector_events_per_s"] or 0
+    )
     ratio_jsonl = js_mlhunt["events_per_s"] / js_ref["events_per_s"]
     return {
         "mlhunt": {"parquet": pq_mlhunt, "jsonl": js_mlhunt},

@@ -97,8 +97,9 @@ def _clients(n_events: int, rng: np.random.Generator) -> _Clients:
     n = max(50, n_events // 200)
     ids = np.array([f"acct-{i:08x}" for i in rng.choice(2**32, n, replace=False)])
     # object, not fixed-width text: a longer address assigned below would be cut to the width
-    ips = np.array([f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(1, n + 1)],
-                   dtype=object)  # fmt: skip
+    ips = np.array(
+        [f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(1, n + 1)], dtype=object
+    )
     weight = rng.lognormal(0.0, 1.3, n)
     kind = np.zeros(n, dtype=np.int8)
     # Benign traps: 10 heavy batch re-scorers (2 % of traffic each), NATs of 30 clients.

@@ -133,14 +133,23 @@ def threshold_fn(x: np.ndarray) -> np.ndarray:
 
 def numpy_metrics(ctx: AttackContext) -> AttackResult:
     """Hands back NumPy types, as ART-based attacks tend to."""
-    return AttackResult("", "validated", "numpy", metrics={"success_rate": np.float32(0.6),
-                        "n": np.int64(3)}, curves={"x": np.arange(3)})  # fmt: skip
+    return AttackResult(
+        "",
+        "validated",
+        "numpy",
+        metrics={"success_rate": np.float32(0.6), "n": np.int64(3)},
+        curves={"x": np.arange(3)},
+    )
 
 
 def attack_ctx(
-    target: Any, data: Any, tmp: Path, params: dict[str, Any],
-    survivors: np.ndarray | None = None, seed: int = 7,
-) -> AttackContext:  # fmt: skip
+    target: Any,
+    data: Any,
+    tmp: Path,
+    params: dict[str, Any],
+    survivors: np.ndarray | None = None,
+    seed: int = 7,
+) -> AttackContext:
     """A fresh context for calling one attack's ``run`` directly (a new unlimited budget)."""
     target.budget = QueryBudget()
     return AttackContext(

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Field classes of the syscall source (`falco --list=syscall`).
-FIELD_CLASSES = frozenset({"evt", "proc", "thread", "fd", "fdlist", "fs", "container", "k8s",
-                           "user", "group", "syscall"})  # fmt: skip
+FIELD_CLASSES = frozenset(
+    {"evt", "proc", "thread", "fd", "fdlist", "fs", "container", "k8s", "user", "group", "syscall"}
+)
 # Falco fields (supported-fields reference); a typo in a rule fails the test, not the cluster.
 _FIELDS = """evt.type evt.dir evt.num evt.res evt.rawres evt.is_open_write evt.is_open_read evt.arg
     evt.args evt.time evt.hostname proc.name proc.pname proc.aname proc.cmdline proc.pcmdline
@@ -34,9 +35,26 @@ _FIELDS = """evt.type evt.dir evt.num evt.res evt.rawres evt.is_open_write evt.i
     k8s.pod.labels k8s.pod.uid k8s.ns.name user.name user.uid user.loginuid group.name"""
 KNOWN_FIELDS = frozenset(_FIELDS.split())
 _ARG_FIELDS = ("k8s.pod.label", "container.label", "evt.arg", "proc.aname")
-CMP_OPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains",
-                     "bcontains", "startswith", "bstartswith", "endswith", "glob", "iglob",
-                     "regex"})  # fmt: skip
+CMP_OPS = frozenset(
+    {
+        "=",
+        "==",
+        "!=",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "contains",
+        "icontains",
+        "bcontains",
+        "startswith",
+        "bstartswith",
+        "endswith",
+        "glob",
+        "iglob",
+        "regex",
+    }
+)
 SET_OPS = frozenset({"in", "intersects", "pmatch"})
 _TOKEN = re.compile(
     r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|==|<=|>=|=|<|>)"""

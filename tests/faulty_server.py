@@ -38,9 +38,18 @@ import numpy as np
 
 FAULTS = ("timeout", "reset", "truncated", "500", "503", "429", "garbage", "schema", "slow", "huge")
 # What mlhunt's HTTP target calls each fault (the kinds in its stats and the evidence).
-CLIENT_KIND = {"timeout": "timeout", "slow": "timeout", "reset": "connection",
-               "truncated": "connection", "500": "500", "503": "503", "429": "429",
-               "garbage": "bad json", "schema": "bad schema", "huge": "too large"}  # fmt: skip
+CLIENT_KIND = {
+    "timeout": "timeout",
+    "slow": "timeout",
+    "reset": "connection",
+    "truncated": "connection",
+    "500": "500",
+    "503": "503",
+    "429": "429",
+    "garbage": "bad json",
+    "schema": "bad schema",
+    "huge": "too large",
+}
 
 Plan = Callable[[int], str]
 
@@ -103,8 +112,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._trickle(data)
         self._send(200, data)
 
-    def _send(self, code: int, data: bytes, headers: dict[str, str] | None = None,
-              length: int | None = None) -> None:  # fmt: skip
+    def _send(
+        self,
+        code: int,
+        data: bytes,
+        headers: dict[str, str] | None = None,
+        length: int | None = None,
+    ) -> None:
         try:
             self.send_response(code)
             for k, v in (headers or {}).items():
@@ -139,9 +153,16 @@ class FaultyServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], plan: Plan | None = None,
-                 *, hang: float = 1.0, retry_after: str = "0", huge_bytes: int = 2_000_000,
-                 max_requests: int = 20_000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        plan: Plan | None = None,
+        *,
+        hang: float = 1.0,
+        retry_after: str = "0",
+        huge_bytes: int = 2_000_000,
+        max_requests: int = 20_000,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.predict, self.hang = predict, min(hang, 5.0)
         self.plan = plan or cycle(["ok"])

@@ -69,8 +69,10 @@ class Tally:
                 # readable by the first format's writer too (a run started before this one)
                 entry["inputs"] = max(entry[p]["inputs"] for p in ("ci", "full") if p in entry)
                 entry.pop("outcomes", None)
-                doc["inputs"] = {p: sum(t[p]["inputs"] for t in doc["tests"].values() if p in t)
-                                 for p in ("ci", "full")}  # fmt: skip
+                doc["inputs"] = {
+                    p: sum(t[p]["inputs"] for t in doc["tests"].values() if p in t)
+                    for p in ("ci", "full")
+                }
                 tmp = path.with_suffix(f".{os.getpid()}.tmp")
                 tmp.write_text(json.dumps(doc, indent=1, sort_keys=True), "utf-8")
                 tmp.replace(path)
@@ -114,9 +116,12 @@ def scaled(divisor: int, floor: int = 50) -> Any:
 
     return settings(
         max_examples=max(floor, settings().max_examples // divisor),
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.function_scoped_fixture],
-    )  # fmt: skip
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+        ],
+    )
 
 
 def flush_after_module(tally: Tally) -> Any:

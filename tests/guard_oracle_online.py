@@ -10,8 +10,9 @@ import numpy as np
 from mlhunt.hunt.events import GroupBatch, Population
 
 
-def batch(scope: str, keys: list[str], windows: dict[str, list[Any]],
-          pop: Population) -> GroupBatch:  # fmt: skip
+def batch(
+    scope: str, keys: list[str], windows: dict[str, list[Any]], pop: Population
+) -> GroupBatch:
     rows: list[Any] = []
     for k in keys:
         rows.extend(sorted(windows[k], key=lambda e: e[0]))  # time order inside a target

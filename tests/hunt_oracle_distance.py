@@ -47,8 +47,9 @@ def project(z: np.ndarray) -> np.ndarray:
     return (z @ proj).astype(np.float32)
 
 
-def window_nn(z: np.ndarray, offsets: np.ndarray, valid: np.ndarray,
-              window: int = WINDOW) -> np.ndarray:  # fmt: skip
+def window_nn(
+    z: np.ndarray, offsets: np.ndarray, valid: np.ndarray, window: int = WINDOW
+) -> np.ndarray:
     """Per event: Euclidean distance to the nearest of the previous ``window`` events of its
     group that have an input (inf where there is none). One pass per lag: O(n * window * d)."""
     n = len(z)
@@ -64,8 +65,9 @@ def window_nn(z: np.ndarray, offsets: np.ndarray, valid: np.ndarray,
     return np.sqrt(best)
 
 
-def counted(valid: np.ndarray, diff: np.ndarray, offsets: np.ndarray,
-            window: int = WINDOW) -> np.ndarray:  # fmt: skip
+def counted(
+    valid: np.ndarray, diff: np.ndarray, offsets: np.ndarray, window: int = WINDOW
+) -> np.ndarray:
     """Events whose distance enters the test: an input, not a retry or a one-field variant of
     the previous query (``diff`` >= 2 fields changed), and a full history window behind it."""
     return valid & (diff >= 2) & (seg_position(offsets) >= window)
@@ -98,9 +100,15 @@ def reference_edges(base: np.ndarray, robust: np.ndarray) -> tuple[np.ndarray, n
     return edges, cdf
 
 
-def online_ks(dist: np.ndarray, weight: np.ndarray, offsets: np.ndarray, edges: np.ndarray,
-              cdf: np.ndarray, *, minus: bool = False) -> tuple[np.ndarray, np.ndarray,
-                                                               np.ndarray | None]:  # fmt: skip
+def online_ks(
+    dist: np.ndarray,
+    weight: np.ndarray,
+    offsets: np.ndarray,
+    edges: np.ndarray,
+    cdf: np.ndarray,
+    *,
+    minus: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Online binned KS of each group's counted distances against the reference CDF.
 
     Returns per event (m: counted distances so far, D+ = max_j(F_ref - F_client) at the edges:

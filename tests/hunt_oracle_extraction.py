@@ -15,8 +15,9 @@ from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum, seg_max, seg_
 
 def has_input(batch: GroupBatch, cache: dict[Any, Any]) -> np.ndarray:
     if "has_input" not in cache:
-        cache["has_input"] = (~np.isnan(batch.x).any(axis=1) if batch.x.shape[1]
-                              else np.zeros(batch.n, bool))  # fmt: skip
+        cache["has_input"] = (
+            ~np.isnan(batch.x).any(axis=1) if batch.x.shape[1] else np.zeros(batch.n, bool)
+        )
     out: np.ndarray = cache["has_input"]
     return out
 
@@ -41,8 +42,9 @@ def robust_inputs(batch: GroupBatch, pop: Population, cache: dict[Any, Any]) -> 
     return np.where(valid[:, None], pop.robust(np.nan_to_num(batch.x)), 0.0)
 
 
-def g_statistic(batch: GroupBatch, pop: Population,
-                weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+def g_statistic(
+    batch: GroupBatch, pop: Population, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
     w = weight > 0
     wf = w.astype(np.float64)
     wi = w.astype(np.int32)
@@ -72,9 +74,9 @@ def _xlogx(v: np.ndarray) -> np.ndarray:
     return np.where(v > 0, v * np.log(np.maximum(v, 1.0)), 0.0)
 
 
-def extraction_score(g: np.ndarray, n_eff: np.ndarray, df: int, *, z_thr: float,
-                     kl_thr: float, min_events: float
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def extraction_score(
+    g: np.ndarray, n_eff: np.ndarray, df: int, *, z_thr: float, kl_thr: float, min_events: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     z = (g - df) / np.sqrt(2.0 * max(df, 1))
     kl = np.where(n_eff > 0, g / (2.0 * np.maximum(n_eff, 1.0)), 0.0)
     score = np.minimum(z / z_thr, kl / kl_thr)
@@ -82,15 +84,16 @@ def extraction_score(g: np.ndarray, n_eff: np.ndarray, df: int, *, z_thr: float,
     return score, z, kl
 
 
-def extraction(batch: GroupBatch, pop: Population,
-               p: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def extraction(
+    batch: GroupBatch, pop: Population, p: dict[str, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     cache: dict[Any, Any] = {}
     _prev, diff = changed_vs_prev(batch, cache)
     weight = has_input(batch, cache) & (diff >= 2)
     g, n_eff, df = g_statistic(batch, pop, weight)
-    score, z, kl = extraction_score(g, n_eff, df, z_thr=p["z_threshold"],
-                                    kl_thr=p["kl_threshold"],
-                                    min_events=p["min_events"])  # fmt: skip
+    score, z, kl = extraction_score(
+        g, n_eff, df, z_thr=p["z_threshold"], kl_thr=p["kl_threshold"], min_events=p["min_events"]
+    )
     return score, {"z": z, "kl": kl, "n_eff": n_eff, "weight": weight}
 
 
@@ -106,8 +109,9 @@ def distinct_clients(batch: GroupBatch) -> np.ndarray:
     return seg_cumsum(new, batch.offsets)
 
 
-def sybil(batch: GroupBatch, pop: Population,
-          p: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def sybil(
+    batch: GroupBatch, pop: Population, p: dict[str, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     distinct = distinct_clients(batch)
     gate = distinct >= p["min_clients"]
     keep = seg_max(distinct, batch.offsets) >= p["min_clients"]
@@ -127,8 +131,9 @@ def sybil(batch: GroupBatch, pop: Population,
     return online, columns
 
 
-def low_confidence(batch: GroupBatch, pop: Population,
-                   p: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def low_confidence(
+    batch: GroupBatch, pop: Population, p: dict[str, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     known = ~np.isnan(batch.margin)
     near = known & (np.nan_to_num(batch.margin, nan=1.0) < pop.near_margin)
     k = seg_cumsum(near.astype(float), batch.offsets)
@@ -141,8 +146,9 @@ def low_confidence(batch: GroupBatch, pop: Population,
     return online, {"near": near, "z": z, "share": share}
 
 
-def window_count(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
-                 window_s: float) -> np.ndarray:  # fmt: skip
+def window_count(
+    ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray, window_s: float
+) -> np.ndarray:
     n = len(ts)
     if n == 0:
         return np.zeros(0)
@@ -166,8 +172,9 @@ def credential_stuffing(batch: GroupBatch, p: dict[str, float]) -> tuple[np.ndar
     return online, {"denied": denied, "count": count}
 
 
-def request_flood(batch: GroupBatch,
-                  p: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def request_flood(
+    batch: GroupBatch, p: dict[str, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     w = p["window_s"]
     count = window_count(batch.ts, batch.offsets, np.ones(batch.n), w)
     return count / (p["max_rate_per_s"] * w), {"count": count}

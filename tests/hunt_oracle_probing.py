@@ -96,8 +96,9 @@ def previous_match(seg: np.ndarray, code: np.ndarray, valid: np.ndarray) -> np.n
     return out
 
 
-def near_duplicates(batch: GroupBatch, pop: Population, cell: float,
-                    grids: int = 2) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def near_duplicates(
+    batch: GroupBatch, pop: Population, cell: float, grids: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     valid = has_input(batch)
     z = robust_inputs(batch, pop)
     d = z.shape[1]
@@ -121,8 +122,7 @@ def near_duplicates(batch: GroupBatch, pop: Population, cell: float,
     return best, share
 
 
-def _pair_stats(batch: GroupBatch, match: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]:  # fmt: skip
+def _pair_stats(batch: GroupBatch, match: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ok = match >= 0
     changed = np.zeros(batch.n, dtype=np.int64)
     changed[ok] = (batch.x[ok] != batch.x[match[ok]]).sum(axis=1)
@@ -132,15 +132,17 @@ def _pair_stats(batch: GroupBatch, match: np.ndarray) -> tuple[np.ndarray, np.nd
     return near, flip, changed
 
 
-def _rate_score(count: np.ndarray, n: np.ndarray, count_thr: float, share_thr: float,
-                min_events: float) -> np.ndarray:  # fmt: skip
+def _rate_score(
+    count: np.ndarray, n: np.ndarray, count_thr: float, share_thr: float, min_events: float
+) -> np.ndarray:
     share = count / np.maximum(n, 1.0)
     s = np.minimum(count / count_thr, share / share_thr)
     return np.where(n >= min_events, s, 0.0)
 
 
-def evasion(batch: GroupBatch, pop: Population,
-            p: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def evasion(
+    batch: GroupBatch, pop: Population, p: dict[str, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     match, _share = near_duplicates(batch, pop, p["cell"])
     near, flip, _changed = _pair_stats(batch, match)
     flips = seg_cumsum(flip.astype(float), batch.offsets)
@@ -152,8 +154,9 @@ def evasion(batch: GroupBatch, pop: Population,
     return online, {"near": near, "flip": flip, "flips": flips, "match": match}
 
 
-def membership(batch: GroupBatch, pop: Population,
-               p: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def membership(
+    batch: GroupBatch, pop: Population, p: dict[str, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     match, _share = near_duplicates(batch, pop, p["cell"])
     near, _flip, changed = _pair_stats(batch, match)
     noisy = near & (changed >= p["min_changed"]) & has_input(batch)
@@ -169,8 +172,9 @@ def membership(batch: GroupBatch, pop: Population,
     return online, {"noisy": noisy, "match": match}
 
 
-def inversion(batch: GroupBatch, pop: Population,
-              p: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def inversion(
+    batch: GroupBatch, pop: Population, p: dict[str, float]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     n = batch.n
     prev, diff = changed_vs_prev(batch)
     single = diff == 1
@@ -198,5 +202,4 @@ def inversion(batch: GroupBatch, pop: Population,
     first_ok = ok & ~np.concatenate([[False], ok[:-1] & ~new_run[1:]])
     sweeps = seg_cumsum(first_ok.astype(float), batch.offsets)
     online = sweeps / p["min_sweeps"]
-    return online, {"sweep_done": first_ok, "feature": feat, "length": length,
-                    "coverage": coverage}  # fmt: skip
+    return online, {"sweep_done": first_ok, "feature": feat, "length": length, "coverage": coverage}

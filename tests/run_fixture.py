@@ -83,9 +83,18 @@ def _plots(assets: Path, evil: bool) -> dict[str, str]:
 
 def _assess(target: str, plots: dict[str, str]) -> list[Finding]:
     def f(rule: str, title: str, sev: Severity, ev: dict[str, Any], mit: list[str]) -> Finding:
-        return Finding(id=f"{rule}@{target}", rule_id=rule, title=title, severity=sev,
-                       source="assess", target=target, description=ev["summary"],
-                       atlas=ev.pop("atlas"), evidence=ev, mitigations=mit)  # fmt: skip
+        return Finding(
+            id=f"{rule}@{target}",
+            rule_id=rule,
+            title=title,
+            severity=sev,
+            source="assess",
+            target=target,
+            description=ev["summary"],
+            atlas=ev.pop("atlas"),
+            evidence=ev,
+            mitigations=mit,
+        )
 
     return [
         f(
@@ -162,11 +171,17 @@ def _assess(target: str, plots: dict[str, str]) -> list[Finding]:
 
 def _hunt(evil: bool) -> list[Finding]:
     def alert(client: str, detector: str, rules: list[str], ev: dict[str, Any]) -> Finding:
-        return Finding(id=f"MLH-HUNT-{detector.upper()}@{client}", title=f"{detector} by {client}",
-                       rule_id=f"MLH-HUNT-{detector.upper()}", severity=Severity.HIGH,
-                       source="hunt", target=client, atlas=["AML.T0024.002"],
-                       evidence={"detector": detector, "validates": rules, **ev},
-                       mitigations=["Throttle and review the API key."])  # fmt: skip
+        return Finding(
+            id=f"MLH-HUNT-{detector.upper()}@{client}",
+            title=f"{detector} by {client}",
+            rule_id=f"MLH-HUNT-{detector.upper()}",
+            severity=Severity.HIGH,
+            source="hunt",
+            target=client,
+            atlas=["AML.T0024.002"],
+            evidence={"detector": detector, "validates": rules, **ev},
+            mitigations=["Throttle and review the API key."],
+        )
 
     series = [round(0.05 + 0.9 * min(1.0, i / 400) + 0.03 * (i % 7) / 7, 3) for i in range(600)]
     other = EVIL if evil else "10.0.3.17"
@@ -216,26 +231,44 @@ def build_run_doc(tmp: Path, *, evil: bool = False, baseline: bool = True) -> di
     )
     deploy = scan_path(EXAMPLES / "loan-approval" / "deploy")
     art = scan_path(artifacts)
-    link(model, [
-        EvidenceSet("assess", [f.to_dict() for f in assess], frozenset({"prediction-api"})),
-        EvidenceSet("hunt", [f.to_dict() for f in hunt], frozenset({"prediction-api"})),
-        EvidenceSet("scan", [f.to_dict() for f in deploy.findings]),
-        EvidenceSet("scan", [f.to_dict() for f in art.findings], frozenset({"model-artifact"})),
-    ])  # fmt: skip
+    link(
+        model,
+        [
+            EvidenceSet("assess", [f.to_dict() for f in assess], frozenset({"prediction-api"})),
+            EvidenceSet("hunt", [f.to_dict() for f in hunt], frozenset({"prediction-api"})),
+            EvidenceSet("scan", [f.to_dict() for f in deploy.findings]),
+            EvidenceSet("scan", [f.to_dict() for f in art.findings], frozenset({"model-artifact"})),
+        ],
+    )
     evidence = [*assess, *hunt, *deploy.findings, *art.findings]
-    doc = document("run", [], **{k: model[k] for k in ("system", "elements", "flows",
-                                                        "trust_boundaries")})  # fmt: skip
+    doc = document(
+        "run", [], **{k: model[k] for k in ("system", "elements", "flows", "trust_boundaries")}
+    )
     doc["findings"] = model["findings"] + [f.to_dict() for f in evidence]
     doc["summary"] = {**model["summary"], "total": len(doc["findings"])}
     doc["parts"] = {
-        "assess": [{"target": "loan-approval", "element": "prediction-api", "queries": 15000,
-                    "seconds": 93.4, "attacks": [f.rule_id for f in assess]}],
-        "hunt": [{"logs": "traffic/logs.jsonl", "engine": "duckdb",
-                  "read": {"records": 48213, "malformed": 3, "errors": []},
-                  "events_per_second": 412000}],
-        "scan": [{"path": "deploy", "files_scanned": deploy.files},
-                 {"path": str(artifacts), "files_scanned": art.files}],
-    }  # fmt: skip
+        "assess": [
+            {
+                "target": "loan-approval",
+                "element": "prediction-api",
+                "queries": 15000,
+                "seconds": 93.4,
+                "attacks": [f.rule_id for f in assess],
+            }
+        ],
+        "hunt": [
+            {
+                "logs": "traffic/logs.jsonl",
+                "engine": "duckdb",
+                "read": {"records": 48213, "malformed": 3, "errors": []},
+                "events_per_second": 412000,
+            }
+        ],
+        "scan": [
+            {"path": "deploy", "files_scanned": deploy.files},
+            {"path": str(artifacts), "files_scanned": art.files},
+        ],
+    }
     doc["assets_dir"] = str(assets)
     if baseline:
         ids = [f["id"] for f in doc["findings"]]

@@ -36,9 +36,13 @@ def warm(folder: Path, *, text: bool = False) -> None:
         zf.writestr("config.json", "{}")
         zf.writestr("metadata.json", "{}")
         zf.writestr("model.weights.h5", b"\x89HDF\r\n\x1a\n")
-    samples = {"m.keras": keras.getvalue(), "p.pkl": b"Vx\np0\n.", "a.npy": npy("'<f4'", "()"),
-               "m.yaml": b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
-               ".env": b"A=1\n"}  # fmt: skip
+    samples = {
+        "m.keras": keras.getvalue(),
+        "p.pkl": b"Vx\np0\n.",
+        "a.npy": npy("'<f4'", "()"),
+        "m.yaml": b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n",
+        ".env": b"A=1\n",
+    }
     if not text:
         del samples["m.yaml"], samples[".env"]
     for name, data in samples.items():
@@ -99,10 +103,11 @@ def mutated(draw: st.DrawFn, data: bytes) -> bytes:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=15,
-)  # fmt: skip
+)
 
 
 def npy(descr: str, shape: str, payload: bytes = b"") -> bytes:

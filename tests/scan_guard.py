@@ -119,6 +119,10 @@ def make_h5(model_config: str) -> bytes | None:
     imported after h5py, and pytest workers import both."""
     import subprocess
 
-    out = subprocess.run([sys.executable, "-c", _H5_MAKER, model_config], capture_output=True,
-                         timeout=60, check=False)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _H5_MAKER, model_config],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     return out.stdout if out.returncode == 0 else None

@@ -15,10 +15,25 @@ import numpy as np
 def _assess(tmp_path: Path, scenario: str, *args: str) -> dict[str, dict[str, Any]]:
     out = tmp_path / f"{scenario}.json"
     r = subprocess.run(
-        [sys.executable, "-m", "mlhunt", "assess", "--scenario", scenario, "-f", "json",
-         "-o", str(out), "--state", str(tmp_path / "state"), *args],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlhunt",
+            "assess",
+            "--scenario",
+            scenario,
+            "-f",
+            "json",
+            "-o",
+            str(out),
+            "--state",
+            str(tmp_path / "state"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["command"] == "assess"
@@ -26,8 +41,16 @@ def _assess(tmp_path: Path, scenario: str, *args: str) -> dict[str, dict[str, An
 
 
 def test_loan_approval_through_the_live_api(tmp_path: Path) -> None:
-    found = _assess(tmp_path, "loan-approval", "--attack", "extraction-tabular",
-                    "--attack", "membership", "--attack", "evasion-whitebox")  # fmt: skip
+    found = _assess(
+        tmp_path,
+        "loan-approval",
+        "--attack",
+        "extraction-tabular",
+        "--attack",
+        "membership",
+        "--attack",
+        "evasion-whitebox",
+    )
     ext = found["MLH-ASSESS-EXTRACTION-TABULAR"]["evidence"]
     assert ext["http"]["requests"] > 0 and ext["http"]["failures"] == 0  # really over HTTP
     rows = [r for r in ext["curves"]["agreement_vs_queries"] if r["queries"] <= 2000]
@@ -44,24 +67,43 @@ def test_loan_approval_through_the_live_api(tmp_path: Path) -> None:
 
 
 def test_image_moderation_pgd_patch_and_lighting(tmp_path: Path) -> None:
-    found = _assess(tmp_path, "image-moderation", "--in-process", "--attack", "evasion-whitebox",
-                    "--attack", "patch", "--attack", "corruptions")  # fmt: skip
+    found = _assess(
+        tmp_path,
+        "image-moderation",
+        "--in-process",
+        "--attack",
+        "evasion-whitebox",
+        "--attack",
+        "patch",
+        "--attack",
+        "corruptions",
+    )
     pgd = found["MLH-ASSESS-EVASION-WHITEBOX"]["evidence"]
     eps = np.asarray(pgd["curves"]["epsilon"])
     at = int(np.argmin(np.abs(eps - 8 / 255)))
     assert abs(eps[at] - 8 / 255) < 1e-6
     assert pgd["curves"]["pgd_linf"][at] < pgd["clean_accuracy"] - 0.5  # far below clean
     patch = found["MLH-ASSESS-PATCH"]["evidence"]
-    hides = [h for a, h in zip(patch["curves"]["patch_area"], patch["curves"]["hide_rate"],
-                               strict=True) if a <= 0.10]  # fmt: skip
+    hides = [
+        h
+        for a, h in zip(patch["curves"]["patch_area"], patch["curves"]["hide_rate"], strict=True)
+        if a <= 0.10
+    ]
     assert max(hides) >= 0.5
     corr = found["MLH-ASSESS-CORRUPTIONS"]["evidence"]
     assert {"brightness", "lighting_gradient"} <= set(corr["curves"])
 
 
 def test_fraud_detection_constrained_evasion_and_extraction(tmp_path: Path) -> None:
-    found = _assess(tmp_path, "fraud-detection", "--in-process", "--attack", "evasion-blackbox",
-                    "--attack", "extraction-tabular")  # fmt: skip
+    found = _assess(
+        tmp_path,
+        "fraud-detection",
+        "--in-process",
+        "--attack",
+        "evasion-blackbox",
+        "--attack",
+        "extraction-tabular",
+    )
     ev = found["MLH-ASSESS-EVASION-BLACKBOX"]["evidence"]
     assert ev["success_rate"] > 0 and ev["immutable_changed"] == 0
     ext = found["MLH-ASSESS-EXTRACTION-TABULAR"]["evidence"]

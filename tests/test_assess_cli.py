@@ -21,8 +21,15 @@ from tests.conftest import ROOT
 
 
 def _mlhunt(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlhunt", *args], capture_output=True,
-                          text=True, timeout=180, check=False, cwd=cwd, env=_env())  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "mlhunt", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=cwd,
+        env=_env(),
+    )
 
 
 def _env() -> dict[str, str]:
@@ -31,15 +38,31 @@ def _env() -> dict[str, str]:
 
 
 def test_scenario_in_process_json_document(tmp_path: Path) -> None:
-    cat = write_catalog(tmp_path / "cat", {
-        "PROBE": {"entry": "probe", "params": {"n": 40}},
-        "MEMBERS": {"entry": "probe", "kind": "membership", "requires": ["members"], "cost": 2},
-        "PATCHY": {"entry": "probe", "kind": "patch", "requires": ["boxes"], "cost": 3},
-        "IMAGE": {"entry": "probe", "applies_to": ["image"]},
-    })  # fmt: skip
-    r = _mlhunt("assess", "--scenario", "loan-approval", "--in-process", "--catalog", str(cat),
-                "--state", str(tmp_path / "s"), "--max-queries", "5000", "-f", "json",
-                "--fail-on", "critical")  # fmt: skip
+    cat = write_catalog(
+        tmp_path / "cat",
+        {
+            "PROBE": {"entry": "probe", "params": {"n": 40}},
+            "MEMBERS": {"entry": "probe", "kind": "membership", "requires": ["members"], "cost": 2},
+            "PATCHY": {"entry": "probe", "kind": "patch", "requires": ["boxes"], "cost": 3},
+            "IMAGE": {"entry": "probe", "applies_to": ["image"]},
+        },
+    )
+    r = _mlhunt(
+        "assess",
+        "--scenario",
+        "loan-approval",
+        "--in-process",
+        "--catalog",
+        str(cat),
+        "--state",
+        str(tmp_path / "s"),
+        "--max-queries",
+        "5000",
+        "-f",
+        "json",
+        "--fail-on",
+        "critical",
+    )
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["command"] == "assess" and doc["target"] == "loan-approval-logreg-v1"
@@ -59,9 +82,24 @@ def test_scenario_in_process_json_document(tmp_path: Path) -> None:
     assert "assess: MLH-ASSESS-PROBE: refuted" in r.stderr  # plain progress lines
     assert (tmp_path / "s" / "MLH-ASSESS-PROBE.json").is_file()
 
-    only = _mlhunt("assess", "--scenario", "loan-approval", "--in-process", "--catalog",
-                   str(cat), "--attack", "probe", "--param", "probe.n=3", "--state",
-                   str(tmp_path / "t"), "-f", "markdown", "--fail-on", "info")  # fmt: skip
+    only = _mlhunt(
+        "assess",
+        "--scenario",
+        "loan-approval",
+        "--in-process",
+        "--catalog",
+        str(cat),
+        "--attack",
+        "probe",
+        "--param",
+        "probe.n=3",
+        "--state",
+        str(tmp_path / "t"),
+        "-f",
+        "markdown",
+        "--fail-on",
+        "info",
+    )
     assert only.returncode == 1  # a finding reached --fail-on
     assert "Measured:" in only.stdout and "success_rate" in only.stdout
 
@@ -97,8 +135,9 @@ def test_unsafe_pickle_refused_without_trust_skops_accepted(tmp_path: Path) -> N
     refused = _mlhunt("assess", str(tmp_path / "m.pkl"), *common, "--state", str(tmp_path / "a"))
     assert refused.returncode == 2
     assert len(refused.stderr.strip().splitlines()) == 1 and "--trust" in refused.stderr
-    trusted = _mlhunt("assess", str(tmp_path / "m.pkl"), *common, "--trust",
-                      "--state", str(tmp_path / "b"))  # fmt: skip
+    trusted = _mlhunt(
+        "assess", str(tmp_path / "m.pkl"), *common, "--trust", "--state", str(tmp_path / "b")
+    )
     assert trusted.returncode == 0, trusted.stderr
     skops = _mlhunt("assess", str(tmp_path / "m.skops"), *common, "--state", str(tmp_path / "c"))
     assert skops.returncode == 0, skops.stderr
@@ -112,21 +151,41 @@ def _default_sigint() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_run_resumes_without_redoing_finished_attacks(tmp_path: Path, sig: int) -> None:
     counter = tmp_path / "runs.txt"
-    cat = write_catalog(tmp_path / "cat", {
-        f"S{i}": {"entry": "sleepy", "cost": i, "params": {
-            "counter": str(counter), "tag": f"S{i}", "sleep": 0.2 if i < 3 else 30}}
-        for i in (1, 2, 3)
-    })  # fmt: skip
+    cat = write_catalog(
+        tmp_path / "cat",
+        {
+            f"S{i}": {
+                "entry": "sleepy",
+                "cost": i,
+                "params": {"counter": str(counter), "tag": f"S{i}", "sleep": 0.2 if i < 3 else 30},
+            }
+            for i in (1, 2, 3)
+        },
+    )
     state = tmp_path / "state"
-    args = [sys.executable, "-m", "mlhunt", "assess", "--scenario", "loan-approval",
-            "--in-process", "--catalog", str(cat), "--state", str(state), "-f", "json"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "mlhunt",
+        "assess",
+        "--scenario",
+        "loan-approval",
+        "--in-process",
+        "--catalog",
+        str(cat),
+        "--state",
+        str(state),
+        "-f",
+        "json",
+    ]
     # output to files, not pipes nobody reads while waiting: a full pipe would block the
     # child's writes (its "interrupted" line included) and look like a hang
     out, err = (tmp_path / "stdout.txt").open("w+b"), (tmp_path / "stderr.txt").open("w+b")
     # Ctrl-C's default disposition in the child even when this run inherited SIGINT ignored (a
     # test run started in the background with `&`): mlhunt keeps an ignored SIGINT ignored
-    proc = subprocess.Popen(args, cwd=ROOT, env=_env(), stdout=out, stderr=err,
-                            preexec_fn=_default_sigint)  # fmt: skip
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=_env(), stdout=out, stderr=err, preexec_fn=_default_sigint
+    )
     try:
         deadline = time.monotonic() + 90
         while not (state / "MLH-ASSESS-S2.json").is_file():
@@ -154,9 +213,20 @@ def test_killed_run_resumes_without_redoing_finished_attacks(tmp_path: Path, sig
         json.loads(p.read_text())  # every result file is whole
 
     fast = {"counter": str(counter), "tag": "S3", "sleep": 0}
-    r = _mlhunt("assess", "--scenario", "loan-approval", "--in-process", "--catalog", str(cat),
-                "--state", str(state), "--resume", "-f", "json",
-                *[f"--param=s3.{k}={v}" for k, v in fast.items()])  # fmt: skip
+    r = _mlhunt(
+        "assess",
+        "--scenario",
+        "loan-approval",
+        "--in-process",
+        "--catalog",
+        str(cat),
+        "--state",
+        str(state),
+        "--resume",
+        "-f",
+        "json",
+        *[f"--param=s3.{k}={v}" for k, v in fast.items()],
+    )
     assert r.returncode == 0, r.stderr
     assert counter.read_text().split() == ["S1", "S2", "S3", "S3"]  # S1, S2 not redone
     for name in ("MLH-ASSESS-S1.json", "MLH-ASSESS-S2.json"):

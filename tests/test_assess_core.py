@@ -32,8 +32,11 @@ def model_files(tmp_path: Path) -> dict[str, Path]:
     sio.dump(model, tmp_path / "model.skops")
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(model))
     np.savez(tmp_path / "data.npz", x=x[200:], y=y[200:], x_pool=x[:50])
-    return {"skops": tmp_path / "model.skops", "pickle": tmp_path / "model.pkl",
-            "data": tmp_path / "data.npz"}  # fmt: skip
+    return {
+        "skops": tmp_path / "model.skops",
+        "pickle": tmp_path / "model.pkl",
+        "data": tmp_path / "data.npz",
+    }
 
 
 def _opts(files: dict[str, Path], **kw: object) -> TargetOptions:
@@ -46,11 +49,16 @@ def _enter(opts: TargetOptions) -> None:
 
 
 def test_budget_is_never_overrun(tmp_path: Path, model_files: dict[str, Path]) -> None:
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "GREEDY-A": {"entry": "greedy", "cost": 1},
-        "GREEDY-B": {"entry": "greedy", "cost": 3},
-        "ESCAPE": {"entry": "escape", "cost": 2},
-    }))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {
+                "GREEDY-A": {"entry": "greedy", "cost": 1},
+                "GREEDY-B": {"entry": "greedy", "cost": 3},
+                "ESCAPE": {"entry": "escape", "cost": 2},
+            },
+        )
+    )
     with open_target(_opts(model_files)) as (target, data):
         report = assess(target, data, catalog=cat, max_queries=100, state_dir=tmp_path / "s")
     by_id = {r.attack_id: r for r in report.results}
@@ -73,10 +81,15 @@ def test_declared_query_need_is_met_when_the_budget_allows(
     tmp_path: Path, model_files: dict[str, Path]
 ) -> None:
     """A cheap attack that declares the queries it needs gets them, not just its cost share."""
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "NEEDY": {"entry": "greedy", "cost": 1, "queries": 50},
-        "BIG": {"entry": "greedy", "cost": 5},
-    }))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {
+                "NEEDY": {"entry": "greedy", "cost": 1, "queries": 50},
+                "BIG": {"entry": "greedy", "cost": 5},
+            },
+        )
+    )
     with open_target(_opts(model_files)) as (target, data):
         report = assess(target, data, catalog=cat, max_queries=120, state_dir=tmp_path / "s")
     by_id = {r.attack_id: r for r in report.results}
@@ -87,10 +100,15 @@ def test_declared_query_need_is_met_when_the_budget_allows(
 def test_survivors_are_handed_on_and_baseline_skips_misclassified(
     tmp_path: Path, model_files: dict[str, Path]
 ) -> None:
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "FIRST": {"entry": "probe", "cost": 1, "params": {"n": 5, "narrow": True}},
-        "SECOND": {"entry": "probe", "cost": 2, "params": {"n": 5, "narrow": False}},
-    }))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {
+                "FIRST": {"entry": "probe", "cost": 1, "params": {"n": 5, "narrow": True}},
+                "SECOND": {"entry": "probe", "cost": 2, "params": {"n": 5, "narrow": False}},
+            },
+        )
+    )
     with open_target(_opts(model_files)) as (target, data):
         clean = np.argmax(target.sklearn_estimator().predict_proba(data.x_eval), axis=1)
         report = assess(target, data, catalog=cat, state_dir=tmp_path / "s")
@@ -105,12 +123,17 @@ def test_survivors_are_handed_on_and_baseline_skips_misclassified(
 def test_missing_requirement_is_skipped_with_reason(
     tmp_path: Path, model_files: dict[str, Path]
 ) -> None:
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "MEMBERS": {"entry": "probe", "kind": "membership", "requires": ["members"]},
-        "TORCHY": {"entry": "probe", "requires": ["torch"]},
-        "IMAGES": {"entry": "probe", "applies_to": ["image"]},
-        "OK": {"entry": "probe"},
-    }))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {
+                "MEMBERS": {"entry": "probe", "kind": "membership", "requires": ["members"]},
+                "TORCHY": {"entry": "probe", "requires": ["torch"]},
+                "IMAGES": {"entry": "probe", "applies_to": ["image"]},
+                "OK": {"entry": "probe"},
+            },
+        )
+    )
     with open_target(_opts(model_files)) as (target, data):
         report = assess(target, data, catalog=cat, state_dir=tmp_path / "s")
         named = assess(target, data, catalog=cat, select=["images"], state_dir=tmp_path / "t")
@@ -129,8 +152,12 @@ def test_missing_requirement_is_skipped_with_reason(
 def test_failing_attack_is_recorded_and_the_run_continues(
     tmp_path: Path, model_files: dict[str, Path]
 ) -> None:
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "BOOM": {"entry": "boom", "cost": 1}, "OK": {"entry": "probe", "cost": 2}}))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {"BOOM": {"entry": "boom", "cost": 1}, "OK": {"entry": "probe", "cost": 2}},
+        )
+    )
     with open_target(_opts(model_files)) as (target, data):
         report = assess(target, data, catalog=cat, state_dir=tmp_path / "s")
         boom = report.results[0]
@@ -148,11 +175,22 @@ def test_resume_skips_finished_and_reruns_on_new_params(
     tmp_path: Path, model_files: dict[str, Path]
 ) -> None:
     counter = tmp_path / "counter.txt"
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "A": {"entry": "sleepy", "params": {"counter": str(counter), "tag": "A", "sleep": 0}},
-        "B": {"entry": "sleepy", "cost": 2,
-              "params": {"counter": str(counter), "tag": "B", "sleep": 0}},
-    }))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {
+                "A": {
+                    "entry": "sleepy",
+                    "params": {"counter": str(counter), "tag": "A", "sleep": 0},
+                },
+                "B": {
+                    "entry": "sleepy",
+                    "cost": 2,
+                    "params": {"counter": str(counter), "tag": "B", "sleep": 0},
+                },
+            },
+        )
+    )
     state = tmp_path / "s"
     with open_target(_opts(model_files)) as (target, data):
         first = assess(target, data, catalog=cat, state_dir=state, seed=3)
@@ -209,8 +247,10 @@ def test_target_loading_refuses_unsafe_files(tmp_path: Path, model_files: dict[s
 
 def test_spec_and_data_errors_name_the_field(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
-    spec.write_text("kind: tabular\nfeatures:\n  - {name: age, lower: 18, upper: 90, "
-                    "mutable: false}\n  - {name: income, lower: 0}\n")  # fmt: skip
+    spec.write_text(
+        "kind: tabular\nfeatures:\n  - {name: age, lower: 18, upper: 90, "
+        "mutable: false}\n  - {name: income, lower: 0}\n"
+    )
     with pytest.raises(InputError) as exc:
         load_spec(spec)
     assert "features.1.upper" in str(exc.value) and str(spec) in str(exc.value)
@@ -230,11 +270,16 @@ def test_spec_and_data_errors_name_the_field(tmp_path: Path) -> None:
 
 
 def test_document_lists_attacks_and_budget(tmp_path: Path, model_files: dict[str, Path]) -> None:
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "OK": {"entry": "probe"}, "NP": {"entry": "numpy_metrics", "cost": 2}}))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {"OK": {"entry": "probe"}, "NP": {"entry": "numpy_metrics", "cost": 2}},
+        )
+    )
     with open_target(_opts(model_files)) as (target, data):
-        doc = assess(target, data, catalog=cat, state_dir=tmp_path / "s", max_queries=500,
-                     seed=7).document()  # fmt: skip
+        doc = assess(
+            target, data, catalog=cat, state_dir=tmp_path / "s", max_queries=500, seed=7
+        ).document()
     assert doc["command"] == "assess" and doc["target"] == "model.skops"
     assert doc["budget"]["max_queries"] == 500 and doc["budget"]["seed"] == 7
     assert doc["attacks"][0]["id"] == "MLH-ASSESS-OK"
@@ -260,8 +305,12 @@ def test_torch_and_callable_targets(tmp_path: Path) -> None:
     spec.write_text(
         "kind: tabular\nclasses: [deny, allow]\nfeatures: [a, b, {name: c, mutable: false}]\n"
     )
-    opts = TargetOptions(target=str(tmp_path / "w.pt"), factory="tests.assess_fakes:tiny_net",
-                         data=tmp_path / "d.npz", spec=spec)  # fmt: skip
+    opts = TargetOptions(
+        target=str(tmp_path / "w.pt"),
+        factory="tests.assess_fakes:tiny_net",
+        data=tmp_path / "d.npz",
+        spec=spec,
+    )
     with open_target(opts) as (target, _data):
         assert target.torch_module() is not None and target.classes == ("deny", "allow")
         assert target.spec.mutable == (True, True, False)
@@ -278,11 +327,20 @@ def test_torch_and_callable_targets(tmp_path: Path) -> None:
 def test_time_budget_is_shared_and_exhaustion_skips(
     tmp_path: Path, model_files: dict[str, Path]
 ) -> None:
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "A": {"entry": "greedy", "cost": 1}, "B": {"entry": "greedy", "cost": 1},
-        "C": {"entry": "sleepy", "cost": 5,
-              "params": {"counter": str(tmp_path / "c.txt"), "tag": "C", "sleep": 0}},
-    }))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {
+                "A": {"entry": "greedy", "cost": 1},
+                "B": {"entry": "greedy", "cost": 1},
+                "C": {
+                    "entry": "sleepy",
+                    "cost": 5,
+                    "params": {"counter": str(tmp_path / "c.txt"), "tag": "C", "sleep": 0},
+                },
+            },
+        )
+    )
     with open_target(_opts(model_files)) as (target, data):
         start = time.monotonic()
         report = assess(target, data, catalog=cat, max_seconds=0.6, state_dir=tmp_path / "s")

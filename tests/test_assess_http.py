@@ -26,8 +26,14 @@ RNG = np.random.default_rng(0)
 X = RNG.normal(size=(300, 3))
 Y = (X[:, 0] - X[:, 2] > 0).astype(np.int64)
 MODEL = LogisticRegression().fit(X, Y)
-SPEC = InputSpec("tabular", names=("a", "b", "c"), lower=(-4,) * 3, upper=(4,) * 3,
-                 integer=(False,) * 3, mutable=(True,) * 3)  # fmt: skip
+SPEC = InputSpec(
+    "tabular",
+    names=("a", "b", "c"),
+    lower=(-4,) * 3,
+    upper=(4,) * 3,
+    integer=(False,) * 3,
+    mutable=(True,) * 3,
+)
 
 
 class Flaky(BaseHTTPRequestHandler):
@@ -93,16 +99,25 @@ def flaky() -> Iterator[tuple[str, Any]]:
     yield from _server(["ok", "timeout", "ok", "500", "429", "ok", "garbage", "ok"])
 
 
-CONFIG = {"body": {"input": {"x": "{vector}"}}, "scores": "result.probs",
-          "label": "result.label", "classes": ["neg", "pos"], "timeout": 1.0,
-          "backoff": 0.01, "concurrency": 3}  # fmt: skip
+CONFIG = {
+    "body": {"input": {"x": "{vector}"}},
+    "scores": "result.probs",
+    "label": "result.label",
+    "classes": ["neg", "pos"],
+    "timeout": 1.0,
+    "backoff": 0.01,
+    "concurrency": 3,
+}
 
 
 def test_flaky_api_is_retried_within_budget(tmp_path: Path, flaky: tuple[str, Any]) -> None:
     url, srv = flaky
-    cat = load_attacks(write_catalog(tmp_path / "cat", {
-        "A": {"entry": "probe", "params": {"n": 12}},
-        "B": {"entry": "greedy", "cost": 2}}))  # fmt: skip
+    cat = load_attacks(
+        write_catalog(
+            tmp_path / "cat",
+            {"A": {"entry": "probe", "params": {"n": 12}}, "B": {"entry": "greedy", "cost": 2}},
+        )
+    )
     # One request at a time: the server's fault schedule is by request count and never has two
     # faults in a row, so every retry meets an answer (in parallel, a row's retries could keep
     # landing on fault slots, and the test would be a coin toss).
@@ -152,8 +167,9 @@ def test_label_only_api_gives_one_hot_and_says_so(tmp_path: Path) -> None:
 def test_api_key_from_env_and_401_is_one_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    config = HttpConfig.model_validate({**CONFIG, "api_key_env": "T_KEY",
-                                        "api_key_header": "Authorization"})  # fmt: skip
+    config = HttpConfig.model_validate(
+        {**CONFIG, "api_key_env": "T_KEY", "api_key_header": "Authorization"}
+    )
     for url, srv in _server(["ok"]):
         with pytest.raises(InputError, match="T_KEY"):
             HttpTarget(url, SPEC, config)

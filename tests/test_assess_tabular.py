@@ -280,9 +280,13 @@ def test_active_extraction_is_adaptive_honest_and_finds_fraud(tmp_path: Path) ->
         sent.clear()
         target = ModelTarget("fraud+labels", loaded.spec, tuple(loaded.classes), api)
         r, budget = _run(
-            "MLH-ASSESS-EXTRACTION-TABULAR", "fraud-detection", tmp_path / strategy,
-            target=target, queries=[50, 1000], strategy=strategy,
-        )  # fmt: skip
+            "MLH-ASSESS-EXTRACTION-TABULAR",
+            "fraud-detection",
+            tmp_path / strategy,
+            target=target,
+            queries=[50, 1000],
+            strategy=strategy,
+        )
         rows = r.curves["agreement_vs_queries"]
         assert [row["queries"] for row in rows] == [50, 1000]
         assert budget.used == 1000 + r.metrics["yardstick_queries"]

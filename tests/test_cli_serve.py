@@ -29,10 +29,23 @@ def test_serve_loan_api(tmp_path: Path) -> None:
     port = _free_port()
     log = tmp_path / "log.jsonl"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlhunt", "serve", "loan-approval", "--port", str(port),
-         "--api-key", "k-1=officer-1", "--log", str(log)],
-        stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlhunt",
+            "serve",
+            "loan-approval",
+            "--port",
+            str(port),
+            "--api-key",
+            "k-1=officer-1",
+            "--log",
+            str(log),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -62,6 +75,9 @@ def test_serve_loan_api(tmp_path: Path) -> None:
 def test_serve_refuses_bad_key_spec() -> None:
     r = subprocess.run(
         [sys.executable, "-m", "mlhunt", "serve", "loan-approval", "--api-key", "nokey"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 2 and "--api-key: expected KEY=CLIENT_ID" in r.stderr

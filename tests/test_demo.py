@@ -13,8 +13,12 @@ SCENARIOS = ("clickstream-recommender", "fraud-detection", "image-moderation", "
 
 def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
     out = tmp_path / "mlhunt-report"
-    r = subprocess.run([sys.executable, "-m", "mlhunt", "demo", "--quick", "-o", str(out)],
-                       capture_output=True, text=True, timeout=1800)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mlhunt", "demo", "--quick", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     index = (out / "index.html").read_text()
     for name in SCENARIOS:

@@ -34,19 +34,38 @@ RNG = np.random.default_rng(7)
 X = RNG.uniform(-3, 3, size=(1200, 3))
 Y = (X[:, 0] - 0.5 * X[:, 2] > 0.3).astype(np.int64)
 MODEL = LogisticRegression().fit(X, Y)
-SPEC = InputSpec("tabular", names=("a", "b", "c"), lower=(-3,) * 3, upper=(3,) * 3,
-                 integer=(False,) * 3, mutable=(True,) * 3)  # fmt: skip
-CONFIG = {"classes": ["neg", "pos"], "timeout": 0.6, "retries": 4, "backoff": 0.01,
-          "concurrency": 4, "max_response_bytes": 100_000}  # fmt: skip
+SPEC = InputSpec(
+    "tabular",
+    names=("a", "b", "c"),
+    lower=(-3,) * 3,
+    upper=(3,) * 3,
+    integer=(False,) * 3,
+    mutable=(True,) * 3,
+)
+CONFIG = {
+    "classes": ["neg", "pos"],
+    "timeout": 0.6,
+    "retries": 4,
+    "backoff": 0.01,
+    "concurrency": 4,
+    "max_response_bytes": 100_000,
+}
 # Small but real: HopSkipJump and the constrained search from ART, extraction by equation
 # solving/distillation; sized so the faulty run stays within seconds on two shared cores.
 PARAMS: dict[str, dict[str, Any]] = {
     "MLH-ASSESS-EXTRACTION-TABULAR": {"queries": [40, 120], "n_eval": 150, "n_rare": 20},
-    "MLH-ASSESS-EVASION-BLACKBOX": {"n_samples": 4, "methods": ["constrained", "hopskipjump"],
-                                    "art_samples": 2, "hsj_max_iter": 2, "hsj_max_eval": 20,
-                                    "hsj_init_eval": 5, "grid": 4, "steps": 1,
-                                    "max_queries_per_sample": 300},
-}  # fmt: skip
+    "MLH-ASSESS-EVASION-BLACKBOX": {
+        "n_samples": 4,
+        "methods": ["constrained", "hopskipjump"],
+        "art_samples": 2,
+        "hsj_max_iter": 2,
+        "hsj_max_eval": 20,
+        "hsj_init_eval": 5,
+        "grid": 4,
+        "steps": 1,
+        "max_queries_per_sample": 300,
+    },
+}
 ATTACKS = list(PARAMS)
 
 
@@ -77,8 +96,14 @@ def test_real_attacks_finish_through_every_kind_of_fault(tmp_path: Path) -> None
         FaultyServer(_predict, plan, hang=1.0) as srv,
         HttpTarget(srv.url, SPEC, HttpConfig.model_validate(CONFIG)) as target,
     ):
-        report = assess(target, _data(), select=ATTACKS, params=PARAMS, max_queries=2500,
-                        state_dir=tmp_path / "s")  # fmt: skip
+        report = assess(
+            target,
+            _data(),
+            select=ATTACKS,
+            params=PARAMS,
+            max_queries=2500,
+            state_dir=tmp_path / "s",
+        )
         stats = target.stats
     doc = report.document()
     assert report.budget["queries_this_run"] <= 2500  # rows charged once, retries aside
@@ -112,12 +137,31 @@ def test_dead_api_gives_error_findings_and_the_run_finishes(tmp_path: Path) -> N
     with FaultyServer(_predict, cycle(["503", "reset", "500", "truncated"])) as srv:
         start = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "mlhunt", "assess", srv.url, "--data", str(tmp_path / "d.npz"),
-             "--http-config", str(tmp_path / "http.yaml"), "--state", str(tmp_path / "s"),
-             *[a for i in ATTACKS for a in ("--attack", i)], "-f", "json", "-o", str(out)],
-            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "mlhunt",
+                "assess",
+                srv.url,
+                "--data",
+                str(tmp_path / "d.npz"),
+                "--http-config",
+                str(tmp_path / "http.yaml"),
+                "--state",
+                str(tmp_path / "s"),
+                *[a for i in ATTACKS for a in ("--attack", i)],
+                "-f",
+                "json",
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        )
         took = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and took < 60

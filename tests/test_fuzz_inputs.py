@@ -47,33 +47,142 @@ def work() -> Iterator[Path]:
 # ---------------------------------------------------------------------------------------------
 
 # Words the schemas know, so mutations reach deep validation, not only "unknown field".
-WORDS = ["id", "name", "kind", "elements", "flows", "source", "target", "data", "boundary",
-         "model", "output", "controls", "applies_to", "type", "actor", "inference_api",
-         "data_store", "personal", "high", "critical", "scores", "label", "tabular", "image",
-         "features", "lower", "upper", "shape", "classes", "url", "body", "timeout", "retries",
-         "scenario", "http", "path", "logs", "scan", "models", "thresholds", "params", "<<",
-         "loan-approval", "sklearn", "system.yaml", "x" * 300, "é\u0301", "\u202e", "a:b",
-         "\x00", "../" * 40, "", " ", "{vector}", "{image}"]  # fmt: skip
+WORDS = [
+    "id",
+    "name",
+    "kind",
+    "elements",
+    "flows",
+    "source",
+    "target",
+    "data",
+    "boundary",
+    "model",
+    "output",
+    "controls",
+    "applies_to",
+    "type",
+    "actor",
+    "inference_api",
+    "data_store",
+    "personal",
+    "high",
+    "critical",
+    "scores",
+    "label",
+    "tabular",
+    "image",
+    "features",
+    "lower",
+    "upper",
+    "shape",
+    "classes",
+    "url",
+    "body",
+    "timeout",
+    "retries",
+    "scenario",
+    "http",
+    "path",
+    "logs",
+    "scan",
+    "models",
+    "thresholds",
+    "params",
+    "<<",
+    "loan-approval",
+    "sklearn",
+    "system.yaml",
+    "x" * 300,
+    "é\u0301",
+    "\u202e",
+    "a:b",
+    "\x00",
+    "../" * 40,
+    "",
+    " ",
+    "{vector}",
+    "{image}",
+]
 
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(-(10**40), 10**40),
-    st.floats(), st.text(max_size=12), st.sampled_from(WORDS),
-)  # fmt: skip
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(-(10**40), 10**40),
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(WORDS),
+)
 VALUES = st.recursive(
     SCALARS,
-    lambda c: st.lists(c, max_size=4)
-    | st.dictionaries(st.text(max_size=6) | st.sampled_from(WORDS), c, max_size=4),
+    lambda c: (
+        st.lists(c, max_size=4)
+        | st.dictionaries(st.text(max_size=6) | st.sampled_from(WORDS), c, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 
 # YAML snippets that exercise the constructor, not only the scanner.
-SNIPPETS = ["\n", " ", "  ", "- ", ": ", "[", "]", "{", "}", ",", "&a ", "*a", "!!str ",
-            "!!binary ", "!!python/object:os.system ", "? ", "|\n", ">\n", "'", '"', "#",
-            "%YAML 1.1\n---\n", "---\n", "...\n", "\t", "\r", "\r\n", "\ufeff", "\x00", "\x85",
-            "\u2028", "<<: *a\n", "1e999", ".nan", "-.inf", "0x1F", "0o17", "1_000", "~", "null",
-            "2001-13-45", "2001-12-14t21:59:43.10-05:00", "9" * 5000, '"\\ud800"', "!!set ",
-            "!!omap ", "!!timestamp ", "!!float x", "!!int x", "? [a]\n: 1\n", "{[a]: 1}",
-            "[" * 300, "{a: " * 200, "\\", "\udcff", "é", "🙂"]  # fmt: skip
+SNIPPETS = [
+    "\n",
+    " ",
+    "  ",
+    "- ",
+    ": ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "!!str ",
+    "!!binary ",
+    "!!python/object:os.system ",
+    "? ",
+    "|\n",
+    ">\n",
+    "'",
+    '"',
+    "#",
+    "%YAML 1.1\n---\n",
+    "---\n",
+    "...\n",
+    "\t",
+    "\r",
+    "\r\n",
+    "\ufeff",
+    "\x00",
+    "\x85",
+    "\u2028",
+    "<<: *a\n",
+    "1e999",
+    ".nan",
+    "-.inf",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "~",
+    "null",
+    "2001-13-45",
+    "2001-12-14t21:59:43.10-05:00",
+    "9" * 5000,
+    '"\\ud800"',
+    "!!set ",
+    "!!omap ",
+    "!!timestamp ",
+    "!!float x",
+    "!!int x",
+    "? [a]\n: 1\n",
+    "{[a]: 1}",
+    "[" * 300,
+    "{a: " * 200,
+    "\\",
+    "\udcff",
+    "é",
+    "🙂",
+]
 
 
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -185,8 +294,13 @@ def dump(draw: st.DrawFn, doc: Any) -> str:
     try:
         if how == "json":
             return json.dumps(doc, ensure_ascii=draw(st.booleans()))
-        return yaml.safe_dump(doc, allow_unicode=draw(st.booleans()), sort_keys=False,
-                              default_flow_style=how == "flow", width=10**6)  # fmt: skip
+        return yaml.safe_dump(
+            doc,
+            allow_unicode=draw(st.booleans()),
+            sort_keys=False,
+            default_flow_style=how == "flow",
+            width=10**6,
+        )
     except (RecursionError, ValueError):  # too deep for the emitter: an anchor-free stand-in
         return "[" * 2000 + "]" * 2000
 
@@ -195,8 +309,11 @@ def dump(draw: st.DrawFn, doc: Any) -> str:
 def text_mutated(draw: st.DrawFn, text: str) -> str:
     """0-4 edits of YAML text: snippets inserted, lines cut or repeated, CRLF, BOM, truncation."""
     for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["value", "value", "insert", "delete", "truncate", "dup_line",
-                                   "crlf", "bom"]))  # fmt: skip
+        op = draw(
+            st.sampled_from(
+                ["value", "value", "insert", "delete", "truncate", "dup_line", "crlf", "bom"]
+            )
+        )
         pos = draw(st.integers(0, len(text)))
         if op == "value":  # a raw YAML value where the dumper would have quoted one
             marks = [m.end() for m in re.finditer(r": |- ", text)] or [pos]
@@ -250,22 +367,43 @@ RAW_YAML = st.lists(YAML_ALPHABET, max_size=60).map("".join)
 # ---------------------------------------------------------------------------------------------
 
 SYSTEM: dict[str, Any] = {
-    "name": "fuzz", "criticality": "high", "regulations": ["gdpr"],
+    "name": "fuzz",
+    "criticality": "high",
+    "regulations": ["gdpr"],
     "data_assets": [{"id": "records", "classification": "personal", "data_subjects": ["a"]}],
     "trust_boundaries": [{"id": "corp"}, {"id": "cluster", "parent": "corp"}],
     "elements": [
         {"id": "user", "kind": "actor"},
-        {"id": "db", "kind": "data_store", "boundary": "corp", "data": ["records"],
-         "uses_sql": True},
-        {"id": "api", "kind": "inference_api", "boundary": "cluster", "internet_facing": True,
-         "authentication": "api_key", "rate_limit": "10/s",
-         "model": {"algorithm": "cnn", "output": "scores", "ip_value": "high"}},
+        {
+            "id": "db",
+            "kind": "data_store",
+            "boundary": "corp",
+            "data": ["records"],
+            "uses_sql": True,
+        },
+        {
+            "id": "api",
+            "kind": "inference_api",
+            "boundary": "cluster",
+            "internet_facing": True,
+            "authentication": "api_key",
+            "rate_limit": "10/s",
+            "model": {"algorithm": "cnn", "output": "scores", "ip_value": "high"},
+        },
     ],
-    "flows": [{"id": "query", "source": "user", "target": "api", "data": ["records"],
-               "protocol": "https", "encrypted": True}],
+    "flows": [
+        {
+            "id": "query",
+            "source": "user",
+            "target": "api",
+            "data": ["records"],
+            "protocol": "https",
+            "encrypted": True,
+        }
+    ],
     "controls": [{"id": "waf", "type": "input_validation", "applies_to": ["api"]}],
     "risk_tracking": [{"threat": "MLH-ML-EXTRACTION", "status": "accepted"}],
-}  # fmt: skip
+}
 EXAMPLE_SYSTEMS = sorted(EXAMPLES.glob("*/system.yaml"))
 
 
@@ -315,20 +453,49 @@ def test_system_yaml_raw_text(work: Path, text: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 PROJECT: dict[str, Any] = {
-    "name": "fuzz", "system": "system.yaml", "output": "out", "seed": 3, "fail_on": "high",
+    "name": "fuzz",
+    "system": "system.yaml",
+    "output": "out",
+    "seed": 3,
+    "fail_on": "high",
     "models": [
-        {"scenario": "loan-approval", "element": "api", "max_queries": 100, "max_seconds": 5,
-         "attacks": ["fgsm"], "params": {"MLH-ASSESS-FGSM.eps": 0.1}},
-        {"kind": "http", "url": "http://127.0.0.1:1/predict", "http_config": "http.yaml",
-         "spec": "spec.yaml", "data": "d.npz", "api_key_env": "KEY"},
+        {
+            "scenario": "loan-approval",
+            "element": "api",
+            "max_queries": 100,
+            "max_seconds": 5,
+            "attacks": ["fgsm"],
+            "params": {"MLH-ASSESS-FGSM.eps": 0.1},
+        },
+        {
+            "kind": "http",
+            "url": "http://127.0.0.1:1/predict",
+            "http_config": "http.yaml",
+            "spec": "spec.yaml",
+            "data": "d.npz",
+            "api_key_env": "KEY",
+        },
     ],
-    "logs": [{"path": "logs/*.jsonl", "engine": "duckdb", "reference": "ref.npz",
-              "simulate": "fraud-detection", "scale": 0.5}],
+    "logs": [
+        {
+            "path": "logs/*.jsonl",
+            "engine": "duckdb",
+            "reference": "ref.npz",
+            "simulate": "fraud-detection",
+            "scale": 0.5,
+        }
+    ],
     "scan": [{"path": "deploy", "element": "api"}],
-    "harden": [{"scenario": "loan-approval", "element": "api", "mitigations": ["dp-logreg"],
-                "params": {"dp-logreg.epsilon": 1.0}}],
+    "harden": [
+        {
+            "scenario": "loan-approval",
+            "element": "api",
+            "mitigations": ["dp-logreg"],
+            "params": {"dp-logreg.epsilon": 1.0},
+        }
+    ],
     "thresholds": {"extraction": {"critical": 0.99, "high": 0.9}},
-}  # fmt: skip
+}
 
 
 @given(data=st.data())
@@ -340,8 +507,12 @@ def test_project_file_mutated(work: Path, data: st.DataObject) -> None:
     path.write_bytes(data.draw(yaml_bytes(PROJECT)))
     project = outcome(TALLY, "project", load_project, path)
     if project is not None:  # what `run` does next with the paths it names
-        for p in [project.system, *(m.spec or "" for m in project.models),
-                  *(x.path for x in project.logs), *(s.path for s in project.scan)]:  # fmt: skip
+        for p in [
+            project.system,
+            *(m.spec or "" for m in project.models),
+            *(x.path for x in project.logs),
+            *(s.path for s in project.scan),
+        ]:
             project.resolve(p)
 
 
@@ -360,19 +531,34 @@ def test_project_file_raw_text(work: Path, text: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 SPEC_TABULAR: dict[str, Any] = {
-    "kind": "tabular", "classes": ["no", "yes"], "sensitive": "age",
-    "features": [{"name": "age", "lower": 18, "upper": 99, "integer": True, "mutable": False},
-                 {"name": "income", "lower": 0.0, "upper": 1e6}, "debt"],
-}  # fmt: skip
+    "kind": "tabular",
+    "classes": ["no", "yes"],
+    "sensitive": "age",
+    "features": [
+        {"name": "age", "lower": 18, "upper": 99, "integer": True, "mutable": False},
+        {"name": "income", "lower": 0.0, "upper": 1e6},
+        "debt",
+    ],
+}
 SPEC_IMAGE: dict[str, Any] = {"kind": "image", "shape": [3, 8, 8], "classes": ["a", "b"]}
 HTTP_CONFIG: dict[str, Any] = {
-    "url": "http://127.0.0.1:1/predict", "method": "POST",
+    "url": "http://127.0.0.1:1/predict",
+    "method": "POST",
     "body": {"instances": ["{features}"], "meta": {"img": "{image}"}},
-    "scores": "predictions.0.probs", "label": "predictions.0.label", "classes": ["a", "b"],
-    "api_key_env": "KEY", "api_key_header": "Authorization", "headers": {"X-T": "1"},
-    "timeout": 2.5, "retries": 3, "backoff": 0.1, "max_backoff": 2, "rate_limit": 50,
-    "burst": 5, "concurrency": 8,
-}  # fmt: skip
+    "scores": "predictions.0.probs",
+    "label": "predictions.0.label",
+    "classes": ["a", "b"],
+    "api_key_env": "KEY",
+    "api_key_header": "Authorization",
+    "headers": {"X-T": "1"},
+    "timeout": 2.5,
+    "retries": 3,
+    "backoff": 0.1,
+    "max_backoff": 2,
+    "rate_limit": 50,
+    "burst": 5,
+    "concurrency": 8,
+}
 
 
 @given(data=st.data())
@@ -410,13 +596,41 @@ def mitigations() -> Any:
     return default_mitigations()
 
 
-THRESHOLDS: dict[str, Any] = {"extraction": {"critical": 0.99, "high": 0.9},
-                              "MLH-ASSESS-FGSM": {"medium": 0.2}}  # fmt: skip
-ASSIGN_WORDS = st.sampled_from(["fgsm", "extraction", "evasion", "MLH-ASSESS-FGSM", "eps",
-                                "critical", "HIGH", "dp-logreg", "epsilon", "membership",
-                                "shadow_models", ".", "..", "=", "==", "[1, 2]", "{a: 1}", "1e9",
-                                "nan", "!!binary x", "&a", "*a", "9" * 5000, "2001-13-45",
-                                "? [a]\n: 1", "\x00", "\ud800"])  # fmt: skip
+THRESHOLDS: dict[str, Any] = {
+    "extraction": {"critical": 0.99, "high": 0.9},
+    "MLH-ASSESS-FGSM": {"medium": 0.2},
+}
+ASSIGN_WORDS = st.sampled_from(
+    [
+        "fgsm",
+        "extraction",
+        "evasion",
+        "MLH-ASSESS-FGSM",
+        "eps",
+        "critical",
+        "HIGH",
+        "dp-logreg",
+        "epsilon",
+        "membership",
+        "shadow_models",
+        ".",
+        "..",
+        "=",
+        "==",
+        "[1, 2]",
+        "{a: 1}",
+        "1e9",
+        "nan",
+        "!!binary x",
+        "&a",
+        "*a",
+        "9" * 5000,
+        "2001-13-45",
+        "? [a]\n: 1",
+        "\x00",
+        "\ud800",
+    ]
+)
 ASSIGNMENT = st.lists(ASSIGN_WORDS | st.text(max_size=4), max_size=6).map("".join)
 
 
@@ -448,9 +662,20 @@ def test_param_assignments(attacks: Any, mitigations: Any, items: list[str]) -> 
 # Arrays: hunt --reference (.npz, .npy or a log file) and assess --data (.npz)
 # ---------------------------------------------------------------------------------------------
 
-DTYPES = {"f8": "f8", "f4": "f4", "f2": "f2", "i8": "i8", "u1": "u1", "bool": "bool",
-          "c16": "c16", "U3": "U3", "S2": "S2", "V4": "V4", "M8": "M8[s]",
-          "record": [("a", "f8"), ("b", "i4")]}  # fmt: skip
+DTYPES = {
+    "f8": "f8",
+    "f4": "f4",
+    "f2": "f2",
+    "i8": "i8",
+    "u1": "u1",
+    "bool": "bool",
+    "c16": "c16",
+    "U3": "U3",
+    "S2": "S2",
+    "V4": "V4",
+    "M8": "M8[s]",
+    "record": [("a", "f8"), ("b", "i4")],
+}
 
 
 @st.composite
@@ -473,8 +698,13 @@ def array_file(draw: st.DrawFn) -> tuple[str, bytes]:
     if suffix == ".npy":
         np.save(buf, draw(arrays()), allow_pickle=False)
     else:
-        names = draw(st.lists(st.sampled_from(["x", "y", "x_members", "y_members", "x_pool",
-                                               "z"]), max_size=4, unique=True))  # fmt: skip
+        names = draw(
+            st.lists(
+                st.sampled_from(["x", "y", "x_members", "y_members", "x_pool", "z"]),
+                max_size=4,
+                unique=True,
+            )
+        )
         found = {n: draw(arrays()) for n in names}
         if draw(st.booleans()):  # a usable x and y, so the checks after reading run too
             n = draw(st.integers(0, 12))
@@ -528,8 +758,10 @@ YAML_REGRESSIONS = {
     "timestamp_tag_bad_value": "name: !!timestamp x\n",  # AttributeError (no regex match)
     "float_tag_bad_value": "name: !!float x\n",  # ValueError
     "deep_nesting_in_error_line": "name: x\nelements: [{id: a, kind: actor, name: "
-    + "[" * 500 + "]" * 500 + "}]\n",  # RecursionError in the pure-Python composer
-}  # fmt: skip
+    + "[" * 500
+    + "]" * 500
+    + "}]\n",  # RecursionError in the pure-Python composer
+}
 
 
 @pytest.mark.parametrize("text", YAML_REGRESSIONS.values(), ids=YAML_REGRESSIONS.keys())
@@ -541,15 +773,20 @@ def test_regression_system_yaml(text: str) -> None:
     assert str(err.value).startswith("system.yaml") and "\n" not in str(err.value)
 
 
-ASSESS_YAML = {"not_utf8": b"kind: \xff\n", "huge_int": ("kind: " + "9" * 5000).encode(),
-               "deep": b"kind: tabular\nfeatures: " + b"[" * 600 + b"]" * 600,
-               "unhashable": b"? [a]\n: 1\n", "bool_tag": b"kind: !!bool x\n"}  # fmt: skip
+ASSESS_YAML = {
+    "not_utf8": b"kind: \xff\n",
+    "huge_int": ("kind: " + "9" * 5000).encode(),
+    "deep": b"kind: tabular\nfeatures: " + b"[" * 600 + b"]" * 600,
+    "unhashable": b"? [a]\n: 1\n",
+    "bool_tag": b"kind: !!bool x\n",
+}
 
 
 @pytest.mark.parametrize("data", ASSESS_YAML.values(), ids=ASSESS_YAML.keys())
 @pytest.mark.parametrize("loader", ["spec", "http", "thresholds"])
-def test_regression_assess_yaml_files(tmp_path: Path, attacks: Any, loader: str,
-                                      data: bytes) -> None:  # fmt: skip
+def test_regression_assess_yaml_files(
+    tmp_path: Path, attacks: Any, loader: str, data: bytes
+) -> None:
     """--spec, --http-config and --thresholds files: UnicodeDecodeError, ValueError and
     RecursionError escaped their loaders (they called yaml.safe_load on read_text)."""
     from mlhunt.assess.http import load_http_config
@@ -587,11 +824,12 @@ ARRAY_REGRESSIONS = {
     "empty_3d": (".npz", _npz(x=np.zeros((0, 0, 3)), y=np.zeros(0))),  # ValueError: reshape
     "header_not_literal": (".npy", b"\x93NUMPY\x01\x00\x10\x00{'descr': \x00     \n"),
     "npy_as_data": (".npz", _npy(np.zeros((20, 3)))),  # ndarray is no context manager
-}  # fmt: skip
+}
 
 
-@pytest.mark.parametrize("item", ["a.b=" + "9" * 5000, "a.b=" + "[" * 5000, "a.b=!!bool x",
-                                  "a.b=2001-13-45"])  # fmt: skip
+@pytest.mark.parametrize(
+    "item", ["a.b=" + "9" * 5000, "a.b=" + "[" * 5000, "a.b=!!bool x", "a.b=2001-13-45"]
+)
 def test_regression_param_value(item: str) -> None:
     """ValueError, RecursionError, KeyError out of yaml.safe_load in ID.key=value."""
     from mlhunt._units import parse_assignment
@@ -600,8 +838,9 @@ def test_regression_param_value(item: str) -> None:
         parse_assignment(item)
 
 
-@pytest.mark.parametrize("item", ["extraction.high=" + "9" * 400, "extraction.high=nan",
-                                  "extraction.high=-inf"])  # fmt: skip
+@pytest.mark.parametrize(
+    "item", ["extraction.high=" + "9" * 400, "extraction.high=nan", "extraction.high=-inf"]
+)
 def test_regression_threshold_value(attacks: Any, item: str) -> None:
     """OverflowError out of float() on an integer past 1e308 (found by the full-budget run)."""
     from mlhunt.assess.results import parse_thresholds
@@ -676,8 +915,9 @@ def test_cli_found_inputs_exit_2_one_line(tmp_path: Path) -> None:
     (tmp_path / "logs.jsonl").write_text('{"ts": 1, "client_id": "a", "output": {"label": 1}}\n')
     for name, (suffix, data) in list(ARRAY_REGRESSIONS.items())[:4]:
         (tmp_path / f"{name}{suffix}").write_bytes(data)
-        cases.append(["hunt", str(tmp_path / "logs.jsonl"), "--reference",
-                      str(tmp_path / f"{name}{suffix}")])  # fmt: skip
+        cases.append(
+            ["hunt", str(tmp_path / "logs.jsonl"), "--reference", str(tmp_path / f"{name}{suffix}")]
+        )
     np.savez(tmp_path / "d.npz", x=np.zeros((20, 3)), y=np.zeros(20))
     (tmp_path / "spec.yaml").write_bytes(ASSESS_YAML["bool_tag"])
     (tmp_path / "http.yaml").write_bytes(ASSESS_YAML["not_utf8"])
@@ -705,8 +945,14 @@ def test_cli_process_bad_system_file(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(YAML_REGRESSIONS["unhashable_key"], "utf-8")
     env = {**os.environ, "COLUMNS": "200"}
-    r = subprocess.run([sys.executable, "-m", "mlhunt", "model", str(path)], capture_output=True,
-                       text=True, timeout=120, check=False, env=env)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mlhunt", "model", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
     assert r.returncode == 2, r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert str(path) in line and "unhashable key" in line
@@ -717,15 +963,47 @@ def test_cli_process_bad_system_file(tmp_path: Path) -> None:
 # and `mlhunt assess --catalog DIR` (attack units). A CatalogError is exit 2 as well.
 # ---------------------------------------------------------------------------------------------
 
-RULE = yaml.safe_load((Path(__file__).resolve().parent.parent / "src/mlhunt/threatmodel/rules/ml"
-                       / "MLH-ML-ADVERSARIAL-PATCH.yaml").read_text("utf-8"))  # fmt: skip
+RULE = yaml.safe_load(
+    (
+        Path(__file__).resolve().parent.parent
+        / "src/mlhunt/threatmodel/rules/ml"
+        / "MLH-ML-ADVERSARIAL-PATCH.yaml"
+    ).read_text("utf-8")
+)
 RULE["id"] = "MLH-ML-FUZZ"
-ATTACK = yaml.safe_load((Path(__file__).resolve().parent.parent / "src/mlhunt/assess/attacks"
-                         / "extraction_tabular.yaml").read_text("utf-8"))  # fmt: skip
+ATTACK = yaml.safe_load(
+    (
+        Path(__file__).resolve().parent.parent
+        / "src/mlhunt/assess/attacks"
+        / "extraction_tabular.yaml"
+    ).read_text("utf-8")
+)
 ATTACK["id"] = "MLH-ASSESS-FUZZ"
-CONDITION_WORDS = ["element", ".", "model", "input_type", " in ", "(", ")", "'image'", ",",
-                   " or ", " and ", " not ", "==", "flow", "internet_facing", "__class__", "[0]",
-                   "1", "\x00", "'", "lambda", "**", "kind"]  # fmt: skip
+CONDITION_WORDS = [
+    "element",
+    ".",
+    "model",
+    "input_type",
+    " in ",
+    "(",
+    ")",
+    "'image'",
+    ",",
+    " or ",
+    " and ",
+    " not ",
+    "==",
+    "flow",
+    "internet_facing",
+    "__class__",
+    "[0]",
+    "1",
+    "\x00",
+    "'",
+    "lambda",
+    "**",
+    "kind",
+]
 CONDITIONS = st.lists(st.sampled_from(CONDITION_WORDS), max_size=12).map("".join)
 
 

@@ -46,29 +46,75 @@ def work() -> Iterator[Path]:
 # Records
 # ---------------------------------------------------------------------------------------------
 
-ODD_TEXT = ["", " ", "NaN", "nan", "-Infinity", "inf", "1e400", "-0", "0x10", "1_0", "١٢",
-            "2024-03-05T10:00:00Z", "2024-03-05T10:00:00", "2024-03-05 10:00:00.1234567+01:00",
-            "2024-02-30T10:00:00Z", "2024-03-05T24:00:00Z", "1709632800", "1709632800.5",
-            " 1709632800 ", "+1709632800", "true", "null", "[1, 2]", '{"label": 1}', "[1,]",
-            "[nan]", "[1e999]", "[]", "\ud800", "\x00", "é\u0301", "\u202egnp", "x" * 300,
-            "1" * 30, "-" + "9" * 400]  # fmt: skip
+ODD_TEXT = [
+    "",
+    " ",
+    "NaN",
+    "nan",
+    "-Infinity",
+    "inf",
+    "1e400",
+    "-0",
+    "0x10",
+    "1_0",
+    "١٢",
+    "2024-03-05T10:00:00Z",
+    "2024-03-05T10:00:00",
+    "2024-03-05 10:00:00.1234567+01:00",
+    "2024-02-30T10:00:00Z",
+    "2024-03-05T24:00:00Z",
+    "1709632800",
+    "1709632800.5",
+    " 1709632800 ",
+    "+1709632800",
+    "true",
+    "null",
+    "[1, 2]",
+    '{"label": 1}',
+    "[1,]",
+    "[nan]",
+    "[1e999]",
+    "[]",
+    "\ud800",
+    "\x00",
+    "é\u0301",
+    "\u202egnp",
+    "x" * 300,
+    "1" * 30,
+    "-" + "9" * 400,
+]
 WEIRD = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(-(10**30), 10**30),
-    st.floats(), st.text(max_size=8), st.sampled_from(ODD_TEXT),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(-(10**30), 10**30),
+    st.floats(),
+    st.text(max_size=8),
+    st.sampled_from(ODD_TEXT),
     st.lists(st.floats() | st.integers() | st.sampled_from(ODD_TEXT[:6]) | st.none(), max_size=4),
-    st.dictionaries(st.sampled_from(["label", "scores", "score", "x"]), st.floats() | st.none()
-                    | st.text(max_size=3) | st.lists(st.floats(), max_size=3), max_size=3),
-)  # fmt: skip
+    st.dictionaries(
+        st.sampled_from(["label", "scores", "score", "x"]),
+        st.floats() | st.none() | st.text(max_size=3) | st.lists(st.floats(), max_size=3),
+        max_size=3,
+    ),
+)
 GOOD = {
-    "ts": st.sampled_from(["2024-03-05T10:00:01Z", "2024-03-05T10:00:01.123456+02:00",
-                           1709632800, 1709632800.25, "1709632800"]),
+    "ts": st.sampled_from(
+        [
+            "2024-03-05T10:00:01Z",
+            "2024-03-05T10:00:01.123456+02:00",
+            1709632800,
+            1709632800.25,
+            "1709632800",
+        ]
+    ),
     "client_id": st.sampled_from(["c1", "c2", "ключ", "7"]) | st.integers(0, 5),
     "input": st.lists(st.floats(-1e6, 1e6) | st.integers(-5, 5), min_size=3, max_size=3),
     "source_ip": st.sampled_from(["10.0.0.1", "::1", ""]),
     "status": st.sampled_from([200, 429, 500, 200.0]),
     "latency_ms": st.floats(0, 1e4) | st.integers(0, 100),
     "model": st.sampled_from(["m", "v2", ""]),
-}  # fmt: skip
+}
 OUTPUT_GOOD = {
     "label": st.sampled_from(["approved", "denied", 0, 1, 1.0]),
     "scores": st.lists(st.floats(0, 1), min_size=2, max_size=2),
@@ -122,8 +168,24 @@ def jsonl_line(draw: st.DrawFn, duplicates: bool) -> bytes:
     elif how == 3 and duplicates:
         text = text.replace("{", '{"client_id": "dup", ', 1)  # a repeated key
     elif how == 4:
-        text = draw(st.sampled_from(["", "   ", "\t", "[]", "[1,2]", "3", "null", '"s"', "{}",
-                                    "\ufeff{}", "\x1c", "{\"ts\": 1}"]))  # fmt: skip
+        text = draw(
+            st.sampled_from(
+                [
+                    "",
+                    "   ",
+                    "\t",
+                    "[]",
+                    "[1,2]",
+                    "3",
+                    "null",
+                    '"s"',
+                    "{}",
+                    "\ufeff{}",
+                    "\x1c",
+                    '{"ts": 1}',
+                ]
+            )
+        )
     data = text.encode("utf-8", "surrogatepass")
     if how == 5 and data:  # raw bytes: invalid UTF-8, stray CRs
         i = draw(st.integers(0, len(data) - 1))
@@ -152,8 +214,11 @@ def python_path(path: Path) -> tuple[ReadReport, list[tuple[Any, ...]]]:
     """The reference reading: per-line Python path only (no DuckDB)."""
     report = ReadReport()
     norm = _Normaliser(report)
-    rows = [r for line, rec in _records(path, report)
-            if (r := norm.row(str(path), line, rec)) is not None]  # fmt: skip
+    rows = [
+        r
+        for line, rec in _records(path, report)
+        if (r := norm.row(str(path), line, rec)) is not None
+    ]
     return report, rows
 
 
@@ -231,9 +296,22 @@ def test_jsonl_random_bytes(work: Path, data: bytes) -> None:
 # CSV
 # ---------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ["ts", "client_id", "input", "output", "output.label", "output.scores",
-               "output.score", "label", "scores", "score", "source_ip", "status",
-               "latency_ms", "model"]  # fmt: skip
+CSV_COLUMNS = [
+    "ts",
+    "client_id",
+    "input",
+    "output",
+    "output.label",
+    "output.scores",
+    "output.score",
+    "label",
+    "scores",
+    "score",
+    "source_ip",
+    "status",
+    "latency_ms",
+    "model",
+]
 
 
 def _cell(value: Any) -> str:
@@ -303,16 +381,23 @@ def test_csv_books_balance(work: Path, data: bytes) -> None:
 ARROW_TYPES = {
     "ts": [pa.string(), pa.int64(), pa.float64(), pa.float32(), pa.timestamp("ms"), pa.bool_()],
     "client_id": [pa.string(), pa.int32(), pa.large_string(), pa.binary(), pa.float64()],
-    "input": [pa.list_(pa.float64()), pa.list_(pa.int64()), pa.large_list(pa.float32()),
-              pa.string(), pa.list_(pa.string())],
+    "input": [
+        pa.list_(pa.float64()),
+        pa.list_(pa.int64()),
+        pa.large_list(pa.float32()),
+        pa.string(),
+        pa.list_(pa.string()),
+    ],
     "status": [pa.int64(), pa.float64(), pa.string(), pa.int8()],
     "latency_ms": [pa.float64(), pa.string(), pa.int16()],
     "source_ip": [pa.string(), pa.int64()],
     "model": [pa.string(), pa.dictionary(pa.int32(), pa.string())],
-}  # fmt: skip
-OUT_TYPES = {"label": [pa.string(), pa.int64(), pa.float64()],
-             "scores": [pa.list_(pa.float64()), pa.string(), pa.list_(pa.float32())],
-             "score": [pa.float64(), pa.string()]}  # fmt: skip
+}
+OUT_TYPES = {
+    "label": [pa.string(), pa.int64(), pa.float64()],
+    "scores": [pa.list_(pa.float64()), pa.string(), pa.list_(pa.float32())],
+    "score": [pa.float64(), pa.string()],
+}
 
 
 def _arrow_column(values: list[Any], t: pa.DataType) -> pa.Array:
@@ -337,8 +422,11 @@ def parquet_table(draw: st.DrawFn) -> pa.Table:
     how = draw(st.sampled_from(["struct", "struct", "struct", "json", "flat", "none"]))
     outs = [r.get("output") if isinstance(r.get("output"), dict) else {} for r in recs]
     if how == "struct":
-        fields = {k: _arrow_column([o.get(k) for o in outs], draw(st.sampled_from(t)))
-                  for k, t in OUT_TYPES.items() if draw(st.integers(0, 5))}  # fmt: skip
+        fields = {
+            k: _arrow_column([o.get(k) for o in outs], draw(st.sampled_from(t)))
+            for k, t in OUT_TYPES.items()
+            if draw(st.integers(0, 5))
+        }
         if fields:
             cols["output"] = pa.StructArray.from_arrays(list(fields.values()), list(fields))
     elif how == "json":
@@ -361,9 +449,14 @@ def native_load(path: Path) -> tuple[ReadReport, list[dict[str, Any]]]:
     try:
         load(con, [path], report, lambda _: None)
         d = int(report.input_dim or 0)
-        rows = con.sql("SELECT line, ts, client_id, source_ip, input, label, margin, status "
-                       f"FROM events WHERE ok AND in_len IN (0, {d}) ORDER BY line"
-                       ).to_arrow_table().to_pylist()  # fmt: skip
+        rows = (
+            con.sql(
+                "SELECT line, ts, client_id, source_ip, input, label, margin, status "
+                f"FROM events WHERE ok AND in_len IN (0, {d}) ORDER BY line"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
     finally:
         con.close()
     return report, rows
@@ -469,8 +562,10 @@ GOOD_LINE = b'{"ts": 1709632800, "client_id": "c1", "output": {"label": "a"}}'
 def test_regression_status_beyond_int64(tmp_path: Path) -> None:
     """OverflowError building the int64 column: 9223372036854775296 reads as 2**63 via float."""
     path = tmp_path / "a.jsonl"
-    path.write_bytes(GOOD_LINE + b'\n{"ts": 1, "client_id": "c", "status": 9223372036854775296, '
-                     b'"output": {"label": "a"}}\n')  # fmt: skip
+    path.write_bytes(
+        GOOD_LINE + b'\n{"ts": 1, "client_id": "c", "status": 9223372036854775296, '
+        b'"output": {"label": "a"}}\n'
+    )
     report, _rows = read_all(path)
     assert (report.records, report.malformed) == (1, 1)
     assert report.errors[0]["line"] == 2 and "status" in report.errors[0]["reason"]
@@ -479,8 +574,10 @@ def test_regression_status_beyond_int64(tmp_path: Path) -> None:
 def test_regression_duckdb_result_not_utf8(tmp_path: Path) -> None:
     """DuckDB's JSON parser, given a BOM-prefixed line with a trailing comma, handed back a
     string that is not UTF-8 (UnicodeDecodeError out of the block reader)."""
-    bad = (b'\xef\xbb\xbf{"ts": 1, "client_id": "\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87", '
-           b'"output": {"label": null, "score": null,}}')  # fmt: skip
+    bad = (
+        b'\xef\xbb\xbf{"ts": 1, "client_id": "\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87", '
+        b'"output": {"label": null, "score": null,}}'
+    )
     path = tmp_path / "a.jsonl"
     path.write_bytes(GOOD_LINE + b"\n" + bad + b"\n")
     report, _rows = read_all(path)
@@ -491,8 +588,11 @@ def test_regression_duckdb_result_not_utf8(tmp_path: Path) -> None:
 def test_regression_leading_bom(tmp_path: Path, suffix: str) -> None:
     """A UTF-8 BOM (Windows tools) made the first JSON line malformed and, in CSV, renamed the
     first column (every record lost its 'ts')."""
-    text = (b"ts,client_id,label\n1709632800,c1,a\n1709632801,c2,b\n" if suffix == ".csv"
-            else GOOD_LINE + b"\n" + GOOD_LINE + b"\n")  # fmt: skip
+    text = (
+        b"ts,client_id,label\n1709632800,c1,a\n1709632801,c2,b\n"
+        if suffix == ".csv"
+        else GOOD_LINE + b"\n" + GOOD_LINE + b"\n"
+    )
     data = b"\xef\xbb\xbf" + text
     path = tmp_path / f"a{suffix}"
     path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
@@ -547,8 +647,9 @@ def test_regression_parquet_timestamp_past_year_9999(tmp_path: Path) -> None:
     """OverflowError ('date value out of range') from to_pylist ended the hunt; now it is one
     malformed row and the other rows are read."""
     ts = pa.array([1709632800000, 253402300800000, 1709632801000], pa.timestamp("ms"))
-    table = pa.table({"ts": ts, "client_id": ["a", "b", "c"],
-                      "output": pa.array([{"label": "x"}] * 3)})  # fmt: skip
+    table = pa.table(
+        {"ts": ts, "client_id": ["a", "b", "c"], "output": pa.array([{"label": "x"}] * 3)}
+    )
     path = tmp_path / "a.parquet"
     pq.write_table(table, path)
     for read in (native_load, read_all):

@@ -63,10 +63,20 @@ def work() -> Iterator[tuple[Path, Path]]:
 
 # ---------------------------------------------------------------------------------- pickles
 
-NAMES = [(CANARY, "trip"), ("posix", "system"), ("builtins", "eval"), ("builtins", "getattr"),
-         ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
-         ("numpy.core.multiarray", "_reconstruct"), ("pickle", "loads"), ("__builtin__", "set"),
-         ("copy_reg", "_reconstructor"), ("", ""), ("a\nb", "c d")]  # fmt: skip
+NAMES = [
+    (CANARY, "trip"),
+    ("posix", "system"),
+    ("builtins", "eval"),
+    ("builtins", "getattr"),
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("pickle", "loads"),
+    ("__builtin__", "set"),
+    ("copy_reg", "_reconstructor"),
+    ("", ""),
+    ("a\nb", "c d"),
+]
 _text = st.text(max_size=12)
 _small = st.integers(-(2**31), 2**31 - 1)
 
@@ -96,8 +106,9 @@ def _op(draw: st.DrawFn) -> bytes:
     if kind == 6:
         return b"J" + struct.pack("<i", draw(_small))
     if kind == 7:
-        return draw(st.sampled_from([b"K", b"h", b"q", b"\x82", b"j", b"r", b"g", b"p", b"\x83",
-                                     b"\x84"])) + bytes([draw(st.integers(0, 255))])  # fmt: skip
+        return draw(
+            st.sampled_from([b"K", b"h", b"q", b"\x82", b"j", b"r", b"g", b"p", b"\x83", b"\x84"])
+        ) + bytes([draw(st.integers(0, 255))])
     if kind == 8:
         return draw(st.sampled_from([b"M", b"\x83"])) + struct.pack(
             "<H", draw(st.integers(0, 65535))
@@ -113,8 +124,24 @@ def _op(draw: st.DrawFn) -> bytes:
         return b"\x8b" + struct.pack("<i", draw(st.integers(-5, 2**31 - 1)))
     if kind == 12:  # protocol 0 text arguments
         tag = draw(st.sampled_from([b"I", b"L", b"F", b"S", b"V", b"P", b"a"]))
-        arg = draw(st.sampled_from(["1", "01", "-9" * 50, "1e999", "nan", "'x'", '"y"', "'",
-                                    "\\u0000", "True", "", "0x10"]))  # fmt: skip
+        arg = draw(
+            st.sampled_from(
+                [
+                    "1",
+                    "01",
+                    "-9" * 50,
+                    "1e999",
+                    "nan",
+                    "'x'",
+                    '"y"',
+                    "'",
+                    "\\u0000",
+                    "True",
+                    "",
+                    "0x10",
+                ]
+            )
+        )
         return tag + arg.encode() + b"\n"
     if kind == 13:
         return b"\x80" + bytes([draw(st.integers(0, 7))])
@@ -127,11 +154,43 @@ def _op(draw: st.DrawFn) -> bytes:
     if kind == 17:
         return b"\x96" + struct.pack("<Q", draw(st.integers(0, 40)))
     # structural opcodes, most of the time: they drive the stack, memo and calls
-    return draw(st.sampled_from([
-        b"R", b"b", b"\x81", b"\x92", b"o", b"t", b"\x85", b"\x86", b"\x87", b")", b"]", b"}",
-        b"\x8f", b"\x90", b"\x91", b"a", b"e", b"s", b"u", b"l", b"d", b"0", b"1", b"2", b"\x94",
-        b"Q", b"\x88", b"\x89", b"\x97", b"\x98", b".",
-    ]))  # fmt: skip
+    return draw(
+        st.sampled_from(
+            [
+                b"R",
+                b"b",
+                b"\x81",
+                b"\x92",
+                b"o",
+                b"t",
+                b"\x85",
+                b"\x86",
+                b"\x87",
+                b")",
+                b"]",
+                b"}",
+                b"\x8f",
+                b"\x90",
+                b"\x91",
+                b"a",
+                b"e",
+                b"s",
+                b"u",
+                b"l",
+                b"d",
+                b"0",
+                b"1",
+                b"2",
+                b"\x94",
+                b"Q",
+                b"\x88",
+                b"\x89",
+                b"\x97",
+                b"\x98",
+                b".",
+            ]
+        )
+    )
 
 
 @st.composite
@@ -144,12 +203,20 @@ def opcode_pickles(draw: st.DrawFn) -> bytes:
 
 
 _values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=20)
     | st.binary(max_size=20),
-    lambda inner: st.lists(inner, max_size=5) | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=5), inner, max_size=5) | st.frozensets(st.integers()),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=5)
+        | st.frozensets(st.integers())
+    ),
     max_leaves=20,
-)  # fmt: skip
+)
 
 
 @st.composite
@@ -172,8 +239,10 @@ def test_fuzz_pickle_mutated(work: tuple[Path, Path], data: bytes) -> None:
     artifact("scan-pickle", work, data, "x.pkl")
 
 
-@given(prefix=st.sampled_from([b"\x80\x02", b"\x80\x04", b"\x80\x05", b"c", b"("]),
-       data=st.binary(max_size=512))  # fmt: skip
+@given(
+    prefix=st.sampled_from([b"\x80\x02", b"\x80\x04", b"\x80\x05", b"c", b"("]),
+    data=st.binary(max_size=512),
+)
 def test_fuzz_pickle_random_bytes(work: tuple[Path, Path], prefix: bytes, data: bytes) -> None:
     guarded("scan-pickleops", work[1], scan_pickles, prefix + data)
     artifact("scan-pickle", work, prefix + data, "x.pkl")
@@ -198,18 +267,35 @@ _members = st.one_of(
     st.binary(max_size=64),
 )
 _names = st.one_of(
-    st.sampled_from(["data.pkl", "archive/data.pkl", "archive/data/0", "archive/version",
-                     "config.json", "metadata.json", "a.npy", "../x.pkl", "/abs.pkl", "C:\\x",
-                     "inner.zip", "constants.pkl", "archive/code/x.py"]),
+    st.sampled_from(
+        [
+            "data.pkl",
+            "archive/data.pkl",
+            "archive/data/0",
+            "archive/version",
+            "config.json",
+            "metadata.json",
+            "a.npy",
+            "../x.pkl",
+            "/abs.pkl",
+            "C:\\x",
+            "inner.zip",
+            "constants.pkl",
+            "archive/code/x.py",
+        ]
+    ),
     st.text(max_size=12),
-)  # fmt: skip
+)
 
 
 @st.composite
 def zips(draw: st.DrawFn) -> bytes:
     buf = io.BytesIO()
-    method = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
-                                   zipfile.ZIP_LZMA]))  # fmt: skip
+    method = draw(
+        st.sampled_from(
+            [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
+        )
+    )
     with zipfile.ZipFile(buf, "w", method) as zf:
         for _ in range(draw(st.integers(0, 5))):
             name = draw(_names) or "empty"
@@ -249,12 +335,29 @@ def test_fuzz_zip(work: tuple[Path, Path], data: bytes) -> None:
 # ---------------------------------------------------------------------------------- npy
 
 _descrs = st.one_of(
-    st.sampled_from(["'<f8'", "'|O'", "'<U10'", "'|V8'", "'S0'", "'>i4'", "'O'", "'xyz'",
-                     "[('a', '<f4'), ('b', '|O')]", "[('a', '<f4', (2, 3))]",
-                     "[('n', [('o', '|O')])]", "[(('t', 'a'), '|O')]", "[]", "None", "b'|O'",
-                     "__import__('" + CANARY + "').trip()", "[" * 200 + "]" * 200]),
+    st.sampled_from(
+        [
+            "'<f8'",
+            "'|O'",
+            "'<U10'",
+            "'|V8'",
+            "'S0'",
+            "'>i4'",
+            "'O'",
+            "'xyz'",
+            "[('a', '<f4'), ('b', '|O')]",
+            "[('a', '<f4', (2, 3))]",
+            "[('n', [('o', '|O')])]",
+            "[(('t', 'a'), '|O')]",
+            "[]",
+            "None",
+            "b'|O'",
+            "__import__('" + CANARY + "').trip()",
+            "[" * 200 + "]" * 200,
+        ]
+    ),
     st.text(max_size=20).map(repr),
-)  # fmt: skip
+)
 _shapes = st.one_of(
     st.lists(st.integers(-3, 2**70), max_size=4).map(lambda v: repr(tuple(v))),
     st.sampled_from(["()", "(1,)", "[1]", "None", "(-1,)", "('a',)", "(1.5,)", "(True,)"]),
@@ -287,28 +390,38 @@ def test_fuzz_npy(work: tuple[Path, Path], data: bytes) -> None:
 @st.composite
 def keras_configs(draw: st.DrawFn) -> Any:
     def layer() -> dict[str, Any]:
-        cls = draw(st.sampled_from(["Lambda", "Dense", "TFOpLambda", "Functional", "Custom>X",
-                                    "Sequential"]))  # fmt: skip
+        cls = draw(
+            st.sampled_from(
+                ["Lambda", "Dense", "TFOpLambda", "Functional", "Custom>X", "Sequential"]
+            )
+        )
         cfg: dict[str, Any] = {"name": draw(st.text(max_size=6))}
         if draw(st.booleans()):
-            cfg["function"] = draw(st.one_of(
-                json_values, st.just({"class_name": "__lambda__", "config": {"code": "4wEAAAA="}}),
-                st.just(["4wEAAAAAAAAA", None, None]),
-            ))  # fmt: skip
+            cfg["function"] = draw(
+                st.one_of(
+                    json_values,
+                    st.just({"class_name": "__lambda__", "config": {"code": "4wEAAAA="}}),
+                    st.just(["4wEAAAAAAAAA", None, None]),
+                )
+            )
         if draw(st.booleans()):
             cfg["layers"] = [{"class_name": "Lambda", "config": {"function": "x"}}]
-        return {"class_name": cls, "module": draw(st.sampled_from(["keras.layers", CANARY, None])),
-                "registered_name": draw(st.sampled_from([None, f"{CANARY}>trip"])),
-                "config": cfg}  # fmt: skip
+        return {
+            "class_name": cls,
+            "module": draw(st.sampled_from(["keras.layers", CANARY, None])),
+            "registered_name": draw(st.sampled_from([None, f"{CANARY}>trip"])),
+            "config": cfg,
+        }
 
     if draw(st.integers(0, 4)) == 0:
         return draw(json_values)
-    return {"class_name": "Sequential",
-            "config": {"layers": [layer() for _ in range(draw(st.integers(0, 4)))]}}  # fmt: skip
+    return {
+        "class_name": "Sequential",
+        "config": {"layers": [layer() for _ in range(draw(st.integers(0, 4)))]},
+    }
 
 
-@given(config=keras_configs(), raw=st.booleans(), junk=st.binary(max_size=32),
-       h5=st.integers(0, 7))  # fmt: skip
+@given(config=keras_configs(), raw=st.booleans(), junk=st.binary(max_size=32), h5=st.integers(0, 7))
 def test_fuzz_keras(work: tuple[Path, Path], config: Any, raw: bool, junk: bytes, h5: int) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -384,8 +497,9 @@ def torch_samples() -> dict[str, bytes]:
         pytest.skip("torch is not installed")
     out = {}
     for name in ("zip", "legacy"):
-        made = subprocess.run([sys.executable, "-c", _TORCH_MAKER, name], capture_output=True,
-                              timeout=120, check=True)  # fmt: skip
+        made = subprocess.run(
+            [sys.executable, "-c", _TORCH_MAKER, name], capture_output=True, timeout=120, check=True
+        )
         out[name] = made.stdout
     return out
 

@@ -28,8 +28,7 @@ def loan() -> Any:
 
 @pytest.fixture(scope="module")
 def upstream(loan: Any) -> Iterator[str]:
-    app = create_app(loan, keys=KeyStore({"k-alice": "alice"}, prefix="sim-"),
-                     trust_forwarded=True)  # fmt: skip
+    app = create_app(loan, keys=KeyStore({"k-alice": "alice"}, prefix="sim-"), trust_forwarded=True)
     with running(app) as url:
         yield url
 
@@ -53,8 +52,9 @@ def guarded(cfg: GuardConfig, per_event: bool = True) -> Iterator[tuple[httpx.Cl
 
 
 def ask(c: httpx.Client, client: str, x: Any) -> httpx.Response:
-    return c.post("/predict", json={"vector": [float(v) for v in x]},
-                  headers={"X-API-Key": f"sim-{client}"})  # fmt: skip
+    return c.post(
+        "/predict", json={"vector": [float(v) for v in x]}, headers={"X-API-Key": f"sim-{client}"}
+    )
 
 
 def warm(c: httpx.Client, g: Guard, loan: Any, n: int = 20) -> None:
@@ -87,8 +87,13 @@ def steal(c: httpx.Client, g: Guard, loan: Any, n: int = 40) -> list[httpx.Respo
 
 
 def test_pass_through_unchanged(upstream: str, reference: Path, loan: Any, tmp_path: Path) -> None:
-    cfg = GuardConfig(upstream=upstream, reference=reference, warmup=10,
-                      log=tmp_path / "log.jsonl", strip_prefix="sim-")  # fmt: skip
+    cfg = GuardConfig(
+        upstream=upstream,
+        reference=reference,
+        warmup=10,
+        log=tmp_path / "log.jsonl",
+        strip_prefix="sim-",
+    )
     with guarded(cfg) as (c, g), httpx.Client(base_url=upstream) as direct:
         for i in range(12):
             x = loan.x_holdout[i]
@@ -133,8 +138,9 @@ def test_pass_through_unchanged(upstream: str, reference: Path, loan: Any, tmp_p
         ("alert", lambda r: r.status_code == 200 and len(r.json()["scores"]) == 2),
     ],
 )
-def test_policy_actions(action: str, check: Any, upstream: str, reference: Path, loan: Any,
-                        tmp_path: Path) -> None:  # fmt: skip
+def test_policy_actions(
+    action: str, check: Any, upstream: str, reference: Path, loan: Any, tmp_path: Path
+) -> None:
     pol = policy_file(
         tmp_path,
         f"""
@@ -145,8 +151,14 @@ throttle: {{rate: 0.01, burst: 2}}
 degrade: {{mode: labels}}
 """,
     )
-    cfg = GuardConfig(upstream=upstream, reference=reference, warmup=10, policy=pol,
-                      alerts=tmp_path / "alerts.jsonl", strip_prefix="sim-")  # fmt: skip
+    cfg = GuardConfig(
+        upstream=upstream,
+        reference=reference,
+        warmup=10,
+        policy=pol,
+        alerts=tmp_path / "alerts.jsonl",
+        strip_prefix="sim-",
+    )
     with guarded(cfg) as (c, g):
         warm(c, g, loan)
         answers = steal(c, g, loan)
@@ -164,8 +176,9 @@ degrade: {{mode: labels}}
 
 
 @pytest.mark.parametrize("mode", ["round", "noise"])
-def test_degrade_keeps_the_decision(mode: str, upstream: str, reference: Path, loan: Any,
-                                    tmp_path: Path) -> None:  # fmt: skip
+def test_degrade_keeps_the_decision(
+    mode: str, upstream: str, reference: Path, loan: Any, tmp_path: Path
+) -> None:
     pol = policy_file(
         tmp_path,
         f"""
@@ -173,8 +186,9 @@ detectors: {{MLH-HUNT-EXTRACTION: {{medium: degrade, high: degrade, critical: de
 degrade: {{mode: {mode}, decimals: 1, noise: 0.2}}
 """,
     )
-    cfg = GuardConfig(upstream=upstream, reference=reference, warmup=10, policy=pol,
-                      strip_prefix="sim-")  # fmt: skip
+    cfg = GuardConfig(
+        upstream=upstream, reference=reference, warmup=10, policy=pol, strip_prefix="sim-"
+    )
     with guarded(cfg) as (c, g), httpx.Client(base_url=upstream) as direct:
         warm(c, g, loan)
         steal(c, g, loan, 30)
@@ -208,8 +222,9 @@ def test_policy_validation_names_file_and_field(tmp_path: Path) -> None:
 
 
 def test_fail_closed_when_state_errors(upstream: str, reference: Path, loan: Any) -> None:
-    cfg = GuardConfig(upstream=upstream, reference=reference, warmup=10, fail_open=False,
-                      strip_prefix="sim-")  # fmt: skip
+    cfg = GuardConfig(
+        upstream=upstream, reference=reference, warmup=10, fail_open=False, strip_prefix="sim-"
+    )
     with guarded(cfg) as (c, g):
         assert ask(c, "alice", loan.x_holdout[0]).status_code == 200
 
@@ -223,8 +238,9 @@ def test_fail_closed_when_state_errors(upstream: str, reference: Path, loan: Any
         assert "mlhunt_guard_state_errors_total 2" in c.get("/guard/metrics").text
 
 
-def test_webhook_gets_alerts_and_never_blocks(upstream: str, reference: Path, loan: Any,
-                                              tmp_path: Path) -> None:  # fmt: skip
+def test_webhook_gets_alerts_and_never_blocks(
+    upstream: str, reference: Path, loan: Any, tmp_path: Path
+) -> None:
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
@@ -238,8 +254,13 @@ def test_webhook_gets_alerts_and_never_blocks(upstream: str, reference: Path, lo
 
     receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
     with running(receiver) as hook_url:
-        cfg = GuardConfig(upstream=upstream, reference=reference, warmup=10,
-                          webhook=f"{hook_url}/hook", strip_prefix="sim-")  # fmt: skip
+        cfg = GuardConfig(
+            upstream=upstream,
+            reference=reference,
+            warmup=10,
+            webhook=f"{hook_url}/hook",
+            strip_prefix="sim-",
+        )
         with guarded(cfg) as (c, g):
             warm(c, g, loan)
             steal(c, g, loan, 25)
@@ -262,9 +283,15 @@ def test_upstream_pool_chunked_query_headers_and_dead_upstream(tmp_path: Path) -
 
     async def echo(request: Request) -> JSONResponse:
         body = await request.body()
-        return JSONResponse({"q": request.url.query, "x": request.headers.get("x-trace"),
-                             "len": len(body), "ae": request.headers.get("accept-encoding")},
-                            headers={"x-upstream": "yes"})  # fmt: skip
+        return JSONResponse(
+            {
+                "q": request.url.query,
+                "x": request.headers.get("x-trace"),
+                "len": len(body),
+                "ae": request.headers.get("accept-encoding"),
+            },
+            headers={"x-upstream": "yes"},
+        )
 
     async def stream(_request: Request) -> StreamingResponse:
         async def parts() -> Any:
@@ -273,12 +300,14 @@ def test_upstream_pool_chunked_query_headers_and_dead_upstream(tmp_path: Path) -
 
         return StreamingResponse(parts(), media_type="text/plain")
 
-    up = Starlette(routes=[Route("/echo", echo, methods=["GET", "POST"]),
-                           Route("/stream", stream)])  # fmt: skip
+    up = Starlette(routes=[Route("/echo", echo, methods=["GET", "POST"]), Route("/stream", stream)])
     with running(up) as url, guarded(GuardConfig(upstream=url, warmup=10)) as (c, _g):
         for _ in range(3):  # the same kept connection answers again
-            r = c.post("/echo?a=1&b=two", content=b"x" * 5000,
-                       headers={"x-trace": "t1", "accept-encoding": "gzip"})  # fmt: skip
+            r = c.post(
+                "/echo?a=1&b=two",
+                content=b"x" * 5000,
+                headers={"x-trace": "t1", "accept-encoding": "gzip"},
+            )
             assert r.status_code == 200 and r.headers["x-upstream"] == "yes"
             assert r.json() == {"q": "a=1&b=two", "x": "t1", "len": 5000, "ae": None}
         s = c.get("/stream")
@@ -305,8 +334,7 @@ def test_upstream_pool_survives_server_closing_idle_connections() -> None:
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/", ok)])
-    server = uvicorn.Server(uvicorn.Config(app, port=0, log_level="warning",
-                                           timeout_keep_alive=1))  # fmt: skip
+    server = uvicorn.Server(uvicorn.Config(app, port=0, log_level="warning", timeout_keep_alive=1))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
     deadline = time.monotonic() + 30
@@ -341,23 +369,32 @@ def test_client_identity_and_source_address(upstream: str) -> None:
     r = req({"X-API-Key": "sim-alice", "X-Forwarded-For": "203.0.113.9"})
     assert g.client_id(r) == "alice" and g.source(r) == "192.0.2.7"  # XFF not trusted
     assert g.client_id(req({})) == "anonymous"
-    h = create_guard_app(GuardConfig(upstream=upstream, hash_client_ids=True,
-                                     trust_forwarded=True)).state.guard  # fmt: skip
+    h = create_guard_app(
+        GuardConfig(upstream=upstream, hash_client_ids=True, trust_forwarded=True)
+    ).state.guard
     hashed = h.client_id(r)
     assert hashed.startswith("h-") and "alice" not in hashed and hashed == h.client_id(r)
     assert h.source(r) == "203.0.113.9"
 
 
-def test_warmup_population_then_retroactive_scoring(upstream: str, loan: Any,
-                                                   tmp_path: Path) -> None:  # fmt: skip
+def test_warmup_population_then_retroactive_scoring(
+    upstream: str, loan: Any, tmp_path: Path
+) -> None:
     """Without a reference the first ``warmup`` events build the population (nothing is scored
     before); a thief that started during the warm-up keeps its events in its window and is
     judged on all of them once the population exists (a thief inside the warm-up also shapes
     the population a little: ``--reference`` avoids that)."""
-    pol = policy_file(tmp_path, "detectors: {MLH-HUNT-EXTRACTION: {medium: block, high: block,"
-                                " critical: block}}\n")  # fmt: skip
-    cfg = GuardConfig(upstream=upstream, warmup=200, policy=pol, strip_prefix="sim-",
-                      alerts=tmp_path / "alerts.jsonl")  # fmt: skip
+    pol = policy_file(
+        tmp_path,
+        "detectors: {MLH-HUNT-EXTRACTION: {medium: block, high: block, critical: block}}\n",
+    )
+    cfg = GuardConfig(
+        upstream=upstream,
+        warmup=200,
+        policy=pol,
+        strip_prefix="sim-",
+        alerts=tmp_path / "alerts.jsonl",
+    )
     with guarded(cfg) as (c, g):
         for x in thief_queries(loan, 30):
             assert ask(c, "thief", x).status_code == 200  # nothing is scored yet
@@ -366,8 +403,11 @@ def test_warmup_population_then_retroactive_scoring(upstream: str, loan: Any,
         assert g.worker.wait_idle()
         pop = g.population.population
         assert pop is not None and pop.n_events == 200 and not pop.reference
-        codes = [ask(c, "thief", x).status_code for x in thief_queries(loan, 30, seed=3)
-                 if g.worker.wait_idle()]  # fmt: skip
+        codes = [
+            ask(c, "thief", x).status_code
+            for x in thief_queries(loan, 30, seed=3)
+            if g.worker.wait_idle()
+        ]
         assert 403 in codes and codes.index(403) <= 25, codes
         assert ask(c, "b3", loan.x_holdout[300]).status_code == 200
     alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
@@ -376,8 +416,9 @@ def test_warmup_population_then_retroactive_scoring(upstream: str, loan: Any,
 
 
 def test_fail_closed_when_detectors_error(upstream: str, reference: Path, loan: Any) -> None:
-    cfg = GuardConfig(upstream=upstream, reference=reference, warmup=10, fail_open=False,
-                      strip_prefix="sim-")  # fmt: skip
+    cfg = GuardConfig(
+        upstream=upstream, reference=reference, warmup=10, fail_open=False, strip_prefix="sim-"
+    )
     with guarded(cfg) as (c, g):
         warm(c, g, loan)
 
@@ -398,12 +439,23 @@ def test_fail_closed_when_detectors_error(upstream: str, reference: Path, loan: 
 def test_scoring_process(upstream: str, reference: Path, loan: Any, tmp_path: Path) -> None:
     """``scoring="process"``: the same decisions, alerts and log from a separate scoring
     process; fail-closed once that process is gone."""
-    pol = policy_file(tmp_path, "detectors: {MLH-HUNT-EXTRACTION: "
-                                "{medium: throttle, high: throttle, critical: throttle}}\n"
-                                "throttle: {rate: 0.01, burst: 2}\n")  # fmt: skip
-    cfg = GuardConfig(upstream=upstream, reference=reference, warmup=10, policy=pol,
-                      alerts=tmp_path / "alerts.jsonl", log=tmp_path / "log.jsonl",
-                      strip_prefix="sim-", scoring="process", fail_open=False)  # fmt: skip
+    pol = policy_file(
+        tmp_path,
+        "detectors: {MLH-HUNT-EXTRACTION: "
+        "{medium: throttle, high: throttle, critical: throttle}}\n"
+        "throttle: {rate: 0.01, burst: 2}\n",
+    )
+    cfg = GuardConfig(
+        upstream=upstream,
+        reference=reference,
+        warmup=10,
+        policy=pol,
+        alerts=tmp_path / "alerts.jsonl",
+        log=tmp_path / "log.jsonl",
+        strip_prefix="sim-",
+        scoring="process",
+        fail_open=False,
+    )
     with guarded(cfg) as (c, g):
         assert c.get("/guard/health").json()["scoring"] == "process"
         warm(c, g, loan)
@@ -448,8 +500,10 @@ def test_encoded_crlf_in_the_path_is_never_decoded_into_the_upstream_request(
         cfg = GuardConfig(upstream=up, warmup=10_000, log=tmp_path / "log.jsonl")
         with guarded(cfg) as (c, _g):
             host, port = c.base_url.host, c.base_url.port
-            evil = (b"GET /a%20HTTP/1.1%0d%0aX-Evil:%201%0d%0a%0d%0aGET%20/b HTTP/1.1\r\n"
-                    b"Host: x\r\nConnection: close\r\n\r\n")  # fmt: skip
+            evil = (
+                b"GET /a%20HTTP/1.1%0d%0aX-Evil:%201%0d%0a%0d%0aGET%20/b HTTP/1.1\r\n"
+                b"Host: x\r\nConnection: close\r\n\r\n"
+            )
             with socket.create_connection((host, port), timeout=10) as sock:
                 sock.sendall(evil)
                 answer = b""

@@ -47,8 +47,13 @@ RELEVANT = {
     "inversion-sweep": {"MLH-HUNT-INVERSION-SWEEP"},
     "sybil-extraction": {"MLH-HUNT-SYBIL-EXTRACTION"},
 }
-EXTRACTION = ("uniform-extraction", "jbda-extraction", "knockoff-extraction",
-              "low-and-slow-extraction", "sybil-extraction")  # fmt: skip
+EXTRACTION = (
+    "uniform-extraction",
+    "jbda-extraction",
+    "knockoff-extraction",
+    "low-and-slow-extraction",
+    "sybil-extraction",
+)
 
 # Extraction suspected -> answers degraded (rounded scores keep the simulator's protocol), the
 # rest alerts only: part 1 measures detection; part 2 runs the shipped policy's throttle.
@@ -92,8 +97,10 @@ def _start(args: list[str], url: str, health: str) -> subprocess.Popen[bytes]:
     # stderr to a file, not a pipe nobody reads while the child runs (a full pipe blocks it)
     err = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the child)
     proc = subprocess.Popen(  # our own CLI
-        [sys.executable, "-m", "mlhunt", *args], stdout=subprocess.DEVNULL, stderr=err,
-    )  # fmt: skip
+        [sys.executable, "-m", "mlhunt", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -114,8 +121,11 @@ def _settled(url: str, records: int) -> None:
     """Wait until the guard has scored every request (its worker runs right after each)."""
     for _ in range(600):
         text = httpx.get(url + "/guard/metrics", timeout=5).text
-        scored = [line for line in text.splitlines()
-                  if line.startswith("mlhunt_guard_events_scored_total ")]  # fmt: skip
+        scored = [
+            line
+            for line in text.splitlines()
+            if line.startswith("mlhunt_guard_events_scored_total ")
+        ]
         if scored and float(scored[0].split()[1]) >= records:
             return
         time.sleep(0.05)
@@ -131,17 +141,48 @@ def test_simulated_traffic_through_the_guard(loan: Any, tmp_path: Path) -> None:
     api, guard = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{guard_port}"
     procs = []
     try:
-        procs.append(_start(["serve", "loan-approval", "--practice-keys", "--port",
-                             str(api_port), "--log", str(tmp_path / "api.jsonl")],
-                            api, "/health"))  # fmt: skip
-        procs.append(_start(["guard", "--upstream", api, "--listen", f"127.0.0.1:{guard_port}",
-                             "--policy", str(pol), "--reference",
-                             str(_benign_reference(loan, tmp_path)), "--log",
-                             str(tmp_path / "guard.jsonl"), "--alerts",
-                             str(tmp_path / "alerts.jsonl"), "--strip-prefix", "sim-",
-                             "--trust-forwarded"], guard, "/guard/health"))  # fmt: skip
-        sim = simulate(loan, tmp_path / "live", seed=0, live_url=guard, scale=0.2,
-                       live_timeout_s=240)  # fmt: skip
+        procs.append(
+            _start(
+                [
+                    "serve",
+                    "loan-approval",
+                    "--practice-keys",
+                    "--port",
+                    str(api_port),
+                    "--log",
+                    str(tmp_path / "api.jsonl"),
+                ],
+                api,
+                "/health",
+            )
+        )
+        procs.append(
+            _start(
+                [
+                    "guard",
+                    "--upstream",
+                    api,
+                    "--listen",
+                    f"127.0.0.1:{guard_port}",
+                    "--policy",
+                    str(pol),
+                    "--reference",
+                    str(_benign_reference(loan, tmp_path)),
+                    "--log",
+                    str(tmp_path / "guard.jsonl"),
+                    "--alerts",
+                    str(tmp_path / "alerts.jsonl"),
+                    "--strip-prefix",
+                    "sim-",
+                    "--trust-forwarded",
+                ],
+                guard,
+                "/guard/health",
+            )
+        )
+        sim = simulate(
+            loan, tmp_path / "live", seed=0, live_url=guard, scale=0.2, live_timeout_s=240
+        )
         _settled(guard, sim.records)
         metrics = httpx.get(guard + "/guard/metrics", timeout=5).text
         assert "mlhunt_guard_events_dropped_total" not in metrics
@@ -188,14 +229,18 @@ def test_simulated_traffic_through_the_guard(loan: Any, tmp_path: Path) -> None:
         )
         assert agreement < 0.95, (style, first, agreement)
     # benign answers were never degraded
-    assert not [r for r in recs if labels["clients"].get(r["client_id"]) == "benign"
-                and r["guard"]["actions"]]  # fmt: skip
+    assert not [
+        r
+        for r in recs
+        if labels["clients"].get(r["client_id"]) == "benign" and r["guard"]["actions"]
+    ]
 
 
 def test_extraction_through_the_default_policy(loan: Any, upstream: str, tmp_path: Path) -> None:
     np.savez(tmp_path / "ref.npz", x=loan.x_train)
-    cfg = GuardConfig(upstream=upstream, reference=tmp_path / "ref.npz", warmup=20,
-                      strip_prefix="sim-")  # fmt: skip
+    cfg = GuardConfig(
+        upstream=upstream, reference=tmp_path / "ref.npz", warmup=20, strip_prefix="sim-"
+    )
     lo, hi = np.array(loan.spec.lower), np.array(loan.spec.upper)
     x = lo + np.random.default_rng(7).uniform(size=(2000, len(lo))) * (hi - lo)
     box = atk.Box.from_spec(loan.spec)
@@ -203,12 +248,18 @@ def test_extraction_through_the_default_policy(loan: Any, upstream: str, tmp_pat
     got_x, got_y, refused = [], [], 0
     with guarded(cfg, per_event=False) as (c, g):  # the deployed defaults
         for i in range(20):
-            c.post("/predict", json={"vector": [float(v) for v in loan.x_holdout[i]]},
-                   headers={"X-API-Key": f"sim-b{i % 4}"})  # fmt: skip
+            c.post(
+                "/predict",
+                json={"vector": [float(v) for v in loan.x_holdout[i]]},
+                headers={"X-API-Key": f"sim-b{i % 4}"},
+            )
         g.worker.wait_idle()
         for row in x:
-            r = c.post("/predict", json={"vector": [float(v) for v in row]},
-                       headers={"X-API-Key": "sim-thief"})  # fmt: skip
+            r = c.post(
+                "/predict",
+                json={"vector": [float(v) for v in row]},
+                headers={"X-API-Key": "sim-thief"},
+            )
             if r.status_code == 200:
                 got_x.append(row)
                 got_y.append(loan.classes.index(r.json()["label"]))

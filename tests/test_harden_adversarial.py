@@ -69,8 +69,11 @@ def test_adversarial_training_lowers_patch_hide_rate_and_raises_robust_accuracy(
         ev["utility_before"]["accuracy"] - ev["utility_after"]["accuracy"], abs=1e-4
     )
     # The verdict is the rule applied to these numbers, nothing else.
-    assert ev["checks"] == {"robust_gain": True, "patch_hide_drop": True,
-                            "clean_accuracy": ev["clean_accuracy_drop"] <= 0.1}  # fmt: skip
+    assert ev["checks"] == {
+        "robust_gain": True,
+        "patch_hide_drop": True,
+        "clean_accuracy": ev["clean_accuracy_drop"] <= 0.1,
+    }
     assert ev["effective"] == all(ev["checks"].values()) == ev["proven"]
     # ...and the measured facts themselves: the mitigation works on this scenario.
     assert ev["clean_accuracy_drop"] <= 0.1

@@ -11,17 +11,35 @@ from tests.conftest import ROOT
 
 
 def _mlhunt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlhunt", *args], capture_output=True,
-                          text=True, timeout=180, check=False, cwd=ROOT)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "mlhunt", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=ROOT,
+    )
 
 
 def test_json_document_and_fail_on(tmp_path: Path) -> None:
     out = tmp_path / "harden.json"
-    r = _mlhunt("harden", "--scenario", "loan-approval", "--mitigation", "output",
-                "--param", "output.modes=[labels]",
-                "--param", "output.extraction.queries=[50, 250]",
-                "--state", str(tmp_path / "state"), "-o", str(out),
-                "--fail-on", "info")  # fmt: skip
+    r = _mlhunt(
+        "harden",
+        "--scenario",
+        "loan-approval",
+        "--mitigation",
+        "output",
+        "--param",
+        "output.modes=[labels]",
+        "--param",
+        "output.extraction.queries=[50, 250]",
+        "--state",
+        str(tmp_path / "state"),
+        "-o",
+        str(out),
+        "--fail-on",
+        "info",
+    )
     assert r.returncode == 1, r.stderr  # an info finding reaches --fail-on info
     doc = json.loads(out.read_text())
     assert doc["command"] == "harden" and doc["scenario"] == "loan-approval"

@@ -48,8 +48,15 @@ def test_one_finding_per_epsilon_with_budget_and_before_after(dp_report: dict) -
         ev = f["evidence"]
         assert f["source"] == "harden" and f["rule_id"] == DP
         assert f["target"] == "loan-approval-logreg-v1"
-        for key in ("mitigation", "parameters", "utility_before", "utility_after",
-                    "attack_before", "attack_after", "effective"):  # fmt: skip
+        for key in (
+            "mitigation",
+            "parameters",
+            "utility_before",
+            "utility_after",
+            "attack_before",
+            "attack_after",
+            "effective",
+        ):
             assert key in ev
         # diffprivlib's accountant: the scaler's and the model's spends add up to epsilon.
         assert ev["privacy_budget"]["epsilon"] == pytest.approx(ev["variant"]["epsilon"])

@@ -37,8 +37,9 @@ def test_bpda_forward_is_the_defence_backward_is_identity() -> None:
 
 def test_feature_squeezing_masks_gradients_only(tmp_path: Path) -> None:
     params = {PRE: {"preprocessors": [{"name": "feature_squeezing", "bit_depth": 3}]}}
-    doc = harden("image-moderation", select=["input-preprocessing"], params=params,
-                 out_dir=tmp_path).document()  # fmt: skip
+    doc = harden(
+        "image-moderation", select=["input-preprocessing"], params=params, out_dir=tmp_path
+    ).document()
     (f,) = doc["findings"]
     ev = f["evidence"]
     before = ev["attack_before"][EVASION]["adversarial_accuracy"]

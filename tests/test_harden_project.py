@@ -22,26 +22,47 @@ from mlhunt.run.validation import EvidenceSet, link
 from tests.conftest import EXAMPLES
 
 EXTRACTION_THREAT = "MLH-ML-EXTRACTION-API"
-SMALL = {"MLH-HARDEN-OUTPUT.modes": ["labels"],
-         "MLH-HARDEN-OUTPUT.extraction": {"queries": [50, 250, 1000], "n_eval": 500,
-                                          "n_rare": 100}}  # fmt: skip
+SMALL = {
+    "MLH-HARDEN-OUTPUT.modes": ["labels"],
+    "MLH-HARDEN-OUTPUT.extraction": {"queries": [50, 250, 1000], "n_eval": 500, "n_rare": 100},
+}
 
 
 def _project(tmp_path: Path, **extra: Any) -> Path:
-    data = {"system": str(EXAMPLES / "loan-approval" / "system.yaml"),
-            "output": str(tmp_path / "out"), "seed": 0,
-            "harden": [{"scenario": "loan-approval", "element": "prediction-api",
-                        "mitigations": ["output"], "params": SMALL}], **extra}  # fmt: skip
+    data = {
+        "system": str(EXAMPLES / "loan-approval" / "system.yaml"),
+        "output": str(tmp_path / "out"),
+        "seed": 0,
+        "harden": [
+            {
+                "scenario": "loan-approval",
+                "element": "prediction-api",
+                "mitigations": ["output"],
+                "params": SMALL,
+            }
+        ],
+        **extra,
+    }
     path = tmp_path / "mlhunt.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
 
 
 def _harden_finding(proven: bool, rule: str = EXTRACTION_THREAT) -> dict[str, Any]:
-    return {"id": f"h-{proven}", "rule_id": "MLH-HARDEN-OUTPUT", "source": "harden",
-            "severity": "info", "title": "t", "target": "m",
-            "evidence": {"addresses": [rule], "effective": proven, "proven": proven,
-                         "summary": "numbers"}}  # fmt: skip
+    return {
+        "id": f"h-{proven}",
+        "rule_id": "MLH-HARDEN-OUTPUT",
+        "source": "harden",
+        "severity": "info",
+        "title": "t",
+        "target": "m",
+        "evidence": {
+            "addresses": [rule],
+            "effective": proven,
+            "proven": proven,
+            "summary": "numbers",
+        },
+    }
 
 
 def test_proven_mitigation_lowers_risk_and_failed_one_is_listed(tmp_path: Path) -> None:

@@ -22,10 +22,17 @@ def test_token_bucket() -> None:
 
 
 def test_limits_over_simulated_loan_traffic(tmp_path: Path) -> None:
-    params = {QL: {"scale": 0.3, "output": "labels",
-                   "limits": [{"rate_per_minute": 1000, "burst": 1000, "daily_quota": 100000},
-                              {"rate_per_minute": 10, "burst": 20, "daily_quota": 200}],
-                   "extraction": {"queries": [50, 250, 1000], "n_eval": 500}}}  # fmt: skip
+    params = {
+        QL: {
+            "scale": 0.3,
+            "output": "labels",
+            "limits": [
+                {"rate_per_minute": 1000, "burst": 1000, "daily_quota": 100000},
+                {"rate_per_minute": 10, "burst": 20, "daily_quota": 200},
+            ],
+            "extraction": {"queries": [50, 250, 1000], "n_eval": 500},
+        }
+    }
     doc = harden("loan-approval", select=[QL], params=params, out_dir=tmp_path).document()
     loose, tight = (f["evidence"] for f in doc["findings"])
     assert set(loose["attack_before"]) >= {"uniform-extraction", "sybil-extraction"}

@@ -40,42 +40,97 @@ FILE_PAYLOAD = f"\"'><img src=x onerror={RUN}><svg onload={RUN}><!--"
 
 def _system() -> dict[str, Any]:
     return {
-        "name": f"Shop{PAYLOAD}", "description": PAYLOAD, "owner": PAYLOAD,
+        "name": f"Shop{PAYLOAD}",
+        "description": PAYLOAD,
+        "owner": PAYLOAD,
         "criticality": "high",
-        "data_assets": [{"id": "records", "name": f"Records{PAYLOAD}", "description": PAYLOAD,
-                         "classification": "personal"}],
+        "data_assets": [
+            {
+                "id": "records",
+                "name": f"Records{PAYLOAD}",
+                "description": PAYLOAD,
+                "classification": "personal",
+            }
+        ],
         "trust_boundaries": [{"id": "corp", "name": f"Corp{PAYLOAD}"}],
         "elements": [
             {"id": "user", "name": f"User{PAYLOAD}", "kind": "actor", "description": PAYLOAD},
-            {"id": "db", "name": f"DB{PAYLOAD}", "kind": "data_store", "boundary": "corp",
-             "data": ["records"], "uses_sql": True, "technology": PAYLOAD},
-            {"id": "api", "name": f"API{PAYLOAD}", "kind": "inference_api", "boundary": "corp",
-             "internet_facing": True, "authentication": "api_key",
-             "model": {"algorithm": "logistic_regression", "output": "scores",
-                       "ip_value": "high"}},
-            {"id": "artifacts", "name": f"Artifacts{PAYLOAD}", "kind": "data_store",
-             "boundary": "corp"},
+            {
+                "id": "db",
+                "name": f"DB{PAYLOAD}",
+                "kind": "data_store",
+                "boundary": "corp",
+                "data": ["records"],
+                "uses_sql": True,
+                "technology": PAYLOAD,
+            },
+            {
+                "id": "api",
+                "name": f"API{PAYLOAD}",
+                "kind": "inference_api",
+                "boundary": "corp",
+                "internet_facing": True,
+                "authentication": "api_key",
+                "model": {
+                    "algorithm": "logistic_regression",
+                    "output": "scores",
+                    "ip_value": "high",
+                },
+            },
+            {
+                "id": "artifacts",
+                "name": f"Artifacts{PAYLOAD}",
+                "kind": "data_store",
+                "boundary": "corp",
+            },
         ],
         "flows": [
-            {"id": "query", "name": f"Query{PAYLOAD}", "source": "user", "target": "api",
-             "data": ["records"], "protocol": "https", "description": PAYLOAD},
-            {"id": "read", "name": f"Read{PAYLOAD}", "source": "db", "target": "api",
-             "data": ["records"], "protocol": "jdbc"},
+            {
+                "id": "query",
+                "name": f"Query{PAYLOAD}",
+                "source": "user",
+                "target": "api",
+                "data": ["records"],
+                "protocol": "https",
+                "description": PAYLOAD,
+            },
+            {
+                "id": "read",
+                "name": f"Read{PAYLOAD}",
+                "source": "db",
+                "target": "api",
+                "data": ["records"],
+                "protocol": "jdbc",
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def _logs(path: Path) -> None:
     """Benign clients and one extractor whose client id is the payload."""
     rng = np.random.default_rng(0)
-    rows = [{"ts": 1709632800 + c * 100 + k, "client_id": f"user{c}", "source_ip": f"10.0.0.{c}",
-             "input": rng.normal([40, 5e4, 3], [10, 2e4, 1]).round(3).tolist(),
-             "output": {"label": "ok", "scores": [0.2, 0.8]}}
-            for c in range(40) for k in range(30)]  # fmt: skip
-    rows += [{"ts": 1709640000 + k, "client_id": PAYLOAD, "source_ip": "192.0.2.66",
-              "model": PAYLOAD, "output": {"label": PAYLOAD, "scores": [0.45, 0.55]},
-              "input": rng.uniform([0, 0, -10], [120, 5e5, 20]).round(3).tolist()}
-             for k in range(200)]  # fmt: skip
+    rows = [
+        {
+            "ts": 1709632800 + c * 100 + k,
+            "client_id": f"user{c}",
+            "source_ip": f"10.0.0.{c}",
+            "input": rng.normal([40, 5e4, 3], [10, 2e4, 1]).round(3).tolist(),
+            "output": {"label": "ok", "scores": [0.2, 0.8]},
+        }
+        for c in range(40)
+        for k in range(30)
+    ]
+    rows += [
+        {
+            "ts": 1709640000 + k,
+            "client_id": PAYLOAD,
+            "source_ip": "192.0.2.66",
+            "model": PAYLOAD,
+            "output": {"label": PAYLOAD, "scores": [0.45, 0.55]},
+            "input": rng.uniform([0, 0, -10], [120, 5e5, 20]).round(3).tolist(),
+        }
+        for k in range(200)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
@@ -88,9 +143,12 @@ def evil_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     art.mkdir()
     # A pickle that would run a command when loaded, under a file name that is markup.
     (art / f"{FILE_PAYLOAD}.pkl").write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
-    project = {"system": "system.yaml", "output": "out",
-               "logs": [{"path": "logs.jsonl", "element": "api"}],
-               "scan": [{"path": "artifacts", "element": "artifacts"}]}  # fmt: skip
+    project = {
+        "system": "system.yaml",
+        "output": "out",
+        "logs": [{"path": "logs.jsonl", "element": "api"}],
+        "scan": [{"path": "artifacts", "element": "artifacts"}],
+    }
     (folder / "mlhunt.yaml").write_text(yaml.safe_dump(project), encoding="utf-8")
     cmd = [sys.executable, "-m", "mlhunt", "run", str(folder / "mlhunt.yaml")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False, cwd=ROOT)
@@ -143,12 +201,25 @@ def _browse(page: Path, fragment: str = "") -> tuple[_Dom, str]:
     """The DOM after the page's scripts ran (headless Chromium), and its console log."""
     assert CHROMIUM is not None
     with tempfile.TemporaryDirectory(prefix="mlhunt-chromium-") as profile:
-        cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--enable-logging=stderr", "--log-level=0",
-               "--virtual-time-budget=3000", "--dump-dom", page.as_uri() + fragment]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace",
-                              timeout=60, check=False)  # fmt: skip
+        cmd = [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--log-level=0",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+            page.as_uri() + fragment,
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=60, check=False
+        )
     assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-2000:]
     dom = _Dom()
     dom.feed(proc.stdout)
@@ -211,8 +282,13 @@ def test_markup_in_an_id_is_refused_with_one_line(tmp_path: Path) -> None:
     system = _system()
     system["elements"][0]["id"] = f"user{FILE_PAYLOAD}"
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(system), encoding="utf-8")
-    r = subprocess.run([sys.executable, "-m", "mlhunt", "model", str(tmp_path / "s.yaml"),
-                        "-f", "html"], capture_output=True, text=True, timeout=60,
-                       check=False, cwd=ROOT)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mlhunt", "model", str(tmp_path / "s.yaml"), "-f", "html"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
     assert r.returncode == 2 and "elements[0].id" in r.stderr and "Traceback" not in r.stderr
     assert not r.stdout

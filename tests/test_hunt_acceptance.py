@@ -54,8 +54,12 @@ def _score(findings: list[dict[str, Any]], labels: dict[str, Any]) -> dict[str, 
     alerted = [c for c in benign if c in by_target]
     quiet = labels["traps"].get("batch_rescoring", []) + list(labels["traps"]["nat"])
     # the PRADA-style distance test on its own: which attack styles it fired on
-    distance = {labels["clients"].get(f["target"], "?") for fs in by_target.values() for f in fs
-                if f["rule_id"] == "MLH-HUNT-QUERY-DISTANCE"}  # fmt: skip
+    distance = {
+        labels["clients"].get(f["target"], "?")
+        for fs in by_target.values()
+        for f in fs
+        if f["rule_id"] == "MLH-HUNT-QUERY-DISTANCE"
+    }
     return {
         "distance_styles": distance,
         "missed": missed,

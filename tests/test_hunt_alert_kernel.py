@@ -17,8 +17,13 @@ def _numpy(online: np.ndarray, offsets: np.ndarray, at: float) -> tuple[np.ndarr
     return seg_first_true(clean >= at, offsets), seg_max(clean, offsets)
 
 
-VALUES = st.one_of(st.floats(-3, 3), st.just(np.nan), st.just(np.inf), st.just(-np.inf),
-                   st.sampled_from([0.0, 1.0, 1e6]))  # fmt: skip
+VALUES = st.one_of(
+    st.floats(-3, 3),
+    st.just(np.nan),
+    st.just(np.inf),
+    st.just(-np.inf),
+    st.sampled_from([0.0, 1.0, 1e6]),
+)
 
 
 @pytest.mark.fuzz

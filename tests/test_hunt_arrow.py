@@ -16,8 +16,17 @@ import pytest
 
 from mlhunt.hunt.engines import _arrow
 
-_TYPES = [pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint32(), pa.uint64(),
-          pa.float32(), pa.float64()]  # fmt: skip
+_TYPES = [
+    pa.int8(),
+    pa.int16(),
+    pa.int32(),
+    pa.int64(),
+    pa.uint8(),
+    pa.uint32(),
+    pa.uint64(),
+    pa.float32(),
+    pa.float64(),
+]
 
 
 @pytest.mark.parametrize("typ", _TYPES, ids=str)
@@ -67,11 +76,22 @@ print("pandas" in sys.modules)
 
 def test_parquet_hunt_does_not_import_pandas(tmp_path: Path) -> None:
     # pyarrow's conversions import pandas on first use: half a second of every hunt
-    recs = [{"ts": f"2024-03-05T10:00:{i % 60:02d}Z", "client_id": f"c{i % 3}",
-             "input": [float(i), 1.0], "output": {"label": "a", "scores": [0.4, 0.6]}}
-            for i in range(60)]  # fmt: skip
+    recs = [
+        {
+            "ts": f"2024-03-05T10:00:{i % 60:02d}Z",
+            "client_id": f"c{i % 3}",
+            "input": [float(i), 1.0],
+            "output": {"label": "a", "scores": [0.4, 0.6]},
+        }
+        for i in range(60)
+    ]
     path = tmp_path / "logs.parquet"
     pq.write_table(pa.Table.from_pylist(recs), path)
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True,
-                         text=True, check=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     assert out.stdout.strip() == "False"

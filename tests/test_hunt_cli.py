@@ -22,14 +22,26 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for c in range(60):
         for k in range(30):
             x = rng.normal([40, 5e4, 3], [10, 2e4, 1])
-            lines.append({"ts": 1709632800 + c * 100 + k, "client_id": f"user{c}",
-                          "input": x.round(3).tolist(), "source_ip": f"10.0.0.{c}",
-                          "output": {"label": "ok", "scores": [0.2, 0.8]}})  # fmt: skip
+            lines.append(
+                {
+                    "ts": 1709632800 + c * 100 + k,
+                    "client_id": f"user{c}",
+                    "input": x.round(3).tolist(),
+                    "source_ip": f"10.0.0.{c}",
+                    "output": {"label": "ok", "scores": [0.2, 0.8]},
+                }
+            )
     for k in range(200):
         x = rng.uniform([0, 0, -10], [120, 5e5, 20])
-        lines.append({"ts": 1709640000 + k, "client_id": "thief", "source_ip": "192.0.2.66",
-                      "input": x.round(3).tolist(),
-                      "output": {"label": "ok", "scores": [0.45, 0.55]}})  # fmt: skip
+        lines.append(
+            {
+                "ts": 1709640000 + k,
+                "client_id": "thief",
+                "source_ip": "192.0.2.66",
+                "input": x.round(3).tolist(),
+                "output": {"label": "ok", "scores": [0.45, 0.55]},
+            }
+        )
     path = tmp_path_factory.mktemp("hunt") / "logs.jsonl"
     text = "".join(json.dumps(r) + "\n" for r in lines)
     path.write_text(text + "{broken\n")
@@ -55,8 +67,7 @@ def test_json_document_and_read_summary(logs: Path) -> None:
 def test_fail_on_and_other_formats(logs: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["hunt", str(logs), "-f", "json", "--fail-on", "medium"])
     assert res.exit_code == 1
-    for fmt, probe in (("sarif", '"version": "2.1.0"'), ("markdown", "thief"),
-                       ("html", "<html")):  # fmt: skip
+    for fmt, probe in (("sarif", '"version": "2.1.0"'), ("markdown", "thief"), ("html", "<html")):
         out = tmp_path / f"r.{fmt}"
         res = runner.invoke(app, ["hunt", str(logs), "-f", fmt, "-o", str(out)])
         assert res.exit_code == 0, res.output
@@ -64,8 +75,9 @@ def test_fail_on_and_other_formats(logs: Path, tmp_path: Path) -> None:
 
 
 def test_detector_filter(logs: Path) -> None:
-    res = runner.invoke(app, ["hunt", str(logs), "-f", "json", "--detector",
-                              "MLH-HUNT-INVERSION-SWEEP"])  # fmt: skip
+    res = runner.invoke(
+        app, ["hunt", str(logs), "-f", "json", "--detector", "MLH-HUNT-INVERSION-SWEEP"]
+    )
     doc = json.loads(res.stdout)
     assert [d["id"] for d in doc["detectors"]] == ["MLH-HUNT-INVERSION-SWEEP"]
     assert doc["findings"] == []

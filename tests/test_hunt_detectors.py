@@ -30,9 +30,14 @@ D = 5
 
 def _rec(t: float, cid: str, x: np.ndarray, ip: str, status: int = 200) -> dict[str, Any]:
     p = float(1 / (1 + np.exp(-(x[0] - 0.2 * x[1]))))
-    return {"ts": T0 + t, "client_id": cid, "input": [round(float(v), 4) for v in x],
-            "output": {"label": "yes" if p > 0.5 else "no", "scores": [1 - p, p]},
-            "source_ip": ip, "status": status}  # fmt: skip
+    return {
+        "ts": T0 + t,
+        "client_id": cid,
+        "input": [round(float(v), 4) for v in x],
+        "output": {"label": "yes" if p > 0.5 else "no", "scores": [1 - p, p]},
+        "source_ip": ip,
+        "status": status,
+    }
 
 
 def _background(rng: np.random.Generator, n_clients: int = 80) -> list[dict[str, Any]]:
@@ -126,23 +131,47 @@ def _toy_batch(rng: np.random.Generator) -> tuple[GroupBatch, Any]:
     b.update(client, x, label, margin)
     b.add_sample(x)
     pop = b.build()
-    batch = GroupBatch.from_columns("client_id", {
-        "ts": np.concatenate([np.sort(rng.uniform(0, 1000, k)) for k in lengths]),
-        "client_id": client, "source_ip": client, "input": list(x), "label": label,
-        "margin": margin, "status": np.full(n, 200), "file": np.full(n, "f", dtype=object),
-        "line": np.arange(n)}, pop.classes, d)  # fmt: skip
+    batch = GroupBatch.from_columns(
+        "client_id",
+        {
+            "ts": np.concatenate([np.sort(rng.uniform(0, 1000, k)) for k in lengths]),
+            "client_id": client,
+            "source_ip": client,
+            "input": list(x),
+            "label": label,
+            "margin": margin,
+            "status": np.full(n, 200),
+            "file": np.full(n, "f", dtype=object),
+            "line": np.arange(n),
+        },
+        pop.classes,
+        d,
+    )
     return batch, pop
 
 
 def _prefix(batch: GroupBatch, k: int) -> tuple[GroupBatch, np.ndarray]:
     """Every group cut to its first k events, and the kept rows."""
-    keep = np.concatenate([np.arange(a, min(a + k, b)) for a, b in
-                           zip(batch.offsets[:-1], batch.offsets[1:], strict=True)])  # fmt: skip
+    keep = np.concatenate(
+        [
+            np.arange(a, min(a + k, b))
+            for a, b in zip(batch.offsets[:-1], batch.offsets[1:], strict=True)
+        ]
+    )
     lens = np.minimum(batch.lengths, k)
-    sub = GroupBatch(batch.scope, batch.keys, np.concatenate([[0], np.cumsum(lens)]),
-                     batch.ts[keep], batch.x[keep], batch.label[keep], batch.margin[keep],
-                     batch.status[keep], batch.client[keep], batch.file[keep],
-                     batch.line[keep])  # fmt: skip
+    sub = GroupBatch(
+        batch.scope,
+        batch.keys,
+        np.concatenate([[0], np.cumsum(lens)]),
+        batch.ts[keep],
+        batch.x[keep],
+        batch.label[keep],
+        batch.margin[keep],
+        batch.status[keep],
+        batch.client[keep],
+        batch.file[keep],
+        batch.line[keep],
+    )
     return sub, keep
 
 

@@ -101,8 +101,7 @@ def test_prefilter_and_threads_leave_alerts_unchanged(
     path = _write(tmp_path, _logs(np.random.default_rng(12)))
 
     def run(workers: int) -> list[dict[str, Any]]:
-        out = eng.DuckDBEngine(workers=workers).run(resolve([path]), load_detectors(),
-                                                     ReadReport())  # fmt: skip
+        out = eng.DuckDBEngine(workers=workers).run(resolve([path]), load_detectors(), ReadReport())
         return [a.to_row() for a in out.alerts]
 
     fast = run(2)
@@ -111,8 +110,11 @@ def test_prefilter_and_threads_leave_alerts_unchanged(
     plain = run(0)
     assert fast == plain
     fired = {(r["detector"], r["target"]) for r in fast}
-    assert {("MLH-HUNT-REQUEST-FLOOD", "192.0.2.66"), ("MLH-HUNT-CREDENTIAL-STUFFING",
-            "192.0.2.77"), ("MLH-HUNT-SYBIL-EXTRACTION", "203.0.113.5")} <= fired  # fmt: skip
+    assert {
+        ("MLH-HUNT-REQUEST-FLOOD", "192.0.2.66"),
+        ("MLH-HUNT-CREDENTIAL-STUFFING", "192.0.2.77"),
+        ("MLH-HUNT-SYBIL-EXTRACTION", "203.0.113.5"),
+    } <= fired
     # the prefilter keeps exactly the addresses that can fire, and drops the rest
     monkeypatch.undo()
     con = duckdb.connect()

@@ -24,26 +24,47 @@ from mlhunt.hunt.events import PopulationBuilder, input_matrix, sample_per_clien
 from mlhunt.hunt.readers import ReadReport, read_batches
 
 COLS = ("file", "line", "ts", "client_id", "source_ip", "input", "label", "margin", "status")
-OUT = pa.struct([("label", pa.string()), ("scores", pa.list_(pa.float64())),
-                 ("score", pa.float64())])  # fmt: skip
+OUT = pa.struct(
+    [("label", pa.string()), ("scores", pa.list_(pa.float64())), ("score", pa.float64())]
+)
 
 
 def _good(i: int) -> dict[str, Any]:
-    return {"ts": f"2024-03-05T10:{i % 60:02d}:01.25Z", "client_id": f"c{i % 4}",
-            "source_ip": f"10.0.0.{i % 3}", "input": [float(i), 1.5, -2.0],
-            "output": {"label": "approved" if i % 2 else "denied", "scores": [0.3, 0.7],
-                       "score": None}, "model": "m", "status": 200, "latency_ms": 2.5}  # fmt: skip
+    return {
+        "ts": f"2024-03-05T10:{i % 60:02d}:01.25Z",
+        "client_id": f"c{i % 4}",
+        "source_ip": f"10.0.0.{i % 3}",
+        "input": [float(i), 1.5, -2.0],
+        "output": {"label": "approved" if i % 2 else "denied", "scores": [0.3, 0.7], "score": None},
+        "model": "m",
+        "status": 200,
+        "latency_ms": 2.5,
+    }
 
 
 # Rows the SQL must treat exactly as the Python path: kept with the same values, or reported
 # with the same row number and reason (most of them by handing the row to Python).
 ODD: list[dict[str, Any]] = [
-    {"client_id": None}, {"client_id": ""}, {"ts": None}, {"ts": ""}, {"ts": "soon"},
-    {"ts": "2024-03-05T10:00:01"}, {"ts": " 1709632800"}, {"ts": "1709632800.5"},
-    {"ts": "2024-02-30T00:00:00Z"}, {"ts": "2024-03-05T10:00:01.1234567+01:00"},
-    {"ts": "nan"}, {"ts": "1e400"}, {"input": None}, {"input": []}, {"input": [1.0, None, 2.0]},
-    {"input": [1.0, math.nan, 2.0]}, {"input": [1.0, math.inf, 2.0]}, {"input": [1.0, 2.0]},
-    {"input": [1e308, 1e308, 1e308]}, {"output": None},
+    {"client_id": None},
+    {"client_id": ""},
+    {"ts": None},
+    {"ts": ""},
+    {"ts": "soon"},
+    {"ts": "2024-03-05T10:00:01"},
+    {"ts": " 1709632800"},
+    {"ts": "1709632800.5"},
+    {"ts": "2024-02-30T00:00:00Z"},
+    {"ts": "2024-03-05T10:00:01.1234567+01:00"},
+    {"ts": "nan"},
+    {"ts": "1e400"},
+    {"input": None},
+    {"input": []},
+    {"input": [1.0, None, 2.0]},
+    {"input": [1.0, math.nan, 2.0]},
+    {"input": [1.0, math.inf, 2.0]},
+    {"input": [1.0, 2.0]},
+    {"input": [1e308, 1e308, 1e308]},
+    {"output": None},
     {"output": {"label": None, "scores": [0.5, 0.5], "score": None}},
     {"output": {"label": "", "scores": None, "score": None}},
     {"output": {"label": "x", "scores": None, "score": 0.2}},
@@ -53,19 +74,36 @@ ODD: list[dict[str, Any]] = [
     {"output": {"label": "x", "scores": [0.1, 0.6, 0.3], "score": None}},
     {"output": {"label": "x", "scores": [0.1, math.nan], "score": None}},
     {"output": {"label": "x", "scores": None, "score": math.inf}},
-    {"status": None}, {"latency_ms": math.nan}, {"latency_ms": None}, {"source_ip": ""},
-    {"source_ip": None}, {"model": ""}, {"model": None}, {"client_id": "Zoë"},
-]  # fmt: skip
-SCHEMA = pa.schema([("ts", pa.string()), ("client_id", pa.string()),
-                    ("source_ip", pa.string()), ("input", pa.list_(pa.float64())),
-                    ("output", OUT), ("model", pa.string()), ("status", pa.int64()),
-                    ("latency_ms", pa.float64())])  # fmt: skip
+    {"status": None},
+    {"latency_ms": math.nan},
+    {"latency_ms": None},
+    {"source_ip": ""},
+    {"source_ip": None},
+    {"model": ""},
+    {"model": None},
+    {"client_id": "Zoë"},
+]
+SCHEMA = pa.schema(
+    [
+        ("ts", pa.string()),
+        ("client_id", pa.string()),
+        ("source_ip", pa.string()),
+        ("input", pa.list_(pa.float64())),
+        ("output", OUT),
+        ("model", pa.string()),
+        ("status", pa.int64()),
+        ("latency_ms", pa.float64()),
+    ]
+)
 
 
-def _write(path: Path, recs: list[dict[str, Any]], schema: pa.Schema | None = None,
-           row_group_size: int | None = None) -> Path:  # fmt: skip
-    pq.write_table(pa.Table.from_pylist(recs, schema=schema), path,
-                   row_group_size=row_group_size)  # fmt: skip
+def _write(
+    path: Path,
+    recs: list[dict[str, Any]],
+    schema: pa.Schema | None = None,
+    row_group_size: int | None = None,
+) -> Path:
+    pq.write_table(pa.Table.from_pylist(recs, schema=schema), path, row_group_size=row_group_size)
     return path
 
 
@@ -78,25 +116,55 @@ def _fixture(tmp_path: Path) -> list[Path]:
     # JSON text vectors, text status; and a first record that only Python can vouch for
     typed = []
     for i in range(30):
-        typed.append({"ts": 1709632800 + i, "client_id": i % 5, "input": [i, 2, 3],
-                      "output": {"label": i % 2, "scores": "[0.25, 0.75]", "score": "0.4"},
-                      "status": str(200 + i % 2), "latency_ms": "1.5e1"})  # fmt: skip
+        typed.append(
+            {
+                "ts": 1709632800 + i,
+                "client_id": i % 5,
+                "input": [i, 2, 3],
+                "output": {"label": i % 2, "scores": "[0.25, 0.75]", "score": "0.4"},
+                "status": str(200 + i % 2),
+                "latency_ms": "1.5e1",
+            }
+        )
     typed[0] = {**typed[0], "status": "200.9"}
     typed[3] = {**typed[3], "output": {"label": 1, "scores": "[0.25,0.75,]", "score": "0.4"}}
     typed[4] = {**typed[4], "output": {"label": 1, "scores": "[1, 2", "score": " 0.4"}}
     typed[5] = {**typed[5], "status": "abc", "latency_ms": ""}
-    b_schema = pa.schema([("ts", pa.int64()), ("client_id", pa.int32()),
-                          ("input", pa.list_(pa.int64())),
-                          ("output", pa.struct([("label", pa.int8()), ("scores", pa.string()),
-                                                ("score", pa.string())])),
-                          ("status", pa.string()), ("latency_ms", pa.string())])  # fmt: skip
+    b_schema = pa.schema(
+        [
+            ("ts", pa.int64()),
+            ("client_id", pa.int32()),
+            ("input", pa.list_(pa.int64())),
+            (
+                "output",
+                pa.struct([("label", pa.int8()), ("scores", pa.string()), ("score", pa.string())]),
+            ),
+            ("status", pa.string()),
+            ("latency_ms", pa.string()),
+        ]
+    )
     b = _write(tmp_path / "b.parquet", typed, b_schema)
-    f32 = pa.schema([("ts", pa.float64()), ("client_id", pa.string()),
-                     ("input", pa.list_(pa.float32())), ("output", OUT)])  # fmt: skip
-    c = _write(tmp_path / "c.parquet", [{"ts": 1.7e9 + i / 3, "client_id": "f",
-                                         "input": [0.1 * i, 0.2, 0.3],
-                                         "output": {"label": "a", "scores": None, "score": 0.9}}
-                                        for i in range(10)], f32)  # fmt: skip
+    f32 = pa.schema(
+        [
+            ("ts", pa.float64()),
+            ("client_id", pa.string()),
+            ("input", pa.list_(pa.float32())),
+            ("output", OUT),
+        ]
+    )
+    c = _write(
+        tmp_path / "c.parquet",
+        [
+            {
+                "ts": 1.7e9 + i / 3,
+                "client_id": "f",
+                "input": [0.1 * i, 0.2, 0.3],
+                "output": {"label": "a", "scores": None, "score": 0.9},
+            }
+            for i in range(10)
+        ],
+        f32,
+    )
     # no output column: Python looks for flattened ones (every row on the Python path)
     flat = _write(
         tmp_path / "d.parquet",
@@ -124,8 +192,9 @@ def _engine(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport, Any, l
     con = duckdb.connect()
     names = load(con, files, report, lambda _: None)
     good_view(con, report.input_dim or 0)
-    t = con.sql(f"SELECT {', '.join(COLS).replace('file,', 'file_idx,')} FROM good "
-                "ORDER BY file_idx, line").to_arrow_table()  # fmt: skip
+    t = con.sql(
+        f"SELECT {', '.join(COLS).replace('file,', 'file_idx,')} FROM good ORDER BY file_idx, line"
+    ).to_arrow_table()
     rows = t.to_pylist()
     for r in rows:
         r["file"] = names[r.pop("file_idx")]
@@ -148,13 +217,16 @@ def counting_rows(mp: pytest.MonkeyPatch) -> dict[str, int]:
 def _first_python(files: list[Path], tmp_path: Path) -> list[Path]:
     # the first record with an input only passes in Python (zone-less ts) and fixes d = 2
     head = {**_good(0), "ts": "2024-03-05T10:00:01", "input": [1.0, 2.0]}
-    return [_write(tmp_path / "0.parquet", [head, _good(1), {**_good(2), "input": [1.0, 2.0]}],
-                   SCHEMA), *files]  # fmt: skip
+    return [
+        _write(tmp_path / "0.parquet", [head, _good(1), {**_good(2), "input": [1.0, 2.0]}], SCHEMA),
+        *files,
+    ]
 
 
 @pytest.mark.parametrize("variant", ["plain", "python-first"])
-def test_native_parquet_equals_python_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           variant: str) -> None:  # fmt: skip
+def test_native_parquet_equals_python_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
     files = _fixture(tmp_path)
     if variant == "python-first":
         files = _first_python(files, tmp_path)
@@ -179,9 +251,17 @@ class _NoNeed(Detector):
     """A source detector without a necessary condition (every address is a candidate)."""
 
     def __init__(self) -> None:
-        super().__init__(DetectorSpec(id="MLH-HUNT-TEST", title="t", scope="source_ip",
-                                      atlas=[], severity={"low": 1.0}, description="t",
-                                      false_positive_notes="t"))  # fmt: skip
+        super().__init__(
+            DetectorSpec(
+                id="MLH-HUNT-TEST",
+                title="t",
+                scope="source_ip",
+                atlas=[],
+                severity={"low": 1.0},
+                description="t",
+                false_positive_notes="t",
+            )
+        )
 
 
 def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,9 +286,12 @@ def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.Monke
     _, report, con, names = _engine(files)
     d = report.input_dim or 0
     # the plain reference, read before prepare() drops the events table
-    plain = {scope: con.sql(f"SELECT * FROM good WHERE {scope} IS NOT NULL "
-                            f"ORDER BY {scope}, ts, file_idx, line").to_arrow_table()
-             for scope in ("client_id", "source_ip")}  # fmt: skip
+    plain = {
+        scope: con.sql(
+            f"SELECT * FROM good WHERE {scope} IS NOT NULL ORDER BY {scope}, ts, file_idx, line"
+        ).to_arrow_table()
+        for scope in ("client_id", "source_ip")
+    }
     assert con.execute("SELECT count(*) FROM good").fetchall()[0][0] == 300
     monkeypatch.setattr(_duck_prep, "SCAN_ROWS", 17)  # many record batches, groups across them
     # no source detector offers a need: every address is scanned
@@ -231,16 +314,19 @@ def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.Monke
     # the population's one ordered pass equals the builder fed with every event at once
     ref = PopulationBuilder()
     allc = plain["client_id"]
-    ref.update(np.array(allc.column("client_id").to_pylist(), dtype=object),
-               input_matrix(allc.column("input"), d),
-               np.array(allc.column("label").to_pylist(), dtype=object),
-               allc.column("margin").to_numpy(zero_copy_only=False).astype(float))  # fmt: skip
+    ref.update(
+        np.array(allc.column("client_id").to_pylist(), dtype=object),
+        input_matrix(allc.column("input"), d),
+        np.array(allc.column("label").to_pylist(), dtype=object),
+        allc.column("margin").to_numpy(zero_copy_only=False).astype(float),
+    )
     x = input_matrix(allc.column("input"), d)
     keys = np.array(allc.column("client_id").to_pylist(), dtype=object)
     has = ~np.isnan(x).any(axis=1)
     per = sample_per_client(len(set(keys.tolist())))
-    first = [i for i in range(len(keys)) if has[i]
-             and (has[:i] & (keys[:i] == keys[i])).sum() < per]  # fmt: skip
+    first = [
+        i for i in range(len(keys)) if has[i] and (has[:i] & (keys[:i] == keys[i])).sum() < per
+    ]
     ref.add_sample(x[first])
     want_pop = ref.build()
     got_k = (pop.n_events, pop.n_clients, pop.d, pop.classes)

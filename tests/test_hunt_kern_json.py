@@ -124,8 +124,13 @@ def rec(*members: str, ts: str = TS, cl: str = CL, out: str = OUT) -> bytes:
     return ("{" + body + "}").encode("utf-8", "surrogateescape")  # U+DCxx: the raw byte xx
 
 
-ALL = ('"source_ip":"10.0.0.1"', '"input":[1,2.5,-3e2]', '"status":200', '"latency_ms":12.5',
-       '"model":"m1"')  # fmt: skip
+ALL = (
+    '"source_ip":"10.0.0.1"',
+    '"input":[1,2.5,-3e2]',
+    '"status":200',
+    '"latency_ms":12.5',
+    '"model":"m1"',
+)
 
 
 def out(*members: str) -> str:
@@ -358,8 +363,13 @@ def test_line(case: tuple[str, bytes, int, str | None]) -> None:
 
 def test_values_spot_checks() -> None:
     """A few values spelled out (the checker compares the rest against Python)."""
-    line = rec('"source_ip":""', '"input":[-0.0,0.1,1e-5]', '"status":-1.5',
-               out='"output":{"label":"cat","scores":[0.2,0.7,0.1]}', ts='"ts":-0.0')  # fmt: skip
+    line = rec(
+        '"source_ip":""',
+        '"input":[-0.0,0.1,1e-5]',
+        '"status":-1.5',
+        out='"output":{"label":"cat","scores":[0.2,0.7,0.1]}',
+        ts='"ts":-0.0',
+    )
     buf = np.frombuffer(line, np.uint8).copy()
     kind, _, ts, span, _, _, margin, status, length, x = parse(buf, 3)
     assert kind.tolist() == [OK] and bits(ts[0]) == bits(-0.0)
@@ -370,9 +380,15 @@ def test_values_spot_checks() -> None:
 def test_block_mixed_lines() -> None:
     """Several lines in one block: bounds, blank lines, a SLOW line between OK ones, inputs of
     another length than ``d``, and a last line without its newline."""
-    lines = [rec('"input":[1,2,3]'), b"", rec(ts="'bad'"), b"  \r", rec('"input":[1,2]'),
-             rec(cl='"client_id":"c1"', out='"output":{"label":"dog","score":0.25}'),
-             rec('"source_ip":"::1"')]  # fmt: skip
+    lines = [
+        rec('"input":[1,2,3]'),
+        b"",
+        rec(ts="'bad'"),
+        b"  \r",
+        rec('"input":[1,2]'),
+        rec(cl='"client_id":"c1"', out='"output":{"label":"dog","score":0.25}'),
+        rec('"source_ip":"::1"'),
+    ]
     block = b"\n".join(lines)
     assert check(block) == [OK, BLANK, SLOW, BLANK, OK, OK, OK]
     assert check(block + b"\n\n") == [OK, BLANK, SLOW, BLANK, OK, OK, OK, BLANK]
@@ -396,8 +412,9 @@ FINITE = st.floats(allow_nan=False, allow_infinity=False)
 INTS = st.integers(-1000, 1000) | st.integers(-(2**70), 2**70)
 TEXT = st.text(max_size=6) | st.sampled_from(["\ud800", "a\udfff", "\x00", "é😀", '"\\'])
 SCALAR = st.none() | st.booleans() | INTS | st.floats() | TEXT
-ANY = st.recursive(SCALAR, lambda c: st.lists(c, max_size=3) | st.dictionaries(TEXT, c, max_size=3),
-                   max_leaves=6)  # fmt: skip
+ANY = st.recursive(
+    SCALAR, lambda c: st.lists(c, max_size=3) | st.dictionaries(TEXT, c, max_size=3), max_leaves=6
+)
 RFC = st.datetimes(timezones=st.timezones() | st.none()).map(lambda t: t.isoformat())
 
 
@@ -465,26 +482,33 @@ def line(draw: st.DrawFn) -> bytes:
 
 @pytest.mark.fuzz
 @settings(max_examples=max(settings().max_examples // 2, 10))  # the slowest generator
-@given(st.lists(line() | st.sampled_from([b"", b" \t", b"\r"]), min_size=1, max_size=6),
-       st.booleans())  # fmt: skip
+@given(
+    st.lists(line() | st.sampled_from([b"", b" \t", b"\r"]), min_size=1, max_size=6), st.booleans()
+)
 def test_fuzz_records(lines: list[bytes], last_newline: bool) -> None:
     check(b"\n".join(lines) + (b"\n" if last_newline else b""))
 
 
 NORMAL = FINITE.filter(lambda v: v == 0 or abs(v) >= MIN_NORMAL)
-PLAIN = st.text(st.characters(exclude_categories=["Cc", "Cs"], exclude_characters='"\\'),
-                min_size=1, max_size=8)  # fmt: skip
+PLAIN = st.text(
+    st.characters(exclude_categories=["Cc", "Cs"], exclude_characters='"\\'), min_size=1, max_size=8
+)
 OFFSET = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
 CLEAN = st.fixed_dictionaries(
     {
-        "ts": NORMAL | st.integers(-(2**62), 2**62)
+        "ts": NORMAL
+        | st.integers(-(2**62), 2**62)
         | st.datetimes(datetime(1900, 1, 1), datetime(2100, 1, 1), timezones=OFFSET).map(
-            lambda t: t.isoformat().replace("+00:00", "Z")),
+            lambda t: t.isoformat().replace("+00:00", "Z")
+        ),
         "client_id": PLAIN,
         "output": st.fixed_dictionaries(
             {"label": PLAIN},
-            optional={"score": NORMAL | st.none(), "probs": ANY,
-                      "scores": st.lists(NORMAL, min_size=1, max_size=5) | st.none()},
+            optional={
+                "score": NORMAL | st.none(),
+                "probs": ANY,
+                "scores": st.lists(NORMAL, min_size=1, max_size=5) | st.none(),
+            },
         ),
     },
     optional={
@@ -495,7 +519,7 @@ CLEAN = st.fixed_dictionaries(
         "model": PLAIN | st.sampled_from(["", None]),
         "extra": ANY,
     },
-)  # fmt: skip
+)
 
 
 @pytest.mark.fuzz
@@ -504,8 +528,10 @@ def test_fuzz_plain_records_are_fast(recs: list[dict[str, Any]], spaced: bool) -
     """Records of the usual types, written by json.dumps, never fall back to Python (unknown
     keys hold anything, escapes and NaN included)."""
     seps = (", ", ": ") if spaced else (",", ":")
-    lines = [json.dumps(r, ensure_ascii=False, separators=seps).encode("utf-8", "surrogatepass")
-             for r in recs]  # fmt: skip
+    lines = [
+        json.dumps(r, ensure_ascii=False, separators=seps).encode("utf-8", "surrogatepass")
+        for r in recs
+    ]
     got = check(b"\n".join(lines))
     for raw, k in zip(lines, got, strict=True):
         try:
@@ -530,8 +556,10 @@ def number(draw: st.DrawFn) -> str:
         out += "." + draw(DIGITS | st.sampled_from(["", "0" * 30 + "1"]))
     if draw(st.booleans()):
         out += draw(st.sampled_from("eE")) + draw(st.sampled_from(["", "+", "-"]))
-        out += draw(st.text("0123456789", min_size=1, max_size=4)
-                    | st.sampled_from(["", "0400", "308", "324"]))  # fmt: skip
+        out += draw(
+            st.text("0123456789", min_size=1, max_size=4)
+            | st.sampled_from(["", "0400", "308", "324"])
+        )
     return out
 
 
@@ -553,8 +581,12 @@ def simple(t: str) -> bool:
 @given(st.lists(number(), min_size=6, max_size=6))
 def test_fuzz_number_texts(texts: list[str]) -> None:
     ts, a, b, c, score, unused = texts
-    line = rec(f'"input":[{a},{b}, {c}]', f'"u":{{"v":[{unused}]}}', ts=f'"ts":{ts}',
-               out=f'"output":{{"label":"x","score":{score}}}')  # fmt: skip
+    line = rec(
+        f'"input":[{a},{b}, {c}]',
+        f'"u":{{"v":[{unused}]}}',
+        ts=f'"ts":{ts}',
+        out=f'"output":{{"label":"x","score":{score}}}',
+    )
     got = kinds(line)
     if all(simple(t) for t in texts[:5]) and JSON_NUMBER.fullmatch(unused):
         assert got == [OK], line  # an unused number needs the grammar only
@@ -580,7 +612,10 @@ def test_number_texts_canonical() -> None:
         vals = [struct.unpack("<d", rnd.randbytes(8))[0] for _ in range(3)]
         vals = [v if math.isfinite(v) and (v == 0 or abs(v) >= MIN_NORMAL) else 1.5 for v in vals]
         t = rnd.randrange(-(2**63), 2**63)
-        line = rec(f'"input":[{vals[0]!r},{vals[1]!r},{vals[2]!r}]', f'"status":{t}',
-                   ts=f'"ts":{vals[0]!r}')  # fmt: skip
+        line = rec(
+            f'"input":[{vals[0]!r},{vals[1]!r},{vals[2]!r}]',
+            f'"status":{t}',
+            ts=f'"ts":{vals[0]!r}',
+        )
         want = OK if -(2.0**63) <= float(t) < 2.0**63 else SLOW
         assert kinds(line) == [want], line

@@ -139,8 +139,10 @@ def test_values_by_hand() -> None:
 
 
 def test_every_day_of_a_400_year_cycle_and_each_years_ends() -> None:
-    days = [date.fromordinal(o) for o in range(date(1900, 1, 1).toordinal(),
-                                               date(2300, 1, 1).toordinal())]  # fmt: skip
+    days = [
+        date.fromordinal(o)
+        for o in range(date(1900, 1, 1).toordinal(), date(2300, 1, 1).toordinal())
+    ]
     days += [date(y, m, d) for y in range(1, 10000) for m, d in ((1, 1), (2, 28), (12, 31))]
     ts, ok = kernel([f"{d.isoformat()}T00:00:00Z" for d in days])
     assert ok.all()
@@ -236,9 +238,11 @@ def timestamps(draw: st.DrawFn) -> str:
     def field(lo: int, hi: int, wide: int) -> str:
         return f"{draw(n(lo, hi) if clean else n(0, wide)):02d}"
 
-    s = (f"{draw(n(1, 9999) if clean else n(0, 9999)):04d}-{field(1, 12, 13)}-"
-         f"{field(1, 31, 32)}{draw(st.sampled_from('T ' if clean else 'T T t_'))}"
-         f"{field(0, 23, 24)}:{field(0, 59, 60)}:{field(0, 59, 60)}")  # fmt: skip
+    s = (
+        f"{draw(n(1, 9999) if clean else n(0, 9999)):04d}-{field(1, 12, 13)}-"
+        f"{field(1, 31, 32)}{draw(st.sampled_from('T ' if clean else 'T T t_'))}"
+        f"{field(0, 23, 24)}:{field(0, 59, 60)}:{field(0, 59, 60)}"
+    )
     k = draw(n(0, 6) if clean else n(0, 8))
     if k:
         s += "." + "".join(str(draw(n(0, 9))) for _ in range(k - (not clean)))

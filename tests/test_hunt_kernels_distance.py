@@ -60,8 +60,14 @@ def _batches(seed: int, count: int = 14) -> Iterator[dict[str, Any]]:
         # the detector's robust inputs are float64: the kernel rounds them to float32
         robust = z.astype(np.float64) * (1 + rng.normal(0, 1e-6, z.shape))
         window = int(rng.choice([0, 1, 3, 16, 16, 25]))
-        yield {"z": z, "robust": robust, "offsets": offsets, "valid": valid,
-               "diff": rng.integers(0, 5, n), "window": window}  # fmt: skip
+        yield {
+            "z": z,
+            "robust": robust,
+            "offsets": offsets,
+            "valid": valid,
+            "diff": rng.integers(0, 5, n),
+            "window": window,
+        }
 
 
 def _edges(rng: np.random.Generator, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,16 +80,27 @@ def _edges(rng: np.random.Generator, dist: np.ndarray) -> tuple[np.ndarray, np.n
     return edges, cdf
 
 
-def _oracle_score(dist: np.ndarray, b: dict[str, Any], edges: np.ndarray, cdf: np.ndarray,
-                  limits: tuple[float, ...] = (3.0, 0.3, 20)) -> dict[str, np.ndarray]:  # fmt: skip
+def _oracle_score(
+    dist: np.ndarray,
+    b: dict[str, Any],
+    edges: np.ndarray,
+    cdf: np.ndarray,
+    limits: tuple[float, ...] = (3.0, 0.3, 20),
+) -> dict[str, np.ndarray]:
     """The detector's score() before the kernels, on the oracle functions (``limits``: the
     yaml's lambda_threshold, d_threshold, min_events)."""
     weight = oracle.counted(b["valid"], b["diff"], b["offsets"]) & np.isfinite(dist)
     m, d_plus, _ = oracle.online_ks(dist, weight, b["offsets"], edges, cdf)
     lam = d_plus * np.sqrt(m)
     s = np.minimum(lam / limits[0], d_plus / limits[1])
-    return {"dist": dist, "weight": weight, "m": m, "d_plus": d_plus, "lam": lam,
-            "online": np.where(m >= limits[2], s, 0.0)}  # fmt: skip
+    return {
+        "dist": dist,
+        "weight": weight,
+        "m": m,
+        "d_plus": d_plus,
+        "lam": lam,
+        "online": np.where(m >= limits[2], s, 0.0),
+    }
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -126,8 +143,9 @@ def test_online_ks_without_edges_and_empty_batch() -> None:
     empty = np.zeros((0, 3), dtype=np.float32)
     zero = np.array([0])
     eq(dist_mod.window_nn(empty, zero, np.zeros(0, bool)), np.zeros(0, np.float32))
-    m, dp, _ = dist_mod.online_ks(np.zeros(0), np.zeros(0, bool), zero, np.array([1.0]),
-                                  np.array([0.5]))  # fmt: skip
+    m, dp, _ = dist_mod.online_ks(
+        np.zeros(0), np.zeros(0, bool), zero, np.array([1.0]), np.array([0.5])
+    )
     assert len(m) == len(dp) == 0
 
 
@@ -155,8 +173,9 @@ def test_fused_detector_pass_matches_oracle(seed: int) -> None:
             want_dist = oracle.window_nn(z, b["offsets"], b["valid"])  # detector: WINDOW
             edges, cdf = _edges(rng, want_dist)
             want = _oracle_score(want_dist, b, edges, cdf)
-            online, cols = dist_mod.distance_test(robust, b["offsets"], b["valid"], b["diff"],
-                                                  edges, cdf, 3.0, 0.3, 20)  # fmt: skip
+            online, cols = dist_mod.distance_test(
+                robust, b["offsets"], b["valid"], b["diff"], edges, cdf, 3.0, 0.3, 20
+            )
             eq(online, want["online"])
             assert set(cols) == {"dist", "weight", "m", "d_plus", "lam"}
             for k, v in cols.items():
@@ -196,8 +215,15 @@ def test_detector_on_real_traffic_matches_oracle(
     real = dist_mod.distance_test
     seen: list[int] = []
 
-    def checked(robust: np.ndarray, offsets: np.ndarray, valid: np.ndarray, diff: np.ndarray,
-                edges: np.ndarray, cdf: np.ndarray, *limits: float) -> Any:  # fmt: skip
+    def checked(
+        robust: np.ndarray,
+        offsets: np.ndarray,
+        valid: np.ndarray,
+        diff: np.ndarray,
+        edges: np.ndarray,
+        cdf: np.ndarray,
+        *limits: float,
+    ) -> Any:
         online, cols = real(robust, offsets, valid, diff, edges, cdf, *limits)
         b = {"valid": valid, "diff": diff, "offsets": offsets}
         z = oracle.project(robust)
@@ -240,8 +266,12 @@ def test_comparisons_see_off_by_one() -> None:
 
 @pytest.mark.fuzz
 @settings(max_examples=max(10, settings().max_examples // 3))
-@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 40), window=st.integers(-1, 20),
-       sizes=st.lists(st.integers(0, 70), min_size=1, max_size=12))  # fmt: skip
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    d=st.integers(1, 40),
+    window=st.integers(-1, 20),
+    sizes=st.lists(st.integers(0, 70), min_size=1, max_size=12),
+)
 def test_fuzz_kernels_match_oracle(seed: int, d: int, window: int, sizes: list[int]) -> None:
     rng = np.random.default_rng(seed)
     sizes[0] = max(sizes[0], 1)  # as _offsets
@@ -253,9 +283,11 @@ def test_fuzz_kernels_match_oracle(seed: int, d: int, window: int, sizes: list[i
     eq(got, want)
     edges, cdf = _edges(rng, want)
     weight = rng.random(n) < 0.7
-    for g, w in zip(dist_mod.online_ks(want, weight, offsets, edges, cdf, minus=True),
-                    oracle.online_ks(want, weight, offsets, edges, cdf, minus=True),
-                    strict=True):  # fmt: skip
+    for g, w in zip(
+        dist_mod.online_ks(want, weight, offsets, edges, cdf, minus=True),
+        oracle.online_ks(want, weight, offsets, edges, cdf, minus=True),
+        strict=True,
+    ):
         eq(g, w)
     b = {"valid": valid, "diff": rng.integers(0, 4, n), "offsets": offsets}
     robust = z.astype(np.float64) * (1 + rng.normal(0, 1e-6, z.shape))

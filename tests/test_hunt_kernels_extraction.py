@@ -25,9 +25,12 @@ from mlhunt.hunt.events import GroupBatch, Population, window_count
 from tests import hunt_oracle_extraction as oracle
 
 EXTRACTION, SYBIL, LOWCONF, STUFFING, FLOOD = (
-    "MLH-HUNT-EXTRACTION", "MLH-HUNT-SYBIL-EXTRACTION", "MLH-HUNT-LOW-CONFIDENCE",
-    "MLH-HUNT-CREDENTIAL-STUFFING", "MLH-HUNT-REQUEST-FLOOD",
-)  # fmt: skip
+    "MLH-HUNT-EXTRACTION",
+    "MLH-HUNT-SYBIL-EXTRACTION",
+    "MLH-HUNT-LOW-CONFIDENCE",
+    "MLH-HUNT-CREDENTIAL-STUFFING",
+    "MLH-HUNT-REQUEST-FLOOD",
+)
 # low thresholds so that the small random batches reach non-zero scores and alerts
 PARAMS: dict[str, dict[str, Any]] = {
     EXTRACTION: {"min_events": 3, "z_threshold": 2.0, "kl_threshold": 0.1},
@@ -48,11 +51,21 @@ def make_pop(rng: np.random.Generator, d: int) -> Population:
         p = rng.uniform(0.01, 1.0, len(edges[-1]) + 1)
         probs.append(p / p.sum())
     return Population(
-        n_events=1, n_clients=1, d=d, classes=("a", "b"), lower=np.full(d, -5.0),
-        upper=np.full(d, 5.0), mean=np.zeros(d), std=np.ones(d), edges=tuple(edges),
-        bin_probs=tuple(probs), label_shares={}, near_margin=0.25,
-        near_share=float(rng.choice([0.0, 0.1, 0.7])), volume_q={},
-    )  # fmt: skip
+        n_events=1,
+        n_clients=1,
+        d=d,
+        classes=("a", "b"),
+        lower=np.full(d, -5.0),
+        upper=np.full(d, 5.0),
+        mean=np.zeros(d),
+        std=np.ones(d),
+        edges=tuple(edges),
+        bin_probs=tuple(probs),
+        label_shares={},
+        near_margin=0.25,
+        near_share=float(rng.choice([0.0, 0.1, 0.7])),
+        volume_q={},
+    )
 
 
 def make_batch(rng: np.random.Generator, d: int, n_groups: int, long: int = 0) -> GroupBatch:
@@ -82,21 +95,32 @@ def make_batch(rng: np.random.Generator, d: int, n_groups: int, long: int = 0) -
         x[rng.integers(n), rng.integers(d)] = rng.choice([np.inf, -np.inf, 1e308, -1e300])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     # integer times with ties and gaps of exactly the window (10 s): boundary cases
-    ts = np.concatenate([np.cumsum(rng.choice([0.0, 1.0, 2.5, 10.0, 30.0], k))
-                         for k in lengths]) + 1.7e9  # fmt: skip
+    ts = (
+        np.concatenate([np.cumsum(rng.choice([0.0, 1.0, 2.5, 10.0, 30.0], k)) for k in lengths])
+        + 1.7e9
+    )
     margin = rng.choice([np.nan, 0.0, 0.1, 0.25, 0.5, 0.9], n)
     status = rng.choice([0, 200, 200, 401, 403, 500], n).astype(np.int64)
     pool = np.array([f"acct-{i}" for i in range(8)], dtype=object)
     client = pool[rng.integers(0, rng.integers(1, 9), n)]
     return GroupBatch(
-        scope="client_id", keys=[f"g{g}" for g in range(n_groups)], offsets=offsets, ts=ts,
-        x=x, label=np.zeros(n, np.int64), margin=margin, status=status, client=client,
-        file=np.full(n, "f", dtype=object), line=np.arange(n, dtype=np.int64),
-    )  # fmt: skip
+        scope="client_id",
+        keys=[f"g{g}" for g in range(n_groups)],
+        offsets=offsets,
+        ts=ts,
+        x=x,
+        label=np.zeros(n, np.int64),
+        margin=margin,
+        status=status,
+        client=client,
+        file=np.full(n, "f", dtype=object),
+        line=np.arange(n, dtype=np.int64),
+    )
 
 
-def oracle_score(did: str, batch: GroupBatch, pop: Population
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def oracle_score(
+    did: str, batch: GroupBatch, pop: Population
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     p = {k: float(v) for k, v in DETECTORS[did].spec.params.items()}
     if did == EXTRACTION:
         return oracle.extraction(batch, pop, p)
@@ -123,8 +147,7 @@ def check_batch(batch: GroupBatch, pop: Population) -> dict[str, float]:
             if col.dtype.kind in "biu":
                 np.testing.assert_array_equal(col, want, err_msg=f"{did} {name}")
             else:  # G is a running sum: compare with the size of that sum
-                np.testing.assert_allclose(col, want, rtol=1e-9, atol=1e-7,
-                                           err_msg=f"{did} {name}")  # fmt: skip
+                np.testing.assert_allclose(col, want, rtol=1e-9, atol=1e-7, err_msg=f"{did} {name}")
         # the same alerts: the same events at or above the threshold
         at = det.spec.alert_at
         np.testing.assert_array_equal(got.online >= at, want_online >= at, err_msg=did)
@@ -132,8 +155,9 @@ def check_batch(batch: GroupBatch, pop: Population) -> dict[str, float]:
     cache: dict[Any, Any] = {}
     fresh = GroupBatch(**{k: v for k, v in vars(batch).items() if k != "cache"})
     np.testing.assert_array_equal(_features.has_input(fresh), oracle.has_input(batch, cache))
-    for got_a, want_a in zip(_features.changed_vs_prev(fresh), oracle.changed_vs_prev(batch, cache),
-                             strict=True):  # fmt: skip
+    for got_a, want_a in zip(
+        _features.changed_vs_prev(fresh), oracle.changed_vs_prev(batch, cache), strict=True
+    ):
         assert got_a.dtype == want_a.dtype
         np.testing.assert_array_equal(got_a, want_a)
     with np.errstate(over="ignore"):  # 1e308 / a width below 1: inf in both
@@ -214,8 +238,7 @@ def test_window_count_ties_and_integer_clients() -> None:
 
 
 @pytest.mark.fuzz
-@given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([1, 2, 5, 9]),
-       groups=st.integers(1, 30))  # fmt: skip
+@given(seed=st.integers(0, 2**32 - 1), d=st.sampled_from([1, 2, 5, 9]), groups=st.integers(1, 30))
 @settings(max_examples=max(10, settings().max_examples // 3))
 def test_fuzz_kernels_match_numpy(seed: int, d: int, groups: int) -> None:
     rng = np.random.default_rng(seed)

@@ -22,16 +22,19 @@ def _store(**cols: Any) -> Any:
     """A Store holding the given columns (the others zero)."""
     n = len(next(iter(cols.values())))
     store = _mem.Store(n)
-    full = {c: np.asarray(cols.get(c, np.zeros(n)))
-            for c in ("ts", "line", "client", "source", "label", "margin", "status")}  # fmt: skip
+    full = {
+        c: np.asarray(cols.get(c, np.zeros(n)))
+        for c in ("ts", "line", "client", "source", "label", "margin", "status")
+    }
     store.append(full, 0)
     if "file" in cols:
         store.file[:n] = cols["file"]
     return store
 
 
-def _sort(store: Any, col: int, rank: np.ndarray, order: np.ndarray | None, n: int,
-          n_keys: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _sort(
+    store: Any, col: int, rank: np.ndarray, order: np.ndarray | None, n: int, n_keys: int
+) -> tuple[np.ndarray, np.ndarray]:
     from mlhunt.hunt.engines._kern_records import counting_sort
 
     seq = np.empty(0, np.int64) if order is None else order
@@ -65,11 +68,17 @@ def test_counting_sort_example() -> None:
 
 
 @pytest.mark.fuzz
-@given(codes=st.lists(st.integers(-1, 5), max_size=60), rank=st.permutations(range(6)),
-       hide=st.integers(-1, 5), perm=st.randoms(use_true_random=False),
-       with_order=st.booleans(), cut=st.integers(0, 3))  # fmt: skip
-def test_fuzz_counting_sort(codes: list[int], rank: list[int], hide: int, perm: Any,
-                            with_order: bool, cut: int) -> None:  # fmt: skip
+@given(
+    codes=st.lists(st.integers(-1, 5), max_size=60),
+    rank=st.permutations(range(6)),
+    hide=st.integers(-1, 5),
+    perm=st.randoms(use_true_random=False),
+    with_order=st.booleans(),
+    cut=st.integers(0, 3),
+)
+def test_fuzz_counting_sort(
+    codes: list[int], rank: list[int], hide: int, perm: Any, with_order: bool, cut: int
+) -> None:
     from mlhunt.hunt.engines._kern_records import _SOURCE
 
     c = np.array(codes, np.int32)
@@ -92,22 +101,37 @@ def test_fuzz_counting_sort(codes: list[int], rank: list[int], hide: int, perm: 
 
 
 @pytest.mark.fuzz
-@given(triples=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3)),
-                        max_size=25), swap=st.integers(0, 30), data=st.data())  # fmt: skip
+@given(
+    triples=st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3)), max_size=25
+    ),
+    swap=st.integers(0, 30),
+    data=st.data(),
+)
 def test_fuzz_scan_records(triples: list[tuple[int, int, int]], swap: int, data: Any) -> None:
     from mlhunt.hunt.engines._kern_records import scan_records
 
     n = len(triples)
-    draw = lambda lo, hi: np.array(data.draw(st.lists(st.integers(lo, hi), min_size=n,  # noqa: E731
-                                                      max_size=n)), np.int64)  # fmt: skip
+
+    def draw(lo: int, hi: int) -> np.ndarray:
+        return np.array(data.draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n)), np.int64)
+
     client, source, label = draw(0, 3), draw(-1, 2), draw(0, 1)
     margin = np.where(draw(0, 1) == 1, np.nan, draw(0, 10) / 10)
     status = np.array([200, 401, 403, 500])[draw(0, 3)]
 
     def kernel(t: list[tuple[int, int, int]], n_rows: int) -> Any:
         a = np.array(t, dtype=np.int64).reshape(-1, 3)
-        st_ = _store(ts=a[:, 0].astype(float), file=a[:, 1], line=a[:, 2], client=client,
-                     source=source, label=label, margin=margin, status=status)  # fmt: skip
+        st_ = _store(
+            ts=a[:, 0].astype(float),
+            file=a[:, 1],
+            line=a[:, 2],
+            client=client,
+            source=source,
+            label=label,
+            margin=margin,
+            status=status,
+        )
         return scan_records(st_.rec, st_.rec_f, st_.rec_i4, n_rows, 4, 3, 2, 0.3)
 
     m = data.draw(st.integers(0, n))  # the first m records only
@@ -136,8 +160,14 @@ def test_fuzz_scan_records(triples: list[tuple[int, int, int]], swap: int, data:
         assert not kernel(srt, n)[0]
 
 
-def _peaks_ref(rows: np.ndarray, off: np.ndarray, ts: np.ndarray, flag: np.ndarray, w: float,
-               groups: np.ndarray) -> list[int]:  # fmt: skip
+def _peaks_ref(
+    rows: np.ndarray,
+    off: np.ndarray,
+    ts: np.ndarray,
+    flag: np.ndarray,
+    w: float,
+    groups: np.ndarray,
+) -> list[int]:
     out = []
     for g in range(len(off) - 1):
         b = np.floor(ts[[i for i in rows[off[g] : off[g + 1]] if flag[i]]] / w)
@@ -159,16 +189,22 @@ def test_bucket_peaks_example() -> None:
 
 
 @pytest.mark.fuzz
-@given(keys=st.lists(st.integers(0, 3), max_size=60), data=st.data(),
-       w=st.sampled_from([0.5, 1.0, 2.5, 7.0]), denied_only=st.booleans())  # fmt: skip
+@given(
+    keys=st.lists(st.integers(0, 3), max_size=60),
+    data=st.data(),
+    w=st.sampled_from([0.5, 1.0, 2.5, 7.0]),
+    denied_only=st.booleans(),
+)
 def test_fuzz_bucket_peaks(keys: list[int], data: Any, w: float, denied_only: bool) -> None:
     from mlhunt.hunt.engines._kern_records import bucket_peaks
 
     n = len(keys)
-    ts = np.sort(np.array(data.draw(st.lists(st.integers(-40, 80), min_size=n, max_size=n)),
-                          float) / 4)  # fmt: skip
-    status = np.array(data.draw(st.lists(st.sampled_from([200, 401, 403, 404]), min_size=n,
-                                         max_size=n)), np.int64)  # fmt: skip
+    ts = np.sort(
+        np.array(data.draw(st.lists(st.integers(-40, 80), min_size=n, max_size=n)), float) / 4
+    )
+    status = np.array(
+        data.draw(st.lists(st.sampled_from([200, 401, 403, 404]), min_size=n, max_size=n)), np.int64
+    )
     store = _store(ts=ts, status=status, client=np.array(keys, np.int32))
     _, _, rows, off = _grouped(keys)
     groups = np.array(data.draw(st.lists(st.booleans(), min_size=6, max_size=6)), bool)
@@ -184,8 +220,9 @@ def test_fuzz_group_counts(keys: list[int], data: Any) -> None:
 
     n = len(keys)
     client = np.array(data.draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), np.int32)
-    status = np.array(data.draw(st.lists(st.sampled_from([200, 401, 403, 500]), min_size=n,
-                                         max_size=n)), np.int64)  # fmt: skip
+    status = np.array(
+        data.draw(st.lists(st.sampled_from([200, 401, 403, 500]), min_size=n, max_size=n)), np.int64
+    )
     store = _store(client=client, source=np.array(keys, np.int32), status=status)
     rows, off = _sort(store, _SOURCE, np.arange(6, dtype=np.int32), None, n, 6)
     got_n, got_nc, got_nd = group_counts(rows, off, store.rec, store.rec_i4, 5)
@@ -232,8 +269,11 @@ def test_fuzz_feature_sums(data: Any, chunk: int) -> None:
         np.testing.assert_array_equal(sq[c], (x[part] ** 2).sum(axis=0) if part else 0)
 
 
-_elem = st.one_of(st.none(), st.sampled_from([0.0, 0.25, 0.5, 0.7, 1.0, 1.5, -0.2, math.nan,
-                                              math.inf, -math.inf]), st.floats(0, 1))  # fmt: skip
+_elem = st.one_of(
+    st.none(),
+    st.sampled_from([0.0, 0.25, 0.5, 0.7, 1.0, 1.5, -0.2, math.nan, math.inf, -math.inf]),
+    st.floats(0, 1),
+)
 _vec = st.one_of(st.none(), st.lists(_elem, max_size=4))
 
 
@@ -265,8 +305,11 @@ def test_fuzz_vec_check_is_readers_vector(values: list[Any], cut: int) -> None:
 
 
 @pytest.mark.fuzz
-@given(scores=st.lists(_vec, min_size=1, max_size=12), data=st.data(),
-       mode=st.sampled_from(["scores", "score", "both"]))  # fmt: skip
+@given(
+    scores=st.lists(_vec, min_size=1, max_size=12),
+    data=st.data(),
+    mode=st.sampled_from(["scores", "score", "both"]),
+)
 def test_fuzz_margins_are_readers_output(scores: list[Any], data: Any, mode: str) -> None:
     from mlhunt.hunt.engines._kern_mem import margins
 
@@ -302,19 +345,30 @@ def test_gather_reads_the_store_records() -> None:
     from mlhunt.hunt.engines._kern_mem import gather
 
     store = _mem.Store(5)
-    cols = {"ts": np.arange(5) + 0.5, "line": np.arange(10, 15),
-            "client": np.array([3, 1, 4, 1, 5]), "source": np.array([-1, 0, 1, 0, -1]),
-            "label": np.array([0, 1, 2, 1, 0]), "margin": np.array([0.1, np.nan, 0.3, 0.4, 0.5]),
-            "status": np.arange(200, 205)}  # fmt: skip
+    cols = {
+        "ts": np.arange(5) + 0.5,
+        "line": np.arange(10, 15),
+        "client": np.array([3, 1, 4, 1, 5]),
+        "source": np.array([-1, 0, 1, 0, -1]),
+        "label": np.array([0, 1, 2, 1, 0]),
+        "margin": np.array([0.1, np.nan, 0.3, 0.4, 0.5]),
+        "status": np.arange(200, 205),
+    }
     store.append(cols, 2)
     rows = np.array([4, 0, 2], np.int64)
     label_map = np.array([1, -1, 0], np.int64)
-    ts, line, margin, status, client, label, file = gather(store.rec, store.rec_f, store.rec_i4,
-                                                           rows, label_map)  # fmt: skip
-    for got, want in ((ts, cols["ts"][rows]), (line, cols["line"][rows]),
-                      (margin, cols["margin"][rows]), (status, cols["status"][rows]),
-                      (client, cols["client"][rows]), (label, label_map[cols["label"][rows]]),
-                      (file, [2, 2, 2])):  # fmt: skip
+    ts, line, margin, status, client, label, file = gather(
+        store.rec, store.rec_f, store.rec_i4, rows, label_map
+    )
+    for got, want in (
+        (ts, cols["ts"][rows]),
+        (line, cols["line"][rows]),
+        (margin, cols["margin"][rows]),
+        (status, cols["status"][rows]),
+        (client, cols["client"][rows]),
+        (label, label_map[cols["label"][rows]]),
+        (file, [2, 2, 2]),
+    ):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(store.source[:5], cols["source"])
 

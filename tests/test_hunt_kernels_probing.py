@@ -22,8 +22,10 @@ from mlhunt.hunt.events import GroupBatch, Population
 from tests import hunt_oracle_probing as oracle
 
 EVASION, MEMBERSHIP, INVERSION = (
-    "MLH-HUNT-EVASION-PROBING", "MLH-HUNT-MEMBERSHIP-PROBING", "MLH-HUNT-INVERSION-SWEEP",
-)  # fmt: skip
+    "MLH-HUNT-EVASION-PROBING",
+    "MLH-HUNT-MEMBERSHIP-PROBING",
+    "MLH-HUNT-INVERSION-SWEEP",
+)
 ORACLE = {EVASION: oracle.evasion, MEMBERSHIP: oracle.membership, INVERSION: oracle.inversion}
 
 
@@ -32,12 +34,21 @@ def make_pop(rng: np.random.Generator, d: int) -> Population:
     hi = lo + rng.choice([0.0, 0.5, 1.0, 10.0, 1000.0], d)  # 0: degenerate 1..99% range
     edges = tuple(np.linspace(a, b, 5) for a, b in zip(lo, hi, strict=True))
     return Population(
-        n_events=1, n_clients=1, d=d, classes=("a", "b", "c"), lower=lo - 1.0,
+        n_events=1,
+        n_clients=1,
+        d=d,
+        classes=("a", "b", "c"),
+        lower=lo - 1.0,
         upper=np.where(rng.random(d) < 0.2, lo - 1.0, hi + 1.0),  # some constant features
-        mean=np.zeros(d), std=np.ones(d), edges=edges,
-        bin_probs=tuple(np.full(4, 0.25) for _ in range(d)), label_shares={}, near_margin=0.1,
-        near_share=0.1, volume_q={},
-    )  # fmt: skip
+        mean=np.zeros(d),
+        std=np.ones(d),
+        edges=edges,
+        bin_probs=tuple(np.full(4, 0.25) for _ in range(d)),
+        label_shares={},
+        near_margin=0.1,
+        near_share=0.1,
+        volume_q={},
+    )
 
 
 def make_batch(rng: np.random.Generator, d: int, n_groups: int, long: int = 0) -> GroupBatch:
@@ -65,8 +76,11 @@ def make_batch(rng: np.random.Generator, d: int, n_groups: int, long: int = 0) -
                 pass  # exact retry
             elif r < 0.55:  # one field stepped: sweeps and what-if variants
                 f = int(rng.integers(min(d, 3)))
-                x[i, f] = x[i - 1, f] + rng.choice([-1.0, 0.5, 1.0, 2.0]) if not np.isnan(
-                    x[i - 1, f]) else 0.0  # fmt: skip
+                x[i, f] = (
+                    x[i - 1, f] + rng.choice([-1.0, 0.5, 1.0, 2.0])
+                    if not np.isnan(x[i - 1, f])
+                    else 0.0
+                )
             elif r < 0.8:  # multiplicative noise on several fields
                 k = int(rng.integers(1, d + 1))
                 f = rng.choice(d, k, replace=False)
@@ -79,25 +93,45 @@ def make_batch(rng: np.random.Generator, d: int, n_groups: int, long: int = 0) -
         x[rng.integers(n), rng.integers(d)] = rng.choice([np.inf, -np.inf, 1e300])
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return GroupBatch(
-        scope="client_id", keys=[f"c{g}" for g in range(n_groups)], offsets=offsets,
-        ts=np.arange(n, dtype=np.float64), x=x, label=rng.integers(-1, 3, n),
-        margin=np.full(n, np.nan), status=np.full(n, 200), client=np.zeros(n, dtype=object),
-        file=np.zeros(n, dtype=object), line=np.arange(n),
-    )  # fmt: skip
+        scope="client_id",
+        keys=[f"c{g}" for g in range(n_groups)],
+        offsets=offsets,
+        ts=np.arange(n, dtype=np.float64),
+        x=x,
+        label=rng.integers(-1, 3, n),
+        margin=np.full(n, np.nan),
+        status=np.full(n, 200),
+        client=np.zeros(n, dtype=object),
+        file=np.zeros(n, dtype=object),
+        line=np.arange(n),
+    )
 
 
 def params(rng: np.random.Generator, det_id: str) -> dict[str, float]:
     """Thresholds small enough that the random batches cross them."""
     if det_id == EVASION:
-        return {"cell": float(rng.choice([0.05, 0.2, 1.0])), "min_flips": 2.0,
-                "flip_share": 0.05, "min_chain": 3.0, "chain_share": 0.2,
-                "min_events": float(rng.choice([1, 5]))}  # fmt: skip
+        return {
+            "cell": float(rng.choice([0.05, 0.2, 1.0])),
+            "min_flips": 2.0,
+            "flip_share": 0.05,
+            "min_chain": 3.0,
+            "chain_share": 0.2,
+            "min_events": float(rng.choice([1, 5])),
+        }
     if det_id == MEMBERSHIP:
-        return {"cell": float(rng.choice([0.02, 0.1, 1.0])), "min_changed": 2.0,
-                "max_step": float(rng.choice([0.03, 0.5])), "min_repeats": 2.0,
-                "repeat_share": 0.1, "min_events": float(rng.choice([1, 5]))}  # fmt: skip
-    return {"min_length": float(rng.choice([2, 3, 8])),
-            "min_coverage": float(rng.choice([0.0, 0.1, 0.5])), "min_sweeps": 2.0}  # fmt: skip
+        return {
+            "cell": float(rng.choice([0.02, 0.1, 1.0])),
+            "min_changed": 2.0,
+            "max_step": float(rng.choice([0.03, 0.5])),
+            "min_repeats": 2.0,
+            "repeat_share": 0.1,
+            "min_events": float(rng.choice([1, 5])),
+        }
+    return {
+        "min_length": float(rng.choice([2, 3, 8])),
+        "min_coverage": float(rng.choice([0.0, 0.1, 0.5])),
+        "min_sweeps": 2.0,
+    }
 
 
 def assert_same(got: Any, want: Any) -> None:
@@ -138,9 +172,24 @@ def check_all(seed: int, d: int, n_groups: int, long: int = 0) -> None:
         assert_same(got[0], want[0])
         assert_same(got[1], want[1])
     for det_id in ORACLE:
-        fresh = GroupBatch(**{k: getattr(batch, k) for k in (
-            "scope", "keys", "offsets", "ts", "x", "label", "margin", "status", "client", "file",
-            "line")})  # fmt: skip
+        fresh = GroupBatch(
+            **{
+                k: getattr(batch, k)
+                for k in (
+                    "scope",
+                    "keys",
+                    "offsets",
+                    "ts",
+                    "x",
+                    "label",
+                    "margin",
+                    "status",
+                    "client",
+                    "file",
+                    "line",
+                )
+            }
+        )
         check_detector(det_id, fresh, pop, params(rng, det_id))
 
 
@@ -164,10 +213,16 @@ def test_leading_empty_groups_change_nothing() -> None:
     rng = np.random.default_rng(11)
     pop = make_pop(rng, 4)
     batch = make_batch(rng, 4, 6)
-    padded = GroupBatch(**{**{k: getattr(batch, k) for k in (
-        "scope", "ts", "x", "label", "margin", "status", "client", "file", "line")},
-        "keys": ["e1", "e2", *batch.keys],
-        "offsets": np.concatenate([[0, 0], batch.offsets])})  # fmt: skip
+    padded = GroupBatch(
+        **{
+            **{
+                k: getattr(batch, k)
+                for k in ("scope", "ts", "x", "label", "margin", "status", "client", "file", "line")
+            },
+            "keys": ["e1", "e2", *batch.keys],
+            "offsets": np.concatenate([[0, 0], batch.offsets]),
+        }
+    )
     for det_id in ORACLE:
         (det,) = load_detectors([det_id], params={det_id: params(rng, det_id)})
         want, got = det.score(batch, pop), det.score(padded, pop)
@@ -178,8 +233,14 @@ def test_leading_empty_groups_change_nothing() -> None:
 
 def test_grid_codes_match_and_wrap() -> None:
     rng = np.random.default_rng(3)
-    z = np.concatenate([rng.normal(0, 50, (200, 20)), np.full((2, 20), 1e300),
-                        np.full((1, 20), -np.inf), np.full((1, 20), np.nan)])  # fmt: skip
+    z = np.concatenate(
+        [
+            rng.normal(0, 50, (200, 20)),
+            np.full((2, 20), 1e300),
+            np.full((1, 20), -np.inf),
+            np.full((1, 20), np.nan),
+        ]
+    )
     for chunk in (8, 20):
         for offset in (0.0, 0.5):
             with np.errstate(invalid="ignore"):
@@ -201,11 +262,18 @@ def test_vectors_longer_than_the_multipliers() -> None:
     img = rng.random(d)
     x = np.stack([img, img + rng.normal(0, 1e-4, d), rng.random(d), img])
     batch = GroupBatch(
-        scope="client_id", keys=["a"], offsets=np.array([0, 4], dtype=np.int64),
-        ts=np.arange(4.0), x=x, label=np.zeros(4, dtype=np.int64), margin=np.full(4, np.nan),
-        status=np.zeros(4), client=np.zeros(4, dtype=object), file=np.zeros(4, dtype=object),
+        scope="client_id",
+        keys=["a"],
+        offsets=np.array([0, 4], dtype=np.int64),
+        ts=np.arange(4.0),
+        x=x,
+        label=np.zeros(4, dtype=np.int64),
+        margin=np.full(4, np.nan),
+        status=np.zeros(4),
+        client=np.zeros(4, dtype=object),
+        file=np.zeros(4, dtype=object),
         line=np.arange(4),
-    )  # fmt: skip
+    )
     match, share = near_duplicates(batch, pop, 0.05)
     assert match.tolist() == [-1, 0, -1, 1]
     assert share[3] == 1.0 and share[1] >= 0.5 and share[2] < 0.5
@@ -223,10 +291,18 @@ def test_known_chain_by_hand() -> None:
     x = np.array([base, base, base * 1.01, [np.nan] * 3, base * 1.01, [5.0, 5, 5], base])
     offsets = np.array([0, 5, 7], dtype=np.int64)  # group 2 starts with [5,5,5], then base
     batch = GroupBatch(
-        scope="client_id", keys=["a", "b"], offsets=offsets, ts=np.arange(7.0), x=x,
-        label=np.array([0, 0, 1, 0, 1, 0, 1]), margin=np.full(7, np.nan), status=np.zeros(7),
-        client=np.zeros(7, dtype=object), file=np.zeros(7, dtype=object), line=np.arange(7),
-    )  # fmt: skip
+        scope="client_id",
+        keys=["a", "b"],
+        offsets=offsets,
+        ts=np.arange(7.0),
+        x=x,
+        label=np.array([0, 0, 1, 0, 1, 0, 1]),
+        margin=np.full(7, np.nan),
+        status=np.zeros(7),
+        client=np.zeros(7, dtype=object),
+        file=np.zeros(7, dtype=object),
+        line=np.arange(7),
+    )
     match, _ = near_duplicates(batch, pop, 0.05)
     assert match.tolist() == [-1, 0, 1, -1, 2, -1, -1]
     (ev,) = load_detectors([EVASION], params={EVASION: {"min_events": 1}})
@@ -245,11 +321,18 @@ def test_noisy_repeat_against_an_infinite_field_is_not_small() -> None:
     pop = dataclasses.replace(make_pop(rng, 3), edges=tuple(np.array([0.0, 1.0]) for _ in range(3)))
     x = np.array([[np.inf, 0.21, 0.21], [1e300, 0.2121, 0.2121]])
     batch = GroupBatch(
-        scope="client_id", keys=["a"], offsets=np.array([0, 2], dtype=np.int64),
-        ts=np.arange(2.0), x=x, label=np.array([0, 0]), margin=np.full(2, np.nan),
-        status=np.zeros(2), client=np.zeros(2, dtype=object), file=np.zeros(2, dtype=object),
+        scope="client_id",
+        keys=["a"],
+        offsets=np.array([0, 2], dtype=np.int64),
+        ts=np.arange(2.0),
+        x=x,
+        label=np.array([0, 0]),
+        margin=np.full(2, np.nan),
+        status=np.zeros(2),
+        client=np.zeros(2, dtype=object),
+        file=np.zeros(2, dtype=object),
         line=np.arange(2),
-    )  # fmt: skip
+    )
     assert near_duplicates(batch, pop, 0.05)[0].tolist() == [-1, 0]
     check_detector(MEMBERSHIP, batch, pop, {"min_events": 1.0})
     (mem,) = load_detectors([MEMBERSHIP], params={MEMBERSHIP: {"min_events": 1}})

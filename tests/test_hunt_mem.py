@@ -45,8 +45,9 @@ BIG = 10**12  # a memory budget every test log fits
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _read_mem(files: list[Path], report: ReadReport | None = None,
-              width: int = 0) -> tuple[Any, list[str], ReadReport]:  # fmt: skip
+def _read_mem(
+    files: list[Path], report: ReadReport | None = None, width: int = 0
+) -> tuple[Any, list[str], ReadReport]:
     plan = _mem.survey(files)._replace(width=width)
     report = ReadReport() if report is None else report
     store, names = _mem_read.read(files, plan, report, lambda _: None)
@@ -64,13 +65,19 @@ def _store_rows(store: Any, names: list[str]) -> list[dict[str, Any]]:
             x = None if np.isnan(row[0]) else row.tolist()
         m = float(store.margin[i])
         src = int(store.source[i])
-        out.append({
-            "file": names[store.file[i]], "line": int(store.line[i]), "ts": float(store.ts[i]),
-            "client_id": store.clients.names[store.client[i]],
-            "source_ip": None if src == -1 else store.sources.names[src], "input": x,
-            "label": store.labels.names[store.label[i]], "margin": None if math.isnan(m) else m,
-            "status": int(store.status[i]),
-        })  # fmt: skip
+        out.append(
+            {
+                "file": names[store.file[i]],
+                "line": int(store.line[i]),
+                "ts": float(store.ts[i]),
+                "client_id": store.clients.names[store.client[i]],
+                "source_ip": None if src == -1 else store.sources.names[src],
+                "input": x,
+                "label": store.labels.names[store.label[i]],
+                "margin": None if math.isnan(m) else m,
+                "status": int(store.status[i]),
+            }
+        )
     return sorted(out, key=lambda r: (r["file"], r["line"]))
 
 
@@ -93,12 +100,20 @@ def _assert_same_read(files: list[Path], width: int = 0) -> tuple[ReadReport, in
     return want, calls["n"]
 
 
-def _hunt(files: list[Path], budget: int, reference: np.ndarray | None = None,
-          say: list[str] | None = None) -> tuple[Any, ReadReport]:  # fmt: skip
+def _hunt(
+    files: list[Path],
+    budget: int,
+    reference: np.ndarray | None = None,
+    say: list[str] | None = None,
+) -> tuple[Any, ReadReport]:
     report = ReadReport()
     res = DuckDBEngine(memory_budget=budget).run(
-        files, load_detectors(), report, reference=reference,
-        progress=None if say is None else say.append)  # fmt: skip
+        files,
+        load_detectors(),
+        report,
+        reference=reference,
+        progress=None if say is None else say.append,
+    )
     return res, report
 
 
@@ -273,14 +288,22 @@ def _timestamps(tmp_path: Path) -> Path:
     return _write(tmp_path / "t.parquet", recs, sch)
 
 
-@pytest.mark.parametrize("case", ["int-ids", "flat-output", "damaged", "gz", "jsonl-gz",
-                                  "mixed", "timestamp-ts", "budget"])  # fmt: skip
+@pytest.mark.parametrize(
+    "case",
+    ["int-ids", "flat-output", "damaged", "gz", "jsonl-gz", "mixed", "timestamp-ts", "budget"],
+)
 def test_declines_take_table_path(tmp_path: Path, case: str) -> None:
     a, b, _, flat, bad = _fixture(tmp_path)
-    make = {"int-ids": lambda: [b], "flat-output": lambda: [flat], "damaged": lambda: [bad],
-            "gz": lambda: [_gz(tmp_path)], "jsonl-gz": lambda: [_jsonl_gz(tmp_path)],
-            "mixed": lambda: [_jsonl(tmp_path), b],
-            "timestamp-ts": lambda: [_timestamps(tmp_path)], "budget": lambda: [a]}  # fmt: skip
+    make = {
+        "int-ids": lambda: [b],
+        "flat-output": lambda: [flat],
+        "damaged": lambda: [bad],
+        "gz": lambda: [_gz(tmp_path)],
+        "jsonl-gz": lambda: [_jsonl_gz(tmp_path)],
+        "mixed": lambda: [_jsonl(tmp_path), b],
+        "timestamp-ts": lambda: [_timestamps(tmp_path)],
+        "budget": lambda: [a],
+    }
     files = make[case]()
     budget = _mem.survey([a]).need - 1 if case == "budget" else BIG
     say: list[str] = []
@@ -308,11 +331,23 @@ def test_zero_budget_forces_table_path_for_empty_file(tmp_path: Path) -> None:
 
 
 def test_label_only_output(tmp_path: Path) -> None:
-    sch = pa.schema([("ts", pa.string()), ("client_id", pa.string()),
-                     ("input", pa.list_(pa.float64())),
-                     ("output", pa.struct([("label", pa.string())]))])  # fmt: skip
-    recs = [{"ts": f"2024-03-05T10:00:{i:02d}Z", "client_id": f"c{i % 2}",
-             "input": [1.0, float(i)], "output": {"label": "a"}} for i in range(6)]  # fmt: skip
+    sch = pa.schema(
+        [
+            ("ts", pa.string()),
+            ("client_id", pa.string()),
+            ("input", pa.list_(pa.float64())),
+            ("output", pa.struct([("label", pa.string())])),
+        ]
+    )
+    recs = [
+        {
+            "ts": f"2024-03-05T10:00:{i:02d}Z",
+            "client_id": f"c{i % 2}",
+            "input": [1.0, float(i)],
+            "output": {"label": "a"},
+        }
+        for i in range(6)
+    ]
     path = _write(tmp_path / "x.parquet", recs, sch)
     _assert_same_read([path])
     _same_hunt([path])
@@ -323,8 +358,9 @@ def test_text_not_utf8_declines(tmp_path: Path) -> None:
     # dictionary, and declines (the table path reports the file as it always has)
     recs = [_good(i) for i in range(30)]
     tbl = pa.Table.from_pylist(recs, schema=SCHEMA)
-    ids = pa.array([b"c\xff\xfe" if i == 7 else f"c{i % 4}".encode() for i in range(30)],
-                   pa.binary()).view(pa.string())  # fmt: skip
+    ids = pa.array(
+        [b"c\xff\xfe" if i == 7 else f"c{i % 4}".encode() for i in range(30)], pa.binary()
+    ).view(pa.string())
     path = tmp_path / "bad.parquet"
     pq.write_table(tbl.set_column(1, "client_id", ids), path)
     with pytest.raises(_mem.Declined, match="not UTF-8"):
@@ -341,8 +377,14 @@ def test_dictionaries_across_batches(tmp_path: Path, monkeypatch: pytest.MonkeyP
     # of the column chunk is plain; pyarrow hands each batch a copy of the dictionary; a ts
     # column stored as a dictionary (pandas categoricals) and float32 inputs on the way
     n = 4_000
-    recs = [{**_good(i), "client_id": f"client-{i % 1_500:05d}-" + "x" * 600,
-             "ts": f"2024-03-05T10:{i % 60:02d}:{i % 7:02d}Z"} for i in range(n)]  # fmt: skip
+    recs = [
+        {
+            **_good(i),
+            "client_id": f"client-{i % 1_500:05d}-" + "x" * 600,
+            "ts": f"2024-03-05T10:{i % 60:02d}:{i % 7:02d}Z",
+        }
+        for i in range(n)
+    ]
     recs[9] = {**recs[9], **ODD[0]}
     sch = SCHEMA.set(3, pa.field("input", pa.list_(pa.float32())))
     tbl = pa.Table.from_pylist(recs, schema=sch)
@@ -389,8 +431,11 @@ def _spy_order(monkeypatch: pytest.MonkeyPatch) -> dict[int, bool]:
 
     def spy(store: Any, *args: Any, **kwargs: Any) -> Any:
         n = store.n
-        key = list(zip(store.ts[:n].tolist(), store.file[:n].tolist(), store.line[:n].tolist(),
-                       strict=True))  # fmt: skip
+        key = list(
+            zip(
+                store.ts[:n].tolist(), store.file[:n].tolist(), store.line[:n].tolist(), strict=True
+            )
+        )
         seen[n] = all(key[i - 1] <= key[i] for i in range(1, n))
         return real(store, *args, **kwargs)
 
@@ -398,8 +443,9 @@ def _spy_order(monkeypatch: pytest.MonkeyPatch) -> dict[int, bool]:
     return seen
 
 
-def test_hunt_realistic_log(tmp_path: Path, traffic: tuple[pa.Table, str],
-                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_hunt_realistic_log(
+    tmp_path: Path, traffic: tuple[pa.Table, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     traffic, sybil = traffic
     path = tmp_path / "events.parquet"
     pq.write_table(traffic, path, row_group_size=8_000)
@@ -414,8 +460,9 @@ def test_hunt_realistic_log(tmp_path: Path, traffic: tuple[pa.Table, str],
     _same_hunt([path], reference=ref)
 
 
-def test_hunt_shuffled_across_files(tmp_path: Path, traffic: tuple[pa.Table, str],
-                                    monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_hunt_shuffled_across_files(
+    tmp_path: Path, traffic: tuple[pa.Table, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     traffic = traffic[0]
     rng = np.random.default_rng(3)
     t = traffic.take(pa.array(rng.permutation(traffic.num_rows)))
@@ -433,16 +480,19 @@ def test_hunt_shuffled_across_files(tmp_path: Path, traffic: tuple[pa.Table, str
 
 
 @pytest.mark.parametrize("split", ["contiguous", "round-robin"])
-def test_hunt_equal_timestamps_across_files(tmp_path: Path, traffic: tuple[pa.Table, str],
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            split: str) -> None:  # fmt: skip
+def test_hunt_equal_timestamps_across_files(
+    tmp_path: Path, traffic: tuple[pa.Table, str], monkeypatch: pytest.MonkeyPatch, split: str
+) -> None:
     # whole minutes: many events share a ts, within and across files (ties: file, then line)
     ts = pc.replace_substring_regex(traffic[0].column("ts"), r":\d\d(\.\d+)?Z$", ":00Z")
     assert ts[0].as_py().endswith(":00Z")
     t = traffic[0].set_column(0, "ts", ts)
     n = t.num_rows
-    parts = (np.array_split(np.arange(n), 3) if split == "contiguous"
-             else [np.arange(k, n, 3) for k in range(3)])  # fmt: skip
+    parts = (
+        np.array_split(np.arange(n), 3)
+        if split == "contiguous"
+        else [np.arange(k, n, 3) for k in range(3)]
+    )
     files = []
     for k, idx in enumerate(parts):
         files.append(tmp_path / f"part{k}.parquet")

@@ -64,15 +64,22 @@ def _lines(n_good: int = 60) -> list[bytes]:
     lines = [json.dumps(_good(i)).encode() for i in range(n_good)]
     odd = [json.dumps({**_good(100 + k), **o}).encode() for k, o in enumerate(ODD)]
     # full-precision floats (Python's repr: up to 17 digits) are the parser's, not Python's
-    odd += [json.dumps({**_good(200 + k), "input": [math.pi * 10**k, 1 / 3, -2.0]}).encode()
-            for k in range(-8, 8)]  # fmt: skip
+    odd += [
+        json.dumps({**_good(200 + k), "input": [math.pi * 10**k, 1 / 3, -2.0]}).encode()
+        for k in range(-8, 8)
+    ]
     for k, line in enumerate(odd + RAW):
         lines.insert(1 + 2 * k, line)
     return lines
 
 
-def _file(tmp_path: Path, lines: list[bytes], name: str = "logs.jsonl",
-          bom: bool = True, end: bytes = b"\n") -> Path:  # fmt: skip
+def _file(
+    tmp_path: Path,
+    lines: list[bytes],
+    name: str = "logs.jsonl",
+    bom: bool = True,
+    end: bytes = b"\n",
+) -> Path:
     path = tmp_path / name
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + b"\n".join(lines) + end)
     return path
@@ -89,8 +96,23 @@ def _reference(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport]:
             row = norm.row(str(path), line, rec)
             if row is not None:
                 rows.append(dict(zip(readers.COLUMNS, row, strict=True)))
-    out = [{k: r[k] for k in ("file", "line", "ts", "client_id", "source_ip", "input",
-                              "label", "margin", "status")} for r in rows]  # fmt: skip
+    out = [
+        {
+            k: r[k]
+            for k in (
+                "file",
+                "line",
+                "ts",
+                "client_id",
+                "source_ip",
+                "input",
+                "label",
+                "margin",
+                "status",
+            )
+        }
+        for r in rows
+    ]
     for r in out:
         r["status"] = 0 if r["status"] is None else r["status"]
     return sorted(out, key=lambda r: (r["file"], r["line"])), report
@@ -115,8 +137,9 @@ def _same_as_python(files: list[Path]) -> ReadReport:
 
 
 @pytest.mark.parametrize("block", [64, 700, _mem_json.BLOCK_BYTES])
-def test_read_equals_python_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                 block: int) -> None:  # fmt: skip
+def test_read_equals_python_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
     # blocks of 64 bytes: every line is longer than a block; 700: lines cut anywhere
     monkeypatch.setattr(_mem_json, "BLOCK_BYTES", block)
     got = _same_as_python([_file(tmp_path, _lines(), end=b"")])  # no newline at the end
@@ -176,9 +199,17 @@ def test_store_grows_past_the_estimate(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(_mem_json, "_SAMPLE", 4096)
     monkeypatch.setattr(_mem_json, "BLOCK_BYTES", 8192)
     long = [json.dumps({**_good(i), "pad": "x" * 2000}).encode() for i in range(3)]
-    short = [json.dumps({"ts": 1709632800 + i, "client_id": f"c{i % 7}",
-                         "output": {"label": "a"}, "input": [1.0, 2.0, float(i)]}).encode()
-             for i in range(3000)]  # fmt: skip
+    short = [
+        json.dumps(
+            {
+                "ts": 1709632800 + i,
+                "client_id": f"c{i % 7}",
+                "output": {"label": "a"},
+                "input": [1.0, 2.0, float(i)],
+            }
+        ).encode()
+        for i in range(3000)
+    ]
     path = _file(tmp_path, long + short)
     plan = _mem.survey([path])
     assert plan.estimated and plan.rows < 3003

@@ -73,8 +73,9 @@ def test_dictionary_columns() -> None:
     assert junk.null_count == 1
     garbage = pa.DictionaryArray.from_arrays(junk, pa.array(["z", "q"]))
     assert names.column(garbage).tolist() == [2, -1, 3]
-    empty = pa.DictionaryArray.from_arrays(pa.array([None, None], pa.int32()),
-                                           pa.array([], pa.string()))  # fmt: skip
+    empty = pa.DictionaryArray.from_arrays(
+        pa.array([None, None], pa.int32()), pa.array([], pa.string())
+    )
     assert names.column(empty).tolist() == [-1, -1]
     assert names.names == ["b", "a", "z", "q"]
 
@@ -97,8 +98,7 @@ def test_bytes_that_are_not_utf8_are_refused() -> None:
 
 
 @pytest.mark.fuzz
-@given(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=60),
-       st.integers(1, 4))  # fmt: skip
+@given(st.lists(st.one_of(st.none(), st.text(max_size=6)), max_size=60), st.integers(1, 4))
 def test_codes_match_a_dict(values: list[str | None], buckets: int) -> None:
     names = Names()
     # few distinct hashes: collisions everywhere

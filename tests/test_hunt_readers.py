@@ -16,9 +16,16 @@ from mlhunt.hunt.readers import ReadReport, read_batches, resolve
 
 
 def _rec(i: int, **over: object) -> dict:
-    rec = {"ts": f"2024-03-05T10:00:{i % 60:02d}.000Z", "client_id": f"c{i % 3}",
-           "input": [float(i), 1.0, 2.0], "output": {"label": "approved", "scores": [0.3, 0.7]},
-           "source_ip": "10.0.0.1", "status": 200, "latency_ms": 2.5, "model": "m"}  # fmt: skip
+    rec = {
+        "ts": f"2024-03-05T10:00:{i % 60:02d}.000Z",
+        "client_id": f"c{i % 3}",
+        "input": [float(i), 1.0, 2.0],
+        "output": {"label": "approved", "scores": [0.3, 0.7]},
+        "source_ip": "10.0.0.1",
+        "status": 200,
+        "latency_ms": 2.5,
+        "model": "m",
+    }
     rec.update(over)
     return rec
 
@@ -55,8 +62,15 @@ def test_csv_parquet_gzip_folder_glob(tmp_path: Path) -> None:
         w = csv.writer(fh)
         w.writerow(["ts", "client_id", "input", "output", "status"])
         for r in recs:
-            w.writerow([1709632800 + 1, r["client_id"], json.dumps(r["input"]),
-                        json.dumps(r["output"]), 200])  # fmt: skip
+            w.writerow(
+                [
+                    1709632800 + 1,
+                    r["client_id"],
+                    json.dumps(r["input"]),
+                    json.dumps(r["output"]),
+                    200,
+                ]
+            )
         w.writerow(["bad-time", "c1", "[1,2,3]", '{"label": "x"}', 200])
     flat = [{**r, "input": r["input"], "output": r["output"]} for r in recs]
     pq.write_table(pa.Table.from_pylist(flat), tmp_path / "c.parquet")
@@ -99,48 +113,91 @@ def test_streamed_in_bounded_batches(tmp_path: Path) -> None:
 
 # --- the vectorised JSON Lines path (mlhunt.hunt._fastjson) -----------------------------------
 
-GOOD = {"ts": "2024-03-05T10:00:01Z", "client_id": "c1", "input": [1.0, 2.0, 3.0],
-        "output": {"label": "approved", "scores": [0.25, 0.75]}}  # fmt: skip
+GOOD = {
+    "ts": "2024-03-05T10:00:01Z",
+    "client_id": "c1",
+    "input": [1.0, 2.0, 3.0],
+    "output": {"label": "approved", "scores": [0.25, 0.75]},
+}
 # Lines the fast path must treat exactly as the per-line Python path: kept with the same
 # values, or reported with the same line and reason.
 TRICKY: list[object] = [
-    {**GOOD, "ts": "2024-03-05T10:00:01.123456+05:30"}, {**GOOD, "ts": "2024-03-05 10:00:01.5Z"},
-    {**GOOD, "ts": 1709632800}, {**GOOD, "ts": "1709632800.25"}, {**GOOD, "ts": 1.7e9},
-    {**GOOD, "ts": " 2024-03-05T10:00:01Z"}, {**GOOD, "ts": "2024-03-05T10:00:01.1234567Z"},
-    {**GOOD, "ts": "soon"}, {**GOOD, "ts": "2024-02-30T00:00:00Z"},
-    {**GOOD, "ts": "2024-03-05T24:00:00Z"}, {**GOOD, "ts": True}, {**GOOD, "ts": None},
+    {**GOOD, "ts": "2024-03-05T10:00:01.123456+05:30"},
+    {**GOOD, "ts": "2024-03-05 10:00:01.5Z"},
+    {**GOOD, "ts": 1709632800},
+    {**GOOD, "ts": "1709632800.25"},
+    {**GOOD, "ts": 1.7e9},
+    {**GOOD, "ts": " 2024-03-05T10:00:01Z"},
+    {**GOOD, "ts": "2024-03-05T10:00:01.1234567Z"},
+    {**GOOD, "ts": "soon"},
+    {**GOOD, "ts": "2024-02-30T00:00:00Z"},
+    {**GOOD, "ts": "2024-03-05T24:00:00Z"},
+    {**GOOD, "ts": True},
+    {**GOOD, "ts": None},
     {k: v for k, v in GOOD.items() if k != "ts"},
-    {**GOOD, "client_id": 123}, {**GOOD, "client_id": 1.5}, {**GOOD, "client_id": True},
-    {**GOOD, "client_id": {"a": 1}}, {**GOOD, "client_id": [1]}, {**GOOD, "client_id": ""},
-    {**GOOD, "client_id": None}, {**GOOD, "client_id": 12345678901234567890123},
-    {**GOOD, "client_id": "007"}, {**GOOD, "client_id": "Zoë"}, {**GOOD, "client_id": "1e5"},
-    {**GOOD, "source_ip": 5}, {**GOOD, "source_ip": ""}, {**GOOD, "source_ip": {"x": 1}},
-    {**GOOD, "source_ip": "10.0.0.1"}, {**GOOD, "model": 3}, {**GOOD, "model": ""},
-    {**GOOD, "input": [1, "2", 3]}, {**GOOD, "input": [1, None, 3]}, {**GOOD, "input": "abc"},
-    {**GOOD, "input": "[4, 5, 6]"}, {**GOOD, "input": []}, {**GOOD, "input": [1.0, 2.0]},
-    {**GOOD, "input": [True, 1, 2]}, {**GOOD, "input": {"a": 1}}, {**GOOD, "input": [[1], 2, 3]},
-    {**GOOD, "input": None}, {**GOOD, "input": ""},
-    {**GOOD, "output": None}, {**GOOD, "output": "x"}, {**GOOD, "output": {"label": 1}},
-    {**GOOD, "output": {"label": 1.0}}, {**GOOD, "output": {"label": True}},
-    {**GOOD, "output": {"label": ""}}, {**GOOD, "output": {"label": "a", "score": 0.3}},
-    {**GOOD, "output": {"label": "a", "score": "0.3"}}, {**GOOD, "output": {"label": "a",
-                                                                       "score": "abc"}},
-    {**GOOD, "output": {"label": "a", "score": 7}}, {**GOOD, "output": {"label": "a",
-                                                                      "scores": [0.2]}},
+    {**GOOD, "client_id": 123},
+    {**GOOD, "client_id": 1.5},
+    {**GOOD, "client_id": True},
+    {**GOOD, "client_id": {"a": 1}},
+    {**GOOD, "client_id": [1]},
+    {**GOOD, "client_id": ""},
+    {**GOOD, "client_id": None},
+    {**GOOD, "client_id": 12345678901234567890123},
+    {**GOOD, "client_id": "007"},
+    {**GOOD, "client_id": "Zoë"},
+    {**GOOD, "client_id": "1e5"},
+    {**GOOD, "source_ip": 5},
+    {**GOOD, "source_ip": ""},
+    {**GOOD, "source_ip": {"x": 1}},
+    {**GOOD, "source_ip": "10.0.0.1"},
+    {**GOOD, "model": 3},
+    {**GOOD, "model": ""},
+    {**GOOD, "input": [1, "2", 3]},
+    {**GOOD, "input": [1, None, 3]},
+    {**GOOD, "input": "abc"},
+    {**GOOD, "input": "[4, 5, 6]"},
+    {**GOOD, "input": []},
+    {**GOOD, "input": [1.0, 2.0]},
+    {**GOOD, "input": [True, 1, 2]},
+    {**GOOD, "input": {"a": 1}},
+    {**GOOD, "input": [[1], 2, 3]},
+    {**GOOD, "input": None},
+    {**GOOD, "input": ""},
+    {**GOOD, "output": None},
+    {**GOOD, "output": "x"},
+    {**GOOD, "output": {"label": 1}},
+    {**GOOD, "output": {"label": 1.0}},
+    {**GOOD, "output": {"label": True}},
+    {**GOOD, "output": {"label": ""}},
+    {**GOOD, "output": {"label": "a", "score": 0.3}},
+    {**GOOD, "output": {"label": "a", "score": "0.3"}},
+    {**GOOD, "output": {"label": "a", "score": "abc"}},
+    {**GOOD, "output": {"label": "a", "score": 7}},
+    {**GOOD, "output": {"label": "a", "scores": [0.2]}},
     {**GOOD, "output": {"label": "a", "scores": "bad"}},
     {**GOOD, "output": {"label": "a", "scores": [0.1, 0.6, 0.3]}},
     {"ts": 5, "client_id": "c", "label": "flat", "scores": [0.4, 0.6]},
-    {**GOOD, "status": 200.7}, {**GOOD, "status": "404"}, {**GOOD, "status": True},
-    {**GOOD, "status": "abc"}, {**GOOD, "latency_ms": "3.5"}, {**GOOD, "latency_ms": "NaN"},
-    {**GOOD, "latency_ms": 2}, {**GOOD, "extra": {"nested": [1, 2]}},
-    '{"ts": 5, "client_id": "c", "output": {"label": "a"},}', "[1, 2]", "5", "{bad", "", "   ",
+    {**GOOD, "status": 200.7},
+    {**GOOD, "status": "404"},
+    {**GOOD, "status": True},
+    {**GOOD, "status": "abc"},
+    {**GOOD, "latency_ms": "3.5"},
+    {**GOOD, "latency_ms": "NaN"},
+    {**GOOD, "latency_ms": 2},
+    {**GOOD, "extra": {"nested": [1, 2]}},
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"},}',
+    "[1, 2]",
+    "5",
+    "{bad",
+    "",
+    "   ",
     '{"ts": 5, "client_id": "c\\ud800", "output": {"label": "a"}}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "x": nan}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "x": NaN}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "latency_ms": Infinity}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a", "scores": [0.5, -inf]}}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "model": "info", "x": [1 , ]}',
-]  # fmt: skip
+]
 
 
 def _python_path(path: Path) -> tuple[list[dict], ReadReport]:
@@ -197,8 +254,9 @@ def test_fast_path_equals_python_path(tmp_path: Path, first: str) -> None:
 def test_lone_carriage_return_and_bad_utf8_blocks(tmp_path: Path) -> None:
     p = tmp_path / "odd.jsonl"
     good = json.dumps(GOOD).encode()
-    p.write_bytes(good + b"\n" + good[:-1] + b', "model": "\xff"}\n' + good + b"\r" + good
-                  + b"\n{bad\n")  # fmt: skip
+    p.write_bytes(
+        good + b"\n" + good[:-1] + b', "model": "\xff"}\n' + good + b"\r" + good + b"\n{bad\n"
+    )
     want_rows, want = _python_path(p)
     t, got = _read(p)
     assert t.to_pylist() == want_rows and got.errors == want.errors
@@ -210,9 +268,14 @@ def _scattered(tmp_path: Path, n: int = 3000) -> tuple[list[str], list[int]]:
 
     rnd = random.Random(7)
     lines = _lines([_rec(i, client_id=f"c{i % 17}") for i in range(n)])
-    bad_kinds = ["{broken", '{"ts": 1, "client_id": "c", "output": {"label": "a"},}',
-                 json.dumps(_rec(0, ts="never")), json.dumps(_rec(0, input=[1.0])),
-                 json.dumps(_rec(0, client_id=None)), "[]"]  # fmt: skip
+    bad_kinds = [
+        "{broken",
+        '{"ts": 1, "client_id": "c", "output": {"label": "a"},}',
+        json.dumps(_rec(0, ts="never")),
+        json.dumps(_rec(0, input=[1.0])),
+        json.dumps(_rec(0, client_id=None)),
+        "[]",
+    ]
     bad = sorted(rnd.sample(range(n), 60))
     for k, i in enumerate(bad):
         lines[i] = bad_kinds[k % len(bad_kinds)]
@@ -220,8 +283,9 @@ def _scattered(tmp_path: Path, n: int = 3000) -> tuple[list[str], list[int]]:
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_malformed_scattered_across_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           gz: bool) -> None:  # fmt: skip
+def test_malformed_scattered_across_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool
+) -> None:
     from mlhunt.hunt import _fastjson, readers
 
     monkeypatch.setattr(_fastjson, "BLOCK_BYTES", 16_384)  # ~60 lines a block: ~50 blocks

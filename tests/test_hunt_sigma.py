@@ -120,8 +120,10 @@ def test_detector_hints_set_the_thresholds(detectors: list) -> None:
     # the same from plain dicts (what the CLI hands over: spec.model_dump())
     dumped = sigma.build_rules([d.spec.model_dump() for d in detectors])
     assert dumped == list(rules.values())
-    tuned = {r["name"]: r for r in sigma.build_rules(detectors, thresholds={
-        "mlhunt_request_flood_per_client": 1234})}  # fmt: skip
+    tuned = {
+        r["name"]: r
+        for r in sigma.build_rules(detectors, thresholds={"mlhunt_request_flood_per_client": 1234})
+    }
     assert tuned["mlhunt_request_flood_per_client"]["correlation"]["condition"]["gte"] == 1234
     with pytest.raises(InputError, match="unknown Sigma correlation"):
         sigma.build_rules(detectors, thresholds={"no_such_rule": 3})
@@ -130,8 +132,9 @@ def test_detector_hints_set_the_thresholds(detectors: list) -> None:
 @pytest.mark.parametrize("backend", sigma.BACKENDS)
 def test_field_mapping_renames_fields(backend: str, detectors: list) -> None:
     mapping = {"client_id": "user.name", "source_ip": "source.ip", "status": "http.status"}
-    queries = sigma.convert(sigma.build_rules(detectors), backend, field_map=mapping,
-                            es_index="mlhunt-logs-*")  # fmt: skip
+    queries = sigma.convert(
+        sigma.build_rules(detectors), backend, field_map=mapping, es_index="mlhunt-logs-*"
+    )
     burst = queries["mlhunt_unauthorized_burst_per_source"][0]
     assert "http.status" in burst and "source.ip" in burst
     assert not re.search(r"(?<![.\w])status\b", burst) and "source_ip" not in burst
@@ -160,16 +163,37 @@ def test_cli_exports_and_converts(tmp_path: Path) -> None:
     import sys
 
     logs = tmp_path / "logs.jsonl"
-    rows = [{"ts": 1709596800 + i, "client_id": f"c{i % 3}", "source_ip": "10.0.0.1",
-             "input": [i % 7, i % 5], "output": {"label": "a", "scores": [0.6, 0.4]},
-             "status": 200} for i in range(60)]  # fmt: skip
+    rows = [
+        {
+            "ts": 1709596800 + i,
+            "client_id": f"c{i % 3}",
+            "source_ip": "10.0.0.1",
+            "input": [i % 7, i % 5],
+            "output": {"label": "a", "scores": [0.6, 0.4]},
+            "status": 200,
+        }
+        for i in range(60)
+    ]
     logs.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "sigma"
     proc = subprocess.run(
-        [sys.executable, "-m", "mlhunt", "hunt", str(logs), "--format", "json",
-         "--export-sigma", str(out), "--sigma-backend", "elasticsearch"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlhunt",
+            "hunt",
+            str(logs),
+            "--format",
+            "json",
+            "--export-sigma",
+            str(out),
+            "--sigma-backend",
+            "elasticsearch",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     files = {Path(p).name for p in doc["sigma"]["files"]}
@@ -177,8 +201,20 @@ def test_cli_exports_and_converts(tmp_path: Path) -> None:
     assert "mlhunt_request_flood_per_client.esql" in files
     assert (out / "mlhunt_unauthorized_burst_per_source.esql").read_text().startswith("from ")
     bad = subprocess.run(
-        [sys.executable, "-m", "mlhunt", "hunt", str(logs), "--export-sigma", str(out),
-         "--sigma-backend", "qradar"], capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlhunt",
+            "hunt",
+            str(logs),
+            "--export-sigma",
+            str(out),
+            "--sigma-backend",
+            "qradar",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "unknown Sigma backend" in bad.stderr
     assert "Traceback" not in bad.stderr

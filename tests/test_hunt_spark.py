@@ -53,8 +53,13 @@ def _write_fixture(records: list[dict[str, Any]], folder: Path) -> None:
         w = csv.DictWriter(fh, cols)
         w.writeheader()
         for r in parts[2]:
-            w.writerow({**{c: r.get(c) for c in cols}, "input": json.dumps(r["input"]),
-                        "output": json.dumps(r["output"])})  # fmt: skip
+            w.writerow(
+                {
+                    **{c: r.get(c) for c in cols},
+                    "input": json.dumps(r["input"]),
+                    "output": json.dumps(r["output"]),
+                }
+            )
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +78,10 @@ def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
 
 
 def _key(result: Any) -> list[tuple[Any, ...]]:
-    return sorted((a.detector, a.scope, a.target, a.detected_at_event, a.severity, a.score,
-                   a.events) for a in result.alerts)  # fmt: skip
+    return sorted(
+        (a.detector, a.scope, a.target, a.detected_at_event, a.severity, a.score, a.events)
+        for a in result.alerts
+    )
 
 
 def test_same_alerts(both: tuple[Any, Any, Path]) -> None:

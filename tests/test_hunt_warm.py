@@ -58,9 +58,13 @@ def test_warm_up_covers_every_kernel_a_hunt_calls(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist(recs), parquet)
     packed = tmp_path / "logs.jsonl.gz"
     packed.write_bytes(gzip.compress(path.read_bytes()))
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(parquet), str(packed)],
-                         capture_output=True,
-                         text=True, check=True, timeout=600)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path), str(parquet), str(packed)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     got = json.loads(out.stdout)
     assert got["alerts"] > 0  # the hunt ran its detectors to alerts
     # the kernels the detectors call warmed (helpers they call are compiled into them)

@@ -125,8 +125,9 @@ def _kill_loop(
     for i in range(TRIES):
         sig = SIGNALS[i % 2]
         done = finished()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         try:
             time.sleep(rng.uniform(0.1, 1.0) * full)
             proc.send_signal(sig)
@@ -160,8 +161,13 @@ def _record(name: str, tally: Tally) -> None:
         counts = json.loads(COUNTS.read_text())
     except (OSError, ValueError):
         counts = {}
-    counts[name] = {**asdict(tally), "tries": TRIES, "broken": len(tally.broken),
-                    "lost": len(tally.lost), "redone": len(tally.redone)}  # fmt: skip
+    counts[name] = {
+        **asdict(tally),
+        "tries": TRIES,
+        "broken": len(tally.broken),
+        "lost": len(tally.lost),
+        "redone": len(tally.redone),
+    }
     COUNTS.write_text(json.dumps(counts, indent=1) + "\n")
 
 
@@ -176,8 +182,15 @@ def _mtimes(paths: list[Path]) -> dict[str, int]:
 
 
 def _final(args: list[str]) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run([sys.executable, "-m", "mlhunt", *args], cwd=ROOT, env=_env(),
-                       capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "mlhunt", *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return r
 
@@ -185,15 +198,33 @@ def _final(args: list[str]) -> subprocess.CompletedProcess[str]:
 def test_assess_killed_at_random_resumes_without_losing_or_redoing(tmp_path: Path) -> None:
     counter = tmp_path / "runs.txt"
     counter.touch()
-    cat = write_catalog(tmp_path / "cat", {
-        f"S{i}": {"entry": "sleepy", "cost": i,
-                  "params": {"counter": str(counter), "tag": f"S{i}", "sleep": 0.5}}
-        for i in range(1, 6)
-    })  # fmt: skip
+    cat = write_catalog(
+        tmp_path / "cat",
+        {
+            f"S{i}": {
+                "entry": "sleepy",
+                "cost": i,
+                "params": {"counter": str(counter), "tag": f"S{i}", "sleep": 0.5},
+            }
+            for i in range(1, 6)
+        },
+    )
     state, out = tmp_path / "state", tmp_path / "out"
-    args = ["assess", "--scenario", "loan-approval", "--in-process", "--catalog", str(cat),
-            "--state", str(state), "--resume", "-f", "json",
-            "-o", str(out / "assess.json")]  # fmt: skip
+    args = [
+        "assess",
+        "--scenario",
+        "loan-approval",
+        "--in-process",
+        "--catalog",
+        str(cat),
+        "--state",
+        str(state),
+        "--resume",
+        "-f",
+        "json",
+        "-o",
+        str(out / "assess.json"),
+    ]
 
     def finished() -> dict[str, int]:
         return _mtimes(list(state.glob("MLH-ASSESS-*.json")))
@@ -218,13 +249,27 @@ def test_assess_killed_at_random_resumes_without_losing_or_redoing(tmp_path: Pat
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
-    rows = [{"ts": 1709632800 + c * 100 + k, "client_id": f"user{c}", "source_ip": f"10.0.0.{c}",
-             "input": rng.normal([40, 5e4, 3], [10, 2e4, 1]).round(3).tolist(),
-             "output": {"label": "ok", "scores": [0.2, 0.8]}}
-            for c in range(40) for k in range(30)]  # fmt: skip
-    rows += [{"ts": 1709640000 + k, "client_id": "thief", "source_ip": "192.0.2.66",
-              "input": rng.uniform([0, 0, -10], [120, 5e5, 20]).round(3).tolist(),
-              "output": {"label": "ok", "scores": [0.45, 0.55]}} for k in range(200)]  # fmt: skip
+    rows = [
+        {
+            "ts": 1709632800 + c * 100 + k,
+            "client_id": f"user{c}",
+            "source_ip": f"10.0.0.{c}",
+            "input": rng.normal([40, 5e4, 3], [10, 2e4, 1]).round(3).tolist(),
+            "output": {"label": "ok", "scores": [0.2, 0.8]},
+        }
+        for c in range(40)
+        for k in range(30)
+    ]
+    rows += [
+        {
+            "ts": 1709640000 + k,
+            "client_id": "thief",
+            "source_ip": "192.0.2.66",
+            "input": rng.uniform([0, 0, -10], [120, 5e5, 20]).round(3).tolist(),
+            "output": {"label": "ok", "scores": [0.45, 0.55]},
+        }
+        for k in range(200)
+    ]
     path = tmp_path_factory.mktemp("logs") / "logs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -232,8 +277,16 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_hunt_killed_at_random_never_leaves_half_a_file(tmp_path: Path, logs: Path) -> None:
     out = tmp_path / "out"
-    args = ["hunt", str(logs), "-f", "html", "-o", str(out / "hunt.html"),
-            "--export-sigma", str(out / "sigma")]  # fmt: skip
+    args = [
+        "hunt",
+        str(logs),
+        "-f",
+        "html",
+        "-o",
+        str(out / "hunt.html"),
+        "--export-sigma",
+        str(out / "sigma"),
+    ]
     tally = _kill_loop("hunt", args, [out], dict, seed=2)
     _assert_clean(tally)
     _final(args)  # hunt is one pass: running it again is the resume
@@ -251,14 +304,23 @@ def test_run_killed_at_random_resumes_from_its_saved_parts(tmp_path: Path, logs:
     shutil.copytree(EXAMPLES / "loan-approval" / "deploy", folder / "deploy")
     shutil.copy(logs, folder / "logs.jsonl")
     project = {
-        "system": "system.yaml", "output": "out",
-        "models": [{"scenario": "loan-approval", "element": "prediction-api", "live": False,
-                    "attacks": ["corruptions"],
-                    "params": {"MLH-ASSESS-CORRUPTIONS.n_eval": 40,
-                               "MLH-ASSESS-CORRUPTIONS.severities": [1, 3]}}],
+        "system": "system.yaml",
+        "output": "out",
+        "models": [
+            {
+                "scenario": "loan-approval",
+                "element": "prediction-api",
+                "live": False,
+                "attacks": ["corruptions"],
+                "params": {
+                    "MLH-ASSESS-CORRUPTIONS.n_eval": 40,
+                    "MLH-ASSESS-CORRUPTIONS.severities": [1, 3],
+                },
+            }
+        ],
         "logs": [{"path": "logs.jsonl", "element": "prediction-api"}],
         "scan": [{"path": "deploy"}],
-    }  # fmt: skip
+    }
     (folder / "mlhunt.yaml").write_text(yaml.safe_dump(project), encoding="utf-8")
     out = folder / "out"
     args = ["run", str(folder / "mlhunt.yaml"), "--resume"]
@@ -287,11 +349,13 @@ def test_run_killed_at_random_resumes_from_its_saved_parts(tmp_path: Path, logs:
 def test_atomic_write_survives_sigkill_at_any_moment(tmp_path: Path) -> None:
     """The write itself, killed mid-way: a 4 MB report rewritten in a loop."""
     target = tmp_path / "report.json"
-    code = ("import json, sys; from pathlib import Path; from mlhunt._io import write_atomic\n"
-            "p = Path(sys.argv[1]); i = 0\n"
-            "while True:\n"
-            "    i += 1\n"
-            "    write_atomic(p, json.dumps({'i': i, 'pad': 'x' * 4_000_000}))\n")  # fmt: skip
+    code = (
+        "import json, sys; from pathlib import Path; from mlhunt._io import write_atomic\n"
+        "p = Path(sys.argv[1]); i = 0\n"
+        "while True:\n"
+        "    i += 1\n"
+        "    write_atomic(p, json.dumps({'i': i, 'pad': 'x' * 4_000_000}))\n"
+    )
     rng = random.Random(4)
     tally = Tally()
     whole: set[Path] = set()

@@ -14,15 +14,31 @@ from tests.conftest import EXAMPLES
 def test_loan_approval_run_verdicts(tmp_path: Path) -> None:
     out = tmp_path / "report"
     r = subprocess.run(
-        [sys.executable, "-m", "mlhunt", "run", str(EXAMPLES / "loan-approval" / "mlhunt.yaml"),
-         "--out-dir", str(out), "--format", "json", "-o", str(tmp_path / "run.json")],
-        capture_output=True, text=True, timeout=1500,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlhunt",
+            "run",
+            str(EXAMPLES / "loan-approval" / "mlhunt.yaml"),
+            "--out-dir",
+            str(out),
+            "--format",
+            "json",
+            "-o",
+            str(tmp_path / "run.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     doc = json.loads((tmp_path / "run.json").read_text())
     by_id = {f["id"]: f for f in doc["findings"]}
-    threats = {f["rule_id"]: f for f in doc["findings"]
-               if f.get("framework") == "ML" and f["target"] == "prediction-api"}  # fmt: skip
+    threats = {
+        f["rule_id"]: f
+        for f in doc["findings"]
+        if f.get("framework") == "ML" and f["target"] == "prediction-api"
+    }
 
     extraction = threats["MLH-ML-EXTRACTION-API"]["validation"]
     assert {"validated", "observed"} <= set(extraction["statuses"])

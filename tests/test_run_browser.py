@@ -91,17 +91,29 @@ class _Parser(HTMLParser):
 def _open(page: Path, fragment: str = "", screenshot: Path | None = None) -> Dom:
     """Load the page in a fresh headless Chromium profile and parse the DOM it dumps."""
     with tempfile.TemporaryDirectory(prefix="mlhunt-chromium-") as profile:
-        cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--no-first-run", "--disable-component-update",
-               "--disable-sync", "--disable-quic", f"--user-data-dir={profile}",
-               "--enable-logging=stderr", "--log-level=0",  # console messages go to stderr
-               "--virtual-time-budget=5000",  # let load handlers run before the dump
-               f"--window-size={SHOT_SIZE[0]},{SHOT_SIZE[1]}", "--dump-dom"]  # fmt: skip
+        cmd = [
+            str(CHROMIUM),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--log-level=0",  # console messages go to stderr
+            "--virtual-time-budget=5000",  # let load handlers run before the dump
+            f"--window-size={SHOT_SIZE[0]},{SHOT_SIZE[1]}",
+            "--dump-dom",
+        ]
         if screenshot is not None:
             cmd.append(f"--screenshot={screenshot}")
         cmd.append(page.as_uri() + fragment)
-        proc = subprocess.run(cmd, capture_output=True, encoding="utf-8", errors="replace",
-                              timeout=60, check=False)  # fmt: skip
+        proc = subprocess.run(
+            cmd, capture_output=True, encoding="utf-8", errors="replace", timeout=60, check=False
+        )
     assert proc.returncode == 0 and "<body" in proc.stdout, proc.stderr[-2000:]
     dom = Dom(console=[ln for ln in proc.stderr.splitlines() if ":CONSOLE" in ln])
     _Parser(dom).feed(proc.stdout)

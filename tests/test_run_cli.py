@@ -15,8 +15,13 @@ from tests.conftest import EXAMPLES
 
 
 def mlhunt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlhunt", *args], capture_output=True,
-                          text=True, timeout=1200, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "mlhunt", *args],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=cwd,
+    )
 
 
 def _loan_copy(tmp_path: Path) -> Path:
@@ -24,8 +29,9 @@ def _loan_copy(tmp_path: Path) -> Path:
     folder.mkdir()
     shutil.copy(EXAMPLES / "loan-approval" / "system.yaml", folder / "system.yaml")
     shutil.copytree(EXAMPLES / "loan-approval" / "deploy", folder / "deploy")
-    (folder / "mlhunt.yaml").write_text("system: system.yaml\noutput: out\nscan:\n"
-                                        "  - path: deploy\n", encoding="utf-8")  # fmt: skip
+    (folder / "mlhunt.yaml").write_text(
+        "system: system.yaml\noutput: out\nscan:\n  - path: deploy\n", encoding="utf-8"
+    )
     return folder
 
 
@@ -43,8 +49,16 @@ def test_baseline_marks_a_removed_cause_fixed(tmp_path: Path) -> None:
     system["elements"] = [e for e in system["elements"] if e["id"] != gone]
     system["flows"] = [f for f in system["flows"] if gone not in (f["source"], f["target"])]
     (folder / "system.yaml").write_text(yaml.safe_dump(system), encoding="utf-8")
-    second = mlhunt("run", str(folder / "mlhunt.yaml"), "--baseline", str(tmp_path / "a.json"),
-                    "-f", "json", "-o", str(tmp_path / "b.json"))  # fmt: skip
+    second = mlhunt(
+        "run",
+        str(folder / "mlhunt.yaml"),
+        "--baseline",
+        str(tmp_path / "a.json"),
+        "-f",
+        "json",
+        "-o",
+        str(tmp_path / "b.json"),
+    )
     assert second.returncode == 0, second.stderr
     after = json.loads((tmp_path / "b.json").read_text())
     fixed = set(after["baseline"]["fixed"])

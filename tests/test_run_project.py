@@ -31,8 +31,9 @@ def test_starter_loads(tmp_path: Path, scenario: str | None) -> None:
 
 
 def test_unknown_field_names_line_and_suggests(tmp_path: Path) -> None:
-    path = _write(tmp_path, "system: system.yaml\nmodels:\n  - scenario: loan-approval\n"
-                            "    max_querys: 10\n")  # fmt: skip
+    path = _write(
+        tmp_path, "system: system.yaml\nmodels:\n  - scenario: loan-approval\n    max_querys: 10\n"
+    )
     with pytest.raises(InputError) as err:
         load_project(path)
     text = str(err.value)

@@ -92,8 +92,11 @@ def test_threat_table_rows_carry_filter_attributes(page: str, run_doc: dict[str,
     rows = [a for t, a in _tags(_section(page, "threats")).tags if t == "tr" and "data-status" in a]
     model = [f for f in run_doc["findings"] if f["source"] == "model"]
     assert len(rows) == len(model)
-    extraction = [r for r in rows if r["data-element"] == "prediction-api"
-                  and "validated" in (r["data-status"] or "")]  # fmt: skip
+    extraction = [
+        r
+        for r in rows
+        if r["data-element"] == "prediction-api" and "validated" in (r["data-status"] or "")
+    ]
     assert any(r["data-status"] == "validated observed" for r in extraction)
     assert {r["data-framework"] for r in rows} == {"STRIDE", "LINDDUN", "ML"}
     assert any(r["data-status"] == "refuted" for r in rows)

@@ -30,8 +30,12 @@ def _ml(doc: dict[str, Any], rule: str, target: str = "prediction-api") -> dict[
 
 
 def _assess(fid: str, verdict: str, *rules: str) -> dict[str, Any]:
-    return {"id": fid, "rule_id": "MLH-ASSESS-X", "severity": "high",
-            "evidence": {"verdict": verdict, "validates": list(rules)}}  # fmt: skip
+    return {
+        "id": fid,
+        "rule_id": "MLH-ASSESS-X",
+        "severity": "high",
+        "evidence": {"verdict": verdict, "validates": list(rules)},
+    }
 
 
 def test_untested_without_evidence(loan_model: dict[str, Any]) -> None:
@@ -45,8 +49,12 @@ def test_untested_without_evidence(loan_model: dict[str, Any]) -> None:
 
 
 def test_validated_and_observed_raise_risk(loan_model: dict[str, Any]) -> None:
-    hunt = {"id": "h1", "rule_id": "MLH-HUNT-EXTRACTION", "severity": "high",
-            "evidence": {"validates": ["MLH-ML-EXTRACTION-API"]}}  # fmt: skip
+    hunt = {
+        "id": "h1",
+        "rule_id": "MLH-HUNT-EXTRACTION",
+        "severity": "high",
+        "evidence": {"validates": ["MLH-ML-EXTRACTION-API"]},
+    }
     doc = link(
         _fresh(loan_model),
         [
@@ -72,8 +80,10 @@ def test_refuted_lowers_risk_and_success_beats_failure(loan_model: dict[str, Any
     f = _ml(doc, "MLH-ML-MEMBERSHIP-INFERENCE")
     assert f["validation"]["status"] == "refuted"
     assert f["risk"] < before["risk"]
-    both = [_assess("m1", "refuted", "MLH-ML-MEMBERSHIP-INFERENCE"),
-            _assess("m2", "validated", "MLH-ML-MEMBERSHIP-INFERENCE")]  # fmt: skip
+    both = [
+        _assess("m1", "refuted", "MLH-ML-MEMBERSHIP-INFERENCE"),
+        _assess("m2", "validated", "MLH-ML-MEMBERSHIP-INFERENCE"),
+    ]
     doc = link(_fresh(loan_model), [EvidenceSet("assess", both)])
     assert _ml(doc, "MLH-ML-MEMBERSHIP-INFERENCE")["validation"]["statuses"] == ["validated"]
 
@@ -82,15 +92,22 @@ def test_inconclusive_proves_nothing_and_elements_restrict(loan_model: dict[str,
     unsure = EvidenceSet("assess", [_assess("e1", "inconclusive", "MLH-ML-EVASION-API")])
     doc = link(_fresh(loan_model), [unsure])
     assert _ml(doc, "MLH-ML-EVASION-API")["validation"]["status"] == "untested"
-    ev = EvidenceSet("assess", [_assess("e2", "validated", "MLH-ML-EVASION-API")],
-                     frozenset({"some-other-element"}))  # fmt: skip
+    ev = EvidenceSet(
+        "assess",
+        [_assess("e2", "validated", "MLH-ML-EVASION-API")],
+        frozenset({"some-other-element"}),
+    )
     doc = link(_fresh(loan_model), [ev])
     assert _ml(doc, "MLH-ML-EVASION-API")["validation"]["status"] == "untested"
 
 
 def test_scan_finding_validates_serialization(loan_model: dict[str, Any]) -> None:
-    scan = {"id": "s1", "rule_id": "MLH-SCAN-PICKLE-DANGEROUS-GLOBAL", "severity": "critical",
-            "evidence": {}}  # fmt: skip
+    scan = {
+        "id": "s1",
+        "rule_id": "MLH-SCAN-PICKLE-DANGEROUS-GLOBAL",
+        "severity": "critical",
+        "evidence": {},
+    }
     doc = link(_fresh(loan_model), [EvidenceSet("scan", [scan], frozenset({"model-artifact"}))])
     assert _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact")["validation"]["status"] == (
         "validated"
@@ -102,13 +119,20 @@ def test_scan_finding_validates_serialization(loan_model: dict[str, Any]) -> Non
 
 def test_refuted_and_observed_both_hold(loan_model: dict[str, Any]) -> None:
     """Someone tries membership inference in production, and the attacks show it fails."""
-    hunt = {"id": "h2", "rule_id": "MLH-HUNT-MEMBERSHIP-PROBING", "severity": "medium",
-            "evidence": {"validates": ["MLH-ML-MEMBERSHIP-INFERENCE"]}}  # fmt: skip
+    hunt = {
+        "id": "h2",
+        "rule_id": "MLH-HUNT-MEMBERSHIP-PROBING",
+        "severity": "medium",
+        "evidence": {"validates": ["MLH-ML-MEMBERSHIP-INFERENCE"]},
+    }
     before = _ml(loan_model, "MLH-ML-MEMBERSHIP-INFERENCE")
-    doc = link(_fresh(loan_model), [
-        EvidenceSet("assess", [_assess("m1", "refuted", "MLH-ML-MEMBERSHIP-INFERENCE")]),
-        EvidenceSet("hunt", [hunt]),
-    ])  # fmt: skip
+    doc = link(
+        _fresh(loan_model),
+        [
+            EvidenceSet("assess", [_assess("m1", "refuted", "MLH-ML-MEMBERSHIP-INFERENCE")]),
+            EvidenceSet("hunt", [hunt]),
+        ],
+    )
     f = _ml(doc, "MLH-ML-MEMBERSHIP-INFERENCE")
     assert f["validation"]["statuses"] == ["refuted", "observed"]
     assert f["validation"]["status"] == "refuted"

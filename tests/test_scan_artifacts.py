@@ -41,10 +41,16 @@ def test_corpus_has_at_least_30_distinct_malicious_techniques(corpus: list[Corpu
     assert len(techniques) >= 30
     assert all(i.canary is not None for i in corpus if i.malicious)
     assert {i.technique for i in corpus if not i.malicious} >= {
-        "sklearn-pipeline-joblib", "sklearn-pipeline-pickle", "torch-state-dict",
-        "torch-checkpoint", "torch-legacy", "numpy-npy", "numpy-npz", "keras-zip",
+        "sklearn-pipeline-joblib",
+        "sklearn-pipeline-pickle",
+        "torch-state-dict",
+        "torch-checkpoint",
+        "torch-legacy",
+        "numpy-npy",
+        "numpy-npz",
+        "keras-zip",
         "safetensors",
-    }  # fmt: skip
+    }
 
 
 def test_every_malicious_item_is_caught(
@@ -91,11 +97,31 @@ def test_scanner_never_loads_or_imports_what_it_reads(
     def forbidden(*_a: object, **_k: object) -> None:
         raise AssertionError("the scanner called a deserialiser")
 
-    for mod, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"),
-                      (_pickle, "load"), (_pickle, "loads"), (marshal, "loads")):  # fmt: skip
+    for mod, name in (
+        (pickle, "load"),
+        (pickle, "loads"),
+        (pickle, "Unpickler"),
+        (_pickle, "load"),
+        (_pickle, "loads"),
+        (marshal, "loads"),
+    ):
         monkeypatch.setattr(mod, name, forbidden)
-    watched = {"runpy", "pty", "cProfile", "pdb", "timeit", "code", "pkgutil", "webbrowser",
-               "shutil", "subprocess", "importlib", "tempfile", "operator", "profile"}  # fmt: skip
+    watched = {
+        "runpy",
+        "pty",
+        "cProfile",
+        "pdb",
+        "timeit",
+        "code",
+        "pkgutil",
+        "webbrowser",
+        "shutil",
+        "subprocess",
+        "importlib",
+        "tempfile",
+        "operator",
+        "profile",
+    }
     before = set(sys.modules)
     for item in corpus:
         if item.malicious:
@@ -121,8 +147,9 @@ def test_findings_carry_rule_target_and_evidence(
 
     renamed = by_tech["torch-zip-renamed-entry"]
     targets = {f.target for f in results[renamed.path]}
-    assert any(tg.endswith("!" + "state_dict/extra/model.dat") or "extra/model.dat" in tg
-               for tg in targets)  # fmt: skip
+    assert any(
+        tg.endswith("!" + "state_dict/extra/model.dat") or "extra/model.dat" in tg for tg in targets
+    )
     nested = by_tech["nested-zip"]
     assert any(f.target.endswith("!inner/model.zip!weights.bin") for f in results[nested.path])
     joblib_item = by_tech["joblib-after-array"]
@@ -239,8 +266,10 @@ def test_zip_member_name_and_symlink_entries(tmp_path: Path) -> None:
 
 
 def test_safetensors_metadata_and_layout(tmp_path: Path) -> None:
-    header = {"__metadata__": {"format": "pt", "n": 3},
-              "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}  # fmt: skip
+    header = {
+        "__metadata__": {"format": "pt", "n": 3},
+        "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+    }
     raw = json.dumps(header).encode()
     path = tmp_path / "m.safetensors"
     path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 8 + b"hidden payload")
@@ -329,8 +358,11 @@ def test_deep_nesting_ends_quickly(tmp_path: Path) -> None:
 def test_nested_payloads_are_bounded(tmp_path: Path) -> None:
     payload = P4 + call(sg("posix", "system"), u("true")) + b"."
     for _ in range(8):
-        payload = P4 + call(sg("pickle", "loads"), b"B" + struct.pack("<I", len(payload))
-                            + payload) + b"."  # fmt: skip
+        payload = (
+            P4
+            + call(sg("pickle", "loads"), b"B" + struct.pack("<I", len(payload)) + payload)
+            + b"."
+        )
     path = tmp_path / "russian.pkl"
     path.write_bytes(payload)
     findings = scan_artifact(path)
@@ -375,8 +407,14 @@ def test_storage_entries_are_sniffed_not_read(tmp_path: Path) -> None:
 def test_onnx_locations(tmp_path: Path) -> None:
     from tests.scan_corpus import _onnx
 
-    cases = [("w.bin", False), ("sub/w.bin", False), ("../w.bin", True), ("/etc/passwd", True),
-             ("a/../../w", True), ("C:\\w.bin", True)]  # fmt: skip
+    cases = [
+        ("w.bin", False),
+        ("sub/w.bin", False),
+        ("../w.bin", True),
+        ("/etc/passwd", True),
+        ("a/../../w", True),
+        ("C:\\w.bin", True),
+    ]
     for location, bad in cases:
         path = tmp_path / "m.onnx"
         path.write_bytes(_onnx(location))

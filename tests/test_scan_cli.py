@@ -36,8 +36,13 @@ def _tree(tmp: Path) -> Path:
 
 
 def _mlhunt(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlhunt", *args], capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "mlhunt", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_scan_path_mixed_tree(tmp_path: Path) -> None:
@@ -84,8 +89,12 @@ def test_scan_cli_bad_input(tmp_path: Path) -> None:
 
 def test_example_deployments(tmp_path: Path) -> None:
     """Every scenario's deploy/ is flagged; its deploy-fixed/ is clean at high and above."""
-    for scenario in ("loan-approval", "image-moderation", "fraud-detection",
-                     "clickstream-recommender"):  # fmt: skip
+    for scenario in (
+        "loan-approval",
+        "image-moderation",
+        "fraud-detection",
+        "clickstream-recommender",
+    ):
         bad = scan_path(EXAMPLES / scenario / "deploy")
         assert any(f.severity.rank >= 3 for f in bad.findings), scenario
         fixed = scan_path(EXAMPLES / scenario / "deploy-fixed")

@@ -63,10 +63,12 @@ def _raw_zip(entries: list[tuple[bytes, int]], data: bytes, size: int, crc: int)
     local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, *sizes, len(name0), 0)
     body = local + name0 + data
     central = [
-        struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, *sizes, len(name), 0, 0,
-                    0, 0, 0, off) + name
+        struct.pack(
+            "<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, *sizes, len(name), 0, 0, 0, 0, 0, off
+        )
+        + name
         for name, off in entries
-    ]  # fmt: skip
+    ]
     cd = b"".join(central)
     n = len(entries)
     eocd = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(cd), len(body), 0)
@@ -208,8 +210,11 @@ def _child(root: Path, max_file_bytes: int = Limits().max_file_bytes) -> dict[st
     """scan_path in a separate process, so that its peak RSS is this scan's alone."""
     out = subprocess.run(
         [sys.executable, "-c", _SCAN_CHILD, str(root), str(max_file_bytes)],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -265,13 +270,16 @@ def test_symlinks_out_of_the_root_are_reported_never_read(tmp_path: Path) -> Non
     with watch() as seen:
         result = _bounded(lambda: scan_path(root), 10, 64)
     assert_untouched(seen, marker)
-    escapes = {Path(f.target).name for f in result.findings
-               if f.rule_id == "MLH-SCAN-SYMLINK-ESCAPE"}  # fmt: skip
+    escapes = {
+        Path(f.target).name for f in result.findings if f.rule_id == "MLH-SCAN-SYMLINK-ESCAPE"
+    }
     assert escapes == {"linked.pkl", ".env", "shared", "relative.pkl", "loop"}
     # what the outside files would have raised, had they been read
-    assert not _rules(result.findings) & {"MLH-SCAN-PICKLE-DANGEROUS-GLOBAL",
-                                          "MLH-SCAN-PICKLE-UNKNOWN-GLOBAL",
-                                          "MLH-SECRET-HF-TOKEN"}  # fmt: skip
+    assert not _rules(result.findings) & {
+        "MLH-SCAN-PICKLE-DANGEROUS-GLOBAL",
+        "MLH-SCAN-PICKLE-UNKNOWN-GLOBAL",
+        "MLH-SECRET-HF-TOKEN",
+    }
     real_root = root.resolve()
     leaked = [p for p in seen.opened if str(outside) in os.path.realpath(p)]
     assert not leaked, leaked
@@ -301,9 +309,15 @@ def test_canary_payload_does_trip_a_real_unpickler(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["../../etc/cron.d/x", "/etc/passwd", "C:/Windows/x.pkl", "C:\\x.pkl", "..\\..\\x.pkl",
-     "a/../../x.pkl"],
-)  # fmt: skip
+    [
+        "../../etc/cron.d/x",
+        "/etc/passwd",
+        "C:/Windows/x.pkl",
+        "C:\\x.pkl",
+        "..\\..\\x.pkl",
+        "a/../../x.pkl",
+    ],
+)
 def test_member_path_traversal(tmp_path: Path, name: str) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -335,14 +349,29 @@ def test_cli_exposes_the_limits(tmp_path: Path) -> None:
     model = tmp_path / "m.pkl"
     model.write_bytes(pickle.dumps(list(range(1000))))
     run = [sys.executable, "-m", "mlhunt", "scan", str(model), "--format", "json"]
-    out = subprocess.run([*run, "--max-file-bytes", "1K", "--max-seconds", "5",
-                          "--max-depth", "2", "--max-entry-bytes", "1M"],
-                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    out = subprocess.run(
+        [
+            *run,
+            "--max-file-bytes",
+            "1K",
+            "--max-seconds",
+            "5",
+            "--max-depth",
+            "2",
+            "--max-entry-bytes",
+            "1M",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     (f,) = json.loads(out.stdout)["findings"]
     assert f["evidence"]["limit"] == "max_file_bytes" and f["evidence"]["max_file_bytes"] == 1024
-    bad = subprocess.run([*run, "--max-file-bytes", "lots"], capture_output=True, text=True,
-                         timeout=60, check=False)  # fmt: skip
+    bad = subprocess.run(
+        [*run, "--max-file-bytes", "lots"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--max-file-bytes" in bad.stderr
 
 
@@ -378,14 +407,16 @@ def _manifest(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("x0: &a0 [l, l, l, l, l, l, l, l, l]\n" + "".join(
-            f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)),
-         "alias bomb"),
+        (
+            "x0: &a0 [l, l, l, l, l, l, l, l, l]\n"
+            + "".join(f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)),
+            "alias bomb",
+        ),
         ("self: &s [*s]\n", "cycle"),
         ("deep: " + "[" * 300 + "]" * 300 + "\n", "nested too deeply"),
     ],
     ids=["billion-laughs", "cycle", "deep"],
-)  # fmt: skip
+)
 def test_yaml_bombs_are_clean_input_errors(tmp_path: Path, text: str, reason: str) -> None:
     from mlhunt.errors import InputError
     from mlhunt.scan.manifests import scan_manifest
@@ -499,11 +530,35 @@ def _legacy_zip(names: list[str]) -> bytes:
         off = len(body)
         body += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, n, n, len(raw), 0)
         body += raw + data
-        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, n, n,
-                               len(raw), 0, 0, 0, 0, 0, off) + raw  # fmt: skip
+        central += (
+            struct.pack(
+                "<4s6H3L5H2L",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                0,
+                0,
+                0,
+                crc,
+                n,
+                n,
+                len(raw),
+                0,
+                0,
+                0,
+                0,
+                0,
+                off,
+            )
+            + raw
+        )
     k = len(names)
-    return body + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, k, k, len(central),
-                                        len(body), 0)  # fmt: skip
+    return (
+        body
+        + central
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, k, k, len(central), len(body), 0)
+    )
 
 
 def test_legacy_cp437_names_are_not_overlapping(tmp_path: Path) -> None:

@@ -167,9 +167,12 @@ def test_cli_refuses_the_folder_with_exit_2(
     manifest.write_text(MANIFEST)
     out = subprocess.run(
         [sys.executable, "-m", "mlhunt", "scan", str(manifest), "--policy", str(pdir)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "NO_COLOR": "1"},
-    )  # fmt: skip
+    )
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and "p.rego" in out.stderr and "http.send" in out.stderr
     assert hits == []

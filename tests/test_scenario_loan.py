@@ -272,10 +272,24 @@ def test_cli_build_with_db(postgres_url, tmp_path):  # noqa: F811
 
     out = tmp_path / "built"
     r = subprocess.run(
-        [sys.executable, "-m", "mlhunt", "build", "loan-approval", "--db", postgres_url,
-         "--seed", "3", "-o", str(out)],
-        capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "mlhunt",
+            "build",
+            "loan-approval",
+            "--db",
+            postgres_url,
+            "--seed",
+            "3",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "built loan-approval (seed 3)" in r.stderr and "roc_auc" in r.stderr
     assert (out / "scenario.json").is_file()

@@ -22,8 +22,11 @@ def test_own_threat_model_loads_and_tracks_risks() -> None:
     doc = _doc()
     by = {(f["rule_id"], f["target"]): f for f in doc["findings"]}
     # Every flow into the CLI carries hostile input; the tracking says how it is handled.
-    tampering = [f for (rule, target), f in by.items()
-                 if rule.startswith("MLH-STRIDE-T") and target.endswith("-cli")]  # fmt: skip
+    tampering = [
+        f
+        for (rule, target), f in by.items()
+        if rule.startswith("MLH-STRIDE-T") and target.endswith("-cli")
+    ]
     assert tampering
     assert all(f["status"] != "open" for f in tampering)
     # The guard's Redis flow is cleartext by default and stays an open, high finding.

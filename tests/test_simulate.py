@@ -152,8 +152,13 @@ def test_live_mode_matches_the_servers_log(loan, tmp_path):
     assert result.mode == "live" and len(ours) == len(theirs) == result.records
 
     def key(r: dict) -> tuple:
-        return (r["client_id"], r["source_ip"], tuple(r["input"]), r["output"]["label"],
-                tuple(r["output"]["scores"]))  # fmt: skip
+        return (
+            r["client_id"],
+            r["source_ip"],
+            tuple(r["input"]),
+            r["output"]["label"],
+            tuple(r["output"]["scores"]),
+        )
 
     assert sorted(map(key, ours)) == sorted(map(key, theirs))
     labels = json.loads(result.labels_path.read_text(encoding="utf-8"))
@@ -203,8 +208,9 @@ def test_cli(tmp_path):
         (["simulate", "no-such-scenario", "--out", str(out)], "unknown scenario"),
         ([*cmd[3:], "--live", "http://192.0.2.10:8000"], "loopback"),
     ):
-        proc = subprocess.run([sys.executable, "-m", "mlhunt", *bad], capture_output=True,
-                              text=True, env=env)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlhunt", *bad], capture_output=True, text=True, env=env
+        )
         assert proc.returncode == 2 and needle in proc.stderr
         assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 

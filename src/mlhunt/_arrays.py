@@ -18,9 +18,20 @@ from mlhunt.errors import InputError
 # to allocate (MemoryError), object arrays that would need pickle (ValueError), a zip member
 # that is encrypted (RuntimeError), uses an unknown method (NotImplementedError) or whose
 # compressed bytes are damaged (zlib.error, LZMAError; bz2 raises OSError).
-_READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, SyntaxError,
-                tokenize.TokenError, MemoryError, KeyError, RuntimeError, NotImplementedError,
-                zlib.error, lzma.LZMAError)  # fmt: skip
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    SyntaxError,
+    tokenize.TokenError,
+    MemoryError,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 def load_arrays(path: Path, what: str) -> dict[str, np.ndarray]:
@@ -34,8 +45,9 @@ def load_arrays(path: Path, what: str) -> dict[str, np.ndarray]:
         return {"": np.asarray(loaded)}
     except _READ_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"[:200]
-        raise InputError(f"{what}: not a readable .npy/.npz file ({reason})",
-                         file=str(path)) from None  # fmt: skip
+        raise InputError(
+            f"{what}: not a readable .npy/.npz file ({reason})", file=str(path)
+        ) from None
 
 
 def numeric(a: np.ndarray, what: str, path: Path, *, min_ndim: int = 1) -> np.ndarray:
@@ -44,6 +56,9 @@ def numeric(a: np.ndarray, what: str, path: Path, *, min_ndim: int = 1) -> np.nd
     if a.dtype.kind not in "biuf":
         raise InputError(f"expected numbers, got dtype {a.dtype}", file=str(path), field=what)
     if a.ndim < min_ndim:
-        raise InputError(f"expected at least {min_ndim} dimension(s), got shape {list(a.shape)}",
-                         file=str(path), field=what)  # fmt: skip
+        raise InputError(
+            f"expected at least {min_ndim} dimension(s), got shape {list(a.shape)}",
+            file=str(path),
+            field=what,
+        )
     return a.astype(np.float64)

@@ -131,8 +131,12 @@ def scan(
         from mlhunt.scan import ScanResult, scan_path
         from mlhunt.scan.limits import limits_from
 
-        limits = limits_from(max_file_bytes=max_file_bytes, max_entry_bytes=max_entry_bytes,
-                             max_seconds=max_seconds, max_depth=max_depth)  # fmt: skip
+        limits = limits_from(
+            max_file_bytes=max_file_bytes,
+            max_entry_bytes=max_entry_bytes,
+            max_seconds=max_seconds,
+            max_depth=max_depth,
+        )
         chosen = _choose_format(fmt, output)
         threshold = _fail_threshold(fail_on)
         for p in paths:
@@ -144,8 +148,14 @@ def scan(
         total = ScanResult()
         with _file_progress() as tick:
             for p in paths:
-                r = scan_path(p, allow=allow or (), policy_dirs=policy or (), secrets=secrets,
-                              progress=tick, limits=limits)  # fmt: skip
+                r = scan_path(
+                    p,
+                    allow=allow or (),
+                    policy_dirs=policy or (),
+                    secrets=secrets,
+                    progress=tick,
+                    limits=limits,
+                )
                 total.findings.extend(r.findings)
                 total.files += r.files
                 total.bytes += r.bytes
@@ -213,18 +223,25 @@ def hunt(
             try:
                 sigma = importlib.import_module("mlhunt.hunt.sigma")
             except ModuleNotFoundError:
-                raise InputError("--export-sigma: Sigma export is not available in this "
-                                 "installation") from None  # fmt: skip
+                raise InputError(
+                    "--export-sigma: Sigma export is not available in this installation"
+                ) from None
         with _interrupt_exits():  # nothing is written before the end: Ctrl-C loses nothing
-            result = run_hunt(paths, engine=engine, reference=reference, detectors=detector,
-                              spark_master=spark_master)  # fmt: skip
+            result = run_hunt(
+                paths,
+                engine=engine,
+                reference=reference,
+                detectors=detector,
+                spark_master=spark_master,
+            )
         _err(result.read.summary())
         doc = result.document()
         if sigma is not None:
             if export_sigma is None:
                 raise InputError("--sigma-backend: needs --export-sigma DIR")
-            written = sigma.export_sigma([d.spec.model_dump() for d in result.detectors],
-                                         export_sigma, backend=sigma_backend)  # fmt: skip
+            written = sigma.export_sigma(
+                [d.spec.model_dump() for d in result.detectors], export_sigma, backend=sigma_backend
+            )
             doc["sigma"] = {"folder": str(export_sigma), "files": [str(p) for p in written]}
             _err(f"wrote {len(written)} Sigma files under {export_sigma}/")
         emit(doc, chosen, output)
@@ -332,17 +349,36 @@ def assess(
         params = parse_params(param or (), attacks)
         limits = parse_thresholds(threshold or (), attacks, thresholds)
         opts = TargetOptions(
-            target=target, scenario=scenario, kind=kind, factory=factory, spec=spec, data=data,
-            http_config=http_config, api_key_env=api_key_env, trust=trust,
-            in_process=in_process, scenario_seed=scenario_seed, seed=seed, log_dir=state,
-        )  # fmt: skip
+            target=target,
+            scenario=scenario,
+            kind=kind,
+            factory=factory,
+            spec=spec,
+            data=data,
+            http_config=http_config,
+            api_key_env=api_key_env,
+            trust=trust,
+            in_process=in_process,
+            scenario_seed=scenario_seed,
+            seed=seed,
+            log_dir=state,
+        )
         with open_target(opts) as (tgt, dat), observer_for(sys.stderr, _err) as obs:
             report = assess(
-                tgt, dat, catalog=attacks, select=attack or (), params=params,
-                max_queries=max_queries, max_seconds=max_seconds, seed=seed,
-                state_dir=state or default_state_dir(tgt), resume=resume, thresholds=limits,
-                observer=obs, debug=debug,
-            )  # fmt: skip
+                tgt,
+                dat,
+                catalog=attacks,
+                select=attack or (),
+                params=params,
+                max_queries=max_queries,
+                max_seconds=max_seconds,
+                seed=seed,
+                state_dir=state or default_state_dir(tgt),
+                resume=resume,
+                thresholds=limits,
+                observer=obs,
+                debug=debug,
+            )
         doc = report.document()
         emit(doc, chosen, output)
         return exit_code(doc, threshold_)
@@ -404,9 +440,14 @@ def harden(
             return exit_code(doc, threshold_)
         params = parse_params(param or ())
         report = run_harden(
-            scenario, select=mitigation or (), params=params, seed=seed,
-            scenario_seed=scenario_seed, out_dir=state, progress=say,
-        )  # fmt: skip
+            scenario,
+            select=mitigation or (),
+            params=params,
+            seed=seed,
+            scenario_seed=scenario_seed,
+            out_dir=state,
+            progress=say,
+        )
         doc = report.document()
         emit(doc, chosen, output)
         return exit_code(doc, threshold_)

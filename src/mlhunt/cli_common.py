@@ -119,8 +119,10 @@ def _interrupt_exits(code: int = 130) -> Iterator[None]:
     import threading
 
     # Handlers live in the main thread; an ignored SIGINT (a background job) stays ignored.
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # fmt: skip
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
         yield
         return
 

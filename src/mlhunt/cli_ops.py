@@ -126,8 +126,10 @@ def run_cmd(
             result = run_project(proj, progress=_err, resume=resume)
         if previous is not None:
             b = compare_baseline(result.document, previous)
-            _err(f"baseline: {len(b['new'])} new, {len(b['unchanged'])} unchanged, "
-                 f"{len(b['fixed'])} fixed")  # fmt: skip
+            _err(
+                f"baseline: {len(b['new'])} new, {len(b['unchanged'])} unchanged, "
+                f"{len(b['fixed'])} fixed"
+            )
         written = write_outputs(result)
         _err(f"wrote {', '.join(str(p) for p in written)}")
         if output is not None or fmt is not None:
@@ -382,13 +384,23 @@ def guard(
         if not sep or not port.isdigit():
             raise InputError(f"--listen: expected HOST:PORT, got {listen!r}")
         config = GuardConfig(
-            upstream=upstream, policy=policy, http_config=http_config, reference=reference,
-            redis_url=redis, log=log, alerts=alerts, webhook=webhook, fail_open=fail_open,
-            client_header=client_header, strip_prefix=strip_prefix,
+            upstream=upstream,
+            policy=policy,
+            http_config=http_config,
+            reference=reference,
+            redis_url=redis,
+            log=log,
+            alerts=alerts,
+            webhook=webhook,
+            fail_open=fail_open,
+            client_header=client_header,
+            strip_prefix=strip_prefix,
             hash_client_ids=hash_client_ids,
-            trust_forwarded=trust_forwarded, window=window, warmup=warmup,
+            trust_forwarded=trust_forwarded,
+            window=window,
+            warmup=warmup,
             scoring=scoring,  # type: ignore[arg-type]  # GuardConfig validates it
-        )  # fmt: skip
+        )
         serve(
             config,
             host=host,

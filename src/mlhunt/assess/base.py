@@ -34,8 +34,12 @@ class QueryBudget:
     budget is never overrun. ``child`` carves a share for one attack out of the global budget.
     """
 
-    def __init__(self, queries: int | None = None, seconds: float | None = None,
-                 parent: QueryBudget | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        queries: int | None = None,
+        seconds: float | None = None,
+        parent: QueryBudget | None = None,
+    ) -> None:
         self.limit = queries
         self.seconds = seconds
         self.used = 0
@@ -100,8 +104,9 @@ class Target(Protocol):
 class Trainer(Protocol):
     """Fits a fresh model on (x, y) and returns its predict_proba."""
 
-    def __call__(self, x: np.ndarray, y: np.ndarray, /, **options: Any
-                 ) -> Callable[[np.ndarray], np.ndarray]: ...  # fmt: skip
+    def __call__(
+        self, x: np.ndarray, y: np.ndarray, /, **options: Any
+    ) -> Callable[[np.ndarray], np.ndarray]: ...
 
 
 @dataclass

@@ -85,8 +85,11 @@ class AttackSpec(_Strict):
     black_box: bool = Field(description="True when it only uses predict_proba (query-charged).")
     cost: int = Field(ge=1, le=5, description="1 cheap .. 5 expensive: the runner's order.")
     queries: int | None = Field(
-        None, ge=0, description="Queries it needs at its default parameters: under a global "
-        "budget the runner gives it at least this much when it can.")  # fmt: skip
+        None,
+        ge=0,
+        description="Queries it needs at its default parameters: under a global "
+        "budget the runner gives it at least this much when it can.",
+    )
     entry: str = Field(pattern=r"^[\w.]+:\w+$", description="module:function running it.")
     validates: list[str] = Field(
         description="Threat-model rule ids (MLH-ML-...) this attack proves or refutes."
@@ -132,8 +135,9 @@ def _check(spec: AttackSpec, taxonomy: dict[str, dict[str, Any]]) -> None:
 def load_attacks(directory: Path | None = None) -> tuple[CatalogAttack, ...]:
     """Every attack YAML under ``directory`` (default: the built-in ones), validated."""
     taxonomy = load_taxonomy()
-    units = load_units(directory or _attacks_dir(), AttackSpec,
-                       lambda spec: _check(spec, taxonomy), "attack")  # fmt: skip
+    units = load_units(
+        directory or _attacks_dir(), AttackSpec, lambda spec: _check(spec, taxonomy), "attack"
+    )
     return tuple(CatalogAttack(spec, path) for spec, path in units)
 
 

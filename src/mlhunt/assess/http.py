@@ -66,8 +66,12 @@ class HttpConfig(BaseModel):
         20, ge=1, description="Rows failing in a row (after retries) before the attack stops."
     )
     max_failed_share: float = Field(
-        0.05, ge=0, le=1, description="Share of an attack's rows that may fail before its "
-        "result is called an error (failed rows were answered with uniform noise).")  # fmt: skip
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of an attack's rows that may fail before its "
+        "result is called an error (failed rows were answered with uniform noise).",
+    )
 
 
 class TargetUnavailable(RuntimeError):

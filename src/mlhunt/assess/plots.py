@@ -71,8 +71,13 @@ def roc(
         t = np.clip(np.asarray(tpr, dtype=float), 1e-5, 1)
         ax.plot(f, t, label=label)
     ax.plot([1e-5, 1], [1e-5, 1], "k--", linewidth=0.8, label="chance")
-    ax.set(xscale="log", yscale="log", xlabel="false positive rate", ylabel="true positive rate",
-           title=title)  # fmt: skip
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title=title,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, directory, name)

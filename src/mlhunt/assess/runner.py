@@ -224,8 +224,12 @@ def _baseline(target: Target, data: AssessData, budget: QueryBudget) -> dict[str
         raise
     except Exception as exc:  # e.g. an API that is down: the attacks record it, the run goes on
         line = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-        return {"survivors": list(range(len(data.x_eval))), "clean_accuracy": None,
-                "queries": budget.used, "error": line}  # fmt: skip
+        return {
+            "survivors": list(range(len(data.x_eval))),
+            "clean_accuracy": None,
+            "queries": budget.used,
+            "error": line,
+        }
     ok = pred == np.asarray(data.y_eval)
     return {
         "survivors": [int(i) for i in np.flatnonzero(ok)],
@@ -382,13 +386,18 @@ def _run_one(
             "faults": {k: n for k, n in sorted(faults.items()) if n},
         }
         share = after.get("max_failed_share")
-        if (result.verdict in ("validated", "refuted", "inconclusive") and share is not None
-                and delta["failures"] > share * max(1, child.used)):  # fmt: skip
+        if (
+            result.verdict in ("validated", "refuted", "inconclusive")
+            and share is not None
+            and delta["failures"] > share * max(1, child.used)
+        ):
             # The failed rows were answered with uniform noise: the measurement is not the
             # model's, so it neither validates nor refutes the threat.
             result.verdict = "error"
-            result.summary = (f"the target failed {delta['failures']} of {child.used} queries "
-                              f"after retries ({_kinds(faults)}): {result.summary}")  # fmt: skip
+            result.summary = (
+                f"the target failed {delta['failures']} of {child.used} queries "
+                f"after retries ({_kinds(faults)}): {result.summary}"
+            )
             result.metrics["error"] = "too many failed queries"
             result.survivors = None  # not a measurement: later attacks keep the old set
     # Plain JSON types (attacks may hand back NumPy scalars and arrays): a fresh result then

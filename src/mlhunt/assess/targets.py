@@ -134,8 +134,7 @@ def load_data(path: Path) -> AssessData:
 
     arrays = load_arrays(path, "--data")
     if "" in arrays:
-        raise InputError("expected an .npz with arrays x and y, got one .npy array",
-                         file=str(path))  # fmt: skip
+        raise InputError("expected an .npz with arrays x and y, got one .npy array", file=str(path))
     for key in ("x", "y"):
         if key not in arrays:
             raise InputError("missing array (expected x and y)", file=str(path), field=key)

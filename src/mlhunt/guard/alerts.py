@@ -33,8 +33,9 @@ class AlertSink:
         self._q: queue.Queue[dict[str, Any] | None] = queue.Queue(WEBHOOK_QUEUE)
         self._thread: threading.Thread | None = None
         if webhook:
-            self._thread = threading.Thread(target=self._post_loop, name="mlhunt-guard-webhook",
-                                            daemon=True)  # fmt: skip
+            self._thread = threading.Thread(
+                target=self._post_loop, name="mlhunt-guard-webhook", daemon=True
+            )
             self._thread.start()
 
     def emit(self, finding: Finding) -> None:

@@ -44,9 +44,21 @@ from mlhunt.logschema import JsonlLogWriter
 
 # hop-by-hop headers (RFC 9110 7.6.1) and those recomputed per hop; accept-encoding is not
 # forwarded, so answers come back uncompressed and can be read and degraded
-_DROP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-                   "trailer", "transfer-encoding", "upgrade", "host", "content-length",
-                   "accept-encoding"})  # fmt: skip
+_DROP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "accept-encoding",
+    }
+)
 _DROP_B = frozenset(k.encode() for k in _DROP)
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -93,8 +105,9 @@ class Guard:
         return peer or "unknown"
 
 
-def build_worker(config: GuardConfig, store: StateStore, metrics: Metrics,
-                 duty: float | None = None) -> Worker:  # fmt: skip
+def build_worker(
+    config: GuardConfig, store: StateStore, metrics: Metrics, duty: float | None = None
+) -> Worker:
     """The scoring worker and what it owns (population, alerts, log): in the proxy's process
     (``scoring="thread"``) or in the scoring process (:mod:`mlhunt.guard.scoring`)."""
     from mlhunt.hunt.detectors._warm import warm_up
@@ -108,12 +121,22 @@ def build_worker(config: GuardConfig, store: StateStore, metrics: Metrics,
     warm_up(engine=False)
     sink = AlertSink(config.alerts, config.webhook)
     log = JsonlLogWriter(config.log) if config.log is not None else None
-    return Worker(store=store, scorer=scorer, population=population, policy=policy,
-                  mapping=Mapping(http, config.feature_names), sink=sink, metrics=metrics,
-                  log=log, window=config.window, source_window=config.source_window,
-                  queue_max=config.queue_max, score_every=config.score_every,
-                  score_interval_s=config.score_interval_s,
-                  duty=config.worker_duty if duty is None else duty)  # fmt: skip
+    return Worker(
+        store=store,
+        scorer=scorer,
+        population=population,
+        policy=policy,
+        mapping=Mapping(http, config.feature_names),
+        sink=sink,
+        metrics=metrics,
+        log=log,
+        window=config.window,
+        source_window=config.source_window,
+        queue_max=config.queue_max,
+        score_every=config.score_every,
+        score_interval_s=config.score_interval_s,
+        duty=config.worker_duty if duty is None else duty,
+    )
 
 
 def build_guard(config: GuardConfig) -> Guard:
@@ -167,8 +190,9 @@ def create_guard_app(config: GuardConfig) -> Starlette:
 
     client_header = config.client_header.lower().encode("latin-1")
 
-    async def refuse(send: Send, status: int, outcome: str, detail: str,
-                     *extra: tuple[bytes, bytes]) -> None:  # fmt: skip
+    async def refuse(
+        send: Send, status: int, outcome: str, detail: str, *extra: tuple[bytes, bytes]
+    ) -> None:
         g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
         out = json.dumps({"detail": detail}, separators=(",", ":")).encode()
         await _respond(send, status, [(b"content-type", b"application/json"), *extra], out)
@@ -209,21 +233,30 @@ def create_guard_app(config: GuardConfig) -> Starlette:
                         wait = 0.0 if config.fail_open else 1.0
                     if wait > 0:
                         after = str(max(1, math.ceil(wait))).encode()
-                        return await refuse(send, 429, "throttle", "rate limited by mlhunt guard",
-                                            (b"retry-after", after))  # fmt: skip
+                        return await refuse(
+                            send,
+                            429,
+                            "throttle",
+                            "rate limited by mlhunt guard",
+                            (b"retry-after", after),
+                        )
         body = await _body(receive)
         if body is None:  # the client went away
             return None
-        headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                   for k, v in scope["headers"] if k not in _DROP_B]  # fmt: skip
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in scope["headers"]
+            if k not in _DROP_B
+        ]
         if not config.trust_forwarded and peer:
             headers = [(k, v) for k, v in headers if k != "x-forwarded-for"]
             headers.append(("x-forwarded-for", f"{fwd}, {peer[0]}" if fwd else peer[0]))
         url = _request_target(scope)
         if url is None:
             g.metrics.inc("mlhunt_guard_requests_total", outcome="bad_target")
-            return await refuse(send, 400, "error",
-                                "request target with spaces or control characters")  # fmt: skip
+            return await refuse(
+                send, 400, "error", "request target with spaces or control characters"
+            )
         method = scope["method"]
         assert g.upstream is not None
         try:
@@ -237,13 +270,16 @@ def create_guard_app(config: GuardConfig) -> Starlette:
             out = degrade(content, g.http, g.policy.degrade, rng)
         if method == "POST" and _normal_path(scope["path"]) in predict:
             latency = (time.perf_counter() - start) * 1000.0
-            g.worker.submit((now, client, source, status, body, content, latency,
-                             tuple(sorted(union))))  # fmt: skip
-        g.metrics.inc("mlhunt_guard_requests_total",
-                      outcome="degrade" if degraded else "pass")  # fmt: skip
+            g.worker.submit(
+                (now, client, source, status, body, content, latency, tuple(sorted(union)))
+            )
+        g.metrics.inc("mlhunt_guard_requests_total", outcome="degrade" if degraded else "pass")
         raw = [(b"content-length", str(len(out)).encode())]
-        raw += [(k.lower().encode("latin-1"), v.encode("latin-1"))
-                for k, v in up_headers if k.lower() not in _DROP]  # fmt: skip
+        raw += [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in up_headers
+            if k.lower() not in _DROP
+        ]
         await _respond(send, status, raw, out)
         return None
 
@@ -265,8 +301,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         return JSONResponse(doc, status_code=200 if ok else 503)
 
     async def metrics(_request: Request) -> Response:
-        return PlainTextResponse(g.metrics.render(),
-                                 media_type="text/plain; version=0.0.4")  # fmt: skip
+        return PlainTextResponse(g.metrics.render(), media_type="text/plain; version=0.0.4")
 
     app = _GuardApp(
         proxy,
@@ -308,8 +343,9 @@ async def _body(receive: Receive) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]],
-                   body: bytes) -> None:  # fmt: skip
+async def _respond(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
     """Head and body back to back: the server's transport sends them in one write
     (:mod:`mlhunt.guard.server`)."""
     if not any(k == b"content-length" for k, _ in headers):
@@ -318,8 +354,12 @@ async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]],
     await send({"type": "http.response.body", "body": body})
 
 
-def serve(config: GuardConfig, host: str = "127.0.0.1", port: int = 8080,
-          announce: Callable[[], None] | None = None) -> None:  # fmt: skip
+def serve(
+    config: GuardConfig,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    announce: Callable[[], None] | None = None,
+) -> None:
     """Run the guard with uvicorn until interrupted (the ``mlhunt guard`` command); bad input
     raises InputError before anything listens; ``announce`` is called once it is valid."""
     import sys

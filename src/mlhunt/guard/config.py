@@ -109,8 +109,9 @@ def load_policy(path: Path | None = None, known: set[str] | None = None) -> Poli
     if known is not None:
         bad = sorted(set(policy.detectors) - known)
         if bad:
-            raise InputError(f"unknown detector id(s) {', '.join(bad)}", file=str(p),
-                             field="detectors")  # fmt: skip
+            raise InputError(
+                f"unknown detector id(s) {', '.join(bad)}", file=str(p), field="detectors"
+            )
     return policy
 
 

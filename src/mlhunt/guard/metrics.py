@@ -7,8 +7,10 @@ import threading
 from collections.abc import Callable
 
 HELP = {
-    "mlhunt_guard_requests_total": ("counter", "Requests by outcome (pass, degrade, throttle, "
-                                    "block, error) and client state."),
+    "mlhunt_guard_requests_total": (
+        "counter",
+        "Requests by outcome (pass, degrade, throttle, block, error) and client state.",
+    ),
     "mlhunt_guard_upstream_errors_total": ("counter", "Requests the upstream did not answer."),
     "mlhunt_guard_events_scored_total": ("counter", "Events parsed, logged and scored."),
     "mlhunt_guard_events_dropped_total": ("counter", "Events dropped: the worker queue was full."),
@@ -17,7 +19,7 @@ HELP = {
     "mlhunt_guard_state_errors_total": ("counter", "State-store errors on the request path."),
     "mlhunt_guard_alerts_total": ("counter", "Severity escalations per detector."),
     "mlhunt_guard_queue_depth": ("gauge", "Events waiting for the worker."),
-}  # fmt: skip
+}
 
 
 Key = tuple[str, tuple[tuple[str, str], ...]]  # name, sorted labels

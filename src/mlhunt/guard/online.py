@@ -63,8 +63,9 @@ class Scorer:
         #: proxy waiting for one waits one detector call, not a whole rescoring pass).
         self.between: Callable[[], None] | None = None
 
-    def score(self, scope: str, windows: dict[str, list[Event]], new: dict[str, int],
-              pop: Population) -> dict[str, dict[str, TargetScore]]:  # fmt: skip
+    def score(
+        self, scope: str, windows: dict[str, list[Event]], new: dict[str, int], pop: Population
+    ) -> dict[str, dict[str, TargetScore]]:
         """target -> detector id -> verdict, for ``scope``'s detectors that apply."""
         dets = [d for d in self.detectors if d.spec.scope == scope and d.applies(pop)]
         keys = [k for k, w in windows.items() if w]
@@ -82,8 +83,7 @@ class Scorer:
             if self.between is not None:
                 self.between()
             scored = det.score(batch, pop)
-            online = np.nan_to_num(np.asarray(scored.online, dtype=np.float64), nan=0.0,
-                                   posinf=1e6)  # fmt: skip
+            online = np.nan_to_num(np.asarray(scored.online, dtype=np.float64), nan=0.0, posinf=1e6)
             # per group: the highest online score among its new events, and the first event
             # over the threshold (one vectorised pass instead of a numpy call per group)
             peak = np.maximum.reduceat(np.append(online, 0.0), bounds)[::2].tolist()
@@ -93,9 +93,10 @@ class Scorer:
             fired = np.where(first < ends, first - starts, -1).tolist()
             for g, key in enumerate(keys):
                 out[key][det.spec.id] = TargetScore(
-                    score=float(peak[g]), fired=int(fired[g]),
+                    score=float(peak[g]),
+                    fired=int(fired[g]),
                     evidence=_Evidence(det, batch, pop, scored, g),
-                )  # fmt: skip
+                )
         return out
 
 
@@ -130,8 +131,9 @@ class Blocks:
 
     def __init__(self, max_targets: int = 4096) -> None:
         self.max_targets = max_targets
-        self._c: OrderedDict[tuple[str, str], tuple[Any, np.ndarray, np.ndarray, np.ndarray,
-                                                   dict[str, int]]] = OrderedDict()  # fmt: skip
+        self._c: OrderedDict[
+            tuple[str, str], tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]
+        ] = OrderedDict()
         self._pop: Population | None = None
         self._code: dict[str, int] = {}
 
@@ -142,8 +144,9 @@ class Blocks:
             self._c.clear()
         return self._code
 
-    def get(self, scope: str, key: str, window: list[Event], d: int,
-            code: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    def get(
+        self, scope: str, key: str, window: list[Event], d: int, code: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         k = (scope, key)
         n = len(window)
         start, old = 0, None
@@ -171,15 +174,19 @@ class Blocks:
         return m, lab, cli
 
 
-def _columns(rows: list[Event], d: int,
-             code: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def _columns(
+    rows: list[Event], d: int, code: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Events to (records, label codes, client ids); events without a packed record, or whose
     input is not of length ``d``, are packed here with a NaN input row (as ``input_matrix``)."""
     width = 8 * (3 + d)
     blank = [np.nan] * d
-    recs = [r[7] if len(r) > 7 and len(r[7]) == width else
-            pack(r[0], r[4], r[5], r[6] if r[6] is not None and len(r[6]) == d else blank)
-            for r in rows]  # fmt: skip
+    recs = [
+        r[7]
+        if len(r) > 7 and len(r[7]) == width
+        else pack(r[0], r[4], r[5], r[6] if r[6] is not None and len(r[6]) == d else blank)
+        for r in rows
+    ]
     m = np.frombuffer(b"".join(recs), dtype=np.float64).reshape(len(rows), 3 + d)
     lab = np.array([code.get(r[3], -1) for r in rows], dtype=np.int64)
     cli = np.empty(len(rows), dtype=object)
@@ -187,14 +194,23 @@ def _columns(rows: list[Event], d: int,
     return m, lab, cli
 
 
-def _batch(scope: str, keys: list[str], windows: dict[str, list[Event]], pop: Population,
-           blocks: Blocks | None = None) -> GroupBatch:  # fmt: skip
+def _batch(
+    scope: str,
+    keys: list[str],
+    windows: dict[str, list[Event]],
+    pop: Population,
+    blocks: Blocks | None = None,
+) -> GroupBatch:
     """The windows of ``keys`` stacked into one batch, each in time order (stable, as
     ``sorted`` by ts: windows arrive nearly in order)."""
     d = pop.d
     code = blocks.codes(pop) if blocks is not None else {c: i for i, c in enumerate(pop.classes)}
-    parts = [blocks.get(scope, k, windows[k], d, code) if blocks is not None else
-             _columns(windows[k], d, code) for k in keys]  # fmt: skip
+    parts = [
+        blocks.get(scope, k, windows[k], d, code)
+        if blocks is not None
+        else _columns(windows[k], d, code)
+        for k in keys
+    ]
     lens = [len(p[0]) for p in parts]
     m = np.concatenate([p[0] for p in parts])
     lab = np.concatenate([p[1] for p in parts])
@@ -206,11 +222,18 @@ def _batch(scope: str, keys: list[str], windows: dict[str, list[Event]], pop: Po
     if np.any(order != np.arange(n)):
         m, lab, cli = m[order], lab[order], cli[order]
     return GroupBatch(
-        scope=scope, keys=[str(k) for k in keys], offsets=offsets, ts=m[:, 0].copy(),
-        x=np.ascontiguousarray(m[:, 3:]), label=lab, margin=m[:, 1].copy(),
-        status=m[:, 2].astype(np.int64), client=cli,
-        file=np.full(n, "guard", dtype=object), line=np.arange(n, dtype=np.int64),
-    )  # fmt: skip
+        scope=scope,
+        keys=[str(k) for k in keys],
+        offsets=offsets,
+        ts=m[:, 0].copy(),
+        x=np.ascontiguousarray(m[:, 3:]),
+        label=lab,
+        margin=m[:, 1].copy(),
+        status=m[:, 2].astype(np.int64),
+        client=cli,
+        file=np.full(n, "guard", dtype=object),
+        line=np.arange(n, dtype=np.int64),
+    )
 
 
 class PopulationSource:
@@ -255,16 +278,26 @@ class PopulationSource:
             raise InputError("--reference: fewer than 10 usable records", file=str(path))
         self.population = self._build()
 
-    def _feed(self, clients: list[Any], inputs: list[Any], labels: list[Any],
-              margins: list[Any], seen: dict[str, int]) -> None:  # fmt: skip
+    def _feed(
+        self,
+        clients: list[Any],
+        inputs: list[Any],
+        labels: list[Any],
+        margins: list[Any],
+        seen: dict[str, int],
+    ) -> None:
         d = max((len(x) for x in inputs if x is not None), default=0)
         x = np.full((len(inputs), d), np.nan)
         for i, v in enumerate(inputs):
             if v is not None and len(v) == d:
                 x[i] = v
         m = np.array([np.nan if v is None else float(v) for v in margins])
-        self.builder.update(np.asarray(clients, dtype=object), x,
-                            np.asarray([str(v) for v in labels], dtype=object), m)  # fmt: skip
+        self.builder.update(
+            np.asarray(clients, dtype=object),
+            x,
+            np.asarray([str(v) for v in labels], dtype=object),
+            m,
+        )
         keep = []
         for i, c in enumerate(clients):
             if not np.isnan(x[i]).any() and seen.get(c, 0) < SAMPLE_PER_CLIENT:
@@ -285,8 +318,13 @@ class PopulationSource:
         """Feed warm-up events; True when the population has just been built."""
         if self.population is not None or not events:
             return False
-        self._feed([e[1] for e in events], [e[6] for e in events], [e[3] for e in events],
-                   [e[4] for e in events], self.per_client)  # fmt: skip
+        self._feed(
+            [e[1] for e in events],
+            [e[6] for e in events],
+            [e[3] for e in events],
+            [e[4] for e in events],
+            self.per_client,
+        )
         if self.builder.n >= self.warmup and self.builder.n_input >= 10:
             self.population = self._build()
             return True

@@ -51,19 +51,25 @@ class RemoteWorker:
         self._pending: collections.deque[Raw] = collections.deque()
         self._inflight = 0  # taken from the deque, not yet sent
         self.sent = self.dropped = 0
-        self.status: dict[str, Any] = {"done": 0, "dirty": 0, "failed_at": 0.0,
-                                       "last_error": "", "population_ready": False,
-                                       "metrics": {}}  # fmt: skip
+        self.status: dict[str, Any] = {
+            "done": 0,
+            "dirty": 0,
+            "failed_at": 0.0,
+            "last_error": "",
+            "population_ready": False,
+            "metrics": {},
+        }
         ctx = mp.get_context("spawn")  # the proxy runs threads and an event loop: no fork
         self._conn, child = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(target=_child_main, args=(child, config), daemon=True,
-                                 name="mlhunt-guard-scorer")  # fmt: skip
+        self._proc = ctx.Process(
+            target=_child_main, args=(child, config), daemon=True, name="mlhunt-guard-scorer"
+        )
         self._child_end = child
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._send_loop, daemon=True,
-                                          name="mlhunt-guard-sender"),
-                         threading.Thread(target=self._recv_loop, daemon=True,
-                                          name="mlhunt-guard-receiver")]  # fmt: skip
+        self._threads = [
+            threading.Thread(target=self._send_loop, daemon=True, name="mlhunt-guard-sender"),
+            threading.Thread(target=self._recv_loop, daemon=True, name="mlhunt-guard-receiver"),
+        ]
         metrics.extra = self._remote_metrics
 
     def start(self) -> None:
@@ -113,8 +119,12 @@ class RemoteWorker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             st = self.status
-            if (not self._pending and not self._inflight and st["done"] >= self.sent
-                    and not st["dirty"]):  # fmt: skip
+            if (
+                not self._pending
+                and not self._inflight
+                and st["done"] >= self.sent
+                and not st["dirty"]
+            ):
                 return True
             time.sleep(0.01)
         return False
@@ -162,8 +172,9 @@ class _Recording(MemoryStore):
         super().__init__()
         self.outbox: list[Update] = []
 
-    def set_levels(self, scope: str, key: str, levels: dict[str, Any],
-                   actions: list[str], until: float) -> None:  # fmt: skip
+    def set_levels(
+        self, scope: str, key: str, levels: dict[str, Any], actions: list[str], until: float
+    ) -> None:
         super().set_levels(scope, key, levels, actions, until)
         self.outbox.append((scope, key, actions, until))
 
@@ -219,10 +230,16 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
         if isinstance(store, _Recording):
             store.outbox = []
         failed = time.time() - (now - worker.failed_at) if worker.failed_at else 0.0
-        msg = {"updates": outbox, "done": state[0], "dirty": len(worker.dirty),
-               "failed_at": failed, "last_error": worker.last_error, "queue": worker.qsize(),
-               "population_ready": worker.population.population is not None,
-               "metrics": metrics.snapshot()}  # fmt: skip
+        msg = {
+            "updates": outbox,
+            "done": state[0],
+            "dirty": len(worker.dirty),
+            "failed_at": failed,
+            "last_error": worker.last_error,
+            "queue": worker.qsize(),
+            "population_ready": worker.population.population is not None,
+            "metrics": metrics.snapshot(),
+        }
         try:  # only this (the worker's) thread writes to the pipe
             conn.send_bytes(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError:

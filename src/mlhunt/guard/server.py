@@ -86,6 +86,14 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **kw: An
     import uvicorn
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "auto"
-    return uvicorn.Config(app, host=host, port=port, loop=loop, http=PROTOCOL,
-                          proxy_headers=False, log_level="warning", access_log=False,
-                          **kw)  # fmt: skip
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop=loop,
+        http=PROTOCOL,
+        proxy_headers=False,
+        log_level="warning",
+        access_log=False,
+        **kw,
+    )

@@ -58,8 +58,9 @@ class StateStore(Protocol):
 
     def levels(self, scope: str, key: str) -> dict[str, Any]: ...
 
-    def set_levels(self, scope: str, key: str, levels: dict[str, Any],
-                   actions: list[str], until: float) -> None: ...  # fmt: skip
+    def set_levels(
+        self, scope: str, key: str, levels: dict[str, Any], actions: list[str], until: float
+    ) -> None: ...
 
     def ping(self) -> bool: ...
 
@@ -128,8 +129,9 @@ class MemoryStore:
     def levels(self, scope: str, key: str) -> dict[str, Any]:
         return dict(self._levels.get((scope, key), {}))
 
-    def set_levels(self, scope: str, key: str, levels: dict[str, Any],
-                   actions: list[str], until: float) -> None:  # fmt: skip
+    def set_levels(
+        self, scope: str, key: str, levels: dict[str, Any], actions: list[str], until: float
+    ) -> None:
         self._levels[(scope, key)] = levels
         self._actions[(scope, key)] = {"actions": actions, "until": until}
 
@@ -160,8 +162,9 @@ class RedisStore:
             self._sync.ping()
         except (redis.RedisError, ValueError) as exc:
             raise InputError(f"--redis: cannot reach {url} ({exc})") from None
-        self._async: Any = aredis.Redis.from_url(url, socket_timeout=0.5,
-                                                 socket_connect_timeout=0.5)  # fmt: skip
+        self._async: Any = aredis.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
         self._take = self._async.register_script(_TAKE_LUA)
 
     def _k(self, kind: str, scope: str, key: str) -> str:
@@ -196,12 +199,16 @@ class RedisStore:
         raw = self._sync.get(self._k("lv", scope, key))
         return json.loads(raw) if raw else {}
 
-    def set_levels(self, scope: str, key: str, levels: dict[str, Any],
-                   actions: list[str], until: float) -> None:  # fmt: skip
+    def set_levels(
+        self, scope: str, key: str, levels: dict[str, Any], actions: list[str], until: float
+    ) -> None:
         pipe = self._sync.pipeline(transaction=True)
         pipe.set(self._k("lv", scope, key), json.dumps(levels), ex=self.ttl_s)
-        pipe.set(self._k("act", scope, key), json.dumps({"actions": actions, "until": until}),
-                 ex=self.ttl_s)  # fmt: skip
+        pipe.set(
+            self._k("act", scope, key),
+            json.dumps({"actions": actions, "until": until}),
+            ex=self.ttl_s,
+        )
         pipe.execute()
 
     def ping(self) -> bool:

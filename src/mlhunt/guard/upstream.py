@@ -23,15 +23,15 @@ class UpstreamError(Exception):
 
 
 class Upstream(Protocol):
-    async def request(self, method: str, target: str, headers: list[tuple[str, str]],
-                      body: bytes) -> Answer: ...  # fmt: skip
+    async def request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Answer: ...
 
     async def aclose(self) -> None: ...
 
 
 class StreamPool:
-    def __init__(self, url: str, timeout: float, max_idle: int = 64,
-                 idle_s: float = 3.0) -> None:  # fmt: skip
+    def __init__(self, url: str, timeout: float, max_idle: int = 64, idle_s: float = 3.0) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
@@ -53,8 +53,9 @@ class StreamPool:
             writer.close()
         return None
 
-    async def request(self, method: str, target: str, headers: list[tuple[str, str]],
-                      body: bytes) -> Answer:  # fmt: skip
+    async def request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Answer:
         head = [f"{method} {self.base}{target} HTTP/1.1", f"host: {self.authority}"]
         head += [f"{k}: {v}" for k, v in headers]
         if body or method in ("POST", "PUT", "PATCH"):
@@ -74,14 +75,20 @@ class StreamPool:
                 if attempt == 0 and reused:
                     continue  # the upstream dropped an idle keep-alive connection: once more
                 raise UpstreamError("connection closed") from None
-            except (OSError, TimeoutError, asyncio.IncompleteReadError,
-                    asyncio.LimitOverrunError, ValueError) as exc:  # fmt: skip
+            except (
+                OSError,
+                TimeoutError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+            ) as exc:
                 _close(conn)
                 raise UpstreamError(type(exc).__name__) from None
         raise UpstreamError("connection closed")  # pragma: no cover
 
-    async def _exchange(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-                        data: bytes, method: str) -> Answer:  # fmt: skip
+    async def _exchange(
+        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], data: bytes, method: str
+    ) -> Answer:
         reader, writer = conn
         try:  # nothing of the answer read yet: a failure here is a dead idle connection
             writer.write(data)
@@ -161,8 +168,9 @@ class HttpxUpstream:
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
         self.client: Any = httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout)
 
-    async def request(self, method: str, target: str, headers: list[tuple[str, str]],
-                      body: bytes) -> Answer:  # fmt: skip
+    async def request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Answer:
         import httpx
 
         try:

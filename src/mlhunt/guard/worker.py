@@ -44,11 +44,24 @@ def finding_id(detector: str, scope: str, target: str) -> str:
 
 
 class Worker:
-    def __init__(self, *, store: StateStore, scorer: Scorer, population: PopulationSource,
-                 policy: Policy, mapping: Mapping, sink: AlertSink, metrics: Metrics,
-                 log: JsonlLogWriter | None, window: int, source_window: int,
-                 queue_max: int, score_every: int = 1, score_interval_s: float = 0.0,
-                 duty: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        scorer: Scorer,
+        population: PopulationSource,
+        policy: Policy,
+        mapping: Mapping,
+        sink: AlertSink,
+        metrics: Metrics,
+        log: JsonlLogWriter | None,
+        window: int,
+        source_window: int,
+        queue_max: int,
+        score_every: int = 1,
+        score_interval_s: float = 0.0,
+        duty: float = 1.0,
+    ) -> None:
         self.store, self.scorer, self.population = store, scorer, population
         self.policy, self.mapping, self.sink = policy, mapping, sink
         self.metrics, self.log = metrics, log
@@ -66,8 +79,7 @@ class Worker:
         self.on_cycle: Callable[[], None] | None = None  # the scoring process reports here
         self._stop = threading.Event()
         self._idle = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mlhunt-guard-worker",
-                                        daemon=True)  # fmt: skip
+        self._thread = threading.Thread(target=self._loop, name="mlhunt-guard-worker", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -194,11 +206,18 @@ class Worker:
             out: dict[str, Any] = {"label": label}
             if scores is not None:
                 out["scores"] = scores
-            self.log.write({
-                "ts": rfc3339(ts), "client_id": client, "input": x, "output": out,
-                "source_ip": source, "status": status, "latency_ms": round(latency, 3),
-                "guard": {"actions": sorted(actions)},
-            })  # fmt: skip
+            self.log.write(
+                {
+                    "ts": rfc3339(ts),
+                    "client_id": client,
+                    "input": x,
+                    "output": out,
+                    "source_ip": source,
+                    "status": status,
+                    "latency_ms": round(latency, 3),
+                    "guard": {"actions": sorted(actions)},
+                }
+            )
         m = margin(scores)
         return [ts, client, source, label or "", m, status, x, pack(ts, m, status, x)]
 
@@ -235,8 +254,9 @@ class Worker:
                 for k, per_det in verdicts.items():
                     self._decide(scope, k, per_det, windows[k], counts[k])
 
-    def _decide(self, scope: str, key: str, per_det: dict[str, TargetScore],
-                window: list[Event], count: int) -> None:  # fmt: skip
+    def _decide(
+        self, scope: str, key: str, per_det: dict[str, TargetScore], window: list[Event], count: int
+    ) -> None:
         now = time.time()
         levels = self.store.levels(scope, key)
         changed = False
@@ -252,8 +272,11 @@ class Worker:
                 levels[det_id] = {"sev": sev, "score": round(v.score, 3), "until": until}
                 self._alert(scope, key, det_id, sev, v, window, count)
             else:
-                levels[det_id] = {**old, "score": max(old["score"], round(v.score, 3)),
-                                  "until": until}  # fmt: skip
+                levels[det_id] = {
+                    **old,
+                    "score": max(old["score"], round(v.score, 3)),
+                    "until": until,
+                }
             changed = True
         if not changed:
             return
@@ -265,8 +288,16 @@ class Worker:
                 until = max(until, lv["until"])
         self.store.set_levels(scope, key, levels, sorted(actions - {"allow"}), until)
 
-    def _alert(self, scope: str, key: str, det_id: str, sev: str, v: TargetScore,
-               window: list[Event], count: int) -> None:  # fmt: skip
+    def _alert(
+        self,
+        scope: str,
+        key: str,
+        det_id: str,
+        sev: str,
+        v: TargetScore,
+        window: list[Event],
+        count: int,
+    ) -> None:
         spec = self.scorer.specs[det_id]
         acts = self.policy.actions(det_id, sev)
         self.metrics.inc("mlhunt_guard_alerts_total", detector=det_id, severity=sev)
@@ -281,16 +312,25 @@ class Worker:
             self.metrics.inc("mlhunt_guard_evidence_errors_total")
             extra = {"evidence_error": f"{type(exc).__name__}: {exc}"}
         alert = Alert(
-            detector=det_id, scope=scope, target=key, score=round(v.score, 3), severity=sev,
-            detected_at_event=before + fired + 1, first_event_ts=ts[0] if ts else time.time(),
-            detected_ts=ts[min(fired, len(ts) - 1)] if ts else time.time(), events=count,
-            evidence={"validates": list(spec.validates), **_jsonable(extra),
-                      "threshold": spec.alert_at, "window_events": len(window),
-                      "actions": sorted(acts)},
-        )  # fmt: skip
+            detector=det_id,
+            scope=scope,
+            target=key,
+            score=round(v.score, 3),
+            severity=sev,
+            detected_at_event=before + fired + 1,
+            first_event_ts=ts[0] if ts else time.time(),
+            detected_ts=ts[min(fired, len(ts) - 1)] if ts else time.time(),
+            events=count,
+            evidence={
+                "validates": list(spec.validates),
+                **_jsonable(extra),
+                "threshold": spec.alert_at,
+                "window_events": len(window),
+                "actions": sorted(acts),
+            },
+        )
         f = to_finding(alert, spec)
-        self.sink.emit(dataclasses.replace(f, source="guard",
-                                           id=finding_id(det_id, scope, key)))  # fmt: skip
+        self.sink.emit(dataclasses.replace(f, source="guard", id=finding_id(det_id, scope, key)))
 
 
 def _jsonable(obj: Any) -> Any:

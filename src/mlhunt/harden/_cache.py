@@ -58,8 +58,11 @@ def key_of(parts: dict[str, Any]) -> str:
 
 
 def cached_module(
-    kind: str, parts: dict[str, Any], build: Callable[[], Any], fresh: Callable[[], Any],
-) -> tuple[Any, dict[str, Any], bool]:  # fmt: skip
+    kind: str,
+    parts: dict[str, Any],
+    build: Callable[[], Any],
+    fresh: Callable[[], Any],
+) -> tuple[Any, dict[str, Any], bool]:
     """(module, metadata, from_cache). ``build()`` returns (trained module, metadata dict);
     ``fresh()`` an untrained module of the same architecture to load cached weights into."""
     import torch

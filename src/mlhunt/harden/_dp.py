@@ -49,9 +49,13 @@ def dp_classes() -> tuple[type, type, type]:
             accountant: Any = None,
         ) -> None:
             SkLogisticRegression.__init__(
-                self, C=C, tol=tol, fit_intercept=fit_intercept, random_state=random_state,
+                self,
+                C=C,
+                tol=tol,
+                fit_intercept=fit_intercept,
+                random_state=random_state,
                 max_iter=max_iter,
-            )  # fmt: skip
+            )
             self.epsilon = epsilon
             self.data_norm = data_norm
             self.accountant = BudgetAccountant.load_default(accountant)

@@ -49,8 +49,13 @@ def import_opacus() -> Any:
 def build_mlp(d: int, hidden: int, n_classes: int = 2) -> Any:
     from torch import nn
 
-    return nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                         nn.Linear(hidden, n_classes))  # fmt: skip
+    return nn.Sequential(
+        nn.Linear(d, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(),
+        nn.Linear(hidden, n_classes),
+    )
 
 
 class Scaled:
@@ -94,9 +99,13 @@ def _as_is(batch: Any) -> Any:
 
 
 def train(
-    x: np.ndarray, y: np.ndarray, cfg: MLPConfig, *, epsilon: float | None = None,
+    x: np.ndarray,
+    y: np.ndarray,
+    cfg: MLPConfig,
+    *,
+    epsilon: float | None = None,
     delta: float = 1e-5,
-) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+) -> tuple[Any, dict[str, Any]]:
     """(trained module, accounting). ``epsilon`` None: plain SGD, same architecture, batches and
     epochs (the non-private baseline); otherwise opacus DP-SGD calibrated to (epsilon, delta)
     with Poisson sampling and per-sample clipping at ``max_grad_norm``."""
@@ -107,8 +116,9 @@ def train(
     opt = torch.optim.SGD(module.parameters(), lr=cfg.lr, momentum=0.9)
     ds = _Rows(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)))
     gen = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch, shuffle=True, generator=gen,
-                                         collate_fn=_as_is)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=cfg.batch, shuffle=True, generator=gen, collate_fn=_as_is
+    )
     info: dict[str, Any] = {"epsilon": None, "delta": None, "mechanism": "none (plain SGD)"}
     engine = None
     if epsilon is not None:
@@ -121,18 +131,29 @@ def train(
             warnings.simplefilter("ignore")
             engine = PrivacyEngine(accountant="rdp", secure_mode=False)
             module, opt, loader = engine.make_private_with_epsilon(
-                module=module, optimizer=opt, data_loader=loader, target_epsilon=epsilon,
-                target_delta=delta, epochs=cfg.epochs, max_grad_norm=cfg.max_grad_norm,
-            )  # fmt: skip
-        info = {"noise_multiplier": round(float(opt.noise_multiplier), 4),
-                "max_grad_norm": cfg.max_grad_norm, "sample_rate": cfg.batch / len(x),
-                "mechanism": "opacus DP-SGD (Poisson sampling, per-sample clipping, Gaussian "
-                             "noise), RDP accountant"}  # fmt: skip
+                module=module,
+                optimizer=opt,
+                data_loader=loader,
+                target_epsilon=epsilon,
+                target_delta=delta,
+                epochs=cfg.epochs,
+                max_grad_norm=cfg.max_grad_norm,
+            )
+        info = {
+            "noise_multiplier": round(float(opt.noise_multiplier), 4),
+            "max_grad_norm": cfg.max_grad_norm,
+            "sample_rate": cfg.batch / len(x),
+            "mechanism": "opacus DP-SGD (Poisson sampling, per-sample clipping, Gaussian "
+            "noise), RDP accountant",
+        }
     module.train()
     if engine is None:  # plain mini-batches by index: a DataLoader's per-row calls cost 10x
         xt, yt = ds.tensors
-        loader = [(xt[i], yt[i]) for _ in range(cfg.epochs)
-                  for i in torch.randperm(len(xt), generator=gen).split(cfg.batch)]  # fmt: skip
+        loader = [
+            (xt[i], yt[i])
+            for _ in range(cfg.epochs)
+            for i in torch.randperm(len(xt), generator=gen).split(cfg.batch)
+        ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(cfg.epochs if engine is not None else 1):

@@ -10,9 +10,16 @@ import numpy as np
 
 
 def bars(
-    directory: Path, name: str, groups: Sequence[str], series: Mapping[str, Sequence[float]], *,
-    ylabel: str, title: str, logy: bool = False, hline: tuple[float, str] | None = None,
-) -> str:  # fmt: skip
+    directory: Path,
+    name: str,
+    groups: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    *,
+    ylabel: str,
+    title: str,
+    logy: bool = False,
+    hline: tuple[float, str] | None = None,
+) -> str:
     """One bar per series inside each group; ``hline``: (value, label) drawn across."""
     from mlhunt.assess.plots import _pyplot, _save
 

@@ -15,11 +15,21 @@ def privacy_attacks(ctx: HardenContext, target: ModelTarget, label: str) -> dict
     """Measures of both attacks on ``target``, keyed by attack id."""
     p = ctx.params
     return {
-        MEMBERSHIP: measures(run_attack(
-            ctx, membership, target, attack_params(MEMBERSHIP, p.get("membership")), label)),
-        ATTRIBUTE: measures(run_attack(
-            ctx, attribute_inference, target, attack_params(ATTRIBUTE, p.get("attribute")), label)),
-    }  # fmt: skip
+        MEMBERSHIP: measures(
+            run_attack(
+                ctx, membership, target, attack_params(MEMBERSHIP, p.get("membership")), label
+            )
+        ),
+        ATTRIBUTE: measures(
+            run_attack(
+                ctx,
+                attribute_inference,
+                target,
+                attack_params(ATTRIBUTE, p.get("attribute")),
+                label,
+            )
+        ),
+    }
 
 
 def tpr_at_low_fpr(a: dict[str, Any]) -> Any:

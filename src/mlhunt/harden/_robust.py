@@ -54,8 +54,14 @@ def _patch_masks(boxes: np.ndarray, side: int, size: int, rng: np.random.Generat
     return masks
 
 
-def patch_pgd(model: Any, x: np.ndarray, y: np.ndarray, masks: np.ndarray, steps: int,
-              rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def patch_pgd(
+    model: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    masks: np.ndarray,
+    steps: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Per-image adversarial patch: pixels under the mask start random and follow the sign of
     the loss gradient (step 0.25, clipped to [0, 1]); pixels outside are never changed."""
     import torch
@@ -110,8 +116,9 @@ def adversarial_train(
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(False)
-            xa, _ = g._pgd_batch(model, xb, yb, eps, 2.5 * eps / recipe.steps, "inf",
-                                 recipe.steps, domain, False)  # fmt: skip
+            xa, _ = g._pgd_batch(
+                model, xb, yb, eps, 2.5 * eps / recipe.steps, "inf", recipe.steps, domain, False
+            )
             if recipe.patch_share > 0:
                 pos = np.flatnonzero(yb == positive)
                 pick = pos[rng.random(len(pos)) < recipe.patch_share]

@@ -43,8 +43,10 @@ def parse_params(
         m = resolve(catalog, name, "--param")
         top, _, sub = key.partition(".")
         if top not in m.spec.params:  # a typo would otherwise be silently ignored
-            raise InputError(f"--param: {m.id} has no parameter {top!r} "
-                             f"(known: {', '.join(m.spec.params) or 'none'})")  # fmt: skip
+            raise InputError(
+                f"--param: {m.id} has no parameter {top!r} "
+                f"(known: {', '.join(m.spec.params) or 'none'})"
+            )
         params = out.setdefault(m.id, {})
         if sub:
             base = params.get(top, m.spec.params[top])
@@ -67,9 +69,13 @@ class HardenReport:
 
 
 def finding_for(
-    spec: MitigationSpec, outcome: Outcome, target: str, params: dict[str, Any],
-    plot_dir: Path, seconds: float,
-) -> Finding:  # fmt: skip
+    spec: MitigationSpec,
+    outcome: Outcome,
+    target: str,
+    params: dict[str, Any],
+    plot_dir: Path,
+    seconds: float,
+) -> Finding:
     from mlhunt.assess.results import finding_id
 
     variant = ",".join(
@@ -132,8 +138,10 @@ def harden(
     chosen = [resolve(catalog, s, "--mitigation") for s in select]
     for m in chosen:
         if scenario not in m.spec.applies_to:
-            raise InputError(f"--mitigation: {m.id} does not apply to {scenario} "
-                             f"(applies to: {', '.join(m.spec.applies_to)})")  # fmt: skip
+            raise InputError(
+                f"--mitigation: {m.id} does not apply to {scenario} "
+                f"(applies to: {', '.join(m.spec.applies_to)})"
+            )
     if not chosen:
         chosen = [m for m in catalog if scenario in m.spec.applies_to]
     _built, loaded = ensure_built(scenario, seed=scenario_seed)
@@ -143,8 +151,9 @@ def harden(
     for m in chosen:
         merged = {**m.spec.params, **(params or {}).get(m.id, {})}
         folder = root / slug(m.id)
-        ctx = HardenContext(loaded, data, merged, seed, folder,
-                            lambda msg, m=m: progress(f"{m.id}: {msg}"), m.id)  # fmt: skip
+        ctx = HardenContext(
+            loaded, data, merged, seed, folder, lambda msg, m=m: progress(f"{m.id}: {msg}"), m.id
+        )
         started = time.perf_counter()
         outcomes = m.load()(ctx)
         seconds = time.perf_counter() - started

@@ -42,8 +42,10 @@ _STRUCT = (
 )
 # RFC 3339 with an explicit zone and at most microseconds: exactly what both DuckDB's cast and
 # Python's fromisoformat read to the same instant (anything else goes to Python).
-_RFC3339 = (r"\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
-            r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)")  # fmt: skip
+_RFC3339 = (
+    r"\d{4}-\d{2}-\d{2}[T ]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?"
+    r"(Z|[+-]([01]\d|2[0-3]):[0-5]\d)"
+)
 # Text that Python's str() of the parsed JSON value might spell differently (floats, booleans,
 # objects, arrays, nan/inf literals): such values are checked by the Python path.
 _AMBIGUOUS = (
@@ -54,8 +56,10 @@ _SIMPLE_INT = r"[1-9][0-9]{0,17}|0"
 
 
 def _text_ok(col: str) -> str:
-    return (f"(NOT regexp_full_match({col}, '{_AMBIGUOUS}') "
-            f"OR regexp_full_match({col}, '{_SIMPLE_INT}'))")  # fmt: skip
+    return (
+        f"(NOT regexp_full_match({col}, '{_AMBIGUOUS}') "
+        f"OR regexp_full_match({col}, '{_SIMPLE_INT}'))"
+    )
 
 
 def _num_ok(raw: str, val: str) -> str:
@@ -82,8 +86,7 @@ def _query(strict_literals: bool, tolerant: bool) -> str:
     twice the cost, so only after the plain parse failed on the block)."""
     parse = f"json_transform(j, '{_STRUCT}')"
     parse = f"TRY({parse})" if tolerant else parse
-    lit = (" AND NOT regexp_matches(j, '[:\\[,]\\s*[-+]?(?i:nan|inf)')" if strict_literals
-           else "")  # fmt: skip
+    lit = " AND NOT regexp_matches(j, '[:\\[,]\\s*[-+]?(?i:nan|inf)')" if strict_literals else ""
     # Each stage computes every value once; later stages only refer to columns. Only fixed
     # fragments of this module enter the text (the lines come in as a registered table).
     return f"""
@@ -224,8 +227,9 @@ class BlockParser:
         self.line += n
         return self._merge(out, block, starts, ends, first)
 
-    def _merge(self, out: Any, block: bytes, starts: np.ndarray, ends: np.ndarray,
-               first: int) -> Any:  # fmt: skip
+    def _merge(
+        self, out: Any, block: bytes, starts: np.ndarray, ends: np.ndarray, first: int
+    ) -> Any:
         import pyarrow as pa
 
         ok = out.column("ok").to_numpy(zero_copy_only=False).astype(bool)
@@ -260,15 +264,20 @@ class BlockParser:
         report.records += fast.num_rows
         cols = {c: fast.column(c) for c in self.schema.names if c not in ("file", "line")}
         lines = fast.column("i").to_numpy() + first
-        table = pa.table({
-            "file": pa.array(np.full(fast.num_rows, self.file, dtype=object), pa.string()),
-            "line": pa.array(lines, pa.int64()), **cols,
-        }).cast(self.schema)  # fmt: skip
+        table = pa.table(
+            {
+                "file": pa.array(np.full(fast.num_rows, self.file, dtype=object), pa.string()),
+                "line": pa.array(lines, pa.int64()),
+                **cols,
+            }
+        ).cast(self.schema)
         if not rows:
             return table
         cols_py = list(zip(*rows, strict=True))
-        extra = pa.table([pa.array(c, f.type) for c, f in zip(cols_py, self.schema, strict=True)],
-                         schema=self.schema)  # fmt: skip
+        extra = pa.table(
+            [pa.array(c, f.type) for c, f in zip(cols_py, self.schema, strict=True)],
+            schema=self.schema,
+        )
         return pa.concat_tables([table, extra]).sort_by("line")
 
     def _slow_block(self, block: bytes) -> Any:
@@ -285,8 +294,10 @@ class BlockParser:
         if not rows:
             return pa.Table.from_pylist([], schema=self.schema)
         cols = list(zip(*rows, strict=True))
-        return pa.table([pa.array(c, f.type) for c, f in zip(cols, self.schema, strict=True)],
-                        schema=self.schema)  # fmt: skip
+        return pa.table(
+            [pa.array(c, f.type) for c, f in zip(cols, self.schema, strict=True)],
+            schema=self.schema,
+        )
 
 
 def _duckdb_failed(exc: Exception) -> bool:

@@ -43,8 +43,9 @@ class _Lazy:
                     import numba
 
                     _callees(self.py_func)
-                    self._dispatcher = numba.njit(cache=True, nogil=True,
-                                                  error_model="numpy")(self.py_func)  # fmt: skip
+                    self._dispatcher = numba.njit(cache=True, nogil=True, error_model="numpy")(
+                        self.py_func
+                    )
         return self._dispatcher
 
     def __call__(self, *args: Any) -> Any:

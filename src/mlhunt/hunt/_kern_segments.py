@@ -22,8 +22,9 @@ def table_size(offsets: np.ndarray, smallest: int) -> tuple[int, int]:
 
 
 @njit
-def window_counts(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
-                  window_s: float) -> np.ndarray:  # fmt: skip
+def window_counts(
+    ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray, window_s: float
+) -> np.ndarray:
     """Flagged events of the group in (ts - window_s, ts], per event (window_s > 0, ts
     non-decreasing inside each group).
 
@@ -52,8 +53,9 @@ def window_counts(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
 
 
 @njit
-def first_and_peak(online: np.ndarray, offsets: np.ndarray,
-                   alert_at: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def first_and_peak(
+    online: np.ndarray, offsets: np.ndarray, alert_at: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Per group: position (0-based, inside the group) of the first score >= ``alert_at`` (-1:
     none) and the highest score, reading NaN as 0, +inf as 1e6 and -inf as the lowest float
     (``np.nan_to_num(online, nan=0.0, posinf=1e6)``); -inf for an empty group."""

@@ -14,8 +14,7 @@ from mlhunt.hunt.detectors.base import Alert, DetectorSpec
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")  # fmt: skip
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def finding_id(detector: str, scope: str, target: str) -> str:
@@ -35,9 +34,11 @@ def to_finding(alert: Alert, spec: DetectorSpec) -> Finding:
         "score": alert.score,
         **{k: v for k, v in alert.evidence.items() if k != "detector"},
     }
-    summary = (f"{spec.title} by {what} {alert.target}: score {alert.score:g} after "
-               f"{alert.events:,} events, first over the threshold at event "
-               f"{alert.detected_at_event:,}.")  # fmt: skip
+    summary = (
+        f"{spec.title} by {what} {alert.target}: score {alert.score:g} after "
+        f"{alert.events:,} events, first over the threshold at event "
+        f"{alert.detected_at_event:,}."
+    )
     return Finding(
         id=finding_id(alert.detector, alert.scope, alert.target),
         rule_id=alert.detector,

@@ -61,15 +61,19 @@ def load_reference(path: str | Path) -> np.ndarray:
         arrays = load_arrays(p, "--reference")
         raw = arrays.get("x", arrays.get(""))
         if raw is None:
-            raise InputError(f"--reference: expected an .npz with array 'x' (has: "
-                             f"{', '.join(sorted(arrays)) or 'none'})", file=str(p))  # fmt: skip
+            raise InputError(
+                f"--reference: expected an .npz with array 'x' (has: "
+                f"{', '.join(sorted(arrays)) or 'none'})",
+                file=str(p),
+            )
         x = numeric(raw, "x", p)
     else:
         from mlhunt.hunt.events import input_matrix
 
         report = ReadReport()
-        parts = [input_matrix(t.column("input"), report.input_dim or 0)
-                 for t in read_batches(p, report)]  # fmt: skip
+        parts = [
+            input_matrix(t.column("input"), report.input_dim or 0) for t in read_batches(p, report)
+        ]
         x = np.concatenate(parts) if parts else np.empty((0, 0))
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:  # one row per sample, its values flattened (an image reference)
@@ -105,10 +109,12 @@ def hunt(
     started = time.perf_counter()
     out = eng.run(files, dets, report, reference=ref, progress=progress)
     if ref is not None and out.population.d != ref.shape[1] and report.input_dim:
-        raise InputError(f"--reference: {ref.shape[1]} features, the logs have "
-                         f"{report.input_dim}")  # fmt: skip
+        raise InputError(f"--reference: {ref.shape[1]} features, the logs have {report.input_dim}")
     specs = {d.spec.id: d.spec for d in dets}
     findings = to_findings(out.alerts, specs)
-    stats = {**out.stats, "seconds": round(time.perf_counter() - started, 3),
-             "alerts": len(out.alerts)}  # fmt: skip
+    stats = {
+        **out.stats,
+        "seconds": round(time.perf_counter() - started, 3),
+        "alerts": len(out.alerts),
+    }
     return HuntResult(findings, out.alerts, report, out.population, dets, stats)

@@ -127,8 +127,9 @@ class PopulationBuilder:
     per_client: dict[str, int] = field(default_factory=dict)
     sample: list[np.ndarray] = field(default_factory=list)
 
-    def update(self, client: np.ndarray, x: np.ndarray, label: np.ndarray,
-               margin: np.ndarray) -> None:  # fmt: skip
+    def update(
+        self, client: np.ndarray, x: np.ndarray, label: np.ndarray, margin: np.ndarray
+    ) -> None:
         """One batch: ``client`` (object array of ids), ``x`` (n, d; NaN rows = no input),
         ``label`` (object array), ``margin`` (float, NaN = unknown)."""
         self.n += len(client)
@@ -199,10 +200,12 @@ class PopulationBuilder:
             label_shares={k: v / total for k, v in sorted(self.labels.items())},
             near_margin=self.near_margin,
             near_share=self.near / self.n_margin if self.n_margin else 0.0,
-            volume_q={q: float(np.quantile(counts, p)) for q, p in
-                      (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))},
+            volume_q={
+                q: float(np.quantile(counts, p))
+                for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
+            },
             reference=reference is not None,
-        )  # fmt: skip
+        )
         if len(base) and base.shape[1]:
             from mlhunt.hunt.detectors._distance import reference_edges
 
@@ -275,17 +278,24 @@ class GroupBatch:
         rows = np.repeat(keep, self.lengths)
         lengths = self.lengths[keep]
         sub = GroupBatch(
-            scope=self.scope, keys=[k for k, y in zip(self.keys, keep.tolist(), strict=True) if y],
+            scope=self.scope,
+            keys=[k for k, y in zip(self.keys, keep.tolist(), strict=True) if y],
             offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            ts=self.ts[rows], x=self.x[rows], label=self.label[rows], margin=self.margin[rows],
-            status=self.status[rows], client=self.client[rows], file=self.file[rows],
+            ts=self.ts[rows],
+            x=self.x[rows],
+            label=self.label[rows],
+            margin=self.margin[rows],
+            status=self.status[rows],
+            client=self.client[rows],
+            file=self.file[rows],
             line=self.line[rows],
-        )  # fmt: skip
+        )
         return sub, rows
 
     @classmethod
-    def from_columns(cls, scope: str, cols: dict[str, Any], classes: tuple[str, ...],
-                     d: int) -> GroupBatch:  # fmt: skip
+    def from_columns(
+        cls, scope: str, cols: dict[str, Any], classes: tuple[str, ...], d: int
+    ) -> GroupBatch:
         """From column arrays already sorted by (scope key, ts, file, line): ``ts``,
         ``client_id``, ``source_ip``, ``input`` (list of lists or None), ``label``, ``margin``,
         ``status``, ``file``, ``line``."""
@@ -432,8 +442,9 @@ def seg_max(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def window_count(ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray,
-                 window_s: float) -> np.ndarray:  # fmt: skip
+def window_count(
+    ts: np.ndarray, offsets: np.ndarray, flags: np.ndarray, window_s: float
+) -> np.ndarray:
     """For every event: how many flagged events of its group fall in (ts - window_s, ts]
     (a compiled two-pointer scan per group)."""
     from mlhunt.hunt._kern_segments import window_counts

@@ -36,20 +36,43 @@ MAX_ERRORS = 100
 BATCH_ROWS = 50_000
 
 #: Normalised column names, in order (types: see :func:`schema`).
-COLUMNS = ("file", "line", "ts", "client_id", "source_ip", "input", "label", "score",
-           "margin", "scores", "status", "latency_ms", "model")  # fmt: skip
+COLUMNS = (
+    "file",
+    "line",
+    "ts",
+    "client_id",
+    "source_ip",
+    "input",
+    "label",
+    "score",
+    "margin",
+    "scores",
+    "status",
+    "latency_ms",
+    "model",
+)
 
 
 def schema() -> Any:
     import pyarrow as pa
 
-    return pa.schema([
-        ("file", pa.string()), ("line", pa.int64()), ("ts", pa.float64()),
-        ("client_id", pa.string()), ("source_ip", pa.string()),
-        ("input", pa.list_(pa.float64())), ("label", pa.string()), ("score", pa.float64()),
-        ("margin", pa.float64()), ("scores", pa.list_(pa.float64())), ("status", pa.int64()),
-        ("latency_ms", pa.float64()), ("model", pa.string()),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            ("file", pa.string()),
+            ("line", pa.int64()),
+            ("ts", pa.float64()),
+            ("client_id", pa.string()),
+            ("source_ip", pa.string()),
+            ("input", pa.list_(pa.float64())),
+            ("label", pa.string()),
+            ("score", pa.float64()),
+            ("margin", pa.float64()),
+            ("scores", pa.list_(pa.float64())),
+            ("status", pa.int64()),
+            ("latency_ms", pa.float64()),
+            ("model", pa.string()),
+        ]
+    )
 
 
 @dataclass
@@ -80,8 +103,10 @@ class ReadReport:
         out = f"read {self.records:,} records from {len(self.files)} file(s)"
         if self.malformed:
             first = self.errors[0]
-            out += (f"; {self.malformed:,} malformed skipped (first: {first['file']}:"
-                    f"{first['line']}: {first['reason']})")  # fmt: skip
+            out += (
+                f"; {self.malformed:,} malformed skipped (first: {first['file']}:"
+                f"{first['line']}: {first['reason']})"
+            )
         return out
 
 
@@ -98,8 +123,7 @@ def resolve(paths: str | Path | Sequence[str | Path]) -> list[Path]:
         elif p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file() and _is_log(q))
             if not found:
-                raise InputError("folder holds no log files (.jsonl, .csv, .parquet)",
-                                 file=str(p))  # fmt: skip
+                raise InputError("folder holds no log files (.jsonl, .csv, .parquet)", file=str(p))
             out.extend(found)
         elif any(ch in str(item) for ch in "*?["):
             found = sorted(Path(m) for m in glob.glob(str(item), recursive=True))
@@ -126,8 +150,9 @@ def _kind(p: Path) -> str:
     return "jsonl"
 
 
-def read_batches(paths: str | Path | Sequence[str | Path], report: ReadReport, *,
-                 batch_rows: int = BATCH_ROWS) -> Iterator[Any]:  # fmt: skip
+def read_batches(
+    paths: str | Path | Sequence[str | Path], report: ReadReport, *, batch_rows: int = BATCH_ROWS
+) -> Iterator[Any]:
     """Normalised pyarrow Tables of at most ``batch_rows`` rows from every log file.
 
     JSON Lines go through the vectorised block reader (:mod:`._fastjson`), which hands every
@@ -177,8 +202,9 @@ def _parser_connection() -> Any:
     return con
 
 
-def _jsonl_tables(con: Any, path: Path, report: ReadReport, norm: _Normaliser,
-                  sch: Any) -> Iterator[Any]:  # fmt: skip
+def _jsonl_tables(
+    con: Any, path: Path, report: ReadReport, norm: _Normaliser, sch: Any
+) -> Iterator[Any]:
     from mlhunt.hunt._fastjson import BlockParser, blocks
 
     file = str(path)
@@ -352,12 +378,20 @@ class _Normaliser:
                 raise _Bad(f"input: {len(x)} values, expected {self.report.input_dim}")
         src, model = rec.get("source_ip"), rec.get("model")
         return (
-            file, line, ts, _str(cid, "client_id"),
-            None if src in (None, "") else _str(src, "source_ip"), x, _str(label, "output.label"),
-            score, margin, scores, _int(rec.get("status"), "status"),
+            file,
+            line,
+            ts,
+            _str(cid, "client_id"),
+            None if src in (None, "") else _str(src, "source_ip"),
+            x,
+            _str(label, "output.label"),
+            score,
+            margin,
+            scores,
+            _int(rec.get("status"), "status"),
             _float(rec.get("latency_ms"), "latency_ms"),
             None if model in (None, "") else _str(model, "model"),
-        )  # fmt: skip
+        )
 
 
 class _Bad(Exception):
@@ -446,8 +480,11 @@ def _int(value: Any, name: str) -> int | None:
 def _output(rec: dict[str, Any]) -> tuple[str, float | None, float | None, list[float] | None]:
     out = _maybe_json(rec.get("output"))
     if out is None:  # CSV may flatten the object
-        flat = {k.split(".", 1)[1]: v for k, v in rec.items()
-                if isinstance(k, str) and k.startswith("output.")}  # fmt: skip
+        flat = {
+            k.split(".", 1)[1]: v
+            for k, v in rec.items()
+            if isinstance(k, str) and k.startswith("output.")
+        }
         if not flat and "label" in rec:
             flat = {k: rec.get(k) for k in ("label", "scores", "score")}
         out = flat or None

@@ -102,8 +102,16 @@ def _sparkline(ev: dict[str, Any], w: float = 520.0, h: float = 90.0) -> dict[st
         return round(h - pad - (y - y0) / ((y1 - y0) or 1) * (h - 2 * pad), 1)
 
     points = " ".join(f"{sx(x)},{sy(y)}" for x, y in pts)
-    out: dict[str, Any] = {"w": w, "h": h, "x0": rv.num(x0), "x1": rv.num(x1), "ymax": rv.num(y1),
-                           "points": points, "alert_x": None, "threshold_y": None}  # fmt: skip
+    out: dict[str, Any] = {
+        "w": w,
+        "h": h,
+        "x0": rv.num(x0),
+        "x1": rv.num(x1),
+        "ymax": rv.num(y1),
+        "points": points,
+        "alert_x": None,
+        "threshold_y": None,
+    }
     at = ev.get("detected_at_event")
     if isinstance(at, int | float) and x0 <= at <= x1:
         out["alert_x"] = sx(float(at))
@@ -159,8 +167,9 @@ def _diagram(doc: dict[str, Any], anchors: dict[str, str]) -> tuple[Markup | Non
     def classed(m: re.Match[str]) -> str:
         eid = html.unescape(m.group(3))
         sev, sts = worst.get(eid, ("none", set()))
-        cls = " ".join(["node", f"risk-{sev}", *(f"is-{s}" for s in ("validated", "observed")
-                                                   if s in sts)])  # fmt: skip
+        cls = " ".join(
+            ["node", f"risk-{sev}", *(f"is-{s}" for s in ("validated", "observed") if s in sts)]
+        )
         el = f' data-el="{anchors[eid]}"' if eid in anchors else ""
         return f'<g id="{m.group(1)}" class="{cls}"{el}>{m.group(2)}{m.group(3)}{m.group(4)}'
 
@@ -241,20 +250,33 @@ def _parts(parts: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     hunt = []
     for p in rows("hunt"):
         read = p.get("read") if isinstance(p.get("read"), dict) else {}
-        hunt.append({
-            "logs": text(p.get("logs")), "engine": text(p.get("engine")),
-            "records": _count(read.get("records")), "malformed": _count(read.get("malformed")),
-            "errors": _count(read["errors"]) if read.get("errors") else "",
-            "eps": rv.num(p["events_per_second"]) if p.get("events_per_second") else "",
-        })  # fmt: skip
+        hunt.append(
+            {
+                "logs": text(p.get("logs")),
+                "engine": text(p.get("engine")),
+                "records": _count(read.get("records")),
+                "malformed": _count(read.get("malformed")),
+                "errors": _count(read["errors"]) if read.get("errors") else "",
+                "eps": rv.num(p["events_per_second"]) if p.get("events_per_second") else "",
+            }
+        )
     return {
-        "assess": [{"target": text(p.get("target")), "element": text(p.get("element")),
-                    "attacks": _count(p.get("attacks")), "queries": rv.num(p.get("queries") or 0),
-                    "seconds": rv.num(p.get("seconds") or 0)} for p in rows("assess")],
+        "assess": [
+            {
+                "target": text(p.get("target")),
+                "element": text(p.get("element")),
+                "attacks": _count(p.get("attacks")),
+                "queries": rv.num(p.get("queries") or 0),
+                "seconds": rv.num(p.get("seconds") or 0),
+            }
+            for p in rows("assess")
+        ],
         "hunt": hunt,
-        "scan": [{"path": text(p.get("path")), "files": _count(p.get("files_scanned"))}
-                 for p in rows("scan")],
-    }  # fmt: skip
+        "scan": [
+            {"path": text(p.get("path")), "files": _count(p.get("files_scanned"))}
+            for p in rows("scan")
+        ],
+    }
 
 
 def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -> str:
@@ -270,10 +292,13 @@ def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -
     marks = rv.baseline_mark(doc)
 
     evidence = rv.evidence_findings(doc)
-    cards = {text(f.get("id")): _evidence_card(f, f"ev-{i}", assets)
-             for i, f in enumerate(evidence, 1)}  # fmt: skip
-    threats = [_threat_row(t, i, names, marks, target_anchor, cards)
-               for i, t in enumerate(rv.threats(doc), 1)]  # fmt: skip
+    cards = {
+        text(f.get("id")): _evidence_card(f, f"ev-{i}", assets) for i, f in enumerate(evidence, 1)
+    }
+    threats = [
+        _threat_row(t, i, names, marks, target_anchor, cards)
+        for i, t in enumerate(rv.threats(doc), 1)
+    ]
     row_of = {r["id"]: r for r in threats}
     for c in cards.values():  # back-links: which threats each piece of evidence supports
         c["threats"] = [r for r in threats if c in r["evidence"]]
@@ -298,24 +323,54 @@ def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -
     for r in threats:
         by_target.setdefault(r["target"], []).append(r)
     places = [
-        {"anchor": target_anchor[text(x.get("id"))], "id": text(x.get("id")),
-         "name": text(x.get("name") or x.get("id")),
-         "kind": text(x.get("kind") or kind).replace("_", " "),
-         "worst": worst.get(text(x.get("id")), ("", set()))[0],
-         "threats": by_target.get(text(x.get("id")), [])}
-        for kind, group in (("element", elements_raw), ("flow", flows_raw)) for x in group
-    ]  # fmt: skip
+        {
+            "anchor": target_anchor[text(x.get("id"))],
+            "id": text(x.get("id")),
+            "name": text(x.get("name") or x.get("id")),
+            "kind": text(x.get("kind") or kind).replace("_", " "),
+            "worst": worst.get(text(x.get("id")), ("", set()))[0],
+            "threats": by_target.get(text(x.get("id")), []),
+        }
+        for kind, group in (("element", elements_raw), ("flow", flows_raw))
+        for x in group
+    ]
     svg, dfd_note = (None, "")
     if elements_raw:
         svg, dfd_note = _diagram(doc, el_anchor)
 
-    atlas = [(tactic, [{"id": c.technique, "name": c.name, "n": len(c.threats),
-                        "status": c.status, "statuses": sorted(c.statuses),
-                        "first": row_of.get(text(c.threats[0].get("id"))) if c.threats else None}
-                       for c in cells]) for tactic, cells in rv.atlas_matrix(doc)]  # fmt: skip
-    check = [(control, [{"action": i.action, "done": i.done, "in_place": i.in_place,
-                         "urgent": i.urgent, "rules": _by_rule(i.threats, row_of, cards)}
-                        for i in items]) for control, items in rv.checklist(doc)]  # fmt: skip
+    atlas = [
+        (
+            tactic,
+            [
+                {
+                    "id": c.technique,
+                    "name": c.name,
+                    "n": len(c.threats),
+                    "status": c.status,
+                    "statuses": sorted(c.statuses),
+                    "first": row_of.get(text(c.threats[0].get("id"))) if c.threats else None,
+                }
+                for c in cells
+            ],
+        )
+        for tactic, cells in rv.atlas_matrix(doc)
+    ]
+    check = [
+        (
+            control,
+            [
+                {
+                    "action": i.action,
+                    "done": i.done,
+                    "in_place": i.in_place,
+                    "urgent": i.urgent,
+                    "rules": _by_rule(i.threats, row_of, cards),
+                }
+                for i in items
+            ],
+        )
+        for control, items in rv.checklist(doc)
+    ]
     parts = doc.get("parts") if isinstance(doc.get("parts"), dict) else {}
     base = doc.get("baseline") if isinstance(doc.get("baseline"), dict) else None
     counts = dict.fromkeys(SEVERITIES, 0)
@@ -331,24 +386,35 @@ def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -
         "system_name": text(system.get("name")),
         "description": text(system.get("description")),
         "version": text(doc.get("version")),
-        "n_elements": len(elements_raw), "n_flows": len(flows_raw),
+        "n_elements": len(elements_raw),
+        "n_flows": len(flows_raw),
         "n_boundaries": len(boundaries),
-        "counts": counts, "by_validation": by_validation, "n_evidence": len(evidence),
-        "summary": summary, "svg": svg, "dfd_note": dfd_note, "has_dfd": bool(elements_raw),
-        "fills": SEVERITY_FILL, "threats": threats, "places": places,
+        "counts": counts,
+        "by_validation": by_validation,
+        "n_evidence": len(evidence),
+        "summary": summary,
+        "svg": svg,
+        "dfd_note": dfd_note,
+        "has_dfd": bool(elements_raw),
+        "fills": SEVERITY_FILL,
+        "threats": threats,
+        "places": places,
         "filters": {
             "severity": [x for x in SEVERITIES if counts[x]],
             "framework": sorted({r["framework"] for r in threats}),
             "element": list(dict.fromkeys((r["target"], r["target_label"]) for r in threats)),
             "status": [x for x in rv.STATUS_ORDER if any(x in r["statuses"] for r in threats)],
         },
-        "atlas": atlas, "checklist": check,
+        "atlas": atlas,
+        "checklist": check,
         "assess": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "assess"],
         "hunt": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "hunt"],
         "scan": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "scan"],
         "harden": [cards[text(f.get("id"))] for f in evidence if f.get("source") == "harden"],
         "parts": _parts(parts),
-        "baseline": base, "warnings": [text(w) for w in doc.get("warnings") or []],
-        "css": _asset("run.css"), "js": _asset("run.js"),
-    }  # fmt: skip
+        "baseline": base,
+        "warnings": [text(w) for w in doc.get("warnings") or []],
+        "css": _asset("run.css"),
+        "js": _asset("run.js"),
+    }
     return _env().get_template("run.html.j2").render(**context)

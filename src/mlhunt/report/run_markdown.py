@@ -47,8 +47,11 @@ def _summary(doc: dict[str, Any], names: dict[str, str]) -> list[str]:
         return esc(names.get(text(t.get("target")), text(t.get("target"))))
 
     out = ["## Summary", "", "### Top risks", ""]
-    out += [f"{i}. {_sev(severity_of(t))} {esc(t.get('title'))} (on {on(t)}; risk {_risk(t)}; "
-            f"{_statuses(t)})" for i, t in enumerate(s.top, 1)] or ["No threats."]  # fmt: skip
+    out += [
+        f"{i}. {_sev(severity_of(t))} {esc(t.get('title'))} (on {on(t)}; risk {_risk(t)}; "
+        f"{_statuses(t)})"
+        for i, t in enumerate(s.top, 1)
+    ] or ["No threats."]
     out += ["", "### Proven by attack", ""]
     for t, heads in s.proven:
         out.append(f"- **{esc(t.get('title'))}** (on {on(t)}): " + "; ".join(map(esc, heads)))
@@ -62,9 +65,11 @@ def _summary(doc: dict[str, Any], names: dict[str, str]) -> list[str]:
     out += ["", "### Observed in production", ""]
     o = s.observed
     if o.alerts:
-        out.append(f"{o.alerts} hunt alert{'s' if o.alerts != 1 else ''} from {len(o.targets)} "
-                   f"clients or sources ({', '.join(code(x) for x in o.targets[:8])}); "
-                   f"detectors: {esc(', '.join(o.detectors))}.")  # fmt: skip
+        out.append(
+            f"{o.alerts} hunt alert{'s' if o.alerts != 1 else ''} from {len(o.targets)} "
+            f"clients or sources ({', '.join(code(x) for x in o.targets[:8])}); "
+            f"detectors: {esc(', '.join(o.detectors))}."
+        )
         out += ["", *[f"- {esc(t.get('title'))} (on {on(t)})" for t in o.threats]]
     else:
         out.append("No hunt alert in this run.")
@@ -79,9 +84,12 @@ def _summary(doc: dict[str, Any], names: dict[str, str]) -> list[str]:
 
 def _evidence(t: dict[str, Any], index: dict[str, dict[str, Any]]) -> list[str]:
     v = t.get("validation") if isinstance(t.get("validation"), dict) else {}
-    out = [f"### {esc(t.get('title'))}", "",
-           f"{_sev(severity_of(t))} · {_statuses(t)} · risk {_risk(t)} · {code(t.get('id'))}",
-           ""]  # fmt: skip
+    out = [
+        f"### {esc(t.get('title'))}",
+        "",
+        f"{_sev(severity_of(t))} · {_statuses(t)} · risk {_risk(t)} · {code(t.get('id'))}",
+        "",
+    ]
     if v.get("reason"):
         out += [f"_{esc(v['reason'])}_", ""]
     linked = rv.linked_evidence(t, index)
@@ -100,8 +108,12 @@ def _evidence(t: dict[str, Any], index: dict[str, dict[str, Any]]) -> list[str]:
         for a in alerts:
             ev = a.get("evidence") if isinstance(a.get("evidence"), dict) else {}
             vals = [ev.get(k) for k in ("detector", "first_event_ts", "detected_at_event", "score")]
-            rows.append([code(a.get("target"), in_table=True),
-                         *(cell(rv.num(v) if v is not None else "") for v in vals)])  # fmt: skip
+            rows.append(
+                [
+                    code(a.get("target"), in_table=True),
+                    *(cell(rv.num(v) if v is not None else "") for v in vals),
+                ]
+            )
         heads = ["Client / source", "Detector", "First event", "Alert at event", "Score"]
         out += table(heads, rows)
     return [*out, ""]
@@ -123,25 +135,39 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
     out = [f"# mlhunt run: {esc(name)}" if name else "# mlhunt run", ""]
     if system.get("description"):
         out += [esc(system["description"]), ""]
-    out += [f"mlhunt {esc(doc.get('version'))} · {len(elements)} elements, {len(flows)} flows · "
-            f"{len(ts)} threats: " + ", ".join(f"{n} {s}" for s, n in counts.items()) + " · "
-            + ", ".join(f"{by_status[s]} {s}" for s in rv.STATUS_ORDER[:-1]), ""]  # fmt: skip
+    out += [
+        f"mlhunt {esc(doc.get('version'))} · {len(elements)} elements, {len(flows)} flows · "
+        f"{len(ts)} threats: "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + " · "
+        + ", ".join(f"{by_status[s]} {s}" for s in rv.STATUS_ORDER[:-1]),
+        "",
+    ]
     base = doc.get("baseline") if isinstance(doc.get("baseline"), dict) else None
     if base:
-        out += [f"Against the baseline: {len(base.get('new') or [])} new, "
-                f"{len(base.get('unchanged') or [])} unchanged, "
-                f"{len(base.get('fixed') or [])} fixed.", ""]  # fmt: skip
+        out += [
+            f"Against the baseline: {len(base.get('new') or [])} new, "
+            f"{len(base.get('unchanged') or [])} unchanged, "
+            f"{len(base.get('fixed') or [])} fixed.",
+            "",
+        ]
     out += _summary(doc, names)
 
     marks = rv.baseline_mark(doc)
     out += ["## Threats", ""]
     rows = [
-        [_sev(severity_of(t)), cell(_risk(t)), cell(t.get("framework")),
-         cell(t.get("title")) + (" 🆕" if marks.get(text(t.get("id"))) == "new" else ""),
-         cell(names.get(text(t.get("target")), t.get("target"))), _statuses(t),
-         str(len(rv.linked_evidence(t, index)) or ""), cell(mappings_compact(t))]
+        [
+            _sev(severity_of(t)),
+            cell(_risk(t)),
+            cell(t.get("framework")),
+            cell(t.get("title")) + (" 🆕" if marks.get(text(t.get("id"))) == "new" else ""),
+            cell(names.get(text(t.get("target")), t.get("target"))),
+            _statuses(t),
+            str(len(rv.linked_evidence(t, index)) or ""),
+            cell(mappings_compact(t)),
+        ]
         for t in ts
-    ]  # fmt: skip
+    ]
     heads = ["Severity", "Risk", "Framework", "Threat", "Element", "Status", "Evidence", "Mappings"]
     out += table(heads, rows)
     tested = [t for t in ts if rv.statuses(t) not in (["modelled"], ["untested"])]
@@ -154,10 +180,15 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
     if atlas:
         out += ["## MITRE ATLAS coverage", ""]
         rows = [
-            [cell(tactic), f"{code(c.technique, in_table=True)} {cell(c.name)}",
-             str(len(c.threats)), c.status]
-            for tactic, cells in atlas for c in cells
-        ]  # fmt: skip
+            [
+                cell(tactic),
+                f"{code(c.technique, in_table=True)} {cell(c.name)}",
+                str(len(c.threats)),
+                c.status,
+            ]
+            for tactic, cells in atlas
+            for c in cells
+        ]
         out += table(["Tactic", "Technique", "Threats", "Status"], rows)
         out.append("")
 
@@ -167,8 +198,11 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
         for i in items:
             rules = ", ".join(dict.fromkeys(code(t.get("rule_id")) for t in i.threats))
             done = f" (in place: {esc(i.in_place)})" if i.in_place else ""
-            out.append(f"- [{'x' if i.done else ' '}] {esc(i.action)}"
-                       + (f" → {rules}" if rules else "") + done)  # fmt: skip
+            out.append(
+                f"- [{'x' if i.done else ' '}] {esc(i.action)}"
+                + (f" → {rules}" if rules else "")
+                + done
+            )
         out.append("")
     return "\n".join(out + _appendix(doc)).rstrip() + "\n"
 
@@ -180,10 +214,18 @@ def _appendix(doc: dict[str, Any]) -> list[str]:
         found = rv.evidence_findings(doc, source)
         if found:
             out += [f"### {title}", ""]
-            out += table(["Severity", "Finding", "Target", "Result"],
-                         ([_sev(severity_of(f)), cell(f.get("title")),
-                           code(f.get("target"), in_table=True), cell(rv.headline(f))]
-                          for f in found))  # fmt: skip
+            out += table(
+                ["Severity", "Finding", "Target", "Result"],
+                (
+                    [
+                        _sev(severity_of(f)),
+                        cell(f.get("title")),
+                        code(f.get("target"), in_table=True),
+                        cell(rv.headline(f)),
+                    ]
+                    for f in found
+                ),
+            )
             out.append("")
     parts = doc.get("parts") if isinstance(doc.get("parts"), dict) else {}
     rows = []
@@ -209,9 +251,13 @@ def _appendix(doc: dict[str, Any]) -> list[str]:
             )
     for p in parts.get("assess") or []:
         if isinstance(p, dict):
-            rows.append(["assess", code(p.get("target"), in_table=True),
-                         f"{rv.num(p.get('queries') or 0)} queries, "
-                         f"{rv.num(p.get('seconds') or 0)} s"])  # fmt: skip
+            rows.append(
+                [
+                    "assess",
+                    code(p.get("target"), in_table=True),
+                    f"{rv.num(p.get('queries') or 0)} queries, {rv.num(p.get('seconds') or 0)} s",
+                ]
+            )
     if rows:
         out += ["### How this run was made", "", *table(["Part", "Input", "Read"], rows), ""]
     base = doc.get("baseline") if isinstance(doc.get("baseline"), dict) else {}

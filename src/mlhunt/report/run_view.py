@@ -170,9 +170,21 @@ def metrics(ev: Any) -> list[tuple[str, str]]:
     """Scalar numbers and short strings of an evidence dict, for a facts table."""
     if not isinstance(ev, dict):
         return []
-    skip = {"summary", "params", "validates", "plots", "curves", "series", "traceback",
-            "sample_queries", "risk_explanation", "message", "verdict", "severity_metric",
-            "detector"}  # fmt: skip
+    skip = {
+        "summary",
+        "params",
+        "validates",
+        "plots",
+        "curves",
+        "series",
+        "traceback",
+        "sample_queries",
+        "risk_explanation",
+        "message",
+        "verdict",
+        "severity_metric",
+        "detector",
+    }
     out: list[tuple[str, str]] = []
     for k, v in ev.items():
         if k in skip or v is None or isinstance(v, bool):
@@ -205,29 +217,38 @@ class Summary:
 
 
 def _headlines(threat: dict[str, Any], index: dict[str, Any], sources: tuple[str, ...]) -> Any:
-    return list(dict.fromkeys(headline(e) for e in linked_evidence(threat, index)
-                              if e.get("source") in sources))  # fmt: skip
+    return list(
+        dict.fromkeys(
+            headline(e) for e in linked_evidence(threat, index) if e.get("source") in sources
+        )
+    )
 
 
 def summarize(doc: dict[str, Any]) -> Summary:
     index = by_id(doc)
     ts = threats(doc)
-    proven = [(t, _headlines(t, index, ("assess", "scan"))) for t in ts
-              if "validated" in statuses(t)]  # fmt: skip
+    proven = [
+        (t, _headlines(t, index, ("assess", "scan"))) for t in ts if "validated" in statuses(t)
+    ]
     refuted = [(t, _headlines(t, index, ("assess",))) for t in ts if statuses(t) == ["refuted"]]
     alerts = evidence_findings(doc, "hunt")
     observed = Observed(
         alerts=len(alerts),
         targets=list(dict.fromkeys(text(a.get("target")) for a in alerts)),
-        detectors=list(dict.fromkeys(
-            text((a.get("evidence") or {}).get("detector") or a.get("rule_id")) for a in alerts)),
+        detectors=list(
+            dict.fromkeys(
+                text((a.get("evidence") or {}).get("detector") or a.get("rule_id")) for a in alerts
+            )
+        ),
         threats=[t for t in ts if "observed" in statuses(t)],
-    )  # fmt: skip
+    )
     urgent = [t for t in ts if {"validated", "observed"} & set(statuses(t))]
     # Round robin over the proven/observed threats (highest risk first): every one of them gets
     # its first action in before any gets its second.
-    todo = [[m.action for m in map(split_mitigation, t.get("mitigations") or []) if not m.done]
-            for t in urgent]  # fmt: skip
+    todo = [
+        [m.action for m in map(split_mitigation, t.get("mitigations") or []) if not m.done]
+        for t in urgent
+    ]
     fix: dict[str, list[dict[str, Any]]] = {}
     for rank in range(max(map(len, todo), default=0)):
         for t, actions in zip(urgent, todo, strict=True):

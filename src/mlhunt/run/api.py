@@ -59,8 +59,7 @@ def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
 
 def _check_elements(project: Project, model_doc: dict[str, Any]) -> None:
     ids = {e["id"] for e in model_doc["elements"]}
-    for kind, items in (("models", project.models), ("logs", project.logs),
-                        ("scan", project.scan)):  # fmt: skip
+    for kind, items in (("models", project.models), ("logs", project.logs), ("scan", project.scan)):
         for i, item in enumerate(items):
             if item.element is not None and item.element not in ids:
                 raise InputError(
@@ -81,8 +80,14 @@ def run_scan(project: Project, cfg: ScanConfig) -> dict[str, Any]:
     if not path.exists():
         raise InputError("scan path not found", file=str(path), field="scan.path")
     r = scan_path(path)
-    return document("scan", r.findings, path=str(path), files_scanned=r.files,
-                    bytes_scanned=r.bytes, skipped=r.skipped)  # fmt: skip
+    return document(
+        "scan",
+        r.findings,
+        path=str(path),
+        files_scanned=r.files,
+        bytes_scanned=r.bytes,
+        skipped=r.skipped,
+    )
 
 
 @contextlib.contextmanager
@@ -93,8 +98,9 @@ def _live_api(scenario: str, log_path: Path, seed: int) -> Iterator[tuple[Any, s
     from mlhunt.scenarios.server import KeyStore, create_app, running
 
     _built, loaded = ensure_built(scenario, seed=seed)
-    app = create_app(loaded, keys=KeyStore({}, prefix="sim-"), log_path=log_path,
-                     trust_forwarded=True)  # fmt: skip
+    app = create_app(
+        loaded, keys=KeyStore({}, prefix="sim-"), log_path=log_path, trust_forwarded=True
+    )
     with running(app) as base:
         yield loaded, base
 
@@ -110,8 +116,9 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
     out = path.parent
     out.mkdir(parents=True, exist_ok=True)
     with _live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
-        result = simulate(loaded, out, seed=project.seed, live_url=base, scale=cfg.scale,
-                          progress=progress)  # fmt: skip
+        result = simulate(
+            loaded, out, seed=project.seed, live_url=base, scale=cfg.scale, progress=progress
+        )
     written = out / "logs.jsonl"
     if written != path:
         written.replace(path)
@@ -147,24 +154,34 @@ def run_assess(
         # Only what the threat model says applies: the rest stays untested, with the reason.
         select = [a.id for a in catalog if set(a.spec.validates) & threats]
     params = parse_params([f"{k}={json.dumps(v)}" for k, v in cfg.params.items()], catalog)
-    items = [f"{k}.{sev.value}={v}" for k, sevs in project.thresholds.items()
-             for sev, v in sevs.items()]  # fmt: skip
+    items = [
+        f"{k}.{sev.value}={v}" for k, sevs in project.thresholds.items() for sev, v in sevs.items()
+    ]
     limits = parse_thresholds(items, catalog, None)
     name = cfg.scenario or Path(cfg.path or cfg.url or cfg.factory or "model").stem
     state = out / "assess" / name
     opts = TargetOptions(
         target=cfg.url or cfg.path or (cfg.factory if cfg.kind == "callable" else None),
-        scenario=cfg.scenario, kind=cfg.kind,
+        scenario=cfg.scenario,
+        kind=cfg.kind,
         factory=cfg.factory if cfg.kind == "torch" else None,
         spec=project.resolve(cfg.spec) if cfg.spec else None,
         data=project.resolve(cfg.data) if cfg.data else None,
         http_config=project.resolve(cfg.http_config) if cfg.http_config else None,
-        api_key_env=cfg.api_key_env, trust=cfg.trust, in_process=not cfg.live,
-        seed=project.seed, log_dir=state,
-    )  # fmt: skip
-    none = {"command": "assess", "findings": [], "target": name, "attacks": [],
-            "element": cfg.element,
-            "note": "no attack in the catalog tests this model's threats"}  # fmt: skip
+        api_key_env=cfg.api_key_env,
+        trust=cfg.trust,
+        in_process=not cfg.live,
+        seed=project.seed,
+        log_dir=state,
+    )
+    none = {
+        "command": "assess",
+        "findings": [],
+        "target": name,
+        "attacks": [],
+        "element": cfg.element,
+        "note": "no attack in the catalog tests this model's threats",
+    }
     if not select:
         return none
     with open_target(opts) as (target, data):
@@ -174,11 +191,19 @@ def run_assess(
             if not select:
                 return none
         report = assess(
-            target, data, catalog=catalog, select=select, params=params,
-            max_queries=cfg.max_queries, max_seconds=cfg.max_seconds, seed=project.seed,
-            state_dir=state, resume=True, thresholds=limits,
+            target,
+            data,
+            catalog=catalog,
+            select=select,
+            params=params,
+            max_queries=cfg.max_queries,
+            max_seconds=cfg.max_seconds,
+            seed=project.seed,
+            state_dir=state,
+            resume=True,
+            thresholds=limits,
             observer=LineObserver(progress),
-        )  # fmt: skip
+        )
     doc = report.document()
     for f in doc["findings"]:  # plots relative to the report folder: the report embeds them
         plots = f.get("evidence", {}).get("plots")
@@ -237,8 +262,9 @@ def run_project(
             path = project.resolve(cfg.path)
             # Simulated logs are generated by the run itself: keyed by their settings alone.
             logs = [] if cfg.simulate else _inputs(project, cfg.path)
-            key = store.key("hunt", i, cfg.model_dump(mode="json"),
-                            [*logs, *_inputs(project, cfg.reference)])  # fmt: skip
+            key = store.key(
+                "hunt", i, cfg.model_dump(mode="json"), [*logs, *_inputs(project, cfg.reference)]
+            )
             saved = store.load("hunt", i, key)
             if saved is not None:  # nor is the simulation redone
                 done: Future[dict[str, Any]] = Future()
@@ -287,8 +313,9 @@ def run_project(
     return result
 
 
-def _document(project: Project, linked: dict[str, Any], parts: dict[str, list[dict[str, Any]]],
-              out: Path) -> dict[str, Any]:  # fmt: skip
+def _document(
+    project: Project, linked: dict[str, Any], parts: dict[str, list[dict[str, Any]]], out: Path
+) -> dict[str, Any]:
     findings = list(linked["findings"])
     for docs in parts.values():
         for d in docs:
@@ -329,8 +356,11 @@ def compare_baseline(doc: dict[str, Any], baseline: dict[str, Any]) -> dict[str,
     now = {f["id"] for f in doc["findings"]}
     for f in doc["findings"]:
         f["baseline"] = "unchanged" if f["id"] in before else "new"
-    out = {"new": sorted(now - before), "unchanged": sorted(now & before),
-           "fixed": sorted(before - now)}  # fmt: skip
+    out = {
+        "new": sorted(now - before),
+        "unchanged": sorted(now & before),
+        "fixed": sorted(before - now),
+    }
     doc["baseline"] = out
     return out
 
@@ -341,8 +371,12 @@ def write_outputs(result: RunResult) -> list[Path]:
     from mlhunt.report import render
 
     written = []
-    for name, fmt in (("run.json", "json"), ("run.sarif", "sarif"), ("run.md", "markdown"),
-                      ("report.html", "html")):  # fmt: skip
+    for name, fmt in (
+        ("run.json", "json"),
+        ("run.sarif", "sarif"),
+        ("run.md", "markdown"),
+        ("report.html", "html"),
+    ):
         path = result.out_dir / name
         write_atomic(path, render(result.document, fmt))
         written.append(path)

@@ -29,17 +29,23 @@ def element_of(project: Project, cfg: HardenConfig) -> str | None:
     return next((m.element for m in project.models if m.scenario == cfg.scenario), None)
 
 
-def harden_one(project: Project, cfg: HardenConfig, index: int, out: Path,
-               progress: Progress = _quiet) -> dict[str, Any]:  # fmt: skip
+def harden_one(
+    project: Project, cfg: HardenConfig, index: int, out: Path, progress: Progress = _quiet
+) -> dict[str, Any]:
     """One ``harden:`` entry as a harden document (plots relative to ``out``)."""
     from mlhunt.harden import harden, parse_params
 
     where = f"harden[{index}]"
     try:
         params = parse_params(f"{k}={json.dumps(v)}" for k, v in cfg.params.items())
-        report = harden(cfg.scenario, select=cfg.mitigations, params=params, seed=project.seed,
-                        out_dir=out / "harden" / f"{index}-{cfg.scenario}",  # one per entry
-                        progress=progress)  # fmt: skip
+        report = harden(
+            cfg.scenario,
+            select=cfg.mitigations,
+            params=params,
+            seed=project.seed,
+            out_dir=out / "harden" / f"{index}-{cfg.scenario}",  # one per entry
+            progress=progress,
+        )
     except InputError as exc:
         if exc.file:
             raise
@@ -58,8 +64,7 @@ def harden_project(project: Project, *, progress: Progress = _quiet) -> dict[str
     from mlhunt.findings import document
 
     if not project.harden:
-        raise InputError("the project has no 'harden:' section", file=project.file,
-                         field="harden")  # fmt: skip
+        raise InputError("the project has no 'harden:' section", file=project.file, field="harden")
     out = project.resolve(project.output)
     docs = [harden_one(project, c, i, out, progress) for i, c in enumerate(project.harden)]
     doc = document(
@@ -75,8 +80,9 @@ def harden_project(project: Project, *, progress: Progress = _quiet) -> dict[str
     return doc
 
 
-def harden_part(project: Project, out: Path, progress: Progress = _quiet
-                ) -> tuple[list[dict[str, Any]], list[Any]]:  # fmt: skip
+def harden_part(
+    project: Project, out: Path, progress: Progress = _quiet
+) -> tuple[list[dict[str, Any]], list[Any]]:
     """(harden documents, evidence sets) for ``run_project``; nothing when no section."""
     from mlhunt.run.validation import EvidenceSet
 
@@ -86,8 +92,9 @@ def harden_part(project: Project, out: Path, progress: Progress = _quiet
         doc = harden_one(project, cfg, i, out, progress)
         docs.append(doc)
         el = doc.get("element")
-        evidence.append(EvidenceSet("harden", doc["findings"],
-                                    frozenset({el}) if el else frozenset()))  # fmt: skip
+        evidence.append(
+            EvidenceSet("harden", doc["findings"], frozenset({el}) if el else frozenset())
+        )
     return docs, evidence
 
 

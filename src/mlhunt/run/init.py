@@ -39,17 +39,28 @@ def starter(system: str = "system.yaml", scenario: str | None = None) -> str:
     out += _block(Project, {"system": system, "output": "mlhunt-report", "seed": 0}, "", "")
     out += ["", f"# {_comment(Project, 'models')}", "models:"]
     if scenario:
-        target = {"scenario": scenario, "element": "prediction-api", "live": True,
-                  "max_queries": 20000, "max_seconds": 600}  # fmt: skip
+        target = {
+            "scenario": scenario,
+            "element": "prediction-api",
+            "live": True,
+            "max_queries": 20000,
+            "max_seconds": 600,
+        }
     else:
-        target = {"kind": "http", "element": "prediction-api",
-                  "url": "http://127.0.0.1:8000/predict", "http_config": "http.yaml",
-                  "api_key_env": "MODEL_API_KEY", "spec": "spec.yaml", "data": "eval.npz",
-                  "max_queries": 20000, "max_seconds": 600}  # fmt: skip
+        target = {
+            "kind": "http",
+            "element": "prediction-api",
+            "url": "http://127.0.0.1:8000/predict",
+            "http_config": "http.yaml",
+            "api_key_env": "MODEL_API_KEY",
+            "spec": "spec.yaml",
+            "data": "eval.npz",
+            "max_queries": 20000,
+            "max_seconds": 600,
+        }
     out += _block(TargetConfig, target, "    ", "  - ")
     out += ["", f"# {_comment(Project, 'logs')}", "logs:"]
-    logs: dict[str, Any] = {"path": "logs/*.jsonl", "element": "prediction-api",
-                            "engine": "duckdb"}  # fmt: skip
+    logs: dict[str, Any] = {"path": "logs/*.jsonl", "element": "prediction-api", "engine": "duckdb"}
     if scenario:
         logs = {**logs, "path": "traffic/logs.jsonl", "simulate": scenario}
     out += _block(LogConfig, logs, "    ", "  - ")

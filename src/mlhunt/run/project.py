@@ -26,11 +26,15 @@ class TargetConfig(_Strict):
     """How ``assess`` reaches one model: a built-in scenario, a file, a callable or an API."""
 
     element: str | None = Field(
-        None, description="Element id in the system description that this model is (its "
-        "threats get the verdicts). Default: every ML threat of the system.")  # fmt: skip
+        None,
+        description="Element id in the system description that this model is (its "
+        "threats get the verdicts). Default: every ML threat of the system.",
+    )
     scenario: str | None = Field(
-        None, description="Built-in scenario to use as the target (loan-approval, "
-        "image-moderation, fraud-detection).")  # fmt: skip
+        None,
+        description="Built-in scenario to use as the target (loan-approval, "
+        "image-moderation, fraud-detection).",
+    )
     kind: Literal["sklearn", "torch", "callable", "http"] | None = Field(
         None, description="Target kind when not a scenario."
     )
@@ -38,12 +42,15 @@ class TargetConfig(_Strict):
         None, description="sklearn model file (skops preferred) or torch state dict."
     )
     factory: str | None = Field(
-        None, description="torch: 'module:function' building the module; callable: "
-        "'module:predict_fn' returning class probabilities.")  # fmt: skip
+        None,
+        description="torch: 'module:function' building the module; callable: "
+        "'module:predict_fn' returning class probabilities.",
+    )
     url: str | None = Field(None, description="http: the prediction endpoint.")
     http_config: str | None = Field(
-        None, description="http: YAML file mapping vectors to requests and responses to "
-        "probabilities.")  # fmt: skip
+        None,
+        description="http: YAML file mapping vectors to requests and responses to probabilities.",
+    )
     api_key_env: str | None = Field(
         None, description="http: environment variable holding the API key (never the key)."
     )
@@ -53,11 +60,15 @@ class TargetConfig(_Strict):
     spec: str | None = Field(None, description="Input spec YAML (features, ranges, mutable).")
     data: str | None = Field(None, description="Evaluation data .npz (x, y; members optional).")
     live: bool = Field(
-        True, description="scenario: send black-box queries through the real HTTP API on "
-        "127.0.0.1 (false: in-process).")  # fmt: skip
+        True,
+        description="scenario: send black-box queries through the real HTTP API on "
+        "127.0.0.1 (false: in-process).",
+    )
     attacks: list[str] = Field(
-        default_factory=list, description="Attack ids or kinds to run (default: every attack "
-        "the threat model says applies).")  # fmt: skip
+        default_factory=list,
+        description="Attack ids or kinds to run (default: every attack "
+        "the threat model says applies).",
+    )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Attack parameter overrides, 'ATTACK-ID.key': value."
     )
@@ -80,17 +91,22 @@ class LogConfig(_Strict):
 
     path: str = Field(
         description="File, folder or glob (JSONL, CSV, Parquet; .gz allowed). With 'simulate', "
-        "the file to write, relative to the output folder.")  # fmt: skip
+        "the file to write, relative to the output folder."
+    )
     element: str | None = Field(
-        None, description="Element id of the API that wrote these logs (its threats get "
-        "'observed'). Default: every ML threat of the system.")  # fmt: skip
+        None,
+        description="Element id of the API that wrote these logs (its threats get "
+        "'observed'). Default: every ML threat of the system.",
+    )
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="Hunt engine.")
     reference: str | None = Field(
         None, description="Training or known-good inputs that sharpen distribution checks."
     )
     simulate: str | None = Field(
-        None, description="Instead of real logs: simulate this built-in scenario's traffic "
-        "into 'path' first (the demo uses this).")  # fmt: skip
+        None,
+        description="Instead of real logs: simulate this built-in scenario's traffic "
+        "into 'path' first (the demo uses this).",
+    )
     scale: float = Field(
         1.0, gt=0, le=10, description="simulate: multiply the simulated traffic volumes."
     )
@@ -110,12 +126,16 @@ class HardenConfig(_Strict):
 
     scenario: str = Field(description="Built-in scenario whose model is hardened.")
     element: str | None = Field(
-        None, description="Element id of that model (its threats show the result). Default: "
+        None,
+        description="Element id of that model (its threats show the result). Default: "
         "the element of the project's model with the same scenario, else every ML "
-        "threat.")  # fmt: skip
+        "threat.",
+    )
     mitigations: list[str] = Field(
-        default_factory=list, description="Mitigation ids or short names (dp-logreg, "
-        "adv-training ...). Default: every mitigation that applies to the scenario.")  # fmt: skip
+        default_factory=list,
+        description="Mitigation ids or short names (dp-logreg, "
+        "adv-training ...). Default: every mitigation that applies to the scenario.",
+    )
     params: dict[str, Any] = Field(
         default_factory=dict, description="Mitigation parameter overrides, 'ID.key': value."
     )
@@ -141,8 +161,9 @@ class Project(_Strict):
         None, description="Exit 1 when an open finding reaches this severity."
     )
     output: str = Field("mlhunt-report", description="Report folder.")
-    seed: int = Field(0, ge=0, lt=2**32, description="Seed for attacks and simulations "
-                      "(deterministic runs).")  # fmt: skip
+    seed: int = Field(
+        0, ge=0, lt=2**32, description="Seed for attacks and simulations (deterministic runs)."
+    )
 
     # Set by load_project: the folder relative paths are resolved against.
     base: Path = Field(Path("."), exclude=True)
@@ -170,6 +191,5 @@ def load_project(path: str | Path) -> Project:
     project.file = str(path)
     system = project.resolve(project.system)
     if not system.is_file():
-        raise InputError(f"system description not found: {system}", file=str(path),
-                         field="system")  # fmt: skip
+        raise InputError(f"system description not found: {system}", file=str(path), field="system")
     return project

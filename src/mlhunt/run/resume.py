@@ -70,11 +70,16 @@ class PartStore:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def for_project(cls, project: Any, out_dir: Path, resume: bool,
-                    progress: Callable[[str], None]) -> PartStore:  # fmt: skip
+    def for_project(
+        cls, project: Any, out_dir: Path, resume: bool, progress: Callable[[str], None]
+    ) -> PartStore:
         project_file = project.base / Path(project.file).name
-        base = [__version__, project.model_dump(mode="json"), fingerprint(project_file),
-                fingerprint(project.resolve(project.system))]  # fmt: skip
+        base = [
+            __version__,
+            project.model_dump(mode="json"),
+            fingerprint(project_file),
+            fingerprint(project.resolve(project.system)),
+        ]
         return cls(out_dir, base, resume, progress)
 
     def key(self, kind: str, index: int, config: Any, inputs: Iterable[Path | None]) -> str:
@@ -105,8 +110,9 @@ class PartStore:
         text = json.dumps({"key": key, "document": doc}, default=str)
         write_atomic(self.path(kind, index), text + "\n")
 
-    def part(self, kind: str, index: int, key: str,
-             compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    def part(
+        self, kind: str, index: int, key: str, compute: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
         """The saved document when the key matches (``--resume``), else computed and saved."""
         doc = self.load(kind, index, key)
         if doc is not None:

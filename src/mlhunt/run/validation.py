@@ -131,10 +131,15 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
         "evidence": sorted({f["id"] for f in kept}),
     }
     if checks:  # harden findings beside the threat, proven or not
-        out["mitigations"] = [{"id": f["id"], "mitigation": f.get("rule_id"),
-                               "proven": bool((f.get("evidence") or {}).get("proven")),
-                               "summary": (f.get("evidence") or {}).get("summary")}
-                              for f in checks]  # fmt: skip
+        out["mitigations"] = [
+            {
+                "id": f["id"],
+                "mitigation": f.get("rule_id"),
+                "proven": bool((f.get("evidence") or {}).get("proven")),
+                "summary": (f.get("evidence") or {}).get("summary"),
+            }
+            for f in checks
+        ]
         out["evidence"] = sorted(set(out["evidence"]) | {f["id"] for f in checks})
     if statuses == ["untested"]:
         out["reason"] = "no attack, hunt detector or scan in this run tests this threat"
@@ -149,9 +154,12 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
         finding["likelihood"] = new
         finding["risk"] = risk
         finding["severity"] = severity_for(risk).value
-    names = {"validated": "an attack succeeded", "observed": "seen in production logs",
-             "refuted": "the attacks failed",
-             "mitigated": "a mitigation was proven by harden"}  # fmt: skip
+    names = {
+        "validated": "an attack succeeded",
+        "observed": "seen in production logs",
+        "refuted": "the attacks failed",
+        "mitigated": "a mitigation was proven by harden",
+    }
     counts = {s: sum(1 for c, _ in claims if c == s) for s in statuses}
     out["reason"] = "; ".join(
         f"{names[s]} ({n} finding{'s' if n != 1 else ''})" for s, n in counts.items()

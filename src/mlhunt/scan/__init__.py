@@ -22,10 +22,24 @@ SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "
 #: Text files worth a secrets pass (besides manifests and anything named .env*).
 SECRET_SUFFIXES = frozenset(
     {
-        ".yaml", ".yml", ".json", ".env", ".ini", ".cfg", ".conf", ".toml", ".properties",
-        ".ipynb", ".py", ".sh", ".txt", ".netrc", ".tf", ".tfvars",
+        ".yaml",
+        ".yml",
+        ".json",
+        ".env",
+        ".ini",
+        ".cfg",
+        ".conf",
+        ".toml",
+        ".properties",
+        ".ipynb",
+        ".py",
+        ".sh",
+        ".txt",
+        ".netrc",
+        ".tf",
+        ".tfvars",
     }
-)  # fmt: skip
+)
 
 
 @dataclass

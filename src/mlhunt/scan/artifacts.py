@@ -128,9 +128,13 @@ def scan_artifact(
 
 def _unreadable(target: str, exc: OSError) -> Finding:
     reason = f"not readable: {exc.strerror or exc}"
-    return make_finding("MLH-SCAN-ERROR", target, "not readable",
-                        f"The file could not be read, so it was not inspected ({reason}).",
-                        {"error": reason, "errno": exc.errno})  # fmt: skip
+    return make_finding(
+        "MLH-SCAN-ERROR",
+        target,
+        "not readable",
+        f"The file could not be read, so it was not inspected ({reason}).",
+        {"error": reason, "errno": exc.errno},
+    )
 
 
 def is_artifact(path: Path) -> bool:

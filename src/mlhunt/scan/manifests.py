@@ -642,8 +642,15 @@ def is_manifest(path: Path) -> bool:
         if "apiVersion" not in text or "kind" not in text:
             return False
         return any(_is_resource(obj) for _, obj in _compose(text))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, InputError, RecursionError,
-            ValueError, OverflowError):  # fmt: skip
+    except (
+        OSError,
+        UnicodeDecodeError,
+        yaml.YAMLError,
+        InputError,
+        RecursionError,
+        ValueError,
+        OverflowError,
+    ):
         return False
 
 

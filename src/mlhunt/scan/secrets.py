@@ -300,8 +300,12 @@ def _notebook_parts(nb: dict[str, Any]) -> Iterable[tuple[int, str, str, str]]:
     """(cell number, part, text, suffix) for every cell source and text output."""
     cells = nb.get("cells")
     if not isinstance(cells, list):  # nbformat 3: worksheets
-        cells = [c for ws in _list(nb.get("worksheets")) if isinstance(ws, dict)
-                 for c in _list(ws.get("cells"))]  # fmt: skip
+        cells = [
+            c
+            for ws in _list(nb.get("worksheets"))
+            if isinstance(ws, dict)
+            for c in _list(ws.get("cells"))
+        ]
     for n, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict):
             continue

@@ -135,9 +135,14 @@ class Outcome:
 
 
 def uniform_extraction(
-    box: Box, ask: Budgeted, rng: np.random.Generator, eval_x: np.ndarray, eval_y: np.ndarray,
-    *, batch: int = 200,
-) -> Outcome:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    rng: np.random.Generator,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    *,
+    batch: int = 200,
+) -> Outcome:
     """Uniformly random inputs over the whole input box; a substitute trained on the answers."""
     zs, ys = [], []
     try:
@@ -163,9 +168,17 @@ def _mlp_input_gradient(mlp: Any, z: np.ndarray, cls: np.ndarray) -> np.ndarray:
 
 
 def jbda_extraction(
-    box: Box, ask: Budgeted, seeds: np.ndarray, rng: np.random.Generator,
-    eval_x: np.ndarray, eval_y: np.ndarray, *, rounds: int = 5, lam: float = 0.1, tau: int = 3,
-) -> Outcome:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    seeds: np.ndarray,
+    rng: np.random.Generator,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    *,
+    rounds: int = 5,
+    lam: float = 0.1,
+    tau: int = 3,
+) -> Outcome:
     """Jacobian-based dataset augmentation (Papernot et al., 2017): label a small natural seed set
     with the API, train a local MLP substitute, and grow the set with
     ``x + lambda * sign(J_sub[label(x)])``, doubling it each round; lambda flips sign every
@@ -185,9 +198,11 @@ def jbda_extraction(
                 break
             if len(np.unique(y)) > 1:
                 sub = MLPClassifier(
-                    hidden_layer_sizes=(32,), activation="tanh", max_iter=400,
+                    hidden_layer_sizes=(32,),
+                    activation="tanh",
+                    max_iter=400,
                     random_state=int(rng.integers(2**31)),
-                )  # fmt: skip
+                )
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     sub.fit(z, y)
@@ -214,9 +229,15 @@ def shifted_population(natural: np.ndarray, box: Box, rng: np.random.Generator) 
 
 
 def knockoff_extraction(
-    box: Box, ask: Budgeted, pool: np.ndarray, rng: np.random.Generator,
-    eval_x: np.ndarray, eval_y: np.ndarray, *, rounds: int = 10,
-) -> Outcome:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    pool: np.ndarray,
+    rng: np.random.Generator,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    *,
+    rounds: int = 10,
+) -> Outcome:
     """Knockoff-Nets-style extraction with natural data from a shifted population: the first round
     is a random sample of the attacker's pool; later rounds pick half their queries where the
     current substitute is least certain (adaptive sampling from the answers), half at random."""
@@ -247,9 +268,14 @@ def knockoff_extraction(
 
 
 def active_low_and_slow(
-    box: Box, ask: Budgeted, rng: np.random.Generator, eval_x: np.ndarray, eval_y: np.ndarray,
-    *, batch: int = 25,
-) -> Outcome:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    rng: np.random.Generator,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    *,
+    batch: int = 25,
+) -> Outcome:
     """Low-and-slow extraction: small rounds spread over a day; each round's queries are the
     synthetic candidates its substitute is least sure about (uncertainty sampling)."""
     zs, ys = [], []
@@ -271,9 +297,14 @@ def active_low_and_slow(
 
 
 def sybil_extraction(
-    box: Box, asks: Sequence[Budgeted], rng: np.random.Generator,
-    eval_x: np.ndarray, eval_y: np.ndarray, *, batch: int = 20,
-) -> Outcome:  # fmt: skip
+    box: Box,
+    asks: Sequence[Budgeted],
+    rng: np.random.Generator,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    *,
+    batch: int = 20,
+) -> Outcome:
     """One operator, many API keys: a Latin-hypercube design over the input box dealt out to the
     keys in small batches, answers pooled into one substitute."""
     total = sum(a.remaining for a in asks)
@@ -302,9 +333,17 @@ def sybil_extraction(
 
 
 def _hsj_target(
-    box: Box, ask: Budgeted, x0: np.ndarray, desired: int, natural: np.ndarray,
-    rng: np.random.Generator, result: dict[str, Any], *, n_dirs: int = 12, bin_steps: int = 10,
-) -> None:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    x0: np.ndarray,
+    desired: int,
+    natural: np.ndarray,
+    rng: np.random.Generator,
+    result: dict[str, Any],
+    *,
+    n_dirs: int = 12,
+    bin_steps: int = 10,
+) -> None:
     """HopSkipJump-like decision-based search for one target (labels only, mutable fields only).
 
     1. Find a starting point of the desired class: natural profiles' mutable fields grafted on
@@ -380,9 +419,15 @@ def _hsj_target(
 
 
 def evasion_probing(
-    box: Box, ask: Budgeted, targets: np.ndarray, desired: int, natural: np.ndarray,
-    rng: np.random.Generator, *, per_target: int,
-) -> Outcome:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    targets: np.ndarray,
+    desired: int,
+    natural: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    per_target: int,
+) -> Outcome:
     """Decision-based evasion against several of the attacker's own rejected inputs."""
     results = []
     for x0 in targets:
@@ -399,9 +444,15 @@ def evasion_probing(
 
 
 def membership_probing(
-    box: Box, ask: Budgeted, records: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-    *, repeats: int = 12, noise: float = 0.004,
-) -> Outcome:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    records: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    repeats: int = 12,
+    noise: float = 0.004,
+) -> Outcome:
     """Known training records, each queried as is and then ``repeats - 1`` times with small noise
     on its continuous fields (a confidence / stability membership test)."""
     conf = []
@@ -440,8 +491,12 @@ def _sweep_values(box: Box, i: int, steps: int = 24) -> np.ndarray:
 
 
 def inversion_sweep(
-    box: Box, ask: Budgeted, records: np.ndarray, labels: np.ndarray, features: Sequence[int],
-) -> Outcome:  # fmt: skip
+    box: Box,
+    ask: Budgeted,
+    records: np.ndarray,
+    labels: np.ndarray,
+    features: Sequence[int],
+) -> Outcome:
     """Attribute inference (Fredrikson-style model inversion): for each known record, sweep one
     field over its range with the others fixed and pick the value that best explains the
     record's known label."""
@@ -467,9 +522,14 @@ def inversion_sweep(
 
 
 def patch_probing(
-    ask: Budgeted, image: np.ndarray, desired: int, rng: np.random.Generator,
-    *, patch: int = 6, per_round: int = 4,
-) -> Outcome:  # fmt: skip
+    ask: Budgeted,
+    image: np.ndarray,
+    desired: int,
+    rng: np.random.Generator,
+    *,
+    patch: int = 6,
+    per_round: int = 4,
+) -> Outcome:
     """Score-based adversarial-patch search (Square-Attack-like random search): one image with a
     small square patch at a fixed place; each round proposes a few re-coloured sub-squares of the
     patch and keeps the one that most raises the desired class's score."""

@@ -150,9 +150,33 @@ _AMOUNT_SD = np.array([_AMOUNT[c][1] for c in MERCHANT_CATEGORIES])
 _CARD_AVG_MEDIAN = 55.0
 # Daily rhythm of legitimate card use (relative weight per hour 0..23).
 _HOURLY_POS = np.array(
-    [1.2, 0.7, 0.5, 0.4, 0.4, 0.6, 1.5, 3.0, 4.5, 5.0, 5.5, 6.5,
-     7.5, 6.5, 5.8, 5.6, 6.0, 6.8, 7.2, 6.6, 5.5, 4.5, 3.2, 2.0]
-)  # fmt: skip
+    [
+        1.2,
+        0.7,
+        0.5,
+        0.4,
+        0.4,
+        0.6,
+        1.5,
+        3.0,
+        4.5,
+        5.0,
+        5.5,
+        6.5,
+        7.5,
+        6.5,
+        5.8,
+        5.6,
+        6.0,
+        6.8,
+        7.2,
+        6.6,
+        5.5,
+        4.5,
+        3.2,
+        2.0,
+    ]
+)
 _HOURLY_POS = _HOURLY_POS / _HOURLY_POS.sum()
 _HOURLY_ECOM = _HOURLY_POS + 0.02  # online shopping is flatter
 _HOURLY_ECOM = _HOURLY_ECOM / _HOURLY_ECOM.sum()

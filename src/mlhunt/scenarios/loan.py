@@ -101,14 +101,49 @@ _DISTRICT_WEIGHTS = np.exp(-np.arange(N_DISTRICTS) / 14.0) + 0.08
 _DISTRICT_WEIGHTS /= _DISTRICT_WEIGHTS.sum()
 
 _FIRST = (
-    "Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Robin", "Avery",
-    "Quinn", "Drew", "Charlie", "Rowan", "Emery", "Harper", "Kai", "Logan", "Noa", "Reese",
-)  # fmt: skip
+    "Alex",
+    "Sam",
+    "Jordan",
+    "Taylor",
+    "Morgan",
+    "Casey",
+    "Riley",
+    "Jamie",
+    "Robin",
+    "Avery",
+    "Quinn",
+    "Drew",
+    "Charlie",
+    "Rowan",
+    "Emery",
+    "Harper",
+    "Kai",
+    "Logan",
+    "Noa",
+    "Reese",
+)
 _LAST = (
-    "Ashdown", "Brightwell", "Calloway", "Dunmore", "Elmsworth", "Fairlie", "Greystone",
-    "Hollins", "Ivesby", "Kettering", "Larkspur", "Merriman", "Northcott", "Oakhurst",
-    "Pennywhistle", "Quarrington", "Rookwood", "Stanway", "Thistlewood", "Underhill",
-)  # fmt: skip
+    "Ashdown",
+    "Brightwell",
+    "Calloway",
+    "Dunmore",
+    "Elmsworth",
+    "Fairlie",
+    "Greystone",
+    "Hollins",
+    "Ivesby",
+    "Kettering",
+    "Larkspur",
+    "Merriman",
+    "Northcott",
+    "Oakhurst",
+    "Pennywhistle",
+    "Quarrington",
+    "Rookwood",
+    "Stanway",
+    "Thistlewood",
+    "Underhill",
+)
 _LETTERS = np.array(list("ABDEFGHJLNPQRSTUWXYZ"))  # the letters UK postcode units use
 _START = date(2022, 1, 1)
 

@@ -61,13 +61,61 @@ IMAGE_STYLES = ("patch-probing", "synthetic-extraction")
 
 # Relative request intensity per hour of the day (UTC = local time of the lender).
 _OFFICE = np.array(
-    [0.1, 0.05, 0.05, 0.05, 0.05, 0.1, 0.3, 1.2, 4, 7, 8, 8, 6, 7, 8, 7.5, 6, 4, 1.5, 0.8, 0.5,
-     0.3, 0.2, 0.15]
-)  # fmt: skip
+    [
+        0.1,
+        0.05,
+        0.05,
+        0.05,
+        0.05,
+        0.1,
+        0.3,
+        1.2,
+        4,
+        7,
+        8,
+        8,
+        6,
+        7,
+        8,
+        7.5,
+        6,
+        4,
+        1.5,
+        0.8,
+        0.5,
+        0.3,
+        0.2,
+        0.15,
+    ]
+)
 _CONSUMER = np.array(
-    [0.6, 0.3, 0.2, 0.15, 0.15, 0.3, 0.8, 1.8, 3, 4, 4.5, 4.5, 5, 4.5, 4, 4, 4.2, 4.8, 5.5, 6,
-     6, 5, 3.5, 1.5]
-)  # fmt: skip
+    [
+        0.6,
+        0.3,
+        0.2,
+        0.15,
+        0.15,
+        0.3,
+        0.8,
+        1.8,
+        3,
+        4,
+        4.5,
+        4.5,
+        5,
+        4.5,
+        4,
+        4,
+        4.2,
+        4.8,
+        5.5,
+        6,
+        6,
+        5,
+        3.5,
+        1.5,
+    ]
+)
 
 
 @dataclass
@@ -332,8 +380,14 @@ def _what_if_feature(loaded: LoadedScenario, rng: np.random.Generator) -> int | 
     return int(rng.choice(mutable))
 
 
-def _variant(loaded: LoadedScenario, box: atk.Box | None, x: np.ndarray, k: int, feat: int,
-             rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+def _variant(
+    loaded: LoadedScenario,
+    box: atk.Box | None,
+    x: np.ndarray,
+    k: int,
+    feat: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A what-if variant of one application: one field changed by a round step."""
     v = x.copy()
     if box is None:  # image: a re-edited upload (brightness / contrast tweak)
@@ -460,8 +514,9 @@ def _plan_benign(world: _World, addrs: _Addresses) -> tuple[list[_Client], list[
     return clients, [int(v) for v in volumes], traits
 
 
-def _run_benign(world: _World, oracle: _Oracle, addrs: _Addresses, box: atk.Box | None,
-                progress: Progress) -> None:  # fmt: skip
+def _run_benign(
+    world: _World, oracle: _Oracle, addrs: _Addresses, box: atk.Box | None, progress: Progress
+) -> None:
     clients, volumes, traits = _plan_benign(world, addrs)
     rng = _rng(world.seed, "benign-traffic")
     x, owners = _benign_plan(world.loaded, box, clients, volumes, rng, traits)
@@ -506,8 +561,9 @@ def _model_labels(loaded: LoadedScenario, x: np.ndarray) -> np.ndarray:
     return np.argmax(loaded.predict_proba(x), axis=1) if len(x) else np.empty(0, dtype=int)
 
 
-def _run_tabular_attacks(world: _World, oracle: _Oracle, addrs: _Addresses, box: atk.Box,
-                         progress: Progress) -> None:  # fmt: skip
+def _run_tabular_attacks(
+    world: _World, oracle: _Oracle, addrs: _Addresses, box: atk.Box, progress: Progress
+) -> None:
     loaded, s, seed = world.loaded, world.scale, world.seed
     names = loaded.spec.names
     # Held-out inputs and the model's own labels on them: to score each stolen copy (fidelity).
@@ -532,29 +588,43 @@ def _run_tabular_attacks(world: _World, oracle: _Oracle, addrs: _Addresses, box:
         return _rng(seed, "attack-" + name)
 
     r = trng("uniform")
-    c, ask = attacker("uniform-extraction", _scaled(2000, s, 150), kind=0,
-                      start=r.uniform(9, 17) * hour, gap=0.6, pause=5)  # fmt: skip
+    c, ask = attacker(
+        "uniform-extraction",
+        _scaled(2000, s, 150),
+        kind=0,
+        start=r.uniform(9, 17) * hour,
+        gap=0.6,
+        pause=5,
+    )
     record(c.label, [c], atk.uniform_extraction(box, ask, r, eval_x, eval_y))
 
     r = trng("jbda")
     n_seed = _scaled(40, s, 6)
-    c, ask = attacker("jbda-extraction", n_seed * 32, kind=0,
-                      start=r.uniform(10, 20) * hour, gap=0.8, pause=90)  # fmt: skip
+    c, ask = attacker(
+        "jbda-extraction", n_seed * 32, kind=0, start=r.uniform(10, 20) * hour, gap=0.8, pause=90
+    )
     seeds = loaded.sample_benign(n_seed, r)
     record(c.label, [c], atk.jbda_extraction(box, ask, seeds, r, eval_x, eval_y))
 
     r = trng("knockoff")
     n = _scaled(2000, s, 150)
-    c, ask = attacker("knockoff-extraction", n, kind=0,
-                      start=r.uniform(8, 16) * hour, gap=1.0, pause=40)  # fmt: skip
+    c, ask = attacker(
+        "knockoff-extraction", n, kind=0, start=r.uniform(8, 16) * hour, gap=1.0, pause=40
+    )
     pool = atk.shifted_population(loaded.sample_benign(3 * n, r), box, r)
     record(c.label, [c], atk.knockoff_extraction(box, ask, pool, r, eval_x, eval_y))
 
     r = trng("evasion")
     n_targets = _scaled(4, s, 2)
     per_target = _scaled(250, s, 60)
-    c, ask = attacker("evasion-probing", n_targets * per_target, kind=0,
-                      start=r.uniform(12, 21) * hour, gap=1.2, pause=2)  # fmt: skip
+    c, ask = attacker(
+        "evasion-probing",
+        n_targets * per_target,
+        kind=0,
+        start=r.uniform(12, 21) * hour,
+        gap=1.2,
+        pause=2,
+    )
     natural = loaded.sample_benign(400, r)
     labs = _model_labels(loaded, natural)  # the attacker's own history of applications
     desired = int(np.bincount(labs, minlength=len(loaded.classes)).argmax())
@@ -563,15 +633,17 @@ def _run_tabular_attacks(world: _World, oracle: _Oracle, addrs: _Addresses, box:
         own = loaded.x_train[_model_labels(loaded, loaded.x_train) != desired]
         extra = own[r.permutation(len(own))[: n_targets - len(targets)]]
         targets = np.concatenate([targets, extra])
-    out = atk.evasion_probing(box, ask, targets, desired, natural[labs == desired], r,
-                              per_target=per_target)  # fmt: skip
+    out = atk.evasion_probing(
+        box, ask, targets, desired, natural[labs == desired], r, per_target=per_target
+    )
     record(c.label, [c], out)
     world.attacks[c.label]["desired_label"] = loaded.classes[desired]
 
     r = trng("membership")
     n_rec = _scaled(40, s, 8)
-    c, ask = attacker("membership-probing", n_rec * 12, kind=0,
-                      start=r.uniform(7, 22) * hour, gap=0.7, pause=8)  # fmt: skip
+    c, ask = attacker(
+        "membership-probing", n_rec * 12, kind=0, start=r.uniform(7, 22) * hour, gap=0.7, pause=8
+    )
     idx = r.choice(len(loaded.x_train), size=n_rec, replace=False)
     out = atk.membership_probing(box, ask, loaded.x_train[idx], loaded.y_train[idx], r)
     record(c.label, [c], out)
@@ -579,8 +651,9 @@ def _run_tabular_attacks(world: _World, oracle: _Oracle, addrs: _Addresses, box:
     r = trng("inversion")
     n_rec = _scaled(10, s, 3)
     feats = atk.sweep_features(box, names)
-    c, ask = attacker("inversion-sweep", 10**9, kind=0,
-                      start=r.uniform(9, 20) * hour, gap=0.9, pause=15)  # fmt: skip
+    c, ask = attacker(
+        "inversion-sweep", 10**9, kind=0, start=r.uniform(9, 20) * hour, gap=0.9, pause=15
+    )
     idx = r.choice(len(loaded.x_train), size=n_rec, replace=False)
     out = atk.inversion_sweep(box, ask, loaded.x_train[idx], loaded.y_train[idx], feats)
     out.metrics["features"] = [names[i] for i in feats]
@@ -593,8 +666,15 @@ def _run_tabular_attacks(world: _World, oracle: _Oracle, addrs: _Addresses, box:
     t0 = r.uniform(8, 16) * hour
     sybils = []
     for _ in range(n_ids):
-        sc = world.add("sybil-extraction", "sybil-extraction", ip, kind=0,
-                       start=t0 + r.uniform(0, 3 * hour), gap=20.0, pause=30)  # fmt: skip
+        sc = world.add(
+            "sybil-extraction",
+            "sybil-extraction",
+            ip,
+            kind=0,
+            start=t0 + r.uniform(0, 3 * hour),
+            gap=20.0,
+            pause=30,
+        )
         sybils.append(sc)
     asks = [atk.Budgeted(oracle.asker(sc), per_id) for sc in sybils]
     record("sybil-extraction", sybils, atk.sybil_extraction(box, asks, r, eval_x, eval_y))
@@ -605,8 +685,9 @@ def _run_tabular_attacks(world: _World, oracle: _Oracle, addrs: _Addresses, box:
     record(c.label, [c], atk.active_low_and_slow(box, ask, r, eval_x, eval_y))
 
 
-def _run_image_attacks(world: _World, oracle: _Oracle, addrs: _Addresses,
-                       progress: Progress) -> None:  # fmt: skip
+def _run_image_attacks(
+    world: _World, oracle: _Oracle, addrs: _Addresses, progress: Progress
+) -> None:
     loaded, s, seed = world.loaded, world.scale, world.seed
     hour = 3600.0
     r = _rng(seed, "attack-patch")
@@ -618,8 +699,15 @@ def _run_image_attacks(world: _World, oracle: _Oracle, addrs: _Addresses,
     metrics = []
     queries = 0
     for k in range(_scaled(2, s, 1)):
-        c = world.add("patch-probing", "patch-probing", addrs.new(), kind=0,
-                      start=r.uniform(10, 22) * hour, gap=1.5, pause=1)  # fmt: skip
+        c = world.add(
+            "patch-probing",
+            "patch-probing",
+            addrs.new(),
+            kind=0,
+            start=r.uniform(10, 22) * hour,
+            gap=1.5,
+            pause=1,
+        )
         ask = atk.Budgeted(oracle.asker(c), _scaled(300, s, 40))
         out = atk.patch_probing(ask, flagged[k % len(flagged)], desired, r)
         clients.append(c)
@@ -634,13 +722,24 @@ def _run_image_attacks(world: _World, oracle: _Oracle, addrs: _Addresses,
     }
     progress(f"attack patch-probing: {queries:,} queries")
     r = _rng(seed, "attack-synthetic")
-    c = world.add("synthetic-extraction", "synthetic-extraction", addrs.new(), kind=0,
-                  start=r.uniform(8, 18) * hour, gap=0.8, pause=20)  # fmt: skip
-    out = atk.synthetic_extraction(atk.Budgeted(oracle.asker(c), _scaled(1500, s, 80)),
-                                   tuple(loaded.spec.shape), r)  # fmt: skip
+    c = world.add(
+        "synthetic-extraction",
+        "synthetic-extraction",
+        addrs.new(),
+        kind=0,
+        start=r.uniform(8, 18) * hour,
+        gap=0.8,
+        pause=20,
+    )
+    out = atk.synthetic_extraction(
+        atk.Budgeted(oracle.asker(c), _scaled(1500, s, 80)), tuple(loaded.spec.shape), r
+    )
     world.attacks["synthetic-extraction"] = {
-        "clients": [c.index], "source_ips": [c.ip], "queries": out.queries, **out.metrics,
-    }  # fmt: skip
+        "clients": [c.index],
+        "source_ips": [c.ip],
+        "queries": out.queries,
+        **out.metrics,
+    }
     progress(f"attack synthetic-extraction: {out.queries:,} queries")
 
 

@@ -172,8 +172,9 @@ def _run(ctx: AttackContext) -> AttackResult:
         copies: dict[str, Predictor] = {"labels_only": labels_only(x, labels, ctx.seed)}
         solved = equation_solving(space, x, probs) if scores else None
         # Coarsely rounded scores (0.1) cannot certify an exact fit: cap what rounding excuses.
-        tolerance = max(float(p.get("exact_tolerance", 1e-3)),
-                        min(10 * score_resolution(probs), 1e-2))  # fmt: skip
+        tolerance = max(
+            float(p.get("exact_tolerance", 1e-3)), min(10 * score_resolution(probs), 1e-2)
+        )
         exact = solved is not None and solved[1] < tolerance
         if solved is not None:
             copies["equation_solving"] = solved[0]

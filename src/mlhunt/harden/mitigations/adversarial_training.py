@@ -37,16 +37,24 @@ def recipe_from(p: dict[str, Any], eps: float, seed: int) -> Any:
     from mlhunt.harden._robust import Recipe
 
     try:
-        r = Recipe(eps=eps, steps=int(p.get("train_steps", 3)), epochs=int(p.get("epochs", 3)),
-                   lr=float(p.get("lr", 1e-3)), clean_weight=float(p.get("clean_weight", 0.5)),
-                   patch_share=float(p.get("patch_share", 0.5)),
-                   patch_area=float(p.get("patch_area", 0.1)), seed=seed)  # fmt: skip
+        r = Recipe(
+            eps=eps,
+            steps=int(p.get("train_steps", 3)),
+            epochs=int(p.get("epochs", 3)),
+            lr=float(p.get("lr", 1e-3)),
+            clean_weight=float(p.get("clean_weight", 0.5)),
+            patch_share=float(p.get("patch_share", 0.5)),
+            patch_area=float(p.get("patch_area", 0.1)),
+            seed=seed,
+        )
     except (TypeError, ValueError) as exc:
         raise InputError(f"adversarial training parameters: {exc}") from None
     in_unit = 0 <= r.clean_weight <= 1 and 0 <= r.patch_share <= 1
     if not (in_unit and r.epochs >= 1 and r.steps >= 1):
-        raise InputError("adversarial training: clean_weight and patch_share in [0, 1], "
-                         "epochs and train_steps >= 1")  # fmt: skip
+        raise InputError(
+            "adversarial training: clean_weight and patch_share in [0, 1], "
+            "epochs and train_steps >= 1"
+        )
     return r
 
 
@@ -65,20 +73,30 @@ def robust_model(ctx: HardenContext, eps: float) -> tuple[Any, dict[str, Any]]:
     base_dir = getattr(loaded, "directory", None)
     digest = file_digest(base_dir / "model.pt") if base_dir else loaded.model_name
     config = getattr(loaded, "config", {}) or {}
-    parts = {"recipe": asdict(recipe), "n_train": n_train, "base": digest,
-             "data": array_digest(loaded.x_train, loaded.y_train,
-                                  loaded.boxes_train),  # type: ignore[attr-defined]
-             "code": code_parts(_robust)}  # fmt: skip
+    parts = {
+        "recipe": asdict(recipe),
+        "n_train": n_train,
+        "base": digest,
+        "data": array_digest(loaded.x_train, loaded.y_train, loaded.boxes_train),  # type: ignore[attr-defined]
+        "code": code_parts(_robust),
+    }
 
     def build() -> tuple[Any, dict[str, Any]]:
         started = time.perf_counter()
-        idx = np.sort(np.random.default_rng(ctx.seed).choice(len(loaded.x_train), n_train,
-                                                             replace=False))  # fmt: skip
+        idx = np.sort(
+            np.random.default_rng(ctx.seed).choice(len(loaded.x_train), n_train, replace=False)
+        )
         x = np.asarray(loaded.x_train[idx], dtype=np.float32)
         y = np.asarray(loaded.y_train[idx], dtype=np.int64)
         boxes = np.asarray(loaded.boxes_train)[idx]  # type: ignore[attr-defined]
-        model, losses = adversarial_train(loaded.torch_model(), x, y, boxes, recipe,  # type: ignore[attr-defined]
-                                          progress=ctx.progress)  # fmt: skip
+        model, losses = adversarial_train(
+            loaded.torch_model(),
+            x,
+            y,
+            boxes,
+            recipe,  # type: ignore[attr-defined]
+            progress=ctx.progress,
+        )
         return model, {"losses": losses, "train_seconds": round(time.perf_counter() - started, 1)}
 
     def fresh() -> Any:
@@ -113,15 +131,20 @@ def _target(name: str, ctx: HardenContext, module: Any) -> ModelTarget:
     return ModelTarget(name, spec, classes, predict, torch_module=lambda: module)
 
 
-def _pgd_measure(model: Any, x: np.ndarray, y: np.ndarray, eps: float, steps: int,
-                 domain: g.Domain) -> dict[str, Any]:  # fmt: skip
+def _pgd_measure(
+    model: Any, x: np.ndarray, y: np.ndarray, eps: float, steps: int, domain: g.Domain
+) -> dict[str, Any]:
     r = g.pgd(model, x, y, eps, domain=domain, steps=steps)
     return {
-        "mode": "PGD L-inf", "clean_accuracy": round(float(r.clean_correct.mean()), 4),
-        "adversarial_accuracy": round(float(r.correct.mean()), 4), "epsilon": round(eps, 6),
-        "epsilon_label": g.eps_label(eps, "image"), "steps": steps, "evaluated": len(x),
+        "mode": "PGD L-inf",
+        "clean_accuracy": round(float(r.clean_correct.mean()), 4),
+        "adversarial_accuracy": round(float(r.correct.mean()), 4),
+        "epsilon": round(eps, 6),
+        "epsilon_label": g.eps_label(eps, "image"),
+        "steps": steps,
+        "evaluated": len(x),
         "success_rate": round(1 - float(r.correct.sum()) / max(int(r.clean_correct.sum()), 1), 4),
-    }  # fmt: skip
+    }
 
 
 def run(ctx: HardenContext) -> list[Outcome]:
@@ -152,15 +175,23 @@ def _run(ctx: HardenContext) -> list[Outcome]:
         ctx.progress(f"{label}: utility, PGD {g.eps_label(eps, 'image')} and the patch attack")
         prepared = g.prepare(module)
         pgd = _pgd_measure(prepared, x, y, eps, steps, domain)
-        patch_r = run_attack(ctx, patch, _target(f"{loaded.model_name}+{label}", ctx, module),
-                             p_params, f"patch-{label}")  # fmt: skip
-        curve = [float(g.pgd(prepared, x, y, e, domain=domain, steps=steps).correct.mean())
-                 for e in sweep]  # fmt: skip
+        patch_r = run_attack(
+            ctx,
+            patch,
+            _target(f"{loaded.model_name}+{label}", ctx, module),
+            p_params,
+            f"patch-{label}",
+        )
+        curve = [
+            float(g.pgd(prepared, x, y, e, domain=domain, steps=steps).correct.mean())
+            for e in sweep
+        ]
         results[label] = {
             "utility": moderation_utility(prepared, x_h, y_h),
             "attacks": {EVASION: pgd, PATCH: measures(patch_r)},
-            "curve": curve, "patch_curve": patch_r.curves,
-        }  # fmt: skip
+            "curve": curve,
+            "patch_curve": patch_r.curves,
+        }
     b, a = results["before"], results["after"]
     rob_b = b["attacks"][EVASION]["adversarial_accuracy"]
     rob_a = a["attacks"][EVASION]["adversarial_accuracy"]
@@ -173,7 +204,7 @@ def _run(ctx: HardenContext) -> list[Outcome]:
         "robust_gain": rob_a >= rob_b + gain,
         "patch_hide_drop": None not in (hide_b, hide_a) and hide_a <= hide_b - hide_drop,
         "clean_accuracy": drop <= max_drop,
-    }  # fmt: skip
+    }
     ok = all(checks.values())
     failed = [k for k, v in checks.items() if not v]
     label = g.eps_label(eps, "image")
@@ -189,20 +220,38 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     if failed:
         summary += f"; fails: {', '.join(failed)}"
     plot = _plot(ctx, sweep, results)
-    return [Outcome(
-        variant={"epsilon": label, "patch_share": training["recipe"]["patch_share"],
-                 "clean_weight": training["recipe"]["clean_weight"]},
-        utility_before=b["utility"], utility_after=a["utility"],
-        attack_before=b["attacks"], attack_after=a["attacks"], effective=ok, summary=summary,
-        extra={"training": training, "checks": checks, "clean_accuracy_drop": drop,
-               "robust_accuracy": {"before": rob_b, "after": rob_a},
-               "patch_hide_rate": {"before": hide_b, "after": hide_a},
-               "robustness_curve": {"epsilons": [round(e * 255, 3) for e in sweep],
-                                    "before": b["curve"], "after": a["curve"]},
-               "rule": (f"effective when robust accuracy gains >= {gain:g}, the patch hide rate "
-                        f"drops >= {hide_drop:g} and clean accuracy drops <= {max_drop:g}")},
-        plots=[plot],
-    )]  # fmt: skip
+    return [
+        Outcome(
+            variant={
+                "epsilon": label,
+                "patch_share": training["recipe"]["patch_share"],
+                "clean_weight": training["recipe"]["clean_weight"],
+            },
+            utility_before=b["utility"],
+            utility_after=a["utility"],
+            attack_before=b["attacks"],
+            attack_after=a["attacks"],
+            effective=ok,
+            summary=summary,
+            extra={
+                "training": training,
+                "checks": checks,
+                "clean_accuracy_drop": drop,
+                "robust_accuracy": {"before": rob_b, "after": rob_a},
+                "patch_hide_rate": {"before": hide_b, "after": hide_a},
+                "robustness_curve": {
+                    "epsilons": [round(e * 255, 3) for e in sweep],
+                    "before": b["curve"],
+                    "after": a["curve"],
+                },
+                "rule": (
+                    f"effective when robust accuracy gains >= {gain:g}, the patch hide rate "
+                    f"drops >= {hide_drop:g} and clean accuracy drops <= {max_drop:g}"
+                ),
+            },
+            plots=[plot],
+        )
+    ]
 
 
 def _pct(v: float | None) -> str:
@@ -213,7 +262,13 @@ def _plot(ctx: HardenContext, sweep: list[float], results: dict[str, dict[str, A
     from mlhunt.assess import plots
 
     series = {f"robust accuracy {k}": r["curve"] for k, r in results.items()}
-    return plots.curve(ctx.out_dir, "adversarial_training_tradeoff.png",
-                       [e * 255 for e in sweep], series, xlabel="PGD L-inf epsilon (/255)",
-                       ylabel="robust accuracy", logx=True,
-                       title=f"Adversarial training of {ctx.loaded.model_name}")  # fmt: skip
+    return plots.curve(
+        ctx.out_dir,
+        "adversarial_training_tradeoff.png",
+        [e * 255 for e in sweep],
+        series,
+        xlabel="PGD L-inf epsilon (/255)",
+        ylabel="robust accuracy",
+        logx=True,
+        title=f"Adversarial training of {ctx.loaded.model_name}",
+    )

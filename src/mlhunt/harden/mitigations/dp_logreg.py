@@ -37,13 +37,27 @@ def private_pipeline(ctx: HardenContext, epsilon: float, seed: int) -> tuple[Any
     share = float(p.get("scaler_share", 0.1))
     acc = accountant_cls()
     bounds = (np.asarray(spec.lower, dtype=np.float64), np.asarray(spec.upper, dtype=np.float64))
-    pipe = Pipeline([
-        ("scale", dp_scaler(epsilon=epsilon * share, bounds=bounds, random_state=seed,
-                            accountant=acc)),
-        ("logreg", dp_logreg(epsilon=epsilon * (1 - share), data_norm=float(p.get("data_norm", 3)),
-                             C=float(p.get("C", 1.0)), max_iter=int(p.get("max_iter", 1000)),
-                             random_state=seed, accountant=acc)),
-    ])  # fmt: skip
+    pipe = Pipeline(
+        [
+            (
+                "scale",
+                dp_scaler(
+                    epsilon=epsilon * share, bounds=bounds, random_state=seed, accountant=acc
+                ),
+            ),
+            (
+                "logreg",
+                dp_logreg(
+                    epsilon=epsilon * (1 - share),
+                    data_norm=float(p.get("data_norm", 3)),
+                    C=float(p.get("C", 1.0)),
+                    max_iter=int(p.get("max_iter", 1000)),
+                    random_state=seed,
+                    accountant=acc,
+                ),
+            ),
+        ]
+    )
     x = np.clip(np.asarray(ctx.loaded.x_train, dtype=np.float64), *bounds)
     pipe.fit(x, np.asarray(ctx.loaded.y_train).astype(int))
     return pipe, acc
@@ -77,18 +91,28 @@ def _run(ctx: HardenContext) -> list[Outcome]:
         ctx.progress(f"epsilon {eps:g}: training and attacking the private model")
         pipe, acc = private_pipeline(ctx, eps, ctx.seed + i)
         spent_eps, spent_delta = acc.total()
-        target = ModelTarget(f"{loaded.model_name}+dp-eps{eps:g}", loaded.spec,
-                             tuple(loaded.classes), pipe.predict_proba, sklearn=pipe)  # fmt: skip
+        target = ModelTarget(
+            f"{loaded.model_name}+dp-eps{eps:g}",
+            loaded.spec,
+            tuple(loaded.classes),
+            pipe.predict_proba,
+            sklearn=pipe,
+        )
         u_after = tabular_utility(pipe.predict_proba, x_h, y_h)
         a_after = privacy_attacks(ctx, target, f"dp-eps{eps:g}")
         drop = round(u_before["roc_auc"] - u_after["roc_auc"], 4)
         ok_utility = drop <= float(p.get("max_utility_drop", 0.05))
         effective = _refuted(a_after) and ok_utility
         m_b, m_a = a_before[MEMBERSHIP], a_after[MEMBERSHIP]
-        rows.append({"epsilon": eps, **{f"utility_{k}": v for k, v in u_after.items()},
-                     "membership_auc": m_a.get("auc"), "membership_tpr_at_0.001":
-                     (m_a.get("tpr_at_fpr") or {}).get("0.001"),
-                     "attribute_advantage": a_after[ATTRIBUTE].get("advantage")})  # fmt: skip
+        rows.append(
+            {
+                "epsilon": eps,
+                **{f"utility_{k}": v for k, v in u_after.items()},
+                "membership_auc": m_a.get("auc"),
+                "membership_tpr_at_0.001": (m_a.get("tpr_at_fpr") or {}).get("0.001"),
+                "attribute_advantage": a_after[ATTRIBUTE].get("advantage"),
+            }
+        )
         summary = (
             f"epsilon {eps:g} (delta {spent_delta:g}): ROC AUC {u_before['roc_auc']:.3f} -> "
             f"{u_after['roc_auc']:.3f}, accuracy {u_before['accuracy']:.3f} -> "
@@ -101,17 +125,27 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             summary += " (both attacks were already refuted on the non-private model)"
         if not ok_utility:
             summary += f"; utility loss {drop:.3f} ROC AUC exceeds the tolerance"
-        outcomes.append(Outcome(
-            variant={"epsilon": eps},
-            utility_before=u_before, utility_after=u_after,
-            attack_before=a_before, attack_after=a_after,
-            effective=effective, summary=summary,
-            extra={"privacy_budget": {"epsilon": round(spent_eps, 6), "delta": spent_delta,
-                                      "mechanism": "diffprivlib Vector (objective perturbation) "
-                                      "+ DP StandardScaler, sequential composition"},
-                   "utility_drop": {"roc_auc": drop},
-                   "improved": not _refuted(a_before)},
-        ))  # fmt: skip
+        outcomes.append(
+            Outcome(
+                variant={"epsilon": eps},
+                utility_before=u_before,
+                utility_after=u_after,
+                attack_before=a_before,
+                attack_after=a_after,
+                effective=effective,
+                summary=summary,
+                extra={
+                    "privacy_budget": {
+                        "epsilon": round(spent_eps, 6),
+                        "delta": spent_delta,
+                        "mechanism": "diffprivlib Vector (objective perturbation) "
+                        "+ DP StandardScaler, sequential composition",
+                    },
+                    "utility_drop": {"roc_auc": drop},
+                    "improved": not _refuted(a_before),
+                },
+            )
+        )
     plot = _plot(ctx, u_before, a_before, rows)
     for o in outcomes:
         o.plots.append(plot)
@@ -120,9 +154,11 @@ def _run(ctx: HardenContext) -> list[Outcome]:
 
 
 def _plot(
-    ctx: HardenContext, u_before: dict[str, float], a_before: dict[str, Any],
+    ctx: HardenContext,
+    u_before: dict[str, float],
+    a_before: dict[str, Any],
     rows: list[dict[str, Any]],
-) -> str:  # fmt: skip
+) -> str:
     from mlhunt.assess import plots
 
     xs = [r["epsilon"] for r in rows]
@@ -133,6 +169,14 @@ def _plot(
         "membership AUC (non-private)": [a_before[MEMBERSHIP].get("auc")] * len(rows),
         "attribute advantage (private)": [r["attribute_advantage"] for r in rows],
     }
-    return plots.curve(ctx.out_dir, "dp_tradeoff.png", xs, series, xlabel="epsilon",
-                       ylabel="value", title=f"DP trade-off on {ctx.loaded.model_name}",
-                       logx=True, ylim=(-0.05, 1.02))  # fmt: skip
+    return plots.curve(
+        ctx.out_dir,
+        "dp_tradeoff.png",
+        xs,
+        series,
+        xlabel="epsilon",
+        ylabel="value",
+        title=f"DP trade-off on {ctx.loaded.model_name}",
+        logx=True,
+        ylim=(-0.05, 1.02),
+    )

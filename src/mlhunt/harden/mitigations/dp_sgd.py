@@ -28,9 +28,14 @@ def _config(p: dict[str, Any], seed: int) -> Any:
     from mlhunt.harden._dpsgd import MLPConfig
 
     try:
-        cfg = MLPConfig(hidden=int(p.get("hidden", 64)), epochs=int(p.get("epochs", 20)),
-                        batch=int(p.get("batch", 256)), lr=float(p.get("lr", 0.05)),
-                        max_grad_norm=float(p.get("max_grad_norm", 1.0)), seed=seed)  # fmt: skip
+        cfg = MLPConfig(
+            hidden=int(p.get("hidden", 64)),
+            epochs=int(p.get("epochs", 20)),
+            batch=int(p.get("batch", 256)),
+            lr=float(p.get("lr", 0.05)),
+            max_grad_norm=float(p.get("max_grad_norm", 1.0)),
+            seed=seed,
+        )
     except (TypeError, ValueError) as exc:
         raise InputError(f"MLH-HARDEN-DP-SGD parameters: {exc}") from None
     if min(cfg.hidden, cfg.epochs, cfg.batch) < 1 or cfg.lr <= 0 or cfg.max_grad_norm <= 0:
@@ -53,12 +58,19 @@ def _model(ctx: HardenContext, cfg: Any, epsilon: float | None, delta: float) ->
     code = code_parts(_dpsgd)
     if epsilon is not None:  # only the private model is trained through opacus
         code["opacus"] = str(import_opacus().__version__)
-    parts = {"cfg": dataclasses.asdict(cfg), "epsilon": epsilon, "delta": delta,
-             "data": f"{loaded.model_name}:{array_digest(x, y)}", "code": code}  # fmt: skip
+    parts = {
+        "cfg": dataclasses.asdict(cfg),
+        "epsilon": epsilon,
+        "delta": delta,
+        "data": f"{loaded.model_name}:{array_digest(x, y)}",
+        "code": code,
+    }
     module, info, _hit = cached_module(
-        "dp-sgd", parts, lambda: train(x, y, cfg, epsilon=epsilon, delta=delta),
+        "dp-sgd",
+        parts,
+        lambda: train(x, y, cfg, epsilon=epsilon, delta=delta),
         lambda: build_mlp(x.shape[1], cfg.hidden, int(y.max()) + 1),
-    )  # fmt: skip
+    )
     return Scaled(module, lower, upper), info
 
 
@@ -115,19 +127,25 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     for eps in epsilons:
         ctx.progress(f"epsilon {eps:g}: DP-SGD training and attacks")
         private, budget = _model(ctx, cfg, eps, delta)
-        t = ModelTarget(f"{name}+dpsgd-eps{eps:g}", loaded.spec, tuple(loaded.classes),
-                        private.predict_proba)  # fmt: skip
+        t = ModelTarget(
+            f"{name}+dpsgd-eps{eps:g}", loaded.spec, tuple(loaded.classes), private.predict_proba
+        )
         u_after = tabular_utility(private.predict_proba, x_h, y_h)
         a_after = privacy_attacks(ctx, t, f"dpsgd-eps{eps:g}")
         drop = round(u_before["roc_auc"] - u_after["roc_auc"], 4)
         refuted = all(a["verdict"] == "refuted" for a in a_after.values())
         ok = refuted and drop <= float(p.get("max_utility_drop", 0.05))
         m_b, m_a = a_before[MEMBERSHIP], a_after[MEMBERSHIP]
-        rows.append({"epsilon": eps, "spent_epsilon": budget.get("epsilon"),
-                     **{f"utility_{k}": v for k, v in u_after.items()},
-                     "membership_auc": m_a.get("auc"),
-                     "membership_tpr_at_0.001": tpr_at_low_fpr(m_a),
-                     "attribute_advantage": a_after[ATTRIBUTE].get("advantage")})  # fmt: skip
+        rows.append(
+            {
+                "epsilon": eps,
+                "spent_epsilon": budget.get("epsilon"),
+                **{f"utility_{k}": v for k, v in u_after.items()},
+                "membership_auc": m_a.get("auc"),
+                "membership_tpr_at_0.001": tpr_at_low_fpr(m_a),
+                "attribute_advantage": a_after[ATTRIBUTE].get("advantage"),
+            }
+        )
         summary = (
             f"DP-SGD epsilon {budget.get('epsilon')} at delta {delta:g} (noise multiplier "
             f"{budget.get('noise_multiplier')}): ROC AUC {u_before['roc_auc']:.3f} -> "
@@ -142,14 +160,24 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             summary += " (both attacks were already refuted on the non-private MLP)"
         if drop > float(p.get("max_utility_drop", 0.05)):
             summary += f"; utility loss {drop:.3f} ROC AUC exceeds the tolerance"
-        outcomes.append(Outcome(
-            variant={"epsilon": eps}, utility_before=u_before, utility_after=u_after,
-            attack_before=a_before, attack_after=a_after, effective=ok, summary=summary,
-            extra={"privacy_budget": budget, "utility_drop": {"roc_auc": drop},
-                   "improved": any(a["verdict"] == "validated" for a in a_before.values()),
-                   "model": f"MLP {len(loaded.spec.names)}-{cfg.hidden}-{cfg.hidden}-2, "
-                            f"{cfg.epochs} epochs, batch {cfg.batch}"},
-        ))  # fmt: skip
+        outcomes.append(
+            Outcome(
+                variant={"epsilon": eps},
+                utility_before=u_before,
+                utility_after=u_after,
+                attack_before=a_before,
+                attack_after=a_after,
+                effective=ok,
+                summary=summary,
+                extra={
+                    "privacy_budget": budget,
+                    "utility_drop": {"roc_auc": drop},
+                    "improved": any(a["verdict"] == "validated" for a in a_before.values()),
+                    "model": f"MLP {len(loaded.spec.names)}-{cfg.hidden}-{cfg.hidden}-2, "
+                    f"{cfg.epochs} epochs, batch {cfg.batch}",
+                },
+            )
+        )
     plot = _plot(ctx, u_before, a_before, rows)
     for o in outcomes:
         o.plots.append(plot)
@@ -157,8 +185,12 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     return outcomes
 
 
-def _plot(ctx: HardenContext, u_before: dict[str, float], a_before: dict[str, Any],
-          rows: list[dict[str, Any]]) -> str:  # fmt: skip
+def _plot(
+    ctx: HardenContext,
+    u_before: dict[str, float],
+    a_before: dict[str, Any],
+    rows: list[dict[str, Any]],
+) -> str:
     from mlhunt.assess import plots
 
     xs = [r["epsilon"] for r in rows]
@@ -169,6 +201,14 @@ def _plot(ctx: HardenContext, u_before: dict[str, float], a_before: dict[str, An
         "membership AUC (non-private)": [a_before[MEMBERSHIP].get("auc")] * len(rows),
         "membership TPR@0.1%FPR (DP-SGD)": [r["membership_tpr_at_0.001"] for r in rows],
     }
-    return plots.curve(ctx.out_dir, "dp_sgd_tradeoff.png", xs, series, xlabel="epsilon",
-                       ylabel="value", title=f"DP-SGD trade-off on {ctx.loaded.model_name}",
-                       logx=True, ylim=(-0.05, 1.02))  # fmt: skip
+    return plots.curve(
+        ctx.out_dir,
+        "dp_sgd_tradeoff.png",
+        xs,
+        series,
+        xlabel="epsilon",
+        ylabel="value",
+        title=f"DP-SGD trade-off on {ctx.loaded.model_name}",
+        logx=True,
+        ylim=(-0.05, 1.02),
+    )

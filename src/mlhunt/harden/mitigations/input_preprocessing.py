@@ -83,15 +83,22 @@ def run(ctx: HardenContext) -> list[Outcome]:
         return _run(ctx)
 
 
-def _measure(label: str, clean: np.ndarray, robust: np.ndarray, eps: float, steps: int,
-             mode: str) -> dict[str, Any]:  # fmt: skip
+def _measure(
+    label: str, clean: np.ndarray, robust: np.ndarray, eps: float, steps: int, mode: str
+) -> dict[str, Any]:
     n = len(clean)
-    return {EVASION: {
-        "mode": mode, "clean_accuracy": round(float(clean.mean()), 4),
-        "adversarial_accuracy": round(float(robust.mean()), 4), "epsilon": round(eps, 6),
-        "epsilon_label": label, "steps": steps, "evaluated": n,
-        "success_rate": round(1 - float(robust.sum()) / max(int(clean.sum()), 1), 4),
-    }}  # fmt: skip
+    return {
+        EVASION: {
+            "mode": mode,
+            "clean_accuracy": round(float(clean.mean()), 4),
+            "adversarial_accuracy": round(float(robust.mean()), 4),
+            "epsilon": round(eps, 6),
+            "epsilon_label": label,
+            "steps": steps,
+            "evaluated": n,
+            "success_rate": round(1 - float(robust.sum()) / max(int(clean.sum()), 1), 4),
+        }
+    }
 
 
 def _run(ctx: HardenContext) -> list[Outcome]:
@@ -140,8 +147,10 @@ def _run(ctx: HardenContext) -> list[Outcome]:
         if ok:
             verdict = "holds against the adaptive attack"
         elif robust_non >= robust_before + gain:
-            verdict = ("masks gradients only: robust against the non-adaptive attack, broken by "
-                       "the adaptive one")  # fmt: skip
+            verdict = (
+                "masks gradients only: robust against the non-adaptive attack, broken by "
+                "the adaptive one"
+            )
         elif robust_ada >= robust_before + gain:
             verdict = f"costs too much clean accuracy ({drop:+.3f} > max_clean_drop)"
         else:
@@ -152,18 +161,32 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             f"the non-adaptive attack, {robust_ada:.1%} against the adaptive (BPDA) attack. "
             f"Clean accuracy {acc_before:.1%} -> {acc_after:.1%}"
         )
-        outcomes.append(Outcome(
-            variant=variant,
-            utility_before={"accuracy": acc_before}, utility_after={"accuracy": acc_after},
-            attack_before=a_before, attack_after=a_ada, effective=ok, summary=summary,
-            extra={"attack_after_nonadaptive": a_non, "attack_after_adaptive": a_ada,
-                   "robust_accuracy": {"undefended": round(robust_before, 4),
-                                       "non_adaptive": round(robust_non, 4),
-                                       "adaptive": round(robust_ada, 4)},
-                   "verdict": verdict, "clean_accuracy_drop": drop,
-                   "rule": (f"effective when adaptive robust accuracy >= undefended + {gain:g} "
-                            f"and clean accuracy drop <= {p.get('max_clean_drop', 0.05)}")},
-        ))  # fmt: skip
+        outcomes.append(
+            Outcome(
+                variant=variant,
+                utility_before={"accuracy": acc_before},
+                utility_after={"accuracy": acc_after},
+                attack_before=a_before,
+                attack_after=a_ada,
+                effective=ok,
+                summary=summary,
+                extra={
+                    "attack_after_nonadaptive": a_non,
+                    "attack_after_adaptive": a_ada,
+                    "robust_accuracy": {
+                        "undefended": round(robust_before, 4),
+                        "non_adaptive": round(robust_non, 4),
+                        "adaptive": round(robust_ada, 4),
+                    },
+                    "verdict": verdict,
+                    "clean_accuracy_drop": drop,
+                    "rule": (
+                        f"effective when adaptive robust accuracy >= undefended + {gain:g} "
+                        f"and clean accuracy drop <= {p.get('max_clean_drop', 0.05)}"
+                    ),
+                },
+            )
+        )
     plot = _plot(ctx, acc_before, outcomes)
     for o in outcomes:
         o.plots.append(plot)
@@ -184,5 +207,11 @@ def _plot(ctx: HardenContext, clean_before: float, outcomes: list[Outcome]) -> s
         "robust: non-adaptive PGD": [undefended] + [r["non_adaptive"] for r in ra],
         "robust: adaptive PGD (BPDA)": [undefended] + [r["adaptive"] for r in ra],
     }
-    return bars(ctx.out_dir, "preprocessing_tradeoff.png", names, series, ylabel="accuracy",
-                title=f"Input preprocessing on {ctx.loaded.model_name}")  # fmt: skip
+    return bars(
+        ctx.out_dir,
+        "preprocessing_tradeoff.png",
+        names,
+        series,
+        ylabel="accuracy",
+        title=f"Input preprocessing on {ctx.loaded.model_name}",
+    )

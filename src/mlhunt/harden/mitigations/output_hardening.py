@@ -48,18 +48,24 @@ def hardened(predict: Predict, mode: str, decimals: int) -> Predict:
 def curve(result_curves: dict[str, Any]) -> list[dict[str, Any]]:
     rows = result_curves.get("agreement_vs_queries") or []
     return [
-        {"queries": r["queries"], "agreement": r["agreement"],
-         "balanced_agreement": round(float(np.mean(list(r["agreement_by_class"].values()))), 4)}
+        {
+            "queries": r["queries"],
+            "agreement": r["agreement"],
+            "balanced_agreement": round(float(np.mean(list(r["agreement_by_class"].values()))), 4),
+        }
         for r in rows
-    ]  # fmt: skip
+    ]
 
 
 def reach(rows: list[dict[str, Any]], metric: str, target: float) -> dict[str, Any]:
     """Queries to reach ``target`` (None: not within the schedule) and the best value seen."""
     hit = next((r["queries"] for r in rows if r[metric] >= target), None)
     cap = max((r[metric] for r in rows), default=0.0)
-    return {"queries_to_target": hit, "cap": cap, "queries_tried": rows[-1]["queries"] if rows
-            else 0}  # fmt: skip
+    return {
+        "queries_to_target": hit,
+        "cap": cap,
+        "queries_tried": rows[-1]["queries"] if rows else 0,
+    }
 
 
 def _when(r: dict[str, Any]) -> str:
@@ -96,8 +102,7 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     x_h, y_h = np.asarray(loaded.x_holdout), np.asarray(loaded.y_holdout)
 
     def attack(predict: Predict, label: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        t = ModelTarget(f"{loaded.model_name}+{label}", loaded.spec, tuple(loaded.classes),
-                        predict)  # fmt: skip
+        t = ModelTarget(f"{loaded.model_name}+{label}", loaded.spec, tuple(loaded.classes), predict)
         r = run_attack(ctx, extraction_tabular, t, a_params, label)
         return {EXTRACTION: measures(r)}, curve(r.curves)
 
@@ -131,22 +136,47 @@ def _run(ctx: HardenContext) -> list[Outcome]:
             f"Legitimate clients: ROC AUC {u_before['roc_auc']:.3f} -> {u_after['roc_auc']:.3f}, "
             f"PR-AUC {u_before['pr_auc']:.3f} -> {u_after['pr_auc']:.3f} of what they receive"
         )
-        outcomes.append(Outcome(
-            variant=variant, utility_before=u_before, utility_after=u_after,
-            attack_before=a_before, attack_after=a_after, effective=ok, summary=summary,
-            extra={"extraction_before": {**r_before, "metric": metric, "target": target_value,
-                                         "strategy": thief,
-                                         other: o_before, "curve": rows_before},
-                   "extraction_after": {**r_after, "metric": metric, "target": target_value,
-                                        "strategy": thief,
-                                        other: o_after, "curve": rows_after},
-                   "utility_drop": {k: round(u_before[k] - u_after[k], 4) for k in u_before}},
-        ))  # fmt: skip
+        outcomes.append(
+            Outcome(
+                variant=variant,
+                utility_before=u_before,
+                utility_after=u_after,
+                attack_before=a_before,
+                attack_after=a_after,
+                effective=ok,
+                summary=summary,
+                extra={
+                    "extraction_before": {
+                        **r_before,
+                        "metric": metric,
+                        "target": target_value,
+                        "strategy": thief,
+                        other: o_before,
+                        "curve": rows_before,
+                    },
+                    "extraction_after": {
+                        **r_after,
+                        "metric": metric,
+                        "target": target_value,
+                        "strategy": thief,
+                        other: o_after,
+                        "curve": rows_after,
+                    },
+                    "utility_drop": {k: round(u_before[k] - u_after[k], 4) for k in u_before},
+                },
+            )
+        )
     xs = [r["queries"] for r in rows_before]
-    plot = plots.curve(ctx.out_dir, "extraction_tradeoff.png", xs,
-                       {k: v[: len(xs)] + [np.nan] * (len(xs) - len(v)) for k, v in series.items()},
-                       xlabel="attack queries", ylabel=metric.replace("_", " "), logx=True,
-                       title=f"Extraction of {loaded.model_name}: exact vs hardened")  # fmt: skip
+    plot = plots.curve(
+        ctx.out_dir,
+        "extraction_tradeoff.png",
+        xs,
+        {k: v[: len(xs)] + [np.nan] * (len(xs) - len(v)) for k, v in series.items()},
+        xlabel="attack queries",
+        ylabel=metric.replace("_", " "),
+        logx=True,
+        title=f"Extraction of {loaded.model_name}: exact vs hardened",
+    )
     for o in outcomes:
         o.plots.append(plot)
     return outcomes

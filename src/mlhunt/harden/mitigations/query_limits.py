@@ -48,8 +48,10 @@ def read_traffic(out_dir: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
             times[rec["client_id"]].append(rec["ts"].rstrip("Z"))
     labels = json.loads((out_dir / "labels.json").read_text(encoding="utf-8"))
     day = np.datetime64(labels["day"], "ms")
-    seconds = {c: np.sort((np.array(ts, dtype="datetime64[ms]") - day).astype(np.int64) / 1e3)
-               for c, ts in times.items()}  # fmt: skip
+    seconds = {
+        c: np.sort((np.array(ts, dtype="datetime64[ms]") - day).astype(np.int64) / 1e3)
+        for c, ts in times.items()
+    }
     return seconds, labels
 
 
@@ -57,8 +59,9 @@ def _limit(spec: Any, mitigation: str) -> tuple[float, float, int]:
     try:
         return (float(spec["rate_per_minute"]), float(spec["burst"]), int(spec["daily_quota"]))
     except (KeyError, TypeError, ValueError):
-        raise InputError(f"{mitigation}.limits: each entry needs rate_per_minute, burst and "
-                         "daily_quota numbers") from None  # fmt: skip
+        raise InputError(
+            f"{mitigation}.limits: each entry needs rate_per_minute, burst and daily_quota numbers"
+        ) from None
 
 
 def run(ctx: HardenContext) -> list[Outcome]:
@@ -74,25 +77,38 @@ def _run(ctx: HardenContext) -> list[Outcome]:
     if not limits:
         raise InputError(f"{ctx.mitigation}.limits: at least one limit is needed")
     output = str(p.get("output", "scores"))
-    predict = loaded.predict_proba if output == "scores" else hardened(
-        loaded.predict_proba, output, 1)  # fmt: skip
+    predict = (
+        loaded.predict_proba if output == "scores" else hardened(loaded.predict_proba, output, 1)
+    )
     ctx.progress(f"extraction on the {output} API: how many queries it needs")
-    target = ModelTarget(f"{loaded.model_name}+{output}", loaded.spec, tuple(loaded.classes),
-                         predict)  # fmt: skip
-    result = run_attack(ctx, extraction_tabular, target,
-                        attack_params(EXTRACTION, p.get("extraction")), "extraction")  # fmt: skip
+    target = ModelTarget(
+        f"{loaded.model_name}+{output}", loaded.spec, tuple(loaded.classes), predict
+    )
+    result = run_attack(
+        ctx,
+        extraction_tabular,
+        target,
+        attack_params(EXTRACTION, p.get("extraction")),
+        "extraction",
+    )
     need = reach(curve(result.curves), "balanced_agreement", float(p.get("target", 0.95)))
     ctx.progress("simulating a day of traffic")
     traffic = ctx.out_dir / "traffic"
     simulate(loaded, traffic, seed=ctx.seed, scale=float(p.get("scale", 1.0)))
     times, labels = read_traffic(traffic)
     benign = [c for c, lab in labels["clients"].items() if lab == "benign"]
-    attackers = {style: info["clients"] for style, info in labels["attacks"].items()
-                 if "extraction" in style}  # fmt: skip
-    before = {style: {"queries": sum(len(times.get(c, ())) for c in clients),
-                      "clients": len(clients), "fidelity": labels["attacks"][style].get("fidelity"),
-                      "queries_needed": need["queries_to_target"]}
-              for style, clients in attackers.items()}  # fmt: skip
+    attackers = {
+        style: info["clients"] for style, info in labels["attacks"].items() if "extraction" in style
+    }
+    before = {
+        style: {
+            "queries": sum(len(times.get(c, ())) for c in clients),
+            "clients": len(clients),
+            "fidelity": labels["attacks"][style].get("fidelity"),
+            "queries_needed": need["queries_to_target"],
+        }
+        for style, clients in attackers.items()
+    }
     u_before = {"benign_clients_throttled": 0.0, "benign_requests_rejected": 0.0}
     outcomes = []
     for rate, burst, quota in limits:
@@ -101,31 +117,47 @@ def _run(ctx: HardenContext) -> list[Outcome]:
         for style, clients in attackers.items():
             got = sum(allowed.get(c, 0) for c in clients)
             q = need["queries_to_target"]
-            after[style] = {"queries_allowed": got, "queries_made": before[style]["queries"],
-                            "stopped": q is None or got < q}  # fmt: skip
+            after[style] = {
+                "queries_allowed": got,
+                "queries_made": before[style]["queries"],
+                "stopped": q is None or got < q,
+            }
         hit = [c for c in benign if allowed[c] < len(times[c])]
         lost = sum(len(times[c]) - allowed[c] for c in benign)
         total = sum(len(times[c]) for c in benign)
-        u_after = {"benign_clients_throttled": round(len(hit) / max(len(benign), 1), 4),
-                   "benign_requests_rejected": round(lost / max(total, 1), 4)}  # fmt: skip
+        u_after = {
+            "benign_clients_throttled": round(len(hit) / max(len(benign), 1), 4),
+            "benign_requests_rejected": round(lost / max(total, 1), 4),
+        }
         ok = all(a["stopped"] for a in after.values()) and u_after[
             "benign_clients_throttled"
         ] <= float(p.get("max_benign_throttled", 0.01))
-        passed = ", ".join(f"{s} {a['queries_allowed']}/{a['queries_made']}"
-                           for s, a in after.items())  # fmt: skip
+        passed = ", ".join(
+            f"{s} {a['queries_allowed']}/{a['queries_made']}" for s, a in after.items()
+        )
         summary = (
             f"{rate:g}/min, burst {burst:g}, quota {quota}: extraction on the {output} API needs "
             f"{need['queries_to_target'] or 'more than ' + str(need['queries_tried'])} queries; "
             f"allowed/made per attacker: {passed}; {len(hit)} of {len(benign)} benign clients "
             f"throttled ({u_after['benign_requests_rejected']:.2%} of benign requests)"
         )
-        outcomes.append(Outcome(
-            variant={"rate_per_minute": rate, "burst": burst, "daily_quota": quota},
-            utility_before=u_before, utility_after=u_after, attack_before=before,
-            attack_after=after, effective=ok, summary=summary,
-            extra={"extraction_need": {**need, "output": output}, "benign_throttled": len(hit),
-                   "benign_clients": len(benign), "traffic": str(traffic)},
-        ))  # fmt: skip
+        outcomes.append(
+            Outcome(
+                variant={"rate_per_minute": rate, "burst": burst, "daily_quota": quota},
+                utility_before=u_before,
+                utility_after=u_after,
+                attack_before=before,
+                attack_after=after,
+                effective=ok,
+                summary=summary,
+                extra={
+                    "extraction_need": {**need, "output": output},
+                    "benign_throttled": len(hit),
+                    "benign_clients": len(benign),
+                    "traffic": str(traffic),
+                },
+            )
+        )
     for o in outcomes:
         o.plots.append(_plot(ctx, o, need["queries_to_target"]))
     return outcomes
@@ -140,10 +172,18 @@ def _plot(ctx: HardenContext, o: Outcome, needed: int | None) -> str:
     v = o.variant
     name = f"query_limits_{v['rate_per_minute']:g}pm_{v['burst']:g}_{v['daily_quota']}.png"
     line = (float(needed), "queries the extraction needs") if needed else None
-    return bars(ctx.out_dir, name, styles,
-                {"made": [o.attack_after[s]["queries_made"] for s in styles],
-                 "let through": [o.attack_after[s]["queries_allowed"] for s in styles]},
-                ylabel="queries", logy=True, hline=line,
-                title=f"{v['rate_per_minute']:g}/min, burst {v['burst']:g}, quota "
-                      f"{v['daily_quota']}: {o.utility_after['benign_clients_throttled']:.1%} "
-                      "benign clients throttled")  # fmt: skip
+    return bars(
+        ctx.out_dir,
+        name,
+        styles,
+        {
+            "made": [o.attack_after[s]["queries_made"] for s in styles],
+            "let through": [o.attack_after[s]["queries_allowed"] for s in styles],
+        },
+        ylabel="queries",
+        logy=True,
+        hline=line,
+        title=f"{v['rate_per_minute']:g}/min, burst {v['burst']:g}, quota "
+        f"{v['daily_quota']}: {o.utility_after['benign_clients_throttled']:.1%} "
+        "benign clients throttled",
+    )

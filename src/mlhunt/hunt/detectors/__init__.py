@@ -68,8 +68,11 @@ def load_spec(path: Path) -> DetectorSpec:
         where = ".".join(str(p) for p in first["loc"])
         raise CatalogError(f"{path}: {where}: {first['msg']}") from None
     atlas, owasp, rules = _known_ids()
-    for kind, ids, known in (("atlas", spec.atlas, atlas), ("owasp_ml", spec.owasp_ml, owasp),
-                             ("validates", spec.validates, rules)):  # fmt: skip
+    for kind, ids, known in (
+        ("atlas", spec.atlas, atlas),
+        ("owasp_ml", spec.owasp_ml, owasp),
+        ("validates", spec.validates, rules),
+    ):
         bad = [i for i in ids if i not in known]
         if bad:
             raise CatalogError(f"{path}: {kind}: unknown id(s) {', '.join(bad)}")
@@ -83,8 +86,9 @@ def _make(stem: str, spec: DetectorSpec) -> Detector:
     return det
 
 
-def load_detectors(only: Iterable[str] | None = None,
-                   params: dict[str, dict[str, Any]] | None = None) -> list[Detector]:  # fmt: skip
+def load_detectors(
+    only: Iterable[str] | None = None, params: dict[str, dict[str, Any]] | None = None
+) -> list[Detector]:
     """Every registered detector (or those whose id or YAML stem is in ``only``); ``params``
     overrides thresholds per detector id."""
     wanted = {w.strip() for w in only} if only is not None else None

@@ -41,8 +41,9 @@ def project(z: np.ndarray) -> np.ndarray:
     return (z @ proj).astype(np.float32)
 
 
-def window_nn(z: np.ndarray, offsets: np.ndarray, valid: np.ndarray,
-              window: int = WINDOW) -> np.ndarray:  # fmt: skip
+def window_nn(
+    z: np.ndarray, offsets: np.ndarray, valid: np.ndarray, window: int = WINDOW
+) -> np.ndarray:
     """Per event: Euclidean distance (float32, as ``z`` from ``project``) to the nearest of the
     previous ``window`` events of its group that have an input (inf where there is none). A
     numba loop over each group's bounded history: O(n * window * d), no temporaries."""
@@ -51,8 +52,9 @@ def window_nn(z: np.ndarray, offsets: np.ndarray, valid: np.ndarray,
     return kern.window_nn(_f32(z), _i64(offsets), _bool(valid), int(window))
 
 
-def counted(valid: np.ndarray, diff: np.ndarray, offsets: np.ndarray,
-            window: int = WINDOW) -> np.ndarray:  # fmt: skip
+def counted(
+    valid: np.ndarray, diff: np.ndarray, offsets: np.ndarray, window: int = WINDOW
+) -> np.ndarray:
     """Events whose distance enters the test: an input, not a retry or a one-field variant of
     the previous query (``diff`` >= 2 fields changed), and a full history window behind it."""
     return valid & (diff >= 2) & (seg_position(offsets) >= window)
@@ -76,8 +78,9 @@ def reference_edges(base: np.ndarray, robust: np.ndarray) -> tuple[np.ndarray, n
     # the detector's own pass (project + window_nn + counted, no KS): the same distances, and
     # one compiled kernel to load per process instead of two
     ones = np.ones(len(z), dtype=bool)
-    _score, cols = distance_test(z, offsets, ones, np.full(len(z), 2), np.empty(0), np.empty(0),
-                                 1.0, 1.0, 0.0)  # fmt: skip
+    _score, cols = distance_test(
+        z, offsets, ones, np.full(len(z), 2), np.empty(0), np.empty(0), 1.0, 1.0, 0.0
+    )
     dist, keep = cols["dist"], cols["weight"]
     ref = np.sort(dist[keep].astype(np.float64))
     if len(ref) < NN_BINS * 5:
@@ -87,9 +90,15 @@ def reference_edges(base: np.ndarray, robust: np.ndarray) -> tuple[np.ndarray, n
     return edges, cdf
 
 
-def online_ks(dist: np.ndarray, weight: np.ndarray, offsets: np.ndarray, edges: np.ndarray,
-              cdf: np.ndarray, *, minus: bool = False) -> tuple[np.ndarray, np.ndarray,
-                                                               np.ndarray | None]:  # fmt: skip
+def online_ks(
+    dist: np.ndarray,
+    weight: np.ndarray,
+    offsets: np.ndarray,
+    edges: np.ndarray,
+    cdf: np.ndarray,
+    *,
+    minus: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Online binned KS of each group's counted distances (``weight``: a boolean mask) against
     the reference CDF.
 
@@ -100,14 +109,28 @@ def online_ks(dist: np.ndarray, weight: np.ndarray, offsets: np.ndarray, edges: 
     distance arrives."""
     from mlhunt.hunt.detectors import _kern_distance as kern
 
-    m, d_plus, d_minus = kern.online_ks(np.ascontiguousarray(dist), _bool(weight), _i64(offsets),
-                                        _f64(edges), _ref32(cdf), bool(minus))  # fmt: skip
+    m, d_plus, d_minus = kern.online_ks(
+        np.ascontiguousarray(dist),
+        _bool(weight),
+        _i64(offsets),
+        _f64(edges),
+        _ref32(cdf),
+        bool(minus),
+    )
     return m, d_plus, (d_minus if minus else None)
 
 
-def distance_test(robust: np.ndarray, offsets: np.ndarray, valid: np.ndarray, diff: np.ndarray,
-                  edges: np.ndarray, cdf: np.ndarray, lambda_threshold: float, d_threshold: float,
-                  min_events: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:  # fmt: skip
+def distance_test(
+    robust: np.ndarray,
+    offsets: np.ndarray,
+    valid: np.ndarray,
+    diff: np.ndarray,
+    edges: np.ndarray,
+    cdf: np.ndarray,
+    lambda_threshold: float,
+    d_threshold: float,
+    min_events: float,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The query-distance detector's pass in one kernel, from the robust inputs: (online
     score, columns dist, weight, m, d_plus, lam), the same numbers as ``project``,
     ``window_nn``, ``counted`` (with a finite distance), ``online_ks`` and then
@@ -121,8 +144,15 @@ def distance_test(robust: np.ndarray, offsets: np.ndarray, valid: np.ndarray, di
     z = z if z.dtype == np.float32 else np.ascontiguousarray(z, dtype=np.float64)
     thresholds = np.array([lambda_threshold, d_threshold, min_events], dtype=np.float64)
     dist, weight, m, d_plus, lam, online = kern.distance_test(
-        np.ascontiguousarray(z), _i64(offsets), _bool(valid), _i64(diff), WINDOW, _f64(edges),
-        _ref32(cdf), thresholds)  # fmt: skip
+        np.ascontiguousarray(z),
+        _i64(offsets),
+        _bool(valid),
+        _i64(diff),
+        WINDOW,
+        _f64(edges),
+        _ref32(cdf),
+        thresholds,
+    )
     return online, {"dist": dist, "weight": weight, "m": m, "d_plus": d_plus, "lam": lam}
 
 

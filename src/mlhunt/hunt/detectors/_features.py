@@ -58,8 +58,7 @@ def grid_codes(z: np.ndarray, cell: float, offset: float, chunk: int) -> np.ndar
     return kp.grid_codes(z, float(cell), float(offset), max(1, chunk), _MULT)
 
 
-def hash_inputs(batch: GroupBatch,
-                pop: Population) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+def hash_inputs(batch: GroupBatch, pop: Population) -> tuple[np.ndarray, np.ndarray, int]:
     """What the near-duplicate kernels read: (inputs in robust units, 0 rows without an input
     (:func:`robust_inputs`); events with an input (:func:`has_input`); coordinates per hash
     chunk: all of them for short vectors, 8 for long ones such as images). Both arrays are
@@ -69,8 +68,9 @@ def hash_inputs(batch: GroupBatch,
     return z, has_input(batch), max(1, d if d <= 16 else 8)
 
 
-def near_duplicates(batch: GroupBatch, pop: Population, cell: float,
-                    grids: int = 2) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def near_duplicates(
+    batch: GroupBatch, pop: Population, cell: float, grids: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """(latest earlier event of the group that is a near duplicate, or -1; share of hash chunks
     matched). Inputs are normalised by the population's range, quantised on ``grids`` shifted
     grids of side ``cell`` (:func:`grid_codes`); long vectors (images) are hashed in chunks of
@@ -83,14 +83,16 @@ def near_duplicates(batch: GroupBatch, pop: Population, cell: float,
     key = ("near_duplicates", id(pop), cell, grids)
     if key not in batch.cache:
         z, valid, chunk = hash_inputs(batch, pop)
-        batch.cache[key] = kp.near_duplicates(z, valid, batch.offsets.astype(np.int64),
-                                              float(cell), int(grids), chunk, _MULT)  # fmt: skip
+        batch.cache[key] = kp.near_duplicates(
+            z, valid, batch.offsets.astype(np.int64), float(cell), int(grids), chunk, _MULT
+        )
     out: tuple[np.ndarray, np.ndarray] = batch.cache[key]
     return out
 
 
-def g_statistic(batch: GroupBatch, pop: Population,
-                weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+def g_statistic(
+    batch: GroupBatch, pop: Population, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Online G-test of each group's per-feature binned inputs against the population's bin
     shares: (G after each event, weighted event count after each event, degrees of freedom).
     Events with weight 0 (no input, or a variant of the previous query) are not counted.
@@ -102,6 +104,7 @@ def g_statistic(batch: GroupBatch, pop: Population,
     """
     from mlhunt.hunt.detectors import _kern_extraction as kern
 
-    g, n_eff, _score, _z, _kl, df = kern.g_scan(batch.x, batch.offsets, weight, pop.edges,
-                                                pop.bin_probs, want_g=True)  # fmt: skip
+    g, n_eff, _score, _z, _kl, df = kern.g_scan(
+        batch.x, batch.offsets, weight, pop.edges, pop.bin_probs, want_g=True
+    )
     return g, n_eff, df

@@ -21,8 +21,7 @@ _BIG = np.finfo(np.float64).max
 
 
 @njit
-def input_features(x: np.ndarray,
-                   offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def input_features(x: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One pass over the inputs: (rows with an input: d > 0 and no NaN; previous event of the
     group or -1; features that differ from it, d+1 where either has no input)."""
     n, d = x.shape
@@ -73,10 +72,20 @@ def robust_rows(x: np.ndarray, valid: np.ndarray, width: np.ndarray) -> np.ndarr
 
 
 @njit
-def extraction_scan(x: np.ndarray, offsets: np.ndarray, keep: np.ndarray, weight: np.ndarray,
-                    edges: np.ndarray, log_q: np.ndarray, table: np.ndarray, df: int,
-                    z_thr: float, kl_thr: float, min_events: float, g_out: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def extraction_scan(
+    x: np.ndarray,
+    offsets: np.ndarray,
+    keep: np.ndarray,
+    weight: np.ndarray,
+    edges: np.ndarray,
+    log_q: np.ndarray,
+    table: np.ndarray,
+    df: int,
+    z_thr: float,
+    kl_thr: float,
+    min_events: float,
+    g_out: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Online G-test and extraction score of the kept groups, one pass.
 
     Per group a (features, bins) count array; an event with weight adds, per feature,
@@ -147,10 +156,19 @@ def xlogx(v: np.ndarray) -> np.ndarray:
     return np.where(v > 0, v * np.log(np.maximum(v, 1.0)), 0.0)
 
 
-def g_scan(x: np.ndarray, offsets: np.ndarray, weight: np.ndarray,
-           edges: tuple[np.ndarray, ...], probs: tuple[np.ndarray, ...],
-           keep: np.ndarray | None = None, *, z_thr: float = 1.0, kl_thr: float = 1.0,
-           min_events: float = 0.0, want_g: bool = False) -> tuple[Any, ...]:  # fmt: skip
+def g_scan(
+    x: np.ndarray,
+    offsets: np.ndarray,
+    weight: np.ndarray,
+    edges: tuple[np.ndarray, ...],
+    probs: tuple[np.ndarray, ...],
+    keep: np.ndarray | None = None,
+    *,
+    z_thr: float = 1.0,
+    kl_thr: float = 1.0,
+    min_events: float = 0.0,
+    want_g: bool = False,
+) -> tuple[Any, ...]:
     """:func:`extraction_scan` on a batch's arrays and a population's bins: (G or None,
     n_eff, score, z, kl) per event and the degrees of freedom; groups where ``keep`` is
     False are skipped (all zeros)."""
@@ -163,16 +181,26 @@ def g_scan(x: np.ndarray, offsets: np.ndarray, weight: np.ndarray,
     if keep is None:
         keep = np.ones(len(offsets) - 1, dtype=np.bool_)
     g = np.empty(len(x) if want_g else 0)
-    out = extraction_scan(np.ascontiguousarray(x, dtype=np.float64),
-                          np.ascontiguousarray(offsets, dtype=np.int64),
-                          np.ascontiguousarray(keep, dtype=np.bool_),
-                          np.ascontiguousarray(weight > 0), e_pad, lq, table, df,
-                          float(z_thr), float(kl_thr), float(min_events), g)  # fmt: skip
+    out = extraction_scan(
+        np.ascontiguousarray(x, dtype=np.float64),
+        np.ascontiguousarray(offsets, dtype=np.int64),
+        np.ascontiguousarray(keep, dtype=np.bool_),
+        np.ascontiguousarray(weight > 0),
+        e_pad,
+        lq,
+        table,
+        df,
+        float(z_thr),
+        float(kl_thr),
+        float(min_events),
+        g,
+    )
     return (g if want_g else None, *out, df)
 
 
-def padded_bins(edges: tuple[np.ndarray, ...], probs: tuple[np.ndarray, ...]
-                ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def padded_bins(
+    edges: tuple[np.ndarray, ...], probs: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Ragged per-feature edges and bin shares as padded arrays: (edges (d, k), +inf
     beyond each feature's own; log shares (d, k + 1))."""
     d = len(edges)
@@ -186,9 +214,15 @@ def padded_bins(edges: tuple[np.ndarray, ...], probs: tuple[np.ndarray, ...]
 
 
 @njit
-def near_scores(margin: np.ndarray, offsets: np.ndarray, near_margin: float, p0: float,
-                z_thr: float, ratio: float, min_events: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def near_scores(
+    margin: np.ndarray,
+    offsets: np.ndarray,
+    near_margin: float,
+    p0: float,
+    z_thr: float,
+    ratio: float,
+    min_events: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Low-confidence running binomial test: (score, near, z, share) per event."""
     n = len(margin)
     online = np.empty(n)

@@ -75,8 +75,9 @@ def _chunk_code(q: np.ndarray, c: int, chunk: int, mult: np.ndarray) -> np.int64
 
 
 @njit
-def grid_codes(z: np.ndarray, cell: float, offset: float, chunk: int,
-               mult: np.ndarray) -> np.ndarray:  # fmt: skip
+def grid_codes(
+    z: np.ndarray, cell: float, offset: float, chunk: int, mult: np.ndarray
+) -> np.ndarray:
     """(n, chunks) hashes of ``z`` quantised on the grid of side ``cell`` shifted by
     ``offset`` cells: what :func:`near_duplicates` looks up."""
     n, d = z.shape
@@ -92,8 +93,18 @@ def grid_codes(z: np.ndarray, cell: float, offset: float, chunk: int,
 
 
 @njit
-def _chunk_codes(z: np.ndarray, a: int, b: int, c: int, cell: float, grids: int, chunk: int,
-                 mult: np.ndarray, zt: np.ndarray, codes: np.ndarray) -> None:  # fmt: skip
+def _chunk_codes(
+    z: np.ndarray,
+    a: int,
+    b: int,
+    c: int,
+    cell: float,
+    grids: int,
+    chunk: int,
+    mult: np.ndarray,
+    zt: np.ndarray,
+    codes: np.ndarray,
+) -> None:
     """Hashes of chunk ``c`` of events ``a..b`` on each grid into ``codes[grid, i - a]``
     (``z``: inputs in robust units, 0 rows without an input). Column by column over a
     transposed copy of the chunk, so that the divisions, floors and multiply-adds run as SIMD
@@ -119,10 +130,11 @@ def _chunk_codes(z: np.ndarray, a: int, b: int, c: int, cell: float, grids: int,
 
 
 @njit
-def _workspace(z: np.ndarray, offsets: np.ndarray, grids: int, chunk: int,
-               want_share: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                          np.ndarray, np.ndarray, np.ndarray,
-                                          np.ndarray]:  # fmt: skip
+def _workspace(
+    z: np.ndarray, offsets: np.ndarray, grids: int, chunk: int, want_share: bool
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]:
     """(best, share (empty unless ``want_share``), transposed chunk, chunk hashes per grid,
     chunks matched per grid, latest match per grid, table keys, table entries): the outputs
     and the scratch arrays of :func:`_match_group`, sized for the longest group (O(group),
@@ -130,18 +142,37 @@ def _workspace(z: np.ndarray, offsets: np.ndarray, grids: int, chunk: int,
     much as the rest of the work: only what is needed is allocated."""
     n, d = z.shape
     longest, cap = table_size(offsets, 8)
-    return (np.full(n, -1, dtype=np.int64), np.zeros(n if want_share else 0),
-            np.empty((min(d, chunk) + 1, longest)), np.empty((grids, longest), dtype=np.int64),
-            np.empty((grids, longest), dtype=np.int64),
-            np.empty((grids, longest), dtype=np.int64), np.empty(cap, dtype=np.int64),
-            np.empty(cap, dtype=np.int64))  # fmt: skip
+    return (
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(n if want_share else 0),
+        np.empty((min(d, chunk) + 1, longest)),
+        np.empty((grids, longest), dtype=np.int64),
+        np.empty((grids, longest), dtype=np.int64),
+        np.empty((grids, longest), dtype=np.int64),
+        np.empty(cap, dtype=np.int64),
+        np.empty(cap, dtype=np.int64),
+    )
 
 
 @njit
-def _match_group(z: np.ndarray, valid: np.ndarray, a: int, b: int, cell: float, grids: int,
-                 chunk: int, mult: np.ndarray, best: np.ndarray, share: np.ndarray,
-                 zt: np.ndarray, codes: np.ndarray, hits: np.ndarray, latest: np.ndarray,
-                 keys: np.ndarray, last: np.ndarray) -> None:  # fmt: skip
+def _match_group(
+    z: np.ndarray,
+    valid: np.ndarray,
+    a: int,
+    b: int,
+    cell: float,
+    grids: int,
+    chunk: int,
+    mult: np.ndarray,
+    best: np.ndarray,
+    share: np.ndarray,
+    zt: np.ndarray,
+    codes: np.ndarray,
+    hits: np.ndarray,
+    latest: np.ndarray,
+    keys: np.ndarray,
+    last: np.ndarray,
+) -> None:
     """:func:`near_duplicates` for the group of events ``a..b``: per chunk and grid, an
     open-addressing table keyed by hash holds the group's latest event with that hash."""
     k = max(1, -(-z.shape[1] // chunk))
@@ -180,11 +211,20 @@ _NEAR, _EVASION, _MEMBERSHIP = 0, 1, 2
 
 
 @njit
-def _probing(z: np.ndarray, valid: np.ndarray, x: np.ndarray, label: np.ndarray,
-             offsets: np.ndarray, width: np.ndarray, cell: float, grids: int, chunk: int,
-             mult: np.ndarray, mode: int,
-             p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                     np.ndarray, np.ndarray]:  # fmt: skip
+def _probing(
+    z: np.ndarray,
+    valid: np.ndarray,
+    x: np.ndarray,
+    label: np.ndarray,
+    offsets: np.ndarray,
+    width: np.ndarray,
+    cell: float,
+    grids: int,
+    chunk: int,
+    mult: np.ndarray,
+    mode: int,
+    p: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One kernel for the three uses of the near-duplicate index (one compiled body to load
     from the cache, not three): ``mode`` _NEAR, _EVASION or _MEMBERSHIP; ``p`` that
     detector's thresholds. Returns (match, share, online, near or noisy, flip, flips so far),
@@ -194,16 +234,33 @@ def _probing(z: np.ndarray, valid: np.ndarray, x: np.ndarray, label: np.ndarray,
     detectors' statistics)."""
     n = z.shape[0]
     some = n if mode != _NEAR else 0
-    match, share, zt, codes, hits, latest, keys, last = _workspace(z, offsets, grids, chunk,
-                                                                   mode == _NEAR)  # fmt: skip
+    match, share, zt, codes, hits, latest, keys, last = _workspace(
+        z, offsets, grids, chunk, mode == _NEAR
+    )
     online = np.zeros(some)
     flag = np.zeros(some, dtype=np.bool_)
     flip = np.zeros(n if mode == _EVASION else 0, dtype=np.bool_)
     flips = np.zeros(n if mode == _EVASION else 0)
     for g in range(len(offsets) - 1):
         a, b = offsets[g], offsets[g + 1]
-        _match_group(z, valid, a, b, cell, grids, chunk, mult, match, share, zt, codes, hits,
-                     latest, keys, last)  # fmt: skip
+        _match_group(
+            z,
+            valid,
+            a,
+            b,
+            cell,
+            grids,
+            chunk,
+            mult,
+            match,
+            share,
+            zt,
+            codes,
+            hits,
+            latest,
+            keys,
+            last,
+        )
         if mode == _EVASION:
             _evasion_group(x, label, match, a, b, p, online, flag, flip, flips)
         elif mode == _MEMBERSHIP:
@@ -221,9 +278,18 @@ def _changed(x: np.ndarray, i: int, m: int) -> int:
 
 
 @njit
-def _evasion_group(x: np.ndarray, label: np.ndarray, match: np.ndarray, a: int, b: int,
-                   p: np.ndarray, online: np.ndarray, near: np.ndarray, flip: np.ndarray,
-                   flips: np.ndarray) -> None:  # fmt: skip
+def _evasion_group(
+    x: np.ndarray,
+    label: np.ndarray,
+    match: np.ndarray,
+    a: int,
+    b: int,
+    p: np.ndarray,
+    online: np.ndarray,
+    near: np.ndarray,
+    flip: np.ndarray,
+    flips: np.ndarray,
+) -> None:
     min_flips, flip_share, min_chain, chain_share, min_events, use_chain = p[:6]
     n_flip = 0.0
     n_near = 0.0
@@ -244,9 +310,17 @@ def _evasion_group(x: np.ndarray, label: np.ndarray, match: np.ndarray, a: int, 
 
 
 @njit
-def _membership_group(x: np.ndarray, match: np.ndarray, valid: np.ndarray, width: np.ndarray,
-                      a: int, b: int, p: np.ndarray, online: np.ndarray,
-                      noisy: np.ndarray) -> None:  # fmt: skip
+def _membership_group(
+    x: np.ndarray,
+    match: np.ndarray,
+    valid: np.ndarray,
+    width: np.ndarray,
+    a: int,
+    b: int,
+    p: np.ndarray,
+    online: np.ndarray,
+    noisy: np.ndarray,
+) -> None:
     min_changed, max_step, min_repeats, repeat_share, min_events = p[:5]
     d = x.shape[1]
     count = 0.0
@@ -267,9 +341,15 @@ def _membership_group(x: np.ndarray, match: np.ndarray, valid: np.ndarray, width
         online[i] = _rate(count, float(i - a) + 1.0, min_repeats, repeat_share, min_events)
 
 
-def near_duplicates(z: np.ndarray, valid: np.ndarray, offsets: np.ndarray, cell: float,
-                    grids: int, chunk: int,
-                    mult: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def near_duplicates(
+    z: np.ndarray,
+    valid: np.ndarray,
+    offsets: np.ndarray,
+    cell: float,
+    grids: int,
+    chunk: int,
+    mult: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """(latest earlier near duplicate in the group or -1, share of hash chunks matched).
 
     Inputs in robust units (``z``: 0 rows for events without an input, which never match:
@@ -278,47 +358,109 @@ def near_duplicates(z: np.ndarray, valid: np.ndarray, offsets: np.ndarray, cell:
     hash comes from a hash table: the same answer as a stable sort by hash, for one probe per
     event and hash.
     """
-    out = _probing(z, valid, z, np.empty(0, dtype=np.int64), offsets, np.empty(0),
-                   float(cell), int(grids), int(chunk), mult, _NEAR, np.empty(0))  # fmt: skip
+    out = _probing(
+        z,
+        valid,
+        z,
+        np.empty(0, dtype=np.int64),
+        offsets,
+        np.empty(0),
+        float(cell),
+        int(grids),
+        int(chunk),
+        mult,
+        _NEAR,
+        np.empty(0),
+    )
     return out[0], out[1]
 
 
-def evasion(z: np.ndarray, valid: np.ndarray, x: np.ndarray, label: np.ndarray,
-            offsets: np.ndarray, cell: float, grids: int, chunk: int, mult: np.ndarray,
-            min_flips: float,
-            flip_share: float, min_chain: float, chain_share: float, min_events: float,
-            use_chain: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                      np.ndarray]:  # fmt: skip
+def evasion(
+    z: np.ndarray,
+    valid: np.ndarray,
+    x: np.ndarray,
+    label: np.ndarray,
+    offsets: np.ndarray,
+    cell: float,
+    grids: int,
+    chunk: int,
+    mult: np.ndarray,
+    min_flips: float,
+    flip_share: float,
+    min_chain: float,
+    chain_share: float,
+    min_events: float,
+    use_chain: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(online score, near: has a near duplicate that is not identical, flip: ... whose label
     differs, flips so far in the group, the near duplicate as :func:`near_duplicates`) of
     the evasion-probing detector."""
     p = np.array([min_flips, flip_share, min_chain, chain_share, min_events, float(use_chain)])
     match, _, online, near, flip, flips = _probing(
-        z, valid, x, label.astype(np.int64, copy=False), offsets, np.empty(0), float(cell),
-        int(grids), int(chunk), mult, _EVASION, p)  # fmt: skip
+        z,
+        valid,
+        x,
+        label.astype(np.int64, copy=False),
+        offsets,
+        np.empty(0),
+        float(cell),
+        int(grids),
+        int(chunk),
+        mult,
+        _EVASION,
+        p,
+    )
     return online, near, flip, flips, match
 
 
-def membership(z: np.ndarray, valid: np.ndarray, x: np.ndarray, offsets: np.ndarray,
-               width: np.ndarray, cell: float, grids: int, chunk: int, mult: np.ndarray,
-               min_changed: float, max_step: float,
-               min_repeats: float, repeat_share: float,
-               min_events: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def membership(
+    z: np.ndarray,
+    valid: np.ndarray,
+    x: np.ndarray,
+    offsets: np.ndarray,
+    width: np.ndarray,
+    cell: float,
+    grids: int,
+    chunk: int,
+    mult: np.ndarray,
+    min_changed: float,
+    max_step: float,
+    min_repeats: float,
+    repeat_share: float,
+    min_events: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(online score, noisy repeat, the near duplicate as :func:`near_duplicates`) of the
     membership-probing detector: a noisy repeat is a near duplicate with at least
     ``min_changed`` fields changed, each by at most ``max_step`` relative."""
     p = np.array([min_changed, max_step, min_repeats, repeat_share, min_events])
     match, _, online, noisy, _, _ = _probing(
-        z, valid, x, np.empty(0, dtype=np.int64), offsets, width, float(cell), int(grids),
-        int(chunk), mult, _MEMBERSHIP, p)  # fmt: skip
+        z,
+        valid,
+        x,
+        np.empty(0, dtype=np.int64),
+        offsets,
+        width,
+        float(cell),
+        int(grids),
+        int(chunk),
+        mult,
+        _MEMBERSHIP,
+        p,
+    )
     return online, noisy, match
 
 
 @njit
-def inversion(x: np.ndarray, prev: np.ndarray, diff: np.ndarray, width: np.ndarray,
-              offsets: np.ndarray, min_length: float, min_coverage: float,
-              min_sweeps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                          np.ndarray]:  # fmt: skip
+def inversion(
+    x: np.ndarray,
+    prev: np.ndarray,
+    diff: np.ndarray,
+    width: np.ndarray,
+    offsets: np.ndarray,
+    min_length: float,
+    min_coverage: float,
+    min_sweeps: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(online score, sweep done here, swept feature or -1, run length, coverage of the
     feature's range so far) of the inversion-sweep detector: a run is consecutive queries that
     each change only the same one field vs the previous query.

@@ -49,14 +49,18 @@ def warm_up(engine: bool = True) -> float:
             k = key[order].astype(str)
             starts = np.concatenate([[0], np.flatnonzero(k[1:] != k[:-1]) + 1])
             batch = GroupBatch(
-                scope=scope, keys=k[starts].tolist(),
+                scope=scope,
+                keys=k[starts].tolist(),
                 offsets=np.append(starts, n).astype(np.int64),
-                ts=np.sort(rng.random(n) * 600.0), x=np.ascontiguousarray(x[order]),
+                ts=np.sort(rng.random(n) * 600.0),
+                x=np.ascontiguousarray(x[order]),
                 label=np.array([pop.classes.index(v) for v in labels[order]], dtype=np.int64),
-                margin=margin[order], status=rng.choice([200, 401], n).astype(np.int64),
-                client=client[order], file=np.full(n, "warm", dtype=object),
+                margin=margin[order],
+                status=rng.choice([200, 401], n).astype(np.int64),
+                client=client[order],
+                file=np.full(n, "warm", dtype=object),
                 line=np.arange(n, dtype=np.int64),
-            )  # fmt: skip
+            )
             run_detectors(batch, pop, dets)
     if engine:
         from mlhunt.hunt.engines._mem_warm import warm  # the DuckDB engine's in-memory path

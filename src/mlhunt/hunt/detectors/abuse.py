@@ -27,8 +27,9 @@ class CredentialStuffingDetector(Detector):
         online = np.where(denied, count / self.p("min_failures"), 0.0)
         return Scored(online, {"denied": denied, "count": count})
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         denied = scored.columns["denied"][a:b]
         return {
@@ -51,8 +52,9 @@ class RequestFloodDetector(Detector):
         online = count / (self.p("max_rate_per_s") * w)
         return Scored(online, {"count": count})
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         w = self.p("window_s")
         peak = float(scored.columns["count"][a:b].max())

@@ -128,12 +128,17 @@ class Alert:
         import json
 
         return {
-            "detector": self.detector, "scope": self.scope, "target": self.target,
-            "score": self.score, "severity": self.severity,
-            "detected_at_event": self.detected_at_event, "first_event_ts": self.first_event_ts,
-            "detected_ts": self.detected_ts, "events": self.events,
+            "detector": self.detector,
+            "scope": self.scope,
+            "target": self.target,
+            "score": self.score,
+            "severity": self.severity,
+            "detected_at_event": self.detected_at_event,
+            "first_event_ts": self.first_event_ts,
+            "detected_ts": self.detected_ts,
+            "events": self.events,
             "evidence": json.dumps(self.evidence, sort_keys=True, default=str),
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Alert:
@@ -173,21 +178,24 @@ class Detector:
         """Subclasses: see :meth:`prefilter`; must hold for every group that can alert."""
         return None
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         """Evidence for group ``g`` that first fired at its event ``fired`` (0-based)."""
         return {}
 
 
-def alerts_from_scores(det: Detector, batch: GroupBatch, pop: Population,
-                       scored: Scored) -> list[Alert]:  # fmt: skip
+def alerts_from_scores(
+    det: Detector, batch: GroupBatch, pop: Population, scored: Scored
+) -> list[Alert]:
     """Alerts for every group whose online score reached the alert threshold."""
     from mlhunt.hunt._kern_segments import first_and_peak  # (numba: imported on use)
 
     spec = det.spec
     # one compiled pass (the scores are cleaned as np.nan_to_num(nan=0, posinf=1e6) would)
-    first, peaks = first_and_peak(np.ascontiguousarray(scored.online, dtype=np.float64),
-                                  batch.offsets, float(spec.alert_at))  # fmt: skip
+    first, peaks = first_and_peak(
+        np.ascontiguousarray(scored.online, dtype=np.float64), batch.offsets, float(spec.alert_at)
+    )
     out = []
     for g in np.flatnonzero(first >= 0).tolist():
         start = int(batch.offsets[g])
@@ -205,12 +213,20 @@ def alerts_from_scores(det: Detector, batch: GroupBatch, pop: Population,
             "series": score_series(np.nan_to_num(scores, nan=0.0, posinf=1e6), fired),
             "threshold": spec.alert_at,
         }
-        out.append(Alert(
-            detector=spec.id, scope=spec.scope, target=batch.keys[g], score=round(peak, 3),
-            severity=sev, detected_at_event=fired + 1, first_event_ts=float(batch.ts[start]),
-            detected_ts=float(batch.ts[start + fired]), events=int(batch.lengths[g]),
-            evidence=ev,
-        ))  # fmt: skip
+        out.append(
+            Alert(
+                detector=spec.id,
+                scope=spec.scope,
+                target=batch.keys[g],
+                score=round(peak, 3),
+                severity=sev,
+                detected_at_event=fired + 1,
+                first_event_ts=float(batch.ts[start]),
+                detected_ts=float(batch.ts[start + fired]),
+                events=int(batch.lengths[g]),
+                evidence=ev,
+            )
+        )
     return out
 
 
@@ -225,8 +241,7 @@ def score_series(scores: np.ndarray, fired: int) -> list[list[float]]:
     return [[int(i) + 1, round(float(scores[i]), 4)] for i in idx]
 
 
-def run_detectors(batch: GroupBatch, pop: Population,
-                  detectors: list[Detector]) -> list[Alert]:  # fmt: skip
+def run_detectors(batch: GroupBatch, pop: Population, detectors: list[Detector]) -> list[Alert]:
     """Run every detector of ``batch.scope`` on the batch: what an engine calls per batch."""
     out: list[Alert] = []
     for det in detectors:
@@ -241,9 +256,13 @@ def sample_rows(batch: GroupBatch, g: int, rows: np.ndarray, k: int = 5) -> list
     out = []
     for i in rows[:k].tolist():
         x = batch.x[i]
-        out.append({
-            "file": str(batch.file[i]), "line": int(batch.line[i]), "ts": float(batch.ts[i]),
-            "client_id": str(batch.client[i]),
-            "input": None if np.isnan(x).any() else [round(float(v), 6) for v in x[:16]],
-        })  # fmt: skip
+        out.append(
+            {
+                "file": str(batch.file[i]),
+                "line": int(batch.line[i]),
+                "ts": float(batch.ts[i]),
+                "client_id": str(batch.client[i]),
+                "input": None if np.isnan(x).any() else [round(float(v), 6) for v in x[:16]],
+            }
+        )
     return out

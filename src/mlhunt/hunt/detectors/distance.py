@@ -41,12 +41,14 @@ class QueryDistanceDetector(Detector):
         # project + window_nn + counted + online_ks + the score in one compiled pass (same
         # numbers as those functions)
         limits = (self.p("lambda_threshold"), self.p("d_threshold"), self.p("min_events"))
-        online, cols = dist_mod.distance_test(robust_inputs(batch, pop), batch.offsets, valid,
-                                              diff, pop.nn_edges, pop.nn_cdf, *limits)  # fmt: skip
+        online, cols = dist_mod.distance_test(
+            robust_inputs(batch, pop), batch.offsets, valid, diff, pop.nn_edges, pop.nn_cdf, *limits
+        )
         return Scored(online, cols)
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         c = scored.columns
         w = c["weight"][a:b]

@@ -49,13 +49,21 @@ class ExtractionDetector(Detector):
         if keep is not None:
             weight &= np.repeat(keep, batch.lengths)
         _g, n_eff, score, z, kl, _df = kern.g_scan(
-            batch.x, batch.offsets, weight, pop.edges, pop.bin_probs, keep,
-            z_thr=self.p("z_threshold"), kl_thr=self.p("kl_threshold"),
-            min_events=self.p("min_events"))  # fmt: skip
+            batch.x,
+            batch.offsets,
+            weight,
+            pop.edges,
+            pop.bin_probs,
+            keep,
+            z_thr=self.p("z_threshold"),
+            kl_thr=self.p("kl_threshold"),
+            min_events=self.p("min_events"),
+        )
         return Scored(score, {"z": z, "kl": kl, "n_eff": n_eff, "weight": weight})
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         last = b - 1
         ood = _ood(batch, pop, a, b)
@@ -99,8 +107,9 @@ class SybilExtractionDetector(ExtractionDetector):
         online = np.where(gate, base.online, 0.0)
         return Scored(online, {"distinct": distinct, **base.columns})
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         out = super().evidence(batch, pop, scored, g, fired)
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         ids, counts = np.unique(batch.client[a:b].astype(str), return_counts=True)

@@ -32,15 +32,22 @@ class InversionSweepDetector(Detector):
         # a run: consecutive single-field steps on the same field; its coverage: the swept
         # value's range so far, in units of the field's 1..99% population range
         online, done, feat, length, coverage = kern.inversion(
-            np.ascontiguousarray(batch.x, dtype=np.float64), prev, diff,
-            np.ascontiguousarray(pop.width, dtype=np.float64), batch.offsets,
-            self.p("min_length"), self.p("min_coverage"), self.p("min_sweeps"),
-        )  # fmt: skip
-        return Scored(online, {"sweep_done": done, "feature": feat, "length": length,
-                               "coverage": coverage})  # fmt: skip
+            np.ascontiguousarray(batch.x, dtype=np.float64),
+            prev,
+            diff,
+            np.ascontiguousarray(pop.width, dtype=np.float64),
+            batch.offsets,
+            self.p("min_length"),
+            self.p("min_coverage"),
+            self.p("min_sweeps"),
+        )
+        return Scored(
+            online, {"sweep_done": done, "feature": feat, "length": length, "coverage": coverage}
+        )
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         c = scored.columns
         done = np.flatnonzero(c["sweep_done"][a:b]) + a

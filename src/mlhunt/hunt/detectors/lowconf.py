@@ -26,13 +26,19 @@ class LowConfidenceDetector(Detector):
         p0 = min(max(pop.near_share, 0.01), 0.5)
         # running binomial z of near-boundary answers among those with a known margin
         online, near, z, share = near_scores(
-            np.ascontiguousarray(batch.margin, dtype=np.float64), batch.offsets,
-            float(pop.near_margin), p0, float(self.p("z_threshold")), float(self.p("ratio")),
-            float(self.p("min_events")))  # fmt: skip
+            np.ascontiguousarray(batch.margin, dtype=np.float64),
+            batch.offsets,
+            float(pop.near_margin),
+            p0,
+            float(self.p("z_threshold")),
+            float(self.p("ratio")),
+            float(self.p("min_events")),
+        )
         return Scored(online, {"near": near, "z": z, "share": share})
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         c = scored.columns
         return {

@@ -41,14 +41,27 @@ class EvasionProbingDetector(Detector):
         # categorical fields natural near duplicates are common: there the flips carry it)
         z, valid, chunk = hash_inputs(batch, pop)
         online, near, flip, flips, match = kern.evasion(
-            z, valid, _x(batch), batch.label, batch.offsets, self.p("cell"), 2, chunk, _MULT,
-            self.p("min_flips"), self.p("flip_share"), self.p("min_chain"),
-            self.p("chain_share"), self.p("min_events"), batch.x.shape[1] > 16,
-        )  # fmt: skip
+            z,
+            valid,
+            _x(batch),
+            batch.label,
+            batch.offsets,
+            self.p("cell"),
+            2,
+            chunk,
+            _MULT,
+            self.p("min_flips"),
+            self.p("flip_share"),
+            self.p("min_chain"),
+            self.p("chain_share"),
+            self.p("min_events"),
+            batch.x.shape[1] > 16,
+        )
         return Scored(online, {"near": near, "flip": flip, "flips": flips, "match": match})
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         c = scored.columns
         near = c["near"][a:b]
@@ -80,14 +93,26 @@ class MembershipProbingDetector(Detector):
         z, valid, chunk = hash_inputs(batch, pop)
         width = np.ascontiguousarray(pop.width, dtype=np.float64)
         online, noisy, match = kern.membership(
-            z, valid, _x(batch), batch.offsets, width, self.p("cell"), 2, chunk, _MULT,
-            self.p("min_changed"), self.p("max_step"), self.p("min_repeats"),
-            self.p("repeat_share"), self.p("min_events"),
-        )  # fmt: skip
+            z,
+            valid,
+            _x(batch),
+            batch.offsets,
+            width,
+            self.p("cell"),
+            2,
+            chunk,
+            _MULT,
+            self.p("min_changed"),
+            self.p("max_step"),
+            self.p("min_repeats"),
+            self.p("repeat_share"),
+            self.p("min_events"),
+        )
         return Scored(online, {"noisy": noisy, "match": match})
 
-    def evidence(self, batch: GroupBatch, pop: Population, scored: Scored, g: int,
-                 fired: int) -> dict[str, Any]:  # fmt: skip
+    def evidence(
+        self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
+    ) -> dict[str, Any]:
         a, b = int(batch.offsets[g]), int(batch.offsets[g + 1])
         noisy = scored.columns["noisy"][a:b]
         match = scored.columns["match"][a:b]

@@ -50,16 +50,23 @@ class EngineResult:
 class Engine(Protocol):
     name: str
 
-    def run(self, paths: Sequence[str | Path], detectors: list[Detector], report: ReadReport,
-            *, reference: np.ndarray | None = None,
-            progress: Progress | None = None) -> EngineResult: ...  # fmt: skip
+    def run(
+        self,
+        paths: Sequence[str | Path],
+        detectors: list[Detector],
+        report: ReadReport,
+        *,
+        reference: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> EngineResult: ...
 
 
 def get_engine(name: str, **options: Any) -> Engine:
     """The engine called ``name`` (options: ``spark_master`` for spark)."""
     if name not in ENGINES:
-        raise InputError(f"--engine: unknown engine {name!r} (expected one of: "
-                         f"{', '.join(ENGINES)})")  # fmt: skip
+        raise InputError(
+            f"--engine: unknown engine {name!r} (expected one of: {', '.join(ENGINES)})"
+        )
     if name == "duckdb":
         from mlhunt.hunt.engines.duckdb import DuckDBEngine
 

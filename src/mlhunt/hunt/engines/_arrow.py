@@ -16,10 +16,17 @@ import numpy as np
 
 # pyarrow's names of the primitive number types
 _DTYPES = {
-    "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
-    "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
-    "float": np.float32, "double": np.float64,
-}  # fmt: skip
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "float": np.float32,
+    "double": np.float64,
+}
 
 
 def values(arr: Any) -> np.ndarray:
@@ -55,8 +62,9 @@ def offsets(arr: Any) -> np.ndarray:
     t = arr.type
     wide = pa.types.is_large_string(t) or pa.types.is_large_list(t)
     n = len(arr)
-    return np.frombuffer(arr.buffers()[1], np.int64 if wide else np.int32,
-                         count=arr.offset + n + 1)[arr.offset :]  # fmt: skip
+    return np.frombuffer(
+        arr.buffers()[1], np.int64 if wide else np.int32, count=arr.offset + n + 1
+    )[arr.offset :]
 
 
 def data(arr: Any) -> np.ndarray:
@@ -94,9 +102,13 @@ def strings(items: list[str | None]) -> Any:
     raw = [(v or "").encode() for v in items]
     off = np.concatenate([[0], np.cumsum([len(r) for r in raw], dtype=np.int64)])
     ok = np.array([v is not None for v in items], bool)
-    return pa.StringArray.from_buffers(len(items), _buf(off.astype(np.int32)),
-                                       pa.py_buffer(b"".join(raw)), _bits(ok),
-                                       int((~ok).sum()))  # fmt: skip
+    return pa.StringArray.from_buffers(
+        len(items),
+        _buf(off.astype(np.int32)),
+        pa.py_buffer(b"".join(raw)),
+        _bits(ok),
+        int((~ok).sum()),
+    )
 
 
 def float_array(vals: np.ndarray, ok: np.ndarray | None = None) -> Any:
@@ -105,8 +117,7 @@ def float_array(vals: np.ndarray, ok: np.ndarray | None = None) -> Any:
 
     nulls = 0 if ok is None else int((~ok).sum())
     bits = None if ok is None else _bits(ok)
-    return pa.Array.from_buffers(pa.float64(), len(vals), [bits, _buf(vals.astype(float))],
-                                 nulls)  # fmt: skip
+    return pa.Array.from_buffers(pa.float64(), len(vals), [bits, _buf(vals.astype(float))], nulls)
 
 
 def list_array(rows: list[list[float] | None]) -> Any:
@@ -116,9 +127,13 @@ def list_array(rows: list[list[float] | None]) -> Any:
     off = np.concatenate([[0], np.cumsum([len(r or []) for r in rows], dtype=np.int64)])
     ok = np.array([r is not None for r in rows], bool)
     child = float_array(np.array([v for r in rows for v in (r or [])], float))
-    return pa.ListArray.from_buffers(pa.list_(pa.float64()), len(rows),
-                                     [_bits(ok), _buf(off.astype(np.int32))], int((~ok).sum()),
-                                     children=[child])  # fmt: skip
+    return pa.ListArray.from_buffers(
+        pa.list_(pa.float64()),
+        len(rows),
+        [_bits(ok), _buf(off.astype(np.int32))],
+        int((~ok).sum()),
+        children=[child],
+    )
 
 
 def int_array(vals: np.ndarray) -> Any:

@@ -27,15 +27,17 @@ from mlhunt.hunt.readers import (
     _kind,
     _Normaliser,
     pylist,
-    read_batches,  # fmt: skip
+    read_batches,
     schema,
 )
 
 EVENTS_DDL = """CREATE TABLE events (file_idx INTEGER, line BIGINT, ts DOUBLE, client_id VARCHAR,
   source_ip VARCHAR, input DOUBLE[], label VARCHAR, margin DOUBLE, status BIGINT, ok BOOLEAN,
   in_len INTEGER)"""
-_FROM_BATCH = ("INSERT INTO events SELECT $1, line, ts, client_id, source_ip, input, label, "
-               "margin, status, true, coalesce(len(input), 0) FROM batch")  # fmt: skip
+_FROM_BATCH = (
+    "INSERT INTO events SELECT $1, line, ts, client_id, source_ip, input, label, "
+    "margin, status, true, coalesce(len(input), 0) FROM batch"
+)
 
 
 def file_ranks(files: Sequence[Path]) -> dict[str, int]:
@@ -61,8 +63,10 @@ def load(con: Any, files: Sequence[Path], report: ReadReport, say: Any) -> list[
 
 def good_view(con: Any, d: int) -> None:
     """``good``: the rows that are events, once the input length ``d`` is final."""
-    con.execute(f"CREATE OR REPLACE VIEW good AS SELECT * FROM events "  # noqa: S608 (an int)
-                f"WHERE ok AND in_len IN (0, {int(d)})")  # fmt: skip
+    con.execute(
+        f"CREATE OR REPLACE VIEW good AS SELECT * FROM events "  # noqa: S608 (an int)
+        f"WHERE ok AND in_len IN (0, {int(d)})"
+    )
 
 
 def _insert(con: Any, table: Any, idx: int) -> None:
@@ -125,7 +129,8 @@ def _vouch(con: Any, path: Path, idx: int, report: ReadReport) -> None:
         # Python-path rows before the first good row with an input go first: they may fix d.
         first = con.execute(
             f"SELECT line, in_len FROM events WHERE file_idx = {int(idx)} AND ok "  # noqa: S608
-            "AND in_len > 0 ORDER BY line LIMIT 1").fetchall()  # fmt: skip
+            "AND in_len > 0 ORDER BY line LIMIT 1"
+        ).fetchall()
         first = first[0] if first else None
         stop = int(first[0]) if first else None
         early = slow[slow < stop] if stop is not None else slow
@@ -139,8 +144,10 @@ def _vouch(con: Any, path: Path, idx: int, report: ReadReport) -> None:
         slow = np.union1d(slow, wrong)
     kept += _python_rows(con, path, slow, idx, norm)
     dims = f"(0, {int(d)})" if d is not None else "(0)"
-    good = con.execute(f"SELECT count(*) FROM events WHERE file_idx = {int(idx)} AND ok "  # noqa: S608
-                       f"AND in_len IN {dims}").fetchall()[0]  # fmt: skip
+    good = con.execute(
+        f"SELECT count(*) FROM events WHERE file_idx = {int(idx)} AND ok "  # noqa: S608
+        f"AND in_len IN {dims}"
+    ).fetchall()[0]
     # the Python-path rows inserted above are counted by the normaliser already
     report.records += int(good[0]) - kept
 

@@ -52,8 +52,9 @@ class Codes:
     """Dense codes for client ids, source addresses and labels (sorted names, so ordering by
     code orders by name), as DuckDB tables for the sorted copies and numpy arrays to decode."""
 
-    def __init__(self, con: Any, clients: list[str], sources: list[str], labels: list[str],
-                 files: list[str]) -> None:  # fmt: skip
+    def __init__(
+        self, con: Any, clients: list[str], sources: list[str], labels: list[str], files: list[str]
+    ) -> None:
         self.client = self._make(con, "client_id", clients)
         self.source = self._make(con, "source_ip", sources)
         self.labels = self._make(con, "label", labels)
@@ -64,12 +65,18 @@ class Codes:
     def _make(con: Any, col: str, names: list[str]) -> np.ndarray:
         import pyarrow as pa
 
-        tbl = pa.table({col: pa.array(names, pa.string()),
-                        "code": pa.array(np.arange(len(names), dtype=np.int32))})  # fmt: skip
+        tbl = pa.table(
+            {
+                col: pa.array(names, pa.string()),
+                "code": pa.array(np.arange(len(names), dtype=np.int32)),
+            }
+        )
         con.register("mlhunt_names", tbl)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE codes_{col} AS "  # noqa: S608 (fixed)
-                        "SELECT * FROM mlhunt_names")  # fmt: skip
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE codes_{col} AS "  # noqa: S608 (fixed)
+                "SELECT * FROM mlhunt_names"
+            )
         finally:
             con.unregister("mlhunt_names")
         return np.array(names, dtype=object)
@@ -77,8 +84,10 @@ class Codes:
     def relabel(self, pop: Population) -> None:
         """Label codes index the population's classes (the same sorted names, unless a class
         never appears in the logs)."""
-        self.label_map = np.array([pop.classes.index(v) if v in pop.classes else -1
-                                   for v in self.labels.tolist()], dtype=np.int64)  # fmt: skip
+        self.label_map = np.array(
+            [pop.classes.index(v) if v in pop.classes else -1 for v in self.labels.tolist()],
+            dtype=np.int64,
+        )
 
     def batch(self, scope: str, cols: dict[str, np.ndarray]) -> GroupBatch:
         keys = self.client if scope == "client_id" else self.source
@@ -100,8 +109,9 @@ class Codes:
         )
 
 
-def prepare(con: Any, d: int, reference: np.ndarray | None, detectors: list[Detector],
-            files: list[str]) -> Prepared:  # fmt: skip
+def prepare(
+    con: Any, d: int, reference: np.ndarray | None, detectors: list[Detector], files: list[str]
+) -> Prepared:
     """Steps 1-4 of the module docstring; drops ``events`` (and the ``good`` view)."""
     b = PopulationBuilder()
     near = float(b.near_margin)

@@ -95,10 +95,11 @@ def _number(f: _Field) -> tuple[str, str]:
         v = f"CAST({f.ref} AS DOUBLE)"
         return v, f"({f.ref} IS NULL OR coalesce(isfinite({v}), false))"
     if f.kind == "text":
-        v = (f"CASE WHEN regexp_full_match({f.ref}, '{_NUM_TEXT}') "
-             f"THEN TRY_CAST({f.ref} AS DOUBLE) END")  # fmt: skip
-        return v, (f"({f.ref} IS NULL OR {f.ref} = '' OR "
-                   f"coalesce(isfinite({v}), false))")  # fmt: skip
+        v = (
+            f"CASE WHEN regexp_full_match({f.ref}, '{_NUM_TEXT}') "
+            f"THEN TRY_CAST({f.ref} AS DOUBLE) END"
+        )
+        return v, (f"({f.ref} IS NULL OR {f.ref} = '' OR coalesce(isfinite({v}), false))")
     return "NULL::DOUBLE", f"({f.ref} IS NULL)"
 
 
@@ -107,8 +108,10 @@ def _vector(f: _Field) -> tuple[str, str]:
     if f.kind == "vector":
         v = f"CAST({f.ref} AS DOUBLE[])"
     elif f.kind == "text":
-        v = (f"CASE WHEN regexp_full_match({f.ref}, '{_JSON_VEC}') "
-             f"THEN TRY(json_transform({f.ref}, '[\"DOUBLE\"]')) END")  # fmt: skip
+        v = (
+            f"CASE WHEN regexp_full_match({f.ref}, '{_JSON_VEC}') "
+            f"THEN TRY(json_transform({f.ref}, '[\"DOUBLE\"]')) END"
+        )
     else:
         return "NULL::DOUBLE[]", f"({f.ref} IS NULL)"
     empty = f" OR {f.ref} = ''" if f.kind == "text" else ""

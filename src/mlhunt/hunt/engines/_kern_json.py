@@ -66,8 +66,9 @@ def _key(buf: np.ndarray, a: int, b: int) -> int:
 
 
 @njit
-def _numbers(buf: np.ndarray, p: int, n: int, x: np.ndarray,
-             i: int) -> tuple[int, int, float, float]:  # fmt: skip
+def _numbers(
+    buf: np.ndarray, p: int, n: int, x: np.ndarray, i: int
+) -> tuple[int, int, float, float]:
     """(end, count, top-1, top-2) of a non-empty array of exactly converted numbers at ``p``
     (its first ``x.shape[1]`` values into row ``i`` of ``x``; top-2 counts a repeated top-1
     twice, as a descending sort does); end -1 for anything else."""
@@ -204,9 +205,21 @@ def count_lines(buf: np.ndarray, n: int) -> tuple[int, bool]:
 
 
 @njit
-def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.ndarray,
-            span: np.ndarray, hashes: np.ndarray, margin: np.ndarray, status: np.ndarray,
-            length: np.ndarray, x: np.ndarray, no_x: np.ndarray) -> tuple[int, int]:  # fmt: skip
+def _record(
+    buf: np.ndarray,
+    a: int,
+    n: int,
+    i: int,
+    seeds: np.ndarray,
+    ts: np.ndarray,
+    span: np.ndarray,
+    hashes: np.ndarray,
+    margin: np.ndarray,
+    status: np.ndarray,
+    length: np.ndarray,
+    x: np.ndarray,
+    no_x: np.ndarray,
+) -> tuple[int, int]:
     """(kind, end of line) of the line starting at ``a``, its fields written at row ``i``
     (``span`` rows: client, source, label starts and stops; a source stop of -1: none)."""
     p = _ws(buf, a, n)
@@ -299,10 +312,20 @@ def _record(buf: np.ndarray, a: int, n: int, i: int, seeds: np.ndarray, ts: np.n
 
 
 @njit
-def parse_block(buf: np.ndarray, n: int, m: int, d: int,
-                seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                            np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                            np.ndarray, np.ndarray]:  # fmt: skip
+def parse_block(
+    buf: np.ndarray, n: int, m: int, d: int, seeds: np.ndarray
+) -> tuple[
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+    np.ndarray,
+]:
     """The ``m`` lines of ``buf[:n]`` (:func:`count_lines`): (kind, bounds (line ``i`` is
     ``buf[bounds[i]:bounds[i + 1]]``), ts, span (6 x ``m``: client, source, label starts and
     stops in ``text``; a source stop of -1: no address), hashes (3 x ``m``: the three
@@ -328,8 +351,7 @@ def parse_block(buf: np.ndarray, n: int, m: int, d: int,
     a = 0
     for i in range(m):
         bounds[i] = a
-        k, end = _record(buf, a, n, i, seeds, ts, span, hashes, margin, status, length, x,
-                         no_x)  # fmt: skip
+        k, end = _record(buf, a, n, i, seeds, ts, span, hashes, margin, status, length, x, no_x)
         if k == SLOW:
             end = _eol(buf, a, n)
         elif k == OK:
@@ -349,8 +371,9 @@ def parse_block(buf: np.ndarray, n: int, m: int, d: int,
 
 
 @njit
-def put_rows(x: np.ndarray, length: np.ndarray, keep: np.ndarray, out: np.ndarray,
-             start: int) -> None:  # fmt: skip
+def put_rows(
+    x: np.ndarray, length: np.ndarray, keep: np.ndarray, out: np.ndarray, start: int
+) -> None:
     """Rows ``keep`` of ``x`` into ``out[start:]`` in order (NaN for a row without input)."""
     d = out.shape[1]
     r = start

@@ -98,8 +98,16 @@ def _string(buf: np.ndarray, p: int, n: int) -> tuple[int, bool]:
                     if not _hex(buf[p + j]):
                         return -1, esc
                 p += 6
-            elif e == 34 or e == 92 or e == 47 or e == 98 or e == 102 or e == 110 \
-                    or e == 114 or e == 116:  # fmt: skip
+            elif (
+                e == 34
+                or e == 92
+                or e == 47
+                or e == 98
+                or e == 102
+                or e == 110
+                or e == 114
+                or e == 116
+            ):
                 p += 2
             else:
                 return -1, esc

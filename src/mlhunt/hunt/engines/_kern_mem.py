@@ -11,8 +11,9 @@ from mlhunt.hunt._jit import njit
 
 
 @njit
-def vec_check(offsets: np.ndarray, values: np.ndarray, valid: np.ndarray,
-              val_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def vec_check(
+    offsets: np.ndarray, values: np.ndarray, valid: np.ndarray, val_valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(length, ok) per row of a list<double> column (the reader's ``_vector``): a null list is
     no vector (length 0, ok); an empty list, a null element or a non-finite one is not ok.
     ``valid``/``val_valid`` may be empty (no nulls)."""
@@ -37,8 +38,15 @@ def vec_check(offsets: np.ndarray, values: np.ndarray, valid: np.ndarray,
 
 
 @njit
-def put_x(offsets: np.ndarray, values: np.ndarray, length: np.ndarray, keep: np.ndarray,
-          d: int, out: np.ndarray, start: int) -> int:  # fmt: skip
+def put_x(
+    offsets: np.ndarray,
+    values: np.ndarray,
+    length: np.ndarray,
+    keep: np.ndarray,
+    d: int,
+    out: np.ndarray,
+    start: int,
+) -> int:
     """Rows ``keep`` of a list column into ``out[start:]`` (NaN rows where a row has no input,
     length 0); returns the rows written."""
     r = start
@@ -112,9 +120,9 @@ def margins(
 
 
 @njit
-def gather(rec: np.ndarray, rec_f: np.ndarray, rec_i4: np.ndarray, rows: np.ndarray,
-           label_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                           np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def gather(
+    rec: np.ndarray, rec_f: np.ndarray, rec_i4: np.ndarray, rows: np.ndarray, label_map: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Columns of the store's packed records ``rows`` (see ``_mem.Store``): ts, line, margin,
     status, client code, label (through ``label_map``), file index."""
     m = len(rows)

@@ -21,10 +21,16 @@ def _denied(rec: np.ndarray, i: int) -> bool:
 
 
 @njit
-def scan_records(rec: np.ndarray, rec_f: np.ndarray, rec_i4: np.ndarray, n: int,
-                 n_clients: int, n_sources: int, n_labels: int,
-                 near: float) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int, int,
-                                       np.ndarray, np.ndarray]:  # fmt: skip
+def scan_records(
+    rec: np.ndarray,
+    rec_f: np.ndarray,
+    rec_i4: np.ndarray,
+    n: int,
+    n_clients: int,
+    n_sources: int,
+    n_labels: int,
+    near: float,
+) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray, np.ndarray]:
     """Over the first ``n`` records: whether they are in (ts, file, line) order (then a stable
     sort by target alone gives the detectors' order), events per client, source and label
     code, events with a known margin and those with a margin below ``near``; per source also
@@ -63,8 +69,9 @@ def scan_records(rec: np.ndarray, rec_f: np.ndarray, rec_i4: np.ndarray, n: int,
 
 
 @njit
-def counting_sort(rec_i4: np.ndarray, col: int, rank: np.ndarray, order: np.ndarray, n: int,
-                  n_keys: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def counting_sort(
+    rec_i4: np.ndarray, col: int, rank: np.ndarray, order: np.ndarray, n: int, n_keys: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(rows, offsets): the first ``n`` records grouped by ``rank[code]`` of int32 column
     ``col`` (records whose code is negative or ranks negative are left out), stably in
     ``order`` (row order when empty); group k is ``rows[offsets[k]:offsets[k + 1]]``."""
@@ -107,8 +114,9 @@ def first_inputs(rows: np.ndarray, offsets: np.ndarray, x: np.ndarray, per: int)
 
 
 @njit
-def feature_sums(x: np.ndarray, n: int, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                              np.ndarray, int]:  # fmt: skip
+def feature_sums(
+    x: np.ndarray, n: int, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Per-feature min, max and, per chunk of ``chunk`` rows, sums and sums of squares of the
     first ``n`` rows that have an input (NaN rows have none); and how many have one. The chunk
     sums are added exactly (``math.fsum``) by the caller."""
@@ -134,8 +142,9 @@ def feature_sums(x: np.ndarray, n: int, chunk: int) -> tuple[np.ndarray, np.ndar
 
 
 @njit
-def group_counts(rows: np.ndarray, offsets: np.ndarray, rec: np.ndarray, rec_i4: np.ndarray,
-                 n_clients: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def group_counts(
+    rows: np.ndarray, offsets: np.ndarray, rec: np.ndarray, rec_i4: np.ndarray, n_clients: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group: events, distinct client codes and denied (401/403) answers."""
     g_n = len(offsets) - 1
     n = np.zeros(g_n, np.int64)
@@ -155,8 +164,15 @@ def group_counts(rows: np.ndarray, offsets: np.ndarray, rec: np.ndarray, rec_i4:
 
 
 @njit
-def bucket_peaks(rows: np.ndarray, offsets: np.ndarray, rec: np.ndarray, rec_f: np.ndarray,
-                 window_s: float, denied_only: bool, groups: np.ndarray) -> np.ndarray:  # fmt: skip
+def bucket_peaks(
+    rows: np.ndarray,
+    offsets: np.ndarray,
+    rec: np.ndarray,
+    rec_f: np.ndarray,
+    window_s: float,
+    denied_only: bool,
+    groups: np.ndarray,
+) -> np.ndarray:
     """Per group in ``groups`` (a mask; rows in time order): the most events (denied ones only
     if ``denied_only``) in 4 consecutive buckets of ``floor(ts / window_s)`` (a superset of any
     window of ``window_s`` seconds, as the SQL pre-filter counts it); 0 for the other groups."""

@@ -75,10 +75,22 @@ def _parse_one(data: np.ndarray, a: int, b: int) -> tuple[bool, float]:
     y = y0 * 1000 + y1 * 100 + y2 * 10 + y3
     mo, d = m0 * 10 + m1, d0 * 10 + d1
     hh, mi, ss = h0 * 10 + h1, i0 * 10 + i1, s0 * 10 + s1
-    bad = ((lo < 0) | (hi > 9) | (data[a + 4] != 45) | (data[a + 7] != 45)
-           | ((sep != 84) & (sep != 32)) | (data[a + 13] != 58) | (data[a + 16] != 58)
-           | (y < 1) | (mo < 1) | (mo > 12) | (d < 1)
-           | (hh > 23) | (mi > 59) | (ss > 59))  # fmt: skip
+    bad = (
+        (lo < 0)
+        | (hi > 9)
+        | (data[a + 4] != 45)
+        | (data[a + 7] != 45)
+        | ((sep != 84) & (sep != 32))
+        | (data[a + 13] != 58)
+        | (data[a + 16] != 58)
+        | (y < 1)
+        | (mo < 1)
+        | (mo > 12)
+        | (d < 1)
+        | (hh > 23)
+        | (mi > 59)
+        | (ss > 59)
+    )
     if bad:
         return False, 0.0
     if mo == 2:
@@ -117,8 +129,13 @@ def _parse_one(data: np.ndarray, a: int, b: int) -> tuple[bool, float]:
             return False, 0.0
         e0, e1, e3, e4 = _d(data, p + 1), _d(data, p + 2), _d(data, p + 4), _d(data, p + 5)
         oh, om = e0 * 10 + e1, e3 * 10 + e4
-        if (min(e0, e1, e3, e4) < 0 or max(e0, e1, e3, e4) > 9 or oh > 23 or om > 59
-                or data[p + 3] != 58):  # fmt: skip
+        if (
+            min(e0, e1, e3, e4) < 0
+            or max(e0, e1, e3, e4) > 9
+            or oh > 23
+            or om > 59
+            or data[p + 3] != 58
+        ):
             return False, 0.0
         off = oh * 3600 + om * 60
         if z == 45:
@@ -130,8 +147,9 @@ def _parse_one(data: np.ndarray, a: int, b: int) -> tuple[bool, float]:
 
 
 @njit
-def parse_ts(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, out: np.ndarray,
-             ok: np.ndarray) -> None:  # fmt: skip
+def parse_ts(
+    offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, out: np.ndarray, ok: np.ndarray
+) -> None:
     """Fill ``out[i]`` (epoch seconds, float64) and ``ok[i]`` for each row ``i`` of a string
     column given as Arrow buffers: row ``i`` is ``data[offsets[i]:offsets[i + 1]]`` (offsets
     int32 or int64, n + 1 of them, the array's offset already applied; data uint8).

@@ -110,8 +110,9 @@ class Store:
             self._x_known = True
         return self.x
 
-    def append(self, cols: dict[str, np.ndarray], file_idx: int,
-               keep: np.ndarray | None = None) -> slice:  # fmt: skip
+    def append(
+        self, cols: dict[str, np.ndarray], file_idx: int, keep: np.ndarray | None = None
+    ) -> slice:
         """Rows ``keep`` (all: None) of the columns (``x`` is written by the caller into the
         returned slice)."""
         if keep is not None and bool(keep.all()):
@@ -164,8 +165,9 @@ def _mapped(shape: tuple[int, ...], dtype: Any, background: bool = False) -> np.
     flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
     buf = mmap.mmap(-1, size, flags=flags)
     if background:  # the caller goes on (and writes) while a thread faults the pages in
-        threading.Thread(target=_populate, args=(buf, size, _STEP), name="mlhunt-populate",
-                         daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=_populate, args=(buf, size, _STEP), name="mlhunt-populate", daemon=True
+        ).start()
     elif not _populate(buf, size):
         buf = mmap.mmap(-1, size, flags=flags | getattr(mmap, "MAP_POPULATE", 0))
     return np.frombuffer(buf, dtype, count=int(np.prod(shape))).reshape(shape)
@@ -203,8 +205,9 @@ def _populate(buf: mmap.mmap, size: int, step: int = 0) -> bool:
 def _is_num(t: Any, ints: bool = True) -> bool:
     import pyarrow as pa
 
-    return bool(pa.types.is_float32(t) or pa.types.is_float64(t)
-                or (ints and pa.types.is_integer(t)))  # fmt: skip
+    return bool(
+        pa.types.is_float32(t) or pa.types.is_float64(t) or (ints and pa.types.is_integer(t))
+    )
 
 
 def _is_text(t: Any) -> bool:

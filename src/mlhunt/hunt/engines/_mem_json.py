@@ -65,20 +65,22 @@ def estimate(path: Path) -> tuple[int, int]:
 class JsonFile:
     """One JSON Lines file into the store (see the module docstring)."""
 
-    def __init__(self, store: Store, path: Path, idx: int, report: ReadReport,
-                 width: int) -> None:  # fmt: skip
+    def __init__(self, store: Store, path: Path, idx: int, report: ReadReport, width: int) -> None:
         self.store, self.path, self.idx, self.report = store, path, idx, report
         self.file = str(path)
         self.norm = _Normaliser(report)
         self.width = width  # the input length the parser writes until the logs fix one
         self.line = 0  # lines before the current block, as Python's line iteration counts
-        self.seeds = np.array([store.clients.seed, store.sources.seed, store.labels.seed],
-                              np.uint64)  # fmt: skip
+        self.seeds = np.array(
+            [store.clients.seed, store.sources.seed, store.labels.seed], np.uint64
+        )
 
     def run(self) -> None:
         try:
-            with self.path.open("rb") as fh, ThreadPoolExecutor(
-                    PARSERS, thread_name_prefix="mlhunt-json") as pool:  # fmt: skip
+            with (
+                self.path.open("rb") as fh,
+                ThreadPoolExecutor(PARSERS, thread_name_prefix="mlhunt-json") as pool,
+            ):
                 pending: deque[tuple[np.ndarray, Future[Any]]] = deque()
                 # blocks alive: those pending and the one being read
                 for block in _blocks(fh, AHEAD + 2):
@@ -123,9 +125,19 @@ class JsonFile:
         self._store(text, keep, first, ts, span, hashes, margin, status, length, x)
         self._python(block, bounds, slow, first)
 
-    def _store(self, text: np.ndarray, keep: np.ndarray, first: int, ts: np.ndarray,
-               span: np.ndarray, hashes: np.ndarray, margin: np.ndarray, status: np.ndarray,
-               length: np.ndarray, x: np.ndarray) -> None:  # fmt: skip
+    def _store(
+        self,
+        text: np.ndarray,
+        keep: np.ndarray,
+        first: int,
+        ts: np.ndarray,
+        span: np.ndarray,
+        hashes: np.ndarray,
+        margin: np.ndarray,
+        status: np.ndarray,
+        length: np.ndarray,
+        x: np.ndarray,
+    ) -> None:
         from mlhunt.hunt.engines._kern_json import put_rows
 
         # Coded here, not in the parsing threads: looking names up there (in snapshots of
@@ -135,9 +147,19 @@ class JsonFile:
         source = st.sources.spans(span[2], span[3], text, keep & (span[3] >= 0), hashes[1])
         label = st.labels.spans(span[4], span[5], text, keep, hashes[2])
         line = np.arange(first, first + len(keep), dtype=np.int64)
-        s = st.append({"ts": ts, "line": line, "client": client, "source": source,
-                       "label": label, "margin": margin, "status": status}, self.idx,
-                      keep)  # fmt: skip
+        s = st.append(
+            {
+                "ts": ts,
+                "line": line,
+                "client": client,
+                "source": source,
+                "label": label,
+                "margin": margin,
+                "status": status,
+            },
+            self.idx,
+            keep,
+        )
         d = self.report.input_dim
         if d:
             put_rows(x, length, keep, st.ensure_x(d), s.start)
@@ -145,8 +167,7 @@ class JsonFile:
             st.x[s] = np.nan
         self.report.records += s.stop - s.start
 
-    def _python(self, block: np.ndarray, bounds: np.ndarray, lines: np.ndarray,
-                first: int) -> None:  # fmt: skip
+    def _python(self, block: np.ndarray, bounds: np.ndarray, lines: np.ndarray, first: int) -> None:
         """Lines ``lines`` (indices in the block) through the Python path, kept ones into the
         store."""
         rows = []

@@ -85,17 +85,29 @@ class MemPrepared:
             st.rec, st.rec_f, st.rec_i4, idx, self.label_map
         )
         # np.take, not x[idx]: numpy's fancy indexing of rows is several times slower
-        x = (np.take(st.x, idx, axis=0) if self.xd and st.x is not None
-             else np.full((b - a, self.pop.d), np.nan))  # fmt: skip
+        x = (
+            np.take(st.x, idx, axis=0)
+            if self.xd and st.x is not None
+            else np.full((b - a, self.pop.d), np.nan)
+        )
         if len(self.files) == 1:  # (np.full of an object is several times slower)
             files = np.empty(b - a, dtype=object)
             files.fill(self.files[0])
         else:
             files = self.files[file]
-        return GroupBatch(scope=scope, keys=sc.keys[g0:g1].tolist(),
-                          offsets=sc.offsets[g0 : g1 + 1] - a, ts=ts, x=x, label=label,
-                          margin=margin, status=status, client=self.clients[client],
-                          file=files, line=line)  # fmt: skip
+        return GroupBatch(
+            scope=scope,
+            keys=sc.keys[g0:g1].tolist(),
+            offsets=sc.offsets[g0 : g1 + 1] - a,
+            ts=ts,
+            x=x,
+            label=label,
+            margin=margin,
+            status=status,
+            client=self.clients[client],
+            file=files,
+            line=line,
+        )
 
 
 def _ranks(names: Names, count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,15 +120,26 @@ def _ranks(names: Names, count: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return rank, all_names[srt], count[srt]
 
 
-def prepare(store: Store, files: list[str], reference: np.ndarray | None,
-            detectors: list[Detector], d: int) -> MemPrepared:  # fmt: skip
+def prepare(
+    store: Store, files: list[str], reference: np.ndarray | None, detectors: list[Detector], d: int
+) -> MemPrepared:
     n = store.n
     b = PopulationBuilder()
     ordered, c_count, s_count, l_count, b.n_margin, b.near, s_denied, s_runs = scan_records(
-        store.rec, store.rec_f, store.rec_i4, n, len(store.clients.names),
-        len(store.sources.names), len(store.labels.names), b.near_margin)  # fmt: skip
-    order = np.empty(0, np.int64) if ordered else np.lexsort(
-        (store.line[:n], store.file[:n], store.ts[:n]))  # fmt: skip
+        store.rec,
+        store.rec_f,
+        store.rec_i4,
+        n,
+        len(store.clients.names),
+        len(store.sources.names),
+        len(store.labels.names),
+        b.near_margin,
+    )
+    order = (
+        np.empty(0, np.int64)
+        if ordered
+        else np.lexsort((store.line[:n], store.file[:n], store.ts[:n]))
+    )
     sdets = [x for x in detectors if x.spec.scope == "source_ip"]
     scopes: dict[str, _Scope | Future[_Scope | None]] = {}
     if sdets:
@@ -134,14 +157,26 @@ def prepare(store: Store, files: list[str], reference: np.ndarray | None,
     b.labels = dict(zip(l_names.tolist(), l_count.tolist(), strict=True))
     pop, label_map, xd = _population(store, b, reference, d, rows, offsets, len(c_names))
     scopes = {"client_id": _Scope(rows, offsets, c_names), **scopes}
-    return MemPrepared(pop=pop, store=store, scopes=scopes, files=np.array(files, dtype=object),
-                       label_map=label_map, xd=xd,
-                       clients=np.asarray(store.clients.names, dtype=object))  # fmt: skip
+    return MemPrepared(
+        pop=pop,
+        store=store,
+        scopes=scopes,
+        files=np.array(files, dtype=object),
+        label_map=label_map,
+        xd=xd,
+        clients=np.asarray(store.clients.names, dtype=object),
+    )
 
 
-def _population(store: Store, b: PopulationBuilder, reference: np.ndarray | None, d: int,
-                rows: np.ndarray, offsets: np.ndarray,
-                n_clients: int) -> tuple[Population, np.ndarray, int]:  # fmt: skip
+def _population(
+    store: Store,
+    b: PopulationBuilder,
+    reference: np.ndarray | None,
+    d: int,
+    rows: np.ndarray,
+    offsets: np.ndarray,
+    n_clients: int,
+) -> tuple[Population, np.ndarray, int]:
     """The population, the label codes' class indices and the input length of the batches."""
     pop_d = d if reference is None else reference.shape[1]
     xd = d if d > 0 and d == pop_d and store.x is not None else 0
@@ -153,8 +188,14 @@ def _population(store: Store, b: PopulationBuilder, reference: np.ndarray | None
     return pop, label_map, xd
 
 
-def _features(store: Store, b: PopulationBuilder, d: int, rows: np.ndarray, offsets: np.ndarray,
-              n_clients: int) -> None:  # fmt: skip
+def _features(
+    store: Store,
+    b: PopulationBuilder,
+    d: int,
+    rows: np.ndarray,
+    offsets: np.ndarray,
+    n_clients: int,
+) -> None:
     """Exact per-feature aggregates and the per-client sample (each client's first inputs)."""
     assert store.x is not None
     x = store.x
@@ -168,8 +209,9 @@ def _features(store: Store, b: PopulationBuilder, d: int, rows: np.ndarray, offs
     b.sumsq = np.array([math.fsum(c) for c in sq.T])
 
 
-def _sources(store: Store, order: np.ndarray, bounds: tuple[np.ndarray, ...],
-             dets: list[Detector]) -> _Scope | None:  # fmt: skip
+def _sources(
+    store: Store, order: np.ndarray, bounds: tuple[np.ndarray, ...], dets: list[Detector]
+) -> _Scope | None:
     """The source scope: addresses some detector in ``dets`` may fire on (all of them when one
     offers no necessary condition), as in :func:`._duck_prep.candidates`. ``bounds`` (events,
     denied answers and client-id runs per address code, from :func:`scan_records`) make a
@@ -204,8 +246,13 @@ def _sources(store: Store, order: np.ndarray, bounds: tuple[np.ndarray, ...],
     return _Scope(sel, np.concatenate([[0], np.cumsum(lens)]).astype(np.int64), names[keep])
 
 
-def _meeting(needs: list[GroupNeed | None], cnt: dict[str, np.ndarray], store: Store,
-             rows: np.ndarray | None, off: np.ndarray | None) -> np.ndarray:  # fmt: skip
+def _meeting(
+    needs: list[GroupNeed | None],
+    cnt: dict[str, np.ndarray],
+    store: Store,
+    rows: np.ndarray | None,
+    off: np.ndarray | None,
+) -> np.ndarray:
     """Groups that meet at least one of ``needs`` (see :func:`_meets`)."""
     out = np.zeros(len(cnt["n"]), bool)
     for nd in dict.fromkeys(needs):
@@ -214,8 +261,13 @@ def _meeting(needs: list[GroupNeed | None], cnt: dict[str, np.ndarray], store: S
     return out
 
 
-def _meets(need: GroupNeed, cnt: dict[str, np.ndarray], store: Store, rows: np.ndarray | None,
-           off: np.ndarray | None) -> np.ndarray:  # fmt: skip
+def _meets(
+    need: GroupNeed,
+    cnt: dict[str, np.ndarray],
+    store: Store,
+    rows: np.ndarray | None,
+    off: np.ndarray | None,
+) -> np.ndarray:
     """Groups that meet ``need`` by the counts ``cnt``; bursts are checked in the sorted
     ``rows`` (None: the counts are upper bounds and the burst check waits)."""
     n, w = float(need.count), float(need.window_s)

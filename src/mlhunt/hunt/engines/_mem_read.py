@@ -43,8 +43,9 @@ _NO_FLOATS.flags.writeable = False  # as floats() gives: one compiled version of
 _NO_LIST = (np.empty(0, np.int64), _NO_FLOATS, _NONE, _NONE)
 
 
-def read(files: list[Path], plan: Survey, report: ReadReport, say: Any,
-         budget: int = MEMORY_BUDGET) -> tuple[Store, list[str]]:  # fmt: skip
+def read(
+    files: list[Path], plan: Survey, report: ReadReport, say: Any, budget: int = MEMORY_BUDGET
+) -> tuple[Store, list[str]]:
     """Every file into a :class:`Store` sized by ``plan`` (:func:`._mem.survey` of the same
     files; its likely input width is mapped ahead; an estimated size may grow while the events
     fit ``budget`` bytes); returns it and the file names indexed by ``file``. Raises Declined,
@@ -59,10 +60,16 @@ def read(files: list[Path], plan: Survey, report: ReadReport, say: Any,
     # in a thread while the store's memory is mapped and pyarrow decodes the first rows (numba
     # serialises loading, so a kernel the checks reach first is loaded once, by either thread)
     json_first = bool(sels) and not sels[0]
-    threading.Thread(target=_preload, args=(json_first,), name="mlhunt-preload",
-                     daemon=True).start()  # fmt: skip
-    saved = (report.records, report.malformed, len(report.errors), report.input_dim,
-             len(report.files))  # fmt: skip
+    threading.Thread(
+        target=_preload, args=(json_first,), name="mlhunt-preload", daemon=True
+    ).start()
+    saved = (
+        report.records,
+        report.malformed,
+        len(report.errors),
+        report.input_dim,
+        len(report.files),
+    )
 
     def start(i: int) -> _Ahead | None:  # decoding a Parquet file ahead
         return _pipeline(files[i], sels[i]) if i < len(files) and sels[i] else None
@@ -103,8 +110,9 @@ def _preload(json_first: bool) -> None:
 
 
 class _File:
-    def __init__(self, store: Store, path: Path, idx: int, sel: dict[str, str],
-                 report: ReadReport) -> None:  # fmt: skip
+    def __init__(
+        self, store: Store, path: Path, idx: int, sel: dict[str, str], report: ReadReport
+    ) -> None:
         self.store, self.path, self.idx = store, path, idx
         self.sel, self.report = sel, report
         self.norm = _Normaliser(report)
@@ -156,8 +164,11 @@ class _File:
         else:
             length = np.zeros(n, np.int32)
         sc = _parts(col["scores"]) if "scores" in self.sel else _NO_LIST
-        score, s_valid = (floats(col["score"]), _valid(col["score"], n)) if "score" in self.sel \
-            else (_NO_FLOATS, _NONE)  # fmt: skip
+        score, s_valid = (
+            (floats(col["score"]), _valid(col["score"], n))
+            if "score" in self.sel
+            else (_NO_FLOATS, _NONE)
+        )
         margin, m_ok = margins(n, *sc, score, s_valid)
         ok &= m_ok
         status = np.zeros(n, np.int64)
@@ -170,9 +181,19 @@ class _File:
             lat = floats(col["latency_ms"])
             ok &= ~_valid(col["latency_ms"], n) | np.isfinite(lat)
         keep = self._keep(ok, length, line)
-        s = st.append({"ts": ts, "line": line, "client": client, "source": source,
-                       "label": label, "margin": margin, "status": status}, self.idx,
-                      keep)  # fmt: skip
+        s = st.append(
+            {
+                "ts": ts,
+                "line": line,
+                "client": client,
+                "source": source,
+                "label": label,
+                "margin": margin,
+                "status": status,
+            },
+            self.idx,
+            keep,
+        )
         d = self.report.input_dim
         if d:
             put_x(xs[0], xs[1], length, keep, d, st.ensure_x(d), s.start)
@@ -226,8 +247,9 @@ def _unreadable(path: Path) -> Iterator[None]:
     except Exception as exc:
         if not _pyarrow_failed(exc):
             raise
-        raise Declined(f"{path.name}: pyarrow cannot read it ({type(exc).__name__}: {exc})"
-                       ) from None  # fmt: skip
+        raise Declined(
+            f"{path.name}: pyarrow cannot read it ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _valid(arr: Any, n: int = 0) -> np.ndarray:
@@ -279,8 +301,9 @@ class _Ahead:
     the consumer; started at once. :meth:`close` stops the thread (and ``after``, the stage it
     consumes); an exception in the thread is raised to the consumer in its place."""
 
-    def __init__(self, make: Callable[[], Iterator[Any]], depth: int, name: str,
-                 after: _Ahead | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, make: Callable[[], Iterator[Any]], depth: int, name: str, after: _Ahead | None = None
+    ) -> None:
         self.box: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.after = after
@@ -346,5 +369,6 @@ def _batches(path: Path, sel: dict[str, str]) -> Iterator[Any]:
     cols = sorted(set(sel.values()))
     pf = pq.ParquetFile(path, read_dictionary=[sel[k] for k in _TEXT if k in sel])
     for g in range(pf.metadata.num_row_groups):
-        yield from pf.iter_batches(batch_size=READ_ROWS, row_groups=[g], columns=cols,
-                                   use_threads=True)  # fmt: skip
+        yield from pf.iter_batches(
+            batch_size=READ_ROWS, row_groups=[g], columns=cols, use_threads=True
+        )

@@ -24,19 +24,25 @@ def _rows(n: int) -> Any:
     i = np.arange(n)
     odd = i % 2 == 1
     output = pa.StructArray.from_arrays(
-        [strings(["a", "b"] * (n // 2)).dictionary_encode(),
-         list_array([[0.2, 0.8], None, [0.1, 0.3, 0.6]] * (n // 3)),  # n: a multiple of 6
-         float_array(np.full(n, 0.7), odd)],
-        ["label", "scores", "score"])  # fmt: skip
-    return pa.RecordBatch.from_arrays([
-        strings([f"2024-03-05T00:00:{k % 60:02d}.5Z" for k in i]),
-        strings([f"c{k % 3}" for k in i]).dictionary_encode(),
-        strings([None if k % 5 == 0 else f"10.0.0.{k % 2}" for k in i]).dictionary_encode(),
-        list_array([None if k == 3 else [float(k), 1.0, 2.0] for k in i]),
-        output, int_array(np.where(odd, 401, 200).astype(np.int32)),
-        float_array(np.full(n, 1.5), odd),
-    ], names=["ts", "client_id", "source_ip", "input", "output", "status",
-              "latency_ms"])  # fmt: skip
+        [
+            strings(["a", "b"] * (n // 2)).dictionary_encode(),
+            list_array([[0.2, 0.8], None, [0.1, 0.3, 0.6]] * (n // 3)),  # n: a multiple of 6
+            float_array(np.full(n, 0.7), odd),
+        ],
+        ["label", "scores", "score"],
+    )
+    return pa.RecordBatch.from_arrays(
+        [
+            strings([f"2024-03-05T00:00:{k % 60:02d}.5Z" for k in i]),
+            strings([f"c{k % 3}" for k in i]).dictionary_encode(),
+            strings([None if k % 5 == 0 else f"10.0.0.{k % 2}" for k in i]).dictionary_encode(),
+            list_array([None if k == 3 else [float(k), 1.0, 2.0] for k in i]),
+            output,
+            int_array(np.where(odd, 401, 200).astype(np.int32)),
+            float_array(np.full(n, 1.5), odd),
+        ],
+        names=["ts", "client_id", "source_ip", "input", "output", "status", "latency_ms"],
+    )
 
 
 def _read(n: int) -> tuple[Any, Any]:

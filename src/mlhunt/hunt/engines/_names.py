@@ -41,10 +41,20 @@ def _hashes(offsets: np.ndarray, data: np.ndarray, seed: np.uint64, out: np.ndar
 
 
 @njit
-def _intern(starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.ndarray,
-            hashes: np.ndarray, start: int, table: np.ndarray, pool: np.ndarray,
-            pool_off: np.ndarray, known: np.ndarray, n_names: int,
-            out: np.ndarray) -> tuple[int, int]:  # fmt: skip
+def _intern(
+    starts: np.ndarray,
+    stops: np.ndarray,
+    data: np.ndarray,
+    valid: np.ndarray,
+    hashes: np.ndarray,
+    start: int,
+    table: np.ndarray,
+    pool: np.ndarray,
+    pool_off: np.ndarray,
+    known: np.ndarray,
+    n_names: int,
+    out: np.ndarray,
+) -> tuple[int, int]:
     """Codes of rows ``start``.. (row ``i``: ``data[starts[i]:stops[i]]``) into ``out`` (-1
     null, -2 empty string), adding new strings; returns (names now, row to resume at:
     ``len(out)`` when done, earlier when the table, the pool or the name arrays must grow
@@ -76,8 +86,11 @@ def _intern(starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.n
             slot = (slot + 1) & mask
         if code < 0:
             used = pool_off[n_names]
-            if (n_names + 1 >= len(known) or used + (b - a) > len(pool)
-                    or 2 * (n_names + 1) > len(table)):  # fmt: skip
+            if (
+                n_names + 1 >= len(known)
+                or used + (b - a) > len(pool)
+                or 2 * (n_names + 1) > len(table)
+            ):
                 return n_names, i
             pool[used : used + (b - a)] = data[a:b]
             pool_off[n_names + 1] = used + (b - a)
@@ -184,21 +197,39 @@ class Names:
             h = _arrow.values(hashes.fill_null(0)).astype(np.uint64)
         return self._codes(off, raw, ok, h)
 
-    def _codes(self, off: np.ndarray, data: np.ndarray, valid: np.ndarray,
-               hashes: np.ndarray) -> np.ndarray:  # fmt: skip
+    def _codes(
+        self, off: np.ndarray, data: np.ndarray, valid: np.ndarray, hashes: np.ndarray
+    ) -> np.ndarray:
         return self.spans(off[:-1], off[1:], data, valid, hashes)
 
-    def spans(self, starts: np.ndarray, stops: np.ndarray, data: np.ndarray, valid: np.ndarray,
-              hashes: np.ndarray) -> np.ndarray:  # fmt: skip
+    def spans(
+        self,
+        starts: np.ndarray,
+        stops: np.ndarray,
+        data: np.ndarray,
+        valid: np.ndarray,
+        hashes: np.ndarray,
+    ) -> np.ndarray:
         """int32 codes of the strings ``data[starts[i]:stops[i]]`` (int64 bounds; -1 where
         ``valid``, unless empty, is False; -2 for an empty string), given their hashes with
         this table's :attr:`seed` (:func:`_hash1`); the bytes must be UTF-8."""
         out = np.empty(len(starts), np.int32)
         start = 0
         while True:
-            self.n, start = _intern(starts, stops, data, valid, hashes, start, self.table,
-                                    self.pool, self.pool_off, self.known, self.n,
-                                    out)  # fmt: skip
+            self.n, start = _intern(
+                starts,
+                stops,
+                data,
+                valid,
+                hashes,
+                start,
+                self.table,
+                self.pool,
+                self.pool_off,
+                self.known,
+                self.n,
+                out,
+            )
             if start >= len(out):
                 return out
             self._grow(int(stops[start] - starts[start]))

@@ -54,18 +54,28 @@ def _quiet(_: str) -> None:
 class DuckDBEngine:
     name = "duckdb"
 
-    def __init__(self, memory_limit: str = MEMORY_LIMIT, threads: int | None = None,
-                 workers: int = DETECT_WORKERS,
-                 memory_budget: int = MEMORY_BUDGET) -> None:  # fmt: skip
+    def __init__(
+        self,
+        memory_limit: str = MEMORY_LIMIT,
+        threads: int | None = None,
+        workers: int = DETECT_WORKERS,
+        memory_budget: int = MEMORY_BUDGET,
+    ) -> None:
         self.memory_limit = memory_limit
         #: Most bytes of events the in-memory path takes (0: always the table path).
         self.memory_budget = memory_budget
         self.threads = threads
         self.workers = workers
 
-    def run(self, paths: Sequence[str | Path], detectors: list[Detector], report: ReadReport,
-            *, reference: np.ndarray | None = None,
-            progress: Progress | None = None) -> EngineResult:  # fmt: skip
+    def run(
+        self,
+        paths: Sequence[str | Path],
+        detectors: list[Detector],
+        report: ReadReport,
+        *,
+        reference: np.ndarray | None = None,
+        progress: Progress | None = None,
+    ) -> EngineResult:
         say = progress or _quiet
         with contextlib.ExitStack() as stack:
             t0 = time.perf_counter()
@@ -106,8 +116,7 @@ class DuckDBEngine:
         import duckdb
 
         with tempfile.TemporaryDirectory(prefix="mlhunt-duckdb-") as tmp:
-            con = duckdb.connect(config={"memory_limit": self.memory_limit,
-                                         "temp_directory": tmp})  # fmt: skip
+            con = duckdb.connect(config={"memory_limit": self.memory_limit, "temp_directory": tmp})
             try:
                 # No progress bar: DuckDB draws it on stdout, which carries the JSON report.
                 con.execute("SET enable_progress_bar = false")
@@ -117,9 +126,14 @@ class DuckDBEngine:
             finally:
                 con.close()
 
-    def _in_memory(self, files: list[Path], report: ReadReport,
-                   reference: np.ndarray | None, detectors: list[Detector],
-                   say: Progress) -> tuple[Population, _Scopes, float, _Warmer] | None:  # fmt: skip
+    def _in_memory(
+        self,
+        files: list[Path],
+        report: ReadReport,
+        reference: np.ndarray | None,
+        detectors: list[Detector],
+        say: Progress,
+    ) -> tuple[Population, _Scopes, float, _Warmer] | None:
         """The in-memory path (:mod:`._mem`), or None when it declines these logs."""
         from mlhunt.hunt.engines import _mem, _mem_prep, _mem_read
 
@@ -138,9 +152,15 @@ class DuckDBEngine:
         prep = _mem_prep.prepare(store, names, reference, detectors, report.input_dim or 0)
         return prep.pop, {s: partial(prep.batches, s) for s in prep.scopes}, t_read, warmer
 
-    def _table(self, con: Any, files: list[Path], report: ReadReport,
-               reference: np.ndarray | None, detectors: list[Detector],
-               say: Progress) -> tuple[Population, _Scopes, float, _Warmer]:  # fmt: skip
+    def _table(
+        self,
+        con: Any,
+        files: list[Path],
+        report: ReadReport,
+        reference: np.ndarray | None,
+        detectors: list[Detector],
+        say: Progress,
+    ) -> tuple[Population, _Scopes, float, _Warmer]:
         """The table path: logs loaded into DuckDB, each scope sorted into a table."""
         from mlhunt.hunt.engines._duck_load import good_view, load
 
@@ -155,18 +175,19 @@ class DuckDBEngine:
             for batch in batches(con, scope, table, prep):
                 yield partial(_same, batch)
 
-        return (prep.pop, {s: partial(built, s, t) for s, t in prep.tables.items()}, t_read,
-                warmer)  # fmt: skip
+        return (prep.pop, {s: partial(built, s, t) for s, t in prep.tables.items()}, t_read, warmer)
 
-    def _detect(self, scopes: _Scopes, pop: Population, detectors: list[Detector],
-                say: Progress) -> tuple[list[Alert], float, float]:  # fmt: skip
+    def _detect(
+        self, scopes: _Scopes, pop: Population, detectors: list[Detector], say: Progress
+    ) -> tuple[list[Alert], float, float]:
         """Alerts of every detector, and the wall and CPU seconds spent in detector calls (CPU
         seconds do not grow when other work shares the cores, wall seconds do)."""
         alerts: list[Alert] = []
         spent = [0.0, 0.0]  # wall, cpu
 
-        def timed(make: Callable[[], GroupBatch],
-                  dets: list[Detector]) -> tuple[list[Alert], float, float]:  # fmt: skip
+        def timed(
+            make: Callable[[], GroupBatch], dets: list[Detector]
+        ) -> tuple[list[Alert], float, float]:
             batch = make()
             t, c = time.perf_counter(), time.thread_time()
             out = run_detectors(batch, pop, dets)
