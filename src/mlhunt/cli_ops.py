@@ -343,11 +343,24 @@ def guard(
         str | None, typer.Option(help="Drop this prefix from the client header's value.")
     ] = None,
     hash_client_ids: Annotated[
-        bool, typer.Option(help="Record a hash of the client header, not its value (API keys).")
-    ] = False,
+        bool,
+        typer.Option(help="Record a keyed hash of the client header, not its value (API keys)."),
+    ] = True,
     trust_forwarded: Annotated[
-        bool, typer.Option(help="Take the source address from X-Forwarded-For (trusted only).")
+        bool,
+        typer.Option(help="Take the source address from X-Forwarded-For (its right-most hop)."),
     ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(help="A proxy (address or CIDR) whose X-Forwarded-For hop is believed."),
+    ] = None,
+    input_dim: Annotated[
+        int | None, typer.Option(help="Length of an input vector (else the reference's).")
+    ] = None,
+    admin_allow: Annotated[
+        list[str] | None,
+        typer.Option(help="Who may read /guard/health and /guard/metrics (default: loopback)."),
+    ] = None,
     window: Annotated[int, typer.Option(help="Recent events scored per client.")] = 512,
     warmup: Annotated[
         int, typer.Option(help="Events that build the population without a log --reference.")
@@ -397,6 +410,9 @@ def guard(
             strip_prefix=strip_prefix,
             hash_client_ids=hash_client_ids,
             trust_forwarded=trust_forwarded,
+            trusted_proxies=tuple(trusted_proxy or ()),
+            input_dim=input_dim,
+            **({"admin_allow": tuple(admin_allow)} if admin_allow else {}),
             window=window,
             warmup=warmup,
             scoring=scoring,  # type: ignore[arg-type]  # GuardConfig validates it

@@ -9,15 +9,18 @@ scored right after, so the decision for a request rests on the caller's *previou
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
+import hmac
 import json
 import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -57,12 +60,32 @@ _DROP = frozenset(
         "host",
         "content-length",
         "accept-encoding",
+        # the guard answers 100-continue to its client itself (uvicorn, when the body is read);
+        # forwarded, the upstream's interim 100 would precede the real answer (issue #19)
+        "expect",
     }
 )
 _DROP_B = frozenset(k.encode() for k in _DROP)
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OWN = frozenset({"/guard/health", "/guard/metrics"})  # served by Starlette, never proxied
+MAX_HOPS = 32  # X-Forwarded-For hops looked at, from the right
+Networks = tuple[IPv4Network | IPv6Network, ...]
+
+
+def networks(cidrs: tuple[str, ...]) -> Networks:
+    return tuple(ip_network(c, strict=False) for c in cidrs)
+
+
+def within(addr: str | None, nets: Networks) -> bool:
+    """``addr`` (an IP address) is in one of ``nets``; False for anything not an address."""
+    if not addr or not nets:
+        return False
+    try:
+        ip = ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in n for n in nets)
 
 
 @dataclass
@@ -80,29 +103,55 @@ class Guard:
     population: PopulationSource
     log: JsonlLogWriter | None
     upstream: Upstream | None = None  # while running
+    id_key: bytes = b""
+    trusted: Networks = field(default_factory=tuple)
+    admin: Networks = field(default_factory=tuple)
 
     def client_id(self, request: Request) -> str:
         return self.client_of(request.headers.get(self.config.client_header))
 
     def source(self, request: Request) -> str:
         peer = request.client.host if request.client else None
-        return self.source_of(request.headers.get("x-forwarded-for"), peer)
+        fwd = ",".join(request.headers.getlist("x-forwarded-for")) or None
+        return self.source_of(fwd, peer)
 
     def client_of(self, raw: str | None) -> str:
-        """The client id from the ``client_header`` value (None: absent)."""
-        raw = raw or "anonymous"
+        """The client id from the ``client_header`` value (None: absent): with
+        ``hash_client_ids`` a keyed hash (HMAC-SHA256), so the raw value (an API key) is never
+        recorded and cannot be recovered from a log without the key."""
+        if raw is None:
+            return "anonymous"
         p = self.config.strip_prefix
         if p and raw.startswith(p) and len(raw) > len(p):
             raw = raw[len(p) :]
         if self.config.hash_client_ids:
-            return "h-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
+            mac = hmac.new(self.id_key, raw.encode("utf-8", "surrogateescape"), hashlib.sha256)
+            return "h-" + mac.hexdigest()[:24]
         return raw
 
     def source_of(self, forwarded: str | None, peer: str | None) -> str:
-        """The source address: the first ``X-Forwarded-For`` hop when trusted, else the peer."""
-        if self.config.trust_forwarded and forwarded:
-            return forwarded.split(",")[0].strip()
-        return peer or "unknown"
+        """The source address: the peer, unless ``X-Forwarded-For`` is trusted; then the
+        right-most hop not in ``trusted_proxies`` (a client writes the left-most hops itself:
+        only what trusted proxies appended is believed). With ``trusted_proxies`` set, only a
+        peer in them is believed at all; an unparsable hop ends the walk at the last proxy."""
+        addr = peer or "unknown"
+        if not self.config.trust_forwarded or not forwarded:
+            return addr
+        if self.trusted and not within(peer, self.trusted):
+            return addr
+        for hop in reversed(forwarded.rsplit(",", MAX_HOPS)[-MAX_HOPS:]):
+            try:
+                ip = ip_address(hop.strip())
+            except ValueError:
+                return addr
+            if not any(ip in n for n in self.trusted):
+                return str(ip)
+            addr = str(ip)
+        return addr
+
+    def admin_ok(self, peer: str | None) -> bool:
+        """The peer may read ``/guard/health`` and ``/guard/metrics`` (``admin_allow``)."""
+        return within(peer, self.admin)
 
 
 def build_worker(
@@ -115,7 +164,7 @@ def build_worker(
     scorer = Scorer(config.detectors)
     policy = load_policy(config.policy, known=set(scorer.specs))
     http = load_http_config(config.http_config)
-    population = PopulationSource(config.reference, config.warmup, tuple(http.classes))
+    population = population_of(config, http)
     # the compiled detector kernels loaded (or compiled) now, not at the first rescoring (the
     # DuckDB engine's reading kernels are not the guard's)
     warm_up(engine=False)
@@ -133,6 +182,8 @@ def build_worker(
         window=config.window,
         source_window=config.source_window,
         queue_max=config.queue_max,
+        queue_bytes_max=config.queue_bytes_max,
+        max_input_dim=config.max_input_dim,
         score_every=config.score_every,
         score_interval_s=config.score_interval_s,
         duty=config.worker_duty if duty is None else duty,
@@ -150,7 +201,7 @@ def build_guard(config: GuardConfig) -> Guard:
         scorer = Scorer(config.detectors)
         policy = load_policy(config.policy, known=set(scorer.specs))
         http = load_http_config(config.http_config)
-        population = PopulationSource(config.reference, config.warmup, tuple(http.classes))
+        population = population_of(config, http)
         sink, log = None, None
         worker = RemoteWorker(config, store, metrics)
     else:
@@ -159,7 +210,35 @@ def build_guard(config: GuardConfig) -> Guard:
         http, sink, log = local.mapping.config, local.sink, local.log
         worker = local
     metrics.gauges["mlhunt_guard_queue_depth"] = worker.qsize
-    return Guard(config, policy, http, store, worker, sink, metrics, scorer, population, log)
+    key = config.id_key.encode() if config.id_key else store.shared_key()
+    return Guard(
+        config,
+        policy,
+        http,
+        store,
+        worker,
+        sink,
+        metrics,
+        scorer,
+        population,
+        log,
+        id_key=key,
+        trusted=networks(config.trusted_proxies),
+        admin=networks(config.admin_allow),
+    )
+
+
+def population_of(config: GuardConfig, http: HttpConfig) -> PopulationSource:
+    """The population source; its input dimension from the configuration when it says
+    (``input_dim``, else the number of ``feature_names``), else from the reference."""
+    dim = config.input_dim or (len(config.feature_names) or None)
+    return PopulationSource(
+        config.reference,
+        config.warmup,
+        tuple(http.classes),
+        dim=dim,
+        max_dim=config.max_input_dim,
+    )
 
 
 def create_guard_app(config: GuardConfig) -> Starlette:
@@ -172,7 +251,12 @@ def create_guard_app(config: GuardConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        g.upstream = make_upstream(config.upstream, config.upstream_timeout)
+        g.upstream = make_upstream(
+            config.upstream,
+            config.upstream_timeout,
+            config.upstream_max_connections,
+            config.max_answer_bytes,
+        )
         g.worker.start()
         # what exists now lives as long as the guard: keep it out of the collector's passes
         # (a full collection over it is a pause every request waiting on the loop would see)
@@ -202,11 +286,17 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         start = time.perf_counter()
         now = time.time()
         fwd = header = None
+        length = 0
+        drop = _DROP_B
         for k, v in scope["headers"]:  # names are lower case in ASGI
             if k == client_header and header is None:
                 header = v.decode("latin-1")
-            elif k == b"x-forwarded-for" and fwd is None:
-                fwd = v.decode("latin-1")
+            elif k == b"x-forwarded-for":  # every line, in order: the right-most hop counts
+                fwd = v.decode("latin-1") if fwd is None else f"{fwd},{v.decode('latin-1')}"
+            elif k == b"content-length":
+                length = int(v)  # validated by the server's parser (digits only)
+            elif k == b"connection":
+                drop = drop | _named(v)  # headers the client named hop-by-hop
         peer = scope.get("client")
         client, source = g.client_of(header), g.source_of(fwd, peer[0] if peer else None)
         keys = [("client_id", client), ("source_ip", source)]
@@ -240,13 +330,19 @@ def create_guard_app(config: GuardConfig) -> Starlette:
                             "rate limited by mlhunt guard",
                             (b"retry-after", after),
                         )
-        body = await _body(receive)
+        if length > config.max_body_bytes:  # refused before any 100 Continue
+            return await refuse(send, 413, "error", "request body too large", _CLOSE)
+        try:
+            async with asyncio.timeout(config.body_timeout_s):
+                body = await _body(receive, config.max_body_bytes)
+        except TimeoutError:
+            return await refuse(send, 408, "error", "request body not received in time", _CLOSE)
         if body is None:  # the client went away
             return None
+        if body is _TOO_LARGE:
+            return await refuse(send, 413, "error", "request body too large", _CLOSE)
         headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in scope["headers"]
-            if k not in _DROP_B
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in drop
         ]
         if not config.trust_forwarded and peer:
             headers = [(k, v) for k, v in headers if k != "x-forwarded-for"]
@@ -264,22 +360,44 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         except UpstreamError as exc:
             g.metrics.inc("mlhunt_guard_upstream_errors_total")
             return await refuse(send, 502, "error", f"upstream unavailable ({exc})")
+        ok = 200 <= status < 300
+        up_drop = _DROP_B
+        encoded = False
+        raw: list[tuple[bytes, bytes]] = []
+        for k, v in up_headers:
+            k = k.lower()
+            if k == b"connection":
+                up_drop = up_drop | _named(v)
+            elif k == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
+                encoded = True
+            raw.append((k, v))
+        raw = [(b"content-length", b""), *((k, v) for k, v in raw if k not in up_drop)]
         out = content
-        degraded = "degrade" in union and status == 200
+        degraded = "degrade" in union and ok
         if degraded:
-            out = degrade(content, g.http, g.policy.degrade, rng)
+            # fail closed: an answer the guard cannot read and rewrite is not passed on
+            got = None if encoded else degrade(content, g.http, g.policy.degrade, rng)
+            if got is None:
+                return await refuse(send, 502, "degrade", "answer could not be degraded")
+            out = got
         if method == "POST" and _normal_path(scope["path"]) in predict:
             latency = (time.perf_counter() - start) * 1000.0
+            # only successful answers are read and scored; a failed one counts as an event
+            # (request floods, credential stuffing) without its bodies
             g.worker.submit(
-                (now, client, source, status, body, content, latency, tuple(sorted(union)))
+                (
+                    now,
+                    client,
+                    source,
+                    status,
+                    body if ok and not encoded else b"",
+                    content if ok and not encoded else b"",
+                    latency,
+                    tuple(sorted(union)),
+                )
             )
         g.metrics.inc("mlhunt_guard_requests_total", outcome="degrade" if degraded else "pass")
-        raw = [(b"content-length", str(len(out)).encode())]
-        raw += [
-            (k.lower().encode("latin-1"), v.encode("latin-1"))
-            for k, v in up_headers
-            if k.lower() not in _DROP
-        ]
+        raw[0] = (b"content-length", str(len(out)).encode())
         await _respond(send, status, raw, out)
         return None
 
@@ -305,6 +423,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
 
     app = _GuardApp(
         proxy,
+        g.admin_ok,
         routes=[
             Route("/guard/health", health, methods=["GET"]),
             Route("/guard/metrics", metrics, methods=["GET"]),
@@ -320,25 +439,46 @@ class _GuardApp(Starlette):
     request goes straight to the proxy: routing, ``Request`` and ``Response`` objects and the
     middleware stack cost more per request than the proxy's own logic."""
 
-    def __init__(self, proxy: ASGIApp, **kw: Any) -> None:
+    def __init__(self, proxy: ASGIApp, admin_ok: Callable[[str | None], bool], **kw: Any) -> None:
         super().__init__(**kw)
         self._proxy = proxy
+        self._admin_ok = admin_ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in _OWN:
             await self._proxy(scope, receive, send)
+        elif scope["type"] == "http" and not self._admin_ok((scope.get("client") or (None,))[0]):
+            # the guard's own state (warm-up, errors, alert counts) is not for every client
+            await _respond(
+                send, 404, [(b"content-type", b"application/json")], b'{"detail":"Not Found"}'
+            )
         else:
             await super().__call__(scope, receive, send)
 
 
-async def _body(receive: Receive) -> bytes | None:
-    """The whole request body (None when the client disconnected first)."""
+_TOO_LARGE = b"\0too large"  # a sentinel (compared by identity)
+_CLOSE = (b"connection", b"close")
+
+
+def _named(value: bytes) -> frozenset[bytes]:
+    """The header names a ``Connection`` header lists (hop-by-hop, RFC 9110 7.6.1)."""
+    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body (None when the client disconnected first, ``_TOO_LARGE`` past
+    ``limit`` bytes: the rest is not read)."""
     chunks = []
+    size = 0
     while True:
         msg = await receive()
         if msg["type"] == "http.disconnect":
             return None
-        chunks.append(msg.get("body", b""))
+        part = msg.get("body", b"")
+        size += len(part)
+        if size > limit:
+            return _TOO_LARGE
+        chunks.append(part)
         if not msg.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
