@@ -324,7 +324,8 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
     def report() -> None:
         now = time.monotonic()
         outbox = store.outbox if isinstance(store, _Recording) else []
-        state = (worker.done + dropped[0], len(worker.dirty))
+        ready = worker.population.population is not None
+        state = (worker.done + dropped[0], len(worker.dirty) if ready else 0)
         if not outbox and now - last[0] < HEARTBEAT_S:
             # new actions go out at once; progress alone when idle (wait_idle waits on it) or
             # every STATUS_S: a report per cycle cost the proxy a wake-up per cycle
@@ -337,7 +338,7 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
         msg = {
             "updates": outbox,
             "done": state[0],
-            "dirty": len(worker.dirty),
+            "dirty": state[1],
             "failed_at": failed,
             "last_error": worker.last_error,
             "queue": worker.qsize(),

@@ -45,7 +45,18 @@ class Upstream(Protocol):
 class _Answer:
     """httptools callbacks for one exchange: the final answer's status, headers and body."""
 
-    __slots__ = ("body", "done", "final", "framed", "headers", "interim", "limit", "parser", "size")
+    __slots__ = (
+        "body",
+        "done",
+        "final",
+        "framed",
+        "headers",
+        "interim",
+        "keep",
+        "limit",
+        "parser",
+        "size",
+    )
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -56,6 +67,7 @@ class _Answer:
         self.done = False  # the final answer is complete
         self.interim = False  # the message being parsed is a 1xx
         self.final = False  # the final answer's head is complete
+        self.keep = False  # the upstream keeps the connection open after it
         self.framed = False  # it names its length (Content-Length or Transfer-Encoding)
 
     def on_message_begin(self) -> None:
@@ -87,6 +99,7 @@ class _Answer:
             self.interim = False
             return
         self.done = True
+        self.keep = self.parser.should_keep_alive()  # only valid until the next message
 
 
 class _Trailing(Exception):
@@ -212,7 +225,7 @@ class StreamPool:
         if (
             reusable
             and got.done
-            and parser.should_keep_alive()
+            and got.keep
             and len(self._idle) < self.max_idle
             and not _buffered(reader)
         ):

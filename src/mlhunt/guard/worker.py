@@ -117,7 +117,11 @@ class Worker:
             return False
 
     def idle(self) -> bool:
-        return self.q.unfinished_tasks == 0 and not self.dirty
+        """Every event taken and, once there is a population, scored (before it, events wait
+        in their windows: nothing is due)."""
+        return self.q.unfinished_tasks == 0 and (
+            not self.dirty or self.population.population is None
+        )
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """Block until every submitted event is scored (tests and benchmarks): woken by the
