@@ -437,7 +437,8 @@ def test_fail_closed_when_detectors_error(upstream: str, reference: Path, loan: 
 
 def test_scoring_process(upstream: str, reference: Path, loan: Any, tmp_path: Path) -> None:
     """``scoring="process"``: the same decisions, alerts and log from a separate scoring
-    process; fail-closed once that process is gone."""
+    process; fail-closed once that process is gone, until the supervisor's restart (a
+    ``kill -9`` of the scoring process left requests unscored for good: issue #19)."""
     pol = policy_file(
         tmp_path,
         "detectors: {MLH-HUNT-EXTRACTION: "
@@ -470,11 +471,18 @@ def test_scoring_process(upstream: str, reference: Path, loan: Any, tmp_path: Pa
         assert ask(c, "b2", loan.x_holdout[98]).status_code == 503
         health = c.get("/guard/health")
         assert health.status_code == 503 and "scoring process exited" in health.json()["last_error"]
+        # supervised (issue #19): restarted, counted and reported; scoring resumes
+        assert g.worker.wait_ready(timeout=120)  # type: ignore[union-attr]
+        assert ask(c, "b2", loan.x_holdout[97]).status_code == 200
+        assert g.worker.wait_idle()
+        assert g.metrics.get("mlhunt_guard_scoring_restarts_total") == 1
+        assert g.metrics.get("mlhunt_guard_events_scored_total") >= 1  # the new process's
     alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    thief, b1 = g.client_of("sim-thief"), g.client_of("sim-b1")
+    assert [a["evidence"]["restarts"] for a in alerts if a["rule_id"] == "MLH-GUARD-SCORER"] == [1]
+    thief, b2 = g.client_of("sim-thief"), g.client_of("sim-b2")
     assert [a["target"] for a in alerts if a["rule_id"] == "MLH-HUNT-EXTRACTION"] == [thief]
     recs = (tmp_path / "log.jsonl").read_text().splitlines()
-    assert len(recs) >= 40 and json.loads(recs[-1])["client_id"] in (thief, b1)
+    assert len(recs) >= 40 and json.loads(recs[-1])["client_id"] == b2  # after the restart
 
 
 def test_encoded_crlf_in_the_path_is_never_decoded_into_the_upstream_request(

@@ -190,6 +190,11 @@ class RemoteWorker:
     def population_ready(self) -> bool:
         return bool(self.status["population_ready"])
 
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Block until a scoring process runs and has reported (after a start or a restart)."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self.healthy, timeout)
+
     def idle(self) -> bool:
         st = self.status
         return (
