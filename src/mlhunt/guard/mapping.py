@@ -18,6 +18,8 @@ import numpy as np
 from mlhunt.assess.http import PLACEHOLDERS, HttpConfig, _path
 from mlhunt.guard.config import Degrade
 
+MAX_LABEL = 256
+
 
 def _find(node: Any, trail: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
     """(placeholder, path) of the first placeholder in the body template."""
@@ -80,7 +82,9 @@ class Mapping:
             classes = cfg.classes or (doc.get("classes") if isinstance(doc, dict) else None)
             idx = int(np.argmax(sc))
             label = classes[idx] if classes and idx < len(classes) else idx
-        return (None if label is None else str(label)), sc
+        if label is not None:  # labels are counted per value: bounded, whatever the answer
+            label = str(label)[:MAX_LABEL]
+        return label, sc
 
 
 def margin(scores: list[float] | None) -> float:

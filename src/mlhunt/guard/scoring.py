@@ -61,6 +61,7 @@ class RemoteWorker:
         self._pending: collections.deque[Raw] = collections.deque()
         self._inflight = 0  # taken from the deque, not yet sent
         self.pending_bytes = 0  # request and answer bytes in the deque (queue_bytes_max)
+        self._bytes_lock = threading.Lock()  # the request path adds, the sender subtracts
         self.sent = self.dropped = self.restarts = 0
         self.status: dict[str, Any] = _fresh_status()
         self.exited = ""  # why the last scoring process ended (until its successor reports)
@@ -160,13 +161,14 @@ class RemoteWorker:
 
     def submit(self, raw: Raw) -> bool:
         size = len(raw[4]) + len(raw[5])
-        if (
-            len(self._pending) >= self.config.queue_max
-            or self.pending_bytes + size > self.config.queue_bytes_max
-        ):
-            self.dropped += 1
-            return False
-        self.pending_bytes += size  # the event loop's thread only: no lock on the request path
+        with self._bytes_lock:
+            if (
+                len(self._pending) >= self.config.queue_max
+                or self.pending_bytes + size > self.config.queue_bytes_max
+            ):
+                self.dropped += 1
+                return False
+            self.pending_bytes += size
         self._pending.append(raw)  # deque.append is atomic
         return True
 
@@ -218,7 +220,8 @@ class RemoteWorker:
                     raw = self._pending.popleft()
                     size += len(raw[4]) + len(raw[5])
                     batch.append(raw)
-                self.pending_bytes -= size  # may race one submit by a few bytes: a budget
+                with self._bytes_lock:
+                    self.pending_bytes -= size
                 data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
                 with self._progress:
                     conn = self._conn
@@ -294,7 +297,7 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
     and a heartbeat every ``HEARTBEAT_S``."""
     import os
 
-    from mlhunt.guard.app import build_worker
+    from mlhunt.guard.build import build_worker
 
     # scoring is background work: on a busy machine the kernel should run the proxy first
     with contextlib.suppress(OSError):
