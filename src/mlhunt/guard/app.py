@@ -193,14 +193,11 @@ def create_guard_app(config: GuardConfig) -> Starlette:
                 encoded = True
             raw.append((k, v))
         raw = [(b"content-length", b""), *((k, v) for k, v in raw if k not in up_drop)]
-        out = content
+        out: bytes | None = content
         degraded = "degrade" in union and ok
         if degraded:
             # fail closed: an answer the guard cannot read and rewrite is not passed on
-            got = None if encoded else degrade(content, g.http, g.policy.degrade, rng)
-            if got is None:
-                return await refuse(send, 502, "degrade", "answer could not be degraded")
-            out = got
+            out = None if encoded else degrade(content, g.http, g.policy.degrade, rng)
         if method == "POST" and _normal_path(scope["path"]) in predict:
             latency = (time.perf_counter() - start) * 1000.0
             # only successful answers are read and scored; a failed one counts as an event
@@ -217,6 +214,8 @@ def create_guard_app(config: GuardConfig) -> Starlette:
                     tuple(sorted(union)),
                 )
             )
+        if out is None:
+            return await refuse(send, 502, "degrade", "answer could not be degraded")
         g.metrics.inc("mlhunt_guard_requests_total", outcome="degrade" if degraded else "pass")
         raw[0] = (b"content-length", str(len(out)).encode())
         await _respond(send, status, raw, out)
