@@ -281,14 +281,15 @@ def test_request_and_answer_sizes_are_capped() -> None:
 
 def test_a_partial_head_is_dropped_and_a_huge_head_refused() -> None:
     """Row 8: a partial head held its connection open (24 s and counting); a 1 MB head was
-    forwarded. Served as deployed (``uvicorn_config``): head deadline and head size cap."""
+    forwarded. Served as deployed (``uvicorn_config``): head and body deadlines, head size
+    cap."""
     import uvicorn
 
     from mlhunt.guard import create_guard_app
     from mlhunt.guard.server import uvicorn_config
 
     with RawUpstream(echo_key) as up:
-        cfg = GuardConfig(upstream=up.url, warmup=10_000, header_timeout_s=1.0)
+        cfg = GuardConfig(upstream=up.url, warmup=10_000, header_timeout_s=1.0, body_timeout_s=1.0)
         app = create_guard_app(cfg)
         server = uvicorn.Server(uvicorn_config(app, port=0))
         thread = threading.Thread(target=server.run, daemon=True)
@@ -303,6 +304,11 @@ def test_a_partial_head_is_dropped_and_a_huge_head_refused() -> None:
                 s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                 started = time.monotonic()
                 assert s.recv(1024) == b""  # closed by the guard, well before the 15 s bound
+                assert time.monotonic() - started < 10
+            with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+                s.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12")
+                started = time.monotonic()
+                assert s.recv(1024) == b""  # the body's deadline: closed, never forwarded
                 assert time.monotonic() - started < 10
             with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
                 s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n")

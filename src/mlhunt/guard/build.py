@@ -26,6 +26,7 @@ from mlhunt.logschema import JsonlLogWriter
 
 MAX_HOPS = 32  # X-Forwarded-For hops looked at, from the right
 MAX_ID = 256  # longer client ids are hashed even with hash_client_ids off
+MEMO = 16_384  # client ids and source addresses remembered (a dict lookup, not an HMAC)
 Networks = tuple[IPv4Network | IPv6Network, ...]
 
 
@@ -62,6 +63,10 @@ class Guard:
     id_key: bytes = b""
     trusted: Networks = field(default_factory=tuple)
     admin: Networks = field(default_factory=tuple)
+    # header value -> id, (X-Forwarded-For, peer) -> address: most requests come from callers
+    # seen before; bounded (emptied when full) and only for short values
+    _ids: dict[str, str] = field(default_factory=dict, repr=False)
+    _sources: dict[tuple[str, str | None], str] = field(default_factory=dict, repr=False)
 
     def client_id(self, request: Request) -> str:
         return self.client_of(request.headers.get(self.config.client_header))
@@ -77,6 +82,16 @@ class Guard:
         recorded and cannot be recovered from a log without the key."""
         if raw is None:
             return "anonymous"
+        got = self._ids.get(raw)
+        if got is None:
+            got = self._client_of(raw)
+            if len(raw) <= MAX_ID:
+                if len(self._ids) >= MEMO:
+                    self._ids.clear()
+                self._ids[raw] = got
+        return got
+
+    def _client_of(self, raw: str) -> str:
         p = self.config.strip_prefix
         if p and raw.startswith(p) and len(raw) > len(p):
             raw = raw[len(p) :]
@@ -90,9 +105,19 @@ class Guard:
         right-most hop not in ``trusted_proxies`` (a client writes the left-most hops itself:
         only what trusted proxies appended is believed). With ``trusted_proxies`` set, only a
         peer in them is believed at all; an unparsable hop ends the walk at the last proxy."""
-        addr = peer or "unknown"
         if not self.config.trust_forwarded or not forwarded:
-            return addr
+            return peer or "unknown"
+        got = self._sources.get((forwarded, peer))
+        if got is None:
+            got = self._source_of(forwarded, peer)
+            if len(forwarded) <= MAX_ID:
+                if len(self._sources) >= MEMO:
+                    self._sources.clear()
+                self._sources[(forwarded, peer)] = got
+        return got
+
+    def _source_of(self, forwarded: str, peer: str | None) -> str:
+        addr = peer or "unknown"
         if self.trusted and not within(peer, self.trusted):
             return addr
         for hop in reversed(forwarded.rsplit(",", MAX_HOPS)[-MAX_HOPS:]):

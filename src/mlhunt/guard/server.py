@@ -13,8 +13,10 @@ logic, so:
   (trust it from 127.0.0.1) would let a local caller choose its own source address.
 
 Bounded (issue #19): a request head must arrive within ``header_timeout_s`` of the
-connection or of the previous answer (else the connection is closed: a client trickling a
-partial head holds nothing for long) and within ``max_header_bytes`` (else 431 and close);
+connection or of the previous answer, and its body within ``body_timeout_s`` of the head (else
+the connection is closed: a client trickling a partial request holds nothing for long; one
+timer per connection, re-armed, cheaper than a timeout around each read in the app), and a head
+within ``max_header_bytes`` (else 431 and close);
 at most ``max_connections`` connections and requests at once (uvicorn's ``limit_concurrency``:
 503 beyond). The limits come from the app's :class:`~mlhunt.guard.config.GuardConfig`.
 
@@ -80,6 +82,7 @@ class Limits:
 
     header_timeout_s: float = 10.0
     max_header_bytes: int = 64 * 1024
+    body_timeout_s: float = 30.0
 
 
 class _HeadTooLarge(Exception):
@@ -101,10 +104,10 @@ try:
             super().connection_made(_OneWrite(transport, self.loop))  # type: ignore[arg-type]
             self._arm()
 
-        def _arm(self) -> None:
+        def _arm(self, seconds: float | None = None) -> None:
             if self._head_timer is None:
                 self._head_timer = self.loop.call_later(
-                    self._limits.header_timeout_s, self._head_timeout
+                    seconds or self._limits.header_timeout_s, self._head_timeout
                 )
 
         def _disarm(self) -> None:
@@ -143,6 +146,11 @@ try:
         def on_headers_complete(self) -> None:
             self._disarm()
             super().on_headers_complete()
+            self._arm(self._limits.body_timeout_s)  # the body, if any, has its own deadline
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -185,6 +193,6 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **kw: An
         **kw,
     )
     if gc is not None:  # read by OneWriteProtocol (uvicorn passes its Config to each protocol)
-        limits = Limits(gc.header_timeout_s, gc.max_header_bytes)
+        limits = Limits(gc.header_timeout_s, gc.max_header_bytes, gc.body_timeout_s)
         config.mlhunt_limits = limits  # type: ignore[attr-defined]
     return config
