@@ -4,6 +4,7 @@ build, serve) and ``guard``. Registered on the app of :mod:`mlhunt.cli_common`."
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -411,6 +412,8 @@ def guard(
             hash_client_ids=hash_client_ids,
             trust_forwarded=trust_forwarded,
             trusted_proxies=tuple(trusted_proxy or ()),
+            # the client-id hashing key: from the environment, never a flag (it is a secret)
+            id_key=os.environ.get("MLHUNT_GUARD_ID_KEY") or None,
             input_dim=input_dim,
             **({"admin_allow": tuple(admin_allow)} if admin_allow else {}),
             window=window,
