@@ -235,7 +235,8 @@ def test_api_keys_are_never_recorded(upstream: str, loan: Any, tmp_path: Path) -
         while not (tmp_path / "log").read_text():
             assert time.monotonic() < deadline, "not logged"
             time.sleep(0.02)
-        assert all("alice" not in k for _, k in g.store._recent)  # type: ignore[attr-defined]
+        assert g.store.count("client_id", g.client_of("sim-alice")) == 1  # state: the hash
+        assert g.store.count("client_id", "alice") == g.store.count("client_id", "sim-alice") == 0
     text = (tmp_path / "log").read_text()
     assert "alice" not in text and json.loads(text)["client_id"] == g.client_of("sim-alice")
     again = GuardConfig(upstream=upstream, id_key="k1")

@@ -127,13 +127,16 @@ def echo_key(target: str, headers: dict[str, str], _body: bytes) -> bytes:
     return framed(b"200 OK", json.dumps(doc).encode(), b"content-type: application/json")
 
 
-def exchange(port: int, method: str, target: str, headers: list[tuple[str, str]], body: bytes):  # type: ignore[no-untyped-def]
+def exchange(
+    port: int, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[list[int], int, bytes]:
     """One request on a raw socket, read with h11: (interim statuses, status, body)."""
     conn = h11.Connection(h11.CLIENT)
     hdrs = [("host", "127.0.0.1"), *headers, ("content-length", str(len(body)))]
     data = conn.send(h11.Request(method=method, target=target, headers=hdrs))
     data += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
-    interim, status, out = [], 0, b""
+    interim: list[int] = []
+    status, out = 0, b""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(data)
         while True:
