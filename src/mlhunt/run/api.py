@@ -23,7 +23,7 @@ from mlhunt import __version__
 from mlhunt.errors import InputError
 from mlhunt.findings import summarize
 from mlhunt.run.project import LogConfig, Project, ScanConfig, TargetConfig
-from mlhunt.run.validation import EvidenceSet, link
+from mlhunt.run.validation import EvidenceSet, link, scan_evidence
 
 Progress = Callable[[str], None]
 
@@ -67,6 +67,19 @@ def _check_elements(project: Project, model_doc: dict[str, Any]) -> None:
                     file=project.file,
                     field=f"{kind}[{i}].element",
                 )
+
+
+def artifact_paths(project: Project, model_doc: dict[str, Any]) -> dict[str, list[str]]:
+    """Element id -> the artifact files, folders or globs the system description declares for
+    it (an element's ``artifacts`` list, relative to the system file), as absolute paths: the
+    scan findings on those files are that element's evidence."""
+    base = project.resolve(project.system).resolve().parent
+    out: dict[str, list[str]] = {}
+    for e in model_doc.get("elements", []):
+        declared = e.get("artifacts") or []
+        if isinstance(declared, list) and declared:
+            out[str(e["id"])] = [str(base / str(p)) for p in declared]
+    return out
 
 
 # --- the parts -----------------------------------------------------------------------------------
@@ -295,7 +308,15 @@ def run_project(
         for scfg, sfut in scans:
             doc = sfut.result()
             parts["scan"].append(doc)
-            evidence.append(EvidenceSet("scan", doc["findings"], elements(scfg.element)))
+            sets, loose = scan_evidence(
+                doc["findings"], scfg.element, artifact_paths(project, model_doc)
+            )
+            evidence.extend(sets)
+            if loose:
+                progress(
+                    f"scan {scfg.path}: {len(loose)} finding(s) on files no element declares "
+                    "(set scan[].element): reported, linked to no threat"
+                )
     except BaseException:
         # Ctrl-C or a failed part: start nothing new (what finished is already saved).
         pool.shutdown(wait=False, cancel_futures=True)

@@ -85,6 +85,20 @@ def _run(ctx: AttackContext) -> AttackResult:
     if data.x_nonmembers is not None and int(p.get("n_nonmembers", 1000)) > 0:
         others = np.asarray(data.x_nonmembers, dtype=np.float64)
         others = others[rng.permutation(len(others))[: int(p.get("n_nonmembers", 1000))]]
+    # ART's attribute inference classifies the sensitive value: on a continuous feature every
+    # value is its own class and both models score ~0%, which measures nothing (not a refutation).
+    distinct = np.unique(pool[:, j])
+    max_values = int(p.get("max_values", 50))
+    if len(distinct) > max_values or not np.all(distinct == np.round(distinct)):
+        return AttackResult(
+            ID,
+            "inconclusive",
+            f"{t.spec.names[j]} is continuous ({len(distinct)} distinct values in the pool, "
+            f"at most {max_values} whole-number categories measurable): attribute inference "
+            "needs a categorical sensitive feature (bin it, e.g. age bands)",
+            metrics={"feature": t.spec.names[j], "values": len(distinct)},
+            params=p,
+        )
     try:
         pool_p = query(t, pool)
         member_p = query(t, members)
@@ -124,6 +138,9 @@ def _run(ctx: AttackContext) -> AttackResult:
             metrics["nonmembers"] = measure(others, query(t, others))
         except BudgetExhausted as exc:
             metrics["nonmembers"] = f"not measured: {exc}"
+    if on_members["attack_accuracy"] == 0 and on_members["baseline_accuracy"] == 0:
+        # Neither model recovers a single value: nothing was measured, so nothing is refuted.
+        metrics["degenerate"] = "attack and baseline both recovered no value (0% vs 0%)"
     strong = on_members["advantage"] >= float(p.get("min_advantage", 0.02)) and on_members[
         "mcnemar_z"
     ] >= float(p.get("min_z", 2.0))
