@@ -57,7 +57,7 @@ def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
     }
 
 
-def _check_elements(project: Project, model_doc: dict[str, Any]) -> None:
+def check_elements(project: Project, model_doc: dict[str, Any]) -> None:
     ids = {e["id"] for e in model_doc["elements"]}
     for kind, items in (("models", project.models), ("logs", project.logs), ("scan", project.scan)):
         for i, item in enumerate(items):
@@ -256,7 +256,7 @@ def run_project(
     store = PartStore.for_project(project, out, resume, progress)
     progress("threat model")
     model_doc = threat_model(project)
-    _check_elements(project, model_doc)
+    check_elements(project, model_doc)
     parts: dict[str, list[dict[str, Any]]] = {"assess": [], "hunt": [], "scan": []}
     evidence: list[EvidenceSet] = []
 

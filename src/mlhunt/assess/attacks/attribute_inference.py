@@ -18,10 +18,12 @@ import numpy as np
 
 from mlhunt.assess.attacks._tabular import (
     few_threads,
+    fit_to_budget,
     query,
     recorded_classifier,
     seeded_numpy,
     skipped,
+    too_small,
 )
 from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
 
@@ -77,14 +79,24 @@ def _run(ctx: AttackContext) -> AttackResult:
     if data.x_pool is None or data.x_members is None:
         return skipped(ctx, ID, "needs attacker pool records and known members")
     rng = ctx.rng()
+    wanted = {
+        "pool": min(int(p.get("n_train", 2000)), len(data.x_pool)),
+        "members": min(int(p.get("n_members", 1000)), len(data.x_members)),
+        "non-members": 0
+        if data.x_nonmembers is None
+        else min(int(p.get("n_nonmembers", 1000)), len(data.x_nonmembers)),
+    }
+    sizes = fit_to_budget(ctx, wanted)
+    if sizes is None:
+        return too_small(ctx, ID, wanted)
     pool = np.asarray(data.x_pool, dtype=np.float64)
-    pool = pool[rng.permutation(len(pool))[: int(p.get("n_train", 2000))]]
+    pool = pool[rng.permutation(len(pool))[: sizes["pool"]]]
     members = np.asarray(data.x_members, dtype=np.float64)
-    members = members[rng.permutation(len(members))[: int(p.get("n_members", 1000))]]
+    members = members[rng.permutation(len(members))[: sizes["members"]]]
     others = None
-    if data.x_nonmembers is not None and int(p.get("n_nonmembers", 1000)) > 0:
+    if data.x_nonmembers is not None and sizes["non-members"] > 0:
         others = np.asarray(data.x_nonmembers, dtype=np.float64)
-        others = others[rng.permutation(len(others))[: int(p.get("n_nonmembers", 1000))]]
+        others = others[rng.permutation(len(others))[: sizes["non-members"]]]
     # ART's attribute inference classifies the sensitive value: on a continuous feature every
     # value is its own class and both models score ~0%, which measures nothing (not a refutation).
     distinct = np.unique(pool[:, j])

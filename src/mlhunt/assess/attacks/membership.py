@@ -28,11 +28,13 @@ import numpy as np
 
 from mlhunt.assess.attacks._tabular import (
     few_threads,
+    fit_to_budget,
     query,
     recorded_classifier,
     roc_numbers,
     seeded_numpy,
     skipped,
+    too_small,
 )
 from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
 
@@ -128,6 +130,10 @@ def _run(ctx: AttackContext) -> AttackResult:
     rng = ctx.rng()
     nm = min(int(p.get("n_members", 1000)), len(data.x_members))
     nn = min(int(p.get("n_nonmembers", 1000)), len(data.x_nonmembers))
+    sizes = fit_to_budget(ctx, {"members": nm, "non-members": nn})
+    if sizes is None:
+        return too_small(ctx, ID, {"members": nm, "non-members": nn})
+    nm, nn = sizes["members"], sizes["non-members"]
     im = rng.permutation(len(data.x_members))[:nm]
     inn = rng.permutation(len(data.x_nonmembers))[:nn]
     x = np.r_[data.x_members[im], data.x_nonmembers[inn]].astype(np.float64)
