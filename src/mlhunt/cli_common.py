@@ -76,7 +76,8 @@ def _run(debug: bool, body: Callable[[], int]) -> None:
     except InputError as exc:
         if debug:
             traceback.print_exc()
-        _err(f"error: {exc}")
+        for line in exc.lines():  # every problem found in one pass, each on its own line
+            _err(f"error: {line}")
         raise typer.Exit(EXIT_INPUT) from None
     except CatalogError as exc:
         if debug:
