@@ -234,3 +234,112 @@ def test_scan_evidence_links_to_its_element_and_says_it_was_a_scan(
     # The project's scan[].element ties everything under that path to the element.
     sets, loose = scan_evidence([_pickle_finding("/x/y.pkl")], "training-job")
     assert not loose and sets[0].elements == frozenset({"training-job"})
+
+
+# --- rough edges ---------------------------------------------------------------------------
+
+
+def test_every_yaml_error_of_a_system_is_reported_in_one_pass(tmp_path: Path) -> None:
+    bad = tmp_path / "system.yaml"
+    bad.write_text(
+        "name: x\nelements:\n  - id: a\n    name: A\n    kind: proces\n"
+        "  - id: b\n    name: B\n    kind: process\n    colour: red\n",
+        encoding="utf-8",
+    )
+    r = mlhunt("model", str(bad), cwd=tmp_path)
+    assert r.returncode == 2
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2, r.stderr
+    assert f"{bad}:5: elements[0].kind:" in errors[0] and "did you mean 'process'" in errors[0]
+    assert f"{bad}:9: elements[1].colour: unknown field" in errors[1]
+    # Once the fields are valid, every broken reference at once.
+    bad.write_text(
+        "name: x\nelements:\n  - id: a\n    name: A\n    kind: process\n    boundary: nowhere\n"
+        "flows:\n  - id: f\n    source: a\n    target: c\n    name: f\n",
+        encoding="utf-8",
+    )
+    r = mlhunt("model", str(bad), cwd=tmp_path)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert r.returncode == 2 and len(errors) == 2, r.stderr
+    assert "elements[0].boundary: unknown trust boundary 'nowhere'" in errors[0]
+    assert "flows[0].target: unknown element 'c'" in errors[1]
+
+
+def test_every_error_of_a_project_file_is_reported_in_one_pass(tmp_path: Path) -> None:
+    (tmp_path / "system.yaml").write_text("name: x\n", encoding="utf-8")
+    project = tmp_path / "mlhunt.yaml"
+    project.write_text(
+        "system: system.yaml\nseed: -1\nmodels:\n  - scenario: loan-approval\n    max_querys: 1\n",
+        encoding="utf-8",
+    )
+    r = mlhunt("run", str(project), cwd=tmp_path)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert r.returncode == 2 and len(errors) == 2, r.stderr
+    assert any(":2: seed:" in e for e in errors)
+    assert any(":5: models[0].max_querys: unknown field" in e for e in errors)
+
+
+def test_model_without_argument_is_one_line_exit_2(tmp_path: Path) -> None:
+    r = mlhunt("model", cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: SYSTEM: missing") and len(r.stderr.splitlines()) == 1
+
+
+def test_fail_on_names_the_findings_that_crossed_it(tmp_path: Path) -> None:
+    system = EXAMPLES / "loan-approval" / "system.yaml"
+    r = mlhunt("model", str(system), "--fail-on", "critical", "-o", "m.json", cwd=tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("--fail-on critical: ") and "at or above it" in lines[0]
+    assert "critical: MLH-" in lines[1]
+
+
+def test_table_shows_ids_and_wide_shows_verdicts(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from mlhunt.report import print_table
+
+    doc = {
+        "command": "assess",
+        "findings": [
+            {
+                "id": "MLH-ASSESS-MEMBERSHIP@abc123",
+                "rule_id": "MLH-ASSESS-MEMBERSHIP",
+                "title": "Membership inference: refuted",
+                "severity": "info",
+                "source": "assess",
+                "target": "churn.skops",
+                "evidence": {"verdict": "refuted", "severity_metric": "auc", "auc": 0.5123},
+            }
+        ],
+    }
+    out = Console(width=250, record=True, color_system=None)
+    print_table(doc, out)
+    plain = out.export_text()
+    assert "MLH-ASSESS-MEMBERSHIP@abc123" in plain and "auc 0.5123" not in plain
+    out = Console(width=250, record=True, color_system=None)
+    print_table(doc, out, wide=True)
+    assert "refuted; auc 0.5123" in out.export_text()
+
+
+def test_list_prints_attacks_and_detectors(tmp_path: Path) -> None:
+    r = mlhunt("assess", "--list", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("MLH-ASSESS-MEMBERSHIP "))
+    assert "ML04" in line and "MLH-ML-MEMBERSHIP-INFERENCE" in line and len(line) < 250
+    r = mlhunt("hunt", "--list", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert any(x.startswith("MLH-HUNT-EXTRACTION ") for x in r.stdout.splitlines())
+
+
+def test_spark_master_default_agrees_in_help_and_docs() -> None:
+    import typer
+
+    from mlhunt.cli import app
+    from mlhunt.hunt.engines.spark import DEFAULT_MASTER
+
+    hunt = typer.main.get_command(app).commands["hunt"]  # type: ignore[attr-defined]
+    (option,) = [p for p in hunt.params if p.name == "spark_master"]
+    assert f"(default: {DEFAULT_MASTER})" in option.help
+    docs = (ROOT / "docs" / "hunt.md").read_text(encoding="utf-8")
+    assert f"(default `{DEFAULT_MASTER}`)" in docs
