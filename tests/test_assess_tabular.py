@@ -201,7 +201,8 @@ def test_attribute_inference_advantage_over_baseline(tmp_path: Path) -> None:
     # 40 districts: both must beat a uniform guess, or the forest wrapper broke.
     assert m["baseline_accuracy"] > 1 / 40
     strong = m["advantage"] >= 0.02 and m["mcnemar_z"] >= 2
-    assert r.verdict == ("validated" if strong else "refuted")
+    unsure = not strong and m["advantage"] >= 0.02  # above the bar, not significant
+    assert r.verdict == ("validated" if strong else "inconclusive" if unsure else "refuted")
 
 
 def test_evasion_fraud_changes_only_mutable_features(tmp_path: Path) -> None:

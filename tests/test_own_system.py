@@ -343,3 +343,12 @@ def test_spark_master_default_agrees_in_help_and_docs() -> None:
     assert f"(default: {DEFAULT_MASTER})" in option.help
     docs = (ROOT / "docs" / "hunt.md").read_text(encoding="utf-8")
     assert f"(default `{DEFAULT_MASTER}`)" in docs
+
+
+def test_a_small_membership_sample_near_chance_is_inconclusive() -> None:
+    """107 members vs 107 non-members at AUC 0.545 cannot rule out AUC 0.6: not a refutation."""
+    from mlhunt.assess.attacks.membership import auc_se
+
+    assert auc_se(0.5, 100, 100) == pytest.approx(0.0409, abs=5e-4)
+    assert 0.545 + 1.96 * auc_se(0.545, 107, 107) > 0.6  # inconclusive
+    assert 0.527 + 1.96 * auc_se(0.527, 1000, 1000) < 0.6  # refuted, as before

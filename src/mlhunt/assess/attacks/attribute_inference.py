@@ -156,14 +156,21 @@ def _run(ctx: AttackContext) -> AttackResult:
     strong = on_members["advantage"] >= float(p.get("min_advantage", 0.02)) and on_members[
         "mcnemar_z"
     ] >= float(p.get("min_z", 2.0))
+    # An advantage above the bar that the test cannot tell from noise is unproven either way.
+    unsure = not strong and on_members["advantage"] >= float(p.get("min_advantage", 0.02))
     name = t.spec.names[j]
     summary = (
         f"{name} of {len(members)} training records inferred with accuracy "
         f"{on_members['attack_accuracy']:.1%} using the model's answers vs "
         f"{on_members['baseline_accuracy']:.1%} without them (advantage "
         f"{on_members['advantage']:+.1%}, z {on_members['mcnemar_z']:.1f})"
-        + ("" if strong else ": the model adds nothing significant to what the other features tell")
+        + (
+            ""
+            if strong
+            else ": not significant at this sample size"
+            if unsure
+            else ": the model adds nothing significant to what the other features tell"
+        )
     )
-    return AttackResult(
-        ID, "validated" if strong else "refuted", summary, metrics=metrics, params=p
-    )
+    verdict = "validated" if strong else ("inconclusive" if unsure else "refuted")
+    return AttackResult(ID, verdict, summary, metrics=metrics, params=p)
