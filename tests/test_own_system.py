@@ -229,6 +229,11 @@ def test_scan_evidence_links_to_its_element_and_says_it_was_a_scan(
     mine = _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact")["validation"]
     assert mine["status"] == "validated"
     assert "a scan found" in mine["reason"] and "attack" not in mine["reason"]
+    from mlhunt.report.run_view import headline  # what the HTML and Markdown quote
+
+    assert headline({**_pickle_finding("/srv/models/credit.joblib"), "source": "scan"}).startswith(
+        "a scan found: "
+    )
     other = _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api")["validation"]
     assert other["status"] == "untested"
     # The project's scan[].element ties everything under that path to the element.
