@@ -58,15 +58,24 @@ def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
 
 
 def check_elements(project: Project, model_doc: dict[str, Any]) -> None:
+    """Every element the project names exists in the system (all problems in one error)."""
     ids = {e["id"] for e in model_doc["elements"]}
-    for kind, items in (("models", project.models), ("logs", project.logs), ("scan", project.scan)):
-        for i, item in enumerate(items):
-            if item.element is not None and item.element not in ids:
-                raise InputError(
-                    f"unknown element {item.element!r} (the system has: {', '.join(sorted(ids))})",
-                    file=project.file,
-                    field=f"{kind}[{i}].element",
-                )
+    problems = [
+        InputError(
+            f"unknown element {item.element!r} (the system has: {', '.join(sorted(ids))})",
+            file=project.file,
+            field=f"{kind}[{i}].element",
+        )
+        for kind, items in (
+            ("models", project.models),
+            ("logs", project.logs),
+            ("scan", project.scan),
+        )
+        for i, item in enumerate(items)
+        if item.element is not None and item.element not in ids
+    ]
+    if problems:
+        raise InputError.collect(problems)
 
 
 def artifact_paths(project: Project, model_doc: dict[str, Any]) -> dict[str, list[str]]:
