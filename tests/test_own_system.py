@@ -191,6 +191,8 @@ def test_inconclusive_evidence_moves_no_risk(loan_model: dict[str, Any]) -> None
     after = _ml(doc, rule, "prediction-api")
     assert after["validation"]["status"] == "untested"
     assert after["risk"] == before["risk"]
+    assert after["validation"]["inconclusive"] == ["a1"]
+    assert "could not decide" in after["validation"]["reason"]
 
 
 # --- 5. scan evidence belongs to the element whose artifact it is -------------------------------

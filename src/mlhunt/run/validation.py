@@ -115,8 +115,9 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
         evidence = f.get("evidence") or {}
         if ev.source == "assess":
             verdict = evidence.get("verdict")
-            if verdict not in ("validated", "refuted"):
-                continue  # inconclusive and skipped attacks prove nothing either way
+            if verdict not in ("validated", "refuted", "inconclusive"):
+                continue  # skipped and failed attacks prove nothing either way
+            # An inconclusive attack is listed beside the threat but moves nothing (_verdict).
             for rule in evidence.get("validates") or ():
                 yield rule, verdict, f
         elif ev.source == "hunt":
@@ -200,8 +201,16 @@ def _verdict(
             for f in checks
         ]
         out["evidence"] = sorted(set(out["evidence"]) | {f["id"] for f in checks})
+    unsure = [f for s, f, _ in claims if s == "inconclusive"]
+    if unsure:
+        out["inconclusive"] = sorted({f["id"] for f in unsure})
     if statuses == ["untested"]:
-        out["reason"] = "no attack, hunt detector or scan in this run tests this threat"
+        out["reason"] = (
+            f"the attacks that test it could not decide ({len(unsure)} inconclusive "
+            f"finding{'s' if len(unsure) != 1 else ''}): the risk is unchanged"
+            if unsure
+            else "no attack, hunt detector or scan in this run tests this threat"
+        )
         return out
     move = sum(_LIKELIHOOD_MOVE[s] for s in statuses)
     old = finding.get("likelihood")
