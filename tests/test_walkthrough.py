@@ -73,5 +73,8 @@ def test_the_walkthrough_runs_as_written(tmp_path: Path) -> None:
     threats = {f["id"]: f.get("validation") for f in doc["findings"] if f.get("validation")}
     extraction = threats["MLH-ML-EXTRACTION-API@churn-api"]
     assert {"validated", "observed"} <= set(extraction["statuses"])
+    assert threats["MLH-ML-EVASION-API@churn-api"]["status"] == "validated"
+    membership = threats["MLH-ML-MEMBERSHIP-INFERENCE@churn-api"]  # a small sample: undecided
+    assert membership["status"] == "untested" and "could not decide" in membership["reason"]
     assert (work / "report" / "report.html").is_file()
     shutil.rmtree(work / "report")  # the HTML embeds plots: do not keep it in tmp
