@@ -152,19 +152,27 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Write a commented starter project file (mlhunt.yaml) for `mlhunt run`."""
+    """Write a commented starter project file (mlhunt.yaml) for `mlhunt run`, and next to it the
+    system description it names (with --scenario, the scenario's own and its deployment
+    manifests: `mlhunt run mlhunt.yaml` then runs as written)."""
 
     def body() -> int:
-        from mlhunt.run.init import starter
+        from mlhunt.run.init import project_files
 
         if scenario is not None:
             from mlhunt.scenarios import get
 
             get(scenario)
+        files = project_files(output, system=system, scenario=scenario)
         if output.exists() and not force:
             raise InputError("already exists (use --force to overwrite)", file=str(output))
-        write_atomic(output, starter(system=system, scenario=scenario))
-        _err(f"wrote {output}")
+        for path, text in files.items():
+            if path != output and path.exists() and not force:
+                _err(f"kept {path} (exists; --force overwrites it)")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text)
+            _err(f"wrote {path}")
         return 0
 
     _run(debug, body)
