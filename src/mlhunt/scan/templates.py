@@ -310,17 +310,15 @@ def _drift(tree: nodes.Template, source: str, hint: str) -> tuple[str, list[str]
     claimed = _claimed(hint) if hint else set()
     if claimed and family not in claimed:
         return family, [f"metadata says {sorted(claimed)}, markers say {family}"]
-    known = " ".join(_families()[family]["phrases"])
     extra = [
-        escape(t.strip())[:300]
-        for t, _ in _literals(tree)
-        if _wordy(t, 4) and t.strip() not in known and not _is_marker_text(t, family)
+        escape(t.strip())[:300] for t, _ in _literals(tree) if _wordy(_unknown_part(t, family), 4)
     ]
     return (family, extra) if extra else None
 
 
-def _is_marker_text(text: str, family: str) -> bool:
-    stripped = text
-    for m in _families()[family]["markers"]:
-        stripped = stripped.replace(m, " ")
-    return not _wordy(stripped, 4)
+def _unknown_part(text: str, family: str) -> str:
+    """``text`` without the family's markers and published sentences."""
+    fam = _families()[family]
+    for known in sorted([*fam["markers"], *fam["phrases"]], key=len, reverse=True):
+        text = text.replace(known, " ")
+    return text

@@ -1,0 +1,85 @@
+"""The LLM and agent supply-chain pass of ``mlhunt scan``: which file goes to which scanner.
+
+GGUF files (by magic), Hugging Face configuration files and chat templates (by name), MCP
+configurations and tool manifests (by name or content), and Python files in a folder that holds
+model weights. One :class:`LlmScan` lives for one walk: it remembers the tools of every MCP
+server it saw so that :meth:`LlmScan.finish` can compare them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlhunt.findings import Finding
+
+__all__ = ["LlmScan"]
+
+_HEAD = 4096
+
+
+@dataclass
+class LlmScan:
+    render: bool = True  # the sandboxed rendering pass of chat templates
+    _weights: dict[Path, bool] = field(default_factory=dict)
+    _mcp: object | None = None
+
+    def claims(self, path: Path) -> bool:
+        """Whether the file is a GGUF model: then this pass alone reads it."""
+        from mlhunt.scan.gguf_scan import is_gguf
+
+        return is_gguf(path)
+
+    def scan(self, path: Path) -> list[Finding]:
+        """Findings for one file (empty when it is none of the kinds above)."""
+        from mlhunt.scan import hf
+
+        name = path.name
+        suffix = path.suffix.lower()
+        if self.claims(path):
+            from mlhunt.scan.gguf_scan import scan_gguf
+
+            return scan_gguf(path, render=self.render)
+        findings: list[Finding] = []
+        if name in hf.HF_JSON_NAMES or name in hf.TEMPLATE_FILES:
+            findings.extend(hf.scan_hf_file(path, render=self.render))
+        if suffix == ".py" and self._beside_weights(path.parent):
+            findings.append(hf.python_beside_weights(path))
+        if suffix == ".json":
+            from mlhunt.scan.mcp import McpScan, looks_like_mcp
+
+            try:
+                with open(path, "rb") as fh:
+                    head = fh.read(_HEAD)
+            except OSError:
+                return findings
+            if looks_like_mcp(path, head):
+                if self._mcp is None:
+                    self._mcp = McpScan()
+                assert isinstance(self._mcp, McpScan)
+                findings.extend(self._mcp.scan_file(path))
+        return findings
+
+    def finish(self) -> list[Finding]:
+        """Cross-file findings (MCP tool shadowing) once every file has been seen."""
+        if self._mcp is None:
+            return []
+        from mlhunt.scan.mcp import McpScan
+
+        assert isinstance(self._mcp, McpScan)
+        return self._mcp.finish()
+
+    def _beside_weights(self, folder: Path) -> bool:
+        """Whether the folder holds weights, or a config.json that names a model type."""
+        from mlhunt.scan.hf import WEIGHT_SUFFIXES, model_hint
+
+        known = self._weights.get(folder)
+        if known is None:
+            try:
+                known = any(
+                    p.suffix.lower() in WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file()
+                ) or bool(model_hint(folder).strip())
+            except OSError:
+                known = False
+            self._weights[folder] = known
+        return known
