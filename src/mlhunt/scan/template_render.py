@@ -12,6 +12,7 @@ scanner nor hang it.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -62,9 +63,12 @@ PROBES: tuple[dict[str, Any], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=64)
 def render_in_child(source: str) -> dict[str, Any]:
     """``{"outputs": [...]}`` (one per probe; ``{"error": ...}`` where one failed), or
-    ``{"crashed": reason}`` when the child ran out of time or memory."""
+    ``{"crashed": reason}`` when the child ran out of time or memory. Cached per template text:
+    a model's GGUF and its Hugging Face folder usually carry the same template. Callers must
+    not modify the result."""
     try:
         out = subprocess.run(  # our own interpreter and module, no shell
             [sys.executable, "-I", "-c", _BOOT, _PACKAGE_ROOT],
