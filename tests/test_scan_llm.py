@@ -235,3 +235,8 @@ def test_scan_findings_validate_llm_and_agent_tool_supply_chain(corpus: Any) -> 
         for f in doc2["findings"]
         if f["rule_id"] == "MLH-LLM-SUPPLY-CHAIN"
     )
+
+
+def test_docs_list_every_rule() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "scan.md").read_text("utf-8")
+    assert [r for r in RULES if f"`{r}`" not in text] == []
