@@ -149,6 +149,24 @@ def test_gguf_lies_are_findings_not_crashes(tmp_path: Path) -> None:
         assert rules == ["MLH-SCAN-GGUF-MALFORMED"], cut
 
 
+def test_gguf_mutations_never_crash(tmp_path: Path) -> None:
+    import random
+
+    good = gguf_bytes("llama", "m", BENIGN["phi3"])
+    rng = random.Random(24)
+    path = tmp_path / "m.gguf"
+    rules: set[str] = set()
+    for _ in range(150):
+        blob = bytearray(good)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(4, min(len(blob), 2048))
+            blob[at] = rng.randrange(256)
+        path.write_bytes(bytes(blob))
+        rules |= {f.rule_id for f in scan_gguf(path, render=False)}
+    assert rules <= set(RULES)
+    assert "MLH-SCAN-GGUF-MALFORMED" in rules
+
+
 # --------------------------------------------------------------------------- MCP
 
 

@@ -63,8 +63,8 @@ class BoundedReader:
                 self._tick()
                 return super()._get(offset, dtype, count, override_order)
 
-            def _tick(self) -> None:
-                self._reads += 1
+            def _tick(self, reads: int = 1) -> None:
+                self._reads += reads
                 if self._reads > MAX_READS:
                     raise GgufLie(f"more than {MAX_READS} metadata reads")
                 if self._reads % 4096 == 0 and time.monotonic() > self._deadline:
@@ -102,8 +102,8 @@ class BoundedReader:
                     if offs + 8 > size:
                         raise GgufLie(f"string {i} of {n} starts past the end of the file")
                     offs += 8 + unpack(buf, offs)[0]
-                    if i % 4096 == 0:
-                        self._tick()
+                    if i % 4096 == 4095:  # each string counts as one read
+                        self._tick(4096)
                 return offs
 
         return _Reader()

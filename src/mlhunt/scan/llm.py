@@ -31,7 +31,24 @@ class LlmScan:
         return is_gguf(path)
 
     def scan(self, path: Path) -> list[Finding]:
-        """Findings for one file (empty when it is none of the kinds above)."""
+        """Findings for one file (empty when it is none of the kinds above). A scanner bug is
+        reported on the file (``MLH-SCAN-ERROR``) and does not end the walk."""
+        try:
+            return self._scan(path)
+        except Exception as exc:  # RecursionError and MemoryError included
+            from mlhunt.scan.art_rules import make_finding
+
+            return [
+                make_finding(
+                    "MLH-SCAN-ERROR",
+                    str(path),
+                    type(exc).__name__,
+                    f"The LLM supply-chain scanner failed on this file: {exc!r}"[:500],
+                    {"error": repr(exc)[:500]},
+                )
+            ]
+
+    def _scan(self, path: Path) -> list[Finding]:
         from mlhunt.scan import hf
 
         name = path.name
