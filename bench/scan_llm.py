@@ -14,7 +14,8 @@ Each tool runs as a whole process, start-up included: ``mlhunt scan PATH -f json
 named by ``MLHUNT_BENCH_MODELAUDIT``: modelaudit's dependencies conflict with the project venv,
 see bench/README.md). Wall seconds around ``Popen`` .. ``os.wait4``, peak RSS from
 ``ru_maxrss``. ``gguf_scan_s`` is mlhunt's own scan of the 4 GB file inside one process
-(``scan_gguf``, interpreter and imports excluded; best of 3).
+(``scan_gguf`` with its sandboxed template render, interpreter and imports excluded; best of
+3, the render cache cleared before each).
 
 Detections, per judged corpus file: mlhunt, a finding at ``medium`` or above whose target is the
 file (``caught_at_expect``: at the severity the corpus expects, ``high`` for most techniques);
@@ -83,8 +84,10 @@ _TIME_GGUF = """
 import sys, time
 from pathlib import Path
 from mlhunt.scan.gguf_scan import scan_gguf
+from mlhunt.scan.template_render import render_in_child
 best = None
 for _ in range(3):
+    render_in_child.cache_clear()  # every run renders the chat template in its child again
     t = time.perf_counter()
     findings = scan_gguf(Path(sys.argv[1]))
     s = time.perf_counter() - t
@@ -130,10 +133,16 @@ def _modelaudit() -> str | None:
     return shutil.which("modelaudit")
 
 
+# modelaudit reports usage to a server by default: off (and the bench machine is offline).
+_QUIET = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
+
+
 def _run(cmd: list[str], stdout: Path) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit code) of one whole process."""
     with open(stdout, "wb") as out, open(os.devnull, "wb") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        env = {**os.environ, **_QUIET}
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
