@@ -17,10 +17,9 @@ from typing import Any
 
 import yaml
 from jinja2 import TemplateSyntaxError, nodes
-from jinja2.ext import Extension
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mlhunt.findings import Finding
+from mlhunt.scan.jinja_sandbox import sandbox_env
 from mlhunt.scan.llm_rules import llm_finding
 from mlhunt.scan.textsignals import escape, instruction_signals, invisible_chars, quote
 
@@ -38,22 +37,6 @@ _GADGET_ATTRS = frozenset(
     }
 )
 _CONTENT_KEYS = frozenset({"content", "text"})
-
-
-class _Generation(Extension):
-    """transformers' ``{% generation %}`` block (marks assistant tokens): parsed as a scope."""
-
-    tags = {"generation"}
-
-    def parse(self, parser: Any) -> nodes.Node:
-        lineno = next(parser.stream).lineno
-        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-        return nodes.Scope(body, lineno=lineno)
-
-
-def sandbox_env() -> ImmutableSandboxedEnvironment:
-    # The same extensions transformers enables for chat templates, so real templates parse.
-    return ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols", _Generation])
 
 
 def parse_template(source: str) -> nodes.Template:
