@@ -274,6 +274,16 @@ def _hf(b: _Llm) -> None:
         expect="medium",
     )
     b.add("hf/onnx-escape/model.onnx", _onnx("../../../../etc/passwd"), "hf-onnx-escape")
+    overlap = {
+        "a": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+        "b": {"dtype": "F32", "shape": [2, 3], "data_offsets": [8, 32]},
+    }
+    b.add(
+        "hf/overlapping-safetensors/model.safetensors",
+        _safetensors(overlap, b"\0" * 32),
+        "hf-safetensors-overlap",
+        expect="medium",
+    )
 
 
 # --------------------------------------------------------------------------- MCP

@@ -199,6 +199,36 @@ def test_shadowing_across_two_configuration_files(tmp_path: Path) -> None:
     assert shadow[0].evidence["other_server"] == "a"
 
 
+@pytest.mark.parametrize(
+    ("env", "secret"),
+    [
+        ({"GITHUB_TOKEN": "${env:GITHUB_TOKEN}"}, False),
+        ({"API_KEY": "<your-api-key>"}, False),
+        ({"AUTHOR_NAME": "Alice Smith-Jones"}, False),
+        ({"LOG_LEVEL": "debug"}, False),
+        ({"DB_PASSWORD": "s3cr3t-Passw0rd"}, True),
+        ({"ANYTHING": "sk-" + "a1B2c3D4e5F6g7H8i9J0k1L2"}, True),
+    ],
+)
+def test_inline_secrets_skip_placeholders(
+    tmp_path: Path, env: dict[str, str], secret: bool
+) -> None:
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"mcpServers": {"s": {"command": "node", "args": [], "env": env}}}))
+    rules = {f.rule_id for f in scan_path(path, secrets=False).findings}
+    assert ("MLH-SCAN-MCP-INLINE-SECRET" in rules) is secret
+
+
+def test_hostile_json_is_contained(tmp_path: Path) -> None:
+    deep = "[" * 200_000 + "]" * 200_000
+    for name in ("mcp.json", "config.json", "tokenizer_config.json"):
+        (tmp_path / name).write_text(deep)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "claude_desktop_config.json").write_bytes(b"\xff\xfe{not json")
+    result = scan_path(tmp_path, secrets=False)
+    assert {f.rule_id for f in result.findings} == {"MLH-SCAN-MCP-MALFORMED"}
+
+
 # --------------------------------------------------------------------------- threat model
 
 _SYSTEM = """

@@ -28,7 +28,9 @@ MCP_NAMES = frozenset(
 MAX_BYTES = 4 << 20
 _SERVER_KEYS = ("mcpServers", "servers", "context_servers")
 _SECRET_KEY = re.compile(
-    r"(token|secret|passw|api[_-]?key|apikey|private[_-]?key|credential|auth)", re.I
+    r"(token|secret|passw|api[_-]?key|apikey|private[_-]?key|credential|access[_-]?key|"
+    r"client[_-]?key|auth[_-]?key|(^|_)pat$|^authorization$)",
+    re.I,
 )
 _TOKEN_VALUE = re.compile(
     r"^(ghp_|gho_|ghs_|github_pat_|glpat-|xox[abprs]-|sk-|sk_live_|rk_live_|hf_|AKIA|AIza|"
@@ -326,7 +328,8 @@ def _secrets(
             if not isinstance(value, str) or _PLACEHOLDER.search(value):
                 continue
             bare = value.removeprefix("Bearer ").removeprefix("token ").strip()
-            if _TOKEN_VALUE.match(bare) or (_SECRET_KEY.search(str(key)) and len(bare) >= 8):
+            wordlike = len(bare) >= 8 and not any(c.isspace() for c in bare)
+            if _TOKEN_VALUE.match(bare) or (_SECRET_KEY.search(str(key)) and wordlike):
                 hits.append({"in": source, "key": escape(str(key)), "value": _mask(bare)})
     for arg in args:
         value = arg.partition("=")[2] if arg.startswith("--") else arg
