@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlhunt.findings import Finding
+
+if TYPE_CHECKING:
+    from mlhunt.scan.mcp import McpScan
 
 __all__ = ["LlmScan"]
 
@@ -22,7 +26,7 @@ _HEAD = 4096
 class LlmScan:
     render: bool = True  # the sandboxed rendering pass of chat templates
     _weights: dict[Path, bool] = field(default_factory=dict)
-    _mcp: object | None = None
+    _mcp: McpScan | None = None
 
     def claims(self, path: Path) -> bool:
         """Whether the file is a GGUF model: then this pass alone reads it."""
@@ -73,18 +77,12 @@ class LlmScan:
             if looks_like_mcp(path, head):
                 if self._mcp is None:
                     self._mcp = McpScan()
-                assert isinstance(self._mcp, McpScan)
                 findings.extend(self._mcp.scan_file(path))
         return findings
 
     def finish(self) -> list[Finding]:
         """Cross-file findings (MCP tool shadowing) once every file has been seen."""
-        if self._mcp is None:
-            return []
-        from mlhunt.scan.mcp import McpScan
-
-        assert isinstance(self._mcp, McpScan)
-        return self._mcp.finish()
+        return [] if self._mcp is None else self._mcp.finish()
 
     def _beside_weights(self, folder: Path) -> bool:
         """Whether the folder holds weights, or a config.json that names a model type."""

@@ -119,13 +119,12 @@ def _triggers(tree: nodes.Template) -> Iterator[tuple[nodes.Node, list[str], lis
     for node in tree.find_all(nodes.CondExpr):
         if _mentions_content(node.test):
             lits = _test_literals(node.test)
+            consts = [node.expr1, *node.expr1.find_all(nodes.Const)]  # find_all skips the node
             text = [
                 c.value
-                for c in node.expr1.find_all(nodes.Const)
-                if isinstance(c.value, str) and _wordy(c.value)
+                for c in consts
+                if isinstance(c, nodes.Const) and isinstance(c.value, str) and _wordy(c.value)
             ]
-            if isinstance(node.expr1, nodes.Const) and isinstance(node.expr1.value, str):
-                text = [node.expr1.value] if _wordy(node.expr1.value) else []
             if lits and text:
                 yield node, lits, text
 
