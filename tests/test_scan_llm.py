@@ -219,6 +219,12 @@ def test_inline_secrets_skip_placeholders(
     assert ("MLH-SCAN-MCP-INLINE-SECRET" in rules) is secret
 
 
+def test_openapi_servers_are_not_mcp(tmp_path: Path) -> None:
+    spec = {"openapi": "3.1.0", "servers": [{"url": "http://api.example.com", "command": "x"}]}
+    (tmp_path / "openapi.json").write_text(json.dumps(spec))
+    assert scan_path(tmp_path, secrets=False).findings == []
+
+
 def test_hostile_json_is_contained(tmp_path: Path) -> None:
     deep = "[" * 200_000 + "]" * 200_000
     for name in ("mcp.json", "config.json", "tokenizer_config.json"):

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LlmScan"]
 
-_HEAD = 4096
+_HEAD = 64 << 10  # ~/.claude.json keeps mcpServers after other settings
 
 
 @dataclass

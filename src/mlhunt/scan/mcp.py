@@ -168,7 +168,8 @@ def _servers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 for name, spec in list(servers.items())[:1000]:
                     if isinstance(spec, dict):
                         yield str(name), spec
-            elif isinstance(servers, list):
+            elif isinstance(servers, list) and key != "servers":
+                # a list under "servers" is OpenAPI's, not MCP's: only mcpServers lists count
                 for i, spec in enumerate(servers[:1000]):
                     if isinstance(spec, dict):
                         yield str(spec.get("name", i)), spec
