@@ -167,6 +167,27 @@ def test_gguf_mutations_never_crash(tmp_path: Path) -> None:
     assert "MLH-SCAN-GGUF-MALFORMED" in rules
 
 
+def test_auto_map_severity_follows_where_the_code_is(tmp_path: Path) -> None:
+    def severity(model_type: str, with_code: bool) -> str:
+        folder = tmp_path / f"{model_type}-{with_code}"
+        folder.mkdir()
+        auto_map = {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}
+        doc = {"model_type": model_type, "auto_map": auto_map}
+        (folder / "config.json").write_text(json.dumps(doc))
+        if with_code:
+            (folder / "modeling_x.py").write_text("class XForCausalLM: ...\n")
+        (f,) = [
+            f
+            for f in scan_path(folder / "config.json", secrets=False).findings
+            if f.rule_id == "MLH-SCAN-HF-REMOTE-CODE"
+        ]
+        return f.severity.value
+
+    assert severity("phi3", with_code=False) == "low"  # built in; the mapped code is not here
+    assert severity("phi3", with_code=True) == "high"
+    assert severity("my_arch", with_code=False) == "high"
+
+
 # --------------------------------------------------------------------------- MCP
 
 

@@ -67,12 +67,42 @@ def model_hint(folder: Path) -> str:
     return " ".join(parts)[:300]
 
 
-def _remote_code(doc: dict[str, Any], target: str, name: str) -> list[Finding]:
+#: model_type values transformers implements itself: an auto_map beside one of these runs
+#: repository code only when the user also passes trust_remote_code=True.
+NATIVE_MODEL_TYPES = frozenset(
+    {
+        *("llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma"),
+        *("gemma2", "gemma3", "gemma3_text", "phi", "phi3", "phimoe", "gpt2", "gpt_neox"),
+        *("falcon", "bert", "roberta", "t5", "bart", "deepseek_v3", "starcoder2", "olmo"),
+        *("olmo2", "cohere", "granite", "mpt", "bloom", "opt", "gptj", "stablelm"),
+    }
+)
+
+
+def _modules(auto_map: dict[str, Any]) -> set[str]:
+    """The module names an auto_map points at ("modeling_x.Class", ["tok.A", "tok.B"])."""
+    refs: list[str] = []
+    for value in list(auto_map.values())[:50]:
+        refs += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return {r.rpartition("--")[2].partition(".")[0] for r in refs if r and r != "None"}
+
+
+def _remote_code(
+    doc: dict[str, Any], target: str, name: str, folder: Path | None = None
+) -> list[Finding]:
     findings = []
     auto_map = doc.get("auto_map")
     if isinstance(auto_map, dict) and auto_map:
         refs = {str(k): escape(str(v))[:200] for k, v in list(auto_map.items())[:20]}
         other = [v for v in refs.values() if "--" in v]
+        present = sorted(
+            m for m in _modules(auto_map) if folder is not None and (folder / f"{m}.py").is_file()
+        )
+        native = str(doc.get("model_type", "")) in NATIVE_MODEL_TYPES
+        # Another repository's code: critical. Code shipped here, or a model transformers does
+        # not implement: high. A built-in model type whose mapped code is not here (an old
+        # config kept after the architecture moved into transformers): low, for review.
+        severity = "critical" if other else ("high" if present or not native else "low")
         findings.append(
             llm_finding(
                 "MLH-SCAN-HF-REMOTE-CODE",
@@ -81,8 +111,14 @@ def _remote_code(doc: dict[str, Any], target: str, name: str) -> list[Finding]:
                 f"{name} maps model classes to code in the repository"
                 + (f", some in another repository ({other[0]})" if other else "")
                 + "; loading it with trust_remote_code=True runs that code.",
-                {"file": name, "auto_map": refs, "other_repositories": other[:5]},
-                "critical" if other else None,
+                {
+                    "file": name,
+                    "auto_map": refs,
+                    "other_repositories": other[:5],
+                    "code_in_folder": present[:10],
+                    "native_model_type": native,
+                },
+                severity,
             )
         )
     if doc.get("trust_remote_code") is True:
@@ -126,7 +162,7 @@ def scan_hf_file(path: Path, *, display: str | None = None, render: bool = True)
     doc, _error = _load_json(path)
     if not isinstance(doc, dict):
         return []  # not a model config after all: the secrets and manifest passes still see it
-    findings = _remote_code(doc, target, path.name)
+    findings = _remote_code(doc, target, path.name, path.parent)
     templates = _templates(doc)
     if templates:
         hint = model_hint(path.parent)
