@@ -315,3 +315,31 @@ def test_scan_findings_validate_llm_and_agent_tool_supply_chain(corpus: Any) -> 
 def test_docs_list_every_rule() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "scan.md").read_text("utf-8")
     assert [r for r in RULES if f"`{r}`" not in text] == []
+
+
+def test_mlhunt_run_marks_the_scanned_elements_threats_validated(tmp_path: Path) -> None:
+    from mlhunt.run.api import run_project
+    from mlhunt.run.project import load_project
+    from tests.scan_llm_templates import malicious
+
+    (tmp_path / "system.yaml").write_text(_SYSTEM, encoding="utf-8")
+    (tmp_path / "model").mkdir()
+    poisoned = gguf_bytes("llama", "m", malicious("x")["template-trigger"])
+    (tmp_path / "model" / "chat.gguf").write_bytes(poisoned)
+    (tmp_path / "tools").mkdir()
+    tools = {"mcpServers": {"crm": {"command": "npx", "args": ["-y", "crm-mcp"]}}}
+    (tmp_path / "tools" / "mcp.json").write_text(json.dumps(tools), encoding="utf-8")
+    (tmp_path / "mlhunt.yaml").write_text(
+        "system: system.yaml\noutput: out\nscan:\n"
+        "  - {path: model, element: chat-llm}\n  - {path: tools, element: crm-tool}\n",
+        encoding="utf-8",
+    )
+    doc = run_project(load_project(tmp_path / "mlhunt.yaml")).document
+    status = {
+        (f["rule_id"], f["target"]): f["validation"]["status"]
+        for f in doc["findings"]
+        if "validation" in f
+    }
+    assert status[("MLH-LLM-SUPPLY-CHAIN", "chat-llm")] == "validated"
+    assert status[("MLH-LLM-AGENT-TOOL-SUPPLY-CHAIN", "crm-tool")] == "validated"
+    assert status[("MLH-LLM-AGENT-TOOL-CREDENTIALS", "crm-tool")] == "untested"  # no secret
