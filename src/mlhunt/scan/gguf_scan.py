@@ -48,6 +48,7 @@ class BoundedReader:
             def __init__(self) -> None:
                 self._deadline = time.monotonic() + max_seconds
                 self._reads = 0
+                self._next_clock = 4096  # reads between two looks at the clock
                 super().__init__(path, "r")
 
             def _get(
@@ -67,8 +68,10 @@ class BoundedReader:
                 self._reads += reads
                 if self._reads > MAX_READS:
                     raise GgufLie(f"more than {MAX_READS} metadata reads")
-                if self._reads % 4096 == 0 and time.monotonic() > self._deadline:
-                    raise GgufLie(f"metadata not read within {max_seconds:.0f} s")
+                if self._reads >= self._next_clock:
+                    self._next_clock = self._reads + 4096
+                    if time.monotonic() > self._deadline:
+                        raise GgufLie(f"metadata not read within {max_seconds:.0f} s")
 
             def _get_field_parts(self, orig_offs: int, raw_type: int) -> Any:
                 if raw_type != GGUFValueType.ARRAY:
