@@ -159,6 +159,9 @@ def _gguf(b: LlmCorpusBuilder) -> None:
         "llama", "x", BENIGN["llama3"], tensors=(("a", (64, 64), 32), ("b", (8, 4), None))
     )
     b.add("gguf/tensor-overlap.gguf", overlap, "gguf-tensor-overlap", expect="medium")
+    # header: magic, version (u32), tensor count (u64), metadata count (u64)
+    tensors_lie = good[:8] + struct.pack("<Q", 1 << 40) + good[16:]
+    b.add("gguf/tensor-count-lie.gguf", tensors_lie, "gguf-tensor-count-lie", expect="medium")
     count = _patch_array_count(good, "tokenizer.ggml.tokens", 1 << 40)
     b.add("gguf/array-count-lie.gguf", count, "gguf-array-count-lie", expect="medium")
 
