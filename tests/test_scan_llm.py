@@ -240,6 +240,17 @@ def test_inline_secrets_skip_placeholders(
     assert ("MLH-SCAN-MCP-INLINE-SECRET" in rules) is secret
 
 
+def test_odd_shapes_are_not_errors(tmp_path: Path) -> None:
+    odd = {
+        "mcpServers": {"a": {"command": 3, "args": "npx -y x", "env": ["A=1"], "url": None}},
+        "result": ["not", "a", "dict"],
+        "tools": "none",
+    }
+    (tmp_path / "mcp.json").write_text(json.dumps(odd))
+    (tmp_path / "config.json").write_text(json.dumps({"auto_map": ["x"], "chat_template": 3}))
+    assert scan_path(tmp_path, secrets=False).findings == []
+
+
 def test_openapi_servers_are_not_mcp(tmp_path: Path) -> None:
     spec = {"openapi": "3.1.0", "servers": [{"url": "http://api.example.com", "command": "x"}]}
     (tmp_path / "openapi.json").write_text(json.dumps(spec))

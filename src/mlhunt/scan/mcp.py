@@ -76,9 +76,10 @@ class McpScan:
     def scan_file(self, path: Path, *, display: str | None = None) -> list[Finding]:
         target = display if display is not None else str(path)
         try:
-            raw = path.read_bytes()[: MAX_BYTES + 1]
+            with open(path, "rb") as fh:
+                raw = fh.read(MAX_BYTES + 1)
             if len(raw) > MAX_BYTES:
-                return []
+                raise ValueError(f"larger than {MAX_BYTES} bytes; not read")
             doc = json.loads(raw.decode("utf-8"))
         except OSError:
             return []
@@ -101,9 +102,10 @@ class McpScan:
             findings.extend(_server(name, spec, target))
             for tool in _tool_list(spec):
                 findings.extend(self._tool(name, tool, target))
-        manifest = _tool_list(doc) or _tool_list(doc.get("result"))
+        result = doc.get("result") if isinstance(doc.get("result"), dict) else {}
+        manifest = _tool_list(doc) or _tool_list(result)
         if manifest:
-            info = doc.get("serverInfo") or (doc.get("result") or {}).get("serverInfo") or {}
+            info = doc.get("serverInfo") or result.get("serverInfo") or {}
             server = str(info.get("name") if isinstance(info, dict) else "") or str(
                 doc.get("name") or path.stem
             )
@@ -232,8 +234,10 @@ def _server(name: str, spec: dict[str, Any], target: str) -> list[Finding]:
     findings: list[Finding] = []
     where = f"server.{escape(name)}"
     command = str(spec.get("command", ""))
-    args = [str(a) for a in spec.get("args", []) if isinstance(a, str | int | float)][:200]
-    texts = [name, command, *args, *(str(v) for v in (spec.get("env") or {}).values())]
+    raw_args = spec.get("args") if isinstance(spec.get("args"), list) else []
+    args = [str(a) for a in raw_args[:200] if isinstance(a, str | int | float)]
+    env = spec.get("env") if isinstance(spec.get("env"), dict) else {}
+    texts = [name, command, *args, *(str(v) for v in list(env.values())[:500])]
     # Names, commands and paths are not read by the model: only hidden characters count there.
     findings.extend(_text_rules("\n".join(texts), target, where, "server", signals=False))
     for key in ("description", "instructions"):
