@@ -22,9 +22,8 @@ from mlhunt.findings import Finding
 from mlhunt.scan.llm_rules import llm_finding
 from mlhunt.scan.templates import MAX_TEMPLATE_CHARS, analyze_template
 
-__all__ = ["GGUF_MAGIC", "BoundedReader", "GgufLie", "is_gguf", "scan_gguf"]
+__all__ = ["BoundedReader", "GgufLie", "scan_gguf"]
 
-GGUF_MAGIC = b"GGUF"
 KEEP_ARRAY = 64  # arrays up to this many items are read item by item (by gguf itself)
 MAX_READS = 2_000_000  # reads of the metadata (each key, value, array item, tensor field)
 MAX_SECONDS = 30.0
@@ -110,14 +109,6 @@ class BoundedReader:
                 return offs
 
         return _Reader()
-
-
-def is_gguf(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == GGUF_MAGIC
-    except OSError:
-        return False
 
 
 def _text(field: Any) -> str:

@@ -13,32 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from mlhunt.findings import Finding
+from mlhunt.scan.llm import TEMPLATE_FILES
 from mlhunt.scan.llm_rules import llm_finding
 from mlhunt.scan.templates import analyze_template
 from mlhunt.scan.textsignals import escape
 
 __all__ = [
-    "HF_JSON_NAMES",
-    "WEIGHT_SUFFIXES",
     "model_hint",
     "python_beside_weights",
     "scan_hf_file",
 ]
 
-HF_JSON_NAMES = frozenset(
-    {
-        "config.json",
-        "tokenizer_config.json",
-        "generation_config.json",
-        "processor_config.json",
-        "preprocessor_config.json",
-        "chat_template.json",
-    }
-)
-TEMPLATE_FILES = frozenset({"chat_template.jinja"})
-WEIGHT_SUFFIXES = frozenset(
-    {".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".h5", ".msgpack", ".ckpt"}
-)
 MAX_JSON_BYTES = 16 << 20
 _RISKY_CODE = re.compile(
     r"\b(os\.system|subprocess|eval\(|exec\(|__import__|socket|urllib|requests\.|base64\."
@@ -148,7 +133,7 @@ def _templates(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def scan_hf_file(path: Path, *, display: str | None = None, render: bool = True) -> list[Finding]:
-    """Findings for one Hugging Face configuration file (see :data:`HF_JSON_NAMES`) or a
+    """Findings for one Hugging Face configuration file (``llm.HF_JSON_NAMES``) or a
     ``chat_template.jinja``."""
     target = display if display is not None else str(path)
     if path.name in TEMPLATE_FILES:

@@ -17,8 +17,25 @@ from mlhunt.findings import Finding
 if TYPE_CHECKING:
     from mlhunt.scan.mcp import McpScan
 
-__all__ = ["LlmScan"]
+__all__ = ["GGUF_MAGIC", "HF_JSON_NAMES", "TEMPLATE_FILES", "WEIGHT_SUFFIXES", "LlmScan", "is_gguf"]
 
+# Kept here, beside the dispatch, so that a walk over files that are none of these kinds never
+# imports jinja2, numpy or gguf (start-up time of every ``mlhunt scan``).
+GGUF_MAGIC = b"GGUF"
+HF_JSON_NAMES = frozenset(
+    {
+        "config.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "processor_config.json",
+        "preprocessor_config.json",
+        "chat_template.json",
+    }
+)
+TEMPLATE_FILES = frozenset({"chat_template.jinja"})
+WEIGHT_SUFFIXES = frozenset(
+    {".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".h5", ".msgpack", ".ckpt"}
+)
 _HEAD = 64 << 10  # ~/.claude.json keeps mcpServers after other settings
 
 
@@ -30,8 +47,6 @@ class LlmScan:
 
     def claims(self, path: Path) -> bool:
         """Whether the file is a GGUF model: then this pass alone reads it."""
-        from mlhunt.scan.gguf_scan import is_gguf
-
         return is_gguf(path)
 
     def scan(self, path: Path) -> list[Finding]:
@@ -53,8 +68,6 @@ class LlmScan:
             ]
 
     def _scan(self, path: Path) -> list[Finding]:
-        from mlhunt.scan import hf
-
         name = path.name
         suffix = path.suffix.lower()
         if self.claims(path):
@@ -62,10 +75,14 @@ class LlmScan:
 
             return scan_gguf(path, render=self.render)
         findings: list[Finding] = []
-        if name in hf.HF_JSON_NAMES or name in hf.TEMPLATE_FILES:
-            findings.extend(hf.scan_hf_file(path, render=self.render))
+        if name in HF_JSON_NAMES or name in TEMPLATE_FILES:
+            from mlhunt.scan.hf import scan_hf_file
+
+            findings.extend(scan_hf_file(path, render=self.render))
         if suffix == ".py" and self._beside_weights(path.parent):
-            findings.append(hf.python_beside_weights(path))
+            from mlhunt.scan.hf import python_beside_weights
+
+            findings.append(python_beside_weights(path))
         if suffix == ".json":
             from mlhunt.scan.mcp import McpScan, looks_like_mcp
 
@@ -86,15 +103,26 @@ class LlmScan:
 
     def _beside_weights(self, folder: Path) -> bool:
         """Whether the folder holds weights, or a config.json that names a model type."""
-        from mlhunt.scan.hf import WEIGHT_SUFFIXES, model_hint
-
         known = self._weights.get(folder)
         if known is None:
             try:
                 known = any(
                     p.suffix.lower() in WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file()
-                ) or bool(model_hint(folder).strip())
+                )
+                if not known and (folder / "config.json").is_file():
+                    from mlhunt.scan.hf import model_hint
+
+                    known = bool(model_hint(folder).strip())
             except OSError:
                 known = False
             self._weights[folder] = known
         return known
+
+
+def is_gguf(path: Path) -> bool:
+    """Whether the file starts with the GGUF magic."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
