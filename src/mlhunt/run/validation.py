@@ -99,12 +99,21 @@ def link(model_doc: dict[str, Any], evidence: Sequence[EvidenceSet]) -> dict[str
     for finding in model_doc["findings"]:
         if finding.get("framework") != "ML":
             continue
-        claims = [
-            (status, f)
-            for status, f, elements in by_rule.get(finding["rule_id"], ())
-            if not elements or finding["target"] in elements
+        # A grouped finding (one cause, several elements) is validated where any of them is;
+        # ``by_target`` keeps the verdict of each affected element.
+        affected = finding.get("affected") or [finding["target"]]
+        rules = (finding.get("evidence") or {}).get("rules") or [finding["rule_id"]]
+        tied = [
+            (status, f, elements) for rule in rules for status, f, elements in by_rule.get(rule, ())
         ]
+        claims = [(s, f) for s, f, els in tied if not els or els & set(affected)]
+        by_target = {
+            t: _verdict({}, [(s, f) for s, f, els in tied if not els or t in els])["status"]
+            for t in affected
+        }
         finding["validation"] = _verdict(finding, claims)
+        if len(affected) > 1:
+            finding["validation"]["by_target"] = by_target
     model_doc["summary"] = _summary(model_doc["findings"])
     return model_doc
 
