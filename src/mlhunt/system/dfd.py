@@ -144,6 +144,7 @@ def _dot_node(e: dict[str, Any], colors: dict[str, str], links: dict[str, str], 
         attrs.update(color=_ML_BORDER, penwidth="2")
     if eid in links:
         attrs.update(href=_href(links[eid]), target="_self")
+    attrs["id"] = f"dfd-e-{eid}"  # the HTML report highlights attack paths by these ids
     return f"{indent}{_dq(eid)} [{_attrs(**attrs)}];"
 
 
@@ -208,6 +209,7 @@ def to_dot(
         fid = _s(f.get("id"))
         if fid in links:
             attrs.update(href=_href(links[fid]), target="_self")
+        attrs["id"] = f"dfd-f-{fid}"
         lines.append(f"  {_dq(src)} -> {_dq(dst)} [{_attrs(**attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -40,10 +40,12 @@ class ThreatModel:
         """Findings whose cause applies to ``target`` (it is among their affected ids)."""
         return [f for f in self.findings if target in (f.affected or (f.target,))]
 
-    def to_document(self) -> dict[str, Any]:
-        return document(
+    def to_document(self, top: int | None = None) -> dict[str, Any]:
+        """The JSON document; ``top`` keeps only the N highest risks (the summary says so)."""
+        shown = self.findings if top is None else self.findings[:top]
+        doc = document(
             "model",
-            self.findings,
+            shown,
             system={"name": self.system.name, "description": self.system.description},
             elements=[_dump(e) for e in self.system.elements],
             flows=[_dump(f) for f in self.system.flows],
@@ -53,6 +55,11 @@ class ThreatModel:
             questions=[q.to_dict() for q in self.questions],
             attack_paths=list(self.attack_paths),
         )
+        if top is not None:
+            doc["summary"]["shown"] = len(shown)
+            doc["summary"]["total"] = len(self.findings)
+            doc["top"] = top
+        return doc
 
 
 def _dump(obj: Element | Flow) -> dict[str, Any]:
