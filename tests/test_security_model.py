@@ -4,10 +4,10 @@ doc claims (attacker-controlled inputs into the CLI, the guard's Redis flow, tra
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from mlhunt.system.loader import parse_system, read_text
 from mlhunt.threatmodel import build_threat_model, load_catalog
+from mlhunt.threatmodel.grouping import unfold
 
 SYSTEM = Path(__file__).resolve().parent.parent / "docs" / "security" / "mlhunt.system.yaml"
 
@@ -23,12 +23,7 @@ def _hits(doc: dict) -> dict[tuple[str, str], str]:
     """(rule id, element or flow) -> status of every rule hit, grouped findings unfolded."""
     out: dict[tuple[str, str], str] = {}
     for f in doc["findings"]:
-        per: dict[str, Any] = f["evidence"].get("per_target") or {}
-        for target in f["affected"]:
-            detail = per.get(target, {})
-            rules = detail.get("rules") or {f["rule_id"]: detail.get("status", f["status"])}
-            for rule, status in rules.items():
-                out[(rule, target)] = status
+        out.update(unfold(f))
     return out
 
 

@@ -97,12 +97,12 @@ def link(model_doc: dict[str, Any], evidence: Sequence[EvidenceSet]) -> dict[str
         for rule, status, f in _claims(ev):
             by_rule.setdefault(rule, []).append((status, f, ev.elements))
     for finding in model_doc["findings"]:
-        if finding.get("framework") != "ML":
-            continue
+        rules = (finding.get("evidence") or {}).get("rules") or [finding["rule_id"]]
+        if finding.get("framework") != "ML" and not any(r in by_rule for r in rules):
+            continue  # a non-ML threat no evidence speaks to (a group may hold an ML rule)
         # A grouped finding (one cause, several elements) is validated where any of them is;
         # ``by_target`` keeps the verdict of each affected element.
         affected = finding.get("affected") or [finding["target"]]
-        rules = (finding.get("evidence") or {}).get("rules") or [finding["rule_id"]]
         tied = [
             (status, f, elements) for rule in rules for status, f, elements in by_rule.get(rule, ())
         ]

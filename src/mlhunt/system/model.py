@@ -235,6 +235,9 @@ class ControlType(enum.StrEnum):
     PROMPT_ISOLATION = "prompt_isolation"
     TOKENIZATION = "tokenization"
     WATERMARKING = "watermarking"
+    #: A vendor's security assessed and bound by contract (DPA, no training on our data, breach
+    #: notice, region, change notice).
+    VENDOR_ASSESSMENT = "vendor_assessment"
 
 
 class TrackingStatus(enum.StrEnum):
@@ -454,7 +457,8 @@ class Element(_Strict):
     )
     limits: list[str] = Field(
         default_factory=list,
-        description="Hard limits on what it may do (a tool's refund cap, allowed scopes).",
+        description="Hard limits on what it may do (a tool's refund cap, allowed scopes); "
+        "stated limits count as a least-privilege control.",
     )
     budget: str | None = Field(
         None, description="Token or cost budget per user or per day (LLMs, agents)."

@@ -46,6 +46,7 @@ KIND_GROUPS: dict[str, frozenset[ElementKind]] = {
             ElementKind.MODEL_REGISTRY,
             ElementKind.MODEL_ARTIFACT,
             ElementKind.VECTOR_STORE,
+            ElementKind.MESSAGE_BUS,
         }
     ),
     "ml": frozenset(

@@ -228,7 +228,10 @@ def _finding(
         evidence["false_positives"] = r.false_positives
     if r.detection:
         evidence["detection"] = r.detection
+    if sc.mitigated:
+        evidence["mitigated_by_controls"] = True
     return Finding(
+        status="mitigated" if sc.mitigated else "open",
         id=f"{r.id}@{target}",
         rule_id=r.id,
         title=r.title.replace("{name}", label),

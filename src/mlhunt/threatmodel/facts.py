@@ -172,6 +172,10 @@ class FactJudge:
 
         reads = condition_reads(rule.rule.condition)
         found.evidence["rests_on"] = _rests_on(reads, objs)
+        planned = [o.id for o in objs if isinstance(o, Element) and o.is_planned]
+        if planned:
+            # Not built yet: the finding is a design requirement for it.
+            found.evidence["planned"] = planned
         path = paths.path_for(reads, objs)
         if path:
             found.evidence["attack_path"] = path

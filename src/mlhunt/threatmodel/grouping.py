@@ -99,7 +99,7 @@ def _group(members: list[Finding], labels: dict[str, str]) -> Finding:
         detail.update({k: f.evidence[k] for k in _PER_TARGET_KEYS if k in f.evidence})
         if f.tracking:
             detail["tracking"] = f.tracking
-        if len(statuses_by_target[f.target]) > 1:
+        if len(rules) > 1:
             detail["rules"] = statuses_by_target[f.target]
         per_target[f.target] = detail
     head.evidence["per_target"] = per_target
@@ -121,3 +121,16 @@ def _merge_rules(head: Finding, members: list[Finding], rules: list[str]) -> Non
             merged.extend(v for v in getattr(f, key) if v not in merged)
     for f in members:
         head.mitigations.extend(m for m in f.mitigations if m not in head.mitigations)
+
+
+def unfold(finding: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """(rule id, element or flow id) -> status of every rule hit inside a (grouped) finding
+    of the JSON document: how a reviewer checks "this rule on that element" after grouping."""
+    per: dict[str, Any] = (finding.get("evidence") or {}).get("per_target") or {}
+    out: dict[tuple[str, str], str] = {}
+    for target in finding.get("affected") or [finding["target"]]:
+        detail = per.get(target) or {}
+        rules = detail.get("rules") or {finding["rule_id"]: detail.get("status", finding["status"])}
+        for rule, status in rules.items():
+            out[(rule, target)] = status
+    return out

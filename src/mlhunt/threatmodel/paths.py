@@ -139,10 +139,8 @@ def _is_sink(e: Element) -> bool:
 
 
 def _source_reason(e: Element, trust: dict[str, DataTrust]) -> str | None:
+    """Why ``e`` is an untrusted source, or None. Entries come before data holders."""
     levels = [trust[d] for d in e.data if d in trust]
-    if any(t is not DataTrust.INTERNAL for t in levels):
-        kinds = sorted({t.value for t in levels if t is not DataTrust.INTERNAL})
-        return f"holds {' and '.join(kinds)} data"
     if e.internet_facing:
         return "internet-facing"
     if e.kind in _EXTERNAL and not (
@@ -155,6 +153,9 @@ def _source_reason(e: Element, trust: dict[str, DataTrust]) -> str | None:
         return "trained on untrusted data"
     if m is not None and m.third_party_weights:
         return "built on third-party weights"
+    if any(t is not DataTrust.INTERNAL for t in levels):
+        kinds = sorted({t.value for t in levels if t is not DataTrust.INTERNAL})
+        return f"holds {' and '.join(kinds)} data"
     return None
 
 
@@ -167,15 +168,38 @@ def compute_paths(system: SystemDescription) -> Paths:
     out_edges: dict[str, list[Flow]] = {}
     for f in system.flows:
         out_edges.setdefault(f.source, []).append(f)
-    queue: deque[State] = deque()
+    # Entries first (internet-facing, external parties, untrusted models); an element holding
+    # untrusted data starts a path of its own only where no entry reaches it.
+    reasons = {e.id: _source_reason(e, stated) for e in system.elements}
+    holders = [i for i, r in reasons.items() if r is not None and r.startswith("holds ")]
+    entries = [i for i, r in reasons.items() if r is not None and i not in holders]
+    _search(paths, elements, out_edges, entries, reasons)
+    late = [i for i in holders if (i, False) not in paths.prev and (i, True) not in paths.prev]
+    _search(paths, elements, out_edges, late, reasons)
     for e in system.elements:
-        reason = _source_reason(e, stated)
-        if reason is not None:
-            paths.sources[e.id] = reason
-            state: State = (e.id, False)
-            paths.prev[state] = None
-            paths.hops[state] = 0
-            queue.append(state)
+        links = e._l
+        a, b = paths.hops.get((e.id, False)), paths.hops.get((e.id, True))
+        known = [h for h in (a, b) if h is not None]
+        links.untrusted_hops = min(known) if known else -1
+        links.untrusted_via_store = b is not None
+    return paths
+
+
+def _search(
+    paths: Paths,
+    elements: dict[str, Element],
+    out_edges: dict[str, list[Flow]],
+    seeds: list[str],
+    reasons: dict[str, str | None],
+) -> None:
+    """Breadth-first from ``seeds`` over (element, rested-in-a-store) states."""
+    queue: deque[State] = deque()
+    for eid in seeds:
+        paths.sources[eid] = reasons[eid] or ""
+        state: State = (eid, False)
+        paths.prev[state] = None
+        paths.hops[state] = 0
+        queue.append(state)
     while queue:
         state = queue.popleft()
         node, rested = state
@@ -188,10 +212,3 @@ def compute_paths(system: SystemDescription) -> Paths:
             paths.prev[nxt] = (state, f.id)
             paths.hops[nxt] = paths.hops[state] + 1
             queue.append(nxt)
-    for e in system.elements:
-        links = e._l
-        a, b = paths.hops.get((e.id, False)), paths.hops.get((e.id, True))
-        known = [h for h in (a, b) if h is not None]
-        links.untrusted_hops = min(known) if known else -1
-        links.untrusted_via_store = b is not None
-    return paths

@@ -72,6 +72,8 @@ class Score:
     factors: tuple[str, ...] = ()
     controls: tuple[str, ...] = ()
     explanation: str = ""
+    #: The controls in place push the likelihood below its floor: only residual risk is left.
+    mitigated: bool = False
 
 
 def _clamp(x: float) -> float:
@@ -285,16 +287,23 @@ def _score(rule: Rule, p: Profile) -> Score:
     if cap:
         likelihood += cap
         parts.append(f"{cap:+g} ({lk.capability.value} attacker capability needed)")
-    addressed = _addressing(rule)
-    controls = tuple(ct.value for ct in addressed if ct in p.control_refs)
-    reduction = min(len(controls), MAX_CONTROL_REDUCTION)
-    if reduction:
-        likelihood -= reduction
-        parts.append(f"- {reduction} (controls in place: {', '.join(controls)})")
     if rule.framework.value == "LINDDUN" and likelihood > LINDDUN_CAP:
         # A privacy gap is certain processing, not a likely attack: it ranks below live attacks.
         likelihood = LINDDUN_CAP
         parts.append(f"(capped at {LINDDUN_CAP:g} for a privacy-by-design gap)")
+    addressed = _addressing(rule)
+    controls = tuple(ct.value for ct in addressed if ct in p.control_refs)
+    # Each control in place counts: the first MAX_CONTROL_REDUCTION a full point, more a half.
+    reduction = min(len(controls), MAX_CONTROL_REDUCTION) + 0.5 * max(
+        0, len(controls) - MAX_CONTROL_REDUCTION
+    )
+    if reduction:
+        likelihood -= reduction
+        parts.append(f"- {reduction:g} (controls in place: {', '.join(controls)})")
+    # Below the floor, the controls in place leave only residual risk: mitigated.
+    residual = bool(controls) and likelihood < 1.0
+    if residual:
+        parts.append("(below 1: mitigated by the controls in place)")
     likelihood = _clamp(likelihood)
 
     im = rule.impact
@@ -329,7 +338,9 @@ def _score(rule: Rule, p: Profile) -> Score:
     explanation = (
         f"likelihood {likelihood:g} = {' '.join(parts)}; impact {impact:g} = {' '.join(iparts)}"
     )
-    return Score(likelihood, impact, risk, severity_for(risk), factors, controls, explanation)
+    return Score(
+        likelihood, impact, risk, severity_for(risk), factors, controls, explanation, residual
+    )
 
 
 _CIA_NAMES = ("confidentiality", "integrity", "availability")
