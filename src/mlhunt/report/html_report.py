@@ -98,7 +98,7 @@ def _diagram(doc: dict[str, Any]) -> tuple[str | None, str, str]:
     links.update({fid: f"#flow-{fid}" for fid in flow_ids})
     mermaid = to_mermaid(doc, colors=colors)
     try:
-        svg = _inline_svg(to_svg(to_dot(doc, colors=colors, links=links)))
+        svg = _inline_svg(to_svg(to_dot(doc, colors=colors, links=links, ids=True)))
     except RuntimeError as exc:
         return None, f"{exc}.", mermaid
     if svg is None:

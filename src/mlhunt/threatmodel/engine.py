@@ -18,7 +18,14 @@ from mlhunt.threatmodel.catalog import Catalog, CompiledRule, default_catalog
 from mlhunt.threatmodel.facts import FactJudge, Question
 from mlhunt.threatmodel.grouping import apply_tracking, group_findings
 from mlhunt.threatmodel.paths import compute_paths
-from mlhunt.threatmodel.risk import Profile, Score, profile_element, profile_flow, score
+from mlhunt.threatmodel.risk import (
+    Profile,
+    Score,
+    cia_dims,
+    profile_element,
+    profile_flow,
+    score,
+)
 
 CONTROL_BY_VALUE = {c.value: c for c in ControlType}
 
@@ -142,6 +149,7 @@ class _FindingBuilder:
         self.findings: list[Finding] = []
         self._profiles: dict[int, Profile] = {}
         self._scores: dict[tuple[Any, ...], Score] = {}
+        self._dims: dict[int, tuple[int, ...]] = {}
         self._mitigations: dict[tuple[Any, ...], Any] = {}
 
     def add(
@@ -164,7 +172,11 @@ class _FindingBuilder:
         r = rule.rule
         refs = p.control_refs
         ctl = p.control_mask & rule.mitigated_mask
-        key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key)
+        dims = self._dims.get(id(rule))
+        if dims is None:
+            dims = self._dims[id(rule)] = cia_dims(r)
+        need = max(p.cia[d] for d in dims)
+        key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key, need)
         sc = self._scores.get(key)
         if sc is None:
             sc = self._scores[key] = score(r, p)

@@ -9,11 +9,14 @@ view of an element or flow with some unknown facts taken as present, used to tel
 
 from __future__ import annotations
 
+import ast
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlhunt.findings import Finding
 from mlhunt.system.model import Authentication, Authorization, ControlType, Element, Flow
+from mlhunt.threatmodel.conditions import condition_reads
 
 #: Element facts: field -> (value when present, control it implies, question asked).
 ELEMENT_FACTS: dict[str, tuple[Any, ControlType, str]] = {
@@ -154,7 +157,6 @@ def question_for(obj: Element | Flow, fact: str) -> Question:
     return Question(id=f"Q-{fact}@{obj.id}", target=obj.id, fact=fact, text=text)
 
 
-_ROLE = {0: ("element", "flow"), 1: ("source",), 2: ("target",)}
 _DATA_READS = frozenset(
     {"has_personal_data", "has_cardholder_data", "classifications", "sensitivity"}
 )
@@ -168,10 +170,8 @@ class FactJudge:
         self._asks: dict[tuple[str, str], tuple[Question, list[Finding]]] = {}
 
     def judge(self, rule: Any, found: Finding, objs: tuple[Any, ...], paths: Any) -> None:
-        from mlhunt.threatmodel.conditions import condition_reads
-
-        reads = condition_reads(rule.rule.condition)
-        found.evidence["rests_on"] = _rests_on(reads, objs)
+        reads, consts, by_role = _rule_reads(rule.rule.condition)
+        found.evidence["rests_on"] = _rests_on(by_role, objs)
         planned = [o.id for o in objs if isinstance(o, Element) and o.is_planned]
         if planned:
             # Not built yet: the finding is a design requirement for it.
@@ -179,7 +179,16 @@ class FactJudge:
         path = paths.path_for(reads, objs)
         if path:
             found.evidence["attack_path"] = path
-        unknown = [(i, n) for i, o in enumerate(objs) for n in unknown_facts(o)]
+        # Only the unknown facts the condition can see: read directly, or through a control
+        # type it names (``'rate_limiting' not in element.controls``).
+        unknown = []
+        for i, o in enumerate(objs):
+            attrs = by_role.get(_role(i, len(objs)), ())
+            via_controls = "controls" in attrs or "control_refs" in attrs
+            facts = facts_of(o)
+            for n in unknown_facts(o):
+                if n in attrs or (via_controls and facts[n][1].value in consts):
+                    unknown.append((i, n))
         if not unknown or self._fires(rule, objs, unknown):
             return
         # A cause: the one unknown whose "absent" answer alone (the others present) fires it;
@@ -217,24 +226,52 @@ class FactJudge:
         return out
 
 
-def _rests_on(reads: frozenset[tuple[str, str]], objs: tuple[Any, ...]) -> list[str]:
+@functools.cache
+def _rule_reads(
+    condition: str,
+) -> tuple[frozenset[tuple[str, str]], frozenset[str], dict[str, tuple[str, ...]]]:
+    """What a condition reads: (name, attribute) pairs, its string constants, and the sorted
+    attributes it reads per name (``element``, ``flow``, ``source``, ``target``)."""
+    reads = condition_reads(condition)
+    try:
+        tree = ast.parse(f"({condition.strip() or 'True'}\n)", mode="eval")
+    except SyntaxError:
+        tree = None
+    consts = frozenset(
+        n.value
+        for n in (ast.walk(tree) if tree is not None else ())
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    )
+    by_role: dict[str, list[str]] = {}
+    for role, attr in sorted(reads):
+        by_role.setdefault(role, []).append(attr)
+    return reads, consts, {r: tuple(a) for r, a in by_role.items()}
+
+
+def _role(i: int, n_objs: int) -> str:
+    return "element" if n_objs == 1 else ("flow", "source", "target")[i]
+
+
+def _rests_on(by_role: dict[str, tuple[str, ...]], objs: tuple[Any, ...]) -> list[str]:
     """The stated facts (and data classifications) the rule's condition read on these objects."""
     out: list[str] = []
     for i, obj in enumerate(objs):
-        roles = _ROLE[i] if len(objs) > 1 else ("element",)
         stated_fields = obj.model_fields_set
-        for role, attr in sorted(reads):
-            if role not in roles:
-                continue
+        for attr in by_role.get(_role(i, len(objs)), ()):
             if attr in _DATA_READS:
                 cls = sorted(c.value for c in obj.classifications)
                 fact = f"{obj.id} handles {', '.join(cls) or 'no classified data'}"
+            elif attr == "model" and obj.model is not None:
+                m = obj.model
+                shown = ", ".join(
+                    f"{k}={getattr(getattr(m, k), 'value', getattr(m, k))}"
+                    for k in sorted(m.model_fields_set)
+                    if k not in ("algorithm", "training_sources")
+                )
+                fact = f"{obj.id}.model: {shown or 'defaults'}"
             elif attr in stated_fields and attr not in ("id", "name", "description"):
                 value = getattr(obj, attr)
-                shown = getattr(value, "value", value)
-                if hasattr(value, "model_dump"):
-                    shown = "{...}"
-                fact = f"{obj.id}.{attr} = {shown}"
+                fact = f"{obj.id}.{attr} = {getattr(value, 'value', value)}"
             else:
                 continue
             if fact not in out:

@@ -119,8 +119,10 @@ def _merge_rules(head: Finding, members: list[Finding], rules: list[str]) -> Non
         merged: list[str] = getattr(head, key)
         for f in members:
             merged.extend(v for v in getattr(f, key) if v not in merged)
+    merged_mitigations = dict.fromkeys(head.mitigations)
     for f in members:
-        head.mitigations.extend(m for m in f.mitigations if m not in head.mitigations)
+        merged_mitigations.update(dict.fromkeys(f.mitigations))
+    head.mitigations = list(merged_mitigations)
 
 
 def unfold(finding: dict[str, Any]) -> dict[tuple[str, str], str]:

@@ -182,8 +182,7 @@ class Profile:
                 sensitivity,
                 criticality.score,
                 ip_value.score if ip_value is not None else 0,
-                min(hops, 4),
-                *cia,
+                hop_bucket(hops),
             ),
         )
 
@@ -245,7 +244,12 @@ _SENSITIVITY_ADJUST = {0: -1, 1: -1, 2: 0, 3: 1, 4: 2}
 _STRIDE_CIA = {"S": (0, 1), "T": (1,), "R": (1,), "I": (0,), "D": (2,), "E": (0, 1)}
 
 
-def _cia_dims(rule: Rule) -> tuple[int, ...]:
+def hop_bucket(hops: int) -> int:
+    """What the likelihood sees of the distance: 0 (0-2 hops), 1 (3 or more), 2 (unreached)."""
+    return 2 if hops < 0 else 0 if hops <= 2 else 1
+
+
+def cia_dims(rule: Rule) -> tuple[int, ...]:
     dims: set[int] = set()
     for letter in rule.stride:
         dims.update(_STRIDE_CIA.get(letter, ()))
@@ -278,9 +282,7 @@ def _score(rule: Rule, p: Profile) -> Score:
         where = (
             "no untrusted source reaches it"
             if p.hops < 0
-            else "it is an untrusted entry"
-            if p.hops == 0
-            else f"{p.hops} hop{'s' if p.hops > 1 else ''} from an untrusted source"
+            else "3 or more hops from the nearest untrusted source"
         )
         parts.append(f"{hop:+g} ({where})")
     cap = _CAPABILITY_ADJUST[lk.capability]
@@ -311,7 +313,7 @@ def _score(rule: Rule, p: Profile) -> Score:
     iparts = [f"base {im.base}"]
     # Sensitivity and the CIA need both describe the data: the larger of the two counts.
     privacy = rule.framework.value == "LINDDUN"
-    dims = _cia_dims(rule)
+    dims = cia_dims(rule)
     need = _NEED_ADJUST[max(p.cia[d] for d in dims)]
     data_adj, data_why = need, f"data's {'/'.join(_CIA_NAMES[d] for d in dims)} need"
     for factor in im.factors:
