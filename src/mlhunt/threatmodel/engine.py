@@ -105,7 +105,7 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
         src, dst = f.source_element, f.target_element
         flows_by_ends.setdefault((src.kind, dst.kind), []).append((f, src, dst))
     builder = _FindingBuilder(assume_absent)
-    judge = FactJudge(system)
+    judge = FactJudge(system, paths)
 
     for rule in catalog.rules:
         if rule.rule.scope == "element":
@@ -116,7 +116,7 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
                         continue
                     if rule.condition(e, system):
                         found = builder.add(rule, e, e.label, e.kind.value, (e, system))
-                        judge.judge(rule, found, (e,), paths)
+                        judge.judge(rule, found, (e,))
         else:
             kinds = rule.kinds
             for (sk, dk), group in flows_by_ends.items():
@@ -124,13 +124,13 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
                     for f, src, dst in group:
                         if rule.condition(f, src, dst, system):
                             found = builder.add(rule, f, f.label, "flow", (f, src, dst, system))
-                            judge.judge(rule, found, (f, src, dst), paths)
+                            judge.judge(rule, found, (f, src, dst))
     raw = builder.findings
     # Decisions match every hit, those resting on unknown facts included (no stale warning).
     warnings = apply_tracking(raw, system.risk_tracking)
     kept = raw if assume_absent else [f for f in raw if not f.evidence.get("assumed_absent")]
     causes = {r.id: r.rule.cause or r.id for r in catalog.rules}
-    findings = group_findings(kept, system, causes)
+    findings = group_findings(kept, system, causes, judge.describe)
     findings.sort(key=lambda x: (-(x.risk or 0.0), x.id))
     questions = judge.questions(findings)
     mode = "absent" if assume_absent else "unknown"

@@ -165,20 +165,33 @@ _DATA_READS = frozenset(
 class FactJudge:
     """Sorts each finding into resting on stated facts or on an unknown one (then a question)."""
 
-    def __init__(self, system: Any) -> None:
+    def __init__(self, system: Any, paths: Any) -> None:
         self.system = system
+        self.paths = paths
         self._asks: dict[tuple[str, str], tuple[Question, list[Finding]]] = {}
+        self._unknown: dict[int, tuple[str, ...]] = {}
+        # What describe() needs, per finding: computed only for findings a report shows.
+        self._lazy: dict[int, tuple[Any, tuple[Any, ...]]] = {}
 
-    def judge(self, rule: Any, found: Finding, objs: tuple[Any, ...], paths: Any) -> None:
-        reads, consts, by_role = _rule_reads(rule.rule.condition)
+    def describe(self, found: Finding) -> None:
+        """Add the stated facts a finding rests on and its attack path (once)."""
+        entry = self._lazy.pop(id(found), None)
+        if entry is None:
+            return
+        rule, objs = entry
+        reads, _consts, by_role = _rule_reads(rule.rule.condition)
         found.evidence["rests_on"] = _rests_on(by_role, objs)
+        path = self.paths.path_for(reads, objs)
+        if path:
+            found.evidence["attack_path"] = path
+
+    def judge(self, rule: Any, found: Finding, objs: tuple[Any, ...]) -> None:
+        _reads, consts, by_role = _rule_reads(rule.rule.condition)
+        self._lazy[id(found)] = (rule, objs)
         planned = [o.id for o in objs if isinstance(o, Element) and o.is_planned]
         if planned:
             # Not built yet: the finding is a design requirement for it.
             found.evidence["planned"] = planned
-        path = paths.path_for(reads, objs)
-        if path:
-            found.evidence["attack_path"] = path
         # Only the unknown facts the condition can see: read directly, or through a control
         # type it names (``'rate_limiting' not in element.controls``).
         unknown = []
@@ -186,7 +199,10 @@ class FactJudge:
             attrs = by_role.get(_role(i, len(objs)), ())
             via_controls = "controls" in attrs or "control_refs" in attrs
             facts = facts_of(o)
-            for n in unknown_facts(o):
+            unknown_here = self._unknown.get(id(o))
+            if unknown_here is None:
+                unknown_here = self._unknown[id(o)] = unknown_facts(o)
+            for n in unknown_here:
                 if n in attrs or (via_controls and facts[n][1].value in consts):
                     unknown.append((i, n))
         if not unknown or self._fires(rule, objs, unknown):

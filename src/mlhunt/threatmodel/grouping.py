@@ -9,6 +9,7 @@ grouping, so a decision about one element keeps matching once that element sits 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from typing import Any
 
 from mlhunt.findings import Finding
@@ -19,6 +20,9 @@ _TRACKING_TO_STATUS = {
     TrackingStatus.MITIGATED: "mitigated",
     TrackingStatus.FALSE_POSITIVE: "false-positive",
 }
+#: Affected elements with their own detail in ``per_target`` (worst first); a large estate's
+#: group lists every affected id but details only these.
+MAX_DETAILED = 50
 #: Per-hit evidence kept under ``per_target`` (the group's top level shows the worst hit's).
 _PER_TARGET_KEYS = (
     "target_kind",
@@ -52,7 +56,10 @@ def apply_tracking(findings: list[Finding], tracking: list[RiskTracking]) -> lis
 
 
 def group_findings(
-    hits: list[Finding], system: SystemDescription, causes: dict[str, str] | None = None
+    hits: list[Finding],
+    system: SystemDescription,
+    causes: dict[str, str] | None = None,
+    describe: Callable[[Finding], None] | None = None,
 ) -> list[Finding]:
     """One finding per cause (a rule, or rules sharing a ``cause``), listing every element or
     flow it applies to, worst first."""
@@ -62,10 +69,13 @@ def group_findings(
         by_rule.setdefault(causes.get(f.rule_id, f.rule_id), []).append(f)
     labels = {e.id: e.label for e in system.elements}
     labels.update({f.id: f.label for f in system.flows})
-    return [_group(members, labels) for members in by_rule.values()]
+    describe = describe or (lambda _f: None)
+    return [_group(members, labels, describe) for members in by_rule.values()]
 
 
-def _group(members: list[Finding], labels: dict[str, str]) -> Finding:
+def _group(
+    members: list[Finding], labels: dict[str, str], describe: Callable[[Finding], None]
+) -> Finding:
     # Open hits first (a decision on some does not close the others), then by risk.
     members.sort(key=lambda f: (f.status != "open", -(f.risk or 0.0), f.target, f.rule_id))
     head = members[0]
@@ -78,6 +88,7 @@ def _group(members: list[Finding], labels: dict[str, str]) -> Finding:
     seen: set[str] = set()
     members = [f for f in members if not (f.target in seen or seen.add(f.target))]
     head.affected = [f.target for f in members]
+    describe(head)
     if len(members) == 1 and len(rules) == 1:
         return head
     statuses = {f.status for f in members}
@@ -87,7 +98,8 @@ def _group(members: list[Finding], labels: dict[str, str]) -> Finding:
     if len(members) > 1:
         head.title = f"{head.title} (and {len(members) - 1} more)"
     per_target: dict[str, dict[str, Any]] = {}
-    for f in members:
+    for f in members[:MAX_DETAILED]:
+        describe(f)
         detail: dict[str, Any] = {
             "name": labels.get(f.target, f.target),
             "risk": f.risk,
