@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 from typing import Any
 
 import pytest
@@ -296,3 +297,24 @@ def test_seed_weaknesses_are_still_reported(name: str) -> None:
         if not any((r, t) in reported for r in rules for t in near):
             missing.append((rules, where))
     assert not missing
+
+
+# --- 7. reading it: --top, --assume, the table ---------------------------------------------------
+
+
+def test_cli_top_assume_and_table() -> None:
+    from tests.test_cli import mlhunt
+
+    system = str(EXAMPLES / "loan-approval" / "system.yaml")
+    top = mlhunt("model", system, "-f", "json", "--top", "5")
+    assert top.returncode == 0, top.stderr
+    doc = json.loads(top.stdout)
+    assert len(doc["findings"]) == 5 and doc["summary"]["total"] > 5
+    assert doc["questions"] and doc["assume"] == "unknown"
+    absent = json.loads(mlhunt("model", system, "-f", "json", "--assume", "absent").stdout)
+    assert absent["assume"] == "absent"
+    assert len(absent["findings"]) >= doc["summary"]["total"]
+    bad = mlhunt("model", system, "--assume", "maybe")
+    assert bad.returncode == 2 and "--assume" in bad.stderr
+    table = mlhunt("model", system, "-f", "table", "--top", "3")
+    assert "open question" in table.stdout and "MLH-" in table.stdout
