@@ -318,3 +318,25 @@ def test_cli_top_assume_and_table() -> None:
     assert bad.returncode == 2 and "--assume" in bad.stderr
     table = mlhunt("model", system, "-f", "table", "--top", "3")
     assert "open question" in table.stdout and "MLH-" in table.stdout
+
+
+def test_reports_show_groups_questions_and_paths() -> None:
+    from mlhunt.report import render
+
+    doc = build_threat_model(system_from_dict(_rag(orchestrated=True))).to_document()
+    grouped = next(f for f in doc["findings"] if len(f["affected"]) > 1)
+    sarif = json.loads(render(doc, "sarif"))
+    result = next(
+        r
+        for r in sarif["runs"][0]["results"]
+        if r["properties"]["mlhuntFindingId"] == grouped["id"]
+    )
+    assert len(result["locations"]) == len(grouped["affected"])  # one per affected element
+    md = render(doc, "markdown")
+    assert "### Attack paths" in md and "### Open questions for the system owner" in md
+    assert "Affected (worst first):" in md
+    html = render(doc, "html")
+    assert html.index('id="top-risks"') < html.index('id="attack-paths"') < html.index('id="dfd"')
+    assert 'id="questions"' in html
+    assert 'data-path="dfd-e-web dfd-f-crawl dfd-e-crawler' in html  # highlighted on the DFD
+    assert "dfd&#45;e&#45;web" in html or 'id="dfd-e-web"' in html
