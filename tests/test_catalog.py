@@ -112,5 +112,5 @@ def test_optional_attributes_are_null_safe(tmp_path: Path, minimal_system: dict)
     """element.model.output on an element without a model is simply false, never an error."""
     _write(tmp_path, {**RULE, "kinds": ["any"], "condition": "element.model.output == 'scores'"})
     tm = build_threat_model(system_from_dict(minimal_system), load_catalog([tmp_path]))
-    hits = {f.target for f in tm.findings if f.rule_id == "MLH-TEST-CUSTOM"}
+    hits = {t for f in tm.findings if f.rule_id == "MLH-TEST-CUSTOM" for t in f.affected or ()}
     assert hits == {"api", "train"}  # the elements that have a model (default output: scores)

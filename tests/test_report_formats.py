@@ -731,7 +731,8 @@ def test_table_sorted_with_summary_and_warnings(doc):
     console = Console(file=buf, width=250, color_system=None, force_terminal=False)
     print_table(doc, console)
     out = buf.getvalue()
-    for col in ("Severity", "Risk", "Framework", "Title", "Target", "Mappings", "Status"):
+    # The threat model's table: one row per cause, its id, what it affects, OWASP and ATLAS ids.
+    for col in ("#", "Severity", "Risk", "Id", "Title", "Affected", "OWASP", "ATLAS", "Status"):
         assert col in out
     n = len(doc["findings"])
     counts = {
@@ -742,11 +743,15 @@ def test_table_sorted_with_summary_and_warnings(doc):
     assert "warning: risk_tracking[1]" in out
     assert XSS in out  # rich markup in input printed literally, not interpreted
     rows = [
-        line for line in out.splitlines() if re.match(r"^│ (CRITICAL|HIGH|MEDIUM|LOW|INFO) ", line)
+        line
+        for line in out.splitlines()
+        if re.match(r"^│ +\d+ │ (CRITICAL|HIGH|MEDIUM|LOW|INFO) ", line)
     ]
-    risks = [float(r.split("│")[2].strip().replace("-", "0") or 0) for r in rows]
+    assert len(rows) == n
+    risks = [float(r.split("│")[3].strip().replace("-", "0") or 0) for r in rows]
     assert risks == sorted(risks, reverse=True)
-    assert "ATLAS AML.T0024.002" in out
+    assert "AML.T0024.002" in out
+    assert doc["findings"][0]["id"] in out
 
 
 def test_table_prints_markup_literally():

@@ -26,7 +26,18 @@ def _fresh(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ml(doc: dict[str, Any], rule: str, target: str = "prediction-api") -> dict[str, Any]:
-    return next(f for f in doc["findings"] if f["rule_id"] == rule and f["target"] == target)
+    """The finding of ``rule`` that affects ``target`` (grouped findings list several)."""
+    return next(
+        f
+        for f in doc["findings"]
+        if f["rule_id"] == rule and target in (f.get("affected") or [f["target"]])
+    )
+
+
+def _status_on(doc: dict[str, Any], rule: str, target: str) -> str:
+    """The validation status of ``rule`` on one element, inside its group if grouped."""
+    v = _ml(doc, rule, target)["validation"]
+    return (v.get("by_target") or {}).get(target, v["status"])
 
 
 def _assess(fid: str, verdict: str, *rules: str) -> dict[str, Any]:
@@ -109,12 +120,11 @@ def test_scan_finding_validates_serialization(loan_model: dict[str, Any]) -> Non
         "evidence": {},
     }
     doc = link(_fresh(loan_model), [EvidenceSet("scan", [scan], frozenset({"model-artifact"}))])
-    assert _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact")["validation"]["status"] == (
-        "validated"
-    )
-    assert _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api")["validation"]["status"] == (
-        "untested"
-    )
+    assert _status_on(doc, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact") == "validated"
+    assert _status_on(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api") == "untested"
+    # The group is validated: one of its elements is.
+    group = _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api")
+    assert group["validation"]["status"] == "validated"
 
 
 def test_refuted_and_observed_both_hold(loan_model: dict[str, Any]) -> None:

@@ -50,6 +50,17 @@ def model(
         list[Path] | None,
         typer.Option("--rules", help="Extra directory of threat rules (YAML); repeatable."),
     ] = None,
+    top: Annotated[
+        int | None,
+        typer.Option(min=1, help="Show only the N highest risks (--fail-on still sees all)."),
+    ] = None,
+    assume: Annotated[
+        str,
+        typer.Option(
+            help="Unstated security facts: 'unknown' (asked as questions) or 'absent' "
+            "(reported as findings: the pessimistic view)."
+        ),
+    ] = "unknown",
     debug: DebugOpt = False,
 ) -> None:
     """Build the threat model of SYSTEM: DFD, STRIDE, LINDDUN, ML threats (ATLAS), risk."""
@@ -62,18 +73,23 @@ def model(
             raise InputError("SYSTEM: missing (a system description YAML; see `mlhunt schema`)")
         chosen = _choose_format(fmt, output)
         threshold = _fail_threshold(fail_on)
+        if assume not in ("unknown", "absent"):
+            raise InputError(f"--assume: expected 'unknown' or 'absent', not {assume!r}")
         text = read_text(system)
         parsed = parse_system(text, str(system))
         catalog = load_catalog(rules or ())
-        tm = build_threat_model(parsed, catalog)
+        tm = build_threat_model(parsed, catalog, assume=assume)
         doc = tm.to_document()
+        code = exit_code(doc, threshold)
+        if top is not None:
+            doc = tm.to_document(top=top)
         for w in tm.warnings:
             _err(f"warning: {system}: {w}")
         lines = definition_lines(text) if chosen == "sarif" else None
         emit(doc, chosen, output, source_path=str(system), lines=lines)
         if dfd is not None:
             write_dfd(doc, dfd)
-        return exit_code(doc, threshold)
+        return code
 
     _run(debug, body)
 

@@ -64,6 +64,8 @@ class Finding:
     risk: float | None = None
     references: dict[str, list[str]] | None = None
     tracking: dict[str, Any] | None = None
+    # Every element or flow the finding's cause applies to, worst first (threat model only).
+    affected: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -83,7 +85,15 @@ class Finding:
             "mitigations": list(self.mitigations),
             "status": self.status,
         }
-        for key in ("framework", "likelihood", "impact", "risk", "references", "tracking"):
+        for key in (
+            "framework",
+            "likelihood",
+            "impact",
+            "risk",
+            "references",
+            "tracking",
+            "affected",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value

@@ -40,6 +40,7 @@ from mlhunt.report._common import (
     title_of,
     worst_by_target,
 )
+from mlhunt.report.model_view import finding_extras, model_context
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -97,7 +98,7 @@ def _diagram(doc: dict[str, Any]) -> tuple[str | None, str, str]:
     links.update({fid: f"#flow-{fid}" for fid in flow_ids})
     mermaid = to_mermaid(doc, colors=colors)
     try:
-        svg = _inline_svg(to_svg(to_dot(doc, colors=colors, links=links)))
+        svg = _inline_svg(to_svg(to_dot(doc, colors=colors, links=links, ids=True)))
     except RuntimeError as exc:
         return None, f"{exc}.", mermaid
     if svg is None:
@@ -210,6 +211,7 @@ def render(doc: dict[str, Any], *, diagram: bool = True) -> str:
                 "evidence": _evidence(_without_series(f.get("evidence"))),
                 "images": _images(f.get("evidence")),
                 "timeline": _timeline(f.get("evidence")),
+                **finding_extras(f, names),
             }
         )
     by_target: dict[str, list[dict[str, Any]]] = {}
@@ -298,6 +300,7 @@ def render(doc: dict[str, Any], *, diagram: bool = True) -> str:
         "flows": flows,
         "checklist": checklist,
         "warnings": [text(w) for w in doc.get("warnings") or []],
+        **model_context(doc, findings),
         "css": _asset("report.css"),
         "js": _asset("report.js"),
     }

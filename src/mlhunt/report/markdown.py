@@ -33,6 +33,14 @@ from mlhunt.report._common import (
     text,
     title_of,
 )
+from mlhunt.report.model_view import (
+    SHOWN_AFFECTED,
+    affected_ids,
+    affected_line,
+    md_attack_paths,
+    md_finding_extra,
+    md_questions,
+)
 
 TOP_RISKS = 10
 
@@ -109,6 +117,10 @@ def render(doc: dict[str, Any]) -> str:
     by_target: dict[str, list[dict[str, Any]]] = {}
     for f in findings:
         by_target.setdefault(text(f.get("target")), []).append(f)
+    touching: dict[str, int] = {}
+    for f in findings:
+        for t in affected_ids(f):
+            touching[t] = touching.get(t, 0) + 1
 
     out += [f"# {esc(title_of(doc))}", ""]
     meta = [
@@ -175,15 +187,18 @@ def render(doc: dict[str, Any]) -> str:
                     _severity_badge(severity_of(f)),
                     cell(risk_text(f) or "-"),
                     f"[{cell(f.get('title'))}](#{_anchor(text(f.get('id')))})",
-                    cell(names.get(tgt, tgt)),
+                    cell(affected_line(f, names, limit=SHOWN_AFFECTED) or names.get(tgt, tgt)),
                     cell(mappings_compact(f)),
                     cell(f.get("status") or "open"),
                 ]
             )
         out += table(
-            ["#", "Severity", "Risk (L x I)", "Threat", "Target", "Mappings", "Status"], rows
+            ["#", "Severity", "Risk (L x I)", "Threat", "Affected", "Mappings", "Status"], rows
         )
         out.append("")
+    if doc.get("command") == "model":
+        out += ["### Attack paths", "", *md_attack_paths(doc, esc)]
+        out += ["### Open questions for the system owner", "", *md_questions(doc, esc)]
 
     # -- DFD and inventory --------------------------------------------------------------------
     section = 4
@@ -213,7 +228,7 @@ def render(doc: dict[str, Any]) -> str:
                     cell(boundaries.get(text(e.get("boundary")), text(e.get("boundary"))) or "-"),
                     cell(", ".join(text(d) for d in e.get("data") or []) or "-"),
                     cell(", ".join(text(c) for c in e.get("controls") or []) or "-"),
-                    str(len(fs)),
+                    str(touching.get(eid, len(fs))),
                 ]
             )
         out += table(["Id", "Name", "Kind", "Boundary", "Data", "Controls", "Findings"], rows)
@@ -234,7 +249,7 @@ def render(doc: dict[str, Any]) -> str:
                         "yes" if fl.get("authenticated") else "no",
                         cell(", ".join(text(d) for d in fl.get("data") or []) or "-"),
                         cell(", ".join(text(c) for c in fl.get("controls") or []) or "-"),
-                        str(len(by_target.get(fid, []))),
+                        str(touching.get(fid, 0)),
                     ]
                 )
             out += table(
@@ -271,6 +286,7 @@ def render(doc: dict[str, Any]) -> str:
         out += [f"### {heading} ({code(tgt)}{', ' + esc(kind) if kind else ''})", ""]
         for f in fs:
             out += _finding(f)
+            out += md_finding_extra(f, names, esc)
     section += 1
 
     # -- mitigation checklist -------------------------------------------------------------------

@@ -24,6 +24,7 @@ from mlhunt.report._common import (
     split_mitigation,
     text,
 )
+from mlhunt.report.model_view import affected_ids
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/mlhunt/mlhunt"
@@ -99,13 +100,26 @@ def _uri(path: str) -> str:
         return p.as_uri()
 
 
+def _locations(
+    finding: dict[str, Any],
+    names: dict[str, str],
+    source_path: str | None,
+    lines: dict[str, int] | None,
+) -> list[dict[str, Any]]:
+    """One location per element or flow a (grouped) finding affects, worst first."""
+    return [
+        _location(finding, names, source_path, lines, target)
+        for target in affected_ids(finding) or [""]
+    ]
+
+
 def _location(
     finding: dict[str, Any],
     names: dict[str, str],
     source_path: str | None,
     lines: dict[str, int] | None,
+    target: str,
 ) -> dict[str, Any]:
-    target = text(finding.get("target"))
     loc: dict[str, Any] = {}
     uri: str | None = None
     line = 1
@@ -183,7 +197,7 @@ def to_sarif(
             "ruleIndex": rule_index[rid],
             "level": LEVEL[sev],
             "message": {"text": message},
-            "locations": [_location(f, names, source_path, lines)],
+            "locations": _locations(f, names, source_path, lines),
             "partialFingerprints": {FINGERPRINT_KEY: text(f.get("id"))},
             "properties": {
                 "mlhuntFindingId": text(f.get("id")),
@@ -198,6 +212,8 @@ def to_sarif(
         for key in ("framework", "risk", "likelihood", "impact"):
             if f.get(key) is not None:
                 props[key] = f[key]
+        if isinstance(f.get("affected"), list):
+            props["affected"] = affected_ids(f)
         status = text(f.get("status") or "open")
         if status in RESOLVED_STATUSES:
             tracking = f.get("tracking") if isinstance(f.get("tracking"), dict) else {}

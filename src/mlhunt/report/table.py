@@ -23,6 +23,7 @@ from mlhunt.report._common import (
     text,
     title_of,
 )
+from mlhunt.report.model_view import SHOWN_AFFECTED, affected_line, owasp_ids, questions_of
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -101,6 +102,55 @@ def build_table(doc: dict[str, Any], wide: bool = False) -> Table:
     return table
 
 
+def build_model_table(doc: dict[str, Any]) -> Table:
+    """The threat model: one row per cause, with its id, affected elements and OWASP ids."""
+    names = labels(doc)
+    table = Table(title=title_of(doc), title_justify="left", expand=False, show_lines=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Risk", justify="right", no_wrap=True)
+    table.add_column("Id", ratio=2, overflow="fold")
+    table.add_column("Title", ratio=3, overflow="fold")
+    table.add_column("Affected", ratio=2, overflow="fold")
+    table.add_column("OWASP", ratio=1, overflow="fold")
+    table.add_column("ATLAS", ratio=1, overflow="fold")
+    table.add_column("Status", no_wrap=True)
+    for i, f in enumerate(sorted_findings(doc), 1):
+        sev = severity_of(f)
+        status = text(f.get("status") or "open")
+        table.add_row(
+            Text(str(i)),
+            Text(sev.upper(), style=SEVERITY_STYLE[sev]),
+            Text(_risk(f)),
+            Text(text(f.get("id")), style="cyan"),
+            Text(text(f.get("title"))),
+            Text(affected_line(f, names, limit=SHOWN_AFFECTED)),
+            Text(owasp_ids(f), style="cyan"),
+            Text(", ".join(text(a) for a in f.get("atlas") or []), style="cyan"),
+            Text(status, style="dim" if status in RESOLVED_STATUSES else ""),
+            style="dim" if status in RESOLVED_STATUSES else None,
+        )
+    return table
+
+
+def questions_text(doc: dict[str, Any]) -> Text | None:
+    """The footer: how many facts are unknown, and the first few questions."""
+    qs = questions_of(doc)
+    if not qs:
+        return None
+    out = Text(f"{len(qs)} open question{'s' if len(qs) != 1 else ''} ", style="bold")
+    out.append("(unknown facts; each 'absent' answer would add findings):\n")
+    for q in qs[:SHOWN_QUESTIONS]:
+        adds = len(q.get("would_add") or [])
+        out.append(f"  ? {text(q.get('question'))} ({adds} finding{'s' if adds != 1 else ''})\n")
+    if len(qs) > SHOWN_QUESTIONS:
+        out.append(f"  ... {len(qs) - SHOWN_QUESTIONS} more in the JSON/Markdown/HTML report\n")
+    return out
+
+
+SHOWN_QUESTIONS = 5
+
+
 def summary_text(doc: dict[str, Any]) -> Text:
     counts = counts_by_severity(doc)
     total = sum(counts.values())
@@ -109,15 +159,23 @@ def summary_text(doc: dict[str, Any]) -> Text:
         if i:
             out.append(", ")
         out.append(f"{counts[sev]} {sev}", style=SEVERITY_STYLE[sev] if counts[sev] else "dim")
+    summary = doc.get("summary") if isinstance(doc.get("summary"), dict) else {}
+    if doc.get("top") and summary.get("total") is not None:
+        out.append(f" (the top {total} of {summary['total']})", style="bold")
     return out
 
 
 def print_table(doc: dict[str, Any], console: Console, wide: bool = False) -> None:
     """Print the findings table, the severity summary and the warnings (dimmed)."""
+    model = doc.get("command") == "model"
     if sorted_findings(doc):
-        console.print(build_table(doc, wide))
+        console.print(build_model_table(doc) if model else build_table(doc, wide))
     else:
         console.print(Text(title_of(doc), style="bold"))
     console.print(summary_text(doc))
+    if model:
+        footer = questions_text(doc)
+        if footer is not None:
+            console.print(footer)
     for w in doc.get("warnings") or []:
         console.print(Text(f"warning: {text(w)}", style="dim"))

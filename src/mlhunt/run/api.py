@@ -53,7 +53,8 @@ def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
     return {
         f["rule_id"]
         for f in model_doc["findings"]
-        if f.get("framework") == "ML" and (element is None or f["target"] == element)
+        if f.get("framework") == "ML"
+        and (element is None or element in (f.get("affected") or [f["target"]]))
     }
 
 

@@ -145,16 +145,30 @@ def link(model_doc: dict[str, Any], evidence: Sequence[EvidenceSet]) -> dict[str
         for rule, status, f in _claims(ev):
             by_rule.setdefault(rule, []).append((status, f, ev))
     for finding in model_doc["findings"]:
-        if finding.get("framework") != "ML":
-            continue
-        claims = [
-            (status, f, ev.source)
-            for status, f, ev in by_rule.get(finding["rule_id"], ())
-            if (not ev.elements and ev.source != "scan") or finding["target"] in ev.elements
-        ]
+        rules = (finding.get("evidence") or {}).get("rules") or [finding["rule_id"]]
+        if finding.get("framework") != "ML" and not any(r in by_rule for r in rules):
+            continue  # a non-ML threat no evidence speaks to (a group may hold an ML rule)
+        # A grouped finding (one cause, several elements) is validated where any of them is;
+        # ``by_target`` keeps the verdict of each affected element.
+        affected = finding.get("affected") or [finding["target"]]
+        tied = [(status, f, ev) for rule in rules for status, f, ev in by_rule.get(rule, ())]
+        claims = [(s, f, ev.source) for s, f, ev in tied if _applies(ev, set(affected))]
+        by_target = {
+            t: _verdict({}, [(s, f, ev.source) for s, f, ev in tied if _applies(ev, {t})])["status"]
+            for t in affected
+        }
         finding["validation"] = _verdict(finding, claims)
+        if len(affected) > 1:
+            finding["validation"]["by_target"] = by_target
     model_doc["summary"] = _summary(model_doc["findings"])
     return model_doc
+
+
+def _applies(ev: EvidenceSet, targets: set[str]) -> bool:
+    """Whether an evidence set speaks to any of ``targets``: one tied to no element speaks to
+    every element, except a scan's (a file proves nothing about an element that does not own
+    it)."""
+    return (not ev.elements and ev.source != "scan") or bool(ev.elements & targets)
 
 
 # How the reason line names each kind of claim: (status, source) -> words.

@@ -128,7 +128,13 @@ def _node_label(e: dict[str, Any]) -> str:
     return f"{label}\n{sub}" if sub else label
 
 
-def _dot_node(e: dict[str, Any], colors: dict[str, str], links: dict[str, str], indent: str) -> str:
+def _dot_node(
+    e: dict[str, Any],
+    colors: dict[str, str],
+    links: dict[str, str],
+    indent: str,
+    ids: bool = False,
+) -> str:
     eid = _s(e.get("id"))
     shape = element_shape(e)
     ml = is_ml(e)
@@ -144,6 +150,8 @@ def _dot_node(e: dict[str, Any], colors: dict[str, str], links: dict[str, str], 
         attrs.update(color=_ML_BORDER, penwidth="2")
     if eid in links:
         attrs.update(href=_href(links[eid]), target="_self")
+    if ids:
+        attrs["id"] = f"dfd-e-{eid}"  # the HTML report highlights attack paths by these ids
     return f"{indent}{_dq(eid)} [{_attrs(**attrs)}];"
 
 
@@ -152,8 +160,10 @@ def to_dot(
     *,
     colors: dict[str, str] | None = None,
     links: dict[str, str] | None = None,
+    ids: bool = False,
 ) -> str:
-    """Graphviz DOT of the document's DFD.
+    """Graphviz DOT of the document's DFD (``ids``: SVG ids ``dfd-e-<element>`` and
+    ``dfd-f-<flow>`` on nodes and edges, for highlighting attack paths).
 
     Trust boundaries are nested ``cluster_*`` subgraphs following ``parent``; external entities
     are boxes, stores cylinders, processes rounded boxes; ML components get a purple border and
@@ -187,13 +197,13 @@ def to_dot(
                 'labeljust="l"];'
             )
             for e in layout.members.get(bid, []):
-                lines.append(_dot_node(e, colors, links, indent + "  "))
+                lines.append(_dot_node(e, colors, links, indent + "  ", ids))
             emit(bid, depth + 1)
             lines.append(f"{indent}}}")
 
     emit(None, 1)
     for e in layout.members.get(None, []):
-        lines.append(_dot_node(e, colors, links, "  "))
+        lines.append(_dot_node(e, colors, links, "  ", ids))
     element_ids = {_s(e.get("id")) for e in layout.elements}
     for f in layout.flows:
         src, dst = _s(f.get("source")), _s(f.get("target"))
@@ -208,6 +218,8 @@ def to_dot(
         fid = _s(f.get("id"))
         if fid in links:
             attrs.update(href=_href(links[fid]), target="_self")
+        if ids:
+            attrs["id"] = f"dfd-f-{fid}"
         lines.append(f"  {_dq(src)} -> {_dq(dst)} [{_attrs(**attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

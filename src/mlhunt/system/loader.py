@@ -7,7 +7,7 @@ composing the YAML node tree, when there is an error to report.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from mlhunt.system.model import (
     Authorization,
     Classification,
     ControlType,
+    Deidentification,
     Element,
     ElementKind,
     ElementLinks,
@@ -344,21 +345,28 @@ def _implied_controls(obj: Element | Flow) -> list[tuple[ControlType, str]]:
         return [(ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flags.items() if on]
     m = obj.model
     flags = {
-        ControlType.RATE_LIMITING: bool(obj.rate_limit),
+        ControlType.RATE_LIMITING: has_rate_limit(obj.rate_limit),
         ControlType.AUDIT_LOGGING: obj.audit_logging,
         ControlType.INPUT_VALIDATION: obj.input_validation,
         ControlType.ENCRYPTION_AT_REST: obj.encrypted_at_rest,
         ControlType.RESOURCE_QUOTAS: obj.resource_limits,
         ControlType.HIGH_AVAILABILITY: obj.high_availability,
+        ControlType.QUOTA: bool(obj.budget),
+        ControlType.LEAST_PRIVILEGE: bool(obj.limits),
         ControlType.AUTHENTICATION: obj.authentication != Authentication.NONE,
         ControlType.MTLS: obj.authentication == Authentication.MTLS,
-        ControlType.AUTHORIZATION_POLICY: obj.authorization in _STRONG_AUTHZ,
+        ControlType.AUTHORIZATION_POLICY: obj.authorization in _STRONG_AUTHZ or obj.acls,
         ControlType.HUMAN_REVIEW: bool(m and m.human_review),
         ControlType.MODEL_SIGNING: bool(m and m.signed),
         ControlType.OUTPUT_HARDENING: bool(m and m.output in _HARDENED_OUTPUTS),
     }
     out.extend((ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flags.items() if on)
     return out
+
+
+def has_rate_limit(value: str | None) -> bool:
+    """A stated limit ('100/minute'); empty, 'none' or '0' say there is none."""
+    return bool(value) and str(value).strip().lower() not in ("none", "0", "no", "false")
 
 
 _STRONG_AUTHZ = frozenset({Authorization.RBAC, Authorization.ABAC, Authorization.POLICY})
@@ -373,6 +381,8 @@ _ATTR = {
     ControlType.ENCRYPTION_AT_REST: "encrypted_at_rest",
     ControlType.RESOURCE_QUOTAS: "resource_limits",
     ControlType.HIGH_AVAILABILITY: "high_availability",
+    ControlType.QUOTA: "budget",
+    ControlType.LEAST_PRIVILEGE: "limits",
     ControlType.MTLS: "authentication",
     ControlType.HUMAN_REVIEW: "model.human_review",
     ControlType.MODEL_SIGNING: "model.signed",
@@ -389,9 +399,50 @@ def _control_sets(
     return frozenset(refs), {ct: tuple(v) for ct, v in refs.items()}
 
 
+_DEID_CONTROL = {
+    Deidentification.PSEUDONYMIZED: ControlType.PSEUDONYMIZATION,
+    Deidentification.TOKENIZED: ControlType.TOKENIZATION,
+    Deidentification.AGGREGATED: ControlType.DATA_MINIMIZATION,
+    Deidentification.K_ANONYMITY: ControlType.PSEUDONYMIZATION,
+    Deidentification.DIFFERENTIAL_PRIVACY: ControlType.DIFFERENTIAL_PRIVACY,
+    Deidentification.SYNTHETIC: ControlType.DATA_MINIMIZATION,
+}
+
+
+def _deidentified(
+    system: SystemDescription,
+) -> Callable[[list[str]], list[tuple[ControlType, str]]]:
+    """Controls implied by de-identified data: only when every personal asset carried is."""
+    assets = {a.id: a for a in system.data_assets}
+
+    def controls(data: list[str]) -> list[tuple[ControlType, str]]:
+        personal = [assets[d] for d in data if assets[d].classification.is_personal]
+        if not personal:
+            return []
+        kinds = {_DEID_CONTROL.get(a.deidentification) for a in personal}
+        if len(kinds) != 1 or None in kinds:
+            return []
+        ct = kinds.pop()
+        assert ct is not None
+        return [(ct, f"{a.id}.deidentification") for a in personal]
+
+    return controls
+
+
 def link(system: SystemDescription) -> None:
     """Resolve references into the derived data the threat conditions read."""
     assets = {a.id: a.classification for a in system.data_assets}
+    needs = {
+        a.id: (a.confidentiality.score, a.integrity.score, a.availability.score)
+        for a in system.data_assets
+    }
+
+    def cia(data: list[str]) -> tuple[int, int, int]:
+        if not data:
+            return (2, 2, 2)
+        rows = [needs[d] for d in data]
+        return (max(r[0] for r in rows), max(r[1] for r in rows), max(r[2] for r in rows))
+
     parents = {b.id: b.parent for b in system.trust_boundaries}
     elements = {e.id: e for e in system.elements}
 
@@ -407,10 +458,11 @@ def link(system: SystemDescription) -> None:
         for ref in c.applies_to:
             declared.setdefault(ref, []).append((c.type, c.id))
 
+    deid = _deidentified(system)
     links: dict[str, ElementLinks] = {}
     for e in system.elements:
         boundaries = chain(e.boundary)
-        mine = list(declared.get(e.id, ()))
+        mine = list(declared.get(e.id, ())) + deid(e.data)
         for b in boundaries:
             mine.extend(declared.get(b, ()))
         controls, refs = _control_sets(e, mine)
@@ -421,6 +473,7 @@ def link(system: SystemDescription) -> None:
             control_refs=refs,
             boundaries=boundaries,
             criticality=e.criticality or system.criticality,
+            cia=cia(e.data),
         )
 
     inbound: dict[str, set[ElementKind]] = {}
@@ -429,7 +482,7 @@ def link(system: SystemDescription) -> None:
     for f in system.flows:
         src, dst = elements[f.source], elements[f.target]
         sl, dl = links[src.id], links[dst.id]
-        mine = list(declared.get(f.id, ()))
+        mine = list(declared.get(f.id, ())) + deid(f.data)
         for b in set(sl.boundaries) & set(dl.boundaries):
             mine.extend(declared.get(b, ()))
         controls, refs = _control_sets(f, mine)
@@ -442,6 +495,7 @@ def link(system: SystemDescription) -> None:
             source=src,
             target=dst,
             crosses_boundary=crosses,
+            cia=cia(f.data),
         )
         inbound.setdefault(dst.id, set()).add(src.kind)
         outbound.setdefault(src.id, set()).add(dst.kind)

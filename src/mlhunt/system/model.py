@@ -60,6 +60,10 @@ class ElementKind(enum.StrEnum):
     VECTOR_STORE = "vector_store"
     AGENT_TOOL = "agent_tool"
     NOTEBOOK = "notebook"
+    #: An agent or orchestrator that lets an LLM choose which tools to call, with what arguments.
+    ORCHESTRATOR = "orchestrator"
+    #: A message bus or event stream (Kafka, Pub/Sub, SQS): a store-and-forward hop.
+    MESSAGE_BUS = "message_bus"
 
 
 #: Kinds drawn as external entities, processes and stores in the DFD (the STRIDE element types).
@@ -72,8 +76,37 @@ STORE_KINDS = frozenset(
         ElementKind.MODEL_REGISTRY,
         ElementKind.MODEL_ARTIFACT,
         ElementKind.VECTOR_STORE,
+        ElementKind.MESSAGE_BUS,
     }
 )
+
+
+class DataTrust(enum.StrEnum):
+    """Who can write the data: anyone (customers, the public), a partner, or only us."""
+
+    UNTRUSTED = "untrusted"
+    PARTNER = "partner"
+    INTERNAL = "internal"
+
+
+class Deidentification(enum.StrEnum):
+    NONE = "none"
+    PSEUDONYMIZED = "pseudonymized"
+    TOKENIZED = "tokenized"
+    AGGREGATED = "aggregated"
+    K_ANONYMITY = "k_anonymity"
+    DIFFERENTIAL_PRIVACY = "differential_privacy"
+    SYNTHETIC = "synthetic"
+
+
+class OperatedBy(enum.StrEnum):
+    SELF = "self"
+    VENDOR = "vendor"
+
+
+class Lifecycle(enum.StrEnum):
+    OPERATIONAL = "operational"
+    PLANNED = "planned"
 
 
 class Classification(enum.StrEnum):
@@ -156,6 +189,16 @@ class Provenance(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+UNTRUSTED_PROVENANCE = frozenset(
+    {
+        Provenance.THIRD_PARTY,
+        Provenance.PUBLIC_SCRAPED,
+        Provenance.USER_GENERATED,
+        Provenance.UNKNOWN,
+    }
+)
+
+
 class ControlType(enum.StrEnum):
     RATE_LIMITING = "rate_limiting"
     QUOTA = "quota"
@@ -192,6 +235,9 @@ class ControlType(enum.StrEnum):
     PROMPT_ISOLATION = "prompt_isolation"
     TOKENIZATION = "tokenization"
     WATERMARKING = "watermarking"
+    #: A vendor's security assessed and bound by contract (DPA, no training on our data, breach
+    #: notice, region, change notice).
+    VENDOR_ASSESSMENT = "vendor_assessment"
 
 
 class TrackingStatus(enum.StrEnum):
@@ -211,6 +257,8 @@ class _DataLinks:
     sensitivity: int = field(init=False)
     has_personal_data: bool = field(init=False)
     has_cardholder_data: bool = field(init=False)
+    #: Highest confidentiality, integrity and availability need (1..4) of the data it carries.
+    cia: tuple[int, int, int] = (2, 2, 2)
 
     def __post_init__(self) -> None:
         self.set_classifications(self.classifications)
@@ -230,6 +278,9 @@ class ElementLinks(_DataLinks):
     receives_from: frozenset[ElementKind] = frozenset()
     sends_to: frozenset[ElementKind] = frozenset()
     receives_across_boundary: bool = False
+    # Set by the threat model's reachability pass (mlhunt.threatmodel.paths).
+    untrusted_hops: int = -1
+    untrusted_via_store: bool = False
 
 
 @dataclass(slots=True)
@@ -261,6 +312,16 @@ class DataAsset(_Strict):
         default_factory=list,
         description="Fields that re-identify a person in combination (postcode, birth date).",
     )
+    trust: DataTrust = Field(
+        DataTrust.INTERNAL,
+        description="Who can write it: untrusted (customers, the public, scraped), partner, or "
+        "internal. Untrusted and partner data are sources of taint for attack paths.",
+    )
+    deidentification: Deidentification = Field(
+        Deidentification.NONE,
+        description="How it is de-identified: none, pseudonymized, tokenized, aggregated, "
+        "k_anonymity, differential_privacy or synthetic.",
+    )
 
 
 class TrustBoundary(_Strict):
@@ -271,6 +332,17 @@ class TrustBoundary(_Strict):
     description: str = Field("", description="What separates this zone from its surroundings.")
     kind: str = Field("network", description="network, cluster, namespace, account, host ...")
     parent: str | None = Field(None, description="Id of the enclosing trust boundary, if nested.")
+
+
+class TrainingSource(_Strict):
+    """One source of a model's training data (or of its pretrained weights), with provenance."""
+
+    name: str = Field(description="What it is, e.g. 'partner hospitals PACS export'.")
+    provenance: Provenance = Field(description="Where it comes from.")
+    data: str | None = Field(None, description="Id of the data asset, if described.")
+    weights: bool = Field(
+        False, description="Pretrained weights (a backbone), not training records."
+    )
 
 
 class ModelProperties(_Strict):
@@ -308,6 +380,29 @@ class ModelProperties(_Strict):
     serialization: str = Field(
         "", description="Artifact format: pickle, joblib, skops, torch, safetensors, onnx ..."
     )
+    training_sources: list[TrainingSource] = Field(
+        default_factory=list,
+        description="Every source of training data (and pretrained weights), each with its "
+        "provenance; the least trusted one counts for poisoning.",
+    )
+
+    @property
+    def untrusted_training_data(self) -> bool:
+        """Some training-record source (not weights) is third-party, scraped, user-made or
+        unknown."""
+        if self.training_data_provenance in UNTRUSTED_PROVENANCE:
+            return True
+        return any(
+            s.provenance in UNTRUSTED_PROVENANCE and not s.weights for s in self.training_sources
+        )
+
+    @property
+    def third_party_weights(self) -> bool:
+        """Pretrained weights come from outside (a hub, a vendor)."""
+        return any(
+            s.weights and s.provenance not in (Provenance.INTERNAL, Provenance.VERIFIED)
+            for s in self.training_sources
+        )
 
 
 class Element(_Strict):
@@ -348,6 +443,26 @@ class Element(_Strict):
         False, description="CPU/memory/GPU quotas bound its resource use."
     )
     high_availability: bool = Field(False, description="Replicated with failover.")
+    acls: bool = Field(
+        False, description="Per-topic or per-resource access lists (message buses, stores)."
+    )
+    operated_by: OperatedBy = Field(
+        OperatedBy.SELF,
+        description="Who runs it: self, or a vendor (a hosted API): then findings are about the "
+        "supply chain and the contract, not the vendor's internals.",
+    )
+    lifecycle: Lifecycle = Field(
+        Lifecycle.OPERATIONAL,
+        description="operational, or planned (not built yet: findings are design requirements).",
+    )
+    limits: list[str] = Field(
+        default_factory=list,
+        description="Hard limits on what it may do (a tool's refund cap, allowed scopes); "
+        "stated limits count as a least-privilege control.",
+    )
+    budget: str | None = Field(
+        None, description="Token or cost budget per user or per day (LLMs, agents)."
+    )
     criticality: Level | None = Field(
         None, description="Business criticality; defaults to the system's."
     )
@@ -438,6 +553,29 @@ class Element(_Strict):
     def sends_to(self) -> frozenset[ElementKind]:
         """Kinds of the elements this one has a flow to."""
         return self._l.sends_to
+
+    @property
+    def reached_by_untrusted(self) -> bool:
+        """Content from an untrusted source reaches it, through any number of hops."""
+        return self._l.untrusted_hops >= 0
+
+    @property
+    def untrusted_hops(self) -> int:
+        """Flows from the nearest untrusted source (0: it is one); -1 when none reaches it."""
+        return self._l.untrusted_hops
+
+    @property
+    def untrusted_via_store(self) -> bool:
+        """Untrusted content reaches it after resting in a store (stored, then retrieved)."""
+        return self._l.untrusted_via_store
+
+    @property
+    def is_vendor(self) -> bool:
+        return self.operated_by == OperatedBy.VENDOR
+
+    @property
+    def is_planned(self) -> bool:
+        return self.lifecycle == Lifecycle.PLANNED
 
 
 class Flow(_Strict):

@@ -46,6 +46,7 @@ KIND_GROUPS: dict[str, frozenset[ElementKind]] = {
             ElementKind.MODEL_REGISTRY,
             ElementKind.MODEL_ARTIFACT,
             ElementKind.VECTOR_STORE,
+            ElementKind.MESSAGE_BUS,
         }
     ),
     "ml": frozenset(
@@ -150,6 +151,16 @@ class Rule(_Strict):
     )
     mitigations: list[Mitigation] = Field(min_length=1)
     compliance: list[Compliance] = Field(default_factory=list)
+    cause: str = Field(
+        "",
+        description="Shared cause: rules with the same cause (one threat seen on flows and on "
+        "stores) are reported as one finding. Empty: the rule id.",
+    )
+    internals: bool = Field(
+        False,
+        description="About how a component is run (privileges, tenancy, logging): not applied "
+        "to vendor-operated elements, whose internals the system owner neither sees nor fixes.",
+    )
     false_positives: str = Field("", description="When this fires but is not a real threat.")
     detection: str = Field("", description="How the threat shows itself in operation.")
 
@@ -261,7 +272,9 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
         condition,
         compliance,
         factor_mask=mask(rule.likelihood.factors, FACTOR_BIT),
-        mitigated_mask=mask(rule.mitigated_by, CONTROL_BIT),
+        mitigated_mask=mask(
+            {*rule.mitigated_by, *(m.control for m in rule.mitigations)}, CONTROL_BIT
+        ),
         mitigation_mask=mask((m.control for m in rule.mitigations), CONTROL_BIT),
         description=" ".join(rule.description.split()),
         framework=rule.framework.value,

@@ -251,3 +251,17 @@ def compile_condition(expr: str, scope: dict[str, type]) -> Callable[..., bool]:
     env: dict[str, Any] = {"__builtins__": {"bool": bool}, "_nav": _nav, **compiler.constants}
     # The tree was validated above: only whitelisted nodes over typed, public attributes.
     return eval(compile(source, "<condition>", "eval"), env)  # noqa: S307
+
+
+@functools.cache
+def condition_reads(expr: str) -> frozenset[tuple[str, str]]:
+    """The ``(name, attribute)`` pairs a (valid) condition reads: ``element.authentication`` ..."""
+    try:
+        tree = ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
+    except SyntaxError:
+        return frozenset()
+    return frozenset(
+        (node.value.id, node.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,43 +12,61 @@ from mlhunt.system.model import (
     Element,
     ElementKind,
     Flow,
-    RiskTracking,
     SystemDescription,
-    TrackingStatus,
 )
 from mlhunt.threatmodel.catalog import Catalog, CompiledRule, default_catalog
-from mlhunt.threatmodel.risk import Profile, Score, profile_element, profile_flow, score
+from mlhunt.threatmodel.facts import FactJudge, Question
+from mlhunt.threatmodel.grouping import apply_tracking, group_findings
+from mlhunt.threatmodel.paths import compute_paths
+from mlhunt.threatmodel.risk import (
+    Profile,
+    Score,
+    cia_dims,
+    profile_element,
+    profile_flow,
+    score,
+)
 
 CONTROL_BY_VALUE = {c.value: c for c in ControlType}
-_TRACKING_TO_STATUS = {
-    TrackingStatus.ACCEPTED: "accepted",
-    TrackingStatus.MITIGATED: "mitigated",
-    TrackingStatus.FALSE_POSITIVE: "false-positive",
-}
 
 
 @dataclass
 class ThreatModel:
-    """The result of ``mlhunt model``: the system, its findings, and warnings about the input."""
+    """The result of ``mlhunt model``: the system, its findings (one per cause), the questions
+    its unknown facts raise, its attack paths and warnings about the input."""
 
     system: SystemDescription
     findings: list[Finding]
     warnings: list[str] = field(default_factory=list)
     catalog: Catalog | None = None
+    questions: list[Question] = field(default_factory=list)
+    attack_paths: list[dict[str, Any]] = field(default_factory=list)
+    assume: str = "unknown"
 
     def findings_for(self, target: str) -> list[Finding]:
-        return [f for f in self.findings if f.target == target]
+        """Findings whose cause applies to ``target`` (it is among their affected ids)."""
+        return [f for f in self.findings if target in (f.affected or (f.target,))]
 
-    def to_document(self) -> dict[str, Any]:
-        return document(
+    def to_document(self, top: int | None = None) -> dict[str, Any]:
+        """The JSON document; ``top`` keeps only the N highest risks (the summary says so)."""
+        shown = self.findings if top is None else self.findings[:top]
+        doc = document(
             "model",
-            self.findings,
+            shown,
             system={"name": self.system.name, "description": self.system.description},
             elements=[_dump(e) for e in self.system.elements],
             flows=[_dump(f) for f in self.system.flows],
             trust_boundaries=[b.model_dump(mode="json") for b in self.system.trust_boundaries],
             warnings=list(self.warnings),
+            assume=self.assume,
+            questions=[q.to_dict() for q in self.questions],
+            attack_paths=list(self.attack_paths),
         )
+        if top is not None:
+            doc["summary"]["shown"] = len(shown)
+            doc["summary"]["total"] = len(self.findings)
+            doc["top"] = top
+        return doc
 
 
 def _dump(obj: Element | Flow) -> dict[str, Any]:
@@ -59,14 +76,26 @@ def _dump(obj: Element | Flow) -> dict[str, Any]:
     return out
 
 
-def build_threat_model(system: SystemDescription, catalog: Catalog | None = None) -> ThreatModel:
-    """Every rule of ``catalog`` (the built-in one by default) applied to ``system``."""
+ASSUME_CHOICES = ("unknown", "absent")
+
+
+def build_threat_model(
+    system: SystemDescription, catalog: Catalog | None = None, *, assume: str = "unknown"
+) -> ThreatModel:
+    """Every rule of ``catalog`` (the built-in one by default) applied to ``system``.
+
+    ``assume="unknown"`` (the default) turns a finding that rests only on an unstated security
+    fact into a question; ``assume="absent"`` reports it (the pessimistic view).
+    """
+    if assume not in ASSUME_CHOICES:
+        raise ValueError(f"assume must be one of {', '.join(ASSUME_CHOICES)}, not {assume!r}")
     catalog = catalog or default_catalog()
     with gc_paused():
-        return _build(system, catalog)
+        return _build(system, catalog, assume == "absent")
 
 
-def _build(system: SystemDescription, catalog: Catalog) -> ThreatModel:
+def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> ThreatModel:
+    paths = compute_paths(system)
     by_kind: dict[ElementKind, list[Element]] = {}
     for e in system.elements:
         by_kind.setdefault(e.kind, []).append(e)
@@ -75,25 +104,37 @@ def _build(system: SystemDescription, catalog: Catalog) -> ThreatModel:
     for f in system.flows:
         src, dst = f.source_element, f.target_element
         flows_by_ends.setdefault((src.kind, dst.kind), []).append((f, src, dst))
-    builder = _FindingBuilder()
+    builder = _FindingBuilder(assume_absent)
+    judge = FactJudge(system, paths)
 
     for rule in catalog.rules:
         if rule.rule.scope == "element":
+            internals = rule.rule.internals
             for kind in rule.kinds:
                 for e in by_kind.get(kind, ()):
+                    if internals and e.is_vendor:
+                        continue
                     if rule.condition(e, system):
-                        builder.add(rule, e, e.label, e.kind.value, (e, system))
+                        found = builder.add(rule, e, e.label, e.kind.value, (e, system))
+                        judge.judge(rule, found, (e,))
         else:
             kinds = rule.kinds
             for (sk, dk), group in flows_by_ends.items():
                 if sk in kinds or dk in kinds:
                     for f, src, dst in group:
                         if rule.condition(f, src, dst, system):
-                            builder.add(rule, f, f.label, "flow", (f, src, dst, system))
-    findings = builder.findings
-    warnings = _apply_tracking(findings, system.risk_tracking)
+                            found = builder.add(rule, f, f.label, "flow", (f, src, dst, system))
+                            judge.judge(rule, found, (f, src, dst))
+    raw = builder.findings
+    # Decisions match every hit, those resting on unknown facts included (no stale warning).
+    warnings = apply_tracking(raw, system.risk_tracking)
+    kept = raw if assume_absent else [f for f in raw if not f.evidence.get("assumed_absent")]
+    causes = {r.id: r.rule.cause or r.id for r in catalog.rules}
+    findings = group_findings(kept, system, causes, judge.describe)
     findings.sort(key=lambda x: (-(x.risk or 0.0), x.id))
-    return ThreatModel(system, findings, warnings, catalog)
+    questions = judge.questions(findings)
+    mode = "absent" if assume_absent else "unknown"
+    return ThreatModel(system, findings, warnings, catalog, questions, paths.ranked(findings), mode)
 
 
 class _FindingBuilder:
@@ -103,10 +144,12 @@ class _FindingBuilder:
     mitigation lists are memoised by what they depend on; findings never share mutable state.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, assume_absent: bool = True) -> None:
+        self.assume_absent = assume_absent
         self.findings: list[Finding] = []
         self._profiles: dict[int, Profile] = {}
         self._scores: dict[tuple[Any, ...], Score] = {}
+        self._dims: dict[int, tuple[int, ...]] = {}
         self._mitigations: dict[tuple[Any, ...], Any] = {}
 
     def add(
@@ -116,15 +159,24 @@ class _FindingBuilder:
         label: str,
         kind: str,
         args: tuple[Any, ...],
-    ) -> None:
+    ) -> Finding:
         p = self._profiles.get(id(target))
         if p is None:
-            p = profile_flow(target) if isinstance(target, Flow) else profile_element(target)
+            absent = self.assume_absent
+            p = (
+                profile_flow(target, absent)
+                if isinstance(target, Flow)
+                else profile_element(target, absent)
+            )
             self._profiles[id(target)] = p
         r = rule.rule
         refs = p.control_refs
         ctl = p.control_mask & rule.mitigated_mask
-        key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key)
+        dims = self._dims.get(id(rule))
+        if dims is None:
+            dims = self._dims[id(rule)] = cia_dims(r)
+        need = max(p.cia[d] for d in dims)
+        key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key, need)
         sc = self._scores.get(key)
         if sc is None:
             sc = self._scores[key] = score(r, p)
@@ -137,11 +189,11 @@ class _FindingBuilder:
         if done:
             mitigations.extend(f"[in place: {', '.join(refs[c])}] {a}" for c, a in done)
         in_place = {c: list(refs[CONTROL_BY_VALUE[c]]) for c in sc.controls} if ctl else {}
-        self.findings.append(
-            _finding(
-                rule, target.id, label, kind, sc, _compliance(rule, args), mitigations, in_place
-            )
+        found = _finding(
+            rule, target.id, label, kind, sc, _compliance(rule, args), mitigations, in_place
         )
+        self.findings.append(found)
+        return found
 
 
 def _mitigation_plan(
@@ -188,7 +240,10 @@ def _finding(
         evidence["false_positives"] = r.false_positives
     if r.detection:
         evidence["detection"] = r.detection
+    if sc.mitigated:
+        evidence["mitigated_by_controls"] = True
     return Finding(
+        status="mitigated" if sc.mitigated else "open",
         id=f"{r.id}@{target}",
         rule_id=r.id,
         title=r.title.replace("{name}", label),
@@ -209,23 +264,3 @@ def _finding(
         risk=sc.risk,
         references=references or None,
     )
-
-
-def _apply_tracking(findings: list[Finding], tracking: list[RiskTracking]) -> list[str]:
-    """Set each finding's status from the team's risk-tracking decisions; warn on stale ones."""
-    warnings: list[str] = []
-    if not tracking:
-        return warnings
-    by_id = {f.id: f for f in findings}
-    for i, entry in enumerate(tracking):
-        if any(ch in entry.threat for ch in "*?["):
-            matched = [f for fid, f in by_id.items() if fnmatch.fnmatchcase(fid, entry.threat)]
-        else:
-            matched = [by_id[entry.threat]] if entry.threat in by_id else []
-        if not matched:
-            warnings.append(f"risk_tracking[{i}]: {entry.threat!r} matches no threat")
-        for f in matched:
-            f.status = _TRACKING_TO_STATUS.get(entry.status, "open")
-            f.tracking = entry.model_dump(mode="json", exclude_defaults=True)
-            f.tracking["status"] = entry.status.value
-    return warnings

@@ -1,5 +1,25 @@
 (function () {
   "use strict";
+  // Attack paths: highlight the selected one's nodes and edges on the DFD (ids set by to_dot).
+  var items = Array.prototype.slice.call(document.querySelectorAll("[data-path]"));
+  function highlight(item) {
+    Array.prototype.forEach.call(document.querySelectorAll(".on-path"), function (el) {
+      el.classList.remove("on-path");
+    });
+    items.forEach(function (i) { i.classList.remove("selected"); });
+    item.classList.add("selected");
+    item.getAttribute("data-path").split(" ").forEach(function (id) {
+      var el = id ? document.getElementById(id) : null;
+      if (el) { el.classList.add("on-path"); }
+    });
+  }
+  items.forEach(function (item) {
+    item.addEventListener("click", function () { highlight(item); });
+  });
+  if (items.length) { highlight(items[0]); }
+})();
+(function () {
+  "use strict";
   var table = document.getElementById("findings-table");
   if (!table) { return; }
   var tbody = table.tBodies[0];

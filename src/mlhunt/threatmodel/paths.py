@@ -1,0 +1,214 @@
+"""Taint and attack paths: which untrusted sources reach which sensitive elements, hop by hop.
+
+Sources are internet-facing elements, external entities, actors and data sources (unless every
+data asset they handle is declared ``trust: internal``), elements holding untrusted or partner
+data, and models trained on untrusted data or built on third-party weights. A breadth-first
+search over the flows (any number of hops, through processes and stores) gives each element its
+distance from the nearest source and whether untrusted content reaches it *after resting in a
+store* (written now, retrieved later: the indirect prompt-injection and stored-XSS shape). The
+conditions read the result as ``element.reached_by_untrusted``, ``element.untrusted_hops`` and
+``element.untrusted_via_store``; a finding that rests on them carries the path in its evidence.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlhunt.findings import Finding
+from mlhunt.system.model import (
+    DataTrust,
+    Element,
+    ElementKind,
+    Flow,
+    SystemDescription,
+)
+
+#: Condition attributes that make a finding rest on a path.
+PATH_READS = frozenset({"reached_by_untrusted", "untrusted_hops", "untrusted_via_store"})
+#: Where an attack path ends: what an attacker wants to reach.
+SINK_KINDS = frozenset(
+    {
+        ElementKind.LLM,
+        ElementKind.ORCHESTRATOR,
+        ElementKind.TRAINING_JOB,
+        ElementKind.AGENT_TOOL,
+    }
+)
+_EXTERNAL = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR, ElementKind.DATA_SOURCE})
+MAX_RANKED = 20
+
+State = tuple[str, bool]  # (element id, untrusted content has rested in a store on the way)
+
+
+@dataclass
+class Paths:
+    """The reachability of every element from the untrusted sources of one system."""
+
+    elements: dict[str, Element]
+    flows: dict[str, Flow]
+    sources: dict[str, str] = field(default_factory=dict)  # id -> why it is a source
+    prev: dict[State, tuple[State, str] | None] = field(default_factory=dict)
+    hops: dict[State, int] = field(default_factory=dict)
+
+    def route(self, element_id: str, via_store: bool = False) -> list[dict[str, Any]]:
+        """The shortest path from a source to ``element_id``, one dict per hop."""
+        state: State = (element_id, via_store)
+        if state not in self.prev:
+            state = (element_id, not via_store)
+            if state not in self.prev:
+                return []
+        hops: list[dict[str, Any]] = []
+        step: State | None = state
+        while step is not None:
+            back = self.prev[step]
+            hops.append(self._hop(step[0], back[1] if back else None))
+            step = back[0] if back else None
+        hops.reverse()
+        return hops
+
+    def _hop(self, element_id: str, flow_id: str | None) -> dict[str, Any]:
+        e = self.elements[element_id]
+        hop: dict[str, Any] = {
+            "element": e.id,
+            "name": e.label,
+            "kind": e.kind.value,
+            "controls": sorted(c.value for c in e.controls),
+        }
+        if element_id in self.sources:
+            hop["source"] = self.sources[element_id]
+        if flow_id is not None:
+            f = self.flows[flow_id]
+            hop["via_flow"] = f.id
+            hop["flow_controls"] = sorted(c.value for c in f.controls)
+        return hop
+
+    def path_for(
+        self, reads: frozenset[tuple[str, str]], objs: tuple[Any, ...]
+    ) -> list[dict[str, Any]]:
+        """The path a finding rests on, when its rule's condition reads the reachability."""
+        for role, attr in reads:
+            if attr not in PATH_READS:
+                continue
+            via_store = attr == "untrusted_via_store"
+            if len(objs) == 1:
+                return self.route(objs[0].id, via_store)
+            _flow, src, dst = objs
+            end = src if role == "source" else dst
+            return self.route(end.id, via_store)
+        return []
+
+    def ranked(self, findings: list[Finding]) -> list[dict[str, Any]]:
+        """Attack paths to the sinks, ranked by the worst finding on the sink, then by length."""
+        worst: dict[str, float] = {}
+        for f in findings:
+            for target in f.affected or (f.target,):
+                if f.risk is not None and f.risk > worst.get(target, 0.0):
+                    worst[target] = f.risk
+        out: list[dict[str, Any]] = []
+        for e in self.elements.values():
+            if not _is_sink(e):
+                continue
+            via = (e.id, True) in self.prev
+            if not via and (e.id, False) not in self.prev:
+                continue
+            route = self.route(e.id, via)
+            if len(route) < 2:
+                continue  # a source that is itself the sink: no path to draw
+            out.append(
+                {
+                    "id": f"PATH-{route[0]['element']}->{e.id}",
+                    "source": route[0]["element"],
+                    "sink": e.id,
+                    "sink_kind": e.kind.value,
+                    "hops": len(route) - 1,
+                    "via_store": via,
+                    "risk": worst.get(e.id, 0.0),
+                    "path": route,
+                }
+            )
+        out.sort(key=lambda p: (-p["risk"], p["hops"], p["id"]))
+        return out[:MAX_RANKED]
+
+
+def _is_sink(e: Element) -> bool:
+    if e.kind in SINK_KINDS:
+        return True
+    return e.is_store and (e.sensitivity >= 4 or e.business_criticality.score >= 4)
+
+
+def _source_reason(e: Element, trust: dict[str, DataTrust]) -> str | None:
+    """Why ``e`` is an untrusted source, or None. Entries come before data holders."""
+    levels = [trust[d] for d in e.data if d in trust]
+    if e.internet_facing:
+        return "internet-facing"
+    if e.kind in _EXTERNAL and not (
+        e.data and all(trust.get(d) is DataTrust.INTERNAL for d in e.data)
+    ):
+        # An external party writes what it sends unless its data is declared internal.
+        return f"external ({e.kind.value})"
+    m = e.model
+    if m is not None and m.untrusted_training_data:
+        return "trained on untrusted data"
+    if m is not None and m.third_party_weights:
+        return "built on third-party weights"
+    if any(t is not DataTrust.INTERNAL for t in levels):
+        kinds = sorted({t.value for t in levels if t is not DataTrust.INTERNAL})
+        return f"holds {' and '.join(kinds)} data"
+    return None
+
+
+def compute_paths(system: SystemDescription) -> Paths:
+    """Reachability from every untrusted source; also written into each element's links."""
+    elements = {e.id: e for e in system.elements}
+    flows = {f.id: f for f in system.flows}
+    stated = {a.id: a.trust for a in system.data_assets if "trust" in a.model_fields_set}
+    paths = Paths(elements, flows)
+    out_edges: dict[str, list[Flow]] = {}
+    for f in system.flows:
+        out_edges.setdefault(f.source, []).append(f)
+    # Entries first (internet-facing, external parties, untrusted models); an element holding
+    # untrusted data starts a path of its own only where no entry reaches it.
+    reasons = {e.id: _source_reason(e, stated) for e in system.elements}
+    holders = [i for i, r in reasons.items() if r is not None and r.startswith("holds ")]
+    entries = [i for i, r in reasons.items() if r is not None and i not in holders]
+    _search(paths, elements, out_edges, entries, reasons)
+    late = [i for i in holders if (i, False) not in paths.prev and (i, True) not in paths.prev]
+    _search(paths, elements, out_edges, late, reasons)
+    for e in system.elements:
+        links = e._l
+        a, b = paths.hops.get((e.id, False)), paths.hops.get((e.id, True))
+        known = [h for h in (a, b) if h is not None]
+        links.untrusted_hops = min(known) if known else -1
+        links.untrusted_via_store = b is not None
+    return paths
+
+
+def _search(
+    paths: Paths,
+    elements: dict[str, Element],
+    out_edges: dict[str, list[Flow]],
+    seeds: list[str],
+    reasons: dict[str, str | None],
+) -> None:
+    """Breadth-first from ``seeds`` over (element, rested-in-a-store) states."""
+    queue: deque[State] = deque()
+    for eid in seeds:
+        paths.sources[eid] = reasons[eid] or ""
+        state: State = (eid, False)
+        paths.prev[state] = None
+        paths.hops[state] = 0
+        queue.append(state)
+    while queue:
+        state = queue.popleft()
+        node, rested = state
+        here = elements[node]
+        nxt_rested = rested or here.is_store
+        for f in out_edges.get(node, ()):
+            nxt: State = (f.target, nxt_rested)
+            if nxt in paths.prev:
+                continue
+            paths.prev[nxt] = (state, f.id)
+            paths.hops[nxt] = paths.hops[state] + 1
+            queue.append(nxt)
