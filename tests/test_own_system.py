@@ -179,7 +179,18 @@ def loan_model() -> dict[str, Any]:
 
 
 def _ml(doc: dict[str, Any], rule: str, target: str) -> dict[str, Any]:
-    return next(f for f in doc["findings"] if f["rule_id"] == rule and f["target"] == target)
+    """The finding of ``rule`` that covers ``target`` (one finding per cause lists them all)."""
+    return next(
+        f
+        for f in doc["findings"]
+        if f["rule_id"] == rule and target in (f.get("affected") or [f["target"]])
+    )
+
+
+def _status(doc: dict[str, Any], rule: str, target: str) -> str:
+    """The verdict for one element of a grouped finding."""
+    v = _ml(doc, rule, target)["validation"]
+    return v.get("by_target", {}).get(target, v["status"])
 
 
 def test_inconclusive_evidence_moves_no_risk(loan_model: dict[str, Any]) -> None:
@@ -213,8 +224,7 @@ def test_a_scan_finding_on_an_unrelated_file_validates_nothing(loan_model: dict[
     assert sets == [] and len(loose) == 1
     doc = link(copy.deepcopy(loan_model), sets)
     for element in ("prediction-api", "training-job", "model-artifact"):
-        v = _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", element)["validation"]
-        assert v["status"] == "untested", element
+        assert _status(doc, "MLH-ML-UNSAFE-SERIALIZATION", element) == "untested", element
 
 
 def test_scan_evidence_links_to_its_element_and_says_it_was_a_scan(
@@ -229,15 +239,14 @@ def test_scan_evidence_links_to_its_element_and_says_it_was_a_scan(
     assert len(loose) == 1 and [s.elements for s in sets] == [frozenset({"model-artifact"})]
     doc = link(copy.deepcopy(loan_model), sets)
     mine = _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact")["validation"]
-    assert mine["status"] == "validated"
+    assert _status(doc, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact") == "validated"
     assert "a scan found" in mine["reason"] and "attack" not in mine["reason"]
     from mlhunt.report.run_view import headline  # what the HTML and Markdown quote
 
     assert headline({**_pickle_finding("/srv/models/credit.joblib"), "source": "scan"}).startswith(
         "a scan found: "
     )
-    other = _ml(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api")["validation"]
-    assert other["status"] == "untested"
+    assert _status(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api") == "untested"
     # The project's scan[].element ties everything under that path to the element.
     sets, loose = scan_evidence([_pickle_finding("/x/y.pkl")], "training-job")
     assert not loose and sets[0].elements == frozenset({"training-job"})
@@ -294,11 +303,11 @@ def test_model_without_argument_is_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_fail_on_names_the_findings_that_crossed_it(tmp_path: Path) -> None:
     system = EXAMPLES / "loan-approval" / "system.yaml"
-    r = mlhunt("model", str(system), "--fail-on", "critical", "-o", "m.json", cwd=tmp_path)
+    r = mlhunt("model", str(system), "--fail-on", "high", "-o", "m.json", cwd=tmp_path)
     assert r.returncode == 1
     lines = r.stderr.splitlines()
-    assert lines[0].startswith("--fail-on critical: ") and "at or above it" in lines[0]
-    assert "critical: MLH-" in lines[1]
+    assert lines[0].startswith("--fail-on high: ") and "at or above it" in lines[0]
+    assert "high: MLH-" in lines[1]
 
 
 def test_table_shows_ids_and_wide_shows_verdicts(tmp_path: Path) -> None:
