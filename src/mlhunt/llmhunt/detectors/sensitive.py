@@ -20,6 +20,7 @@ PHONE = re.compile(r"(?<!\w)\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,4
 SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 NON_DIGIT = re.compile(r"\D")
 SPACE = re.compile(r"\s")
+MAX_CACHE = 20_000
 # detect-secrets plugins that look for a known credential shape; the entropy plugins and the
 # public-IP one fire on ordinary prose and are left out.
 SECRET_PLUGINS = (
@@ -116,6 +117,7 @@ class SensitiveOutput(LlmDetector):
         self, by_client: Mapping[str, Sequence[Call]], weights: Mapping[str, float]
     ) -> dict[str, ClientScore]:
         out: dict[str, ClientScore] = {}
+        cache: dict[str, list[tuple[str, str]]] = {}  # text -> findings (answers repeat a lot)
         for client, calls in by_client.items():
             total, online, seen = 0.0, [], set()
             kinds: Counter[str] = Counter()
@@ -126,7 +128,14 @@ class SensitiveOutput(LlmDetector):
                 ]
                 sent = "\n".join(m.content for m in c.messages if m.role in ("user", "system"))
                 for place, text in texts:
-                    for kind, value in findings_in(text) if text else ():
+                    if not text:
+                        continue
+                    found = cache.get(text)
+                    if found is None:
+                        found = list(findings_in(text))
+                        if len(cache) < MAX_CACHE:
+                            cache[text] = found
+                    for kind, value in found:
                         if (kind, value) in seen or value in sent:
                             continue
                         seen.add((kind, value))
