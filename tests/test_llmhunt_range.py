@@ -99,6 +99,10 @@ def test_campaign_outranks_single_message(sim: SimulationResult, result: HuntRes
 
 def test_simulated_calls_say_so(result: HuntResult) -> None:
     assert result.read.calls and all(c.simulated for c in result.read.calls)
+    doc = result.document()
+    assert doc["command"] == "hunt" and doc["read"]["malformed"] == 0
+    assert doc["summary"]["total"] == len(result.findings) == len(doc["findings"])
+    assert doc["read"]["calls"] == len(result.read.calls)
 
 
 def test_simulation_is_deterministic(tmp_path: Path) -> None:

@@ -26,6 +26,31 @@ class HuntResult:
     detectors: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    def read_summary(self) -> dict[str, Any]:
+        """What was read: files and their kinds, records, calls, malformed (first 100)."""
+        r = self.read
+        return {
+            "files": dict(r.kinds),
+            "records": r.records,
+            "calls": len(r.calls),
+            "agent_runs": len(r.runs),
+            "malformed": r.malformed_total,
+            "errors": [{"file": m.file, "line": m.line, "reason": m.reason} for m in r.malformed],
+        }
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document of ``mlhunt hunt`` (DESIGN.md's shape, ``command`` "hunt")."""
+        from mlhunt.findings import document
+
+        return document(
+            "hunt",
+            self.findings,
+            read=self.read_summary(),
+            detectors=list(self.detectors),
+            detector_errors=list(self.errors),
+            log_kind="llm",
+        )
+
 
 def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -46,6 +71,7 @@ def to_finding(alert: Alert, spec: LlmDetectorSpec) -> Finding:
         "events": alert.events,
         "score": alert.score,
         "owasp_llm": list(spec.owasp_llm),
+        "validates": list(spec.validates),
         **{k: v for k, v in alert.evidence.items() if k != "detector"},
     }
     summary = (

@@ -16,10 +16,15 @@ from mlhunt.llmhunt.records import Call
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 EMAIL = re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+\b")
-PHONE = re.compile(r"(?<!\w)\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,4}(?!\w)")
+# A phone number stands alone: no digit group right before or after it (card numbers, ids).
+PHONE = re.compile(
+    r"(?<![\w.-])(?<!\d[ .-])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,4}"
+    r"(?![ .-]?\d)(?!\w)"
+)
 SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
 NON_DIGIT = re.compile(r"\D")
 SPACE = re.compile(r"\s")
+SEPARATORS = re.compile(r"[\s().+-]")
 MAX_CACHE = 20_000
 # detect-secrets plugins that look for a known credential shape; the entropy plugins and the
 # public-IP one fire on ordinary prose and are left out.
@@ -86,19 +91,23 @@ def secret_settings() -> AbstractContextManager[object]:
 
 def findings_in(text: str) -> Iterator[tuple[str, str]]:
     """(kind, value) for each piece of sensitive data in ``text``."""
+    taken: list[tuple[int, int]] = []  # spans of cards and IBANs: not phones as well
     for m in CARD.finditer(text):
         digits = NON_DIGIT.sub("", m.group(0))
         if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            taken.append(m.span())
             yield "card_number", digits
     for m in IBAN.finditer(text):
         if iban_ok(m.group(0)):
+            taken.append(m.span())
             yield "iban", SPACE.sub("", m.group(0))
     for m in SSN.finditer(text):
         yield "national_id", m.group(0)
     for m in EMAIL.finditer(text):
         yield "email", m.group(0).lower()
     for m in PHONE.finditer(text):
-        yield "phone", NON_DIGIT.sub("", m.group(0))
+        if not any(a < m.end() and m.start() < b for a, b in taken):
+            yield "phone", NON_DIGIT.sub("", m.group(0))
     for kind, value in secrets_in(text):
         yield f"secret:{kind}", value
 
@@ -127,6 +136,7 @@ class SensitiveOutput(LlmDetector):
                     (f"tool:{tc.name}", tc.arguments) for tc in c.tool_calls
                 ]
                 sent = "\n".join(m.content for m in c.messages if m.role in ("user", "system"))
+                sent = SEPARATORS.sub("", sent.lower())  # values are compared without separators
                 for place, text in texts:
                     if not text:
                         continue
@@ -136,7 +146,7 @@ class SensitiveOutput(LlmDetector):
                         if len(cache) < MAX_CACHE:
                             cache[text] = found
                     for kind, value in found:
-                        if (kind, value) in seen or value in sent:
+                        if (kind, value) in seen or SEPARATORS.sub("", value.lower()) in sent:
                             continue
                         seen.add((kind, value))
                         base = kind.split(":", 1)[0]

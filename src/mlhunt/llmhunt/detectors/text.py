@@ -35,7 +35,12 @@ SIGNATURES: dict[str, re.Pattern[str]] = {
         r"|evil|jailbroken|developer mode|god ?mode)\b",
         _I,
     ),
-    "dan_persona": re.compile(r"\bDAN\b|\bdo anything now\b|\bdeveloper mode (enabled|on)\b"),
+    "dan_persona": re.compile(
+        r"\b(you are|you're|act as|become|pretend to be|as) DAN\b|\bDAN\b.{0,80}\b(mode|persona|"
+        r"jailbreak|anything|restrictions|filters)\b|\bdo anything now\b|\bdeveloper mode "
+        r"(enabled|on)\b",
+        re.DOTALL,
+    ),
     "fake_role_marker": re.compile(
         r"(^|\n)\s*(\[|<\|?|#{2,}\s*)(system|im_start|/?inst|admin|developer)\b", re.IGNORECASE
     ),
