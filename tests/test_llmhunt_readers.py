@@ -263,3 +263,17 @@ def test_detect_log_kind(tmp_path: Path) -> None:
     assert str(junk) in str(exc.value) and "\n" not in str(exc.value)
     with pytest.raises(InputError):
         detect_log_kind([tmp_path / "missing.jsonl"])
+
+
+def test_span_cycles_and_repeated_ids_are_bounded(tmp_path: Path) -> None:
+    chat = {"gen_ai.operation.name": "chat", "enduser.id": "eve"}
+    spans = [
+        sdk_span("chat", "0x1", "0x2", chat),
+        sdk_span("chat", "0x2", "0x1", chat),  # a parent cycle
+        sdk_span("chat", "0x3", "0x3", chat),  # its own parent
+        sdk_span("chat", "0x3", None, chat),  # a repeated id
+    ]
+    res = read(write_lines(tmp_path / "c.jsonl", [json.dumps(s) for s in spans]))
+    assert len(res.calls) == 4 and res.malformed_total == 0
+    walk = res.runs["0xabc"].walk()
+    assert [n.span_id for _, n in walk] == ["0x3"]

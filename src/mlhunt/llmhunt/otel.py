@@ -229,14 +229,17 @@ def _conversation(span: Span) -> tuple[list[Message], str, list[ToolCall]]:
     return messages[-MAX_MESSAGES:], completion, calls
 
 
-def _inherited(span: Span, index: dict[str, Span], keys: tuple[str, ...]) -> str:
+SpanIndex = dict[tuple[str, str], Span]  # (trace id, span id) -> span
+
+
+def _inherited(span: Span, index: SpanIndex, keys: tuple[str, ...]) -> str:
     seen = 0
     node: Span | None = span
     while node is not None and seen < 64:
         for k in keys:
             if node.attrs.get(k) not in (None, ""):
                 return str(node.attrs[k])
-        node = index.get(node.parent_id) if node.parent_id else None
+        node = index.get((node.trace_id, node.parent_id)) if node.parent_id else None
         seen += 1
     for k in keys:
         if span.resource.get(k) not in (None, ""):
@@ -251,16 +254,19 @@ def _operation(span: Span) -> str:
 
 def calls_of(spans: list[Span], runs: dict[str, AgentRun]) -> tuple[list[Call], list[Malformed]]:
     """Calls from spans (all files together, so that a run split over files is one tree)."""
-    index = {s.span_id: s for s in spans}
+    index: SpanIndex = {}
+    for s in spans:  # a repeated (trace, span) id keeps its first span
+        index.setdefault((s.trace_id, s.span_id), s)
     nodes = {
-        s.span_id: SpanNode(s.span_id, s.parent_id, s.name, _operation(s), s.start) for s in spans
+        key: SpanNode(s.span_id, s.parent_id, s.name, _operation(s), s.start)
+        for key, s in index.items()
     }
-    for s in spans:
-        parent = nodes.get(s.parent_id) if s.parent_id else None
-        if parent is not None and index[s.parent_id].trace_id == s.trace_id:
-            parent.children.append(nodes[s.span_id])
+    for key, s in index.items():
+        parent = nodes.get((s.trace_id, s.parent_id)) if s.parent_id != s.span_id else None
+        if parent is not None:
+            parent.children.append(nodes[key])
         else:
-            runs.setdefault(s.trace_id, AgentRun(s.trace_id)).roots.append(nodes[s.span_id])
+            runs.setdefault(s.trace_id, AgentRun(s.trace_id)).roots.append(nodes[key])
     calls: list[Call] = []
     bad: list[Malformed] = []
     requested: set[tuple[str, str]] = set()
@@ -286,7 +292,7 @@ def calls_of(spans: list[Span], runs: dict[str, AgentRun]) -> tuple[list[Call], 
     return calls, bad
 
 
-def _call_of(s: Span, index: dict[str, Span]) -> Call | None:
+def _call_of(s: Span, index: SpanIndex) -> Call | None:
     """The call a span stands for, None for spans that are structure only (agent, retrieval)."""
     op = _operation(s)
     if op not in CHAT_OPS and op != "execute_tool":

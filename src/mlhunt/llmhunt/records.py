@@ -102,9 +102,13 @@ class AgentRun:
     def walk(self) -> list[tuple[int, SpanNode]]:
         """Depth-first (depth, span), children in start order."""
         out: list[tuple[int, SpanNode]] = []
+        seen: set[int] = set()  # a parent cycle in a hostile file must not loop forever
         stack = [(0, r) for r in sorted(self.roots, key=lambda s: s.start, reverse=True)]
         while stack:
             depth, node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
             out.append((depth, node))
             kids = sorted(node.children, key=lambda s: s.start, reverse=True)
             stack.extend((depth + 1, k) for k in kids)
