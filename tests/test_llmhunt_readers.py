@@ -254,6 +254,12 @@ def test_detect_log_kind(tmp_path: Path) -> None:
     assert detect_log_kind([g]) == "llm-gateway"
     assert detect_log_kind([o]) == "otel-genai"
     assert detect_log_kind([inf]) == "inference"
+    csv = tmp_path / "sub" / "infer.csv"
+    csv.parent.mkdir()
+    csv.write_text("ts,client_id,label\n1,a,0\n", "utf-8")
+    assert detect_log_kind([tmp_path / "sub"]) == "inference"
+    res = read([g, inf])
+    assert len(res.calls) == 1 and res.malformed[0].file == str(inf)
     assert detect_log_kind([g, o]) == "llm"
     assert detect_log_kind(tmp_path / "*.jsonl".replace("*", "[go]")) == "llm"
     with pytest.raises(InputError, match="mixed"):
@@ -277,3 +283,98 @@ def test_span_cycles_and_repeated_ids_are_bounded(tmp_path: Path) -> None:
     assert len(res.calls) == 4 and res.malformed_total == 0
     walk = res.runs["0xabc"].walk()
     assert [n.span_id for _, n in walk] == ["0x3"]
+
+
+HOSTILE = [
+    {"ts": 1, "client_id": "a", "request": {"messages": "x"}},
+    {"ts": 1, "client_id": "a", "request": {"messages": [1, None]}},
+    {"ts": 1, "client_id": "a", "request": {"messages": [{"role": "user", "content": 5}]}},
+    {"ts": 1, "client_id": "a", "messages": [], "tools": "all"},
+    {
+        "ts": 1,
+        "client_id": "a",
+        "messages": [],
+        "response": {"choices": [{"message": {"tool_calls": [{"function": {"name": 3}}]}}]},
+    },
+    {"ts": 1, "client_id": "a", "messages": [], "usage": {"prompt_tokens": -4}},
+    {"ts": 1, "client_id": "a", "messages": [], "response": {"choices": "x", "usage": [1]}},
+    {"ts": True, "client_id": "a", "messages": []},
+    {"ts": "2026-12-01T09:00:00", "client_id": "a", "messages": []},
+    {"resourceSpans": "x"},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "t"}]}]}]},
+    {
+        "resourceSpans": [
+            {"scopeSpans": [{"spans": [{"traceId": "t", "spanId": "s", "attributes": "x"}]}]}
+        ]
+    },
+    {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "t",
+                                "spanId": "s",
+                                "startTimeUnixNano": "soon",
+                                "attributes": [],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    },
+    {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "t",
+                                "spanId": "s2",
+                                "attributes": [
+                                    {
+                                        "key": "gen_ai.operation.name",
+                                        "value": {"stringValue": "chat"},
+                                    },
+                                    {"key": "enduser.id", "value": {"stringValue": "a"}},
+                                    {
+                                        "key": "gen_ai.usage.input_tokens",
+                                        "value": {"intValue": "many"},
+                                    },
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    },
+    {
+        "trace_id": "t",
+        "span_id": "s3",
+        "attributes": {
+            "gen_ai.operation.name": "chat",
+            "enduser.id": "a",
+            "gen_ai.input.messages": "[[[[",
+            "gen_ai.output.messages": [1, "x"],
+        },
+        "events": [1, {"name": "gen_ai.choice", "attributes": {"message": "{bad"}}],
+    },
+    [1, 2, 3],
+    "text",
+]
+
+
+def test_hostile_records_never_crash_the_reader(tmp_path: Path) -> None:
+    lines = [json.dumps(gw())] + [json.dumps(h) for h in HOSTILE]
+    path = write_lines(tmp_path / "h.jsonl", lines)
+    res = hunt([path])
+    assert res.errors == []
+    assert res.read.records == len(lines)
+    # every hostile line is either a call (read leniently) or a reported malformed record
+    lines_with_calls = {int(c.where.rsplit(":", 1)[1]) for c in res.read.calls}
+    reported = {m.line for m in res.read.malformed}
+    assert lines_with_calls | reported == set(range(1, len(lines) + 1))

@@ -24,6 +24,8 @@ MAX_DOC_BYTES = 64 << 20
 MAX_ERRORS = 100  # kept with their reasons; all are counted
 SNIFF_RECORDS = 20
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".jsonl.gz", ".ndjson.gz", ".json.gz")
+# Tabular files can only be inference logs (the LLM formats are JSON): told apart by name.
+TABULAR = (".csv", ".csv.gz", ".parquet", ".pq")
 
 GATEWAY = "llm-gateway"
 OTEL = "otel-genai"
@@ -37,7 +39,9 @@ def expand(paths: Iterable[str | Path]) -> list[Path]:
     for raw in [paths] if isinstance(paths, str | Path) else paths:
         p = Path(raw)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
+            out += sorted(
+                f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES + TABULAR)
+            )
         elif p.is_file():
             out.append(p)
         elif any(ch in str(raw) for ch in "*?["):
@@ -136,6 +140,8 @@ def _records(path: Path) -> Iterator[tuple[int, Any | ValueError]]:
 
 def file_kind(path: Path) -> str | None:
     """The kind of the first records of a file that have one (None: nothing recognisable)."""
+    if path.name.lower().endswith(TABULAR):
+        return INFERENCE
     seen = 0
     for _, obj in _records(path):
         if isinstance(obj, ValueError):
@@ -189,6 +195,9 @@ def read(paths: Iterable[str | Path] | str | Path) -> ReadResult:
         name = str(path)
         kind = file_kind(path)
         out.kinds[name] = kind or "unknown"
+        if kind == INFERENCE:
+            bad(name, 0, "an inference (classifier) log, not an LLM log: hunt it separately")
+            continue
         for n, obj in _records(path):
             out.records += 1
             if isinstance(obj, ValueError):
