@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -204,7 +205,14 @@ def test_many_tool_calls_in_one_session() -> None:
 
 
 def test_registry_specs() -> None:
+    from mlhunt.threatmodel.catalog import load_taxonomy
+
     dets = registry()
+    atlas = load_taxonomy()["atlas"]
+    rules = Path(__file__).parent.parent / "src/mlhunt/threatmodel/rules/llm"
+    for d in dets:
+        assert set(d.spec.atlas) <= set(atlas), d.spec.id
+        assert d.spec.validates and all((rules / f"{v}.yaml").is_file() for v in d.spec.validates)
     ids = [d.spec.id for d in dets]
     assert len(set(ids)) == len(ids) == 5
     owasp = {o for d in dets for o in d.spec.owasp_llm}

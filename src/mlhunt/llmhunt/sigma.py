@@ -87,7 +87,7 @@ def detector_rules(det: LlmDetector) -> list[dict[str, Any]]:
     if not hint:
         return out
     base_name = "mlhunt_llm_" + _name(spec.id.removeprefix("MLH-HUNT-LLM-"))
-    values = list(hint["values"])
+    values = list(hint.values)
     out.append(
         {
             "title": f"LLM gateway: {spec.title}",
@@ -95,12 +95,12 @@ def detector_rules(det: LlmDetector) -> list[dict[str, Any]]:
             **_common(det, "gateway"),
             "logsource": {"product": "mlhunt", "category": "llm_gateway"},
             "detection": {
-                "selection": {f"{hint['field']}|{hint['modifier']}": values},
+                "selection": {f"{hint.field}|{hint.modifier}": values},
                 "condition": "selection",
             },
         }
     )
-    corr = hint.get("correlation")
+    corr = hint.correlation
     if corr:
         out[-1]["level"] = "informational"  # input to the correlation, not an alert alone
         out.append(
@@ -109,11 +109,11 @@ def detector_rules(det: LlmDetector) -> list[dict[str, Any]]:
                 "name": base_name + "_count",
                 **_common(det, "correlation"),
                 "correlation": {
-                    "type": corr["type"],
+                    "type": corr.type,
                     "rules": [base_name],
-                    "group-by": list(corr["group_by"]),
-                    "timespan": corr["timespan"],
-                    "condition": {"gte": int(corr["gte"])},
+                    "group-by": list(corr.group_by),
+                    "timespan": corr.timespan,
+                    "condition": {"gte": corr.gte},
                 },
             }
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,6 +19,29 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mlhunt.llmhunt.records import Call
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+class SigmaCorrelation(BaseModel):
+    """A Sigma correlation over the gateway rule's events (e.g. tool calls per session)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["event_count", "value_count"]
+    group_by: list[str]
+    timespan: str = Field(pattern=r"^[0-9]+[smhd]$")
+    gte: int = Field(ge=1)
+
+
+class SigmaHint(BaseModel):
+    """The part of a detector a SIEM can run over the flat gateway event: one field, one
+    Sigma modifier, the values (any matches), optionally counted by a correlation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    modifier: Literal["re", "contains", "exists", "startswith", "endswith"]
+    values: list[str | bool | int] = Field(min_length=1)
+    correlation: SigmaCorrelation | None = None
 
 
 class LlmDetectorSpec(BaseModel):
@@ -37,7 +60,7 @@ class LlmDetectorSpec(BaseModel):
     description: str
     false_positive_notes: str
     mitigations: list[str] = Field(default_factory=list)
-    sigma: dict[str, Any] | None = Field(
+    sigma: SigmaHint | None = Field(
         None, description="A Sigma detection over the gateway log, where a SIEM can express it."
     )
 
