@@ -14,6 +14,7 @@ from mlhunt.llmhunt import HuntResult, SimulationResult, hunt, simulate
 
 STYLE_DETECTOR = {
     "prompt_injection": "MLH-HUNT-LLM-PROMPT-INJECTION",
+    "indirect_injection": "MLH-HUNT-LLM-INDIRECT-INJECTION",
     "prompt_extraction": "MLH-HUNT-LLM-PROMPT-LEAK",
     "sensitive_output": "MLH-HUNT-LLM-SENSITIVE-OUTPUT",
     "unbounded_consumption": "MLH-HUNT-LLM-CONSUMPTION",

@@ -75,7 +75,7 @@ def tool_calls_of(raw: Any, name: str) -> tuple[ToolCall, ...]:
         if not isinstance(args, str):  # some gateways log the parsed object
             import json
 
-            args = json.dumps(args)
+            args = json.dumps(args, ensure_ascii=False)
         out.append(ToolCall(fn["name"], args[:MAX_TEXT], str(tc.get("id") or "")))
     return tuple(out)
 

@@ -180,7 +180,7 @@ def _parts_text(msg: Mapping[str, Any]) -> tuple[str, list[ToolCall]]:
             continue
         if p.get("type") == "tool_call":
             args = p.get("arguments")
-            args = args if isinstance(args, str) else json.dumps(args)
+            args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
             calls.append(
                 ToolCall(str(p.get("name") or ""), args[:MAX_TEXT], str(p.get("id") or ""))
             )
@@ -192,7 +192,7 @@ def _parts_text(msg: Mapping[str, Any]) -> tuple[str, list[ToolCall]]:
         fn = tc.get("function") if isinstance(tc, Mapping) else None
         if isinstance(fn, Mapping):
             args = fn.get("arguments")
-            args = args if isinstance(args, str) else json.dumps(args)
+            args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
             calls.append(
                 ToolCall(str(fn.get("name") or ""), args[:MAX_TEXT], str(tc.get("id") or ""))
             )
@@ -218,8 +218,8 @@ def _conversation(span: Span) -> tuple[list[Message], str, list[ToolCall]]:
             completion, calls = completion + text, calls + tcs
     for name, attrs in span.events:
         if name in _ROLE_EVENTS:
-            content = _json_field(attrs.get("content"))
-            text = content if isinstance(content, str) else json.dumps(content)
+            content = attrs.get("content")  # text as sent: tool results are often JSON text
+            text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
             messages.append(Message(_ROLE_EVENTS[name], (text or "")[:MAX_TEXT]))
         elif name == "gen_ai.choice":
             msg = _json_field(attrs.get("message"))
@@ -318,7 +318,7 @@ def _call_of(s: Span, index: SpanIndex) -> Call | None:
     }
     if op == "execute_tool":
         args = s.attrs.get("gen_ai.tool.call.arguments", "")
-        args = args if isinstance(args, str) else json.dumps(args)
+        args = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
         tc = ToolCall(
             str(s.attrs.get("gen_ai.tool.name") or ""),
             args[:MAX_TEXT],

@@ -12,12 +12,14 @@ from mlhunt.llmhunt.detectors.base import (
     alerts,
 )
 from mlhunt.llmhunt.detectors.consumption import UnboundedConsumption
+from mlhunt.llmhunt.detectors.indirect import IndirectInjection
 from mlhunt.llmhunt.detectors.injection import PromptInjection
 from mlhunt.llmhunt.detectors.leak import PromptLeak
 from mlhunt.llmhunt.detectors.sensitive import SensitiveOutput
 
 DETECTOR_CLASSES: tuple[type[LlmDetector], ...] = (
     PromptInjection,
+    IndirectInjection,
     PromptLeak,
     SensitiveOutput,
     UnboundedConsumption,
