@@ -205,9 +205,14 @@ def read(paths: Iterable[str | Path] | str | Path) -> ReadResult:
                 continue
             where = f"{name}:{n}"
             try:
-                if otel.is_otel(obj) or (kind == OTEL and isinstance(obj, dict | list)):
+                # A record's own content decides; the file's kind says how to report a bad one.
+                if otel.is_otel(obj):
                     spans += otel.spans_of(obj, where)
-                elif gateway.is_gateway(obj) or kind == GATEWAY:
+                elif gateway.is_gateway(obj):
+                    out.calls.append(gateway.to_call(obj, where))
+                elif kind == OTEL and isinstance(obj, dict | list):
+                    spans += otel.spans_of(obj, where)
+                elif kind == GATEWAY:
                     out.calls.append(gateway.to_call(obj, where))
                 else:
                     bad(name, n, "not an LLM call record or OpenTelemetry span")
