@@ -264,3 +264,17 @@ def test_indirect_injection_needs_fresh_tool_content() -> None:
     assert got[("acted", "INDIRECT-INJECTION")] == "medium"
     assert got[("read", "INDIRECT-INJECTION")] == "low"
     assert ("clean", "INDIRECT-INJECTION") not in got and ("old", "INDIRECT-INJECTION") not in got
+
+
+def test_sigma_export_writes_rules_and_queries(tmp_path) -> None:
+    import yaml
+
+    from mlhunt.llmhunt.sigma import export_sigma
+
+    paths = export_sigma(tmp_path, backend="splunk")
+    rules = [yaml.safe_load(p.read_text("utf-8")) for p in paths if p.suffix == ".yml"]
+    assert {r["name"] for r in rules} == {r["name"] for r in build_rules()}
+    spl = {p.stem for p in paths if p.suffix == ".spl"}
+    assert "mlhunt_llm_sensitive_output" in spl and "mlhunt_alert_mlh_hunt_llm_consumption" in spl
+    again = export_sigma(tmp_path / "again", backend="splunk")
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]  # stable ids
