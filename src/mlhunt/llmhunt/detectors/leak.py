@@ -1,0 +1,66 @@
+"""System-prompt and context extraction: completions that reproduce the system prompt or a
+canary planted in it, and the probing turns that lead there."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.records import Call
+
+WORD = re.compile(r"\w+")
+PROBE = re.compile(
+    r"\b(repeat|print|show|reveal|output|display|tell me|what (is|are|were)|copy|echo)\b.{0,40}"
+    r"\b(system prompt|your (instructions|rules|prompt|guidelines|configuration)|initial "
+    r"(prompt|instructions)|(the )?(text|words|everything|instructions) (above|before)|"
+    r"hidden (prompt|instructions))\b|\bverbatim\b|\bstarting with ['\"]you are\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def shingles(text: str, n: int) -> set[tuple[str, ...]]:
+    words = WORD.findall(text.lower()[:65_536])
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+class PromptLeak(LlmDetector):
+    yaml_name = "prompt_leak.yaml"
+
+    def score(
+        self, by_client: Mapping[str, Sequence[Call]], ctx: Context
+    ) -> dict[str, ClientScore]:
+        n = int(self.param("shingle_words"))
+        share = float(self.param("min_share"))
+        canaries = [c.lower() for c in ctx.canaries if c]
+        cache: dict[str, set[tuple[str, ...]]] = {}  # system prompt -> its shingles
+        out: dict[str, ClientScore] = {}
+        for client, calls in by_client.items():
+            total, online = 0.0, []
+            ev: dict[str, list] = {"canary_leaks": [], "prompt_leaks": [], "probes": []}
+            for c in calls:
+                low = c.completion.lower()
+                hit = next((k for k in canaries if k in low), None)
+                if hit is not None:
+                    total += float(self.param("canary_weight"))
+                    ev["canary_leaks"].append(c.where)
+                elif c.completion:
+                    for system in c.turns("system"):
+                        sh = cache.setdefault(system, shingles(system, n))
+                        if len(sh) >= 3:
+                            common = len(sh & shingles(c.completion, n)) / len(sh)
+                            if common >= share:
+                                total += float(self.param("leak_weight"))
+                                ev["prompt_leaks"].append({"where": c.where, "share": common})
+                                break
+                user = c.last_user
+                if user and PROBE.search(user[:65_536]):
+                    total += float(self.param("probe_weight"))
+                    if len(ev["probes"]) < 5:
+                        ev["probes"].append({"where": c.where, "text": user[:200]})
+                online.append(total)
+            if total > 0:
+                ev["canary_leaks"] = ev["canary_leaks"][:5]
+                ev["prompt_leaks"] = ev["prompt_leaks"][:5]
+                out[client] = ClientScore(online, ev)
+        return out

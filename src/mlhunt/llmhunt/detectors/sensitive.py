@@ -1,0 +1,167 @@
+"""Sensitive data in completions and in tool arguments sent out: secrets (detect-secrets),
+card numbers (Luhn-checked), IBANs (ISO 13616 mod-97 checked), e-mail addresses, phone numbers
+and US social security numbers. A value the caller sent itself, or that the system prompt
+holds (a help desk's public address), is not a leak; each value counts once per client."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+
+from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.records import Call
+
+CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+EMAIL = re.compile(r"\b[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63})+\b")
+# A phone number stands alone: no digit group right before or after it (card numbers, ids).
+PHONE = re.compile(
+    r"(?<![\w.-])(?<!\d[ .-])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]\d{3,4}[ .-]\d{3,4}"
+    r"(?![ .-]?\d)(?!\w)"
+)
+SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+NON_DIGIT = re.compile(r"\D")
+SPACE = re.compile(r"\s")
+SEPARATORS = re.compile(r"[\s().+-]")
+MAX_CACHE = 20_000
+# detect-secrets plugins that look for a known credential shape; the entropy plugins and the
+# public-IP one fire on ordinary prose and are left out.
+SECRET_PLUGINS = (
+    "ArtifactoryDetector",
+    "AWSKeyDetector",
+    "AzureStorageKeyDetector",
+    "BasicAuthDetector",
+    "CloudantDetector",
+    "DiscordBotTokenDetector",
+    "GitHubTokenDetector",
+    "GitLabTokenDetector",
+    "IbmCloudIamDetector",
+    "IbmCosHmacDetector",
+    "JwtTokenDetector",
+    "KeywordDetector",
+    "MailchimpDetector",
+    "NpmDetector",
+    "OpenAIDetector",
+    "PrivateKeyDetector",
+    "PypiTokenDetector",
+    "SendGridDetector",
+    "SlackDetector",
+    "SoftlayerDetector",
+    "SquareOAuthDetector",
+    "StripeDetector",
+    "TelegramBotTokenDetector",
+    "TwilioKeyDetector",
+)
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def iban_ok(value: str) -> bool:
+    v = SPACE.sub("", value)
+    if not 15 <= len(v) <= 34:
+        return False
+    moved = v[4:] + v[:4]
+    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+
+
+def secrets_in(text: str) -> list[tuple[str, str]]:
+    """detect-secrets findings (call inside :func:`secret_settings`)."""
+    from detect_secrets.core.scan import scan_line
+
+    out = []
+    for line in text[:65_536].splitlines()[:500]:
+        out += [(s.type, str(s.secret_value)) for s in scan_line(line)]
+    return out
+
+
+def secret_settings() -> AbstractContextManager[object]:
+    """detect-secrets' settings for :data:`SECRET_PLUGINS` (restored on exit)."""
+    from detect_secrets.settings import transient_settings
+
+    return transient_settings({"plugins_used": [{"name": n} for n in SECRET_PLUGINS]})
+
+
+def findings_in(text: str) -> Iterator[tuple[str, str]]:
+    """(kind, value) for each piece of sensitive data in ``text``."""
+    taken: list[tuple[int, int]] = []  # spans of cards and IBANs: not phones as well
+    for m in CARD.finditer(text):
+        digits = NON_DIGIT.sub("", m.group(0))
+        if 13 <= len(digits) <= 19 and luhn_ok(digits):
+            taken.append(m.span())
+            yield "card_number", digits
+    for m in IBAN.finditer(text):
+        if iban_ok(m.group(0)):
+            taken.append(m.span())
+            yield "iban", SPACE.sub("", m.group(0))
+    for m in SSN.finditer(text):
+        yield "national_id", m.group(0)
+    for m in EMAIL.finditer(text):
+        yield "email", m.group(0).lower()
+    for m in PHONE.finditer(text):
+        if not any(a < m.end() and m.start() < b for a, b in taken):
+            yield "phone", NON_DIGIT.sub("", m.group(0))
+    for kind, value in secrets_in(text):
+        yield f"secret:{kind}", value
+
+
+class SensitiveOutput(LlmDetector):
+    yaml_name = "sensitive_output.yaml"
+
+    def score(
+        self, by_client: Mapping[str, Sequence[Call]], ctx: Context
+    ) -> dict[str, ClientScore]:
+        weights = {k.removeprefix("w_"): float(v) for k, v in self.spec.params.items()}
+        with secret_settings():
+            return self._score(by_client, weights)
+
+    def _score(
+        self, by_client: Mapping[str, Sequence[Call]], weights: Mapping[str, float]
+    ) -> dict[str, ClientScore]:
+        out: dict[str, ClientScore] = {}
+        cache: dict[str, list[tuple[str, str]]] = {}  # text -> findings (answers repeat a lot)
+        for client, calls in by_client.items():
+            total, online, seen = 0.0, [], set()
+            kinds: Counter[str] = Counter()
+            where: list[dict[str, str]] = []
+            for c in calls:
+                texts = [("completion", c.completion)] + [
+                    (f"tool:{tc.name}", tc.arguments) for tc in c.tool_calls
+                ]
+                sent = "\n".join(m.content for m in c.messages if m.role in ("user", "system"))
+                sent = SEPARATORS.sub("", sent.lower())  # values are compared without separators
+                for place, text in texts:
+                    if not text:
+                        continue
+                    found = cache.get(text)
+                    if found is None:
+                        found = list(findings_in(text))
+                        if len(cache) < MAX_CACHE:
+                            cache[text] = found
+                    for kind, value in found:
+                        if (kind, value) in seen or SEPARATORS.sub("", value.lower()) in sent:
+                            continue
+                        seen.add((kind, value))
+                        base = kind.split(":", 1)[0]
+                        total += weights[base]
+                        kinds[kind] += 1
+                        if len(where) < 8:
+                            where.append({"where": c.where, "in": place, "kind": kind})
+                online.append(total)
+            if total > 0:
+                out[client] = ClientScore(
+                    online,
+                    {
+                        "kinds": dict(kinds),
+                        "sessions": len({c.session for c in calls}),
+                        "samples": where,
+                    },
+                )
+        return out

@@ -1,0 +1,143 @@
+"""Prompt-injection signatures and the de-obfuscations they are matched through.
+
+Every pattern is a :mod:`re` pattern compiled once at import. A user turn is matched as sent,
+then after each de-obfuscation (invisible characters removed, Unicode tag characters decoded,
+homoglyphs folded to Latin, leetspeak folded, base64 runs decoded); a signature that only
+matches after one of them also counts as evasion.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_I = re.IGNORECASE | re.DOTALL
+
+SIGNATURES: dict[str, re.Pattern[str]] = {
+    "instruction_override": re.compile(
+        r"\b(ignore|disregard|forget|override|bypass|skip)\b.{0,40}?\b(previous|prior|above|"
+        r"earlier|preceding|initial|original|system|all)\b.{0,25}?\b(instructions?|prompts?|"
+        r"rules|directions|guidelines|constraints)\b",
+        _I,
+    ),
+    "new_instructions": re.compile(
+        r"\b(new|updated|real) (instructions|rules|directives)\s*:|\bfrom now on,? you "
+        r"(will|are|must|shall)\b",
+        _I,
+    ),
+    "roleplay_frame": re.compile(
+        r"\b(you are now|act as|pretend (to be|you are|that you are)|role-?play as|imagine "
+        r"you are|simulate)\b.{0,80}?\b(unfiltered|uncensored|unrestricted|without (any )?"
+        r"(restrictions|limits|filters|rules|guidelines)|no (restrictions|limits|rules|filters)"
+        r"|evil|jailbroken|developer mode|god ?mode)\b",
+        _I,
+    ),
+    "dan_persona": re.compile(
+        r"\b(you are|you're|act as|become|pretend to be|as) DAN\b|\bDAN\b.{0,80}\b(mode|persona|"
+        r"jailbreak|anything|restrictions|filters)\b|\bdo anything now\b|\bdeveloper mode "
+        r"(enabled|on)\b",
+        re.DOTALL,
+    ),
+    "fake_role_marker": re.compile(
+        r"(^|\n)\s*(\[|<\|?|#{2,}\s*)(system|im_start|/?inst|admin|developer)\b", re.IGNORECASE
+    ),
+    "safety_off": re.compile(
+        r"\b(disable|turn off|remove|without)\b.{0,20}\b(safety|content|ethical)\b.{0,10}\b"
+        r"(filters?|guidelines|restrictions|policies|guardrails)\b",
+        _I,
+    ),
+    "payload_split": re.compile(
+        r"\b[a-z]\w{0,8}\s*=\s*['\"][^'\"\n]{1,120}['\"][\s;,]+\w{1,9}\s*=\s*['\"][^'\"\n]{1,120}"
+        r"['\"].{0,200}?\b(concatenate|combine|join|append|\w\s*\+\s*\w)\b",
+        _I,
+    ),
+}
+WEIGHTS = {
+    "instruction_override": 1.0,
+    "new_instructions": 0.6,
+    "roleplay_frame": 1.0,
+    "dan_persona": 1.0,
+    "fake_role_marker": 0.6,
+    "safety_off": 0.8,
+    "payload_split": 1.0,
+}
+# Asking about an attack (a security-minded user) is not making one: halve the score.
+DISCUSSION = re.compile(
+    r"\b(what is|what's|what are|explain|how (do|can|should) (i|we) (prevent|detect|defend|"
+    r"protect|mitigate|stop)|is it (safe|possible)|example of|training|awareness)\b",
+    re.IGNORECASE,
+)
+INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\U000e0000-\U000e007f]")
+TAG_CHARS = re.compile("[\U000e0000-\U000e007f]")
+MIXED_SCRIPT = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[\u0370-\u03ff\u0400-\u04ff])\w+\b")
+BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+
+_TAG_TO_ASCII = {0xE0000 + i: i for i in range(0x20, 0x7F)}
+# Cyrillic and Greek letters that look like Latin ones (the usual homoglyph substitutions).
+_HOMOGLYPHS = str.maketrans(
+    "аеорсухіјѕԁԛԝһкмтвнАЕОРСУХІЈЅКМТВНαοερτυνικχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdqwhkmtbhAEOPCYXIJSKMTBHaoeptuvikxABEHIKMNOPTYX",
+)
+_LEET = str.maketrans("0134578@$!|", "oieastbasil")
+
+
+@dataclass(frozen=True)
+class TurnScore:
+    score: float
+    signatures: tuple[str, ...]
+    evasions: tuple[str, ...]
+
+
+def _signatures(text: str) -> set[str]:
+    return {name for name, rx in SIGNATURES.items() if rx.search(text)}
+
+
+def _base64_texts(text: str) -> list[str]:
+    out = []
+    for m in BASE64_RUN.finditer(text[:65_536]):
+        run = m.group(0)
+        try:
+            raw = base64.b64decode(run + "=" * (-len(run) % 4), validate=True)
+            decoded = raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        if decoded.isprintable() or "\n" in decoded:
+            out.append(decoded)
+        if len(out) >= 8:
+            break
+    return out
+
+
+def score_turn(text: str) -> TurnScore:
+    """Score one user turn: signatures found as sent and after de-obfuscation, evasions used."""
+    text = unicodedata.normalize("NFKC", text[:65_536])
+    found = _signatures(text)
+    evasions: set[str] = set()
+    views: dict[str, str] = {}
+    if INVISIBLE.search(text):
+        evasions.add("invisible_unicode")
+        views["invisible_unicode"] = INVISIBLE.sub("", text)
+        hidden = "".join(TAG_CHARS.findall(text))
+        if hidden:
+            views["unicode_tags"] = hidden.translate(_TAG_TO_ASCII)
+    if MIXED_SCRIPT.search(text):
+        views["homoglyphs"] = text.translate(_HOMOGLYPHS)
+    views["leetspeak"] = text.translate(_LEET)
+    for i, decoded in enumerate(_base64_texts(text)):
+        views[f"base64#{i}"] = decoded
+    for how, view in views.items():
+        extra = _signatures(view) - found
+        if extra:
+            found |= extra
+            evasions.add(how.split("#")[0])
+    score = min(2.0, sum(WEIGHTS[s] for s in found))
+    if found and evasions:
+        score += 0.5
+    elif "invisible_unicode" in evasions and TAG_CHARS.search(text):
+        score += 0.5  # hidden tag characters carry text no human sees
+    if found and DISCUSSION.search(text) and not evasions:
+        score *= 0.5
+    return TurnScore(score, tuple(sorted(found)), tuple(sorted(evasions)))
