@@ -6,8 +6,6 @@ guard commands in :mod:`mlhunt.cli_ops`; what they share in :mod:`mlhunt.cli_com
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,48 +125,21 @@ def scan(
     without executing them, deployment manifests against Rego policies, and plaintext secrets."""
 
     def body() -> int:
-        from mlhunt.findings import document
-        from mlhunt.scan import ScanResult, scan_path
-        from mlhunt.scan.limits import limits_from
+        from mlhunt.cli_scan import run_scan  # shared with the start-up path (cli_scan)
 
-        limits = limits_from(
+        return run_scan(
+            paths,
+            fmt=fmt,
+            output=output,
+            fail_on=fail_on,
+            allow=allow,
+            policy=policy,
+            secrets=secrets,
             max_file_bytes=max_file_bytes,
             max_entry_bytes=max_entry_bytes,
             max_seconds=max_seconds,
             max_depth=max_depth,
         )
-        chosen = _choose_format(fmt, output)
-        threshold = _fail_threshold(fail_on)
-        for p in paths:
-            if not p.exists() and not p.is_symlink():
-                raise InputError("no such file or folder", file=str(p))
-        for d in policy or []:
-            if not d.is_dir():
-                raise InputError("--policy: not a folder", file=str(d))
-        total = ScanResult()
-        with _file_progress() as tick:
-            for p in paths:
-                r = scan_path(
-                    p,
-                    allow=allow or (),
-                    policy_dirs=policy or (),
-                    secrets=secrets,
-                    progress=tick,
-                    limits=limits,
-                )
-                total.findings.extend(r.findings)
-                total.files += r.files
-                total.bytes += r.bytes
-                total.skipped.extend(r.skipped)
-        doc = document(
-            "scan",
-            total.findings,
-            files_scanned=total.files,
-            bytes_scanned=total.bytes,
-            skipped=total.skipped,
-        )
-        emit(doc, chosen, output)
-        return exit_code(doc, threshold)
 
     _run(debug, body)
 
@@ -453,26 +424,6 @@ def harden(
         return exit_code(doc, threshold_)
 
     _run(debug, body)
-
-
-@contextmanager
-def _file_progress() -> Iterator[Callable[[Path], None]]:
-    """A spinner with the current file on a terminal's stderr; silent otherwise."""
-    if not sys.stderr.isatty():
-        yield lambda _p: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.completed} files"),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("", total=None)
-        yield lambda p: bar.update(task, advance=1, description=str(p)[-60:])
 
 
 from mlhunt import cli_ops  # noqa: E402,F401  (registers its commands on app)

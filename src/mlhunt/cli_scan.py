@@ -1,0 +1,144 @@
+"""``mlhunt scan``'s body, and a start-up path that runs it without the CLI framework.
+
+``mlhunt scan`` runs in pre-commit hooks and CI steps on every change, where start-up is most
+of its time: typer builds its parameters through pydantic (~0.1 s of CPU before any file is
+read). :func:`fast_scan` parses the scan options with argparse and calls the same
+:func:`run_scan` as the typer command in :mod:`mlhunt.cli`. Anything it does not know (``--help``,
+an option only the typer command has, a malformed value) is left to typer, which then owns the
+usage message and the error; a test keeps the two option sets and defaults in step.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlhunt.cli_output import choose_format, emit, exit_code, fail_threshold, run_body
+from mlhunt.errors import InputError
+
+__all__ = ["fast_parser", "fast_scan", "file_progress", "run_scan"]
+
+
+def run_scan(
+    paths: Sequence[Path],
+    *,
+    fmt: str | None = None,
+    output: Path | None = None,
+    fail_on: str | None = None,
+    allow: Sequence[str] | None = None,
+    policy: Sequence[Path] | None = None,
+    secrets: bool = True,
+    max_file_bytes: str | None = None,
+    max_entry_bytes: str | None = None,
+    max_seconds: float | None = None,
+    max_depth: int | None = None,
+) -> int:
+    """Scan ``paths``, write the report, return the exit code (1 when ``fail_on`` is reached)."""
+    from mlhunt.findings import document
+    from mlhunt.scan import ScanResult, scan_path
+    from mlhunt.scan.limits import limits_from
+
+    limits = limits_from(
+        max_file_bytes=max_file_bytes,
+        max_entry_bytes=max_entry_bytes,
+        max_seconds=max_seconds,
+        max_depth=max_depth,
+    )
+    chosen = choose_format(fmt, output)
+    threshold = fail_threshold(fail_on)
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            raise InputError("no such file or folder", file=str(p))
+    for d in policy or []:
+        if not d.is_dir():
+            raise InputError("--policy: not a folder", file=str(d))
+    total = ScanResult()
+    with file_progress() as tick:
+        for p in paths:
+            r = scan_path(
+                p,
+                allow=allow or (),
+                policy_dirs=policy or (),
+                secrets=secrets,
+                progress=tick,
+                limits=limits,
+            )
+            total.findings.extend(r.findings)
+            total.files += r.files
+            total.bytes += r.bytes
+            total.skipped.extend(r.skipped)
+    doc = document(
+        "scan",
+        total.findings,
+        files_scanned=total.files,
+        bytes_scanned=total.bytes,
+        skipped=total.skipped,
+    )
+    emit(doc, chosen, output)
+    return exit_code(doc, threshold)
+
+
+@contextmanager
+def file_progress() -> Iterator[Callable[[Path], None]]:
+    """A spinner with the current file on a terminal's stderr; silent otherwise."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield lambda _p: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.completed} files"),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+        yield lambda p: bar.update(task, advance=1, description=str(p)[-60:])
+
+
+class _NotMine(Exception):
+    """The arguments are not for the fast path: typer parses them (and reports any error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _NotMine(message)
+
+
+def fast_parser() -> argparse.ArgumentParser:
+    """The options of ``mlhunt scan`` (the typer command in :mod:`mlhunt.cli` is the reference)."""
+    p = _Parser(prog="mlhunt scan", add_help=False, allow_abbrev=False)
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--format", "-f", dest="fmt", default=None)
+    p.add_argument("--output", "-o", type=Path, default=None)
+    p.add_argument("--fail-on", default=None)
+    p.add_argument("--allow", action="append", default=None)
+    p.add_argument("--policy", action="append", type=Path, default=None)
+    p.add_argument("--secrets", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--max-file-bytes", default=None)
+    p.add_argument("--max-entry-bytes", default=None)
+    p.add_argument("--max-seconds", type=float, default=None)
+    p.add_argument("--max-depth", type=int, default=None)
+    p.add_argument("--debug", action="store_true", default=False)
+    return p
+
+
+def fast_scan(argv: Sequence[str]) -> int | None:
+    """Run ``mlhunt scan`` from ``argv`` (without the program name) and return its exit code,
+    or None when ``argv`` is not a scan this path understands."""
+    if not argv or argv[0] != "scan":
+        return None
+    try:
+        ns = fast_parser().parse_args(list(argv[1:]))
+    except _NotMine:
+        return None
+    options = vars(ns)
+    debug = options.pop("debug")
+    paths = options.pop("paths")
+    return run_body(debug, lambda: run_scan(paths, **options), "scan")
