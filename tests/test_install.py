@@ -33,7 +33,6 @@ _OFFLINE = (
     "Could not fetch URL",
     "ConnectTimeoutError",
     "Network is unreachable",
-    "No matching distribution found",
 )
 
 
