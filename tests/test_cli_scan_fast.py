@@ -24,7 +24,8 @@ def _tree(tmp: Path) -> Path:
     root = tmp / "tree"
     root.mkdir()
     (root / "model.pkl").write_bytes(EVIL)
-    (root / "config.yaml").write_text("api_key: AKIAIOSFODNN7EXAMPLE\n")
+    key = "AKIA" + "QWERTYUIOPASDFGH"  # split: this file itself holds no key-shaped string
+    (root / "config.yaml").write_text(f"aws_access_key_id: {key}\n")
     return root
 
 
@@ -69,6 +70,9 @@ def test_same_report_as_the_typer_command(
     result = CliRunner().invoke(app, args)
     assert code == result.exit_code
     assert fast_doc == json.loads(result.stdout)
+    rules = {f["rule_id"] for f in fast_doc["findings"]}
+    assert "MLH-SCAN-PICKLE-DANGEROUS-GLOBAL" in rules
+    assert ("MLH-SECRET-AWS-ACCESS-KEY" in rules) == ("--no-secrets" not in extra)
     if extra == ["--fail-on", "high"]:
         assert code == 1  # the pickle is critical
 
