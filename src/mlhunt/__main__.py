@@ -1,5 +1,5 @@
-"""``mlhunt`` and ``python -m mlhunt``: a plain ``scan`` starts without the CLI framework
-(:mod:`mlhunt.cli_scan`); everything else goes to the typer app of :mod:`mlhunt.cli`."""
+"""``mlhunt`` and ``python -m mlhunt``: a plain ``scan`` or ``model`` starts without the CLI
+framework (:mod:`mlhunt.cli_fast`); everything else goes to the typer app of :mod:`mlhunt.cli`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import sys
 
 
 def main() -> None:
-    from mlhunt.cli_scan import fast_scan
+    from mlhunt.cli_fast import fast_main
 
-    code = fast_scan(sys.argv[1:])
+    code = fast_main(sys.argv[1:])
     if code is not None:
         sys.stdout.flush()
         raise SystemExit(code)

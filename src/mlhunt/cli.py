@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from mlhunt import __version__
-from mlhunt._io import write_atomic
 from mlhunt.cli_common import (
     DebugOpt,
     FailOnOpt,
@@ -50,39 +49,11 @@ def model(
     """Build the threat model of SYSTEM: DFD, STRIDE, LINDDUN, ML threats (ATLAS), risk."""
 
     def body() -> int:
-        from mlhunt.system.loader import definition_lines, parse_system, read_text
-        from mlhunt.threatmodel import build_threat_model, load_catalog
+        from mlhunt.cli_fast import run_model  # shared with the start-up path (cli_fast)
 
-        chosen = _choose_format(fmt, output)
-        threshold = _fail_threshold(fail_on)
-        text = read_text(system)
-        parsed = parse_system(text, str(system))
-        catalog = load_catalog(rules or ())
-        tm = build_threat_model(parsed, catalog)
-        doc = tm.to_document()
-        for w in tm.warnings:
-            _err(f"warning: {system}: {w}")
-        lines = definition_lines(text) if chosen == "sarif" else None
-        emit(doc, chosen, output, source_path=str(system), lines=lines)
-        if dfd is not None:
-            write_dfd(doc, dfd)
-        return exit_code(doc, threshold)
+        return run_model(system, fmt=fmt, output=output, fail_on=fail_on, dfd=dfd, rules=rules)
 
     _run(debug, body)
-
-
-def write_dfd(doc: dict[str, Any], path: Path) -> None:
-    from mlhunt.system import dfd as dfdmod
-
-    suffix = path.suffix.lower()
-    if suffix == ".svg":
-        write_atomic(path, dfdmod.to_svg(dfdmod.to_dot(doc)))
-    elif suffix == ".dot":
-        write_atomic(path, dfdmod.to_dot(doc))
-    elif suffix in (".mmd", ".mermaid"):
-        write_atomic(path, dfdmod.to_mermaid(doc))
-    else:
-        raise InputError(f"--dfd: unsupported extension {suffix!r} (expected .svg, .dot or .mmd)")
 
 
 @app.command()
@@ -125,7 +96,7 @@ def scan(
     without executing them, deployment manifests against Rego policies, and plaintext secrets."""
 
     def body() -> int:
-        from mlhunt.cli_scan import run_scan  # shared with the start-up path (cli_scan)
+        from mlhunt.cli_fast import run_scan  # shared with the start-up path (cli_fast)
 
         return run_scan(
             paths,

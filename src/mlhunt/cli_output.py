@@ -1,6 +1,6 @@
 """What every ``mlhunt`` command does around its body, without the CLI framework: one-line
 errors and exit codes, format choice, output. Kept free of typer so that ``mlhunt scan`` can run
-without importing it (:mod:`mlhunt.cli_scan`); :mod:`mlhunt.cli_common` re-exports it all."""
+without importing it (:mod:`mlhunt.cli_fast`); :mod:`mlhunt.cli_common` re-exports it all."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""``mlhunt scan`` without typer (mlhunt.cli_scan) behaves as the typer command: same options,
-same defaults, same report; anything else is left to typer; and it imports no CLI framework."""
+"""``mlhunt scan`` and ``mlhunt model`` without typer (mlhunt.cli_fast) behave as the typer
+commands: same options, same defaults, same report; anything else is left to typer; and ``scan``
+imports no CLI framework (``model`` needs pydantic for the system description)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from mlhunt.cli import app
-from mlhunt.cli_scan import fast_parser, fast_scan
+from mlhunt.cli_fast import fast_main, model_parser, scan_parser
 
 EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."  # protocol 0: os.system('echo pwned'), never loaded
 
@@ -29,8 +31,8 @@ def _tree(tmp: Path) -> Path:
     return root
 
 
-def _typer_options() -> dict[str, object]:
-    command = typer.main.get_command(app).commands["scan"]  # type: ignore[attr-defined]
+def _typer_options(name: str) -> dict[str, object]:
+    command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
     out: dict[str, object] = {}
     for param in command.params:
         for opt in [*param.opts, *getattr(param, "secondary_opts", [])]:
@@ -38,9 +40,9 @@ def _typer_options() -> dict[str, object]:
     return out
 
 
-def _fast_options() -> dict[str, object]:
+def _fast_options(parser: argparse.ArgumentParser) -> dict[str, object]:
     out: dict[str, object] = {}
-    for action in fast_parser()._actions:
+    for action in parser._actions:
         if isinstance(action, argparse.BooleanOptionalAction):
             names = action.option_strings
         else:
@@ -50,9 +52,15 @@ def _fast_options() -> dict[str, object]:
     return out
 
 
-def test_same_options_and_defaults_as_the_typer_command() -> None:
-    typer_opts, fast_opts = _typer_options(), _fast_options()
-    typer_opts["paths"] = None  # the argument: typer names it by its parameter
+@pytest.mark.parametrize(
+    ("name", "parser", "argument"),
+    [("scan", scan_parser, "paths"), ("model", model_parser, "system")],
+)
+def test_same_options_and_defaults_as_the_typer_command(
+    name: str, parser: Callable[[], argparse.ArgumentParser], argument: str
+) -> None:
+    typer_opts, fast_opts = _typer_options(name), _fast_options(parser())
+    typer_opts[argument] = None  # the argument: typer names it by its parameter
     assert set(fast_opts) == set(typer_opts)
     for name, default in fast_opts.items():
         assert default == typer_opts[name], name
@@ -65,7 +73,7 @@ def test_same_report_as_the_typer_command(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
 ) -> None:
     args = ["scan", str(_tree(tmp_path)), "-f", "json", *extra]
-    code = fast_scan(args)
+    code = fast_main(args)
     fast_doc = json.loads(capsys.readouterr().out)
     result = CliRunner().invoke(app, args)
     assert code == result.exit_code
@@ -80,7 +88,9 @@ def test_same_report_as_the_typer_command(
 @pytest.mark.parametrize(
     "args",
     [
-        ["model", "x.yaml"],
+        ["hunt", "x.jsonl"],
+        ["model"],
+        ["model", "a.yaml", "b.yaml"],
         ["scan"],
         ["scan", "--help"],
         ["scan", "x", "--no-such-option"],
@@ -90,14 +100,34 @@ def test_same_report_as_the_typer_command(
     ],
 )
 def test_everything_else_is_left_to_typer(args: list[str]) -> None:
-    assert fast_scan(args) is None
+    assert fast_main(args) is None
 
 
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert fast_scan(["scan", str(tmp_path / "nope")]) == 2
+    assert fast_main(["scan", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.strip().startswith("error: ")
+    assert fast_main(["model", str(tmp_path / "nope.yaml")]) == 2
+    assert capsys.readouterr().err.strip().startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "extra", [["-f", "json"], ["-f", "sarif", "--fail-on", "high"], ["-f", "markdown"]]
+)
+def test_model_same_report_as_the_typer_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    system = Path(__file__).resolve().parent.parent / "examples" / "loan-approval" / "system.yaml"
+    args = ["model", str(system), *extra, "--dfd", str(tmp_path / "fast.mmd")]
+    code = fast_main(args)
+    fast_out = capsys.readouterr().out
+    args[-1] = str(tmp_path / "typer.mmd")
+    result = CliRunner().invoke(app, args)
+    assert code == result.exit_code
+    assert fast_out == result.stdout
+    assert (tmp_path / "fast.mmd").read_text() == (tmp_path / "typer.mmd").read_text()
+    assert code == (1 if "--fail-on" in extra else 0)  # the example has high findings
 
 
 def test_scan_imports_no_cli_framework(tmp_path: Path) -> None:
