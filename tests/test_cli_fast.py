@@ -130,19 +130,28 @@ def test_model_same_report_as_the_typer_command(
     assert code == (1 if "--fail-on" in extra else 0)  # the example has high findings
 
 
-def test_scan_imports_no_cli_framework(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "unwanted"),
+    [
+        ("scan", {"typer", "pydantic", "rich", "click"}),
+        ("model", {"typer", "rich", "click"}),  # the system description is pydantic
+    ],
+)
+def test_no_cli_framework_is_imported(tmp_path: Path, command: str, unwanted: set[str]) -> None:
     (tmp_path / "model.pkl").write_bytes(EVIL)
+    system = Path(__file__).resolve().parent.parent / "examples" / "loan-approval" / "system.yaml"
+    target = str(tmp_path) if command == "scan" else str(system)
     code = textwrap.dedent(
         f"""
         import sys
-        sys.argv = ["mlhunt", "scan", {str(tmp_path)!r}, "-f", "json"]
+        sys.argv = ["mlhunt", {command!r}, {target!r}, "-f", "json"]
         from mlhunt.__main__ import main
         try:
             main()
         except SystemExit as exc:
             assert exc.code == 0, exc.code
         loaded = {{m.split(".")[0] for m in sys.modules}}
-        sys.stderr.write(" ".join(sorted(loaded & {{"typer", "pydantic", "rich", "click"}})))
+        sys.stderr.write(" ".join(sorted(loaded & set({sorted(unwanted)!r}))))
         """
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
