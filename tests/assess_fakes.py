@@ -162,3 +162,9 @@ def attack_ctx(
         progress=lambda _m: None,
         survivors=np.arange(len(data.x_eval)) if survivors is None else survivors,
     )
+
+
+def hollow(ctx: AttackContext) -> AttackResult:
+    """Says refuted without measuring its impact metric (the runner must not believe it)."""
+    ctx.target.predict_proba(ctx.data.x_eval[:5])
+    return AttackResult("", "refuted", "0.0% vs 0.0%", metrics={"accuracy": 0.0})

@@ -128,12 +128,15 @@ def test_extraction_fraud_curve_and_rare_class(tmp_path: Path) -> None:
     assert 0 < r.metrics["agreement_by_class"]["fraud"] <= 1
 
 
-def test_extraction_stops_at_the_budget_and_reports_what_it_reached(tmp_path: Path) -> None:
+def test_extraction_fits_its_sample_to_the_budget(tmp_path: Path) -> None:
     r, budget = _run(
         "MLH-ASSESS-EXTRACTION-TABULAR", "loan-approval", tmp_path, budget=QueryBudget(1600)
     )
     assert budget.used <= 1600
-    assert r.metrics["queries"] == 500  # 1000 yardstick + 500; the step to 1000 did not fit
+    # 1000 yardstick + 2000 attack queries wanted: both scaled by 1600/3000, so the schedule
+    # ends at 1066 attack queries (it used to stop at 500 when the step to 1000 did not fit).
+    assert r.metrics["queries"] == 1066
+    assert budget.used >= 1590
     assert r.verdict == "validated"
     r, _ = _run("MLH-ASSESS-EXTRACTION-TABULAR", "loan-approval", tmp_path, QueryBudget(10))
     assert r.verdict == "inconclusive"
@@ -198,7 +201,8 @@ def test_attribute_inference_advantage_over_baseline(tmp_path: Path) -> None:
     # 40 districts: both must beat a uniform guess, or the forest wrapper broke.
     assert m["baseline_accuracy"] > 1 / 40
     strong = m["advantage"] >= 0.02 and m["mcnemar_z"] >= 2
-    assert r.verdict == ("validated" if strong else "refuted")
+    unsure = not strong and m["advantage"] >= 0.02  # above the bar, not significant
+    assert r.verdict == ("validated" if strong else "inconclusive" if unsure else "refuted")
 
 
 def test_evasion_fraud_changes_only_mutable_features(tmp_path: Path) -> None:

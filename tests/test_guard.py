@@ -125,7 +125,7 @@ def test_pass_through_unchanged(upstream: str, reference: Path, loan: Any, tmp_p
 
     for r in recs:
         InferenceRecord.model_validate(r)
-        assert r["client_id"] == "alice" and len(r["input"]) == DIM
+        assert r["client_id"] == g.client_of("sim-alice") and len(r["input"]) == DIM
         assert r["guard"] == {"actions": []}
 
 
@@ -168,11 +168,11 @@ degrade: {{mode: labels}}
         # benign clients are never touched
         assert ask(c, "b1", loan.x_holdout[99]).json().get("scores")
     alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    mine = [a for a in alerts if a["target"] == "thief"]
+    mine = [a for a in alerts if a["target"] == g.client_of("sim-thief")]
     assert mine and mine[0]["source"] == "guard" and mine[0]["rule_id"] == "MLH-HUNT-EXTRACTION"
     ev = mine[0]["evidence"]
     assert ev["detected_at_event"] >= 20 and action in ev["actions"]
-    assert all(a["target"] != "b1" for a in alerts)
+    assert all(a["target"] != g.client_of("sim-b1") for a in alerts)
 
 
 @pytest.mark.parametrize("mode", ["round", "noise"])
@@ -270,7 +270,7 @@ def test_webhook_gets_alerts_and_never_blocks(
                 import time
 
                 time.sleep(0.05)
-    assert got and got[0]["source"] == "guard" and got[0]["target"] == "thief"
+    assert got and got[0]["source"] == "guard" and got[0]["target"] == g.client_of("sim-thief")
 
 
 def test_upstream_pool_chunked_query_headers_and_dead_upstream(tmp_path: Path) -> None:
@@ -365,14 +365,13 @@ def test_client_identity_and_source_address(upstream: str) -> None:
         raw = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         return Request({"type": "http", "headers": raw, "client": ("192.0.2.7", 5555)})
 
-    g = create_guard_app(GuardConfig(upstream=upstream, strip_prefix="sim-")).state.guard
+    raw_ids = GuardConfig(upstream=upstream, strip_prefix="sim-", hash_client_ids=False)
+    g = create_guard_app(raw_ids).state.guard
     r = req({"X-API-Key": "sim-alice", "X-Forwarded-For": "203.0.113.9"})
     assert g.client_id(r) == "alice" and g.source(r) == "192.0.2.7"  # XFF not trusted
     assert g.client_id(req({})) == "anonymous"
-    h = create_guard_app(
-        GuardConfig(upstream=upstream, hash_client_ids=True, trust_forwarded=True)
-    ).state.guard
-    hashed = h.client_id(r)
+    h = create_guard_app(GuardConfig(upstream=upstream, trust_forwarded=True)).state.guard
+    hashed = h.client_id(r)  # hashed by default (keyed): API keys never reach logs or alerts
     assert hashed.startswith("h-") and "alice" not in hashed and hashed == h.client_id(r)
     assert h.source(r) == "203.0.113.9"
 
@@ -412,7 +411,7 @@ def test_warmup_population_then_retroactive_scoring(
         assert ask(c, "b3", loan.x_holdout[300]).status_code == 200
     alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     first = next(a for a in alerts if a["rule_id"] == "MLH-HUNT-EXTRACTION")
-    assert first["target"] == "thief" and first["evidence"]["events"] > 30  # warm-up kept
+    assert first["target"] == g.client_of("sim-thief") and first["evidence"]["events"] > 30
 
 
 def test_fail_closed_when_detectors_error(upstream: str, reference: Path, loan: Any) -> None:
@@ -438,7 +437,8 @@ def test_fail_closed_when_detectors_error(upstream: str, reference: Path, loan: 
 
 def test_scoring_process(upstream: str, reference: Path, loan: Any, tmp_path: Path) -> None:
     """``scoring="process"``: the same decisions, alerts and log from a separate scoring
-    process; fail-closed once that process is gone."""
+    process; fail-closed once that process is gone, until the supervisor's restart (a
+    ``kill -9`` of the scoring process left requests unscored for good: issue #19)."""
     pol = policy_file(
         tmp_path,
         "detectors: {MLH-HUNT-EXTRACTION: "
@@ -471,10 +471,18 @@ def test_scoring_process(upstream: str, reference: Path, loan: Any, tmp_path: Pa
         assert ask(c, "b2", loan.x_holdout[98]).status_code == 503
         health = c.get("/guard/health")
         assert health.status_code == 503 and "scoring process exited" in health.json()["last_error"]
+        # supervised (issue #19): restarted, counted and reported; scoring resumes
+        assert g.worker.wait_ready(timeout=120)  # type: ignore[union-attr]
+        assert ask(c, "b2", loan.x_holdout[97]).status_code == 200
+        assert g.worker.wait_idle()
+        assert g.metrics.get("mlhunt_guard_scoring_restarts_total") == 1
+        assert g.metrics.get("mlhunt_guard_events_scored_total") >= 1  # the new process's
     alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert [a["target"] for a in alerts if a["rule_id"] == "MLH-HUNT-EXTRACTION"] == ["thief"]
+    assert [a["evidence"]["restarts"] for a in alerts if a["rule_id"] == "MLH-GUARD-SCORER"] == [1]
+    thief, b2 = g.client_of("sim-thief"), g.client_of("sim-b2")
+    assert [a["target"] for a in alerts if a["rule_id"] == "MLH-HUNT-EXTRACTION"] == [thief]
     recs = (tmp_path / "log.jsonl").read_text().splitlines()
-    assert len(recs) >= 40 and json.loads(recs[-1])["client_id"] in ("thief", "b1")
+    assert len(recs) >= 40 and json.loads(recs[-1])["client_id"] == b2  # after the restart
 
 
 def test_encoded_crlf_in_the_path_is_never_decoded_into_the_upstream_request(

@@ -175,6 +175,7 @@ def test_simulated_traffic_through_the_guard(loan: Any, tmp_path: Path) -> None:
                     "--strip-prefix",
                     "sim-",
                     "--trust-forwarded",
+                    "--no-hash-client-ids",  # alerts are matched to the simulator's ids
                 ],
                 guard,
                 "/guard/health",

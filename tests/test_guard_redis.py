@@ -5,6 +5,8 @@ binary is missing: scripts/system-deps.sh installs it)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import shutil
 import socket
@@ -190,7 +192,16 @@ def test_restart_under_load_keeps_state(
                 time.sleep(0.05)
 
         r = redis.Redis.from_url(redis_url)
-        before = int(r.get("mlhunt:guard:n:client_id:sim-thief") or 0)
+        # client ids are hashed with the key the replicas share in Redis (so a restarted
+        # guard hashes them alike, and key names never hold an API key)
+        key = bytes.fromhex(r.get("mlhunt:guard:idkey").decode())
+
+        def n(api_key: str) -> int:
+            hid = "h-" + hmac.new(key, api_key.encode(), hashlib.sha256).hexdigest()[:24]
+            assert not r.keys(f"mlhunt:guard:*{api_key}*")
+            return int(r.get(f"mlhunt:guard:n:client_id:{hid}") or 0)
+
+        before = n("sim-thief")
         assert before >= 20
 
         def load() -> None:  # benign traffic that keeps running through the crash
@@ -216,8 +227,8 @@ def test_restart_under_load_keeps_state(
             assert ask(c, "b2", loan.x_holdout[3]).status_code == 200
         stop.set()
         t.join(timeout=5)
-        assert int(r.get("mlhunt:guard:n:client_id:sim-thief") or 0) >= before
-        assert int(r.get("mlhunt:guard:n:client_id:sim-b1") or 0) > 4
+        assert n("sim-thief") >= before
+        assert n("sim-b1") > 4
     finally:
         stop.set()
         proc.kill()

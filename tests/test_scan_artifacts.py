@@ -188,8 +188,10 @@ def test_unknown_global_is_high_and_allow_list_is_extendable(tmp_path: Path) -> 
     (f,) = scan_artifact(path)
     assert f.rule_id == "MLH-SCAN-PICKLE-UNKNOWN-GLOBAL" and f.severity is Severity.HIGH
     assert f.evidence["import"] == "acme.models.Scorer"
-    assert scan_artifact(path, allow=["acme.models.Scorer"]) == []
-    assert scan_artifact(path, allow=["acme.*"]) == []
+    # Allow-listed: only the info finding that says what the file is.
+    for allow in (["acme.models.Scorer"], ["acme.*"]):
+        (info,) = scan_artifact(path, allow=allow)
+        assert info.rule_id == "MLH-SCAN-PICKLE-ALLOWLISTED" and info.severity is Severity.INFO
     bad = tmp_path / "bad.pkl"
     bad.write_bytes(P4 + call(sg("posix", "system"), u("true")) + b".")
     assert scan_artifact(bad, allow=["posix.*", "posix.system"])[0].severity is Severity.CRITICAL
@@ -394,6 +396,20 @@ def test_text_pickle_detection_is_structural(tmp_path: Path) -> None:
         + b"0cos\nsystem\n(S'true'\ntR."
     )
     assert is_artifact(big) and scan_artifact(big)[0].evidence["import"] == "os.system"
+
+
+def test_an_ordinary_sklearn_joblib_gets_an_info_finding(tmp_path: Path) -> None:
+    """Issue #21: a plain scikit-learn joblib file got no finding at all (silence)."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    (f,) = scan_artifact(path)
+    assert f.rule_id == "MLH-SCAN-PICKLE-ALLOWLISTED" and f.severity is Severity.INFO
+    assert f.evidence["format"] == "joblib"
+    assert "sklearn.linear_model._logistic.LogisticRegression" in f.evidence["imports"]
 
 
 def test_storage_entries_are_sniffed_not_read(tmp_path: Path) -> None:

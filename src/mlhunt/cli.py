@@ -16,8 +16,10 @@ from mlhunt.cli_common import (
     DebugOpt,
     FailOnOpt,
     FormatOpt,
+    ListOpt,
     OutputOpt,
     ScenarioSeedOpt,
+    WideOpt,
     _choose_format,
     _err,
     _fail_threshold,
@@ -26,13 +28,14 @@ from mlhunt.cli_common import (
     app,
     emit,
     exit_code,
+    print_catalog,
 )
 from mlhunt.errors import InputError
 
 
 @app.command()
 def model(
-    system: Annotated[Path, typer.Argument(help="System description (YAML).")],
+    system: Annotated[Path | None, typer.Argument(help="System description (YAML).")] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
@@ -51,6 +54,8 @@ def model(
     def body() -> int:
         from mlhunt.cli_fast import run_model  # shared with the start-up path (cli_fast)
 
+        if system is None:
+            raise InputError("SYSTEM: missing (a system description YAML; see `mlhunt schema`)")
         return run_model(system, fmt=fmt, output=output, fail_on=fail_on, dfd=dfd, rules=rules)
 
     _run(debug, body)
@@ -118,15 +123,16 @@ def scan(
 @app.command()
 def hunt(
     paths: Annotated[
-        list[str], typer.Argument(help="Log files, folders or globs (JSONL, CSV, Parquet; .gz).")
-    ],
+        list[str] | None,
+        typer.Argument(help="Log files, folders or globs (JSONL, CSV, Parquet; .gz)."),
+    ] = None,
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
     engine: Annotated[str, typer.Option(help="duckdb (default) or spark.")] = "duckdb",
     spark_master: Annotated[
         str | None,
-        typer.Option("--spark-master", help="Spark master URL (default: local[*])."),
+        typer.Option("--spark-master", help="Spark master URL (default: local[2])."),
     ] = None,
     reference: Annotated[
         Path | None,
@@ -146,6 +152,8 @@ def hunt(
             "--sigma-backend", help="Also convert the Sigma rules: splunk or elasticsearch."
         ),
     ] = None,
+    list_: ListOpt = False,
+    wide: WideOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Hunt inference-API logs for model extraction, evasion probing, membership and inversion
@@ -156,6 +164,18 @@ def hunt(
     def body() -> int:
         import importlib
 
+        if list_:
+            from mlhunt.hunt.detectors import load_detectors
+
+            print_catalog(
+                [
+                    (d.spec.id, [*d.spec.atlas, *d.spec.owasp_ml], d.spec.description)
+                    for d in load_detectors()
+                ]
+            )
+            return 0
+        if not paths:
+            raise InputError("PATHS: missing (log files, folders or globs), or use --list")
         from mlhunt.hunt.api import hunt as run_hunt
 
         chosen = _choose_format(fmt, output)
@@ -186,7 +206,7 @@ def hunt(
             )
             doc["sigma"] = {"folder": str(export_sigma), "files": [str(p) for p in written]}
             _err(f"wrote {len(written)} Sigma files under {export_sigma}/")
-        emit(doc, chosen, output)
+        emit(doc, chosen, output, wide=wide)
         return exit_code(doc, threshold)
 
     _run(debug, body)
@@ -268,6 +288,8 @@ def assess(
     fmt: FormatOpt = None,
     output: OutputOpt = None,
     fail_on: FailOnOpt = None,
+    list_: ListOpt = False,
+    wide: WideOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Attack the real model (evasion, patch, corruptions, extraction, membership, inversion,
@@ -288,6 +310,14 @@ def assess(
         attacks = (
             tuple(a for d in catalog for a in load_attacks(d)) if catalog else default_attacks()
         )
+        if list_:
+            print_catalog(
+                [
+                    (a.id, [*a.spec.atlas, *a.spec.owasp_ml, *a.spec.validates], a.spec.description)
+                    for a in attacks
+                ]
+            )
+            return 0
         params = parse_params(param or (), attacks)
         limits = parse_thresholds(threshold or (), attacks, thresholds)
         opts = TargetOptions(
@@ -322,7 +352,7 @@ def assess(
                 debug=debug,
             )
         doc = report.document()
-        emit(doc, chosen, output)
+        emit(doc, chosen, output, wide=wide)
         return exit_code(doc, threshold_)
 
     _run(debug, body)

@@ -17,6 +17,8 @@ from mlhunt.cli_output import (
     FORMATS,
     emit,
     exit_code,
+    failing,
+    print_catalog,
     run_body,
 )
 from mlhunt.cli_output import abandon_workers as _abandon_workers
@@ -39,6 +41,8 @@ __all__ = [
     "app",
     "emit",
     "exit_code",
+    "failing",
+    "print_catalog",
 ]
 
 app = typer.Typer(
@@ -73,6 +77,13 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 ScenarioArg = Annotated[
     str,
     typer.Argument(help="Built-in scenario: loan-approval, image-moderation, fraud-detection."),
+]
+ListOpt = Annotated[
+    bool,
+    typer.Option("--list", help="List what can run (id, mappings, description) and exit."),
+]
+WideOpt = Annotated[
+    bool, typer.Option(help="Table format: add a column of key metrics (verdict, numbers).")
 ]
 ScenarioSeedOpt = Annotated[
     int, typer.Option("--scenario-seed", help="Seed of the scenario's build (data, model).")

@@ -4,6 +4,7 @@ build, serve) and ``guard``. Registered on the app of :mod:`mlhunt.cli_common`."
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -151,19 +152,27 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Write a commented starter project file (mlhunt.yaml) for `mlhunt run`."""
+    """Write a commented starter project file (mlhunt.yaml) for `mlhunt run`, and next to it the
+    system description it names (with --scenario, the scenario's own and its deployment
+    manifests: `mlhunt run mlhunt.yaml` then runs as written)."""
 
     def body() -> int:
-        from mlhunt.run.init import starter
+        from mlhunt.run.init import project_files
 
         if scenario is not None:
             from mlhunt.scenarios import get
 
             get(scenario)
+        files = project_files(output, system=system, scenario=scenario)
         if output.exists() and not force:
             raise InputError("already exists (use --force to overwrite)", file=str(output))
-        write_atomic(output, starter(system=system, scenario=scenario))
-        _err(f"wrote {output}")
+        for path, text in files.items():
+            if path != output and path.exists() and not force:
+                _err(f"kept {path} (exists; --force overwrites it)")
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, text)
+            _err(f"wrote {path}")
         return 0
 
     _run(debug, body)
@@ -343,11 +352,24 @@ def guard(
         str | None, typer.Option(help="Drop this prefix from the client header's value.")
     ] = None,
     hash_client_ids: Annotated[
-        bool, typer.Option(help="Record a hash of the client header, not its value (API keys).")
-    ] = False,
+        bool,
+        typer.Option(help="Record a keyed hash of the client header, not its value (API keys)."),
+    ] = True,
     trust_forwarded: Annotated[
-        bool, typer.Option(help="Take the source address from X-Forwarded-For (trusted only).")
+        bool,
+        typer.Option(help="Take the source address from X-Forwarded-For (its right-most hop)."),
     ] = False,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(help="A proxy (address or CIDR) whose X-Forwarded-For hop is believed."),
+    ] = None,
+    input_dim: Annotated[
+        int | None, typer.Option(help="Length of an input vector (else the reference's).")
+    ] = None,
+    admin_allow: Annotated[
+        list[str] | None,
+        typer.Option(help="Who may read /guard/health and /guard/metrics (default: loopback)."),
+    ] = None,
     window: Annotated[int, typer.Option(help="Recent events scored per client.")] = 512,
     warmup: Annotated[
         int, typer.Option(help="Events that build the population without a log --reference.")
@@ -397,6 +419,11 @@ def guard(
             strip_prefix=strip_prefix,
             hash_client_ids=hash_client_ids,
             trust_forwarded=trust_forwarded,
+            trusted_proxies=tuple(trusted_proxy or ()),
+            # the client-id hashing key: from the environment, never a flag (it is a secret)
+            id_key=os.environ.get("MLHUNT_GUARD_ID_KEY") or None,
+            input_dim=input_dim,
+            **({"admin_allow": tuple(admin_allow)} if admin_allow else {}),
             window=window,
             warmup=warmup,
             scoring=scoring,  # type: ignore[arg-type]  # GuardConfig validates it

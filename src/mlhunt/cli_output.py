@@ -39,7 +39,8 @@ def run_body(debug: bool, body: Callable[[], int], command: str) -> int:
     except InputError as exc:
         if debug:
             traceback.print_exc()
-        err(f"error: {exc}")
+        for line in exc.lines():  # every problem found in one pass, each on its own line
+            err(f"error: {line}")
         return EXIT_INPUT
     except CatalogError as exc:
         if debug:
@@ -142,18 +143,21 @@ def emit(
     *,
     source_path: str | None = None,
     lines: dict[str, int] | None = None,
+    wide: bool = False,
 ) -> None:
-    """Render ``doc`` in ``fmt`` to ``output`` or stdout (atomically when writing a file)."""
+    """Render ``doc`` in ``fmt`` to ``output`` or stdout (atomically when writing a file);
+    ``wide`` adds the key metrics column to the table format."""
     from mlhunt.report import print_table, render
 
     if fmt == "table":
         from rich.console import Console
 
         if output is None:
-            print_table(doc, Console(highlight=False))
+            print_table(doc, Console(highlight=False), wide)
             return
         buf = io.StringIO()  # rendered whole, then written atomically like every format
-        print_table(doc, Console(file=buf, width=160, color_system=None, highlight=False))
+        width = 220 if wide else 160
+        print_table(doc, Console(file=buf, width=width, color_system=None, highlight=False), wide)
         write_atomic(output, buf.getvalue())
         return
     text = render(doc, fmt, source_path=source_path, lines=lines)
@@ -163,11 +167,41 @@ def emit(
         write_atomic(output, text)
 
 
+def print_catalog(rows: list[tuple[str, list[str], str]]) -> None:
+    """``--list``: one line per unit: id, its mappings, the first sentence of its description."""
+    width = max((len(r[0]) for r in rows), default=0)
+    for unit_id, mappings, description in rows:
+        first = " ".join(description.split()).split(". ")[0].rstrip(".")
+        if len(first) > 100:
+            first = first[:97] + "..."
+        sys.stdout.write(f"{unit_id:<{width}}  {', '.join(mappings) or '-'}  {first}\n")
+
+
+def failing(doc: dict[str, Any], threshold: Severity) -> list[dict[str, Any]]:
+    """The open findings at or above ``threshold`` (accepted/mitigated/false-positive don't
+    count)."""
+    found = [
+        f
+        for f in doc["findings"]
+        if f.get("status", "open") == "open" and Severity(f["severity"]).rank >= threshold.rank
+    ]
+    return sorted(found, key=lambda f: -Severity(f["severity"]).rank)
+
+
 def exit_code(doc: dict[str, Any], threshold: Severity | None) -> int:
-    """1 when an open finding reaches ``threshold``; accepted/mitigated/false-positive don't."""
+    """1 when an open finding reaches ``threshold``, after a line per such finding on stderr
+    (which ones crossed it: the first 10, then a count)."""
     if threshold is None:
         return 0
-    for f in doc["findings"]:
-        if f.get("status", "open") == "open" and Severity(f["severity"]).rank >= threshold.rank:
-            return EXIT_FINDINGS
-    return 0
+    crossed = failing(doc, threshold)
+    if not crossed:
+        return 0
+    err(
+        f"--fail-on {threshold.value}: {len(crossed)} open finding"
+        f"{'s' if len(crossed) != 1 else ''} at or above it"
+    )
+    for f in crossed[:10]:
+        err(f"  {f['severity']}: {f['id']}: {f.get('title', '')}")
+    if len(crossed) > 10:
+        err(f"  ... and {len(crossed) - 10} more")
+    return EXIT_FINDINGS

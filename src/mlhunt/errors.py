@@ -23,6 +23,20 @@ class InputError(Exception):
         self.file = file
         self.line = line
         self.field = field
+        # Further problems found in the same pass (a file with three mistakes reports all
+        # three at once); ``str()`` stays the first one's line, ``lines()`` gives them all.
+        self.also: list[InputError] = []
+
+    def lines(self) -> list[str]:
+        """One line per problem, the first one first."""
+        return [str(self), *(str(e) for e in self.also)]
+
+    @classmethod
+    def collect(cls, errors: list[InputError]) -> InputError:
+        """One error carrying every problem of ``errors`` (non-empty), in order."""
+        first = errors[0]
+        first.also = [*first.also, *errors[1:]]
+        return first
 
     def __str__(self) -> str:
         where = ""

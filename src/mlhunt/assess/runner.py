@@ -2,9 +2,11 @@
 
 A plan is the catalog's attacks that apply to the target's input kind, cheapest first; an
 attack whose requirement is missing stays in the plan as *skipped* with the reason. The global
-query and time budgets are shared out attack by attack (weighted by cost; what one attack leaves
-unused flows to the next). Each result is written atomically under the state folder as soon as
-it exists, keyed by attack id + parameters + seed + target, so ``resume`` redoes only the rest.
+query budget is shared out so that every planned attack gets a fair part (its declared need when
+all needs fit, else the same fraction of each need: see :func:`query_shares`), the time budget
+by cost; what one attack leaves unused flows to the next. Each result is written atomically
+under the state folder as soon as it exists, keyed by attack id + parameters + seed + target,
+so ``resume`` redoes only the rest.
 """
 
 from __future__ import annotations
@@ -318,10 +320,58 @@ def run_plan(
 
 
 def _share(total: float | None, item: PlanItem, pending: list[PlanItem]) -> float | None:
+    """Cost-weighted part of ``total`` (seconds) for ``item`` among the pending attacks."""
     if total is None:
         return None
     weight = sum(it.attack.spec.cost for it in pending) or 1
     return max(0.0, total) * item.attack.spec.cost / weight
+
+
+def query_shares(total: int, pending: Sequence[PlanItem]) -> dict[str, float]:
+    """Each pending attack's fair part of ``total`` queries.
+
+    An attack may declare the queries it needs (``queries`` in its YAML). When the declared
+    needs fit, each such attack gets its need and the others share the rest by cost (with none,
+    the surplus goes to all by cost). When they do not fit, the others get their cost-weighted
+    part and the declared ones share what is left in proportion to their needs: each gets the
+    same fraction of what it needs, so no attack can take the budget of the ones after it. What
+    an attack leaves unused still flows on (shares are recomputed as each attack starts).
+    """
+    if not pending:
+        return {}
+    total = max(0, total)
+    cost = {it.id: float(it.attack.spec.cost) for it in pending}
+    need = {it.id: float(q) for it in pending if (q := it.attack.spec.queries) is not None}
+    others = [i for i in cost if i not in need]
+    wanted = sum(need.values())
+    if wanted <= total:
+        rest = total - wanted
+        takers = others or list(cost)
+        weight = sum(cost[i] for i in takers)
+        return {
+            i: need.get(i, 0.0) + (rest * cost[i] / weight if i in takers else 0.0) for i in cost
+        }
+    out = {i: total * cost[i] / sum(cost.values()) for i in others}
+    left = total - sum(out.values())
+    out.update({i: left * n / wanted for i, n in need.items()})
+    return out
+
+
+def degenerate(result: AttackResult, attack: CatalogAttack) -> str | None:
+    """Why a validated or refuted result measured nothing, else None: the attack said so
+    (``metrics["degenerate"]``), or its impact metric is missing or not a finite number."""
+    if result.verdict not in ("validated", "refuted"):
+        return None
+    said = result.metrics.get("degenerate")
+    if said:
+        return str(said)
+    metric = attack.spec.severity.metric
+    value = result.metrics.get(metric)
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        return f"no {metric} measured"
+    if not np.isfinite(float(value)):
+        return f"{metric} is {value}"
+    return None
 
 
 def _run_one(
@@ -342,12 +392,8 @@ def _run_one(
         return AttackResult(
             item.id, "skipped", f"{what} budget exhausted before it started", params=item.params
         )
-    queries = _share(glob.remaining, item, pending)
-    need = item.attack.spec.queries
-    if queries is not None and need is not None and glob.remaining is not None:
-        # A cheap attack's cost-weighted share can be below what it needs to measure anything:
-        # give it what it needs when the budget allows (later attacks get what is left).
-        queries = max(queries, min(float(need), float(glob.remaining)))
+    remaining = glob.remaining
+    queries = None if remaining is None else query_shares(remaining, pending)[item.id]
     child = glob.child(None if queries is None else int(queries), _share(left, item, pending))
     target.budget = child
     ctx = AttackContext(
@@ -372,6 +418,12 @@ def _run_one(
     except Exception as exc:
         result = _error_result(item, exc, options.debug)
     result.attack_id = item.id
+    reason = degenerate(result, item.attack)
+    if reason is not None:
+        # An attack that could not measure neither proves nor refutes its threat.
+        result.summary = f"inconclusive, the measurement is degenerate ({reason}): {result.summary}"
+        result.verdict = "inconclusive"
+        result.survivors = None
     result.seconds = round(time.monotonic() - start, 3)
     result.queries = child.used
     result.params = item.params

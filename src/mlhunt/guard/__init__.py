@@ -7,7 +7,8 @@ runs it with uvicorn. See docs/guard.md.
 
 from __future__ import annotations
 
-from mlhunt.guard.app import Guard, build_guard, create_guard_app, serve
+from mlhunt.guard.app import create_guard_app, serve
+from mlhunt.guard.build import Guard, build_guard
 from mlhunt.guard.config import GuardConfig, Policy, default_policy_path, load_policy
 
 __all__ = [

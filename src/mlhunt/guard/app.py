@@ -1,23 +1,23 @@
 """The guard as an ASGI app (Starlette): a reverse proxy to one upstream model API.
 
-Per request, on the critical path: the caller's identity (``client_header``) and address, one
-read of the client's and the address's current actions from the store, a token from the bucket
-while throttled, the upstream call (httpx, keep-alive pool), and, for a degraded client only,
-rewriting the answer. The new event is handed to the :class:`~mlhunt.guard.worker.Worker` and
-scored right after, so the decision for a request rests on the caller's *previous* events.
+Per request, on the critical path: the caller's identity (``client_header``, hashed) and
+address (:mod:`mlhunt.guard.build`), one read of the client's and the address's current actions
+from the store, a token from the bucket while throttled, the body (bounded in size and time),
+the upstream call (:mod:`mlhunt.guard.upstream`, keep-alive pool), and, for a degraded client
+only, rewriting the answer (refused when it cannot be rewritten). The new event is handed to
+the :class:`~mlhunt.guard.worker.Worker` and scored right after, so the decision for a request
+rests on the caller's *previous* events.
 """
 
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import math
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,18 +29,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mlhunt.assess.http import HttpConfig, load_http_config
-from mlhunt.guard.alerts import AlertSink
-from mlhunt.guard.config import GuardConfig, Policy, load_policy
-from mlhunt.guard.mapping import Mapping, degrade
-from mlhunt.guard.metrics import Metrics
-from mlhunt.guard.online import PopulationSource, Scorer
-from mlhunt.guard.scoring import RemoteWorker
+from mlhunt.guard.build import build_guard
+from mlhunt.guard.config import GuardConfig
+from mlhunt.guard.mapping import degrade
 from mlhunt.guard.server import uvicorn_config
-from mlhunt.guard.state import StateStore, make_store
-from mlhunt.guard.upstream import Upstream, UpstreamError, make_upstream
-from mlhunt.guard.worker import Worker
-from mlhunt.logschema import JsonlLogWriter
+from mlhunt.guard.upstream import UpstreamError, make_upstream
 
 # hop-by-hop headers (RFC 9110 7.6.1) and those recomputed per hop; accept-encoding is not
 # forwarded, so answers come back uncompressed and can be read and degraded
@@ -57,109 +50,15 @@ _DROP = frozenset(
         "host",
         "content-length",
         "accept-encoding",
+        # the guard answers 100-continue to its client itself (uvicorn, when the body is read);
+        # forwarded, the upstream's interim 100 would precede the real answer (issue #19)
+        "expect",
     }
 )
 _DROP_B = frozenset(k.encode() for k in _DROP)
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OWN = frozenset({"/guard/health", "/guard/metrics"})  # served by Starlette, never proxied
-
-
-@dataclass
-class Guard:
-    """The running guard's parts (``app.state.guard``): what tests and benchmarks inspect."""
-
-    config: GuardConfig
-    policy: Policy
-    http: HttpConfig
-    store: StateStore
-    worker: Worker | RemoteWorker
-    sink: AlertSink | None  # None with scoring="process" (the scoring process owns it)
-    metrics: Metrics
-    scorer: Scorer
-    population: PopulationSource
-    log: JsonlLogWriter | None
-    upstream: Upstream | None = None  # while running
-
-    def client_id(self, request: Request) -> str:
-        return self.client_of(request.headers.get(self.config.client_header))
-
-    def source(self, request: Request) -> str:
-        peer = request.client.host if request.client else None
-        return self.source_of(request.headers.get("x-forwarded-for"), peer)
-
-    def client_of(self, raw: str | None) -> str:
-        """The client id from the ``client_header`` value (None: absent)."""
-        raw = raw or "anonymous"
-        p = self.config.strip_prefix
-        if p and raw.startswith(p) and len(raw) > len(p):
-            raw = raw[len(p) :]
-        if self.config.hash_client_ids:
-            return "h-" + hashlib.sha256(raw.encode()).hexdigest()[:16]
-        return raw
-
-    def source_of(self, forwarded: str | None, peer: str | None) -> str:
-        """The source address: the first ``X-Forwarded-For`` hop when trusted, else the peer."""
-        if self.config.trust_forwarded and forwarded:
-            return forwarded.split(",")[0].strip()
-        return peer or "unknown"
-
-
-def build_worker(
-    config: GuardConfig, store: StateStore, metrics: Metrics, duty: float | None = None
-) -> Worker:
-    """The scoring worker and what it owns (population, alerts, log): in the proxy's process
-    (``scoring="thread"``) or in the scoring process (:mod:`mlhunt.guard.scoring`)."""
-    from mlhunt.hunt.detectors._warm import warm_up
-
-    scorer = Scorer(config.detectors)
-    policy = load_policy(config.policy, known=set(scorer.specs))
-    http = load_http_config(config.http_config)
-    population = PopulationSource(config.reference, config.warmup, tuple(http.classes))
-    # the compiled detector kernels loaded (or compiled) now, not at the first rescoring (the
-    # DuckDB engine's reading kernels are not the guard's)
-    warm_up(engine=False)
-    sink = AlertSink(config.alerts, config.webhook)
-    log = JsonlLogWriter(config.log) if config.log is not None else None
-    return Worker(
-        store=store,
-        scorer=scorer,
-        population=population,
-        policy=policy,
-        mapping=Mapping(http, config.feature_names),
-        sink=sink,
-        metrics=metrics,
-        log=log,
-        window=config.window,
-        source_window=config.source_window,
-        queue_max=config.queue_max,
-        score_every=config.score_every,
-        score_interval_s=config.score_interval_s,
-        duty=config.worker_duty if duty is None else duty,
-    )
-
-
-def build_guard(config: GuardConfig) -> Guard:
-    """Load and validate everything (bad input raises InputError before anything listens)."""
-    store = make_store(config.redis_url, config.key_prefix)
-    metrics = Metrics()
-    worker: Worker | RemoteWorker
-    if config.scoring == "process":
-        # validate here (policy, mapping, reference) so bad input fails before listening; the
-        # scoring process loads its own copies and owns the alerts and the log
-        scorer = Scorer(config.detectors)
-        policy = load_policy(config.policy, known=set(scorer.specs))
-        http = load_http_config(config.http_config)
-        population = PopulationSource(config.reference, config.warmup, tuple(http.classes))
-        sink, log = None, None
-        worker = RemoteWorker(config, store, metrics)
-    else:
-        local = build_worker(config, store, metrics)
-        scorer, policy, population = local.scorer, local.policy, local.population
-        http, sink, log = local.mapping.config, local.sink, local.log
-        worker = local
-    metrics.gauges["mlhunt_guard_queue_depth"] = worker.qsize
-    return Guard(config, policy, http, store, worker, sink, metrics, scorer, population, log)
 
 
 def create_guard_app(config: GuardConfig) -> Starlette:
@@ -172,7 +71,12 @@ def create_guard_app(config: GuardConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        g.upstream = make_upstream(config.upstream, config.upstream_timeout)
+        g.upstream = make_upstream(
+            config.upstream,
+            config.upstream_timeout,
+            config.upstream_max_connections,
+            config.max_answer_bytes,
+        )
         g.worker.start()
         # what exists now lives as long as the guard: keep it out of the collector's passes
         # (a full collection over it is a pause every request waiting on the loop would see)
@@ -202,11 +106,17 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         start = time.perf_counter()
         now = time.time()
         fwd = header = None
+        length = 0
+        drop = _DROP_B
         for k, v in scope["headers"]:  # names are lower case in ASGI
             if k == client_header and header is None:
                 header = v.decode("latin-1")
-            elif k == b"x-forwarded-for" and fwd is None:
-                fwd = v.decode("latin-1")
+            elif k == b"x-forwarded-for":  # every line, in order: the right-most hop counts
+                fwd = v.decode("latin-1") if fwd is None else f"{fwd},{v.decode('latin-1')}"
+            elif k == b"content-length":
+                length = int(v)  # validated by the server's parser (digits only)
+            elif k == b"connection":
+                drop = drop | _named(v)  # headers the client named hop-by-hop
         peer = scope.get("client")
         client, source = g.client_of(header), g.source_of(fwd, peer[0] if peer else None)
         keys = [("client_id", client), ("source_ip", source)]
@@ -240,13 +150,17 @@ def create_guard_app(config: GuardConfig) -> Starlette:
                             "rate limited by mlhunt guard",
                             (b"retry-after", after),
                         )
-        body = await _body(receive)
-        if body is None:  # the client went away
+        if length > config.max_body_bytes:  # refused before any 100 Continue
+            return await refuse(send, 413, "error", "request body too large", _CLOSE)
+        # (the body's deadline is the server's: mlhunt.guard.server closes a connection whose
+        # body is late, and receive() then reports the disconnect)
+        body = await _body(receive, config.max_body_bytes)
+        if body is None:  # the client went away, or was too slow
             return None
+        if body is _TOO_LARGE:
+            return await refuse(send, 413, "error", "request body too large", _CLOSE)
         headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in scope["headers"]
-            if k not in _DROP_B
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in drop
         ]
         if not config.trust_forwarded and peer:
             headers = [(k, v) for k, v in headers if k != "x-forwarded-for"]
@@ -264,22 +178,43 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         except UpstreamError as exc:
             g.metrics.inc("mlhunt_guard_upstream_errors_total")
             return await refuse(send, 502, "error", f"upstream unavailable ({exc})")
-        out = content
-        degraded = "degrade" in union and status == 200
+        ok = 200 <= status < 300
+        up_drop = _DROP_B
+        encoded = False
+        raw: list[tuple[bytes, bytes]] = []
+        for k, v in up_headers:
+            k = k.lower()
+            if k == b"connection":
+                up_drop = up_drop | _named(v)
+            elif k == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
+                encoded = True
+            raw.append((k, v))
+        raw = [(b"content-length", b""), *((k, v) for k, v in raw if k not in up_drop)]
+        out: bytes | None = content
+        degraded = "degrade" in union and ok
         if degraded:
-            out = degrade(content, g.http, g.policy.degrade, rng)
+            # fail closed: an answer the guard cannot read and rewrite is not passed on
+            out = None if encoded else degrade(content, g.http, g.policy.degrade, rng)
         if method == "POST" and _normal_path(scope["path"]) in predict:
             latency = (time.perf_counter() - start) * 1000.0
+            # only successful answers are read and scored; a failed one counts as an event
+            # (request floods, credential stuffing) without its bodies
             g.worker.submit(
-                (now, client, source, status, body, content, latency, tuple(sorted(union)))
+                (
+                    now,
+                    client,
+                    source,
+                    status,
+                    body if ok and not encoded else b"",
+                    content if ok and not encoded else b"",
+                    latency,
+                    tuple(sorted(union)),
+                )
             )
+        if out is None:
+            return await refuse(send, 502, "degrade", "answer could not be degraded")
         g.metrics.inc("mlhunt_guard_requests_total", outcome="degrade" if degraded else "pass")
-        raw = [(b"content-length", str(len(out)).encode())]
-        raw += [
-            (k.lower().encode("latin-1"), v.encode("latin-1"))
-            for k, v in up_headers
-            if k.lower() not in _DROP
-        ]
+        raw[0] = (b"content-length", str(len(out)).encode())
         await _respond(send, status, raw, out)
         return None
 
@@ -305,6 +240,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
 
     app = _GuardApp(
         proxy,
+        g.admin_ok,
         routes=[
             Route("/guard/health", health, methods=["GET"]),
             Route("/guard/metrics", metrics, methods=["GET"]),
@@ -320,25 +256,46 @@ class _GuardApp(Starlette):
     request goes straight to the proxy: routing, ``Request`` and ``Response`` objects and the
     middleware stack cost more per request than the proxy's own logic."""
 
-    def __init__(self, proxy: ASGIApp, **kw: Any) -> None:
+    def __init__(self, proxy: ASGIApp, admin_ok: Callable[[str | None], bool], **kw: Any) -> None:
         super().__init__(**kw)
         self._proxy = proxy
+        self._admin_ok = admin_ok
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in _OWN:
             await self._proxy(scope, receive, send)
+        elif scope["type"] == "http" and not self._admin_ok((scope.get("client") or (None,))[0]):
+            # the guard's own state (warm-up, errors, alert counts) is not for every client
+            await _respond(
+                send, 404, [(b"content-type", b"application/json")], b'{"detail":"Not Found"}'
+            )
         else:
             await super().__call__(scope, receive, send)
 
 
-async def _body(receive: Receive) -> bytes | None:
-    """The whole request body (None when the client disconnected first)."""
+_TOO_LARGE = b"\0too large"  # a sentinel (compared by identity)
+_CLOSE = (b"connection", b"close")
+
+
+def _named(value: bytes) -> frozenset[bytes]:
+    """The header names a ``Connection`` header lists (hop-by-hop, RFC 9110 7.6.1)."""
+    return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body (None when the client disconnected first, ``_TOO_LARGE`` past
+    ``limit`` bytes: the rest is not read)."""
     chunks = []
+    size = 0
     while True:
         msg = await receive()
         if msg["type"] == "http.disconnect":
             return None
-        chunks.append(msg.get("body", b""))
+        part = msg.get("body", b"")
+        size += len(part)
+        if size > limit:
+            return _TOO_LARGE
+        chunks.append(part)
         if not msg.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

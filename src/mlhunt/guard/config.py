@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -120,21 +121,33 @@ class GuardConfig:
     """Everything the guard needs (the CLI fills it from its options).
 
     ``client_header``: the request header that identifies the caller (the loan API's
-    ``X-API-Key``; its value, less ``strip_prefix``, is the client id). ``trust_forwarded``: take
-    the source address from the first ``X-Forwarded-For`` hop (only behind a trusted proxy).
+    ``X-API-Key``; its value, less ``strip_prefix``, is the client id). ``hash_client_ids`` (on by
+    default): record a keyed hash (HMAC-SHA256 with ``id_key``) of that value instead of the
+    value, so API keys never reach logs, alerts or Redis key names; ``id_key`` unset: a random
+    key kept in Redis (replicas and restarts agree) or, with memory state, per process.
+    ``trust_forwarded``: take the source address from ``X-Forwarded-For``: the right-most hop
+    (the one the trusted proxy in front appended), or with ``trusted_proxies`` (CIDRs) the
+    right-most hop not in them, and only when the peer itself is one of them.
     ``window``: recent events kept per target and rescored (see docs/guard.md); a target is
     rescored once it has ``score_every`` new events or its oldest unscored event is
     ``score_interval_s`` old, in passes a tenth of that interval apart (1 and 0: after every
     event); ``worker_duty`` caps the share of
     time the scoring worker may hold the interpreter (it shares it with the request path).
     ``reference``: known-good inputs for the population (``.npz``/``.npy``/log); without it the
-    first ``warmup`` events build the population and nothing is scored before.
-    ``hash_client_ids``: record a SHA-256 prefix of the header instead of its value (when it is
-    a secret such as an API key, so keys never reach logs and alerts).
+    first ``warmup`` successful (2xx) events build the population and nothing is scored before.
+    ``input_dim``: the length of an input vector (else the reference's, ``feature_names``'s, or
+    the length most distinct clients sent during the warm-up); other lengths are not inputs.
     ``fail_open``: when the detector/state path errors, pass requests through (else 503).
     ``scoring``: ``thread`` scores on a worker thread of the proxy's process (sharing its GIL);
     ``process`` in a separate scoring process (:mod:`mlhunt.guard.scoring`; ``mlhunt guard``'s
-    choice under load: scoring then never holds the proxy's interpreter).
+    choice under load: scoring then never holds the proxy's interpreter), restarted when it dies.
+    Bounds (issue #19): ``max_body_bytes`` per request body (else 413), ``max_answer_bytes`` per
+    upstream answer (else 502), ``queue_bytes_max`` of bodies waiting to be scored (else the
+    event is dropped, counted), ``max_input_dim`` floats per input vector, ``header_timeout_s``
+    to send a request head and ``body_timeout_s`` its body, ``max_header_bytes`` per request
+    head (else 431), ``max_connections`` open client connections (else 503),
+    ``upstream_max_connections`` to the upstream. ``admin_allow``: peer networks that may read
+    ``/guard/health`` and ``/guard/metrics`` (others get 404).
     """
 
     upstream: str
@@ -148,8 +161,10 @@ class GuardConfig:
     fail_open: bool = True
     client_header: str = "X-API-Key"
     strip_prefix: str | None = None
-    hash_client_ids: bool = False
+    hash_client_ids: bool = True
+    id_key: str | None = None
     trust_forwarded: bool = False
+    trusted_proxies: tuple[str, ...] = ()
     window: int = 512
     source_window: int = 1024
     warmup: int = 2000
@@ -163,6 +178,17 @@ class GuardConfig:
     key_prefix: str = "mlhunt:guard:"
     feature_names: tuple[str, ...] = ()
     scoring: Literal["thread", "process"] = "thread"
+    input_dim: int | None = None
+    max_body_bytes: int = 1 << 20
+    max_answer_bytes: int = 16 << 20
+    queue_bytes_max: int = 64 << 20
+    max_input_dim: int = 4096
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_header_bytes: int = 64 * 1024
+    max_connections: int = 2048
+    upstream_max_connections: int = 256
+    admin_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -178,3 +204,25 @@ class GuardConfig:
             raise InputError(f"scoring: 'thread' or 'process', got {self.scoring!r}")
         if self.warmup < 10:
             raise InputError("warmup: at least 10 events")
+        if self.input_dim is not None and not 1 <= self.input_dim <= self.max_input_dim:
+            raise InputError(f"input_dim: between 1 and {self.max_input_dim}")
+        for name in ("max_body_bytes", "max_answer_bytes", "queue_bytes_max", "max_header_bytes"):
+            if getattr(self, name) < 1024:
+                raise InputError(f"{name}: at least 1024 bytes")
+        if min(self.max_connections, self.upstream_max_connections, self.max_input_dim) < 1:
+            raise InputError("connection limits and max_input_dim: at least 1")
+        if min(self.header_timeout_s, self.body_timeout_s) <= 0:
+            raise InputError("header_timeout_s and body_timeout_s: positive")
+        self.trusted_proxies = tuple(self.trusted_proxies)
+        self.admin_allow = tuple(self.admin_allow)
+        for field, nets in (
+            ("trusted_proxies", self.trusted_proxies),
+            ("admin_allow", self.admin_allow),
+        ):
+            for net in nets:
+                try:
+                    ip_network(net, strict=False)
+                except ValueError:
+                    raise InputError(f"{field}: not an address or network: {net!r}") from None
+        if self.trusted_proxies:
+            self.trust_forwarded = True

@@ -18,6 +18,8 @@ import numpy as np
 from mlhunt.assess.http import PLACEHOLDERS, HttpConfig, _path
 from mlhunt.guard.config import Degrade
 
+MAX_LABEL = 256
+
 
 def _find(node: Any, trail: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]] | None:
     """(placeholder, path) of the first placeholder in the body template."""
@@ -80,7 +82,9 @@ class Mapping:
             classes = cfg.classes or (doc.get("classes") if isinstance(doc, dict) else None)
             idx = int(np.argmax(sc))
             label = classes[idx] if classes and idx < len(classes) else idx
-        return (None if label is None else str(label)), sc
+        if label is not None:  # labels are counted per value: bounded, whatever the answer
+            label = str(label)[:MAX_LABEL]
+        return label, sc
 
 
 def margin(scores: list[float] | None) -> float:
@@ -91,35 +95,71 @@ def margin(scores: list[float] | None) -> float:
     return float(top[0] - top[1])
 
 
-def degrade(body: bytes, config: HttpConfig, how: Degrade, rng: np.random.Generator) -> bytes:
-    """The response with its scores degraded: removed (``labels``), rounded (``round``) or
+def degrade(
+    body: bytes, config: HttpConfig, how: Degrade, rng: np.random.Generator
+) -> bytes | None:
+    """The answer with its scores degraded: removed (``labels``), rounded (``round``) or
     perturbed PRADA-style (``noise``: positive noise, renormalised, the top class kept), so a
-    benign caller still gets the right decision and an extractor gets less signal per query."""
-    path = config.scores
-    if not path:
+    benign caller still gets the right decision and an extractor gets less signal per query.
+
+    Every list of numbers under the scores key (the last part of ``config.scores``) anywhere in
+    the document is degraded: a batch answer (a top-level array, ``predictions[].scores``, a
+    list of score lists) is not a way around it. None when the answer cannot be read (not JSON,
+    nested deeper than the interpreter parses): the caller refuses it rather than pass exact
+    scores (fail closed). A JSON answer without any scores key passes unchanged."""
+    if not config.scores or not body.strip():
         return body
+    key = config.scores.split(".")[-1]
     try:
         doc = json.loads(body)
-    except ValueError:
-        return body
-    parts = path.split(".")
-    parent = _path(doc, ".".join(parts[:-1])) if len(parts) > 1 else doc
-    key = parts[-1]
-    if not isinstance(parent, dict) or not isinstance(parent.get(key), list):
+    except (ValueError, RecursionError):
+        return None
+    found = False
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for k in list(node):
+                v = node[k]
+                if k == key and isinstance(v, list):
+                    new = _degraded(v, how, rng)
+                    if new is not None:
+                        found = True
+                        if how.mode == "labels":
+                            del node[k]
+                        else:
+                            node[k] = new
+                        continue
+                if isinstance(v, dict | list):
+                    stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, dict | list))
+    if not found:
         return body
     try:
-        p = np.asarray(parent[key], dtype=np.float64)
-    except (TypeError, ValueError):
-        return body
+        return json.dumps(doc, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):
+        return None
+
+
+def _degraded(v: list[Any], how: Degrade, rng: np.random.Generator) -> list[Any] | None:
+    """One scores value degraded: a list of numbers, or (a batch) a list of such lists; None
+    when it is neither."""
+    if v and all(isinstance(s, list) for s in v):
+        parts = [_degraded(s, how, rng) for s in v]
+        return None if any(p is None for p in parts) else parts
+    if not v or not all(isinstance(s, int | float) and not isinstance(s, bool) for s in v):
+        return None
+    p = np.asarray(v, dtype=np.float64)
+    if not np.all(np.isfinite(p)):
+        return [None] * len(p)  # nothing to keep of a broken answer's scores
     if how.mode == "labels":
-        del parent[key]
-    elif how.mode == "round":
-        parent[key] = [round(float(v), how.decimals) for v in p]
-    else:
-        q = np.abs(p + rng.normal(0.0, how.noise, p.shape))
-        q = q / q.sum() if q.sum() > 0 else np.full(len(p), 1.0 / len(p))
-        top, got = int(np.argmax(p)), int(np.argmax(q))
-        if top != got:  # keep the decision: swap the two values
-            q[top], q[got] = q[got], q[top]
-        parent[key] = [round(float(v), 4) for v in q]
-    return json.dumps(doc, separators=(",", ":")).encode()
+        return []
+    if how.mode == "round":
+        return [round(float(s), how.decimals) for s in p]
+    q = np.abs(p + rng.normal(0.0, how.noise, p.shape))
+    q = q / q.sum() if q.sum() > 0 else np.full(len(p), 1.0 / len(p))
+    top, got = int(np.argmax(p)), int(np.argmax(q))
+    if top != got:  # keep the decision: swap the two values
+        q[top], q[got] = q[got], q[top]
+    return [round(float(s), 4) for s in q]

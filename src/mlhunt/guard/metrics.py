@@ -13,7 +13,15 @@ HELP = {
     ),
     "mlhunt_guard_upstream_errors_total": ("counter", "Requests the upstream did not answer."),
     "mlhunt_guard_events_scored_total": ("counter", "Events parsed, logged and scored."),
-    "mlhunt_guard_events_dropped_total": ("counter", "Events dropped: the worker queue was full."),
+    "mlhunt_guard_events_dropped_total": (
+        "counter",
+        "Events dropped: the worker queue was full (events or bytes).",
+    ),
+    "mlhunt_guard_events_malformed_total": (
+        "counter",
+        "Events whose bodies could not be read (scored without input and answer).",
+    ),
+    "mlhunt_guard_scoring_restarts_total": ("counter", "Scoring processes restarted."),
     "mlhunt_guard_scoring_seconds_total": ("counter", "Seconds the worker spent per cycle."),
     "mlhunt_guard_detector_errors_total": ("counter", "Worker cycles that failed."),
     "mlhunt_guard_state_errors_total": ("counter", "State-store errors on the request path."),

@@ -245,22 +245,46 @@ class PopulationSource:
       distribution tests; labels, margins and volumes come from the first ``warmup`` events.
     - no reference: everything comes from the first ``warmup`` events (client-balanced, at most
       32 events per client, so a heavy client cannot drag the baseline towards itself).
-    Nothing is scored before the population exists; the windows are kept meanwhile and every
-    target is scored as soon as it does.
+    Only successful (2xx) events count. Nothing is scored before the population exists; the
+    windows are kept meanwhile and every target is scored as soon as it does.
+
+    The input dimension ``dim`` is never set by whoever sends the first request (issue #19): it
+    is the configuration's, else the reference's, else, once the warm-up is complete, the
+    length the most distinct clients sent (warm-up inputs are kept until then, each at most
+    ``max_dim`` long). Inputs of another length are not inputs (a NaN row).
     """
 
-    def __init__(self, reference: Path | None, warmup: int, classes: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        reference: Path | None,
+        warmup: int,
+        classes: tuple[str, ...],
+        dim: int | None = None,
+        max_dim: int = 4096,
+    ) -> None:
+        from mlhunt.errors import InputError
+
         self.warmup = warmup
         self.classes = classes
+        self.dim = dim
+        self.max_dim = max_dim
         self.builder = PopulationBuilder()
         self.ref_x: np.ndarray | None = None
         self.per_client: dict[str, int] = {}
+        self.pending: list[Event] = []  # warm-up events while the dimension is unknown
         self.population: Population | None = None
         if reference is not None:
             if reference.suffix in (".npz", ".npy"):
                 from mlhunt.hunt.api import load_reference
 
                 self.ref_x = load_reference(reference)
+                width = int(self.ref_x.shape[1])
+                if dim is not None and dim != width:
+                    raise InputError(
+                        f"--reference: inputs of length {width}, the configuration says {dim}",
+                        file=str(reference),
+                    )
+                self.dim = width
             else:
                 self._from_log(reference)
 
@@ -271,6 +295,8 @@ class PopulationSource:
         seen: dict[str, int] = {}
         for t in read_batches(path, report):
             cols = {c: t.column(c).to_pylist() for c in ("client_id", "input", "label", "margin")}
+            if self.dim is None:  # the reference is trusted: its common length is the dimension
+                self.dim = _common_length(cols["input"], [None] * len(cols["input"]))
             self._feed(cols["client_id"], cols["input"], cols["label"], cols["margin"], seen)
         if self.builder.n < 10:
             from mlhunt.errors import InputError
@@ -286,7 +312,7 @@ class PopulationSource:
         margins: list[Any],
         seen: dict[str, int],
     ) -> None:
-        d = max((len(x) for x in inputs if x is not None), default=0)
+        d = self.dim or 0
         x = np.full((len(inputs), d), np.nan)
         for i, v in enumerate(inputs):
             if v is not None and len(v) == d:
@@ -300,10 +326,10 @@ class PopulationSource:
         )
         keep = []
         for i, c in enumerate(clients):
-            if not np.isnan(x[i]).any() and seen.get(c, 0) < SAMPLE_PER_CLIENT:
+            if d and not np.isnan(x[i]).any() and seen.get(c, 0) < SAMPLE_PER_CLIENT:
                 seen[c] = seen.get(c, 0) + 1
                 keep.append(i)
-        if keep and d:
+        if keep:
             self.builder.add_sample(x[keep])
 
     def _build(self) -> Population:
@@ -315,8 +341,18 @@ class PopulationSource:
         return pop
 
     def observe(self, events: list[Event]) -> bool:
-        """Feed warm-up events; True when the population has just been built."""
+        """Feed warm-up events (failed ones are ignored); True when the population has just
+        been built."""
         if self.population is not None or not events:
+            return False
+        events = [e for e in events if 200 <= e[5] < 300]
+        if self.dim is None:
+            self.pending += [e for e in events if e[6] is None or len(e[6]) <= self.max_dim]
+            if len(self.pending) < self.warmup:
+                return False
+            events, self.pending = self.pending, []
+            self.dim = _common_length([e[6] for e in events], [e[1] for e in events])
+        if not events:
             return False
         self._feed(
             [e[1] for e in events],
@@ -329,6 +365,20 @@ class PopulationSource:
             self.population = self._build()
             return True
         return False
+
+
+def _common_length(inputs: list[Any], clients: list[Any]) -> int | None:
+    """The input length sent by the most distinct clients (ties: the most inputs), None when
+    there is no input; ``clients`` None each: every input counts as its own client."""
+    voters: dict[int, set[Any]] = {}
+    rows: dict[int, int] = {}
+    for i, (x, c) in enumerate(zip(inputs, clients, strict=True)):
+        if x is not None and len(x):
+            voters.setdefault(len(x), set()).add(i if c is None else c)
+            rows[len(x)] = rows.get(len(x), 0) + 1
+    if not voters:
+        return None
+    return max(voters, key=lambda n: (len(voters[n]), rows[n]))
 
 
 __all__ = ["SCOPES", "PopulationSource", "Scorer", "TargetScore", "pack"]

@@ -13,6 +13,12 @@ Redis and the proxy reads them there (one ``MGET`` per request, as before); with
 the scoring process owns the windows and levels and the proxy keeps only the effective actions
 it is sent. Fail-closed: the detectors are unhealthy when the scoring process died or its last
 cycle failed within 5 s.
+
+Supervised (issue #19): a scoring process that dies (killed, out of memory) is restarted after
+a back-off (``RESTART_MIN_S``, doubling up to ``RESTART_MAX_S`` while it keeps dying), counted
+in ``mlhunt_guard_scoring_restarts_total`` and reported as a ``MLH-GUARD-SCORER`` finding on
+the alert sinks. Until the new process reports, the detectors are unhealthy (fail-closed: 503).
+With memory state its windows and levels are lost; with Redis they are where they were.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ BATCH_MAX = 5_000
 HEARTBEAT_S = 0.5
 STATUS_S = 0.05  # progress-only reports (no new actions, still busy) at most this often
 NICE = 10  # the scoring process's niceness increment
+RESTART_MIN_S = 0.5
+RESTART_MAX_S = 30.0
+STEADY_S = 60.0  # a process that lived this long resets the back-off
+START_WAIT_S = 120.0  # how long start() waits for the first report (the numba cache warm-up)
 
 Update = tuple[str, str, list[str], float]  # scope, key, actions, until
 
@@ -50,37 +60,53 @@ class RemoteWorker:
         self.config, self.store, self.metrics = config, store, metrics
         self._pending: collections.deque[Raw] = collections.deque()
         self._inflight = 0  # taken from the deque, not yet sent
-        self.sent = self.dropped = 0
-        self.status: dict[str, Any] = {
-            "done": 0,
-            "dirty": 0,
-            "failed_at": 0.0,
-            "last_error": "",
-            "population_ready": False,
-            "metrics": {},
-        }
-        ctx = mp.get_context("spawn")  # the proxy runs threads and an event loop: no fork
-        self._conn, child = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(
-            target=_child_main, args=(child, config), daemon=True, name="mlhunt-guard-scorer"
-        )
-        self._child_end = child
+        self.pending_bytes = 0  # request and answer bytes in the deque (queue_bytes_max)
+        self._bytes_lock = threading.Lock()  # the request path adds, the sender subtracts
+        self.sent = self.dropped = self.restarts = 0
+        self.status: dict[str, Any] = _fresh_status()
+        self.exited = ""  # why the last scoring process ended (until its successor reports)
+        self._progress = threading.Condition()  # notified at each report (wait_idle, start)
         self._stop = threading.Event()
+        self._conn: Any = None
+        self._proc: Any = None
         self._threads = [
             threading.Thread(target=self._send_loop, daemon=True, name="mlhunt-guard-sender"),
-            threading.Thread(target=self._recv_loop, daemon=True, name="mlhunt-guard-receiver"),
+            threading.Thread(target=self._supervise, daemon=True, name="mlhunt-guard-supervisor"),
         ]
+        self.sink: Any = None  # the proxy's own alert sink (restart findings), made on first use
         metrics.extra = self._remote_metrics
 
+    def _spawn(self) -> None:
+        """A new scoring process, its pipe and the thread reading its reports."""
+        ctx = mp.get_context("spawn")  # the proxy runs threads and an event loop: no fork
+        conn, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(
+            target=_child_main, args=(child, self.config), daemon=True, name="mlhunt-guard-scorer"
+        )
+        proc.start()
+        child.close()
+        with self._progress:
+            self.status = _fresh_status()
+            self.sent = 0
+            self._conn, self._proc = conn, proc
+        threading.Thread(
+            target=self._recv_loop, args=(conn,), daemon=True, name="mlhunt-guard-receiver"
+        ).start()
+
     def start(self) -> None:
-        self._proc.start()
-        self._child_end.close()
+        self._spawn()
         for t in self._threads:
             t.start()
+        # listen once scoring runs: before its first report the detectors are unhealthy
+        with self._progress:
+            self._progress.wait_for(
+                lambda: self.status["ready"] or not self._proc.is_alive(), START_WAIT_S
+            )
 
     def stop(self) -> None:
         self._stop.set()
         self._threads[0].join(timeout=5)
+        self._threads[1].join(timeout=5)
         with contextlib.suppress(OSError):
             self._conn.send_bytes(b"")  # end of stream: the child flushes and exits
         self._proc.join(timeout=10)
@@ -88,12 +114,62 @@ class RemoteWorker:
             self._proc.terminate()
             self._proc.join(timeout=5)
         self._conn.close()
+        if self.sink is not None:
+            self.sink.close()
+
+    def _supervise(self) -> None:
+        """Restart a scoring process that died, with a back-off; count and report it."""
+        from multiprocessing.connection import wait
+
+        delay = RESTART_MIN_S
+        while not self._stop.is_set():
+            proc, born = self._proc, time.monotonic()
+            while not self._stop.is_set() and not wait([proc.sentinel], timeout=0.5):
+                pass
+            if self._stop.is_set():
+                return
+            if time.monotonic() - born > STEADY_S:
+                delay = RESTART_MIN_S
+            self.exited = f"scoring process exited ({proc.exitcode})"
+            self.restarts += 1
+            self.metrics.inc("mlhunt_guard_scoring_restarts_total")
+            self._report_restart(proc.exitcode, delay)
+            if self._stop.wait(delay):
+                return
+            delay = min(delay * 2, RESTART_MAX_S)
+            self._spawn()
+
+    def _report_restart(self, code: int | None, delay: float) -> None:
+        from mlhunt.findings import Finding, Severity
+        from mlhunt.guard.alerts import AlertSink
+
+        if self.sink is None:
+            self.sink = AlertSink(self.config.alerts, self.config.webhook)
+        self.sink.emit(
+            Finding(
+                id=f"guard-scorer-{self.restarts}",
+                rule_id="MLH-GUARD-SCORER",
+                title="Guard scoring process died and is restarted",
+                severity=Severity.HIGH,
+                source="guard",
+                target="scoring-process",
+                description="Requests were not scored while it was down (fail-open) or were "
+                "refused (fail-closed); with memory state its windows and levels are lost.",
+                evidence={"exitcode": code, "restarts": self.restarts, "restart_in_s": delay},
+            )
+        )
 
     def submit(self, raw: Raw) -> bool:
-        if len(self._pending) >= self.config.queue_max:
-            self.dropped += 1
-            return False
-        self._pending.append(raw)  # deque.append is atomic: no lock on the request path
+        size = len(raw[4]) + len(raw[5])
+        with self._bytes_lock:
+            if (
+                len(self._pending) >= self.config.queue_max
+                or self.pending_bytes + size > self.config.queue_bytes_max
+            ):
+                self.dropped += 1
+                return False
+            self.pending_bytes += size
+        self._pending.append(raw)  # deque.append is atomic
         return True
 
     def qsize(self) -> int:
@@ -102,60 +178,83 @@ class RemoteWorker:
     @property
     def healthy(self) -> bool:
         failed = float(self.status["failed_at"])
-        return self._proc.is_alive() and time.time() - failed > 5.0
+        return self.status["ready"] and self._proc.is_alive() and time.time() - failed > 5.0
 
     @property
     def last_error(self) -> str:
         if not self._proc.is_alive() and self._proc.exitcode is not None:
             return f"scoring process exited ({self._proc.exitcode})"
+        if not self.status["ready"] and self.exited:
+            return f"{self.exited}; restarting"
         return str(self.status["last_error"])
 
     @property
     def population_ready(self) -> bool:
         return bool(self.status["population_ready"])
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every submitted event is scored (tests and benchmarks)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            st = self.status
-            if (
-                not self._pending
-                and not self._inflight
-                and st["done"] >= self.sent
-                and not st["dirty"]
-            ):
-                return True
-            time.sleep(0.01)
-        return False
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Block until a scoring process runs and has reported (after a start or a restart)."""
+        with self._progress:
+            return self._progress.wait_for(lambda: self.healthy, timeout)
+
+    def idle(self) -> bool:
+        st = self.status
+        return (
+            not self._pending and not self._inflight and st["done"] >= self.sent and not st["dirty"]
+        )
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until every submitted event is scored (tests and benchmarks): woken at each
+        report of the scoring process, so the bound only matters when it is stuck."""
+        with self._progress:
+            return self._progress.wait_for(self.idle, timeout)
 
     def _send_loop(self) -> None:
         while not self._stop.is_set():
             self._stop.wait(FLUSH_S)
             while self._pending:
                 batch: list[Raw] = []
+                size = 0
                 while self._pending and len(batch) < BATCH_MAX:
                     self._inflight += 1  # before the pop, so wait_idle always sees it
-                    batch.append(self._pending.popleft())
+                    raw = self._pending.popleft()
+                    size += len(raw[4]) + len(raw[5])
+                    batch.append(raw)
+                with self._bytes_lock:
+                    self.pending_bytes -= size
+                data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+                with self._progress:
+                    conn = self._conn
                 try:
-                    self._conn.send_bytes(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
-                except OSError:  # the scoring process is gone: healthy says so
+                    conn.send_bytes(data)
+                except OSError:  # the scoring process is gone: the supervisor restarts it
                     self.dropped += len(batch)
                     self._inflight = 0
-                    return
-                self.sent += len(batch)
-                self._inflight = 0
+                    self._stop.wait(RESTART_MIN_S)
+                    continue
+                with self._progress:
+                    if conn is self._conn:
+                        self.sent += len(batch)
+                    self._inflight = 0
+                    self._progress.notify_all()
 
-    def _recv_loop(self) -> None:
+    def _recv_loop(self, conn: Any) -> None:
         while True:
             try:
-                msg = pickle.loads(self._conn.recv_bytes())  # noqa: S301 (our own child)
+                msg = pickle.loads(conn.recv_bytes())  # noqa: S301 (our own child)
             except (EOFError, OSError):
+                with self._progress:
+                    self._progress.notify_all()
                 return
             for scope, key, actions, until in msg.pop("updates"):
                 if isinstance(self.store, MemoryStore):  # Redis: the child wrote it there
                     self.store.set_levels(scope, key, {}, actions, until)
-            self.status = msg
+            msg["ready"] = True
+            with self._progress:
+                if conn is self._conn:
+                    self.status = msg
+                    self.exited = ""
+                self._progress.notify_all()
 
     def _remote_metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         out = dict(self.status["metrics"])
@@ -163,6 +262,19 @@ class RemoteWorker:
             key = ("mlhunt_guard_events_dropped_total", ())
             out[key] = out.get(key, 0.0) + self.dropped
         return out
+
+
+def _fresh_status() -> dict[str, Any]:
+    """What the proxy knows of a scoring process before its first report."""
+    return {
+        "done": 0,
+        "dirty": 0,
+        "failed_at": 0.0,
+        "last_error": "",
+        "population_ready": False,
+        "metrics": {},
+        "ready": False,
+    }
 
 
 class _Recording(MemoryStore):
@@ -185,7 +297,7 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
     and a heartbeat every ``HEARTBEAT_S``."""
     import os
 
-    from mlhunt.guard.app import build_worker
+    from mlhunt.guard.build import build_worker
 
     # scoring is background work: on a busy machine the kernel should run the proxy first
     with contextlib.suppress(OSError):
@@ -220,7 +332,8 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
     def report() -> None:
         now = time.monotonic()
         outbox = store.outbox if isinstance(store, _Recording) else []
-        state = (worker.done + dropped[0], len(worker.dirty))
+        ready = worker.population.population is not None
+        state = (worker.done + dropped[0], len(worker.dirty) if ready else 0)
         if not outbox and now - last[0] < HEARTBEAT_S:
             # new actions go out at once; progress alone when idle (wait_idle waits on it) or
             # every STATUS_S: a report per cycle cost the proxy a wake-up per cycle
@@ -233,7 +346,7 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
         msg = {
             "updates": outbox,
             "done": state[0],
-            "dirty": len(worker.dirty),
+            "dirty": state[1],
             "failed_at": failed,
             "last_error": worker.last_error,
             "queue": worker.qsize(),

@@ -12,6 +12,14 @@ logic, so:
   ``X-Forwarded-For`` is trusted (``GuardConfig.trust_forwarded``), and uvicorn's default
   (trust it from 127.0.0.1) would let a local caller choose its own source address.
 
+Bounded (issue #19): a request head must arrive within ``header_timeout_s`` of the
+connection or of the previous answer, and its body within ``body_timeout_s`` of the head (else
+the connection is closed: a client trickling a partial request holds nothing for long; one
+timer per connection, re-armed, cheaper than a timeout around each read in the app), and a head
+within ``max_header_bytes`` (else 431 and close);
+at most ``max_connections`` connections and requests at once (uvicorn's ``limit_concurrency``:
+503 beyond). The limits come from the app's :class:`~mlhunt.guard.config.GuardConfig`.
+
 Without httptools or uvloop installed, uvicorn's defaults are used.
 """
 
@@ -19,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -67,14 +76,96 @@ class _OneWrite:
         return getattr(self._t, name)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What one client connection may hold (see the module docstring)."""
+
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    body_timeout_s: float = 30.0
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class OneWriteProtocol(HttpToolsProtocol):
-        """httptools protocol writing through :class:`_OneWrite`."""
+        """httptools protocol writing through :class:`_OneWrite`, with a deadline and a size
+        cap for each request head."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            self._limits: Limits = getattr(self.config, "mlhunt_limits", None) or Limits()
+            self._head = 0
+            self._too_large = False
+            self._head_timer: asyncio.TimerHandle | None = None
             super().connection_made(_OneWrite(transport, self.loop))  # type: ignore[arg-type]
+            self._arm()
+
+        def _arm(self, seconds: float | None = None) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(
+                    seconds or self._limits.header_timeout_s, self._head_timeout
+                )
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            self._head = 0
+            self._arm()
+            super().on_message_begin()
+
+        def _count(self, n: int) -> None:
+            self._head += n
+            if self._head > self._limits.max_header_bytes:
+                self._too_large = True
+                raise _HeadTooLarge
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+            self._arm(self._limits.body_timeout_s)  # the body, if any, has its own deadline
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next head, if any, has the same deadline
+
+        def send_400_response(self, msg: str) -> None:
+            if not self._too_large:
+                super().send_400_response(msg)
+                return
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+                b"content-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            self.transport.close()
 
     PROTOCOL: type[asyncio.Protocol] | str = OneWriteProtocol
 except ImportError:  # no httptools: uvicorn's own choice
@@ -86,7 +177,11 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **kw: An
     import uvicorn
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") is not None else "auto"
-    return uvicorn.Config(
+    guard = getattr(getattr(app, "state", None), "guard", None)
+    gc = guard.config if guard is not None else None
+    if gc is not None:
+        kw.setdefault("limit_concurrency", gc.max_connections)
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -97,3 +192,7 @@ def uvicorn_config(app: Any, host: str = "127.0.0.1", port: int = 8080, **kw: An
         access_log=False,
         **kw,
     )
+    if gc is not None:  # read by OneWriteProtocol (uvicorn passes its Config to each protocol)
+        limits = Limits(gc.header_timeout_s, gc.max_header_bytes, gc.body_timeout_s)
+        config.mlhunt_limits = limits  # type: ignore[attr-defined]
+    return config

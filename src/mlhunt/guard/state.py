@@ -13,6 +13,7 @@ else runs in the worker, off the request path.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import OrderedDict, deque
@@ -63,6 +64,8 @@ class StateStore(Protocol):
     ) -> None: ...
 
     def ping(self) -> bool: ...
+
+    def shared_key(self) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -138,6 +141,10 @@ class MemoryStore:
     def ping(self) -> bool:
         return True
 
+    def shared_key(self) -> bytes:
+        """The key client ids are hashed with: random, this process only."""
+        return os.urandom(32)
+
     def close(self) -> None:
         pass
 
@@ -210,6 +217,13 @@ class RedisStore:
             ex=self.ttl_s,
         )
         pipe.execute()
+
+    def shared_key(self) -> bytes:
+        """The key client ids are hashed with, created once and shared by every replica (so
+        they, and a restarted guard, hash a client alike)."""
+        k = f"{self.p}idkey"
+        self._sync.set(k, os.urandom(32).hex(), nx=True)
+        return bytes.fromhex(self._sync.get(k).decode())
 
     def ping(self) -> bool:
         import redis

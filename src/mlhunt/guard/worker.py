@@ -58,6 +58,8 @@ class Worker:
         window: int,
         source_window: int,
         queue_max: int,
+        queue_bytes_max: int = 64 << 20,
+        max_input_dim: int = 4096,
         score_every: int = 1,
         score_interval_s: float = 0.0,
         duty: float = 1.0,
@@ -67,6 +69,10 @@ class Worker:
         self.metrics, self.log = metrics, log
         self.windows = {"client_id": window, "source_ip": source_window}
         self.q: queue.Queue[Raw] = queue.Queue(queue_max)
+        self.queue_bytes_max, self.max_input_dim = queue_bytes_max, max_input_dim
+        self.queued_bytes = 0  # request and answer bytes waiting in the queue
+        self._bytes_lock = threading.Lock()
+        self._progress = threading.Condition()  # notified after every cycle (wait_idle)
         self.dirty: dict[tuple[str, str], int] = {}  # target -> new events not yet scored
         self.since: dict[tuple[str, str], float] = {}  # target -> when it became dirty
         self.score_every, self.score_interval_s = score_every, score_interval_s
@@ -93,21 +99,39 @@ class Worker:
         self._thread.join(timeout=10)
 
     def submit(self, raw: Raw) -> bool:
+        """Queue an event; dropped (counted) when the queue holds ``queue_max`` events or
+        ``queue_bytes_max`` bytes of bodies (bodies are capped, but many of them are not)."""
+        size = len(raw[4]) + len(raw[5])
+        with self._bytes_lock:
+            if self.queued_bytes + size > self.queue_bytes_max:
+                self.metrics.inc("mlhunt_guard_events_dropped_total")
+                return False
+            self.queued_bytes += size
         try:
             self.q.put_nowait(raw)
             return True
         except queue.Full:
+            with self._bytes_lock:
+                self.queued_bytes -= size
             self.metrics.inc("mlhunt_guard_events_dropped_total")
             return False
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until every submitted event is scored (tests and benchmarks)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.q.unfinished_tasks == 0 and not self.dirty:
-                return True
-            time.sleep(0.01)
-        return False
+    def idle(self) -> bool:
+        """Every event taken and, once there is a population, scored (before it, events wait
+        in their windows: nothing is due)."""
+        return self.q.unfinished_tasks == 0 and (
+            not self.dirty or self.population.population is None
+        )
+
+    def wait_idle(self, timeout: float = 60.0) -> bool:
+        """Block until every submitted event is scored (tests and benchmarks): woken by the
+        worker after each cycle, so the bound is only there for a worker that is stuck."""
+        with self._progress:
+            return self._progress.wait_for(self.idle, timeout)
+
+    def _notify(self) -> None:
+        with self._progress:
+            self._progress.notify_all()
 
     @property
     def healthy(self) -> bool:
@@ -133,6 +157,7 @@ class Worker:
                     self._yield(time.perf_counter() - started)
                 if self.on_cycle is not None:
                     self.on_cycle()
+                self._notify()
                 continue
             raws = [first]
             while len(raws) < DRAIN_MAX:
@@ -145,11 +170,15 @@ class Worker:
                 self._guarded(self._cycle, raws)
             finally:
                 self.done += len(raws)
+                freed = sum(len(r[4]) + len(r[5]) for r in raws)
+                with self._bytes_lock:
+                    self.queued_bytes -= freed
                 for _ in raws:
                     self.q.task_done()
             self._yield(time.perf_counter() - started)
             if self.on_cycle is not None:
                 self.on_cycle()
+            self._notify()
 
     def _yield(self, busy: float) -> None:
         """Cap the worker's share of the interpreter at ``duty``: it shares the GIL with the
@@ -168,7 +197,7 @@ class Worker:
 
     def _cycle(self, raws: list[Raw]) -> None:
         started = time.perf_counter()
-        events = [e for e in (self._parse(r) for r in raws) if e is not None]
+        events = [e for e in map(self._parse_one, raws) if e is not None]
         built = self.population.observe(events)
         by_target: dict[tuple[str, str], list[Event]] = {}
         for e in events:
@@ -190,17 +219,28 @@ class Worker:
         self.metrics.add("mlhunt_guard_events_scored_total", len(events))
         self.metrics.add("mlhunt_guard_scoring_seconds_total", time.perf_counter() - started)
 
+    def _parse_one(self, raw: Raw) -> Event | None:
+        """One event in its own error boundary: a hostile body (nested past the parser's
+        recursion limit, a vector the mapping chokes on) costs that event's input and answer,
+        counted, never the cycle and the other events in it (issue #19)."""
+        try:
+            return self._parse(raw)
+        except Exception:  # RecursionError included: it is not a ValueError
+            self.metrics.inc("mlhunt_guard_events_malformed_total")
+            ts, client, source, status = raw[0], raw[1], raw[2], raw[3]
+            return [ts, client, source, "", np.nan, status, None, pack(ts, None, status, None)]
+
     def _parse(self, raw: Raw) -> Event | None:
         ts, client, source, status, req, resp, latency, actions = raw
-        try:
-            body = json.loads(req) if req else None
-        except ValueError:
-            body = None
-        try:
-            doc = json.loads(resp) if resp else None
-        except ValueError:
-            doc = None
+        body = doc = None
+        if 200 <= status < 300:  # failed requests are events (floods, stuffing), not answers
+            body = _json(req)
+            doc = _json(resp)
         x = self.mapping.input_vector(body) if body is not None else None
+        if x is not None:  # bounded, and of the population's length once that is known
+            dim = self.population.dim
+            if len(x) > self.max_input_dim or (dim is not None and len(x) != dim):
+                x = None
         label, scores = self.mapping.answer(doc) if doc is not None else (None, None)
         if self.log is not None and label is not None:
             out: dict[str, Any] = {"label": label}
@@ -331,6 +371,17 @@ class Worker:
         )
         f = to_finding(alert, spec)
         self.sink.emit(dataclasses.replace(f, source="guard", id=finding_id(det_id, scope, key)))
+
+
+def _json(data: bytes) -> Any:
+    """A body as JSON, None when empty or not JSON (deeper than the parser's recursion limit
+    raises RecursionError: :meth:`Worker._parse_one` contains it)."""
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -19,11 +19,12 @@ CLI_FORMATS = ("table", *FORMATS)
 __all__ = ["CLI_FORMATS", "FORMATS", "print_table", "render"]
 
 
-def print_table(doc: dict[str, Any], console: Console) -> None:
-    """``doc`` as tables on ``console`` (rich is imported only for this format)."""
+def print_table(doc: dict[str, Any], console: Console, wide: bool = False) -> None:
+    """``doc`` as tables on ``console``; ``wide`` adds a column of key metrics (rich is
+    imported only for this format)."""
     from mlhunt.report.table import print_table as print_tables
 
-    print_tables(doc, console)
+    print_tables(doc, console, wide)
 
 
 def render(

@@ -52,7 +52,7 @@ def _summary(doc: dict[str, Any], names: dict[str, str]) -> list[str]:
         f"{_statuses(t)})"
         for i, t in enumerate(s.top, 1)
     ] or ["No threats."]
-    out += ["", "### Proven by attack", ""]
+    out += ["", "### Proven by attack or scan", ""]
     for t, heads in s.proven:
         out.append(f"- **{esc(t.get('title'))}** (on {on(t)}): " + "; ".join(map(esc, heads)))
     if not s.proven:

@@ -163,7 +163,8 @@ def headline(f: dict[str, Any]) -> str:
             s += f" (score {num(ev['score'])})"
         return s
     line = f":{text(ev['line'])}" if ev.get("line") is not None else ""
-    return f"{text(f.get('title'))} in {text(f.get('target'))}{line}"
+    found = f"{text(f.get('title'))} in {text(f.get('target'))}{line}"
+    return f"a scan found: {found}" if src == "scan" else found
 
 
 def metrics(ev: Any) -> list[tuple[str, str]]:

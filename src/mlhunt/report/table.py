@@ -1,4 +1,7 @@
-"""The terminal ``table`` format (rich): findings by risk, a severity summary, dimmed warnings."""
+"""The terminal ``table`` format (rich): findings by risk, a severity summary, dimmed warnings.
+
+Every row shows the finding's id (what ``risk_tracking`` and baselines name); ``wide`` adds the
+key numbers of attack and hunt findings (verdict, impact metric, queries; detector score)."""
 
 from __future__ import annotations
 
@@ -36,9 +39,38 @@ def _risk(f: dict[str, Any]) -> str:
     return f"{float(f['risk']):.1f}".removesuffix(".0")
 
 
-def build_table(doc: dict[str, Any]) -> Table:
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return text(value)
+
+
+def key_metrics(f: dict[str, Any]) -> str:
+    """The few numbers that explain an attack or hunt finding ('' for other findings)."""
+    ev = f.get("evidence") or {}
+    if not isinstance(ev, dict):
+        return ""
+    parts: list[str] = []
+    if "verdict" in ev:  # assess
+        parts.append(text(ev["verdict"]))
+        metric = ev.get("severity_metric")
+        if isinstance(metric, str) and metric in ev:
+            parts.append(f"{metric} {_number(ev[metric])}")
+        if "queries" in ev:
+            parts.append(f"queries {_number(ev['queries'])}")
+    elif "detector" in ev:  # hunt
+        if "score" in ev:
+            parts.append(f"score {_number(ev['score'])} / {_number(ev.get('threshold', 1.0))}")
+        for key in ("events", "scope"):
+            if key in ev:
+                parts.append(f"{key} {_number(ev[key])}")
+    return "; ".join(parts)
+
+
+def build_table(doc: dict[str, Any], wide: bool = False) -> Table:
     names = labels(doc)
     table = Table(title=title_of(doc), title_justify="left", expand=False, show_lines=False)
+    table.add_column("Id", ratio=2, overflow="fold")
     table.add_column("Severity", no_wrap=True)
     table.add_column("Risk", justify="right", no_wrap=True)
     table.add_column("Framework", no_wrap=True)
@@ -46,12 +78,16 @@ def build_table(doc: dict[str, Any]) -> Table:
     table.add_column("Target", ratio=1, overflow="fold")
     table.add_column("Mappings", ratio=2, overflow="fold")
     table.add_column("Status", no_wrap=True)
+    if wide:
+        table.add_column("Metrics", ratio=2, overflow="fold")
     for f in sorted_findings(doc):
         sev = severity_of(f)
         status = text(f.get("status") or "open")
         target = text(f.get("target"))
         # Text objects, never markup strings: input like '[bold]' is printed as is.
+        extra = [Text(key_metrics(f))] if wide else []
         table.add_row(
+            Text(text(f.get("id")), style="dim"),
             Text(sev.upper(), style=SEVERITY_STYLE[sev]),
             Text(_risk(f)),
             Text(framework_of(f)),
@@ -59,6 +95,7 @@ def build_table(doc: dict[str, Any]) -> Table:
             Text(names.get(target, target)),
             Text(mappings_compact(f), style="cyan"),
             Text(status, style="dim" if status in RESOLVED_STATUSES else ""),
+            *extra,
             style="dim" if status in RESOLVED_STATUSES else None,
         )
     return table
@@ -75,10 +112,10 @@ def summary_text(doc: dict[str, Any]) -> Text:
     return out
 
 
-def print_table(doc: dict[str, Any], console: Console) -> None:
+def print_table(doc: dict[str, Any], console: Console, wide: bool = False) -> None:
     """Print the findings table, the severity summary and the warnings (dimmed)."""
     if sorted_findings(doc):
-        console.print(build_table(doc))
+        console.print(build_table(doc, wide))
     else:
         console.print(Text(title_of(doc), style="bold"))
     console.print(summary_text(doc))

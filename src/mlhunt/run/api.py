@@ -23,7 +23,7 @@ from mlhunt import __version__
 from mlhunt.errors import InputError
 from mlhunt.findings import summarize
 from mlhunt.run.project import LogConfig, Project, ScanConfig, TargetConfig
-from mlhunt.run.validation import EvidenceSet, link
+from mlhunt.run.validation import EvidenceSet, link, scan_evidence
 
 Progress = Callable[[str], None]
 
@@ -57,16 +57,38 @@ def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
     }
 
 
-def _check_elements(project: Project, model_doc: dict[str, Any]) -> None:
+def check_elements(project: Project, model_doc: dict[str, Any]) -> None:
+    """Every element the project names exists in the system (all problems in one error)."""
     ids = {e["id"] for e in model_doc["elements"]}
-    for kind, items in (("models", project.models), ("logs", project.logs), ("scan", project.scan)):
-        for i, item in enumerate(items):
-            if item.element is not None and item.element not in ids:
-                raise InputError(
-                    f"unknown element {item.element!r} (the system has: {', '.join(sorted(ids))})",
-                    file=project.file,
-                    field=f"{kind}[{i}].element",
-                )
+    problems = [
+        InputError(
+            f"unknown element {item.element!r} (the system has: {', '.join(sorted(ids))})",
+            file=project.file,
+            field=f"{kind}[{i}].element",
+        )
+        for kind, items in (
+            ("models", project.models),
+            ("logs", project.logs),
+            ("scan", project.scan),
+        )
+        for i, item in enumerate(items)
+        if item.element is not None and item.element not in ids
+    ]
+    if problems:
+        raise InputError.collect(problems)
+
+
+def artifact_paths(project: Project, model_doc: dict[str, Any]) -> dict[str, list[str]]:
+    """Element id -> the artifact files, folders or globs the system description declares for
+    it (an element's ``artifacts`` list, relative to the system file), as absolute paths: the
+    scan findings on those files are that element's evidence."""
+    base = project.resolve(project.system).resolve().parent
+    out: dict[str, list[str]] = {}
+    for e in model_doc.get("elements", []):
+        declared = e.get("artifacts") or []
+        if isinstance(declared, list) and declared:
+            out[str(e["id"])] = [str(base / str(p)) for p in declared]
+    return out
 
 
 # --- the parts -----------------------------------------------------------------------------------
@@ -243,7 +265,7 @@ def run_project(
     store = PartStore.for_project(project, out, resume, progress)
     progress("threat model")
     model_doc = threat_model(project)
-    _check_elements(project, model_doc)
+    check_elements(project, model_doc)
     parts: dict[str, list[dict[str, Any]]] = {"assess": [], "hunt": [], "scan": []}
     evidence: list[EvidenceSet] = []
 
@@ -295,7 +317,15 @@ def run_project(
         for scfg, sfut in scans:
             doc = sfut.result()
             parts["scan"].append(doc)
-            evidence.append(EvidenceSet("scan", doc["findings"], elements(scfg.element)))
+            sets, loose = scan_evidence(
+                doc["findings"], scfg.element, artifact_paths(project, model_doc)
+            )
+            evidence.extend(sets)
+            if loose:
+                progress(
+                    f"scan {scfg.path}: {len(loose)} finding(s) on files no element declares "
+                    "(set scan[].element): reported, linked to no threat"
+                )
     except BaseException:
         # Ctrl-C or a failed part: start nothing new (what finished is already saved).
         pool.shutdown(wait=False, cancel_futures=True)

@@ -4,7 +4,8 @@ untested, and the evidence moves its risk.
 Evidence findings come from ``assess`` (``evidence.verdict`` + ``evidence.validates``: the
 threat rule ids an attack proves or refutes), ``hunt`` (``evidence.validates`` of the detector
 that fired: the threat is *observed* in production) and ``scan`` (``scan_links.yaml``: a poisoned
-artifact proves the serialization threat) and ``harden`` (``evidence.addresses``; a proven
+artifact proves the serialization threat of the element whose artifact it is, and of no other:
+see :func:`scan_evidence`) and ``harden`` (``evidence.addresses``; a proven
 mitigation marks the threat *mitigated*, a failed one is listed beside it). An evidence set
 may be tied to model elements (the project names which element a target or a log belongs
 to); untied evidence applies to every finding of the rule.
@@ -20,6 +21,7 @@ tried), never outside 1..5; the finding's severity follows the new risk.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +46,52 @@ class EvidenceSet:
 
     source: str  # assess | hunt | scan | harden
     findings: Sequence[dict[str, Any]]
-    elements: frozenset[str] = field(default_factory=frozenset)  # empty: applies everywhere
+    # Empty: applies everywhere (assess/hunt evidence the project ties to no element). Scan
+    # evidence is always tied (scan_evidence): a file proves something only about its owner.
+    elements: frozenset[str] = field(default_factory=frozenset)
+
+
+def scan_evidence(
+    findings: Sequence[dict[str, Any]],
+    element: str | None,
+    artifacts: dict[str, Sequence[str]] | None = None,
+) -> tuple[list[EvidenceSet], list[dict[str, Any]]]:
+    """Scan findings as evidence, each tied to the element whose artifact its file is: the
+    project's ``scan[].element`` for everything under that path, else the elements whose
+    declared artifact paths (``artifacts``: element id -> paths or globs) hold the file.
+
+    Returns (evidence sets, findings tied to no element): those prove nothing about any threat
+    (an unrelated file's pickle says nothing about the API's own model), and the run says so.
+    """
+    if element is not None:
+        return [EvidenceSet("scan", list(findings), frozenset({element}))], []
+    by_owner: dict[frozenset[str], list[dict[str, Any]]] = {}
+    loose: list[dict[str, Any]] = []
+    for f in findings:
+        target = str(f.get("target", ""))
+        owners = frozenset(
+            eid
+            for eid, paths in (artifacts or {}).items()
+            if any(_holds(str(p), target) for p in paths)
+        )
+        if owners:
+            by_owner.setdefault(owners, []).append(f)
+        else:
+            loose.append(f)
+    return [EvidenceSet("scan", fs, owners) for owners, fs in by_owner.items()], loose
+
+
+def _holds(declared: str, target: str) -> bool:
+    """Whether a scanned file (``target``, maybe ``file#member``) is at or under a declared
+    path or glob."""
+    path = target.split("#", 1)[0].split("!", 1)[0]
+    declared = declared.rstrip("/")
+    return (
+        path == declared
+        or path.startswith(declared + "/")
+        or fnmatch.fnmatchcase(path, declared)
+        or Path(path).name == declared
+    )
 
 
 @functools.cache
@@ -68,8 +115,9 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
         evidence = f.get("evidence") or {}
         if ev.source == "assess":
             verdict = evidence.get("verdict")
-            if verdict not in ("validated", "refuted"):
-                continue  # inconclusive and skipped attacks prove nothing either way
+            if verdict not in ("validated", "refuted", "inconclusive"):
+                continue  # skipped and failed attacks prove nothing either way
+            # An inconclusive attack is listed beside the threat but moves nothing (_verdict).
             for rule in evidence.get("validates") or ():
                 yield rule, verdict, f
         elif ev.source == "hunt":
@@ -92,25 +140,37 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
 def link(model_doc: dict[str, Any], evidence: Sequence[EvidenceSet]) -> dict[str, Any]:
     """Add ``validation`` to every ML finding of ``model_doc`` (in place; also returned) and
     move its risk. Non-ML findings are left alone."""
-    by_rule: dict[str, list[tuple[str, dict[str, Any], frozenset[str]]]] = {}
+    by_rule: dict[str, list[tuple[str, dict[str, Any], EvidenceSet]]] = {}
     for ev in evidence:
         for rule, status, f in _claims(ev):
-            by_rule.setdefault(rule, []).append((status, f, ev.elements))
+            by_rule.setdefault(rule, []).append((status, f, ev))
     for finding in model_doc["findings"]:
         if finding.get("framework") != "ML":
             continue
         claims = [
-            (status, f)
-            for status, f, elements in by_rule.get(finding["rule_id"], ())
-            if not elements or finding["target"] in elements
+            (status, f, ev.source)
+            for status, f, ev in by_rule.get(finding["rule_id"], ())
+            if (not ev.elements and ev.source != "scan") or finding["target"] in ev.elements
         ]
         finding["validation"] = _verdict(finding, claims)
     model_doc["summary"] = _summary(model_doc["findings"])
     return model_doc
 
 
-def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    present = {s for s, _ in claims}
+# How the reason line names each kind of claim: (status, source) -> words.
+_NAMES = {
+    ("validated", "assess"): "an attack succeeded",
+    ("validated", "scan"): "a scan found it in this element's own artifacts",
+    ("observed", "hunt"): "seen in production logs",
+    ("refuted", "assess"): "the attacks failed",
+    ("mitigated", "harden"): "a mitigation was proven by harden",
+}
+
+
+def _verdict(
+    finding: dict[str, Any], claims: list[tuple[str, dict[str, Any], str]]
+) -> dict[str, Any]:
+    present = {s for s, _, _ in claims}
     statuses: list[str] = []
     # A success anywhere beats a failure elsewhere: one working attack proves the threat.
     if "validated" in present:
@@ -123,8 +183,8 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
         statuses.append("mitigated")
     if not statuses:
         statuses = ["untested"]
-    kept = [f for s, f in claims if s in statuses]
-    checks = [f for s, f in claims if s in ("mitigated", "mitigation-tested")]
+    kept = [f for s, f, _ in claims if s in statuses]
+    checks = [f for s, f, _ in claims if s in ("mitigated", "mitigation-tested")]
     out: dict[str, Any] = {
         "status": statuses[0],
         "statuses": statuses,
@@ -141,8 +201,16 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
             for f in checks
         ]
         out["evidence"] = sorted(set(out["evidence"]) | {f["id"] for f in checks})
+    unsure = [f for s, f, _ in claims if s == "inconclusive"]
+    if unsure:
+        out["inconclusive"] = sorted({f["id"] for f in unsure})
     if statuses == ["untested"]:
-        out["reason"] = "no attack, hunt detector or scan in this run tests this threat"
+        out["reason"] = (
+            f"the attacks that test it could not decide ({len(unsure)} inconclusive "
+            f"finding{'s' if len(unsure) != 1 else ''}): the risk is unchanged"
+            if unsure
+            else "no attack, hunt detector or scan in this run tests this threat"
+        )
         return out
     move = sum(_LIKELIHOOD_MOVE[s] for s in statuses)
     old = finding.get("likelihood")
@@ -154,15 +222,13 @@ def _verdict(finding: dict[str, Any], claims: list[tuple[str, dict[str, Any]]]) 
         finding["likelihood"] = new
         finding["risk"] = risk
         finding["severity"] = severity_for(risk).value
-    names = {
-        "validated": "an attack succeeded",
-        "observed": "seen in production logs",
-        "refuted": "the attacks failed",
-        "mitigated": "a mitigation was proven by harden",
-    }
-    counts = {s: sum(1 for c, _ in claims if c == s) for s in statuses}
+    counts: dict[tuple[str, str], int] = {}
+    for s, _, source in claims:
+        if s in statuses:
+            counts[(s, source)] = counts.get((s, source), 0) + 1
     out["reason"] = "; ".join(
-        f"{names[s]} ({n} finding{'s' if n != 1 else ''})" for s, n in counts.items()
+        f"{_NAMES.get(key, f'{key[0]} by {key[1]}')} ({n} finding{'s' if n != 1 else ''})"
+        for key, n in counts.items()
     )
     return out
 

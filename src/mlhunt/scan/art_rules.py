@@ -92,6 +92,21 @@ RULES: dict[str, Rule] = {
             _DESER_MITIGATIONS,
         ),
         _r(
+            "MLH-SCAN-PICKLE-ALLOWLISTED",
+            "Pickle format, allow-listed globals",
+            "info",
+            _SUPPLY,
+            ["CWE-502"],
+            [
+                "Every import is on the allow-list, so nothing known-dangerous is in the file; "
+                "a code-free format (skops with trusted types, ONNX, safetensors) removes the "
+                "need to trust the file at all.",
+                "Verify the artifact digest (a signed hash in the model registry) before "
+                "loading it.",
+            ],
+            ("T",),
+        ),
+        _r(
             "MLH-SCAN-PICKLE-MALFORMED",
             "Pickle stream is malformed (the part before the error still runs under pickle.load)",
             "low",

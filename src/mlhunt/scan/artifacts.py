@@ -365,6 +365,22 @@ def _judge(
             ctx.limit(target, "max_depth", "nested payload deeper than max_depth")
         else:
             _scan_blob(ctx, nested.data, ntarget, depth + 1)
+    clean = not (grouped or scan.build_on_import or scan.nested or scan.limit is not None)
+    whole = bool(scan.pickles) and not scan.pickles[-1].error
+    if clean and whole and format_name in ("pickle", "joblib") and scan.imports:
+        # A whole, ordinary model pickle (a scikit-learn joblib file): say what it is, so a
+        # scan of it is not silence, and that the format still needs trust.
+        names = sorted({r.fullname for r in scan.imports})
+        ctx.add(
+            make_finding(
+                "MLH-SCAN-PICKLE-ALLOWLISTED",
+                target,
+                format_name,
+                f"{format_name} file: {len(names)} imported name(s), all on the "
+                f"allow-list (e.g. {', '.join(names[:3])}).",
+                {**base, "imports": names[:50]},
+            )
+        )
     if scan.limit is not None:
         ctx.limit(
             target,

@@ -7,6 +7,7 @@ composing the YAML node tree, when there is an error to report.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,12 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 def pydantic_error(
     exc: ValidationError, model: type[BaseModel], text: str, file: str
 ) -> InputError:
-    """The first validation error, as one line with file, line and field path."""
-    err = exc.errors()[0]
+    """Every validation error, each as one line with file, line and field path (the first
+    is the error's own line; the rest ride along in ``also``)."""
+    return InputError.collect([_one_error(err, model, text, file) for err in exc.errors()])
+
+
+def _one_error(err: Any, model: type[BaseModel], text: str, file: str) -> InputError:
     loc: Loc = tuple(p for p in err["loc"] if isinstance(p, int | str))
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -232,17 +237,24 @@ def _validate(data: dict[str, Any], file: str, text: str | None) -> SystemDescri
         system = SystemDescription.model_validate(data)
     except ValidationError as exc:
         raise pydantic_error(exc, SystemDescription, text or "", file) from None
-    problem = check_references(system)
-    if problem is not None:
-        loc, msg = problem
-        line = locate(text, loc) if text else None
-        raise InputError(msg, file=file, line=line, field=format_loc(loc))
+    problems = [
+        InputError(msg, file=file, line=locate(text, loc) if text else None, field=format_loc(loc))
+        for loc, msg in reference_problems(system)
+    ]
+    if problems:
+        raise InputError.collect(problems)
     link(system)
     return system
 
 
 def check_references(system: SystemDescription) -> tuple[Loc, str] | None:
     """First broken cross-reference or duplicate id, as (field path, message)."""
+    return next(iter(reference_problems(system)), None)
+
+
+def reference_problems(system: SystemDescription) -> Iterator[tuple[Loc, str]]:
+    """Every broken cross-reference or duplicate id, as (field path, message), in file order
+    of sections."""
     ids: dict[str, str] = {}
     sections: list[tuple[str, list[Any]]] = [
         ("data_assets", system.data_assets),
@@ -254,11 +266,11 @@ def check_references(system: SystemDescription) -> tuple[Loc, str] | None:
     for section, items in sections:
         for i, item in enumerate(items):
             if item.id in ids:
-                return (
-                    section,
-                    i,
-                    "id",
-                ), f"duplicate id {item.id!r} (already used in {ids[item.id]})"
+                yield (
+                    (section, i, "id"),
+                    f"duplicate id {item.id!r} (already used in {ids[item.id]})",
+                )
+                continue
             ids[item.id] = section
 
     def known(section: str, ref: str, loc: Loc, what: str) -> tuple[Loc, str] | None:
@@ -275,17 +287,20 @@ def check_references(system: SystemDescription) -> tuple[Loc, str] | None:
                 "trust_boundaries", b.parent, ("trust_boundaries", i, "parent"), "trust boundary"
             )
         ):
-            return p
+            yield p
     parents = {x.id: x.parent for x in system.trust_boundaries}
+    in_cycles: set[str] = set()  # one problem per cycle, not one per boundary leading into it
     for i, b in enumerate(system.trust_boundaries):
         seen, cur = {b.id}, b.parent
         while cur is not None:
             if cur in seen:
-                return (
-                    "trust_boundaries",
-                    i,
-                    "parent",
-                ), f"trust boundaries nest in a cycle through {cur!r}"
+                if cur not in in_cycles:
+                    yield (
+                        ("trust_boundaries", i, "parent"),
+                        f"trust boundaries nest in a cycle through {cur!r}",
+                    )
+                in_cycles |= seen
+                break
             seen.add(cur)
             cur = parents.get(cur)
     for i, e in enumerate(system.elements):
@@ -294,17 +309,17 @@ def check_references(system: SystemDescription) -> tuple[Loc, str] | None:
                 "trust_boundaries", e.boundary, ("elements", i, "boundary"), "trust boundary"
             )
         ):
-            return p
+            yield p
         for j, d in enumerate(e.data):
             if p := known("data_assets", d, ("elements", i, "data", j), "data asset"):
-                return p
+                yield p
     for i, f in enumerate(system.flows):
         for end in ("source", "target"):
             if p := known("elements", getattr(f, end), ("flows", i, end), "element"):
-                return p
+                yield p
         for j, d in enumerate(f.data):
             if p := known("data_assets", d, ("flows", i, "data", j), "data asset"):
-                return p
+                yield p
     for i, c in enumerate(system.controls):
         for j, ref in enumerate(c.applies_to):
             if ids.get(ref) not in ("elements", "flows", "trust_boundaries"):
@@ -314,8 +329,7 @@ def check_references(system: SystemDescription) -> tuple[Loc, str] | None:
                 ]
                 close = difflib.get_close_matches(ref, cands, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                return loc, f"unknown element, flow or trust boundary {ref!r}{hint}"
-    return None
+                yield loc, f"unknown element, flow or trust boundary {ref!r}{hint}"
 
 
 def _implied_controls(obj: Element | Flow) -> list[tuple[ControlType, str]]:

@@ -36,6 +36,33 @@ def query(target: Target, x: np.ndarray, batch: int = BATCH) -> np.ndarray:
     return np.concatenate(out)
 
 
+def fit_to_budget(
+    ctx: AttackContext, sizes: dict[str, int], floor: int = 50
+) -> dict[str, int] | None:
+    """Sample sizes (one query per row) scaled down together to fit the attack's share of the
+    query budget: a smaller sample measured beats a full one never sent. None when a sample
+    would fall under ``floor`` rows (too few to measure anything)."""
+    left = ctx.budget.remaining
+    total = sum(sizes.values())
+    if left is None or total <= left:
+        return sizes
+    out = {k: int(v * left / total) for k, v in sizes.items()}
+    if any(v > 0 and out[k] < min(floor, v) for k, v in sizes.items()):
+        return None
+    return out
+
+
+def too_small(ctx: AttackContext, attack_id: str, sizes: dict[str, int]) -> AttackResult:
+    """The inconclusive result of an attack whose budget share cannot fit a measurable sample."""
+    return AttackResult(
+        attack_id,
+        "inconclusive",
+        f"its share of the query budget ({ctx.budget.remaining}) cannot fit a measurable sample "
+        f"({', '.join(f'{k} {v}' for k, v in sizes.items())} wanted): nothing measured",
+        params=dict(ctx.params),
+    )
+
+
 def skipped(ctx: AttackContext, attack_id: str, why: str) -> AttackResult:
     return AttackResult(attack_id, "skipped", why, params=dict(ctx.params))
 

@@ -18,10 +18,12 @@ import numpy as np
 
 from mlhunt.assess.attacks._tabular import (
     few_threads,
+    fit_to_budget,
     query,
     recorded_classifier,
     seeded_numpy,
     skipped,
+    too_small,
 )
 from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
 
@@ -77,14 +79,38 @@ def _run(ctx: AttackContext) -> AttackResult:
     if data.x_pool is None or data.x_members is None:
         return skipped(ctx, ID, "needs attacker pool records and known members")
     rng = ctx.rng()
+    wanted = {
+        "pool": min(int(p.get("n_train", 2000)), len(data.x_pool)),
+        "members": min(int(p.get("n_members", 1000)), len(data.x_members)),
+        "non-members": 0
+        if data.x_nonmembers is None
+        else min(int(p.get("n_nonmembers", 1000)), len(data.x_nonmembers)),
+    }
+    sizes = fit_to_budget(ctx, wanted)
+    if sizes is None:
+        return too_small(ctx, ID, wanted)
     pool = np.asarray(data.x_pool, dtype=np.float64)
-    pool = pool[rng.permutation(len(pool))[: int(p.get("n_train", 2000))]]
+    pool = pool[rng.permutation(len(pool))[: sizes["pool"]]]
     members = np.asarray(data.x_members, dtype=np.float64)
-    members = members[rng.permutation(len(members))[: int(p.get("n_members", 1000))]]
+    members = members[rng.permutation(len(members))[: sizes["members"]]]
     others = None
-    if data.x_nonmembers is not None and int(p.get("n_nonmembers", 1000)) > 0:
+    if data.x_nonmembers is not None and sizes["non-members"] > 0:
         others = np.asarray(data.x_nonmembers, dtype=np.float64)
-        others = others[rng.permutation(len(others))[: int(p.get("n_nonmembers", 1000))]]
+        others = others[rng.permutation(len(others))[: sizes["non-members"]]]
+    # ART's attribute inference classifies the sensitive value: on a continuous feature every
+    # value is its own class and both models score ~0%, which measures nothing (not a refutation).
+    distinct = np.unique(pool[:, j])
+    max_values = int(p.get("max_values", 50))
+    if len(distinct) > max_values or not np.all(distinct == np.round(distinct)):
+        return AttackResult(
+            ID,
+            "inconclusive",
+            f"{t.spec.names[j]} is continuous ({len(distinct)} distinct values in the pool, "
+            f"at most {max_values} whole-number categories measurable): attribute inference "
+            "needs a categorical sensitive feature (bin it, e.g. age bands)",
+            metrics={"feature": t.spec.names[j], "values": len(distinct)},
+            params=p,
+        )
     try:
         pool_p = query(t, pool)
         member_p = query(t, members)
@@ -124,17 +150,27 @@ def _run(ctx: AttackContext) -> AttackResult:
             metrics["nonmembers"] = measure(others, query(t, others))
         except BudgetExhausted as exc:
             metrics["nonmembers"] = f"not measured: {exc}"
+    if on_members["attack_accuracy"] == 0 and on_members["baseline_accuracy"] == 0:
+        # Neither model recovers a single value: nothing was measured, so nothing is refuted.
+        metrics["degenerate"] = "attack and baseline both recovered no value (0% vs 0%)"
     strong = on_members["advantage"] >= float(p.get("min_advantage", 0.02)) and on_members[
         "mcnemar_z"
     ] >= float(p.get("min_z", 2.0))
+    # An advantage above the bar that the test cannot tell from noise is unproven either way.
+    unsure = not strong and on_members["advantage"] >= float(p.get("min_advantage", 0.02))
     name = t.spec.names[j]
     summary = (
         f"{name} of {len(members)} training records inferred with accuracy "
         f"{on_members['attack_accuracy']:.1%} using the model's answers vs "
         f"{on_members['baseline_accuracy']:.1%} without them (advantage "
         f"{on_members['advantage']:+.1%}, z {on_members['mcnemar_z']:.1f})"
-        + ("" if strong else ": the model adds nothing significant to what the other features tell")
+        + (
+            ""
+            if strong
+            else ": not significant at this sample size"
+            if unsure
+            else ": the model adds nothing significant to what the other features tell"
+        )
     )
-    return AttackResult(
-        ID, "validated" if strong else "refuted", summary, metrics=metrics, params=p
-    )
+    verdict = "validated" if strong else ("inconclusive" if unsure else "refuted")
+    return AttackResult(ID, verdict, summary, metrics=metrics, params=p)

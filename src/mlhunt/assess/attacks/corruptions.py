@@ -91,7 +91,22 @@ def run(ctx: AttackContext) -> AttackResult:
     corruptions = IMAGE if kind == "image" else _tabular(domain)
     chosen = [c for c in (p.get("corruptions") or list(corruptions)) if c in corruptions]
     severities = [int(s) for s in p.get("severities", [1, 2, 3, 4, 5])]
-    idx = g.eval_subset(len(data.x_eval), int(p.get("n_eval", 200)), ctx.rng())
+    n_eval = int(p.get("n_eval", 200))
+    batches = 1 + len(chosen) * len(severities)  # the clean batch, then one per corruption level
+    left = ctx.budget.remaining
+    if left is not None and left < batches * n_eval:
+        # Fewer rows, every corruption: a whole curve on a smaller sample says more than half
+        # the curves on the full one (the budget is shared with the attacks after this one).
+        n_eval = left // batches
+        if n_eval < int(p.get("min_eval", 20)):
+            return AttackResult(
+                ID,
+                "inconclusive",
+                f"its share of the query budget ({left}) is under {batches} batches of "
+                f"{int(p.get('min_eval', 20))} rows: nothing measured",
+                params=p,
+            )
+    idx = g.eval_subset(len(data.x_eval), n_eval, ctx.rng())
     x = np.asarray(data.x_eval[idx], dtype=np.float32)
     y = np.asarray(data.y_eval[idx])
     curves: dict[str, list[float]] = {"severity": [float(s) for s in severities]}

@@ -32,7 +32,14 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.assess.attacks._tabular import Space, few_threads, query, skipped
+from mlhunt.assess.attacks._tabular import (
+    Space,
+    few_threads,
+    fit_to_budget,
+    query,
+    skipped,
+    too_small,
+)
 from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
 from mlhunt.errors import InputError
 
@@ -147,6 +154,13 @@ def _run(ctx: AttackContext) -> AttackResult:
     )
     schedule = [n for n in schedule if n <= len(x_att)] or [len(x_att)]
     x_rare = _rare_rows(data, int(p.get("n_rare", 250)), rng)
+    wanted = {"yardstick": len(x_held), "rare": len(x_rare), "attack": schedule[-1]}
+    sizes = fit_to_budget(ctx, wanted, floor=30)
+    if sizes is None:
+        return too_small(ctx, ID, wanted)
+    if sizes != wanted:  # a smaller yardstick and a shorter schedule that fit the share
+        x_held, x_rare = x_held[: sizes["yardstick"]], x_rare[: sizes["rare"]]
+        schedule = [n for n in schedule if n < sizes["attack"]] + [sizes["attack"]]
     try:
         held = np.argmax(query(t, x_held), axis=1)  # the yardstick
         rare = np.argmax(query(t, x_rare), axis=1) if len(x_rare) else np.zeros(0, dtype=int)

@@ -28,11 +28,13 @@ import numpy as np
 
 from mlhunt.assess.attacks._tabular import (
     few_threads,
+    fit_to_budget,
     query,
     recorded_classifier,
     roc_numbers,
     seeded_numpy,
     skipped,
+    too_small,
 )
 from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
 
@@ -128,6 +130,10 @@ def _run(ctx: AttackContext) -> AttackResult:
     rng = ctx.rng()
     nm = min(int(p.get("n_members", 1000)), len(data.x_members))
     nn = min(int(p.get("n_nonmembers", 1000)), len(data.x_nonmembers))
+    sizes = fit_to_budget(ctx, {"members": nm, "non-members": nn})
+    if sizes is None:
+        return too_small(ctx, ID, {"members": nm, "non-members": nn})
+    nm, nn = sizes["members"], sizes["non-members"]
     im = rng.permutation(len(data.x_members))[:nm]
     inn = rng.permutation(len(data.x_nonmembers))[:nn]
     x = np.r_[data.x_members[im], data.x_nonmembers[inn]].astype(np.float64)
@@ -149,6 +155,15 @@ def _run(ctx: AttackContext) -> AttackResult:
         except (BudgetExhausted, ValueError) as exc:
             notes = {"lira_offline": f"not run: {exc}"}
     return _result(ctx, scores, member, notes)
+
+
+def auc_se(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of an AUC from n_pos positives and n_neg negatives (Hanley & McNeil)."""
+    if n_pos < 1 or n_neg < 1:
+        return float("inf")
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)
+    return float(np.sqrt(max(var, 0.0) / (n_pos * n_neg)))
 
 
 def _result(
@@ -179,12 +194,26 @@ def _result(
     strong = metrics["auc"] >= float(p.get("min_auc", 0.6)) or tpr["0.01"] >= float(
         p.get("min_tpr_at_1pct", 0.05)
     )
-    verdict = "validated" if strong else "refuted"
+    # A refutation needs a sample that rules the threshold out: the AUC's upper 95% bound
+    # (Hanley & McNeil) below min_auc. A small sample near chance measures too little.
+    upper = metrics["auc"] + 1.96 * auc_se(
+        metrics["auc"], metrics["members"], metrics["nonmembers"]
+    )
+    metrics["auc_upper_95"] = round(upper, 4)
+    ruled_out = upper < float(p.get("min_auc", 0.6))
+    verdict = "validated" if strong else ("refuted" if ruled_out else "inconclusive")
     summary = (
         f"best attack {best}: AUC {metrics['auc']:.3f}, TPR {tpr['0.001']:.1%} at 0.1% FPR and "
         f"{tpr['0.01']:.1%} at 1% FPR on {metrics['members']} members vs "
         f"{metrics['nonmembers']} non-members"
-        + ("" if strong else " (near chance: the model leaks little about membership)")
+        + (
+            ""
+            if strong
+            else " (near chance: the model leaks little about membership)"
+            if ruled_out
+            else f" (too few records to rule out AUC {float(p.get('min_auc', 0.6)):.2f}: "
+            f"upper 95% bound {upper:.3f})"
+        )
     )
     return AttackResult(
         ID,
