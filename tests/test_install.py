@@ -126,6 +126,19 @@ def test_model_and_scan_run_without_extras(clean_venv: Path, tmp_path: Path) -> 
     assert any(f["target"].startswith(str(tmp_path / "deploy")) for f in doc["findings"]), rules
 
 
+def test_schema_and_init_run_without_extras(clean_venv: Path, tmp_path: Path) -> None:
+    mlhunt = str(clean_venv / "mlhunt")
+    r = _run([mlhunt, "schema"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["title"] == "mlhunt system description"
+    # the image scenario's code needs PyTorch; starting a project from it must not
+    r = _run([mlhunt, "init", "--scenario", "image-moderation"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "mlhunt.yaml").is_file() and (tmp_path / "system.yaml").is_file()
+    r = _run([mlhunt, "model", "system.yaml", "-f", "json"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
 def test_missing_extra_names_it(clean_venv: Path, tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     log.write_text("{}\n")
