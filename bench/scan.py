@@ -55,7 +55,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import log
+from bench import log, scan_llm
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -420,4 +420,5 @@ def run(quick: bool) -> dict[str, Any]:
         },
         "canaries_fired": fired,
         "detections": detections,
+        "llm": scan_llm.run(quick),  # GGUF / HF / MCP corpus vs modelaudit, 4 GB GGUF (#24)
     }

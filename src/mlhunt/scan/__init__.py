@@ -1,4 +1,5 @@
-"""``mlhunt scan``: model artifacts, deployment manifests and secrets, without executing anything.
+"""``mlhunt scan``: model artifacts, LLM and agent supply chains (GGUF, chat templates, Hugging
+Face folders, MCP configurations), deployment manifests and secrets, without executing anything.
 
 The walker decides what each file is (by content for artifacts, by structure for manifests, by
 kind of text for secrets) and hands it to the matching scanner. It never follows a symlink out
@@ -113,12 +114,14 @@ def scan_path(
     # file needs them, so scanning a folder of model files starts fast.
     from mlhunt.scan.artifacts import is_artifact, scan_artifact
     from mlhunt.scan.limits import secrets_size_finding, size_finding
+    from mlhunt.scan.llm import LlmScan
 
     limits = limits or Limits()
     allow = tuple(allow)
     policy_dirs = tuple(policy_dirs)
     result = ScanResult()
     manifests: list[Path] = []
+    llm = LlmScan()  # GGUF, Hugging Face folders, chat templates, MCP configurations
     base = root if root.is_dir() else root.parent
     for path in _walk(root, result.skipped):
         if progress is not None:
@@ -144,9 +147,13 @@ def scan_path(
             result.findings.append(size_finding(path, size, limits))
             continue
         result.bytes += size
+        if llm.claims(path):  # GGUF: metadata only, never the tensors
+            result.findings.extend(llm.scan(path))
+            continue
         if is_artifact(path):
             result.findings.extend(scan_artifact(path, allow=allow, limits=limits))
             continue
+        result.findings.extend(llm.scan(path))
         text_like = path.suffix.lower() in SECRET_SUFFIXES or path.name.startswith(".env")
         if not text_like:
             continue
@@ -160,6 +167,7 @@ def scan_path(
             result.findings.append(too_big)
         elif secrets:
             result.findings.extend(scan_secrets(path))
+    result.findings.extend(llm.finish())  # one MCP server's tools shadowing another's
     if manifests:
         from mlhunt.scan.manifests import scan_manifests
 
