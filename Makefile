@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile scripts/system-deps.sh
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench,torch,postgres,spark,privacy]' $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[all,dev,bench,privacy,postgres]' $(TORCH)
 	bash scripts/system-deps.sh
 	$(BIN)/python -m mlhunt.hunt.detectors._warm
 	@touch $(STAMP)

@@ -16,12 +16,14 @@ Both are generated in child processes, so this process stays small: on Linux a c
 
 Each tool runs as a whole process on the same input in the same run, start-up included:
 ``mlhunt scan PATH -f json``, ``picklescan -p PATH`` and ``modelscan scan -p PATH -r json -o
-FILE`` (the venv's console scripts). Wall seconds are measured around ``Popen`` ..
-``os.wait4``, peak RSS is the child's ``ru_maxrss`` from ``os.wait4``. Corpus: best of 3 runs;
-checkpoint: best of 3 (``--quick``: 2). files/s and MB/s (10^6 bytes) use the same input size for
-all three tools (every regular file under the corpus folder; the checkpoint's size on disk),
-whatever each tool chose to open. ``startup_s``: best of 3 runs on one small benign pickle (a
-pickled NumPy ``Generator``, 6 kB), i.e. start-up plus one trivial file.
+FILE`` (the venv's console scripts), taking turns run by run. mlhunt's bytecode is compiled
+first, as ``pip install`` does. Wall seconds are measured around ``Popen`` .. ``os.wait4``; CPU
+seconds (user + system, with waited-for children) and peak RSS (``ru_maxrss``) come from
+``os.wait4``. Corpus: best of 3 runs; checkpoint: best of 3 (``--quick``: 2). files/s and MB/s
+(10^6 bytes) use the same input size for all three tools (every regular file under the corpus
+folder; the checkpoint's size on disk), whatever each tool chose to open. ``startup_s``: best
+of 3 runs on one small benign pickle (a pickled NumPy ``Generator``, 6 kB), i.e. start-up plus
+one trivial file.
 
 Detections (from the last corpus run of each tool, one process for the whole folder, attributed
 per file):
@@ -36,7 +38,8 @@ per file):
   file or ``file:entry``; its scan errors (``errors``) are not detections.
 
 ``ratio`` = picklescan corpus wall seconds / mlhunt corpus wall seconds; ``ratio_ckpt`` the same
-on the checkpoint; ``ratio_modelscan`` = modelscan corpus seconds / mlhunt corpus seconds.
+on the checkpoint; ``ratio_cpu`` and ``ratio_ckpt_cpu`` the same in CPU seconds; ``ratio_modelscan``
+= modelscan corpus seconds / mlhunt corpus seconds.
 After the runs the canary files of the corpus are checked: no tool may have executed a payload.
 """
 
@@ -163,27 +166,55 @@ def _command(tool: str, target: Path, report: Path) -> list[str]:
     raise ValueError(tool)
 
 
-def _run_once(cmd: list[str], stdout: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB, exit code) of one whole process."""
+def _run_once(cmd: list[str], stdout: Path) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS MB, exit code, CPU seconds) of one whole process."""
     with open(stdout, "wb") as out, open(os.devnull, "wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
-    return wall, usage.ru_maxrss * 1024 / MB, proc.returncode
+    # user + system of the process and the children it waited for (mlhunt's HDF5 reader)
+    return wall, usage.ru_maxrss * 1024 / MB, proc.returncode, usage.ru_utime + usage.ru_stime
 
 
-def _measure(tool: str, target: Path, runs: int, work: Path) -> dict[str, Any]:
-    """Best wall seconds and peak RSS over ``runs``; outputs of the last run in ``work``."""
-    stdout, report = work / f"{tool}.out", work / f"{tool}.json"
-    walls, rss, rc = [], 0.0, 0
+def _measure(target: Path, runs: int, work: Path) -> dict[str, dict[str, Any]]:
+    """Per tool: best wall and CPU seconds and peak RSS over ``runs``, the tools taking turns
+    run by run (so a burst of load on a shared machine hits all of them); the outputs of each
+    tool's last run stay in ``work``."""
+    out: dict[str, dict[str, Any]] = {
+        t: {"walls": [], "cpus": [], "rss_mb": 0.0, "rc": 0} for t in TOOLS
+    }
     for _ in range(runs):
-        report.unlink(missing_ok=True)
-        wall, peak, rc = _run_once(_command(tool, target, report), stdout)
-        walls.append(wall)
-        rss = max(rss, peak)
-    return {"s": min(walls), "runs_s": [round(w, 3) for w in walls], "rss_mb": rss, "rc": rc}
+        for tool in TOOLS:
+            stdout, report = work / f"{tool}.out", work / f"{tool}.json"
+            report.unlink(missing_ok=True)
+            wall, peak, rc, cpu = _run_once(_command(tool, target, report), stdout)
+            r = out[tool]
+            r["walls"].append(wall)
+            r["cpus"].append(cpu)
+            r["rss_mb"] = max(r["rss_mb"], peak)
+            r["rc"] = rc
+    return {
+        t: {
+            "s": min(r["walls"]),
+            "cpu_s": min(r["cpus"]),
+            "runs_s": [round(w, 3) for w in r["walls"]],
+            "rss_mb": r["rss_mb"],
+            "rc": r["rc"],
+        }
+        for t, r in out.items()
+    }
+
+
+def _compile_bytecode() -> None:
+    """Compile mlhunt's bytecode first, as ``pip install`` does: with PYTHONDONTWRITEBYTECODE
+    set (or a read-only tree) an editable checkout would compile every module on every run."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlhunt")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", folder], check=False)
 
 
 # --- detections -----------------------------------------------------------------------------
@@ -259,9 +290,11 @@ def _summary(
     benign = [d for d in detections if not d["malicious"]]
     return {
         "corpus_s": round(corpus["s"], 3),
+        "corpus_cpu_s": round(corpus["cpu_s"], 3),
         "corpus_files_per_s": round(files / corpus["s"], 1),
         "corpus_mb_per_s": round(corpus_bytes / MB / corpus["s"], 3),
         "ckpt_s": round(ckpt["s"], 3),
+        "ckpt_cpu_s": round(ckpt["cpu_s"], 3),
         "ckpt_mb_per_s": round(ckpt_bytes / MB / ckpt["s"], 1),
         "peak_rss_mb_corpus": round(corpus["rss_mb"], 1),
         "peak_rss_mb_ckpt": round(ckpt["rss_mb"], 1),
@@ -291,31 +324,33 @@ def run(quick: bool) -> dict[str, Any]:
     small = next(Path(i["path"]) for i in items if i["technique"] == "numpy-rng-pickle")
 
     floor = _run_once(["/bin/true"], Path(os.devnull))[1]
-    results: dict[str, dict[str, Any]] = {}
+    _compile_bytecode()
     flagged: dict[str, list[str]] = {}
     ckpt_flags: dict[str, int] = {}
-    ml_findings: list[tuple[str, int]] = []
     ckpt_runs = QUICK_CKPT_RUNS if quick else CKPT_RUNS
     with tempfile.TemporaryDirectory(prefix="mlhunt-bench-scan-") as tmp:
         work = Path(tmp)
+        startup = _measure(small, 3, work)
+        corpus = _measure(CORPUS_DIR, CORPUS_RUNS, work)
         for tool in TOOLS:
-            startup = _measure(tool, small, 3, work)
-            corpus = _measure(tool, CORPUS_DIR, CORPUS_RUNS, work)
             flagged[tool] = _flagged(tool, work, CORPUS_DIR)
-            if tool == "mlhunt":
-                ml_findings = _mlhunt_findings(work / "mlhunt.out")
+            c = corpus[tool]
             log(
-                f"scan: {tool}: start-up {startup['s']:.3f} s, corpus {corpus['s']:.3f} s "
-                f"(runs {corpus['runs_s']}), peak {corpus['rss_mb']:.0f} MB, "
-                f"exit {corpus['rc']}"
+                f"scan: {tool}: start-up {startup[tool]['s']:.3f} s, corpus {c['s']:.3f} s "
+                f"(runs {c['runs_s']}, CPU {c['cpu_s']:.3f} s), peak {c['rss_mb']:.0f} MB, "
+                f"exit {c['rc']}"
             )
-            big = _measure(tool, ckpt, ckpt_runs, work)
+        ml_findings = _mlhunt_findings(work / "mlhunt.out")
+        big = _measure(ckpt, ckpt_runs, work)
+        for tool in TOOLS:
             ckpt_flags[tool] = len(_flagged(tool, work, ckpt.parent))
+            b = big[tool]
             log(
-                f"scan: {tool}: checkpoint {big['s']:.3f} s (runs {big['runs_s']}), "
-                f"peak {big['rss_mb']:.0f} MB, {ckpt_flags[tool]} flags, exit {big['rc']}"
+                f"scan: {tool}: checkpoint {b['s']:.3f} s (runs {b['runs_s']}, CPU "
+                f"{b['cpu_s']:.3f} s), peak {b['rss_mb']:.0f} MB, {ckpt_flags[tool]} flags, "
+                f"exit {b['rc']}"
             )
-            results[tool] = {"corpus": corpus, "ckpt": big, "startup": startup}
+    results = {t: {"corpus": corpus[t], "ckpt": big[t], "startup": startup[t]} for t in TOOLS}
 
     detections = [
         {
@@ -366,6 +401,9 @@ def run(quick: bool) -> dict[str, Any]:
         "peer": {"name": "picklescan", **summaries["picklescan"]},
         "ratio": round(ps["corpus"]["s"] / ml["corpus"]["s"], 3),
         "ratio_ckpt": round(ps["ckpt"]["s"] / ml["ckpt"]["s"], 3),
+        # the same in CPU seconds: steadier than wall time on a shared machine
+        "ratio_cpu": round(ps["corpus"]["cpu_s"] / ml["corpus"]["cpu_s"], 3),
+        "ratio_ckpt_cpu": round(ps["ckpt"]["cpu_s"] / ml["ckpt"]["cpu_s"], 3),
         "ratio_modelscan": round(ms["corpus"]["s"] / ml["corpus"]["s"], 3),
         "ratio_modelscan_ckpt": round(ms["ckpt"]["s"] / ml["ckpt"]["s"], 3),
         "modelscan": {"name": "modelscan", **summaries["modelscan"]},

@@ -6,15 +6,12 @@ guard commands in :mod:`mlhunt.cli_ops`; what they share in :mod:`mlhunt.cli_com
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from mlhunt import __version__
-from mlhunt._io import write_atomic
 from mlhunt.cli_common import (
     DebugOpt,
     FailOnOpt,
@@ -66,46 +63,22 @@ def model(
     """Build the threat model of SYSTEM: DFD, STRIDE, LINDDUN, ML threats (ATLAS), risk."""
 
     def body() -> int:
-        from mlhunt.system.loader import definition_lines, parse_system, read_text
-        from mlhunt.threatmodel import build_threat_model, load_catalog
+        from mlhunt.cli_fast import run_model  # shared with the start-up path (cli_fast)
 
         if system is None:
             raise InputError("SYSTEM: missing (a system description YAML; see `mlhunt schema`)")
-        chosen = _choose_format(fmt, output)
-        threshold = _fail_threshold(fail_on)
-        if assume not in ("unknown", "absent"):
-            raise InputError(f"--assume: expected 'unknown' or 'absent', not {assume!r}")
-        text = read_text(system)
-        parsed = parse_system(text, str(system))
-        catalog = load_catalog(rules or ())
-        tm = build_threat_model(parsed, catalog, assume=assume)
-        doc = tm.to_document()
-        code = exit_code(doc, threshold)
-        if top is not None:
-            doc = tm.to_document(top=top)
-        for w in tm.warnings:
-            _err(f"warning: {system}: {w}")
-        lines = definition_lines(text) if chosen == "sarif" else None
-        emit(doc, chosen, output, source_path=str(system), lines=lines)
-        if dfd is not None:
-            write_dfd(doc, dfd)
-        return code
+        return run_model(
+            system,
+            fmt=fmt,
+            output=output,
+            fail_on=fail_on,
+            dfd=dfd,
+            rules=rules,
+            top=top,
+            assume=assume,
+        )
 
     _run(debug, body)
-
-
-def write_dfd(doc: dict[str, Any], path: Path) -> None:
-    from mlhunt.system import dfd as dfdmod
-
-    suffix = path.suffix.lower()
-    if suffix == ".svg":
-        write_atomic(path, dfdmod.to_svg(dfdmod.to_dot(doc)))
-    elif suffix == ".dot":
-        write_atomic(path, dfdmod.to_dot(doc))
-    elif suffix in (".mmd", ".mermaid"):
-        write_atomic(path, dfdmod.to_mermaid(doc))
-    else:
-        raise InputError(f"--dfd: unsupported extension {suffix!r} (expected .svg, .dot or .mmd)")
 
 
 @app.command()
@@ -148,48 +121,21 @@ def scan(
     without executing them, deployment manifests against Rego policies, and plaintext secrets."""
 
     def body() -> int:
-        from mlhunt.findings import document
-        from mlhunt.scan import ScanResult, scan_path
-        from mlhunt.scan.limits import limits_from
+        from mlhunt.cli_fast import run_scan  # shared with the start-up path (cli_fast)
 
-        limits = limits_from(
+        return run_scan(
+            paths,
+            fmt=fmt,
+            output=output,
+            fail_on=fail_on,
+            allow=allow,
+            policy=policy,
+            secrets=secrets,
             max_file_bytes=max_file_bytes,
             max_entry_bytes=max_entry_bytes,
             max_seconds=max_seconds,
             max_depth=max_depth,
         )
-        chosen = _choose_format(fmt, output)
-        threshold = _fail_threshold(fail_on)
-        for p in paths:
-            if not p.exists() and not p.is_symlink():
-                raise InputError("no such file or folder", file=str(p))
-        for d in policy or []:
-            if not d.is_dir():
-                raise InputError("--policy: not a folder", file=str(d))
-        total = ScanResult()
-        with _file_progress() as tick:
-            for p in paths:
-                r = scan_path(
-                    p,
-                    allow=allow or (),
-                    policy_dirs=policy or (),
-                    secrets=secrets,
-                    progress=tick,
-                    limits=limits,
-                )
-                total.findings.extend(r.findings)
-                total.files += r.files
-                total.bytes += r.bytes
-                total.skipped.extend(r.skipped)
-        doc = document(
-            "scan",
-            total.findings,
-            files_scanned=total.files,
-            bytes_scanned=total.bytes,
-            skipped=total.skipped,
-        )
-        emit(doc, chosen, output)
-        return exit_code(doc, threshold)
 
     _run(debug, body)
 
@@ -499,26 +445,6 @@ def harden(
         return exit_code(doc, threshold_)
 
     _run(debug, body)
-
-
-@contextmanager
-def _file_progress() -> Iterator[Callable[[Path], None]]:
-    """A spinner with the current file on a terminal's stderr; silent otherwise."""
-    if not sys.stderr.isatty():
-        yield lambda _p: None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.completed} files"),
-        TextColumn("{task.description}"),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("", total=None)
-        yield lambda p: bar.update(task, advance=1, description=str(p)[-60:])
 
 
 from mlhunt import cli_ops  # noqa: E402,F401  (registers its commands on app)

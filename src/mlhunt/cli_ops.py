@@ -159,10 +159,11 @@ def init(
     def body() -> int:
         from mlhunt.run.init import project_files
 
-        if scenario is not None:
-            from mlhunt.scenarios import get
+        if scenario is not None:  # by name: importing it would need the scenarios extra
+            from mlhunt.scenarios import names
 
-            get(scenario)
+            if scenario not in names():
+                raise InputError(f"unknown scenario {scenario!r} (available: {', '.join(names())})")
         files = project_files(output, system=system, scenario=scenario)
         if output.exists() and not force:
             raise InputError("already exists (use --force to overwrite)", file=str(output))

@@ -1,7 +1,8 @@
 """The one currency of mlhunt: a :class:`Finding`, and the JSON document that carries them.
 
 Every part (model, assess, hunt, scan, harden, guard) emits the same type; the document shape is
-the contract in DESIGN.md and is relied on from outside the code, so fields are only ever added.
+the contract in docs/architecture.md and is relied on from outside the code, so fields are only
+ever added.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def summarize(findings: list[Finding]) -> dict[str, Any]:
 
 
 def document(command: str, findings: list[Finding], **extras: Any) -> dict[str, Any]:
-    """The JSON document every command emits (DESIGN.md, "The one currency")."""
+    """The JSON document every command emits (docs/architecture.md, "The finding contract")."""
     doc: dict[str, Any] = {
         "tool": "mlhunt",
         "version": __version__,

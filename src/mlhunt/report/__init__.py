@@ -6,9 +6,10 @@ internal classes, so they render whatever a command produced (model, assess, hun
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlhunt.report.table import print_table
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Formats :func:`render` writes as text.
 FORMATS = ("json", "sarif", "markdown", "html")
@@ -16,6 +17,14 @@ FORMATS = ("json", "sarif", "markdown", "html")
 CLI_FORMATS = ("table", *FORMATS)
 
 __all__ = ["CLI_FORMATS", "FORMATS", "print_table", "render"]
+
+
+def print_table(doc: dict[str, Any], console: Console, wide: bool = False) -> None:
+    """``doc`` as tables on ``console``; ``wide`` adds a column of key metrics (rich is
+    imported only for this format)."""
+    from mlhunt.report.table import print_table as print_tables
+
+    print_tables(doc, console, wide)
 
 
 def render(

@@ -1,4 +1,4 @@
-"""The JSON document as is (DESIGN.md, "The one currency")."""
+"""The JSON document as is (docs/architecture.md, "The finding contract")."""
 
 from __future__ import annotations
 
