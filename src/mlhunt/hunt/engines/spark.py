@@ -36,6 +36,14 @@ import numpy as np
 from mlhunt.errors import InputError
 from mlhunt.hunt.detectors.base import Alert, Detector, run_detectors
 from mlhunt.hunt.engines import EngineResult, Progress
+from mlhunt.hunt.engines.spark_ship import (
+    check_executors,
+    executor_cause,
+    is_local,
+    missing_module,
+    ship,
+)
+from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
 from mlhunt.hunt.readers import MAX_ERRORS, ReadReport, _kind, read_batches, resolve
 
@@ -70,11 +78,12 @@ def _quiet_pandas() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _worker_python() -> Iterator[None]:
-    """Python workers run this interpreter (with mlhunt importable): PySpark reads only the
-    PYSPARK_PYTHON variable when the context starts, so it is set for that moment, unless the
-    user chose one."""
-    if "PYSPARK_PYTHON" in os.environ:
+def _worker_python(master: str) -> Iterator[None]:
+    """In local mode the Python workers run this interpreter (with mlhunt importable): PySpark
+    reads only the PYSPARK_PYTHON variable when the context starts, so it is set for that moment,
+    unless the user chose one. On a cluster this interpreter's path means nothing on the worker
+    machines: the user's PYSPARK_PYTHON (or PySpark's default, ``python3``) stands."""
+    if "PYSPARK_PYTHON" in os.environ or not is_local(master):
         yield
         return
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -137,12 +146,25 @@ def _num(field: str) -> str:
 class SparkEngine:
     name = "spark"
 
-    def __init__(self, master: str | None = None, shuffle_partitions: int = 4) -> None:
+    def __init__(
+        self,
+        master: str | None = None,
+        shuffle_partitions: int = 4,
+        ship_code: bool | None = None,
+        conf: dict[str, str] | None = None,
+    ) -> None:
+        """``ship_code``: send the driver's mlhunt package to the executors (default: on any
+        master but ``local[...]``, whose executors share the driver's Python); ``conf``: more
+        Spark settings for the session (``spark.executor.memory``, ``spark.driver.host`` ...)."""
         self.master = master or DEFAULT_MASTER
         self.shuffle_partitions = shuffle_partitions
+        self.ship_code = not is_local(self.master) if ship_code is None else ship_code
+        self.conf = dict(conf or {})
 
     # --- session -------------------------------------------------------------------------
-    def _session(self) -> tuple[Any, bool]:
+    def session(self) -> tuple[Any, bool]:
+        """(the Spark session for ``master``, whether this call started it): an active session
+        is reused and left running by the hunt."""
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:
@@ -150,19 +172,22 @@ class SparkEngine:
                 f"--engine spark: pyspark is not installed ({exc}); pip install 'mlhunt[spark]'"
             ) from None
         existing = SparkSession.getActiveSession()
-        with warnings.catch_warnings(), _worker_python():
+        with warnings.catch_warnings(), _worker_python(self.master):
             warnings.simplefilter("ignore")  # pyspark warns about the pandas major version
             try:
-                spark = (
+                builder = (
                     SparkSession.builder.master(self.master)
                     .appName("mlhunt-hunt")
                     .config("spark.ui.enabled", "false")
                     .config("spark.ui.showConsoleProgress", "false")
+                    .config("spark.log.level", "FATAL")
                     .config("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
                     .config("spark.sql.session.timeZone", "UTC")
                     .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                    .getOrCreate()
                 )
+                for key, value in self.conf.items():
+                    builder = builder.config(key, value)
+                spark = builder.getOrCreate()
             except Exception as exc:  # Java missing, bad master URL ...
                 raise InputError(
                     f"--engine spark: cannot start Spark at {self.master} "
@@ -183,10 +208,20 @@ class SparkEngine:
         progress: Progress | None = None,
     ) -> EngineResult:
         say = progress or _quiet
-        files = resolve(paths)
-        spark, owned = self._session()
+        local, urls = split_urls(paths)
+        files: list[Path | str] = [*resolve(local)] if local or not urls else []
+        spark, owned = self.session()
         say(f"spark: session on {self.master}")
+        executors: list[dict[str, Any]] = []
         try:
+            if self.ship_code:
+                archive = ship(spark, _ship_dir())
+                say(f"spark: shipped {archive.name} to the executors")
+                found = check_executors(spark)
+                seen = sorted({(f["host"], f["python"], f["mlhunt"]) for f in found})
+                executors = [{"host": h, "python": p, "mlhunt": m} for h, p, m in seen]
+                say(f"spark: executors run {found[0]['python']} {found[0]['version']}")
+            files += expand(spark, urls) if urls else []
             with tempfile.TemporaryDirectory(prefix="mlhunt-spark-") as tmp, _quiet_pandas():
                 t0 = time.perf_counter()
                 try:
@@ -219,11 +254,13 @@ class SparkEngine:
             "detect_seconds": round(t_detect, 3),
             "detect_events_per_s": round(n / t_detect) if t_detect > 0 else None,
         }
+        if executors:  # where the checked executors' Python and mlhunt code came from
+            stats["executors"] = executors
         return EngineResult(alerts=alerts, population=pop, stats=stats)
 
     # --- reading -------------------------------------------------------------------------
     def _read(
-        self, spark: Any, files: list[Path], report: ReadReport, tmp: Path, say: Progress
+        self, spark: Any, files: list[Path | str], report: ReadReport, tmp: Path, say: Progress
     ) -> tuple[Any, Any]:
         """(valid events with the normalised columns, the cached frame behind them)."""
         from pyspark.sql import functions as F
@@ -254,7 +291,7 @@ class SparkEngine:
     def _lines(
         self,
         spark: Any,
-        path: Path,
+        path: Path | str,
         tmp_parquet: Path,
         idx: int,
         earlier: list[tuple[int, dict[str, Any]]],
@@ -263,8 +300,15 @@ class SparkEngine:
         """DataFrame(line, value): one JSON text per record, with its 1-based line number."""
         from pyspark.sql import functions as F
 
-        kind = _kind(path)
-        if kind == "csv":  # mlhunt's reader -> Parquet of records -> the same JSON checks
+        name = url_name(path) if isinstance(path, str) else path.name
+        kind = _kind(Path(name))
+        if kind == "csv":
+            if isinstance(path, str):  # mlhunt's CSV reader reads local files only
+                raise InputError(
+                    "CSV by URL: the Spark engine reads CSV logs from local paths only "
+                    "(JSON Lines and Parquet by any URL)",
+                    file=path,
+                )  # mlhunt's reader -> Parquet of records -> the same JSON checks
             sub = ReadReport()
             _csv_to_parquet(path, tmp_parquet, sub)
             earlier.extend((idx, e) for e in sub.errors)
@@ -290,7 +334,9 @@ class SparkEngine:
             F.col("_metadata.file_block_start").alias("block"),
             F.monotonically_increasing_id().alias("mid"),
         )
-        if path.name.lower().endswith(".gz") or path.stat().st_size <= ONE_SPLIT_BYTES:
+        if name.lower().endswith(".gz") or (
+            isinstance(path, Path) and path.stat().st_size <= ONE_SPLIT_BYTES
+        ):
             # one split, so one partition: the ids count the lines (gzip is never split)
             return text.select((F.col("mid") + 1).alias("line"), "value").where(
                 F.trim("value") != ""
@@ -439,14 +485,24 @@ class SparkEngine:
             if not dets or pop.n_events == 0:
                 continue
             fn = _group_function(scope, dets, pop)
-            rows = (
-                events.where(F.col(scope).isNotNull())
-                .select(*_DETECT_COLS)
-                .withColumn("_bucket", F.pmod(F.xxhash64(scope), F.lit(buckets)))
-                .groupBy("_bucket")
-                .applyInPandas(fn, _ALERT_SCHEMA)
-                .collect()
-            )
+            try:
+                rows = (
+                    events.where(F.col(scope).isNotNull())
+                    .select(*_DETECT_COLS)
+                    .withColumn("_bucket", F.pmod(F.xxhash64(scope), F.lit(buckets)))
+                    .groupBy("_bucket")
+                    .applyInPandas(fn, _ALERT_SCHEMA)
+                    .collect()
+                )
+            except Exception as exc:  # an executor without a module: one line, not a stack
+                module = missing_module(exc)
+                if module is None or not type(exc).__module__.startswith(("pyspark", "py4j")):
+                    raise
+                raise InputError(
+                    f"--engine spark: the executors cannot import {module!r} "
+                    f"({executor_cause(exc)}); install it in the executors' Python "
+                    "or set PYSPARK_PYTHON (docs/spark.md)"
+                ) from None
             alerts += [Alert.from_row(r.asDict()) for r in rows]
             say(f"spark: {scope}: {len(alerts)} alerts so far")
         alerts.sort(key=lambda a: (a.scope, a.target, a.detector))
@@ -465,6 +521,15 @@ def _group_function(scope: str, dets: list[Detector], pop: Population) -> Any:
         return pd.DataFrame(rows, columns=[c.split()[0] for c in _ALERT_SCHEMA.split(", ")])
 
     return run
+
+
+def _ship_dir() -> Path:
+    """Where archives of mlhunt are kept while Spark serves them (named by content, so reused)."""
+    out = Path(tempfile.gettempdir()) / f"mlhunt-spark-ship-{os.getuid()}"
+    out.mkdir(mode=0o700, exist_ok=True)
+    if out.stat().st_uid != os.getuid():  # another user's folder: never write code there
+        raise InputError(f"--engine spark: {out} belongs to another user; remove it")
+    return out
 
 
 def _first_line(exc: BaseException) -> str:
