@@ -5,8 +5,9 @@ PySpark's ``spark-class`` and stopped at the end whatever happens. The executors
 Python environment that has only :data:`~mlhunt.hunt.engines.spark_ship.EXECUTOR_NEEDS` (built
 once under the temp folder, at the driver's versions, and reused by later sessions), so the
 detector code can only come from the archive the hunt ships. The hunt runs as the CLI in its own
-process (its own driver JVM bound to 127.0.0.1) and must give the DuckDB engine's findings, alert
-for alert. The data is one simulated loan-approval day (scale 0.3, ~12k events).
+process (its own driver JVM bound to 127.0.0.1), given the log by ``file://`` URL as object
+storage would be, and must give the DuckDB engine's findings, alert for alert. The data is one
+simulated loan-approval day (scale 0.3, ~12k events).
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return simulate(loaded, tmp_path_factory.mktemp("sim"), scale=0.3).logs_path
 
 
-def _cli_hunt(logs: Path, master: str, python: Path, out: Path) -> subprocess.CompletedProcess[str]:
+def _cli_hunt(
+    logs: Path | str, master: str, python: Path, out: Path
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "PYSPARK_PYTHON": str(python),
@@ -133,13 +136,15 @@ def test_cluster_hunt_matches_duckdb(
     cluster: Any, day: Path, executor_python: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "spark.json"
-    run = _cli_hunt(day, cluster.url, executor_python, out)
+    # by URL, as logs in object storage are named: listed and read by Spark's own filesystems
+    run = _cli_hunt(day.as_uri(), cluster.url, executor_python, out)
     assert run.returncode == 0, run.stderr[-2000:]
     doc = json.loads(out.read_text("utf-8"))
     duck = hunt(day).document()
     assert _comparable(doc["findings"]) == _comparable(duck["findings"])
     assert len(doc["findings"]) >= 10  # a meaningful fixture: many attacks are found
     assert doc["read"]["records"] == duck["read"]["records"] > 10_000
+    assert [f.removeprefix("file:") for f in doc["read"]["files"]] == [str(day)]
     stats = doc["stats"]
     assert stats["engine"] == "spark" and stats["master"] == cluster.url
     # the executors ran the bare venv and mlhunt from the shipped archive, unpacked in a
