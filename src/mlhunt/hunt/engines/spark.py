@@ -43,25 +43,40 @@ from mlhunt.hunt.engines.spark_ship import (
     missing_module,
     ship,
 )
+from mlhunt.hunt.engines.spark_sql import (
+    CHECKS,
+    LATE_CHECKS,
+    RAW_SCHEMA,
+    case_sql,
+    csv_to_parquet,
+    no_floats,
+    num_sql,
+)
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
-from mlhunt.hunt.readers import MAX_ERRORS, ReadReport, _kind, read_batches, resolve
+from mlhunt.hunt.readers import MAX_ERRORS, ReadReport, _kind, resolve
 
 DEFAULT_MASTER = "local[2]"
 #: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
 BUCKET_EVENTS = 200_000
 #: Spark never splits a file smaller than its open cost (spark.sql.files.openCostInBytes, 4 MiB).
 ONE_SPLIT_BYTES = 4 * 1024 * 1024
-# fmt: off
-_DETECT_COLS = ("file", "line", "ts", "client_id", "source_ip", "input", "label", "margin",
-                "status")
-_ALERT_SCHEMA = ("detector string, scope string, target string, score double, severity string, "
-                 "detected_at_event long, first_event_ts double, detected_ts double, "
-                 "events long, evidence string")
-_RAW_SCHEMA = ("ts string, client_id string, source_ip string, input array<double>, "
-               "output struct<label: string, scores: array<double>, score: string>, "
-               "model string, status string, latency_ms string, _corrupt string")
-# fmt: on
+_DETECT_COLS = (
+    "file",
+    "line",
+    "ts",
+    "client_id",
+    "source_ip",
+    "input",
+    "label",
+    "margin",
+    "status",
+)
+_ALERT_SCHEMA = (
+    "detector string, scope string, target string, score double, severity string, "
+    "detected_at_event long, first_event_ts double, detected_ts double, "
+    "events long, evidence string"
+)
 
 
 def _quiet(_: str) -> None:
@@ -91,56 +106,6 @@ def _worker_python(master: str) -> Iterator[None]:
         yield
     finally:
         os.environ.pop("PYSPARK_PYTHON", None)
-
-
-def _finite(expr: str) -> str:
-    return f"(NOT isnan({expr}) AND abs({expr}) != double('inf'))"
-
-
-def _all_finite(arr: str) -> str:
-    return f"NOT exists({arr}, v -> v IS NULL OR isnan(v) OR abs(v) = double('inf'))"
-
-
-def _bad_number(field: str) -> str:
-    """A number-or-empty field (kept as text, like the Python reader) that is not a number."""
-    num = f"try_cast({field} AS double)"
-    return f"{field} IS NOT NULL AND {field} != '' AND ({num} IS NULL OR NOT {_finite(num)})"
-
-
-# Record checks in the Python reader's order (first failing check is the reason); `d` is added
-# once the input length is known. Columns: r (parsed struct), tsd (epoch seconds or NULL).
-# fmt: off
-_CHECKS = (
-    ("r._corrupt IS NOT NULL OR r IS NULL", "'not a JSON object'"),
-    ("r.ts IS NULL OR r.ts = ''", "'ts: missing'"),
-    ("tsd IS NULL", "concat('ts: not RFC 3339 or epoch seconds: ', substr(r.ts, 1, 40))"),
-    (f"NOT {_finite('tsd')}", "'ts: not a finite number'"),
-    ("r.client_id IS NULL OR r.client_id = ''", "'client_id: missing'"),
-    ("r.output IS NULL", "'output: missing (expected an object with label)'"),
-    ("r.output.label IS NULL OR r.output.label = ''", "'output.label: missing'"),
-    ("r.output.scores IS NOT NULL AND size(r.output.scores) = 0",
-     "'output.scores: expected a non-empty array of numbers'"),
-    (f"r.output.scores IS NOT NULL AND NOT {_all_finite('r.output.scores')}",
-     "'output.scores: holds NaN or infinity'"),
-    (_bad_number("r.output.score"), "'output.score: expected a number'"),
-    ("r.input IS NOT NULL AND size(r.input) = 0", "'input: expected a non-empty array of numbers'"),
-    (f"r.input IS NOT NULL AND NOT {_all_finite('r.input')}", "'input: holds NaN or infinity'"),
-)
-_LATE_CHECKS = (
-    ("r.input IS NOT NULL AND size(r.input) != {d}",
-     "concat('input: ', size(r.input), ' values, expected {d}')"),
-    (_bad_number("r.status"), "'status: expected a number'"),
-    (_bad_number("r.latency_ms"), "'latency_ms: expected a number'"),
-)
-# fmt: on
-
-
-def _case(checks: Sequence[tuple[str, str]]) -> str:
-    return "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in checks) + " END"
-
-
-def _num(field: str) -> str:
-    return f"CASE WHEN {field} = '' THEN NULL ELSE try_cast({field} AS double) END"
 
 
 class SparkEngine:
@@ -310,7 +275,7 @@ class SparkEngine:
                     file=path,
                 )  # mlhunt's reader -> Parquet of records -> the same JSON checks
             sub = ReadReport()
-            _csv_to_parquet(path, tmp_parquet, sub)
+            csv_to_parquet(path, tmp_parquet, sub)
             earlier.extend((idx, e) for e in sub.errors)
             report.malformed += sub.malformed - len(sub.errors)  # beyond the listed ones
             df = spark.read.parquet(str(tmp_parquet))
@@ -320,7 +285,7 @@ class SparkEngine:
             df = spark.read.parquet(str(path))
             # float32 columns are widened first, so values match what pyarrow hands Python
             cols = [
-                F.col(f"`{f.name}`").cast(_no_floats(f.dataType)).alias(f.name)
+                F.col(f"`{f.name}`").cast(no_floats(f.dataType)).alias(f.name)
                 for f in df.schema.fields
             ]
             out = df.select(
@@ -369,7 +334,7 @@ class SparkEngine:
             "line",
             F.from_json(
                 "value",
-                _RAW_SCHEMA,
+                RAW_SCHEMA,
                 {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"},
             ).alias("r"),
         )
@@ -377,7 +342,7 @@ class SparkEngine:
             "tsd",
             F.expr("coalesce(try_cast(r.ts AS double), unix_micros(try_to_timestamp(r.ts)) / 1e6)"),
         )
-        cached = p.withColumn("early", F.expr(_case(_CHECKS))).persist()
+        cached = p.withColumn("early", F.expr(case_sql(CHECKS))).persist()
         p = cached
         # The input length is fixed by the first record (file, line) that has a good input.
         first = (
@@ -386,8 +351,8 @@ class SparkEngine:
             .first()
         )
         d = int(first["d"]) if first and first["d"] is not None else 0
-        late = [(c.replace("{d}", str(d)), r.replace("{d}", str(d))) for c, r in _LATE_CHECKS]
-        p = p.withColumn("reason", F.expr(f"coalesce(early, {_case(late)})"))
+        late = [(c.replace("{d}", str(d)), r.replace("{d}", str(d))) for c, r in LATE_CHECKS]
+        p = p.withColumn("reason", F.expr(f"coalesce(early, {case_sql(late)})"))
         counts = p.agg(F.count("*").alias("n"), F.count("reason").alias("bad")).first()
         report.records += int(counts["n"]) - int(counts["bad"])
         report.input_dim = d or None
@@ -406,21 +371,25 @@ class SparkEngine:
         scores = "r.output.scores"
         top = f"reverse(array_sort({scores}))"  # descending
         top1, top2 = f"try_element_at({top}, 1)", f"try_element_at({top}, 2)"
-        score = _num("r.output.score")
-        # fmt: off
+        score = num_sql("r.output.score")
         events = p.where("reason IS NULL").selectExpr(
-            "file", "file_idx", "line", "tsd AS ts", "r.client_id AS client_id",
+            "file",
+            "file_idx",
+            "line",
+            "tsd AS ts",
+            "r.client_id AS client_id",
             "CASE WHEN r.source_ip = '' THEN NULL ELSE r.source_ip END AS source_ip",
-            "r.input AS input", "r.output.label AS label",
+            "r.input AS input",
+            "r.output.label AS label",
             f"CASE WHEN {scores} IS NOT NULL THEN {top1} ELSE {score} END AS score",
             f"CASE WHEN {scores} IS NOT NULL THEN (CASE WHEN size({scores}) > 1 "
             f"THEN {top1} - {top2} ELSE abs(2 * {top1} - 1) END) "
             f"WHEN {score} BETWEEN 0 AND 1 THEN abs(2 * {score} - 1) END AS margin",
-            f"{scores} AS scores", f"try_cast({_num('r.status')} AS long) AS status",
-            f"{_num('r.latency_ms')} AS latency_ms",
+            f"{scores} AS scores",
+            f"try_cast({num_sql('r.status')} AS long) AS status",
+            f"{num_sql('r.latency_ms')} AS latency_ms",
             "CASE WHEN r.model = '' THEN NULL ELSE r.model END AS model",
         )
-        # fmt: on
         return events, cached
 
     # --- population ----------------------------------------------------------------------
@@ -537,45 +506,3 @@ def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     causes = [ln.removeprefix("Caused by:").strip() for ln in lines if ln.startswith("Caused by:")]
     return (causes[-1] if causes else lines[0] if lines else type(exc).__name__)[:160]
-
-
-def _no_floats(t: Any) -> Any:
-    """The type with every float32 widened to double (nested in arrays and structs too)."""
-    from pyspark.sql import types as T
-
-    if isinstance(t, T.FloatType):
-        return T.DoubleType()
-    if isinstance(t, T.ArrayType):
-        return T.ArrayType(_no_floats(t.elementType), t.containsNull)
-    if isinstance(t, T.StructType):
-        return T.StructType(
-            [T.StructField(f.name, _no_floats(f.dataType), f.nullable) for f in t.fields]
-        )
-    return t
-
-
-def _csv_to_parquet(path: Path, out: Path, sub: ReadReport) -> None:
-    """The CSV's records (checked by mlhunt's reader) as raw log records in Parquet, with lines."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer = None
-    for t in read_batches(path, sub):
-        # fmt: off
-        output = pa.StructArray.from_arrays(
-            [t.column(c).combine_chunks() for c in ("label", "scores", "score")],
-            ["label", "scores", "score"])
-        rec = pa.table({"line": t.column("line"), "ts": t.column("ts"),
-                        "client_id": t.column("client_id"), "source_ip": t.column("source_ip"),
-                        "input": t.column("input"), "output": output, "model": t.column("model"),
-                        "status": t.column("status"), "latency_ms": t.column("latency_ms")})
-        # fmt: on
-        if writer is None:
-            writer = pq.ParquetWriter(out, rec.schema)
-        writer.write_table(rec)
-    if writer is None:
-        pq.write_table(
-            pa.table({"line": pa.array([], pa.int64()), "value": pa.array([], pa.string())}), out
-        )
-    else:
-        writer.close()
