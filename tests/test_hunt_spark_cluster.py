@@ -132,7 +132,14 @@ def _comparable(findings: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     )
 
 
-def test_cluster_hunt_matches_duckdb(
+def test_cluster_hunt(cluster: Any, day: Path, executor_python: Path, tmp_path: Path) -> None:
+    """One test, so that pytest-xdist never starts the cluster twice: first executors with no
+    packages (one line naming them), then the bare venv (the DuckDB engine's alerts)."""
+    _executor_without_packages_is_one_line(cluster, day, tmp_path)
+    _cluster_hunt_matches_duckdb(cluster, day, executor_python, tmp_path)
+
+
+def _cluster_hunt_matches_duckdb(
     cluster: Any, day: Path, executor_python: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "spark.json"
@@ -157,11 +164,9 @@ def test_cluster_hunt_matches_duckdb(
     assert any(a["name"] == "mlhunt-hunt" and a["cores"] >= 2 for a in apps), apps
 
 
-def test_executor_without_packages_is_one_line(
-    cluster: Any, day: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    bare = _build_venv(tmp_path_factory.mktemp("bare") / "venv", [])
-    out = tmp_path_factory.mktemp("bare-out") / "spark.json"
+def _executor_without_packages_is_one_line(cluster: Any, day: Path, tmp_path: Path) -> None:
+    bare = _build_venv(tmp_path / "bare-venv", [])
+    out = tmp_path / "bare.json"
     run = _cli_hunt(day, cluster.url, bare, out)
     assert run.returncode == 2, run.stderr[-2000:]
     assert not out.exists()
