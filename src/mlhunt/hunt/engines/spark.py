@@ -16,6 +16,10 @@ holding whole groups (a hash bucket of targets), through the same
 alerts. Known differences (edge cases of the JSON text, not of the data): a numeric label
 written as ``1.0`` stays ``"1.0"`` (the Python reader makes it ``"1"``), and strings inside a
 numeric array make the record malformed (the Python reader converts ``"1.5"``).
+
+On a cluster master the driver's mlhunt package is shipped to the executors and their Python is
+checked before any log is read (:mod:`.spark_ship`); logs may be named by URL (``s3a://``,
+``abfss://``: :mod:`.spark_urls`). Commands for real clusters: docs/spark.md.
 """
 
 from __future__ import annotations
