@@ -213,7 +213,7 @@ class SparkEngine:
                     cached.unpersist()
         finally:
             if owned:
-                spark.stop()
+                _stop(spark, self.master)
         n = report.records
         stats = {
             "engine": self.name,
@@ -494,6 +494,20 @@ def _group_function(scope: str, dets: list[Detector], pop: Population) -> Any:
         return pd.DataFrame(rows, columns=[c.split()[0] for c in _ALERT_SCHEMA.split(", ")])
 
     return run
+
+
+def _stop(spark: Any, master: str) -> None:
+    """Stop the session. On a cluster, Spark's standalone client races its own shutdown and
+    prints a RejectedExecutionException's stack on the driver JVM's stderr after a good hunt;
+    that stream is closed first (the JVM's logs are already off: errors reach the user as
+    exceptions, in one line)."""
+    if not is_local(master):
+        with contextlib.suppress(Exception):
+            io = spark.sparkContext._jvm.java.io
+            spark.sparkContext._jvm.java.lang.System.setErr(
+                io.PrintStream(io.OutputStream.nullOutputStream())
+            )
+    spark.stop()
 
 
 def _ship_dir() -> Path:
