@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 #: Benchmarks that ``python -m bench`` knows; each is a module bench/<name>.py with run(quick).
-BENCHMARKS: tuple[str, ...] = ("model", "serving", "scan", "robustness", "hunt", "guard")
+BENCHMARKS: tuple[str, ...] = (
+    "model",
+    "serving",
+    "scan",
+    "robustness",
+    "hunt",
+    "guard",
+    "spark",
+)
 
 
 def log(message: str) -> None:

@@ -101,7 +101,13 @@ def hunt(
     from mlhunt.hunt.engines import get_engine
     from mlhunt.hunt.readers import resolve
 
-    files = resolve(paths)  # a missing path fails here, before any work
+    if engine == "spark":  # URLs (s3a://, abfss://, hdfs://) are listed by Spark itself
+        from mlhunt.hunt.engines.spark_urls import split_urls
+
+        local, urls = split_urls(paths)
+        files = [*resolve(local), *urls] if local or not urls else urls
+    else:
+        files = resolve(paths)  # a missing path fails here, before any work
     dets = load_detectors(detectors, params)
     ref = load_reference(reference) if reference is not None else None
     eng = get_engine(engine, spark_master=spark_master)

@@ -16,6 +16,10 @@ holding whole groups (a hash bucket of targets), through the same
 alerts. Known differences (edge cases of the JSON text, not of the data): a numeric label
 written as ``1.0`` stays ``"1.0"`` (the Python reader makes it ``"1"``), and strings inside a
 numeric array make the record malformed (the Python reader converts ``"1.5"``).
+
+On a cluster master the driver's mlhunt package is shipped to the executors and their Python is
+checked before any log is read (:mod:`.spark_ship`); logs may be named by URL (``s3a://``,
+``abfss://``: :mod:`.spark_urls`). Commands for real clusters: docs/spark.md.
 """
 
 from __future__ import annotations
@@ -36,24 +40,47 @@ import numpy as np
 from mlhunt.errors import InputError
 from mlhunt.hunt.detectors.base import Alert, Detector, run_detectors
 from mlhunt.hunt.engines import EngineResult, Progress
+from mlhunt.hunt.engines.spark_ship import (
+    check_executors,
+    executor_cause,
+    is_local,
+    missing_module,
+    ship,
+)
+from mlhunt.hunt.engines.spark_sql import (
+    CHECKS,
+    LATE_CHECKS,
+    RAW_SCHEMA,
+    case_sql,
+    csv_to_parquet,
+    no_floats,
+    num_sql,
+)
+from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
-from mlhunt.hunt.readers import MAX_ERRORS, ReadReport, _kind, read_batches, resolve
+from mlhunt.hunt.readers import MAX_ERRORS, ReadReport, _kind, resolve
 
 DEFAULT_MASTER = "local[2]"
 #: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
 BUCKET_EVENTS = 200_000
 #: Spark never splits a file smaller than its open cost (spark.sql.files.openCostInBytes, 4 MiB).
 ONE_SPLIT_BYTES = 4 * 1024 * 1024
-# fmt: off
-_DETECT_COLS = ("file", "line", "ts", "client_id", "source_ip", "input", "label", "margin",
-                "status")
-_ALERT_SCHEMA = ("detector string, scope string, target string, score double, severity string, "
-                 "detected_at_event long, first_event_ts double, detected_ts double, "
-                 "events long, evidence string")
-_RAW_SCHEMA = ("ts string, client_id string, source_ip string, input array<double>, "
-               "output struct<label: string, scores: array<double>, score: string>, "
-               "model string, status string, latency_ms string, _corrupt string")
-# fmt: on
+_DETECT_COLS = (
+    "file",
+    "line",
+    "ts",
+    "client_id",
+    "source_ip",
+    "input",
+    "label",
+    "margin",
+    "status",
+)
+_ALERT_SCHEMA = (
+    "detector string, scope string, target string, score double, severity string, "
+    "detected_at_event long, first_event_ts double, detected_ts double, "
+    "events long, evidence string"
+)
 
 
 def _quiet(_: str) -> None:
@@ -70,11 +97,12 @@ def _quiet_pandas() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _worker_python() -> Iterator[None]:
-    """Python workers run this interpreter (with mlhunt importable): PySpark reads only the
-    PYSPARK_PYTHON variable when the context starts, so it is set for that moment, unless the
-    user chose one."""
-    if "PYSPARK_PYTHON" in os.environ:
+def _worker_python(master: str) -> Iterator[None]:
+    """In local mode the Python workers run this interpreter (with mlhunt importable): PySpark
+    reads only the PYSPARK_PYTHON variable when the context starts, so it is set for that moment,
+    unless the user chose one. On a cluster this interpreter's path means nothing on the worker
+    machines: the user's PYSPARK_PYTHON (or PySpark's default, ``python3``) stands."""
+    if "PYSPARK_PYTHON" in os.environ or not is_local(master):
         yield
         return
     os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -84,65 +112,28 @@ def _worker_python() -> Iterator[None]:
         os.environ.pop("PYSPARK_PYTHON", None)
 
 
-def _finite(expr: str) -> str:
-    return f"(NOT isnan({expr}) AND abs({expr}) != double('inf'))"
-
-
-def _all_finite(arr: str) -> str:
-    return f"NOT exists({arr}, v -> v IS NULL OR isnan(v) OR abs(v) = double('inf'))"
-
-
-def _bad_number(field: str) -> str:
-    """A number-or-empty field (kept as text, like the Python reader) that is not a number."""
-    num = f"try_cast({field} AS double)"
-    return f"{field} IS NOT NULL AND {field} != '' AND ({num} IS NULL OR NOT {_finite(num)})"
-
-
-# Record checks in the Python reader's order (first failing check is the reason); `d` is added
-# once the input length is known. Columns: r (parsed struct), tsd (epoch seconds or NULL).
-# fmt: off
-_CHECKS = (
-    ("r._corrupt IS NOT NULL OR r IS NULL", "'not a JSON object'"),
-    ("r.ts IS NULL OR r.ts = ''", "'ts: missing'"),
-    ("tsd IS NULL", "concat('ts: not RFC 3339 or epoch seconds: ', substr(r.ts, 1, 40))"),
-    (f"NOT {_finite('tsd')}", "'ts: not a finite number'"),
-    ("r.client_id IS NULL OR r.client_id = ''", "'client_id: missing'"),
-    ("r.output IS NULL", "'output: missing (expected an object with label)'"),
-    ("r.output.label IS NULL OR r.output.label = ''", "'output.label: missing'"),
-    ("r.output.scores IS NOT NULL AND size(r.output.scores) = 0",
-     "'output.scores: expected a non-empty array of numbers'"),
-    (f"r.output.scores IS NOT NULL AND NOT {_all_finite('r.output.scores')}",
-     "'output.scores: holds NaN or infinity'"),
-    (_bad_number("r.output.score"), "'output.score: expected a number'"),
-    ("r.input IS NOT NULL AND size(r.input) = 0", "'input: expected a non-empty array of numbers'"),
-    (f"r.input IS NOT NULL AND NOT {_all_finite('r.input')}", "'input: holds NaN or infinity'"),
-)
-_LATE_CHECKS = (
-    ("r.input IS NOT NULL AND size(r.input) != {d}",
-     "concat('input: ', size(r.input), ' values, expected {d}')"),
-    (_bad_number("r.status"), "'status: expected a number'"),
-    (_bad_number("r.latency_ms"), "'latency_ms: expected a number'"),
-)
-# fmt: on
-
-
-def _case(checks: Sequence[tuple[str, str]]) -> str:
-    return "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in checks) + " END"
-
-
-def _num(field: str) -> str:
-    return f"CASE WHEN {field} = '' THEN NULL ELSE try_cast({field} AS double) END"
-
-
 class SparkEngine:
     name = "spark"
 
-    def __init__(self, master: str | None = None, shuffle_partitions: int = 4) -> None:
+    def __init__(
+        self,
+        master: str | None = None,
+        shuffle_partitions: int = 4,
+        ship_code: bool | None = None,
+        conf: dict[str, str] | None = None,
+    ) -> None:
+        """``ship_code``: send the driver's mlhunt package to the executors (default: on any
+        master but ``local[...]``, whose executors share the driver's Python); ``conf``: more
+        Spark settings for the session (``spark.executor.memory``, ``spark.driver.host`` ...)."""
         self.master = master or DEFAULT_MASTER
         self.shuffle_partitions = shuffle_partitions
+        self.ship_code = not is_local(self.master) if ship_code is None else ship_code
+        self.conf = dict(conf or {})
 
     # --- session -------------------------------------------------------------------------
-    def _session(self) -> tuple[Any, bool]:
+    def session(self) -> tuple[Any, bool]:
+        """(the Spark session for ``master``, whether this call started it): an active session
+        is reused and left running by the hunt."""
         try:
             from pyspark.sql import SparkSession
         except ImportError as exc:
@@ -150,19 +141,22 @@ class SparkEngine:
                 f"--engine spark: pyspark is not installed ({exc}); pip install 'mlhunt[spark]'"
             ) from None
         existing = SparkSession.getActiveSession()
-        with warnings.catch_warnings(), _worker_python():
+        with warnings.catch_warnings(), _worker_python(self.master):
             warnings.simplefilter("ignore")  # pyspark warns about the pandas major version
             try:
-                spark = (
+                builder = (
                     SparkSession.builder.master(self.master)
                     .appName("mlhunt-hunt")
                     .config("spark.ui.enabled", "false")
                     .config("spark.ui.showConsoleProgress", "false")
+                    .config("spark.log.level", "FATAL")
                     .config("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
                     .config("spark.sql.session.timeZone", "UTC")
                     .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                    .getOrCreate()
                 )
+                for key, value in self.conf.items():
+                    builder = builder.config(key, value)
+                spark = builder.getOrCreate()
             except Exception as exc:  # Java missing, bad master URL ...
                 raise InputError(
                     f"--engine spark: cannot start Spark at {self.master} "
@@ -183,10 +177,20 @@ class SparkEngine:
         progress: Progress | None = None,
     ) -> EngineResult:
         say = progress or _quiet
-        files = resolve(paths)
-        spark, owned = self._session()
+        local, urls = split_urls(paths)
+        files: list[Path | str] = [*resolve(local)] if local or not urls else []
+        spark, owned = self.session()
         say(f"spark: session on {self.master}")
+        executors: list[dict[str, Any]] = []
         try:
+            if self.ship_code:
+                archive = ship(spark, _ship_dir())
+                say(f"spark: shipped {archive.name} to the executors")
+                found = check_executors(spark)
+                seen = sorted({(f["host"], f["python"], f["mlhunt"]) for f in found})
+                executors = [{"host": h, "python": p, "mlhunt": m} for h, p, m in seen]
+                say(f"spark: executors run {found[0]['python']} {found[0]['version']}")
+            files += expand(spark, urls) if urls else []
             with tempfile.TemporaryDirectory(prefix="mlhunt-spark-") as tmp, _quiet_pandas():
                 t0 = time.perf_counter()
                 try:
@@ -209,7 +213,7 @@ class SparkEngine:
                     cached.unpersist()
         finally:
             if owned:
-                spark.stop()
+                _stop(spark, self.master)
         n = report.records
         stats = {
             "engine": self.name,
@@ -219,11 +223,13 @@ class SparkEngine:
             "detect_seconds": round(t_detect, 3),
             "detect_events_per_s": round(n / t_detect) if t_detect > 0 else None,
         }
+        if executors:  # where the checked executors' Python and mlhunt code came from
+            stats["executors"] = executors
         return EngineResult(alerts=alerts, population=pop, stats=stats)
 
     # --- reading -------------------------------------------------------------------------
     def _read(
-        self, spark: Any, files: list[Path], report: ReadReport, tmp: Path, say: Progress
+        self, spark: Any, files: list[Path | str], report: ReadReport, tmp: Path, say: Progress
     ) -> tuple[Any, Any]:
         """(valid events with the normalised columns, the cached frame behind them)."""
         from pyspark.sql import functions as F
@@ -254,7 +260,7 @@ class SparkEngine:
     def _lines(
         self,
         spark: Any,
-        path: Path,
+        path: Path | str,
         tmp_parquet: Path,
         idx: int,
         earlier: list[tuple[int, dict[str, Any]]],
@@ -263,10 +269,17 @@ class SparkEngine:
         """DataFrame(line, value): one JSON text per record, with its 1-based line number."""
         from pyspark.sql import functions as F
 
-        kind = _kind(path)
-        if kind == "csv":  # mlhunt's reader -> Parquet of records -> the same JSON checks
+        name = url_name(path) if isinstance(path, str) else path.name
+        kind = _kind(Path(name))
+        if kind == "csv":
+            if isinstance(path, str):  # mlhunt's CSV reader reads local files only
+                raise InputError(
+                    "CSV by URL: the Spark engine reads CSV logs from local paths only "
+                    "(JSON Lines and Parquet by any URL)",
+                    file=path,
+                )  # mlhunt's reader -> Parquet of records -> the same JSON checks
             sub = ReadReport()
-            _csv_to_parquet(path, tmp_parquet, sub)
+            csv_to_parquet(path, tmp_parquet, sub)
             earlier.extend((idx, e) for e in sub.errors)
             report.malformed += sub.malformed - len(sub.errors)  # beyond the listed ones
             df = spark.read.parquet(str(tmp_parquet))
@@ -276,7 +289,7 @@ class SparkEngine:
             df = spark.read.parquet(str(path))
             # float32 columns are widened first, so values match what pyarrow hands Python
             cols = [
-                F.col(f"`{f.name}`").cast(_no_floats(f.dataType)).alias(f.name)
+                F.col(f"`{f.name}`").cast(no_floats(f.dataType)).alias(f.name)
                 for f in df.schema.fields
             ]
             out = df.select(
@@ -290,7 +303,9 @@ class SparkEngine:
             F.col("_metadata.file_block_start").alias("block"),
             F.monotonically_increasing_id().alias("mid"),
         )
-        if path.name.lower().endswith(".gz") or path.stat().st_size <= ONE_SPLIT_BYTES:
+        if name.lower().endswith(".gz") or (
+            isinstance(path, Path) and path.stat().st_size <= ONE_SPLIT_BYTES
+        ):
             # one split, so one partition: the ids count the lines (gzip is never split)
             return text.select((F.col("mid") + 1).alias("line"), "value").where(
                 F.trim("value") != ""
@@ -323,7 +338,7 @@ class SparkEngine:
             "line",
             F.from_json(
                 "value",
-                _RAW_SCHEMA,
+                RAW_SCHEMA,
                 {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"},
             ).alias("r"),
         )
@@ -331,7 +346,7 @@ class SparkEngine:
             "tsd",
             F.expr("coalesce(try_cast(r.ts AS double), unix_micros(try_to_timestamp(r.ts)) / 1e6)"),
         )
-        cached = p.withColumn("early", F.expr(_case(_CHECKS))).persist()
+        cached = p.withColumn("early", F.expr(case_sql(CHECKS))).persist()
         p = cached
         # The input length is fixed by the first record (file, line) that has a good input.
         first = (
@@ -340,8 +355,8 @@ class SparkEngine:
             .first()
         )
         d = int(first["d"]) if first and first["d"] is not None else 0
-        late = [(c.replace("{d}", str(d)), r.replace("{d}", str(d))) for c, r in _LATE_CHECKS]
-        p = p.withColumn("reason", F.expr(f"coalesce(early, {_case(late)})"))
+        late = [(c.replace("{d}", str(d)), r.replace("{d}", str(d))) for c, r in LATE_CHECKS]
+        p = p.withColumn("reason", F.expr(f"coalesce(early, {case_sql(late)})"))
         counts = p.agg(F.count("*").alias("n"), F.count("reason").alias("bad")).first()
         report.records += int(counts["n"]) - int(counts["bad"])
         report.input_dim = d or None
@@ -360,21 +375,25 @@ class SparkEngine:
         scores = "r.output.scores"
         top = f"reverse(array_sort({scores}))"  # descending
         top1, top2 = f"try_element_at({top}, 1)", f"try_element_at({top}, 2)"
-        score = _num("r.output.score")
-        # fmt: off
+        score = num_sql("r.output.score")
         events = p.where("reason IS NULL").selectExpr(
-            "file", "file_idx", "line", "tsd AS ts", "r.client_id AS client_id",
+            "file",
+            "file_idx",
+            "line",
+            "tsd AS ts",
+            "r.client_id AS client_id",
             "CASE WHEN r.source_ip = '' THEN NULL ELSE r.source_ip END AS source_ip",
-            "r.input AS input", "r.output.label AS label",
+            "r.input AS input",
+            "r.output.label AS label",
             f"CASE WHEN {scores} IS NOT NULL THEN {top1} ELSE {score} END AS score",
             f"CASE WHEN {scores} IS NOT NULL THEN (CASE WHEN size({scores}) > 1 "
             f"THEN {top1} - {top2} ELSE abs(2 * {top1} - 1) END) "
             f"WHEN {score} BETWEEN 0 AND 1 THEN abs(2 * {score} - 1) END AS margin",
-            f"{scores} AS scores", f"try_cast({_num('r.status')} AS long) AS status",
-            f"{_num('r.latency_ms')} AS latency_ms",
+            f"{scores} AS scores",
+            f"try_cast({num_sql('r.status')} AS long) AS status",
+            f"{num_sql('r.latency_ms')} AS latency_ms",
             "CASE WHEN r.model = '' THEN NULL ELSE r.model END AS model",
         )
-        # fmt: on
         return events, cached
 
     # --- population ----------------------------------------------------------------------
@@ -439,14 +458,24 @@ class SparkEngine:
             if not dets or pop.n_events == 0:
                 continue
             fn = _group_function(scope, dets, pop)
-            rows = (
-                events.where(F.col(scope).isNotNull())
-                .select(*_DETECT_COLS)
-                .withColumn("_bucket", F.pmod(F.xxhash64(scope), F.lit(buckets)))
-                .groupBy("_bucket")
-                .applyInPandas(fn, _ALERT_SCHEMA)
-                .collect()
-            )
+            try:
+                rows = (
+                    events.where(F.col(scope).isNotNull())
+                    .select(*_DETECT_COLS)
+                    .withColumn("_bucket", F.pmod(F.xxhash64(scope), F.lit(buckets)))
+                    .groupBy("_bucket")
+                    .applyInPandas(fn, _ALERT_SCHEMA)
+                    .collect()
+                )
+            except Exception as exc:  # an executor without a module: one line, not a stack
+                module = missing_module(exc)
+                if module is None or not type(exc).__module__.startswith(("pyspark", "py4j")):
+                    raise
+                raise InputError(
+                    f"--engine spark: the executors cannot import {module!r} "
+                    f"({executor_cause(exc)}); install it in the executors' Python "
+                    "or set PYSPARK_PYTHON (docs/spark.md)"
+                ) from None
             alerts += [Alert.from_row(r.asDict()) for r in rows]
             say(f"spark: {scope}: {len(alerts)} alerts so far")
         alerts.sort(key=lambda a: (a.scope, a.target, a.detector))
@@ -467,50 +496,31 @@ def _group_function(scope: str, dets: list[Detector], pop: Population) -> Any:
     return run
 
 
+def _stop(spark: Any, master: str) -> None:
+    """Stop the session. On a cluster, Spark's standalone client races its own shutdown and
+    prints a RejectedExecutionException's stack on the driver JVM's stderr after a good hunt;
+    that stream is closed first (the JVM's logs are already off: errors reach the user as
+    exceptions, in one line)."""
+    if not is_local(master):
+        with contextlib.suppress(Exception):
+            io = spark.sparkContext._jvm.java.io
+            spark.sparkContext._jvm.java.lang.System.setErr(
+                io.PrintStream(io.OutputStream.nullOutputStream())
+            )
+    spark.stop()
+
+
+def _ship_dir() -> Path:
+    """Where archives of mlhunt are kept while Spark serves them (named by content, so reused)."""
+    out = Path(tempfile.gettempdir()) / f"mlhunt-spark-ship-{os.getuid()}"
+    out.mkdir(mode=0o700, exist_ok=True)
+    if out.stat().st_uid != os.getuid():  # another user's folder: never write code there
+        raise InputError(f"--engine spark: {out} belongs to another user; remove it")
+    return out
+
+
 def _first_line(exc: BaseException) -> str:
     """The informative line of a (Java) error: its root cause when Spark wraps one."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     causes = [ln.removeprefix("Caused by:").strip() for ln in lines if ln.startswith("Caused by:")]
     return (causes[-1] if causes else lines[0] if lines else type(exc).__name__)[:160]
-
-
-def _no_floats(t: Any) -> Any:
-    """The type with every float32 widened to double (nested in arrays and structs too)."""
-    from pyspark.sql import types as T
-
-    if isinstance(t, T.FloatType):
-        return T.DoubleType()
-    if isinstance(t, T.ArrayType):
-        return T.ArrayType(_no_floats(t.elementType), t.containsNull)
-    if isinstance(t, T.StructType):
-        return T.StructType(
-            [T.StructField(f.name, _no_floats(f.dataType), f.nullable) for f in t.fields]
-        )
-    return t
-
-
-def _csv_to_parquet(path: Path, out: Path, sub: ReadReport) -> None:
-    """The CSV's records (checked by mlhunt's reader) as raw log records in Parquet, with lines."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    writer = None
-    for t in read_batches(path, sub):
-        # fmt: off
-        output = pa.StructArray.from_arrays(
-            [t.column(c).combine_chunks() for c in ("label", "scores", "score")],
-            ["label", "scores", "score"])
-        rec = pa.table({"line": t.column("line"), "ts": t.column("ts"),
-                        "client_id": t.column("client_id"), "source_ip": t.column("source_ip"),
-                        "input": t.column("input"), "output": output, "model": t.column("model"),
-                        "status": t.column("status"), "latency_ms": t.column("latency_ms")})
-        # fmt: on
-        if writer is None:
-            writer = pq.ParquetWriter(out, rec.schema)
-        writer.write_table(rec)
-    if writer is None:
-        pq.write_table(
-            pa.table({"line": pa.array([], pa.int64()), "value": pa.array([], pa.string())}), out
-        )
-    else:
-        writer.close()
