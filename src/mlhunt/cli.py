@@ -172,12 +172,26 @@ def hunt(
             "--sigma-backend", help="Also convert the Sigma rules: splunk or elasticsearch."
         ),
     ] = None,
+    canary: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--canary", help="LLM logs: a string planted in the system prompt; repeatable."
+        ),
+    ] = None,
+    tool_limits: Annotated[
+        Path | None,
+        typer.Option(
+            "--tool-limits", help="LLM logs: YAML/JSON of tool name -> JSON Schema of its args."
+        ),
+    ] = None,
     list_: ListOpt = False,
     wide: WideOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Hunt inference-API logs for model extraction, evasion probing, membership and inversion
     probing, sybil extraction and API abuse; alerts are findings per client or source address.
+    LLM gateway logs and OpenTelemetry GenAI traces are recognised by content and hunted for
+    prompt injection, prompt leaks, sensitive output, excessive agency and over-consumption.
     A hunt is one pass: its report and Sigma files are written whole at the end (never half a
     file), so an interrupted hunt is resumed by running it again."""
 
@@ -185,6 +199,7 @@ def hunt(
         import importlib
 
         if list_:
+            from mlhunt.cli_llm import llm_rows
             from mlhunt.hunt.detectors import load_detectors
 
             print_catalog(
@@ -192,10 +207,28 @@ def hunt(
                     (d.spec.id, [*d.spec.atlas, *d.spec.owasp_ml], d.spec.description)
                     for d in load_detectors()
                 ]
+                + llm_rows()
             )
             return 0
         if not paths:
             raise InputError("PATHS: missing (log files, folders or globs), or use --list")
+        if engine != "spark":  # LLM gateway logs and GenAI traces, told apart by content
+            from mlhunt.llmhunt import llm_kind
+
+            if llm_kind(paths) is not None:
+                from mlhunt.cli_llm import run_llm_hunt
+
+                return run_llm_hunt(
+                    paths,
+                    fmt=fmt,
+                    output=output,
+                    fail_on=fail_on,
+                    canaries=canary or (),
+                    tool_limits=tool_limits,
+                    export_sigma=export_sigma,
+                    sigma_backend=sigma_backend,
+                    wide=wide,
+                )
         from mlhunt.hunt.api import hunt as run_hunt
 
         chosen = _choose_format(fmt, output)

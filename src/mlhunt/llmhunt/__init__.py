@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from mlhunt.llmhunt.api import HuntResult, hunt, hunt_calls
 from mlhunt.llmhunt.detectors import registry
-from mlhunt.llmhunt.readers import LLM_KINDS, detect_log_kind, read
+from mlhunt.llmhunt.readers import LLM_KINDS, detect_log_kind, llm_kind, read
 from mlhunt.llmhunt.records import AgentRun, Call, Malformed, Message, ReadResult, ToolCall
 from mlhunt.llmhunt.simulate import SimulationResult, simulate
 
@@ -30,6 +30,7 @@ __all__ = [
     "detect_log_kind",
     "hunt",
     "hunt_calls",
+    "llm_kind",
     "read",
     "registry",
     "simulate",

@@ -181,6 +181,26 @@ def detect_log_kind(paths: Iterable[str | Path] | str | Path) -> str:
     return "llm"
 
 
+def llm_kind(paths: Iterable[str | Path] | str | Path) -> str | None:
+    """The LLM log kind of ``paths`` when any file is an LLM log, else None (inference logs,
+    and files nothing recognises, are left to the inference hunt, which reports bad records).
+    :class:`InputError` when LLM logs are mixed with recognised inference logs."""
+    try:
+        files = expand(paths)
+    except InputError:
+        return None  # the inference hunt names the missing file in its own words
+    kinds = {file_kind(f): f for f in files}
+    llm = sorted(k for k in kinds if k in LLM_KINDS)
+    if not llm:
+        return None
+    if INFERENCE in kinds:
+        raise InputError(
+            f"LLM logs mixed with inference logs ({kinds[INFERENCE]}); hunt them separately",
+            file=str(kinds[llm[0]]),
+        )
+    return llm[0] if len(llm) == 1 else "llm"
+
+
 def read(paths: Iterable[str | Path] | str | Path) -> ReadResult:
     """Every call in the files, in time order, and every malformed record."""
     out = ReadResult()
