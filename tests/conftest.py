@@ -15,6 +15,19 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SCENARIOS = ("loan-approval", "image-moderation", "fraud-detection", "clickstream-recommender")
 
+# ------------------------------------------------------------------------------ order and marks
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (minutes each: whole runs, training, kill loops) go first.
+
+    pytest-xdist deals the first quarter of the tests out in turn and the rest as workers free
+    up, so the long ones start at once, side by side, and the end of the run is short tests
+    filling both workers instead of one long test running alone. The sort is stable and the
+    same on every worker (xdist requires identical collections)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # ---------------------------------------------------------------------------------- environment
 # Set here, at import, so that the pytest-xdist workers and every `python -m mlhunt` a test starts
 # inherit them.
@@ -41,6 +54,27 @@ def _environment() -> None:
 _environment()
 
 # ------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scenarios_built(request: pytest.FixtureRequest) -> None:
+    """Under pytest-xdist (`make test`), build every seed scenario before the first test.
+
+    Otherwise the first test to use a scenario pays for its build inside its own bounds: on a
+    fresh clone under load, `mlhunt assess --scenario image-moderation` spent 15 minutes of its
+    subprocess timeout training the CNN, and failed. Built here, in the worker, there is no such
+    bound; ensure_built's file lock makes one worker build and the other wait, and the workers
+    start from opposite ends of the list, so two builds run side by side. A run without workers
+    (one file, `-n 0`) builds what its tests use, when they use it; built scenarios stay cached
+    in $MLHUNT_CACHE for later runs."""
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    if worker is None:
+        return
+    from mlhunt.scenarios import ensure_built, names
+
+    order = names()
+    for name in order if int(worker.removeprefix("gw") or 0) % 2 == 0 else order[::-1]:
+        ensure_built(name)
 
 
 @pytest.fixture

@@ -93,6 +93,7 @@ def _predict(x: np.ndarray) -> np.ndarray:
     return MODEL.predict_proba(x)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 def test_real_attacks_finish_through_every_kind_of_fault(tmp_path: Path) -> None:
     plan = random_faults(0.08, FAULTS, seed=3)
     with (

@@ -45,6 +45,7 @@ def test_bad_recipe_is_an_input_error() -> None:
         harden("loan-approval", select=["adv-training"])
 
 
+@pytest.mark.slow
 def test_adversarial_training_lowers_patch_hide_rate_and_raises_robust_accuracy(
     tmp_path: Path,
 ) -> None:
