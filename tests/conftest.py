@@ -1,6 +1,7 @@
 """Shared test set-up: the process environment, the scenario cache, fixtures, the fuzz budget.
 
-Sections: environment (before anything loads torch), paths, fixtures, hypothesis profiles.
+Sections: paths, test order and marks, the environment (set before anything loads torch),
+fixtures, hypothesis profiles.
 See docs/testing.md for how the suite runs and what it costs.
 """
 
@@ -41,8 +42,8 @@ def _environment() -> None:
     # it once, when torch loads: hence before preload_torch below.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Built scenarios (data, trained models) and harden's trained weights are cached here across
-    # tests, workers and runs; building is file-locked (mlhunt.scenarios.ensure_built), so two
-    # workers never train the same model twice.
+    # tests, workers and runs; a scenario's build is file-locked (mlhunt.scenarios.ensure_built),
+    # so two workers never build the same scenario twice.
     os.environ.setdefault("MLHUNT_CACHE", str(ROOT / ".mlhunt-cache"))
 
     from mlhunt._native import preload_torch
@@ -61,12 +62,12 @@ def scenarios_built(request: pytest.FixtureRequest) -> None:
     """Under pytest-xdist (`make test`), build every seed scenario before the first test.
 
     Otherwise the first test to use a scenario pays for its build inside its own bounds: on a
-    fresh clone under load, `mlhunt assess --scenario image-moderation` spent 15 minutes of its
-    subprocess timeout training the CNN, and failed. Built here, in the worker, there is no such
-    bound; ensure_built's file lock makes one worker build and the other wait, and the workers
-    start from opposite ends of the list, so two builds run side by side. A run without workers
-    (one file, `-n 0`) builds what its tests use, when they use it; built scenarios stay cached
-    in $MLHUNT_CACHE for later runs."""
+    fresh clone under load, `mlhunt assess --scenario image-moderation` spent over 10 minutes of
+    its 900 s subprocess timeout training the CNN (at a tenth of a core). Built here, in the
+    worker, there is no such bound; ensure_built's file lock makes one worker build and the other
+    wait, and the workers start from opposite ends of the list, so two builds run side by side.
+    A run without workers (one file, `-n 0`) builds what its tests use, when they use it; built
+    scenarios stay cached in $MLHUNT_CACHE for later runs."""
     worker = getattr(request.config, "workerinput", {}).get("workerid")
     if worker is None:
         return
