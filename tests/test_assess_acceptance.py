@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 
 def _assess(tmp_path: Path, scenario: str, *args: str) -> dict[str, dict[str, Any]]:
@@ -40,6 +41,7 @@ def _assess(tmp_path: Path, scenario: str, *args: str) -> dict[str, dict[str, An
     return {f["rule_id"]: f for f in doc["findings"]}
 
 
+@pytest.mark.slow
 def test_loan_approval_through_the_live_api(tmp_path: Path) -> None:
     found = _assess(
         tmp_path,
@@ -66,6 +68,7 @@ def test_loan_approval_through_the_live_api(tmp_path: Path) -> None:
     assert all(Path(p).is_file() for p in pgd["plots"])
 
 
+@pytest.mark.slow
 def test_image_moderation_pgd_patch_and_lighting(tmp_path: Path) -> None:
     found = _assess(
         tmp_path,
@@ -94,6 +97,7 @@ def test_image_moderation_pgd_patch_and_lighting(tmp_path: Path) -> None:
     assert {"brightness", "lighting_gradient"} <= set(corr["curves"])
 
 
+@pytest.mark.slow
 def test_fraud_detection_constrained_evasion_and_extraction(tmp_path: Path) -> None:
     found = _assess(
         tmp_path,

@@ -341,11 +341,16 @@ def test_time_budget_is_shared_and_exhaustion_skips(
             },
         )
     )
+    # 2.1 s shared by cost: A gets 1/7 (0.3 s), B 1/6 of what is left (about 0.3 s), C the rest.
+    # An attack stops at its first query past its share, so it never ends before the share and
+    # ends after it by one batch plus scheduling: the upper bounds allow 1.5 s of that (a busy
+    # machine), still well below what an attack would take with the whole budget (2.1 s).
     with open_target(_opts(model_files)) as (target, data):
         start = time.monotonic()
-        report = assess(target, data, catalog=cat, max_seconds=0.6, state_dir=tmp_path / "s")
+        report = assess(target, data, catalog=cat, max_seconds=2.1, state_dir=tmp_path / "s")
         elapsed = time.monotonic() - start
     a, b, c = report.results
-    assert 0.05 < a.seconds < 0.3 and a.metrics["sent"] > 0  # 1/7 of 0.6 s
-    assert b.seconds < 0.45 and elapsed < 2.0
+    assert 0.25 < a.seconds < 0.3 + 1.5 and a.metrics["sent"] > 0
+    assert b.seconds < 0.3 + 1.5
+    assert elapsed < 2.1 + 3.0  # the three shared one budget: not 2.1 s each
     assert c.verdict in ("skipped", "validated")  # C starts with what is left, if anything

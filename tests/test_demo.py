@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCENARIOS = ("clickstream-recommender", "fraud-detection", "image-moderation", "loan-approval")
 
 
+@pytest.mark.slow
 def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
     out = tmp_path / "mlhunt-report"
     r = subprocess.run(

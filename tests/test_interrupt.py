@@ -275,6 +275,7 @@ def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_hunt_killed_at_random_never_leaves_half_a_file(tmp_path: Path, logs: Path) -> None:
     out = tmp_path / "out"
     args = [
@@ -297,6 +298,7 @@ def test_hunt_killed_at_random_never_leaves_half_a_file(tmp_path: Path, logs: Pa
     _assert_clean(tally)
 
 
+@pytest.mark.slow
 def test_run_killed_at_random_resumes_from_its_saved_parts(tmp_path: Path, logs: Path) -> None:
     folder = tmp_path / "loan"
     folder.mkdir()
