@@ -86,9 +86,9 @@ def test_model_artifact_is_not_a_pickle(cached):
     # recorded training split reproduces the saved weights.
     x = np.vstack([loaded.x_holdout[:200], loaded.sample_benign(200, np.random.default_rng(5))])
     assert np.allclose(loaded.pipeline().predict_proba(x), loaded.predict_proba(x), atol=1e-12)
-    from mlhunt.scenarios.loan import _new_pipeline
+    from mlhunt.scenarios.loan import new_pipeline
 
-    refit = _new_pipeline().fit(loaded.x_train, loaded.y_train)
+    refit = new_pipeline().fit(loaded.x_train, loaded.y_train)
     assert np.allclose(refit.predict_proba(x), loaded.predict_proba(x), atol=1e-12)
 
 

@@ -20,15 +20,15 @@ from mlhunt.cli_common import (
     OutputOpt,
     ScenarioSeedOpt,
     WideOpt,
-    _choose_format,
-    _err,
-    _fail_threshold,
-    _interrupt_exits,
-    _run,
     app,
+    choose_format,
     emit,
+    err,
     exit_code,
+    fail_threshold,
+    interrupt_exits,
     print_catalog,
+    run_command,
 )
 from mlhunt.errors import InputError
 
@@ -78,7 +78,7 @@ def model(
             assume=assume,
         )
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -137,7 +137,7 @@ def scan(
             max_depth=max_depth,
         )
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -231,8 +231,8 @@ def hunt(
                 )
         from mlhunt.hunt.api import hunt as run_hunt
 
-        chosen = _choose_format(fmt, output)
-        threshold = _fail_threshold(fail_on)
+        chosen = choose_format(fmt, output)
+        threshold = fail_threshold(fail_on)
         sigma = None
         if export_sigma is not None or sigma_backend is not None:
             try:
@@ -241,7 +241,7 @@ def hunt(
                 raise InputError(
                     "--export-sigma: Sigma export is not available in this installation"
                 ) from None
-        with _interrupt_exits():  # nothing is written before the end: Ctrl-C loses nothing
+        with interrupt_exits():  # nothing is written before the end: Ctrl-C loses nothing
             result = run_hunt(
                 paths,
                 engine=engine,
@@ -249,7 +249,7 @@ def hunt(
                 detectors=detector,
                 spark_master=spark_master,
             )
-        _err(result.read.summary())
+        err(result.read.summary())
         doc = result.document()
         if sigma is not None:
             if export_sigma is None:
@@ -258,11 +258,11 @@ def hunt(
                 [d.spec.model_dump() for d in result.detectors], export_sigma, backend=sigma_backend
             )
             doc["sigma"] = {"folder": str(export_sigma), "files": [str(p) for p in written]}
-            _err(f"wrote {len(written)} Sigma files under {export_sigma}/")
+            err(f"wrote {len(written)} Sigma files under {export_sigma}/")
         emit(doc, chosen, output, wide=wide)
         return exit_code(doc, threshold)
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -355,8 +355,8 @@ def assess(
         from mlhunt.assess.results import parse_thresholds
         from mlhunt.assess.runner import parse_params
 
-        chosen = _choose_format(fmt, output)
-        threshold_ = _fail_threshold(fail_on)
+        chosen = choose_format(fmt, output)
+        threshold_ = fail_threshold(fail_on)
         for d in catalog or []:
             if not d.is_dir():
                 raise InputError("--catalog: not a folder", file=str(d))
@@ -388,7 +388,7 @@ def assess(
             seed=seed,
             log_dir=state,
         )
-        with open_target(opts) as (tgt, dat), observer_for(sys.stderr, _err) as obs:
+        with open_target(opts) as (tgt, dat), observer_for(sys.stderr, err) as obs:
             report = assess(
                 tgt,
                 dat,
@@ -408,7 +408,7 @@ def assess(
         emit(doc, chosen, output, wide=wide)
         return exit_code(doc, threshold_)
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -449,10 +449,10 @@ def harden(
         from mlhunt.harden import harden as run_harden
         from mlhunt.harden import parse_params
 
-        chosen = _choose_format(fmt, output)
-        threshold_ = _fail_threshold(fail_on)
+        chosen = choose_format(fmt, output)
+        threshold_ = fail_threshold(fail_on)
         # Progress lines on a terminal (or with --debug); stdout stays the report.
-        say = _err if (debug or sys.stderr.isatty()) else (lambda _m: None)
+        say = err if (debug or sys.stderr.isatty()) else (lambda _m: None)
         if (project is None) == (scenario is None):
             raise InputError("give a project file (mlhunt.yaml) or --scenario, not both")
         if project is not None:
@@ -477,7 +477,7 @@ def harden(
         emit(doc, chosen, output)
         return exit_code(doc, threshold_)
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 from mlhunt import cli_ops  # noqa: E402,F401  (registers its commands on app)

@@ -15,34 +15,34 @@ from mlhunt.cli_output import (
     EXIT_INPUT,
     EXIT_INTERNAL,
     FORMATS,
+    abandon_workers,
+    choose_format,
     emit,
+    err,
     exit_code,
+    fail_threshold,
     failing,
+    interrupt_exits,
     print_catalog,
     run_body,
 )
-from mlhunt.cli_output import abandon_workers as _abandon_workers
-from mlhunt.cli_output import choose_format as _choose_format
-from mlhunt.cli_output import err as _err
-from mlhunt.cli_output import fail_threshold as _fail_threshold
-from mlhunt.cli_output import interrupt_exits as _interrupt_exits
 
 __all__ = [
     "EXIT_FINDINGS",
     "EXIT_INPUT",
     "EXIT_INTERNAL",
     "FORMATS",
-    "_abandon_workers",
-    "_choose_format",
-    "_err",
-    "_fail_threshold",
-    "_interrupt_exits",
-    "_run",
+    "abandon_workers",
     "app",
+    "choose_format",
     "emit",
+    "err",
     "exit_code",
+    "fail_threshold",
     "failing",
+    "interrupt_exits",
     "print_catalog",
+    "run_command",
 ]
 
 app = typer.Typer(
@@ -90,7 +90,7 @@ ScenarioSeedOpt = Annotated[
 ]
 
 
-def _run(debug: bool, body: Callable[[], int]) -> None:
+def run_command(debug: bool, body: Callable[[], int]) -> None:
     """Run a command body (a function nested in the command's) and exit with its code."""
     command = body.__qualname__.split(".")[0].removesuffix("_cmd")
     raise typer.Exit(run_body(debug, body, command))

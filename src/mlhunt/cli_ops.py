@@ -19,14 +19,14 @@ from mlhunt.cli_common import (
     OutputOpt,
     ScenarioArg,
     ScenarioSeedOpt,
-    _choose_format,
-    _err,
-    _fail_threshold,
-    _interrupt_exits,
-    _run,
     app,
+    choose_format,
     emit,
+    err,
     exit_code,
+    fail_threshold,
+    interrupt_exits,
+    run_command,
 )
 from mlhunt.errors import InputError
 
@@ -71,11 +71,11 @@ def demo(
     def body() -> int:
         from mlhunt.demo import run_demo
 
-        written = run_demo(examples, output, only=scenario, quick=quick, progress=_err)
-        _err(f"wrote {len(written)} reports under {output}/ (open {output}/index.html)")
+        written = run_demo(examples, output, only=scenario, quick=quick, progress=err)
+        err(f"wrote {len(written)} reports under {output}/ (open {output}/index.html)")
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command("run")
@@ -109,11 +109,11 @@ def run_cmd(
         from mlhunt.run.api import compare_baseline, run_project, write_outputs
         from mlhunt.run.project import load_project
 
-        chosen = _choose_format(fmt, output)
+        chosen = choose_format(fmt, output)
         proj = load_project(project)
         if out_dir is not None:
             proj.output = str(out_dir.resolve())
-        threshold = _fail_threshold(fail_on) or proj.fail_on
+        threshold = fail_threshold(fail_on) or proj.fail_on
         previous = None
         if baseline is not None:
             from mlhunt.system.loader import read_text
@@ -123,21 +123,21 @@ def run_cmd(
             except json.JSONDecodeError as exc:
                 msg = f"not JSON ({exc.msg})"
                 raise InputError(msg, file=str(baseline), line=exc.lineno) from None
-        with _interrupt_exits():
-            result = run_project(proj, progress=_err, resume=resume)
+        with interrupt_exits():
+            result = run_project(proj, progress=err, resume=resume)
         if previous is not None:
             b = compare_baseline(result.document, previous)
-            _err(
+            err(
                 f"baseline: {len(b['new'])} new, {len(b['unchanged'])} unchanged, "
                 f"{len(b['fixed'])} fixed"
             )
         written = write_outputs(result)
-        _err(f"wrote {', '.join(str(p) for p in written)}")
+        err(f"wrote {', '.join(str(p) for p in written)}")
         if output is not None or fmt is not None:
             emit(result.document, chosen, output)
         return exit_code(result.document, threshold)
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -169,14 +169,14 @@ def init(
             raise InputError("already exists (use --force to overwrite)", file=str(output))
         for path, text in files.items():
             if path != output and path.exists() and not force:
-                _err(f"kept {path} (exists; --force overwrites it)")
+                err(f"kept {path} (exists; --force overwrites it)")
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, text)
-            _err(f"wrote {path}")
+            err(f"wrote {path}")
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -209,12 +209,12 @@ def simulate(
             check_live_url(live)
         if not scale > 0:
             raise InputError(f"--scale: expected a positive number, got {scale}")
-        _built, loaded = ensure_built(scenario, seed=scenario_seed, progress=_err)
-        result = run_simulation(loaded, out, seed=seed, live_url=live, scale=scale, progress=_err)
-        _err(result.summary())
+        _built, loaded = ensure_built(scenario, seed=scenario_seed, progress=err)
+        result = run_simulation(loaded, out, seed=seed, live_url=live, scale=scale, progress=err)
+        err(result.summary())
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -248,13 +248,13 @@ def build(
                 raise InputError("--db: only loan-approval keeps its data in a SQL database")
             options["db_url"] = db
         built, _loaded = ensure_built(
-            scenario, seed=seed, directory=output, progress=_err, force=True, options=options
+            scenario, seed=seed, directory=output, progress=err, force=True, options=options
         )
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in built.metrics.items())
-        _err(f"built {scenario} (seed {seed}) in {built.directory}: {metrics}")
+        err(f"built {scenario} (seed {seed}) in {built.directory}: {metrics}")
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -305,15 +305,15 @@ def serve(
         if not keys:
             generated = secrets.token_urlsafe(18)
             keys[generated] = "default"
-            _err(f"API key (client 'default'): {generated}")
-        _built, loaded = ensure_built(scenario, seed=scenario_seed, progress=_err)
+            err(f"API key (client 'default'): {generated}")
+        _built, loaded = ensure_built(scenario, seed=scenario_seed, progress=err)
         store = KeyStore(keys, prefix="sim-" if practice_keys else None)
         app_ = create_app(loaded, keys=store, log_path=log, trust_forwarded=practice_keys)
-        _err(f"serving {scenario} on http://{host}:{port} (log: {log}); Ctrl-C stops")
+        err(f"serving {scenario} on http://{host}:{port} (log: {log}); Ctrl-C stops")
         uvicorn.run(app_, host=host, port=port, log_level="warning")
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)
 
 
 @app.command()
@@ -397,7 +397,7 @@ def guard(
             from mlhunt.guard.falco import export_falco as _export
 
             for path in _export(export_falco):
-                _err(f"wrote {path}")
+                err(f"wrote {path}")
             return 0
         if upstream is None:
             raise InputError("--upstream: required (the model API to protect)")
@@ -433,8 +433,8 @@ def guard(
             config,
             host=host,
             port=int(port),
-            announce=lambda: _err(f"guarding {upstream} on http://{listen}; Ctrl-C stops"),
+            announce=lambda: err(f"guarding {upstream} on http://{listen}; Ctrl-C stops"),
         )
         return 0
 
-    _run(debug, body)
+    run_command(debug, body)

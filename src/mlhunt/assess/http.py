@@ -153,7 +153,7 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, seconds) if seconds == seconds else None  # NaN: unreadable
 
 
-def _path(doc: Any, dotted: str) -> Any:
+def dotted_get(doc: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         if isinstance(doc, dict) and part in doc:
             doc = doc[part]
@@ -361,14 +361,14 @@ class HttpTarget:
     def _parse(self, doc: Any) -> np.ndarray:
         cfg = self.config
         if cfg.scores:
-            scores = _path(doc, cfg.scores)
+            scores = dotted_get(doc, cfg.scores)
             if scores is not None:
                 arr = np.asarray(scores, dtype=np.float64).ravel()
                 if arr.shape != (len(self.classes),) or not np.all(np.isfinite(arr)):
                     raise ValueError("scores")
                 total = arr.sum()
                 return arr / total if total > 0 else np.full(len(arr), 1.0 / len(arr))
-        label = _path(doc, cfg.label) if cfg.label else None
+        label = dotted_get(doc, cfg.label) if cfg.label else None
         if label is None:
             raise ValueError("neither scores nor label in the response")
         self.stats.label_only = True  # scores absent: the attacks see one-hot labels

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # headless: CI and servers have no display
@@ -19,12 +19,12 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, directory: Path, name: str) -> str:
+def save_figure(fig: Any, directory: Path, name: str) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{name}.tmp.png"
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
     tmp.replace(directory / name)  # never a half-written plot
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return name
 
 
@@ -41,7 +41,7 @@ def curve(
     ylim: tuple[float, float] | None = (0.0, 1.02),
 ) -> str:
     """One or more y-series over a shared x (robustness curve, agreement vs queries ...)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     for label, ys in series.items():
         ax.plot(x, ys, marker="o", markersize=3, label=label)
@@ -53,7 +53,7 @@ def curve(
     ax.grid(alpha=0.3)
     if len(series) > 1:
         ax.legend(fontsize=8)
-    return _save(fig, directory, name)
+    return save_figure(fig, directory, name)
 
 
 def roc(
@@ -64,7 +64,7 @@ def roc(
     title: str,
 ) -> str:
     """ROC curves on log-log axes (low-FPR behaviour is what matters for membership)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.4, 4.0))
     for label, (fpr, tpr) in curves.items():
         f = np.clip(np.asarray(fpr, dtype=float), 1e-5, 1)
@@ -80,7 +80,7 @@ def roc(
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, directory, name)
+    return save_figure(fig, directory, name)
 
 
 def image_grid(
@@ -93,7 +93,7 @@ def image_grid(
     title: str = "",
 ) -> str:
     """Images (n, C, H, W) in [0, 1] with a caption each (patch examples, inversions)."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(images)
     rows = max(1, -(-n // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.0 * rows), squeeze=False)
@@ -105,4 +105,4 @@ def image_grid(
             ax.set_title(titles[i], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    return _save(fig, directory, name)
+    return save_figure(fig, directory, name)

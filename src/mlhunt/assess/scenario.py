@@ -111,22 +111,22 @@ def trainer_for(loaded: LoadedScenario, seed: int = 0) -> Any:
         if options and loaded.name != "image-moderation":
             raise TypeError(f"the {loaded.name} trainer takes no options: {sorted(options)}")
         if loaded.name == "loan-approval":
-            from mlhunt.scenarios.loan import _new_pipeline
+            from mlhunt.scenarios.loan import new_pipeline
 
-            return _new_pipeline().fit(x, y).predict_proba
+            return new_pipeline().fit(x, y).predict_proba
         if loaded.name == "fraud-detection":
             from mlhunt.scenarios.fraud import new_model
 
             return new_model(seed).fit(x, y).predict_proba
         if loaded.name == "image-moderation":
-            from mlhunt.scenarios.image import DEFAULTS, _logits, _softmax, train_cnn
+            from mlhunt.scenarios.image import DEFAULTS, cnn_logits, softmax, train_cnn
 
             keys = ("epochs", "batch_size", "lr", "widths", "hidden", "augment")
             if set(options) - set(keys):
                 raise TypeError(f"unknown CNN training options: {sorted(set(options) - set(keys))}")
             opts = {k: DEFAULTS[k] for k in keys if k != "augment"} | options
             model = train_cnn(x.astype(np.float32), y.astype(np.int64), seed=seed, **opts)
-            return lambda q: _softmax(_logits(model, np.asarray(q, dtype=np.float32)))
+            return lambda q: softmax(cnn_logits(model, np.asarray(q, dtype=np.float32)))
         raise ValueError(f"no trainer for scenario {loaded.name!r}")
 
     return train

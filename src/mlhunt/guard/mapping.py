@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.assess.http import PLACEHOLDERS, HttpConfig, _path
+from mlhunt.assess.http import PLACEHOLDERS, HttpConfig, dotted_get
 from mlhunt.guard.config import Degrade
 
 MAX_LABEL = 256
@@ -51,7 +51,7 @@ class Mapping:
     def input_vector(self, body: Any) -> list[float] | None:
         """The feature vector of a request body (None when absent, malformed or an image)."""
         kind, trail = self._where
-        node = _path(body, ".".join(trail)) if trail else body
+        node = dotted_get(body, ".".join(trail)) if trail else body
         if node is None and isinstance(body, dict):  # the loan API takes either form
             node = body.get("vector", body.get("features"))
         try:
@@ -72,8 +72,8 @@ class Mapping:
     def answer(self, doc: Any) -> tuple[str | None, list[float] | None]:
         """(label, scores) of a response document."""
         cfg = self.config
-        scores = _path(doc, cfg.scores) if cfg.scores else None
-        label = _path(doc, cfg.label) if cfg.label else None
+        scores = dotted_get(doc, cfg.scores) if cfg.scores else None
+        label = dotted_get(doc, cfg.label) if cfg.label else None
         try:
             sc = [float(s) for s in scores] if isinstance(scores, list) else None
         except (TypeError, ValueError):

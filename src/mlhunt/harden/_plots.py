@@ -21,9 +21,9 @@ def bars(
     hline: tuple[float, str] | None = None,
 ) -> str:
     """One bar per series inside each group; ``hline``: (value, label) drawn across."""
-    from mlhunt.assess.plots import _pyplot, _save
+    from mlhunt.assess.plots import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.2, 1.1 * len(groups) * max(len(series), 1) / 2), 3.4))
     width = 0.8 / max(len(series), 1)
     xs = np.arange(len(groups))
@@ -38,4 +38,4 @@ def bars(
     ax.set(ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7)
-    return _save(fig, directory, name)
+    return save_figure(fig, directory, name)

@@ -12,7 +12,7 @@ from typing import Any
 from mlhunt._units import parse_assignment
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity, document
-from mlhunt.harden.base import HardenContext, Outcome, Progress, _plain
+from mlhunt.harden.base import HardenContext, Outcome, Progress, plain
 from mlhunt.harden.catalog import CatalogMitigation, MitigationSpec, default_mitigations
 
 
@@ -113,7 +113,7 @@ def finding_for(
         description=f"{spec.description.strip()} Result: {outcome.summary}",
         atlas=list(spec.atlas),
         owasp_ml=list(spec.owasp_ml),
-        evidence=_plain(evidence),
+        evidence=plain(evidence),
     )
 
 

@@ -141,15 +141,15 @@ def measures(result: AttackResult) -> dict[str, Any]:
     """The numbers assess reports for one attack (its metrics, verdict and summary)."""
     out = {k: v for k, v in result.metrics.items() if k not in _BULKY}
     out.update(verdict=result.verdict, summary=result.summary)
-    return _plain(out)
+    return plain(out)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """JSON-ready: numpy scalars to Python numbers (evidence goes into the JSON document)."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -166,7 +166,7 @@ def torch_threads(n: int = 1) -> Iterator[None]:
     threadpoolctl cap comes second because it also sets OpenMP, which would reset torch."""
     import torch
 
-    from mlhunt.assess.attacks._tabular import few_threads
+    from mlhunt._threads import few_threads
 
     before = torch.get_num_threads()
     torch.set_num_threads(n)

@@ -53,7 +53,7 @@ _SVG_UNSAFE = re.compile(
 
 
 @cache
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,
@@ -64,7 +64,7 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _asset(name: str) -> Markup:
+def asset(name: str) -> Markup:
     # The package's own CSS/JS; '</' cannot occur in them, so they cannot close their element.
     content = (TEMPLATES / name).read_text(encoding="utf-8")
     assert "</" not in content, f"{name} must not contain '</'"
@@ -75,7 +75,7 @@ def element_anchor(element_id: str) -> str:
     return f"el-{element_id}"
 
 
-def _inline_svg(svg: str) -> str | None:
+def inline_svg(svg: str) -> str | None:
     """Graphviz SVG prepared for inlining (no prolog, doctype or comments), or None if unsafe."""
     m = _SVG_START.search(svg)
     if m is None:
@@ -98,7 +98,7 @@ def _diagram(doc: dict[str, Any]) -> tuple[str | None, str, str]:
     links.update({fid: f"#flow-{fid}" for fid in flow_ids})
     mermaid = to_mermaid(doc, colors=colors)
     try:
-        svg = _inline_svg(to_svg(to_dot(doc, colors=colors, links=links, ids=True)))
+        svg = inline_svg(to_svg(to_dot(doc, colors=colors, links=links, ids=True)))
     except RuntimeError as exc:
         return None, f"{exc}.", mermaid
     if svg is None:
@@ -134,9 +134,9 @@ def _timeline(evidence: Any) -> dict[str, Any] | None:
     """A hunt alert's per-event score as an inline SVG sparkline (numbers only)."""
     if not isinstance(evidence, dict) or "series" not in evidence:
         return None
-    from mlhunt.report.run_html import _sparkline  # the run report's, shared
+    from mlhunt.report.run_html import sparkline  # the run report's, shared
 
-    return _sparkline(evidence)
+    return sparkline(evidence)
 
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -301,7 +301,7 @@ def render(doc: dict[str, Any], *, diagram: bool = True) -> str:
         "checklist": checklist,
         "warnings": [text(w) for w in doc.get("warnings") or []],
         **model_context(doc, findings),
-        "css": _asset("report.css"),
-        "js": _asset("report.js"),
+        "css": asset("report.css"),
+        "js": asset("report.js"),
     }
-    return _env().get_template("report.html.j2").render(**context)
+    return template_env().get_template("report.html.j2").render(**context)

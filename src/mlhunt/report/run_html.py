@@ -32,7 +32,7 @@ from mlhunt.report._common import (
     split_mitigation,
     text,
 )
-from mlhunt.report.html_report import _asset, _env, _inline_svg
+from mlhunt.report.html_report import asset, inline_svg, template_env
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MAX_IMAGE = 8 << 20  # a patch-example grid is well under 1 MB; bigger is not a plot
@@ -84,7 +84,7 @@ def _series(raw: Any) -> list[tuple[float, float]]:
     return pts[::step] + ([pts[-1]] if (len(pts) - 1) % step else [])
 
 
-def _sparkline(ev: dict[str, Any], w: float = 520.0, h: float = 90.0) -> dict[str, Any] | None:
+def sparkline(ev: dict[str, Any], w: float = 520.0, h: float = 90.0) -> dict[str, Any] | None:
     """Polyline coordinates (numbers only) of a per-event score series, with the alert marked."""
     pts = _series(ev.get("series"))
     if len(pts) < 2:
@@ -139,8 +139,8 @@ def _evidence_card(f: dict[str, Any], anchor: str, assets: Path | None) -> dict[
         "summary": text(ev.get("summary") or ev.get("message")),
         "metrics": rv.metrics(ev),
         "plots": _plots(ev, assets),
-        "spark": _sparkline(ev) if src == "hunt" else None,
-        "mini": _sparkline(ev, 240.0, 36.0) if src == "hunt" else None,
+        "spark": sparkline(ev) if src == "hunt" else None,
+        "mini": sparkline(ev, 240.0, 36.0) if src == "hunt" else None,
         "detector": text(ev.get("detector")),
         "first": text(ev.get("first_event_ts")),
         "at": _opt(ev.get("detected_at_event")),
@@ -158,7 +158,7 @@ def _diagram(doc: dict[str, Any], anchors: dict[str, str]) -> tuple[Markup | Non
     colors = {t: SEVERITY_FILL[s] for t, (s, _) in worst.items() if t in anchors}
     links = {eid: f"#{a}" for eid, a in anchors.items()}
     try:
-        svg = _inline_svg(to_svg(to_dot(doc, colors=colors, links=links)))
+        svg = inline_svg(to_svg(to_dot(doc, colors=colors, links=links)))
     except RuntimeError as exc:
         return None, f"{exc}."
     if svg is None:
@@ -414,7 +414,7 @@ def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -
         "parts": _parts(parts),
         "baseline": base,
         "warnings": [text(w) for w in doc.get("warnings") or []],
-        "css": _asset("run.css"),
-        "js": _asset("run.js"),
+        "css": asset("run.css"),
+        "js": asset("run.js"),
     }
-    return _env().get_template("run.html.j2").render(**context)
+    return template_env().get_template("run.html.j2").render(**context)

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlhunt.report import run_view as rv
 from mlhunt.report._common import SEVERITIES, severity_of, text
-from mlhunt.report.html_report import _asset, _env
+from mlhunt.report.html_report import asset, template_env
 
 
 def system_row(doc: dict[str, Any], href: str) -> dict[str, Any]:
@@ -47,6 +47,6 @@ def render_run_index(runs: Sequence[tuple[dict[str, Any], str]], *, title: str =
     link to its HTML report (e.g. ``loan-approval/report.html``)."""
     rows = [system_row(doc, href) for doc, href in runs]
     version = next((text(d.get("version")) for d, _ in runs if d.get("version")), "")
-    template = _env().get_template("run_index.html.j2")
+    template = template_env().get_template("run_index.html.j2")
     title = title or "mlhunt run: all systems"
-    return template.render(title=title, rows=rows, version=version, css=_asset("run.css"))
+    return template.render(title=title, rows=rows, version=version, css=asset("run.css"))

@@ -19,7 +19,7 @@ import numpy as np
 Progress = Callable[[str], None]
 
 
-def _quiet(_msg: str) -> None:
+def quiet(_msg: str) -> None:
     pass
 
 
@@ -117,7 +117,7 @@ class Scenario(Protocol):
     description: str
 
     def build(
-        self, directory: Path, *, seed: int = 0, progress: Progress = _quiet, **options: Any
+        self, directory: Path, *, seed: int = 0, progress: Progress = quiet, **options: Any
     ) -> BuiltScenario: ...
 
     def load(self, directory: Path) -> LoadedScenario: ...

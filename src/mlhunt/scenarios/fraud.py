@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, TabularLoaded, _quiet
+from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, TabularLoaded, quiet
 
 NAME = "fraud-detection"
 MODEL_NAME = "fraud-detection-hgb-v1"
@@ -514,7 +514,7 @@ class FraudDetection:
         directory: Path,
         *,
         seed: int = 0,
-        progress: Progress = _quiet,
+        progress: Progress = quiet,
         n_transactions: int = DEFAULT_TRANSACTIONS,
         holdout_fraction: float = DEFAULT_HOLDOUT,
         **options: Any,

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from mlhunt.scenarios import imagegen
-from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, _quiet
+from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, quiet
 
 CLASSES = imagegen.CLASSES
 MODEL_NAME = "moderation-cnn-1"
@@ -107,7 +107,7 @@ def _load_split(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return images, data["labels"].astype(np.int64), data["boxes"].astype(np.float32)
 
 
-def _logits(model: nn.Module, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+def cnn_logits(model: nn.Module, x: np.ndarray, batch: int = 1024) -> np.ndarray:
     out = []
     with torch.no_grad():
         for start in range(0, len(x), batch):
@@ -116,7 +116,7 @@ def _logits(model: nn.Module, x: np.ndarray, batch: int = 1024) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
@@ -133,7 +133,7 @@ def train_cnn(
     widths: tuple[int, ...],
     hidden: int,
     augment: bool = True,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
 ) -> nn.Sequential:
     """Train the CNN on CPU with ``TRAIN_THREADS`` threads, AdamW and a one-cycle schedule."""
     with _torch_settings(TRAIN_THREADS, seed):
@@ -199,11 +199,11 @@ class LoadedImageModeration:
 
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
         """Raw logits (n, 2), float64."""
-        return _logits(self.model, self._batch(x))
+        return cnn_logits(self.model, self._batch(x))
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (n, 2), float64, rows summing to 1 (column 1: prohibited)."""
-        return _softmax(self.predict_logits(x))
+        return softmax(self.predict_logits(x))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.predict_proba(x).argmax(axis=1)
@@ -242,7 +242,7 @@ class ImageModeration:
     )
 
     def build(
-        self, directory: Path, *, seed: int = 0, progress: Progress = _quiet, **options: Any
+        self, directory: Path, *, seed: int = 0, progress: Progress = quiet, **options: Any
     ) -> BuiltScenario:
         unknown = set(options) - set(DEFAULTS)
         if unknown:
@@ -299,7 +299,7 @@ class ImageModeration:
         (directory / "model.json").write_text(json.dumps(arch, indent=2) + "\n", "utf-8")
 
         with _torch_settings(TRAIN_THREADS, torch_seed):
-            pred = _logits(model, holdout.images).argmax(axis=1)
+            pred = cnn_logits(model, holdout.images).argmax(axis=1)
         accuracy = float((pred == holdout.labels).mean())
         progress(f"clean holdout accuracy {accuracy:.4f}")
         return BuiltScenario(

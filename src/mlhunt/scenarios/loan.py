@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, TabularLoaded, _quiet
+from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, TabularLoaded, quiet
 
 NAME = "loan-approval"
 MODEL_NAME = "loan-approval-logreg-v1"
@@ -478,7 +478,7 @@ def _logistic_proba(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     return np.column_stack([1.0 - p, p])
 
 
-def _new_pipeline() -> Any:
+def new_pipeline() -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -490,7 +490,7 @@ def _new_pipeline() -> Any:
 
 def rebuild_pipeline(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Any:
     """An sklearn ``Pipeline`` equal to the trained one, rebuilt from the arrays (no pickle)."""
-    pipe = _new_pipeline()
+    pipe = new_pipeline()
     scaler, clf = pipe.named_steps["scale"], pipe.named_steps["logreg"]
     n = len(FEATURE_NAMES)
     scaler.mean_ = arrays["scaler_mean"].copy()
@@ -560,7 +560,7 @@ class LoanApproval:
         directory: Path,
         *,
         seed: int = 0,
-        progress: Progress = _quiet,
+        progress: Progress = quiet,
         n_applicants: int = DEFAULT_APPLICANTS,
         db_url: str | None = None,
         holdout_fraction: float = DEFAULT_HOLDOUT,
@@ -613,7 +613,7 @@ class LoanApproval:
         progress("training StandardScaler + LogisticRegression")
         x_tr, y_tr = table.x[table.is_train], table.y[table.is_train]
         x_ho, y_ho = table.x[~table.is_train], table.y[~table.is_train]
-        pipe = _new_pipeline().fit(x_tr, y_tr)
+        pipe = new_pipeline().fit(x_tr, y_tr)
 
         p_ho = pipe.predict_proba(x_ho)[:, 1]
         p_tr = pipe.predict_proba(x_tr)[:, 1]

@@ -39,7 +39,7 @@ import numpy as np
 
 from mlhunt.errors import InputError
 from mlhunt.scenarios import attacks_traffic as atk
-from mlhunt.scenarios.base import LoadedScenario, Progress, _quiet
+from mlhunt.scenarios.base import LoadedScenario, Progress, quiet
 
 BASE_DATE = "2024-03-05"  # the simulated day (a Tuesday); timestamps never use the wall clock
 DAY_S = 86_400.0
@@ -787,7 +787,7 @@ def simulate(
     live_url: str | None = None,
     api_key_prefix: str = "sim-",
     scale: float = 1.0,
-    progress: Progress = _quiet,
+    progress: Progress = quiet,
     live_max_requests: int = LIVE_MAX_REQUESTS,
     live_timeout_s: float = LIVE_TIMEOUT_S,
 ) -> SimulationResult:

@@ -88,14 +88,6 @@ def seeded_numpy(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
-def few_threads(n: int = 1) -> Any:
-    """OpenMP/BLAS threads capped for the attack (scikit-learn's default of one thread per host
-    CPU was measured 20x slower on 2 shared cores: 4.2 s against 0.2 s for one small fit)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=n)
-
-
 def recorded_classifier(x: np.ndarray, probs: np.ndarray) -> Any:
     """An ART classifier answering from queries already made (no new, uncharged queries)."""
     from art.estimators.classification import BlackBoxClassifier

@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from mlhunt._threads import few_threads
 from mlhunt.assess.attacks._tabular import (
     WANTED,
     Space,
-    few_threads,
     live_classifier,
     query,
     seeded_numpy,

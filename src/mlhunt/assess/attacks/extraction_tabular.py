@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
+from mlhunt._threads import few_threads
 from mlhunt.assess.attacks._tabular import (
     Space,
-    few_threads,
     fit_to_budget,
     query,
     skipped,

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from mlhunt._threads import few_threads
 from mlhunt.assess.attacks._tabular import (
-    few_threads,
     fit_to_budget,
     query,
     recorded_classifier,

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.assess.attacks._tabular import WANTED, few_threads, skipped, wanted_class
+from mlhunt._threads import few_threads
+from mlhunt.assess.attacks._tabular import WANTED, skipped, wanted_class
 from mlhunt.assess.base import AttackContext, AttackResult
 
 ID = "MLH-ASSESS-POISONING-LABELFLIP"

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.assess.attacks._tabular import few_threads
+from mlhunt._threads import few_threads
 from mlhunt.errors import InputError
 from mlhunt.harden._privacy import ATTRIBUTE, MEMBERSHIP, privacy_attacks
 from mlhunt.harden.base import (

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mlhunt._threads import few_threads
 from mlhunt.assess.attacks import extraction_tabular
-from mlhunt.assess.attacks._tabular import few_threads
 from mlhunt.errors import InputError
 from mlhunt.harden.base import HardenContext, ModelTarget, Outcome, attack_params, run_attack
 from mlhunt.harden.mitigations.output_hardening import curve, hardened, reach
