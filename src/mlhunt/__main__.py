@@ -3,10 +3,14 @@ framework (:mod:`mlhunt.cli_fast`); everything else goes to the typer app of :mo
 
 from __future__ import annotations
 
+import os
 import sys
 
 
 def main() -> None:
+    # OpenMP threads that spin while waiting made a small CNN's training 4-5x slower in wall
+    # time on 2 shared cores, with identical results (docs/testing.md); the user's setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from mlhunt.cli_fast import fast_main
 
     code = fast_main(sys.argv[1:])

@@ -81,10 +81,14 @@ def run_demo(
             progress(f"[{name}] {msg}")
 
         result = run_project(project, progress=step)
-        written += write_outputs(result)
+        files = write_outputs(result)
+        written += files
         runs.append((result.document, f"{name}/report.html"))
         by = result.document["summary"].get("by_validation", {})
         step("verdicts: " + ", ".join(f"{v} {k}" for k, v in by.items() if v))
+        report = next((f for f in files if f.name == "report.html"), None)
+        if report is not None:  # open it now: the other scenarios take minutes more
+            step(f"report: {report}")
     index = out_dir / "index.html"
     write_atomic(index, render_run_index(runs, title="mlhunt demo: the seed scenarios"))
     written.append(index)
