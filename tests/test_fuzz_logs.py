@@ -1,5 +1,5 @@
-"""Fuzzing of the inference-log readers (issue #9): JSON Lines (vectorised DuckDB block reader
-and the per-line Python path), CSV, Parquet (DuckDB's native reading and pyarrow), gzip.
+"""Fuzzing of the inference-log reader (issues #9, #23): JSON Lines and Parquet (DuckDB's
+reading with the checks in SQL, and the per-line Python path), CSV, gzip.
 
 DESIGN.md: a malformed record never stops a hunt and is never dropped silently. So besides "no
 exception but InputError", every test checks the books balance on the generated file: records
@@ -26,7 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlhunt.hunt.readers import ReadReport, _Normaliser, _records, read_batches
+from mlhunt.hunt.readers import ReadReport, read_batches, records, row_of
 from tests.fuzzcount import Tally, flush_after_module, outcome, scaled
 
 pytestmark = pytest.mark.fuzz
@@ -205,19 +205,19 @@ def jsonl_file(draw: st.DrawFn, duplicates: bool = True) -> bytes:
 
 
 def nonblank_lines(data: bytes) -> list[int]:
-    """The numbers of the lines that hold a record, as Python's reader counts lines."""
-    text = io.StringIO(data.decode("utf-8-sig", "replace"), newline="")  # a first BOM: no line
-    return [i for i, line in enumerate(text, 1) if line.strip()]
+    """The numbers of the lines that hold a record: lines end with \n (a lone \r is inside a
+    line); a line of ASCII whitespace holds none."""
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+    return [i for i, line in enumerate(lines, 1) if line.strip()]
 
 
 def python_path(path: Path) -> tuple[ReadReport, list[tuple[Any, ...]]]:
     """The reference reading: per-line Python path only (no DuckDB)."""
     report = ReadReport()
-    norm = _Normaliser(report)
     rows = [
         r
-        for line, rec in _records(path, report)
-        if (r := norm.row(str(path), line, rec)) is not None
+        for line, rec in records(path, report)
+        if (r := row_of(str(path), line, rec, report)) is not None
     ]
     return report, rows
 
@@ -448,11 +448,10 @@ def native_load(path: Path) -> tuple[ReadReport, list[dict[str, Any]]]:
     con = duckdb.connect()
     try:
         load(con, [path], report, lambda _: None)
-        d = int(report.input_dim or 0)
         rows = (
             con.sql(
                 "SELECT line, ts, client_id, source_ip, input, label, margin, status "
-                f"FROM events WHERE ok AND in_len IN (0, {d}) ORDER BY line"
+                "FROM events ORDER BY line"
             )
             .to_arrow_table()
             .to_pylist()
