@@ -673,3 +673,28 @@ def test_cli_hunt_damaged_logs_exit_0_and_reported(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert doc["read"]["records"] == 1 and doc["read"]["malformed"] == 2
     assert f"{tmp_path / 'a.jsonl'}:2:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b'{"ts": 1, "client_id": "c", "output": {"label": "a"}, "x": '
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"}",
+        b'{"ts": 1e999, "client_id": "c", "output": {"label": "a"}}',
+        b'{"ts": 1, "client_id": "c", "output": {"label": "a"}, "status": ' + b"9" * 5000 + b"}",
+        b'{"ts": 1, "client_id": "c\xff\xfe", "output": {"label": "a"}}',
+        b'{"ts": 1, "client_id": "c", "client_id": {"x": 1}, "output": {"label": "a"}}',
+        b'{"ts": 1, "client_id": "c\x00", "output": {"label": "a"}}\x00',
+        b'{"ts": 1, "client_id": "' + b"x" * (17 * 1024**2) + b'", "output": {"label": "a"}}',
+    ],
+    ids=["deep", "huge-float", "huge-int", "bad-utf8", "duplicate-key", "nul", "17-mib-line"],
+)
+def test_regression_hostile_lines_end_in_a_report(tmp_path: Path, hostile: bytes) -> None:
+    # the 17 MiB line is past DuckDB's 16 MiB object limit: the same path as a 100 MB one
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(GOOD_LINE + b"\n" + hostile + b"\n" + GOOD_LINE + b"\n")
+    report, rows = read_all(path)
+    assert_books_balance(report, rows, [1, 2, 3])
+    assert {r["line"] for r in rows} >= {1, 3}

@@ -32,6 +32,9 @@ RELEVANT = {
     "sybil-extraction": {"MLH-HUNT-SYBIL-EXTRACTION"},
     "patch-probing": {"MLH-HUNT-EVASION-PROBING", "MLH-HUNT-EXTRACTION"},
     "synthetic-extraction": {"MLH-HUNT-EXTRACTION"},
+    # Knockoff Nets with in-distribution data: seen from where its queries fall (near the
+    # decision boundary, the adaptive rounds), not from the data itself
+    "natural-extraction": {"MLH-HUNT-EXTRACTION", "MLH-HUNT-LOW-CONFIDENCE"},
 }
 MEDIUM = Severity.MEDIUM.rank
 

@@ -40,6 +40,7 @@ from mlhunt.hunt.readers import (
 #: The top-level fields DuckDB reads (as JSON), from the log schema.
 FIELDS = tuple(dict.fromkeys(c.path[0] for c in field_checks()))
 _CHUNK = 16 * 1024**2
+_BOM = b"\xef\xbb\xbf"
 _BLANK = re.compile(rb"\n[ \t\r\f\v]*\n")
 
 
@@ -146,7 +147,7 @@ class Reader:
                     bad.append(slow)
                     if table.num_rows:
                         yield table
-            except duckdb.Error:
+            except (duckdb.Error, OSError):  # (through Arrow's stream: an OSError)
                 # what DuckDB cannot read past (a broken gzip stream, a line over its 16 MiB
                 # object limit): the Python path reads on from the last row DuckDB returned
                 last = int(lines.at(done - 1, 1)[0]) if done else 0
@@ -242,9 +243,11 @@ class LineMap:
     @classmethod
     def of(cls, path: Path) -> LineMap:
         """Count the lines (a pass with ``bytes.count``); list them only with blank lines."""
-        total, carry, blank = 0, b"", False
+        total, carry, blank, first = 0, b"", False, True
         with open_bytes(path) as fh:
             while chunk := fh.read(_CHUNK):
+                if first:  # a BOM is no part of the first line (DuckDB skips it too)
+                    chunk, first = chunk.removeprefix(_BOM), False
                 data = carry + chunk
                 cut = data.rfind(b"\n") + 1
                 whole, carry = data[:cut], data[cut:]
@@ -259,7 +262,7 @@ class LineMap:
         keep = []
         with open_bytes(path) as fh:
             for i, raw in enumerate(_raw_lines(fh), 1):
-                if raw.strip():
+                if (raw.removeprefix(_BOM) if i == 1 else raw).strip():
                     keep.append(i)
         return cls(np.array(keep, dtype=np.int64), len(keep))
 
