@@ -260,31 +260,36 @@ _NUMERIC = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 _SURROGATE = r"\\[uU][dD][89a-fA-F]"
 
 
+def _j(check: FieldCheck) -> str:
+    """Column names of a field's JSON value and its JSON type (fixed schema names only)."""
+    return f'"j:{check.column}"'
+
+
 def _ref(check: FieldCheck) -> str:
-    """The JSON-typed SQL expression of a field (only fixed schema names enter the SQL)."""
     if len(check.path) == 1:
         return f'"{check.path[0]}"'
     return f"json_extract(\"{check.path[0]}\", '$.{'.'.join(check.path[1:])}')"
 
 
 def _sql(check: FieldCheck) -> tuple[str, str]:
-    """(value, ok) SQL of one field over its JSON value."""
-    j = _ref(check)
-    t = f"json_type({j})"
+    """(value, ok) SQL of one field: the value over its JSON value ``j:<column>`` and JSON type
+    ``t:<column>``; ok over those and the value (computed once, as column ``<column>``)."""
+    j, t, col = _j(check), f'"t:{check.column}"', f'"{check.column}"'
     absent = f"({j} IS NULL OR {t} = 'NULL' OR {j} = '\"\"')"
     if check.kind == "object":
         v, ok = "NULL", f"{t} = 'OBJECT'"
     elif check.kind == "text":
+        plain = f"(strpos({j}, '\\u') = 0 OR NOT regexp_matches({j}, '{_SURROGATE}'))"
         v = (
-            f"CASE WHEN {t} IN ('VARCHAR', 'BIGINT', 'UBIGINT') "
-            f"AND NOT regexp_matches({j}, '{_SURROGATE}') THEN nullif({j} ->> '$', '') END"
+            f"CASE WHEN {t} IN ('VARCHAR', 'BIGINT', 'UBIGINT') AND {plain} "
+            f"THEN nullif({j} ->> '$', '') END"
         )
-        ok = f"{v} IS NOT NULL"
+        ok = f"{col} IS NOT NULL"
     elif check.kind == "vector":
         v = f"CASE WHEN {t} = 'ARRAY' THEN TRY_CAST({j} AS DOUBLE[]) END"
         ok = (
-            f"(len({v}) > 0 AND list_count({v}) = len({v}) "
-            f"AND coalesce(isfinite(list_sum({v})), false))"
+            f"(len({col}) > 0 AND list_count({col}) = len({col}) "
+            f"AND coalesce(isfinite(list_sum({col})), false))"
         )
     elif check.kind == "time":
         s = f"({j} ->> '$')"
@@ -293,48 +298,57 @@ def _sql(check: FieldCheck) -> tuple[str, str]:
             f"WHEN {t} = 'VARCHAR' AND regexp_full_match({s}, '{RFC3339}') "
             f"THEN epoch_us(TRY_CAST({s} AS TIMESTAMPTZ)) / 1e6 END"
         )
-        ok = f"coalesce(isfinite({v}), false)"
+        ok = f"coalesce(isfinite({col}), false)"
     else:
         v = f"CASE WHEN {t} IN {_NUMERIC} THEN CAST({j} AS DOUBLE) END"
-        ok = f"coalesce(isfinite({v}), false)"
+        ok = f"coalesce(isfinite({col}), false)"
         if check.low is not None and check.high is not None:
-            ok += f" AND {v} >= {check.low!r} AND {v} < {check.high!r}"
-        if check.kind == "integer":
-            v = f"TRY_CAST(trunc({v}) AS BIGINT)"
-    if check.kind == "object":
-        # a missing output may be flattened (CSV): Python decides
-        return v, f"coalesce({ok}, false)"
-    if check.required:
+            ok += f" AND {col} >= {check.low!r} AND {col} < {check.high!r}"
+        if check.kind == "integer":  # the bounds hold the DOUBLE, the column the BIGINT
+            ok = ok.replace(col, f'"d:{check.column}"')
+    if check.kind == "object" or check.required:
+        # (a missing output may be flattened, as in CSV: Python decides)
         return v, f"coalesce({ok}, false)"
     return v, f"({absent} OR coalesce({ok}, false))"
 
 
 def duckdb_select(source: str, features: bool = False) -> str:
     """One query over ``source`` (a FROM item whose columns are the record's top-level fields as
-    JSON, in reading order) giving the normalised columns, ``ok`` and ``in_len``.
+    JSON, in reading order) giving the normalised columns, ``ok`` and ``in_len``. Each field's
+    JSON is parsed for its type once and for its value once.
 
     ``features``: the source has a ``features`` column; a record without ``input`` takes its
     values when its keys are those of parameter ``$keys`` in that order (else Python decides)."""
+    checks = field_checks()
+    refs = [f"{_ref(c)} AS {_j(c)}" for c in checks]
+    types = [f'json_type({_j(c)}) AS "t:{c.column}"' for c in checks]
     values, oks = [], []
-    for check in field_checks():
+    for check in checks:
         v, ok = _sql(check)
+        if check.kind == "integer":
+            values.append(f'{v} AS "d:{check.column}"')
+            v = f'TRY_CAST(trunc("d:{check.column}") AS BIGINT)'
         if check.path == ("input",) and features:
             fx = "TRY_CAST(features AS MAP(VARCHAR, DOUBLE))"
             v = (
-                f"CASE WHEN input IS NULL AND json_type(features) = 'OBJECT' "
+                f"CASE WHEN \"j:input\" IS NULL AND json_type(features) = 'OBJECT' "
                 f"AND json_keys(features) = $keys THEN map_values({fx}) ELSE {v} END"
             )
             ok = (
-                f"CASE WHEN input IS NULL AND features IS NOT NULL THEN "
-                f"coalesce(len({v}) > 0 AND list_count({v}) = len({v}) "
-                f"AND isfinite(list_sum({v})), false) ELSE {ok} END"
+                f'CASE WHEN "j:input" IS NULL AND features IS NOT NULL THEN '
+                f"coalesce(len(input) > 0 AND list_count(input) = len(input) "
+                f"AND isfinite(list_sum(input)), false) ELSE {ok} END"
             )
         if check.kind != "object":
             values.append(f'{v} AS "{check.column}"')
         oks.append(ok)
-    # fmt is left to ruff; the query is assembled from fixed fragments only
+    feats = ", features" if features else ""
+    # the query is assembled from fixed fragments only
     return f"""
-    WITH a AS (SELECT {", ".join(values)}, {" AND ".join(oks)} AS ok FROM {source}),
+    WITH j AS (SELECT {", ".join(refs)}{feats} FROM {source}),
+    t AS (SELECT *, {", ".join(types)} FROM j),
+    v AS (SELECT *, {", ".join(values)} FROM t),
+    a AS (SELECT *, {" AND ".join(oks)} AS ok FROM v),
     b AS (SELECT *, CASE WHEN len(scores) > 1 THEN list_sort(scores, 'DESC') END AS top FROM a)
     SELECT ts, client_id, source_ip, input, label,
       CASE WHEN top IS NOT NULL THEN top[1] WHEN len(scores) = 1 THEN scores[1]
