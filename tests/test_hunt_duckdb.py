@@ -1,7 +1,7 @@
 """The DuckDB engine's own paths: Parquet read natively with the record checks in SQL, and the
 sorted scan that builds detector batches from integer codes.
 
-Reference for both: the per-line Python reader (:func:`mlhunt.hunt.readers.read_batches`) and
+Reference for both: the per-line Python path (:func:`mlhunt.hunt.readers.python_tables`) and
 :meth:`GroupBatch.from_arrow` on the plainly sorted events."""
 
 from __future__ import annotations
