@@ -12,14 +12,17 @@ day, as Parquet and as JSON Lines, cached under ``.mlhunt-cache/bench/``.
   detector stage.
 
 ``ratio`` = mlhunt events/s / reference events/s on the Parquet file, ``ratio_jsonl`` the same
-on the JSON Lines file (goal for both: >= 1/3); the peak RSS of the JSONL hunt (goal: a 1 GB
-JSONL under 2 GB; this one is 2.6 GB) is reported beside.
+on the JSON Lines file (goal for both: >= 1/4, issue #23); the peak RSS of the JSONL hunt (goal:
+a 1 GB JSONL under 2 GB; this one is 2.6 GB) is reported beside, with the size of
+``src/mlhunt/hunt`` (goal: at most 5,000 lines of Python) and the detector kernels' warm-up
+(goal: under 20 s, from numba's cache as after ``make``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,7 +35,9 @@ from bench.hunt_data import SYBIL_IP, Workload, ensure
 
 FULL_EVENTS = 10_000_000
 QUICK_EVENTS = 1_000_000
-GOAL_RATIO = 1 / 3
+GOAL_RATIO = 1 / 4
+GOAL_HUNT_LINES = 5_000
+GOAL_WARM_S = 20.0
 GOAL_DETECTOR_EPS = 200_000
 GOAL_RSS_BYTES = 2 * 1024**3
 
@@ -127,7 +132,6 @@ def _side(work: Workload, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             for k, v in stats.items()
             if k.endswith("seconds") and isinstance(v, int | float)
         },
-        "engine_path": stats.get("path"),  # DuckDB engine: "memory" or "table"
         "peak_rss_bytes": got["peak_rss_bytes"],
         "vm_hwm_bytes": got["vm_hwm_kb"] * 1024,  # the child's own view, as a cross-check
         "malformed": got["malformed"],
@@ -157,6 +161,30 @@ def _caught(work: Workload, alerts: list[list[str]]) -> dict[str, Any]:
     return out
 
 
+def hunt_lines() -> int:
+    """Lines of Python under src/mlhunt/hunt (the goal counts them all, comments included)."""
+    root = Path(__file__).resolve().parent.parent / "src" / "mlhunt" / "hunt"
+    return sum(len(p.read_text("utf-8").splitlines()) for p in root.rglob("*.py"))
+
+
+def warm_seconds() -> float:
+    """``python -m mlhunt.hunt.detectors._warm`` in a fresh process with an empty numba cache
+    (what ``make`` pays once), wall seconds."""
+    tmp = tempfile.mkdtemp(prefix="mlhunt-numba-")
+    env = dict(os.environ, PYTHONPATH=str(Path.cwd() / "src"), NUMBA_CACHE_DIR=tmp)
+    start = time.perf_counter()
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "mlhunt.hunt.detectors._warm"],
+            env=env,
+            check=True,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return round(time.perf_counter() - start, 2)
+
+
 def run(quick: bool) -> dict[str, Any]:
     n = QUICK_EVENTS if quick else FULL_EVENTS
     log(f"hunt: workload of {n:,} events (cached under .mlhunt-cache/bench/)")
@@ -165,6 +193,9 @@ def run(quick: bool) -> dict[str, Any]:
         f"hunt: Parquet {work.parquet_bytes / 2**20:,.0f} MiB, "
         f"JSONL {work.jsonl_bytes / 2**20:,.0f} MiB, {work.clients:,} clients"
     )
+    warm = warm_seconds()
+    lines = hunt_lines()
+    log(f"hunt: warm-up {warm} s, src/mlhunt/hunt {lines:,} lines")
     pq_mlhunt, pq_ref = _side(work, work.parquet)
     js_mlhunt, js_ref = _side(work, work.jsonl)
     ratio = pq_mlhunt["events_per_s"] / pq_ref["events_per_s"]
@@ -178,10 +209,14 @@ def run(quick: bool) -> dict[str, Any]:
         "mlhunt": {"parquet": pq_mlhunt, "jsonl": js_mlhunt},
         "peer": {"parquet": pq_ref, "jsonl": js_ref, "tool": "duckdb bare GROUP BY client_id"},
         "ratio": round(ratio, 3),
+        "hunt_lines": lines,
+        "warm_up_seconds": warm,
         "ratio_jsonl": round(ratio_jsonl, 3),
         "goals": {
-            "ratio_at_least_one_third": ratio >= GOAL_RATIO,
-            "ratio_jsonl_at_least_one_third": ratio_jsonl >= GOAL_RATIO,
+            "ratio_at_least_one_quarter": ratio >= GOAL_RATIO,
+            "ratio_jsonl_at_least_one_quarter": ratio_jsonl >= GOAL_RATIO,
+            "hunt_at_most_5000_lines": lines <= GOAL_HUNT_LINES,
+            "warm_up_under_20_s": warm < GOAL_WARM_S,
             "detectors_200k_events_per_s": detector_eps >= GOAL_DETECTOR_EPS,
             "jsonl_peak_rss_under_2gb": js_mlhunt["peak_rss_bytes"] < GOAL_RSS_BYTES,
         },

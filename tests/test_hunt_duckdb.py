@@ -1,7 +1,7 @@
 """The DuckDB engine's own paths: Parquet read natively with the record checks in SQL, and the
 sorted scan that builds detector batches from integer codes.
 
-Reference for both: the per-line Python reader (:func:`mlhunt.hunt.readers.read_batches`) and
+Reference for both: the per-line Python path (:func:`mlhunt.hunt.readers.python_tables`) and
 :meth:`GroupBatch.from_arrow` on the plainly sorted events."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mlhunt.hunt.detectors.base import Detector, DetectorSpec
 from mlhunt.hunt.engines import _duck_load, _duck_prep
 from mlhunt.hunt.engines._duck_load import good_view, load
 from mlhunt.hunt.events import PopulationBuilder, input_matrix, sample_per_client
-from mlhunt.hunt.readers import ReadReport, read_batches
+from mlhunt.hunt.readers import ReadReport
 
 COLS = ("file", "line", "ts", "client_id", "source_ip", "input", "label", "margin", "status")
 OUT = pa.struct(
@@ -182,7 +182,8 @@ def _python(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport]:
     report = ReadReport()
     rows = []
     for path in files:  # the reference: the per-record Python path
-        for t in read_batches(path, report):
+        report.files.append(str(path))
+        for t in readers.python_tables(path, report):
             rows += t.select(list(COLS)).to_pylist()
     return rows, report
 
@@ -204,13 +205,13 @@ def _engine(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport, Any, l
 def counting_rows(mp: pytest.MonkeyPatch) -> dict[str, int]:
     """Counts the records the Python reader checks (``["n"]``) while ``mp`` is active."""
     calls = {"n": 0}
-    real = readers._Normaliser.row
+    real = readers.row_of
 
-    def counting(self: Any, file: str, line: int, rec: Any) -> Any:
+    def counting(file: str, line: int, rec: Any, report: ReadReport) -> Any:
         calls["n"] += 1
-        return real(self, file, line, rec)
+        return real(file, line, rec, report)
 
-    mp.setattr(readers._Normaliser, "row", counting)
+    mp.setattr(readers, "row_of", counting)
     return calls
 
 

@@ -111,7 +111,7 @@ def test_streamed_in_bounded_batches(tmp_path: Path) -> None:
     assert sizes == [10, 10, 5]
 
 
-# --- the vectorised JSON Lines path (mlhunt.hunt._fastjson) -----------------------------------
+# --- DuckDB reading (mlhunt.hunt.duckread) against the Python path ----------------------------
 
 GOOD = {
     "ts": "2024-03-05T10:00:01Z",
@@ -119,7 +119,7 @@ GOOD = {
     "input": [1.0, 2.0, 3.0],
     "output": {"label": "approved", "scores": [0.25, 0.75]},
 }
-# Lines the fast path must treat exactly as the per-line Python path: kept with the same
+# Lines DuckDB's reading must treat exactly as the per-line Python path: kept with the same
 # values, or reported with the same line and reason.
 TRICKY: list[object] = [
     {**GOOD, "ts": "2024-03-05T10:00:01.123456+05:30"},
@@ -185,59 +185,59 @@ TRICKY: list[object] = [
     {**GOOD, "latency_ms": "NaN"},
     {**GOOD, "latency_ms": 2},
     {**GOOD, "extra": {"nested": [1, 2]}},
-    '{"ts": 5, "client_id": "c", "output": {"label": "a"},}',
     "[1, 2]",
     "5",
     "{bad",
     "",
     "   ",
     '{"ts": 5, "client_id": "c\\ud800", "output": {"label": "a"}}',
-    '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "x": nan}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "x": NaN}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "latency_ms": Infinity}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a", "scores": [0.5, -inf]}}',
+]
+
+
+# Lines DuckDB's JSON reader reads although they are not strict JSON (a trailing comma, a
+# lower-case nan outside the checked fields): the documented difference, records kept.
+LENIENT = [
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"},}',
+    '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "x": nan}',
     '{"ts": 5, "client_id": "c", "output": {"label": "a"}, "model": "info", "x": [1 , ]}',
 ]
 
 
+def test_lenient_json_is_the_documented_difference(tmp_path: Path) -> None:
+    p = tmp_path / "l.jsonl"
+    p.write_text("\n".join(LENIENT) + "\n")
+    t, got = _read(p)
+    assert got.records == 3 and got.malformed == 0
+    assert t.column("client_id").to_pylist() == ["c"] * 3
+    assert _python_path(p)[1].malformed == 3  # Python's json module rejects all three
+
+
 def _python_path(path: Path) -> tuple[list[dict], ReadReport]:
-    """The reference: every line through the per-line Python path."""
-    from mlhunt.hunt.readers import _Normaliser
-    from mlhunt.hunt.readers import schema as log_schema
+    """The reference: every line through the Python path (json module, spec checks)."""
+    from mlhunt.hunt.readers import COLUMNS, records, row_of
 
     report = ReadReport()
-    norm = _Normaliser(report)
     rows = []
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
-        for i, text in enumerate(fh, 1):
-            if not text.strip():
-                continue
-            try:
-                rec = json.loads(text)
-            except ValueError as exc:
-                report.error(str(path), i, f"not JSON ({exc.args[0][:80]})")
-                continue
-            row = norm.row(str(path), i, rec)
-            if row is not None:
-                rows.append(dict(zip(log_schema().names, row, strict=True)))
+    for line, rec in records(path, report):
+        row = row_of(str(path), line, rec, report)
+        if row is not None:
+            rows.append(dict(zip(COLUMNS, row, strict=True)))
     return rows, report
 
 
-@pytest.fixture
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlhunt.hunt import _fastjson
-
-    monkeypatch.setattr(_fastjson, "BLOCK_BYTES", 700)  # many blocks, lines across boundaries
+def _sorted_rows(t: pa.Table) -> list[dict]:
+    return sorted(t.to_pylist(), key=lambda r: r["line"])
 
 
 def _lines(items: list[object]) -> list[str]:
     return [x if isinstance(x, str) else json.dumps(x) for x in items]
 
 
-@pytest.mark.usefixtures("small_blocks")
 @pytest.mark.parametrize("first", ["fast", "python"])
-def test_fast_path_equals_python_path(tmp_path: Path, first: str) -> None:
+def test_duckdb_reading_equals_python_path(tmp_path: Path, first: str) -> None:
     # "python": the first record (which fixes the input length) takes the Python path
     head = {**GOOD, "client_id": 1.5, "input": [9.0, 9.0]} if first == "python" else GOOD
     lines = _lines([head, *TRICKY, GOOD, *TRICKY[::-1]])
@@ -245,13 +245,16 @@ def test_fast_path_equals_python_path(tmp_path: Path, first: str) -> None:
     p.write_text("\r\n".join(lines[:20]) + "\r\n" + "\n".join(lines[20:]) + "\n")
     want_rows, want = _python_path(p)
     t, got = _read(p)
-    assert t.to_pylist() == want_rows
-    assert got.errors == want.errors and got.malformed == want.malformed
+    assert _sorted_rows(t) == want_rows
+    assert got.malformed == want.malformed
+    if want.malformed <= 100:  # (past 100 only the count is kept, in reading order)
+        assert sorted(got.errors, key=lambda e: e["line"]) == want.errors
     assert got.records == want.records == len(want_rows) and got.input_dim == want.input_dim
     assert want.malformed > 40 and len(want_rows) > (40 if first == "fast" else 5)
 
 
-def test_lone_carriage_return_and_bad_utf8_blocks(tmp_path: Path) -> None:
+def test_lone_carriage_return_and_bad_utf8(tmp_path: Path) -> None:
+    # lines end with \n (\r\n too); a lone \r is inside a line, which is then not JSON
     p = tmp_path / "odd.jsonl"
     good = json.dumps(GOOD).encode()
     p.write_bytes(
@@ -259,8 +262,8 @@ def test_lone_carriage_return_and_bad_utf8_blocks(tmp_path: Path) -> None:
     )
     want_rows, want = _python_path(p)
     t, got = _read(p)
-    assert t.to_pylist() == want_rows and got.errors == want.errors
-    assert [r["line"] for r in want_rows] == [1, 2, 3, 4] and want.errors[0]["line"] == 5
+    assert _sorted_rows(t) == want_rows and got.errors == want.errors
+    assert [r["line"] for r in want_rows] == [1, 2] and [e["line"] for e in want.errors] == [3, 4]
 
 
 def _scattered(tmp_path: Path, n: int = 3000) -> tuple[list[str], list[int]]:
@@ -270,7 +273,7 @@ def _scattered(tmp_path: Path, n: int = 3000) -> tuple[list[str], list[int]]:
     lines = _lines([_rec(i, client_id=f"c{i % 17}") for i in range(n)])
     bad_kinds = [
         "{broken",
-        '{"ts": 1, "client_id": "c", "output": {"label": "a"},}',
+        '{"ts": 1, "client_id": "c", "output": {"label": "a"}',
         json.dumps(_rec(0, ts="never")),
         json.dumps(_rec(0, input=[1.0])),
         json.dumps(_rec(0, client_id=None)),
@@ -283,12 +286,11 @@ def _scattered(tmp_path: Path, n: int = 3000) -> tuple[list[str], list[int]]:
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_malformed_scattered_across_blocks(
+def test_malformed_scattered_named_by_python(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool
 ) -> None:
-    from mlhunt.hunt import _fastjson, readers
+    from mlhunt.hunt import readers
 
-    monkeypatch.setattr(_fastjson, "BLOCK_BYTES", 16_384)  # ~60 lines a block: ~50 blocks
     calls = {"n": 0}
     loads = json.loads
 
@@ -307,6 +309,7 @@ def test_malformed_scattered_across_blocks(
     assert all(e["file"] == str(p) for e in report.errors)
     t = pa.concat_tables(tables)
     good = sorted(set(range(1, len(lines) + 1)) - set(bad_lines))
-    assert t.column("line").to_pylist() == good and report.records == len(good)
-    assert [b.num_rows for b in tables] == [1000, 1000, len(good) - 2000]
-    assert calls["n"] == 60  # only the malformed lines took the Python path
+    assert sorted(t.column("line").to_pylist()) == good and report.records == len(good)
+    assert max(b.num_rows for b in tables) <= 1000
+    # only the malformed lines took the Python path (and the first line, read for its layout)
+    assert calls["n"] == 61

@@ -3,7 +3,9 @@
 Layout (see README.md beside this file for how an engine calls the detectors):
 
 - :mod:`.readers`: JSONL / CSV / Parquet, files, folders, globs, gzip, streamed; malformed
-  records counted in a :class:`~.readers.ReadReport`.
+  records counted in a :class:`~.readers.ReadReport`. DuckDB reads (:mod:`.duckread`) with the
+  record checks of :mod:`.checks` (derived from :mod:`mlhunt.logschema`) in its SQL; Python's
+  ``json``/``csv`` modules name what it cannot vouch for.
 - :mod:`.events`: :class:`~.events.GroupBatch` (many targets' events as numpy arrays plus
   segment offsets), :class:`~.events.Population`, the segment operations.
 - :mod:`.detectors`: one module + one YAML per detector, registered in one place.

@@ -116,6 +116,13 @@ def hunt(
     out = eng.run(files, dets, report, reference=ref, progress=progress)
     if ref is not None and out.population.d != ref.shape[1] and report.input_dim:
         raise InputError(f"--reference: {ref.shape[1]} features, the logs have {report.input_dim}")
+    skipped = [d.spec.id for d in dets if not d.applies(out.population)]
+    if skipped and report.records:
+        report.warn(
+            f"{len(skipped)} input-space detector(s) could not run ({', '.join(skipped)}): "
+            "no input vectors in the logs (expected an 'input' array, a 'features' object, "
+            "or one CSV column per feature)"
+        )
     specs = {d.spec.id: d.spec for d in dets}
     findings = to_findings(out.alerts, specs)
     stats = {

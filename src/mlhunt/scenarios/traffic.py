@@ -56,6 +56,7 @@ TABULAR_STYLES = (
     "inversion-sweep",
     "sybil-extraction",
     "low-and-slow-extraction",
+    "natural-extraction",
 )
 IMAGE_STYLES = ("patch-probing", "synthetic-extraction")
 
@@ -683,6 +684,16 @@ def _run_tabular_attacks(
     window = {"start": r.uniform(0, 0.5) * hour, "end": DAY_S - r.uniform(0, 0.5) * hour}
     c, ask = attacker("low-and-slow-extraction", _scaled(600, s, 60), kind=1, **window)
     record(c.label, [c], atk.active_low_and_slow(box, ask, r, eval_x, eval_y))
+
+    # Knockoff Nets with in-distribution data (drawn like the training set, as the honest
+    # clients' applications are): nothing odd in any single query, only in how they are chosen.
+    r = trng("natural")
+    n = _scaled(2000, s, 150)
+    c, ask = attacker(
+        "natural-extraction", n, kind=0, start=r.uniform(8, 16) * hour, gap=1.0, pause=40
+    )
+    pool = loaded.sample_benign(3 * n, r)
+    record(c.label, [c], atk.knockoff_extraction(box, ask, pool, r, eval_x, eval_y))
 
 
 def _run_image_attacks(

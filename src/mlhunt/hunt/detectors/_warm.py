@@ -27,9 +27,9 @@ _DIMS = (9, 40)
 
 
 def warm_up(engine: bool = True) -> float:
-    """Run every registered detector on small synthetic batches of both scopes, and (``engine``)
-    the in-memory path's reading and preparing code on a few rows; returns the seconds it took
-    (compiling on a fresh installation, loading from the cache after)."""
+    """Run every registered detector on small synthetic batches of both scopes; returns the
+    seconds it took (compiling on a fresh installation, loading from the cache after).
+    ``engine`` is kept for callers: the engines have no compiled code of their own now."""
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     dets = load_detectors()
@@ -62,10 +62,6 @@ def warm_up(engine: bool = True) -> float:
                 line=np.arange(n, dtype=np.int64),
             )
             run_detectors(batch, pop, dets)
-    if engine:
-        from mlhunt.hunt.engines._mem_warm import warm  # the DuckDB engine's in-memory path
-
-        warm(dets)
     return time.perf_counter() - start
 
 

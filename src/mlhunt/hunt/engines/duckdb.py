@@ -1,20 +1,13 @@
-"""The default hunt engine: embedded DuckDB, with two paths that give the same results.
+"""The default hunt engine: embedded DuckDB.
 
-**In memory** (:mod:`._mem`, :mod:`._mem_read`, :mod:`._mem_json`, :mod:`._mem_prep`): plain
-JSON Lines and Parquet logs of the usual column types whose events fit ``memory_budget``; a
-compiled JSON parser or pyarrow reads them (no DuckDB table: its Parquet reader cost two to
-three times the CPU handing rows to Arrow, its JSON reader has no line numbers), compiled
-kernels check and code the events into packed records, and a counting sort groups each scope.
-
-**Tables**, for everything else: logs are loaded into a DuckDB table (memory-limited,
-spilling to a temporary folder, so a log larger than memory is fine): Parquet read natively
-with the record checks in SQL, gzipped JSON Lines and CSV through
-:func:`mlhunt.hunt.readers.read_batches` (:mod:`._duck_load`). Then :mod:`._duck_prep` counts,
-codes and sorts each scope's events once into a table and builds the population from one
-ordered pass over it. The detector pass streams the sorted tables as Arrow record batches of
-small integer codes (target, client, label, file), numbers and the input as a fixed-size
-array, which become :class:`GroupBatch` es cut at group boundaries with numpy alone (no Python
-object per event), scored in worker threads.
+Logs are loaded into a DuckDB table (memory-limited, spilling to a temporary folder, so a log
+larger than memory is fine) by the one reader, :class:`mlhunt.hunt.duckread.Reader`
+(:mod:`._duck_load`). Then :mod:`._duck_prep` counts, codes and sorts each scope's events once
+into a table and builds the population from one ordered pass over it. The detector pass
+streams the sorted tables as Arrow record batches of small integer codes (target, client,
+label, file), numbers and the input as a fixed-size array, which become :class:`GroupBatch` es
+cut at group boundaries with numpy alone (no Python object per event), scored in worker
+threads.
 """
 
 from __future__ import annotations
@@ -35,7 +28,6 @@ import numpy as np
 from mlhunt.hunt.detectors.base import Alert, Detector, run_detectors
 from mlhunt.hunt.engines import EngineResult, Progress
 from mlhunt.hunt.engines._duck_prep import Prepared, fixed_rows, prepare, scan
-from mlhunt.hunt.engines._mem import MEMORY_BUDGET
 from mlhunt.hunt.events import GroupBatch, Population
 from mlhunt.hunt.readers import ReadReport, resolve
 
@@ -59,11 +51,8 @@ class DuckDBEngine:
         memory_limit: str = MEMORY_LIMIT,
         threads: int | None = None,
         workers: int = DETECT_WORKERS,
-        memory_budget: int = MEMORY_BUDGET,
     ) -> None:
         self.memory_limit = memory_limit
-        #: Most bytes of events the in-memory path takes (0: always the table path).
-        self.memory_budget = memory_budget
         self.threads = threads
         self.workers = workers
 
@@ -80,13 +69,8 @@ class DuckDBEngine:
         with contextlib.ExitStack() as stack:
             t0 = time.perf_counter()
             files = resolve(paths)
-            got = self._in_memory(files, report, reference, detectors, say)
-            path = "memory"
-            if got is None:  # only the table path needs DuckDB itself
-                path = "table"
-                con = stack.enter_context(self._connect())
-                got = self._table(con, files, report, reference, detectors, say)
-            pop, scopes, t_read, warmer = got
+            con = stack.enter_context(self._connect())
+            pop, scopes, t_read, warmer = self._table(con, files, report, reference, detectors, say)
             t1 = time.perf_counter()
             t_pop = t1 - t0 - t_read
             warmer.join()
@@ -95,7 +79,6 @@ class DuckDBEngine:
         n = report.records
         stats = {
             "engine": self.name,
-            "path": path,
             "events": n,
             "read_seconds": round(t_read, 3),
             "population_seconds": round(t_pop, 3),
@@ -125,32 +108,6 @@ class DuckDBEngine:
                 yield con
             finally:
                 con.close()
-
-    def _in_memory(
-        self,
-        files: list[Path],
-        report: ReadReport,
-        reference: np.ndarray | None,
-        detectors: list[Detector],
-        say: Progress,
-    ) -> tuple[Population, _Scopes, float, _Warmer] | None:
-        """The in-memory path (:mod:`._mem`), or None when it declines these logs."""
-        from mlhunt.hunt.engines import _mem, _mem_prep, _mem_read
-
-        t0 = time.perf_counter()
-        try:
-            plan = _mem.survey(files)
-            if self.memory_budget <= 0 or plan.need > self.memory_budget:
-                raise _mem.Declined(f"{plan.need / 1024**2:,.0f} MiB of events")
-            store, names = _mem_read.read(files, plan, report, say, self.memory_budget)
-        except _mem.Declined as why:
-            say(f"reading through DuckDB tables ({why})")
-            return None
-        t_read = time.perf_counter() - t0
-        # reading keeps both cores busy; preparing leaves one partly idle for the kernel loading
-        warmer = _Warmer()
-        prep = _mem_prep.prepare(store, names, reference, detectors, report.input_dim or 0)
-        return prep.pop, {s: partial(prep.batches, s) for s in prep.scopes}, t_read, warmer
 
     def _table(
         self,

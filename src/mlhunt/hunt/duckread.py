@@ -1,0 +1,305 @@
+"""The one reading path: DuckDB reads JSON Lines (``.gz`` too) and Parquet into Arrow batches.
+
+DuckDB's ``read_json`` (every top-level field as JSON, unreadable lines as empty rows) and
+``read_parquet`` (each column re-encoded with ``to_json``) feed the query that
+:func:`mlhunt.hunt.checks.duckdb_select` generates from the log schema. Rows it vouches for
+are kept as they are; every other row (not JSON, a wrong type, an input of the wrong length,
+anything the SQL cannot vouch for) is read again by the Python path of :mod:`.readers`, which
+parses only those lines with ``json`` (or pyarrow) and keeps the record or reports it with its
+file, line and reason. So a malformed record is never dropped silently and never fatal.
+
+Line numbers: DuckDB returns one row per non-blank line, in order. The file's lines are
+counted first (newlines, and blank lines found with a regular expression); where the file has
+blank lines, the Python path lists the non-blank line numbers once. If DuckDB returns another
+number of rows than that, the difference is reported. A file DuckDB cannot open (not UTF-8
+throughout is fine; a damaged gzip stream is not) is read from where DuckDB stopped by the
+Python path, which reports the damage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlhunt.hunt.checks import duckdb_select, field_checks
+from mlhunt.hunt.readers import (
+    COLUMNS,
+    MAX_LINE,
+    ReadReport,
+    kind_of,
+    open_bytes,
+    python_tables,
+)
+
+#: The top-level fields DuckDB reads (as JSON), from the log schema.
+FIELDS = tuple(dict.fromkeys(c.path[0] for c in field_checks()))
+_CHUNK = 16 * 1024**2
+_BOM = b"\xef\xbb\xbf"
+_BLANK = re.compile(rb"\n[ \t\r\f\v]*\n")
+
+
+class Reader:
+    """Reads log files through one small in-memory DuckDB database (closed on exit)."""
+
+    def __init__(self, memory_limit: str = "512MB", threads: int | None = None) -> None:
+        import duckdb
+
+        self.con = duckdb.connect(config={"memory_limit": memory_limit})
+        self.con.execute("SET enable_progress_bar = false")  # drawn on stdout: the report's
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.con.close()
+
+    def read(self, path: Path, report: ReadReport, batch_rows: int) -> Iterator[Any]:
+        """Normalised Arrow tables (the columns of :data:`~.readers.COLUMNS`) of one file."""
+        import pyarrow as pa
+
+        file = str(path)
+        for t in self.events(path, report, batch_rows):
+            yield t.add_column(0, "file", pa.array([file] * t.num_rows, pa.string()))
+
+    def events(self, path: Path, report: ReadReport, batch_rows: int) -> Iterator[Any]:
+        """As :meth:`read`, without the ``file`` column."""
+        kind = kind_of(path)
+        gz = path.name.lower().endswith(".gz")
+        if kind == "csv" or (kind == "parquet" and gz):
+            yield from _without_file(python_tables(path, report, batch_rows=batch_rows))
+            return
+        try:
+            query, params, lines = self._query(path, kind)
+        except Exception as exc:  # not a Parquet file, unreadable: the Python path reports it
+            if not _library_error(exc):
+                raise
+            yield from _without_file(python_tables(path, report, batch_rows=batch_rows))
+            return
+        yield from self._stream(path, report, batch_rows, query, params, lines)
+
+    def _query(self, path: Path, kind: str) -> tuple[str, dict[str, Any], LineMap]:
+        params: dict[str, Any] = {"path": str(path)}
+        if kind == "jsonl":
+            lines = LineMap.of(path)
+            keys = _json_feature_keys(path)
+            cols = {f: "JSON" for f in FIELDS} | ({"features": "JSON"} if keys else {})
+            spec = ", ".join(f"'{k}': '{v}'" for k, v in cols.items())
+            source = (
+                f"read_json($path, format = 'newline_delimited', columns = {{{spec}}}, "
+                "ignore_errors = true)"
+            )
+        else:
+            import pyarrow.parquet as pq
+
+            sch = pq.read_schema(path)
+            names = list(sch.names)
+            if len(set(names)) != len(names):
+                raise _PythonPath
+            keys = _parquet_feature_keys(sch)
+            have = [*FIELDS, *(["features"] if keys else [])]
+            sel = ", ".join(
+                f'to_json("{f}") AS "{f}"' if f in names else f'NULL::JSON AS "{f}"' for f in have
+            )
+            source = f"(SELECT {sel} FROM read_parquet($path))"  # noqa: S608 (fixed names)
+            lines = LineMap(None, -1)
+        if keys:
+            params["keys"] = keys
+        return duckdb_select(source, features=bool(keys)), params, lines
+
+    def _stream(
+        self,
+        path: Path,
+        report: ReadReport,
+        batch_rows: int,
+        query: str,
+        params: dict[str, Any],
+        lines: LineMap,
+    ) -> Iterator[Any]:
+        import duckdb
+
+        file = str(path)
+        cur = self.con.cursor()
+        done, bad, pending, resolved = 0, [], [], []
+        try:
+            try:
+                for rb in cur.sql(query, params=params).to_arrow_reader(batch_rows):
+                    at = lines.at(done, rb.num_rows)
+                    if report.input_dim is None:
+                        # Python decides the rows before the first vouched input first: one
+                        # of them may fix the input length, as in line order
+                        early, fixes = _before_first_input(rb, at)
+                        pending.append(early)
+                        if fixes and any(len(p) for p in pending):
+                            want = set(np.concatenate(pending).tolist())
+                            yield from _without_file(python_tables(path, report, want))
+                            resolved.extend(pending)
+                            pending = []
+                    table, slow = _good(rb, at, report)
+                    done += rb.num_rows
+                    bad.append(slow)
+                    if table.num_rows:
+                        yield table
+            except (duckdb.Error, OSError):  # (through Arrow's stream: an OSError)
+                # what DuckDB cannot read past (a broken gzip stream, a line over its 16 MiB
+                # object limit): the Python path reads on from the last row DuckDB returned
+                last = int(lines.at(done - 1, 1)[0]) if done else 0
+                yield from _without_file(_rest(path, report, batch_rows, last))
+                lines = LineMap(None, -1)
+        finally:
+            cur.close()
+        if lines.total >= 0 and done != lines.total:
+            report.error(file, 0, f"read {done:,} records from {lines.total:,} non-blank lines")
+        slow_lines = np.concatenate(bad) if bad else np.empty(0, np.int64)
+        if resolved:
+            slow_lines = np.setdiff1d(slow_lines, np.concatenate(resolved))
+        if len(slow_lines):
+            want = set(slow_lines.tolist())
+            yield from _without_file(python_tables(path, report, want, batch_rows))
+
+
+class _PythonPath(Exception):
+    """This file is read by the Python path as a whole."""
+
+
+def _library_error(exc: Exception) -> bool:
+    import duckdb
+
+    mod = type(exc).__module__
+    return (
+        isinstance(exc, _PythonPath | OSError | EOFError | zlib.error | UnicodeError | duckdb.Error)
+        or mod.startswith("pyarrow")
+        or mod.startswith("duckdb")
+    )
+
+
+def _rest(path: Path, report: ReadReport, batch_rows: int, after: int) -> Iterator[Any]:
+    class After:
+        def __contains__(self, line: object) -> bool:
+            return isinstance(line, int) and line > after
+
+    return python_tables(path, report, After(), batch_rows)
+
+
+def _without_file(tables: Iterator[Any]) -> Iterator[Any]:
+    for t in tables:
+        yield t.drop_columns(["file"])
+
+
+def _before_first_input(rb: Any, line: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Lines of the unvouched rows before the batch's first vouched row with an input, and
+    whether the batch has such a row."""
+    ok = rb.column("ok").to_numpy(zero_copy_only=False)
+    in_len = rb.column("in_len").to_numpy(zero_copy_only=False)
+    first = np.flatnonzero(ok & (in_len > 0))
+    stop = int(first[0]) if len(first) else len(ok)
+    return line[:stop][~ok[:stop]], bool(len(first))
+
+
+def _good(rb: Any, line: np.ndarray, report: ReadReport) -> tuple[Any, np.ndarray]:
+    """The rows of one batch the SQL vouched for (with their line), and the lines of the rest
+    (an input whose length differs from the first one's is left to the Python path too)."""
+    import pyarrow as pa
+
+    ok = rb.column("ok").to_numpy(zero_copy_only=False)
+    in_len = rb.column("in_len").to_numpy(zero_copy_only=False)
+    if report.input_dim is None:
+        first = np.flatnonzero(ok & (in_len > 0))
+        if len(first):
+            report.input_dim = int(in_len[first[0]])
+    d = report.input_dim or 0
+    keep = ok & ((in_len == 0) | (in_len == d))
+    cols = [rb.column(c) for c in COLUMNS[2:]]
+    table = pa.Table.from_arrays([pa.array(line, pa.int64()), *cols], names=list(COLUMNS[1:]))
+    n_keep = int(keep.sum())
+    report.records += n_keep
+    if n_keep < len(keep):
+        table = table.filter(pa.array(keep))
+    return table, line[~keep]
+
+
+class LineMap:
+    """Row number -> line number of a JSON Lines file (``lines`` None: row i is line i + 1)."""
+
+    def __init__(self, lines: np.ndarray | None, total: int) -> None:
+        self.lines = lines
+        self.total = total  # non-blank lines; -1: not counted
+
+    def at(self, start: int, n: int) -> np.ndarray:
+        if self.lines is None:
+            return np.arange(start + 1, start + n + 1, dtype=np.int64)
+        got = self.lines[start : start + n]
+        if len(got) < n:  # more rows than lines: reported after the read
+            got = np.concatenate([got, np.zeros(n - len(got), np.int64)])
+        return got
+
+    @classmethod
+    def of(cls, path: Path) -> LineMap:
+        """Count the lines (a pass with ``bytes.count``); list them only with blank lines."""
+        total, carry, blank, first = 0, b"", False, True
+        with open_bytes(path) as fh:
+            while chunk := fh.read(_CHUNK):
+                if first:  # a BOM is no part of the first line (DuckDB skips it too)
+                    chunk, first = chunk.removeprefix(_BOM), False
+                data = carry + chunk
+                cut = data.rfind(b"\n") + 1
+                whole, carry = data[:cut], data[cut:]
+                total += whole.count(b"\n")
+                if not blank and whole and (_BLANK.search(b"\n" + whole) is not None):
+                    blank = True
+        if carry:
+            total += 1
+            blank = blank or not carry.strip()
+        if not blank:
+            return cls(None, total)
+        keep = []
+        with open_bytes(path) as fh:
+            for i, raw in enumerate(_raw_lines(fh), 1):
+                if (raw.removeprefix(_BOM) if i == 1 else raw).strip():
+                    keep.append(i)
+        return cls(np.array(keep, dtype=np.int64), len(keep))
+
+
+def _raw_lines(fh: Any) -> Iterator[bytes]:
+    while raw := fh.readline(MAX_LINE):
+        yield raw
+
+
+def _json_feature_keys(path: Path) -> list[str] | None:
+    """The ``features`` keys of the first record when it has them in place of ``input``."""
+    try:
+        with open_bytes(path) as fh:
+            for raw in _raw_lines(fh):
+                if raw.strip():
+                    rec = json.loads(raw.decode("utf-8", errors="replace").removeprefix("\ufeff"))
+                    break
+            else:
+                return None
+    except (ValueError, RecursionError, OSError, EOFError):
+        return None
+    return _keys(rec)
+
+
+def _keys(rec: Any) -> list[str] | None:
+    if not isinstance(rec, dict) or rec.get("input") is not None:
+        return None
+    feats = rec.get("features")
+    if not isinstance(feats, dict) or not feats:
+        return None
+    return [str(k) for k in feats]
+
+
+def _parquet_feature_keys(sch: Any) -> list[str] | None:
+    import pyarrow as pa
+
+    if "input" in sch.names or "features" not in sch.names:
+        return None
+    t = sch.field("features").type
+    return [t.field(i).name for i in range(t.num_fields)] if pa.types.is_struct(t) else None
