@@ -177,7 +177,9 @@ def test_dead_api_gives_error_findings_and_the_run_finishes(tmp_path: Path) -> N
     for e in ev.values():
         assert e["verdict"] == "error" and "in a row failed" in e["error"], e
         assert e["http"]["faults"].keys() <= {"503", "500", "connection"}
-        assert sum(e["http"]["faults"].values()) >= 3  # one row's tries, at least
+        # retried before giving up: at least two tries of one row (a busy machine can reach
+        # the row's deadline before its third try)
+        assert sum(e["http"]["faults"].values()) >= 2
     assert srv.count < 200 and srv.overflow == 0  # it gave up early, not after every row
     _record("dead_api", srv, {"verdicts": [e["verdict"] for e in ev.values()]})
     for fmt in ("sarif", "markdown", "html"):  # error findings render like any other
