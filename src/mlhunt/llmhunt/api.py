@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity
+from mlhunt.hunt.alerts import finding_id, rfc3339
 from mlhunt.llmhunt.detectors import Alert, Context, LlmDetector, LlmDetectorSpec, alerts, registry
 from mlhunt.llmhunt.readers import read
 from mlhunt.llmhunt.records import Call, ReadResult
@@ -52,16 +51,6 @@ class HuntResult:
         )
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def finding_id(detector: str, target: str) -> str:
-    """Stable across runs for the same detector and client (same scheme as the inference hunt)."""
-    digest = hashlib.sha256(f"{detector}\0client_id\0{target}".encode()).hexdigest()[:12]
-    return f"hunt-{digest}"
-
-
 def to_finding(alert: Alert, spec: LlmDetectorSpec) -> Finding:
     evidence: dict[str, Any] = {
         "detector": alert.detector,
@@ -79,7 +68,7 @@ def to_finding(alert: Alert, spec: LlmDetectorSpec) -> Finding:
         f"calls, first over the threshold at call {alert.detected_at_event:,}."
     )
     return Finding(
-        id=finding_id(alert.detector, alert.target),
+        id=finding_id(alert.detector, "client_id", alert.target),
         rule_id=alert.detector,
         title=f"{spec.title}: {alert.target}",
         severity=Severity(alert.severity),
