@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlhunt.scenarios.traffic import CONSUMER_HOURLY
+
 GENERATOR_VERSION = 2  # 2: NAT and sybil addresses no longer cut to the width of the others
 CHUNK = 500_000  # events per chunk / Parquet row group: ~150 MB of working memory at most
 DAY_START_MS = 1_709_596_800_000  # 2024-03-05T00:00:00Z, the simulator's day
@@ -42,34 +44,7 @@ UPPER = np.array([f[2] for f in FEATURES], dtype=float)
 INTEGER = np.array([f[3] for f in FEATURES])
 # Fixed logistic "model" on standardised inputs (approval likelihood).
 _W = np.array([0.3, 0.0, 1.2, -1.5, 0.6, -1.1, -0.7, 0.5, 0.1])
-_HOURLY = np.array(
-    [
-        0.6,
-        0.3,
-        0.2,
-        0.15,
-        0.15,
-        0.3,
-        0.8,
-        1.8,
-        3,
-        4,
-        4.5,
-        4.5,
-        5,
-        4.5,
-        4,
-        4,
-        4.2,
-        4.8,
-        5.5,
-        6,
-        6,
-        5,
-        3.5,
-        1.5,
-    ]
-)
+_HOURLY = CONSUMER_HOURLY  # the simulator's consumer day: requests per hour, relative
 
 
 @dataclass(frozen=True)

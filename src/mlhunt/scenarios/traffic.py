@@ -89,7 +89,7 @@ _OFFICE = np.array(
         0.15,
     ]
 )
-_CONSUMER = np.array(
+CONSUMER_HOURLY = np.array(
     [
         0.6,
         0.3,
@@ -419,7 +419,7 @@ def _benign_plan(
     owners: list[int] = []
     for client, n in zip(clients, volumes, strict=True):
         t = traits[client.index]
-        profile = _OFFICE if client.role == "officer" else _CONSUMER
+        profile = _OFFICE if client.role == "officer" else CONSUMER_HOURLY
         sizes = []
         left = n
         while left > 0:
