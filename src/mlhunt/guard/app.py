@@ -51,7 +51,7 @@ _DROP = frozenset(
         "content-length",
         "accept-encoding",
         # the guard answers 100-continue to its client itself (uvicorn, when the body is read);
-        # forwarded, the upstream's interim 100 would precede the real answer (issue #19)
+        # forwarded, the upstream's interim 100 would precede the real answer
         "expect",
     }
 )

@@ -141,7 +141,7 @@ class GuardConfig:
     ``scoring``: ``thread`` scores on a worker thread of the proxy's process (sharing its GIL);
     ``process`` in a separate scoring process (:mod:`mlhunt.guard.scoring`; ``mlhunt guard``'s
     choice under load: scoring then never holds the proxy's interpreter), restarted when it dies.
-    Bounds (issue #19): ``max_body_bytes`` per request body (else 413), ``max_answer_bytes`` per
+    Bounds: ``max_body_bytes`` per request body (else 413), ``max_answer_bytes`` per
     upstream answer (else 502), ``queue_bytes_max`` of bodies waiting to be scored (else the
     event is dropped, counted), ``max_input_dim`` floats per input vector, ``header_timeout_s``
     to send a request head and ``body_timeout_s`` its body, ``max_header_bytes`` per request

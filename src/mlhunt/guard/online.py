@@ -248,7 +248,7 @@ class PopulationSource:
     Only successful (2xx) events count. Nothing is scored before the population exists; the
     windows are kept meanwhile and every target is scored as soon as it does.
 
-    The input dimension ``dim`` is never set by whoever sends the first request (issue #19): it
+    The input dimension ``dim`` is never set by whoever sends the first request: it
     is the configuration's, else the reference's, else, once the warm-up is complete, the
     length the most distinct clients sent (warm-up inputs are kept until then, each at most
     ``max_dim`` long). Inputs of another length are not inputs (a NaN row).

@@ -14,7 +14,7 @@ the scoring process owns the windows and levels and the proxy keeps only the eff
 it is sent. Fail-closed: the detectors are unhealthy when the scoring process died or its last
 cycle failed within 5 s.
 
-Supervised (issue #19): a scoring process that dies (killed, out of memory) is restarted after
+Supervised: a scoring process that dies (killed, out of memory) is restarted after
 a back-off (``RESTART_MIN_S``, doubling up to ``RESTART_MAX_S`` while it keeps dying), counted
 in ``mlhunt_guard_scoring_restarts_total`` and reported as a ``MLH-GUARD-SCORER`` finding on
 the alert sinks. Until the new process reports, the detectors are unhealthy (fail-closed: 503).

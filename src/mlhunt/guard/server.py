@@ -12,7 +12,7 @@ logic, so:
   ``X-Forwarded-For`` is trusted (``GuardConfig.trust_forwarded``), and uvicorn's default
   (trust it from 127.0.0.1) would let a local caller choose its own source address.
 
-Bounded (issue #19): a request head must arrive within ``header_timeout_s`` of the
+Bounded: a request head must arrive within ``header_timeout_s`` of the
 connection or of the previous answer, and its body within ``body_timeout_s`` of the head (else
 the connection is closed: a client trickling a partial request holds nothing for long; one
 timer per connection, re-armed, cheaper than a timeout around each read in the app), and a head

@@ -4,7 +4,7 @@ its answers framed by httptools (llhttp, the C parser the guard's server side us
 Why not httpx here: on the proxy path every microsecond is added latency, and a general client
 spends hundreds of microseconds per request on machinery a loopback or in-cluster hop to one
 upstream does not need (measured in bench/guard.py; h11 alone costs ~0.13 ms per exchange on the
-2-core VM, httptools ~0.01 ms). The pool never frames bytes by hand (issue #19): llhttp refuses
+2-core VM, httptools ~0.01 ms). The pool never frames bytes by hand: llhttp refuses
 duplicate or malformed ``Content-Length``, ``Content-Length`` with ``Transfer-Encoding`` and bad
 chunk sizes; interim ``1xx`` answers are skipped, never taken as the answer; a connection goes
 back to the pool only when its answer ended exactly at the last byte read and the upstream

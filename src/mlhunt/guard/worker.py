@@ -222,7 +222,7 @@ class Worker:
     def _parse_one(self, raw: Raw) -> Event | None:
         """One event in its own error boundary: a hostile body (nested past the parser's
         recursion limit, a vector the mapping chokes on) costs that event's input and answer,
-        counted, never the cycle and the other events in it (issue #19)."""
+        counted, never the cycle and the other events in it."""
         try:
             return self._parse(raw)
         except Exception:  # RecursionError included: it is not a ValueError
