@@ -490,6 +490,25 @@ def test_hdf5_that_crashes_libhdf5_is_a_finding(tmp_path: Path) -> None:
         assert f.rule_id == "MLH-SCAN-HDF5-PARSER-CRASH" and "signal 11" in f.evidence["reason"]
 
 
+def test_one_hdf5_reader_per_scan_survives_a_crash(tmp_path: Path) -> None:
+    """scan_path reads every HDF5 file through one reader process, one forked child per file:
+    the file that crashes libhdf5 is a finding and the files after it are still read."""
+    layers = [{"class_name": "Lambda", "config": {"function": "x"}}]
+    made = make_h5(json.dumps({"class_name": "Sequential", "config": {"layers": layers}}))
+    if made is None:
+        pytest.skip("h5py is not installed")
+    crash = bytearray(made)
+    for offset, value in _H5_CRASH["patch"]:
+        crash[offset] = value
+    (tmp_path / "a-crash.h5").write_bytes(crash)
+    (tmp_path / "b-clean.h5").write_bytes(made)
+    (tmp_path / "c-other.h5").write_bytes(made)
+    result = _bounded(lambda: scan_path(tmp_path, secrets=False), 30, 16)
+    by_file = {Path(f.target).name: f.rule_id for f in result.findings}
+    assert by_file["b-clean.h5"] == by_file["c-other.h5"] == "MLH-SCAN-KERAS-LAMBDA"
+    assert "MLH-SCAN-ERROR" not in by_file.values()
+
+
 @pytest.mark.parametrize(
     "notebook",
     [

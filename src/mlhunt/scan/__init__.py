@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlhunt.findings import Finding, Severity
+from mlhunt.scan.h5child import H5Reader
 from mlhunt.scan.pickleops import Limits
 
 __all__ = ["Limits", "ScanResult", "scan_path"]
@@ -110,6 +111,25 @@ def scan_path(
     """Scan a file or a folder tree. ``allow`` extends the pickle allow-list (``module.name`` or
     ``module.*``); ``policy_dirs`` adds Rego policies; ``progress`` is called per file;
     ``limits`` bounds the work per file (a file over ``max_file_bytes`` is not opened at all)."""
+    # HDF5 files are read by one reader process that starts at the first of them and works
+    # while the walk goes on; its findings are collected at the end.
+    with H5Reader() as h5:
+        result = _scan(root, allow, policy_dirs, secrets, progress, limits, h5)
+        for late in h5.finish():
+            result.findings.extend(late)
+    result.findings.sort(key=lambda f: (-f.severity.rank, f.target, f.id))
+    return result
+
+
+def _scan(
+    root: Path,
+    allow: Iterable[str],
+    policy_dirs: Iterable[Path],
+    secrets: bool,
+    progress: Callable[[Path], None] | None,
+    limits: Limits | None,
+    h5: H5Reader,
+) -> ScanResult:
     # The manifest and secrets scanners pull in regopy and detect-secrets: imported only when a
     # file needs them, so scanning a folder of model files starts fast.
     from mlhunt.scan.artifacts import is_artifact, scan_artifact
@@ -151,7 +171,7 @@ def scan_path(
             result.findings.extend(llm.scan(path))
             continue
         if is_artifact(path):
-            result.findings.extend(scan_artifact(path, allow=allow, limits=limits))
+            result.findings.extend(scan_artifact(path, allow=allow, limits=limits, h5=h5))
             continue
         result.findings.extend(llm.scan(path))
         text_like = path.suffix.lower() in SECRET_SUFFIXES or path.name.startswith(".env")
@@ -174,5 +194,4 @@ def scan_path(
         # Evaluated together: cross-resource rules (mTLS for the namespace a model is served in,
         # an AuthorizationPolicy per inference service) see every file of the tree.
         result.findings.extend(scan_manifests(manifests, policy_dirs=policy_dirs))
-    result.findings.sort(key=lambda f: (-f.severity.rank, f.target, f.id))
     return result

@@ -28,6 +28,7 @@ from mlhunt.scan import formats as fmt
 from mlhunt.scan import zipcheck
 from mlhunt.scan.art_policy import Policy
 from mlhunt.scan.art_rules import make_finding
+from mlhunt.scan.h5child import H5Reader, H5Result
 from mlhunt.scan.pickleops import LimitReached, Limits, PickleScan, scan_pickles
 
 __all__ = ["Limits", "is_artifact", "scan_artifact"]
@@ -43,6 +44,7 @@ class _Ctx:
     deadline: float
     findings: list[Finding] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
+    h5: H5Reader | None = None  # where HDF5 files are sent to be read (see h5child)
 
     def add(self, finding: Finding) -> None:
         if finding.id not in self.ids:
@@ -71,17 +73,26 @@ def scan_artifact(
     display: str | None = None,
     allow: Iterable[str] = (),
     limits: Limits | None = None,
+    h5: H5Reader | None = None,
 ) -> list[Finding]:
     """Findings for one file (empty for a clean or unrecognised file). Never executes content.
 
     ``display`` is the finding target text (default ``str(path)``); members of archives are
     reported as ``display!member``. ``allow`` adds ``module.name`` or ``module.*`` entries to the
     allow-list (known-dangerous callables stay critical). ``limits`` bounds the work.
+
+    ``h5``: a reader shared by a whole scan. The findings from the file's HDF5 attributes then
+    come from ``h5.finish()``, not from this call; without one, this call reads them itself.
     """
+    if h5 is None:
+        with H5Reader() as own:
+            findings = scan_artifact(path, display=display, allow=allow, limits=limits, h5=own)
+            own.finish()  # its callbacks add the HDF5 findings to the list returned above
+        return findings
     path = Path(path)
     limits = limits or Limits()
     policy = Policy.default().with_allow(allow)
-    ctx = _Ctx(policy, limits, time.monotonic() + limits.max_seconds)
+    ctx = _Ctx(policy, limits, time.monotonic() + limits.max_seconds, h5=h5)
     target = display if display is not None else str(path)
     try:
         st = path.stat()
@@ -806,9 +817,8 @@ def _scan_onnx(ctx: _Ctx, data: Any, target: str) -> None:
 
 
 def _scan_hdf5(ctx: _Ctx, data: Any, target: str, path: Path | None) -> None:
+    """Send the file to the scan's HDF5 reader; its findings come when the reader finishes."""
     import importlib.util
-
-    from mlhunt.scan.h5child import read_attrs  # libhdf5 runs in a child: see h5child
 
     if importlib.util.find_spec("h5py") is None:
         ctx.add(
@@ -821,12 +831,38 @@ def _scan_hdf5(ctx: _Ctx, data: Any, target: str, path: Path | None) -> None:
             )
         )
         return
-    result = read_attrs(
+    if ctx.h5 is None:
+        raise RuntimeError("no HDF5 reader")  # scan_artifact always sets one
+    ctx.h5.submit(
         None if path is not None else bytes(data),
         path=str(path) if path is not None else None,
         timeout=min(60.0, ctx.deadline - time.monotonic()),
         max_bytes=ctx.limits.max_header_bytes,
+        done=lambda result: _hdf5_done(ctx, result, target),
     )
+
+
+def _hdf5_done(ctx: _Ctx, result: H5Result, target: str) -> list[Finding]:
+    """The findings of one HDF5 file's attributes, added to its context and returned."""
+    start = len(ctx.findings)
+    try:
+        _hdf5_findings(ctx, result, target)
+    except (RecursionError, MemoryError) as exc:
+        ctx.limit(target, type(exc).__name__, f"scan ran out of resources: {exc}")
+    except Exception as exc:  # a scanner bug must not end a whole walk: report it
+        ctx.add(
+            make_finding(
+                "MLH-SCAN-ERROR",
+                target,
+                type(exc).__name__,
+                f"The scanner failed on this file: {exc!r}",
+                {"error": repr(exc)[:500]},
+            )
+        )
+    return ctx.findings[start:]
+
+
+def _hdf5_findings(ctx: _Ctx, result: H5Result, target: str) -> None:
     if result.crashed:
         ctx.add(
             make_finding(

@@ -1,66 +1,207 @@
-"""HDF5 attributes read in a child process: libhdf5 is C code that crashes on crafted files.
+"""HDF5 attributes read in another process: libhdf5 is C code that crashes on crafted files.
 
 Fuzzing the scanner (issue #9) found HDF5 files with a few bytes changed that make h5py's
 attribute read end in a segmentation fault, which would take the whole ``mlhunt scan`` down
 with it (and memory corruption in the scanning process is how a parser becomes the way in).
-So the Keras ``model_config`` / ``training_config`` attributes are read by
-``python -I -m mlhunt.scan.h5child`` under an address-space limit and a timeout; the parent
-only ever sees JSON text on a pipe. A crash becomes a finding.
+So the Keras ``model_config`` / ``training_config`` attributes are read by the reader process
+of :mod:`mlhunt.scan.h5worker`, which forks one child per file under an address-space limit and
+a timeout; this process only ever sees JSON text on a pipe. A crash becomes a finding.
 
-Run as a program: reads the HDF5 file named in argv (or its bytes from stdin), writes
-``{"attrs": {name: text}}`` or ``{"error": message}`` to stdout.
+One :class:`H5Reader` serves a whole scan: the reader process starts (and imports h5py) at
+the first HDF5 file while the scan goes on with the other files, and the answers are collected
+at the end (:meth:`H5Reader.finish`). Starting an interpreter and importing h5py and NumPy
+costs ~0.15 s, which used to be paid once per file, in line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
 
-__all__ = ["H5Result", "read_attrs"]
+__all__ = ["H5Reader", "H5Result", "read_attrs"]
 
-ATTRS = ("model_config", "training_config")
-_MEMORY = 2 << 30  # address space of the child: enough for h5py, not for a runaway parse
+WORKER = str(Path(__file__).with_name("h5worker.py"))
+#: Extra seconds the reader process gets beyond a request's own timeout (which it enforces on
+#: its reading child) before this side gives up on it: start-up and h5py's import on a busy
+#: machine.
+_GRACE_S = 60.0
 
 
 @dataclass(slots=True)
 class H5Result:
     attrs: dict[str, bytes]
     error: str | None = None  # h5py refused the file (damaged, not HDF5 ...)
-    crashed: str | None = None  # the child died: signal, timeout, no answer
+    crashed: str | None = None  # the reading child died: signal, timeout, no answer
+
+
+@dataclass(slots=True)
+class _Pending:
+    timeout: float
+    done: Callable[[H5Result], Any]
+
+
+class H5Reader:
+    """Reads HDF5 files' Keras attributes in one reader process per scan; ``done`` callbacks
+    run in :meth:`finish`, in the order the files were submitted. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._failed: str | None = None  # why the reader process could not be used
+        self._pending: list[_Pending] = []
+        self._answers: dict[int, dict[str, Any]] = {}
+        self._closed_out = False
+        self._cond = threading.Condition()
+        self._tmp: str | None = None
+
+    def submit(
+        self,
+        data: bytes | None,
+        *,
+        path: str | None,
+        timeout: float,
+        max_bytes: int,
+        done: Callable[[H5Result], Any],
+    ) -> None:
+        """Queue one file (its ``path``, or its bytes for an archive member)."""
+        n = len(self._pending)
+        self._pending.append(_Pending(max(1.0, timeout), done))
+        member = path is None
+        if member:
+            path = self._spill(data or b"", n)
+        request = {
+            "id": n,
+            "path": path,
+            "member": member,
+            "max_bytes": max_bytes,
+            "timeout": max(1.0, timeout),
+        }
+        proc = self._start()
+        if proc is None or proc.stdin is None:
+            return
+        try:
+            proc.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+            proc.stdin.flush()
+        except OSError as exc:  # the reader process is gone: finish() reports it per file
+            self._failed = self._failed or f"the HDF5 reader stopped: {exc}"
+
+    def finish(self) -> list[Any]:
+        """Wait for every answer and return what the ``done`` callbacks returned, in order."""
+        out = []
+        pending, self._pending = self._pending, []
+        for n, item in enumerate(pending):
+            out.append(item.done(self._answer(n, item.timeout)))
+        self._answers.clear()
+        self.close()
+        return out
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()  # end of requests: the reader process exits
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> H5Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals
+
+    def _spill(self, data: bytes, n: int) -> str:
+        """An archive member's bytes, written where only this user can read them."""
+        if self._tmp is None:
+            self._tmp = tempfile.mkdtemp(prefix="mlhunt-h5-")
+        path = os.path.join(self._tmp, f"{n}.h5")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return path
+
+    def _start(self) -> subprocess.Popen[bytes] | None:
+        if self._proc is not None or self._failed is not None:
+            return self._proc
+        # One BLAS thread: NumPy is imported for h5py only, and the reader forks.
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+        try:
+            self._proc = subprocess.Popen(  # our own interpreter and file, no shell
+                [sys.executable, "-I", WORKER],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError as exc:
+            self._failed = f"could not start the HDF5 reader: {exc}"
+            return None
+        self._closed_out = False
+        threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
+        return self._proc
+
+    def _read(self, stdout: IO[bytes]) -> None:
+        """Drain the reader's answers as they come, so that it never blocks on a full pipe."""
+        for line in stdout:
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            with self._cond:
+                self._answers[int(doc.get("id", -1))] = doc
+                self._cond.notify_all()
+        with self._cond:
+            self._closed_out = True
+            self._cond.notify_all()
+
+    def _answer(self, n: int, timeout: float) -> H5Result:
+        if self._proc is not None:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: n in self._answers or self._closed_out, timeout + _GRACE_S
+                )
+                doc = self._answers.pop(n, None)
+            if doc is None:  # the reader process itself stopped or hung: stop using it
+                self._failed = self._failed or "the HDF5 reader stopped answering"
+                self._proc.kill()
+        else:
+            doc = None
+        if doc is None:
+            return H5Result({}, crashed=self._failed or "the HDF5 reader stopped answering")
+        if "crashed" in doc:
+            return H5Result({}, crashed=str(doc["crashed"]))
+        if "error" in doc:
+            return H5Result({}, error=str(doc["error"])[:500])
+        attrs = doc.get("attrs", {})
+        return H5Result({str(k): _raw(v) for k, v in attrs.items()})
 
 
 def read_attrs(
     data: bytes | None, *, path: str | None = None, timeout: float, max_bytes: int
 ) -> H5Result:
-    """The Keras config attributes of an HDF5 file (its ``path``, or its bytes for an archive
-    member), read in an isolated child."""
-    args = [sys.executable, "-I", "-m", "mlhunt.scan.h5child", str(max_bytes)]
-    if path is not None:
-        args.append(path)
-    try:
-        out = subprocess.run(  # our own interpreter and module, no shell
-            args,
-            input=data if path is None else b"",
-            capture_output=True,
-            timeout=max(1.0, timeout),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return H5Result({}, crashed=f"no answer within {max(1.0, timeout):.0f} s")
-    except OSError as exc:
-        return H5Result({}, crashed=f"could not start the HDF5 reader: {exc}")
-    if out.returncode < 0:
-        return H5Result({}, crashed=f"the HDF5 library died with signal {-out.returncode}")
-    try:
-        doc = json.loads(out.stdout.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        tail = out.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["?"]
-        return H5Result({}, crashed=f"the HDF5 reader failed (exit {out.returncode}): {tail[0]}")
-    if "error" in doc:
-        return H5Result({}, error=str(doc["error"])[:500])
-    return H5Result({str(k): _raw(v) for k, v in doc.get("attrs", {}).items()})
+    """The Keras config attributes of one HDF5 file (its ``path``, or its bytes for an archive
+    member), read in another process."""
+    with H5Reader() as reader:
+        reader.submit(data, path=path, timeout=timeout, max_bytes=max_bytes, done=lambda r: r)
+        (result,) = reader.finish()
+    return result
 
 
 def _raw(text: object) -> bytes:
@@ -69,34 +210,3 @@ def _raw(text: object) -> bytes:
         return str(text).encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
         return str(text).encode("utf-8", "replace")
-
-
-def _child(max_bytes: int, path: str | None) -> dict[str, object]:
-    import io
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (_MEMORY, _MEMORY))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:
-        import h5py
-    except ImportError:
-        return {"error": "h5py is not installed"}
-    source = path if path is not None else io.BytesIO(sys.stdin.buffer.read())
-    attrs: dict[str, str] = {}
-    try:
-        with h5py.File(source, "r") as h5:
-            for name in ATTRS:
-                if name not in h5.attrs:
-                    continue
-                value = h5.attrs[name]
-                text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-                attrs[name] = text[: max_bytes + 1]
-    except Exception as exc:  # h5py raises many types on damaged files (OSError, RuntimeError…)
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return {"attrs": attrs}
-
-
-if __name__ == "__main__":
-    sys.stdout.write(
-        json.dumps(_child(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None))
-    )

@@ -278,6 +278,7 @@ class _PolicySet:
     policies: list[Policy]
     libraries: list[tuple[str, str]]  # (name, source)
     engine: Any = None  # one regopy Interpreter holding every library and policy
+    bundle: Any = None  # every policy rule compiled once (None: each query compiles)
     alias: dict[str, str] = field(default_factory=dict)  # policy path -> package it runs in
 
 
@@ -361,6 +362,21 @@ def _compile(pset: _PolicySet) -> None:
         interp.set_input([] if policy.input == "combined" else {})
         for rule in policy.rules:
             _query(interp, f"data.{pset.alias[str(policy.path)]}.{rule}", str(policy.path))
+    # Compiled once into a bundle with one entry point per rule: a query then runs the plan
+    # without recompiling the program (~0.03 s per query otherwise, for every document).
+    try:
+        bundle = interp.build(None, [_entrypoint(pset, pol, rule) for pol, rule in _slots(pset)])
+    except Exception:  # rego-cpp could not build it: queries compile the program each time
+        bundle = None
+    pset.bundle = bundle if bundle is not None and bundle.ok() else None
+
+
+def _slots(pset: _PolicySet) -> list[tuple[Policy, str]]:
+    return [(pol, rule) for pol in pset.policies for rule in pol.rules]
+
+
+def _entrypoint(pset: _PolicySet, policy: Policy, rule: str) -> str:
+    return f"{pset.alias[str(policy.path)]}.{rule}".replace(".", "/")
 
 
 def _evaluate(
@@ -372,8 +388,11 @@ def _evaluate(
     interp = pset.engine
     interp.set_input(value)
     slots = [(pol, rule) for pol in policies for rule in pol.rules]
-    refs = [f"data.{pset.alias[str(pol.path)]}.{rule}" for pol, rule in slots]
-    values = _evaluate_split(interp, refs, [str(pol.path) for pol, _ in slots])
+    if pset.bundle is not None:
+        values = [_entry_results(pset, pol, rule) for pol, rule in slots]
+    else:
+        refs = [f"data.{pset.alias[str(pol.path)]}.{rule}" for pol, rule in slots]
+        values = _evaluate_split(interp, refs, [str(pol.path) for pol, _ in slots])
     out = []
     for (pol, rule), results in zip(slots, values, strict=True):
         for result in results if isinstance(results, list) else [results]:
@@ -402,6 +421,23 @@ def _evaluate_split(interp: Any, refs: list[str], files: list[str]) -> list[Any]
     return _evaluate_split(interp, refs[:mid], files[:mid]) + _evaluate_split(
         interp, refs[mid:], files[mid:]
     )
+
+
+def _entry_results(pset: _PolicySet, policy: Policy, rule: str) -> Any:
+    """The results of one rule from the compiled bundle, or the error it gave on this input
+    (as :func:`_evaluate_split` reports it)."""
+    from regopy.rego_shared import rego_bundle_query_entrypoint
+
+    try:
+        out = rego_bundle_query_entrypoint(
+            pset.engine._impl, pset.bundle._impl, _entrypoint(pset, policy, rule)
+        )
+    except Exception as exc:
+        return [_EvalError(" ".join(f"Rego evaluation failed: {_short(exc)}".split())[:300])]
+    try:
+        return _output(out, str(policy.path))
+    except PolicyError as exc:
+        return [_EvalError(" ".join(exc.message.split())[:300])]
 
 
 class _EvalError(str):
@@ -477,18 +513,24 @@ def _node_value(node: Any) -> Any:
 
 
 def _query(interp: Any, query: str, policy_file: str) -> list[Any]:
-    from regopy.rego_shared import (
-        rego_free_output,
-        rego_output_expressions_at_index,
-        rego_output_ok,
-        rego_output_string,
-        rego_query,
-    )
+    from regopy.rego_shared import rego_query
 
     try:
         out = rego_query(interp._impl, query)
     except Exception as exc:
         raise PolicyError(f"Rego evaluation failed: {_short(exc)}", file=policy_file) from None
+    return _output(out, policy_file)
+
+
+def _output(out: Any, policy_file: str) -> list[Any]:
+    """The values of a query's (or an entry point's) output, which is freed here."""
+    from regopy.rego_shared import (
+        rego_free_output,
+        rego_output_expressions_at_index,
+        rego_output_ok,
+        rego_output_string,
+    )
+
     try:
         text = rego_output_string(out)
         if not rego_output_ok(out) or text.lstrip().startswith("(error"):
