@@ -483,6 +483,25 @@ def test_example_deploy_fixed_passes(scenario):
     assert findings == []
 
 
+def test_compiled_bundle_cache(tmp_path, monkeypatch):
+    """The shipped policies' bundle is written on the first scan and loaded on the next, with
+    the same findings; a damaged cache file means compiling again, never an error."""
+    from mlhunt.scan import manifests as m
+
+    monkeypatch.setenv("MLHUNT_CACHE", str(tmp_path / "cache"))
+    files = manifests(EXAMPLES / "image-moderation" / "deploy")
+    m._CACHE.clear()
+    cold = scan_manifests(files)
+    (cached,) = (tmp_path / "cache" / "rego").glob("*.rbb")
+    m._CACHE.clear()
+    warm = scan_manifests(files)
+    assert [f.to_dict() for f in warm] == [f.to_dict() for f in cold] != []
+    cached.write_bytes(b"not a bundle")
+    m._CACHE.clear()
+    assert [f.id for f in scan_manifests(files)] == [f.id for f in cold]
+    m._CACHE.clear()
+
+
 # --------------------------------------------------------------------------------------------
 # User policies and the loader's refusals
 # --------------------------------------------------------------------------------------------

@@ -337,25 +337,37 @@ def _compile(pset: _PolicySet) -> None:
     between files belong in a library package (``package lib.x``, conftest's convention)."""
     from regopy import Interpreter
 
+    from mlhunt.scan import rego_cache
+
     interp = Interpreter()
+    modules = list(pset.libraries)
+    for n, policy in enumerate(pset.policies):
+        pset.alias[str(policy.path)] = f"{_RUN_PACKAGE}.p{n}"
+        source = _PACKAGE_RE.sub(f"package {pset.alias[str(policy.path)]}", policy.source, count=1)
+        modules.append((str(policy.path), source))
+    entrypoints = [_entrypoint(pset, pol, rule) for pol, rule in _slots(pset)]
+    shipped = SHIPPED_POLICY_DIR.resolve()
+    only_shipped = all(Path(name).resolve().is_relative_to(shipped) for name, _ in modules)
+    key = rego_cache.bundle_key(modules, entrypoints) if only_shipped else None
+    if key is not None:
+        pset.bundle = rego_cache.load_bundle(interp, key)
+        if pset.bundle is not None:
+            pset.engine = interp
+            return
     for name, source in pset.libraries:
         try:
             interp.add_module(name, source)
         except Exception as exc:
             raise PolicyError(f"Rego error: {_short(exc)}", file=name) from None
-    for n, policy in enumerate(pset.policies):
-        alias = f"{_RUN_PACKAGE}.p{n}"
-        source = _PACKAGE_RE.sub(f"package {alias}", policy.source, count=1)
+    for policy, (name, source) in zip(pset.policies, modules[len(pset.libraries) :], strict=True):
         try:
-            interp.add_module(str(policy.path), source)
+            interp.add_module(name, source)
         except Exception as exc:
             raise PolicyError(f"Rego error: {_short(exc)}", file=str(policy.path)) from None
-        pset.alias[str(policy.path)] = alias
     pset.engine = interp
     # rego-cpp reports some errors (unknown functions, bad refs) only when evaluating: probe the
     # user's policies once so a mistake names its file. The shipped ones are probed by the tests;
     # skipping them saves ~0.4 s of start-up (each query recompiles the program).
-    shipped = SHIPPED_POLICY_DIR.resolve()
     for policy in pset.policies:
         if Path(policy.path).resolve().is_relative_to(shipped):
             continue
@@ -365,10 +377,12 @@ def _compile(pset: _PolicySet) -> None:
     # Compiled once into a bundle with one entry point per rule: a query then runs the plan
     # without recompiling the program (~0.03 s per query otherwise, for every document).
     try:
-        bundle = interp.build(None, [_entrypoint(pset, pol, rule) for pol, rule in _slots(pset)])
+        bundle = interp.build(None, entrypoints)
     except Exception:  # rego-cpp could not build it: queries compile the program each time
         bundle = None
     pset.bundle = bundle if bundle is not None and bundle.ok() else None
+    if key is not None and pset.bundle is not None:
+        rego_cache.save_bundle(interp, pset.bundle, key)
 
 
 def _slots(pset: _PolicySet) -> list[tuple[Policy, str]]:
