@@ -477,3 +477,19 @@ def test_zip_with_unsupported_version_is_reported_not_crashed(tmp_path: Path) ->
     rules = [f.rule_id for f in scan_artifact(path)]
     assert "MLH-SCAN-ERROR" not in rules
     assert "MLH-SCAN-ZIP-UNREADABLE" in rules
+
+
+def test_allowlist_parsed_once_into_the_user_cache(tmp_path, monkeypatch):
+    """allowlist.yaml is parsed with PyYAML once and read back from a JSON copy named by its
+    sha256; a damaged copy is parsed again, never trusted."""
+    import yaml
+
+    from mlhunt.scan import art_policy
+
+    monkeypatch.setenv("MLHUNT_CACHE", str(tmp_path))
+    expected = yaml.safe_load(art_policy.POLICY_FILE.read_text(encoding="utf-8"))
+    assert art_policy._shipped_raw() == expected
+    (copy,) = (tmp_path / "scan").glob("allowlist-*.json")
+    assert art_policy._shipped_raw() == expected
+    copy.write_text('{"truncated": ', encoding="utf-8")
+    assert art_policy._shipped_raw() == expected

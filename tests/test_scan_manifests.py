@@ -492,7 +492,7 @@ def test_compiled_bundle_cache(tmp_path, monkeypatch):
     files = manifests(EXAMPLES / "image-moderation" / "deploy")
     m._CACHE.clear()
     cold = scan_manifests(files)
-    (cached,) = (tmp_path / "cache" / "rego").glob("*.rbb")
+    (cached,) = (tmp_path / "cache" / "scan").glob("rego-*.rbb")
     m._CACHE.clear()
     warm = scan_manifests(files)
     assert [f.to_dict() for f in warm] == [f.to_dict() for f in cold] != []

@@ -14,8 +14,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 POLICY_FILE = Path(__file__).with_name("allowlist.yaml")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -232,9 +230,34 @@ class Policy:
 
 @lru_cache(maxsize=1)
 def _default_policy() -> Policy:
+    return Policy(_shipped_raw(), str(POLICY_FILE))
+
+
+def _shipped_raw() -> Any:
+    """allowlist.yaml as parsed data. Importing and running PyYAML is ~0.015 s of every scan,
+    so the parsed form is kept as JSON in the user cache, named by the file's sha256."""
+    import hashlib
+    import json
+
+    from mlhunt.scan.usercache import cached_path, write_atomic
+
+    text = POLICY_FILE.read_bytes()
+    name = f"allowlist-{hashlib.sha256(text).hexdigest()}.json"
+    try:
+        return json.loads(cached_path(name).read_bytes())
+    except (OSError, ValueError):
+        pass
+    import yaml
+
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
-        raw = yaml.load(POLICY_FILE.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
-    except yaml.YAMLError as exc:
+        raw = yaml.load(text.decode("utf-8"), Loader=loader)  # noqa: S506
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{POLICY_FILE}: {exc}") from None
-    return Policy(raw, str(POLICY_FILE))
+    try:
+        doc = json.dumps(raw)
+    except (TypeError, ValueError):  # not plain JSON data: parsed every time, not cached
+        return raw
+    if json.loads(doc) == raw:
+        write_atomic(name, lambda tmp: Path(tmp).write_text(doc, encoding="utf-8"))
+    return raw

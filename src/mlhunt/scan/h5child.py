@@ -19,14 +19,15 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when a reader starts: a scan without HDF5 never needs them
+    import subprocess
 
 __all__ = ["H5Reader", "H5Result", "read_attrs"]
 
@@ -107,6 +108,8 @@ class H5Reader:
     def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
+            import subprocess
+
             if proc.stdin is not None:
                 with contextlib.suppress(OSError):
                     proc.stdin.close()  # end of requests: the reader process exits
@@ -129,6 +132,8 @@ class H5Reader:
 
     def _spill(self, data: bytes, n: int) -> str:
         """An archive member's bytes, written where only this user can read them."""
+        import tempfile
+
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="mlhunt-h5-")
         path = os.path.join(self._tmp, f"{n}.h5")
@@ -138,6 +143,8 @@ class H5Reader:
         return path
 
     def _start(self) -> subprocess.Popen[bytes] | None:
+        import subprocess
+
         if self._proc is not None or self._failed is not None:
             return self._proc
         # One BLAS thread: NumPy is imported for h5py only, and the reader forks.

@@ -1,29 +1,21 @@
 """The shipped Rego policies' compiled bundle, cached on disk between scans.
 
 Building the bundle (adding every module, compiling every rule) is most of what a scan with a
-single manifest costs in Rego. Only the policies mlhunt ships are cached: the key is a sha256
-of their sources, the names they run under, the entry points and the regopy version, so an
-edited policy or another rego-cpp never gets a stale bundle. The file lives in the user's own
-cache (``$MLHUNT_CACHE/rego``, else ``~/.cache/mlhunt/rego``), written atomically; a bundle
-that does not load, or a cache that cannot be written, just means compiling as before.
+single manifest costs in Rego. Only the policies mlhunt ships are cached (see
+:mod:`mlhunt.scan.usercache`): the key is a sha256 of their sources, the names they run under,
+the entry points and the regopy version, so an edited policy or another rego-cpp never gets a
+stale bundle. A bundle that does not load just means compiling as before.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
+from mlhunt.scan.usercache import cached_path, write_atomic
+
 __all__ = ["bundle_key", "load_bundle", "save_bundle"]
-
-
-def cache_dir() -> Path:
-    root = os.environ.get("MLHUNT_CACHE") or Path.home() / ".cache" / "mlhunt"
-    return Path(root) / "rego"
 
 
 def bundle_key(modules: Iterable[tuple[str, str]], entrypoints: Iterable[str]) -> str:
@@ -43,7 +35,7 @@ def load_bundle(interp: Any, key: str) -> Any:
     """The cached bundle for ``key`` loaded into ``interp``, or None."""
     from regopy import BundleFormat
 
-    path = cache_dir() / f"{key}.rbb"
+    path = cached_path(f"rego-{key}.rbb")
     if not path.is_file():
         return None
     try:
@@ -56,15 +48,6 @@ def load_bundle(interp: Any, key: str) -> Any:
 def save_bundle(interp: Any, bundle: Any, key: str) -> None:
     from regopy import BundleFormat
 
-    folder = cache_dir()
-    tmp: str | None = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".rbb", dir=folder)
-        os.close(fd)
-        interp.save_bundle(tmp, bundle, BundleFormat.Binary)
-        os.replace(tmp, folder / f"{key}.rbb")
-    except Exception:  # read-only home, full disk ...: the next scan compiles again
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    write_atomic(
+        f"rego-{key}.rbb", lambda tmp: interp.save_bundle(tmp, bundle, BundleFormat.Binary)
+    )
