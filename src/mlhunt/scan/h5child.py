@@ -22,7 +22,6 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -38,17 +37,29 @@ WORKER = str(Path(__file__).with_name("h5worker.py"))
 _GRACE_S = 60.0
 
 
-@dataclass(slots=True)
 class H5Result:
-    attrs: dict[str, bytes]
-    error: str | None = None  # h5py refused the file (damaged, not HDF5 ...)
-    crashed: str | None = None  # the reading child died: signal, timeout, no answer
+    """What reading one file gave (a plain class: this module is imported by every scan, and
+    a dataclass costs ~1 ms to create)."""
+
+    __slots__ = ("attrs", "crashed", "error")
+
+    def __init__(
+        self, attrs: dict[str, bytes], error: str | None = None, crashed: str | None = None
+    ) -> None:
+        self.attrs = attrs
+        self.error = error  # h5py refused the file (damaged, not HDF5 ...)
+        self.crashed = crashed  # the reading child died: signal, timeout, no answer
+
+    def __repr__(self) -> str:
+        return f"H5Result(attrs={self.attrs!r}, error={self.error!r}, crashed={self.crashed!r})"
 
 
-@dataclass(slots=True)
 class _Pending:
-    timeout: float
-    done: Callable[[H5Result], Any]
+    __slots__ = ("done", "timeout")
+
+    def __init__(self, timeout: float, done: Callable[[H5Result], Any]) -> None:
+        self.timeout = timeout
+        self.done = done
 
 
 class H5Reader:
