@@ -92,6 +92,7 @@ _METADATA_RE = re.compile(r"^# METADATA\s*$", re.MULTILINE)
 NETWORK_BUILTINS = ("http.send", "net.lookup_ip_addr", "providers.aws.sign_req", "opa.runtime")
 _ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$")
 INPUT_MODES = ("document", "combined")
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class PolicyError(InputError):
@@ -147,8 +148,11 @@ def _line_of(source: str, offset: int) -> int:
     return source.count("\n", 0, offset) + 1
 
 
-def _metadata_blocks(source: str) -> list[tuple[int, dict[str, Any]]]:
-    """Every ``# METADATA`` block as (line, parsed YAML)."""
+def _metadata_blocks(source: str, *, shipped: bool = False) -> list[tuple[int, dict[str, Any]]]:
+    """Every ``# METADATA`` block as (line, parsed YAML). The shipped policies' metadata is
+    parsed with libyaml when available (~8x faster); a user's with PyYAML's Python parser,
+    whose depth is bounded by Python's recursion limit."""
+    loader = _FAST_LOADER if shipped else yaml.SafeLoader
     lines = source.splitlines()
     blocks = []
     for m in _METADATA_RE.finditer(source):
@@ -159,7 +163,7 @@ def _metadata_blocks(source: str) -> list[tuple[int, dict[str, Any]]]:
                 break
             body.append(line[2:] if line.startswith("# ") else line[1:])
         try:
-            data = yaml.safe_load("\n".join(body)) or {}
+            data = yaml.load("\n".join(body), Loader=loader) or {}  # noqa: S506 (safe loaders)
         except yaml.YAMLError as exc:
             raise PolicyError(f"METADATA is not valid YAML: {exc}", line=start) from None
         if not isinstance(data, dict):
@@ -217,7 +221,9 @@ def _parse_policy(path: Path, source: str, *, shipped: bool) -> Policy | None:
         if not rules:
             return None
         blocks = [
-            (ln, b) for ln, b in _metadata_blocks(source) if isinstance(b.get("custom"), dict)
+            (ln, b)
+            for ln, b in _metadata_blocks(source, shipped=shipped)
+            if isinstance(b.get("custom"), dict)
         ]
         ids = {str(b["custom"].get("id")) for _, b in blocks if b["custom"].get("id")}
         if not blocks or not ids:
