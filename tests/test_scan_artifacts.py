@@ -479,14 +479,14 @@ def test_zip_with_unsupported_version_is_reported_not_crashed(tmp_path: Path) ->
     assert "MLH-SCAN-ZIP-UNREADABLE" in rules
 
 
-def test_allowlist_parsed_once_into_the_user_cache(tmp_path, monkeypatch):
+def test_allowlist_parsed_once_into_the_cache(tmp_path, monkeypatch):
     """allowlist.yaml is parsed with PyYAML once and read back from a JSON copy named by its
     sha256; a damaged copy is parsed again, never trusted."""
     import yaml
 
-    from mlhunt.scan import art_policy
+    from mlhunt.scan import art_policy, pycache
 
-    monkeypatch.setenv("MLHUNT_CACHE", str(tmp_path))
+    monkeypatch.setattr(pycache, "cache_dir", lambda: tmp_path / "scan")
     expected = yaml.safe_load(art_policy.POLICY_FILE.read_text(encoding="utf-8"))
     assert art_policy._shipped_raw() == expected
     (copy,) = (tmp_path / "scan").glob("allowlist-*.json")

@@ -487,8 +487,9 @@ def test_compiled_bundle_cache(tmp_path, monkeypatch):
     """The shipped policies' bundle is written on the first scan and loaded on the next, with
     the same findings; a damaged cache file means compiling again, never an error."""
     from mlhunt.scan import manifests as m
+    from mlhunt.scan import pycache
 
-    monkeypatch.setenv("MLHUNT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pycache, "cache_dir", lambda: tmp_path / "cache" / "scan")
     files = manifests(EXAMPLES / "image-moderation" / "deploy")
     m._CACHE.clear()
     cold = scan_manifests(files)

@@ -235,11 +235,11 @@ def _default_policy() -> Policy:
 
 def _shipped_raw() -> Any:
     """allowlist.yaml as parsed data. Importing and running PyYAML is ~0.015 s of every scan,
-    so the parsed form is kept as JSON in the user cache, named by the file's sha256."""
+    so the parsed form is kept as JSON beside the bytecode (see pycache), named by its sha256."""
     import hashlib
     import json
 
-    from mlhunt.scan.usercache import cached_path, write_atomic
+    from mlhunt.scan.pycache import cached_path, write_atomic
 
     text = POLICY_FILE.read_bytes()
     name = f"allowlist-{hashlib.sha256(text).hexdigest()}.json"

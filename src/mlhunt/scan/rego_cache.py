@@ -2,7 +2,7 @@
 
 Building the bundle (adding every module, compiling every rule) is most of what a scan with a
 single manifest costs in Rego. Only the policies mlhunt ships are cached (see
-:mod:`mlhunt.scan.usercache`): the key is a sha256 of their sources, the names they run under,
+:mod:`mlhunt.scan.pycache`): the key is a sha256 of their sources, the names they run under,
 the entry points and the regopy version, so an edited policy or another rego-cpp never gets a
 stale bundle. A bundle that does not load just means compiling as before.
 """
@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from mlhunt.scan.usercache import cached_path, write_atomic
+from mlhunt.scan.pycache import cached_path, write_atomic
 
 __all__ = ["bundle_key", "load_bundle", "save_bundle"]
 
