@@ -481,7 +481,7 @@ def test_zip_with_unsupported_version_is_reported_not_crashed(tmp_path: Path) ->
 
 def test_allowlist_parsed_once_into_the_cache(tmp_path, monkeypatch):
     """allowlist.yaml is parsed with PyYAML once and read back from a JSON copy named by its
-    sha256; a damaged copy is parsed again, never trusted."""
+    size and CRC-32; a damaged copy is parsed again, never trusted."""
     import yaml
 
     from mlhunt.scan import art_policy, pycache

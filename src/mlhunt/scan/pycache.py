@@ -1,8 +1,8 @@
 """Files derived from what mlhunt ships, kept beside its bytecode between scans.
 
 Only mlhunt's own inputs are kept (the allow-list parsed from YAML, the shipped Rego policies
-compiled into a bundle), never anything from a scanned tree, and each file is named by a sha256
-of everything it was made from, so an edited source never meets a stale copy. They live in the
+compiled into a bundle), never anything from a scanned tree, and each file is named after
+everything it was made from, so an edited source never meets a stale copy. They live in the
 package's ``__pycache__``, like bytecode: whoever can write there can already change mlhunt's
 code, so a cached file asks for no more trust than the code does (a folder in the home
 directory would: CI caches restore it, and a doctored allow-list would hide findings). A
