@@ -170,6 +170,10 @@ def read(path: str, member: bool, max_bytes: int) -> dict[str, object]:
 def _child(request: dict, lib: ctypes.CDLL | None, out: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A backstop to this process's own timeout, should it be gone (killed with the scan):
+    # a parse spinning in libhdf5 still ends, never an orphan.
+    cpu = int(float(request["timeout"])) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     path, max_bytes = str(request["path"]), int(request["max_bytes"])
     if lib is not None:
         doc = read_fast(lib, path, max_bytes) or {"again": "h5py"}
