@@ -83,3 +83,35 @@ def test_damaged_file_gets_h5pys_error(tmp_path: Path, lib: Any) -> None:
     assert h5worker.handle(
         {"id": 0, "path": str(path), "member": False, "max_bytes": 100, "timeout": 30}, lib
     )["error"].startswith("OSError")
+
+
+def test_reader_bounds_the_answers_it_holds(tmp_path: Path) -> None:
+    """Past MAX_OUTSTANDING waiting answers, submit() handles the oldest itself; finish()
+    returns every callback's value in submission order, archive members included."""
+    from mlhunt.scan.h5child import MAX_OUTSTANDING, H5Reader
+
+    path = _write(tmp_path, "one", CASES["vlen-str"])
+    data = Path(path).read_bytes()
+    called: list[int] = []
+
+    def done(n: int) -> Callable[[Any], int]:
+        def record(result: Any) -> int:
+            assert result.attrs == {"model_config": '{"a": "é"}'.encode()}
+            called.append(n)
+            return n
+
+        return record
+
+    total = MAX_OUTSTANDING + 12
+    with H5Reader() as reader:
+        for n in range(total):
+            member = n % 3 == 0  # bytes of an archive member, spilled to a private file
+            reader.submit(
+                data if member else None,
+                path=None if member else path,
+                timeout=30,
+                max_bytes=1000,
+                done=done(n),
+            )
+        assert len(called) >= total - MAX_OUTSTANDING
+        assert reader.finish() == list(range(total)) == called

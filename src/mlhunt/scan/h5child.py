@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # imported when a reader starts: a scan without HDF5 never ne
 __all__ = ["H5Reader", "H5Result", "read_attrs"]
 
 WORKER = str(Path(__file__).with_name("h5worker.py"))
+#: Answers that may wait to be handled at once (each holds up to ``max_bytes`` of attributes).
+MAX_OUTSTANDING = 8
 #: Extra seconds the reader process gets beyond a request's own timeout (which it enforces on
 #: its reading child) before this side gives up on it: start-up and h5py's import on a busy
 #: machine.
@@ -69,7 +72,9 @@ class H5Reader:
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._failed: str | None = None  # why the reader process could not be used
-        self._pending: list[_Pending] = []
+        self._pending: deque[tuple[int, _Pending, str | None]] = deque()  # id, what, spilled
+        self._next = 0
+        self._results: list[Any] = []
         self._answers: dict[int, dict[str, Any]] = {}
         self._closed_out = False
         self._cond = threading.Condition()
@@ -84,12 +89,15 @@ class H5Reader:
         max_bytes: int,
         done: Callable[[H5Result], Any],
     ) -> None:
-        """Queue one file (its ``path``, or its bytes for an archive member)."""
-        n = len(self._pending)
-        self._pending.append(_Pending(max(1.0, timeout), done))
+        """Queue one file (its ``path``, or its bytes for an archive member). At most
+        ``MAX_OUTSTANDING`` answers wait at a time: past that, this call handles the oldest, so
+        a folder of files with huge attributes never holds all of them in memory."""
+        n = self._next
+        self._next += 1
         member = path is None
         if member:
             path = self._spill(data or b"", n)
+        self._pending.append((n, _Pending(max(1.0, timeout), done), path if member else None))
         request = {
             "id": n,
             "path": path,
@@ -105,16 +113,25 @@ class H5Reader:
             proc.stdin.flush()
         except OSError as exc:  # the reader process is gone: finish() reports it per file
             self._failed = self._failed or f"the HDF5 reader stopped: {exc}"
+        self._drain(MAX_OUTSTANDING)
 
     def finish(self) -> list[Any]:
-        """Wait for every answer and return what the ``done`` callbacks returned, in order."""
-        out = []
-        pending, self._pending = self._pending, []
-        for n, item in enumerate(pending):
-            out.append(item.done(self._answer(n, item.timeout)))
+        """Wait for every answer and return what the ``done`` callbacks returned, in the order
+        the files were submitted (those handled early by :meth:`submit` included)."""
+        self._drain(0)
+        out, self._results = self._results, []
         self._answers.clear()
         self.close()
         return out
+
+    def _drain(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            n, item, spilled = self._pending.popleft()
+            result = self._answer(n, item.timeout)
+            if spilled is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(spilled)
+            self._results.append(item.done(result))
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
