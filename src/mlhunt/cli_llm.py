@@ -11,6 +11,8 @@ from mlhunt.cli_output import choose_format, emit, err, exit_code, fail_threshol
 from mlhunt.errors import InputError
 
 MIN_CANARY = 8
+LLM_SCENARIO = "llm-helpdesk"  # `mlhunt simulate llm-helpdesk`: the LLM practice range
+BENIGN_USERS = 200
 
 
 def llm_rows() -> list[tuple[str, list[str], str]]:
@@ -72,3 +74,23 @@ def run_llm_hunt(
         err(f"wrote {len(written)} Sigma files under {export_sigma}/")
     emit(doc, chosen, output, wide=wide)
     return exit_code(doc, threshold)
+
+
+def run_llm_simulate(out: Path, *, seed: int, scale: float, live: str | None) -> int:
+    """``mlhunt simulate llm-helpdesk``: the LLM range's gateway log, OpenTelemetry GenAI
+    traces and labels under ``out`` (``scale`` multiplies the 200 benign users)."""
+    from mlhunt.llmhunt import simulate
+
+    if live is not None:
+        raise InputError("--live: not for llm-helpdesk (its completions are simulated)")
+    if not scale > 0:
+        raise InputError(f"--scale: expected a positive number, got {scale}")
+    result = simulate(out, seed=seed, benign_users=max(1, round(BENIGN_USERS * scale)))
+    attackers = sum(1 for v in result.labels.values() if v.get("label") != "benign")
+    err(
+        f"wrote {result.calls:,} simulated LLM calls of {len(result.labels):,} clients "
+        f"({attackers:,} attackers) to {result.gateway} and {result.otel}; labels in "
+        f"{result.labels_path}"
+    )
+    err(f"hunt them: mlhunt hunt {result.gateway} --canary {result.canary}")
+    return 0

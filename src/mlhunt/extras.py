@@ -34,6 +34,7 @@ MODULE_EXTRAS: dict[str, tuple[str, ...]] = {
     "redis": ("guard",),
     "httptools": ("guard",),
     "uvloop": ("guard",),
+    "httpx_sse": ("guard",),
     "diffprivlib": ("privacy",),
     "opacus": ("privacy",),
 }

@@ -83,7 +83,7 @@ def to_finding(alert: Alert, spec: LlmDetectorSpec) -> Finding:
     )
 
 
-def _tool_limits(value: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+def tool_limits_of(value: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
     out: dict[str, Mapping[str, Any]] = {}
     for name, schema in (value or {}).items():
         if not isinstance(schema, Mapping):
@@ -103,7 +103,7 @@ def hunt_calls(
     detectors: Iterable[LlmDetector] | None = None,
 ) -> HuntResult:
     """Run the detectors over calls already read (``readers.read``)."""
-    ctx = Context(tuple(c for c in canaries if c), _tool_limits(tool_limits))
+    ctx = Context(tuple(c for c in canaries if c), tool_limits_of(tool_limits))
     by_client: dict[str, list[Call]] = defaultdict(list)
     for c in result.calls:
         by_client[c.client].append(c)

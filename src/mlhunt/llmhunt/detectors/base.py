@@ -116,6 +116,8 @@ class LlmDetector:
     """Base class: subclasses set ``yaml_name`` and implement :meth:`score`."""
 
     yaml_name: ClassVar[str]
+    #: the score compares a client with the population (the online guard passes it others too)
+    population: ClassVar[bool] = False
 
     def __init__(self, spec: LlmDetectorSpec) -> None:
         self.spec = spec

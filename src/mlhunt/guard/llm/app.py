@@ -1,0 +1,525 @@
+"""``mlhunt guard --llm``: the guard in front of an OpenAI-compatible chat-completions API.
+
+Per request, on the critical path: the caller's identity and address (as the classifier guard:
+hashed client ids, trusted ``X-Forwarded-For`` only), one read of the client's actions from the
+store (``block`` -> 403, ``throttle`` -> a token or 429), the body (bounded in size and time),
+and for a chat call (``POST`` on ``llm_paths``) the newest user turn's injection score: a turn
+whose own severity the policy blocks never reaches the model. The answer is passed on with the
+sensitive values the policy redacts replaced (whole answers, and streamed answers delta by
+delta, a value split over deltas redacted whole: :mod:`mlhunt.guard.llm.redact`). The call is
+then handed, as a gateway-log record, to the scoring thread (:mod:`mlhunt.guard.llm.worker`),
+whose verdicts hold for the client's next requests. Other paths are proxied unchanged.
+
+The upstream client is httpx (h11 framing, bounded: ``max_answer_bytes`` per answer,
+``upstream_max_connections``); server-sent events are framed by httpx-sse's decoders, each
+line bounded. Each event is handled in its own error boundary: a malformed request, answer or
+stream event is counted (``mlhunt_guard_events_malformed_total``) and passed, never fatal.
+"""
+
+from __future__ import annotations
+
+import codecs
+import dataclasses
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from mlhunt.guard.alerts import AlertSink
+from mlhunt.guard.app import (
+    CLOSE,
+    HOP_BY_HOP,
+    TOO_LARGE,
+    hop_headers,
+    normal_path,
+    read_body,
+    request_target,
+    respond,
+)
+from mlhunt.guard.build import Guard, networks
+from mlhunt.guard.config import GuardConfig
+from mlhunt.guard.llm.policy import INJECTION, LEAK, SENSITIVE, LlmPolicy, load_llm_policy
+from mlhunt.guard.llm.redact import StreamRedactor, redact, sent_text
+from mlhunt.guard.llm.worker import LlmWorker
+from mlhunt.guard.metrics import Metrics
+from mlhunt.guard.state import make_store
+from mlhunt.hunt.alerts import rfc3339
+from mlhunt.llmhunt.detectors import Context, LlmDetector, registry
+from mlhunt.llmhunt.detectors.text import score_turn
+from mlhunt.llmhunt.gateway import messages_of
+
+MAX_LINE = 1 << 20  # characters of one server-sent-events line
+OWN = frozenset({"/guard/health", "/guard/metrics"})
+
+
+@dataclasses.dataclass
+class LlmGuard(Guard):
+    """The LLM guard's parts (``app.state.guard``); identity and address as the classifier
+    guard's (:class:`~mlhunt.guard.build.Guard`), no classifier mapping, scorer or population."""
+
+    detectors: list[LlmDetector] = dataclasses.field(default_factory=list)
+    ctx: Context = dataclasses.field(default_factory=Context)
+    client: httpx.AsyncClient | None = None
+
+    def redacts(self, detector: str, weight: float) -> bool:
+        """One value of this weight, scored alone, is redacted by the policy."""
+        spec = next(d.spec for d in self.detectors if d.spec.id == detector)
+        return "redact" in self.policy.actions(detector, spec.severity_for(weight) or "info")
+
+
+def build_llm_guard(config: GuardConfig) -> LlmGuard:
+    """Load and validate everything (bad input raises InputError before anything listens)."""
+    from mlhunt.llmhunt.api import tool_limits_of
+
+    detectors = registry()
+    policy = load_llm_policy(config.policy, {d.spec.id for d in detectors})
+    ctx = Context(tuple(config.canaries), tool_limits_of(config.tool_limits))
+    store = make_store(config.redis_url, config.key_prefix)
+    metrics = Metrics()
+    sink = AlertSink(config.alerts, config.webhook)
+    worker = LlmWorker(
+        store=store,
+        policy=policy,
+        detectors=detectors,
+        ctx=ctx,
+        sink=sink,
+        metrics=metrics,
+        log=config.log,
+        window=min(config.window, 256),
+        queue_max=config.queue_max,
+        queue_bytes_max=config.queue_bytes_max,
+    )
+    metrics.gauges["mlhunt_guard_queue_depth"] = worker.qsize
+    key = config.id_key.encode() if config.id_key else store.shared_key()
+    return LlmGuard(
+        config,
+        policy,
+        None,  # type: ignore[arg-type]  # no classifier mapping
+        store,
+        worker,  # type: ignore[arg-type]
+        sink,
+        metrics,
+        None,  # type: ignore[arg-type]  # no classifier scorer
+        None,  # type: ignore[arg-type]  # no population source
+        None,
+        id_key=key,
+        trusted=networks(config.trusted_proxies),
+        admin=networks(config.admin_allow),
+        detectors=detectors,
+        ctx=ctx,
+    )
+
+
+def deciders(g: LlmGuard) -> Callable[[str], bool]:
+    """kind -> redact it? (each kind's single-value weight against the policy)."""
+    sens = next(d for d in g.detectors if d.spec.id == SENSITIVE).spec.params
+    leak = next(d for d in g.detectors if d.spec.id == LEAK).spec.params
+    table = {
+        kind: g.redacts(SENSITIVE, float(sens[f"w_{kind}"]))
+        for kind in ("secret", "card_number", "iban", "national_id", "email", "phone")
+    }
+    table["canary"] = g.redacts(LEAK, float(leak["canary_weight"]))
+    return lambda kind: table.get(kind, False)
+
+
+def create_llm_guard_app(config: GuardConfig) -> Starlette:
+    """The LLM guard's ASGI app (``create_guard_app`` with ``config.llm``)."""
+    g = build_llm_guard(config)
+    policy: LlmPolicy = g.policy  # type: ignore[assignment]
+    decide = deciders(g)
+    inj = next(d.spec for d in g.detectors if d.spec.id == INJECTION)
+    chat_paths = {normal_path(p) for p in config.llm_paths}
+    client_header = config.client_header.lower().encode("latin-1")
+    canaries = tuple(config.canaries)
+    worker: LlmWorker = g.worker  # type: ignore[assignment]
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        limits = httpx.Limits(
+            max_connections=config.upstream_max_connections,
+            max_keepalive_connections=min(64, config.upstream_max_connections),
+        )
+        g.client = httpx.AsyncClient(
+            base_url=config.upstream, limits=limits, timeout=config.upstream_timeout
+        )
+        worker.start()
+        try:
+            yield
+        finally:
+            await g.client.aclose()
+            worker.stop()
+            if g.sink is not None:
+                g.sink.close()
+            g.store.close()
+
+    async def refuse(
+        send: Send, status: int, outcome: str, detail: str, *extra: tuple[bytes, bytes]
+    ) -> None:
+        g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
+        out = json.dumps({"error": {"message": detail, "type": "mlhunt_guard"}}).encode()
+        await respond(send, status, [(b"content-type", b"application/json"), *extra], out)
+
+    async def gate(client: str, now: float) -> tuple[str, str] | None:
+        """(status, outcome) refusing the request by the client's current actions, or None."""
+        try:
+            acts = (await g.store.actions([("client_id", client)], now))[0]
+        except Exception:  # the state store is down: fail open or closed
+            g.metrics.inc("mlhunt_guard_state_errors_total")
+            return None if config.fail_open else ("503", "guard state unavailable")
+        if not config.fail_open and not worker.healthy:
+            return "503", "guard detectors unavailable"
+        if "block" in acts:
+            return "403", "blocked by mlhunt guard"
+        if "throttle" in acts:
+            t = policy.throttle
+            try:
+                wait = await g.store.take(f"client_id:{client}", t.rate, t.burst, now)
+            except Exception:
+                g.metrics.inc("mlhunt_guard_state_errors_total")
+                wait = 0.0 if config.fail_open else 1.0
+            if wait > 0:
+                return f"429:{max(1, math.ceil(wait))}", "rate limited by mlhunt guard"
+        return None
+
+    async def proxy(scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        now = time.time()
+        fwd = header = None
+        length = 0
+        drop = HOP_BY_HOP
+        for k, v in scope["headers"]:
+            if k == client_header and header is None:
+                header = v.decode("latin-1")
+            elif k == b"x-forwarded-for":
+                fwd = v.decode("latin-1") if fwd is None else f"{fwd},{v.decode('latin-1')}"
+            elif k == b"content-length":
+                length = int(v)
+            elif k == b"connection":
+                drop = drop | hop_headers(v)
+        peer = scope.get("client")
+        client, source = g.client_of(header), g.source_of(fwd, peer[0] if peer else None)
+        refused = await gate(client, now)
+        if refused is not None:
+            code, detail = refused
+            status, _, after = code.partition(":")
+            extra = [(b"retry-after", after.encode())] if after else []
+            outcome = {"403": "block", "429": "throttle"}.get(status, "error")
+            return await refuse(send, int(status), outcome, detail, *extra)
+        if length > config.max_body_bytes:
+            return await refuse(send, 413, "error", "request body too large", CLOSE)
+        body = await read_body(receive, config.max_body_bytes)
+        if body is None:
+            return None
+        if body is TOO_LARGE:
+            return await refuse(send, 413, "error", "request body too large", CLOSE)
+        url = request_target(scope)
+        if url is None:
+            return await refuse(send, 400, "error", "request target with control characters")
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in drop
+        ]
+        if not config.trust_forwarded and peer:
+            headers = [(k, v) for k, v in headers if k != "x-forwarded-for"]
+            headers.append(("x-forwarded-for", f"{fwd}, {peer[0]}" if fwd else peer[0]))
+        method = scope["method"]
+        req = None
+        if method == "POST" and normal_path(scope["path"]) in chat_paths:
+            req = parse_request(body)
+            if req is None:
+                g.metrics.inc("mlhunt_guard_events_malformed_total")
+        record: dict[str, Any] | None = None
+        if req is not None:
+            record = {
+                "ts": rfc3339(now),
+                "client_id": client,
+                "source_ip": source,
+                "model": str(req["model"]) if isinstance(req.get("model"), str) else "",
+                "request": {"messages": req["messages"], "tools": req.get("tools") or []},
+            }
+            if isinstance(req.get("user"), str):
+                record["session_id"] = req["user"][:256]
+            user = next((m.content for m in reversed(req["_msgs"]) if m.role == "user"), "")
+            turn = score_turn(user) if user else None
+            sev = inj.severity_for(turn.score) if turn is not None else None
+            if sev is not None and "block" in policy.actions(inj.id, sev):
+                record.update(status=403, guard={"actions": ["block"], "refused": "injection"})
+                worker.submit(record, len(body))
+                return await refuse(send, 403, "block", "prompt injection refused by mlhunt guard")
+        assert g.client is not None
+        try:
+            r = await g.client.send(
+                g.client.build_request(method, url, headers=headers, content=body), stream=True
+            )
+        except httpx.HTTPError as exc:
+            g.metrics.inc("mlhunt_guard_upstream_errors_total")
+            return await refuse(send, 502, "error", f"upstream unavailable ({type(exc).__name__})")
+        try:
+            out_headers = answer_headers(r)
+            if record is not None and r.headers.get("content-type", "").startswith(
+                "text/event-stream"
+            ):
+                redactor = StreamRedactor(decide, canaries, sent_text(req["_msgs"]))  # type: ignore[index]
+                await send(
+                    {"type": "http.response.start", "status": r.status_code, "headers": out_headers}
+                )
+                text = await relay_stream(r, send, redactor, g.metrics, config.max_answer_bytes)
+                record["status"] = r.status_code
+                record["response"] = {"choices": [{"message": text.message}], "usage": text.usage}
+                record["guard"] = {"actions": [], "redacted": redactor.kinds, "stream": True}
+                outcome = "redact" if redactor.kinds else "pass"
+                g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
+            else:
+                content = await read_answer(r, config.max_answer_bytes)
+                if content is None:
+                    g.metrics.inc("mlhunt_guard_upstream_errors_total")
+                    return await refuse(send, 502, "error", "upstream answer too large")
+                kinds: list[str] = []
+                if record is not None:
+                    content, kinds, answer = redact_answer(
+                        content,
+                        decide,
+                        canaries,
+                        sent_text(req["_msgs"]),
+                        r.status_code,  # type: ignore[index]
+                    )
+                    if answer is None and 200 <= r.status_code < 300:
+                        g.metrics.inc("mlhunt_guard_events_malformed_total")
+                    record["status"] = r.status_code
+                    record["response"] = answer or {}
+                    record["guard"] = {"actions": [], "redacted": kinds}
+                out_headers = [(b"content-length", str(len(content)).encode()), *out_headers]
+                g.metrics.inc("mlhunt_guard_requests_total", outcome="redact" if kinds else "pass")
+                await respond(send, r.status_code, out_headers, content)
+        finally:
+            await r.aclose()
+        if record is not None:
+            record["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
+            worker.submit(record, len(body) + len(json.dumps(record.get("response", {}))))
+        return None
+
+    async def health(_request: Request) -> Response:
+        store_ok = await run_in_threadpool(g.store.ping)
+        ok = store_ok and worker.healthy
+        doc = {
+            "status": "ok" if ok else "degraded",
+            "mode": "llm",
+            "store": "redis" if config.redis_url else "memory",
+            "store_ok": store_ok,
+            "detectors_ok": worker.healthy,
+            "last_error": worker.last_error or None,
+            "queue_depth": worker.qsize(),
+            "fail_open": config.fail_open,
+            "upstream": config.upstream,
+        }
+        return JSONResponse(doc, status_code=200 if ok else 503)
+
+    async def metrics(_request: Request) -> Response:
+        return PlainTextResponse(g.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    class App(Starlette):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http" and scope["path"] not in OWN:
+                await proxy(scope, receive, send)
+            elif scope["type"] == "http" and not g.admin_ok((scope.get("client") or (None,))[0]):
+                await respond(
+                    send, 404, [(b"content-type", b"application/json")], b'{"detail":"Not Found"}'
+                )
+            else:
+                await super().__call__(scope, receive, send)
+
+    app = App(
+        routes=[
+            Route("/guard/health", health, methods=["GET"]),
+            Route("/guard/metrics", metrics, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.guard = g
+    return app
+
+
+def parse_request(body: bytes) -> dict[str, Any] | None:
+    """The chat request (its messages also read as :class:`Message` s under ``_msgs``), or
+    None when it is not one (not JSON, too deep, no messages)."""
+    try:
+        req = json.loads(body)
+        if not isinstance(req, dict):
+            return None
+        req["_msgs"] = messages_of(req.get("messages"))
+    except (ValueError, RecursionError):
+        return None
+    return req
+
+
+def answer_headers(r: httpx.Response) -> list[tuple[bytes, bytes]]:
+    """The upstream's headers less hop-by-hop ones and those recomputed (length, encoding:
+    httpx has decoded the body)."""
+    drop = HOP_BY_HOP | {b"content-encoding"}
+    raw = [(k.lower(), v) for k, v in r.headers.raw]
+    for k, v in raw:
+        if k == b"connection":
+            drop = drop | hop_headers(v)
+    return [(k, v) for k, v in raw if k not in drop]
+
+
+async def read_answer(r: httpx.Response, limit: int) -> bytes | None:
+    parts, size = [], 0
+    async for part in r.aiter_bytes():
+        size += len(part)
+        if size > limit:
+            return None
+        parts.append(part)
+    return b"".join(parts)
+
+
+def redact_answer(
+    content: bytes,
+    decide: Callable[[str], bool],
+    canaries: tuple[str, ...],
+    sent: str,
+    status: int,
+) -> tuple[bytes, list[str], dict[str, Any] | None]:
+    """(the answer to send, kinds redacted, the answer as the model gave it, for the log and
+    the detectors, or None when it is no chat completion)."""
+    if not 200 <= status < 300:
+        return content, [], None
+    try:
+        doc = json.loads(content)
+        choices = doc.get("choices") if isinstance(doc, dict) else None
+        if not isinstance(choices, list):
+            return content, [], None
+    except (ValueError, RecursionError):
+        return content, [], None
+    kinds: list[str] = []
+    changed: dict[int, str] = {}
+    for i, ch in enumerate(choices[:64]):
+        msg = ch.get("message") if isinstance(ch, dict) else None
+        if isinstance(msg, dict) and isinstance(msg.get("content"), str):
+            text, k = redact(msg["content"], decide, canaries, sent)
+            if k:
+                changed[i] = text
+                kinds += k
+    if changed:
+        out = json.loads(content)  # the client's copy; ``doc`` stays as the model wrote it
+        for i, text in changed.items():
+            out["choices"][i]["message"]["content"] = text
+        content = json.dumps(out, ensure_ascii=False).encode()
+    return content, kinds, doc
+
+
+@dataclasses.dataclass
+class Streamed:
+    """What a stream said, for the log: the completion (as sent, redacted) and its usage."""
+
+    parts: list[str] = dataclasses.field(default_factory=list)  # as the model wrote them
+    usage: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tool_calls: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def add_tool_deltas(self, deltas: list[Any]) -> None:
+        """Tool calls arrive in pieces (the name once, the arguments in fragments), by index."""
+        for d in deltas[:64]:
+            fn = d.get("function") if isinstance(d, dict) else None
+            i = d.get("index", 0) if isinstance(d, dict) else None
+            if not isinstance(fn, dict) or not isinstance(i, int) or not 0 <= i < 64:
+                continue
+            while len(self.tool_calls) <= i:
+                self.tool_calls.append({"type": "function", "function": {"arguments": ""}})
+            tc = self.tool_calls[i]
+            if isinstance(d.get("id"), str):
+                tc["id"] = d["id"]
+            if isinstance(fn.get("name"), str):
+                tc["function"]["name"] = fn["name"]
+            if isinstance(fn.get("arguments"), str) and len(tc["function"]["arguments"]) < 1 << 18:
+                tc["function"]["arguments"] += fn["arguments"]
+
+    @property
+    def message(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.parts)}
+        if self.tool_calls:
+            msg["tool_calls"] = self.tool_calls
+        return msg
+
+
+async def relay_stream(
+    r: httpx.Response, send: Send, redactor: StreamRedactor, metrics: Metrics, limit: int
+) -> Streamed:
+    """Pass a chat-completions event stream on as it arrives, the first choice's content
+    redacted across deltas (held text goes out in the next content delta, or in one more
+    delta before the final event)."""
+    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+    lines, events = SSELineDecoder(), SSEDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+    got = Streamed()
+    size = 0
+    template: dict[str, Any] | None = None  # a chunk to build the flushing delta from
+
+    async def emit(data: str) -> None:
+        await send(
+            {"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True}
+        )
+
+    async def flush_held() -> None:
+        rest = redactor.finish()
+        if rest and template is not None:
+            doc = {
+                **template,
+                "choices": [{"index": 0, "delta": {"content": rest}, "finish_reason": None}],
+            }
+            await emit(json.dumps(doc, ensure_ascii=False))
+
+    async def on_event(data: str) -> None:
+        nonlocal template
+        if data.strip() == "[DONE]":
+            await flush_held()
+            await emit(data)
+            return
+        try:
+            doc = json.loads(data)
+            choice = doc["choices"][0] if doc.get("choices") else None
+        except (ValueError, RecursionError, TypeError, KeyError, AttributeError):
+            metrics.inc("mlhunt_guard_events_malformed_total")
+            await emit(data)  # not a chunk: passed on as it came
+            return
+        if isinstance(doc.get("usage"), dict):
+            got.usage = doc["usage"]
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            template = {k: v for k, v in doc.items() if k not in ("choices", "usage")}
+            got.parts.append(delta["content"])
+            delta["content"] = redactor.feed(delta["content"])
+        if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
+            got.add_tool_deltas(delta["tool_calls"])
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            await flush_held()
+        await emit(json.dumps(doc, ensure_ascii=False))
+
+    async for chunk in r.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            metrics.inc("mlhunt_guard_upstream_errors_total")
+            break  # the stream is cut: the client sees it end without [DONE]
+        for line in lines.decode(utf8.decode(chunk)):
+            ev = events.decode(line.rstrip("\n"))
+            if ev is not None:
+                await on_event(ev.data)
+        if sum(map(len, lines.buffer)) > MAX_LINE:
+            metrics.inc("mlhunt_guard_events_malformed_total")
+            break
+    for line in lines.flush():
+        ev = events.decode(line)
+        if ev is not None:
+            await on_event(ev.data)
+    await flush_held()
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    return got
