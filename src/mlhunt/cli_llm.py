@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mlhunt.cli_output import choose_format, emit, err, exit_code, fail_threshold
 from mlhunt.errors import InputError
+from mlhunt.llmhunt.api import load_tool_limits as read_tool_limits
+from mlhunt.llmhunt.simulate import BENIGN_USERS
 
 MIN_CANARY = 8
-LLM_SCENARIO = "llm-helpdesk"  # `mlhunt simulate llm-helpdesk`: the LLM practice range
-BENIGN_USERS = 200
 
 
 def llm_rows() -> list[tuple[str, list[str], str]]:
@@ -20,19 +19,6 @@ def llm_rows() -> list[tuple[str, list[str], str]]:
     from mlhunt.llmhunt import registry
 
     return [(d.spec.id, [*d.spec.atlas, *d.spec.owasp_llm], d.spec.description) for d in registry()]
-
-
-def read_tool_limits(path: Path | None) -> dict[str, Any] | None:
-    """``--tool-limits FILE``: a YAML or JSON mapping of tool name -> JSON Schema of its
-    arguments (loaded safely; bounded by the project's YAML loader)."""
-    if path is None:
-        return None
-    from mlhunt.system.loader import load_yaml_file
-
-    data = load_yaml_file(path)
-    if not isinstance(data, dict):
-        raise InputError("expected a mapping of tool name -> JSON Schema", file=str(path))
-    return data
 
 
 def run_llm_hunt(

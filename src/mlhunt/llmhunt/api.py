@@ -95,6 +95,19 @@ def tool_limits_of(value: Mapping[str, Any] | None) -> dict[str, Mapping[str, An
     return out
 
 
+def load_tool_limits(path: Path | None) -> dict[str, Any] | None:
+    """A YAML or JSON file mapping tool name -> JSON Schema of its arguments (``--tool-limits``;
+    loaded safely, bounded by the project's YAML loader)."""
+    if path is None:
+        return None
+    from mlhunt.system.loader import load_yaml_file
+
+    data = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping of tool name -> JSON Schema", file=str(path))
+    return data
+
+
 def hunt_calls(
     result: ReadResult,
     *,

@@ -23,6 +23,8 @@ from mlhunt.llmhunt.simtraces import otlp_request
 
 DAY_START = 1_796_112_000.0  # 2026-12-01T08:00:00Z
 DAY_S = 8 * 3600.0
+SCENARIO = "llm-helpdesk"  # its name for `mlhunt simulate` and a project's `logs[].simulate`
+BENIGN_USERS = 200
 
 
 @dataclass
@@ -320,7 +322,9 @@ def gateway_record(s: Session, c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def simulate(out_dir: str | Path, seed: int = 0, *, benign_users: int = 200) -> SimulationResult:
+def simulate(
+    out_dir: str | Path, seed: int = 0, *, benign_users: int = BENIGN_USERS
+) -> SimulationResult:
     """Write the range to ``out_dir`` and return its paths and labels."""
     world = World(seed)
     world.benign(benign_users)
