@@ -63,12 +63,13 @@ def to_finding(alert: Alert, spec: LlmDetectorSpec) -> Finding:
         "validates": list(spec.validates),
         **{k: v for k, v in alert.evidence.items() if k != "detector"},
     }
+    who = "client" if spec.scope == "client_id" else spec.scope
     summary = (
-        f"{spec.title} by client {alert.target}: score {alert.score:g} after {alert.events:,} "
+        f"{spec.title} by {who} {alert.target}: score {alert.score:g} after {alert.events:,} "
         f"calls, first over the threshold at call {alert.detected_at_event:,}."
     )
     return Finding(
-        id=finding_id(alert.detector, "client_id", alert.target),
+        id=finding_id(alert.detector, spec.scope, alert.target),
         rule_id=alert.detector,
         title=f"{spec.title}: {alert.target}",
         severity=Severity(alert.severity),

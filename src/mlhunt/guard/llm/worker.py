@@ -202,6 +202,8 @@ class LlmWorker:
         now = time.time()
         changed: set[str] = set()
         for det in self.detectors:
+            if not det.online:
+                continue
             by_client = dict(mine)
             if det.population:
                 for other in reversed(self.clients):
