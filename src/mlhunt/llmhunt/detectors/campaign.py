@@ -71,11 +71,13 @@ class Campaigns(LlmDetector):
         perms, n = int(self.param("num_perm")), int(self.param("shingle_chars"))
         limit = int(self.param("max_chars"))
         lsh = MinHashLSH(threshold=float(self.param("jaccard")), num_perm=perms)
+        base = MinHash(num_perm=perms, seed=1)
+        perm, scheme = base.permutations, base.scheme  # drawn once, shared by every hash
         hashes = []
         for i, t in enumerate(turns):
             text = normalise(t.text, limit)
             grams = {text[j : j + n] for j in range(max(1, len(text) - n + 1))}
-            m = MinHash(num_perm=perms, seed=1)
+            m = MinHash(num_perm=perms, seed=1, permutations=perm, scheme=scheme)
             m.update_batch([g.encode("utf-8") for g in grams])
             lsh.insert(i, m)
             hashes.append(m)

@@ -126,6 +126,11 @@ def _score_short(text: str) -> TurnScore:
     return _score_turn(text)
 
 
+def forget_scores() -> None:
+    """Empty the remembered turn scores (benchmarks measure a cold hunt)."""
+    _score_short.cache_clear()
+
+
 def _score_turn(text: str) -> TurnScore:
     """Score one user turn: signatures found as sent and after de-obfuscation, evasions used."""
     text = unicodedata.normalize("NFKC", text[:65_536])
