@@ -98,6 +98,7 @@ def build_llm_guard(config: GuardConfig) -> LlmGuard:
         window=min(config.window, 256),
         queue_max=config.queue_max,
         queue_bytes_max=config.queue_bytes_max,
+        interval_s=config.score_interval_s,
     )
     metrics.gauges["mlhunt_guard_queue_depth"] = worker.qsize
     key = config.id_key.encode() if config.id_key else store.shared_key()

@@ -40,6 +40,13 @@ MAX_SCAN = 65_536  # characters of one answer scanned for secrets at once
 # capitals (cards, IBANs and phones are written in groups).
 _TAIL = re.compile(r"(?:[\w@.+\-/=:()]|(?<=[\dA-Z)]) (?=[\dA-Z(+]|\Z))*\Z")
 _TOKEN = re.compile(r"[\w\-+/=.:]+")
+# Where a credential-shape plugin can match at all: a long run of token characters (keys,
+# tokens, hashes: 12 or more), a PEM header, credentials in a URL, or an assignment keyword
+# (detect-secrets' keyword plugin). Lines without any skip the 24 plugins (the common case).
+_MAYBE_SECRET = re.compile(
+    r"[A-Za-z0-9+/=_\-.]{12,}|-----BEGIN|://|pass|pwd|secret|token|key|auth|cred|contrase",
+    re.IGNORECASE,
+)
 _DIGIT = re.compile(r"\d")
 
 #: kind -> its single-value weight's name in the detectors' YAML (how severe one value is)
@@ -69,6 +76,8 @@ def _secret_values(text: str) -> list[str]:
 
     out: list[str] = []
     for line in text[:MAX_SCAN].splitlines()[:500]:
+        if not _MAYBE_SECRET.search(line):
+            continue
         for p in _plugins():
             kw = (
                 {"denylist_regex_to_group": QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP}

@@ -3,11 +3,13 @@
 The request path hands over one gateway-shaped record per chat call (the same shape
 ``mlhunt hunt`` reads: docs/llmhunt.md); this thread reads it into a
 :class:`~mlhunt.llmhunt.records.Call` (a bad record is counted, never fatal), writes it to the
-log, appends it to the client's window (its latest ``window`` calls) and rescores every client
-with new calls with the llmhunt detectors, one call per detector per cycle. Detectors that
-compare a client with the population (consumption, agency) are also given the windows of the
-most recently active other clients. A severity escalation is an alert; the policy's actions for
-the client's live levels are written to the state store, where the request path reads them.
+log, appends it to the client's window (its latest ``window`` calls) and rescores the clients
+with new calls with the llmhunt detectors, together, at most every ``interval_s`` (one call per
+detector per pass: a call has a fixed cost, so under load one pass covers many calls).
+Detectors that compare a client with the population (consumption, agency) are also given the
+windows of the most recently active other clients. A severity escalation is an alert; the
+policy's actions for the client's live levels are written to the state store, where the request
+path reads them.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from mlhunt.llmhunt.gateway import to_call
 from mlhunt.llmhunt.records import Call
 
 DRAIN_MAX = 2_000  # records taken from the queue per cycle
-POPULATION = 256  # other recently active clients given to population detectors
+POPULATION = 32  # other recently active clients given to population detectors (a sample)
 MAX_CLIENTS = 100_000  # windows kept (least recently active forgotten first)
 RANK = {s: i for i, s in enumerate(SEVERITIES)}
 
@@ -67,6 +69,7 @@ class LlmWorker:
         window: int = 64,
         queue_max: int = 10_000,
         queue_bytes_max: int = 64 << 20,
+        interval_s: float = 0.25,
     ) -> None:
         self.store, self.policy, self.detectors, self.ctx = store, policy, detectors, ctx
         self.sink, self.metrics, self.window = sink, metrics, window
@@ -75,6 +78,11 @@ class LlmWorker:
         self.queued_bytes = 0
         self._lock = threading.Lock()
         self.clients: OrderedDict[str, ClientState] = OrderedDict()
+        # clients with calls not yet scored; rescored together at most every interval_s (a
+        # detector call has a fixed cost: the population's windows, detect-secrets' settings)
+        self.pending: dict[str, ClientState] = {}
+        self.interval_s = interval_s
+        self._last_rescore = 0.0
         self.done = 0  # records handled (read, logged, scored or counted malformed)
         self.last_error = ""
         self.last_error_at = 0.0
@@ -124,7 +132,7 @@ class LlmWorker:
         """Until every queued record is handled (tests, benchmarks)."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self.q.qsize() or self._busy:
+            while self.q.qsize() or self._busy or self.pending:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -134,10 +142,12 @@ class LlmWorker:
     _busy = False
 
     def _run(self) -> None:
+        tick = max(0.005, self.interval_s / 10)
         while not self._stop.is_set():
             try:
-                first = self.q.get(timeout=0.05)
+                first = self.q.get(timeout=tick)
             except queue.Empty:
+                self._maybe_rescore()
                 continue
             self._busy = True
             batch = [first]
@@ -150,7 +160,7 @@ class LlmWorker:
                 self.queued_bytes -= sum(size for _, size in batch)
             t0 = time.perf_counter()
             try:
-                self.cycle([r for r, _ in batch])
+                self.read([r for r, _ in batch])
             except Exception as exc:  # a bug in a cycle is reported, never the thread's end
                 self._error(exc)
             self.metrics.add("mlhunt_guard_scoring_seconds_total", time.perf_counter() - t0)
@@ -158,6 +168,23 @@ class LlmWorker:
                 self._busy = False
                 self.done += len(batch)
                 self._idle.notify_all()
+            self._maybe_rescore()
+
+    def _maybe_rescore(self) -> None:
+        if not self.pending or time.monotonic() - self._last_rescore < self.interval_s:
+            return
+        t0 = time.perf_counter()
+        self._busy = True  # before pending empties: wait_idle must not see a gap
+        touched, self.pending = self.pending, {}
+        try:
+            self._rescore(touched)
+        except Exception as exc:
+            self._error(exc)
+        self._last_rescore = time.monotonic()
+        self.metrics.add("mlhunt_guard_scoring_seconds_total", time.perf_counter() - t0)
+        with self._idle:
+            self._busy = False
+            self._idle.notify_all()
 
     def _error(self, exc: BaseException) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
@@ -167,7 +194,14 @@ class LlmWorker:
     # -- one cycle ---------------------------------------------------------------------------
     def cycle(self, records: list[dict[str, Any]]) -> None:
         """Read, log and window the records, then rescore every client with new calls."""
-        touched: dict[str, ClientState] = {}
+        self.read(records)
+        touched, self.pending = self.pending, {}
+        if touched:
+            self._rescore(touched)
+
+    def read(self, records: list[dict[str, Any]]) -> None:
+        """Read, log and window the records; their clients wait in ``pending``."""
+        touched = self.pending
         for rec in records:
             try:  # each record in its own error boundary: a hostile body stops nothing
                 call = to_call(rec, f"guard:{self.done + 1}")
@@ -180,8 +214,6 @@ class LlmWorker:
             st.events += 1
             touched[call.client] = st
             self.metrics.inc("mlhunt_guard_events_scored_total")
-        if touched:
-            self._rescore(touched)
 
     def _state(self, client: str, ts: float) -> ClientState:
         st = self.clients.get(client)
