@@ -9,7 +9,9 @@ from pathlib import Path
 from mlhunt.cli_output import choose_format, emit, err, exit_code, fail_threshold
 from mlhunt.errors import InputError
 from mlhunt.llmhunt.api import load_tool_limits as read_tool_limits
-from mlhunt.llmhunt.simulate import BENIGN_USERS
+from mlhunt.llmhunt.simulate import BENIGN_USERS, SCENARIO
+
+LLM_SCENARIO = SCENARIO  # `mlhunt simulate llm-helpdesk`: the LLM practice range
 
 MIN_CANARY = 8
 
