@@ -300,3 +300,40 @@ def test_replicas_share_verdicts_through_redis(tmp_path: Path, redis_url: str) -
             assert codes[-1].status_code == 403
             assert ask(b, "evil", "hello").status_code == 403
             assert ask(b, "alice", "my laptop will not boot").status_code == 200
+
+
+def _chunked(*parts: bytes) -> bytes:
+    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked"
+    return head + b"\r\n\r\n" + body
+
+
+_EVENT = b'data: {"choices": [{"index": 0, "delta": {"content": "hi "}}]}\n\n'
+
+
+@pytest.mark.parametrize(
+    ("answer", "want"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc", 502),
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+            502,
+        ),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 1_0\r\n\r\n0123456789", 502),
+        (_chunked(_EVENT, b"data: [DONE]\n\n"), 200),  # a stream, framed in chunks
+        (_chunked(_EVENT)[:-5] + b"zz\r\n", 502),  # a bad chunk read with the head
+    ],
+)
+def test_llm_upstream_framing_is_strict(tmp_path: Path, answer: bytes, want: int) -> None:
+    """The LLM mode reads answers with the classifier guard's pool (httptools, strict): bad
+    framing in what arrives with the head is a 502 (later, a stream ends early, counted)."""
+    from tests.test_guard_limits import RawUpstream
+
+    with RawUpstream(lambda *_a: answer) as up, guard_llm(up.url, tmp_path) as (c, g):
+        r = ask(c, "k", "hi", stream=True)
+        assert r.status_code == want
+        if want == 200:
+            assert r.text.endswith("data: [DONE]\n\n") and '"hi "' in r.text
+        else:
+            assert "upstream unavailable" in r.text
+        assert g.worker.wait_idle()

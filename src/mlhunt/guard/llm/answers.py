@@ -8,15 +8,15 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 from starlette.types import Send
 
 from mlhunt.guard.app import HOP_BY_HOP, hop_headers
 from mlhunt.guard.llm.redact import StreamRedactor, redact
 from mlhunt.guard.metrics import Metrics
+from mlhunt.guard.upstream import UpstreamError
 from mlhunt.llmhunt.gateway import messages_of
 
 MAX_LINE = 1 << 20  # characters of one server-sent-events line
@@ -35,25 +35,27 @@ def parse_request(body: bytes) -> dict[str, Any] | None:
     return req
 
 
-def answer_headers(r: httpx.Response) -> list[tuple[bytes, bytes]]:
-    """The upstream's headers less hop-by-hop ones and those recomputed (length, encoding:
-    httpx has decoded the body)."""
-    drop = HOP_BY_HOP | {b"content-encoding"}
-    raw = [(k.lower(), v) for k, v in r.headers.raw]
-    for k, v in raw:
+def answer_headers(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """The upstream's headers less hop-by-hop ones and the length (recomputed), and whether the
+    body is content-encoded (then it cannot be read: ``Accept-Encoding`` is not forwarded)."""
+    drop = HOP_BY_HOP
+    out = [(k.lower(), v) for k, v in raw]
+    encoded = False
+    for k, v in out:
         if k == b"connection":
             drop = drop | hop_headers(v)
-    return [(k, v) for k, v in raw if k not in drop]
+        elif k == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
+            encoded = True
+    return [(k, v) for k, v in out if k not in drop], encoded
 
 
-async def read_answer(r: httpx.Response, limit: int) -> bytes | None:
-    parts, size = [], 0
-    async for part in r.aiter_bytes():
-        size += len(part)
-        if size > limit:
-            return None
-        parts.append(part)
-    return b"".join(parts)
+def content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return next((v.lower() for k, v in headers if k == b"content-type"), b"")
+
+
+async def read_answer(chunks: AsyncIterator[bytes]) -> bytes:
+    """The whole answer (the upstream client bounds its size)."""
+    return b"".join([part async for part in chunks])
 
 
 def redact_answer(
@@ -125,7 +127,7 @@ class Streamed:
 
 
 async def relay_stream(
-    r: httpx.Response, send: Send, redactor: StreamRedactor, metrics: Metrics, limit: int
+    chunks: AsyncIterator[bytes], send: Send, redactor: StreamRedactor, metrics: Metrics
 ) -> Streamed:
     """Pass a chat-completions event stream on as it arrives, the first choice's content
     redacted across deltas (held text goes out in the next content delta, or in one more
@@ -135,7 +137,6 @@ async def relay_stream(
     lines, events = SSELineDecoder(), SSEDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
     got = Streamed()
-    size = 0
     template: dict[str, Any] | None = None  # a chunk to build the flushing delta from
 
     async def emit(data: str) -> None:
@@ -178,18 +179,18 @@ async def relay_stream(
             await flush_held()
         await emit(json.dumps(doc, ensure_ascii=False))
 
-    async for chunk in r.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            metrics.inc("mlhunt_guard_upstream_errors_total")
-            break  # the stream is cut: the client sees it end without [DONE]
-        for line in lines.decode(utf8.decode(chunk)):
-            ev = events.decode(line.rstrip("\n"))
-            if ev is not None:
-                await on_event(ev.data)
-        if sum(map(len, lines.buffer)) > MAX_LINE:
-            metrics.inc("mlhunt_guard_events_malformed_total")
-            break
+    try:
+        async for chunk in chunks:  # bounded in size and per read by the upstream client
+            for line in lines.decode(utf8.decode(chunk)):
+                ev = events.decode(line.rstrip("\n"))
+                if ev is not None:
+                    await on_event(ev.data)
+            if sum(map(len, lines.buffer)) > MAX_LINE:
+                metrics.inc("mlhunt_guard_events_malformed_total")
+                lines.buffer.clear()
+                break
+    except (UpstreamError, TimeoutError):  # cut: the client sees the stream end early
+        metrics.inc("mlhunt_guard_upstream_errors_total")
     for line in lines.flush():
         ev = events.decode(line)
         if ev is not None:

@@ -10,10 +10,12 @@ delta, a value split over deltas redacted whole: :mod:`mlhunt.guard.llm.redact`)
 then handed, as a gateway-log record, to the scoring thread (:mod:`mlhunt.guard.llm.worker`),
 whose verdicts hold for the client's next requests. Other paths are proxied unchanged.
 
-The upstream client is httpx (h11 framing, bounded: ``max_answer_bytes`` per answer,
-``upstream_max_connections``); server-sent events are framed by httpx-sse's decoders, each
-line bounded. Each event is handled in its own error boundary: a malformed request, answer or
-stream event is counted (``mlhunt_guard_events_malformed_total``) and passed, never fatal.
+The upstream client is the classifier guard's keep-alive pool (:mod:`mlhunt.guard.upstream`:
+answers framed by httptools, strictly; ``max_answer_bytes`` per answer;
+``upstream_max_connections``), whose ``stream`` hands the body on as it arrives (httpx for
+``https://``, with the same bounds); server-sent events are framed by httpx-sse's decoders,
+each line bounded. Each event is handled in its own error boundary: a malformed request, answer
+or stream event is counted (``mlhunt_guard_events_malformed_total``) and passed, never fatal.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -49,6 +50,7 @@ from mlhunt.guard.build import Guard, networks
 from mlhunt.guard.config import GuardConfig
 from mlhunt.guard.llm.answers import (
     answer_headers,
+    content_type,
     parse_request,
     read_answer,
     redact_answer,
@@ -59,6 +61,7 @@ from mlhunt.guard.llm.redact import StreamRedactor, sent_text
 from mlhunt.guard.llm.worker import LlmWorker
 from mlhunt.guard.metrics import Metrics
 from mlhunt.guard.state import make_store
+from mlhunt.guard.upstream import HttpxUpstream, StreamPool, UpstreamError, make_upstream
 from mlhunt.hunt.alerts import rfc3339
 from mlhunt.llmhunt.detectors import Context, LlmDetector, registry
 from mlhunt.llmhunt.detectors.text import score_turn
@@ -73,7 +76,7 @@ class LlmGuard(Guard):
 
     detectors: list[LlmDetector] = dataclasses.field(default_factory=list)
     ctx: Context = dataclasses.field(default_factory=Context)
-    client: httpx.AsyncClient | None = None
+    pool: StreamPool | HttpxUpstream | None = None  # while running
 
     def redacts(self, detector: str, weight: float) -> bool:
         """One value of this weight, scored alone, is redacted by the policy."""
@@ -150,18 +153,17 @@ def create_llm_guard_app(config: GuardConfig) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        limits = httpx.Limits(
-            max_connections=config.upstream_max_connections,
-            max_keepalive_connections=min(64, config.upstream_max_connections),
-        )
-        g.client = httpx.AsyncClient(
-            base_url=config.upstream, limits=limits, timeout=config.upstream_timeout
-        )
+        g.pool = make_upstream(
+            config.upstream,
+            config.upstream_timeout,
+            config.upstream_max_connections,
+            config.max_answer_bytes,
+        )  # type: ignore[assignment]
         worker.start()
         try:
             yield
         finally:
-            await g.client.aclose()
+            await g.pool.aclose()
             worker.stop()
             if g.sink is not None:
                 g.sink.close()
@@ -260,53 +262,49 @@ def create_llm_guard_app(config: GuardConfig) -> Starlette:
                 record.update(status=403, guard={"actions": ["block"], "refused": "injection"})
                 worker.submit(record, len(body))
                 return await refuse(send, 403, "block", "prompt injection refused by mlhunt guard")
-        assert g.client is not None
+        assert g.pool is not None
         try:
-            r = await g.client.send(
-                g.client.build_request(method, url, headers=headers, content=body), stream=True
-            )
-        except httpx.HTTPError as exc:
-            g.metrics.inc("mlhunt_guard_upstream_errors_total")
-            return await refuse(send, 502, "error", f"upstream unavailable ({type(exc).__name__})")
-        try:
-            out_headers = answer_headers(r)
-            if record is not None and r.headers.get("content-type", "").startswith(
-                "text/event-stream"
-            ):
-                redactor = StreamRedactor(decide, canaries, sent_text(req["_msgs"]))  # type: ignore[index]
-                await send(
-                    {"type": "http.response.start", "status": r.status_code, "headers": out_headers}
-                )
-                text = await relay_stream(r, send, redactor, g.metrics, config.max_answer_bytes)
-                record["status"] = r.status_code
-                record["response"] = {"choices": [{"message": text.message}], "usage": text.usage}
-                record["guard"] = {"actions": [], "redacted": redactor.kinds, "stream": True}
-                outcome = "redact" if redactor.kinds else "pass"
-                g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
-            else:
-                content = await read_answer(r, config.max_answer_bytes)
-                if content is None:
+            async with g.pool.stream(method, url, headers, body) as ans:
+                out_headers, encoded = answer_headers(ans.headers)
+                if record is not None and encoded:  # cannot be read, so cannot be redacted
                     g.metrics.inc("mlhunt_guard_upstream_errors_total")
-                    return await refuse(send, 502, "error", "upstream answer too large")
-                kinds: list[str] = []
-                if record is not None:
-                    content, kinds, answer = redact_answer(
-                        content,
-                        decide,
-                        canaries,
-                        sent_text(req["_msgs"]),
-                        r.status_code,  # type: ignore[index]
+                    return await refuse(send, 502, "error", "encoded answer cannot be checked")
+                status = ans.status
+                sse = content_type(ans.headers).startswith(b"text/event-stream")
+                if record is not None and sse:
+                    redactor = StreamRedactor(decide, canaries, sent_text(req["_msgs"]))  # type: ignore[index]
+                    await send(
+                        {"type": "http.response.start", "status": status, "headers": out_headers}
                     )
-                    if answer is None and 200 <= r.status_code < 300:
-                        g.metrics.inc("mlhunt_guard_events_malformed_total")
-                    record["status"] = r.status_code
-                    record["response"] = answer or {}
-                    record["guard"] = {"actions": [], "redacted": kinds}
-                out_headers = [(b"content-length", str(len(content)).encode()), *out_headers]
-                g.metrics.inc("mlhunt_guard_requests_total", outcome="redact" if kinds else "pass")
-                await respond(send, r.status_code, out_headers, content)
-        finally:
-            await r.aclose()
+                    text = await relay_stream(ans.chunks(), send, redactor, g.metrics)
+                    record["status"] = status
+                    record["response"] = {
+                        "choices": [{"message": text.message}],
+                        "usage": text.usage,
+                    }
+                    record["guard"] = {"actions": [], "redacted": redactor.kinds, "stream": True}
+                    outcome = "redact" if redactor.kinds else "pass"
+                    g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
+                else:
+                    content = await read_answer(ans.chunks())
+        except UpstreamError as exc:
+            g.metrics.inc("mlhunt_guard_upstream_errors_total")
+            if record is not None and record.get("status") is not None:
+                return None  # the stream had begun: it ended early (counted)
+            return await refuse(send, 502, "error", f"upstream unavailable ({exc})")
+        if record is None or not sse:
+            kinds: list[str] = []
+            if record is not None:
+                sent = sent_text(req["_msgs"])  # type: ignore[index]
+                content, kinds, answer = redact_answer(content, decide, canaries, sent, status)
+                if answer is None and 200 <= status < 300:
+                    g.metrics.inc("mlhunt_guard_events_malformed_total")
+                record["status"] = status
+                record["response"] = answer or {}
+                record["guard"] = {"actions": [], "redacted": kinds}
+            out_headers = [(b"content-length", str(len(content)).encode()), *out_headers]
+            g.metrics.inc("mlhunt_guard_requests_total", outcome="redact" if kinds else "pass")
+            await respond(send, status, out_headers, content)
         if record is not None:
             record["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
             worker.submit(record, len(body) + len(json.dumps(record.get("response", {}))))
