@@ -263,6 +263,7 @@ def create_llm_guard_app(config: GuardConfig) -> Starlette:
                 worker.submit(record, len(body))
                 return await refuse(send, 403, "block", "prompt injection refused by mlhunt guard")
         assert g.pool is not None
+        answer_size = 0
         try:
             async with g.pool.stream(method, url, headers, body) as ans:
                 out_headers, encoded = answer_headers(ans.headers)
@@ -277,6 +278,7 @@ def create_llm_guard_app(config: GuardConfig) -> Starlette:
                         {"type": "http.response.start", "status": status, "headers": out_headers}
                     )
                     text = await relay_stream(ans.chunks(), send, redactor, g.metrics)
+                    answer_size = sum(map(len, text.parts))
                     record["status"] = status
                     record["response"] = {
                         "choices": [{"message": text.message}],
@@ -287,6 +289,7 @@ def create_llm_guard_app(config: GuardConfig) -> Starlette:
                     g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
                 else:
                     content = await read_answer(ans.chunks())
+                    answer_size = len(content)
         except UpstreamError as exc:
             g.metrics.inc("mlhunt_guard_upstream_errors_total")
             if record is not None and record.get("status") is not None:
@@ -307,7 +310,8 @@ def create_llm_guard_app(config: GuardConfig) -> Starlette:
             await respond(send, status, out_headers, content)
         if record is not None:
             record["latency_ms"] = round((time.perf_counter() - start) * 1000.0, 3)
-            worker.submit(record, len(body) + len(json.dumps(record.get("response", {}))))
+            # the queue's byte budget: the request and the answer as read (not serialised again)
+            worker.submit(record, len(body) + answer_size)
         return None
 
     async def health(_request: Request) -> Response:
