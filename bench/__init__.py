@@ -23,6 +23,8 @@ BENCHMARKS: tuple[str, ...] = (
     "hunt",
     "guard",
     "spark",
+    "llmhunt",
+    "guard_llm",
 )
 
 

@@ -492,7 +492,7 @@ def test_encoded_crlf_in_the_path_is_never_decoded_into_the_upstream_request(
     second request, into the kept upstream connection."""
     import socket
 
-    from mlhunt.guard.app import _normal_path
+    from mlhunt.guard.app import normal_path as _normal_path
 
     seen: list[tuple[bytes, dict[bytes, bytes]]] = []
 

@@ -14,9 +14,26 @@ from mlhunt.llmhunt import simulate
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    """The range written by `mlhunt simulate llm-helpdesk` (the library's simulate, wired)."""
     out = tmp_path_factory.mktemp("llmsim")
-    result = simulate(out / "sim", seed=7)
-    return out, json.loads(result.labels_path.read_text("utf-8")), result.canary
+    r = mlhunt("simulate", "llm-helpdesk", "--out", "sim", "--seed", "7", cwd=out)
+    assert r.returncode == 0, r.stderr
+    assert "simulated LLM calls" in r.stderr and "--canary CANARY-" in r.stderr
+    labels = json.loads((out / "sim" / "labels.json").read_text("utf-8"))
+    assert sum(v["label"] == "benign" for v in labels.values()) >= 200
+    canary = r.stderr.rsplit("--canary ", 1)[1].split()[0]
+    return out, labels, canary
+
+
+def test_simulate_llm_range_is_the_library_range_and_refuses_live(tmp_path: Path) -> None:
+    r = mlhunt("simulate", "llm-helpdesk", "--out", "a", "--scale", "0.05", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lib = simulate(tmp_path / "b", seed=0, benign_users=10)
+    assert (tmp_path / "a" / "gateway.jsonl").read_bytes() == lib.gateway.read_bytes()
+    r = mlhunt(
+        "simulate", "llm-helpdesk", "--out", "c", "--live", "http://127.0.0.1:9", cwd=tmp_path
+    )
+    assert r.returncode == 2 and "--live" in r.stderr
 
 
 def mlhunt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -19,6 +19,7 @@ STYLE_DETECTOR = {
     "sensitive_output": "MLH-HUNT-LLM-SENSITIVE-OUTPUT",
     "unbounded_consumption": "MLH-HUNT-LLM-CONSUMPTION",
     "excessive_agency": "MLH-HUNT-LLM-EXCESSIVE-AGENCY",
+    "campaign": "MLH-HUNT-LLM-CAMPAIGN",
 }
 MEDIUM_UP = {"medium", "high", "critical"}
 
@@ -35,9 +36,11 @@ def result(request: pytest.FixtureRequest, sim: SimulationResult) -> HuntResult:
 
 
 def _by_target(res: HuntResult) -> dict[str, dict[str, str]]:
+    """client -> {detector: severity}; a campaign's finding counts for each of its members."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
     for f in res.findings:
-        out[f.target][f.rule_id] = f.severity.value
+        for target in f.evidence.get("members") or [f.target]:
+            out[target][f.rule_id] = f.severity.value
     return out
 
 
@@ -78,6 +81,11 @@ def test_detection_is_early_and_findings_are_complete(
 ) -> None:
     first = {}
     for f in result.findings:
+        if f.rule_id == "MLH-HUNT-LLM-CAMPAIGN":  # about many clients: its members are clients
+            assert f.target.startswith("campaign-") and set(f.evidence["members"]) <= set(
+                sim.labels
+            )
+            continue
         assert f.source == "hunt" and f.target in sim.labels
         ev = f.evidence
         assert {"detector", "first_event_ts", "detected_at_event", "score"} <= set(ev)
@@ -96,6 +104,24 @@ def test_campaign_outranks_single_message(sim: SimulationResult, result: HuntRes
         if v["style"] == "prompt_injection"
     ]
     assert all(s in {"high", "critical"} for s in inj), inj
+
+
+def test_campaigns_are_one_finding_each_with_exactly_their_members(
+    sim: SimulationResult, result: HuntResult
+) -> None:
+    """Each campaign key sent one attempt (low alone); the campaign is one high finding."""
+    camps = [f for f in result.findings if f.rule_id == "MLH-HUNT-LLM-CAMPAIGN"]
+    expected: dict[str, set[str]] = defaultdict(set)
+    for c, v in sim.labels.items():
+        if v["style"] == "campaign":
+            expected[v["variant"]].add(c)
+    assert sorted(sorted(f.evidence["members"]) for f in camps) == sorted(
+        sorted(m) for m in expected.values()
+    )
+    assert all(f.severity.value == "high" and f.evidence["detected_at_event"] == 3 for f in camps)
+    by = _by_target(result)
+    for members in expected.values():
+        assert all(by[c]["MLH-HUNT-LLM-PROMPT-INJECTION"] == "low" for c in members)
 
 
 def test_simulated_calls_say_so(result: HuntResult) -> None:

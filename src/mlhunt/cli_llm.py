@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mlhunt.cli_output import choose_format, emit, err, exit_code, fail_threshold
 from mlhunt.errors import InputError
+from mlhunt.llmhunt.api import load_tool_limits as read_tool_limits
+from mlhunt.llmhunt.simulate import BENIGN_USERS, SCENARIO
+
+LLM_SCENARIO = SCENARIO  # `mlhunt simulate llm-helpdesk`: the LLM practice range
 
 MIN_CANARY = 8
 
@@ -18,19 +21,6 @@ def llm_rows() -> list[tuple[str, list[str], str]]:
     from mlhunt.llmhunt import registry
 
     return [(d.spec.id, [*d.spec.atlas, *d.spec.owasp_llm], d.spec.description) for d in registry()]
-
-
-def read_tool_limits(path: Path | None) -> dict[str, Any] | None:
-    """``--tool-limits FILE``: a YAML or JSON mapping of tool name -> JSON Schema of its
-    arguments (loaded safely; bounded by the project's YAML loader)."""
-    if path is None:
-        return None
-    from mlhunt.system.loader import load_yaml_file
-
-    data = load_yaml_file(path)
-    if not isinstance(data, dict):
-        raise InputError("expected a mapping of tool name -> JSON Schema", file=str(path))
-    return data
 
 
 def run_llm_hunt(
@@ -72,3 +62,23 @@ def run_llm_hunt(
         err(f"wrote {len(written)} Sigma files under {export_sigma}/")
     emit(doc, chosen, output, wide=wide)
     return exit_code(doc, threshold)
+
+
+def run_llm_simulate(out: Path, *, seed: int, scale: float, live: str | None) -> int:
+    """``mlhunt simulate llm-helpdesk``: the LLM range's gateway log, OpenTelemetry GenAI
+    traces and labels under ``out`` (``scale`` multiplies the 200 benign users)."""
+    from mlhunt.llmhunt import simulate
+
+    if live is not None:
+        raise InputError("--live: not for llm-helpdesk (its completions are simulated)")
+    if not scale > 0:
+        raise InputError(f"--scale: expected a positive number, got {scale}")
+    result = simulate(out, seed=seed, benign_users=max(1, round(BENIGN_USERS * scale)))
+    attackers = sum(1 for v in result.labels.values() if v.get("label") != "benign")
+    err(
+        f"wrote {result.calls:,} simulated LLM calls of {len(result.labels):,} clients "
+        f"({attackers:,} attackers) to {result.gateway} and {result.otel}; labels in "
+        f"{result.labels_path}"
+    )
+    err(f"hunt them: mlhunt hunt {result.gateway} --canary {result.canary}")
+    return 0

@@ -197,13 +197,17 @@ def simulate(
     debug: DebugOpt = False,
 ) -> None:
     """Simulate a day of labelled benign and attacker traffic against a built-in scenario's real
-    model: DIR/logs.jsonl (inference-log schema) and DIR/labels.json (ground truth)."""
+    model: DIR/logs.jsonl (inference-log schema) and DIR/labels.json (ground truth).
+    llm-helpdesk: an LLM helpdesk agent's gateway log and OpenTelemetry GenAI traces."""
 
     def body() -> int:
+        from mlhunt.cli_llm import LLM_SCENARIO, run_llm_simulate
         from mlhunt.scenarios import ensure_built, get
         from mlhunt.scenarios.traffic import check_live_url
         from mlhunt.scenarios.traffic import simulate as run_simulation
 
+        if scenario == LLM_SCENARIO:  # the LLM range: no model to build (docs/llmhunt.md)
+            return run_llm_simulate(out, seed=seed, scale=scale, live=live)
         get(scenario)  # unknown scenario: one clear line before any work
         if live is not None:
             check_live_url(live)
@@ -387,10 +391,25 @@ def guard(
             "--export-falco", help="Write Falco rules for the serving pods to DIR and exit."
         ),
     ] = None,
+    llm: Annotated[
+        bool,
+        typer.Option(
+            "--llm", help="In front of an OpenAI-compatible LLM API (the llmhunt detectors)."
+        ),
+    ] = False,
+    canary: Annotated[
+        list[str] | None,
+        typer.Option(help="--llm: a string planted in the system prompt (redacted, alerted)."),
+    ] = None,
+    tool_limits: Annotated[
+        Path | None,
+        typer.Option(help="--llm: YAML/JSON of tool name -> JSON Schema of its arguments."),
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Reverse proxy in front of a model API running the hunt detectors online: alert,
-    throttle, degrade or block per policy (health: /guard/health, metrics: /guard/metrics)."""
+    throttle, degrade or block per policy (health: /guard/health, metrics: /guard/metrics).
+    With --llm, in front of an LLM API: alert, redact, throttle or block."""
 
     def body() -> int:
         if export_falco is not None:
@@ -401,6 +420,11 @@ def guard(
             return 0
         if upstream is None:
             raise InputError("--upstream: required (the model API to protect)")
+        if not llm and (canary or tool_limits is not None):
+            raise InputError("--canary and --tool-limits: only with --llm")
+        if llm and (http_config or reference or input_dim):
+            raise InputError("--http-config, --reference and --input-dim: not with --llm")
+        from mlhunt.cli_llm import read_tool_limits
         from mlhunt.guard import GuardConfig, serve
 
         host, sep, port = listen.rpartition(":")
@@ -427,7 +451,11 @@ def guard(
             **({"admin_allow": tuple(admin_allow)} if admin_allow else {}),
             window=window,
             warmup=warmup,
-            scoring=scoring,  # type: ignore[arg-type]  # GuardConfig validates it
+            # --llm scores on a thread of the proxy (docs/guard.md, "LLM mode")
+            scoring="thread" if llm else scoring,  # type: ignore[arg-type]  # validated
+            llm=llm,
+            canaries=tuple(canary or ()),
+            tool_limits=read_tool_limits(tool_limits),
         )
         serve(
             config,

@@ -16,6 +16,7 @@ MODULE_EXTRAS: dict[str, tuple[str, ...]] = {
     "numba": ("hunt",),
     "pandas": ("hunt",),
     "sigma": ("hunt",),
+    "datasketch": ("hunt",),
     "pyspark": ("spark",),
     "art": ("assess", "harden"),
     "matplotlib": ("assess", "harden"),
@@ -34,6 +35,7 @@ MODULE_EXTRAS: dict[str, tuple[str, ...]] = {
     "redis": ("guard",),
     "httptools": ("guard",),
     "uvloop": ("guard",),
+    "httpx_sse": ("guard",),
     "diffprivlib": ("privacy",),
     "opacus": ("privacy",),
 }

@@ -55,7 +55,7 @@ _DROP = frozenset(
         "expect",
     }
 )
-_DROP_B = frozenset(k.encode() for k in _DROP)
+HOP_BY_HOP = frozenset(k.encode() for k in _DROP)
 _BAD_TARGET = re.compile(rb"[\x00-\x20\x7f-\xff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OWN = frozenset({"/guard/health", "/guard/metrics"})  # served by Starlette, never proxied
@@ -63,11 +63,15 @@ _OWN = frozenset({"/guard/health", "/guard/metrics"})  # served by Starlette, ne
 
 def create_guard_app(config: GuardConfig) -> Starlette:
     """The guard's ASGI app; serve it with uvicorn (``mlhunt guard`` does)."""
+    if config.llm:  # in front of an LLM API: mlhunt.guard.llm
+        from mlhunt.guard.llm.app import create_llm_guard_app
+
+        return create_llm_guard_app(config)
     g = build_guard(config)
     rng = np.random.default_rng()
-    predict = {_normal_path(p) for p in config.predict_paths}
+    predict = {normal_path(p) for p in config.predict_paths}
     if g.http.url:  # the mapping's own URL names the prediction route
-        predict.add(_normal_path(urlsplit(g.http.url).path or "/"))
+        predict.add(normal_path(urlsplit(g.http.url).path or "/"))
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -99,7 +103,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
     ) -> None:
         g.metrics.inc("mlhunt_guard_requests_total", outcome=outcome)
         out = json.dumps({"detail": detail}, separators=(",", ":")).encode()
-        await _respond(send, status, [(b"content-type", b"application/json"), *extra], out)
+        await respond(send, status, [(b"content-type", b"application/json"), *extra], out)
 
     async def proxy(scope: Scope, receive: Receive, send: Send) -> None:
         """The proxied route as a bare ASGI app: no routing, Request or Response objects."""
@@ -107,7 +111,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         now = time.time()
         fwd = header = None
         length = 0
-        drop = _DROP_B
+        drop = HOP_BY_HOP
         for k, v in scope["headers"]:  # names are lower case in ASGI
             if k == client_header and header is None:
                 header = v.decode("latin-1")
@@ -116,7 +120,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
             elif k == b"content-length":
                 length = int(v)  # validated by the server's parser (digits only)
             elif k == b"connection":
-                drop = drop | _named(v)  # headers the client named hop-by-hop
+                drop = drop | hop_headers(v)  # headers the client named hop-by-hop
         peer = scope.get("client")
         client, source = g.client_of(header), g.source_of(fwd, peer[0] if peer else None)
         keys = [("client_id", client), ("source_ip", source)]
@@ -151,21 +155,21 @@ def create_guard_app(config: GuardConfig) -> Starlette:
                             (b"retry-after", after),
                         )
         if length > config.max_body_bytes:  # refused before any 100 Continue
-            return await refuse(send, 413, "error", "request body too large", _CLOSE)
+            return await refuse(send, 413, "error", "request body too large", CLOSE)
         # (the body's deadline is the server's: mlhunt.guard.server closes a connection whose
         # body is late, and receive() then reports the disconnect)
-        body = await _body(receive, config.max_body_bytes)
+        body = await read_body(receive, config.max_body_bytes)
         if body is None:  # the client went away, or was too slow
             return None
-        if body is _TOO_LARGE:
-            return await refuse(send, 413, "error", "request body too large", _CLOSE)
+        if body is TOO_LARGE:
+            return await refuse(send, 413, "error", "request body too large", CLOSE)
         headers = [
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k not in drop
         ]
         if not config.trust_forwarded and peer:
             headers = [(k, v) for k, v in headers if k != "x-forwarded-for"]
             headers.append(("x-forwarded-for", f"{fwd}, {peer[0]}" if fwd else peer[0]))
-        url = _request_target(scope)
+        url = request_target(scope)
         if url is None:
             g.metrics.inc("mlhunt_guard_requests_total", outcome="bad_target")
             return await refuse(
@@ -179,13 +183,13 @@ def create_guard_app(config: GuardConfig) -> Starlette:
             g.metrics.inc("mlhunt_guard_upstream_errors_total")
             return await refuse(send, 502, "error", f"upstream unavailable ({exc})")
         ok = 200 <= status < 300
-        up_drop = _DROP_B
+        up_drop = HOP_BY_HOP
         encoded = False
         raw: list[tuple[bytes, bytes]] = []
         for k, v in up_headers:
             k = k.lower()
             if k == b"connection":
-                up_drop = up_drop | _named(v)
+                up_drop = up_drop | hop_headers(v)
             elif k == b"content-encoding" and v.strip().lower() not in (b"", b"identity"):
                 encoded = True
             raw.append((k, v))
@@ -195,7 +199,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
         if degraded:
             # fail closed: an answer the guard cannot read and rewrite is not passed on
             out = None if encoded else degrade(content, g.http, g.policy.degrade, rng)
-        if method == "POST" and _normal_path(scope["path"]) in predict:
+        if method == "POST" and normal_path(scope["path"]) in predict:
             latency = (time.perf_counter() - start) * 1000.0
             # only successful answers are read and scored; a failed one counts as an event
             # (request floods, credential stuffing) without its bodies
@@ -215,7 +219,7 @@ def create_guard_app(config: GuardConfig) -> Starlette:
             return await refuse(send, 502, "degrade", "answer could not be degraded")
         g.metrics.inc("mlhunt_guard_requests_total", outcome="degrade" if degraded else "pass")
         raw[0] = (b"content-length", str(len(out)).encode())
-        await _respond(send, status, raw, out)
+        await respond(send, status, raw, out)
         return None
 
     async def health(_request: Request) -> Response:
@@ -266,24 +270,24 @@ class _GuardApp(Starlette):
             await self._proxy(scope, receive, send)
         elif scope["type"] == "http" and not self._admin_ok((scope.get("client") or (None,))[0]):
             # the guard's own state (warm-up, errors, alert counts) is not for every client
-            await _respond(
+            await respond(
                 send, 404, [(b"content-type", b"application/json")], b'{"detail":"Not Found"}'
             )
         else:
             await super().__call__(scope, receive, send)
 
 
-_TOO_LARGE = b"\0too large"  # a sentinel (compared by identity)
-_CLOSE = (b"connection", b"close")
+TOO_LARGE = b"\0too large"  # a sentinel (compared by identity)
+CLOSE = (b"connection", b"close")
 
 
-def _named(value: bytes) -> frozenset[bytes]:
+def hop_headers(value: bytes) -> frozenset[bytes]:
     """The header names a ``Connection`` header lists (hop-by-hop, RFC 9110 7.6.1)."""
     return frozenset(t.strip().lower() for t in value.split(b",") if t.strip())
 
 
-async def _body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body (None when the client disconnected first, ``_TOO_LARGE`` past
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body (None when the client disconnected first, ``TOO_LARGE`` past
     ``limit`` bytes: the rest is not read)."""
     chunks = []
     size = 0
@@ -294,15 +298,13 @@ async def _body(receive: Receive, limit: int) -> bytes | None:
         part = msg.get("body", b"")
         size += len(part)
         if size > limit:
-            return _TOO_LARGE
+            return TOO_LARGE
         chunks.append(part)
         if not msg.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _respond(
-    send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes
-) -> None:
+async def respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
     """Head and body back to back: the server's transport sends them in one write
     (:mod:`mlhunt.guard.server`)."""
     if not any(k == b"content-length" for k, _ in headers):
@@ -333,7 +335,7 @@ def serve(
     uvicorn.Server(uvicorn_config(app, host, port)).run()
 
 
-def _request_target(scope: dict[str, Any]) -> str | None:
+def request_target(scope: dict[str, Any]) -> str | None:
     """The path and query as the client sent them (still percent-encoded), or None when they hold
     bytes that cannot stand in a request line (decoded paths could smuggle CR LF upstream), or
     when the path decodes to control characters (an encoded CR LF: a server behind that decodes
@@ -346,6 +348,6 @@ def _request_target(scope: dict[str, Any]) -> str | None:
     return target.decode("ascii")
 
 
-def _normal_path(path: str) -> str:
+def normal_path(path: str) -> str:
     """``//predict/`` and ``/predict`` are one route to most servers: score them alike."""
     return "/" + "/".join(part for part in path.split("/") if part)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from importlib import resources
 from ipaddress import ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -20,13 +20,13 @@ Action = Literal["allow", "alert", "degrade", "throttle", "block"]
 ACTIONS: tuple[str, ...] = ("allow", "alert", "degrade", "throttle", "block")
 
 
-def _as_set(v: object) -> frozenset[str]:
+def _as_set(v: object, allowed: tuple[str, ...] = ACTIONS) -> frozenset[str]:
     items = [v] if isinstance(v, str) else v
     if not isinstance(items, list | tuple) or not items:
         raise ValueError("expected an action or a non-empty list of actions")
-    bad = [a for a in items if a not in ACTIONS]
+    bad = [a for a in items if a not in allowed]
     if bad:
-        raise ValueError(f"unknown action(s) {bad} (expected: {', '.join(ACTIONS)})")
+        raise ValueError(f"unknown action(s) {bad} (expected: {', '.join(allowed)})")
     return frozenset(str(a) for a in items)
 
 
@@ -48,6 +48,8 @@ class Degrade(_Strict):
 class Policy(_Strict):
     """severity -> actions, per detector id (``default`` for the others)."""
 
+    allowed_actions: ClassVar[tuple[str, ...]] = ACTIONS
+
     default: dict[str, frozenset[str]] = Field(default_factory=dict)
     detectors: dict[str, dict[str, frozenset[str]]] = Field(default_factory=dict)
     throttle: Throttle = Field(default_factory=Throttle)
@@ -57,14 +59,14 @@ class Policy(_Strict):
     @field_validator("default", mode="before")
     @classmethod
     def _default(cls, v: object) -> dict[str, frozenset[str]]:
-        return _levels(v)
+        return _levels(v, cls.allowed_actions)
 
     @field_validator("detectors", mode="before")
     @classmethod
     def _detectors(cls, v: object) -> dict[str, dict[str, frozenset[str]]]:
         if not isinstance(v, dict):
             raise ValueError("expected a mapping of detector id -> {severity: action}")
-        return {str(k): _levels(lv) for k, lv in v.items()}
+        return {str(k): _levels(lv, cls.allowed_actions) for k, lv in v.items()}
 
     def actions(self, detector: str, severity: str) -> frozenset[str]:
         table = self.detectors.get(detector, self.default)
@@ -74,14 +76,14 @@ class Policy(_Strict):
         return got
 
 
-def _levels(v: object) -> dict[str, frozenset[str]]:
+def _levels(v: object, allowed: tuple[str, ...] = ACTIONS) -> dict[str, frozenset[str]]:
     if not isinstance(v, dict):
         raise ValueError("expected a mapping of severity -> action(s)")
     out = {}
     for sev, acts in v.items():
         if sev not in SEVERITIES:
             raise ValueError(f"unknown severity {sev!r} (expected: {', '.join(SEVERITIES)})")
-        out[str(sev)] = _as_set(acts)
+        out[str(sev)] = _as_set(acts, allowed)
     return out
 
 
@@ -89,10 +91,16 @@ def default_policy_path() -> Path:
     return Path(str(resources.files("mlhunt.guard") / "default_policy.yaml"))
 
 
-def load_policy(path: Path | None = None, known: set[str] | None = None) -> Policy:
-    """The policy at ``path`` (the shipped default when None); ``known`` detector ids: a policy
-    naming another detector is an error (a typo would silently fall back to ``default``)."""
-    p = path or default_policy_path()
+def load_policy(
+    path: Path | None = None,
+    known: set[str] | None = None,
+    model: type[Policy] = Policy,
+    default: Path | None = None,
+) -> Policy:
+    """The policy at ``path`` (``default``, else the shipped default, when None); ``known``
+    detector ids: a policy naming another detector is an error (a typo would silently fall
+    back to ``default``); ``model``: the policy class (``LlmPolicy`` for ``guard --llm``)."""
+    p = path or default or default_policy_path()
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except OSError as exc:
@@ -102,7 +110,7 @@ def load_policy(path: Path | None = None, known: set[str] | None = None) -> Poli
     if not isinstance(raw, dict):
         raise InputError("expected a mapping", file=str(p))
     try:
-        policy = Policy.model_validate(raw)
+        policy = model.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err["loc"])
@@ -189,6 +197,12 @@ class GuardConfig:
     max_connections: int = 2048
     upstream_max_connections: int = 256
     admin_allow: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
+    # guard --llm (docs/guard.md, "LLM mode"): an OpenAI-compatible upstream, the llmhunt
+    # detectors, canaries planted in system prompts, tool name -> JSON Schema of its arguments
+    llm: bool = False
+    llm_paths: tuple[str, ...] = ("/v1/chat/completions", "/chat/completions")
+    canaries: tuple[str, ...] = ()
+    tool_limits: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.upstream.startswith(("http://", "https://")):
@@ -226,3 +240,7 @@ class GuardConfig:
                     raise InputError(f"{field}: not an address or network: {net!r}") from None
         if self.trusted_proxies:
             self.trust_forwarded = True
+        self.canaries = tuple(self.canaries)
+        short = [c for c in self.canaries if len(c) < 8]
+        if short:  # a short canary matches ordinary text: every completion would be a leak
+            raise InputError(f"canary: expected at least 8 characters, not {short[0]!r}")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -246,6 +248,149 @@ class StreamPool:
         while self._idle:
             _close(self._idle.pop()[0])
 
+    @asynccontextmanager
+    async def stream(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> AsyncIterator[Streamed]:
+        """The answer's status and headers, its body as it arrives (``Streamed.chunks``):
+        for answers that are streams (server-sent events). Same framing, bounds and pooling as
+        :meth:`request`; the head must come within the timeout, then each read of the body
+        within the timeout (a stream may last longer than one)."""
+        head = [f"{method} {self.base}{target} HTTP/1.1", f"host: {self.authority}"]
+        head += [f"{k}: {v}" for k, v in headers]
+        if body or method in ("POST", "PUT", "PATCH"):
+            head.append(f"content-length: {len(body)}")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise UpstreamError("TimeoutError") from None
+        conn: Conn | None = None
+        got: Streamed | None = None
+        try:
+            for attempt in (0, 1):
+                conn = self._take() if attempt == 0 else None
+                reused = conn is not None
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        if conn is None:
+                            conn = self._open(*await asyncio.open_connection(self.host, self.port))
+                        got = await self._head(conn, data, method)
+                    break
+                except _Stale:
+                    _close(conn)
+                    conn = None
+                    if attempt == 0 and reused:
+                        continue
+                    raise UpstreamError("connection closed") from None
+            assert got is not None and conn is not None
+            yield got
+        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
+            _close(conn)
+            conn = None
+            raise UpstreamError(type(exc).__name__) from None
+        finally:
+            if conn is not None:
+                if got is not None and got.reusable():
+                    self._idle.append((conn, time.monotonic()))
+                else:
+                    _close(conn)
+            self._slots.release()
+
+    async def _head(self, conn: Conn, data: bytes, method: str) -> Streamed:
+        reader, writer, got, parser = conn
+        got.done = got.final = got.keep = False
+        try:
+            writer.write(data)
+            if writer.transport.get_write_buffer_size() > 1 << 16:
+                await writer.drain()
+            chunk = await reader.read(READ)
+        except OSError:
+            raise _Stale from None
+        if not chunk:
+            raise _Stale
+        out = Streamed(self, conn, method)
+        read = 0
+        while True:
+            read += len(chunk)
+            out.feed(chunk)
+            if got.final or got.done:
+                break
+            if read > MAX_HEAD_BYTES:
+                raise UpstreamError("answer head too large")
+            chunk = await reader.read(READ)
+            if not chunk:
+                raise UpstreamError("connection closed mid-answer")
+        out.status = parser.get_status_code()
+        out.headers = got.headers
+        return out
+
+
+class Streamed:
+    """One streamed answer of :meth:`StreamPool.stream`: ``status``, ``headers`` (as sent),
+    and :meth:`chunks`, the body as llhttp frames it, bounded by the pool's answer size."""
+
+    def __init__(self, pool: StreamPool, conn: Conn, method: str) -> None:
+        self.pool, self.conn, self.method = pool, conn, method
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.trailing = False  # bytes after the answer: never pooled
+        self.eof = False
+
+    def feed(self, chunk: bytes) -> None:
+        parser = self.conn[3]
+        try:
+            parser.feed_data(chunk)
+        except httptools.HttpParserUpgrade:
+            raise UpstreamError("upgrade answers are not proxied") from None
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__ or exc.__cause__
+            if isinstance(cause, UpstreamError):
+                raise cause from None
+            if not isinstance(cause, _Trailing):
+                raise
+            self.trailing = True
+
+    def _take_body(self) -> bytes:
+        got = self.conn[2]
+        out = b"".join(got.body)
+        got.body.clear()
+        return out
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (each read within the pool's timeout)."""
+        got, reader = self.conn[2], self.conn[0]
+        first = self._take_body()
+        if first:
+            yield first
+        if self.method == "HEAD":
+            return
+        while not got.done:
+            async with asyncio.timeout(self.pool.timeout):
+                chunk = await reader.read(READ)
+            if not chunk:
+                if got.final and not got.framed():
+                    self.eof = True
+                    return
+                raise UpstreamError("connection closed mid-answer")
+            self.feed(chunk)
+            part = self._take_body()
+            if part:
+                yield part
+
+    def reusable(self) -> bool:
+        got, reader = self.conn[2], self.conn[0]
+        return (
+            self.method != "HEAD"
+            and not self.trailing
+            and not self.eof
+            and got.done
+            and got.keep
+            and len(self.pool._idle) < self.pool.max_idle
+            and not _buffered(reader)
+        )
+
 
 def _buffered(reader: asyncio.StreamReader) -> int:
     """Bytes received and not yet read (asyncio keeps no public count): a kept connection
@@ -299,8 +444,47 @@ class HttpxUpstream:
         ]
         return r.status_code, kept, b"".join(parts)
 
+    @asynccontextmanager
+    async def stream(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> AsyncIterator[HttpxStreamed]:
+        """As :meth:`StreamPool.stream`, over httpx (``https://`` upstreams)."""
+        import httpx
+
+        try:
+            req = self.client.build_request(method, target, headers=headers, content=body)
+            r = await self.client.send(req, stream=True)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(type(exc).__name__) from None
+        try:
+            yield HttpxStreamed(r, self.max_answer_bytes)
+        except httpx.HTTPError as exc:
+            raise UpstreamError(type(exc).__name__) from None
+        finally:
+            await r.aclose()
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class HttpxStreamed:
+    """One streamed answer over httpx: ``status``, ``headers`` (less ``content-encoding``:
+    httpx decodes the body), :meth:`chunks` bounded by ``limit`` bytes."""
+
+    def __init__(self, r: Any, limit: int) -> None:
+        self.r, self.limit = r, limit
+        self.status: int = r.status_code
+        self.headers = [
+            (k.lower(), v) for k, v in r.headers.raw if k.lower() != b"content-encoding"
+        ]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        size = 0
+        async for part in self.r.aiter_bytes():
+            size += len(part)
+            if size > self.limit:
+                raise UpstreamError("answer too large")
+            yield part
 
 
 def make_upstream(

@@ -63,12 +63,13 @@ def to_finding(alert: Alert, spec: LlmDetectorSpec) -> Finding:
         "validates": list(spec.validates),
         **{k: v for k, v in alert.evidence.items() if k != "detector"},
     }
+    who = "client" if spec.scope == "client_id" else spec.scope
     summary = (
-        f"{spec.title} by client {alert.target}: score {alert.score:g} after {alert.events:,} "
+        f"{spec.title} by {who} {alert.target}: score {alert.score:g} after {alert.events:,} "
         f"calls, first over the threshold at call {alert.detected_at_event:,}."
     )
     return Finding(
-        id=finding_id(alert.detector, "client_id", alert.target),
+        id=finding_id(alert.detector, spec.scope, alert.target),
         rule_id=alert.detector,
         title=f"{spec.title}: {alert.target}",
         severity=Severity(alert.severity),
@@ -83,7 +84,7 @@ def to_finding(alert: Alert, spec: LlmDetectorSpec) -> Finding:
     )
 
 
-def _tool_limits(value: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+def tool_limits_of(value: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
     out: dict[str, Mapping[str, Any]] = {}
     for name, schema in (value or {}).items():
         if not isinstance(schema, Mapping):
@@ -95,6 +96,19 @@ def _tool_limits(value: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]
     return out
 
 
+def load_tool_limits(path: Path | None) -> dict[str, Any] | None:
+    """A YAML or JSON file mapping tool name -> JSON Schema of its arguments (``--tool-limits``;
+    loaded safely, bounded by the project's YAML loader)."""
+    if path is None:
+        return None
+    from mlhunt.system.loader import load_yaml_file
+
+    data = load_yaml_file(path)
+    if not isinstance(data, dict):
+        raise InputError("expected a mapping of tool name -> JSON Schema", file=str(path))
+    return data
+
+
 def hunt_calls(
     result: ReadResult,
     *,
@@ -103,7 +117,7 @@ def hunt_calls(
     detectors: Iterable[LlmDetector] | None = None,
 ) -> HuntResult:
     """Run the detectors over calls already read (``readers.read``)."""
-    ctx = Context(tuple(c for c in canaries if c), _tool_limits(tool_limits))
+    ctx = Context(tuple(c for c in canaries if c), tool_limits_of(tool_limits))
     by_client: dict[str, list[Call]] = defaultdict(list)
     for c in result.calls:
         by_client[c.client].append(c)

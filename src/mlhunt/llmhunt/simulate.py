@@ -23,6 +23,8 @@ from mlhunt.llmhunt.simtraces import otlp_request
 
 DAY_START = 1_796_112_000.0  # 2026-12-01T08:00:00Z
 DAY_S = 8 * 3600.0
+SCENARIO = "llm-helpdesk"  # its name for `mlhunt simulate` and a project's `logs[].simulate`
+BENIGN_USERS = 200
 
 
 @dataclass
@@ -179,6 +181,17 @@ class World:
                     s.user(payloads[j % len(payloads)] + ("" if j < len(payloads) else f" ({j})"))
                     s.call(r, w.REFUSAL, gap=(10, 90))
 
+    def campaign(self) -> None:
+        r = self.rng
+        for variant, (template, keys) in w.CAMPAIGNS.items():
+            for k in range(keys):
+                client = f"key-x-camp-{variant}-{k:02d}"
+                self.label(client, "attack", "campaign", variant)
+                s = self.session(client, self.when(DAY_S - 3600))
+                self.helpdesk_turn(s, f"u{99000 + k:05d}")  # looks like any employee first
+                s.user(template.format(name=r.choice(w.CAMPAIGN_NAMES), n=r.randrange(1000)))
+                s.call(r, w.REFUSAL, gap=(10, 90))
+
     def extraction(self) -> None:
         r = self.rng
         leaks = {
@@ -320,7 +333,9 @@ def gateway_record(s: Session, c: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def simulate(out_dir: str | Path, seed: int = 0, *, benign_users: int = 200) -> SimulationResult:
+def simulate(
+    out_dir: str | Path, seed: int = 0, *, benign_users: int = BENIGN_USERS
+) -> SimulationResult:
     """Write the range to ``out_dir`` and return its paths and labels."""
     world = World(seed)
     world.benign(benign_users)
@@ -330,6 +345,7 @@ def simulate(out_dir: str | Path, seed: int = 0, *, benign_users: int = 200) -> 
     world.sensitive()
     world.consumption()
     world.agency()
+    world.campaign()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = sorted(((c["ts"], s, c) for s in world.sessions for c in s.calls), key=lambda t: t[0])

@@ -138,6 +138,17 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
         path = project.resolve(project.output) / path
     out = path.parent
     out.mkdir(parents=True, exist_ok=True)
+    from mlhunt.llmhunt.simulate import BENIGN_USERS, SCENARIO
+
+    if cfg.simulate == SCENARIO:  # the LLM range: simulated completions, no API to run
+        from mlhunt.llmhunt import simulate as simulate_llm
+
+        users = max(1, round(BENIGN_USERS * cfg.scale))
+        sim = simulate_llm(out, seed=project.seed, benign_users=users)
+        if sim.gateway != path:
+            sim.gateway.replace(path)
+        progress(f"simulated {sim.calls:,} LLM calls of {len(sim.labels):,} clients")
+        return path
     with _live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
         result = simulate(
             loaded, out, seed=project.seed, live_url=base, scale=cfg.scale, progress=progress
@@ -151,12 +162,33 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
 
 def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -> dict[str, Any]:
     from mlhunt.hunt.api import hunt
+    from mlhunt.llmhunt import llm_kind
 
+    if llm_kind([path]) is not None:  # gateway logs or OpenTelemetry GenAI traces
+        return run_llm_hunt(project, cfg, path)
     ref = project.resolve(cfg.reference) if cfg.reference else None
     result = hunt([path], engine=cfg.engine, reference=ref, progress=progress)
     doc = result.document()
     doc["logs"] = str(path)
     doc["engine"] = cfg.engine
+    return doc
+
+
+def run_llm_hunt(project: Project, cfg: LogConfig, path: Path) -> dict[str, Any]:
+    """LLM logs are hunted by :mod:`mlhunt.llmhunt`; its findings ``validates`` the LLM
+    threats (prompt injection, leakage, ...), which the linking marks observed."""
+    from mlhunt.llmhunt import hunt as hunt_llm
+    from mlhunt.llmhunt.api import load_tool_limits
+    from mlhunt.llmhunt.simulate import SCENARIO
+    from mlhunt.llmhunt.simworld import CANARY
+
+    limits = load_tool_limits(project.resolve(cfg.tool_limits) if cfg.tool_limits else None)
+    # the range plants its own canary in the helpdesk's system prompt
+    canaries = [*cfg.canaries, *([CANARY] if cfg.simulate == SCENARIO else [])]
+    result = hunt_llm([path], canaries=canaries, tool_limits=limits)
+    doc = result.document()
+    doc["logs"] = str(path)
+    doc["engine"] = "llmhunt"
     return doc
 
 
@@ -295,7 +327,8 @@ def run_project(
                 hunts.append((cfg, done))
                 continue
             if cfg.simulate:
-                progress(f"simulating {cfg.simulate} traffic through its live API")
+                how = "" if cfg.simulate == "llm-helpdesk" else " through its live API"
+                progress(f"simulating {cfg.simulate} traffic{how}")
                 path = simulate_logs(project, cfg, progress)
             fn = functools.partial(run_hunt, project, cfg, path, progress)
             hunts.append((cfg, pool.submit(store.part, "hunt", i, key, fn)))

@@ -105,10 +105,19 @@ class LogConfig(_Strict):
     simulate: str | None = Field(
         None,
         description="Instead of real logs: simulate this built-in scenario's traffic "
-        "into 'path' first (the demo uses this).",
+        "into 'path' first (the demo uses this; llm-helpdesk: the LLM range's gateway log).",
     )
     scale: float = Field(
         1.0, gt=0, le=10, description="simulate: multiply the simulated traffic volumes."
+    )
+    canaries: list[str] = Field(
+        default_factory=list,
+        description="LLM logs: strings planted in the system prompt (a completion holding one "
+        "is a leak). The llm-helpdesk simulation adds its own.",
+    )
+    tool_limits: str | None = Field(
+        None,
+        description="LLM logs: YAML/JSON file of tool name -> JSON Schema of its arguments.",
     )
 
 

@@ -11,6 +11,7 @@ from mlhunt.llmhunt.detectors.base import (
     LlmDetectorSpec,
     alerts,
 )
+from mlhunt.llmhunt.detectors.campaign import Campaigns
 from mlhunt.llmhunt.detectors.consumption import UnboundedConsumption
 from mlhunt.llmhunt.detectors.indirect import IndirectInjection
 from mlhunt.llmhunt.detectors.injection import PromptInjection
@@ -24,6 +25,7 @@ DETECTOR_CLASSES: tuple[type[LlmDetector], ...] = (
     SensitiveOutput,
     UnboundedConsumption,
     ExcessiveAgency,
+    Campaigns,
 )
 
 

@@ -64,6 +64,7 @@ class Violations:
 
 class ExcessiveAgency(LlmDetector):
     yaml_name = "excessive_agency.yaml"
+    population = True
 
     def score(
         self, by_client: Mapping[str, Sequence[Call]], ctx: Context

@@ -116,6 +116,10 @@ class LlmDetector:
     """Base class: subclasses set ``yaml_name`` and implement :meth:`score`."""
 
     yaml_name: ClassVar[str]
+    #: the score compares a client with the population (the online guard passes it others too)
+    population: ClassVar[bool] = False
+    #: the guard scores it online per client (False: a hunt-only detector, e.g. campaigns)
+    online: ClassVar[bool] = True
 
     def __init__(self, spec: LlmDetectorSpec) -> None:
         self.spec = spec
@@ -137,9 +141,22 @@ class LlmDetector:
     ) -> dict[str, ClientScore]:
         raise NotImplementedError
 
+    def find(self, by_client: Mapping[str, Sequence[Call]], ctx: Context) -> list[Alert]:
+        """The hunt's alerts: per client, from :meth:`score` (a detector whose finding is about
+        a group of clients, such as a campaign, overrides this)."""
+        return client_alerts(self, by_client, ctx)
+
 
 def alerts(det: LlmDetector, by_client: Mapping[str, Sequence[Call]], ctx: Context) -> list[Alert]:
-    """Alerts of one detector; a client's error stays that client's (never fatal to the hunt)."""
+    """Alerts of one detector (:meth:`LlmDetector.find`)."""
+    return det.find(by_client, ctx)
+
+
+def client_alerts(
+    det: LlmDetector, by_client: Mapping[str, Sequence[Call]], ctx: Context
+) -> list[Alert]:
+    """Per-client alerts from the online scores: the first call over the lowest severity floor
+    is ``detected_at_event``, the peak sets the severity."""
     out: list[Alert] = []
     at = det.spec.alert_at
     for client, sc in det.score(by_client, ctx).items():

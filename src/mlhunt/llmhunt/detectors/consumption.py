@@ -27,6 +27,7 @@ def window_tokens(calls: Sequence[Call], window_s: float) -> np.ndarray:
 
 class UnboundedConsumption(LlmDetector):
     yaml_name = "unbounded_consumption.yaml"
+    population = True
 
     def score(
         self, by_client: Mapping[str, Sequence[Call]], ctx: Context

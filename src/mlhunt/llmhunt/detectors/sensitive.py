@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from functools import lru_cache
 
 from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
 from mlhunt.llmhunt.records import Call
@@ -89,6 +90,25 @@ def secret_settings() -> AbstractContextManager[object]:
     return transient_settings({"plugins_used": [{"name": n} for n in SECRET_PLUGINS]})
 
 
+MEMO_CHARS = 8192
+
+
+def findings_of(text: str) -> list[tuple[str, str]]:
+    """:func:`findings_in` as a list, remembered for short texts (answers repeat, and the online
+    guard rescores a client's recent calls); call inside :func:`secret_settings`."""
+    return _findings_short(text) if len(text) <= MEMO_CHARS else list(findings_in(text))
+
+
+@lru_cache(maxsize=8192)
+def _findings_short(text: str) -> list[tuple[str, str]]:
+    return list(findings_in(text))
+
+
+def forget_findings() -> None:
+    """Empty the remembered findings (benchmarks measure a cold hunt)."""
+    _findings_short.cache_clear()
+
+
 def findings_in(text: str) -> Iterator[tuple[str, str]]:
     """(kind, value) for each piece of sensitive data in ``text``."""
     taken: list[tuple[int, int]] = []  # spans of cards and IBANs: not phones as well
@@ -142,7 +162,7 @@ class SensitiveOutput(LlmDetector):
                         continue
                     found = cache.get(text)
                     if found is None:
-                        found = list(findings_in(text))
+                        found = findings_of(text)
                         if len(cache) < MAX_CACHE:
                             cache[text] = found
                     for kind, value in found:
