@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mlhunt.run.api import run_project, run_scan, threat_model
+from mlhunt.run.api import element_scope, run_project, run_scan, threat_model
 from mlhunt.run.project import ScanConfig, load_project
 from mlhunt.run.validation import EvidenceSet, link, scan_evidence
 from mlhunt.scan.model_format import model_format
@@ -81,11 +81,12 @@ def test_tabular_backdoor_reaches_the_training_threats(tmp_path: Path) -> None:
     (part,) = result.parts["assess"]
     failed = copy.deepcopy(part["findings"])
     failed[0]["evidence"]["verdict"] = "refuted"
-    scope = frozenset({"training-job", "write-features"})
-    again = link(
-        threat_model(load_project(tmp_path / "mlhunt.yaml")), [EvidenceSet("assess", failed, scope)]
-    )
+    model_doc = threat_model(load_project(tmp_path / "mlhunt.yaml"))
+    scope = element_scope(model_doc, "training-job")
+    assert scope == {"training-job", "write-features"}  # the job and the flow into it
+    again = link(model_doc, [EvidenceSet("assess", failed, scope)])
     assert _threat(again, "MLH-ML-BACKDOOR")["validation"]["status"] == "refuted"
+    assert _on(_threat(again, "MLH-ML-POISONING-TRAINING-FLOW"), "write-features") == "refuted"
 
 
 def _scan_link(tmp_path: Path, artifact: Path) -> dict[str, Any]:
