@@ -117,10 +117,12 @@ def scan_target(project: Project, cfg: ScanConfig) -> Path:
     return project.resolve(cfg.path)
 
 
-def run_scan(project: Project, cfg: ScanConfig, path: Path) -> dict[str, Any]:
+def run_scan(project: Project, cfg: ScanConfig, path: Path | None = None) -> dict[str, Any]:
+    """Scan what a scan entry names (``path``: its :func:`scan_target`, when already known)."""
     from mlhunt.findings import document
     from mlhunt.scan import scan_path
 
+    path = path if path is not None else scan_target(project, cfg)
     if not path.exists():
         raise InputError("scan path not found", file=str(path), field="scan.path")
     r = scan_path(path)
