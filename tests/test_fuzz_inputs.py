@@ -511,7 +511,7 @@ def test_project_file_mutated(work: Path, data: st.DataObject) -> None:
             project.system,
             *(m.spec or "" for m in project.models),
             *(x.path for x in project.logs),
-            *(s.path for s in project.scan),
+            *(s.path or "" for s in project.scan),
         ]:
             project.resolve(p)
 

@@ -24,7 +24,9 @@ def _project(tmp_path: Path) -> Path:
     folder = tmp_path / "loan-approval"
     shutil.copytree(EXAMPLES / "loan-approval", folder)
     project = yaml.safe_load((folder / "mlhunt.yaml").read_text(encoding="utf-8"))
-    (model,) = project["models"]
+    model = project["models"][0]  # the API's model (the training job's poisoning: elsewhere)
+    assert model["element"] == "prediction-api"
+    project["models"] = [model]
     assert model["max_seconds"] and model["max_queries"]  # what is overridden exists
     model["max_seconds"] = None
     model["attacks"] = ["extraction-tabular", "membership"]

@@ -48,13 +48,24 @@ def threat_model(project: Project) -> dict[str, Any]:
     return tm.to_document()
 
 
+def element_scope(model_doc: dict[str, Any], element: str | None) -> frozenset[str]:
+    """What a model's evidence speaks to: its element and the flows into it (a poisoned record
+    reaches a training job through its input flows, where the poisoning threats sit). Empty:
+    no element, the whole system."""
+    if element is None:
+        return frozenset()
+    into = (f["id"] for f in model_doc.get("flows", []) if f.get("target") == element)
+    return frozenset({element, *into})
+
+
 def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
-    """ML threat rule ids the model found (on ``element``, or anywhere)."""
+    """ML threat rule ids the model found (on ``element`` or a flow into it, or anywhere)."""
+    scope = element_scope(model_doc, element)
     return {
         f["rule_id"]
         for f in model_doc["findings"]
         if f.get("framework") == "ML"
-        and (element is None or element in (f.get("affected") or [f["target"]]))
+        and (not scope or scope & set(f.get("affected") or [f["target"]]))
     }
 
 
@@ -95,17 +106,37 @@ def artifact_paths(project: Project, model_doc: dict[str, Any]) -> dict[str, lis
 # --- the parts -----------------------------------------------------------------------------------
 
 
-def run_scan(project: Project, cfg: ScanConfig) -> dict[str, Any]:
+def scan_target(project: Project, cfg: ScanConfig) -> Path:
+    """The file or folder a scan entry names: its path, or the artifact its scenario's build
+    publishes (building the scenario first if needed)."""
+    if cfg.scenario is not None:
+        from mlhunt.scenarios import artifact_path
+
+        return artifact_path(cfg.scenario, seed=0)  # the build the live API and assess use
+    assert cfg.path is not None
+    return project.resolve(cfg.path)
+
+
+def run_scan(project: Project, cfg: ScanConfig, path: Path | None = None) -> dict[str, Any]:
+    """Scan what a scan entry names (``path``: its :func:`scan_target`, when already known)."""
     from mlhunt.findings import document
     from mlhunt.scan import scan_path
 
-    path = project.resolve(cfg.path)
+    path = path if path is not None else scan_target(project, cfg)
     if not path.exists():
         raise InputError("scan path not found", file=str(path), field="scan.path")
     r = scan_path(path)
+    findings = list(r.findings)
+    if cfg.scenario is not None:  # a model artifact: can its format run code, is it signed
+        from mlhunt.scan.model_format import format_finding, unsigned_finding
+
+        findings.append(format_finding(path))
+        unsigned = unsigned_finding(path)
+        if unsigned is not None:
+            findings.append(unsigned)
     return document(
         "scan",
-        r.findings,
+        findings,
         path=str(path),
         files_scanned=r.files,
         bytes_scanned=r.bytes,
@@ -214,6 +245,8 @@ def run_assess(
     ]
     limits = parse_thresholds(items, catalog, None)
     name = cfg.scenario or Path(cfg.path or cfg.url or cfg.factory or "model").stem
+    if cfg.scenario and cfg.element and sum(m.scenario == cfg.scenario for m in project.models) > 1:
+        name = f"{name}-{cfg.element}"  # one model, two elements (its API, its training job)
     state = out / "assess" / name
     opts = TargetOptions(
         target=cfg.url or cfg.path or (cfg.factory if cfg.kind == "callable" else None),
@@ -291,7 +324,8 @@ def run_project(
     from mlhunt._native import preload_torch
     from mlhunt.run.resume import PartStore
 
-    if project.models or project.harden or any(c.simulate for c in project.logs):
+    scenarios = any(c.simulate for c in project.logs) or any(c.scenario for c in project.scan)
+    if project.models or project.harden or scenarios:
         preload_torch()  # before the scan threads load regopy: the other order aborts
     out = project.resolve(project.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -308,9 +342,11 @@ def run_project(
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlhunt-run")
     try:
         scans: list[tuple[ScanConfig, Future[dict[str, Any]]]] = []
-        for i, cfg in enumerate(project.scan):
-            key = store.key("scan", i, cfg.model_dump(mode="json"), _inputs(project, cfg.path))
-            fn = functools.partial(run_scan, project, cfg)
+        # Scenario artifacts are built here, before any scan thread starts (and loads regopy).
+        targets = [scan_target(project, cfg) for cfg in project.scan]
+        for i, (cfg, target) in enumerate(zip(project.scan, targets, strict=True)):
+            key = store.key("scan", i, cfg.model_dump(mode="json"), [target])
+            fn = functools.partial(run_scan, project, cfg, target)
             scans.append((cfg, pool.submit(store.part, "scan", i, key, fn)))
         hunts: list[tuple[LogConfig, Future[dict[str, Any]]]] = []
         for i, cfg in enumerate(project.logs):
@@ -343,7 +379,8 @@ def run_project(
             fn = functools.partial(run_assess, project, tcfg, model_doc, out, progress)
             doc = store.part("assess", i, key, fn)
             parts["assess"].append(doc)
-            evidence.append(EvidenceSet("assess", doc["findings"], elements(tcfg.element)))
+            scope = element_scope(model_doc, tcfg.element)
+            evidence.append(EvidenceSet("assess", doc["findings"], scope))
         for lcfg, fut in hunts:
             doc = fut.result()
             parts["hunt"].append(doc)
@@ -357,8 +394,8 @@ def run_project(
             evidence.extend(sets)
             if loose:
                 progress(
-                    f"scan {scfg.path}: {len(loose)} finding(s) on files no element declares "
-                    "(set scan[].element): reported, linked to no threat"
+                    f"scan {scfg.path or scfg.scenario}: {len(loose)} finding(s) on files no "
+                    "element declares (set scan[].element): reported, linked to no threat"
                 )
     except BaseException:
         # Ctrl-C or a failed part: start nothing new (what finished is already saved).

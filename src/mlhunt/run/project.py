@@ -124,10 +124,21 @@ class LogConfig(_Strict):
 class ScanConfig(_Strict):
     """Artifacts and manifests for ``scan``."""
 
-    path: str = Field(description="File or folder to scan.")
+    path: str | None = Field(None, description="File or folder to scan.")
+    scenario: str | None = Field(
+        None,
+        description="Instead of a path: the model artifact a built-in scenario's build "
+        "publishes, in the format its system description declares (scanned, never loaded).",
+    )
     element: str | None = Field(
         None, description="Element id the scanned files belong to (e.g. the model artifact)."
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScanConfig:
+        if (self.path is None) == (self.scenario is None):
+            raise ValueError("give exactly one of 'path' or 'scenario'")
+        return self
 
 
 class HardenConfig(_Strict):

@@ -5,7 +5,9 @@ Evidence findings come from ``assess`` (``evidence.verdict`` + ``evidence.valida
 threat rule ids an attack proves or refutes), ``hunt`` (``evidence.validates`` of the detector
 that fired: the threat is *observed* in production) and ``scan`` (``scan_links.yaml``: a poisoned
 artifact proves the serialization threat of the element whose artifact it is, and of no other:
-see :func:`scan_evidence`) and ``harden`` (``evidence.addresses``; a proven
+see :func:`scan_evidence`; the format of a scenario's model artifact validates the
+unsafe-serialization threat when loading it can run code and refutes it when it is data only)
+and ``harden`` (``evidence.addresses``; a proven
 mitigation marks the threat *mitigated*, a failed one is listed beside it). An evidence set
 may be tied to model elements (the project names which element a target or a log belongs
 to); untied evidence applies to every finding of the rule.
@@ -34,6 +36,8 @@ import yaml
 from mlhunt.findings import Severity, summarize
 from mlhunt.threatmodel.risk import severity_for
 
+#: The scan finding that states a model artifact's format (mlhunt.scan.model_format.RULE).
+FORMAT_RULE = "MLH-SCAN-MODEL-FORMAT"
 STATUSES = ("validated", "observed", "refuted", "untested", "mitigated")
 # "mitigated": a harden finding proved a mitigation (attack measurably weaker after it, utility
 # within tolerance): the residual risk is one likelihood point lower.
@@ -131,7 +135,16 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
             for rule in evidence.get("addresses") or ():
                 yield rule, status, f
         elif ev.source == "scan":
-            if f.get("status", "open") == "false-positive" or f.get("severity") == "info":
+            if f.get("status", "open") == "false-positive":
+                continue
+            if f.get("rule_id") == FORMAT_RULE:
+                # The artifact's format: code on load proves the threat, data only refutes it.
+                code = evidence.get("code_on_load")
+                if isinstance(code, bool):
+                    for rule in _scan_threats(FORMAT_RULE):
+                        yield rule, "validated" if code else "refuted", f
+                continue
+            if f.get("severity") == "info":
                 continue
             for rule in _scan_threats(str(f.get("rule_id", ""))):
                 yield rule, "validated", f
@@ -177,6 +190,7 @@ _NAMES = {
     ("validated", "scan"): "a scan found it in this element's own artifacts",
     ("observed", "hunt"): "seen in production logs",
     ("refuted", "assess"): "the attacks failed",
+    ("refuted", "scan"): "a scan found this element's artifact in a data-only format",
     ("mitigated", "harden"): "a mitigation was proven by harden",
 }
 

@@ -107,6 +107,32 @@ RULES: dict[str, Rule] = {
             ("T",),
         ),
         _r(
+            "MLH-SCAN-MODEL-FORMAT",
+            "Model artifact format (whether loading it can run code)",
+            "info",
+            _SUPPLY,
+            ["CWE-502"],
+            [
+                "Publish models in a format without code: skops with trusted types, ONNX or "
+                "safetensors; load PyTorch checkpoints with torch.load(weights_only=True).",
+                "Verify the artifact digest (a signed hash in the model registry) before "
+                "loading it.",
+            ],
+            ("T",),
+        ),
+        _r(
+            "MLH-SCAN-MODEL-UNSIGNED",
+            "Model artifact without a signature",
+            "low",
+            _SUPPLY,
+            ["CWE-345", "CWE-494"],
+            [
+                "Sign models at the end of training (Sigstore model signing, cosign) and verify "
+                "the signature and a pinned digest before loading.",
+            ],
+            ("T", "S"),
+        ),
+        _r(
             "MLH-SCAN-PICKLE-MALFORMED",
             "Pickle stream is malformed (the part before the error still runs under pickle.load)",
             "low",

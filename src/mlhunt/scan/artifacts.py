@@ -157,10 +157,11 @@ def is_artifact(path: Path) -> bool:
             size = os.fstat(fh.fileno()).st_size
     except OSError:
         return True
-    return _sniff_deep(head, size) is not None
+    return sniff_deep(head, size) is not None
 
 
-def _sniff_deep(head: bytes, size: int) -> str | None:
+def sniff_deep(head: bytes, size: int) -> str | None:
+    """The format of a file from its first bytes, looking inside compressed streams."""
     kind = fmt.sniff(head[:_HEAD], size)
     if kind == fmt.PICKLE_TEXT:
         return kind if fmt.confirm_text_pickle(head, Limits(max_seconds=2.0)) else None
@@ -517,7 +518,7 @@ def _scan_zip(ctx: _Ctx, fileobj: Any, target: str, depth: int) -> None:
             )
             infos = infos[: limits.max_zip_entries]
         names = [i.filename for i in infos]
-        container = _container_kind(names)
+        container = container_kind(names)
         torchscript = container == "torchscript"
         if total > limits.max_zip_total:
             ctx.add(
@@ -555,7 +556,8 @@ def _check_overlap(ctx: _Ctx, infos: list[zipfile.ZipInfo], target: str, contain
         )
 
 
-def _container_kind(names: list[str]) -> str:
+def container_kind(names: list[str]) -> str:
+    """What a zip holds, from its member names: keras, torchscript, torch-zip, npz or zip."""
     roots = {n.split("/", 1)[0] for n in names}
     if "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names):
         return "keras"

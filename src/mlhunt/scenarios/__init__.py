@@ -63,7 +63,10 @@ def ensure_built(
     # on the lock, then find the finished build instead of training the same model again.
     with (directory.parent / f".{directory.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if force or not (directory / "scenario.json").is_file():
+        # A build from before the scenario published its declared artifact is rebuilt.
+        artifact = getattr(scenario, "artifact", None)
+        stale = artifact is not None and not (directory / artifact).is_file()
+        if force or stale or not (directory / "scenario.json").is_file():
             # Built aside and renamed into place: an interrupted build leaves nothing that
             # looks finished.
             tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
@@ -80,3 +83,14 @@ def ensure_built(
                 shutil.rmtree(tmp, ignore_errors=True)
     built = BuiltScenario.read(directory)
     return built, scenario.load(directory)
+
+
+def artifact_path(name: str, *, seed: int = 0) -> Path:
+    """The model artifact scenario ``name`` publishes in the format its system description
+    declares (``Scenario.artifact``), built first if needed: for ``scan``, which never loads
+    it."""
+    built, _loaded = ensure_built(name, seed=seed)
+    artifact = getattr(get(name), "artifact", None)
+    if artifact is None:
+        raise InputError(f"scenario {name!r} publishes no model artifact")
+    return built.directory / str(artifact)

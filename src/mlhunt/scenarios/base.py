@@ -111,7 +111,9 @@ class LoadedScenario(Protocol):
 
 
 class Scenario(Protocol):
-    """A built-in scenario: a name, a build step and a loader."""
+    """A built-in scenario: a name, a build step and a loader. It may also name ``artifact``:
+    the file its build publishes in the format its system description declares (a joblib,
+    ``torch.save`` or skops file), which ``run`` scans and never loads."""
 
     name: str
     description: str

@@ -504,6 +504,7 @@ class FraudDetection:
     """Card fraud detection (see the module docstring)."""
 
     name = NAME
+    artifact = MODEL_FILE  # the published artifact scan checks (skops: data only)
     description = (
         "Synthetic card authorisations (~1 % fraud from four patterns, noisy chargeback labels), "
         "HistGradientBoostingClassifier saved with skops (explicit trusted types); REST API."

@@ -236,6 +236,7 @@ class ImageModeration:
     """Procedural uploads + a small CNN moderator; see the module docstring."""
 
     name = "image-moderation"
+    artifact = "model.pt"  # the published artifact scan checks (torch.save: a pickle in a zip)
     description = (
         "CNN flagging a prohibited object in user-uploaded images (32x32 RGB, generated), "
         "served with scores; the target for adversarial patches and extraction."

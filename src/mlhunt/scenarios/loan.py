@@ -33,6 +33,9 @@
    with ``allow_pickle=False``) and ``model.json`` the metadata (feature names, classes, sklearn
    version, array digests). :class:`LoadedLoan` predicts with the logistic function computed from
    those arrays and can rebuild an equivalent sklearn ``Pipeline`` (:meth:`LoadedLoan.pipeline`).
+   The build also publishes ``model.joblib``, the artifact ``examples/loan-approval/system.yaml``
+   declares (``serialization: joblib``), so that ``scan`` checks the format the system really
+   ships; nothing in mlhunt loads it.
 
 The label is the historical approval decision: ``classes = ("rejected", "approved")``, so
 ``scores[1]`` is the probability of approval.
@@ -62,6 +65,9 @@ TABLE = "applications"
 SPLIT_TABLE = "training_split"
 DB_FILE = "applicants.sqlite"
 MODEL_FILE = "model.npz"
+#: The artifact the system description declares (``serialization: joblib``): the pipeline as
+#: the training job publishes it, for ``scan`` (mlhunt never loads it; the API reads the arrays).
+ARTIFACT_FILE = "model.joblib"
 META_FILE = "model.json"
 FEATURES_FILE = "features.npz"
 DATASET_FILE = "dataset.json"
@@ -550,6 +556,7 @@ class LoanApproval:
     """Loan approval (see the module docstring)."""
 
     name = NAME
+    artifact = ARTIFACT_FILE
     description = (
         "Synthetic loan applicants in a SQL database (SQLite or PostgreSQL), SQL preprocessing, "
         "StandardScaler + LogisticRegression, weights saved as arrays; REST API over it."
@@ -583,6 +590,7 @@ class LoanApproval:
         directory.mkdir(parents=True, exist_ok=True)
         files = {"model": MODEL_FILE, "model_meta": META_FILE, "features": FEATURES_FILE}
         files["dataset"] = DATASET_FILE
+        files["artifact"] = ARTIFACT_FILE
         if db_url is None:
             db_url = f"sqlite:///{(directory / DB_FILE).resolve()}"
             files["database"] = DB_FILE
@@ -647,6 +655,10 @@ class LoanApproval:
         got = _logistic_proba(arrays, x_ho)[:, 1]
         if not np.allclose(got, p_ho, rtol=0, atol=1e-12):
             raise RuntimeError("saved model does not reproduce the trained probabilities")
+        import joblib
+
+        progress("publishing the declared artifact: the pipeline as a joblib file")
+        joblib.dump(pipe, directory / ARTIFACT_FILE)
         seconds = time.perf_counter() - start
         progress(
             f"loan model: holdout ROC AUC {metrics['roc_auc']:.3f}, "
