@@ -211,7 +211,7 @@ def shilling(
 ) -> pa.Table:
     """Profile injection: ``n_fake`` new accounts, created within three hours of ``start`` from
     a few proxy addresses, each with one or two near-identical sessions (the same popular filler
-    items, one swapped at random, plus ``target``, which each one carts and buys)."""
+    items, half with one swapped, plus ``target``, which each one carts and buys)."""
     rng = np.random.default_rng([seed, 3])
     tgt = _item_index(target, n_items)
     pop = popularity(n_items, seed)
@@ -224,7 +224,8 @@ def shilling(
         t = start + timedelta(seconds=float(rng.uniform(0, 3 * 3600)))
         for _ in range(1 + int(rng.random() < 0.3)):
             items = list(filler)
-            items[int(rng.integers(len(items)))] = spare[int(rng.integers(len(spare)))]
+            if rng.random() < 0.5:  # near-identical, not identical: half swap one filler item
+                items[int(rng.integers(len(items)))] = spare[int(rng.integers(len(spare)))]
             items.insert(int(rng.integers(len(items) + 1)), tgt)
             ip = proxies[int(rng.integers(len(proxies)))]
             t = rows.session(rng, t, user, items, ip, None, "shilling", cart=0.0, must_buy=tgt)
