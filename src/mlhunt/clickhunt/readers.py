@@ -183,7 +183,7 @@ FROM (
     WHEN items IS NOT NULL AND json_type(items) NOT IN ('ARRAY', 'NULL')
       THEN 'items: expected a list of item ids'
     WHEN items IS NOT NULL AND json_type(items) = 'ARRAY' AND list_count(list_filter(
-        json_extract(items, '$[*]'), x -> json_type(x) <> 'VARCHAR'
+        json_extract(items, '$[*]'), lambda x: json_type(x) <> 'VARCHAR'
         OR length(json_extract_string(x, '$')) > {MAX_ID})) > 0
       THEN 'items: expected item ids (strings of at most {MAX_ID} characters)'
     {_id_check("source_ip", "source_ip", optional=True)}

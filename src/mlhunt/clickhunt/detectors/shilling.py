@@ -48,6 +48,8 @@ class ShillingDetector(ClickDetector):
         skipped = max(0, len(cand) - limit)
         if skipped:  # the most active new accounts first (a fake profile clicks)
             cand = np.sort(cand[np.argsort(-per_user[cand], kind="stable")[:limit]])
+        if len(cand) < int(self.p("min_group")):
+            return []
         adj, unit = _similar_pairs(m.weighted()[cand], self.p("similarity"))
         found = self._groups(m, cand, adj, unit)
         out: list[GroupAlert] = []
