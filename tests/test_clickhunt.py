@@ -8,6 +8,8 @@ alert, without the similarity rule the marketing burst does. Seconds in all (Duc
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,40 @@ def test_empty_and_tiny_logs(tmp_path: Path) -> None:
     path.write_text('{"ts": "2026-03-02T00:00:00Z", "user": "u1", "item": "i1", "event": "view"}\n')
     result = hunt([path])
     assert result.findings == [] and result.errors == [] and result.read.report.records == 1
+
+
+def _mlhunt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlhunt", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_cli_hunts_events_and_exports_sigma(week: cg.Week, logs: dict[str, Path]) -> None:
+    folder = logs["jsonl"].parent
+    r = _mlhunt(
+        "hunt", "events.jsonl", "-f", "json", "-o", "h.json", "--export-sigma", "sig", cwd=folder
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"{len(BAD)} malformed" in r.stderr and "events.jsonl:2:" in r.stderr
+    doc = json.loads((folder / "h.json").read_text("utf-8"))
+    assert doc["log_kind"] == CLICKSTREAM and doc["summary"]["total"] == 1
+    assert set(doc["findings"][0]["evidence"]["accounts"]) == set(week.fake_users)
+    names = {p.name for p in (folder / "sig").iterdir()}
+    assert {"mlhunt_click_buyers_per_item.yml", "mlhunt_alert_mlh_hunt_shilling.yml"} <= names
+
+
+def test_cli_adds_shilling_to_an_api_log_hunt(week: cg.Week, tmp_path: Path) -> None:
+    (tmp_path / "api.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in _api_records(week)) + "\n", "utf-8"
+    )
+    r = _mlhunt("hunt", "api.jsonl", "-f", "json", "-o", "h.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((tmp_path / "h.json").read_text("utf-8"))
+    shill = [f for f in doc["findings"] if f["rule_id"] == ID]
+    assert [f["target"] for f in shill] == [week.target]
+    assert doc["clickstream"]["log_kind"] == RECOMMENDER_API
+    assert doc["summary"]["total"] == len(doc["findings"])

@@ -51,7 +51,7 @@ def add_api_shilling(doc: dict[str, Any], paths: Sequence[str]) -> None:
     from mlhunt.findings import Severity, summarize
 
     result = hunt(paths, kind=RECOMMENDER_API)
-    with_items = int(result.read.events["item"].is_valid().true_count)
+    with_items = result.read.events["item"].null_count < result.read.events.num_rows
     doc["clickstream"] = {**result.read_summary(), "detectors": result.detectors}
     if result.errors:
         doc["clickstream"]["detector_errors"] = result.errors
