@@ -7,6 +7,7 @@ alert, without the similarity rule the marketing burst does. Seconds in all (Duc
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -191,3 +192,27 @@ def test_cli_adds_shilling_to_an_api_log_hunt(week: cg.Week, tmp_path: Path) -> 
     assert [f["target"] for f in shill] == [week.target]
     assert doc["clickstream"]["log_kind"] == RECOMMENDER_API
     assert doc["summary"]["total"] == len(doc["findings"])
+
+
+def test_hostile_records_are_counted_not_fatal(tmp_path: Path) -> None:
+    good = '{"ts":"2026-03-02T00:00:00Z","user":"u1","item":"i1","event":"view"}'
+    lines = [
+        good.encode(),
+        b"\xff\xfe not text",
+        b"[" * 50_000 + b"]" * 50_000,  # nesting deeper than any parser's stack
+        good.replace('"u1"', '"' + "x" * 300 + '"').encode(),
+        b'{"ts": 1e300, "user": "u", "item": "i", "event": "view"}',
+        good.replace('"view"}', '"view","source_ip":{"a":1}}').encode(),
+        good.encode(),
+    ]
+    (tmp_path / "e.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    result = hunt([tmp_path / "e.jsonl"])
+    report = result.read.report
+    assert (report.records, report.malformed) == (2, 5) and not result.errors
+    reasons = {e["line"]: e["reason"] for e in report.errors}
+    assert reasons[4] == "user: longer than 256 characters"
+    assert reasons[5].startswith("ts:") and reasons[6].startswith("source_ip:")
+    data = (tmp_path / "e.jsonl").read_bytes()
+    (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(data * 50)[:300])
+    cut = hunt([tmp_path / "cut.jsonl.gz"], kind=CLICKSTREAM)
+    assert cut.read.report.malformed >= 1 and cut.read.report.errors[0]["line"] == 0
