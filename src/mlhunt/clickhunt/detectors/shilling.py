@@ -8,8 +8,10 @@ Three signals, each needed (the tests remove each one and see an honest group al
   row normalisation and a sparse product in blocks, so memory stays bounded), at least
   ``similarity``;
 * **one item**: for each item, the new accounts that touched it are linked by their
-  near-identical pairs and split into connected components (SciPy); a component of at least
-  ``min_group`` accounts is a group. A marketing burst shares the item but not the rest of the
+  near-identical pairs and split into connected components (SciPy), pruned to the members
+  alike to at least ``core_share`` of the others; the accounts within
+  ``centroid_similarity`` of the group's centroid join; a group of at least ``min_group``
+  accounts alerts. A marketing burst shares the item but not the rest of the
   sessions, so its accounts are not linked.
 
 A group found under several items (the filler items are shared too) is reported once, under the
@@ -35,11 +37,15 @@ _BLOCK = 512
 
 
 class ShillingDetector(ClickDetector):
-    def groups(self, events: pa.Table) -> list[GroupAlert]:
+    def groups(self, events: pa.Table, known: frozenset[str] | None = None) -> list[GroupAlert]:
         if events.num_rows == 0:
             return []
         m = _Matrix(events)
-        new = m.new_accounts(self.p("warmup_hours") * 3600.0, self.p("warmup_share"))
+        if known is not None:  # new: not in the reference
+            new = ~np.isin(m.users, np.array(sorted(known), dtype=str))
+            m.new_rule = f"not among the {len(known):,} accounts of the reference"
+        else:
+            new = m.new_accounts(self.p("warmup_hours") * 3600.0, self.p("warmup_share"))
         if not self.spec.params.get("new_only", True):  # every account compared (ablation)
             new = np.ones_like(new)
         per_user = np.diff(m.x.indptr)
@@ -51,7 +57,7 @@ class ShillingDetector(ClickDetector):
         if len(cand) < int(self.p("min_group")):
             return []
         adj, unit = _similar_pairs(m.weighted()[cand], self.p("similarity"))
-        found = self._groups(m, cand, adj, unit)
+        found = self._groups(m, cand, adj)
         out: list[GroupAlert] = []
         taken: set[int] = set()
         for conc, item, members in sorted(found, key=lambda g: (-g[0], g[1])):
@@ -63,10 +69,11 @@ class ShillingDetector(ClickDetector):
         return out
 
     def _groups(
-        self, m: _Matrix, cand: np.ndarray, adj: Any, unit: Any
+        self, m: _Matrix, cand: np.ndarray, adj: Any
     ) -> list[tuple[float, int, np.ndarray]]:
         """(concentration, item, member accounts) of every group under every item."""
         from scipy.sparse.csgraph import connected_components
+        from sklearn.preprocessing import normalize
 
         min_group = int(self.p("min_group"))
         xc = m.x[cand].tocsc()
@@ -81,10 +88,13 @@ class ShillingDetector(ClickDetector):
                 core = _core(sub, np.flatnonzero(labels == comp), self.p("core_share"))
                 if len(core) < min_group:
                     continue
-                # the accounts under this item as close to the core's centroid as its members
-                centroid = np.asarray(unit[rows[core]].mean(axis=0)).ravel()
+                # the accounts under this item close to the core's centroid join it: plain item
+                # sets here (no rarity weights), so a copy that swapped two filler items for
+                # rarer ones still joins its group
+                plain = normalize(m.x[cand[rows]], norm="l2", axis=1)
+                centroid = np.asarray(plain[core].mean(axis=0)).ravel()
                 centroid /= np.linalg.norm(centroid) or 1.0
-                near = unit[rows] @ centroid >= self.p("centroid_similarity")
+                near = plain @ centroid >= self.p("centroid_similarity")
                 members = cand[rows[np.union1d(core, np.flatnonzero(near))]]
                 share = self._share(m, members, item)
                 if share >= self.p("item_share"):
@@ -133,7 +143,7 @@ class ShillingDetector(ClickDetector):
             "group_events_on_item": kinds,
             "common_items": sorted(str(m.items[i]) for i in common),
             "accounts_first_seen": [_iso(m.first[members].min()), _iso(m.first[members].max())],
-            "new_after": _iso(m.new_after),
+            "new_accounts": m.new_rule,
             "source_ips": len(ips),
             "top_source_ips": top_ips,
             "window": [_iso(m.ts.min()), _iso(m.ts.max())],
@@ -179,7 +189,7 @@ class _Matrix:
         x.sum_duplicates()
         x.data[:] = 1.0
         self.x = x
-        self.new_after = float(self.ts.min())
+        self.new_rule = "every account"
 
     def weighted(self) -> Any:
         """The binary matrix with each item weighted by its rarity among all accounts (TF-IDF,
@@ -191,10 +201,11 @@ class _Matrix:
     def new_accounts(self, warmup_s: float, share: float) -> np.ndarray:
         t0, t1 = float(self.ts.min()), float(self.ts.max())
         warm = min(warmup_s, share * (t1 - t0))
-        self.new_after = t0 + warm
         if warm <= 0:  # a log with no history before it: nobody can be told new
+            self.new_rule = "none (the log has no history)"
             return np.zeros(len(self.users), dtype=bool)
-        return self.first > self.new_after
+        self.new_rule = f"first seen after {_iso(t0 + warm)}"
+        return self.first > t0 + warm
 
 
 def _core(adj: Any, nodes: np.ndarray, share: float) -> np.ndarray:
