@@ -64,8 +64,10 @@ class ShillingDetector(ClickDetector):
             members = np.array([u for u in members if u not in taken], dtype=np.int64)
             if len(members) < int(self.p("min_group")):
                 continue
+            if m.weight_share(members, item) < self.p("min_weight_share"):
+                continue  # too small a part of the item's training data to move it
             taken.update(members.tolist())
-            out.append(self._alert(m, cand, unit, item, members, conc, skipped))
+            out.append(self._alert(m, cand, unit, item, members, float(conc), skipped))
         return out
 
     def _groups(
@@ -121,7 +123,6 @@ class ShillingDetector(ClickDetector):
         names = sorted(m.users[members].tolist())
         rows = np.isin(m.uidx, members)
         on_item = rows & (m.iidx == item)
-        w_all = m.weight[m.iidx == item].sum()
         kinds = {k: int(((m.event == k) & on_item).sum()) for k in EVENT_WEIGHTS}
         sub = m.x[members]
         common = np.flatnonzero(
@@ -139,7 +140,7 @@ class ShillingDetector(ClickDetector):
             "min_similarity_linked": round(float(self.p("similarity")), 3),
             "item_accounts_total": int(np.diff(m.x.tocsc().indptr)[item]),
             "group_share_of_item_accounts": round(conc, 3),
-            "group_share_of_item_weight": round(float(m.weight[on_item].sum() / w_all), 3),
+            "group_share_of_item_weight": round(m.weight_share(members, item), 3),
             "group_events_on_item": kinds,
             "common_items": sorted(str(m.items[i]) for i in common),
             "accounts_first_seen": [_iso(m.first[members].min()), _iso(m.first[members].max())],
@@ -197,6 +198,13 @@ class _Matrix:
         from sklearn.feature_extraction.text import TfidfTransformer
 
         return TfidfTransformer(norm=None, sublinear_tf=True).fit_transform(self.x).tocsr()
+
+    def weight_share(self, members: np.ndarray, item: int) -> float:
+        """The share of ``item``'s interaction weight (view 1, cart 3, purchase 5) that
+        ``members`` hold: how much of what the retrain learns about the item is theirs."""
+        on_item = self.iidx == item
+        total = float(self.weight[on_item].sum())
+        return float(self.weight[on_item & np.isin(self.uidx, members)].sum()) / total
 
     def new_accounts(self, warmup_s: float, share: float) -> np.ndarray:
         t0, t1 = float(self.ts.min()), float(self.ts.max())
