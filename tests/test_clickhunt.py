@@ -241,3 +241,29 @@ def test_one_day_api_log_needs_the_reference(week: cg.Week, tmp_path: Path) -> N
     )
     assert _alerted(result) == {week.target: set(week.fake_users)}
     assert result.read_summary()["reference"]["malformed"] == 0
+
+
+def test_detector_yaml_is_checked(tmp_path: Path) -> None:
+    from mlhunt.clickhunt.detectors import REGISTRY, load_spec
+    from mlhunt.errors import CatalogError
+
+    src = Path(__file__).parents[1] / "src/mlhunt/clickhunt/detectors/shilling.yaml"
+    assert "shilling" in REGISTRY and load_spec(src).id == ID
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(src.read_text("utf-8").replace("AML.T0020,", "AML.T9999,"), "utf-8")
+    with pytest.raises(CatalogError, match=r"bad\.yaml: atlas: unknown id\(s\) AML\.T9999"):
+        load_spec(bad)
+    bad.write_text(src.read_text("utf-8") + "colour: red\n", "utf-8")
+    with pytest.raises(CatalogError, match="colour"):
+        load_spec(bad)
+
+
+def test_sigma_rules_convert() -> None:
+    from mlhunt.clickhunt.sigma import build_rules
+    from mlhunt.llmhunt.sigma import convert
+
+    rules = build_rules()
+    spl = convert(rules, "splunk")
+    assert 'event IN ("cart", "purchase")' in spl["mlhunt_click_buyers_per_item"][0]
+    assert "dc(user)" in spl["mlhunt_click_buyers_per_item"][0]
+    assert f'rule_id="{ID}"' in spl["mlhunt_alert_mlh_hunt_shilling"][0]
