@@ -56,31 +56,12 @@ def is_events(path: Path | None) -> bool:
 def add_api_shilling(
     doc: dict[str, Any], paths: Sequence[str], reference: Path | None = None
 ) -> None:
-    """Add the shilling detector's findings over a recommender API log's sessions to an
-    inference hunt's document (findings re-sorted, summary recounted); ``reference``: the
-    clickstream events whose accounts are not new."""
-    from mlhunt.clickhunt import RECOMMENDER_API, hunt
-    from mlhunt.findings import Severity, summarize
+    """Add the shilling findings over a recommender API log's sessions to an inference hunt's
+    document (:func:`mlhunt.clickhunt.add_shilling`); its notes go to stderr."""
+    from mlhunt.clickhunt import add_shilling
 
-    result = hunt(paths, kind=RECOMMENDER_API, reference=reference)
-    with_items = result.read.events["item"].null_count < result.read.events.num_rows
-    doc["clickstream"] = {**result.read_summary(), "detectors": result.detectors}
-    if result.errors:
-        doc["clickstream"]["detector_errors"] = result.errors
-    if not with_items:
-        note = "the API log names no session items (field 'items'): shilling not hunted on it"
-        doc["clickstream"]["warnings"] = [*doc["clickstream"].get("warnings", []), note]
+    for note in add_shilling(doc, paths, reference=reference):
         err(f"shilling: {note}")
-    found = [f.to_dict() for f in result.findings]
-    doc["findings"] = sorted(
-        [*doc["findings"], *found],
-        key=lambda f: (-Severity(f["severity"]).rank, f["rule_id"], f["target"]),
-    )
-    summary = summarize([])
-    for f in doc["findings"]:
-        summary["by_severity"][f["severity"]] += 1
-    summary["total"] = len(doc["findings"])
-    doc["summary"] = summary
 
 
 def click_rows() -> list[tuple[str, list[str], str]]:

@@ -7,7 +7,7 @@ whose ``output.items`` is a list and which name the ``user``): docs/hunt.md.
 
 from __future__ import annotations
 
-from mlhunt.clickhunt.api import ClickHuntResult, hunt, hunt_events, to_finding
+from mlhunt.clickhunt.api import ClickHuntResult, add_shilling, hunt, hunt_events, to_finding
 from mlhunt.clickhunt.readers import CLICKSTREAM, RECOMMENDER_API, ClickRead, click_kind, read
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "RECOMMENDER_API",
     "ClickHuntResult",
     "ClickRead",
+    "add_shilling",
     "click_kind",
     "hunt",
     "hunt_events",

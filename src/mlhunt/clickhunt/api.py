@@ -116,3 +116,36 @@ def hunt(
     result = hunt_events(read(paths, kind=kind), detectors=load_detectors(params), known=known)
     result.reference = ref.report
     return result
+
+
+def add_shilling(doc: dict[str, Any], paths: Any, *, reference: Any = None) -> list[str]:
+    """Add the clickstream detectors' findings over a recommender API log (``paths``) to the
+    inference hunt's document ``doc`` (findings re-sorted, summary recounted, what was read
+    under ``clickstream``); ``reference``: earlier clickstream events (see :func:`hunt`).
+    Returns notes for the user (e.g. the log names no session items)."""
+    from mlhunt.clickhunt.readers import RECOMMENDER_API
+    from mlhunt.findings import summarize
+
+    result = hunt(paths, kind=RECOMMENDER_API, reference=reference)
+    events = result.read.events
+    doc["clickstream"] = {**result.read_summary(), "detectors": result.detectors}
+    notes: list[str] = []
+    if result.errors:
+        doc["clickstream"]["detector_errors"] = result.errors
+    if events.num_rows == 0 or events["item"].null_count == events.num_rows:
+        notes.append("the API log names no session items (field 'items'): shilling not hunted")
+    elif reference is None:
+        notes.append("no --reference events: accounts are new when first seen after the warm-up")
+    if notes:
+        doc["clickstream"]["warnings"] = notes
+    found = [f.to_dict() for f in result.findings]
+    doc["findings"] = sorted(
+        [*doc["findings"], *found],
+        key=lambda f: (-Severity(f["severity"]).rank, f["rule_id"], f["target"]),
+    )
+    summary = summarize([])
+    for f in doc["findings"]:
+        summary["by_severity"][f["severity"]] += 1
+    summary["total"] = len(doc["findings"])
+    doc["summary"] = summary
+    return notes

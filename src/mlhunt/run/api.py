@@ -150,14 +150,41 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
 
 
 def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -> dict[str, Any]:
+    from mlhunt.clickhunt import RECOMMENDER_API, add_shilling, click_kind
     from mlhunt.hunt.api import hunt
 
     ref = project.resolve(cfg.reference) if cfg.reference else None
-    result = hunt([path], engine=cfg.engine, reference=ref, progress=progress)
+    reco = click_kind([path]) == RECOMMENDER_API
+    events = _known_events(ref, cfg) if reco else None
+    baseline = None if events is not None and events == ref else ref
+    result = hunt([path], engine=cfg.engine, reference=baseline, progress=progress)
     doc = result.document()
+    if reco:  # a recommender's API log: the shilling hunt over its sessions too
+        for note in add_shilling(doc, [path], reference=events):
+            progress(f"shilling: {note}")
     doc["logs"] = str(path)
     doc["engine"] = cfg.engine
     return doc
+
+
+def _known_events(ref: Path | None, cfg: LogConfig) -> Path | None:
+    """Clickstream events whose accounts are not new: the log's ``reference`` when it is such
+    a file, else the simulated scenario's own training events (built for seed 0 by
+    :func:`_live_api`)."""
+    from mlhunt.clickhunt import CLICKSTREAM, click_kind
+
+    if ref is not None:
+        return ref if click_kind([ref]) == CLICKSTREAM else None
+    if cfg.simulate is None:
+        return None
+    from mlhunt.scenarios import cache_dir
+    from mlhunt.scenarios.base import BuiltScenario
+
+    folder = cache_dir() / f"{cfg.simulate}-seed0"
+    if not (folder / "scenario.json").is_file():
+        return None
+    events = BuiltScenario.read(folder).files.get("events")
+    return folder / events if events and (folder / events).is_file() else None
 
 
 def run_assess(
