@@ -89,6 +89,8 @@ def hunt_events(
     for det in dets:
         try:
             found += [to_finding(a, det.spec) for a in det.groups(result.events, known)]
+        except ModuleNotFoundError:  # a missing extra: the CLI names it in one line
+            raise
         except Exception as exc:  # one detector's bug must not hide the others' findings
             errors.append(f"{det.spec.id}: {type(exc).__name__}: {exc}")
     found.sort(key=lambda f: (-f.severity.rank, f.rule_id, f.target))
