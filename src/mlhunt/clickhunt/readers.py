@@ -171,7 +171,10 @@ FROM (
 _API_SQL = f"""
 SELECT line, reason, tsv AS ts, coalesce(json_extract_string(u, '$'),
        'client:' || json_extract_string(client_id, '$')) AS "user",
-       items, json_extract_string(source_ip, '$') AS source_ip
+       CASE WHEN json_type(items) = 'ARRAY' AND json_array_length(items) > 0
+         THEN json_extract_string(items, '$[*]')[1:{MAX_SESSION_ITEMS}] END AS items,
+       coalesce(json_array_length(items), 0) > {MAX_SESSION_ITEMS} AS cut,
+       json_extract_string(source_ip, '$') AS source_ip
 FROM (
   SELECT *, CASE
     WHEN ts IS NULL AND client_id IS NULL AND output IS NULL
@@ -288,10 +291,10 @@ def _keep_valid(table: pa.Table, file: str, kind: str, report: ReadReport) -> pa
     import pyarrow.compute as pc
 
     bad = pc.is_valid(table["reason"])
-    for row in table.filter(bad).select(["line", "reason"]).slice(0, 100).to_pylist():
+    listed = table.filter(bad).select(["line", "reason"]).slice(0, 100).to_pylist()
+    for row in listed:
         report.error(file, int(row["line"]), row["reason"])
-    n_bad = int(pc.sum(bad).as_py() or 0)
-    report.malformed += max(0, n_bad - min(n_bad, 100))  # counted beyond the listed ones
+    report.malformed += int(pc.sum(bad).as_py() or 0) - len(listed)  # those not listed
     good = table.filter(pc.invert(bad))
     report.records += good.num_rows
     if kind == RECOMMENDER_API:
@@ -311,24 +314,16 @@ def _keep_valid(table: pa.Table, file: str, kind: str, report: ReadReport) -> pa
 
 def _expand_sessions(good: pa.Table, report: ReadReport) -> pa.Table:
     """One ``view`` row per session item of each API record (one null-item row without)."""
-    rows: dict[str, list[Any]] = {k: [] for k in ("line", "ts", "user", "item", "source_ip")}
-    for rec in good.to_pylist():
-        items = json.loads(rec["items"]) if rec["items"] else None
-        if items and len(items) > MAX_SESSION_ITEMS:
-            report.warn(f"session lists over {MAX_SESSION_ITEMS} items were cut")
-            items = items[:MAX_SESSION_ITEMS]
-        for item in items or [None]:
-            for key in ("line", "ts", "user", "source_ip"):
-                rows[key].append(rec[key])
-            rows["item"].append(item)
-    n = len(rows["line"])
-    return pa.table(
-        {
-            "line": pa.array(rows["line"], pa.int64()),
-            "ts": pa.array(rows["ts"], pa.timestamp("us", tz="UTC")),
-            "user": pa.array(rows["user"], pa.string()),
-            "item": pa.array(rows["item"], pa.string()),
-            "event": pa.array(["view"] * n, pa.string()),
-            "source_ip": pa.array(rows["source_ip"], pa.string()),
-        }
+    import pyarrow.compute as pc
+
+    if pc.any(good["cut"]).as_py():
+        report.warn(f"session lists over {MAX_SESSION_ITEMS} items were cut")
+    items = good["items"].combine_chunks()
+    empty = pc.fill_null(pc.equal(pc.list_value_length(items), 0), True)
+    # a record without items keeps one row (its item null): its user is still seen
+    items = pc.if_else(empty, pa.scalar([None], items.type), items)
+    parents = pc.list_parent_indices(items)
+    flat = good.select(["line", "ts", "user", "source_ip"]).take(parents)
+    return flat.append_column("item", pc.list_flatten(items)).append_column(
+        "event", pa.array(["view"] * len(parents), pa.string())
     )
