@@ -97,15 +97,10 @@ class ShillingDetector(ClickDetector):
                 centroid = np.asarray(plain[core].mean(axis=0)).ravel()
                 centroid /= np.linalg.norm(centroid) or 1.0
                 near = plain @ centroid >= self.p("centroid_similarity")
+                # every member touched the item: they are drawn from its accounts
                 members = cand[rows[np.union1d(core, np.flatnonzero(near))]]
-                share = self._share(m, members, item)
-                if share >= self.p("item_share"):
-                    found.append((len(members) / touching_all[item], int(item), members))
+                found.append((len(members) / touching_all[item], int(item), members))
         return found
-
-    @staticmethod
-    def _share(m: _Matrix, members: np.ndarray, item: int) -> float:
-        return float(m.x[members][:, item].sum()) / len(members)
 
     def _alert(
         self,
