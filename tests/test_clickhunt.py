@@ -267,3 +267,11 @@ def test_sigma_rules_convert() -> None:
     assert 'event IN ("cart", "purchase")' in spl["mlhunt_click_buyers_per_item"][0]
     assert "dc(user)" in spl["mlhunt_click_buyers_per_item"][0]
     assert f'rule_id="{ID}"' in spl["mlhunt_alert_mlh_hunt_shilling"][0]
+
+
+def test_reading_is_bounded(logs: dict[str, Path]) -> None:
+    from mlhunt.clickhunt import read
+
+    got = read([logs["parquet"], logs["jsonl"]], max_events=1000)
+    assert got.report.records == 1000 and got.events.num_rows == 1000
+    assert any("stopped after 1,000 records" in w for w in got.report.warnings)
