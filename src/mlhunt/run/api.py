@@ -150,41 +150,36 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
 
 
 def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -> dict[str, Any]:
-    from mlhunt.clickhunt import RECOMMENDER_API, add_shilling, click_kind
     from mlhunt.hunt.api import hunt
 
     ref = project.resolve(cfg.reference) if cfg.reference else None
-    reco = click_kind([path]) == RECOMMENDER_API
-    events = _known_events(ref, cfg) if reco else None
-    baseline = None if events is not None and events == ref else ref
-    result = hunt([path], engine=cfg.engine, reference=baseline, progress=progress)
+    result = hunt([path], engine=cfg.engine, reference=ref, progress=progress)
     doc = result.document()
-    if reco:  # a recommender's API log: the shilling hunt over its sessions too
-        for note in add_shilling(doc, [path], reference=events):
-            progress(f"shilling: {note}")
+    _shilling(doc, cfg, path, progress)
     doc["logs"] = str(path)
     doc["engine"] = cfg.engine
     return doc
 
 
-def _known_events(ref: Path | None, cfg: LogConfig) -> Path | None:
-    """Clickstream events whose accounts are not new: the log's ``reference`` when it is such
-    a file, else the simulated scenario's own training events (built for seed 0 by
+def _shilling(doc: dict[str, Any], cfg: LogConfig, path: Path, progress: Progress) -> None:
+    """A recommender's API log: the shilling hunt over its sessions too, against the simulated
+    scenario's own training events (the accounts that are not new; built for seed 0 by
     :func:`_live_api`)."""
-    from mlhunt.clickhunt import CLICKSTREAM, click_kind
+    from mlhunt.clickhunt import RECOMMENDER_API, add_shilling, click_kind
 
-    if ref is not None:
-        return ref if click_kind([ref]) == CLICKSTREAM else None
-    if cfg.simulate is None:
-        return None
-    from mlhunt.scenarios import cache_dir
-    from mlhunt.scenarios.base import BuiltScenario
+    if click_kind([path]) != RECOMMENDER_API:
+        return
+    events = None
+    if cfg.simulate is not None:
+        from mlhunt.scenarios import cache_dir
+        from mlhunt.scenarios.base import BuiltScenario
 
-    folder = cache_dir() / f"{cfg.simulate}-seed0"
-    if not (folder / "scenario.json").is_file():
-        return None
-    events = BuiltScenario.read(folder).files.get("events")
-    return folder / events if events and (folder / events).is_file() else None
+        folder = cache_dir() / f"{cfg.simulate}-seed0"
+        if (folder / "scenario.json").is_file():
+            name = BuiltScenario.read(folder).files.get("events")
+            events = folder / name if name and (folder / name).is_file() else None
+    for note in add_shilling(doc, [path], reference=events):
+        progress(f"shilling: {note}")
 
 
 def run_assess(
