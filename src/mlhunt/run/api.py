@@ -149,18 +149,6 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
     return path
 
 
-def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -> dict[str, Any]:
-    from mlhunt.hunt.api import hunt
-
-    ref = project.resolve(cfg.reference) if cfg.reference else None
-    result = hunt([path], engine=cfg.engine, reference=ref, progress=progress)
-    doc = result.document()
-    _shilling(doc, cfg, path, progress)
-    doc["logs"] = str(path)
-    doc["engine"] = cfg.engine
-    return doc
-
-
 def _shilling(doc: dict[str, Any], cfg: LogConfig, path: Path, progress: Progress) -> None:
     """A recommender's API log: the shilling hunt over its sessions too, against the simulated
     scenario's own training events (the accounts that are not new; built for seed 0 by
@@ -180,6 +168,18 @@ def _shilling(doc: dict[str, Any], cfg: LogConfig, path: Path, progress: Progres
             events = folder / name if name and (folder / name).is_file() else None
     for note in add_shilling(doc, [path], reference=events):
         progress(f"shilling: {note}")
+
+
+def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -> dict[str, Any]:
+    from mlhunt.hunt.api import hunt
+
+    ref = project.resolve(cfg.reference) if cfg.reference else None
+    result = hunt([path], engine=cfg.engine, reference=ref, progress=progress)
+    doc = result.document()
+    _shilling(doc, cfg, path, progress)
+    doc["logs"] = str(path)
+    doc["engine"] = cfg.engine
+    return doc
 
 
 def run_assess(
