@@ -156,7 +156,10 @@ def hunt(
     ] = None,
     reference: Annotated[
         Path | None,
-        typer.Option(help="Known-good inputs (.npz with x, .npy, or a log file): the baseline."),
+        typer.Option(
+            help="Known-good inputs (.npz with x, .npy, or a log file): the baseline; "
+            "clickstream: earlier events, whose accounts are not new."
+        ),
     ] = None,
     detector: Annotated[
         list[str] | None,
@@ -192,6 +195,7 @@ def hunt(
     probing, sybil extraction and API abuse; alerts are findings per client or source address.
     LLM gateway logs and OpenTelemetry GenAI traces are recognised by content and hunted for
     prompt injection, prompt leaks, sensitive output, excessive agency and over-consumption.
+    Clickstream events (ts, user, item, event) are hunted for shilling groups.
     A hunt is one pass: its report and Sigma files are written whole at the end (never half a
     file), so an interrupted hunt is resumed by running it again."""
 
@@ -199,6 +203,7 @@ def hunt(
         import importlib
 
         if list_:
+            from mlhunt.cli_click import click_rows
             from mlhunt.cli_llm import llm_rows
             from mlhunt.hunt.detectors import load_detectors
 
@@ -208,6 +213,7 @@ def hunt(
                     for d in load_detectors()
                 ]
                 + llm_rows()
+                + click_rows()
             )
             return 0
         if not paths:
@@ -229,6 +235,28 @@ def hunt(
                     sigma_backend=sigma_backend,
                     wide=wide,
                 )
+        from mlhunt.cli_click import log_kind
+
+        click = log_kind(paths)  # shop events, or a recommender's API log
+        if click == "clickstream":
+            from mlhunt.cli_click import run_click_hunt
+
+            return run_click_hunt(
+                paths,
+                fmt=fmt,
+                output=output,
+                fail_on=fail_on,
+                export_sigma=export_sigma,
+                sigma_backend=sigma_backend,
+                wide=wide,
+                reference=reference,
+            )
+        known, baseline = None, reference  # a recommender API log: events as the reference
+        if click == "recommender-api":
+            from mlhunt.cli_click import is_events
+
+            if is_events(reference):
+                known, baseline = reference, None
         from mlhunt.hunt.api import hunt as run_hunt
 
         chosen = choose_format(fmt, output)
@@ -245,12 +273,16 @@ def hunt(
             result = run_hunt(
                 paths,
                 engine=engine,
-                reference=reference,
+                reference=baseline,
                 detectors=detector,
                 spark_master=spark_master,
             )
         err(result.read.summary())
         doc = result.document()
+        if click == "recommender-api":
+            from mlhunt.cli_click import add_api_shilling
+
+            add_api_shilling(doc, paths, known)
         if sigma is not None:
             if export_sigma is None:
                 raise InputError("--sigma-backend: needs --export-sigma DIR")

@@ -191,6 +191,27 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
     return path
 
 
+def _shilling(doc: dict[str, Any], cfg: LogConfig, path: Path, progress: Progress) -> None:
+    """A recommender's API log: the shilling hunt over its sessions too, against the simulated
+    scenario's own training events (the accounts that are not new; built for seed 0 by
+    :func:`_live_api`)."""
+    from mlhunt.clickhunt import RECOMMENDER_API, add_shilling, click_kind
+
+    if click_kind([path]) != RECOMMENDER_API:
+        return
+    events = None
+    if cfg.simulate is not None:
+        from mlhunt.scenarios import cache_dir
+        from mlhunt.scenarios.base import BuiltScenario
+
+        folder = cache_dir() / f"{cfg.simulate}-seed0"
+        if (folder / "scenario.json").is_file():
+            name = BuiltScenario.read(folder).files.get("events")
+            events = folder / name if name and (folder / name).is_file() else None
+    for note in add_shilling(doc, [path], reference=events):
+        progress(f"shilling: {note}")
+
+
 def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -> dict[str, Any]:
     from mlhunt.hunt.api import hunt
     from mlhunt.llmhunt import llm_kind
@@ -200,6 +221,7 @@ def run_hunt(project: Project, cfg: LogConfig, path: Path, progress: Progress) -
     ref = project.resolve(cfg.reference) if cfg.reference else None
     result = hunt([path], engine=cfg.engine, reference=ref, progress=progress)
     doc = result.document()
+    _shilling(doc, cfg, path, progress)
     doc["logs"] = str(path)
     doc["engine"] = cfg.engine
     return doc
