@@ -1,0 +1,189 @@
+"""Extraction of a recommender's item embeddings through its API (a clone from top-k answers).
+
+The API serves anonymous sessions: ``{"items": [...]}`` returns the top-k items and their
+scores. The attacker sweeps the catalogue with one-item sessions (then random two-item ones),
+collects each answer's listed scores, and fits a low-rank model to them: ``score(session, item)
+= mean(A[session items]) . B[item] + c[item]``, squared error on the listed scores, and a hinge
+that keeps every unlisted item below the row's last listed score (the answer says so). ``A`` and
+``B`` are the stolen embeddings; the clone answers any session without the API. Fidelity is the
+overlap of the clone's top-10 with the real API's top-10 on real users' sessions (ground truth
+computed by the evaluator in process, never charged), beside the overlap of a plain popularity
+list (the items the attacker saw most often), against the number of sessions sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
+
+ID = "MLH-ASSESS-RECO-EXTRACTION"
+
+
+def sessions(n_items: int, total: int, rng: np.random.Generator) -> list[list[int]]:
+    """Every item alone (shuffled), then random distinct pairs, ``total`` sessions in all."""
+    out = [[int(i)] for i in rng.permutation(n_items)[:total]]
+    while len(out) < total:
+        a, b = rng.choice(n_items, size=2, replace=False)
+        out.append([int(a), int(b)])
+    return out
+
+
+def session_matrix(rows: list[list[int]], n_items: int) -> np.ndarray:
+    h = np.zeros((len(rows), n_items), dtype=np.float32)
+    for r, items in enumerate(rows):
+        for i in items:
+            h[r, i] += 1.0 / len(items)
+    return h
+
+
+def fit_clone(
+    h: np.ndarray, idx: np.ndarray, scores: np.ndarray, *, rank: int, steps: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stolen (A, B, c) from the answers: listed scores fitted, unlisted items kept below."""
+    import torch
+
+    from mlhunt.scenarios.reco_model import torch_settings
+
+    n, n_items = h.shape
+    target = np.zeros((n, n_items), dtype=np.float32)
+    listed = np.zeros((n, n_items), dtype=bool)
+    for r in range(n):
+        ok = idx[r] >= 0
+        target[r, idx[r][ok]] = scores[r][ok]
+        listed[r, idx[r][ok]] = True
+    floor = np.where(listed, target, np.inf).min(axis=1, keepdims=True)
+    floor[~np.isfinite(floor)] = 0.0
+    with torch_settings(1, seed):
+        ht, tt = torch.from_numpy(h), torch.from_numpy(target)
+        mt, ft = torch.from_numpy(listed), torch.from_numpy(floor.astype(np.float32))
+        a = torch.nn.Parameter(torch.randn(n_items, rank) * 0.1)
+        b = torch.nn.Parameter(torch.randn(n_items, rank) * 0.1)
+        c = torch.nn.Parameter(torch.zeros(n_items))
+        opt = torch.optim.Adam([a, b, c], lr=0.05)
+        for _ in range(steps):
+            pred = (ht @ a) @ b.T + c
+            fit = ((pred - tt)[mt] ** 2).mean()
+            below = (torch.relu(pred - ft)[~mt] ** 2).mean()
+            opt.zero_grad()
+            (fit + below).backward()
+            opt.step()
+    return a.detach().double().numpy(), b.detach().double().numpy(), c.detach().double().numpy()
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean share of each row of ``b`` (top-k lists) found in the same row of ``a``."""
+    return float(np.mean([len(set(x) & set(y)) / len(y) for x, y in zip(a, b, strict=True)]))
+
+
+def run(ctx: AttackContext) -> AttackResult:
+    loaded = ctx.data.extra.get("recommender")
+    if loaded is None:
+        return AttackResult(ID, "skipped", "needs a recommender scenario")
+    from mlhunt.scenarios import reco_model as rm
+
+    p, rng = ctx.params, ctx.rng()
+    n_items = len(loaded.items)
+    k = min(int(p.get("k", 100)), n_items)
+    points = sorted({int(q) for q in p.get("queries", [100, 200, 300, 600]) if int(q) > 0})
+    plan = sessions(n_items, points[-1], rng)
+
+    # Real users' sessions (their training clicks) and the real API's answers for them: the
+    # evaluator's ground truth, computed in process (not charged, not sent by the attacker).
+    users = rng.choice(len(loaded.users), size=min(int(p.get("n_eval", 300)), len(loaded.users)))
+    h_eval = (loaded.history[users] > 0).astype(np.float32)
+    h_eval /= np.maximum(h_eval.sum(axis=1, keepdims=True), 1.0)
+    truth, _ = rm.top_k(loaded.scores(h_eval), 10)
+
+    got_idx: list[np.ndarray] = []
+    got_scores: list[np.ndarray] = []
+    rows: list[dict[str, Any]] = []
+    sent, stopped = 0, None
+    for point in points:
+        batch = plan[sent:point]
+        try:
+            idx, sc = ctx.target.recommend_sessions(  # type: ignore[attr-defined]
+                [[loaded.items[i] for i in s] for s in batch], k
+            )
+        except BudgetExhausted as exc:
+            stopped = str(exc)
+            break
+        got_idx.append(idx)
+        got_scores.append(sc)
+        sent = point
+        all_idx, all_sc = np.vstack(got_idx), np.vstack(got_scores)
+        a, b, c = fit_clone(
+            session_matrix(plan[:sent], n_items),
+            all_idx,
+            all_sc,
+            rank=int(p.get("rank", 32)),
+            steps=int(p.get("steps", 300)),
+            seed=ctx.seed,
+        )
+        stolen, _ = rm.top_k((h_eval @ a) @ b.T + c, 10)
+        seen = np.bincount(all_idx[all_idx >= 0], minlength=n_items)
+        popular = np.argsort(-seen, kind="stable")[:10]
+        rows.append(
+            {
+                "queries": sent,
+                "top10_agreement": round(overlap(stolen, truth), 4),
+                "popularity_agreement": round(overlap(np.tile(popular, (len(truth), 1)), truth), 4),
+            }
+        )
+        ctx.progress(
+            f"extraction after {sent} sessions: top-10 agreement {rows[-1]['top10_agreement']:.3f}"
+        )
+    if not rows:
+        return AttackResult(ID, "inconclusive", f"budget exhausted before any answer: {stopped}")
+    return _result(ctx, rows, stopped, k)
+
+
+def _result(
+    ctx: AttackContext, rows: list[dict[str, Any]], stopped: str | None, k: int
+) -> AttackResult:
+    from mlhunt.assess import plots
+
+    p = ctx.params
+    last = rows[-1]
+    gain = round(last["top10_agreement"] - last["popularity_agreement"], 4)
+    metrics: dict[str, Any] = {
+        "top10_agreement": last["top10_agreement"],
+        "popularity_agreement": last["popularity_agreement"],
+        "gain_over_popularity": gain,
+        "queries": last["queries"],
+        "k": k,
+        "agreement": last["top10_agreement"],
+    }
+    if stopped:
+        metrics["stopped"] = stopped
+    plot = plots.curve(
+        ctx.out_dir,
+        "reco_extraction_curve.png",
+        [r["queries"] for r in rows],
+        {
+            "stolen model": [r["top10_agreement"] for r in rows],
+            "popularity list": [r["popularity_agreement"] for r in rows],
+        },
+        xlabel="sessions sent to the API",
+        ylabel="top-10 agreement with the API",
+        title="Recommender extraction",
+    )
+    strong = last["top10_agreement"] >= float(p.get("min_agreement", 0.6)) and gain >= float(
+        p.get("min_gain", 0.1)
+    )
+    summary = (
+        f"after {last['queries']} anonymous sessions, the stolen embeddings agree on "
+        f"{last['top10_agreement']:.0%} of real users' top-10 (a popularity list: "
+        f"{last['popularity_agreement']:.0%})"
+    )
+    return AttackResult(
+        ID,
+        "validated" if strong else "refuted",
+        summary,
+        metrics=metrics,
+        curves={"points": rows},
+        plots=[plot],
+        params=p,
+    )

@@ -1,0 +1,117 @@
+"""Membership inference of a user's click history from the recommendations they get.
+
+The attacker knows a user id (a cookie id, a customer number) and asks the API for that user's
+top-k. Each item gets a membership score from the answer: its returned score when it is in the
+list, else below the list's last score (rank order breaks ties). The evaluator, who knows the
+split, scores the guesses: members are the user's training clicks; non-members are the user's
+held-out clicks (the strict test: items the user likes that the model never saw) and items the
+user never clicked (disclosure of interests). Hand-written: ART's membership attacks take
+class probabilities over a feature vector, not ranked item lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlhunt.assess.attacks._tabular import roc_numbers
+from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
+
+ID = "MLH-ASSESS-RECO-MEMBERSHIP"
+
+
+def item_scores(idx: np.ndarray, scores: np.ndarray, n_items: int) -> np.ndarray:
+    """(n, n_items) membership scores from top-k answers: the returned score for listed items,
+    else the lowest returned score minus one (items not listed tie below every listed one)."""
+    out = np.empty((len(idx), n_items))
+    for row in range(len(idx)):
+        ok = idx[row] >= 0
+        listed = scores[row][ok]
+        out[row] = (listed.min() if len(listed) else 0.0) - 1.0
+        out[row, idx[row][ok]] = listed
+    return out
+
+
+def run(ctx: AttackContext) -> AttackResult:
+    loaded = ctx.data.extra.get("recommender")
+    if loaded is None:
+        return AttackResult(ID, "skipped", "needs a recommender scenario")
+    p, rng = ctx.params, ctx.rng()
+    n_items = len(loaded.items)
+    k = min(int(p.get("k", 100)), n_items)
+    held_users = np.unique(loaded.holdout.users)
+    n = min(int(p.get("n_users", 300)), len(held_users))
+    users = np.sort(rng.choice(held_users, size=n, replace=False))
+    try:
+        idx, scores = ctx.target.recommend_users([loaded.users[u] for u in users], k)  # type: ignore[attr-defined]
+    except BudgetExhausted as exc:
+        return AttackResult(ID, "inconclusive", f"budget exhausted before any answer: {exc}")
+    guess = item_scores(idx, scores, n_items)
+    row_of = {int(u): r for r, u in enumerate(users)}
+
+    def pairs(inter: Any) -> tuple[np.ndarray, np.ndarray]:
+        keep = np.isin(inter.users, users)
+        return np.array([row_of[int(u)] for u in inter.users[keep]]), inter.items[keep]
+
+    m_rows, m_items = pairs(loaded.train)
+    h_rows, h_items = pairs(loaded.holdout)
+    in_train = np.zeros((n, n_items), dtype=bool)
+    in_train[m_rows, m_items] = True
+    clicked = in_train.copy()
+    clicked[h_rows, h_items] = True
+    # As many never-clicked items per user as the user has training clicks.
+    o_rows: list[int] = []
+    o_items: list[int] = []
+    for r in range(n):
+        free = np.flatnonzero(~clicked[r])
+        take = min(len(free), int(in_train[r].sum()))
+        o_rows += [r] * take
+        o_items += [int(i) for i in rng.choice(free, size=take, replace=False)]
+    members = guess[m_rows, m_items]
+    strict = roc_numbers(members, guess[h_rows, h_items])
+    loose = roc_numbers(members, guess[np.array(o_rows, dtype=np.int64), o_items])
+    auc, auc_interest = float(strict["auc"]), float(loose["auc"])
+    top = idx[:, :10]
+    listed = top >= 0
+    precision = float(
+        (np.take_along_axis(in_train, np.where(listed, top, 0), axis=1) & listed).mean()
+    )
+    base = float(in_train.mean())
+    lift = precision / base if base > 0 else 0.0
+    metrics: dict[str, Any] = {
+        "auc": round(auc, 4),
+        "tpr_at_fpr": strict["tpr_at_fpr"],
+        "advantage": strict["advantage"],
+        "auc_interest": round(auc_interest, 4),
+        "history_precision_at_10": round(precision, 4),
+        "history_base_rate": round(base, 4),
+        "precision_lift": round(lift, 2),
+        "users": n,
+        "members": len(members),
+        "nonmembers_heldout": len(h_rows),
+        "k": k,
+    }
+    strong = auc >= float(p.get("min_auc", 0.6)) or lift >= float(p.get("min_precision_lift", 5))
+    summary = (
+        f"from {n} users' top-{k}: membership AUC {auc:.3f} against their held-out clicks, "
+        f"{auc_interest:.3f} against items they never clicked; {precision:.0%} of a top-10 is "
+        f"the user's own history ({lift:.1f}x the base rate)"
+    )
+    from mlhunt.assess import plots
+
+    plot = plots.roc(
+        ctx.out_dir,
+        "reco_membership_roc.png",
+        {"vs held-out clicks": strict["roc"], "vs never clicked": loose["roc"]},
+        title="Membership of a user's clicks",
+    )
+    return AttackResult(
+        ID,
+        "validated" if strong else "refuted",
+        summary,
+        metrics=metrics,
+        curves={"roc": strict["roc"], "roc_interest": loose["roc"]},
+        plots=[plot],
+        params=p,
+    )
