@@ -5,7 +5,10 @@ top-k. Each item gets a membership score from the answer: its returned score whe
 list, else below the list's last score (rank order breaks ties). The evaluator, who knows the
 split, scores the guesses: members are the user's training clicks; non-members are the user's
 held-out clicks (the strict test: items the user likes that the model never saw) and items the
-user never clicked (disclosure of interests). Hand-written: ART's membership attacks take
+user never clicked. The verdict's AUC is members against never-clicked items: can an attacker
+tell which items a user clicked? The AUC against held-out clicks is reported beside it: near 0.5
+means the model does not memorise beyond the user's interests, and what leaks is the history
+the carousel repeats back. Hand-written: ART's membership attacks take
 class probabilities over a feature vector, not ranked item lists.
 """
 
@@ -71,7 +74,7 @@ def run(ctx: AttackContext) -> AttackResult:
     members = guess[m_rows, m_items]
     strict = roc_numbers(members, guess[h_rows, h_items])
     loose = roc_numbers(members, guess[np.array(o_rows, dtype=np.int64), o_items])
-    auc, auc_interest = float(strict["auc"]), float(loose["auc"])
+    auc, auc_heldout = float(loose["auc"]), float(strict["auc"])
     top = idx[:, :10]
     listed = top >= 0
     precision = float(
@@ -81,9 +84,9 @@ def run(ctx: AttackContext) -> AttackResult:
     lift = precision / base if base > 0 else 0.0
     metrics: dict[str, Any] = {
         "auc": round(auc, 4),
-        "tpr_at_fpr": strict["tpr_at_fpr"],
-        "advantage": strict["advantage"],
-        "auc_interest": round(auc_interest, 4),
+        "tpr_at_fpr": loose["tpr_at_fpr"],
+        "advantage": loose["advantage"],
+        "auc_heldout": round(auc_heldout, 4),
         "history_precision_at_10": round(precision, 4),
         "history_base_rate": round(base, 4),
         "precision_lift": round(lift, 2),
@@ -94,16 +97,16 @@ def run(ctx: AttackContext) -> AttackResult:
     }
     strong = auc >= float(p.get("min_auc", 0.6)) or lift >= float(p.get("min_precision_lift", 5))
     summary = (
-        f"from {n} users' top-{k}: membership AUC {auc:.3f} against their held-out clicks, "
-        f"{auc_interest:.3f} against items they never clicked; {precision:.0%} of a top-10 is "
-        f"the user's own history ({lift:.1f}x the base rate)"
+        f"from {n} users' top-{k}: a user's clicked items are told from items they never "
+        f"clicked with AUC {auc:.3f} ({auc_heldout:.3f} against their held-out clicks); "
+        f"{precision:.0%} of a top-10 is the user's own history ({lift:.1f}x the base rate)"
     )
     from mlhunt.assess import plots
 
     plot = plots.roc(
         ctx.out_dir,
         "reco_membership_roc.png",
-        {"vs held-out clicks": strict["roc"], "vs never clicked": loose["roc"]},
+        {"vs never clicked": loose["roc"], "vs held-out clicks": strict["roc"]},
         title="Membership of a user's clicks",
     )
     return AttackResult(
@@ -111,7 +114,7 @@ def run(ctx: AttackContext) -> AttackResult:
         "validated" if strong else "refuted",
         summary,
         metrics=metrics,
-        curves={"roc": strict["roc"], "roc_interest": loose["roc"]},
+        curves={"roc": loose["roc"], "roc_heldout": strict["roc"]},
         plots=[plot],
         params=p,
     )

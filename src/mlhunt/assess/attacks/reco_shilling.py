@@ -5,9 +5,10 @@ users (who never clicked it) with the target in their top-k, against the number 
 profiles. The fake profiles are the clickstream simulator's shilling sessions
 (:func:`mlhunt.scenarios.clickgen.shilling`: new accounts, popular filler items, carts and
 purchases of the target), turned into interactions with the Spark feature job's event weights
-and added to the training interactions; the real model is retrained with the scenario's own
-trainer at each point. The point with 0 fake profiles is the clean retrain the others are
-compared with (same trainer, same seed).
+(:data:`mlhunt.scenarios.clickfeatures.WEIGHTS`, applied in process: a Spark run per point of
+the curve would cost more than the retrain) and added to the training interactions; the real
+model is retrained with the scenario's own trainer at each point. The point with 0 fake
+profiles is the clean retrain the others are compared with (same trainer, same seed).
 """
 
 from __future__ import annotations
@@ -19,16 +20,6 @@ import numpy as np
 from mlhunt.assess.base import AttackContext, AttackResult
 
 ID = "MLH-ASSESS-RECO-SHILLING"
-#: Interaction weight per event type, as the interface of the Spark job states it (used when the
-#: job does not export its own table).
-FALLBACK_WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
-
-
-def event_weights() -> dict[str, float]:
-    from mlhunt.scenarios import clickfeatures
-
-    table = getattr(clickfeatures, "EVENT_WEIGHTS", None)
-    return {str(k): float(v) for k, v in table.items()} if table else dict(FALLBACK_WEIGHTS)
 
 
 def fake_interactions(
@@ -37,8 +28,8 @@ def fake_interactions(
     """Interactions of the fake accounts in ``events`` (users numbered from ``first_user`` in
     order of first appearance) and their ids; items outside the catalogue are dropped."""
     from mlhunt.scenarios import reco_model as rm
+    from mlhunt.scenarios.clickfeatures import WEIGHTS
 
-    weights = event_weights()
     users = events.column("user").to_pylist()
     items = events.column("item").to_pylist()
     kinds = events.column("event").to_pylist()
@@ -49,7 +40,7 @@ def fake_interactions(
         if j is None:
             continue
         row = ids.setdefault(u, first_user + len(ids))
-        acc[(row, j)] = acc.get((row, j), 0.0) + weights.get(kind, 1.0)
+        acc[(row, j)] = acc.get((row, j), 0.0) + WEIGHTS.get(kind, 1.0)
     keys = sorted(acc)
     return (
         rm.Interactions(
@@ -89,7 +80,9 @@ def run(ctx: AttackContext) -> AttackResult:
         n_fake=max(counts),
         target=target_id,
         n_items=int(loaded.meta.get("n_catalogue", n_items)),
-        seed=ctx.seed % (2**31),
+        # The scenario's seed: the simulator then picks the catalogue's real popular items as
+        # filler (the attacker sees them on the shop's bestseller pages).
+        seed=int(loaded.meta["seed"]),
         start=START,
     )
     fake, fake_ids = fake_interactions(
