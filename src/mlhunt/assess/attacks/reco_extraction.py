@@ -87,7 +87,7 @@ def run(ctx: AttackContext) -> AttackResult:
     p, rng = ctx.params, ctx.rng()
     n_items = len(loaded.items)
     k = min(int(p.get("k", 100)), n_items)
-    points = sorted({int(q) for q in p.get("queries", [100, 200, 300, 600]) if int(q) > 0})
+    points = sorted({int(q) for q in p.get("queries", [50, 100, 200, 300]) if int(q) > 0})
     plan = sessions(n_items, points[-1], rng)
 
     # Real users' sessions (their training clicks) and the real API's answers for them: the
@@ -119,7 +119,7 @@ def run(ctx: AttackContext) -> AttackResult:
             all_idx,
             all_sc,
             rank=int(p.get("rank", 32)),
-            steps=int(p.get("steps", 300)),
+            steps=int(p.get("steps", 200)),
             seed=ctx.seed,
         )
         stolen, _ = rm.top_k((h_eval @ a) @ b.T + c, 10)
