@@ -76,7 +76,10 @@ FailOnOpt = Annotated[
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 ScenarioArg = Annotated[
     str,
-    typer.Argument(help="Built-in scenario: loan-approval, image-moderation, fraud-detection."),
+    typer.Argument(
+        help="Built-in scenario: loan-approval, image-moderation, fraud-detection, "
+        "clickstream-recommender."
+    ),
 ]
 ListOpt = Annotated[
     bool,
