@@ -144,7 +144,8 @@ def run(ctx: AttackContext) -> AttackResult:
             }
         )
         ctx.progress(
-            f"extraction after {sent} sessions: top-10 agreement {rows[-1]['top10_agreement']:.3f}"
+            f"extraction after {sent} sessions: personal top-10 agreement "
+            f"{rows[-1]['personal_agreement']:.3f}"
         )
     if not rows:
         return AttackResult(ID, "inconclusive", f"budget exhausted before any answer: {stopped}")
