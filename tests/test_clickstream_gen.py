@@ -66,3 +66,16 @@ def test_bad_arguments() -> None:
         cg.shilling(n_fake=2, target="i9999", n_items=80, seed=0, start=START)
     with pytest.raises(ValueError, match=r"\.jsonl or \.parquet"):
         cg.write_events(_all(), Path("events.csv"))
+
+
+def test_simulated_week_has_every_population() -> None:
+    week = cg.simulate_week(n_users=200, start=START)
+    labels = week.events["label"].to_pylist()
+    users = week.events["user"].to_pylist()
+    honest = {u for u, lab in zip(users, labels, strict=True) if lab == "benign"}
+    assert len(honest) == 200
+    assert set(week.fake_users) == {
+        u for u, lab in zip(users, labels, strict=True) if lab == "shilling"
+    }
+    assert len(week.marketing_users) == 60 and len(week.fake_users) == 25
+    assert week.target != week.campaign_item

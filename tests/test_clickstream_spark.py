@@ -83,7 +83,7 @@ def test_interactions_and_items(built: tuple[Any, dict[str, Path], Path]) -> Non
     want: dict[tuple[str, str], float] = defaultdict(float)
     views: dict[str, int] = defaultdict(int)
     for row in table.to_pylist():
-        want[(row["user"], row["item"])] += cf.WEIGHTS[row["event"]]
+        want[(row["user"], row["item"])] += cf.EVENT_WEIGHTS[row["event"]]
         views[row["item"]] += row["event"] == "view"
     got = {
         (r["user"], r["item"]): r["weight"]

@@ -192,6 +192,7 @@ def hunt(
     probing, sybil extraction and API abuse; alerts are findings per client or source address.
     LLM gateway logs and OpenTelemetry GenAI traces are recognised by content and hunted for
     prompt injection, prompt leaks, sensitive output, excessive agency and over-consumption.
+    Clickstream events (ts, user, item, event) are hunted for shilling groups.
     A hunt is one pass: its report and Sigma files are written whole at the end (never half a
     file), so an interrupted hunt is resumed by running it again."""
 
@@ -199,6 +200,7 @@ def hunt(
         import importlib
 
         if list_:
+            from mlhunt.cli_click import click_rows
             from mlhunt.cli_llm import llm_rows
             from mlhunt.hunt.detectors import load_detectors
 
@@ -208,6 +210,7 @@ def hunt(
                     for d in load_detectors()
                 ]
                 + llm_rows()
+                + click_rows()
             )
             return 0
         if not paths:
@@ -229,6 +232,21 @@ def hunt(
                     sigma_backend=sigma_backend,
                     wide=wide,
                 )
+        from mlhunt.cli_click import log_kind
+
+        click = log_kind(paths)  # shop events, or a recommender's API log
+        if click == "clickstream":
+            from mlhunt.cli_click import run_click_hunt
+
+            return run_click_hunt(
+                paths,
+                fmt=fmt,
+                output=output,
+                fail_on=fail_on,
+                export_sigma=export_sigma,
+                sigma_backend=sigma_backend,
+                wide=wide,
+            )
         from mlhunt.hunt.api import hunt as run_hunt
 
         chosen = choose_format(fmt, output)
@@ -251,6 +269,10 @@ def hunt(
             )
         err(result.read.summary())
         doc = result.document()
+        if click == "recommender-api":
+            from mlhunt.cli_click import add_api_shilling
+
+            add_api_shilling(doc, paths)
         if sigma is not None:
             if export_sigma is None:
                 raise InputError("--sigma-backend: needs --export-sigma DIR")

@@ -21,7 +21,7 @@ from mlhunt.scenarios.clickgen import SCHEMA
 #: Inactivity that ends a session.
 SESSION_GAP_S = 30 * 60
 #: Interaction weight of each event type.
-WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
+EVENT_WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
 ROLES = ("interactions", "sessions", "user_features", "item_features")
 #: Counts of the run (events read, rejected, seconds), written next to the Parquet files.
 SUMMARY = "features.json"
@@ -80,7 +80,7 @@ def _read(spark: Any, events: Path) -> tuple[Any, dict[str, int]]:
         F.col("ts").isNotNull()
         & F.col("user").isNotNull()
         & F.col("item").isNotNull()
-        & F.col("event").isin(*WEIGHTS)
+        & F.col("event").isin(*EVENT_WEIGHTS)
     )
     flagged = frame.withColumn("ok", F.coalesce(ok, F.lit(False))).cache()
     tally = {r["ok"]: r["n"] for r in flagged.groupBy("ok").agg(F.count("*").alias("n")).collect()}
@@ -101,12 +101,12 @@ def features(ev: Any) -> dict[str, Any]:
     ev = ev.withColumn("session_no", F.sum("new_session").over(by_user))
     ev = ev.withColumn("session", F.concat_ws("-", "user", F.format_string("%04d", "session_no")))
     weight = F.lit(0.0)
-    for name, w in WEIGHTS.items():
+    for name, w in EVENT_WEIGHTS.items():
         weight = F.when(F.col("event") == name, F.lit(w)).otherwise(weight)
     ev = ev.withColumn("weight", weight)
 
     interactions = ev.groupBy("user", "item").agg(F.sum("weight").cast("float").alias("weight"))
-    is_ = {name: F.when(F.col("event") == name, 1).otherwise(0) for name in WEIGHTS}
+    is_ = {name: F.when(F.col("event") == name, 1).otherwise(0) for name in EVENT_WEIGHTS}
     sessions = ev.groupBy("session", "user").agg(
         F.min("ts").alias("start"),
         F.max("ts").alias("end"),

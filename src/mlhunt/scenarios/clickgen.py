@@ -13,6 +13,7 @@ Only the shilling group is new, near-identical and focused on one item at once.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -210,7 +211,7 @@ def shilling(
 ) -> pa.Table:
     """Profile injection: ``n_fake`` new accounts, created within three hours of ``start`` from
     a few proxy addresses, each with one or two near-identical sessions (the same popular filler
-    items, one swapped at random, plus ``target``, which each one carts and buys)."""
+    items, half with one swapped, plus ``target``, which each one carts and buys)."""
     rng = np.random.default_rng([seed, 3])
     tgt = _item_index(target, n_items)
     pop = popularity(n_items, seed)
@@ -223,7 +224,8 @@ def shilling(
         t = start + timedelta(seconds=float(rng.uniform(0, 3 * 3600)))
         for _ in range(1 + int(rng.random() < 0.3)):
             items = list(filler)
-            items[int(rng.integers(len(items)))] = spare[int(rng.integers(len(spare)))]
+            if rng.random() < 0.5:  # near-identical, not identical: half swap one filler item
+                items[int(rng.integers(len(items)))] = spare[int(rng.integers(len(spare)))]
             items.insert(int(rng.integers(len(items) + 1)), tgt)
             ip = proxies[int(rng.integers(len(proxies)))]
             t = rows.session(rng, t, user, items, ip, None, "shilling", cart=0.0, must_buy=tgt)
@@ -268,3 +270,55 @@ def read_events(path: Path) -> pa.Table:
 
     opts = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
     return pj.read_json(path, parse_options=opts).cast(SCHEMA)
+
+
+@dataclass(frozen=True)
+class Week:
+    """A simulated week of shop traffic and its ground truth (for tests and the report)."""
+
+    events: pa.Table
+    campaign_item: str
+    target: str
+    marketing_users: tuple[str, ...]
+    fake_users: tuple[str, ...]
+
+
+def simulate_week(
+    *,
+    n_users: int = 240,
+    n_items: int = 200,
+    seed: int = 0,
+    start: datetime,
+    days: int = 7,
+    n_marketing: int = 60,
+    n_fake: int = 25,
+) -> Week:
+    """Honest traffic over ``days``, a marketing burst (day 3, 09:00) sending ``n_marketing``
+    new users to a mid-popularity item, and ``n_fake`` shilling profiles (day 4, 02:00) pushing
+    a long-tail item: what ``simulate`` and the hunt's tests replay."""
+    if days < 5:
+        raise ValueError("simulate_week needs at least 5 days (the burst and attack come later)")
+    order = [int(i) for i in np.argsort(-popularity(n_items, seed))]
+    campaign, target = item_name(order[n_items // 10]), item_name(order[(3 * n_items) // 4])
+    honest = generate(n_users=n_users, n_items=n_items, seed=seed, start=start, days=days)
+    burst = marketing_burst(
+        n_users=n_marketing,
+        item=campaign,
+        n_items=n_items,
+        seed=seed,
+        start=start + timedelta(days=3, hours=9),
+    )
+    fake = shilling(
+        n_fake=n_fake,
+        target=target,
+        n_items=n_items,
+        seed=seed,
+        start=start + timedelta(days=4, hours=2),
+    )
+    return Week(
+        events=combine(honest, burst, fake),
+        campaign_item=campaign,
+        target=target,
+        marketing_users=tuple(sorted(set(burst["user"].to_pylist()))),
+        fake_users=tuple(sorted(set(fake["user"].to_pylist()))),
+    )
