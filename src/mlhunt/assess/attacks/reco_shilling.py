@@ -5,7 +5,7 @@ users (who never clicked it) with the target in their top-k, against the number 
 profiles. The fake profiles are the clickstream simulator's shilling sessions
 (:func:`mlhunt.scenarios.clickgen.shilling`: new accounts, popular filler items, carts and
 purchases of the target), turned into interactions with the Spark feature job's event weights
-(:data:`mlhunt.scenarios.clickfeatures.WEIGHTS`, applied in process: a Spark run per point of
+(:data:`mlhunt.scenarios.clickfeatures.EVENT_WEIGHTS`, applied in process: a Spark run per point of
 the curve would cost more than the retrain) and added to the training interactions; the real
 model is retrained with the scenario's own trainer at each point. The point with 0 fake
 profiles is the clean retrain the others are compared with (same trainer, same seed).
@@ -28,7 +28,7 @@ def fake_interactions(
     """Interactions of the fake accounts in ``events`` (users numbered from ``first_user`` in
     order of first appearance) and their ids; items outside the catalogue are dropped."""
     from mlhunt.scenarios import reco_model as rm
-    from mlhunt.scenarios.clickfeatures import WEIGHTS
+    from mlhunt.scenarios.clickfeatures import EVENT_WEIGHTS
 
     users = events.column("user").to_pylist()
     items = events.column("item").to_pylist()
@@ -40,7 +40,7 @@ def fake_interactions(
         if j is None:
             continue
         row = ids.setdefault(u, first_user + len(ids))
-        acc[(row, j)] = acc.get((row, j), 0.0) + WEIGHTS.get(kind, 1.0)
+        acc[(row, j)] = acc.get((row, j), 0.0) + EVENT_WEIGHTS.get(kind, 1.0)
     keys = sorted(acc)
     return (
         rm.Interactions(
