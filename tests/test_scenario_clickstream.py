@@ -100,7 +100,9 @@ def test_api_answers_and_logs(reco, tmp_path: Path) -> None:
     assert first.input == loaded.log_vector(loaded.user_histories([user]))
     assert len(first.input or []) == len(loaded.spec.names)
     assert first.output.label == body["label"] and first.model_extra["user"] == user
+    assert first.model_extra["items"] is None
     assert records[1].model_extra["user"] is None  # anonymous session
+    assert records[1].model_extra["items"] == session["items"]
 
 
 def test_simulated_day_is_labelled_and_deterministic(reco, tmp_path: Path) -> None:

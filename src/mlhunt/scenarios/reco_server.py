@@ -4,7 +4,8 @@
 one gets the cold-start ranking) or ``{"items": ["i0012", "i0107"], "k": 10}`` (an anonymous
 session). Same API keys and inference log as the classifier APIs (:mod:`server`): ``input`` is
 the user tower's vector for the request, ``output`` the top item as ``label``, the top-k
-``scores`` and ``items``; the record also names the requested ``user`` (null when anonymous).
+``scores`` and ``items``; the record also names the requested ``user`` and the session's
+``items`` (each null when the request had the other).
 The practice range's deliberate weaknesses are the system description's: any caller may ask for
 any user id, and scores are returned.
 """
@@ -117,6 +118,7 @@ def create_recommender_app(
                     "status": 200,
                     "latency_ms": round(latency, 3),
                     "user": req.user,
+                    "items": req.items,
                 }
             )
         return RecommendResponse(

@@ -230,6 +230,7 @@ def simulate_recommender(
             if latency is not None
             else round(lat_rng.lognormal(1.0, 0.35), 3),
             "user": r.user,
+            "items": r.items,
         }
         lines.append(json.dumps(rec, separators=(",", ":"), allow_nan=False) + "\n")
     out_dir.mkdir(parents=True, exist_ok=True)
