@@ -132,8 +132,12 @@ class LiveRecommenderTarget(RecommenderTarget):
                 self._error("connection")
                 resp = None
             if resp is not None and resp.status_code == 200:
-                doc = resp.json()
-                items, vals = doc.get("items"), doc.get("scores")
+                try:
+                    doc = resp.json()
+                except ValueError:
+                    doc = None
+                items = doc.get("items") if isinstance(doc, dict) else None
+                vals = doc.get("scores") if isinstance(doc, dict) else None
                 if isinstance(items, list) and isinstance(vals, list) and len(items) == len(vals):
                     return [str(i) for i in items], [float(v) for v in vals]
                 self._error("bad schema")

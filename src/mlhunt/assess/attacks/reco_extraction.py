@@ -95,7 +95,8 @@ def run(ctx: AttackContext) -> AttackResult:
 
     # Real users' sessions (their training clicks) and the real API's answers for them: the
     # evaluator's ground truth, computed in process (not charged, not sent by the attacker).
-    users = rng.choice(len(loaded.users), size=min(int(p.get("n_eval", 300)), len(loaded.users)))
+    n_eval = min(int(p.get("n_eval", 300)), len(loaded.users))
+    users = rng.choice(len(loaded.users), size=n_eval, replace=False)
     h_eval = (loaded.history[users] > 0).astype(np.float32)
     h_eval /= np.maximum(h_eval.sum(axis=1, keepdims=True), 1.0)
     true_scores = loaded.scores(h_eval)
