@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from mlhunt.clickhunt import CLICKSTREAM, RECOMMENDER_API, click_kind, hunt
@@ -216,3 +218,52 @@ def test_hostile_records_are_counted_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "cut.jsonl.gz").write_bytes(gzip.compress(data * 50)[:300])
     cut = hunt([tmp_path / "cut.jsonl.gz"], kind=CLICKSTREAM)
     assert cut.read.report.malformed >= 1 and cut.read.report.errors[0]["line"] == 0
+
+
+def test_one_day_api_log_needs_the_reference(week: cg.Week, tmp_path: Path) -> None:
+    """A day of API log has no history of its own: accounts are told new against the earlier
+    events (the data the model was trained on)."""
+    day = "2026-03-06"
+    records = [r for r in _api_records(week) if r["ts"].startswith(day)]
+    (tmp_path / "api.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    cut = pc.less(
+        week.events["ts"], pa.scalar(datetime(2026, 3, 6, tzinfo=UTC), week.events["ts"].type)
+    )
+    cg.write_events(week.events.filter(cut), tmp_path / "before.parquet")
+    # alone, the day's first hours are its warm-up: the fakes (02:00-05:00) count as old, and
+    # the regulars' daily visits (06:00-10:00) as new near-identical accounts
+    alone = _alerted(hunt([tmp_path / "api.jsonl"], kind=RECOMMENDER_API))
+    assert week.target not in alone
+    labels = _labels(week)
+    assert {labels[a] for accts in alone.values() for a in accts} <= {"benign"}
+    result = hunt(
+        [tmp_path / "api.jsonl"], kind=RECOMMENDER_API, reference=tmp_path / "before.parquet"
+    )
+    assert _alerted(result) == {week.target: set(week.fake_users)}
+    assert result.read_summary()["reference"]["malformed"] == 0
+
+
+def test_detector_yaml_is_checked(tmp_path: Path) -> None:
+    from mlhunt.clickhunt.detectors import REGISTRY, load_spec
+    from mlhunt.errors import CatalogError
+
+    src = Path(__file__).parents[1] / "src/mlhunt/clickhunt/detectors/shilling.yaml"
+    assert "shilling" in REGISTRY and load_spec(src).id == ID
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(src.read_text("utf-8").replace("AML.T0020,", "AML.T9999,"), "utf-8")
+    with pytest.raises(CatalogError, match=r"bad\.yaml: atlas: unknown id\(s\) AML\.T9999"):
+        load_spec(bad)
+    bad.write_text(src.read_text("utf-8") + "colour: red\n", "utf-8")
+    with pytest.raises(CatalogError, match="colour"):
+        load_spec(bad)
+
+
+def test_sigma_rules_convert() -> None:
+    from mlhunt.clickhunt.sigma import build_rules
+    from mlhunt.llmhunt.sigma import convert
+
+    rules = build_rules()
+    spl = convert(rules, "splunk")
+    assert 'event IN ("cart", "purchase")' in spl["mlhunt_click_buyers_per_item"][0]
+    assert "dc(user)" in spl["mlhunt_click_buyers_per_item"][0]
+    assert f'rule_id="{ID}"' in spl["mlhunt_alert_mlh_hunt_shilling"][0]

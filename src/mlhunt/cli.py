@@ -156,7 +156,10 @@ def hunt(
     ] = None,
     reference: Annotated[
         Path | None,
-        typer.Option(help="Known-good inputs (.npz with x, .npy, or a log file): the baseline."),
+        typer.Option(
+            help="Known-good inputs (.npz with x, .npy, or a log file): the baseline; "
+            "clickstream: earlier events, whose accounts are not new."
+        ),
     ] = None,
     detector: Annotated[
         list[str] | None,
@@ -246,7 +249,14 @@ def hunt(
                 export_sigma=export_sigma,
                 sigma_backend=sigma_backend,
                 wide=wide,
+                reference=reference,
             )
+        known, baseline = None, reference  # a recommender API log: events as the reference
+        if click == "recommender-api":
+            from mlhunt.cli_click import is_events
+
+            if is_events(reference):
+                known, baseline = reference, None
         from mlhunt.hunt.api import hunt as run_hunt
 
         chosen = choose_format(fmt, output)
@@ -263,7 +273,7 @@ def hunt(
             result = run_hunt(
                 paths,
                 engine=engine,
-                reference=reference,
+                reference=baseline,
                 detectors=detector,
                 spark_master=spark_master,
             )
@@ -272,7 +282,7 @@ def hunt(
         if click == "recommender-api":
             from mlhunt.cli_click import add_api_shilling
 
-            add_api_shilling(doc, paths)
+            add_api_shilling(doc, paths, known)
         if sigma is not None:
             if export_sigma is None:
                 raise InputError("--sigma-backend: needs --export-sigma DIR")

@@ -28,15 +28,17 @@ def run_click_hunt(
     export_sigma: Path | None,
     sigma_backend: str | None,
     wide: bool,
+    reference: Path | None = None,
 ) -> int:
-    """Hunt clickstream events, write the report (and Sigma rules), return the exit code."""
+    """Hunt clickstream events, write the report (and Sigma rules), return the exit code.
+    ``reference``: earlier events whose accounts are not new."""
     from mlhunt.clickhunt import hunt
 
     chosen = choose_format(fmt, output)
     threshold = fail_threshold(fail_on)
     if sigma_backend is not None and export_sigma is None:
         raise InputError("--sigma-backend: needs --export-sigma DIR")
-    result = hunt(paths)
+    result = hunt(paths, reference=reference)
     err(f"clickstream: {result.read.report.summary()}")
     doc = result.document()
     _sigma(doc, export_sigma, sigma_backend)
@@ -44,13 +46,23 @@ def run_click_hunt(
     return exit_code(doc, threshold)
 
 
-def add_api_shilling(doc: dict[str, Any], paths: Sequence[str]) -> None:
+def is_events(path: Path | None) -> bool:
+    """Whether ``path`` is a clickstream events file (a ``--reference`` of known accounts)."""
+    from mlhunt.clickhunt import CLICKSTREAM, click_kind
+
+    return path is not None and click_kind([str(path)]) == CLICKSTREAM
+
+
+def add_api_shilling(
+    doc: dict[str, Any], paths: Sequence[str], reference: Path | None = None
+) -> None:
     """Add the shilling detector's findings over a recommender API log's sessions to an
-    inference hunt's document (findings re-sorted, summary recounted)."""
+    inference hunt's document (findings re-sorted, summary recounted); ``reference``: the
+    clickstream events whose accounts are not new."""
     from mlhunt.clickhunt import RECOMMENDER_API, hunt
     from mlhunt.findings import Severity, summarize
 
-    result = hunt(paths, kind=RECOMMENDER_API)
+    result = hunt(paths, kind=RECOMMENDER_API, reference=reference)
     with_items = result.read.events["item"].null_count < result.read.events.num_rows
     doc["clickstream"] = {**result.read_summary(), "detectors": result.detectors}
     if result.errors:

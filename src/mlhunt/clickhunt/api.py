@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlhunt.clickhunt.detectors import ClickDetector, ClickDetectorSpec, GroupAlert, load_detectors
-from mlhunt.clickhunt.readers import ClickRead, read
+from mlhunt.clickhunt.readers import CLICKSTREAM, ClickRead, read
 from mlhunt.findings import Finding, Severity
 from mlhunt.hunt.alerts import finding_id, rfc3339
+from mlhunt.hunt.readers import ReadReport
 
 
 @dataclass
@@ -20,9 +21,13 @@ class ClickHuntResult:
     read: ClickRead
     detectors: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    reference: ReadReport | None = None
 
     def read_summary(self) -> dict[str, Any]:
-        return {**self.read.report.to_dict(), "log_kind": self.read.kind}
+        out = {**self.read.report.to_dict(), "log_kind": self.read.kind}
+        if self.reference is not None:
+            out["reference"] = self.reference.to_dict()
+        return out
 
     def document(self) -> dict[str, Any]:
         """The JSON document of ``mlhunt hunt`` (``command`` "hunt")."""
@@ -71,15 +76,19 @@ def to_finding(alert: GroupAlert, spec: ClickDetectorSpec) -> Finding:
 
 
 def hunt_events(
-    result: ClickRead, *, detectors: list[ClickDetector] | None = None
+    result: ClickRead,
+    *,
+    detectors: list[ClickDetector] | None = None,
+    known: frozenset[str] | None = None,
 ) -> ClickHuntResult:
-    """Run the detectors over events already read (:func:`~.readers.read`)."""
+    """Run the detectors over events already read (:func:`~.readers.read`); ``known``: the
+    accounts of a reference (see :func:`hunt`)."""
     dets = detectors if detectors is not None else load_detectors()
     found: list[Finding] = []
     errors: list[str] = []
     for det in dets:
         try:
-            found += [to_finding(a, det.spec) for a in det.groups(result.events)]
+            found += [to_finding(a, det.spec) for a in det.groups(result.events, known)]
         except Exception as exc:  # one detector's bug must not hide the others' findings
             errors.append(f"{det.spec.id}: {type(exc).__name__}: {exc}")
     found.sort(key=lambda f: (-f.severity.rank, f.rule_id, f.target))
@@ -91,10 +100,19 @@ def hunt(
     *,
     kind: str | None = None,
     params: dict[str, dict[str, Any]] | None = None,
+    reference: Any = None,
 ) -> ClickHuntResult:
     """Hunt clickstream events or recommender API logs (files, folders or globs) for shilling.
 
     ``kind``: ``"clickstream"`` or ``"recommender-api"`` (None: recognised by content);
-    ``params``: detector id -> parameter overrides.
+    ``params``: detector id -> parameter overrides; ``reference``: earlier clickstream events
+    (e.g. the week the model was trained on): an account is new when it is not in them, instead
+    of when it is first seen late in the log (needed for a log of a day or less).
     """
-    return hunt_events(read(paths, kind=kind), detectors=load_detectors(params))
+    if reference is None:
+        return hunt_events(read(paths, kind=kind), detectors=load_detectors(params))
+    ref = read(reference, kind=CLICKSTREAM)
+    known = frozenset(ref.events["user"].unique().to_pylist())
+    result = hunt_events(read(paths, kind=kind), detectors=load_detectors(params), known=known)
+    result.reference = ref.report
+    return result

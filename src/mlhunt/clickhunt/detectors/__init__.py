@@ -94,7 +94,9 @@ class ClickDetector:
     def p(self, name: str) -> float:
         return float(self.spec.params[name])
 
-    def groups(self, events: pa.Table) -> list[GroupAlert]:
+    def groups(self, events: pa.Table, known: frozenset[str] | None = None) -> list[GroupAlert]:
+        """Alerts over ``events``; ``known``: accounts seen in a reference (earlier events, the
+        data the model was trained on), which makes every other account new."""
         raise NotImplementedError
 
 

@@ -8,8 +8,10 @@ Three signals, each needed (the tests remove each one and see an honest group al
   row normalisation and a sparse product in blocks, so memory stays bounded), at least
   ``similarity``;
 * **one item**: for each item, the new accounts that touched it are linked by their
-  near-identical pairs and split into connected components (SciPy); a component of at least
-  ``min_group`` accounts is a group. A marketing burst shares the item but not the rest of the
+  near-identical pairs and split into connected components (SciPy), pruned to the members
+  alike to at least ``core_share`` of the others; the accounts within
+  ``centroid_similarity`` of the group's centroid join; a group of at least ``min_group``
+  accounts alerts. A marketing burst shares the item but not the rest of the
   sessions, so its accounts are not linked.
 
 A group found under several items (the filler items are shared too) is reported once, under the
@@ -35,11 +37,15 @@ _BLOCK = 512
 
 
 class ShillingDetector(ClickDetector):
-    def groups(self, events: pa.Table) -> list[GroupAlert]:
+    def groups(self, events: pa.Table, known: frozenset[str] | None = None) -> list[GroupAlert]:
         if events.num_rows == 0:
             return []
         m = _Matrix(events)
-        new = m.new_accounts(self.p("warmup_hours") * 3600.0, self.p("warmup_share"))
+        if known is not None:  # new: not in the reference
+            new = ~np.isin(m.users, np.array(sorted(known), dtype=str))
+            m.new_rule = f"not among the {len(known):,} accounts of the reference"
+        else:
+            new = m.new_accounts(self.p("warmup_hours") * 3600.0, self.p("warmup_share"))
         if not self.spec.params.get("new_only", True):  # every account compared (ablation)
             new = np.ones_like(new)
         per_user = np.diff(m.x.indptr)
@@ -51,22 +57,25 @@ class ShillingDetector(ClickDetector):
         if len(cand) < int(self.p("min_group")):
             return []
         adj, unit = _similar_pairs(m.weighted()[cand], self.p("similarity"))
-        found = self._groups(m, cand, adj, unit)
+        found = self._groups(m, cand, adj)
         out: list[GroupAlert] = []
         taken: set[int] = set()
         for conc, item, members in sorted(found, key=lambda g: (-g[0], g[1])):
             members = np.array([u for u in members if u not in taken], dtype=np.int64)
             if len(members) < int(self.p("min_group")):
                 continue
+            if m.weight_share(members, item) < self.p("min_weight_share"):
+                continue  # too small a part of the item's training data to move it
             taken.update(members.tolist())
-            out.append(self._alert(m, cand, unit, item, members, conc, skipped))
+            out.append(self._alert(m, cand, unit, item, members, float(conc), skipped))
         return out
 
     def _groups(
-        self, m: _Matrix, cand: np.ndarray, adj: Any, unit: Any
+        self, m: _Matrix, cand: np.ndarray, adj: Any
     ) -> list[tuple[float, int, np.ndarray]]:
         """(concentration, item, member accounts) of every group under every item."""
         from scipy.sparse.csgraph import connected_components
+        from sklearn.preprocessing import normalize
 
         min_group = int(self.p("min_group"))
         xc = m.x[cand].tocsc()
@@ -81,10 +90,13 @@ class ShillingDetector(ClickDetector):
                 core = _core(sub, np.flatnonzero(labels == comp), self.p("core_share"))
                 if len(core) < min_group:
                     continue
-                # the accounts under this item as close to the core's centroid as its members
-                centroid = np.asarray(unit[rows[core]].mean(axis=0)).ravel()
+                # the accounts under this item close to the core's centroid join it: plain item
+                # sets here (no rarity weights), so a copy that swapped two filler items for
+                # rarer ones still joins its group
+                plain = normalize(m.x[cand[rows]], norm="l2", axis=1)
+                centroid = np.asarray(plain[core].mean(axis=0)).ravel()
                 centroid /= np.linalg.norm(centroid) or 1.0
-                near = unit[rows] @ centroid >= self.p("centroid_similarity")
+                near = plain @ centroid >= self.p("centroid_similarity")
                 members = cand[rows[np.union1d(core, np.flatnonzero(near))]]
                 share = self._share(m, members, item)
                 if share >= self.p("item_share"):
@@ -111,7 +123,6 @@ class ShillingDetector(ClickDetector):
         names = sorted(m.users[members].tolist())
         rows = np.isin(m.uidx, members)
         on_item = rows & (m.iidx == item)
-        w_all = m.weight[m.iidx == item].sum()
         kinds = {k: int(((m.event == k) & on_item).sum()) for k in EVENT_WEIGHTS}
         sub = m.x[members]
         common = np.flatnonzero(
@@ -129,11 +140,11 @@ class ShillingDetector(ClickDetector):
             "min_similarity_linked": round(float(self.p("similarity")), 3),
             "item_accounts_total": int(np.diff(m.x.tocsc().indptr)[item]),
             "group_share_of_item_accounts": round(conc, 3),
-            "group_share_of_item_weight": round(float(m.weight[on_item].sum() / w_all), 3),
+            "group_share_of_item_weight": round(m.weight_share(members, item), 3),
             "group_events_on_item": kinds,
             "common_items": sorted(str(m.items[i]) for i in common),
             "accounts_first_seen": [_iso(m.first[members].min()), _iso(m.first[members].max())],
-            "new_after": _iso(m.new_after),
+            "new_accounts": m.new_rule,
             "source_ips": len(ips),
             "top_source_ips": top_ips,
             "window": [_iso(m.ts.min()), _iso(m.ts.max())],
@@ -179,7 +190,7 @@ class _Matrix:
         x.sum_duplicates()
         x.data[:] = 1.0
         self.x = x
-        self.new_after = float(self.ts.min())
+        self.new_rule = "every account"
 
     def weighted(self) -> Any:
         """The binary matrix with each item weighted by its rarity among all accounts (TF-IDF,
@@ -188,13 +199,21 @@ class _Matrix:
 
         return TfidfTransformer(norm=None, sublinear_tf=True).fit_transform(self.x).tocsr()
 
+    def weight_share(self, members: np.ndarray, item: int) -> float:
+        """The share of ``item``'s interaction weight (view 1, cart 3, purchase 5) that
+        ``members`` hold: how much of what the retrain learns about the item is theirs."""
+        on_item = self.iidx == item
+        total = float(self.weight[on_item].sum())
+        return float(self.weight[on_item & np.isin(self.uidx, members)].sum()) / total
+
     def new_accounts(self, warmup_s: float, share: float) -> np.ndarray:
         t0, t1 = float(self.ts.min()), float(self.ts.max())
         warm = min(warmup_s, share * (t1 - t0))
-        self.new_after = t0 + warm
         if warm <= 0:  # a log with no history before it: nobody can be told new
+            self.new_rule = "none (the log has no history)"
             return np.zeros(len(self.users), dtype=bool)
-        return self.first > self.new_after
+        self.new_rule = f"first seen after {_iso(t0 + warm)}"
+        return self.first > t0 + warm
 
 
 def _core(adj: Any, nodes: np.ndarray, share: float) -> np.ndarray:
