@@ -123,3 +123,13 @@ def test_simulated_day_is_labelled_and_deterministic(reco, tmp_path: Path) -> No
     assert all(labels["clients"][r.client_id] for r in recs)
     sweep = [r for r in recs if labels["roles"][r.client_id] == "reco-extraction"]
     assert all(len(r.output.scores or []) == 100 for r in sweep)
+    # The shilling hunt over this API log names the fake accounts, and no shopper or marketing
+    # account (the campaign's new accounts all touch one item too, with diverse sessions).
+    from mlhunt.clickhunt.api import hunt
+
+    found = [f for f in hunt([a.logs_path]).findings if f.rule_id == "MLH-HUNT-SHILLING"]
+    assert len(found) == 1, [f.title for f in found]
+    named = {acc.removeprefix("client:") for acc in found[0].evidence["accounts"]}
+    fakes = {c for c, role in roles.items() if role == "shilling"}
+    assert named == fakes
+    assert labels["attacks"]["shilling"]["target"] in found[0].evidence["common_items"]

@@ -106,14 +106,16 @@ def _plan(loaded: Any, seed: int, scale: float) -> _World:
     target = items[int(np.argsort(pop, kind="stable")[len(items) // 4])]
     filler = [items[int(i)] for i in np.argsort(-pop, kind="stable")[:6]]
     proxies = [w.ip("203") for _ in range(4)]
-    start = 2 * 3600.0
+    # The accounts are created in the afternoon (new in the day's log) and each first sends the
+    # planted session, then checks its own carousel or sends the session again.
+    start = 15 * 3600.0
     n_fake = round(40 * scale)
     for j in range(n_fake):
         cid = f"app-{clickgen.user_name(clickgen.SHILLING_FIRST_USER + j)}"
         w.clients[cid] = ("shilling", "shilling")
-        for t in w.times(1 + int(rng.integers(0, 3)), start, 3 * 3600.0):
+        for n, t in enumerate(w.times(1 + int(rng.integers(0, 3)), start, 3 * 3600.0)):
             ip = proxies[int(rng.integers(len(proxies)))]
-            if rng.random() < 0.5:
+            if n > 0 and rng.random() < 0.5:
                 w.requests.append(_Request(float(t), cid, ip, user=cid.removeprefix("app-")))
             else:
                 w.requests.append(_Request(float(t), cid, ip, items=[*filler, target]))
