@@ -29,9 +29,16 @@ def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
         doc = json.loads((out / name / "run.json").read_text())
         assert doc["command"] == "run" and doc["summary"]["by_validation"]
         assert (out / name / "report.html").stat().st_size > 10_000
-    for name in SCENARIOS[1:]:  # the model-bearing ones: traffic went through the live API
+    for name in SCENARIOS:  # every one has a model: traffic went through the live API
         assert (out / name / "traffic" / "api-log.jsonl").stat().st_size > 0
         doc = json.loads((out / name / "run.json").read_text())
         sources = {f["source"] for f in doc["findings"]}
         assert {"model", "assess", "hunt", "scan"} <= sources, name
         assert doc["summary"]["by_validation"]["validated"] >= 1, name
+    # The recommender's own attacks ran against it (Spark-built features, live /recommend API).
+    doc = json.loads((out / "clickstream-recommender" / "run.json").read_text())
+    verdicts = {
+        f["rule_id"]: f["evidence"]["verdict"] for f in doc["findings"] if f["source"] == "assess"
+    }
+    for attack in ("RECO-SHILLING", "RECO-MEMBERSHIP", "RECO-EXTRACTION"):
+        assert verdicts[f"MLH-ASSESS-{attack}"] == "validated", verdicts

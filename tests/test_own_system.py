@@ -57,7 +57,9 @@ def test_init_scenario_in_an_empty_folder_writes_what_run_needs(tmp_path: Path) 
     assert again.returncode == 0 and "kept" in again.stderr
 
 
-@pytest.mark.parametrize("scenario", ["loan-approval", "image-moderation", "fraud-detection"])
+@pytest.mark.parametrize(
+    "scenario", ["loan-approval", "image-moderation", "fraud-detection", "clickstream-recommender"]
+)
 def test_scenario_templates_match_the_examples(scenario: str) -> None:
     """The packaged starter files are the examples' (so they cannot drift apart)."""
     from mlhunt.run.init import template_files

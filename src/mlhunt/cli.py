@@ -451,7 +451,10 @@ def harden(
     ] = None,
     scenario: Annotated[
         str | None,
-        typer.Option(help="Built-in scenario: loan-approval, image-moderation, fraud-detection."),
+        typer.Option(
+            help="Built-in scenario: loan-approval, image-moderation, fraud-detection, "
+            "clickstream-recommender."
+        ),
     ] = None,
     mitigation: Annotated[
         list[str] | None,

@@ -77,8 +77,8 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
 ScenarioArg = Annotated[
     str,
     typer.Argument(
-        help="Built-in scenario: loan-approval, image-moderation, fraud-detection "
-        "(simulate: also llm-helpdesk)."
+        help="Built-in scenario: loan-approval, image-moderation, fraud-detection, "
+        "clickstream-recommender (simulate: also llm-helpdesk)."
     ),
 ]
 ListOpt = Annotated[

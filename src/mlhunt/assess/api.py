@@ -108,6 +108,14 @@ def _scenario(opts: TargetOptions) -> Iterator[tuple[Target, AssessData]]:
     assert opts.scenario is not None
     get(opts.scenario)  # unknown name: one clear line before any work
     _built, loaded = ensure_built(opts.scenario, seed=opts.scenario_seed)
+    if loaded.spec.kind == "recommender":  # top-k lists, not probabilities: its own target
+        from mlhunt.assess.recommender import open_recommender
+
+        with open_recommender(
+            loaded, in_process=opts.in_process, seed=opts.seed, log_dir=opts.log_dir
+        ) as pair:
+            yield pair
+        return
     data = scenario_data(loaded, seed=opts.seed)
     if opts.in_process:
         yield ScenarioTarget(loaded), data

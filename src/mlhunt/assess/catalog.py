@@ -80,7 +80,7 @@ class AttackSpec(_Strict):
     title: str
     kind: AttackKind
     description: str = Field(min_length=20, description="What it does and what a result means.")
-    applies_to: list[str] = Field(description="Input kinds: tabular, image.")
+    applies_to: list[str] = Field(description="Input kinds: tabular, image, recommender.")
     requires: list[Requirement] = Field(default_factory=list)
     black_box: bool = Field(description="True when it only uses predict_proba (query-charged).")
     cost: int = Field(ge=1, le=5, description="1 cheap .. 5 expensive: the runner's order.")
@@ -125,8 +125,10 @@ def _check(spec: AttackSpec, taxonomy: dict[str, dict[str, Any]]) -> None:
             if v not in taxonomy.get(key, {}):
                 raise CatalogError(f"{key}: unknown id {v!r}")
     for kind in spec.applies_to:
-        if kind not in ("tabular", "image"):
-            raise CatalogError(f"applies_to: unknown input kind {kind!r} (tabular, image)")
+        if kind not in ("tabular", "image", "recommender"):
+            raise CatalogError(
+                f"applies_to: unknown input kind {kind!r} (tabular, image, recommender)"
+            )
     for rule_id in spec.validates:
         if not rule_id.startswith("MLH-ML-"):
             raise CatalogError(f"validates: {rule_id!r} is not an ML threat rule id")

@@ -144,6 +144,8 @@ def harden(
             )
     if not chosen:
         chosen = [m for m in catalog if scenario in m.spec.applies_to]
+    if not chosen:
+        raise InputError(f"no mitigation in the catalog applies to {scenario}")
     _built, loaded = ensure_built(scenario, seed=scenario_seed)
     data = scenario_data(loaded, seed=seed)
     root = out_dir or Path(".mlhunt-harden") / slug(loaded.model_name)

@@ -37,6 +37,7 @@ SCENARIO_ELEMENT: dict[str, str | None] = {
     "loan-approval": "prediction-api",
     "image-moderation": "moderation-inference",
     "fraud-detection": None,
+    "clickstream-recommender": None,
 }
 
 # The system description `init` writes without a scenario: one model API behind an API key,

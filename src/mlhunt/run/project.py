@@ -33,7 +33,7 @@ class TargetConfig(_Strict):
     scenario: str | None = Field(
         None,
         description="Built-in scenario to use as the target (loan-approval, "
-        "image-moderation, fraud-detection).",
+        "image-moderation, fraud-detection, clickstream-recommender).",
     )
     kind: Literal["sklearn", "torch", "callable", "http"] | None = Field(
         None, description="Target kind when not a scenario."

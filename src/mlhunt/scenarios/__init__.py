@@ -21,6 +21,7 @@ _REGISTRY: dict[str, str] = {
     "loan-approval": "mlhunt.scenarios.loan:LoanApproval",
     "image-moderation": "mlhunt.scenarios.image:ImageModeration",
     "fraud-detection": "mlhunt.scenarios.fraud:FraudDetection",
+    "clickstream-recommender": "mlhunt.scenarios.clickstream:ClickstreamRecommender",
 }
 
 

@@ -30,9 +30,11 @@ class InputSpec:
     Tabular: one entry per feature in ``names`` with bounds, whether it is an integer, and
     whether an attacker can change it (immutable features, such as age or card country, are never
     perturbed by attacks). Images: ``shape`` is (channels, height, width), values in [0, 1].
+    Recommenders: ``names`` are the components of the logged user vector (the input is a user or
+    a session, not a feature vector; classifier attacks never apply).
     """
 
-    kind: Literal["tabular", "image"]
+    kind: Literal["tabular", "image", "recommender"]
     names: tuple[str, ...] = ()
     lower: tuple[float, ...] = ()
     upper: tuple[float, ...] = ()
@@ -42,7 +44,7 @@ class InputSpec:
 
     @property
     def size(self) -> int:
-        return len(self.names) if self.kind == "tabular" else int(np.prod(self.shape))
+        return int(np.prod(self.shape)) if self.kind == "image" else len(self.names)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}

@@ -123,7 +123,18 @@ def create_app(
     trust_forwarded: bool = False,
 ) -> FastAPI:
     """The prediction API. ``trust_forwarded`` takes the caller address from X-Forwarded-For
-    (only behind a trusted proxy, or for the simulator on loopback)."""
+    (only behind a trusted proxy, or for the simulator on loopback). A recommender scenario
+    gets its own API (:mod:`mlhunt.scenarios.reco_server`), with the same keys and log."""
+    if loaded.spec.kind == "recommender":
+        from mlhunt.scenarios.reco_server import create_recommender_app
+
+        return create_recommender_app(
+            loaded,  # type: ignore[arg-type]
+            keys=keys,
+            log_path=log_path,
+            expose_scores=expose_scores,
+            trust_forwarded=trust_forwarded,
+        )
     writer = JsonlLogWriter(log_path) if log_path is not None else None
 
     @asynccontextmanager

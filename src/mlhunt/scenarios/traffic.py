@@ -811,6 +811,22 @@ def simulate(
     if live_url is not None:
         check_live_url(live_url)
     kind = loaded.spec.kind
+    if kind == "recommender":  # top-k lists for users and sessions: its own day of traffic
+        from mlhunt.scenarios.reco_traffic import simulate_recommender
+
+        result = simulate_recommender(
+            loaded,
+            Path(out_dir),
+            seed=int(seed),
+            live_url=live_url,
+            api_key_prefix=api_key_prefix,
+            scale=float(scale),
+            progress=progress,
+            live_max_requests=live_max_requests,
+            day=BASE_DATE,
+        )
+        progress(f"wrote {result.logs_path} and {result.labels_path}")
+        return result  # type: ignore[no-any-return]
     if kind not in ("tabular", "image"):
         raise InputError(f"scenario {loaded.name!r}: unsupported input kind {kind!r}")
     out_dir = Path(out_dir)
