@@ -22,6 +22,7 @@ from typing import Any
 from mlhunt import __version__
 from mlhunt.errors import InputError
 from mlhunt.findings import summarize
+from mlhunt.run.deploy_links import clean_checks, owned_files, touching
 from mlhunt.run.project import LogConfig, Project, ScanConfig, TargetConfig
 from mlhunt.run.validation import EvidenceSet, link, scan_evidence
 
@@ -75,6 +76,16 @@ def check_elements(project: Project, model_doc: dict[str, Any]) -> None:
         for i, item in enumerate(items)
         if item.element is not None and item.element not in ids
     ]
+    problems += [
+        InputError(
+            f"unknown element {eid!r} (the system has: {', '.join(sorted(ids))})",
+            file=project.file,
+            field=f"scan[{i}].owners.{pattern}",
+        )
+        for i, cfg in enumerate(project.scan)
+        for pattern, eid in cfg.owners.items()
+        if eid not in ids
+    ]
     if problems:
         raise InputError.collect(problems)
 
@@ -114,7 +125,7 @@ def run_scan(project: Project, cfg: ScanConfig) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _live_api(scenario: str, log_path: Path, seed: int) -> Iterator[tuple[Any, str]]:
+def live_api(scenario: str, log_path: Path, seed: int) -> Iterator[tuple[Any, str]]:
     """The scenario's REST API on 127.0.0.1 with practice-range keys (``sim-<client>``) and
     X-Forwarded-For trusted, so simulated clients and addresses reach the logs as sent."""
     from mlhunt.scenarios import ensure_built
@@ -138,7 +149,7 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
         path = project.resolve(project.output) / path
     out = path.parent
     out.mkdir(parents=True, exist_ok=True)
-    with _live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
+    with live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
         result = simulate(
             loaded, out, seed=project.seed, live_url=base, scale=cfg.scale, progress=progress
         )
@@ -236,6 +247,19 @@ def run_assess(
     return doc
 
 
+def run_model(
+    project: Project, cfg: TargetConfig, model_doc: dict[str, Any], out: Path, progress: Progress
+) -> dict[str, Any]:
+    """The attacks on one model, then the load test of its live API where the threat model
+    says it can be denied service (:mod:`mlhunt.run.load_part`): one assess document."""
+    from mlhunt.run.load_part import load_test_part, wants_load_test
+
+    doc = run_assess(project, cfg, model_doc, out, progress)
+    if wants_load_test(cfg, ml_threats(model_doc, cfg.element)):
+        doc["findings"] = [*doc["findings"], load_test_part(project, cfg, out, progress)]
+    return doc
+
+
 def _relative(path: Path, base: Path) -> str:
     try:
         return str(path.resolve().relative_to(base.resolve()))
@@ -273,6 +297,7 @@ def run_project(
     def elements(e: str | None) -> frozenset[str]:
         return frozenset({e}) if e else frozenset()
 
+    owners = [owned_files(project, cfg) for cfg in project.scan]  # a typo fails before work
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlhunt-run")
     try:
         scans: list[tuple[ScanConfig, Future[dict[str, Any]]]] = []
@@ -307,7 +332,7 @@ def run_project(
                 [tcfg.model_dump(mode="json"), project.thresholds],
                 _inputs(project, tcfg.path, tcfg.spec, tcfg.data, tcfg.http_config),
             )
-            fn = functools.partial(run_assess, project, tcfg, model_doc, out, progress)
+            fn = functools.partial(run_model, project, tcfg, model_doc, out, progress)
             doc = store.part("assess", i, key, fn)
             parts["assess"].append(doc)
             evidence.append(EvidenceSet("assess", doc["findings"], elements(tcfg.element)))
@@ -315,13 +340,20 @@ def run_project(
             doc = fut.result()
             parts["hunt"].append(doc)
             evidence.append(EvidenceSet("hunt", doc["findings"], elements(lcfg.element)))
-        for scfg, sfut in scans:
+        for (scfg, sfut), owned in zip(scans, owners, strict=True):
             doc = sfut.result()
-            parts["scan"].append(doc)
-            sets, loose = scan_evidence(
-                doc["findings"], scfg.element, artifact_paths(project, model_doc)
+            declared = artifact_paths(project, model_doc)
+            for eid, files in owned.items():
+                declared[eid] = [*declared.get(eid, []), *map(str, files)]
+            sets, loose = scan_evidence(doc["findings"], scfg.element, declared)
+            # an element's manifest speaks for the flows that start or end there too
+            evidence.extend(
+                EvidenceSet(s.source, s.findings, s.elements | touching(model_doc, s.elements))
+                for s in sets
             )
-            evidence.extend(sets)
+            clean = clean_checks(model_doc, owned, doc["findings"], doc.get("skipped") or [])
+            evidence.extend(EvidenceSet("scan", [f], scope) for f, scope in clean)
+            parts["scan"].append({**doc, "findings": [*doc["findings"], *(f for f, _ in clean)]})
             if loose:
                 progress(
                     f"scan {scfg.path}: {len(loose)} finding(s) on files no element declares "

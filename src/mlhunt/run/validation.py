@@ -95,7 +95,7 @@ def _holds(declared: str, target: str) -> bool:
 
 
 @functools.cache
-def _scan_links() -> tuple[tuple[str, tuple[str, ...]], ...]:
+def scan_links() -> tuple[tuple[str, tuple[str, ...]], ...]:
     path = Path(str(resources.files("mlhunt.run") / "scan_links.yaml"))
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return tuple((k, tuple(v)) for k, v in data.items())
@@ -103,7 +103,7 @@ def _scan_links() -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def _scan_threats(rule_id: str) -> tuple[str, ...]:
     out: list[str] = []
-    for key, threats in _scan_links():
+    for key, threats in scan_links():
         if rule_id == key or (key.endswith("*") and rule_id.startswith(key[:-1])):
             out.extend(t for t in threats if t not in out)
     return tuple(out)
@@ -131,7 +131,11 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
             for rule in evidence.get("addresses") or ():
                 yield rule, status, f
         elif ev.source == "scan":
-            if f.get("status", "open") == "false-positive" or f.get("severity") == "info":
+            if f.get("status", "open") == "false-positive":
+                continue
+            for rule in evidence.get("refutes") or ():  # manifests checked clean (deploy_links)
+                yield rule, "refuted", f
+            if f.get("severity") == "info":
                 continue
             for rule in _scan_threats(str(f.get("rule_id", ""))):
                 yield rule, "validated", f
@@ -174,7 +178,8 @@ def _applies(ev: EvidenceSet, targets: set[str]) -> bool:
 # How the reason line names each kind of claim: (status, source) -> words.
 _NAMES = {
     ("validated", "assess"): "an attack succeeded",
-    ("validated", "scan"): "a scan found it in this element's own artifacts",
+    ("validated", "scan"): "a scan found it in this element's own artifacts or manifests",
+    ("refuted", "scan"): "this element's deployment manifests were checked clean of it",
     ("observed", "hunt"): "seen in production logs",
     ("refuted", "assess"): "the attacks failed",
     ("mitigated", "harden"): "a mitigation was proven by harden",

@@ -1,0 +1,150 @@
+"""Deployment manifests as evidence: which element owns which manifest, and the threats a
+manifest checked clean refutes.
+
+The project's ``scan[].owners`` names the element each manifest deploys. A Rego or secrets
+finding on an owned file is that element's evidence (``scan_links.yaml`` says which threats a
+rule proves), and also evidence for the flows that start or end at the element: no mTLS on
+the prediction API's namespace is clear text on its flows. A threat that some manifest rules
+test (``MLH-K8S-*``, ``MLH-SECRET-*`` keys of ``scan_links.yaml``) is *refuted* on an element
+whose owned manifests were all checked and none of those rules fired: one info finding per
+element (rule ``MLH-SCAN-DEPLOY-CLEAN``) names the files, the threats and the rules checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlhunt.errors import InputError
+from mlhunt.findings import Finding, Severity
+from mlhunt.run.project import Project, ScanConfig
+from mlhunt.run.validation import scan_links
+
+CLEAN_RULE = "MLH-SCAN-DEPLOY-CLEAN"
+MANIFEST_RULES = ("MLH-K8S-", "MLH-SECRET-")
+# A file that one of these touched was not checked in full: it refutes nothing.
+_UNCHECKED = ("MLH-K8S-POLICY-ERROR", "MLH-SCAN-LIMIT")
+
+
+def deploy_rules(threat: str) -> tuple[str, ...]:
+    """The manifest rules (ids, or prefixes ending in ``*``) that test ``threat``."""
+    return tuple(
+        key
+        for key, threats in scan_links()
+        if threat in threats and key.startswith(MANIFEST_RULES) and key != "MLH-K8S-POLICY-ERROR"
+    )
+
+
+def _matches(rule_id: str, keys: Iterable[str]) -> bool:
+    return any(rule_id == k or (k.endswith("*") and rule_id.startswith(k[:-1])) for k in keys)
+
+
+def owned_files(project: Project, cfg: ScanConfig) -> dict[str, list[Path]]:
+    """Element id -> the files under the scan path its ``owners`` entries name (paths or globs
+    relative to the scan path). A pattern matching no file is an error: a typo would otherwise
+    drop the element's evidence without a word."""
+    root = project.resolve(cfg.path).resolve()
+    out: dict[str, list[Path]] = {}
+    for pattern, element in cfg.owners.items():
+        base = root if root.is_dir() else root.parent
+        found = sorted(p for p in base.glob(pattern) if p.is_file())
+        if root.is_file():
+            found = [p for p in found if p == root]
+        if not found:
+            raise InputError(
+                f"owners: {pattern!r} matches no file under {root}",
+                file=project.file,
+                field="scan.owners",
+            )
+        out.setdefault(element, [])
+        out[element] += [p for p in found if p not in out[element]]
+    return out
+
+
+def touching(model_doc: dict[str, Any], elements: Iterable[str]) -> frozenset[str]:
+    """The flows that start or end at any of ``elements``."""
+    wanted = set(elements)
+    return frozenset(
+        str(f["id"])
+        for f in model_doc.get("flows", [])
+        if f.get("source") in wanted or f.get("target") in wanted
+    )
+
+
+def _file_of(finding: dict[str, Any]) -> Path:
+    return Path(str(finding.get("target", "")).split("#", 1)[0].split("!", 1)[0]).resolve()
+
+
+def clean_checks(
+    model_doc: dict[str, Any],
+    owned: dict[str, list[Path]],
+    findings: Sequence[dict[str, Any]],
+    skipped: Sequence[str] = (),
+) -> list[tuple[dict[str, Any], frozenset[str]]]:
+    """(clean-check finding, elements and flows it speaks to) per owner element whose
+    manifests were checked clean of some threat's rules; only threats the model found there."""
+    from mlhunt.scan.manifests import is_manifest
+
+    out: list[tuple[dict[str, Any], frozenset[str]]] = []
+    for element, files in owned.items():
+        manifests = [f for f in files if is_manifest(f)]
+        if not manifests:
+            continue
+        names = {p.resolve() for p in manifests}
+        on_files = [f for f in findings if _file_of(f) in names]
+        unchecked = any(str(f.get("rule_id", "")).startswith(_UNCHECKED) for f in on_files)
+        if unchecked or any(s.split(":", 1)[0] in {str(n) for n in names} for s in skipped):
+            continue
+        scope = frozenset({element}) | touching(model_doc, [element])
+        threats = sorted(
+            {
+                str(t["rule_id"])
+                for t in model_doc["findings"]
+                if set(t.get("affected") or [t["target"]]) & scope
+            }
+        )
+        checked: dict[str, list[str]] = {}
+        for threat in threats:
+            rules = deploy_rules(threat)
+            fired = [
+                f
+                for f in on_files
+                if _matches(str(f.get("rule_id", "")), rules)
+                and f.get("status", "open") != "false-positive"
+                and f.get("severity") != "info"
+            ]
+            if rules and not fired:
+                checked[threat] = list(rules)
+        if checked:
+            out.append((_clean_finding(element, manifests, checked), scope))
+    return out
+
+
+def _clean_finding(
+    element: str, files: list[Path], checked: dict[str, list[str]]
+) -> dict[str, Any]:
+    digest = hashlib.sha256(
+        "\0".join([element, *sorted(map(str, files))]).encode("utf-8")
+    ).hexdigest()[:16]
+    summary = f"{len(files)} manifest(s) of {element} checked clean of " + "; ".join(
+        f"{t} ({', '.join(r)})" for t, r in checked.items()
+    )
+    return Finding(
+        id=f"{CLEAN_RULE}@{digest}",
+        rule_id=CLEAN_RULE,
+        title=f"Deployment of {element} checked clean",
+        severity=Severity.INFO,
+        source="scan",
+        target=str(files[0]),
+        description="Every policy and secrets check that tests these threats ran on the "
+        "element's manifests and none fired: " + summary,
+        evidence={
+            "summary": summary,
+            "element": element,
+            "files": [str(f) for f in files],
+            "refutes": list(checked),
+            "checked_rules": checked,
+        },
+    ).to_dict()
