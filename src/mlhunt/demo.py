@@ -66,6 +66,7 @@ def run_demo(
     """Run every scenario's project (or ``only`` one); return the files written."""
     from mlhunt._io import write_atomic
     from mlhunt.report.run_index import render_run_index
+    from mlhunt.report.run_view import evidence_line
     from mlhunt.run.api import run_project, write_outputs
 
     found = scenarios(examples)
@@ -89,6 +90,8 @@ def run_demo(
         runs.append((result.document, f"{name}/report.html"))
         by = result.document["summary"].get("by_validation", {})
         step("verdicts: " + ", ".join(f"{v} {k}" for k, v in by.items() if v))
+        if line := evidence_line(result.document["summary"]):
+            step(line)
         report = next((f for f in files if f.name == "report.html"), None)
         if report is not None:  # open it now: the other scenarios take minutes more
             step(f"report: {report}")

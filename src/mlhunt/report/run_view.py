@@ -406,3 +406,14 @@ def baseline_mark(doc: dict[str, Any]) -> dict[str, str]:
         for fid in base.get(key) or []:
             out[text(fid)] = key
     return out
+
+
+def evidence_line(summary: dict[str, Any]) -> str:
+    """'ML threats with evidence: 9 of 11 (82%)' for the run summary ('' when none)."""
+    m = summary.get("ml_evidence") if isinstance(summary, dict) else None
+    if not isinstance(m, dict) or not m.get("threats"):
+        return ""
+    return (
+        f"ML threats with evidence: {m['with_evidence']} of {m['threats']} "
+        f"({m['with_evidence'] / m['threats']:.0%})"
+    )

@@ -22,6 +22,7 @@ from typing import Any
 from mlhunt import __version__
 from mlhunt.errors import InputError
 from mlhunt.findings import summarize
+from mlhunt.run.coverage import annotate_untested
 from mlhunt.run.deploy_links import clean_checks, owned_files, touching
 from mlhunt.run.project import LogConfig, Project, ScanConfig, TargetConfig
 from mlhunt.run.validation import EvidenceSet, link, scan_evidence
@@ -370,6 +371,7 @@ def run_project(
         parts["harden"], proofs = harden_part(project, out, progress)
         evidence.extend(proofs)
     linked = link(copy.deepcopy(model_doc), evidence)
+    annotate_untested(linked, [m.scenario for m in project.models if m.scenario])
     result = RunResult(_document(project, linked, parts, out), out, parts)
     if store.reused:
         result.document["resumed"] = sorted(store.reused)
