@@ -23,9 +23,9 @@ from mlhunt import __version__
 from mlhunt.errors import InputError
 from mlhunt.findings import summarize
 from mlhunt.run.coverage import annotate_untested
-from mlhunt.run.deploy_links import clean_checks, owned_files, touching
+from mlhunt.run.deploy_links import owned_files, scan_part_evidence
 from mlhunt.run.project import LogConfig, Project, ScanConfig, TargetConfig
-from mlhunt.run.validation import EvidenceSet, link, scan_evidence
+from mlhunt.run.validation import EvidenceSet, link
 
 Progress = Callable[[str], None]
 
@@ -344,21 +344,13 @@ def run_project(
         for (scfg, sfut), owned in zip(scans, owners, strict=True):
             doc = sfut.result()
             declared = artifact_paths(project, model_doc)
-            for eid, files in owned.items():
-                declared[eid] = [*declared.get(eid, []), *map(str, files)]
-            sets, loose = scan_evidence(doc["findings"], scfg.element, declared)
-            # an element's manifest speaks for the flows that start or end there too
-            evidence.extend(
-                EvidenceSet(s.source, s.findings, s.elements | touching(model_doc, s.elements))
-                for s in sets
-            )
-            clean = clean_checks(model_doc, owned, doc["findings"], doc.get("skipped") or [])
-            evidence.extend(EvidenceSet("scan", [f], scope) for f, scope in clean)
-            parts["scan"].append({**doc, "findings": [*doc["findings"], *(f for f, _ in clean)]})
+            doc, sets, loose = scan_part_evidence(model_doc, scfg.element, doc, owned, declared)
+            parts["scan"].append(doc)
+            evidence.extend(sets)
             if loose:
                 progress(
                     f"scan {scfg.path}: {len(loose)} finding(s) on files no element declares "
-                    "(set scan[].element): reported, linked to no threat"
+                    "(set scan[].element or owners): reported, linked to no threat"
                 )
     except BaseException:
         # Ctrl-C or a failed part: start nothing new (what finished is already saved).

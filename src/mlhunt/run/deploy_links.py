@@ -20,7 +20,7 @@ from typing import Any
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity
 from mlhunt.run.project import Project, ScanConfig
-from mlhunt.run.validation import scan_links
+from mlhunt.run.validation import EvidenceSet, scan_evidence, scan_links
 
 CLEAN_RULE = "MLH-SCAN-DEPLOY-CLEAN"
 MANIFEST_RULES = ("MLH-K8S-", "MLH-SECRET-")
@@ -148,3 +148,27 @@ def _clean_finding(
             "checked_rules": checked,
         },
     ).to_dict()
+
+
+def scan_part_evidence(
+    model_doc: dict[str, Any],
+    element: str | None,
+    doc: dict[str, Any],
+    owned: dict[str, list[Path]],
+    declared: dict[str, list[str]],
+) -> tuple[dict[str, Any], list[EvidenceSet], list[dict[str, Any]]]:
+    """A scan document as evidence: (the document with its clean-check findings added, the
+    evidence sets, the findings tied to no element). ``declared``: the system's artifact
+    paths per element; ``owned``: the scan entry's owners."""
+    paths = {k: list(v) for k, v in declared.items()}
+    for eid, files in owned.items():
+        paths[eid] = [*paths.get(eid, []), *map(str, files)]
+    sets, loose = scan_evidence(doc["findings"], element, paths)
+    # an element's manifest speaks for the flows that start or end there too
+    out = [
+        EvidenceSet(s.source, s.findings, s.elements | touching(model_doc, s.elements))
+        for s in sets
+    ]
+    clean = clean_checks(model_doc, owned, doc["findings"], doc.get("skipped") or [])
+    out += [EvidenceSet("scan", [f], scope) for f, scope in clean]
+    return {**doc, "findings": [*doc["findings"], *(f for f, _ in clean)]}, out, loose
