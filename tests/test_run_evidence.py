@@ -77,6 +77,8 @@ def test_manifest_findings_validate_the_owners_deployment_threats(
     assert "MLH-K8S-MTLS-MISSING" in _evidence_rules(
         doc, "MLH-STRIDE-I-FLOW-CLEARTEXT", "pred-logs"
     )
+    # ... and nothing protects the integrity of the predictions on it
+    assert _on(doc, "MLH-ML-OUTPUT-INTEGRITY", "pred-logs") == "validated"
     # the dashboard's database password in its ConfigMap -> credentials on its database flow
     assert _on(doc, "MLH-STRIDE-I-STORE-CREDENTIALS", "dashboard-db") == "validated"
     # an unpinned model URI in the API's manifest -> model supply chain, on that element only
@@ -91,6 +93,7 @@ def test_manifests_checked_clean_refute_them(deploy_runs: dict[str, dict[str, An
         ("MLH-STRIDE-I-FLOW-CLEARTEXT", "pred-logs"),
         ("MLH-STRIDE-I-STORE-CREDENTIALS", "dashboard-db"),
         ("MLH-ML-SUPPLY-CHAIN-MODEL", "prediction-api"),
+        ("MLH-ML-OUTPUT-INTEGRITY", "pred-logs"),
     ):
         assert _on(doc, rule, target) == "refuted", rule
         assert _evidence_rules(doc, rule, target) == {"MLH-SCAN-DEPLOY-CLEAN"}, rule
@@ -163,8 +166,8 @@ def test_run_summary_and_reports_carry_the_count(deploy_runs: dict[str, dict[str
     doc = deploy_runs["deploy"]
     m = doc["summary"]["ml_evidence"]
     assert m == ml_evidence(doc["findings"])
-    assert m["with_evidence"] == 1  # the supply chain, from the API's manifest
-    line = f"ML threats with evidence: 1 of {m['threats']}"
+    assert m["with_evidence"] == 2  # supply chain and output integrity, from the manifests
+    line = f"ML threats with evidence: 2 of {m['threats']}"
     assert line in render(doc, "markdown") and line in render(doc, "html")
 
 
