@@ -97,6 +97,10 @@ def test_manifests_checked_clean_refute_them(deploy_runs: dict[str, dict[str, An
     ):
         assert _on(doc, rule, target) == "refuted", rule
         assert _evidence_rules(doc, rule, target) == {"MLH-SCAN-DEPLOY-CLEAN"}, rule
+    # the reports quote what was checked, not "a scan found"
+    md = render(doc, "markdown")
+    assert "Deployment of analyst-notebook checked clean: " in md
+    assert "a scan found: Deployment of" not in md
     # a flow none of whose ends owns a manifest stays untested
     assert _on(doc, "MLH-STRIDE-I-STORE-CREDENTIALS", "store-application") == "untested"
 

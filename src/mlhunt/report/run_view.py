@@ -162,6 +162,8 @@ def headline(f: dict[str, Any]) -> str:
         if ev.get("score") is not None:
             s += f" (score {num(ev['score'])})"
         return s
+    if src == "scan" and ev.get("refutes"):  # manifests checked clean (run.deploy_links)
+        return f"{text(f.get('title'))}: {text(ev.get('summary'))}"
     line = f":{text(ev['line'])}" if ev.get("line") is not None else ""
     found = f"{text(f.get('title'))} in {text(f.get('target'))}{line}"
     return f"a scan found: {found}" if src == "scan" else found
