@@ -223,3 +223,14 @@ def test_request_bodies_follow_the_scenario_api(tmp_path: Path) -> None:
         bodies = request_bodies(loaded, 3, np.random.default_rng(0))
         r = httpx.post(base + bodies[0][0], json=bodies[0][1], headers={"X-API-Key": "sim-t"})
     assert r.status_code == 200 and len(bodies) == 3
+
+
+@pytest.mark.parametrize("scenario", ["loan-approval", "image-moderation", "fraud-detection"])
+def test_init_starter_names_the_examples_manifest_owners(scenario: str) -> None:
+    """`mlhunt init --scenario` ties the manifests to the same elements as the example."""
+    import yaml
+
+    from mlhunt.run.init import starter
+
+    example = load_project(EXAMPLES / scenario / "mlhunt.yaml").scan[0].owners
+    assert yaml.safe_load(starter(scenario=scenario))["scan"][0]["owners"] == example
