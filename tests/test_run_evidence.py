@@ -173,6 +173,9 @@ def test_run_summary_and_reports_carry_the_count(deploy_runs: dict[str, dict[str
     assert m["with_evidence"] == 2  # supply chain and output integrity, from the manifests
     line = f"ML threats with evidence: 2 of {m['threats']}"
     assert line in render(doc, "markdown") and line in render(doc, "html")
+    from mlhunt.report.run_index import render_run_index
+
+    assert line in render_run_index([(doc, "loan-approval/report.html")])
 
 
 # ------------------------------------------------------------------------------------ load test
