@@ -26,8 +26,9 @@ class LoadTestConfig(_Strict):
     """The bounded load test of a scenario's live API on 127.0.0.1 (denial-of-service evidence).
 
     The defaults are a rate far below what the practice-range APIs serve on two busy cores (a
-    few hundred requests per second) and a generous SLO: the verdict does not depend on how
-    busy the machine is. Declare your own service's peak rate and SLO here."""
+    few hundred requests per second) and a generous SLO (docs/run.md states the margin): the
+    verdict does not depend on how busy the machine is. Declare your own service's peak rate
+    and SLO here."""
 
     enabled: bool = Field(
         True,
@@ -38,7 +39,7 @@ class LoadTestConfig(_Strict):
     requests: int = Field(200, ge=1, le=10_000, description="Requests to send in all.")
     concurrency: int = Field(4, ge=1, le=64, description="Concurrent connections.")
     slo_p99_ms: float = Field(
-        1000.0, gt=0, description="SLO: 99th-percentile latency (ms) from each request's due time."
+        2000.0, gt=0, description="SLO: 99th-percentile latency (ms) from each request's due time."
     )
     slo_error_rate: float = Field(
         0.01, ge=0, le=1, description="SLO: share of requests allowed to fail."
