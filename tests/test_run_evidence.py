@@ -204,8 +204,8 @@ def test_load_test_links_to_denial_of_service(tmp_path: Path) -> None:
     cfg = project.models[0]
     assert wants_load_test(cfg, {DOS})
     cfg.load_test.requests, cfg.load_test.rate = 30, 30.0
-    # 1 s per answer: a loan answer on loopback takes milliseconds even on a busy machine
-    cfg.load_test.slo_p99_ms = 1000.0
+    # 5 s: a loan answer on loopback took at most 280 ms on a 2-core machine shared by 8 runs
+    cfg.load_test.slo_p99_ms = 5000.0
     met = load_test_part(project, cfg, tmp_path, lambda _m: None)
     cfg.load_test.slo_p99_ms = 1e-6  # below any round trip
     breached = load_test_part(project, cfg, tmp_path, lambda _m: None)
