@@ -126,9 +126,23 @@ def test_untested_ml_threat_names_the_check_from_the_registries(
     assert evasion["status"] == "untested"
     ids = {c["id"] for c in evasion["checks"]}
     wanted = {c.id for c in registry() if "MLH-ML-EVASION-API" in c.threats}
-    # the tabular attacks and detectors that test evasion, not the image-only patch attack
-    assert "MLH-ASSESS-EVASION-BLACKBOX" in ids and ids <= wanted
-    assert "MLH-ASSESS-PATCH" not in ids
+    assert {"MLH-ASSESS-EVASION-BLACKBOX", "MLH-HUNT-EVASION-PROBING"} <= ids <= wanted
+    # attacks for the model's input kind only: the loan model is tabular
+    extraction = _threat(doc, "MLH-ML-EXTRACTION-API", "prediction-api")["validation"]
+    ids = {c["id"] for c in extraction["checks"]}
+    assert "MLH-ASSESS-EXTRACTION-TABULAR" in ids and "MLH-ASSESS-EXTRACTION-NETS" not in ids
+    # a poisoned flow is tested on the model it trains
+    poison = _threat(doc, "MLH-ML-POISONING-TRAINING-FLOW", "read-training-data")["validation"]
+    labelflip = next(c for c in poison["checks"] if c["id"] == "MLH-ASSESS-POISONING-LABELFLIP")
+    assert "training-job" in labelflip["action"]
+    inputs = {c.id: c.inputs for c in registry() if c.kind == "attack"}
+    for t in doc["findings"]:
+        for c in (t.get("validation") or {}).get("checks") or ():
+            assert c["kind"] != "attack" or "tabular" in inputs[c["id"]], (t["rule_id"], c)
+    # scan rules of one kind are one check
+    unsafe = _threat(doc, "MLH-ML-UNSAFE-SERIALIZATION", "prediction-api")["validation"]
+    assert [c["kind"] for c in unsafe["checks"]] == ["scan"]
+    assert "MLH-SCAN-PICKLE-*" in unsafe["checks"][0]["id"]
     assert "to test it: " in evasion["reason"]
     dos = _threat(doc, DOS, "prediction-api")["validation"]
     assert "load-test" in {c["kind"] for c in dos["checks"]}

@@ -223,7 +223,9 @@ def _untested(ts: list[dict[str, Any]], names: dict[str, str]) -> list[str]:
             f"- **{esc(t.get('title'))}** (on {where}): "
             + ("; ".join(checks) if checks else esc(v.get("reason")))
         )
-    return ["", "## Untested threats: the checks that would test them", "", *rows] if rows else []
+    return (
+        ["", "## Untested threats: the checks that would test them", "", *rows, ""] if rows else []
+    )
 
 
 def _appendix(doc: dict[str, Any]) -> list[str]:

@@ -82,41 +82,54 @@ def registry() -> tuple[Check, ...]:
     return tuple(out)
 
 
-def _inputs(model_doc: dict[str, Any], affected: Sequence[str]) -> set[str]:
-    """The input kinds (tabular, image ...) of the models on the affected elements."""
+def _elements(model_doc: dict[str, Any], affected: Sequence[str]) -> list[str]:
+    """The elements a threat is about: an affected flow stands for the element it feeds (the
+    training job a poisoned flow trains), an element for itself; in order, once each."""
+    flows = {str(f["id"]): str(f["target"]) for f in model_doc.get("flows", [])}
+    return list(dict.fromkeys(flows.get(a, a) for a in affected))
+
+
+def _inputs(model_doc: dict[str, Any], elements: Sequence[str]) -> set[str]:
+    """The input kinds (tabular, image ...) of the models on ``elements`` (the document leaves
+    out the default, tabular)."""
+    from mlhunt.system.model import ModelProperties
+
+    default = str(ModelProperties.model_fields["input_type"].default)
     kinds = set()
     for e in model_doc.get("elements", []):
         model = e.get("model") if isinstance(e.get("model"), dict) else None
-        if e.get("id") in affected and model and model.get("input_type"):
-            kinds.add(str(model["input_type"]))
+        if e.get("id") in elements and model is not None:
+            kinds.add(str(model.get("input_type") or default))
     return kinds
 
 
-def _action(check: Check, where: str) -> str:
-    if check.kind == "attack":
-        return f"run assess attack {check.id} ({check.title}) on the model of {where}"
-    if check.kind == "load-test":
+def _action(kind: str, ids: list[str], title: str, where: str) -> str:
+    if kind == "attack":
+        return f"run assess attack {ids[0]} ({title}) on the model of {where}"
+    if kind == "load-test":
         return f"load-test the live API of {where} (models[].load_test, a scenario target)"
-    if check.kind == "scan":
-        if check.id.startswith(("MLH-K8S-", "MLH-SECRET-")):
-            return f"scan the deployment manifests of {where} (scan[].owners) for {check.id}"
-        return f"scan the model artifact of {where} (scan[].element) for {check.id}"
-    if check.kind == "hunt":
-        return f"hunt the inference logs of {where} with detector {check.id} ({check.title})"
-    return f"prove mitigation {check.id} ({check.title}) with harden"
+    if kind == "scan-manifest":
+        return f"scan the deployment manifests of {where} (scan[].owners) for {', '.join(ids)}"
+    if kind == "scan":
+        return f"scan the model artifact of {where} (scan[].element) for {', '.join(ids)}"
+    if kind == "hunt":
+        return f"hunt the inference logs of {where} with detector {ids[0]} ({title})"
+    return f"prove mitigation {ids[0]} ({title}) with harden"
 
 
 def suggest_checks(
     threat: dict[str, Any], model_doc: dict[str, Any], scenarios: Iterable[str] = ()
 ) -> list[dict[str, str]]:
-    """The registered checks that would test ``threat``: ``[{kind, id, action}]``, attacks on
-    the model's input kind first. Harden checks are listed for the project's scenarios only."""
+    """The registered checks that would test ``threat``: ``[{kind, id, action}]`` in registry
+    order, the scan rules of one kind (artifact, manifest) as one check. Attacks for another
+    input kind than the model's are left out; harden checks are listed for the project's
+    scenarios only."""
     rule = str(threat.get("rule_id"))
-    affected = [str(a) for a in threat.get("affected") or [threat.get("target")]]
-    inputs = _inputs(model_doc, affected)
-    where = affected[0] if len(affected) == 1 else f"{affected[0]} (or {', '.join(affected[1:])})"
+    elements = _elements(model_doc, [str(a) for a in threat.get("affected") or [threat["target"]]])
+    inputs = _inputs(model_doc, elements)
+    where = elements[0] + (f" (or {', '.join(elements[1:])})" if len(elements) > 1 else "")
     wanted = set(scenarios)
-    out = []
+    grouped: dict[tuple[str, str], tuple[list[str], str]] = {}
     for check in registry():
         if rule not in check.threats:
             continue
@@ -124,8 +137,15 @@ def suggest_checks(
             continue  # an image attack says nothing about a tabular model
         if check.kind == "harden" and not wanted & set(check.inputs):
             continue
-        out.append({"kind": check.kind, "id": check.id, "action": _action(check, where)})
-    return out
+        kind = check.kind
+        if kind == "scan" and check.id.startswith(("MLH-K8S-", "MLH-SECRET-")):
+            kind = "scan-manifest"
+        key = (kind, kind if kind.startswith("scan") else check.id)
+        grouped.setdefault(key, ([], check.title))[0].append(check.id)
+    return [
+        {"kind": kind, "id": ", ".join(ids), "action": _action(kind, ids, title, where)}
+        for (kind, _), (ids, title) in grouped.items()
+    ]
 
 
 def annotate_untested(model_doc: dict[str, Any], scenarios: Iterable[str] = ()) -> dict[str, Any]:
