@@ -105,6 +105,27 @@ def test_manifests_checked_clean_refute_them(deploy_runs: dict[str, dict[str, An
     assert _on(doc, "MLH-STRIDE-I-STORE-CREDENTIALS", "store-application") == "untested"
 
 
+@pytest.mark.parametrize(("kind", "cleartext"), [("inference_api", True), ("process", False)])
+def test_a_clean_manifest_refutes_only_what_its_checks_look_at(kind: str, cleartext: bool) -> None:
+    """No mTLS finding on a workload that serves no model proves nothing about its flows: the
+    mTLS policy only looks at model servers."""
+    from mlhunt.run.deploy_links import clean_checks
+
+    manifest = EXAMPLES / "loan-approval" / "deploy-fixed" / "prediction-api.yaml"
+    model = {
+        "elements": [{"id": "svc", "kind": kind}, {"id": "sink", "kind": "monitoring"}],
+        "flows": [{"id": "out", "source": "svc", "target": "sink"}],
+        "findings": [
+            {"rule_id": "MLH-STRIDE-I-FLOW-CLEARTEXT", "target": "out"},
+            {"rule_id": "MLH-STRIDE-E-PRIVILEGED-WORKLOAD", "target": "svc"},
+        ],
+    }
+    ((finding, scope),) = clean_checks(model, {"svc": [manifest]}, [])
+    refuted = set(finding["evidence"]["refutes"])
+    assert "MLH-STRIDE-E-PRIVILEGED-WORKLOAD" in refuted and scope == {"svc", "out"}
+    assert ("MLH-STRIDE-I-FLOW-CLEARTEXT" in refuted) is cleartext
+
+
 def test_owners_typos_are_one_clear_line(tmp_path: Path) -> None:
     project = _loan(tmp_path)
     project.scan[0].owners = {"no-such-file.yaml": "prediction-api"}

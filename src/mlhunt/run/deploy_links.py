@@ -8,10 +8,13 @@ the prediction API's namespace is clear text on its flows. A threat that some ma
 test (``MLH-K8S-*``, ``MLH-SECRET-*`` keys of ``scan_links.yaml``) is *refuted* on an element
 whose owned manifests were all checked and none of those rules fired: one info finding per
 element (rule ``MLH-SCAN-DEPLOY-CLEAN``) names the files, the threats and the rules checked.
+A threat whose rules include one that only looks at model-serving workloads (no mTLS, no
+AuthorizationPolicy where a model is served) is refuted only on an element that serves one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +27,8 @@ from mlhunt.run.validation import EvidenceSet, scan_evidence, scan_links
 
 CLEAN_RULE = "MLH-SCAN-DEPLOY-CLEAN"
 MANIFEST_RULES = ("MLH-K8S-", "MLH-SECRET-")
+# The element kinds that serve a model (what the serving-only policies look for).
+SERVING_KINDS = ("inference_api", "llm")
 # A file that one of these touched was not checked in full: it refutes nothing.
 _UNCHECKED = ("MLH-K8S-POLICY-ERROR", "MLH-SCAN-LIMIT")
 
@@ -35,6 +40,15 @@ def deploy_rules(threat: str) -> tuple[str, ...]:
         for key, threats in scan_links()
         if threat in threats and key.startswith(MANIFEST_RULES) and key != "MLH-K8S-POLICY-ERROR"
     )
+
+
+@functools.cache
+def serving_rules() -> frozenset[str]:
+    """The shipped policies that only look at model-serving workloads (their Rego asks
+    ``is_model_server``): silent on any other manifest, so a clean result there proves nothing."""
+    from mlhunt.scan.manifests import load_policies
+
+    return frozenset(p.id for p in load_policies() if "is_model_server" in p.source)
 
 
 def _matches(rule_id: str, keys: Iterable[str]) -> bool:
@@ -88,6 +102,7 @@ def clean_checks(
     from mlhunt.scan.manifests import is_manifest
 
     out: list[tuple[dict[str, Any], frozenset[str]]] = []
+    kinds = {str(e["id"]): str(e.get("kind")) for e in model_doc.get("elements", [])}
     for element, files in owned.items():
         manifests = [f for f in files if is_manifest(f)]
         if not manifests:
@@ -105,9 +120,12 @@ def clean_checks(
                 if set(t.get("affected") or [t["target"]]) & scope
             }
         )
+        serving = kinds.get(element) in SERVING_KINDS
         checked: dict[str, list[str]] = {}
         for threat in threats:
             rules = deploy_rules(threat)
+            if not serving and serving_rules() & set(rules):
+                continue  # its main check never runs on this element's manifests
             fired = [
                 f
                 for f in on_files
