@@ -257,10 +257,16 @@ def test_request_bodies_follow_the_scenario_api(tmp_path: Path) -> None:
     import httpx
     import numpy as np
 
+    settings = LoadSettings(rate=100, requests=6, concurrency=2, slo_p99_ms=1e4, slo_error_rate=1)
+    key = {"X-API-Key": "sim-t"}
     with live_api("loan-approval", tmp_path / "api.jsonl", 0) as (loaded, base):
         bodies = request_bodies(loaded, 3, np.random.default_rng(0))
-        r = httpx.post(base + bodies[0][0], json=bodies[0][1], headers={"X-API-Key": "sim-t"})
+        assert bodies is not None
+        r = httpx.post(base + bodies[0][0], json=bodies[0][1], headers=key)
+        # a body the API refuses (422) is the test's fault: no verdict either way
+        wrong = load_test(base, [("/predict", {"vector": [1.0]})], settings, headers=key)
     assert r.status_code == 200 and len(bodies) == 3
+    assert wrong.statuses == {"422": 6} and wrong.verdict == "inconclusive"
 
 
 @pytest.mark.parametrize("scenario", ["loan-approval", "image-moderation", "fraud-detection"])

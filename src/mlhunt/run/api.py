@@ -257,7 +257,9 @@ def run_model(
 
     doc = run_assess(project, cfg, model_doc, out, progress)
     if wants_load_test(cfg, ml_threats(model_doc, cfg.element)):
-        doc["findings"] = [*doc["findings"], load_test_part(project, cfg, out, progress)]
+        found = load_test_part(project, cfg, out, progress)
+        if found is not None:
+            doc["findings"] = [*doc["findings"], found]
     return doc
 
 

@@ -18,15 +18,18 @@ Progress = Callable[[str], None]
 BODIES = 64  # distinct request bodies, sent in turn
 
 
-def request_bodies(loaded: Any, n: int, rng: np.random.Generator) -> list[Body]:
-    """(path, JSON body) of ``n`` requests a legitimate client sends. A scenario whose API is
-    not ``POST /predict`` with a feature vector or an image array supplies its own
-    ``sample_requests(n, rng)``."""
+def request_bodies(loaded: Any, n: int, rng: np.random.Generator) -> list[Body] | None:
+    """(path, JSON body) of ``n`` requests a legitimate client sends; None when the API's
+    request shape is unknown. A scenario whose API is not ``POST /predict`` with a feature
+    vector or an image array supplies its own ``sample_requests(n, rng)``."""
     own = getattr(loaded, "sample_requests", None)
     if callable(own):
         return [(str(p), dict(b)) for p, b in own(n, rng)]
+    kind = getattr(getattr(loaded, "spec", None), "kind", None)
+    if kind not in ("tabular", "image"):
+        return None
     x = loaded.sample_benign(n, rng)
-    if loaded.spec.kind == "tabular":
+    if kind == "tabular":
         return [("/predict", {"vector": [float(v) for v in row]}) for row in x]
     return [("/predict", {"array": np.asarray(row, dtype=np.float32).tolist()}) for row in x]
 
@@ -38,8 +41,9 @@ def wants_load_test(cfg: TargetConfig, threats: set[str]) -> bool:
 
 def load_test_part(
     project: Project, cfg: TargetConfig, out: Path, progress: Progress
-) -> dict[str, Any]:
-    """Run the load test on the scenario's live API; the finding as a dict."""
+) -> dict[str, Any] | None:
+    """Run the load test on the scenario's live API; the finding as a dict (None, with a
+    progress line, when the scenario's request shape is unknown)."""
     from mlhunt.run.api import live_api
 
     assert cfg.scenario is not None
@@ -56,6 +60,9 @@ def load_test_part(
     progress(f"load test {cfg.scenario}: {lt.requests} requests at {lt.rate:g}/s")
     with live_api(cfg.scenario, folder / "api-log.jsonl", 0) as (loaded, base):
         bodies = request_bodies(loaded, BODIES, np.random.default_rng(project.seed))
+        if bodies is None:
+            progress(f"load test {cfg.scenario}: skipped (no sample_requests for its API)")
+            return None
         result = load_test(base, bodies, settings, headers={"X-API-Key": "sim-load-test"})
     progress(f"load test {cfg.scenario}: {result.summary()}")
     return to_finding(result, cfg.scenario).to_dict()

@@ -7,7 +7,9 @@ sees: the latency of each request from the moment it was due (so a server that f
 shows it, rather than the client waiting politely: no coordinated omission), and the share of
 requests that failed (non-2xx, transport errors, timeouts, or never sent before the duration
 bound). ``verdict`` compares p99 latency and error rate with the SLO the project declares: a
-breach *validates* the denial-of-AI-service threat at that rate, meeting it *refutes* it there.
+breach *validates* the denial-of-AI-service threat at that rate, meeting it *refutes* it there;
+requests the API refuses as malformed (4xx but 429) make it *inconclusive* (a broken test
+proves nothing about the service).
 
 Bounds: at most :data:`MAX_REQUESTS` requests, :data:`MAX_SECONDS` seconds of sending, a
 per-request timeout, and only ``http://127.0.0.1`` / ``localhost`` targets (it is load on
@@ -71,18 +73,35 @@ class LoadResult:
         return self.sent / self.seconds if self.seconds > 0 else 0.0
 
     @property
+    def rejected(self) -> int:
+        """Requests the API refused as malformed or unauthorised (4xx but 429): the test's
+        own fault, not the service's."""
+        return sum(
+            n
+            for k, n in self.statuses.items()
+            if k.isdigit() and 400 <= int(k) < 500 and k != "429"
+        )
+
+    @property
     def verdict(self) -> str:
         s = self.settings
+        if self.rejected:
+            return "inconclusive"
         breached = self.p99_ms > s.slo_p99_ms or self.error_rate > s.slo_error_rate
         return "validated" if breached else "refuted"
 
     def summary(self) -> str:
         s = self.settings
-        held = "breached" if self.verdict == "validated" else "met"
+        held = {"validated": "breached", "refuted": "met"}.get(self.verdict)
+        end = (
+            f"the SLO was {held}"
+            if held
+            else f"{self.rejected} requests were refused as malformed: no verdict"
+        )
         return (
             f"{self.sent} of {s.requests} requests at {s.rate:g}/s ({s.concurrency} "
             f"connections): p99 {self.p99_ms:.0f} ms (SLO {s.slo_p99_ms:.0f} ms), errors "
-            f"{self.error_rate:.1%} (SLO {s.slo_error_rate:.1%}): the SLO was {held}"
+            f"{self.error_rate:.1%} (SLO {s.slo_error_rate:.1%}): {end}"
         )
 
 
