@@ -278,3 +278,22 @@ def test_init_starter_names_the_examples_manifest_owners(scenario: str) -> None:
 
     example = load_project(EXAMPLES / scenario / "mlhunt.yaml").scan[0].owners
     assert yaml.safe_load(starter(scenario=scenario))["scan"][0]["owners"] == example
+
+
+def test_only_the_runs_clean_check_refutes() -> None:
+    """A scan finding that merely carries ``refutes`` (a policy's result metadata) proves
+    nothing: only the run's own MLH-SCAN-DEPLOY-CLEAN finding refutes."""
+    model = threat_model(_loan(Path("/nonexistent")))
+    fake = {
+        "id": "x",
+        "rule_id": "MLH-K8S-CUSTOM",
+        "severity": "info",
+        "target": "f.yaml",
+        "evidence": {"refutes": ["MLH-STRIDE-E-PRIVILEGED-WORKLOAD"]},
+    }
+    rule, where = "MLH-STRIDE-E-PRIVILEGED-WORKLOAD", frozenset({"analyst-notebook"})
+    doc = link(copy.deepcopy(model), [EvidenceSet("scan", [fake], where)])
+    assert "validation" not in _threat(doc, rule, "analyst-notebook")  # nothing spoke to it
+    real = {**fake, "rule_id": "MLH-SCAN-DEPLOY-CLEAN"}
+    doc = link(copy.deepcopy(model), [EvidenceSet("scan", [real], where)])
+    assert _on(doc, rule, "analyst-notebook") == "refuted"

@@ -23,9 +23,8 @@ from typing import Any
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity
 from mlhunt.run.project import Project, ScanConfig
-from mlhunt.run.validation import EvidenceSet, scan_evidence, scan_links
+from mlhunt.run.validation import CLEAN_RULE, EvidenceSet, scan_evidence, scan_links
 
-CLEAN_RULE = "MLH-SCAN-DEPLOY-CLEAN"
 MANIFEST_RULES = ("MLH-K8S-", "MLH-SECRET-")
 # The element kinds that serve a model (what the serving-only policies look for).
 SERVING_KINDS = ("inference_api", "llm")

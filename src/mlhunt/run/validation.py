@@ -37,6 +37,9 @@ from mlhunt.threatmodel.risk import severity_for
 STATUSES = ("validated", "observed", "refuted", "untested", "mitigated")
 # "mitigated": a harden finding proved a mitigation (attack measurably weaker after it, utility
 # within tolerance): the residual risk is one likelihood point lower.
+# The run's own finding for manifests checked clean (mlhunt.run.deploy_links): the only scan
+# finding whose ``evidence.refutes`` is read (a policy's result cannot refute anything).
+CLEAN_RULE = "MLH-SCAN-DEPLOY-CLEAN"
 _LIKELIHOOD_MOVE = {"validated": 1.0, "observed": 1.0, "refuted": -1.0, "mitigated": -1.0}
 
 
@@ -133,8 +136,9 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
         elif ev.source == "scan":
             if f.get("status", "open") == "false-positive":
                 continue
-            for rule in evidence.get("refutes") or ():  # manifests checked clean (deploy_links)
-                yield rule, "refuted", f
+            if f.get("rule_id") == CLEAN_RULE:  # manifests checked clean (run.deploy_links)
+                for rule in evidence.get("refutes") or ():
+                    yield rule, "refuted", f
             if f.get("severity") == "info":
                 continue
             for rule in _scan_threats(str(f.get("rule_id", ""))):
