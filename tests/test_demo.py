@@ -35,6 +35,16 @@ def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
         sources = {f["source"] for f in doc["findings"]}
         assert {"model", "assess", "hunt", "scan"} <= sources, name
         assert doc["summary"]["by_validation"]["validated"] >= 1, name
+        m = doc["summary"]["ml_evidence"]
+        assert 0 < m["with_evidence"] <= m["threats"], name
+    for name in ("fraud-detection", "loan-approval"):  # image moderation's DoS is mitigated
+        # the load test of the live API decides denial of AI service (issue #27)
+        doc = json.loads((out / name / "run.json").read_text())
+        by_id = {f["id"]: f for f in doc["findings"]}
+        dos = next(f for f in doc["findings"] if f["rule_id"] == "MLH-ML-DENIAL-OF-AI-SERVICE")
+        assert "refuted" in dos["validation"]["statuses"], name  # 20/s, far below capacity
+        linked = {by_id[e]["rule_id"] for e in dos["validation"]["evidence"]}
+        assert "MLH-ASSESS-LOAD-TEST" in linked, name
     # The recommender's own attacks ran against it (Spark-built features, live /recommend API).
     doc = json.loads((out / "clickstream-recommender" / "run.json").read_text())
     verdicts = {

@@ -39,6 +39,7 @@ def test_baseline_marks_a_removed_cause_fixed(tmp_path: Path) -> None:
     folder = _loan_copy(tmp_path)
     first = mlhunt("run", str(folder / "mlhunt.yaml"), "-f", "json", "-o", str(tmp_path / "a.json"))
     assert first.returncode == 0, first.stderr
+    assert "ML threats with evidence: 0 of " in first.stderr  # no owners: no manifest evidence
     before = json.loads((tmp_path / "a.json").read_text())
     assert before["command"] == "run"
     for name in ("run.json", "run.sarif", "run.md", "report.html"):

@@ -131,6 +131,10 @@ def run_cmd(
                 f"baseline: {len(b['new'])} new, {len(b['unchanged'])} unchanged, "
                 f"{len(b['fixed'])} fixed"
             )
+        from mlhunt.report.run_view import evidence_line
+
+        if line := evidence_line(result.document["summary"]):
+            err(line)
         written = write_outputs(result)
         err(f"wrote {', '.join(str(p) for p in written)}")
         if output is not None or fmt is not None:

@@ -216,6 +216,7 @@ def _threat_row(
         "statuses": sts,
         "group": sts[0] if sts in (["modelled"], ["untested"]) else "tested",
         "reason": text(v.get("reason")),
+        "checks": [text(c.get("action")) for c in v.get("checks") or [] if isinstance(c, dict)],
         "explanation": risk_explanation(t),
         "description": text(t.get("description")),
         "mitigations": [split_mitigation(m) for m in t.get("mitigations") or []],
@@ -391,6 +392,9 @@ def render_run_html(doc: dict[str, Any], assets_dir: str | Path | None = None) -
         "n_boundaries": len(boundaries),
         "counts": counts,
         "by_validation": by_validation,
+        "coverage": rv.evidence_line(
+            doc.get("summary") if isinstance(doc.get("summary"), dict) else {}
+        ),
         "n_evidence": len(evidence),
         "summary": summary,
         "svg": svg,

@@ -38,6 +38,9 @@ def system_row(doc: dict[str, Any], href: str) -> dict[str, Any]:
         "alerts": s.observed.alerts,
         "clients": len(s.observed.targets),
         "scan": len(rv.evidence_findings(doc, "scan")),
+        "coverage": rv.evidence_line(
+            doc.get("summary") if isinstance(doc.get("summary"), dict) else {}
+        ),
         "worst": next((x for x in SEVERITIES if counts[x]), "info"),
     }
 

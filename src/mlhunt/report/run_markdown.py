@@ -143,6 +143,8 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
         + ", ".join(f"{by_status[s]} {s}" for s in rv.STATUS_ORDER[:-1]),
         "",
     ]
+    if coverage := rv.evidence_line(doc.get("summary") or {}):
+        out += [esc(coverage), ""]
     base = doc.get("baseline") if isinstance(doc.get("baseline"), dict) else None
     if base:
         out += [
@@ -175,6 +177,7 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
         out += ["", "## Evidence", ""]
         for t in tested:
             out += _evidence(t, index)
+    out += _untested(ts, names)
 
     atlas = rv.atlas_matrix(doc)
     if atlas:
@@ -205,6 +208,24 @@ def render_run_markdown(doc: dict[str, Any]) -> str:
             )
         out.append("")
     return "\n".join(out + _appendix(doc)).rstrip() + "\n"
+
+
+def _untested(ts: list[dict[str, Any]], names: dict[str, str]) -> list[str]:
+    """Each untested threat with the checks that would test it (``validation.checks``)."""
+    rows = []
+    for t in ts:
+        v = t.get("validation") if isinstance(t.get("validation"), dict) else {}
+        if rv.statuses(t) != ["untested"]:
+            continue
+        checks = [esc(c.get("action")) for c in v.get("checks") or [] if isinstance(c, dict)]
+        where = esc(names.get(text(t.get("target")), text(t.get("target"))))
+        rows.append(
+            f"- **{esc(t.get('title'))}** (on {where}): "
+            + ("; ".join(checks) if checks else esc(v.get("reason")))
+        )
+    return (
+        ["", "## Untested threats: the checks that would test them", "", *rows, ""] if rows else []
+    )
 
 
 def _appendix(doc: dict[str, Any]) -> list[str]:

@@ -162,6 +162,8 @@ def headline(f: dict[str, Any]) -> str:
         if ev.get("score") is not None:
             s += f" (score {num(ev['score'])})"
         return s
+    if src == "scan" and ev.get("refutes"):  # manifests checked clean (run.deploy_links)
+        return f"{text(f.get('title'))}: {text(ev.get('summary'))}"
     line = f":{text(ev['line'])}" if ev.get("line") is not None else ""
     found = f"{text(f.get('title'))} in {text(f.get('target'))}{line}"
     return f"a scan found: {found}" if src == "scan" else found
@@ -406,3 +408,14 @@ def baseline_mark(doc: dict[str, Any]) -> dict[str, str]:
         for fid in base.get(key) or []:
             out[text(fid)] = key
     return out
+
+
+def evidence_line(summary: dict[str, Any]) -> str:
+    """'ML threats with evidence: 9 of 11 (82%)' for the run summary ('' when none)."""
+    m = summary.get("ml_evidence") if isinstance(summary, dict) else None
+    if not isinstance(m, dict) or not m.get("threats"):
+        return ""
+    return (
+        f"ML threats with evidence: {m['with_evidence']} of {m['threats']} "
+        f"({m['with_evidence'] / m['threats']:.0%})"
+    )

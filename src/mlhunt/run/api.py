@@ -22,8 +22,10 @@ from typing import Any
 from mlhunt import __version__
 from mlhunt.errors import InputError
 from mlhunt.findings import summarize
+from mlhunt.run.coverage import annotate_untested
+from mlhunt.run.deploy_links import owned_files, scan_part_evidence
 from mlhunt.run.project import LogConfig, Project, ScanConfig, TargetConfig
-from mlhunt.run.validation import EvidenceSet, link, scan_evidence
+from mlhunt.run.validation import EvidenceSet, link
 
 Progress = Callable[[str], None]
 
@@ -86,6 +88,16 @@ def check_elements(project: Project, model_doc: dict[str, Any]) -> None:
         for i, item in enumerate(items)
         if item.element is not None and item.element not in ids
     ]
+    problems += [
+        InputError(
+            f"unknown element {eid!r} (the system has: {', '.join(sorted(ids))})",
+            file=project.file,
+            field=f"scan[{i}].owners.{pattern}",
+        )
+        for i, cfg in enumerate(project.scan)
+        for pattern, eid in cfg.owners.items()
+        if eid not in ids
+    ]
     if problems:
         raise InputError.collect(problems)
 
@@ -145,7 +157,7 @@ def run_scan(project: Project, cfg: ScanConfig, path: Path | None = None) -> dic
 
 
 @contextlib.contextmanager
-def _live_api(scenario: str, log_path: Path, seed: int) -> Iterator[tuple[Any, str]]:
+def live_api(scenario: str, log_path: Path, seed: int) -> Iterator[tuple[Any, str]]:
     """The scenario's REST API on 127.0.0.1 with practice-range keys (``sim-<client>``) and
     X-Forwarded-For trusted, so simulated clients and addresses reach the logs as sent."""
     from mlhunt.scenarios import ensure_built
@@ -180,7 +192,7 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
             sim.gateway.replace(path)
         progress(f"simulated {sim.calls:,} LLM calls of {len(sim.labels):,} clients")
         return path
-    with _live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
+    with live_api(cfg.simulate, out / "api-log.jsonl", 0) as (loaded, base):
         result = simulate(
             loaded, out, seed=project.seed, live_url=base, scale=cfg.scale, progress=progress
         )
@@ -194,7 +206,7 @@ def simulate_logs(project: Project, cfg: LogConfig, progress: Progress) -> Path:
 def _shilling(doc: dict[str, Any], cfg: LogConfig, path: Path, progress: Progress) -> None:
     """A recommender's API log: the shilling hunt over its sessions too, against the simulated
     scenario's own training events (the accounts that are not new; built for seed 0 by
-    :func:`_live_api`)."""
+    :func:`live_api`)."""
     from mlhunt.clickhunt import RECOMMENDER_API, add_shilling, click_kind
 
     if click_kind([path]) != RECOMMENDER_API:
@@ -323,6 +335,21 @@ def run_assess(
     return doc
 
 
+def run_model(
+    project: Project, cfg: TargetConfig, model_doc: dict[str, Any], out: Path, progress: Progress
+) -> dict[str, Any]:
+    """The attacks on one model, then the load test of its live API where the threat model
+    says it can be denied service (:mod:`mlhunt.run.load_part`): one assess document."""
+    from mlhunt.run.load_part import load_test_part, wants_load_test
+
+    doc = run_assess(project, cfg, model_doc, out, progress)
+    if wants_load_test(cfg, ml_threats(model_doc, cfg.element)):
+        found = load_test_part(project, cfg, out, progress)
+        if found is not None:
+            doc["findings"] = [*doc["findings"], found]
+    return doc
+
+
 def _relative(path: Path, base: Path) -> str:
     try:
         return str(path.resolve().relative_to(base.resolve()))
@@ -361,6 +388,7 @@ def run_project(
     def elements(e: str | None) -> frozenset[str]:
         return frozenset({e}) if e else frozenset()
 
+    owners = [owned_files(project, cfg) for cfg in project.scan]  # a typo fails before work
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlhunt-run")
     try:
         scans: list[tuple[ScanConfig, Future[dict[str, Any]]]] = []
@@ -398,7 +426,7 @@ def run_project(
                 [tcfg.model_dump(mode="json"), project.thresholds],
                 _inputs(project, tcfg.path, tcfg.spec, tcfg.data, tcfg.http_config),
             )
-            fn = functools.partial(run_assess, project, tcfg, model_doc, out, progress)
+            fn = functools.partial(run_model, project, tcfg, model_doc, out, progress)
             doc = store.part("assess", i, key, fn)
             parts["assess"].append(doc)
             scope = element_scope(model_doc, tcfg.element)
@@ -407,17 +435,16 @@ def run_project(
             doc = fut.result()
             parts["hunt"].append(doc)
             evidence.append(EvidenceSet("hunt", doc["findings"], elements(lcfg.element)))
-        for scfg, sfut in scans:
+        for (scfg, sfut), owned in zip(scans, owners, strict=True):
             doc = sfut.result()
+            declared = artifact_paths(project, model_doc)
+            doc, sets, loose = scan_part_evidence(model_doc, scfg.element, doc, owned, declared)
             parts["scan"].append(doc)
-            sets, loose = scan_evidence(
-                doc["findings"], scfg.element, artifact_paths(project, model_doc)
-            )
             evidence.extend(sets)
             if loose:
                 progress(
-                    f"scan {scfg.path or scfg.scenario}: {len(loose)} finding(s) on files no "
-                    "element declares (set scan[].element): reported, linked to no threat"
+                    f"scan {scfg.path or scfg.scenario}: {len(loose)} finding(s) on files no element declares "
+                    "(set scan[].element or owners): reported, linked to no threat"
                 )
     except BaseException:
         # Ctrl-C or a failed part: start nothing new (what finished is already saved).
@@ -430,6 +457,7 @@ def run_project(
         parts["harden"], proofs = harden_part(project, out, progress)
         evidence.extend(proofs)
     linked = link(copy.deepcopy(model_doc), evidence)
+    annotate_untested(linked, [m.scenario for m in project.models if m.scenario])
     result = RunResult(_document(project, linked, parts, out), out, parts)
     if store.reused:
         result.document["resumed"] = sorted(store.reused)

@@ -40,6 +40,21 @@ SCENARIO_ELEMENT: dict[str, str | None] = {
     "clickstream-recommender": None,
 }
 
+# Which element each built-in scenario's manifest deploys (scan[].owners), as in its example's
+# mlhunt.yaml: the manifests' findings become that element's evidence.
+SCENARIO_OWNERS: dict[str, dict[str, str]] = {
+    "loan-approval": {
+        "prediction-api.yaml": "prediction-api",
+        "dashboard.yaml": "dashboard",
+        "analyst-notebook.yaml": "analyst-notebook",
+    },
+    "image-moderation": {
+        "moderation-inference.yaml": "moderation-inference",
+        "training.yaml": "training-pipeline",
+    },
+    "fraud-detection": {"scoring.yaml": "scoring-api", "feature-job.yaml": "feature-job"},
+}
+
 # The system description `init` writes without a scenario: one model API behind an API key,
 # enough for `mlhunt run` to threat-model; replace it with your system (`mlhunt schema`).
 STARTER_SYSTEM = """\
@@ -141,7 +156,8 @@ def starter(system: str = "system.yaml", scenario: str | None = None) -> str:
         logs["element"] = SCENARIO_ELEMENT.get(scenario, "prediction-api")
     out += _block(LogConfig, logs, "    ", "  - ")
     out += ["", f"# {_comment(Project, 'scan')}", "scan:"]
-    out += _block(ScanConfig, {"path": "deploy"}, "    ", "  - ")
+    scan = {"path": "deploy", "owners": SCENARIO_OWNERS.get(scenario or "")}
+    out += _block(ScanConfig, scan, "    ", "  - ")
     out += [
         "",
         f"# {_comment(Project, 'thresholds')}",

@@ -22,6 +22,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class LoadTestConfig(_Strict):
+    """The bounded load test of a scenario's live API on 127.0.0.1 (denial-of-service evidence).
+
+    The defaults are a rate far below what the practice-range APIs serve on two busy cores (a
+    few hundred requests per second) and a generous SLO (docs/run.md states the margin): the
+    verdict does not depend on how busy the machine is. Declare your own service's peak rate
+    and SLO here."""
+
+    enabled: bool = Field(
+        True,
+        description="Run it when the threat model finds denial of AI service on the "
+        "target's element (scenario targets only: never load-tests a remote URL).",
+    )
+    rate: float = Field(20.0, gt=0, le=1000, description="Declared arrival rate, requests/s.")
+    requests: int = Field(200, ge=1, le=10_000, description="Requests to send in all.")
+    concurrency: int = Field(4, ge=1, le=64, description="Concurrent connections.")
+    slo_p99_ms: float = Field(
+        2000.0, gt=0, description="SLO: 99th-percentile latency (ms) from each request's due time."
+    )
+    slo_error_rate: float = Field(
+        0.01, ge=0, le=1, description="SLO: share of requests allowed to fail."
+    )
+
+
 class TargetConfig(_Strict):
     """How ``assess`` reaches one model: a built-in scenario, a file, a callable or an API."""
 
@@ -78,6 +102,10 @@ class TargetConfig(_Strict):
     max_seconds: float | None = Field(
         None, gt=0, description="Time budget for all attacks on this model together."
     )
+    load_test: LoadTestConfig = Field(
+        default_factory=LoadTestConfig,
+        description="scenario: a bounded load test of its live API against a declared SLO.",
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> TargetConfig:
@@ -133,6 +161,18 @@ class ScanConfig(_Strict):
     element: str | None = Field(
         None, description="Element id the scanned files belong to (e.g. the model artifact)."
     )
+    owners: dict[str, str] = Field(
+        default_factory=dict,
+        description="Manifest (path or glob under 'path') -> the element it deploys: its "
+        "policy and secrets findings validate that element's deployment threats, and "
+        "manifests checked clean refute them.",
+    )
+
+    @model_validator(mode="after")
+    def _one_owner(self) -> ScanConfig:
+        if self.element is not None and self.owners:
+            raise ValueError("give 'element' (one owner for everything) or 'owners', not both")
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> ScanConfig:

@@ -41,6 +41,9 @@ FORMAT_RULE = "MLH-SCAN-MODEL-FORMAT"
 STATUSES = ("validated", "observed", "refuted", "untested", "mitigated")
 # "mitigated": a harden finding proved a mitigation (attack measurably weaker after it, utility
 # within tolerance): the residual risk is one likelihood point lower.
+# The run's own finding for manifests checked clean (mlhunt.run.deploy_links): the only scan
+# finding whose ``evidence.refutes`` is read (a policy's result cannot refute anything).
+CLEAN_RULE = "MLH-SCAN-DEPLOY-CLEAN"
 _LIKELIHOOD_MOVE = {"validated": 1.0, "observed": 1.0, "refuted": -1.0, "mitigated": -1.0}
 
 
@@ -99,7 +102,7 @@ def _holds(declared: str, target: str) -> bool:
 
 
 @functools.cache
-def _scan_links() -> tuple[tuple[str, tuple[str, ...]], ...]:
+def scan_links() -> tuple[tuple[str, tuple[str, ...]], ...]:
     path = Path(str(resources.files("mlhunt.run") / "scan_links.yaml"))
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return tuple((k, tuple(v)) for k, v in data.items())
@@ -107,7 +110,7 @@ def _scan_links() -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def _scan_threats(rule_id: str) -> tuple[str, ...]:
     out: list[str] = []
-    for key, threats in _scan_links():
+    for key, threats in scan_links():
         if rule_id == key or (key.endswith("*") and rule_id.startswith(key[:-1])):
             out.extend(t for t in threats if t not in out)
     return tuple(out)
@@ -144,6 +147,9 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
                     for rule in _scan_threats(FORMAT_RULE):
                         yield rule, "validated" if code else "refuted", f
                 continue
+            if f.get("rule_id") == CLEAN_RULE:  # manifests checked clean (run.deploy_links)
+                for rule in evidence.get("refutes") or ():
+                    yield rule, "refuted", f
             if f.get("severity") == "info":
                 continue
             for rule in _scan_threats(str(f.get("rule_id", ""))):
@@ -187,7 +193,8 @@ def _applies(ev: EvidenceSet, targets: set[str]) -> bool:
 # How the reason line names each kind of claim: (status, source) -> words.
 _NAMES = {
     ("validated", "assess"): "an attack succeeded",
-    ("validated", "scan"): "a scan found it in this element's own artifacts",
+    ("validated", "scan"): "a scan found it in this element's own artifacts or manifests",
+    ("refuted", "scan"): "this element's deployment manifests were checked clean of it",
     ("observed", "hunt"): "seen in production logs",
     ("refuted", "assess"): "the attacks failed",
     ("refuted", "scan"): "a scan found this element's artifact in a data-only format",
