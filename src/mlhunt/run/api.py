@@ -443,8 +443,8 @@ def run_project(
             evidence.extend(sets)
             if loose:
                 progress(
-                    f"scan {scfg.path or scfg.scenario}: {len(loose)} finding(s) on files no element declares "
-                    "(set scan[].element or owners): reported, linked to no threat"
+                    f"scan {scfg.path or scfg.scenario}: {len(loose)} finding(s) on files no "
+                    "element declares (set scan[].element or owners): reported, linked to no threat"
                 )
     except BaseException:
         # Ctrl-C or a failed part: start nothing new (what finished is already saved).

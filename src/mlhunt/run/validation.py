@@ -194,10 +194,9 @@ def _applies(ev: EvidenceSet, targets: set[str]) -> bool:
 _NAMES = {
     ("validated", "assess"): "an attack succeeded",
     ("validated", "scan"): "a scan found it in this element's own artifacts or manifests",
-    ("refuted", "scan"): "this element's deployment manifests were checked clean of it",
+    ("refuted", "scan"): "a scan checked this element's manifests or artifact clean of it",
     ("observed", "hunt"): "seen in production logs",
     ("refuted", "assess"): "the attacks failed",
-    ("refuted", "scan"): "a scan found this element's artifact in a data-only format",
     ("mitigated", "harden"): "a mitigation was proven by harden",
 }
 
