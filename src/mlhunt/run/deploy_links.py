@@ -58,6 +58,8 @@ def owned_files(project: Project, cfg: ScanConfig) -> dict[str, list[Path]]:
     """Element id -> the files under the scan path its ``owners`` entries name (paths or globs
     relative to the scan path). A pattern matching no file is an error: a typo would otherwise
     drop the element's evidence without a word."""
+    if cfg.path is None:  # a scenario's artifact: its owner is ``cfg.element``
+        return {}
     root = project.resolve(cfg.path).resolve()
     out: dict[str, list[Path]] = {}
     for pattern, element in cfg.owners.items():

@@ -178,6 +178,10 @@ class ScanConfig(_Strict):
     def _one_source(self) -> ScanConfig:
         if (self.path is None) == (self.scenario is None):
             raise ValueError("give exactly one of 'path' or 'scenario'")
+        if self.scenario is not None and self.owners:
+            raise ValueError(
+                "'owners' maps files under 'path'; a scenario's artifact takes 'element'"
+            )
         return self
 
 
