@@ -20,7 +20,6 @@ from mlhunt.system.model import (
     Flow,
     Level,
     ModelOutput,
-    ModelProperties,
     Provenance,
 )
 from mlhunt.threatmodel.catalog import (
@@ -80,140 +79,180 @@ def _clamp(x: float) -> float:
     return max(1.0, min(5.0, x))
 
 
-def _model_of(*elements: Element) -> ModelProperties | None:
-    for e in elements:
-        if e.model is not None:
-            return e.model
-    return None
+_B = FACTOR_BIT
+_F = LikelihoodFactor
+_RATE_SET = frozenset(_RATE_CONTROLS)
+_SCORES_OUT = (ModelOutput.SCORES, ModelOutput.EMBEDDING)
+#: What a flow takes from its ends, not from its target's own exposure.
+_FLOW_OWN = _B[_F.NO_AUTH] | _B[_F.UNTRUSTED_DATA] | _B[_F.INTERNET_FACING]
+
+
+def _element_mask(
+    e: Element, inbound_crossing: bool | None = None, assume_absent: bool = True
+) -> int:
+    """Exposure factors present on ``e`` (bits of FACTOR_BIT); an unstated fact only counts
+    when assumed absent."""
+    links = e._l
+    m = e.model
+    out = 0
+    if e.internet_facing:
+        out |= _B[_F.INTERNET_FACING]
+    if links.receives_across_boundary if inbound_crossing is None else inbound_crossing:
+        out |= _B[_F.CROSSES_BOUNDARY]
+    if e.authentication == Authentication.NONE and (
+        assume_absent or "authentication" in e.model_fields_set
+    ):
+        out |= _B[_F.NO_AUTH]
+    if _RATE_SET.isdisjoint(links.controls) and (
+        assume_absent or "rate_limit" in e.model_fields_set
+    ):
+        out |= _B[_F.NO_RATE_LIMIT]
+    if m is not None:
+        if m.output in _SCORES_OUT:
+            out |= _B[_F.SCORES_EXPOSED]
+        if m.training_data_provenance in _UNTRUSTED:
+            out |= _B[_F.UNTRUSTED_DATA]
+        if m.retrains_on_feedback:
+            out |= _B[_F.FEEDBACK_LOOP]
+        if m.physical_world_inputs:
+            out |= _B[_F.PHYSICAL_INPUTS]
+    if links.receives_from & _EXTERNAL:
+        out |= _B[_F.UNTRUSTED_DATA]
+    if e.shared_tenancy:
+        out |= _B[_F.SHARED_TENANCY]
+    if e.privileged:
+        out |= _B[_F.PRIVILEGED]
+    return out
+
+
+def _flow_mask(f: Flow, assume_absent: bool = True) -> int:
+    links = f._l
+    src, dst = links.source, links.target
+    out = _element_mask(dst, links.crosses_boundary, assume_absent) & ~_FLOW_OWN
+    if src.internet_facing or dst.internet_facing or src.kind in _EXTERNAL:
+        out |= _B[_F.INTERNET_FACING]
+    if not f.authenticated and (assume_absent or "authenticated" in f.model_fields_set):
+        out |= _B[_F.NO_AUTH]
+    if src.kind in _EXTERNAL or (
+        src.model is not None and src.model.training_data_provenance in _UNTRUSTED
+    ):
+        out |= _B[_F.UNTRUSTED_DATA]
+    if src.privileged:
+        out |= _B[_F.PRIVILEGED]
+    return out
 
 
 def _element_factors(
     e: Element, inbound_crossing: bool | None = None, assume_absent: bool = True
 ) -> set[LikelihoodFactor]:
     """Exposure factors present on ``e``; an unstated fact only counts when assumed absent."""
-    m = e.model
-    stated = e.model_fields_set
-    present: set[LikelihoodFactor] = set()
-    if e.internet_facing:
-        present.add(LikelihoodFactor.INTERNET_FACING)
-    if e.receives_across_boundary if inbound_crossing is None else inbound_crossing:
-        present.add(LikelihoodFactor.CROSSES_BOUNDARY)
-    if e.authentication == Authentication.NONE and (assume_absent or "authentication" in stated):
-        present.add(LikelihoodFactor.NO_AUTH)
-    if not any(c in e.controls for c in _RATE_CONTROLS) and (
-        assume_absent or "rate_limit" in stated
-    ):
-        present.add(LikelihoodFactor.NO_RATE_LIMIT)
-    if m is not None and m.output in (ModelOutput.SCORES, ModelOutput.EMBEDDING):
-        present.add(LikelihoodFactor.SCORES_EXPOSED)
-    if (m is not None and m.training_data_provenance in _UNTRUSTED) or (
-        e.receives_from & _EXTERNAL
-    ):
-        present.add(LikelihoodFactor.UNTRUSTED_DATA)
-    if m is not None and m.retrains_on_feedback:
-        present.add(LikelihoodFactor.FEEDBACK_LOOP)
-    if e.shared_tenancy:
-        present.add(LikelihoodFactor.SHARED_TENANCY)
-    if e.privileged:
-        present.add(LikelihoodFactor.PRIVILEGED)
-    if m is not None and m.physical_world_inputs:
-        present.add(LikelihoodFactor.PHYSICAL_INPUTS)
-    return present
+    m = _element_mask(e, inbound_crossing, assume_absent)
+    return {f for f, bit in FACTOR_BIT.items() if m & bit}
 
 
-def _flow_factors(f: Flow, assume_absent: bool = True) -> set[LikelihoodFactor]:
-    src, dst = f.source_element, f.target_element
-    present = _element_factors(dst, f.crosses_boundary, assume_absent) - {
-        LikelihoodFactor.NO_AUTH,
-        LikelihoodFactor.UNTRUSTED_DATA,
-        LikelihoodFactor.INTERNET_FACING,
-    }
-    if src.internet_facing or dst.internet_facing or src.kind in _EXTERNAL:
-        present.add(LikelihoodFactor.INTERNET_FACING)
-    if not f.authenticated and (assume_absent or "authenticated" in f.model_fields_set):
-        present.add(LikelihoodFactor.NO_AUTH)
-    if src.kind in _EXTERNAL or (
-        src.model is not None and src.model.training_data_provenance in _UNTRUSTED
-    ):
-        present.add(LikelihoodFactor.UNTRUSTED_DATA)
-    if src.privileged:
-        present.add(LikelihoodFactor.PRIVILEGED)
-    return present
-
-
-@dataclass(slots=True, frozen=True)
 class Profile:
-    """What scoring needs to know about one target, computed once per element or flow."""
+    """What scoring needs to know about one target, computed once per element or flow.
 
-    factors: frozenset[LikelihoodFactor]
-    control_refs: dict[ControlType, tuple[str, ...]]
-    sensitivity: int
-    criticality: Level
-    ip_value: Level | None
-    hops: int = -1  # flows from the nearest untrusted source; -1: none reaches it
-    cia: tuple[int, int, int] = (2, 2, 2)
-    factor_mask: int = 0
-    control_mask: int = 0
-    # Everything the score depends on besides the rule, as one hashable int tuple.
-    score_key: tuple[int, ...] = (0, 0, 0)
+    Ranking every rule hit reads only the masks and numbers; the factor set, the merged control
+    references and the memo key are built on first use (for the findings a report shows).
+    """
 
-    @classmethod
-    def make(
-        cls,
-        factors: set[LikelihoodFactor],
+    __slots__ = (
+        "_key",
+        "_refs",
+        "_refs_over",
+        "cia",
+        "control_mask",
+        "criticality",
+        "factor_mask",
+        "hop_bucket",
+        "hops",
+        "ip_value",
+        "sensitivity",
+    )
+
+    def __init__(
+        self,
+        factor_mask: int,
         control_refs: dict[ControlType, tuple[str, ...]],
         sensitivity: int,
         criticality: Level,
         ip_value: Level | None,
         hops: int = -1,
         cia: tuple[int, int, int] = (2, 2, 2),
-    ) -> Profile:
-        return cls(
-            frozenset(factors),
-            control_refs,
-            sensitivity,
-            criticality,
-            ip_value,
-            hops,
-            cia,
-            mask(factors, FACTOR_BIT),
-            mask(control_refs, CONTROL_BIT),
-            (
-                sensitivity,
-                criticality.score,
-                ip_value.score if ip_value is not None else 0,
-                hop_bucket(hops),
-            ),
-        )
+        refs_over: dict[ControlType, tuple[str, ...]] | None = None,
+    ) -> None:
+        self.factor_mask = factor_mask
+        self._refs = control_refs
+        # A flow's own control references, laid over its target's (they win where both name
+        # a type); merged on first read.
+        self._refs_over = refs_over
+        self.control_mask = mask(control_refs, CONTROL_BIT)
+        if refs_over:
+            self.control_mask |= mask(refs_over, CONTROL_BIT)
+        self.sensitivity = sensitivity
+        self.criticality = criticality
+        self.ip_value = ip_value
+        self.hops = hops  # flows from the nearest untrusted source; -1: none reaches it
+        self.hop_bucket = hop_bucket(hops)
+        self.cia = cia
+        self._key: tuple[int, ...] | None = None
+
+    @property
+    def factors(self) -> frozenset[LikelihoodFactor]:
+        return frozenset(f for f, bit in FACTOR_BIT.items() if self.factor_mask & bit)
+
+    @property
+    def control_refs(self) -> dict[ControlType, tuple[str, ...]]:
+        if self._refs_over is not None:
+            refs = dict(self._refs)
+            refs.update(self._refs_over)
+            self._refs, self._refs_over = refs, None
+        return self._refs
+
+    @property
+    def score_key(self) -> tuple[int, ...]:
+        """Everything the score depends on besides the rule, as one hashable int tuple."""
+        if self._key is None:
+            ip = self.ip_value
+            self._key = (
+                self.sensitivity,
+                self.criticality.score,
+                ip.score if ip is not None else 0,
+                self.hop_bucket,
+            )
+        return self._key
 
 
 def profile_element(e: Element, assume_absent: bool = True) -> Profile:
+    links = e._l
     m = e.model
-    return Profile.make(
-        _element_factors(e, None, assume_absent),
-        e.control_refs,
-        e.sensitivity,
-        e.business_criticality,
+    return Profile(
+        _element_mask(e, None, assume_absent),
+        links.control_refs,
+        links.sensitivity,
+        links.criticality,
         m.ip_value if m is not None else None,
-        e.untrusted_hops,
-        e._l.cia,
+        links.untrusted_hops,
+        links.cia,
     )
 
 
 def profile_flow(f: Flow, assume_absent: bool = True) -> Profile:
-    src, dst = f.source_element, f.target_element
-    refs = dict(dst.control_refs)
-    refs.update(f.control_refs)  # the flow's own controls win where both name a type
-    crit = max(src.business_criticality, dst.business_criticality, key=lambda lv: lv.score)
-    m = _model_of(dst, src)
-    return Profile.make(
-        _flow_factors(f, assume_absent),
-        refs,
-        f.sensitivity,
+    links = f._l
+    src, dst = links.source, links.target
+    sl, dl = src._l, dst._l
+    crit = sl.criticality if sl.criticality.score >= dl.criticality.score else dl.criticality
+    m = dst.model if dst.model is not None else src.model
+    return Profile(
+        _flow_mask(f, assume_absent),
+        dl.control_refs,
+        links.sensitivity,
         crit,
         m.ip_value if m is not None else None,
-        src.untrusted_hops,
-        f._l.cia,
+        sl.untrusted_hops,
+        links.cia,
+        links.control_refs,
     )
 
 
@@ -261,7 +300,8 @@ def cia_dims(rule: Rule) -> tuple[int, ...]:
 def _score(rule: Rule, p: Profile) -> Score:
     lk = rule.likelihood
     parts = [f"base {lk.base}"]
-    factors = tuple(f.value for f in lk.factors if f in p.factors)
+    present = p.factor_mask
+    factors = tuple(f.value for f in lk.factors if FACTOR_BIT[f] & present)
     # The first exposure factor present opens the attack (+1); more overlap with it (+0.5 each).
     likelihood = float(lk.base)
     # Exposure saturates: at most MAX_FACTOR_POINTS however many factors are present.
@@ -346,6 +386,80 @@ def _score(rule: Rule, p: Profile) -> Score:
 
 
 _CIA_NAMES = ("confidentiality", "integrity", "availability")
+#: Likelihood points gained by the number of the rule's exposure factors present (see _score).
+_GAIN = (0.0, 1.0, 1.5)
+#: The hop adjustment by hop_bucket (see _HOP_ADJUST).
+_HOP_BY_BUCKET = (0.0, -0.5, -1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskTerms:
+    """What a rule adds to a risk, precomputed: ranking every rule hit needs only the number,
+    so :func:`quick_risk` computes it without the factor lists and explanation of :func:`score`.
+    """
+
+    rule: Rule
+    factor_mask: int
+    control_mask: int
+    likelihood: float  # base plus the capability adjustment
+    privacy: bool
+    dims: tuple[int, ...]
+    impact: float
+    sensitivity: bool
+    criticality: int  # how often the criticality adjustment is added (0 for privacy rules)
+    ip_value: int
+    #: False when the rule names a factor or control twice: then score() is the reference.
+    exact: bool
+
+    @classmethod
+    def of(cls, rule: Rule) -> RiskTerms:
+        lk, im = rule.likelihood, rule.impact
+        privacy = rule.framework.value == "LINDDUN"
+        addressed = _addressing(rule)
+        exact = len(set(lk.factors)) == len(lk.factors) and len(set(addressed)) == len(addressed)
+        return cls(
+            rule,
+            mask(lk.factors, FACTOR_BIT),
+            mask(addressed, CONTROL_BIT),
+            float(lk.base) + _CAPABILITY_ADJUST[lk.capability],
+            privacy,
+            cia_dims(rule),
+            float(im.base),
+            ImpactFactor.SENSITIVITY in im.factors,
+            0 if privacy else im.factors.count(ImpactFactor.CRITICALITY),
+            im.factors.count(ImpactFactor.IP_VALUE),
+            exact,
+        )
+
+
+def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
+    """``(score(rule, p).risk, score(rule, p).mitigated)``, computed with masks and counts."""
+    if not t.exact:
+        sc = _score(t.rule, p)
+        return sc.risk, sc.mitigated
+    lk = t.likelihood + _GAIN[min((p.factor_mask & t.factor_mask).bit_count(), 2)]
+    if t.privacy:
+        if lk > LINDDUN_CAP:
+            lk = LINDDUN_CAP
+    else:
+        lk += _HOP_BY_BUCKET[p.hop_bucket]
+    mitigated = False
+    n = (p.control_mask & t.control_mask).bit_count()
+    if n:
+        lk -= min(n, MAX_CONTROL_REDUCTION) + 0.5 * max(0, n - MAX_CONTROL_REDUCTION)
+        mitigated = lk < 1.0
+    lk = max(1.0, min(5.0, lk))
+    data = _NEED_ADJUST[max(map(p.cia.__getitem__, t.dims))]
+    if t.sensitivity:
+        sens = _SENSITIVITY_ADJUST[min(p.sensitivity, 4)]
+        if sens > data:
+            data = sens
+    im = t.impact + data
+    if t.criticality:
+        im += t.criticality * _CRIT_ADJUST[p.criticality]
+    if t.ip_value and p.ip_value is not None:
+        im += t.ip_value * _CRIT_ADJUST[p.ip_value]
+    return round(lk * max(1.0, min(5.0, im)), 2), mitigated
 
 
 def _addressing(rule: Rule) -> tuple[ControlType, ...]:
