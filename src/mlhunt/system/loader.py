@@ -483,8 +483,11 @@ def link(system: SystemDescription) -> None:
         src, dst = elements[f.source], elements[f.target]
         sl, dl = links[src.id], links[dst.id]
         mine = list(declared.get(f.id, ())) + deid(f.data)
-        for b in set(sl.boundaries) & set(dl.boundaries):
-            mine.extend(declared.get(b, ()))
+        # Boundaries around both ends, innermost first (a set's order would vary between runs).
+        around_target = set(dl.boundaries)
+        for b in sl.boundaries:
+            if b in around_target:
+                mine.extend(declared.get(b, ()))
         controls, refs = _control_sets(f, mine)
         classifications = frozenset(assets[d] for d in f.data)
         crosses = src.boundary != dst.boundary
