@@ -119,9 +119,10 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
         if r.scope == "element":
             candidates = own_by_kind if r.internals else by_kind
             for kind in rule.kinds:
+                kind_name = kind.value
                 for e in candidates.get(kind, ()):
                     if rule.condition(e, system):
-                        hit = builder.hit(rule, terms, e, (e,), e.kind.value)
+                        hit = builder.hit(rule, terms, e, (e,), kind_name)
                         judge.judge(rule, hit)
                         add(hit)
         else:

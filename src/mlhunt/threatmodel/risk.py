@@ -387,7 +387,11 @@ def _score(rule: Rule, p: Profile) -> Score:
 
 _CIA_NAMES = ("confidentiality", "integrity", "availability")
 #: Likelihood points gained by the number of the rule's exposure factors present (see _score).
-_GAIN = (0.0, 1.0, 1.5)
+_GAIN = (0.0, 1.0) + (1.5,) * len(LikelihoodFactor)
+#: Likelihood points the controls in place take off, by their number (see _score).
+_REDUCTION = tuple(
+    min(n, MAX_CONTROL_REDUCTION) + 0.5 * max(0, n - MAX_CONTROL_REDUCTION) for n in range(8)
+)
 #: The hop adjustment by hop_bucket (see _HOP_ADJUST).
 _HOP_BY_BUCKET = (0.0, -0.5, -1.0)
 
@@ -437,7 +441,7 @@ def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
     if not t.exact:
         sc = _score(t.rule, p)
         return sc.risk, sc.mitigated
-    lk = t.likelihood + _GAIN[min((p.factor_mask & t.factor_mask).bit_count(), 2)]
+    lk = t.likelihood + _GAIN[(p.factor_mask & t.factor_mask).bit_count()]
     if t.privacy:
         if lk > LINDDUN_CAP:
             lk = LINDDUN_CAP
@@ -446,12 +450,15 @@ def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
     mitigated = False
     n = (p.control_mask & t.control_mask).bit_count()
     if n:
-        lk -= min(n, MAX_CONTROL_REDUCTION) + 0.5 * max(0, n - MAX_CONTROL_REDUCTION)
+        lk -= _REDUCTION[n] if n < len(_REDUCTION) else n * 0.5 + 1.0
         mitigated = lk < 1.0
-    lk = max(1.0, min(5.0, lk))
+    if lk < 1.0:
+        lk = 1.0
+    elif lk > 5.0:
+        lk = 5.0
     data = _NEED_ADJUST[max(map(p.cia.__getitem__, t.dims))]
     if t.sensitivity:
-        sens = _SENSITIVITY_ADJUST[min(p.sensitivity, 4)]
+        sens = _SENSITIVITY_ADJUST[p.sensitivity if p.sensitivity < 4 else 4]
         if sens > data:
             data = sens
     im = t.impact + data
@@ -459,7 +466,11 @@ def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
         im += t.criticality * _CRIT_ADJUST[p.criticality]
     if t.ip_value and p.ip_value is not None:
         im += t.ip_value * _CRIT_ADJUST[p.ip_value]
-    return round(lk * max(1.0, min(5.0, im)), 2), mitigated
+    if im < 1.0:
+        im = 1.0
+    elif im > 5.0:
+        im = 5.0
+    return round(lk * im, 2), mitigated
 
 
 def _addressing(rule: Rule) -> tuple[ControlType, ...]:
