@@ -112,18 +112,26 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
     judge = FactJudge(system, paths)
     hits: list[Hit] = []
     add = hits.append
+    profiles = builder.profiles
+    profile = builder.profile
 
     for rule in catalog.rules:
         r = rule.rule
         terms = RiskTerms.of(r)
+        # Most rules read no unstated fact and the system plans nothing: no judging per hit.
+        judged = judge.needed(rule)
+        rule_id = r.id
         if r.scope == "element":
             candidates = own_by_kind if r.internals else by_kind
             for kind in rule.kinds:
                 kind_name = kind.value
                 for e in candidates.get(kind, ()):
                     if rule.condition(e, system):
-                        hit = builder.hit(rule, terms, e, (e,), kind_name)
-                        judge.judge(rule, hit)
+                        p = profiles.get(id(e)) or profile(e)
+                        risk, mitigated = quick_risk(terms, p)
+                        hit = Hit(rule, rule_id, (e,), e.id, kind_name, p, risk, mitigated)
+                        if judged:
+                            judge.judge(rule, hit)
                         add(hit)
         else:
             kinds = rule.kinds
@@ -131,8 +139,12 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
                 if sk in kinds or dk in kinds:
                     for f, src, dst in group:
                         if rule.condition(f, src, dst, system):
-                            hit = builder.hit(rule, terms, f, (f, src, dst), "flow")
-                            judge.judge(rule, hit)
+                            p = profiles.get(id(f)) or profile(f)
+                            risk, mitigated = quick_risk(terms, p)
+                            objs = (f, src, dst)
+                            hit = Hit(rule, rule_id, objs, f.id, "flow", p, risk, mitigated)
+                            if judged:
+                                judge.judge(rule, hit)
                             add(hit)
     # Decisions match every hit, those resting on unknown facts included (no stale warning).
     warnings = apply_tracking(hits, system.risk_tracking)
@@ -155,14 +167,14 @@ class _FindingBuilder:
     def __init__(self, system: SystemDescription, assume_absent: bool = True) -> None:
         self.system = system
         self.assume_absent = assume_absent
-        self._profiles: dict[int, Profile] = {}
+        self.profiles: dict[int, Profile] = {}
         self._scores: dict[tuple[Any, ...], Score] = {}
         self._dims: dict[int, tuple[int, ...]] = {}
         self._mitigations: dict[tuple[Any, ...], Any] = {}
         self._references: dict[tuple[int, int], dict[str, list[str]]] = {}
 
     def profile(self, target: Element | Flow) -> Profile:
-        p = self._profiles.get(id(target))
+        p = self.profiles.get(id(target))
         if p is None:
             absent = self.assume_absent
             p = (
@@ -170,20 +182,8 @@ class _FindingBuilder:
                 if isinstance(target, Flow)
                 else profile_element(target, absent)
             )
-            self._profiles[id(target)] = p
+            self.profiles[id(target)] = p
         return p
-
-    def hit(
-        self,
-        rule: CompiledRule,
-        terms: RiskTerms,
-        target: Element | Flow,
-        objs: tuple[Any, ...],
-        kind: str,
-    ) -> Hit:
-        p = self._profiles.get(id(target)) or self.profile(target)
-        risk, mitigated = quick_risk(terms, p)
-        return Hit(rule, objs, target.id, kind, p, risk, "mitigated" if mitigated else "open")
 
     def finding(self, hit: Hit) -> Finding:
         """The full finding of one hit: scores explained, mitigations, references, evidence."""

@@ -183,6 +183,14 @@ class FactJudge:
         if path:
             found.evidence["attack_path"] = path
 
+    def needed(self, rule: Any) -> bool:
+        """Whether a hit of ``rule`` can be planned or rest on an unstated fact."""
+        if self._any_planned:
+            return True
+        kinds = (Element,) if rule.rule.scope == "element" else (Flow, Element, Element)
+        visible = self._visible[id(rule)] = self._visible_facts(rule, kinds)
+        return any(visible)
+
     def _visible_facts(self, rule: Any, objs: tuple[Any, ...]) -> tuple[frozenset[str], ...]:
         """Only the unknown facts the condition can see: read directly, or through a control
         type it names (``'rate_limiting' not in element.controls``)."""
@@ -194,7 +202,9 @@ class FactJudge:
             out.append(
                 frozenset(
                     n
-                    for n, fact in facts_of(o).items()
+                    for n, fact in (
+                        FLOW_FACTS if o is Flow or isinstance(o, Flow) else ELEMENT_FACTS
+                    ).items()
                     if n in attrs or (via_controls and fact[1].value in consts)
                 )
             )

@@ -58,21 +58,22 @@ class Hit:
     def __init__(
         self,
         rule: Any,
+        rule_id: str,
         objs: tuple[Any, ...],
         target: str,
         kind: str,
         profile: Any,
         risk: float,
-        status: str,
+        mitigated: bool,
     ) -> None:
         self.rule = rule
-        self.rule_id: str = rule.rule.id
+        self.rule_id = rule_id
         self.objs = objs  # (element,) or (flow, source, target)
         self.target = target
         self.kind = kind
         self.profile = profile
         self.risk = risk
-        self.status = status
+        self.status = "mitigated" if mitigated else "open"
         self.tracking: dict[str, Any] | None = None
         self.planned: list[str] | None = None
         #: The unknown facts (``id.fact``) it rests on: then it is a question, not a finding.
