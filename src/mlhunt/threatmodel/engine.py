@@ -185,21 +185,44 @@ class _FindingBuilder:
             self.profiles[id(target)] = p
         return p
 
-    def finding(self, hit: Hit) -> Finding:
-        """The full finding of one hit: scores explained, mitigations, references, evidence."""
+    def scored(self, hit: Hit) -> tuple[Score, dict[str, list[str]]]:
+        """The explained score of a hit and the controls in place that lowered it."""
         rule, p = hit.rule, hit.profile
-        r = rule.rule
-        refs = p.control_refs
         ctl = p.control_mask & rule.mitigated_mask
         dims = self._dims.get(id(rule))
         if dims is None:
-            dims = self._dims[id(rule)] = cia_dims(r)
+            dims = self._dims[id(rule)] = cia_dims(rule.rule)
         need = max(p.cia[d] for d in dims)
         key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key, need)
         sc = self._scores.get(key)
         if sc is None:
-            sc = self._scores[key] = score(r, p)
-        in_place = {c: list(refs[CONTROL_BY_VALUE[c]]) for c in sc.controls} if ctl else {}
+            sc = self._scores[key] = score(rule.rule, p)
+        if not ctl:
+            return sc, {}
+        refs = p.control_refs
+        return sc, {c: list(refs[CONTROL_BY_VALUE[c]]) for c in sc.controls}
+
+    def detail(self, hit: Hit) -> dict[str, Any]:
+        """What a group shows of one of its members (``evidence.per_target``), without
+        building the member's whole finding."""
+        sc, in_place = self.scored(hit)
+        return {
+            "name": hit.label,
+            "risk": sc.risk,
+            "severity": sc.severity.value,
+            "likelihood": sc.likelihood,
+            "impact": sc.impact,
+            "status": hit.status,
+            "target_kind": hit.kind,
+            "likelihood_factors": list(sc.factors),
+            "controls_in_place": in_place,
+            "risk_explanation": sc.explanation,
+        }
+
+    def finding(self, hit: Hit) -> Finding:
+        """The full finding of one hit: scores explained, mitigations, references, evidence."""
+        rule = hit.rule
+        sc, in_place = self.scored(hit)
         target = hit.objs[0]
         found = _finding(
             rule,

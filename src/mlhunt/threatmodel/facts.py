@@ -14,7 +14,6 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlhunt.findings import Finding
 from mlhunt.system.model import Authentication, Authorization, ControlType, Element, Flow
 from mlhunt.threatmodel.conditions import condition_reads
 
@@ -175,13 +174,13 @@ class FactJudge:
         self._visible: dict[int, tuple[frozenset[str], ...]] = {}
         self._any_planned = any(e.is_planned for e in system.elements)
 
-    def describe(self, hit: Any, found: Finding) -> None:
-        """Add the stated facts a finding rests on and its attack path."""
+    def describe(self, hit: Any, evidence: dict[str, Any]) -> None:
+        """Add the stated facts a hit rests on and its attack path to ``evidence``."""
         reads, _consts, by_role = _rule_reads(hit.rule.rule.condition)
-        found.evidence["rests_on"] = _rests_on(by_role, hit.objs)
+        evidence["rests_on"] = _rests_on(by_role, hit.objs)
         path = self.paths.path_for(reads, hit.objs)
         if path:
-            found.evidence["attack_path"] = path
+            evidence["attack_path"] = path
 
     def needed(self, rule: Any) -> bool:
         """Whether a hit of ``rule`` can be planned or rest on an unstated fact."""

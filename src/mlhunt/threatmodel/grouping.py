@@ -94,6 +94,8 @@ class FindingSource(Protocol):
 
     def finding(self, hit: Hit) -> Finding: ...
 
+    def detail(self, hit: Hit) -> dict[str, Any]: ...
+
     def mitigations(self, hit: Hit) -> list[str]: ...
 
     def references(self, hit: Hit) -> dict[str, list[str]]: ...
@@ -125,7 +127,7 @@ def group_findings(
     hits: list[Hit],
     causes: dict[str, str],
     source: FindingSource,
-    describe: Callable[[Hit, Finding], None],
+    describe: Callable[[Hit, dict[str, Any]], None],
 ) -> list[Finding]:
     """One finding per cause (a rule, or rules sharing a ``cause``), listing every element or
     flow it applies to, worst first. Full findings are built for the detailed hits only."""
@@ -137,7 +139,7 @@ def group_findings(
 
 
 def _group(
-    members: list[Hit], source: FindingSource, describe: Callable[[Hit, Finding], None]
+    members: list[Hit], source: FindingSource, describe: Callable[[Hit, dict[str, Any]], None]
 ) -> Finding:
     # Open hits first (a decision on some does not close the others), then by risk.
     members.sort(key=lambda h: (h.status != "open", -h.risk, h.target, h.rule_id))
@@ -152,7 +154,7 @@ def _group(
     seen: set[str] = set()
     members = [h for h in members if not (h.target in seen or seen.add(h.target))]
     head.affected = [h.target for h in members]
-    describe(first, head)
+    describe(first, head.evidence)
     if len(members) == 1 and len(rules) == 1:
         return head
     statuses = {h.status for h in members}
@@ -162,22 +164,29 @@ def _group(
     if len(members) > 1:
         head.title = f"{head.title} (and {len(members) - 1} more)"
     per_target: dict[str, dict[str, Any]] = {}
-    for h in members[:MAX_DETAILED]:
-        f = h.finding
-        if f is None:
-            f = h.finding = source.finding(h)
-            describe(h, f)
-        detail: dict[str, Any] = {
-            "name": h.label,
-            "risk": f.risk,
-            "severity": f.severity.value,
-            "likelihood": f.likelihood,
-            "impact": f.impact,
-            "status": f.status,
-        }
-        detail.update({k: f.evidence[k] for k in _PER_TARGET_KEYS if k in f.evidence})
-        if f.tracking:
-            detail["tracking"] = f.tracking
+    for i, h in enumerate(members[:MAX_DETAILED]):
+        if i == 0:  # the head, with the group's status and tracking
+            detail: dict[str, Any] = {
+                "name": h.label,
+                "risk": head.risk,
+                "severity": head.severity.value,
+                "likelihood": head.likelihood,
+                "impact": head.impact,
+                "status": head.status,
+            }
+            ev = head.evidence
+            detail.update({k: ev[k] for k in _PER_TARGET_KEYS if k in ev})
+            tracking = head.tracking
+        else:
+            detail = source.detail(h)
+            describe(h, detail)
+            if h.assumed:
+                detail["assumed_absent"] = h.assumed
+            if "attack_path" in detail:
+                detail["attack_path"] = detail.pop("attack_path")  # after assumed_absent
+            tracking = h.tracking
+        if tracking:
+            detail["tracking"] = tracking
         if len(rules) > 1:
             detail["rules"] = statuses_by_target[h.target]
         per_target[h.target] = detail
