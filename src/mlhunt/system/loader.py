@@ -472,12 +472,18 @@ def link(system: SystemDescription) -> None:
     parents = {b.id: b.parent for b in system.trust_boundaries}
     elements = {e.id: e for e in system.elements}
 
+    chains: dict[str | None, tuple[str, ...]] = {}
+
     def chain(boundary: str | None) -> tuple[str, ...]:
-        out: list[str] = []
-        while boundary is not None:
-            out.append(boundary)
-            boundary = parents.get(boundary)
-        return tuple(out)
+        found = chains.get(boundary)
+        if found is None:
+            out: list[str] = []
+            b = boundary
+            while b is not None:
+                out.append(b)
+                b = parents.get(b)
+            found = chains[boundary] = tuple(out)
+        return found
 
     declared: dict[str, list[tuple[ControlType, str]]] = {}
     for c in system.controls:
@@ -485,6 +491,7 @@ def link(system: SystemDescription) -> None:
             declared.setdefault(ref, []).append((c.type, c.id))
 
     deid = _deidentified(system)
+    declared_on_boundary = any(b.id in declared for b in system.trust_boundaries)
     links: dict[str, ElementLinks] = {}
     for e in system.elements:
         boundaries = chain(e.boundary)
@@ -494,7 +501,7 @@ def link(system: SystemDescription) -> None:
         controls, refs = _control_sets(e, mine)
         # Written straight into the private dict: pydantic's __setattr__ is slow at this volume.
         links[e.id] = e.__pydantic_private__["_links"] = ElementLinks(  # type: ignore[index]
-            classifications=frozenset(assets[d] for d in e.data),
+            classifications=frozenset(map(assets.__getitem__, e.data)),
             controls=controls,
             control_refs=refs,
             boundaries=boundaries,
@@ -510,12 +517,13 @@ def link(system: SystemDescription) -> None:
         sl, dl = links[src.id], links[dst.id]
         mine = list(declared.get(f.id, ())) + deid(f.data)
         # Boundaries around both ends, innermost first (a set's order would vary between runs).
-        around_target = set(dl.boundaries)
-        for b in sl.boundaries:
-            if b in around_target:
-                mine.extend(declared.get(b, ()))
+        if declared_on_boundary:
+            around_target = set(dl.boundaries)
+            for b in sl.boundaries:
+                if b in around_target:
+                    mine.extend(declared.get(b, ()))
         controls, refs = _control_sets(f, mine)
-        classifications = frozenset(assets[d] for d in f.data)
+        classifications = frozenset(map(assets.__getitem__, f.data))
         crosses = src.boundary != dst.boundary
         f.__pydantic_private__["_links"] = FlowLinks(  # type: ignore[index]
             classifications=classifications,

@@ -99,13 +99,10 @@ def _element_mask(
         out |= _B[_F.INTERNET_FACING]
     if links.receives_across_boundary if inbound_crossing is None else inbound_crossing:
         out |= _B[_F.CROSSES_BOUNDARY]
-    if e.authentication == Authentication.NONE and (
-        assume_absent or "authentication" in e.model_fields_set
-    ):
+    stated = () if assume_absent else e.model_fields_set
+    if e.authentication == Authentication.NONE and (assume_absent or "authentication" in stated):
         out |= _B[_F.NO_AUTH]
-    if _RATE_SET.isdisjoint(links.controls) and (
-        assume_absent or "rate_limit" in e.model_fields_set
-    ):
+    if _RATE_SET.isdisjoint(links.controls) and (assume_absent or "rate_limit" in stated):
         out |= _B[_F.NO_RATE_LIMIT]
     if m is not None:
         if m.output in _SCORES_OUT:
@@ -187,14 +184,16 @@ class Profile:
         # A flow's own control references, laid over its target's (they win where both name
         # a type); merged on first read.
         self._refs_over = refs_over
-        self.control_mask = mask(control_refs, CONTROL_BIT)
+        # One bit per control type: the sum of distinct bits is their union.
+        cm = sum(map(CONTROL_BIT.__getitem__, control_refs))
         if refs_over:
-            self.control_mask |= mask(refs_over, CONTROL_BIT)
+            cm |= sum(map(CONTROL_BIT.__getitem__, refs_over))
+        self.control_mask = cm
         self.sensitivity = sensitivity
         self.criticality = criticality
         self.ip_value = ip_value
         self.hops = hops  # flows from the nearest untrusted source; -1: none reaches it
-        self.hop_bucket = hop_bucket(hops)
+        self.hop_bucket = 2 if hops < 0 else 0 if hops <= 2 else 1  # see hop_bucket()
         self.cia = cia
         self._key: tuple[int, ...] | None = None
 
@@ -414,12 +413,14 @@ class RiskTerms:
     ip_value: int
     #: False when the rule names a factor or control twice: then score() is the reference.
     exact: bool
+    dim: int | None = None  # the one CIA need it hurts, if only one
 
     @classmethod
     def of(cls, rule: Rule) -> RiskTerms:
         lk, im = rule.likelihood, rule.impact
         privacy = rule.framework.value == "LINDDUN"
         addressed = _addressing(rule)
+        dims = cia_dims(rule)
         exact = len(set(lk.factors)) == len(lk.factors) and len(set(addressed)) == len(addressed)
         return cls(
             rule,
@@ -427,12 +428,13 @@ class RiskTerms:
             mask(addressed, CONTROL_BIT),
             float(lk.base) + _CAPABILITY_ADJUST[lk.capability],
             privacy,
-            cia_dims(rule),
+            dims,
             float(im.base),
             ImpactFactor.SENSITIVITY in im.factors,
             0 if privacy else im.factors.count(ImpactFactor.CRITICALITY),
             im.factors.count(ImpactFactor.IP_VALUE),
             exact,
+            dims[0] if len(dims) == 1 else None,
         )
 
 
@@ -456,7 +458,11 @@ def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
         lk = 1.0
     elif lk > 5.0:
         lk = 5.0
-    data = _NEED_ADJUST[max(map(p.cia.__getitem__, t.dims))]
+    cia = p.cia
+    if t.dim is not None:
+        data = _NEED_ADJUST[cia[t.dim]]
+    else:
+        data = _NEED_ADJUST[max(map(cia.__getitem__, t.dims))]
     if t.sensitivity:
         sens = _SENSITIVITY_ADJUST[p.sensitivity if p.sensitivity < 4 else 4]
         if sens > data:
