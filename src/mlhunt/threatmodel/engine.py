@@ -115,14 +115,29 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
     profiles = builder.profiles
     profile = builder.profile
 
+    # Objects split by a boolean attribute that conditions require (``flow.has_personal_data
+    # and ...``): a rule visits only those where it holds. Same order, same hits.
+    element_index: dict[tuple[bool, str, bool], dict[ElementKind, list[Element]]] = {}
+    flow_index: dict[tuple[str, bool], dict[Any, list[tuple[Flow, Element, Element]]]] = {}
+
     for rule in catalog.rules:
         r = rule.rule
         terms = RiskTerms.of(r)
+        guard = rule.guards[0] if rule.guards else None
         # Most rules read no unstated fact and the system plans nothing: no judging per hit.
         judged = judge.needed(rule)
         rule_id = r.id
         if r.scope == "element":
             candidates = own_by_kind if r.internals else by_kind
+            if guard is not None:
+                key = (r.internals, *guard)
+                if key not in element_index:
+                    attr, value = guard
+                    element_index[key] = {
+                        k: [e for e in v if bool(getattr(e, attr)) is value]
+                        for k, v in candidates.items()
+                    }
+                candidates = element_index[key]
             for kind in rule.kinds:
                 kind_name = kind.value
                 for e in candidates.get(kind, ()):
@@ -135,7 +150,16 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
                         add(hit)
         else:
             kinds = rule.kinds
-            for (sk, dk), group in flows_by_ends.items():
+            flows = flows_by_ends
+            if guard is not None:
+                if guard not in flow_index:
+                    attr, value = guard
+                    flow_index[guard] = {
+                        ends: [t for t in v if bool(getattr(t[0], attr)) is value]
+                        for ends, v in flows_by_ends.items()
+                    }
+                flows = flow_index[guard]
+            for (sk, dk), group in flows.items():
                 if sk in kinds or dk in kinds:
                     for f, src, dst in group:
                         if rule.condition(f, src, dst, system):
