@@ -22,7 +22,6 @@ from mlhunt.threatmodel.risk import (
     Profile,
     RiskTerms,
     Score,
-    cia_dims,
     profile_element,
     profile_flow,
     quick_risk,
@@ -193,7 +192,8 @@ class _FindingBuilder:
         self.assume_absent = assume_absent
         self.profiles: dict[int, Profile] = {}
         self._scores: dict[tuple[Any, ...], Score] = {}
-        self._dims: dict[int, tuple[int, ...]] = {}
+        self._terms: dict[int, RiskTerms] = {}
+        self._target_masks: dict[tuple[int, bool], int] = {}
         self._mitigations: dict[tuple[Any, ...], Any] = {}
         self._references: dict[tuple[int, int], dict[str, list[str]]] = {}
 
@@ -202,7 +202,7 @@ class _FindingBuilder:
         if p is None:
             absent = self.assume_absent
             p = (
-                profile_flow(target, absent)
+                profile_flow(target, absent, self._target_masks)
                 if isinstance(target, Flow)
                 else profile_element(target, absent)
             )
@@ -213,11 +213,21 @@ class _FindingBuilder:
         """The explained score of a hit and the controls in place that lowered it."""
         rule, p = hit.rule, hit.profile
         ctl = p.control_mask & rule.mitigated_mask
-        dims = self._dims.get(id(rule))
-        if dims is None:
-            dims = self._dims[id(rule)] = cia_dims(rule.rule)
-        need = max(p.cia[d] for d in dims)
-        key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key, need)
+        t = self._terms.get(id(rule))
+        if t is None:
+            t = self._terms[id(rule)] = RiskTerms.of(rule.rule)
+        # Only what this rule's score reads of the target (see risk._score).
+        ip = p.ip_value
+        key = (
+            id(rule),
+            p.factor_mask & rule.factor_mask,
+            ctl,
+            0 if t.privacy else p.hop_bucket,
+            p.sensitivity if t.sensitivity else 0,
+            p.criticality.score if t.criticality else 0,
+            (ip.score if ip is not None else -1) if t.ip_value else 0,
+            max(p.cia[d] for d in t.dims),
+        )
         sc = self._scores.get(key)
         if sc is None:
             sc = self._scores[key] = score(rule.rule, p)

@@ -122,10 +122,20 @@ def _element_mask(
     return out
 
 
-def _flow_mask(f: Flow, assume_absent: bool = True) -> int:
+def _flow_mask(
+    f: Flow, assume_absent: bool = True, cache: dict[tuple[int, bool], int] | None = None
+) -> int:
     links = f._l
     src, dst = links.source, links.target
-    out = _element_mask(dst, links.crosses_boundary, assume_absent) & ~_FLOW_OWN
+    crossing = links.crosses_boundary
+    if cache is None:
+        out = _element_mask(dst, crossing, assume_absent) & ~_FLOW_OWN
+    else:
+        # Many flows share a target: its part of the mask is computed once.
+        key = (id(dst), crossing)
+        out = cache.get(key, -1)
+        if out < 0:
+            out = cache[key] = _element_mask(dst, crossing, assume_absent) & ~_FLOW_OWN
     if src.internet_facing or dst.internet_facing or src.kind in _EXTERNAL:
         out |= _B[_F.INTERNET_FACING]
     if not f.authenticated and (assume_absent or "authenticated" in f.model_fields_set):
@@ -237,14 +247,17 @@ def profile_element(e: Element, assume_absent: bool = True) -> Profile:
     )
 
 
-def profile_flow(f: Flow, assume_absent: bool = True) -> Profile:
+def profile_flow(
+    f: Flow, assume_absent: bool = True, cache: dict[tuple[int, bool], int] | None = None
+) -> Profile:
+    """``cache`` (one per build) keeps each target's share of the flows' factor masks."""
     links = f._l
     src, dst = links.source, links.target
     sl, dl = src._l, dst._l
     crit = sl.criticality if sl.criticality.score >= dl.criticality.score else dl.criticality
     m = dst.model if dst.model is not None else src.model
     return Profile(
-        _flow_mask(f, assume_absent),
+        _flow_mask(f, assume_absent, cache),
         dl.control_refs,
         links.sensitivity,
         crit,
