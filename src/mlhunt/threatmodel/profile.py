@@ -15,18 +15,9 @@ from mlhunt.system.model import (
     Flow,
     Level,
     ModelOutput,
-    Provenance,
 )
 from mlhunt.threatmodel.catalog import CONTROL_BIT, FACTOR_BIT, LikelihoodFactor
 
-_UNTRUSTED = frozenset(
-    {
-        Provenance.THIRD_PARTY,
-        Provenance.PUBLIC_SCRAPED,
-        Provenance.USER_GENERATED,
-        Provenance.UNKNOWN,
-    }
-)
 _EXTERNAL = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR, ElementKind.DATA_SOURCE})
 _RATE_CONTROLS = (ControlType.RATE_LIMITING, ControlType.QUOTA)
 
@@ -64,7 +55,7 @@ def _element_mask(
     if m is not None:
         if m.output in _SCORES_OUT:
             out |= _B[_F.SCORES_EXPOSED]
-        if m.training_data_provenance in _UNTRUSTED:
+        if m.untrusted_training_data:  # its provenance or any of its training sources
             out |= _B[_F.UNTRUSTED_DATA]
         if m.retrains_on_feedback:
             out |= _B[_F.FEEDBACK_LOOP]
@@ -97,9 +88,7 @@ def _flow_mask(
         out |= _B[_F.INTERNET_FACING]
     if not f.authenticated and (assume_absent or "authenticated" in f.model_fields_set):
         out |= _B[_F.NO_AUTH]
-    if src.kind in _EXTERNAL or (
-        src.model is not None and src.model.training_data_provenance in _UNTRUSTED
-    ):
+    if src.kind in _EXTERNAL or (src.model is not None and src.model.untrusted_training_data):
         out |= _B[_F.UNTRUSTED_DATA]
     if src.privileged:
         out |= _B[_F.PRIVILEGED]
