@@ -258,3 +258,23 @@ def test_planned_copy_keeps_others_unchanged() -> None:
     planned = copy.deepcopy(system)
     planned["elements"][0]["lifecycle"] = "planned"
     assert hits(system) == hits(planned)
+
+
+def test_an_untrusted_training_source_is_an_exposure_factor() -> None:
+    from mlhunt.threatmodel.catalog import FACTOR_BIT, LikelihoodFactor
+    from mlhunt.threatmodel.risk import profile_element
+
+    def factor(model: dict[str, Any]) -> bool:
+        system = system_from_dict(_trainer(**model))
+        trainer = next(e for e in system.elements if e.id == "trainer")
+        mask = profile_element(trainer).factor_mask
+        return bool(mask & FACTOR_BIT[LikelihoodFactor.UNTRUSTED_DATA])
+
+    assert not factor({"training_data_provenance": "internal"})
+    assert factor({"training_data_provenance": "third_party"})
+    assert factor(
+        {
+            "training_data_provenance": "internal",
+            "training_sources": [{"name": "vendor labels", "provenance": "third_party"}],
+        }
+    )
