@@ -335,33 +335,52 @@ def reference_problems(system: SystemDescription) -> Iterator[tuple[Loc, str]]:
 
 def _implied_controls(obj: Element | Flow) -> list[tuple[ControlType, str]]:
     """Controls that an element's or flow's own attributes provide (``api.rate_limit``)."""
-    out: list[tuple[ControlType, str]] = []
     if isinstance(obj, Flow):
-        flags = {
-            ControlType.ENCRYPTION_IN_TRANSIT: obj.encrypted,
-            ControlType.AUTHENTICATION: obj.authenticated,
-            ControlType.AUTHORIZATION_POLICY: obj.authorization in _STRONG_AUTHZ,
-        }
-        return [(ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flags.items() if on]
+        flow_on = (
+            (ControlType.ENCRYPTION_IN_TRANSIT, obj.encrypted),
+            (ControlType.AUTHENTICATION, obj.authenticated),
+            (ControlType.AUTHORIZATION_POLICY, obj.authorization in _STRONG_AUTHZ),
+        )
+        return [(ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flow_on if on]
     m = obj.model
-    flags = {
-        ControlType.RATE_LIMITING: has_rate_limit(obj.rate_limit),
-        ControlType.AUDIT_LOGGING: obj.audit_logging,
-        ControlType.INPUT_VALIDATION: obj.input_validation,
-        ControlType.ENCRYPTION_AT_REST: obj.encrypted_at_rest,
-        ControlType.RESOURCE_QUOTAS: obj.resource_limits,
-        ControlType.HIGH_AVAILABILITY: obj.high_availability,
-        ControlType.QUOTA: bool(obj.budget),
-        ControlType.LEAST_PRIVILEGE: bool(obj.limits),
-        ControlType.AUTHENTICATION: obj.authentication != Authentication.NONE,
-        ControlType.MTLS: obj.authentication == Authentication.MTLS,
-        ControlType.AUTHORIZATION_POLICY: obj.authorization in _STRONG_AUTHZ or obj.acls,
-        ControlType.HUMAN_REVIEW: bool(m and m.human_review),
-        ControlType.MODEL_SIGNING: bool(m and m.signed),
-        ControlType.OUTPUT_HARDENING: bool(m and m.output in _HARDENED_OUTPUTS),
-    }
-    out.extend((ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flags.items() if on)
-    return out
+    on = (
+        has_rate_limit(obj.rate_limit),
+        obj.audit_logging,
+        obj.input_validation,
+        obj.encrypted_at_rest,
+        obj.resource_limits,
+        obj.high_availability,
+        bool(obj.budget),
+        bool(obj.limits),
+        obj.authentication != Authentication.NONE,
+        obj.authentication == Authentication.MTLS,
+        obj.authorization in _STRONG_AUTHZ or obj.acls,
+        bool(m and m.human_review),
+        bool(m and m.signed),
+        bool(m and m.output in _HARDENED_OUTPUTS),
+    )
+    return [
+        (ct, f"{obj.id}.{_ATTR[ct]}") for ct, yes in zip(_ELEMENT_FLAGS, on, strict=True) if yes
+    ]
+
+
+#: The element attributes that imply a control, in the order _implied_controls reads them.
+_ELEMENT_FLAGS = (
+    ControlType.RATE_LIMITING,
+    ControlType.AUDIT_LOGGING,
+    ControlType.INPUT_VALIDATION,
+    ControlType.ENCRYPTION_AT_REST,
+    ControlType.RESOURCE_QUOTAS,
+    ControlType.HIGH_AVAILABILITY,
+    ControlType.QUOTA,
+    ControlType.LEAST_PRIVILEGE,
+    ControlType.AUTHENTICATION,
+    ControlType.MTLS,
+    ControlType.AUTHORIZATION_POLICY,
+    ControlType.HUMAN_REVIEW,
+    ControlType.MODEL_SIGNING,
+    ControlType.OUTPUT_HARDENING,
+)
 
 
 def has_rate_limit(value: str | None) -> bool:
@@ -414,6 +433,8 @@ def _deidentified(
 ) -> Callable[[list[str]], list[tuple[ControlType, str]]]:
     """Controls implied by de-identified data: only when every personal asset carried is."""
     assets = {a.id: a for a in system.data_assets}
+    if not any(_DEID_CONTROL.get(a.deidentification) for a in system.data_assets):
+        return lambda _data: []  # nothing is de-identified: the common case, kept cheap
 
     def controls(data: list[str]) -> list[tuple[ControlType, str]]:
         personal = [assets[d] for d in data if assets[d].classification.is_personal]
@@ -440,18 +461,29 @@ def link(system: SystemDescription) -> None:
     def cia(data: list[str]) -> tuple[int, int, int]:
         if not data:
             return (2, 2, 2)
-        rows = [needs[d] for d in data]
-        return (max(r[0] for r in rows), max(r[1] for r in rows), max(r[2] for r in rows))
+        if len(data) == 1:
+            return needs[data[0]]
+        c, i, a = needs[data[0]]
+        for d in data[1:]:
+            c2, i2, a2 = needs[d]
+            c, i, a = max(c, c2), max(i, i2), max(a, a2)
+        return (c, i, a)
 
     parents = {b.id: b.parent for b in system.trust_boundaries}
     elements = {e.id: e for e in system.elements}
 
+    chains: dict[str | None, tuple[str, ...]] = {}
+
     def chain(boundary: str | None) -> tuple[str, ...]:
-        out: list[str] = []
-        while boundary is not None:
-            out.append(boundary)
-            boundary = parents.get(boundary)
-        return tuple(out)
+        found = chains.get(boundary)
+        if found is None:
+            out: list[str] = []
+            b = boundary
+            while b is not None:
+                out.append(b)
+                b = parents.get(b)
+            found = chains[boundary] = tuple(out)
+        return found
 
     declared: dict[str, list[tuple[ControlType, str]]] = {}
     for c in system.controls:
@@ -459,6 +491,7 @@ def link(system: SystemDescription) -> None:
             declared.setdefault(ref, []).append((c.type, c.id))
 
     deid = _deidentified(system)
+    declared_on_boundary = any(b.id in declared for b in system.trust_boundaries)
     links: dict[str, ElementLinks] = {}
     for e in system.elements:
         boundaries = chain(e.boundary)
@@ -468,7 +501,7 @@ def link(system: SystemDescription) -> None:
         controls, refs = _control_sets(e, mine)
         # Written straight into the private dict: pydantic's __setattr__ is slow at this volume.
         links[e.id] = e.__pydantic_private__["_links"] = ElementLinks(  # type: ignore[index]
-            classifications=frozenset(assets[d] for d in e.data),
+            classifications=frozenset(map(assets.__getitem__, e.data)),
             controls=controls,
             control_refs=refs,
             boundaries=boundaries,
@@ -483,10 +516,14 @@ def link(system: SystemDescription) -> None:
         src, dst = elements[f.source], elements[f.target]
         sl, dl = links[src.id], links[dst.id]
         mine = list(declared.get(f.id, ())) + deid(f.data)
-        for b in set(sl.boundaries) & set(dl.boundaries):
-            mine.extend(declared.get(b, ()))
+        # Boundaries around both ends, innermost first (a set's order would vary between runs).
+        if declared_on_boundary:
+            around_target = set(dl.boundaries)
+            for b in sl.boundaries:
+                if b in around_target:
+                    mine.extend(declared.get(b, ()))
         controls, refs = _control_sets(f, mine)
-        classifications = frozenset(assets[d] for d in f.data)
+        classifications = frozenset(map(assets.__getitem__, f.data))
         crosses = src.boundary != dst.boundary
         f.__pydantic_private__["_links"] = FlowLinks(  # type: ignore[index]
             classifications=classifications,

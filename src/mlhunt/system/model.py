@@ -264,11 +264,21 @@ class _DataLinks:
         self.set_classifications(self.classifications)
 
     def set_classifications(self, value: frozenset[Classification]) -> None:
-        # Derived once here: conditions read these for every rule.
+        # Derived once here: conditions read these for every rule. Few distinct sets occur.
         self.classifications = value
-        self.sensitivity = max((c.sensitivity for c in value), default=0)
-        self.has_personal_data = any(c.is_personal for c in value)
-        self.has_cardholder_data = Classification.CARDHOLDER in value
+        derived = _DERIVED.get(value)
+        if derived is None:
+            derived = _DERIVED[value] = (
+                max((c.sensitivity for c in value), default=0),
+                any(c.is_personal for c in value),
+                Classification.CARDHOLDER in value,
+            )
+        self.sensitivity, self.has_personal_data, self.has_cardholder_data = derived
+
+
+#: (sensitivity, has personal data, has cardholder data) per set of classifications: a pure
+#: function of a small domain (at most 2^6 sets), cached process-wide.
+_DERIVED: dict[frozenset[Classification], tuple[int, bool, bool]] = {}
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlhunt.errors import CatalogError
 from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
-from mlhunt.threatmodel.conditions import compile_condition
+from mlhunt.threatmodel.conditions import boolean_guards, compile_condition
 
 _YamlLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 
@@ -201,6 +201,8 @@ class CompiledRule:
     mitigation_mask: int = 0
     description: str = ""
     framework: str = ""
+    #: Boolean attributes of the element (or flow) the condition requires: (name, value).
+    guards: tuple[tuple[str, bool], ...] = ()
 
     @property
     def id(self) -> str:
@@ -278,6 +280,11 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
         mitigation_mask=mask((m.control for m in rule.mitigations), CONTROL_BIT),
         description=" ".join(rule.description.split()),
         framework=rule.framework.value,
+        guards=boolean_guards(
+            rule.condition,
+            rule.scope,
+            Element if rule.scope == "element" else Flow,
+        ),
     )
 
 

@@ -265,3 +265,33 @@ def condition_reads(expr: str) -> frozenset[tuple[str, str]]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
     )
+
+
+def boolean_guards(expr: str, name: str, owner: type) -> tuple[tuple[str, bool], ...]:
+    """The top-level ``and`` terms of a (valid) condition that read one boolean attribute of
+    ``name``: ``flow.encrypted`` gives ``("encrypted", True)``, ``not flow.encrypted``
+    ``("encrypted", False)``. The condition is false wherever one of them does not hold, so the
+    engine may skip those objects without evaluating it."""
+    try:
+        tree = ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
+    except SyntaxError:
+        return ()
+    body = tree.body
+    terms = body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
+    out: list[tuple[str, bool]] = []
+    for term in terms:
+        expected = True
+        if isinstance(term, ast.UnaryOp) and isinstance(term.op, ast.Not):
+            term, expected = term.operand, False
+        if (
+            isinstance(term, ast.Attribute)
+            and isinstance(term.value, ast.Name)
+            and term.value.id == name
+        ):
+            try:
+                tp = attribute_type(owner, term.attr)
+            except KeyError:
+                continue
+            if tp is bool:
+                out.append((term.attr, expected))
+    return tuple(out)

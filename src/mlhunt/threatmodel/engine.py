@@ -16,14 +16,15 @@ from mlhunt.system.model import (
 )
 from mlhunt.threatmodel.catalog import Catalog, CompiledRule, default_catalog
 from mlhunt.threatmodel.facts import FactJudge, Question
-from mlhunt.threatmodel.grouping import apply_tracking, group_findings
+from mlhunt.threatmodel.grouping import Hit, apply_tracking, group_findings
 from mlhunt.threatmodel.paths import compute_paths
 from mlhunt.threatmodel.risk import (
     Profile,
+    RiskTerms,
     Score,
-    cia_dims,
     profile_element,
     profile_flow,
+    quick_risk,
     score,
 )
 
@@ -99,101 +100,215 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
     by_kind: dict[ElementKind, list[Element]] = {}
     for e in system.elements:
         by_kind.setdefault(e.kind, []).append(e)
+    # Rules about a component's internals skip vendor-operated elements.
+    own_by_kind = {k: [e for e in v if not e.is_vendor] for k, v in by_kind.items()}
     # Flows grouped by the kinds of their ends, so a rule only visits flows it can apply to.
     flows_by_ends: dict[tuple[ElementKind, ElementKind], list[tuple[Flow, Element, Element]]] = {}
     for f in system.flows:
         src, dst = f.source_element, f.target_element
         flows_by_ends.setdefault((src.kind, dst.kind), []).append((f, src, dst))
-    builder = _FindingBuilder(assume_absent)
+    builder = _FindingBuilder(system, assume_absent)
     judge = FactJudge(system, paths)
+    hits: list[Hit] = []
+    add = hits.append
+    profiles = builder.profiles
+    profile = builder.profile
+
+    # Objects split by a boolean attribute that conditions require (``flow.has_personal_data
+    # and ...``): a rule visits only those where it holds. Same order, same hits.
+    element_index: dict[tuple[bool, str, bool], dict[ElementKind, list[Element]]] = {}
+    flow_index: dict[tuple[str, bool], dict[Any, list[tuple[Flow, Element, Element]]]] = {}
 
     for rule in catalog.rules:
-        if rule.rule.scope == "element":
-            internals = rule.rule.internals
+        r = rule.rule
+        terms = RiskTerms.of(r)
+        guard = rule.guards[0] if rule.guards else None
+        # Most rules read no unstated fact and the system plans nothing: no judging per hit.
+        judged = judge.needed(rule)
+        rule_id = r.id
+        if r.scope == "element":
+            candidates = own_by_kind if r.internals else by_kind
+            if guard is not None:
+                key = (r.internals, *guard)
+                if key not in element_index:
+                    attr, value = guard
+                    element_index[key] = {
+                        k: [e for e in v if bool(getattr(e, attr)) is value]
+                        for k, v in candidates.items()
+                    }
+                candidates = element_index[key]
             for kind in rule.kinds:
-                for e in by_kind.get(kind, ()):
-                    if internals and e.is_vendor:
-                        continue
+                kind_name = kind.value
+                for e in candidates.get(kind, ()):
                     if rule.condition(e, system):
-                        found = builder.add(rule, e, e.label, e.kind.value, (e, system))
-                        judge.judge(rule, found, (e,))
+                        p = profiles.get(id(e)) or profile(e)
+                        risk, mitigated = quick_risk(terms, p)
+                        hit = Hit(rule, rule_id, (e,), e.id, kind_name, p, risk, mitigated)
+                        if judged:
+                            judge.judge(rule, hit)
+                        add(hit)
         else:
             kinds = rule.kinds
-            for (sk, dk), group in flows_by_ends.items():
+            flows = flows_by_ends
+            if guard is not None:
+                if guard not in flow_index:
+                    attr, value = guard
+                    flow_index[guard] = {
+                        ends: [t for t in v if bool(getattr(t[0], attr)) is value]
+                        for ends, v in flows_by_ends.items()
+                    }
+                flows = flow_index[guard]
+            for (sk, dk), group in flows.items():
                 if sk in kinds or dk in kinds:
                     for f, src, dst in group:
                         if rule.condition(f, src, dst, system):
-                            found = builder.add(rule, f, f.label, "flow", (f, src, dst, system))
-                            judge.judge(rule, found, (f, src, dst))
-    raw = builder.findings
+                            p = profiles.get(id(f)) or profile(f)
+                            risk, mitigated = quick_risk(terms, p)
+                            objs = (f, src, dst)
+                            hit = Hit(rule, rule_id, objs, f.id, "flow", p, risk, mitigated)
+                            if judged:
+                                judge.judge(rule, hit)
+                            add(hit)
     # Decisions match every hit, those resting on unknown facts included (no stale warning).
-    warnings = apply_tracking(raw, system.risk_tracking)
-    kept = raw if assume_absent else [f for f in raw if not f.evidence.get("assumed_absent")]
+    warnings = apply_tracking(hits, system.risk_tracking)
+    kept = hits if assume_absent else [h for h in hits if not h.assumed]
     causes = {r.id: r.rule.cause or r.id for r in catalog.rules}
-    findings = group_findings(kept, system, causes, judge.describe)
+    findings = group_findings(kept, causes, builder, judge.describe)
     findings.sort(key=lambda x: (-(x.risk or 0.0), x.id))
-    questions = judge.questions(findings)
+    questions = judge.questions()
     mode = "absent" if assume_absent else "unknown"
     return ThreatModel(system, findings, warnings, catalog, questions, paths.ranked(findings), mode)
 
 
 class _FindingBuilder:
-    """Builds findings, computing each target's profile once and reusing identical scores.
+    """Scores every rule hit (the number only) and builds the findings a report shows.
 
     Large estates repeat the same shapes (same exposure, same controls), so scores and
     mitigation lists are memoised by what they depend on; findings never share mutable state.
     """
 
-    def __init__(self, assume_absent: bool = True) -> None:
+    def __init__(self, system: SystemDescription, assume_absent: bool = True) -> None:
+        self.system = system
         self.assume_absent = assume_absent
-        self.findings: list[Finding] = []
-        self._profiles: dict[int, Profile] = {}
+        self.profiles: dict[int, Profile] = {}
         self._scores: dict[tuple[Any, ...], Score] = {}
-        self._dims: dict[int, tuple[int, ...]] = {}
+        self._terms: dict[int, RiskTerms] = {}
+        self._target_masks: dict[tuple[int, bool], int] = {}
         self._mitigations: dict[tuple[Any, ...], Any] = {}
+        self._references: dict[tuple[int, int], dict[str, list[str]]] = {}
 
-    def add(
-        self,
-        rule: CompiledRule,
-        target: Element | Flow,
-        label: str,
-        kind: str,
-        args: tuple[Any, ...],
-    ) -> Finding:
-        p = self._profiles.get(id(target))
+    def profile(self, target: Element | Flow) -> Profile:
+        p = self.profiles.get(id(target))
         if p is None:
             absent = self.assume_absent
             p = (
-                profile_flow(target, absent)
+                profile_flow(target, absent, self._target_masks)
                 if isinstance(target, Flow)
                 else profile_element(target, absent)
             )
-            self._profiles[id(target)] = p
-        r = rule.rule
-        refs = p.control_refs
+            self.profiles[id(target)] = p
+        return p
+
+    def scored(self, hit: Hit) -> tuple[Score, dict[str, list[str]]]:
+        """The explained score of a hit and the controls in place that lowered it."""
+        rule, p = hit.rule, hit.profile
         ctl = p.control_mask & rule.mitigated_mask
-        dims = self._dims.get(id(rule))
-        if dims is None:
-            dims = self._dims[id(rule)] = cia_dims(r)
-        need = max(p.cia[d] for d in dims)
-        key = (id(rule), p.factor_mask & rule.factor_mask, ctl, p.score_key, need)
+        t = self._terms.get(id(rule))
+        if t is None:
+            t = self._terms[id(rule)] = RiskTerms.of(rule.rule)
+        # Only what this rule's score reads of the target (see risk._score).
+        ip = p.ip_value
+        key = (
+            id(rule),
+            p.factor_mask & rule.factor_mask,
+            ctl,
+            0 if t.privacy else p.hop_bucket,
+            p.sensitivity if t.sensitivity else 0,
+            p.criticality.score if t.criticality else 0,
+            (ip.score if ip is not None else -1) if t.ip_value else 0,
+            max(p.cia[d] for d in t.dims),
+        )
         sc = self._scores.get(key)
         if sc is None:
-            sc = self._scores[key] = score(r, p)
-        mkey = (id(rule), p.control_mask & rule.mitigation_mask)
-        plan = self._mitigations.get(mkey)
-        if plan is None:
-            plan = self._mitigations[mkey] = _mitigation_plan(rule, refs)
-        todo, done = plan
+            sc = self._scores[key] = score(rule.rule, p)
+        if not ctl:
+            return sc, {}
+        refs = p.control_refs
+        return sc, {c: list(refs[CONTROL_BY_VALUE[c]]) for c in sc.controls}
+
+    def detail(self, hit: Hit) -> dict[str, Any]:
+        """What a group shows of one of its members (``evidence.per_target``), without
+        building the member's whole finding."""
+        sc, in_place = self.scored(hit)
+        return {
+            "name": hit.label,
+            "risk": sc.risk,
+            "severity": sc.severity.value,
+            "likelihood": sc.likelihood,
+            "impact": sc.impact,
+            "status": hit.status,
+            "target_kind": hit.kind,
+            "likelihood_factors": list(sc.factors),
+            "controls_in_place": in_place,
+            "risk_explanation": sc.explanation,
+        }
+
+    def finding(self, hit: Hit) -> Finding:
+        """The full finding of one hit: scores explained, mitigations, references, evidence."""
+        rule = hit.rule
+        sc, in_place = self.scored(hit)
+        target = hit.objs[0]
+        found = _finding(
+            rule,
+            hit.target,
+            target.label,
+            hit.kind,
+            sc,
+            self.references(hit),
+            self.mitigations(hit),
+            in_place,
+        )
+        if hit.tracking is not None:
+            found.status = hit.status
+            found.tracking = hit.tracking
+        if hit.planned:
+            # Not built yet: the finding is a design requirement for it.
+            found.evidence["planned"] = hit.planned
+        if hit.assumed:
+            found.evidence["assumed_absent"] = hit.assumed
+        return found
+
+    def mitigations(self, hit: Hit) -> list[str]:
+        """The rule's mitigations for this target, those already in place named as such."""
+        todo, done, refs = self.plan(hit)
         mitigations = list(todo)
         if done:
             mitigations.extend(f"[in place: {', '.join(refs[c])}] {a}" for c, a in done)
-        in_place = {c: list(refs[CONTROL_BY_VALUE[c]]) for c in sc.controls} if ctl else {}
-        found = _finding(
-            rule, target.id, label, kind, sc, _compliance(rule, args), mitigations, in_place
-        )
-        self.findings.append(found)
-        return found
+        return mitigations
+
+    def plan(self, hit: Hit) -> tuple[tuple[str, ...], tuple[tuple[ControlType, str], ...], Any]:
+        """The rule's mitigations to do and those in place, with the target's control refs."""
+        rule, p = hit.rule, hit.profile
+        mkey = (id(rule), p.control_mask & rule.mitigation_mask)
+        plan = self._mitigations.get(mkey)
+        if plan is None:
+            plan = self._mitigations[mkey] = _mitigation_plan(rule, p.control_refs)
+        todo, done = plan
+        return todo, done, p.control_refs if done else None
+
+    def references(self, hit: Hit) -> dict[str, list[str]]:
+        """OWASP LLM, PCI DSS and GDPR references (a fresh dict: findings share no state)."""
+        rule = hit.rule
+        when = 0
+        args = (*hit.objs, self.system)
+        for i, (cond, _comp) in enumerate(rule.compliance):
+            if cond(*args):
+                when |= 1 << i
+        key = (id(rule), when)
+        refs = self._references.get(key)
+        if refs is None:
+            refs = self._references[key] = _compliance(rule, when)
+        return {k: list(v) for k, v in refs.items()}
 
 
 def _mitigation_plan(
@@ -205,12 +320,13 @@ def _mitigation_plan(
     return todo, done
 
 
-def _compliance(rule: CompiledRule, args: tuple[Any, ...]) -> dict[str, list[str]]:
+def _compliance(rule: CompiledRule, when: int) -> dict[str, list[str]]:
+    """The references of ``rule`` given which of its compliance conditions hold (bits)."""
     refs: dict[str, list[str]] = {}
     if rule.rule.owasp_llm:
         refs["owasp_llm"] = list(rule.rule.owasp_llm)
-    for cond, comp in rule.compliance:
-        if cond(*args):
+    for i, (_cond, comp) in enumerate(rule.compliance):
+        if when >> i & 1:
             for key in ("pci_dss", "gdpr"):
                 values = getattr(comp, key)
                 if values:

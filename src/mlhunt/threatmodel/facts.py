@@ -14,7 +14,6 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlhunt.findings import Finding
 from mlhunt.system.model import Authentication, Authorization, ControlType, Element, Flow
 from mlhunt.threatmodel.conditions import condition_reads
 
@@ -163,47 +162,73 @@ _DATA_READS = frozenset(
 
 
 class FactJudge:
-    """Sorts each finding into resting on stated facts or on an unknown one (then a question)."""
+    """Sorts each rule hit into resting on stated facts or on an unknown one (then a question)."""
 
     def __init__(self, system: Any, paths: Any) -> None:
         self.system = system
         self.paths = paths
-        self._asks: dict[tuple[str, str], tuple[Question, list[Finding]]] = {}
+        self._asks: dict[tuple[str, str], tuple[Question, list[Any]]] = {}
         self._unknown: dict[int, tuple[str, ...]] = {}
-        # What describe() needs, per finding: computed only for findings a report shows.
-        self._lazy: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        # Per rule: the facts its condition can see, per object of a hit (element; or flow,
+        # source, target).
+        self._visible: dict[int, tuple[frozenset[str], ...]] = {}
+        self._any_planned = any(e.is_planned for e in system.elements)
 
-    def describe(self, found: Finding) -> None:
-        """Add the stated facts a finding rests on and its attack path (once)."""
-        entry = self._lazy.pop(id(found), None)
-        if entry is None:
-            return
-        rule, objs = entry
-        reads, _consts, by_role = _rule_reads(rule.rule.condition)
-        found.evidence["rests_on"] = _rests_on(by_role, objs)
-        path = self.paths.path_for(reads, objs)
+    def describe(self, hit: Any, evidence: dict[str, Any]) -> None:
+        """Add the stated facts a hit rests on and its attack path to ``evidence``."""
+        reads, _consts, by_role = _rule_reads(hit.rule.rule.condition)
+        evidence["rests_on"] = _rests_on(by_role, hit.objs)
+        path = self.paths.path_for(reads, hit.objs)
         if path:
-            found.evidence["attack_path"] = path
+            evidence["attack_path"] = path
 
-    def judge(self, rule: Any, found: Finding, objs: tuple[Any, ...]) -> None:
+    def needed(self, rule: Any) -> bool:
+        """Whether a hit of ``rule`` can be planned or rest on an unstated fact."""
+        if self._any_planned:
+            return True
+        kinds = (Element,) if rule.rule.scope == "element" else (Flow, Element, Element)
+        visible = self._visible[id(rule)] = self._visible_facts(rule, kinds)
+        return any(visible)
+
+    def _visible_facts(self, rule: Any, objs: tuple[Any, ...]) -> tuple[frozenset[str], ...]:
+        """Only the unknown facts the condition can see: read directly, or through a control
+        type it names (``'rate_limiting' not in element.controls``)."""
         _reads, consts, by_role = _rule_reads(rule.rule.condition)
-        self._lazy[id(found)] = (rule, objs)
-        planned = [o.id for o in objs if isinstance(o, Element) and o.is_planned]
-        if planned:
-            # Not built yet: the finding is a design requirement for it.
-            found.evidence["planned"] = planned
-        # Only the unknown facts the condition can see: read directly, or through a control
-        # type it names (``'rate_limiting' not in element.controls``).
-        unknown = []
+        out = []
         for i, o in enumerate(objs):
             attrs = by_role.get(_role(i, len(objs)), ())
             via_controls = "controls" in attrs or "control_refs" in attrs
-            facts = facts_of(o)
+            out.append(
+                frozenset(
+                    n
+                    for n, fact in (
+                        FLOW_FACTS if o is Flow or isinstance(o, Flow) else ELEMENT_FACTS
+                    ).items()
+                    if n in attrs or (via_controls and fact[1].value in consts)
+                )
+            )
+        return tuple(out)
+
+    def judge(self, rule: Any, hit: Any) -> None:
+        """Set ``hit.planned`` and, when it fires only on unknown facts, ``hit.assumed``."""
+        objs = hit.objs
+        if self._any_planned:
+            planned = [o.id for o in objs if isinstance(o, Element) and o.is_planned]
+            if planned:
+                hit.planned = planned
+        visible = self._visible.get(id(rule))
+        if visible is None:
+            visible = self._visible[id(rule)] = self._visible_facts(rule, objs)
+        unknown = []
+        for i, o in enumerate(objs):
+            seen = visible[i]
+            if not seen:
+                continue
             unknown_here = self._unknown.get(id(o))
             if unknown_here is None:
                 unknown_here = self._unknown[id(o)] = unknown_facts(o)
             for n in unknown_here:
-                if n in attrs or (via_controls and facts[n][1].value in consts):
+                if n in seen:
                     unknown.append((i, n))
         if not unknown or self._fires(rule, objs, unknown):
             return
@@ -213,13 +238,13 @@ class FactJudge:
             u for u in unknown if self._fires(rule, objs, [v for v in unknown if v != u])
         ] or [u for u in unknown if not self._fires(rule, objs, [u])]
         causes = causes or unknown
-        found.evidence["assumed_absent"] = [f"{objs[i].id}.{n}" for i, n in causes]
+        hit.assumed = [f"{objs[i].id}.{n}" for i, n in causes]
         for i, n in causes:
             key = (objs[i].id, n)
             entry = self._asks.get(key)
             if entry is None:
                 entry = self._asks[key] = (question_for(objs[i], n), [])
-            entry[1].append(found)
+            entry[1].append(hit)
 
     def _fires(self, rule: Any, objs: tuple[Any, ...], present: list[tuple[int, str]]) -> bool:
         names: dict[int, list[str]] = {}
@@ -232,11 +257,11 @@ class FactJudge:
         d = Assumed(dst, tuple(names.get(2, ())))
         return bool(rule.condition(Assumed(f, tuple(names.get(0, ())), (s, d)), s, d, self.system))
 
-    def questions(self, findings: list[Finding]) -> list[Question]:
+    def questions(self) -> list[Question]:
         out: list[Question] = []
         for q, raw in self._asks.values():
-            q.would_add = sorted({f.id for f in raw})
-            q.risk = max((f.risk or 0.0) for f in raw)
+            q.would_add = sorted({h.id for h in raw})
+            q.risk = max(h.risk for h in raw)
             out.append(q)
         out.sort(key=lambda q: (-q.risk, q.id))
         return out

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from mlhunt.findings import Finding
-from mlhunt.system.model import RiskTracking, SystemDescription, TrackingStatus
+from mlhunt.system.model import RiskTracking, TrackingStatus
 
 _TRACKING_TO_STATUS = {
     TrackingStatus.ACCEPTED: "accepted",
@@ -35,105 +35,207 @@ _PER_TARGET_KEYS = (
 )
 
 
-def apply_tracking(findings: list[Finding], tracking: list[RiskTracking]) -> list[str]:
+class Hit:
+    """One rule applying to one element or flow: what ranking and grouping need, before (and
+    mostly instead of) a full :class:`Finding`, which is built only for the hits a report shows.
+    """
+
+    __slots__ = (
+        "assumed",
+        "finding",
+        "kind",
+        "objs",
+        "planned",
+        "profile",
+        "risk",
+        "rule",
+        "rule_id",
+        "status",
+        "target",
+        "tracking",
+    )
+
+    def __init__(
+        self,
+        rule: Any,
+        rule_id: str,
+        objs: tuple[Any, ...],
+        target: str,
+        kind: str,
+        profile: Any,
+        risk: float,
+        mitigated: bool,
+    ) -> None:
+        self.rule = rule
+        self.rule_id = rule_id
+        self.objs = objs  # (element,) or (flow, source, target)
+        self.target = target
+        self.kind = kind
+        self.profile = profile
+        self.risk = risk
+        self.status = "mitigated" if mitigated else "open"
+        self.tracking: dict[str, Any] | None = None
+        self.planned: list[str] | None = None
+        #: The unknown facts (``id.fact``) it rests on: then it is a question, not a finding.
+        self.assumed: list[str] | None = None
+        self.finding: Finding | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.rule_id}@{self.target}"
+
+    @property
+    def label(self) -> str:
+        return self.objs[0].label  # type: ignore[no-any-return]
+
+
+class FindingSource(Protocol):
+    """Builds the full finding of a hit and its parts (the engine's builder)."""
+
+    def finding(self, hit: Hit) -> Finding: ...
+
+    def detail(self, hit: Hit) -> dict[str, Any]: ...
+
+    def mitigations(self, hit: Hit) -> list[str]: ...
+
+    def references(self, hit: Hit) -> dict[str, list[str]]: ...
+
+    def plan(self, hit: Hit) -> tuple[tuple[str, ...], tuple[Any, ...], Any]: ...
+
+
+def apply_tracking(hits: list[Hit], tracking: list[RiskTracking]) -> list[str]:
     """Set each hit's status from the team's risk-tracking decisions; warn on stale ones."""
     warnings: list[str] = []
     if not tracking:
         return warnings
-    by_id = {f.id: f for f in findings}
+    by_id = {h.id: h for h in hits}
     for i, entry in enumerate(tracking):
         if any(ch in entry.threat for ch in "*?["):
-            matched = [f for fid, f in by_id.items() if fnmatch.fnmatchcase(fid, entry.threat)]
+            matched = [h for hid, h in by_id.items() if fnmatch.fnmatchcase(hid, entry.threat)]
         else:
             matched = [by_id[entry.threat]] if entry.threat in by_id else []
         if not matched:
             warnings.append(f"risk_tracking[{i}]: {entry.threat!r} matches no threat")
-        for f in matched:
-            f.status = _TRACKING_TO_STATUS.get(entry.status, "open")
-            f.tracking = entry.model_dump(mode="json", exclude_defaults=True)
-            f.tracking["status"] = entry.status.value
+        for h in matched:
+            h.status = _TRACKING_TO_STATUS.get(entry.status, "open")
+            h.tracking = entry.model_dump(mode="json", exclude_defaults=True)
+            h.tracking["status"] = entry.status.value
     return warnings
 
 
 def group_findings(
-    hits: list[Finding],
-    system: SystemDescription,
-    causes: dict[str, str] | None = None,
-    describe: Callable[[Finding], None] | None = None,
+    hits: list[Hit],
+    causes: dict[str, str],
+    source: FindingSource,
+    describe: Callable[[Hit, dict[str, Any]], None],
 ) -> list[Finding]:
     """One finding per cause (a rule, or rules sharing a ``cause``), listing every element or
-    flow it applies to, worst first."""
-    causes = causes or {}
-    by_rule: dict[str, list[Finding]] = {}
-    for f in hits:
-        by_rule.setdefault(causes.get(f.rule_id, f.rule_id), []).append(f)
-    labels = {e.id: e.label for e in system.elements}
-    labels.update({f.id: f.label for f in system.flows})
-    describe = describe or (lambda _f: None)
-    return [_group(members, labels, describe) for members in by_rule.values()]
+    flow it applies to, worst first. Full findings are built for the detailed hits only."""
+    by_rule: dict[str, list[Hit]] = {}
+    for h in hits:
+        by_rule.setdefault(causes.get(h.rule_id, h.rule_id), []).append(h)
+
+    return [_group(members, source, describe) for members in by_rule.values()]
 
 
 def _group(
-    members: list[Finding], labels: dict[str, str], describe: Callable[[Finding], None]
+    members: list[Hit], source: FindingSource, describe: Callable[[Hit, dict[str, Any]], None]
 ) -> Finding:
     # Open hits first (a decision on some does not close the others), then by risk.
-    members.sort(key=lambda f: (f.status != "open", -(f.risk or 0.0), f.target, f.rule_id))
-    head = members[0]
-    rules = list(dict.fromkeys(f.rule_id for f in members))
-    if len(rules) > 1:
-        _merge_rules(head, members, rules)
+    members.sort(key=lambda h: (h.status != "open", -h.risk, h.target, h.rule_id))
+    first = members[0]
+    head = first.finding = source.finding(first)
+    rules = list(dict.fromkeys(h.rule_id for h in members))
     statuses_by_target: dict[str, dict[str, str]] = {}
-    for f in members:
-        statuses_by_target.setdefault(f.target, {})[f.rule_id] = f.status
+    if len(rules) > 1:
+        _merge_rules(head, members, rules, source)
+        for h in members:
+            statuses_by_target.setdefault(h.target, {})[h.rule_id] = h.status
     seen: set[str] = set()
-    members = [f for f in members if not (f.target in seen or seen.add(f.target))]
-    head.affected = [f.target for f in members]
-    describe(head)
+    members = [h for h in members if not (h.target in seen or seen.add(h.target))]
+    head.affected = [h.target for h in members]
+    describe(first, head.evidence)
     if len(members) == 1 and len(rules) == 1:
         return head
-    statuses = {f.status for f in members}
+    statuses = {h.status for h in members}
     head.status = statuses.pop() if len(statuses) == 1 else "open"
     if head.tracking is None:
-        head.tracking = next((f.tracking for f in members if f.tracking), None)
+        head.tracking = next((h.tracking for h in members if h.tracking), None)
     if len(members) > 1:
         head.title = f"{head.title} (and {len(members) - 1} more)"
     per_target: dict[str, dict[str, Any]] = {}
-    for f in members[:MAX_DETAILED]:
-        describe(f)
-        detail: dict[str, Any] = {
-            "name": labels.get(f.target, f.target),
-            "risk": f.risk,
-            "severity": f.severity.value,
-            "likelihood": f.likelihood,
-            "impact": f.impact,
-            "status": f.status,
-        }
-        detail.update({k: f.evidence[k] for k in _PER_TARGET_KEYS if k in f.evidence})
-        if f.tracking:
-            detail["tracking"] = f.tracking
+    for i, h in enumerate(members[:MAX_DETAILED]):
+        if i == 0:  # the head, with the group's status and tracking
+            detail: dict[str, Any] = {
+                "name": h.label,
+                "risk": head.risk,
+                "severity": head.severity.value,
+                "likelihood": head.likelihood,
+                "impact": head.impact,
+                "status": head.status,
+            }
+            ev = head.evidence
+            detail.update({k: ev[k] for k in _PER_TARGET_KEYS if k in ev})
+            tracking = head.tracking
+        else:
+            detail = source.detail(h)
+            describe(h, detail)
+            if h.assumed:
+                detail["assumed_absent"] = h.assumed
+            if "attack_path" in detail:
+                detail["attack_path"] = detail.pop("attack_path")  # after assumed_absent
+            tracking = h.tracking
+        if tracking:
+            detail["tracking"] = tracking
         if len(rules) > 1:
-            detail["rules"] = statuses_by_target[f.target]
-        per_target[f.target] = detail
+            detail["rules"] = statuses_by_target[h.target]
+        per_target[h.target] = detail
     head.evidence["per_target"] = per_target
-    refs: dict[str, list[str]] = {}
-    for f in members:
-        for key, values in (f.references or {}).items():
-            bucket = refs.setdefault(key, [])
-            bucket.extend(v for v in values if v not in bucket)
-    head.references = refs or None
+    head.references = _merged_references(members, source) or None
     return head
 
 
-def _merge_rules(head: Finding, members: list[Finding], rules: list[str]) -> None:
+def _merged_references(members: list[Hit], source: FindingSource) -> dict[str, list[str]]:
+    """Every member's references, in member order; stops once nothing more can be added."""
+    possible: set[tuple[str, str]] = set()
+    for rule in {id(h.rule): h.rule for h in members}.values():
+        possible.update(("owasp_llm", v) for v in rule.rule.owasp_llm)
+        for _cond, comp in rule.compliance:
+            possible.update(("pci_dss", v) for v in comp.pci_dss)
+            possible.update(("gdpr", v) for v in comp.gdpr)
+    refs: dict[str, list[str]] = {}
+    count = 0
+    for h in members:
+        if count == len(possible):
+            break
+        for key, values in source.references(h).items():
+            bucket = refs.setdefault(key, [])
+            for v in values:
+                if v not in bucket:
+                    bucket.append(v)
+                    count += 1
+    return refs
+
+
+def _merge_rules(
+    head: Finding, members: list[Hit], rules: list[str], source: FindingSource
+) -> None:
     """Rules sharing a cause: the group carries every mapping and mitigation of its rules."""
     head.evidence["rules"] = rules
+    by_rule = {h.rule_id: h.rule.rule for h in members}
     for key in ("stride", "linddun", "atlas", "owasp_ml", "cwe"):
         merged: list[str] = getattr(head, key)
-        for f in members:
-            merged.extend(v for v in getattr(f, key) if v not in merged)
+        for rule_id in rules:
+            merged.extend(v for v in getattr(by_rule[rule_id], key) if v not in merged)
     merged_mitigations = dict.fromkeys(head.mitigations)
-    for f in members:
-        merged_mitigations.update(dict.fromkeys(f.mitigations))
+    seen: set[Any] = set()
+    for h in members:
+        # Members with the same plan (and the same controls in place) add nothing new.
+        todo, done, refs = source.plan(h)
+        key = (todo, done, tuple(refs[c] for c, _a in done) if done else None)
+        if key not in seen:
+            seen.add(key)
+            merged_mitigations.update(dict.fromkeys(source.mitigations(h)))
     head.mitigations = list(merged_mitigations)
 
 

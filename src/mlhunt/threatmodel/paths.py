@@ -106,30 +106,39 @@ class Paths:
             for target in f.affected or (f.target,):
                 if f.risk is not None and f.risk > worst.get(target, 0.0):
                     worst[target] = f.risk
-        out: list[dict[str, Any]] = []
+        # Rank on (risk, length, id) first; draw the hop-by-hop path of the shown ones only.
+        ranked: list[tuple[float, int, str, Element, bool, str]] = []
         for e in self.elements.values():
             if not _is_sink(e):
                 continue
             via = (e.id, True) in self.prev
             if not via and (e.id, False) not in self.prev:
                 continue
-            route = self.route(e.id, via)
-            if len(route) < 2:
+            state: State = (e.id, via)
+            hops = 0
+            back = self.prev[state]
+            while back is not None:
+                state = back[0]
+                back = self.prev[state]
+                hops += 1
+            if hops < 1:
                 continue  # a source that is itself the sink: no path to draw
-            out.append(
-                {
-                    "id": f"PATH-{route[0]['element']}->{e.id}",
-                    "source": route[0]["element"],
-                    "sink": e.id,
-                    "sink_kind": e.kind.value,
-                    "hops": len(route) - 1,
-                    "via_store": via,
-                    "risk": worst.get(e.id, 0.0),
-                    "path": route,
-                }
-            )
-        out.sort(key=lambda p: (-p["risk"], p["hops"], p["id"]))
-        return out[:MAX_RANKED]
+            path_id = f"PATH-{state[0]}->{e.id}"
+            ranked.append((-worst.get(e.id, 0.0), hops, path_id, e, via, state[0]))
+        ranked.sort(key=lambda r: r[:3])
+        return [
+            {
+                "id": path_id,
+                "source": source,
+                "sink": e.id,
+                "sink_kind": e.kind.value,
+                "hops": hops,
+                "via_store": via,
+                "risk": -neg_risk,
+                "path": self.route(e.id, via),
+            }
+            for neg_risk, hops, path_id, e, via, source in ranked[:MAX_RANKED]
+        ]
 
 
 def _is_sink(e: Element) -> bool:

@@ -12,17 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlhunt.findings import Severity
-from mlhunt.system.model import (
-    Authentication,
-    ControlType,
-    Element,
-    ElementKind,
-    Flow,
-    Level,
-    ModelOutput,
-    ModelProperties,
-    Provenance,
-)
+from mlhunt.system.model import ControlType, Element, Flow, Level
 from mlhunt.threatmodel.catalog import (
     CONTROL_BIT,
     FACTOR_BIT,
@@ -32,19 +22,23 @@ from mlhunt.threatmodel.catalog import (
     Rule,
     mask,
 )
+from mlhunt.threatmodel.profile import Profile, hop_bucket, profile_element, profile_flow
+
+__all__ = [
+    "Profile",
+    "RiskTerms",
+    "Score",
+    "cia_dims",
+    "hop_bucket",
+    "profile_element",
+    "profile_flow",
+    "quick_risk",
+    "score",
+    "severity_for",
+]
 
 _CAPABILITY_ADJUST = {Capability.LOW: 0.0, Capability.MEDIUM: -0.5, Capability.HIGH: -1.0}
 _LEVEL_ADJUST = {Level.LOW: -1, Level.MEDIUM: 0, Level.HIGH: 1, Level.CRITICAL: 2}
-_UNTRUSTED = frozenset(
-    {
-        Provenance.THIRD_PARTY,
-        Provenance.PUBLIC_SCRAPED,
-        Provenance.USER_GENERATED,
-        Provenance.UNKNOWN,
-    }
-)
-_EXTERNAL = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR, ElementKind.DATA_SOURCE})
-_RATE_CONTROLS = (ControlType.RATE_LIMITING, ControlType.QUOTA)
 MAX_CONTROL_REDUCTION = 2
 
 # Severity bands over risk = likelihood x impact (1..25).
@@ -80,143 +74,6 @@ def _clamp(x: float) -> float:
     return max(1.0, min(5.0, x))
 
 
-def _model_of(*elements: Element) -> ModelProperties | None:
-    for e in elements:
-        if e.model is not None:
-            return e.model
-    return None
-
-
-def _element_factors(
-    e: Element, inbound_crossing: bool | None = None, assume_absent: bool = True
-) -> set[LikelihoodFactor]:
-    """Exposure factors present on ``e``; an unstated fact only counts when assumed absent."""
-    m = e.model
-    stated = e.model_fields_set
-    present: set[LikelihoodFactor] = set()
-    if e.internet_facing:
-        present.add(LikelihoodFactor.INTERNET_FACING)
-    if e.receives_across_boundary if inbound_crossing is None else inbound_crossing:
-        present.add(LikelihoodFactor.CROSSES_BOUNDARY)
-    if e.authentication == Authentication.NONE and (assume_absent or "authentication" in stated):
-        present.add(LikelihoodFactor.NO_AUTH)
-    if not any(c in e.controls for c in _RATE_CONTROLS) and (
-        assume_absent or "rate_limit" in stated
-    ):
-        present.add(LikelihoodFactor.NO_RATE_LIMIT)
-    if m is not None and m.output in (ModelOutput.SCORES, ModelOutput.EMBEDDING):
-        present.add(LikelihoodFactor.SCORES_EXPOSED)
-    if (m is not None and m.training_data_provenance in _UNTRUSTED) or (
-        e.receives_from & _EXTERNAL
-    ):
-        present.add(LikelihoodFactor.UNTRUSTED_DATA)
-    if m is not None and m.retrains_on_feedback:
-        present.add(LikelihoodFactor.FEEDBACK_LOOP)
-    if e.shared_tenancy:
-        present.add(LikelihoodFactor.SHARED_TENANCY)
-    if e.privileged:
-        present.add(LikelihoodFactor.PRIVILEGED)
-    if m is not None and m.physical_world_inputs:
-        present.add(LikelihoodFactor.PHYSICAL_INPUTS)
-    return present
-
-
-def _flow_factors(f: Flow, assume_absent: bool = True) -> set[LikelihoodFactor]:
-    src, dst = f.source_element, f.target_element
-    present = _element_factors(dst, f.crosses_boundary, assume_absent) - {
-        LikelihoodFactor.NO_AUTH,
-        LikelihoodFactor.UNTRUSTED_DATA,
-        LikelihoodFactor.INTERNET_FACING,
-    }
-    if src.internet_facing or dst.internet_facing or src.kind in _EXTERNAL:
-        present.add(LikelihoodFactor.INTERNET_FACING)
-    if not f.authenticated and (assume_absent or "authenticated" in f.model_fields_set):
-        present.add(LikelihoodFactor.NO_AUTH)
-    if src.kind in _EXTERNAL or (
-        src.model is not None and src.model.training_data_provenance in _UNTRUSTED
-    ):
-        present.add(LikelihoodFactor.UNTRUSTED_DATA)
-    if src.privileged:
-        present.add(LikelihoodFactor.PRIVILEGED)
-    return present
-
-
-@dataclass(slots=True, frozen=True)
-class Profile:
-    """What scoring needs to know about one target, computed once per element or flow."""
-
-    factors: frozenset[LikelihoodFactor]
-    control_refs: dict[ControlType, tuple[str, ...]]
-    sensitivity: int
-    criticality: Level
-    ip_value: Level | None
-    hops: int = -1  # flows from the nearest untrusted source; -1: none reaches it
-    cia: tuple[int, int, int] = (2, 2, 2)
-    factor_mask: int = 0
-    control_mask: int = 0
-    # Everything the score depends on besides the rule, as one hashable int tuple.
-    score_key: tuple[int, ...] = (0, 0, 0)
-
-    @classmethod
-    def make(
-        cls,
-        factors: set[LikelihoodFactor],
-        control_refs: dict[ControlType, tuple[str, ...]],
-        sensitivity: int,
-        criticality: Level,
-        ip_value: Level | None,
-        hops: int = -1,
-        cia: tuple[int, int, int] = (2, 2, 2),
-    ) -> Profile:
-        return cls(
-            frozenset(factors),
-            control_refs,
-            sensitivity,
-            criticality,
-            ip_value,
-            hops,
-            cia,
-            mask(factors, FACTOR_BIT),
-            mask(control_refs, CONTROL_BIT),
-            (
-                sensitivity,
-                criticality.score,
-                ip_value.score if ip_value is not None else 0,
-                hop_bucket(hops),
-            ),
-        )
-
-
-def profile_element(e: Element, assume_absent: bool = True) -> Profile:
-    m = e.model
-    return Profile.make(
-        _element_factors(e, None, assume_absent),
-        e.control_refs,
-        e.sensitivity,
-        e.business_criticality,
-        m.ip_value if m is not None else None,
-        e.untrusted_hops,
-        e._l.cia,
-    )
-
-
-def profile_flow(f: Flow, assume_absent: bool = True) -> Profile:
-    src, dst = f.source_element, f.target_element
-    refs = dict(dst.control_refs)
-    refs.update(f.control_refs)  # the flow's own controls win where both name a type
-    crit = max(src.business_criticality, dst.business_criticality, key=lambda lv: lv.score)
-    m = _model_of(dst, src)
-    return Profile.make(
-        _flow_factors(f, assume_absent),
-        refs,
-        f.sensitivity,
-        crit,
-        m.ip_value if m is not None else None,
-        src.untrusted_hops,
-        f._l.cia,
-    )
-
-
 def score(rule: Rule, p: Profile) -> Score:
     """Risk of ``rule`` on the target described by ``p``."""
     return _score(rule, p)
@@ -244,11 +101,6 @@ _SENSITIVITY_ADJUST = {0: -1, 1: -1, 2: 0, 3: 1, 4: 2}
 _STRIDE_CIA = {"S": (0, 1), "T": (1,), "R": (1,), "I": (0,), "D": (2,), "E": (0, 1)}
 
 
-def hop_bucket(hops: int) -> int:
-    """What the likelihood sees of the distance: 0 (0-2 hops), 1 (3 or more), 2 (unreached)."""
-    return 2 if hops < 0 else 0 if hops <= 2 else 1
-
-
 def cia_dims(rule: Rule) -> tuple[int, ...]:
     dims: set[int] = set()
     for letter in rule.stride:
@@ -261,7 +113,8 @@ def cia_dims(rule: Rule) -> tuple[int, ...]:
 def _score(rule: Rule, p: Profile) -> Score:
     lk = rule.likelihood
     parts = [f"base {lk.base}"]
-    factors = tuple(f.value for f in lk.factors if f in p.factors)
+    present = p.factor_mask
+    factors = tuple(f.value for f in lk.factors if FACTOR_BIT[f] & present)
     # The first exposure factor present opens the attack (+1); more overlap with it (+0.5 each).
     likelihood = float(lk.base)
     # Exposure saturates: at most MAX_FACTOR_POINTS however many factors are present.
@@ -346,6 +199,98 @@ def _score(rule: Rule, p: Profile) -> Score:
 
 
 _CIA_NAMES = ("confidentiality", "integrity", "availability")
+#: Likelihood points gained by the number of the rule's exposure factors present (see _score).
+_GAIN = (0.0, 1.0) + (1.5,) * len(LikelihoodFactor)
+#: Likelihood points the controls in place take off, by their number (see _score).
+_REDUCTION = tuple(
+    min(n, MAX_CONTROL_REDUCTION) + 0.5 * max(0, n - MAX_CONTROL_REDUCTION) for n in range(8)
+)
+#: The hop adjustment by hop_bucket (see _HOP_ADJUST).
+_HOP_BY_BUCKET = (0.0, -0.5, -1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskTerms:
+    """What a rule adds to a risk, precomputed: ranking every rule hit needs only the number,
+    so :func:`quick_risk` computes it without the factor lists and explanation of :func:`score`.
+    """
+
+    rule: Rule
+    factor_mask: int
+    control_mask: int
+    likelihood: float  # base plus the capability adjustment
+    privacy: bool
+    dims: tuple[int, ...]
+    impact: float
+    sensitivity: bool
+    criticality: int  # how often the criticality adjustment is added (0 for privacy rules)
+    ip_value: int
+    #: False when the rule names a factor or control twice: then score() is the reference.
+    exact: bool
+    dim: int | None = None  # the one CIA need it hurts, if only one
+
+    @classmethod
+    def of(cls, rule: Rule) -> RiskTerms:
+        lk, im = rule.likelihood, rule.impact
+        privacy = rule.framework.value == "LINDDUN"
+        addressed = _addressing(rule)
+        dims = cia_dims(rule)
+        exact = len(set(lk.factors)) == len(lk.factors) and len(set(addressed)) == len(addressed)
+        return cls(
+            rule,
+            mask(lk.factors, FACTOR_BIT),
+            mask(addressed, CONTROL_BIT),
+            float(lk.base) + _CAPABILITY_ADJUST[lk.capability],
+            privacy,
+            dims,
+            float(im.base),
+            ImpactFactor.SENSITIVITY in im.factors,
+            0 if privacy else im.factors.count(ImpactFactor.CRITICALITY),
+            im.factors.count(ImpactFactor.IP_VALUE),
+            exact,
+            dims[0] if len(dims) == 1 else None,
+        )
+
+
+def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
+    """``(score(rule, p).risk, score(rule, p).mitigated)``, computed with masks and counts."""
+    if not t.exact:
+        sc = _score(t.rule, p)
+        return sc.risk, sc.mitigated
+    lk = t.likelihood + _GAIN[(p.factor_mask & t.factor_mask).bit_count()]
+    if t.privacy:
+        if lk > LINDDUN_CAP:
+            lk = LINDDUN_CAP
+    else:
+        lk += _HOP_BY_BUCKET[p.hop_bucket]
+    mitigated = False
+    n = (p.control_mask & t.control_mask).bit_count()
+    if n:
+        lk -= _REDUCTION[n] if n < len(_REDUCTION) else n * 0.5 + 1.0
+        mitigated = lk < 1.0
+    if lk < 1.0:
+        lk = 1.0
+    elif lk > 5.0:
+        lk = 5.0
+    cia = p.cia
+    if t.dim is not None:
+        data = _NEED_ADJUST[cia[t.dim]]
+    else:
+        data = _NEED_ADJUST[max(map(cia.__getitem__, t.dims))]
+    if t.sensitivity:
+        sens = _SENSITIVITY_ADJUST[p.sensitivity if p.sensitivity < 4 else 4]
+        if sens > data:
+            data = sens
+    im = t.impact + data
+    if t.criticality:
+        im += t.criticality * _CRIT_ADJUST[p.criticality]
+    if t.ip_value and p.ip_value is not None:
+        im += t.ip_value * _CRIT_ADJUST[p.ip_value]
+    if im < 1.0:
+        im = 1.0
+    elif im > 5.0:
+        im = 5.0
+    return round(lk * im, 2), mitigated
 
 
 def _addressing(rule: Rule) -> tuple[ControlType, ...]:
