@@ -25,9 +25,11 @@ DOS = "MLH-ML-DENIAL-OF-AI-SERVICE"
 
 
 def _loan(tmp_path: Path, deploy: str = "deploy") -> Project:
-    """The loan-approval project with its scan only (no attacks, no traffic): seconds."""
+    """The loan-approval project with its manifest scan only (no attacks, no traffic, not the
+    published model artifact, whose own evidence tests/test_run_training_evidence.py checks)."""
     project = load_project(EXAMPLES / "loan-approval" / "mlhunt.yaml")
     project.models, project.logs = [], []
+    project.scan = [s for s in project.scan if s.path is not None]
     project.scan[0].path = deploy
     project.output = str(tmp_path / deploy)
     return project
