@@ -48,6 +48,7 @@ from mlhunt.hunt.engines.spark_sql import (
     CHECKED,
     MARGIN_SQL,
     OUT,
+    VALUE_COLUMNS,
     csv_to_parquet,
     no_floats,
     python_verdicts,
@@ -338,7 +339,6 @@ class SparkEngine:
         from pyspark.sql import functions as F
 
         fields, types, values, ok = vouch_sql()
-        values_of = {v.rsplit("`", 2)[1] for v in values}  # the columns the SQL computes
         place = ["file", "file_idx", "line"]
         base = (
             lines.selectExpr(*place, "value", "try_parse_json(value) AS v")
@@ -348,7 +348,7 @@ class SparkEngine:
             .withColumn("ok", F.expr(ok))
             .selectExpr(
                 *place,
-                *(c for c in OUT if c in values_of),
+                *VALUE_COLUMNS,
                 "ok",
                 "CASE WHEN ok THEN NULL ELSE value END AS value",
             )
@@ -372,7 +372,7 @@ class SparkEngine:
         p = cached.withColumn(
             "reason",
             F.expr(
-                f"coalesce(reason, CASE WHEN size(input) != {d} "
+                f"coalesce(reason, CASE WHEN input IS NOT NULL AND size(input) != {d} "
                 f"THEN concat('input: ', size(input), ' values, expected {d}') END)"
             ),
         )

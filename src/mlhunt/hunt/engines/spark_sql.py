@@ -26,6 +26,8 @@ CHECKED = (
     "status long, latency_ms double, model string, reason string"
 )
 OUT = [c.split()[0] for c in CHECKED.split(", ")]
+#: The columns :func:`vouch_sql` computes (one per declared check but the object ones).
+VALUE_COLUMNS = [c["column"] for c in describe() if c["kind"] != "object"]
 _NUM = "({t} IN ('BIGINT', 'DOUBLE') OR {t} LIKE 'DECIMAL(%')"
 _VEC = "({t} IN ('ARRAY<BIGINT>', 'ARRAY<DOUBLE>') OR {t} LIKE 'ARRAY<DECIMAL(%')"
 
