@@ -30,9 +30,9 @@ import numpy as np
 from mlhunt.hunt.checks import TYPED_AS, duckdb_select, field_checks
 from mlhunt.hunt.readers import (
     COLUMNS,
-    MAX_LINE,
     ReadReport,
     kind_of,
+    lines_of,
     open_bytes,
     python_tables,
 )
@@ -265,22 +265,17 @@ class LineMap:
             return cls(None, total)
         keep = []
         with open_bytes(path) as fh:
-            for i, raw in enumerate(_raw_lines(fh), 1):
+            for i, raw in enumerate(lines_of(fh), 1):
                 if (raw.removeprefix(_BOM) if i == 1 else raw).strip():
                     keep.append(i)
         return cls(np.array(keep, dtype=np.int64), len(keep))
-
-
-def _raw_lines(fh: Any) -> Iterator[bytes]:
-    while raw := fh.readline(MAX_LINE):
-        yield raw
 
 
 def _json_feature_keys(path: Path) -> list[str] | None:
     """The ``features`` keys of the first record when it has them in place of ``input``."""
     try:
         with open_bytes(path) as fh:
-            for raw in _raw_lines(fh):
+            for raw in lines_of(fh):
                 if raw.strip():
                     rec = json.loads(raw.decode("utf-8", errors="replace").removeprefix("\ufeff"))
                     break

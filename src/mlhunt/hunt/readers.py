@@ -241,7 +241,7 @@ def _json_lines(
 ) -> Iterator[tuple[int, Any]]:
     file = str(path)
     with open_bytes(path) as fh:
-        for i, raw in enumerate(_lines(fh), 1):
+        for i, raw in enumerate(lines_of(fh), 1):
             if want is not None and i not in want:
                 continue
             if len(raw) > MAX_LINE:
@@ -266,7 +266,7 @@ def parse_line(text: str, first: bool = False) -> Any:
         raise Malformed("not JSON (nested too deeply)") from None
 
 
-def _lines(fh: IO[bytes]) -> Iterator[bytes]:
+def lines_of(fh: IO[bytes]) -> Iterator[bytes]:
     """The file's lines, each at most ``MAX_LINE`` + 1 bytes held (a longer one is cut)."""
     while True:
         raw = fh.readline(MAX_LINE + 1)
