@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.events import GroupBatch, Population, seg_cumsum, seg_max, seg_prev
+from mlhunt.hunt.events import GroupBatch, Population, seg_max
+from tests.hunt_segments import seg_cumsum, seg_prev, take_groups
 
 
 def has_input(batch: GroupBatch, cache: dict[Any, Any]) -> np.ndarray:
@@ -121,7 +122,7 @@ def sybil(
         if keep.all():
             sub, rows = batch, np.ones(batch.n, dtype=bool)
         else:
-            sub, rows = batch.take_groups(keep)
+            sub, rows = take_groups(batch, keep)
         b_online, b_cols = extraction(sub, pop, p)
         online[rows] = np.where(gate[rows], b_online, 0.0)
         for name, col in b_cols.items():

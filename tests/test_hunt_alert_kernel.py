@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlhunt.hunt._kern_segments import first_and_peak
-from mlhunt.hunt.events import seg_first_true, seg_max
+from mlhunt.hunt.events import seg_max
+from tests.hunt_segments import seg_first_true
 
 
 def _numpy(online: np.ndarray, offsets: np.ndarray, at: float) -> tuple[np.ndarray, np.ndarray]:

@@ -15,14 +15,8 @@ import pytest
 from mlhunt.errors import CatalogError
 from mlhunt.hunt.api import hunt
 from mlhunt.hunt.detectors import load_detectors, load_spec
-from mlhunt.hunt.events import (
-    GroupBatch,
-    PopulationBuilder,
-    seg_cummax,
-    seg_cumsum,
-    seg_first_true,
-    window_count,
-)
+from mlhunt.hunt.events import GroupBatch, PopulationBuilder, window_count
+from tests.hunt_segments import seg_cummax, seg_cumsum, seg_first_true
 
 T0 = 1709632800.0
 D = 5

@@ -2,8 +2,9 @@
 
 Fixture: one simulated day of loan-approval traffic (every attack style, scale 0.3, ~12k
 records) split by client into a gzipped JSON Lines file, a Parquet file and a CSV file, with
-malformed records planted in the JSON Lines. One Spark session (local[2]) hunts the folder;
-starting Spark takes 10-20 s, so the whole module runs one Spark hunt.
+malformed records planted in the JSON Lines. One Spark session (local[2]) serves the module
+(starting Spark takes 10-20 s): one Spark hunt of the folder, and the record checks of the
+three engines (Python, DuckDB, Spark) compared line by line on a corpus of malformed records.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlhunt.hunt import hunt
+from mlhunt.hunt.readers import COLUMNS, ReadReport, read_batches, records, row_of
 
 pytest.importorskip("pyspark")
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -63,7 +66,19 @@ def _write_fixture(records: list[dict[str, Any]], folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
+def spark_engine() -> Iterator[Any]:
+    """The module's Spark session (a hunt reuses an active session and leaves it running)."""
+    from mlhunt.hunt.engines.spark import SparkEngine
+
+    engine = SparkEngine(master="local[2]")
+    spark, owned = engine.session()
+    yield engine, spark
+    if owned:
+        spark.stop()
+
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory, spark_engine: Any) -> tuple[Any, Any, Path]:
     from mlhunt.scenarios import ensure_built
     from mlhunt.scenarios.traffic import simulate
 
@@ -118,3 +133,102 @@ def test_same_malformed_accounting(both: tuple[Any, Any, Path]) -> None:
     reasons = [e["reason"] for e in spark.read.errors]
     assert reasons[1].startswith("ts:") and reasons[2].startswith("client_id:")
     assert reasons[3].startswith("input: 2 values") and reasons[4].startswith("output.label")
+
+
+# --- the record checks: one definition, three engines -----------------------------------------
+
+GOOD = {
+    "ts": "2024-03-05T10:00:01Z",
+    "client_id": "c1",
+    "source_ip": "10.0.0.1",
+    "input": [0.5, 1, 2.25],
+    "output": {"label": "approved", "scores": [0.25, 0.75], "score": 0.75},
+    "model": "m",
+    "status": 200,
+    "latency_ms": 3.5,
+}
+ODD: list[Any] = [
+    None,
+    True,
+    0,
+    -0,
+    7,
+    2**63,
+    -(2**63),
+    10**30,
+    1.0,
+    1.5,
+    -2.5e-300,
+    1e308,
+    [],
+    [1, 2, 3],
+    [1.5, None, 2],
+    [1, "2", 3],
+    ["a"],
+    {"label": 1},
+    {},
+]
+LINES = [
+    "not JSON",
+    "[]",
+    "3",
+    "[" * 5000 + "]" * 5000,
+    '{"ts": 1709632800, "client_id": "x", "label": "a"}',  # output flattened
+    '{"ts": 1709632800, "client_id": "x", "output": {"label": 1.0}}',
+    '{"ts": 1709632800, "client_id": "x", "features": {"a": 1, "b": 2, "c": 3}, '
+    '"output": {"label": "a"}}',
+    '{"ts": "2024-02-30T10:00:00Z", "client_id": "x", "output": {"label": "a"}}',
+    '{"ts": "2024-03-05t10:00:00z", "client_id": "x", "output": {"label": "a"}}',
+    '{"ts": "2024-03-05 10:00:00.123456+05:30", "client_id": "x", "output": {"label": "a"}}',
+    '{"ts": 1709632800, "client_id": "\\ud800", "output": {"label": "a"}}',
+    '{"ts": 1709632800, "client_id": "x", "input": [1, 2], "output": {"label": "a"}}',
+]
+
+
+def malformed_corpus() -> list[str]:
+    """Every field of a good record replaced, in turn, by each odd value (the fuzz tests'
+    odd texts among them), and whole lines that are not records; the first line is malformed
+    and the first input comes from ``features``, so the input length is fixed late."""
+    from tests.test_fuzz_logs import ODD_TEXT
+
+    out = []
+    for name in [*GOOD, "output.label", "output.scores", "output.score"]:
+        for odd in [*ODD, *ODD_TEXT]:
+            rec = json.loads(json.dumps(GOOD))
+            where, key = (rec["output"], name[7:]) if "." in name else (rec, name)
+            where[key] = odd
+            out.append(json.dumps(rec))
+    return [out[0], *LINES, *out[1:]]
+
+
+def _verdicts(rows: list[dict[str, Any]], report: ReadReport) -> dict[int, Any]:
+    got: dict[int, Any] = {r["line"]: tuple(r[c] for c in COLUMNS[1:]) for r in rows}
+    got.update({e["line"]: e["reason"] for e in report.errors})
+    return got
+
+
+def test_three_engines_one_verdict(spark_engine: Any, tmp_path: Path) -> None:
+    """Python, DuckDB and Spark keep the same records with the same values and name the same
+    reason for each malformed one: the checks are declared once (mlhunt.hunt.checks) and each
+    engine's SQL is generated from them."""
+    from mlhunt.hunt.engines.spark import _quiet_pandas
+
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("\n".join(malformed_corpus()) + "\n", "utf-8")
+    py = ReadReport(max_errors=10_000)
+    rows = [r for ln, rec in records(path, py) if (r := row_of(str(path), ln, rec, py))]
+    want = _verdicts([dict(zip(COLUMNS, r, strict=True)) for r in rows], py)
+    duck = ReadReport(max_errors=10_000)
+    got_duck = _verdicts([r for t in read_batches(path, duck) for r in t.to_pylist()], duck)
+    engine, spark = spark_engine
+    sp = ReadReport(max_errors=10_000)
+    with _quiet_pandas():
+        events, cached = engine.read(spark, [path], sp, tmp_path)
+        got_spark = _verdicts([r.asDict() for r in events.collect()], sp)
+        cached.unpersist()
+    assert 250 < py.malformed < len(want) - 200  # many of each
+    assert got_duck == want
+    assert got_spark == want
+    assert (
+        (sp.records, sp.malformed) == (duck.records, duck.malformed) == (py.records, py.malformed)
+    )

@@ -256,6 +256,8 @@ RFC3339 = (
     r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 )
 _NUMERIC = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+#: The typed value a field of a typed object is given as, by kind (see :func:`duckdb_select`).
+TYPED_AS = {"text": "VARCHAR", "number": "DOUBLE", "integer": "DOUBLE", "vector": "ARRAY"}
 # a \u escape of a surrogate: Python decides whether the text is valid Unicode
 _SURROGATE = r"\\[uU][dD][89a-fA-F]"
 
@@ -265,24 +267,46 @@ def _j(check: FieldCheck) -> str:
     return f'"j:{check.column}"'
 
 
-def _ref(check: FieldCheck) -> str:
+def _ref(check: FieldCheck, typed: bool) -> str:
     if len(check.path) == 1:
         return f'"{check.path[0]}"'
+    if typed:  # a field of a typed STRUCT
+        return ".".join(f'"{p}"' for p in check.path)
     return f"json_extract(\"{check.path[0]}\", '$.{'.'.join(check.path[1:])}')"
 
 
-def _sql(check: FieldCheck) -> tuple[str, str]:
+def json_type_sql(j: str) -> str:
+    """``json_type(j)`` for the types the checks tell apart, from the first character of the
+    (minified) JSON text: no second parse. An integer of up to 18 characters is ``BIGINT``,
+    any other number ``DOUBLE`` (the checks treat every number alike, text takes integers
+    only: a longer one is left to Python)."""
+    x = f"CAST({j} AS VARCHAR)"
+    num = f"(strpos({x}, '.') + strpos({x}, 'e') + strpos({x}, 'E') = 0 AND length({x}) <= 18)"
+    return (
+        f"CASE substr({x}, 1, 1) WHEN '\"' THEN 'VARCHAR' WHEN '[' THEN 'ARRAY' "
+        f"WHEN '{{' THEN 'OBJECT' WHEN 'n' THEN 'NULL' WHEN 't' THEN 'BOOLEAN' "
+        f"WHEN 'f' THEN 'BOOLEAN' WHEN '' THEN NULL "
+        f"ELSE CASE WHEN {num} THEN 'BIGINT' ELSE 'DOUBLE' END END"
+    )
+
+
+def _sql(check: FieldCheck, typed: bool = False) -> tuple[str, str]:
     """(value, ok) SQL of one field: the value over its JSON value ``j:<column>`` and JSON type
-    ``t:<column>``; ok over those and the value (computed once, as column ``<column>``)."""
+    ``t:<column>``; ok over those and the value (computed once, as column ``<column>``).
+
+    ``typed``: ``j:<column>`` is a typed value instead (Parquet), already of the type its
+    ``t:<column>`` names: VARCHAR, DOUBLE, DOUBLE[] (``ARRAY``) or a STRUCT (``OBJECT``)."""
     j, t, col = _j(check), f'"t:{check.column}"', f'"{check.column}"'
-    absent = f"({j} IS NULL OR {t} = 'NULL' OR {j} = '\"\"')"
+    empty = f"{j} = ''" if typed else f"{j} = '\"\"'"
+    absent = f"({j} IS NULL OR {t} = 'NULL' OR ({t} = 'VARCHAR' AND {empty}))"
+    text = j if typed else f"({j} ->> '$')"
     if check.kind == "object":
         v, ok = "NULL", f"{t} = 'OBJECT'"
     elif check.kind == "text":
         plain = f"(strpos({j}, '\\u') = 0 OR NOT regexp_matches({j}, '{_SURROGATE}'))"
         v = (
             f"CASE WHEN {t} IN ('VARCHAR', 'BIGINT', 'UBIGINT') AND {plain} "
-            f"THEN nullif({j} ->> '$', '') END"
+            f"THEN nullif({text}, '') END"
         )
         ok = f"{col} IS NOT NULL"
     elif check.kind == "vector":
@@ -292,11 +316,10 @@ def _sql(check: FieldCheck) -> tuple[str, str]:
             f"AND coalesce(isfinite(list_sum({col})), false))"
         )
     elif check.kind == "time":
-        s = f"({j} ->> '$')"
         v = (
             f"CASE WHEN {t} IN {_NUMERIC} THEN CAST({j} AS DOUBLE) "
-            f"WHEN {t} = 'VARCHAR' AND regexp_full_match({s}, '{RFC3339}') "
-            f"THEN epoch_us(TRY_CAST({s} AS TIMESTAMPTZ)) / 1e6 END"
+            f"WHEN {t} = 'VARCHAR' AND regexp_full_match({text}, '{RFC3339}') "
+            f"THEN epoch_us(TRY_CAST({text} AS TIMESTAMPTZ)) / 1e6 END"
         )
         ok = f"coalesce(isfinite({col}), false)"
     else:
@@ -312,19 +335,33 @@ def _sql(check: FieldCheck) -> tuple[str, str]:
     return v, f"({absent} OR coalesce({ok}, false))"
 
 
-def duckdb_select(source: str, features: bool = False) -> str:
-    """One query over ``source`` (a FROM item whose columns are the record's top-level fields as
-    JSON, in reading order) giving the normalised columns, ``ok`` and ``in_len``. Each field's
-    JSON is parsed for its type once and for its value once.
+def duckdb_select(source: str, features: bool = False, typed: dict[str, str] | None = None) -> str:
+    """One query over ``source`` (a FROM item whose columns are the record's top-level fields
+    and ``features`` as JSON, in reading order) giving the normalised columns, ``ok`` and
+    ``in_len``. Each field's JSON is parsed for its type once and for its value once.
 
-    ``features``: the source has a ``features`` column; a record without ``input`` takes its
-    values when its keys are those of parameter ``$keys`` in that order (else Python decides)."""
+    ``features``: a record without ``input`` takes the values of ``features`` when its keys are
+    those of parameter ``$keys`` in that order (else, and always without ``features``, Python
+    decides).
+
+    ``typed``: top-level fields that ``source`` gives as typed values (Parquet columns), by the
+    type :func:`_sql` expects (``VARCHAR``, ``DOUBLE``, ``ARRAY``, ``OBJECT``); the fields of a
+    typed ``OBJECT`` are typed too, of their kind's type."""
     checks = field_checks()
-    refs = [f"{_ref(c)} AS {_j(c)}" for c in checks]
-    types = [f'json_type({_j(c)}) AS "t:{c.column}"' for c in checks]
+    typed = typed or {}
+    is_typed = {c.column: c.path[0] in typed for c in checks}
+    refs = [f"{_ref(c, is_typed[c.column])} AS {_j(c)}" for c in checks]
+    types = [
+        f"CASE WHEN {_j(c)} IS NULL THEN 'NULL' ELSE "
+        f"'{typed.get(c.path[0]) if len(c.path) == 1 else TYPED_AS[c.kind]}' END"
+        if is_typed[c.column]
+        else json_type_sql(_j(c))
+        for c in checks
+    ]
+    types = [f'{t} AS "t:{c.column}"' for t, c in zip(types, checks, strict=True)]
     values, oks = [], []
     for check in checks:
-        v, ok = _sql(check)
+        v, ok = _sql(check, is_typed[check.column])
         if check.kind == "integer":
             values.append(f'{v} AS "d:{check.column}"')
             v = f'TRY_CAST(trunc("d:{check.column}") AS BIGINT)'
@@ -342,10 +379,11 @@ def duckdb_select(source: str, features: bool = False) -> str:
         if check.kind != "object":
             values.append(f'{v} AS "{check.column}"')
         oks.append(ok)
-    feats = ", features" if features else ""
+    if not features:  # a record with features in place of input: Python reads them
+        oks.append('("j:input" IS NOT NULL OR features IS NULL)')
     # the query is assembled from fixed fragments only
     return f"""
-    WITH j AS (SELECT {", ".join(refs)}{feats} FROM {source}),
+    WITH j AS (SELECT {", ".join(refs)}, features FROM {source}),
     t AS (SELECT *, {", ".join(types)} FROM j),
     v AS (SELECT *, {", ".join(values)} FROM t),
     a AS (SELECT *, {" AND ".join(oks)} AS ok FROM v),
@@ -363,6 +401,7 @@ def duckdb_select(source: str, features: bool = False) -> str:
 
 
 __all__ = [
+    "TYPED_AS",
     "FieldCheck",
     "Malformed",
     "check_record",

@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.checks import duckdb_select, field_checks
+from mlhunt.hunt.checks import TYPED_AS, duckdb_select, field_checks
 from mlhunt.hunt.readers import (
     COLUMNS,
-    MAX_LINE,
     ReadReport,
     kind_of,
+    lines_of,
     open_bytes,
     python_tables,
 )
@@ -87,10 +87,11 @@ class Reader:
 
     def _query(self, path: Path, kind: str) -> tuple[str, dict[str, Any], LineMap]:
         params: dict[str, Any] = {"path": str(path)}
+        typed: dict[str, str] = {}  # Parquet columns read as they are
         if kind == "jsonl":
             lines = LineMap.of(path)
             keys = _json_feature_keys(path)
-            cols = {f: "JSON" for f in FIELDS} | ({"features": "JSON"} if keys else {})
+            cols = {f: "JSON" for f in (*FIELDS, "features")}
             spec = ", ".join(f"'{k}': '{v}'" for k, v in cols.items())
             source = (
                 f"read_json($path, format = 'newline_delimited', columns = {{{spec}}}, "
@@ -104,15 +105,18 @@ class Reader:
             if len(set(names)) != len(names):
                 raise _PythonPath
             keys = _parquet_feature_keys(sch)
-            have = [*FIELDS, *(["features"] if keys else [])]
-            sel = ", ".join(
-                f'to_json("{f}") AS "{f}"' if f in names else f'NULL::JSON AS "{f}"' for f in have
-            )
-            source = f"(SELECT {sel} FROM read_parquet($path))"  # noqa: S608 (fixed names)
+            cols = []
+            for f in (*FIELDS, "features"):
+                got = _typed(_KINDS.get(f, ""), f'"{f}"', sch.field(f).type) if f in names else None
+                if got is not None:
+                    typed[f] = got[1]
+                sql = got[0] if got else f'to_json("{f}")' if f in names else "NULL::JSON"
+                cols.append(f'{sql} AS "{f}"')
+            source = f"(SELECT {', '.join(cols)} FROM read_parquet($path))"  # noqa: S608 (fixed)
             lines = LineMap(None, -1)
         if keys:
             params["keys"] = keys
-        return duckdb_select(source, features=bool(keys)), params, lines
+        return duckdb_select(source, bool(keys), typed), params, lines
 
     def _stream(
         self,
@@ -261,22 +265,17 @@ class LineMap:
             return cls(None, total)
         keep = []
         with open_bytes(path) as fh:
-            for i, raw in enumerate(_raw_lines(fh), 1):
+            for i, raw in enumerate(lines_of(fh), 1):
                 if (raw.removeprefix(_BOM) if i == 1 else raw).strip():
                     keep.append(i)
         return cls(np.array(keep, dtype=np.int64), len(keep))
-
-
-def _raw_lines(fh: Any) -> Iterator[bytes]:
-    while raw := fh.readline(MAX_LINE):
-        yield raw
 
 
 def _json_feature_keys(path: Path) -> list[str] | None:
     """The ``features`` keys of the first record when it has them in place of ``input``."""
     try:
         with open_bytes(path) as fh:
-            for raw in _raw_lines(fh):
+            for raw in lines_of(fh):
                 if raw.strip():
                     rec = json.loads(raw.decode("utf-8", errors="replace").removeprefix("\ufeff"))
                     break
@@ -303,3 +302,45 @@ def _parquet_feature_keys(sch: Any) -> list[str] | None:
         return None
     t = sch.field("features").type
     return [t.field(i).name for i in range(t.num_fields)] if pa.types.is_struct(t) else None
+
+
+#: Check kinds per top-level field, and the checks of the fields of an object field.
+_KINDS = {c.path[0]: c.kind for c in field_checks() if len(c.path) == 1}
+_NESTED = [c for c in field_checks() if len(c.path) == 2]
+_SQL_TYPE = {"VARCHAR": "VARCHAR", "DOUBLE": "DOUBLE", "ARRAY": "DOUBLE[]"}
+
+
+def _typed(kind: str, col: str, t: Any) -> tuple[str, str] | None:
+    """(SQL, type) reading a Parquet column of check kind ``kind`` as the typed value that
+    :func:`~.checks.duckdb_select` checks without a JSON round trip: numbers as DOUBLE, text as
+    VARCHAR, lists of numbers as DOUBLE[], the output STRUCT with its fields so typed; None
+    for any other type (that column is read as JSON)."""
+    import pyarrow as pa
+
+    if kind in ("number", "integer", "time") and (
+        pa.types.is_integer(t) or pa.types.is_floating(t)
+    ):
+        return f"CAST({col} AS DOUBLE)", "DOUBLE"
+    if kind in ("text", "time") and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return col, "VARCHAR"
+    lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+    if kind == "vector" and any(f(t) for f in lists):
+        v = t.value_type
+        return (
+            (f"CAST({col} AS DOUBLE[])", "ARRAY")
+            if (pa.types.is_integer(v) or pa.types.is_floating(v))
+            else None
+        )
+    if kind != "object" or not pa.types.is_struct(t):
+        return None
+    fields = {t.field(i).name: t.field(i).type for i in range(t.num_fields)}
+    if len(fields) != t.num_fields:
+        return None
+    parts = []
+    for c in _NESTED:
+        name, want = c.path[1], TYPED_AS.get(c.kind)
+        got = _typed(c.kind, f'{col}."{name}"', fields[name]) if name in fields else None
+        if want is None or (name in fields and (got is None or got[1] != want)):
+            return None
+        parts.append(f'"{name}" := {got[0] if got else "NULL"}::{_SQL_TYPE[want]}')
+    return f"CASE WHEN {col} IS NOT NULL THEN struct_pack({', '.join(parts)}) END", "OBJECT"

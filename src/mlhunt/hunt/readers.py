@@ -73,10 +73,11 @@ class ReadReport:
     files: list[str] = field(default_factory=list)
     input_dim: int | None = None
     warnings: list[str] = field(default_factory=list)
+    max_errors: int = MAX_ERRORS  # how many are listed; all are counted
 
     def error(self, file: str, line: int, reason: str) -> None:
         self.malformed += 1
-        if len(self.errors) < MAX_ERRORS:
+        if len(self.errors) < self.max_errors:
             self.errors.append({"file": file, "line": line, "reason": reason})
 
     def warn(self, text: str) -> None:
@@ -145,9 +146,6 @@ def kind_of(p: Path) -> str:
     if name.endswith((".parquet", ".pq")):
         return "parquet"
     return "jsonl"
-
-
-_kind = kind_of  # the name the Spark engine imports
 
 
 def read_batches(
@@ -243,26 +241,32 @@ def _json_lines(
 ) -> Iterator[tuple[int, Any]]:
     file = str(path)
     with open_bytes(path) as fh:
-        for i, raw in enumerate(_lines(fh), 1):
+        for i, raw in enumerate(lines_of(fh), 1):
             if want is not None and i not in want:
                 continue
             if len(raw) > MAX_LINE:
                 report.error(file, i, f"line longer than {MAX_LINE // 1024**2} MiB")
                 continue
-            if i == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")
-            if not raw.strip():  # ASCII whitespace only, as DuckDB skips it
-                continue
-            text = raw.decode("utf-8", errors="replace")
+            if not (raw.removeprefix(b"\xef\xbb\xbf") if i == 1 else raw).strip():
+                continue  # ASCII whitespace only, as DuckDB skips it
             try:
-                yield i, json.loads(text)
-            except ValueError as exc:
-                report.error(file, i, f"not JSON ({exc.args[0][:80]})")
-            except RecursionError:  # json recurses per nesting level
-                report.error(file, i, "not JSON (nested too deeply)")
+                yield i, parse_line(raw.decode("utf-8", errors="replace"), i == 1)
+            except Malformed as exc:
+                report.error(file, i, str(exc))
 
 
-def _lines(fh: IO[bytes]) -> Iterator[bytes]:
+def parse_line(text: str, first: bool = False) -> Any:
+    """One JSON Lines record parsed with ``json`` (a BOM opening the file skipped), or
+    :class:`Malformed` with the reason."""
+    try:
+        return json.loads(text.removeprefix("\ufeff") if first else text)
+    except ValueError as exc:
+        raise Malformed(f"not JSON ({exc.args[0][:80]})") from None
+    except RecursionError:  # json recurses per nesting level
+        raise Malformed("not JSON (nested too deeply)") from None
+
+
+def lines_of(fh: IO[bytes]) -> Iterator[bytes]:
     """The file's lines, each at most ``MAX_LINE`` + 1 bytes held (a longer one is cut)."""
     while True:
         raw = fh.readline(MAX_LINE + 1)

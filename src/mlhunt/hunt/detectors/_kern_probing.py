@@ -465,7 +465,7 @@ def inversion(
     feature's range so far) of the inversion-sweep detector: a run is consecutive queries that
     each change only the same one field vs the previous query.
 
-    The running max/min of the swept value per run are computed as ``events.seg_cummax``
+    The running max/min of the swept value per run are computed as the oracle's ``seg_cummax``
     does (each run lifted above the earlier ones by ``run * shift``, one running maximum over
     the batch), so that its rounding, which a coverage right at its threshold can depend on,
     is the same; hence the first pass for the batch-wide range of the values."""

@@ -1,21 +1,18 @@
 """The Spark hunt engine (``mlhunt hunt --engine spark [--spark-master URL]``).
 
 Spark reads the logs itself, so the work scales with the cluster: JSON Lines (``.gz`` too) as
-text lines parsed with ``from_json`` (explicit schema, ``PERMISSIVE`` mode and a corrupt-record
-column), Parquet natively (each row re-encoded as JSON so one set of rules checks every
-format), CSV through mlhunt's own reader into a temporary Parquet file (CSV cells hold JSON
-arrays, which Spark's CSV reader cannot type). Every record gets its file and line (Parquet:
-row number), and the record checks of :mod:`mlhunt.hunt.readers` are restated as Spark SQL so a
-malformed record is counted, with file, line and reason, exactly where the DuckDB engine counts
-it.
+text lines, Parquet natively (each row re-encoded as JSON, float32 widened), CSV through
+mlhunt's own reader into a temporary Parquet file (CSV cells hold JSON arrays, which Spark's
+CSV reader cannot type). Every record gets its file and line (Parquet: row number) and is
+checked by the Spark SQL that :mod:`.spark_sql` generates from the declared record checks
+(:mod:`mlhunt.hunt.checks`), Python deciding what the SQL cannot vouch for: a malformed record
+is counted, with file, line and reason, exactly where the DuckDB engine counts it.
 
 The population uses the same :class:`PopulationBuilder` fed with exact Spark aggregates and the
 same per-client sample rule; the detectors run in ``groupBy(bucket).applyInPandas`` calls, each
 holding whole groups (a hash bucket of targets), through the same
 :func:`~mlhunt.hunt.detectors.base.run_detectors` as DuckDB, so both engines raise the same
-alerts. Known differences (edge cases of the JSON text, not of the data): a numeric label
-written as ``1.0`` stays ``"1.0"`` (the Python reader makes it ``"1"``), and strings inside a
-numeric array make the record malformed (the Python reader converts ``"1.5"``).
+alerts.
 
 On a cluster master the driver's mlhunt package is shipped to the executors and their Python is
 checked before any log is read (:mod:`.spark_ship`); logs may be named by URL (``s3a://``,
@@ -48,17 +45,18 @@ from mlhunt.hunt.engines.spark_ship import (
     ship,
 )
 from mlhunt.hunt.engines.spark_sql import (
-    CHECKS,
-    LATE_CHECKS,
-    RAW_SCHEMA,
-    case_sql,
+    CHECKED,
+    MARGIN_SQL,
+    OUT,
+    VALUE_COLUMNS,
     csv_to_parquet,
     no_floats,
-    num_sql,
+    python_verdicts,
+    vouch_sql,
 )
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
-from mlhunt.hunt.readers import MAX_ERRORS, ReadReport, _kind, resolve
+from mlhunt.hunt.readers import ReadReport, kind_of, resolve
 
 DEFAULT_MASTER = "local[2]"
 #: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
@@ -194,7 +192,7 @@ class SparkEngine:
             with tempfile.TemporaryDirectory(prefix="mlhunt-spark-") as tmp, _quiet_pandas():
                 t0 = time.perf_counter()
                 try:
-                    events, cached = self._read(spark, files, report, Path(tmp), say)
+                    events, cached = self.read(spark, files, report, Path(tmp), say)
                 except Exception as exc:  # e.g. a truncated .gz, found while Spark reads it
                     if not type(exc).__module__.startswith(("pyspark", "py4j")):
                         raise
@@ -228,10 +226,16 @@ class SparkEngine:
         return EngineResult(alerts=alerts, population=pop, stats=stats)
 
     # --- reading -------------------------------------------------------------------------
-    def _read(
-        self, spark: Any, files: list[Path | str], report: ReadReport, tmp: Path, say: Progress
+    def read(
+        self,
+        spark: Any,
+        files: Sequence[Path | str],
+        report: ReadReport,
+        tmp: Path,
+        say: Progress = _quiet,
     ) -> tuple[Any, Any]:
-        """(valid events with the normalised columns, the cached frame behind them)."""
+        """(valid events with the normalised columns, the cached frame behind them); ``tmp``
+        holds CSV logs converted for Spark."""
         from pyspark.sql import functions as F
 
         parts = []
@@ -270,7 +274,7 @@ class SparkEngine:
         from pyspark.sql import functions as F
 
         name = url_name(path) if isinstance(path, str) else path.name
-        kind = _kind(Path(name))
+        kind = kind_of(Path(name))
         if kind == "csv":
             if isinstance(path, str):  # mlhunt's CSV reader reads local files only
                 raise InputError(
@@ -330,33 +334,48 @@ class SparkEngine:
     def _normalise(
         self, lines: Any, report: ReadReport, earlier: list[tuple[int, dict[str, Any]]]
     ) -> tuple[Any, Any]:
+        """The checked events, and the cached frame behind them: the SQL generated from the
+        declared checks vouches for most records, Python decides the rest (as DuckDB's)."""
         from pyspark.sql import functions as F
 
-        p = lines.select(
-            "file",
-            "file_idx",
-            "line",
-            F.from_json(
-                "value",
-                RAW_SCHEMA,
-                {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt"},
-            ).alias("r"),
+        fields, types, values, ok = vouch_sql()
+        place = ["file", "file_idx", "line"]
+        base = (
+            lines.selectExpr(*place, "value", "try_parse_json(value) AS v")
+            .selectExpr(*place, "value", *fields)
+            .selectExpr("*", *types)
+            .selectExpr("*", *values)
+            .withColumn("ok", F.expr(ok))
+            .selectExpr(
+                *place,
+                *VALUE_COLUMNS,
+                "ok",
+                "CASE WHEN ok THEN NULL ELSE value END AS value",
+            )
+            .persist()
         )
-        p = p.withColumn(
-            "tsd",
-            F.expr("coalesce(try_cast(r.ts AS double), unix_micros(try_to_timestamp(r.ts)) / 1e6)"),
+        vouched = base.where("ok").selectExpr(
+            *(c for c in OUT[:-1] if c not in ("score", "margin")),
+            *MARGIN_SQL,
+            "CAST(NULL AS string) AS reason",
         )
-        cached = p.withColumn("early", F.expr(case_sql(CHECKS))).persist()
-        p = cached
+        rest = base.where("NOT ok").select(*place, "value").mapInPandas(python_verdicts, CHECKED)
+        cached = vouched.unionByName(rest).persist()
         # The input length is fixed by the first record (file, line) that has a good input.
         first = (
-            p.where("early IS NULL AND r.input IS NOT NULL")
-            .agg(F.min_by(F.size("r.input"), F.struct("file_idx", "line")).alias("d"))
+            cached.where("reason IS NULL AND input IS NOT NULL")
+            .agg(F.min_by(F.size("input"), F.struct("file_idx", "line")).alias("d"))
             .first()
         )
+        base.unpersist()
         d = int(first["d"]) if first and first["d"] is not None else 0
-        late = [(c.replace("{d}", str(d)), r.replace("{d}", str(d))) for c, r in LATE_CHECKS]
-        p = p.withColumn("reason", F.expr(f"coalesce(early, {case_sql(late)})"))
+        p = cached.withColumn(
+            "reason",
+            F.expr(
+                f"coalesce(reason, CASE WHEN input IS NOT NULL AND size(input) != {d} "
+                f"THEN concat('input: ', size(input), ' values, expected {d}') END)"
+            ),
+        )
         counts = p.agg(F.count("*").alias("n"), F.count("reason").alias("bad")).first()
         report.records += int(counts["n"]) - int(counts["bad"])
         report.input_dim = d or None
@@ -364,7 +383,7 @@ class SparkEngine:
             (int(e["file_idx"]), {"file": e["file"], "line": int(e["line"]), "reason": e["reason"]})
             for e in p.where("reason IS NOT NULL")
             .orderBy("file_idx", "line")
-            .limit(MAX_ERRORS)
+            .limit(report.max_errors)
             .select("file_idx", "file", "line", "reason")
             .collect()
         ]
@@ -372,29 +391,7 @@ class SparkEngine:
         for _, e in sorted(bad + earlier, key=lambda t: (t[0], t[1]["line"])):
             report.error(e["file"], e["line"], e["reason"])
         report.malformed += int(counts["bad"]) - len(bad)
-        scores = "r.output.scores"
-        top = f"reverse(array_sort({scores}))"  # descending
-        top1, top2 = f"try_element_at({top}, 1)", f"try_element_at({top}, 2)"
-        score = num_sql("r.output.score")
-        events = p.where("reason IS NULL").selectExpr(
-            "file",
-            "file_idx",
-            "line",
-            "tsd AS ts",
-            "r.client_id AS client_id",
-            "CASE WHEN r.source_ip = '' THEN NULL ELSE r.source_ip END AS source_ip",
-            "r.input AS input",
-            "r.output.label AS label",
-            f"CASE WHEN {scores} IS NOT NULL THEN {top1} ELSE {score} END AS score",
-            f"CASE WHEN {scores} IS NOT NULL THEN (CASE WHEN size({scores}) > 1 "
-            f"THEN {top1} - {top2} ELSE abs(2 * {top1} - 1) END) "
-            f"WHEN {score} BETWEEN 0 AND 1 THEN abs(2 * {score} - 1) END AS margin",
-            f"{scores} AS scores",
-            f"try_cast({num_sql('r.status')} AS long) AS status",
-            f"{num_sql('r.latency_ms')} AS latency_ms",
-            "CASE WHEN r.model = '' THEN NULL ELSE r.model END AS model",
-        )
-        return events, cached
+        return p.where("reason IS NULL").drop("reason"), cached
 
     # --- population ----------------------------------------------------------------------
     def _population(

@@ -1,75 +1,120 @@
-"""The Spark engine's record checks and schemas as Spark SQL: the Python reader's checks
-(:mod:`mlhunt.hunt.readers`) restated so a malformed record is counted, with file, line and
-reason, where the DuckDB engine counts it; and the conversions that feed them (float32 widened,
-CSV through mlhunt's reader into Parquet)."""
+"""The Spark engine's record checks, generated from :func:`mlhunt.hunt.checks.describe`.
+
+Each record is parsed once into a Spark ``VARIANT`` (``try_parse_json``). From the declared
+checks (column, path, kind, required, bounds) :func:`vouch_sql` writes the Spark SQL that
+computes the normalised columns and an ``ok`` verdict, the way :func:`~.checks.duckdb_select`
+does for DuckDB: *sound, not complete*. ``ok`` is true only where the Python verdict would
+accept the record with exactly these values; every other record (not JSON, a repeated key, a
+number written as text, a lone surrogate ...) goes to :func:`python_verdicts`, which runs
+:func:`~.checks.check_record` on the executors and keeps the record or names the reason. So
+one definition of a valid record serves all three engines, and their verdicts agree.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlhunt.hunt.readers import ReadReport, read_batches
+from mlhunt.hunt.checks import RFC3339, Malformed, check_record, describe
+from mlhunt.hunt.readers import COLUMNS, ReadReport, parse_line, read_batches
 
-RAW_SCHEMA = (
-    "ts string, client_id string, source_ip string, input array<double>, "
-    "output struct<label: string, scores: array<double>, score: string>, "
-    "model string, status string, latency_ms string, _corrupt string"
+#: What both paths give: the record's place, the normalised columns, and the reason (or NULL).
+CHECKED = (
+    "file string, file_idx int, line long, ts double, client_id string, source_ip string, "
+    "input array<double>, label string, score double, margin double, scores array<double>, "
+    "status long, latency_ms double, model string, reason string"
+)
+OUT = [c.split()[0] for c in CHECKED.split(", ")]
+#: The columns :func:`vouch_sql` computes (one per declared check but the object ones).
+VALUE_COLUMNS = [c["column"] for c in describe() if c["kind"] != "object"]
+_NUM = "({t} IN ('BIGINT', 'DOUBLE') OR {t} LIKE 'DECIMAL(%')"
+_VEC = "({t} IN ('ARRAY<BIGINT>', 'ARRAY<DOUBLE>') OR {t} LIKE 'ARRAY<DECIMAL(%')"
+
+
+def _finite(x: str) -> str:
+    return f"(abs({x}) <= 1.7976931348623157E308D)"  # false for NaN and infinities
+
+
+def _field_sql(c: dict[str, Any]) -> tuple[str, str]:
+    """(value, ok) Spark SQL of one declared check over ``x:<column>`` (the field as a
+    variant) and ``t:<column>`` (its type, from ``schema_of_variant``)."""
+    x, t, col = f"`x:{c['column']}`", f"`t:{c['column']}`", f"`{c['column']}`"
+    get = f"try_variant_get({x}, '$', '{{}}')"
+    absent = f"({x} IS NULL OR {t} = 'VOID' OR ({t} = 'STRING' AND {get.format('string')} = ''))"
+    num = f"CASE WHEN {_NUM.format(t=t)} THEN {get.format('double')} END"
+    kind = c["kind"]
+    if kind == "object":
+        value, ok = "NULL", f"startswith({t}, 'OBJECT<')"
+    elif kind == "text":
+        value = f"CASE WHEN {t} IN ('STRING', 'BIGINT') THEN nullif({get.format('string')}, '') END"
+        ok = f"{col} IS NOT NULL"
+    elif kind == "vector":
+        value = f"CASE WHEN {_VEC.format(t=t)} THEN {get.format('array<double>')} END"
+        ok = f"size({col}) > 0 AND NOT exists({col}, e -> e IS NULL OR NOT {_finite('e')})"
+    elif kind == "time":
+        s = get.format("string")
+        value = (
+            f"CASE WHEN {_NUM.format(t=t)} THEN {get.format('double')} "
+            f"WHEN {t} = 'STRING' AND {s} RLIKE '^({RFC3339})$' "
+            f"THEN unix_micros(try_cast({s} AS TIMESTAMP)) / 1e6 END"
+        )
+        ok = _finite(col)
+    else:  # number, integer (bounds on the double, the column is its truncation)
+        value, ok = num, _finite(num)
+        if c["low"] is not None and c["high"] is not None:
+            ok = f"{ok} AND {num} >= {c['low']!r}D AND {num} < {c['high']!r}D"
+        if kind == "integer":
+            value = f"try_cast({num} AS BIGINT)"
+    ok = f"coalesce({ok}, false)"
+    return value, ok if c["required"] else f"({absent} OR {ok})"
+
+
+def vouch_sql() -> tuple[list[str], list[str], list[str], str]:
+    """Four projections over ``v`` (the record as a variant): the fields, their types, the
+    normalised values (columns named as in :data:`CHECKED`, the raw ``score`` among them), and
+    the ``ok`` verdict (a record with ``features`` in place of ``input`` is left to Python,
+    which reads them)."""
+    checks = describe()
+    fields = [f"variant_get(v, '$.{'.'.join(c['path'])}') AS `x:{c['column']}`" for c in checks]
+    fields.append("variant_get(v, '$.features') AS `x:features`")
+    types = [f"schema_of_variant(`x:{c['column']}`) AS `t:{c['column']}`" for c in checks]
+    values, oks = [], ["(`x:input` IS NOT NULL OR `x:features` IS NULL)"]
+    for c in checks:
+        value, ok = _field_sql(c)
+        if c["kind"] != "object":
+            values.append(f"{value} AS `{c['column']}`")
+        oks.append(ok)
+    return fields, types, values, " AND ".join(oks)
+
+
+#: Score and margin from the checked ``scores`` or ``score`` (as :func:`~.checks.margin_of`).
+_TOP = "reverse(array_sort(scores))"
+MARGIN_SQL = (
+    f"CASE WHEN scores IS NOT NULL THEN try_element_at({_TOP}, 1) ELSE score END AS score",
+    f"CASE WHEN size(scores) > 1 THEN try_element_at({_TOP}, 1) - try_element_at({_TOP}, 2) "
+    "WHEN size(scores) = 1 THEN abs(2 * scores[0] - 1) "
+    "WHEN score BETWEEN 0 AND 1 THEN abs(2 * score - 1) END AS margin",
 )
 
 
-def _finite(expr: str) -> str:
-    return f"(NOT isnan({expr}) AND abs({expr}) != double('inf'))"
+def python_verdicts(batches: Iterator[Any]) -> Iterator[Any]:
+    """``mapInPandas`` over (file, file_idx, line, value) rows the SQL did not vouch for: the
+    Python verdict of each, as the columns of :data:`CHECKED`."""
+    import pandas as pd
 
-
-def _all_finite(arr: str) -> str:
-    return f"NOT exists({arr}, v -> v IS NULL OR isnan(v) OR abs(v) = double('inf'))"
-
-
-def _bad_number(field: str) -> str:
-    """A number-or-empty field (kept as text, like the Python reader) that is not a number."""
-    num = f"try_cast({field} AS double)"
-    return f"{field} IS NOT NULL AND {field} != '' AND ({num} IS NULL OR NOT {_finite(num)})"
-
-
-# Record checks in the Python reader's order (first failing check is the reason); `d` is added
-# once the input length is known. Columns: r (parsed struct), tsd (epoch seconds or NULL).
-CHECKS = (
-    ("r._corrupt IS NOT NULL OR r IS NULL", "'not a JSON object'"),
-    ("r.ts IS NULL OR r.ts = ''", "'ts: missing'"),
-    ("tsd IS NULL", "concat('ts: not RFC 3339 or epoch seconds: ', substr(r.ts, 1, 40))"),
-    (f"NOT {_finite('tsd')}", "'ts: not a finite number'"),
-    ("r.client_id IS NULL OR r.client_id = ''", "'client_id: missing'"),
-    ("r.output IS NULL", "'output: missing (expected an object with label)'"),
-    ("r.output.label IS NULL OR r.output.label = ''", "'output.label: missing'"),
-    (
-        "r.output.scores IS NOT NULL AND size(r.output.scores) = 0",
-        "'output.scores: expected a non-empty array of numbers'",
-    ),
-    (
-        f"r.output.scores IS NOT NULL AND NOT {_all_finite('r.output.scores')}",
-        "'output.scores: holds NaN or infinity'",
-    ),
-    (_bad_number("r.output.score"), "'output.score: expected a number'"),
-    ("r.input IS NOT NULL AND size(r.input) = 0", "'input: expected a non-empty array of numbers'"),
-    (f"r.input IS NOT NULL AND NOT {_all_finite('r.input')}", "'input: holds NaN or infinity'"),
-)
-LATE_CHECKS = (
-    (
-        "r.input IS NOT NULL AND size(r.input) != {d}",
-        "concat('input: ', size(r.input), ' values, expected {d}')",
-    ),
-    (_bad_number("r.status"), "'status: expected a number'"),
-    (_bad_number("r.latency_ms"), "'latency_ms: expected a number'"),
-)
-
-
-def case_sql(checks: Sequence[tuple[str, str]]) -> str:
-    return "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, r in checks) + " END"
-
-
-def num_sql(field: str) -> str:
-    return f"CASE WHEN {field} = '' THEN NULL ELSE try_cast({field} AS double) END"
+    for pdf in batches:
+        rows = []
+        for file, idx, line, text in zip(
+            pdf["file"], pdf["file_idx"], pdf["line"], pdf["value"], strict=True
+        ):
+            try:
+                got, reason = check_record(parse_line(text, int(line) == 1)), None
+            except Malformed as exc:
+                got, reason = {}, str(exc)
+            got.update(file=file, file_idx=int(idx), line=int(line), reason=reason)
+            rows.append([got.get(c) for c in OUT])
+        yield pd.DataFrame(rows, columns=OUT, dtype=object)
 
 
 def no_floats(t: Any) -> Any:
@@ -98,9 +143,8 @@ def csv_to_parquet(path: Path, out: Path, sub: ReadReport) -> None:
             [t.column(c).combine_chunks() for c in ("label", "scores", "score")],
             ["label", "scores", "score"],
         )
-        names = ("line", "ts", "client_id", "source_ip", "input", "output", "model", "status")
-        cols = {c: output if c == "output" else t.column(c) for c in (*names, "latency_ms")}
-        rec = pa.table(cols)
+        keep = [c for c in COLUMNS[1:] if c not in ("label", "scores", "score", "margin")]
+        rec = pa.table({**{c: t.column(c) for c in keep}, "output": output})
         if writer is None:
             writer = pq.ParquetWriter(out, rec.schema)
         writer.write_table(rec)
