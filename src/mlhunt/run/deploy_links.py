@@ -1,5 +1,5 @@
-"""Deployment manifests as evidence: which element owns which manifest, and the threats a
-manifest checked clean refutes.
+"""Deployment manifests and MCP configurations as evidence: which element owns which file, and
+the threats a file checked clean refutes.
 
 The project's ``scan[].owners`` names the element each manifest deploys. A Rego or secrets
 finding on an owned file is that element's evidence (``scan_links.yaml`` says which threats a
@@ -10,6 +10,8 @@ whose owned manifests were all checked and none of those rules fired: one info f
 element (rule ``MLH-SCAN-DEPLOY-CLEAN``) names the files, the threats and the rules checked.
 A threat whose rules include one that only looks at model-serving workloads (no mTLS, no
 AuthorizationPolicy where a model is served) is refuted only on an element that serves one.
+An agent tool's MCP client configuration is checked the same way by the ``MLH-SCAN-MCP-*``
+rules (inline secrets, unpinned packages, poisoned or shadowed tools, plain HTTP).
 """
 
 from __future__ import annotations
@@ -26,18 +28,20 @@ from mlhunt.run.project import Project, ScanConfig
 from mlhunt.run.validation import CLEAN_RULE, EvidenceSet, scan_evidence, scan_links
 
 MANIFEST_RULES = ("MLH-K8S-", "MLH-SECRET-")
+MCP_RULES = ("MLH-SCAN-MCP-",)
 # The element kinds that serve a model (what the serving-only policies look for).
 SERVING_KINDS = ("inference_api", "llm")
 # A file that one of these touched was not checked in full: it refutes nothing.
-_UNCHECKED = ("MLH-K8S-POLICY-ERROR", "MLH-SCAN-LIMIT")
+_UNCHECKED = ("MLH-K8S-POLICY-ERROR", "MLH-SCAN-LIMIT", "MLH-SCAN-MCP-MALFORMED")
 
 
-def deploy_rules(threat: str) -> tuple[str, ...]:
-    """The manifest rules (ids, or prefixes ending in ``*``) that test ``threat``."""
+def deploy_rules(threat: str, prefixes: tuple[str, ...] = MANIFEST_RULES) -> tuple[str, ...]:
+    """The rules (ids, or prefixes ending in ``*``) starting with one of ``prefixes`` (by
+    default the manifest rules) that test ``threat``."""
     return tuple(
         key
         for key, threats in scan_links()
-        if threat in threats and key.startswith(MANIFEST_RULES) and key != "MLH-K8S-POLICY-ERROR"
+        if threat in threats and key.startswith(prefixes) and key not in _UNCHECKED
     )
 
 
@@ -101,11 +105,16 @@ def clean_checks(
     """(clean-check finding, elements and flows it speaks to) per owner element whose
     manifests were checked clean of some threat's rules; only threats the model found there."""
     from mlhunt.scan.manifests import is_manifest
+    from mlhunt.scan.mcp import is_mcp_config
 
     out: list[tuple[dict[str, Any], frozenset[str]]] = []
     kinds = {str(e["id"]): str(e.get("kind")) for e in model_doc.get("elements", [])}
     for element, files in owned.items():
         manifests = [f for f in files if is_manifest(f)]
+        configs = [f for f in files if f not in manifests and is_mcp_config(f)]
+        # only the rules that read the kinds of file this element owns can refute anything
+        prefixes = (MANIFEST_RULES if manifests else ()) + (MCP_RULES if configs else ())
+        manifests += configs
         if not manifests:
             continue
         names = {p.resolve() for p in manifests}
@@ -124,7 +133,7 @@ def clean_checks(
         serving = kinds.get(element) in SERVING_KINDS
         checked: dict[str, list[str]] = {}
         for threat in threats:
-            rules = deploy_rules(threat)
+            rules = deploy_rules(threat, prefixes)
             if not serving and serving_rules() & set(rules):
                 continue  # its main check never runs on this element's manifests
             fired = [
@@ -147,7 +156,7 @@ def _clean_finding(
     digest = hashlib.sha256(
         "\0".join([element, *sorted(map(str, files))]).encode("utf-8")
     ).hexdigest()[:16]
-    summary = f"{len(files)} manifest(s) of {element} checked clean of " + "; ".join(
+    summary = f"{len(files)} deployment file(s) of {element} checked clean of " + "; ".join(
         f"{t} ({', '.join(r)})" for t, r in checked.items()
     )
     return Finding(
@@ -157,8 +166,8 @@ def _clean_finding(
         severity=Severity.INFO,
         source="scan",
         target=str(files[0]),
-        description="Every policy and secrets check that tests these threats ran on the "
-        "element's manifests and none fired: " + summary,
+        description="Every policy, secrets and MCP check that tests these threats ran on the "
+        "element's manifests or MCP configurations and none fired: " + summary,
         evidence={
             "summary": summary,
             "element": element,

@@ -36,7 +36,6 @@ TEMPLATE_FILES = frozenset({"chat_template.jinja"})
 WEIGHT_SUFFIXES = frozenset(
     {".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".h5", ".msgpack", ".ckpt"}
 )
-_HEAD = 64 << 10  # ~/.claude.json keeps mcpServers after other settings
 
 
 @dataclass
@@ -84,14 +83,9 @@ class LlmScan:
 
             findings.append(python_beside_weights(path))
         if suffix == ".json":
-            from mlhunt.scan.mcp import McpScan, looks_like_mcp
+            from mlhunt.scan.mcp import McpScan, is_mcp_config
 
-            try:
-                with open(path, "rb") as fh:
-                    head = fh.read(_HEAD)
-            except OSError:
-                return findings
-            if looks_like_mcp(path, head):
+            if is_mcp_config(path):
                 if self._mcp is None:
                     self._mcp = McpScan()
                 findings.extend(self._mcp.scan_file(path))

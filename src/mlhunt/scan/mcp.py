@@ -20,12 +20,13 @@ from mlhunt.findings import Finding
 from mlhunt.scan.llm_rules import llm_finding
 from mlhunt.scan.textsignals import escape, instruction_signals, invisible_chars
 
-__all__ = ["MCP_NAMES", "McpScan", "looks_like_mcp"]
+__all__ = ["HEAD_BYTES", "MCP_NAMES", "McpScan", "is_mcp_config", "looks_like_mcp"]
 
 MCP_NAMES = frozenset(
     {"mcp.json", "claude_desktop_config.json", "cline_mcp_settings.json", "mcp_config.json"}
 )
 MAX_BYTES = 4 << 20
+HEAD_BYTES = 64 << 10  # ~/.claude.json keeps mcpServers after other settings
 _SERVER_KEYS = ("mcpServers", "servers", "context_servers")
 _SECRET_KEY = re.compile(
     r"(token|secret|passw|api[_-]?key|apikey|private[_-]?key|credential|access[_-]?key|"
@@ -57,6 +58,19 @@ def looks_like_mcp(path: Path, head: bytes) -> bool:
     return any(k in head for k in (b'"mcpServers"', b'"context_servers"', b'"inputSchema"')) or (
         b'"servers"' in head and (b'"command"' in head or b'"url"' in head)
     )
+
+
+def is_mcp_config(path: Path) -> bool:
+    """Whether the scan reads ``path`` as an MCP configuration: a ``.json`` file that
+    :func:`looks_like_mcp` by name or by its first :data:`HEAD_BYTES`."""
+    if path.suffix.lower() != ".json":
+        return False
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except OSError:
+        return False
+    return looks_like_mcp(path, head)
 
 
 @dataclass
