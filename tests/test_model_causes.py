@@ -281,7 +281,7 @@ SEED_WEAKNESSES: dict[str, list[tuple[tuple[str, ...], str]]] = {
         (("MLH-ML-MODEL-INVERSION",), "prediction-api"),  # 4
         (("MLH-ML-MEMBERSHIP-INFERENCE",), "prediction-api"),
         (("MLH-LINDDUN-DISCLOSURE-STORE", "MLH-LINDDUN-DISCLOSURE-FLOW"), "notebook-reads"),  # 5
-        (("MLH-ML-UNSAFE-SERIALIZATION",), "kubeflow-training"),  # 6
+        (("MLH-ML-UNSAFE-SERIALIZATION",), "model-artifact"),  # 6 pickled checkpoint
     ],
 }
 

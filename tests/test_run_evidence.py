@@ -13,12 +13,19 @@ import pytest
 
 from mlhunt.errors import InputError
 from mlhunt.report import render
-from mlhunt.run.api import live_api, run_project, threat_model
+from mlhunt.run.api import (
+    element_scope,
+    live_api,
+    ml_threats,
+    run_project,
+    run_scan,
+    threat_model,
+)
 from mlhunt.run.coverage import ml_evidence, registry
 from mlhunt.run.load_part import load_test_part, request_bodies, wants_load_test
 from mlhunt.run.loadtest import LoadSettings, load_test
 from mlhunt.run.project import Project, load_project
-from mlhunt.run.validation import EvidenceSet, link
+from mlhunt.run.validation import EvidenceSet, link, scan_evidence
 from tests.conftest import EXAMPLES
 
 DOS = "MLH-ML-DENIAL-OF-AI-SERVICE"
@@ -269,6 +276,51 @@ def test_request_bodies_follow_the_scenario_api(tmp_path: Path) -> None:
         wrong = load_test(base, [("/predict", {"vector": [1.0]})], settings, headers=key)
     assert r.status_code == 200 and len(bodies) == 3
     assert wrong.statuses == {"422": 6} and wrong.verdict == "inconclusive"
+
+
+def test_recommender_load_test_decides_denial_of_service(tmp_path: Path) -> None:
+    """The recommender's API is ``POST /recommend``, not ``/predict``: its own
+    ``sample_requests`` (known users' carousels and anonymous sessions) let the load test run
+    against the live API, every request answered, and its verdict decide the API's threat."""
+    import json
+
+    project = load_project(EXAMPLES / "clickstream-recommender" / "mlhunt.yaml")
+    model = threat_model(project)
+    cfg = project.models[0]
+    assert wants_load_test(cfg, ml_threats(model, cfg.element))
+    cfg.load_test.requests, cfg.load_test.rate = 30, 30.0
+    cfg.load_test.slo_p99_ms = 5000.0  # a /recommend answer takes ~15 ms on loopback
+    found = load_test_part(project, cfg, tmp_path, lambda _m: None)
+    assert found is not None and found["evidence"]["statuses"] == {"200": 30}
+    log = tmp_path / "load" / "clickstream-recommender" / "api-log.jsonl"
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["user"] is None for r in records} == {True, False}  # sessions and known users
+    doc = link(
+        copy.deepcopy(model), [EvidenceSet("assess", [found], element_scope(model, cfg.element))]
+    )
+    v = _threat(doc, DOS, "prediction-api")["validation"]
+    assert (v["status"], v["evidence"]) == ("refuted", [found["id"]])
+
+
+def test_recommender_published_checkpoint_validates_unsafe_serialization(tmp_path: Path) -> None:
+    """The example scans the torch.save checkpoint the scenario publishes as the checkpoint
+    element's artifact: a pickle, so that element's unsafe-serialization threat is validated by
+    the scan; the training job and the API, which own no scanned file, stay untested."""
+    project = load_project(EXAMPLES / "clickstream-recommender" / "mlhunt.yaml")
+    (cfg,) = [s for s in project.scan if s.scenario is not None]
+    assert (cfg.scenario, cfg.element) == ("clickstream-recommender", "model-artifact")
+    doc = run_scan(project, cfg)
+    sets, loose = scan_evidence(doc["findings"], cfg.element)
+    assert not loose
+    linked = link(threat_model(project), sets)
+    serial = _threat(linked, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact")
+    assert _on(linked, "MLH-ML-UNSAFE-SERIALIZATION", "model-artifact") == "validated"
+    for other in ("kubeflow-training", "prediction-api"):
+        assert _on(linked, "MLH-ML-UNSAFE-SERIALIZATION", other) == "untested"
+    by_id = {f["id"]: f for f in doc["findings"]}
+    (fmt,) = [by_id[i] for i in serial["validation"]["evidence"]]
+    assert fmt["rule_id"] == "MLH-SCAN-MODEL-FORMAT" and Path(fmt["target"]).name == "model.pt"
+    assert fmt["evidence"] == {"format": "torch-zip", "code_on_load": True}
 
 
 @pytest.mark.parametrize("scenario", ["loan-approval", "image-moderation", "fraud-detection"])

@@ -51,6 +51,9 @@ HOLDOUT = 0.2
 START = datetime(2024, 3, 1, tzinfo=UTC)
 MAX_K = 100
 EVAL_K = 10
+#: Share of anonymous-session requests in the legitimate traffic ``sample_requests`` draws (the
+#: web frontend's mix in :mod:`mlhunt.scenarios.reco_traffic`).
+SESSION_SHARE = 0.3
 
 
 def split(inter: rm.Interactions, n_users: int, rng: np.random.Generator) -> np.ndarray:
@@ -157,11 +160,29 @@ class LoadedRecommender:
         """``n`` known users drawn at random (benign traffic asks for their carousels)."""
         return [self.users[int(i)] for i in rng.integers(0, len(self.users), n)]
 
+    def sample_requests(self, n: int, rng: np.random.Generator) -> list[tuple[str, dict[str, Any]]]:
+        """``n`` (path, JSON body) pairs of ``POST /recommend`` that legitimate clients send
+        (the load test's traffic): mostly a known user's carousel (k 10 or 20), the rest an
+        anonymous session of one to five items drawn by training popularity (k 20)."""
+        pop = np.bincount(self.train.items, minlength=len(self.items)).astype(float) + 1.0
+        pop /= pop.sum()
+        out: list[tuple[str, dict[str, Any]]] = []
+        for _ in range(n):
+            if rng.random() < SESSION_SHARE:
+                size = int(rng.integers(1, 6))
+                picked = rng.choice(len(self.items), size=size, replace=False, p=pop)
+                out.append(("/recommend", {"items": [self.items[int(i)] for i in picked], "k": 20}))
+            else:
+                user = self.users[int(rng.integers(len(self.users)))]
+                out.append(("/recommend", {"user": user, "k": int(rng.choice((10, 20)))}))
+        return out
+
 
 class ClickstreamRecommender:
     """Clickstream product recommender (see the module docstring)."""
 
     name = NAME
+    artifact = MODEL_FILE  # the published artifact scan checks (torch.save: a pickle in a zip)
     description = (
         "Generated shop sessions, Spark local-mode sessionisation and features, a two-tower "
         "PyTorch recommender (torch.save state dict); REST API of top-k items and scores."
