@@ -53,7 +53,13 @@ def test_yaml_files_load_and_resolve() -> None:
         assert callable(specs[attack_id].load())
     assert specs["MLH-ASSESS-INVERSION-MIFACE"].spec.atlas == ["AML.T0024.001"]
     backdoor = specs["MLH-ASSESS-POISONING-BACKDOOR"].spec
-    assert {"MLH-ML-BACKDOOR", "MLH-ML-POISONING-TRAINING-FLOW"} <= set(backdoor.validates)
+    assert {
+        "MLH-ML-BACKDOOR",
+        "MLH-ML-POISONING-TRAINING-FLOW",
+        "MLH-ML-POISONING-UNTRUSTED-SOURCE",
+    } <= set(backdoor.validates)
+    # user reports cannot label a prohibited image "allowed": no feedback-loop evidence
+    assert "MLH-ML-FEEDBACK-LOOP" not in backdoor.validates
     assert {"AML.T0020", "AML.T0018"} <= set(backdoor.atlas)
 
 

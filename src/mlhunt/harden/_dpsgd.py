@@ -1,10 +1,10 @@
 """A small PyTorch MLP on a tabular scenario, trained plainly or with opacus DP-SGD.
 
-Why an MLP on the loan data and not the moderation CNN: assess's membership attack is tabular
-(LiRA shadows of an image model are too costly on CPU), the loan records are the personal data
-at stake, and DP-SGD's per-sample gradients on 12,000 images of a BatchNorm CNN (which opacus
-rejects until BatchNorm is replaced) would take many minutes on two cores, where this takes
-seconds.
+Why an MLP on the loan data and not the moderation CNN: assess's membership attack runs LiRA
+on tabular models only (LiRA shadows of an image model are too costly on CPU), the loan records
+are the personal data at stake, and DP-SGD's per-sample gradients on 12,000 images of a
+BatchNorm CNN (which opacus rejects until BatchNorm is replaced) would take many minutes on two
+cores, where this takes seconds.
 
 Inputs are scaled with the input spec's *public* realistic ranges (``lower``/``upper``), never
 with statistics of the training records, which would leak outside the privacy budget.
