@@ -162,6 +162,7 @@ class ClickstreamRecommender:
     """Clickstream product recommender (see the module docstring)."""
 
     name = NAME
+    artifact = MODEL_FILE  # the published artifact scan checks (torch.save: a pickle in a zip)
     description = (
         "Generated shop sessions, Spark local-mode sessionisation and features, a two-tower "
         "PyTorch recommender (torch.save state dict); REST API of top-k items and scores."
