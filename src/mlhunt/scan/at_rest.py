@@ -40,14 +40,15 @@ _HEAD = 4096
 # suite id. The closed list of suite ids keeps a random 0x01 0x80 from passing.
 _AWS_V1_SUITES = {0x0014, 0x0046, 0x0078, 0x0114, 0x0146, 0x0178, 0x0214, 0x0346, 0x0378}
 _AWS_V2_SUITES = {0x0478, 0x0578}
-# Text envelopes, as their specifications write the first line.
-_TEXT_MAGIC = (
-    (b"age-encryption.org/v1\n", "age"),
+# Headers at offset 0, as their specifications write them.
+_MAGIC = ((b"age-encryption.org/v1\n", "age"), (b"Salted__", "openssl enc"))
+# Armour lines (text: blank lines may come first).
+_ARMOUR = (
     (b"-----BEGIN AGE ENCRYPTED FILE-----", "age (armoured)"),
     (b"-----BEGIN PGP MESSAGE-----", "OpenPGP message (armoured)"),
-    (b"Salted__", "openssl enc"),
 )
 _VAULT = re.compile(rb"vault:v[0-9]{1,6}:[A-Za-z0-9+/]")
+_ALG = re.compile(r"[A-Za-z0-9+._-]{1,40}")
 _JWE_HEADER = re.compile(rb"(eyJ[A-Za-z0-9_-]{8,4000})\.[A-Za-z0-9_-]*\.")
 
 
@@ -64,7 +65,10 @@ class AtRest:
 def envelope(head: bytes) -> str | None:
     """The encryption envelope whose documented header starts ``head``, or None."""
     text = head.lstrip()
-    for magic, name in _TEXT_MAGIC:
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+    for magic, name in _ARMOUR:
         if text.startswith(magic):
             return name
     if _VAULT.match(text):
@@ -84,8 +88,13 @@ def envelope(head: bytes) -> str | None:
             return None
         # A JWE protected header names the content encryption ("enc"); a JWS has none.
         if isinstance(header, dict) and isinstance(header.get("enc"), str):
-            return f"JWE ({header.get('alg')}, {header['enc']})"
+            return f"JWE ({_token(header.get('alg'))}, {_token(header['enc'])})"
     return None
+
+
+def _token(value: object) -> str:
+    """An algorithm name from a file, shown only when it looks like one (the file chose it)."""
+    return value if isinstance(value, str) and _ALG.fullmatch(value) else "?"
 
 
 def _zip_encrypted(path: Path) -> bool:
