@@ -37,6 +37,10 @@ def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
         assert doc["summary"]["by_validation"]["validated"] >= 1, name
         m = doc["summary"]["ml_evidence"]
         assert 0 < m["with_evidence"] <= m["threats"], name
+        # every scenario's artifact is a model format in the clear: theft from storage is
+        # validated on the element that owns it (issue #27)
+        theft = next(f for f in doc["findings"] if f["rule_id"] == "MLH-ML-MODEL-THEFT-STORAGE")
+        assert theft["validation"]["by_target"]["model-artifact"] == "validated", name
     for name in ("fraud-detection", "loan-approval"):  # image moderation's DoS is mitigated
         # the load test of the live API decides denial of AI service (issue #27)
         doc = json.loads((out / name / "run.json").read_text())

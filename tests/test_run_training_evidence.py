@@ -118,6 +118,13 @@ def test_published_artifact_decides_unsafe_serialization(tmp_path: Path) -> None
     assert artifact.name == "model.joblib"
     supply = _threat(doc, "MLH-ML-SUPPLY-CHAIN-MODEL")
     assert _on(supply, "model-artifact") == "validated"
+    # The joblib file is the model in the clear: theft from the bucket is validated there,
+    # although the bucket declares (server-side) encryption at rest.
+    theft = _threat(doc, "MLH-ML-MODEL-THEFT-STORAGE")
+    assert _on(theft, "model-artifact") == "validated"
+    (rest,) = [by_id[i] for i in theft["validation"]["evidence"]]
+    assert rest["rule_id"] == "MLH-SCAN-MODEL-AT-REST"
+    assert rest["evidence"]["format"] == "joblib" and "server-side" in str(rest["evidence"])
 
     # The same weights, data only: the scan refutes the threat.
     safe = tmp_path / "safe"

@@ -129,8 +129,23 @@ def scan_target(project: Project, cfg: ScanConfig) -> Path:
     return project.resolve(cfg.path)
 
 
-def run_scan(project: Project, cfg: ScanConfig, path: Path | None = None) -> dict[str, Any]:
-    """Scan what a scan entry names (``path``: its :func:`scan_target`, when already known)."""
+def stores_encrypted(model_doc: dict[str, Any], element: str | None) -> bool:
+    """Whether the system description declares encryption at rest on ``element`` (its own
+    ``encrypted_at_rest`` or a control of that type applied to it)."""
+    return any(
+        e.get("id") == element and "encryption_at_rest" in (e.get("controls") or ())
+        for e in model_doc.get("elements", [])
+    )
+
+
+def run_scan(
+    project: Project,
+    cfg: ScanConfig,
+    path: Path | None = None,
+    model_doc: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Scan what a scan entry names (``path``: its :func:`scan_target`, when already known;
+    ``model_doc``: the project's threat model, when already built)."""
     from mlhunt.findings import document
     from mlhunt.scan import scan_path
 
@@ -139,13 +154,18 @@ def run_scan(project: Project, cfg: ScanConfig, path: Path | None = None) -> dic
         raise InputError("scan path not found", file=str(path), field="scan.path")
     r = scan_path(path)
     findings = list(r.findings)
-    if cfg.scenario is not None:  # a model artifact: can its format run code, is it signed
+    if cfg.scenario is not None:  # a model artifact: its format, its signature, its bytes at rest
+        from mlhunt.scan.at_rest import at_rest_finding
         from mlhunt.scan.model_format import format_finding, unsigned_finding
 
         findings.append(format_finding(path))
         unsigned = unsigned_finding(path)
         if unsigned is not None:
             findings.append(unsigned)
+        if cfg.element is not None and model_doc is None:
+            model_doc = threat_model(project)
+        declared = stores_encrypted(model_doc or {}, cfg.element)
+        findings.append(at_rest_finding(path, cfg.element, declared))
     return document(
         "scan",
         findings,
@@ -396,7 +416,7 @@ def run_project(
         targets = [scan_target(project, cfg) for cfg in project.scan]
         for i, (cfg, target) in enumerate(zip(project.scan, targets, strict=True)):
             key = store.key("scan", i, cfg.model_dump(mode="json"), [target])
-            fn = functools.partial(run_scan, project, cfg, target)
+            fn = functools.partial(run_scan, project, cfg, target, model_doc)
             scans.append((cfg, pool.submit(store.part, "scan", i, key, fn)))
         hunts: list[tuple[LogConfig, Future[dict[str, Any]]]] = []
         for i, cfg in enumerate(project.logs):

@@ -6,7 +6,9 @@ threat rule ids an attack proves or refutes), ``hunt`` (``evidence.validates`` o
 that fired: the threat is *observed* in production) and ``scan`` (``scan_links.yaml``: a poisoned
 artifact proves the serialization threat of the element whose artifact it is, and of no other:
 see :func:`scan_evidence`; the format of a scenario's model artifact validates the
-unsafe-serialization threat when loading it can run code and refutes it when it is data only)
+unsafe-serialization threat when loading it can run code and refutes it when it is data only;
+its bytes at rest validate model theft from storage when they are a model format in the clear
+and refute it when they are an encryption envelope)
 and ``harden`` (``evidence.addresses``; a proven
 mitigation marks the threat *mitigated*, a failed one is listed beside it). An evidence set
 may be tied to model elements (the project names which element a target or a log belongs
@@ -38,6 +40,12 @@ from mlhunt.threatmodel.risk import severity_for
 
 #: The scan finding that states a model artifact's format (mlhunt.scan.model_format.RULE).
 FORMAT_RULE = "MLH-SCAN-MODEL-FORMAT"
+#: The scan finding that states whether the artifact's weights are in the clear at rest
+#: (mlhunt.scan.at_rest.RULE).
+AT_REST_RULE = "MLH-SCAN-MODEL-AT-REST"
+#: Scan findings that decide their threats both ways: rule id -> the evidence key whose
+#: True validates and False refutes (None: the check could not tell, no claim).
+VERDICT_KEYS = {FORMAT_RULE: "code_on_load", AT_REST_RULE: "weights_in_clear"}
 STATUSES = ("validated", "observed", "refuted", "untested", "mitigated")
 # "mitigated": a harden finding proved a mitigation (attack measurably weaker after it, utility
 # within tolerance): the residual risk is one likelihood point lower.
@@ -140,12 +148,15 @@ def _claims(ev: EvidenceSet) -> Iterable[tuple[str, str, dict[str, Any]]]:
         elif ev.source == "scan":
             if f.get("status", "open") == "false-positive":
                 continue
-            if f.get("rule_id") == FORMAT_RULE:
-                # The artifact's format: code on load proves the threat, data only refutes it.
-                code = evidence.get("code_on_load")
-                if isinstance(code, bool):
-                    for rule in _scan_threats(FORMAT_RULE):
-                        yield rule, "validated" if code else "refuted", f
+            key = VERDICT_KEYS.get(str(f.get("rule_id")))
+            if key is not None:
+                # The artifact's format (code on load proves unsafe serialization, data only
+                # refutes it) or its bytes at rest (weights in the clear prove theft from
+                # storage, an encryption envelope refutes it).
+                proves = evidence.get(key)
+                if isinstance(proves, bool):
+                    for rule in _scan_threats(str(f["rule_id"])):
+                        yield rule, "validated" if proves else "refuted", f
                 continue
             if f.get("rule_id") == CLEAN_RULE:  # manifests checked clean (run.deploy_links)
                 for rule in evidence.get("refutes") or ():

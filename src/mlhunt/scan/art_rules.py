@@ -133,6 +133,22 @@ RULES: dict[str, Rule] = {
             ("T", "S"),
         ),
         _r(
+            "MLH-SCAN-MODEL-AT-REST",
+            "Model artifact readable at rest (weights in the clear)",
+            "low",
+            ["AML.T0035", "AML.T0048.004"],
+            ["CWE-311", "CWE-732"],
+            [
+                "Encrypt the artifact client-side (envelope encryption with a KMS or Vault "
+                "transit key whose decrypt permission only serving holds), so that read access "
+                "to the store is not access to the model; server-side encryption alone is not.",
+                "Restrict read access to the store to the serving and release identities, keep "
+                "the file unreadable by other local users, and alert on downloads outside "
+                "deployments.",
+            ],
+            ("I",),
+        ),
+        _r(
             "MLH-SCAN-PICKLE-MALFORMED",
             "Pickle stream is malformed (the part before the error still runs under pickle.load)",
             "low",
