@@ -11,6 +11,16 @@ from pathlib import Path
 import pytest
 
 SCENARIOS = ("clickstream-recommender", "fraud-detection", "image-moderation", "loan-approval")
+# ML threats with evidence in the quick demo, one under what it measured (seed 0, 2026-12-07:
+# clickstream 10 of 12, fraud 6 of 9, image 8 of 14, loan 9 of 11, llm-helpdesk 8 of 15): the
+# counts are deterministic, the margin absorbs one verdict changing with a library upgrade.
+EVIDENCE_FLOOR = {
+    "clickstream-recommender": 9,
+    "fraud-detection": 5,
+    "image-moderation": 7,
+    "loan-approval": 8,
+    "llm-helpdesk": 7,
+}
 
 
 @pytest.mark.slow
@@ -36,11 +46,13 @@ def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
         assert {"model", "assess", "hunt", "scan"} <= sources, name
         assert doc["summary"]["by_validation"]["validated"] >= 1, name
         m = doc["summary"]["ml_evidence"]
-        assert 0 < m["with_evidence"] <= m["threats"], name
+        assert EVIDENCE_FLOOR[name] <= m["with_evidence"] <= m["threats"], (name, m)
         # every scenario's artifact is a model format in the clear: theft from storage is
         # validated on the element that owns it (issue #27)
         theft = next(f for f in doc["findings"] if f["rule_id"] == "MLH-ML-MODEL-THEFT-STORAGE")
         assert theft["validation"]["by_target"]["model-artifact"] == "validated", name
+    llm = json.loads((out / "llm-helpdesk" / "run.json").read_text())["summary"]["ml_evidence"]
+    assert llm["with_evidence"] >= EVIDENCE_FLOOR["llm-helpdesk"], llm
     for name in ("fraud-detection", "loan-approval"):  # image moderation's DoS is mitigated
         # the load test of the live API decides denial of AI service (issue #27)
         doc = json.loads((out / name / "run.json").read_text())
