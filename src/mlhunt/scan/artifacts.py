@@ -119,15 +119,7 @@ def scan_artifact(
             except (RecursionError, MemoryError) as exc:
                 ctx.limit(target, type(exc).__name__, f"scan ran out of resources: {exc}")
             except Exception as exc:  # a scanner bug must not end a whole walk: report it
-                ctx.add(
-                    make_finding(
-                        "MLH-SCAN-ERROR",
-                        target,
-                        type(exc).__name__,
-                        f"The scanner failed on this file: {exc!r}",
-                        {"error": repr(exc)[:500]},
-                    )
-                )
+                ctx.add(_scanner_failed(target, exc))
             finally:
                 data.close()
     except OSError as exc:  # permission denied, or gone between stat and open
@@ -135,6 +127,17 @@ def scan_artifact(
     except ValueError:  # mmap of a file emptied between stat and open
         ctx.add(_unreadable(target, OSError("file changed while being read (now empty)")))
     return ctx.findings
+
+
+def _scanner_failed(target: str, exc: Exception) -> Finding:
+    """A scanner bug on one file, reported as a finding so that the walk goes on."""
+    return make_finding(
+        "MLH-SCAN-ERROR",
+        target,
+        type(exc).__name__,
+        f"The scanner failed on this file: {exc!r}",
+        {"error": repr(exc)[:500]},
+    )
 
 
 def _unreadable(target: str, exc: OSError) -> Finding:
@@ -852,15 +855,7 @@ def _hdf5_done(ctx: _Ctx, result: H5Result, target: str) -> list[Finding]:
     except (RecursionError, MemoryError) as exc:
         ctx.limit(target, type(exc).__name__, f"scan ran out of resources: {exc}")
     except Exception as exc:  # a scanner bug must not end a whole walk: report it
-        ctx.add(
-            make_finding(
-                "MLH-SCAN-ERROR",
-                target,
-                type(exc).__name__,
-                f"The scanner failed on this file: {exc!r}",
-                {"error": repr(exc)[:500]},
-            )
-        )
+        ctx.add(_scanner_failed(target, exc))
     return ctx.findings[start:]
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from torch import nn
 
 from mlhunt.scenarios import imagegen
 from mlhunt.scenarios.base import BuiltScenario, InputSpec, Progress, quiet
+from mlhunt.scenarios.determinism import torch_settings
 
 CLASSES = imagegen.CLASSES
 MODEL_NAME = "moderation-cnn-1"
@@ -75,23 +75,6 @@ def build_cnn(
     return nn.Sequential(*layers)
 
 
-@contextmanager
-def _torch_settings(threads: int, seed: int):
-    """Fixed thread count, deterministic kernels and a seeded RNG; all restored afterwards."""
-    prev_threads = torch.get_num_threads()
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
-
-
 def _save_split(path: Path, batch: imagegen.ImageBatch) -> None:
     np.savez_compressed(
         path,
@@ -136,7 +119,7 @@ def train_cnn(
     progress: Progress = quiet,
 ) -> nn.Sequential:
     """Train the CNN on CPU with ``TRAIN_THREADS`` threads, AdamW and a one-cycle schedule."""
-    with _torch_settings(TRAIN_THREADS, seed):
+    with torch_settings(TRAIN_THREADS, seed):
         model = build_cnn(widths, hidden, len(CLASSES))
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         steps_per_epoch = len(xt) // batch_size
@@ -299,7 +282,7 @@ class ImageModeration:
         }
         (directory / "model.json").write_text(json.dumps(arch, indent=2) + "\n", "utf-8")
 
-        with _torch_settings(TRAIN_THREADS, torch_seed):
+        with torch_settings(TRAIN_THREADS, torch_seed):
             pred = cnn_logits(model, holdout.images).argmax(axis=1)
         accuracy = float((pred == holdout.labels).mean())
         progress(f"clean holdout accuracy {accuracy:.4f}")

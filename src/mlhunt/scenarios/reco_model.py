@@ -17,8 +17,6 @@ runs.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from mlhunt.scenarios.determinism import torch_settings
 
 TRAIN_THREADS = 1
 DEFAULTS: dict[str, Any] = {"dim": 24, "epochs": 100, "lr": 0.05, "dropout": 0.5, "l2": 1e-3}
@@ -77,23 +77,6 @@ class TwoTower(nn.Module):
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:
         return self.user_vectors(history) @ self.item.T + self.bias
-
-
-@contextmanager
-def torch_settings(threads: int, seed: int) -> Iterator[None]:
-    """Fixed thread count, deterministic kernels and a seeded RNG; all restored afterwards."""
-    prev_threads = torch.get_num_threads()
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_num_threads(prev_threads)
-        torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
 
 
 def train(

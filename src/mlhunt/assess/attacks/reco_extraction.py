@@ -48,7 +48,7 @@ def fit_clone(
     """Stolen (A, B, c) from the answers: listed scores fitted, unlisted items kept below."""
     import torch
 
-    from mlhunt.scenarios.reco_model import torch_settings
+    from mlhunt.scenarios.determinism import torch_settings
 
     n, n_items = h.shape
     target = np.zeros((n, n_items), dtype=np.float32)
