@@ -183,6 +183,14 @@ def test_cli_hunts_events_and_exports_sigma(week: cg.Week, logs: dict[str, Path]
     assert {"mlhunt_click_buyers_per_item.yml", "mlhunt_alert_mlh_hunt_shilling.yml"} <= names
 
 
+def test_cli_spark_engine_on_events_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "e.jsonl").write_text(
+        '{"ts": "2026-03-02T00:00:00Z", "user": "u1", "item": "i1", "event": "view"}\n', "utf-8"
+    )
+    r = _mlhunt("hunt", "e.jsonl", "--engine", "spark", cwd=tmp_path)
+    assert r.returncode == 2 and "--engine spark" in r.stderr and "DuckDB only" in r.stderr
+
+
 def test_cli_adds_shilling_to_an_api_log_hunt(week: cg.Week, tmp_path: Path) -> None:
     (tmp_path / "api.jsonl").write_text(
         "\n".join(json.dumps(r) for r in _api_records(week)) + "\n", "utf-8"

@@ -239,6 +239,11 @@ def hunt(
 
         click = log_kind(paths)  # shop events, or a recommender's API log
         if click == "clickstream":
+            if engine == "spark":
+                raise InputError(
+                    "--engine spark: clickstream events are hunted with DuckDB only; "
+                    "leave --engine out"
+                )
             from mlhunt.cli_click import run_click_hunt
 
             return run_click_hunt(
