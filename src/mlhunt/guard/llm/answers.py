@@ -132,6 +132,8 @@ async def relay_stream(
     """Pass a chat-completions event stream on as it arrives, the first choice's content
     redacted across deltas (held text goes out in the next content delta, or in one more
     delta before the final event)."""
+    # httpx-sse's byte-level decoders (its public API wraps an httpx response, not the guard's
+    # own pool); pyproject pins the minor version they are read from
     from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 
     lines, events = SSELineDecoder(), SSEDecoder()
