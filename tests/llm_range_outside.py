@@ -182,6 +182,16 @@ class Session:
         self.call(answer)
         self.t += think if think is not None else 15 + self.log.rng.random() * 90
 
+    def agent(self, user: str, steps: list[tuple[str, dict, str]], answer: str) -> None:
+        """A user turn run as an agent loop: one call per tool step, each after the last
+        result, then the answer (a model deciding its next step from what it just read)."""
+        self.messages.append({"role": "user", "content": user})
+        for name, args, result in steps:
+            ids = self.call(None, [(name, args)])
+            self.messages.append({"role": "tool", "tool_call_id": ids[0], "content": result})
+        self.call(answer)
+        self.t += 15 + self.log.rng.random() * 90
+
 
 @dataclass
 class Customer:

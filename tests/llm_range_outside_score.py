@@ -2,10 +2,11 @@
 
 A style's attacker is caught by a finding of that style's detector naming its key at or above
 the severity the docs give (docs/llmhunt.md): medium for most, high for a canary leak, low for
-indirect injection the model only answered (no tool call), and for campaigns a campaign
-finding whose members include the key, medium from 3 keys, high from 5, critical from 10.
-A benign key is alerted by any finding at medium or above naming it (or listing it as a
-campaign member). `python -m tests.llm_range_outside_score OUT` prints the table.
+indirect injection the model read but did not act on in that answer and for probing alone;
+for campaigns, a campaign finding whose members include the key, medium from 3 keys, high
+from 5, critical from 10. A benign key is alerted by any finding at medium or above naming it
+(or listing it as a campaign member). `python -m tests.llm_range_outside_score OUT` prints
+the table for a range under OUT hunted into OUT/hunt.json.
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ DETECTOR = {
 }
 
 
+# Where the docs say a variant is seen by another detector, or not yet by its own:
+# docs/llmhunt.md lists "sensitive reads followed by outbound writes in one tool chain" as not
+# yet covered by excessive agency; the data such a chain sends out is the sensitive-output
+# detector's ("in tool arguments sent outside").
+ALSO = {"read-then-exfiltrate": "MLH-HUNT-LLM-SENSITIVE-OUTPUT"}
+
+
 def documented_floor(style: str, variant: str) -> str:
     if variant == "canary-leak":
         return "high"
-    if variant == "phishing-answer":
+    # indirect instructions the model read but did not act on in that same answer are low (0.5,
+    # docs/llmhunt.md), and so are probes alone (prompt_leak.yaml)
+    if variant in ("phishing-answer", "probing-only", "transaction-memo-delayed"):
         return "low"
     if variant.startswith("jailbreak-12"):
         return "critical"
@@ -52,15 +62,16 @@ def score(report: dict, labels: dict[str, dict]) -> dict:
         if lab["label"] != "attack":
             continue
         v = variants.setdefault(
-            f"{lab['style']}/{lab['variant']}", {"keys": 0, "caught": 0, "missed": [], "got": []}
+            f"{lab['style']}/{lab['variant']}",
+            {"keys": 0, "caught": 0, "missed": [], "got": [], "events": []},
         )
         v["keys"] += 1
         floor = SEV[documented_floor(lab["style"], lab["variant"])]
-        want = DETECTOR[lab["style"]]
+        want = {DETECTOR[lab["style"]], ALSO.get(lab["variant"], "")}
         hits = [
             f
             for f in by_target[key]
-            if f["evidence"]["detector"] == want and SEV[f["severity"]] >= floor
+            if f["evidence"]["detector"] in want and SEV[f["severity"]] >= floor
         ]
         v["got"].append(
             sorted({f"{f['evidence']['detector'][13:]}:{f['severity']}" for f in by_target[key]})
@@ -69,6 +80,7 @@ def score(report: dict, labels: dict[str, dict]) -> dict:
             v["caught"] += 1
             if lab["style"] != "campaign":
                 events.append(min(f["evidence"]["detected_at_event"] for f in hits))
+                v["events"].append(events[-1])
         else:
             v["missed"].append(key)
     benign = [k for k, lab in labels.items() if lab["label"] == "benign"]
@@ -91,7 +103,7 @@ def main(out: Path) -> None:
     labels = json.loads((out / "labels.json").read_text("utf-8"))
     s = score(json.loads((out / "hunt.json").read_text("utf-8")), labels)
     for name, v in s["variants"].items():
-        print(f"{v['caught']}/{v['keys']}  {name:48s} {v['got']}")
+        print(f"{v['caught']}/{v['keys']}  {name:44s} at {v['events']} {v['got']}")
     print(f"benign alerted: {len(s['benign_alerted'])}/{s['benign']}", s["benign_alerted"])
     print(
         "detected_at_event median", s["median_detected_at_event"], "max", s["max_detected_at_event"]
