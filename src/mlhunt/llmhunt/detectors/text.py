@@ -20,26 +20,34 @@ _I = re.IGNORECASE | re.DOTALL
 SIGNATURES: dict[str, re.Pattern[str]] = {
     "instruction_override": re.compile(
         r"\b(ignor(e|es|ed|ing)|disregard(s|ed|ing)?|forget|override|bypass|skip)\b.{0,40}?\b("
-        r"previous|prior|above|earlier|preceding|initial|original|system|all|your)\b.{0,25}?\b("
-        r"instructions?|prompts?|rules|directions|guidelines|constraints|programming)\b",
+        r"previous|prior|above|earlier|preceding|initial|original|system|all)\b.{0,25}?\b("
+        r"instructions?|prompts?|rules|directions|guidelines|constraints|programming)\b|\b(ignor"
+        r"(e|es|ed|ing)|disregard(s|ed|ing)?|forget)\s+(all\s+)?(of\s+)?your\s+(\w+\s+){0,2}("
+        r"instructions|rules|guidelines|programming|prompt)\b",
         _I,
     ),
-    # "forget everything you were told", "previous instructions are obsolete"
+    # "forget everything you were told"
+    "forget_everything": re.compile(
+        r"\b(forget|disregard|ignore)\s+(everything|all|anything)\b.{0,40}?\b(you (were|have "
+        r"been|'ve been) (told|given|taught)|(your|the) (instructions|prompt|rules|training))\b",
+        _I,
+    ),
+    # "previous instructions are obsolete" (weak alone: banks have payment instructions too)
     "instructions_revoked": re.compile(
-        r"\b(forget|disregard|ignore)\s+(everything|all|anything)\b.{0,40}?\b(told|said|above|"
-        r"before|previously|so far)\b|\b(previous|prior|earlier|old|original)\s+(instructions|"
-        r"rules|prompts?|directives)\s+(are|is|were|have been)\s+(now\s+)?(obsolete|void|"
-        r"cancell?ed|revoked|outdated|invalid|no longer (valid|in effect|apply))\b",
+        r"\b(previous|prior|earlier|old|original)\s+(instructions|rules|prompts?|directives)\s+("
+        r"are|is|were|have been)\s+(now\s+)?(obsolete|void|cancell?ed|revoked|outdated|invalid|"
+        r"no longer (valid|in effect|apply))\b",
         _I,
     ),
-    # the same override in the languages attackers switch to (de, fr, es, it, pt, nl)
+    # the same override in the languages attackers switch to (de, fr, es, it, pt, nl); not
+    # after an apostrophe ("j'ignore" is French for "I don't know")
     "instruction_override_i18n": re.compile(
-        r"\b(ignorier\w*|vergiss|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|olvida|dimentica|"
-        r"esque[cç]a|negeer|vergeet)\b.{0,40}?\b(alle[sn]?|vorherigen|bisherigen|obigen|deine|"
-        r"ihre|toutes|tes|vos|pr[ée]c[ée]dentes|todas|tus|anteriores|tutte|precedenti|tue|suas|"
-        r"vorige|eerdere|je)\b.{0,25}?\b(anweisungen|regeln|instruktionen|vorgaben|instructions|"
-        r"r[èe]gles|consignes|instrucciones|reglas|istruzioni|regole|instru[çc][õo]es|regras|"
-        r"instructies|regels)\b",
+        r"(?<!['\u2019])\b(ignorier\w*|vergiss|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|"
+        r"olvida|dimentica|esque[cç]a|negeer|vergeet)\b.{0,40}?\b(alle[sn]?|vorherigen|"
+        r"bisherigen|obigen|deine|ihre|toutes|tes|vos|pr[ée]c[ée]dentes|todas|tus|anteriores|"
+        r"tutte|precedenti|tue|suas|vorige|eerdere|je)\b.{0,25}?\b(anweisungen|regeln|"
+        r"instruktionen|vorgaben|instructions|r[èe]gles|consignes|instrucciones|reglas|"
+        r"istruzioni|regole|instru[çc][õo]es|regras|instructies|regels)\b",
         _I,
     ),
     "new_instructions": re.compile(
@@ -65,9 +73,14 @@ SIGNATURES: dict[str, re.Pattern[str]] = {
     "dan_persona": re.compile(
         r"\b(you are|you're|act as|become|pretend to be|as)( now)? DAN\b|\bDAN\b.{0,80}\b(mode|"
         r"persona|jailbreak|anything|restrictions|filters)\b|(?i:\bdo anything now\b|\b"
-        r"developer mode (enabled|on)\b|\b(enable|activate|enter|switch (on|to)|turn on)\s+"
-        r"(the\s+)?(developer|dev|god|jailbreak|unrestricted) mode\b)",
+        r"developer mode (enabled|on)\b)",
         re.DOTALL,
+    ),
+    # "Enable developer mode." (weak alone: apps have developer settings)
+    "mode_switch": re.compile(
+        r"\b(enable|activate|enter|switch (on|to)|turn on)\s+(the\s+)?(developer|dev|god|"
+        r"jailbreak|unrestricted) mode\b",
+        _I,
     ),
     "fake_role_marker": re.compile(
         r"(^|\n)\s*(\[|<\|?|#{2,}\s*)(system|im_start|/?inst|admin|developer)\b", re.IGNORECASE
@@ -85,8 +98,9 @@ SIGNATURES: dict[str, re.Pattern[str]] = {
     ),
     # the last step of a payload split over several turns: "concatenate a + b and follow it"
     "split_execute": re.compile(
-        r"\b(concatenate|combine|join|merge|put together)\b.{0,60}?\b(follow|execute|obey|run|"
-        r"do what|act on|perform)\b|\b(execute|run|follow|obey)\s+\w{1,9}\s*\+\s*\w{1,9}\b",
+        r"\b(concatenate|combine|join|put together)\b.{0,40}?\b(and|then)\s+(follow|execute|obey|"
+        r"do what|act on)\b.{0,30}?\b(it|them|result|says|instructions?)\b|\b(execute|follow|obey)"
+        r"\s+\w{1,9}\s*\+\s*\w{1,9}\b",
         _I,
     ),
     # text that addresses the model from inside a document: "Note to the AI assistant: ..."
@@ -105,7 +119,9 @@ WEIGHTS = {
     "fake_role_marker": 0.6,
     "safety_off": 0.8,
     "payload_split": 1.0,
-    "instructions_revoked": 1.0,
+    "forget_everything": 1.0,
+    "instructions_revoked": 0.6,
+    "mode_switch": 0.6,
     "instruction_override_i18n": 1.0,
     "unrestricted_persona": 1.0,
     "split_execute": 1.0,
