@@ -51,7 +51,7 @@ SIGNATURES: dict[str, re.Pattern[str]] = {
         _I,
     ),
     "new_instructions": re.compile(
-        r"\b(new|updated|real) (instructions|rules|directives)\s*[:\u2013\u2014-]|"
+        r"\b(new|updated|real) (instructions|rules|directives)\s*[:-]|"
         r"\bfrom now on,? you (will|are|must|shall)\b",
         _I,
     ),
