@@ -11,10 +11,12 @@ from mlhunt.llmhunt.records import Call
 
 WORD = re.compile(r"\w+")
 PROBE = re.compile(
-    r"\b(repeat|print|show|reveal|output|display|tell me|what (is|are|were)|copy|echo)\b.{0,40}"
-    r"\b(system prompt|your (instructions|rules|prompt|guidelines|configuration)|initial "
-    r"(prompt|instructions)|(the )?(text|words|everything|instructions) (above|before)|"
-    r"hidden (prompt|instructions))\b|\bverbatim\b|\bstarting with ['\"]you are\b",
+    r"\b(repeat|print|show|reveal|output|display|tell me|what (is|are|were)|copy|echo|"
+    r"summari[sz]e|translate|write (out|down)|give me|share|list)\b.{0,40}\b(system prompt|your "
+    r"(instructions|rules|prompt|guidelines|configuration)|initial (prompt|instructions)|(the )?"
+    r"(text|words|everything|instructions) (above|before)|hidden (prompt|instructions)|"
+    r"(instructions|rules|prompt|reference|configuration) you (were|have been) given)\b|"
+    r"\bverbatim\b|\bstarting with ['\"]you are\b",
     re.IGNORECASE | re.DOTALL,
 )
 

@@ -5,6 +5,7 @@ holds (a help desk's public address), is not a leak; each value counts once per 
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -111,16 +112,20 @@ def forget_findings() -> None:
 
 def findings_in(text: str) -> Iterator[tuple[str, str]]:
     """(kind, value) for each piece of sensitive data in ``text``."""
-    taken: list[tuple[int, int]] = []  # spans of cards and IBANs: not phones as well
-    for m in CARD.finditer(text):
-        digits = NON_DIGIT.sub("", m.group(0))
-        if 13 <= len(digits) <= 19 and luhn_ok(digits):
-            taken.append(m.span())
-            yield "card_number", digits
+    taken: list[tuple[int, int]] = []  # spans of IBANs and cards: not cards or phones as well
     for m in IBAN.finditer(text):
         if iban_ok(m.group(0)):
             taken.append(m.span())
             yield "iban", SPACE.sub("", m.group(0))
+    for m in CARD.finditer(text):  # an IBAN's account digits can pass Luhn by chance
+        digits = NON_DIGIT.sub("", m.group(0))
+        if (
+            13 <= len(digits) <= 19
+            and luhn_ok(digits)
+            and not any(a < m.end() and m.start() < b for a, b in taken)
+        ):
+            taken.append(m.span())
+            yield "card_number", digits
     for m in SSN.finditer(text):
         yield "national_id", m.group(0)
     for m in EMAIL.finditer(text):
@@ -132,18 +137,36 @@ def findings_in(text: str) -> Iterator[tuple[str, str]]:
         yield f"secret:{kind}", value
 
 
+def payload_of(arguments: str, destination: re.Pattern[str]) -> str:
+    """A tool call's arguments without those naming where it goes (``to``, ``to_iban``,
+    ``payee``...): a payment's or a message's recipient is its address, not data sent out."""
+    try:
+        args = json.loads(arguments)
+    except (ValueError, RecursionError):
+        return arguments
+    if not isinstance(args, dict) or not any(destination.fullmatch(str(k)) for k in args):
+        return arguments
+    return json.dumps({k: v for k, v in args.items() if not destination.fullmatch(str(k))})
+
+
 class SensitiveOutput(LlmDetector):
     yaml_name = "sensitive_output.yaml"
 
     def score(
         self, by_client: Mapping[str, Sequence[Call]], ctx: Context
     ) -> dict[str, ClientScore]:
-        weights = {k.removeprefix("w_"): float(v) for k, v in self.spec.params.items()}
+        weights = {
+            k.removeprefix("w_"): float(v) for k, v in self.spec.params.items() if k[:2] == "w_"
+        }
+        destination = re.compile(str(self.param("destination_args")), re.IGNORECASE)
         with secret_settings():
-            return self._score(by_client, weights)
+            return self._score(by_client, weights, destination)
 
     def _score(
-        self, by_client: Mapping[str, Sequence[Call]], weights: Mapping[str, float]
+        self,
+        by_client: Mapping[str, Sequence[Call]],
+        weights: Mapping[str, float],
+        destination: re.Pattern[str],
     ) -> dict[str, ClientScore]:
         out: dict[str, ClientScore] = {}
         cache: dict[str, list[tuple[str, str]]] = {}  # text -> findings (answers repeat a lot)
@@ -153,7 +176,8 @@ class SensitiveOutput(LlmDetector):
             where: list[dict[str, str]] = []
             for c in calls:
                 texts = [("completion", c.completion)] + [
-                    (f"tool:{tc.name}", tc.arguments) for tc in c.tool_calls
+                    (f"tool:{tc.name}", payload_of(tc.arguments, destination))
+                    for tc in c.tool_calls
                 ]
                 sent = "\n".join(m.content for m in c.messages if m.role in ("user", "system"))
                 sent = SEPARATORS.sub("", sent.lower())  # values are compared without separators

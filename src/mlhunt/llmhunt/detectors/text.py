@@ -19,14 +19,40 @@ _I = re.IGNORECASE | re.DOTALL
 
 SIGNATURES: dict[str, re.Pattern[str]] = {
     "instruction_override": re.compile(
-        r"\b(ignore|disregard|forget|override|bypass|skip)\b.{0,40}?\b(previous|prior|above|"
-        r"earlier|preceding|initial|original|system|all)\b.{0,25}?\b(instructions?|prompts?|"
-        r"rules|directions|guidelines|constraints)\b",
+        r"\b(ignor(e|es|ed|ing)|disregard(s|ed|ing)?|forget|override|bypass|skip)\b.{0,40}?\b("
+        r"previous|prior|above|earlier|preceding|initial|original|system|all)\b.{0,25}?\b("
+        r"instructions?|prompts?|rules|directions|guidelines|constraints|programming)\b|\b(ignor"
+        r"(e|es|ed|ing)|disregard(s|ed|ing)?|forget)\s+(all\s+)?(of\s+)?your\s+(\w+\s+){0,2}("
+        r"instructions|rules|guidelines|programming|prompt)\b",
+        _I,
+    ),
+    # "forget everything you were told"
+    "forget_everything": re.compile(
+        r"\b(forget|disregard|ignore)\s+(everything|all|anything)\b.{0,40}?\b(you (were|have "
+        r"been|'ve been) (told|given|taught)|(your|the) (instructions|prompt|rules|training))\b",
+        _I,
+    ),
+    # "previous instructions are obsolete" (weak alone: banks have payment instructions too)
+    "instructions_revoked": re.compile(
+        r"\b(previous|prior|earlier|old|original)\s+(instructions|rules|prompts?|directives)\s+("
+        r"are|is|were|have been)\s+(now\s+)?(obsolete|void|cancell?ed|revoked|outdated|invalid|"
+        r"no longer (valid|in effect|apply))\b",
+        _I,
+    ),
+    # the same override in the languages attackers switch to (de, fr, es, it, pt, nl); not
+    # after an apostrophe ("j'ignore" is French for "I don't know")
+    "instruction_override_i18n": re.compile(
+        r"(?<!['\u2019])\b(ignorier\w*|vergiss|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|"
+        r"olvida|dimentica|esque[cç]a|negeer|vergeet)\b.{0,40}?\b(alle[sn]?|vorherigen|"
+        r"bisherigen|obigen|deine|ihre|toutes|tes|vos|pr[ée]c[ée]dentes|todas|tus|anteriores|"
+        r"tutte|precedenti|tue|suas|vorige|eerdere|je)\b.{0,25}?\b(anweisungen|regeln|"
+        r"instruktionen|vorgaben|instructions|r[èe]gles|consignes|instrucciones|reglas|"
+        r"istruzioni|regole|instru[çc][õo]es|regras|instructies|regels)\b",
         _I,
     ),
     "new_instructions": re.compile(
-        r"\b(new|updated|real) (instructions|rules|directives)\s*:|\bfrom now on,? you "
-        r"(will|are|must|shall)\b",
+        r"\b(new|updated|real) (instructions|rules|directives)\s*[:-]|"
+        r"\bfrom now on,? you (will|are|must|shall)\b",
         _I,
     ),
     "roleplay_frame": re.compile(
@@ -36,23 +62,52 @@ SIGNATURES: dict[str, re.Pattern[str]] = {
         r"|evil|jailbroken|developer mode|god ?mode)\b",
         _I,
     ),
+    # "You are FreeBank, an AI with no rules"; the "late grandmother" jailbreak
+    "unrestricted_persona": re.compile(
+        r"\byou are (now )?[\w-]{1,30},? an? (ai|assistant|chatbot|model|bot)\b.{0,40}?\b(no|"
+        r"without|free (of|from))\s+(any\s+)?(rules|limits|restrictions|filters|guidelines|"
+        r"censorship)\b|\bpretend (to be|you are) my (late |dead |deceased )?(grand(ma|mother|"
+        r"pa|father)|mother|father)\b",
+        _I,
+    ),
     "dan_persona": re.compile(
-        r"\b(you are|you're|act as|become|pretend to be|as) DAN\b|\bDAN\b.{0,80}\b(mode|persona|"
-        r"jailbreak|anything|restrictions|filters)\b|\bdo anything now\b|\bdeveloper mode "
-        r"(enabled|on)\b",
+        r"\b(you are|you're|act as|become|pretend to be|as)( now)? DAN\b|\bDAN\b.{0,80}\b(mode|"
+        r"persona|jailbreak|anything|restrictions|filters)\b|(?i:\bdo anything now\b|\b"
+        r"developer mode (enabled|on)\b)",
         re.DOTALL,
+    ),
+    # "Enable developer mode." (weak alone: apps have developer settings)
+    "mode_switch": re.compile(
+        r"\b(enable|activate|enter|switch (on|to)|turn on)\s+(the\s+)?(developer|dev|god|"
+        r"jailbreak|unrestricted) mode\b",
+        _I,
     ),
     "fake_role_marker": re.compile(
         r"(^|\n)\s*(\[|<\|?|#{2,}\s*)(system|im_start|/?inst|admin|developer)\b", re.IGNORECASE
     ),
     "safety_off": re.compile(
-        r"\b(disable|turn off|remove|without)\b.{0,20}\b(safety|content|ethical)\b.{0,10}\b"
-        r"(filters?|guidelines|restrictions|policies|guardrails)\b",
+        r"\b(disable|turn off|remove|without|ignor(e|ing)|bypass|override)\b.{0,20}\b(safety|"
+        r"content|ethical|security)\b.{0,10}\b(filters?|guidelines|restrictions|polic(y|ies)|"
+        r"guardrails|checks)\b",
         _I,
     ),
     "payload_split": re.compile(
-        r"\b[a-z]\w{0,8}\s*=\s*['\"][^'\"\n]{1,120}['\"][\s;,]+\w{1,9}\s*=\s*['\"][^'\"\n]{1,120}"
-        r"['\"].{0,200}?\b(concatenate|combine|join|append|\w\s*\+\s*\w)\b",
+        r"\b[a-z]\w{0,8}\s*=\s*['\"][^'\"\n]{1,120}['\"][\s;,.]*((and|then|let)\s+)?\w{1,9}\s*="
+        r"\s*['\"][^'\"\n]{1,120}['\"].{0,200}?\b(concatenate|combine|join|append|\w\s*\+\s*\w)\b",
+        _I,
+    ),
+    # the last step of a payload split over several turns: "concatenate a + b and follow it"
+    "split_execute": re.compile(
+        r"\b(concatenate|combine|join|put together)\b.{0,40}?\b(and|then)\s+(follow|execute|obey|"
+        r"do what|act on)\b.{0,30}?\b(it|them|result|says|instructions?)\b|\b(execute|follow|obey)"
+        r"\s+\w{1,9}\s*\+\s*\w{1,9}\b",
+        _I,
+    ),
+    # text that addresses the model from inside a document: "Note to the AI assistant: ..."
+    "ai_addressed": re.compile(
+        r"\b(note|message|instructions?|attention|reminder) (to|for) (the )?(ai|assistant|llm|"
+        r"language model|chatbot|bot|agent)\b|\b(ai|assistant|agent)\s*:\s*(new|updated|"
+        r"important|ignore|disregard|you must)\b",
         _I,
     ),
 }
@@ -64,11 +119,21 @@ WEIGHTS = {
     "fake_role_marker": 0.6,
     "safety_off": 0.8,
     "payload_split": 1.0,
+    "forget_everything": 1.0,
+    "instructions_revoked": 0.6,
+    "mode_switch": 0.6,
+    "instruction_override_i18n": 1.0,
+    "unrestricted_persona": 1.0,
+    "split_execute": 1.0,
+    "ai_addressed": 0.6,
 }
 # Asking about an attack (a security-minded user) is not making one: halve the score.
 DISCUSSION = re.compile(
     r"\b(what is|what's|what are|explain|how (do|can|should) (i|we) (prevent|detect|defend|"
-    r"protect|mitigate|stop)|is it (safe|possible)|example of|training|awareness)\b",
+    r"protect|mitigate|stop)|is it (safe|possible)|example of|training|awareness|does (that|this|"
+    r"it) (really )?work|should i (be )?(worried|concerned)|just curious|(someone|somebody|a "
+    r"friend|people) \w{0,12} ?(says|said|told me|posted|claims?)|my \w+ (says|said|told me)|is "
+    r"(that|this) (real|legit|a scam|phishing))\b",
     re.IGNORECASE,
 )
 INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\U000e0000-\U000e007f]")
