@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import stat
 import struct
@@ -493,3 +494,18 @@ def test_allowlist_parsed_once_into_the_cache(tmp_path, monkeypatch):
     assert art_policy._shipped_raw() == expected
     copy.write_text('{"truncated": ', encoding="utf-8")
     assert art_policy._shipped_raw() == expected
+
+
+def test_corpus_findings_unchanged_without_the_secrets_precheck(
+    corpus: list[CorpusItem], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-check that spares detect-secrets (mlhunt.scan.secret_shapes) hides nothing."""
+    from mlhunt.findings import document
+    from mlhunt.scan import scan_path
+
+    root = Path(os.path.commonpath([i.path for i in corpus]))
+    shaped = json.dumps(document("scan", scan_path(root).findings), sort_keys=True)
+    monkeypatch.setattr("mlhunt.scan.secrets.could_hold_secret", lambda text, suffix: True)
+    plain = json.dumps(document("scan", scan_path(root).findings), sort_keys=True)
+    assert shaped == plain
+    assert canaries_present(corpus) == []
