@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +233,8 @@ def _scan_text(text: str, suffix: str) -> list[_Hit]:
 
 
 def _detect_secrets_text(text: str, suffix: str) -> list[_Hit]:
+    import tempfile
+
     hits: list[_Hit] = []
     with tempfile.TemporaryDirectory(prefix="mlhunt-secrets-") as tmp:
         tmp_path = Path(tmp) / f"scan{suffix or '.txt'}"
