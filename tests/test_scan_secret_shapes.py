@@ -3,8 +3,9 @@
 A text the pre-check lets pass is one detect-secrets would have found nothing in: checked
 against detect-secrets itself on seeded generated texts (near misses of every plugin's shape,
 entropy strings around the limits, keywords in odd cases and scripts, config and YAML files),
-and, with the pre-check switched off, on the LLM corpus and every example's deploy folders
-(the scan corpus: ``test_scan_artifacts``; the secrets fixtures: ``test_scan_secrets``).
+and, with the pre-check switched off, on the text files of the LLM corpus and of every example's
+deploy folders (the whole scan corpus: ``test_scan_artifacts``; the secrets fixtures:
+``test_scan_secrets``).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from detect_secrets.core.scan import scan_file
 from detect_secrets.settings import default_settings
 
 from mlhunt.findings import document
-from mlhunt.scan import scan_path
+from mlhunt.scan import SECRET_SUFFIXES
 from mlhunt.scan.secret_shapes import SHAPES_VERSION, could_hold_secret, shapes_apply
+from mlhunt.scan.secrets import scan_secrets
 from tests.conftest import EXAMPLES
 from tests.scan_llm_corpus import build_llm_corpus
 
@@ -279,22 +281,33 @@ def test_text_that_can_be_built_into_a_secret_is_sent(text: str, suffix: str) ->
     assert could_hold_secret(text, suffix) is expect
 
 
-def _scan_both(monkeypatch: pytest.MonkeyPatch, root: Path) -> tuple[str, str]:
-    shaped = json.dumps(document("scan", scan_path(root).findings), sort_keys=True)
+def _secrets_both(monkeypatch: pytest.MonkeyPatch, root: Path) -> tuple[str, str]:
+    """The secrets findings of every text file under ``root``, with the pre-check and without."""
+    files = [
+        p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and (p.suffix.lower() in SECRET_SUFFIXES or p.name.startswith(".env"))
+    ]
+    assert files
+
+    def scan() -> str:
+        return json.dumps([document("scan", scan_secrets(p)) for p in files], sort_keys=True)
+
+    shaped = scan()
     with monkeypatch.context() as m:
         m.setattr("mlhunt.scan.secrets.could_hold_secret", lambda text, suffix: True)
-        plain = json.dumps(document("scan", scan_path(root).findings), sort_keys=True)
+        plain = scan()
     return shaped, plain
 
 
 def test_llm_corpus_findings_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build_llm_corpus(tmp_path)
-    shaped, plain = _scan_both(monkeypatch, tmp_path)
+    shaped, plain = _secrets_both(monkeypatch, tmp_path)
     assert shaped == plain
 
 
 @pytest.mark.parametrize("folder", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
 def test_example_deploy_findings_unchanged(folder: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for deploy in sorted((EXAMPLES / folder).glob("deploy*")):
-        shaped, plain = _scan_both(monkeypatch, deploy)
+        shaped, plain = _secrets_both(monkeypatch, deploy)
         assert shaped == plain, deploy
