@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 import stat
 import struct
@@ -493,3 +494,41 @@ def test_allowlist_parsed_once_into_the_cache(tmp_path, monkeypatch):
     assert art_policy._shipped_raw() == expected
     copy.write_text('{"truncated": ', encoding="utf-8")
     assert art_policy._shipped_raw() == expected
+
+
+def test_corpus_findings_unchanged_without_the_secrets_precheck(
+    corpus: list[CorpusItem], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pre-check that spares detect-secrets (mlhunt.scan.secret_shapes) hides nothing."""
+    from mlhunt.findings import document
+    from mlhunt.scan import scan_path
+
+    root = Path(os.path.commonpath([i.path for i in corpus]))
+    shaped = json.dumps(document("scan", scan_path(root).findings), sort_keys=True)
+    monkeypatch.setattr("mlhunt.scan.secrets.could_hold_secret", lambda text, suffix: True)
+    plain = json.dumps(document("scan", scan_path(root).findings), sort_keys=True)
+    assert shaped == plain
+    assert canaries_present(corpus) == []
+
+
+def test_module_lists_match_as_a_linear_scan_would() -> None:
+    """Allow- and deny-listed modules are found by looking up a module's dotted parents; the
+    answer is the entry a scan of the list in order finds (seeded module names built from
+    the lists' own segments, so parents, children and near misses all occur)."""
+    import random
+
+    from mlhunt.scan.art_policy import _first_listed, _ranks
+
+    policy = Policy.default()
+    rng = random.Random(4)
+    # The shipped deny list, and a list where a parent comes after its child and repeats.
+    overlapping = ("os.path", "torch._C", "os", "torch", "a.b.c", "os", "a")
+    for listed in (policy.deny_modules, overlapping):
+        segs = sorted({s for m in listed for s in m.split(".")} | {"x", "os_", "_"})
+        ranks = _ranks(listed)
+        for _ in range(3000):
+            module = ".".join(rng.choice(segs) for _ in range(rng.randint(1, 4)))
+            if rng.random() < 0.3:
+                module = rng.choice(listed) + rng.choice(["", ".", ".sub", "x"])
+            linear = next((m for m in listed if module == m or module.startswith(m + ".")), None)
+            assert _first_listed(module, ranks) == linear, module

@@ -4,6 +4,7 @@ loader refuses what it must (old syntax, missing metadata, network built-ins).""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -501,6 +502,22 @@ def test_compiled_bundle_cache(tmp_path, monkeypatch):
     m._CACHE.clear()
     assert [f.id for f in scan_manifests(files)] == [f.id for f in cold]
     m._CACHE.clear()
+
+
+def test_parsed_policy_cache(tmp_path, monkeypatch):
+    """The shipped policies' METADATA is parsed once and read back from a JSON copy named by
+    their sources; the copy gives the same policies, and a damaged one is parsed again."""
+    from mlhunt.scan import manifests as m
+    from mlhunt.scan import pycache
+
+    monkeypatch.setattr(pycache, "cache_dir", lambda: tmp_path / "scan")
+    fresh = m._parse_dir(m.SHIPPED_POLICY_DIR, shipped=True)
+    (copy,) = (tmp_path / "scan").glob("policies-*.json")
+    kept = m._parse_dir(m.SHIPPED_POLICY_DIR, shipped=True)
+    assert kept == fresh and sum(pol is not None for _, _, pol in kept) >= 10
+    for bad in ('{"truncated": ', "[1, 2]", json.dumps([{"id": 1}] * len(fresh))):
+        copy.write_text(bad, encoding="utf-8")
+        assert m._parse_dir(m.SHIPPED_POLICY_DIR, shipped=True) == fresh
 
 
 # --------------------------------------------------------------------------------------------

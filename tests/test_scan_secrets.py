@@ -31,6 +31,25 @@ AWS = "AKIA" + _rand(string.ascii_uppercase + "234567", 16)
 SECRETS = [HF, WANDB, MLFLOW_PW, DB_PW, AWS]
 
 
+@pytest.fixture(autouse=True)
+def precheck_hides_nothing(monkeypatch, tmp_path_factory):
+    """Every text these tests scan doubles as a check of the pre-check before detect-secrets
+    (mlhunt.scan.secret_shapes): where it spares detect-secrets, detect-secrets finds nothing."""
+    from mlhunt.scan import secrets
+    from tests.test_scan_secret_shapes import detect_secrets_types
+
+    real = secrets.could_hold_secret
+
+    def checked(text: str, suffix: str) -> bool:
+        answer = real(text, suffix)
+        if not answer:
+            scratch = tmp_path_factory.mktemp("precheck")
+            assert detect_secrets_types([(text, suffix)], scratch) == [[]], text
+        return answer
+
+    monkeypatch.setattr(secrets, "could_hold_secret", checked)
+
+
 def by_rule(findings) -> dict[str, list]:
     out: dict[str, list] = {}
     for f in findings:

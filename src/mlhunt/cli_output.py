@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +30,12 @@ def err(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(message, markup=False)
 
 
+def _print_exc() -> None:
+    import traceback  # with tokenize and linecache, ~2 ms that only --debug needs
+
+    traceback.print_exc()
+
+
 def run_body(debug: bool, body: Callable[[], int], command: str) -> int:
     """Run a command body and return its exit code; map errors to the exit codes of
     docs/architecture.md (1 findings, 2 bad input or a missing extra, 3 internal, 130 Ctrl-C)."""
@@ -38,13 +43,13 @@ def run_body(debug: bool, body: Callable[[], int], command: str) -> int:
         return body()
     except InputError as exc:
         if debug:
-            traceback.print_exc()
+            _print_exc()
         for line in exc.lines():  # every problem found in one pass, each on its own line
             err(f"error: {line}")
         return EXIT_INPUT
     except CatalogError as exc:
         if debug:
-            traceback.print_exc()
+            _print_exc()
         err(f"error: threat catalog: {exc}")
         return EXIT_INPUT
     except ImportError as exc:
@@ -58,7 +63,7 @@ def run_body(debug: bool, body: Callable[[], int], command: str) -> int:
             err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
             return EXIT_INTERNAL
         if debug:
-            traceback.print_exc()
+            _print_exc()
         err(message)
         return EXIT_INPUT
     except KeyboardInterrupt:

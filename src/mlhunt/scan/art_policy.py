@@ -120,6 +120,10 @@ class Policy:
             )
         )
         self._deny_module_segs = [tuple(m.split(".")) for m in self.deny_modules]
+        # Module lists as {entry: first position}: a module is matched by looking up its own
+        # dotted prefixes (a few) rather than testing every entry (~100 per global).
+        self._allow_module_rank = _ranks(self.allow_modules)
+        self._deny_module_rank = _ranks(self.deny_modules)
         self.deny_names = set(_strings(deny.get("names", []), "deny.names"))
         try:
             self.deny_name_regex = [
@@ -155,6 +159,8 @@ class Policy:
             "deny_exact",
             "deny_modules",
             "_deny_module_segs",
+            "_allow_module_rank",
+            "_deny_module_rank",
             "deny_names",
             "deny_name_regex",
         ):
@@ -185,9 +191,9 @@ class Policy:
             suffix = ".".join(segs[k:])
             if suffix in self.deny_exact:
                 return suffix
-        for m in self.deny_modules:
-            if module == m or module.startswith(m + "."):
-                return f"{m}.*"
+        m = _first_listed(module, self._deny_module_rank)
+        if m is not None:
+            return f"{m}.*"
         if "." in name:
             # Protocol 4 walks dotted names attribute by attribute: a harmless module can lead
             # to os.system through its own imports (numpy.testing._private.utils.os.system).
@@ -212,9 +218,9 @@ class Policy:
                 return entry
         if not simple:
             return None
-        for m in self.allow_modules:
-            if module == m or module.startswith(m + "."):
-                return f"{m}.*"
+        m = _first_listed(module, self._allow_module_rank)
+        if m is not None:
+            return f"{m}.*"
         for p in self.patterns:
             if (module + ".").startswith(p.prefix) and p.regex.match(name):
                 if any(module == x or module.startswith(x + ".") for x in p.exclude):
@@ -226,6 +232,21 @@ class Policy:
                 if module == prefix or module.startswith(prefix + "."):
                     return entry
         return None
+
+
+def _ranks(entries: Iterable[str]) -> dict[str, int]:
+    ranks: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        ranks.setdefault(entry, i)
+    return ranks
+
+
+def _first_listed(module: str, ranks: dict[str, int]) -> str | None:
+    """The entry listed first among those that are ``module`` or a dotted parent of it (what
+    ``module == m or module.startswith(m + ".")`` over the list in order finds)."""
+    parts = module.split(".")
+    hits = [p for p in (".".join(parts[:k]) for k in range(1, len(parts) + 1)) if p in ranks]
+    return min(hits, key=ranks.__getitem__) if hits else None
 
 
 @lru_cache(maxsize=1)

@@ -311,13 +311,7 @@ def _policy_set(policy_dirs: Iterable[Path]) -> _PolicySet:
     libraries: list[tuple[str, str]] = []
     seen: dict[str, Path] = {}
     for d in dirs:
-        shipped = d == SHIPPED_POLICY_DIR
-        for p in _rego_files(d):
-            try:
-                source = p.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PolicyError(f"cannot read policy: {exc}", file=str(p)) from None
-            pol = _parse_policy(p, source, shipped=shipped)
+        for p, source, pol in _parse_dir(d, shipped=d == SHIPPED_POLICY_DIR):
             if pol is None:
                 libraries.append((str(p), source))
                 continue
@@ -333,6 +327,63 @@ def _policy_set(policy_dirs: Iterable[Path]) -> _PolicySet:
         _CACHE.clear()
     _CACHE[key] = pset
     return pset
+
+
+def _parse_dir(directory: Path, *, shipped: bool) -> list[tuple[Path, str, Policy | None]]:
+    """(file, source, policy or None for a library) for every ``.rego`` file of a folder. The
+    shipped policies' parsed form is kept beside the bytecode (see rego_cache)."""
+    files = _rego_files(directory)
+    sources = []
+    for p in files:
+        try:
+            sources.append(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"cannot read policy: {exc}", file=str(p)) from None
+    pairs = list(zip(files, sources, strict=True))
+    if not shipped:
+        return [(p, src, _parse_policy(p, src, shipped=False)) for p, src in pairs]
+    from mlhunt.scan import rego_cache
+
+    key = rego_cache.source_key((str(p), src) for p, src in pairs)
+    kept = rego_cache.load_parsed(key)
+    if kept is not None and len(kept) == len(pairs):
+        try:
+            return [
+                (p, src, _policy_from(p, src, doc))
+                for (p, src), doc in zip(pairs, kept, strict=True)
+            ]
+        except (KeyError, TypeError, ValueError):  # a damaged copy: parse again
+            pass
+    parsed = [(p, src, _parse_policy(p, src, shipped=True)) for p, src in pairs]
+    rego_cache.save_parsed(key, [_policy_doc(pol) for _, _, pol in parsed])
+    return parsed
+
+
+_KEPT_FIELDS = ("id", "title", "package", "input", "description")
+_KEPT_LISTS = ("cwe", "stride", "atlas", "owasp_ml", "mitigations")
+
+
+def _policy_doc(policy: Policy | None) -> dict[str, Any] | None:
+    """What :func:`_parse_policy` found in a shipped file, as JSON (None: a library)."""
+    if policy is None:
+        return None
+    doc: dict[str, Any] = {k: getattr(policy, k) for k in (*_KEPT_FIELDS, *_KEPT_LISTS)}
+    return {**doc, "severity": policy.severity.value, "rules": list(policy.rules)}
+
+
+def _policy_from(path: Path, source: str, doc: Any) -> Policy | None:
+    if doc is None:
+        return None
+    lists = {k: [str(v) for v in doc[k]] for k in _KEPT_LISTS}
+    return Policy(
+        **{k: str(doc[k]) for k in _KEPT_FIELDS},
+        severity=Severity(doc["severity"]),
+        path=path,
+        rules=tuple(str(r) for r in doc["rules"]),
+        shipped=True,
+        source=source,
+        **lists,
+    )
 
 
 def _compile(pset: _PolicySet) -> None:

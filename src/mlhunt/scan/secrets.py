@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlhunt.findings import Finding, Severity
+from mlhunt.scan.secret_shapes import could_hold_secret
 
 __all__ = ["SECRET_SUFFIXES", "is_secret_candidate", "redact", "scan_secrets"]
 
@@ -224,6 +224,18 @@ def _scan_text(text: str, suffix: str) -> list[_Hit]:
     transformer by suffix); placeholders dropped, overlapping hits reduced to the best one."""
     lines = text.splitlines()
     hits = _ml_hits(lines)
+    # Importing detect-secrets costs more than a small scan: skipped when none of its plugins
+    # can match (mlhunt.scan.secret_shapes says why that loses nothing).
+    if could_hold_secret(text, suffix or ".txt"):
+        hits += _detect_secrets_text(text, suffix)
+    hits = [h for h in hits if not _is_placeholder(h.secret)]
+    return _reduce(hits)
+
+
+def _detect_secrets_text(text: str, suffix: str) -> list[_Hit]:
+    import tempfile
+
+    hits: list[_Hit] = []
     with tempfile.TemporaryDirectory(prefix="mlhunt-secrets-") as tmp:
         tmp_path = Path(tmp) / f"scan{suffix or '.txt'}"
         # "replace": a notebook's JSON may hold lone surrogates ("\\ud800"), not UTF-8 text
@@ -236,8 +248,7 @@ def _scan_text(text: str, suffix: str) -> list[_Hit]:
             plain = tmp_path.with_suffix(".txt")
             tmp_path.replace(plain)
             hits += _detect_secrets_hits(plain)
-    hits = [h for h in hits if not _is_placeholder(h.secret)]
-    return _reduce(hits)
+    return hits
 
 
 def _reduce(hits: list[_Hit]) -> list[_Hit]:
