@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlhunt.errors import CatalogError
 from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
-from mlhunt.threatmodel.conditions import boolean_guards, compile_condition
+from mlhunt.threatmodel.conditions import compile_condition, compile_guarded
 
 _YamlLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 
@@ -203,6 +203,8 @@ class CompiledRule:
     framework: str = ""
     #: Boolean attributes of the element (or flow) the condition requires: (name, value).
     guards: tuple[tuple[str, bool], ...] = ()
+    #: The condition less its guards: what the engine checks on the objects where all hold.
+    residual: Callable[..., bool] | None = None
 
     @property
     def id(self) -> str:
@@ -260,7 +262,8 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
     scope = ELEMENT_SCOPE if rule.scope == "element" else FLOW_SCOPE
     try:
         _check_ids(rule, taxonomy)
-        condition = compile_condition(rule.condition, scope)
+        owner = Element if rule.scope == "element" else Flow
+        condition, residual, guards = compile_guarded(rule.condition, scope, rule.scope, owner)
         compliance = tuple((compile_condition(c.when, scope), c) for c in rule.compliance)
     except CatalogError as exc:
         raise CatalogError(f"{path}: {rule.id}: {exc}") from None
@@ -280,11 +283,8 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
         mitigation_mask=mask((m.control for m in rule.mitigations), CONTROL_BIT),
         description=" ".join(rule.description.split()),
         framework=rule.framework.value,
-        guards=boolean_guards(
-            rule.condition,
-            rule.scope,
-            Element if rule.scope == "element" else Flow,
-        ),
+        guards=guards,
+        residual=residual,
     )
 
 

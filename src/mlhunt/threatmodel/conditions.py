@@ -231,26 +231,70 @@ def _nav(obj: Any, attr: str) -> Any:
     return None if obj is None else getattr(obj, attr)
 
 
-def compile_condition(expr: str, scope: dict[str, type]) -> Callable[..., bool]:
-    """Compile ``expr`` into a function taking the scope's names as keyword-less positional args.
+def _parse(expr: str) -> ast.Expression:
+    # Parenthesised so that YAML block scalars may break the expression across lines.
+    return ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
 
-    Raises :class:`CatalogError` on anything outside the whitelist or the typed model.
-    """
+
+def _lambda(
+    body: ast.expr, scope: dict[str, type], constants: dict[str, Any]
+) -> Callable[..., bool]:
+    source = f"lambda {', '.join(scope)}: bool({ast.unparse(body)})"
+    env: dict[str, Any] = {"__builtins__": {"bool": bool}, "_nav": _nav, **constants}
+    # The tree was validated by the caller: only whitelisted nodes over typed, public attributes.
+    return eval(compile(source, "<condition>", "eval"), env)  # noqa: S307
+
+
+def _transform(expr: str, scope: dict[str, type]) -> tuple[ast.expr, dict[str, Any]]:
+    """The checked, rewritten body of ``expr`` (null-safe reads, enum constants) and its
+    constants; raises :class:`CatalogError` on anything outside the whitelist or the model."""
     try:
-        # Parenthesised so that YAML block scalars may break the expression across lines.
-        tree = ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
+        tree = _parse(expr)
     except SyntaxError as exc:
         raise CatalogError(f"syntax error in condition: {exc.msg}") from None
     compiler = _Compiler(scope)
     compiler.check(tree)
     tree = compiler.visit(tree)
     tree = _Resolver().visit(tree)
-    body = ast.unparse(tree)
-    params = ", ".join(scope)
-    source = f"lambda {params}: bool({body})"
-    env: dict[str, Any] = {"__builtins__": {"bool": bool}, "_nav": _nav, **compiler.constants}
-    # The tree was validated above: only whitelisted nodes over typed, public attributes.
-    return eval(compile(source, "<condition>", "eval"), env)  # noqa: S307
+    return tree.body, compiler.constants
+
+
+def compile_condition(expr: str, scope: dict[str, type]) -> Callable[..., bool]:
+    """Compile ``expr`` into a function taking the scope's names as keyword-less positional args.
+
+    Raises :class:`CatalogError` on anything outside the whitelist or the typed model.
+    """
+    body, constants = _transform(expr, scope)
+    return _lambda(body, scope, constants)
+
+
+def compile_guarded(
+    expr: str, scope: dict[str, type], name: str, owner: type
+) -> tuple[Callable[..., bool], Callable[..., bool], tuple[tuple[str, bool], ...]]:
+    """The condition, its residual and its guards (see :func:`boolean_guards`), from one parse.
+
+    The residual is the condition less its guard terms: what is left to check on an object known
+    to satisfy every guard (dropping terms of an ``and`` known to hold keeps its truth). It is
+    the condition itself when there are no guards.
+    """
+    body, constants = _transform(expr, scope)
+    condition = _lambda(body, scope, constants)
+    terms, found = _guard_terms(expr, name, owner)
+    if not found:
+        return condition, condition, ()
+    guards = tuple(g for g in (_guard(terms[i], name, owner) for i in found) if g is not None)
+    # The rewrite keeps the top-level terms in order; guards read plain attributes.
+    values = (
+        body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
+    )
+    rest = [t for i, t in enumerate(values) if i not in found]
+    if not rest:
+        residual_body: ast.expr = ast.Constant(True)
+    elif len(rest) == 1:
+        residual_body = rest[0]
+    else:
+        residual_body = ast.BoolOp(op=ast.And(), values=rest)
+    return condition, _lambda(residual_body, scope, constants), guards
 
 
 @functools.cache
@@ -267,31 +311,44 @@ def condition_reads(expr: str) -> frozenset[tuple[str, str]]:
     )
 
 
+def _guard_terms(expr: str, name: str, owner: type) -> tuple[list[ast.expr], list[int]]:
+    """The top-level ``and`` terms of ``expr`` and the indexes of those that are guards."""
+    try:
+        tree = _parse(expr)
+    except SyntaxError:
+        return [], []
+    body = tree.body
+    terms = body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
+    found: list[int] = []
+    for i, term in enumerate(terms):
+        if _guard(term, name, owner) is not None:
+            found.append(i)
+    return list(terms), found
+
+
+def _guard(term: ast.expr, name: str, owner: type) -> tuple[str, bool] | None:
+    expected = True
+    if isinstance(term, ast.UnaryOp) and isinstance(term.op, ast.Not):
+        term, expected = term.operand, False
+    if (
+        isinstance(term, ast.Attribute)
+        and isinstance(term.value, ast.Name)
+        and term.value.id == name
+    ):
+        try:
+            tp = attribute_type(owner, term.attr)
+        except KeyError:
+            return None
+        if tp is bool:
+            return term.attr, expected
+    return None
+
+
 def boolean_guards(expr: str, name: str, owner: type) -> tuple[tuple[str, bool], ...]:
     """The top-level ``and`` terms of a (valid) condition that read one boolean attribute of
     ``name``: ``flow.encrypted`` gives ``("encrypted", True)``, ``not flow.encrypted``
     ``("encrypted", False)``. The condition is false wherever one of them does not hold, so the
     engine may skip those objects without evaluating it."""
-    try:
-        tree = ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
-    except SyntaxError:
-        return ()
-    body = tree.body
-    terms = body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
-    out: list[tuple[str, bool]] = []
-    for term in terms:
-        expected = True
-        if isinstance(term, ast.UnaryOp) and isinstance(term.op, ast.Not):
-            term, expected = term.operand, False
-        if (
-            isinstance(term, ast.Attribute)
-            and isinstance(term.value, ast.Name)
-            and term.value.id == name
-        ):
-            try:
-                tp = attribute_type(owner, term.attr)
-            except KeyError:
-                continue
-            if tp is bool:
-                out.append((term.attr, expected))
-    return tuple(out)
+    terms, found = _guard_terms(expr, name, owner)
+    out = (_guard(terms[i], name, owner) for i in found)
+    return tuple(g for g in out if g is not None)
