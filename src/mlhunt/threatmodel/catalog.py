@@ -82,6 +82,7 @@ class LikelihoodFactor(enum.StrEnum):
     SHARED_TENANCY = "shared_tenancy"
     PRIVILEGED = "privileged"
     PHYSICAL_INPUTS = "physical_inputs"
+    THIRD_PARTY_WEIGHTS = "third_party_weights"
 
 
 class ImpactFactor(enum.StrEnum):
