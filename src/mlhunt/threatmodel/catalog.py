@@ -204,6 +204,8 @@ class CompiledRule:
     framework: str = ""
     #: Boolean attributes of the element (or flow) the condition requires: (name, value).
     guards: tuple[tuple[str, bool], ...] = ()
+    #: Kinds that ``element`` (or ``source`` / ``target``) must have: (name, kind values).
+    kind_guards: tuple[tuple[str, frozenset[str]], ...] = ()
     #: The condition less its guards: what the engine checks on the objects where all hold.
     residual: Callable[..., bool] | None = None
 
@@ -264,7 +266,9 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
     try:
         _check_ids(rule, taxonomy)
         owner = Element if rule.scope == "element" else Flow
-        condition, residual, guards = compile_guarded(rule.condition, scope, rule.scope, owner)
+        condition, residual, guards, kind_guards = compile_guarded(
+            rule.condition, scope, rule.scope, owner
+        )
         compliance = tuple((compile_condition(c.when, scope), c) for c in rule.compliance)
     except CatalogError as exc:
         raise CatalogError(f"{path}: {rule.id}: {exc}") from None
@@ -285,6 +289,7 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
         description=" ".join(rule.description.split()),
         framework=rule.framework.value,
         guards=guards,
+        kind_guards=kind_guards,
         residual=residual,
     )
 

@@ -268,10 +268,9 @@ def compile_condition(expr: str, scope: dict[str, type]) -> Callable[..., bool]:
     return _lambda(body, scope, constants)
 
 
-def compile_guarded(
-    expr: str, scope: dict[str, type], name: str, owner: type
-) -> tuple[Callable[..., bool], Callable[..., bool], tuple[tuple[str, bool], ...]]:
-    """The condition, its residual and its guards (see :func:`boolean_guards`), from one parse.
+def compile_guarded(expr: str, scope: dict[str, type], name: str, owner: type) -> Guarded:
+    """The condition, its guards (see :func:`boolean_guards` and :func:`kind_guards`) and its
+    residual, from one parse.
 
     The residual is the condition less its guard terms: what is left to check on an object known
     to satisfy every guard (dropping terms of an ``and`` known to hold keeps its truth). It is
@@ -280,21 +279,90 @@ def compile_guarded(
     body, constants = _transform(expr, scope)
     condition = _lambda(body, scope, constants)
     terms, found = _guard_terms(expr, name, owner)
-    if not found:
-        return condition, condition, ()
+    kinds, kind_terms = _kind_terms(terms, scope)
+    if not found and not kind_terms:
+        return Guarded(condition, condition, (), ())
     guards = tuple(g for g in (_guard(terms[i], name, owner) for i in found) if g is not None)
+    dropped = {*found, *kind_terms}
     # The rewrite keeps the top-level terms in order; guards read plain attributes.
     values = (
         body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
     )
-    rest = [t for i, t in enumerate(values) if i not in found]
+    rest = [t for i, t in enumerate(values) if i not in dropped]
     if not rest:
         residual_body: ast.expr = ast.Constant(True)
     elif len(rest) == 1:
         residual_body = rest[0]
     else:
         residual_body = ast.BoolOp(op=ast.And(), values=rest)
-    return condition, _lambda(residual_body, scope, constants), guards
+    return Guarded(condition, _lambda(residual_body, scope, constants), guards, kinds)
+
+
+class Guarded(typing.NamedTuple):
+    """A compiled condition with what the engine can check without calling it."""
+
+    condition: Callable[..., bool]
+    #: The condition less its guard terms.
+    residual: Callable[..., bool]
+    #: Boolean attributes of the object the rule is about that must hold: (name, value).
+    guards: tuple[tuple[str, bool], ...]
+    #: Kinds a scope name (``element``, ``source``, ``target``) must have: (name, kind values).
+    kinds: tuple[tuple[str, frozenset[str]], ...]
+
+
+def kind_guards(expr: str, scope: dict[str, type]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """The top-level ``and`` terms of a (valid) condition that test a kind against constants:
+    ``target.kind in ('llm', 'agent_tool')`` gives ``("target", {"llm", "agent_tool"})``
+    (``not in`` and ``!=`` give the other kinds). The engine picks objects by kind up front."""
+    try:
+        tree = _parse(expr)
+    except SyntaxError:
+        return ()
+    body = tree.body
+    terms = body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
+    return _kind_terms(list(terms), scope)[0]
+
+
+def _kind_terms(
+    terms: list[ast.expr], scope: dict[str, type]
+) -> tuple[tuple[tuple[str, frozenset[str]], ...], list[int]]:
+    allowed: dict[str, frozenset[str]] = {}
+    found: list[int] = []
+    for i, term in enumerate(terms):
+        if not (isinstance(term, ast.Compare) and len(term.ops) == 1):
+            continue
+        left, op, right = term.left, term.ops[0], term.comparators[0]
+        if not (
+            isinstance(left, ast.Attribute)
+            and left.attr == "kind"
+            and isinstance(left.value, ast.Name)
+            and left.value.id in scope
+        ):
+            continue
+        try:
+            tp = attribute_type(scope[left.value.id], "kind")
+        except KeyError:
+            continue
+        if not (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+            continue
+        every = frozenset(m.value for m in tp)
+        if isinstance(op, ast.In | ast.NotIn) and isinstance(right, ast.Tuple | ast.List):
+            values = [e.value for e in right.elts if isinstance(e, ast.Constant)]
+            if len(values) != len(right.elts):
+                continue
+        elif isinstance(op, ast.Eq | ast.NotEq) and isinstance(right, ast.Constant):
+            values = [right.value]
+        else:
+            continue
+        if not all(isinstance(v, str) and v in every for v in values):
+            continue
+        kinds = frozenset(values)
+        if isinstance(op, ast.NotIn | ast.NotEq):
+            kinds = every - kinds
+        role = left.value.id
+        allowed[role] = allowed.get(role, every) & kinds
+        found.append(i)
+    return tuple(sorted(allowed.items())), found
 
 
 @functools.cache

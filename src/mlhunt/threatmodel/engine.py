@@ -114,10 +114,11 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
     profiles = builder.profiles
     profile = builder.profile
 
-    # A rule visits only the objects where its boolean guards hold (``flow.has_personal_data
-    # and ...``; lists built on first use per guard and kind, or pair of end kinds, and shared
-    # by the rules with the same guards) and checks the rest of its condition there
-    # (``residual``). Same order, same hits.
+    # A rule visits only the objects of the kinds its condition requires (``target.kind in
+    # (...) and ...``) where its boolean guards hold (``flow.has_personal_data and ...``; lists
+    # built on first use per guard and kind, or pair of end kinds, and shared by the rules with
+    # the same guards) and checks the rest of its condition there (``residual``). Same order,
+    # same hits.
     subsets: dict[tuple[Any, ...], list[Any]] = {}
 
     for rule in catalog.rules:
@@ -128,9 +129,13 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
         # Most rules read no unstated fact and the system plans nothing: no judging per hit.
         judged = judge.needed(rule)
         rule_id = r.id
+        picked = dict(rule.kind_guards)
         if r.scope == "element":
             candidates = own_by_kind if r.internals else by_kind
+            allowed = picked.get("element")
             for kind in rule.kinds:
+                if allowed is not None and kind not in allowed:
+                    continue
                 kind_name = kind.value
                 elements = candidates.get(kind, ())
                 if guards and elements:
@@ -145,8 +150,13 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
                         add(hit)
         else:
             kinds = rule.kinds
+            sources = picked.get("source")
+            targets = picked.get("target")
             for ends, group in flows_by_ends.items():
-                if ends[0] in kinds or ends[1] in kinds:
+                if (ends[0] in kinds or ends[1] in kinds) and (
+                    (sources is None or ends[0] in sources)
+                    and (targets is None or ends[1] in targets)
+                ):
                     if guards:
                         group = _subset(subsets, ends, group, guards, True)
                     for f, src, dst in group:
