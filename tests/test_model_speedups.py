@@ -14,7 +14,7 @@ from mlhunt._gc import gc_paused
 from mlhunt.system import load_system
 from mlhunt.system.model import Element, ElementKind, Flow, SystemDescription
 from mlhunt.threatmodel.catalog import default_catalog
-from mlhunt.threatmodel.conditions import boolean_guards, compile_guarded, kind_guards
+from mlhunt.threatmodel.guards import boolean_guards, compile_guarded, kind_guards
 from mlhunt.threatmodel.paths import compute_paths
 from mlhunt.threatmodel.risk import RiskTerms, profile_element, profile_flow, quick_risk, score
 from tests.conftest import EXAMPLES, SCENARIOS

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlhunt.errors import CatalogError
 from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
-from mlhunt.threatmodel.conditions import compile_condition, compile_guarded
+from mlhunt.threatmodel.conditions import compile_condition
+from mlhunt.threatmodel.guards import compile_guarded
 
 _YamlLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 
