@@ -4,14 +4,17 @@ rule's boolean guards never skip an object its condition would report."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
 
+from mlhunt._gc import gc_paused
 from mlhunt.system import load_system
-from mlhunt.system.model import Element, Flow, SystemDescription
+from mlhunt.system.model import Element, ElementKind, Flow, SystemDescription
 from mlhunt.threatmodel.catalog import default_catalog
-from mlhunt.threatmodel.conditions import boolean_guards
+from mlhunt.threatmodel.guards import boolean_guards, compile_guarded, kind_guards
 from mlhunt.threatmodel.paths import compute_paths
 from mlhunt.threatmodel.risk import RiskTerms, profile_element, profile_flow, quick_risk, score
 from tests.conftest import EXAMPLES, SCENARIOS
@@ -64,6 +67,83 @@ def test_boolean_guards_skip_only_objects_the_condition_rejects(path: Path) -> N
                         src, dst = f.source_element, f.target_element
                         assert not rule.condition(f, src, dst, system), (rule.id, f.id)
     assert guarded >= 20
+
+
+@pytest.mark.parametrize("path", SYSTEMS, ids=lambda p: p.parent.name)
+def test_the_residual_decides_where_the_guards_hold(path: Path) -> None:
+    system = _system(path)
+    checked = 0
+    for rule in default_catalog().rules:
+        assert rule.residual is not None
+        if not rule.guards and not rule.kind_guards:
+            assert rule.residual is rule.condition
+            continue
+        kinds = dict(rule.kind_guards)
+        objs = system.elements if rule.rule.scope == "element" else system.flows
+        for o in objs:
+            args = (o,) if isinstance(o, Element) else (o, o.source_element, o.target_element)
+            by_role = dict(
+                zip(
+                    ("element",) if len(args) == 1 else ("flow", "source", "target"),
+                    args,
+                    strict=True,
+                )
+            )
+            picked = all(by_role[n].kind in k for n, k in kinds.items())
+            if not picked or not all(bool(getattr(o, a)) is v for a, v in rule.guards):
+                assert not rule.condition(*args, system), rule.id  # skipped: never a hit
+                continue
+            assert rule.residual(*args, system) == rule.condition(*args, system), rule.id
+            checked += 1
+    assert checked > 20
+
+
+def test_the_residual_drops_only_the_guard_terms() -> None:
+    scope = {"flow": Flow, "source": Element, "target": Element, "system": SystemDescription}
+    _c, rest, guards, _k = compile_guarded(
+        "flow.has_personal_data and not flow.encrypted and source.privileged", scope, "flow", Flow
+    )
+    assert guards == (("has_personal_data", True), ("encrypted", False))
+    src = Element(id="a", kind="process", privileged=True)
+    other = Element(id="b", kind="process")
+    flow = Flow(id="f", source="a", target="b")  # the residual reads the source only
+    assert rest(flow, src, other, None) and not rest(flow, other, other, None)
+    _c, rest, guards, kinds = compile_guarded("flow.encrypted", scope, "flow", Flow)
+    assert guards == (("encrypted", True),) and kinds == () and rest(flow, other, other, None)
+    _c, rest, guards, kinds = compile_guarded(
+        "target.kind in ('llm', 'agent_tool') and source.kind != 'actor' and source.privileged",
+        scope,
+        "flow",
+        Flow,
+    )
+    every = {k.value for k in ElementKind}
+    assert guards == () and dict(kinds) == {
+        "target": {"llm", "agent_tool"},
+        "source": every - {"actor"},
+    }
+    assert rest(flow, src, other, None) and not rest(flow, other, other, None)
+    # An 'or' at the top level picks nothing.
+    assert kind_guards("target.kind == 'llm' or source.privileged", scope) == ()
+
+
+def test_a_paused_block_leaves_its_objects_old_and_its_cycles_collectable() -> None:
+    class Node:
+        pass
+
+    gc.collect()
+    with gc_paused():
+        kept = [{"n": i} for i in range(50_000)]
+        cycle = Node()
+        cycle.self = cycle  # type: ignore[attr-defined]
+        probe = weakref.ref(cycle)
+        del cycle
+    assert gc.isenabled()
+    # Promoted untraversed: the young generation does not hold the block's 50,000 dicts.
+    assert gc.get_count()[0] < 1_000
+    assert probe() is not None  # a cycle waits for a full collection ...
+    gc.collect()
+    assert probe() is None  # ... which frees it
+    assert len(kept) == 50_000
 
 
 def test_guards_are_the_top_level_boolean_terms() -> None:

@@ -1,4 +1,4 @@
-"""The review corpus: eight systems with the threats a reviewer expected, written before mlhunt
+"""The review corpus: nine systems with the threats a reviewer expected, written before mlhunt
 ran on them (tests/review_corpus/*/expected.yaml). Scores recall, must-haves in the top ten
 and the finding count."""
 
@@ -72,3 +72,14 @@ def test_corpus_recall() -> None:
     items = [(n, i) for n in SYSTEMS for i in expected(n)]
     found = sum(1 for n, i in items if rank_of(model(n), i) is not None)
     assert found / len(items) >= MIN_RECALL, (found, len(items))
+
+
+def test_imaging_triage_patch_and_backbone_judged_on_the_merits() -> None:
+    tm = model("imaging-triage")
+    # Nobody stages a CT scan: no adversarial-patch threat on an image model without
+    # physical-world inputs.
+    assert not [f for f in tm.findings if f.rule_id == "MLH-ML-ADVERSARIAL-PATCH"]
+    # The hub backbone raises the likelihood of a transfer-learning attack on the trainer.
+    transfer = next(f for f in tm.findings if f.rule_id == "MLH-ML-TRANSFER-LEARNING")
+    assert transfer.target == "trainer"
+    assert "third_party_weights" in transfer.evidence["likelihood_factors"]

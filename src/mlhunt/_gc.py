@@ -14,11 +14,20 @@ def gc_paused() -> Iterator[None]:
     Building a large threat model allocates hundreds of thousands of long-lived, acyclic objects
     (validated models, findings); each generation-2 pass re-traverses all of them for nothing,
     which measured at ~40% of the run on 5,000 elements. Reference counting still frees garbage.
+
+    On the way out, what the block kept is moved to the oldest generation untraversed
+    (``gc.freeze`` then ``gc.unfreeze``): it is the result, long-lived by construction, and the
+    first young-generation pass after the block would otherwise walk all of it (~7% of a
+    5,000-element model). Skipped when the process has frozen objects of its own, which
+    ``unfreeze`` would release. A cycle made in the block waits for the next full collection.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         if was_enabled:
             gc.enable()

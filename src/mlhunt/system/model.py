@@ -383,8 +383,9 @@ class ModelProperties(_Strict):
     )
     physical_world_inputs: bool = Field(
         False,
-        description="Inputs come from cameras, scanners or uploads an attacker can shape "
-        "physically (patches, stickers, lighting).",
+        description="Inputs capture a scene an attacker can shape physically (patches, "
+        "stickers, lighting): cameras, microphones, photographed or scanned documents and "
+        "uploads. Not imaging of scenes no attacker stages (e.g. a hospital's CT scans).",
     )
     signed: bool = Field(False, description="Artifacts are signed and their hashes pinned.")
     serialization: str = Field(

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mlhunt.errors import CatalogError
 from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
-from mlhunt.threatmodel.conditions import boolean_guards, compile_condition
+from mlhunt.threatmodel.conditions import compile_condition
+from mlhunt.threatmodel.guards import compile_guarded
 
 _YamlLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 
@@ -82,6 +83,7 @@ class LikelihoodFactor(enum.StrEnum):
     SHARED_TENANCY = "shared_tenancy"
     PRIVILEGED = "privileged"
     PHYSICAL_INPUTS = "physical_inputs"
+    THIRD_PARTY_WEIGHTS = "third_party_weights"
 
 
 class ImpactFactor(enum.StrEnum):
@@ -203,6 +205,10 @@ class CompiledRule:
     framework: str = ""
     #: Boolean attributes of the element (or flow) the condition requires: (name, value).
     guards: tuple[tuple[str, bool], ...] = ()
+    #: Kinds that ``element`` (or ``source`` / ``target``) must have: (name, kind values).
+    kind_guards: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: The condition less its guards: what the engine checks on the objects where all hold.
+    residual: Callable[..., bool] | None = None
 
     @property
     def id(self) -> str:
@@ -260,7 +266,10 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
     scope = ELEMENT_SCOPE if rule.scope == "element" else FLOW_SCOPE
     try:
         _check_ids(rule, taxonomy)
-        condition = compile_condition(rule.condition, scope)
+        owner = Element if rule.scope == "element" else Flow
+        condition, residual, guards, kind_guards = compile_guarded(
+            rule.condition, scope, rule.scope, owner
+        )
         compliance = tuple((compile_condition(c.when, scope), c) for c in rule.compliance)
     except CatalogError as exc:
         raise CatalogError(f"{path}: {rule.id}: {exc}") from None
@@ -280,11 +289,9 @@ def compile_rule(data: Any, path: str, taxonomy: dict[str, dict[str, Any]]) -> C
         mitigation_mask=mask((m.control for m in rule.mitigations), CONTROL_BIT),
         description=" ".join(rule.description.split()),
         framework=rule.framework.value,
-        guards=boolean_guards(
-            rule.condition,
-            rule.scope,
-            Element if rule.scope == "element" else Flow,
-        ),
+        guards=guards,
+        kind_guards=kind_guards,
+        residual=residual,
     )
 
 

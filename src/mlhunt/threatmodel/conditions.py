@@ -231,26 +231,41 @@ def _nav(obj: Any, attr: str) -> Any:
     return None if obj is None else getattr(obj, attr)
 
 
-def compile_condition(expr: str, scope: dict[str, type]) -> Callable[..., bool]:
-    """Compile ``expr`` into a function taking the scope's names as keyword-less positional args.
+def parse_condition(expr: str) -> ast.Expression:
+    # Parenthesised so that YAML block scalars may break the expression across lines.
+    return ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
 
-    Raises :class:`CatalogError` on anything outside the whitelist or the typed model.
-    """
+
+def as_function(
+    body: ast.expr, scope: dict[str, type], constants: dict[str, Any]
+) -> Callable[..., bool]:
+    source = f"lambda {', '.join(scope)}: bool({ast.unparse(body)})"
+    env: dict[str, Any] = {"__builtins__": {"bool": bool}, "_nav": _nav, **constants}
+    # The tree was validated by the caller: only whitelisted nodes over typed, public attributes.
+    return eval(compile(source, "<condition>", "eval"), env)  # noqa: S307
+
+
+def checked_body(expr: str, scope: dict[str, type]) -> tuple[ast.expr, dict[str, Any]]:
+    """The checked, rewritten body of ``expr`` (null-safe reads, enum constants) and its
+    constants; raises :class:`CatalogError` on anything outside the whitelist or the model."""
     try:
-        # Parenthesised so that YAML block scalars may break the expression across lines.
-        tree = ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
+        tree = parse_condition(expr)
     except SyntaxError as exc:
         raise CatalogError(f"syntax error in condition: {exc.msg}") from None
     compiler = _Compiler(scope)
     compiler.check(tree)
     tree = compiler.visit(tree)
     tree = _Resolver().visit(tree)
-    body = ast.unparse(tree)
-    params = ", ".join(scope)
-    source = f"lambda {params}: bool({body})"
-    env: dict[str, Any] = {"__builtins__": {"bool": bool}, "_nav": _nav, **compiler.constants}
-    # The tree was validated above: only whitelisted nodes over typed, public attributes.
-    return eval(compile(source, "<condition>", "eval"), env)  # noqa: S307
+    return tree.body, compiler.constants
+
+
+def compile_condition(expr: str, scope: dict[str, type]) -> Callable[..., bool]:
+    """Compile ``expr`` into a function taking the scope's names as keyword-less positional args.
+
+    Raises :class:`CatalogError` on anything outside the whitelist or the typed model.
+    """
+    body, constants = checked_body(expr, scope)
+    return as_function(body, scope, constants)
 
 
 @functools.cache
@@ -265,33 +280,3 @@ def condition_reads(expr: str) -> frozenset[tuple[str, str]]:
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
     )
-
-
-def boolean_guards(expr: str, name: str, owner: type) -> tuple[tuple[str, bool], ...]:
-    """The top-level ``and`` terms of a (valid) condition that read one boolean attribute of
-    ``name``: ``flow.encrypted`` gives ``("encrypted", True)``, ``not flow.encrypted``
-    ``("encrypted", False)``. The condition is false wherever one of them does not hold, so the
-    engine may skip those objects without evaluating it."""
-    try:
-        tree = ast.parse(f"({expr.strip() or 'True'}\n)", mode="eval")
-    except SyntaxError:
-        return ()
-    body = tree.body
-    terms = body.values if isinstance(body, ast.BoolOp) and isinstance(body.op, ast.And) else [body]
-    out: list[tuple[str, bool]] = []
-    for term in terms:
-        expected = True
-        if isinstance(term, ast.UnaryOp) and isinstance(term.op, ast.Not):
-            term, expected = term.operand, False
-        if (
-            isinstance(term, ast.Attribute)
-            and isinstance(term.value, ast.Name)
-            and term.value.id == name
-        ):
-            try:
-                tp = attribute_type(owner, term.attr)
-            except KeyError:
-                continue
-            if tp is bool:
-                out.append((term.attr, expected))
-    return tuple(out)

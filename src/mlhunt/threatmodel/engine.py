@@ -114,33 +114,34 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
     profiles = builder.profiles
     profile = builder.profile
 
-    # Objects split by a boolean attribute that conditions require (``flow.has_personal_data
-    # and ...``): a rule visits only those where it holds. Same order, same hits.
-    element_index: dict[tuple[bool, str, bool], dict[ElementKind, list[Element]]] = {}
-    flow_index: dict[tuple[str, bool], dict[Any, list[tuple[Flow, Element, Element]]]] = {}
+    # A rule visits only the objects of the kinds its condition requires (``target.kind in
+    # (...) and ...``) where its boolean guards hold (``flow.has_personal_data and ...``; lists
+    # built on first use per guard and kind, or pair of end kinds, and shared by the rules with
+    # the same guards) and checks the rest of its condition there (``residual``). Same order,
+    # same hits.
+    subsets: dict[tuple[Any, ...], list[Any]] = {}
 
     for rule in catalog.rules:
         r = rule.rule
         terms = RiskTerms.of(r)
-        guard = rule.guards[0] if rule.guards else None
+        guards = rule.guards
+        condition = rule.residual or rule.condition
         # Most rules read no unstated fact and the system plans nothing: no judging per hit.
         judged = judge.needed(rule)
         rule_id = r.id
+        picked = dict(rule.kind_guards)
         if r.scope == "element":
             candidates = own_by_kind if r.internals else by_kind
-            if guard is not None:
-                key = (r.internals, *guard)
-                if key not in element_index:
-                    attr, value = guard
-                    element_index[key] = {
-                        k: [e for e in v if bool(getattr(e, attr)) is value]
-                        for k, v in candidates.items()
-                    }
-                candidates = element_index[key]
+            allowed = picked.get("element")
             for kind in rule.kinds:
+                if allowed is not None and kind not in allowed:
+                    continue
                 kind_name = kind.value
-                for e in candidates.get(kind, ()):
-                    if rule.condition(e, system):
+                elements = candidates.get(kind, ())
+                if guards and elements:
+                    elements = _subset(subsets, (r.internals, kind), elements, guards, False)
+                for e in elements:
+                    if condition(e, system):
                         p = profiles.get(id(e)) or profile(e)
                         risk, mitigated = quick_risk(terms, p)
                         hit = Hit(rule, rule_id, (e,), e.id, kind_name, p, risk, mitigated)
@@ -149,19 +150,17 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
                         add(hit)
         else:
             kinds = rule.kinds
-            flows = flows_by_ends
-            if guard is not None:
-                if guard not in flow_index:
-                    attr, value = guard
-                    flow_index[guard] = {
-                        ends: [t for t in v if bool(getattr(t[0], attr)) is value]
-                        for ends, v in flows_by_ends.items()
-                    }
-                flows = flow_index[guard]
-            for (sk, dk), group in flows.items():
-                if sk in kinds or dk in kinds:
+            sources = picked.get("source")
+            targets = picked.get("target")
+            for ends, group in flows_by_ends.items():
+                if (ends[0] in kinds or ends[1] in kinds) and (
+                    (sources is None or ends[0] in sources)
+                    and (targets is None or ends[1] in targets)
+                ):
+                    if guards:
+                        group = _subset(subsets, ends, group, guards, True)
                     for f, src, dst in group:
-                        if rule.condition(f, src, dst, system):
+                        if condition(f, src, dst, system):
                             p = profiles.get(id(f)) or profile(f)
                             risk, mitigated = quick_risk(terms, p)
                             objs = (f, src, dst)
@@ -178,6 +177,29 @@ def _build(system: SystemDescription, catalog: Catalog, assume_absent: bool) -> 
     questions = judge.questions()
     mode = "absent" if assume_absent else "unknown"
     return ThreatModel(system, findings, warnings, catalog, questions, paths.ranked(findings), mode)
+
+
+def _subset(
+    index: dict[tuple[Any, ...], list[Any]],
+    where: tuple[Any, ...],
+    base: list[Any],
+    guards: tuple[tuple[str, bool], ...],
+    flows: bool,
+) -> list[Any]:
+    """The objects of ``base`` (elements, or ``(flow, source, target)``) where every guard
+    holds, in order; built from the subset for the guards but the last, so rules whose guards
+    share a prefix share the work."""
+    key = (where, guards)
+    got = index.get(key)
+    if got is None:
+        parent = _subset(index, where, base, guards[:-1], flows) if len(guards) > 1 else base
+        attr, value = guards[-1]
+        if flows:
+            got = [t for t in parent if bool(getattr(t[0], attr)) is value]
+        else:
+            got = [o for o in parent if bool(getattr(o, attr)) is value]
+        index[key] = got
+    return got
 
 
 class _FindingBuilder:

@@ -229,7 +229,13 @@ def _merge_rules(
             merged.extend(v for v in getattr(by_rule[rule_id], key) if v not in merged)
     merged_mitigations = dict.fromkeys(head.mitigations)
     seen: set[Any] = set()
+    bare: set[int] = set()  # rules met on a member with none of their mitigations in place
     for h in members:
+        if not h.profile.control_mask & h.rule.mitigation_mask:
+            # Then its plan is every mitigation of the rule, the same for all such members.
+            if id(h.rule) in bare:
+                continue
+            bare.add(id(h.rule))
         # Members with the same plan (and the same controls in place) add nothing new.
         todo, done, refs = source.plan(h)
         key = (todo, done, tuple(refs[c] for c, _a in done) if done else None)

@@ -61,6 +61,8 @@ def _element_mask(
             out |= _B[_F.FEEDBACK_LOOP]
         if m.physical_world_inputs:
             out |= _B[_F.PHYSICAL_INPUTS]
+        if m.third_party_weights:
+            out |= _B[_F.THIRD_PARTY_WEIGHTS]
     if links.receives_from & _EXTERNAL:
         out |= _B[_F.UNTRUSTED_DATA]
     if e.shared_tenancy:
