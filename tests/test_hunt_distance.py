@@ -121,7 +121,7 @@ def test_prefilter_and_threads_leave_alerts_unchanged(
     # the prefilter keeps exactly the addresses that can fire, and drops the rest
     monkeypatch.undo()
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW good AS SELECT * FROM read_json('{path}')")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_json('{path}')")
     dets = [d for d in load_detectors() if d.spec.scope == "source_ip"]
     kept = set(_duck_prep.candidates(con, dets))
     assert kept == {"192.0.2.66", "192.0.2.77", "203.0.113.5"}
