@@ -36,7 +36,14 @@ from typing import Any
 import yaml
 
 from mlhunt.errors import InputError
-from mlhunt.sigmakit import LEVELS, SEVERITY_TO_LEVEL, convert, safe_name, write_rules
+from mlhunt.sigmakit import (
+    LEVELS,
+    SEVERITY_TO_LEVEL,
+    convert,
+    processing_pipeline,
+    safe_name,
+    write_rules,
+)
 
 BACKENDS = ("splunk", "elasticsearch")
 # The date the rule templates were written: a fixed value keeps exports byte-identical across
@@ -240,4 +247,12 @@ def export_sigma(
     return write_rules(rules, out_dir, backend=backend, field_map=field_map, es_index=es_index)
 
 
-__all__ = ["BACKENDS", "build_rules", "convert", "export_sigma", "inference_rules", "rule_uuid"]
+__all__ = [
+    "BACKENDS",
+    "build_rules",
+    "convert",
+    "export_sigma",
+    "inference_rules",
+    "processing_pipeline",
+    "rule_uuid",
+]
