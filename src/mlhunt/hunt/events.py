@@ -250,7 +250,7 @@ class GroupBatch:
     file: np.ndarray
     line: np.ndarray
     #: Per-batch features shared by several detectors (``detectors/_features.py``: inputs in
-    #: robust units, changes vs the previous query, near-duplicate matches), computed once.
+    #: robust units, changes vs the previous query), computed once.
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
