@@ -30,7 +30,7 @@ SPARK_CONF = {"spark.driver.memory": "1g", "spark.sql.adaptive.enabled": "true"}
 
 
 def spark_session(master: str) -> tuple[Any, bool]:
-    """(a Spark session on ``master`` with the hunt engine's settings, whether it was started
+    """(a Spark session on ``master`` with mlhunt's settings, whether it was started
     here): UI and console progress off, 2 shuffle partitions, UTC, bounded driver memory."""
     from mlhunt.sparkkit import session
 
