@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from mlhunt.hunt.api import hunt
-from mlhunt.hunt.detectors import _distance as dist_mod
+from mlhunt.hunt.detectors import _kern_distance as kern
+from mlhunt.hunt.detectors import distance as dist_mod
 from mlhunt.hunt.detectors import load_detectors
 from mlhunt.hunt.events import seg_position
 from tests.test_hunt_detectors import D, _rec
@@ -48,31 +49,33 @@ def _write(tmp: Path, recs: list[dict[str, Any]]) -> Path:
     return p
 
 
-def test_window_nn_and_online_ks_match_loops() -> None:
+def test_window_distances_and_online_ks_match_loops() -> None:
     rng = np.random.default_rng(5)
     offsets = np.array([0, 30, 30, 75, 120])
     n = int(offsets[-1])
     z = rng.normal(size=(n, 3)).astype(np.float32)
     valid = rng.random(n) > 0.1
-    got = dist_mod.window_nn(z, offsets, valid, window=4)
+    diff = rng.integers(1, 4, n)
+    edges = np.array([0.5, 1.0, 1.5, 2.5])
+    cdf = np.array([0.1, 0.3, 0.6, 0.9])
+    limits = np.array([3.0, 0.3, 5.0])
+    got = kern.distance_test(z, offsets, valid, diff, 4, edges, cdf.astype(np.float32), limits)
+    dist, weight, m, d_plus, lam, online = got
     pos = seg_position(offsets)
     for i in range(n):
         prev = [j for j in range(i - min(pos[i], 4), i) if valid[j]]
         want = min((float(np.linalg.norm(z[i] - z[j])) for j in prev), default=np.inf)
-        assert got[i] == pytest.approx(want, rel=1e-5)
-    edges = np.array([0.5, 1.0, 1.5, 2.5])
-    cdf = np.array([0.1, 0.3, 0.6, 0.9])
-    dist = np.where(np.isfinite(got), got, 10.0)
-    weight = valid & (pos >= 2)
-    m, d_plus, d_minus = dist_mod.online_ks(dist, weight, offsets, edges, cdf, minus=True)
-    assert d_minus is not None
+        assert dist[i] == pytest.approx(want, rel=1e-5)
+    assert (weight == (valid & (diff >= 2) & (pos >= 4) & np.isfinite(dist))).all()
     for a, b in itertools.pairwise(offsets):
         for i in range(a, b):
             seen = dist[a : i + 1][weight[a : i + 1]]
             assert m[i] == len(seen)
             fc = np.array([(seen <= e).mean() if len(seen) else 0.0 for e in edges])
             assert d_plus[i] == pytest.approx(max(0.0, (cdf - fc).max()), abs=1e-6)
-            assert d_minus[i] == pytest.approx(max(0.0, (fc - cdf).max()), abs=1e-6)
+    assert lam == pytest.approx(d_plus * np.sqrt(m))
+    score = np.minimum(lam / 3.0, d_plus / 0.3)
+    assert online == pytest.approx(np.where(m >= 5, score, 0.0))
 
 
 def test_query_distance_flags_spread_out_queries_only(tmp_path: Path) -> None:
@@ -118,7 +121,7 @@ def test_prefilter_and_threads_leave_alerts_unchanged(
     # the prefilter keeps exactly the addresses that can fire, and drops the rest
     monkeypatch.undo()
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW good AS SELECT * FROM read_json('{path}')")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_json('{path}')")
     dets = [d for d in load_detectors() if d.spec.scope == "source_ip"]
     kept = set(_duck_prep.candidates(con, dets))
     assert kept == {"192.0.2.66", "192.0.2.77", "203.0.113.5"}

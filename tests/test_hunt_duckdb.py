@@ -19,7 +19,7 @@ import pytest
 from mlhunt.hunt import readers
 from mlhunt.hunt.detectors.base import Detector, DetectorSpec
 from mlhunt.hunt.engines import _duck_load, _duck_prep
-from mlhunt.hunt.engines._duck_load import good_view, load
+from mlhunt.hunt.engines._duck_load import load
 from mlhunt.hunt.events import PopulationBuilder, input_matrix, sample_per_client
 from mlhunt.hunt.readers import ReadReport
 
@@ -192,10 +192,8 @@ def _engine(files: list[Path]) -> tuple[list[dict[str, Any]], ReadReport, Any, l
     report = ReadReport()
     con = duckdb.connect()
     names = load(con, files, report, lambda _: None)
-    good_view(con, report.input_dim or 0)
-    t = con.sql(
-        f"SELECT {', '.join(COLS).replace('file,', 'file_idx,')} FROM good ORDER BY file_idx, line"
-    ).to_arrow_table()
+    cols = ", ".join(COLS).replace("file,", "file_idx,")
+    t = con.sql(f"SELECT {cols} FROM events ORDER BY file_idx, line").to_arrow_table()
     rows = t.to_pylist()
     for r in rows:
         r["file"] = names[r.pop("file_idx")]
@@ -289,11 +287,11 @@ def test_scan_batches_equal_from_arrow(tmp_path: Path, monkeypatch: pytest.Monke
     # the plain reference, read before prepare() drops the events table
     plain = {
         scope: con.sql(
-            f"SELECT * FROM good WHERE {scope} IS NOT NULL ORDER BY {scope}, ts, file_idx, line"
+            f"SELECT * FROM events WHERE {scope} IS NOT NULL ORDER BY {scope}, ts, file_idx, line"
         ).to_arrow_table()
         for scope in ("client_id", "source_ip")
     }
-    assert con.execute("SELECT count(*) FROM good").fetchall()[0][0] == 300
+    assert con.execute("SELECT count(*) FROM events").fetchall()[0][0] == 300
     monkeypatch.setattr(_duck_prep, "SCAN_ROWS", 17)  # many record batches, groups across them
     # no source detector offers a need: every address is scanned
     prep = _duck_prep.prepare(con, d, None, [_NoNeed()], names)

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlhunt.hunt.detectors import _distance as dist_mod
 from mlhunt.hunt.detectors import _kern_distance as kern
+from mlhunt.hunt.detectors import distance as dist_mod
 from mlhunt.hunt.engines import duckdb as duck_engine
 from tests import hunt_oracle_distance as oracle
 
@@ -103,13 +103,40 @@ def _oracle_score(
     }
 
 
+def _kernel(
+    z: np.ndarray,
+    b: dict[str, Any],
+    window: int,
+    edges: Any = (),
+    cdf: Any = (),
+) -> dict[str, np.ndarray]:
+    """The fused kernel at any history ``window`` (the detector uses ``WINDOW``), by column."""
+    names = ("dist", "weight", "m", "d_plus", "lam", "online")
+    got = kern.distance_test(
+        np.ascontiguousarray(z),
+        b["offsets"],
+        b["valid"],
+        b["diff"].astype(np.int64),
+        window,
+        np.asarray(edges, dtype=np.float64),
+        np.asarray(cdf, dtype=np.float32),
+        np.array([3.0, 0.3, 20.0]),
+    )
+    return dict(zip(names, got, strict=True))
+
+
+def _oracle_counted(b: dict[str, Any], dist: np.ndarray, window: int) -> np.ndarray:
+    return oracle.counted(b["valid"], b["diff"], b["offsets"], window) & np.isfinite(dist)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_window_nn_matches_oracle_bit_for_bit(seed: int) -> None:
+def test_window_distances_match_oracle_bit_for_bit(seed: int) -> None:
     for b in _batches(seed):
-        got = dist_mod.window_nn(b["z"], b["offsets"], b["valid"], b["window"])
+        got = _kernel(b["z"], b, b["window"])
         want = oracle.window_nn(b["z"], b["offsets"], b["valid"], b["window"])
-        assert got.dtype == want.dtype == np.float32
-        eq(got, want)
+        assert got["dist"].dtype == want.dtype == np.float32
+        eq(got["dist"], want)
+        eq(got["weight"], _oracle_counted(b, want, b["window"]))
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -118,50 +145,46 @@ def test_online_ks_matches_oracle(seed: int) -> None:
     for b in _batches(seed):
         dist = oracle.window_nn(b["z"], b["offsets"], b["valid"], b["window"])
         edges, cdf = _edges(rng, dist)
-        # weights also on inf/NaN distances: numpy's searchsorted puts them after every edge
-        weight = rng.random(len(dist)) < 0.8
-        for minus in (False, True):
-            got = dist_mod.online_ks(dist, weight, b["offsets"], edges, cdf, minus=minus)
-            want = oracle.online_ks(dist, weight, b["offsets"], edges, cdf, minus=minus)
-            for g, w in zip(got, want, strict=True):
-                if w is None:
-                    assert g is None
-                    continue
-                assert g.dtype == w.dtype
-                eq(g, w)
+        got = _kernel(b["z"], b, b["window"], edges, cdf)
+        weight = _oracle_counted(b, dist, b["window"])
+        m, d_plus, _ = oracle.online_ks(dist, weight, b["offsets"], edges, cdf)
+        for k, want in (("m", m), ("d_plus", d_plus)):
+            assert got[k].dtype == want.dtype
+            eq(got[k], want)
 
 
 def test_online_ks_without_edges_and_empty_batch() -> None:
-    off = np.array([0, 3, 3, 5])
-    dist = np.arange(5, dtype=np.float32)
-    w = np.ones(5, dtype=bool)
+    b = {
+        "offsets": np.array([0, 3, 3, 5]),
+        "valid": np.ones(5, dtype=bool),
+        "diff": np.full(5, 2),
+    }
+    z = np.arange(5, dtype=np.float32)[:, None] ** 2
     for edges, cdf in ((np.empty(0), np.empty(0)), (np.array([1.5]), np.array([0.5]))):
-        got = dist_mod.online_ks(dist, w, off, edges, cdf, minus=True)
-        want = oracle.online_ks(dist, w, off, edges, cdf, minus=True)
-        for g, x in zip(got, want, strict=True):
-            eq(g, x)
-    empty = np.zeros((0, 3), dtype=np.float32)
-    zero = np.array([0])
-    eq(dist_mod.window_nn(empty, zero, np.zeros(0, bool)), np.zeros(0, np.float32))
-    m, dp, _ = dist_mod.online_ks(
-        np.zeros(0), np.zeros(0, bool), zero, np.array([1.0]), np.array([0.5])
-    )
-    assert len(m) == len(dp) == 0
+        got = _kernel(z, b, 1, edges, cdf)
+        weight = _oracle_counted(b, got["dist"], 1)
+        want = oracle.online_ks(got["dist"], weight, b["offsets"], edges, cdf)
+        eq(got["m"], want[0])
+        eq(got["d_plus"], want[1])
+    empty = {"offsets": np.array([0]), "valid": np.zeros(0, bool), "diff": np.zeros(0, int)}
+    got = _kernel(np.zeros((0, 3), dtype=np.float32), empty, 16, np.array([1.0]), [0.5])
+    assert all(len(v) == 0 for v in got.values())
 
 
 def test_leading_empty_group() -> None:
-    """Batches start with a non-empty group, but the kernels do not rely on it: after empty
+    """Batches start with a non-empty group, but the kernel does not rely on it: after empty
     groups the count starts at 0 (the numpy version's m read the batch's last total there)."""
-    off = np.array([0, 0, 0, 3, 5])
-    dist = np.array([0.5, 2.0, 1.0, 3.0, 0.2], dtype=np.float32)
-    w = np.array([True, True, False, True, True])
-    m, dp, dm = dist_mod.online_ks(dist, w, off, np.array([1.0]), np.array([0.5]), minus=True)
-    eq(m, [1, 2, 2, 1, 2])
-    eq(dp, [0.0, 0.0, 0.0, 0.5, 0.0])
-    assert dm is not None
-    eq(dm, [0.5, 0.0, 0.0, 0.0, 0.0])
+    b = {
+        "offsets": np.array([0, 0, 0, 3, 5]),
+        "valid": np.ones(5, dtype=bool),
+        "diff": np.full(5, 2),
+    }
     z = np.array([[0.0], [3.0], [4.0], [1.0], [1.5]], dtype=np.float32)
-    eq(dist_mod.window_nn(z, off, np.ones(5, bool)), [np.inf, 3.0, 1.0, np.inf, 0.5])
+    got = _kernel(z, b, 1, np.array([1.0]), np.array([0.5]))
+    eq(got["dist"], [np.inf, 3.0, 1.0, np.inf, 0.5])
+    eq(got["weight"], [False, True, True, False, True])
+    eq(got["m"], [0, 1, 2, 0, 1])
+    eq(got["d_plus"], [0.5, 0.5, 0.0, 0.5, 0.0])
 
 
 @pytest.mark.parametrize("seed", [5, 6])
@@ -278,18 +301,15 @@ def test_fuzz_kernels_match_oracle(seed: int, d: int, window: int, sizes: list[i
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n = int(offsets[-1])
     z, valid = _inputs(rng, n, d)
-    got = dist_mod.window_nn(z, offsets, valid, window)
-    want = oracle.window_nn(z, offsets, valid, window)
-    eq(got, want)
-    edges, cdf = _edges(rng, want)
-    weight = rng.random(n) < 0.7
-    for g, w in zip(
-        dist_mod.online_ks(want, weight, offsets, edges, cdf, minus=True),
-        oracle.online_ks(want, weight, offsets, edges, cdf, minus=True),
-        strict=True,
-    ):
-        eq(g, w)
     b = {"valid": valid, "diff": rng.integers(0, 4, n), "offsets": offsets}
+    want = oracle.window_nn(z, offsets, valid, window)
+    edges, cdf = _edges(rng, want)
+    got = _kernel(z, b, window, edges, cdf)
+    eq(got["dist"], want)
+    weight = _oracle_counted(b, want, window)
+    m, d_plus, _ = oracle.online_ks(want, weight, offsets, edges, cdf)
+    eq(got["m"], m)
+    eq(got["d_plus"], d_plus)
     robust = z.astype(np.float64) * (1 + rng.normal(0, 1e-6, z.shape))
     online, cols = dist_mod.distance_test(robust, offsets, valid, b["diff"], edges, cdf, 3, 0.3, 20)
     full = _oracle_score(oracle.window_nn(oracle.project(robust), offsets, valid), b, edges, cdf)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlhunt import sigmakit
 from mlhunt.errors import InputError
 from mlhunt.hunt import sigma
 from mlhunt.hunt.detectors import load_detectors
@@ -52,8 +53,8 @@ def test_one_alert_rule_per_detector_and_the_correlations(exported: Path, detect
         assert rule["fields"] == ["rule_id", "detector", "severity", "target"]
         for atlas_id in det.spec.atlas:
             assert f"atlas.{atlas_id.lower()}" in rule["tags"]
-        levels = [sigma._SEVERITY_TO_LEVEL[s] for s in det.spec.severity]
-        assert rule["level"] == max(levels, key=sigma._LEVELS.index)
+        levels = [sigmakit.SEVERITY_TO_LEVEL[s] for s in det.spec.severity]
+        assert rule["level"] == max(levels, key=sigmakit.LEVELS.index)
         assert det.spec.false_positive_notes.strip()[:30] in rule["falsepositives"][0]
     assert set(CORRELATIONS) <= set(rules)
     for name in CORRELATIONS:
@@ -88,7 +89,7 @@ def test_export_is_stable(tmp_path: Path, exported: Path, detectors: list) -> No
 def test_every_rule_converts(backend: str, exported: Path, detectors: list) -> None:
     queries = sigma.convert(exported, backend)
     for det in detectors:
-        name = "mlhunt_alert_" + sigma._NAME_SAFE.sub("_", det.spec.id.lower()).strip("_")
+        name = "mlhunt_alert_" + sigmakit.safe_name(det.spec.id)
         (query,) = queries[name]
         assert det.spec.id in query and "rule_id" in query
     rules = _rules(exported)

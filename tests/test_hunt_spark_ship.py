@@ -10,13 +10,9 @@ import pytest
 
 import mlhunt
 from mlhunt.hunt.engines import spark_ship
-from mlhunt.hunt.engines.spark_ship import (
-    executor_cause,
-    is_local,
-    missing_module,
-    package_archive,
-)
+from mlhunt.hunt.engines.spark_ship import executor_cause, missing_module, package_archive
 from mlhunt.hunt.engines.spark_urls import is_log_name, is_url, split_urls, url_name
+from mlhunt.sparkkit import is_local
 
 
 def test_archive_holds_the_package_and_its_compiled_kernels(

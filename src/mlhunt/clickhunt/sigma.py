@@ -9,21 +9,16 @@ marketing burst; mlhunt's finding is the one to act on.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlhunt._io import write_atomic
 from mlhunt.clickhunt.detectors import ClickDetector, load_detectors
+from mlhunt.sigmakit import safe_name, top_level, write_rules
 
 RULES_DATE = "2026-12-07"
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/mlhunt/mlhunt/sigma/clickstream")
-_LEVELS = {"info": "informational", "low": "low", "medium": "medium", "high": "high"}
-_SAFE = re.compile(r"[^a-z0-9]+")
 #: The clickstream event fields the raw-event rules name (map them to a SIEM's with pySigma).
 EVENT_FIELDS = ("ts", "user", "item", "event", "source_ip", "referrer")
 BASE_RULE = "mlhunt_click_engagement"
@@ -31,7 +26,6 @@ BASE_RULE = "mlhunt_click_engagement"
 
 def _common(det: ClickDetector, key: str, level: str | None = None) -> dict[str, Any]:
     spec = det.spec
-    top = max(spec.severity, key=spec.severity.__getitem__)
     return {
         "id": str(uuid.uuid5(_NAMESPACE, f"{key}:{spec.id}")),
         "status": "experimental",
@@ -42,14 +36,14 @@ def _common(det: ClickDetector, key: str, level: str | None = None) -> dict[str,
         "tags": [f"atlas.{a.lower()}" for a in spec.atlas]
         + [f"owasp-ml.{o.lower()}" for o in spec.owasp_ml],
         "falsepositives": [" ".join(spec.false_positive_notes.split())],
-        "level": level or _LEVELS.get(top, "critical"),
+        "level": level or top_level(spec.severity),
     }
 
 
 def detector_rules(det: ClickDetector) -> list[dict[str, Any]]:
     """The alert-stream rule of a detector, then its raw-event rules (if it has hints)."""
     spec = det.spec
-    name = _SAFE.sub("_", spec.id.lower()).strip("_")
+    name = safe_name(spec.id)
     out: list[dict[str, Any]] = [
         {
             "title": f"mlhunt hunt alert: {spec.title}",
@@ -101,19 +95,4 @@ def build_rules(detectors: Iterable[ClickDetector] | None = None) -> list[dict[s
 def export_sigma(out_dir: str | Path, *, backend: str | None = None) -> list[Path]:
     """Write every rule (``<name>.yml``) and, with ``backend`` (splunk or elasticsearch), its
     queries beside it; return the paths."""
-    from mlhunt.llmhunt.sigma import BACKENDS, convert
-
-    rules = build_rules()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for rule in rules:
-        path = out / f"{rule['name']}.yml"
-        write_atomic(path, yaml.safe_dump(rule, sort_keys=False, allow_unicode=True))
-        written.append(path)
-    if backend is not None:
-        for name, queries in convert(rules, backend).items():
-            path = out / f"{name}{BACKENDS[backend]}"
-            write_atomic(path, "\n\n".join(queries) + "\n")
-            written.append(path)
-    return written
+    return write_rules(build_rules(), out_dir, backend=backend)

@@ -148,7 +148,7 @@ def build_worker(
     population = population_of(config, http)
     # the compiled detector kernels loaded (or compiled) now, not at the first rescoring (the
     # DuckDB engine's reading kernels are not the guard's)
-    warm_up(engine=False)
+    warm_up()
     sink = AlertSink(config.alerts, config.webhook)
     log = JsonlLogWriter(config.log) if config.log is not None else None
     return Worker(

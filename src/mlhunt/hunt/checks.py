@@ -10,8 +10,7 @@ generated from that list and nothing else states the rules again:
   columns and an ``ok`` verdict. It is *sound, not complete*: ``ok`` is true only where the
   Python verdict would accept the record with exactly these values; every other row goes back
   to :func:`check_record`, which keeps it or names the reason;
-- :func:`describe`: the same checks as plain data, for engines that write their own
-  expressions (the Spark engine).
+- and the Spark engine's SQL (``engines/spark_sql.py``), from the same list.
 
 Kinds: ``time`` (RFC 3339 with a zone, or epoch seconds), ``text``, ``number`` (finite),
 ``integer`` (finite, within int64), ``vector`` (non-empty array of finite numbers) and
@@ -23,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import typing
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -90,11 +89,6 @@ def field_checks() -> tuple[FieldCheck, ...]:
 
     walk(InferenceRecord, ())
     return tuple(out)
-
-
-def describe() -> list[dict[str, Any]]:
-    """The checks as plain data (column, path, kind, required, low, high) for other engines."""
-    return [asdict(c) for c in field_checks()]
 
 
 # --- the Python verdict --------------------------------------------------------------------------
@@ -405,7 +399,6 @@ __all__ = [
     "FieldCheck",
     "Malformed",
     "check_record",
-    "describe",
     "duckdb_select",
     "field_checks",
     "margin_of",

@@ -155,7 +155,8 @@ class Reader:
                 # what DuckDB cannot read past (a broken gzip stream, a line over its 16 MiB
                 # object limit): the Python path reads on from the last row DuckDB returned
                 last = int(lines.at(done - 1, 1)[0]) if done else 0
-                yield from _without_file(_rest(path, report, batch_rows, last))
+                rest = range(last + 1, 2**63 - 1)  # every line after ``last``
+                yield from _without_file(python_tables(path, report, rest, batch_rows))
                 lines = LineMap(None, -1)
         finally:
             cur.close()
@@ -182,14 +183,6 @@ def _library_error(exc: Exception) -> bool:
         or mod.startswith("pyarrow")
         or mod.startswith("duckdb")
     )
-
-
-def _rest(path: Path, report: ReadReport, batch_rows: int, after: int) -> Iterator[Any]:
-    class After:
-        def __contains__(self, line: object) -> bool:
-            return isinstance(line, int) and line > after
-
-    return python_tables(path, report, After(), batch_rows)
 
 
 def _without_file(tables: Iterator[Any]) -> Iterator[Any]:

@@ -62,7 +62,7 @@ class Population:
     volume_q: dict[str, float]
     reference: bool = False
     #: Quantile edges of the population's nearest-earlier-query distances (robust units, see
-    #: ``detectors/_distance.py``) and the population's CDF at them: the distance test's baseline.
+    #: ``detectors/distance.py``) and the population's CDF at them: the distance test's baseline.
     nn_edges: np.ndarray = field(default_factory=lambda: np.empty(0))
     nn_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
 
@@ -207,7 +207,7 @@ class PopulationBuilder:
             reference=reference is not None,
         )
         if len(base) and base.shape[1]:
-            from mlhunt.hunt.detectors._distance import reference_edges
+            from mlhunt.hunt.detectors.distance import reference_edges
 
             nn_edges, nn_cdf = reference_edges(base, pop.robust(base))
             pop = replace(pop, nn_edges=nn_edges, nn_cdf=nn_cdf)
@@ -250,7 +250,7 @@ class GroupBatch:
     file: np.ndarray
     line: np.ndarray
     #: Per-batch features shared by several detectors (``detectors/_features.py``: inputs in
-    #: robust units, changes vs the previous query, near-duplicate matches), computed once.
+    #: robust units, changes vs the previous query), computed once.
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -119,7 +119,7 @@ def resolve(paths: str | Path | Sequence[str | Path]) -> list[Path]:
         if p.is_file():
             out.append(p)
         elif p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and _is_log(q))
+            found = sorted(q for q in p.rglob("*") if q.is_file() and is_log_name(q.name))
             if not found:
                 raise InputError("folder holds no log files (.jsonl, .csv, .parquet)", file=str(p))
             out.extend(found)
@@ -134,8 +134,10 @@ def resolve(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
-def _is_log(p: Path) -> bool:
-    return p.name.lower().removesuffix(".gz").endswith(LOG_SUFFIXES)
+def is_log_name(name: str) -> bool:
+    """A log file's name: ``.jsonl``, ``.ndjson``, ``.json``, ``.csv``, ``.parquet``, ``.pq``,
+    each optionally ``.gz``."""
+    return name.lower().removesuffix(".gz").endswith(LOG_SUFFIXES)
 
 
 def kind_of(p: Path) -> str:

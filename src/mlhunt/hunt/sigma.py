@@ -10,13 +10,8 @@ The API the CLI calls (library first; pySigma is imported only inside these func
 - ``build_rules(detectors, *, thresholds=None) -> list[dict]``: the same rules in memory.
 - ``convert(rules, backend="splunk", *, field_map=None, es_index="*") -> dict[str, list[str]]``:
   rule name -> queries, for rule dicts, rule files or a folder of them.
-- ``processing_pipeline(field_map, *, es_index=None)``: the pySigma pipeline that renames the
-  log-schema fields (``client_id``, ``source_ip``, ``status``, ``input`` ...) to a SIEM's names
-  (identity by default).
 
-Backends: Splunk SPL (``SplunkBackend``) and, for Elasticsearch, ES|QL (``ESQLBackend``): of the
-pySigma-backend-elasticsearch 2.1 backends only ES|QL, EQL and ElastAlert convert correlation
-rules, the Lucene one does not, and ES|QL converts both kinds of rule to one query language.
+Conversion and writing: :mod:`mlhunt.sigmakit` (shared with the LLM and clickstream hunts).
 
 ``detectors``: the hunt's detector registry entries, as objects or mappings with ``id``,
 ``title``, ``description``, ``scope``, ``atlas``, ``owasp_ml``, ``false_positive_notes``, a
@@ -33,7 +28,6 @@ detection/stp/tlp, so the atlas and owasp-ml tags are reported there and nowhere
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -41,19 +35,23 @@ from typing import Any
 
 import yaml
 
-from mlhunt._io import write_atomic
 from mlhunt.errors import InputError
+from mlhunt.sigmakit import (
+    LEVELS,
+    SEVERITY_TO_LEVEL,
+    convert,
+    processing_pipeline,
+    safe_name,
+    write_rules,
+)
 
 BACKENDS = ("splunk", "elasticsearch")
-SUFFIX = {"splunk": ".spl", "elasticsearch": ".esql"}
 # The date the rule templates were written: a fixed value keeps exports byte-identical across
 # runs (Sigma's `date` is the rule's creation date, not the export's).
 RULES_DATE = "2026-11-26"
 AUTHOR = "mlhunt"
 DOCS = "https://github.com/mlhunt/mlhunt/blob/main/docs/hunt.md"
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/mlhunt/mlhunt/sigma")
-_LEVELS = ("informational", "low", "medium", "high", "critical")
-_SEVERITY_TO_LEVEL = {"info": "informational"} | {lv: lv for lv in _LEVELS}
 # ATLAS tactics that share their name with an ATT&CK Enterprise tactic (slug = ATT&CK's tag).
 # fmt: off
 _ATTACK_TACTICS = {
@@ -63,7 +61,6 @@ _ATTACK_TACTICS = {
 }
 # fmt: on
 ALERT_FIELDS = ("rule_id", "detector", "severity", "target")
-_NAME_SAFE = re.compile(r"[^a-z0-9]+")
 
 
 def rule_uuid(key: str) -> str:
@@ -84,9 +81,9 @@ def _level(det: Any) -> str:
     value = _get(det, "severity")
     names = [value] if isinstance(value, str) else list(value or ())
     found = [
-        _SEVERITY_TO_LEVEL[n.lower()] for n in map(str, names) if n.lower() in _SEVERITY_TO_LEVEL
+        SEVERITY_TO_LEVEL[n.lower()] for n in map(str, names) if n.lower() in SEVERITY_TO_LEVEL
     ]
-    return max(found, key=_LEVELS.index) if found else "medium"
+    return max(found, key=LEVELS.index) if found else "medium"
 
 
 def _as_list(value: Any) -> list[str]:
@@ -112,11 +109,6 @@ def _references(atlas: Sequence[str]) -> list[str]:
     return [f"https://atlas.mitre.org/techniques/{a}" for a in atlas] + [DOCS]
 
 
-def file_name(rule: Mapping[str, Any]) -> str:
-    """The file stem of a rule: its ``name``, made filename-safe."""
-    return _NAME_SAFE.sub("_", str(rule["name"]).lower()).strip("_")
-
-
 def alert_rule(det: Any) -> dict[str, Any]:
     """One Sigma rule matching a detector's alerts in mlhunt's alert stream.
 
@@ -132,7 +124,7 @@ def alert_rule(det: Any) -> dict[str, Any]:
     return {
         "title": f"mlhunt hunt alert: {_get(det, 'title', det_id)}",
         "id": rule_uuid(f"alert:{det_id}"),
-        "name": "mlhunt_alert_" + _NAME_SAFE.sub("_", det_id.lower()).strip("_"),
+        "name": "mlhunt_alert_" + safe_name(det_id),
         "status": "experimental",
         "description": (
             f"mlhunt's hunt raised {det_id} for a {what} (the alert's target). {description}"
@@ -241,96 +233,6 @@ def build_rules(
     return [alert_rule(d) for d in dets] + inference_rules(dets, thresholds=thresholds)
 
 
-def processing_pipeline(
-    field_map: Mapping[str, str] | None = None, *, es_index: str | None = None
-) -> Any:
-    """pySigma pipeline: log-schema field -> SIEM field (identity unless mapped)."""
-    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import (
-        FieldMappingTransformation,
-        SetStateTransformation,
-    )
-
-    items = [
-        ProcessingItem(
-            identifier="mlhunt_field_mapping",
-            transformation=FieldMappingTransformation(dict(field_map or {})),
-        )
-    ]
-    if es_index:  # the ES|QL backend reads the index pattern from this state key
-        items.append(
-            ProcessingItem(
-                identifier="mlhunt_es_index",
-                transformation=SetStateTransformation("index", es_index),
-            )
-        )
-    return ProcessingPipeline(name="mlhunt log schema", priority=20, items=items)
-
-
-def _backend(name: str, field_map: Mapping[str, str] | None, es_index: str) -> Any:
-    if name == "splunk":
-        from sigma.backends.splunk import SplunkBackend
-
-        return SplunkBackend(processing_pipeline(field_map))
-    if name == "elasticsearch":
-        from sigma.backends.elasticsearch import ESQLBackend
-
-        return ESQLBackend(processing_pipeline(field_map, es_index=es_index))
-    raise InputError(
-        f"unknown Sigma backend {name!r} (expected one of: {', '.join(BACKENDS)})",
-        field="sigma-backend",
-    )
-
-
-def _load(rules: Sequence[Mapping[str, Any]] | str | Path) -> list[dict[str, Any]]:
-    if isinstance(rules, str | Path):
-        path = Path(rules)
-        files = sorted(path.glob("*.yml")) if path.is_dir() else [path]
-        docs: list[dict[str, Any]] = []
-        for f in files:
-            try:
-                docs += [d for d in yaml.safe_load_all(f.read_text("utf-8")) if d]
-            except (OSError, yaml.YAMLError) as exc:
-                raise InputError(f"cannot read Sigma rule: {exc}", file=str(f)) from None
-        return docs
-    return [dict(r) for r in rules]
-
-
-def convert(
-    rules: Sequence[Mapping[str, Any]] | str | Path,
-    backend: str = "splunk",
-    *,
-    field_map: Mapping[str, str] | None = None,
-    es_index: str = "*",
-) -> dict[str, list[str]]:
-    """Convert rules to queries: {rule name: [query, ...]} for every rule that is output.
-
-    Base rules referenced by a correlation are folded into its query and not listed alone.
-    """
-    from sigma.collection import SigmaCollection
-    from sigma.correlations import SigmaCorrelationRule
-    from sigma.exceptions import SigmaError
-
-    docs = _load(rules)
-    conv = _backend(backend, field_map, es_index)
-    try:
-        collection = SigmaCollection.from_dicts(docs)
-        collection.resolve_rule_references()
-        conv.init_processing_pipeline(None)
-        out: dict[str, list[str]] = {}
-        names = {str(doc.get("id")): file_name(doc) for doc in docs}
-        for rule in collection.rules:  # pySigma may reorder (referenced rules first)
-            if isinstance(rule, SigmaCorrelationRule):
-                queries = conv.convert_correlation_rule(rule)
-            else:
-                queries = conv.convert_rule(rule)
-            if queries:
-                out[names[str(rule.id)]] = [str(q) for q in queries]
-    except SigmaError as exc:
-        raise InputError(f"Sigma conversion ({backend}) failed: {exc}") from None
-    return out
-
-
 def export_sigma(
     detectors: Iterable[Any],
     out_dir: str | Path,
@@ -341,24 +243,16 @@ def export_sigma(
     es_index: str = "*",
 ) -> list[Path]:
     """Write the rules (``<name>.yml``) and, with ``backend``, their queries; return the paths."""
-    if backend is not None and backend not in BACKENDS:
-        _backend(backend, field_map, es_index)  # raises the one-line InputError
     rules = build_rules(detectors, thresholds=thresholds)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the Sigma folder: {exc.strerror}", file=str(out)) from None
-    written: list[Path] = []
-    for rule in rules:
-        path = out / f"{file_name(rule)}.yml"
-        write_atomic(path, yaml.safe_dump(rule, sort_keys=False, allow_unicode=True))
-        written.append(path)
-    if backend is not None:
-        for name, queries in convert(
-            rules, backend, field_map=field_map, es_index=es_index
-        ).items():
-            path = out / f"{name}{SUFFIX[backend]}"
-            write_atomic(path, "\n\n".join(queries) + "\n")  # never half a rule file
-            written.append(path)
-    return written
+    return write_rules(rules, out_dir, backend=backend, field_map=field_map, es_index=es_index)
+
+
+__all__ = [
+    "BACKENDS",
+    "build_rules",
+    "convert",
+    "export_sigma",
+    "inference_rules",
+    "processing_pipeline",
+    "rule_uuid",
+]

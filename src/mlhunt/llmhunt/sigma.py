@@ -8,21 +8,16 @@ the detector counts events). Consumption needs population statistics and has no 
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlhunt._io import write_atomic
-from mlhunt.errors import InputError
 from mlhunt.llmhunt.detectors import LlmDetector, registry
+from mlhunt.sigmakit import BACKENDS, convert, safe_name, top_level, write_rules
 
 RULES_DATE = "2026-12-07"
 AUTHOR = "mlhunt"
-BACKENDS = {"splunk": ".spl", "elasticsearch": ".esql"}
 #: The flat gateway event a SIEM indexes (map them to yours with ``field_map``).
 GATEWAY_FIELDS = (
     "ts",
@@ -38,18 +33,6 @@ GATEWAY_FIELDS = (
     "status",
 )
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/mlhunt/mlhunt/sigma/llm")
-_LEVELS = {
-    "info": "informational",
-    "low": "low",
-    "medium": "medium",
-    "high": "high",
-    "critical": "critical",
-}
-_SAFE = re.compile(r"[^a-z0-9]+")
-
-
-def _name(text: str) -> str:
-    return _SAFE.sub("_", text.lower()).strip("_")
 
 
 def _common(det: LlmDetector, key: str) -> dict[str, Any]:
@@ -64,7 +47,7 @@ def _common(det: LlmDetector, key: str) -> dict[str, Any]:
         "tags": [f"atlas.{a.lower()}" for a in spec.atlas]
         + [f"owasp-llm.{o.lower()}" for o in spec.owasp_llm],
         "falsepositives": [" ".join(spec.false_positive_notes.split())],
-        "level": _LEVELS[max(spec.severity, key=spec.severity.__getitem__)],
+        "level": top_level(spec.severity),
     }
 
 
@@ -74,7 +57,7 @@ def detector_rules(det: LlmDetector) -> list[dict[str, Any]]:
     out = [
         {
             "title": f"mlhunt LLM hunt alert: {spec.title}",
-            "name": "mlhunt_alert_" + _name(spec.id),
+            "name": "mlhunt_alert_" + safe_name(spec.id),
             **_common(det, "alert"),
             "logsource": {"product": "mlhunt", "service": "hunt"},
             "detection": {
@@ -86,7 +69,7 @@ def detector_rules(det: LlmDetector) -> list[dict[str, Any]]:
     hint = spec.sigma
     if not hint:
         return out
-    base_name = "mlhunt_llm_" + _name(spec.id.removeprefix("MLH-HUNT-LLM-"))
+    base_name = "mlhunt_llm_" + safe_name(spec.id.removeprefix("MLH-HUNT-LLM-"))
     values = list(hint.values)
     out.append(
         {
@@ -124,67 +107,9 @@ def build_rules(detectors: Iterable[LlmDetector] | None = None) -> list[dict[str
     return [r for d in (registry() if detectors is None else detectors) for r in detector_rules(d)]
 
 
-def convert(
-    rules: list[dict[str, Any]],
-    backend: str = "splunk",
-    *,
-    field_map: Mapping[str, str] | None = None,
-) -> dict[str, list[str]]:
-    """Rule name -> queries in the backend's language (``splunk`` SPL or ES|QL)."""
-    from sigma.collection import SigmaCollection
-    from sigma.correlations import SigmaCorrelationRule
-    from sigma.exceptions import SigmaError
-    from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-    from sigma.processing.transformations import FieldMappingTransformation
-
-    if backend not in BACKENDS:
-        raise InputError(
-            f"unknown Sigma backend {backend!r} (expected one of: {', '.join(BACKENDS)})",
-            field="sigma-backend",
-        )
-    pipeline = ProcessingPipeline(
-        name="mlhunt llm gateway fields",
-        priority=20,
-        items=[ProcessingItem(FieldMappingTransformation(dict(field_map or {})))],
-    )
-    if backend == "splunk":
-        from sigma.backends.splunk import SplunkBackend
-
-        conv: Any = SplunkBackend(pipeline)
-    else:
-        from sigma.backends.elasticsearch import ESQLBackend
-
-        conv = ESQLBackend(pipeline)
-    try:
-        collection = SigmaCollection.from_dicts(rules)
-        collection.resolve_rule_references()
-        names = {str(r["id"]): str(r["name"]) for r in rules}
-        out: dict[str, list[str]] = {}
-        for rule in collection.rules:
-            if isinstance(rule, SigmaCorrelationRule):
-                queries = conv.convert_correlation_rule(rule)
-            else:
-                queries = conv.convert_rule(rule)
-            if queries:
-                out[names[str(rule.id)]] = [str(q) for q in queries]
-    except SigmaError as exc:
-        raise InputError(f"Sigma conversion ({backend}) failed: {exc}") from None
-    return out
-
-
 def export_sigma(out_dir: str | Path, *, backend: str | None = None) -> list[Path]:
     """Write every rule (``<name>.yml``) and, with ``backend``, its queries; return the paths."""
-    rules = build_rules()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for rule in rules:
-        path = out / f"{rule['name']}.yml"
-        write_atomic(path, yaml.safe_dump(rule, sort_keys=False, allow_unicode=True))
-        written.append(path)
-    if backend is not None:
-        for name, queries in convert(rules, backend).items():
-            path = out / f"{name}{BACKENDS[backend]}"
-            write_atomic(path, "\n\n".join(queries) + "\n")
-            written.append(path)
-    return written
+    return write_rules(build_rules(), out_dir, backend=backend)
+
+
+__all__ = ["BACKENDS", "GATEWAY_FIELDS", "build_rules", "convert", "detector_rules", "export_sigma"]

@@ -30,11 +30,11 @@ SPARK_CONF = {"spark.driver.memory": "1g", "spark.sql.adaptive.enabled": "true"}
 
 
 def spark_session(master: str) -> tuple[Any, bool]:
-    """(a Spark session on ``master`` with the hunt engine's settings, whether it was started
+    """(a Spark session on ``master`` with mlhunt's settings, whether it was started
     here): UI and console progress off, 2 shuffle partitions, UTC, bounded driver memory."""
-    from mlhunt.hunt.engines.spark import SparkEngine
+    from mlhunt.sparkkit import session
 
-    return SparkEngine(master, shuffle_partitions=2, conf=SPARK_CONF).session()
+    return session(master, shuffle_partitions=2, conf=SPARK_CONF)
 
 
 def build_features(events: Path, out: Path, *, master: str = "local[1]") -> dict[str, Path]:

@@ -48,16 +48,6 @@ def robust_inputs(batch: GroupBatch, pop: Population) -> np.ndarray:
     return out
 
 
-def grid_codes(z: np.ndarray, cell: float, offset: float, chunk: int) -> np.ndarray:
-    """(n, chunks) hash of each chunk of ``chunk`` quantised coordinates (Blacklight-style:
-    similar inputs share most of their hashes): ``floor(z / cell + offset)`` as int64, times
-    the fixed odd multipliers ``_MULT``, summed with int64 wrap-around per chunk."""
-    from mlhunt.hunt.detectors import _kern_probing as kp
-
-    z = np.ascontiguousarray(z, dtype=np.float64)
-    return kp.grid_codes(z, float(cell), float(offset), max(1, chunk), _MULT)
-
-
 def hash_inputs(batch: GroupBatch, pop: Population) -> tuple[np.ndarray, np.ndarray, int]:
     """What the near-duplicate kernels read: (inputs in robust units, 0 rows without an input
     (:func:`robust_inputs`); events with an input (:func:`has_input`); coordinates per hash
@@ -66,28 +56,6 @@ def hash_inputs(batch: GroupBatch, pop: Population) -> tuple[np.ndarray, np.ndar
     d = batch.x.shape[1]
     z = np.ascontiguousarray(robust_inputs(batch, pop), dtype=np.float64)
     return z, has_input(batch), max(1, d if d <= 16 else 8)
-
-
-def near_duplicates(
-    batch: GroupBatch, pop: Population, cell: float, grids: int = 2
-) -> tuple[np.ndarray, np.ndarray]:
-    """(latest earlier event of the group that is a near duplicate, or -1; share of hash chunks
-    matched). Inputs are normalised by the population's range, quantised on ``grids`` shifted
-    grids of side ``cell`` (:func:`grid_codes`); long vectors (images) are hashed in chunks of
-    8 and an event is a near duplicate when at least half of its chunks were seen before in the
-    group. A per-group hash table in a kernel, so this scales like an index lookup, not like
-    pairwise distances. Cached per batch, population and cell. (The probing detectors run the
-    same kernel code fused with their own statistics: ``_kern_probing``.)"""
-    from mlhunt.hunt.detectors import _kern_probing as kp
-
-    key = ("near_duplicates", id(pop), cell, grids)
-    if key not in batch.cache:
-        z, valid, chunk = hash_inputs(batch, pop)
-        batch.cache[key] = kp.near_duplicates(
-            z, valid, batch.offsets.astype(np.int64), float(cell), int(grids), chunk, _MULT
-        )
-    out: tuple[np.ndarray, np.ndarray] = batch.cache[key]
-    return out
 
 
 def g_statistic(

@@ -1,4 +1,4 @@
-"""Numba kernels of the query-distance test (what they compute: ``_distance.py``).
+"""Numba kernels of the query-distance test (what they compute: ``distance.py``).
 
 Per group: the nearest of the previous ``window`` events with an input (one vector loop per lag
 and feature over ``CHUNK`` events held in cache, no batch-sized temporaries), then the binned
@@ -144,19 +144,16 @@ def _group_ks(
     diffs: np.ndarray,
     m: np.ndarray,
     d_plus: np.ndarray,
-    d_minus: np.ndarray,
-    minus: bool,
 ) -> None:
-    """Online KS over the group ``[a, b)``, in float32 as the numpy version. ``cum[j]`` (reset
-    here; int32 as the numpy version's indicator) counts the counted distances <= ``edges[j]``,
-    i.e. ``searchsorted(edges, x, side="left") <= j``; a NaN distance falls after every edge.
-    The statistic only moves when a counted distance arrives, so it is recomputed then and
-    carried forward otherwise: one vector loop into ``diffs`` (rows F_ref - F_client and its
-    negation), then a maximum over 4 running maxima (exact in any order: the reference CDF
-    has no NaN)."""
+    """Online KS D+ over the group ``[a, b)``, in float32 as the numpy version. ``cum[j]``
+    (reset here; int32 as the numpy version's indicator) counts the counted distances <=
+    ``edges[j]``, i.e. ``searchsorted(edges, x, side="left") <= j``; a NaN distance falls after
+    every edge. The statistic only moves when a counted distance arrives, so it is recomputed
+    then and carried forward otherwise: one vector loop into ``diffs`` (F_ref - F_client),
+    then a maximum over 4 running maxima (exact in any order: the reference CDF has no NaN)."""
     cum[:] = 0
     count = 0
-    dp = dm = 0.0
+    dp = 0.0
     zero = np.float32(0.0)
     n_edges = len(cum)
     for i in range(a, b):
@@ -169,65 +166,23 @@ def _group_ks(
             for j in range(n_edges):
                 c = cum[j] + np.int32(edges[j] >= x)
                 cum[j] = c
-                diffs[0, j] = ref[j] - np.float32(c) * inv
-                if minus:
-                    diffs[1, j] = np.float32(c) * inv - ref[j]
-            for r in range(2 if minus else 1):
-                v = diffs[r]
-                p0 = p1 = p2 = p3 = zero
-                j = 0
-                while j + 4 <= n_edges:
-                    p0 = v[j] if v[j] > p0 else p0
-                    p1 = v[j + 1] if v[j + 1] > p1 else p1
-                    p2 = v[j + 2] if v[j + 2] > p2 else p2
-                    p3 = v[j + 3] if v[j + 3] > p3 else p3
-                    j += 4
-                while j < n_edges:
-                    p0 = v[j] if v[j] > p0 else p0
-                    j += 1
-                p0 = p1 if p1 > p0 else p0
-                p2 = p3 if p3 > p2 else p2
-                if r == 0:
-                    dp = float(p2 if p2 > p0 else p0)
-                else:
-                    dm = float(p2 if p2 > p0 else p0)
+                diffs[j] = ref[j] - np.float32(c) * inv
+            p0 = p1 = p2 = p3 = zero
+            j = 0
+            while j + 4 <= n_edges:
+                p0 = diffs[j] if diffs[j] > p0 else p0
+                p1 = diffs[j + 1] if diffs[j + 1] > p1 else p1
+                p2 = diffs[j + 2] if diffs[j + 2] > p2 else p2
+                p3 = diffs[j + 3] if diffs[j + 3] > p3 else p3
+                j += 4
+            while j < n_edges:
+                p0 = diffs[j] if diffs[j] > p0 else p0
+                j += 1
+            p0 = p1 if p1 > p0 else p0
+            p2 = p3 if p3 > p2 else p2
+            dp = float(p2 if p2 > p0 else p0)
         m[i] = count
         d_plus[i] = dp
-        if minus:
-            d_minus[i] = dm
-
-
-@njit
-def window_nn(z: np.ndarray, offsets: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
-    """Nearest-of-previous-``window`` distances of every group (float32)."""
-    out = np.empty(z.shape[0], dtype=np.float32)
-    feat, lane, buf, acc, best = _scratch(z.shape[1], window)
-    for g in range(len(offsets) - 1):
-        a, b = offsets[g], offsets[g + 1]
-        _group_nn(z, valid, a, b, window, feat, lane, buf, acc, best, out)
-    return out
-
-
-@njit
-def online_ks(
-    dist: np.ndarray,
-    weight: np.ndarray,
-    offsets: np.ndarray,
-    edges: np.ndarray,
-    ref: np.ndarray,
-    minus: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(m, D+, D- or an empty array) after every event; ``ref`` is the float32 reference CDF."""
-    n = len(dist)
-    m = np.empty(n, dtype=np.float64)
-    d_plus = np.empty(n, dtype=np.float64)
-    d_minus = np.empty(n if minus else 0, dtype=np.float64)
-    cum = np.zeros(len(edges), dtype=np.int32)
-    diffs = np.empty((2, len(edges)), dtype=np.float32)
-    for g in range(len(offsets) - 1):
-        a, b = offsets[g], offsets[g + 1]
-        _group_ks(dist, weight, a, b, edges, ref, cum, diffs, m, d_plus, d_minus, minus)
-    return m, d_plus, d_minus
 
 
 @njit
@@ -254,9 +209,8 @@ def distance_test(
     d_plus = np.empty(n, dtype=np.float64)
     lam = np.empty(n, dtype=np.float64)
     online = np.empty(n, dtype=np.float64)
-    no_minus = np.empty(0, dtype=np.float64)
     cum = np.zeros(len(edges), dtype=np.int32)
-    diffs = np.empty((2, len(edges)), dtype=np.float32)
+    diffs = np.empty(len(edges), dtype=np.float32)
     feat, lane, buf, acc, best = _scratch(z.shape[1], window)
     lam_t, d_t, min_events = thresholds[0], thresholds[1], thresholds[2]
     for g in range(len(offsets) - 1):
@@ -264,7 +218,7 @@ def distance_test(
         _group_nn(z, valid, a, b, window, feat, lane, buf, acc, best, dist)
         for i in range(a, b):
             weight[i] = valid[i] and diff[i] >= 2 and i - a >= window and np.isfinite(dist[i])
-        _group_ks(dist, weight, a, b, edges, ref, cum, diffs, m, d_plus, no_minus, False)
+        _group_ks(dist, weight, a, b, edges, ref, cum, diffs, m, d_plus)
     for i in range(n):
         lam[i] = d_plus[i] * np.sqrt(m[i])
         x = lam[i] / lam_t

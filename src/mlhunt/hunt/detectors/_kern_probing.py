@@ -66,33 +66,6 @@ def _rate(count: float, n: float, count_thr: float, share_thr: float, min_events
 
 
 @njit
-def _chunk_code(q: np.ndarray, c: int, chunk: int, mult: np.ndarray) -> np.int64:
-    """Hash of chunk ``c`` of the quantised coordinates ``q`` (int64 wrap-around)."""
-    code = np.int64(0)
-    for j in range(c * chunk, min(len(q), (c + 1) * chunk)):
-        code += q[j] * mult[j % len(mult)]  # (multipliers repeat past len(mult) coordinates)
-    return code
-
-
-@njit
-def grid_codes(
-    z: np.ndarray, cell: float, offset: float, chunk: int, mult: np.ndarray
-) -> np.ndarray:
-    """(n, chunks) hashes of ``z`` quantised on the grid of side ``cell`` shifted by
-    ``offset`` cells: what :func:`near_duplicates` looks up."""
-    n, d = z.shape
-    k = max(1, -(-d // chunk))
-    out = np.empty((n, k), dtype=np.int64)
-    q = np.empty(d, dtype=np.int64)
-    for i in range(n):
-        for j in range(d):
-            q[j] = _to_i64(np.floor(z[i, j] / cell + offset))
-        for c in range(k):
-            out[i, c] = _chunk_code(q, c, chunk, mult)
-    return out
-
-
-@njit
 def _chunk_codes(
     z: np.ndarray,
     a: int,
@@ -131,20 +104,17 @@ def _chunk_codes(
 
 @njit
 def _workspace(
-    z: np.ndarray, offsets: np.ndarray, grids: int, chunk: int, want_share: bool
-) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
-]:
-    """(best, share (empty unless ``want_share``), transposed chunk, chunk hashes per grid,
-    chunks matched per grid, latest match per grid, table keys, table entries): the outputs
-    and the scratch arrays of :func:`_match_group`, sized for the longest group (O(group),
-    whatever the number of chunks). Fresh output memory costs a page fault per 4 KiB, as
-    much as the rest of the work: only what is needed is allocated."""
+    z: np.ndarray, offsets: np.ndarray, grids: int, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(best, transposed chunk, chunk hashes per grid, chunks matched per grid, latest match
+    per grid, table keys, table entries): the output and the scratch arrays of
+    :func:`_match_group`, sized for the longest group (O(group), whatever the number of
+    chunks). Fresh output memory costs a page fault per 4 KiB, as much as the rest of the
+    work: only what is needed is allocated."""
     n, d = z.shape
     longest, cap = table_size(offsets, 8)
     return (
         np.full(n, -1, dtype=np.int64),
-        np.zeros(n if want_share else 0),
         np.empty((min(d, chunk) + 1, longest)),
         np.empty((grids, longest), dtype=np.int64),
         np.empty((grids, longest), dtype=np.int64),
@@ -165,7 +135,6 @@ def _match_group(
     chunk: int,
     mult: np.ndarray,
     best: np.ndarray,
-    share: np.ndarray,
     zt: np.ndarray,
     codes: np.ndarray,
     hits: np.ndarray,
@@ -173,8 +142,15 @@ def _match_group(
     keys: np.ndarray,
     last: np.ndarray,
 ) -> None:
-    """:func:`near_duplicates` for the group of events ``a..b``: per chunk and grid, an
-    open-addressing table keyed by hash holds the group's latest event with that hash."""
+    """``best[a:b]``: the latest earlier near duplicate in the group of events ``a..b``, or -1.
+
+    Inputs in robust units (``z``: 0 rows for events without an input, which never match:
+    ``valid``) are quantised on ``grids`` grids shifted by ``g / grids`` cells and hashed per
+    ``chunk`` coordinates (``floor(z / cell + offset)`` as int64, times the fixed odd
+    multipliers ``mult``, summed with int64 wrap-around); per chunk and grid an
+    open-addressing table keyed by hash holds the group's latest event with that hash (the
+    same answer as a stable sort by hash). An event matches on a grid when all its chunks
+    (one chunk) or at least half of them (long vectors) were seen before."""
     k = max(1, -(-z.shape[1] // chunk))
     size = 8
     while size < 2 * (b - a):
@@ -203,15 +179,13 @@ def _match_group(
             frac = hits[gi, i - a] / k if k > 1 else float(hits[gi, i - a])
             if frac >= (1.0 if k == 1 else 0.5):
                 best[i] = max(best[i], latest[gi, i - a])
-            if len(share):
-                share[i] = _nmax(share[i], frac)
 
 
-_NEAR, _EVASION, _MEMBERSHIP = 0, 1, 2
+EVASION, MEMBERSHIP = 1, 2
 
 
 @njit
-def _probing(
+def probing(
     z: np.ndarray,
     valid: np.ndarray,
     x: np.ndarray,
@@ -219,53 +193,35 @@ def _probing(
     offsets: np.ndarray,
     width: np.ndarray,
     cell: float,
-    grids: int,
     chunk: int,
     mult: np.ndarray,
     mode: int,
     p: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One kernel for the three uses of the near-duplicate index (one compiled body to load
-    from the cache, not three): ``mode`` _NEAR, _EVASION or _MEMBERSHIP; ``p`` that
-    detector's thresholds. Returns (match, share, online, near or noisy, flip, flips so far),
-    the arrays a mode does not produce empty. Each group's statistics are computed right
-    after its matches, while its inputs are in cache. ``z``: the inputs in robust units (0
-    rows without an input), ``valid``: events with an input, ``x``: the inputs (for the
-    detectors' statistics)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One kernel for both near-duplicate detectors (one compiled body to load from the cache,
+    not two), on 2 grids: ``mode`` EVASION or MEMBERSHIP, ``p`` that detector's thresholds.
+    Returns (match, online, near or noisy, flip, flips so far), flip and flips empty for
+    MEMBERSHIP. Each group's statistics are computed right after its matches, while its
+    inputs are in cache. ``z``: the inputs in robust units (0 rows without an input),
+    ``valid``: events with an input, ``x``: the inputs (for the detectors' statistics),
+    ``label``: label codes (EVASION), ``width``: the population's robust unit (MEMBERSHIP)."""
     n = z.shape[0]
-    some = n if mode != _NEAR else 0
-    match, share, zt, codes, hits, latest, keys, last = _workspace(
-        z, offsets, grids, chunk, mode == _NEAR
-    )
-    online = np.zeros(some)
-    flag = np.zeros(some, dtype=np.bool_)
-    flip = np.zeros(n if mode == _EVASION else 0, dtype=np.bool_)
-    flips = np.zeros(n if mode == _EVASION else 0)
+    grids = 2
+    match, zt, codes, hits, latest, keys, last = _workspace(z, offsets, grids, chunk)
+    online = np.zeros(n)
+    flag = np.zeros(n, dtype=np.bool_)
+    flip = np.zeros(n if mode == EVASION else 0, dtype=np.bool_)
+    flips = np.zeros(n if mode == EVASION else 0)
     for g in range(len(offsets) - 1):
         a, b = offsets[g], offsets[g + 1]
         _match_group(
-            z,
-            valid,
-            a,
-            b,
-            cell,
-            grids,
-            chunk,
-            mult,
-            match,
-            share,
-            zt,
-            codes,
-            hits,
-            latest,
-            keys,
-            last,
+            z, valid, a, b, cell, grids, chunk, mult, match, zt, codes, hits, latest, keys, last
         )
-        if mode == _EVASION:
+        if mode == EVASION:
             _evasion_group(x, label, match, a, b, p, online, flag, flip, flips)
-        elif mode == _MEMBERSHIP:
+        else:
             _membership_group(x, match, valid, width, a, b, p, online, flag)
-    return match, share, online, flag, flip, flips
+    return match, online, flag, flip, flips
 
 
 @njit
@@ -339,115 +295,6 @@ def _membership_group(
                     noisy[i] = True
                     count += 1.0
         online[i] = _rate(count, float(i - a) + 1.0, min_repeats, repeat_share, min_events)
-
-
-def near_duplicates(
-    z: np.ndarray,
-    valid: np.ndarray,
-    offsets: np.ndarray,
-    cell: float,
-    grids: int,
-    chunk: int,
-    mult: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(latest earlier near duplicate in the group or -1, share of hash chunks matched).
-
-    Inputs in robust units (``z``: 0 rows for events without an input, which never match:
-    ``valid``) are quantised on ``grids`` grids shifted by ``g / grids`` cells and hashed per
-    ``chunk`` coordinates as :func:`grid_codes`; the latest earlier event of the group with the same
-    hash comes from a hash table: the same answer as a stable sort by hash, for one probe per
-    event and hash.
-    """
-    out = _probing(
-        z,
-        valid,
-        z,
-        np.empty(0, dtype=np.int64),
-        offsets,
-        np.empty(0),
-        float(cell),
-        int(grids),
-        int(chunk),
-        mult,
-        _NEAR,
-        np.empty(0),
-    )
-    return out[0], out[1]
-
-
-def evasion(
-    z: np.ndarray,
-    valid: np.ndarray,
-    x: np.ndarray,
-    label: np.ndarray,
-    offsets: np.ndarray,
-    cell: float,
-    grids: int,
-    chunk: int,
-    mult: np.ndarray,
-    min_flips: float,
-    flip_share: float,
-    min_chain: float,
-    chain_share: float,
-    min_events: float,
-    use_chain: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(online score, near: has a near duplicate that is not identical, flip: ... whose label
-    differs, flips so far in the group, the near duplicate as :func:`near_duplicates`) of
-    the evasion-probing detector."""
-    p = np.array([min_flips, flip_share, min_chain, chain_share, min_events, float(use_chain)])
-    match, _, online, near, flip, flips = _probing(
-        z,
-        valid,
-        x,
-        label.astype(np.int64, copy=False),
-        offsets,
-        np.empty(0),
-        float(cell),
-        int(grids),
-        int(chunk),
-        mult,
-        _EVASION,
-        p,
-    )
-    return online, near, flip, flips, match
-
-
-def membership(
-    z: np.ndarray,
-    valid: np.ndarray,
-    x: np.ndarray,
-    offsets: np.ndarray,
-    width: np.ndarray,
-    cell: float,
-    grids: int,
-    chunk: int,
-    mult: np.ndarray,
-    min_changed: float,
-    max_step: float,
-    min_repeats: float,
-    repeat_share: float,
-    min_events: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(online score, noisy repeat, the near duplicate as :func:`near_duplicates`) of the
-    membership-probing detector: a noisy repeat is a near duplicate with at least
-    ``min_changed`` fields changed, each by at most ``max_step`` relative."""
-    p = np.array([min_changed, max_step, min_repeats, repeat_share, min_events])
-    match, _, online, noisy, _, _ = _probing(
-        z,
-        valid,
-        x,
-        np.empty(0, dtype=np.int64),
-        offsets,
-        width,
-        float(cell),
-        int(grids),
-        int(chunk),
-        mult,
-        _MEMBERSHIP,
-        p,
-    )
-    return online, noisy, match
 
 
 @njit

@@ -26,10 +26,9 @@ from mlhunt.hunt.events import GroupBatch, PopulationBuilder
 _DIMS = (9, 40)
 
 
-def warm_up(engine: bool = True) -> float:
+def warm_up() -> float:
     """Run every registered detector on small synthetic batches of both scopes; returns the
-    seconds it took (compiling on a fresh installation, loading from the cache after).
-    ``engine`` is kept for callers: the engines have no compiled code of their own now."""
+    seconds it took (compiling on a fresh installation, loading from the cache after)."""
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     dets = load_detectors()

@@ -20,6 +20,9 @@ from mlhunt.hunt.detectors._features import _MULT, hash_inputs
 from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
 from mlhunt.hunt.events import GroupBatch, Population
 
+_NONE = np.empty(0)
+_NO_LABEL = np.empty(0, dtype=np.int64)
+
 
 def _x(batch: GroupBatch) -> np.ndarray:
     return np.ascontiguousarray(batch.x, dtype=np.float64)
@@ -34,29 +37,17 @@ class EvasionProbingDetector(Detector):
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         from mlhunt.hunt.detectors import _kern_probing as kern  # numba: only when scoring
 
-        # near duplicates (as _features.near_duplicates) and, group by group right after
+        # near duplicates (see _kern_probing._match_group) and, group by group right after
         # them, the online rates: flips (near duplicates whose label flipped) so far; and for
         # long inputs (images) the chain of near duplicates too, as score-based searches
         # (patch search) rarely flip until they succeed (in short tabular vectors with
         # categorical fields natural near duplicates are common: there the flips carry it)
         z, valid, chunk = hash_inputs(batch, pop)
-        online, near, flip, flips, match = kern.evasion(
-            z,
-            valid,
-            _x(batch),
-            batch.label,
-            batch.offsets,
-            self.p("cell"),
-            2,
-            chunk,
-            _MULT,
-            self.p("min_flips"),
-            self.p("flip_share"),
-            self.p("min_chain"),
-            self.p("chain_share"),
-            self.p("min_events"),
-            batch.x.shape[1] > 16,
-        )
+        names = ("min_flips", "flip_share", "min_chain", "chain_share", "min_events")
+        p = np.array([*map(self.p, names), float(batch.x.shape[1] > 16)])
+        label = batch.label.astype(np.int64, copy=False)
+        args = (z, valid, _x(batch), label, batch.offsets, _NONE, self.p("cell"), chunk, _MULT)
+        match, online, near, flip, flips = kern.probing(*args, kern.EVASION, p)
         return Scored(online, {"near": near, "flip": flip, "flips": flips, "match": match})
 
     def evidence(
@@ -92,22 +83,10 @@ class MembershipProbingDetector(Detector):
         # natural neighbours (amounts that happen to be close) rarely do
         z, valid, chunk = hash_inputs(batch, pop)
         width = np.ascontiguousarray(pop.width, dtype=np.float64)
-        online, noisy, match = kern.membership(
-            z,
-            valid,
-            _x(batch),
-            batch.offsets,
-            width,
-            self.p("cell"),
-            2,
-            chunk,
-            _MULT,
-            self.p("min_changed"),
-            self.p("max_step"),
-            self.p("min_repeats"),
-            self.p("repeat_share"),
-            self.p("min_events"),
-        )
+        names = ("min_changed", "max_step", "min_repeats", "repeat_share", "min_events")
+        p = np.array([*map(self.p, names)])
+        args = (z, valid, _x(batch), _NO_LABEL, batch.offsets, width, self.p("cell"), chunk, _MULT)
+        match, online, noisy, _, _ = kern.probing(*args, kern.MEMBERSHIP, p)
         return Scored(online, {"noisy": noisy, "match": match})
 
     def evidence(

@@ -42,11 +42,6 @@ def load(con: Any, files: Sequence[Path], report: ReadReport, say: Any) -> list[
     return sorted(ranks, key=ranks.__getitem__)
 
 
-def good_view(con: Any, d: int) -> None:
-    """``good``: the rows that are events (every row is; the view keeps the name)."""
-    con.execute("CREATE OR REPLACE VIEW good AS SELECT * FROM events")
-
-
 def _insert(con: Any, table: Any, idx: int) -> None:
     if table.num_rows == 0:
         return

@@ -1,6 +1,6 @@
 """The DuckDB engine between reading and detecting: codes, candidates, sorted tables, population.
 
-Once the ``good`` view is final (:mod:`._duck_load`), :func:`prepare`
+Once the logs are in the ``events`` table (:mod:`._duck_load`), :func:`prepare`
 
 1. counts events per (client, label) in one GROUP BY: the population's per-client volumes,
    label shares and near-boundary share, and the dense codes of client ids and labels
@@ -112,12 +112,12 @@ class Codes:
 def prepare(
     con: Any, d: int, reference: np.ndarray | None, detectors: list[Detector], files: list[str]
 ) -> Prepared:
-    """Steps 1-4 of the module docstring; drops ``events`` (and the ``good`` view)."""
+    """Steps 1-4 of the module docstring; drops ``events``."""
     b = PopulationBuilder()
     near = float(b.near_margin)
     tbl = con.sql(
         "SELECT client_id, label, count(*) AS n, count(margin) AS nm, "  # noqa: S608 (a float)
-        f"count(*) FILTER (margin < {near!r}) AS near FROM good GROUP BY ALL"
+        f"count(*) FILTER (margin < {near!r}) AS near FROM events GROUP BY ALL"
     ).to_arrow_table()
     cols = {c: tbl.column(c).to_numpy(zero_copy_only=False) for c in tbl.column_names}
     b.n, b.n_margin, b.near = (int(cols[c].sum()) for c in ("n", "nm", "near"))
@@ -133,7 +133,6 @@ def prepare(
     tables = {"client_id": _sorted(con, "client_id", xd)}
     if sources:
         tables["source_ip"] = _sorted(con, "source_ip", xd)
-    con.execute("DROP VIEW good")
     con.execute("DROP TABLE events")  # the sorted copies hold every event a pass reads
     if reference is None and xd:
         _features(con, b, xd, len(b.per_client))
@@ -151,7 +150,7 @@ def _sorted(con: Any, scope: str, d: int) -> str:
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {key} AS key, c.code AS client, "  # noqa: S608
         f"l.code AS label, e.ts, e.file_idx, e.line, e.margin, coalesce(e.status, 0) AS status"
-        f"{x} FROM good e JOIN codes_client_id c USING (client_id) "
+        f"{x} FROM events e JOIN codes_client_id c USING (client_id) "
         f"JOIN codes_label l USING (label){src} ORDER BY key, e.ts, e.file_idx, e.line"
     )
     return name
@@ -224,7 +223,7 @@ def candidates(con: Any, dets: list[Detector]) -> list[str]:
     needs = [det.prefilter() for det in dets]
     tbl = con.sql(
         "SELECT source_ip AS k, count(*) AS n, count(DISTINCT client_id) AS nc, "
-        "count(*) FILTER (coalesce(status, 0) IN (401, 403)) AS nd FROM good "
+        "count(*) FILTER (coalesce(status, 0) IN (401, 403)) AS nd FROM events "
         "WHERE source_ip IS NOT NULL GROUP BY ALL"
     ).to_arrow_table()
     keys = np.array(tbl.column("k").to_pylist(), dtype=object)
@@ -259,7 +258,7 @@ def _meets(con: Any, need: GroupNeed, keys: np.ndarray, cnt: dict[str, np.ndarra
         hit = con.sql(
             f"SELECT k FROM (SELECT k, sum(c) OVER (PARTITION BY k ORDER BY bk RANGE BETWEEN "  # noqa: S608
             f"CURRENT ROW AND 3 FOLLOWING) AS s FROM (SELECT source_ip AS k, floor(ts / {w!r}) "
-            f"AS bk, count(*) AS c FROM good SEMI JOIN mlhunt_cands ON source_ip = k "
+            f"AS bk, count(*) AS c FROM events SEMI JOIN mlhunt_cands ON source_ip = k "
             f"WHERE true{denied} GROUP BY ALL)) GROUP BY k HAVING max(s) >= {n!r}"
         ).to_arrow_table()
     finally:

@@ -34,8 +34,8 @@ from mlhunt.hunt.readers import ReadReport, resolve
 #: Threads that score batches while the main thread reads the next one (0: no threads).
 DETECT_WORKERS = 2
 MEMORY_LIMIT = "512MB"  # with the reader and Python, a 1 GB JSONL hunt peaks near 1.1 GB
-#: Per scope, a callable giving builders of its batches (a builder returns one GroupBatch).
-_Scopes = dict[str, Callable[[], Iterator[Callable[[], GroupBatch]]]]
+#: Per scope, a callable giving its batches.
+_Scopes = dict[str, Callable[[], Iterator[GroupBatch]]]
 _NUMERIC = ("ts", "line", "margin", "status", "label", "client", "file_idx")
 
 
@@ -119,20 +119,15 @@ class DuckDBEngine:
         say: Progress,
     ) -> tuple[Population, _Scopes, float, _Warmer]:
         """The table path: logs loaded into DuckDB, each scope sorted into a table."""
-        from mlhunt.hunt.engines._duck_load import good_view, load
+        from mlhunt.hunt.engines._duck_load import load
 
         warmer = _Warmer()  # while DuckDB loads the logs
         t0 = time.perf_counter()
         names = load(con, files, report, say)
-        good_view(con, report.input_dim or 0)
         t_read = time.perf_counter() - t0
         prep = prepare(con, report.input_dim or 0, reference, detectors, names)
-
-        def built(scope: str, table: str) -> Iterator[Callable[[], GroupBatch]]:
-            for batch in batches(con, scope, table, prep):
-                yield partial(_same, batch)
-
-        return (prep.pop, {s: partial(built, s, t) for s, t in prep.tables.items()}, t_read, warmer)
+        scopes = {s: partial(batches, con, s, t, prep) for s, t in prep.tables.items()}
+        return prep.pop, scopes, t_read, warmer
 
     def _detect(
         self, scopes: _Scopes, pop: Population, detectors: list[Detector], say: Progress
@@ -142,10 +137,7 @@ class DuckDBEngine:
         alerts: list[Alert] = []
         spent = [0.0, 0.0]  # wall, cpu
 
-        def timed(
-            make: Callable[[], GroupBatch], dets: list[Detector]
-        ) -> tuple[list[Alert], float, float]:
-            batch = make()
+        def timed(batch: GroupBatch, dets: list[Detector]) -> tuple[list[Alert], float, float]:
             t, c = time.perf_counter(), time.thread_time()
             out = run_detectors(batch, pop, dets)
             return out, time.perf_counter() - t, time.thread_time() - c
@@ -155,21 +147,21 @@ class DuckDBEngine:
             spent[0] += got[1]
             spent[1] += got[2]
 
-        # Batches are built and scored in worker threads while this thread pulls the next one
+        # Batches are scored in worker threads while this thread pulls the next one
         # (numpy, DuckDB and the compiled kernels release the GIL); results are taken in
         # submission order, so the alerts come out as without threads. At most workers + 1
         # batches are in memory.
         with ThreadPoolExecutor(max_workers=max(self.workers, 1)) as pool:
-            for scope, makers in scopes.items():
+            for scope, scan_batches in scopes.items():
                 dets = [x for x in detectors if x.spec.scope == scope and x.applies(pop)]
                 if not dets:
                     continue
                 pending: deque[Future[tuple[list[Alert], float, float]]] = deque()
-                for make in makers():
+                for batch in scan_batches():
                     if self.workers <= 0:
-                        take(timed(make, dets))
+                        take(timed(batch, dets))
                         continue
-                    pending.append(pool.submit(timed, make, dets))
+                    pending.append(pool.submit(timed, batch, dets))
                     while len(pending) > self.workers:
                         take(pending.popleft().result())
                 while pending:
@@ -192,7 +184,7 @@ class _Warmer:
         from mlhunt.hunt.detectors._warm import warm_up
 
         try:
-            warm_up(engine=False)
+            warm_up()
         except BaseException as exc:  # handed to the hunt's thread by join()
             self.error = exc
 
@@ -200,10 +192,6 @@ class _Warmer:
         self.thread.join()
         if self.error is not None:
             raise self.error
-
-
-def _same(batch: GroupBatch) -> GroupBatch:
-    return batch
 
 
 def batches(con: Any, scope: str, table: str, prep: Prepared) -> Iterator[GroupBatch]:

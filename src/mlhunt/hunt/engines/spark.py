@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -37,13 +36,7 @@ import numpy as np
 from mlhunt.errors import InputError
 from mlhunt.hunt.detectors.base import Alert, Detector, run_detectors
 from mlhunt.hunt.engines import EngineResult, Progress
-from mlhunt.hunt.engines.spark_ship import (
-    check_executors,
-    executor_cause,
-    is_local,
-    missing_module,
-    ship,
-)
+from mlhunt.hunt.engines.spark_ship import check_executors, executor_cause, missing_module, ship
 from mlhunt.hunt.engines.spark_sql import (
     CHECKED,
     MARGIN_SQL,
@@ -57,6 +50,7 @@ from mlhunt.hunt.engines.spark_sql import (
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
 from mlhunt.hunt.readers import ReadReport, kind_of, resolve
+from mlhunt.sparkkit import is_local, session, stop
 
 DEFAULT_MASTER = "local[2]"
 #: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
@@ -94,22 +88,6 @@ def _quiet_pandas() -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def _worker_python(master: str) -> Iterator[None]:
-    """In local mode the Python workers run this interpreter (with mlhunt importable): PySpark
-    reads only the PYSPARK_PYTHON variable when the context starts, so it is set for that moment,
-    unless the user chose one. On a cluster this interpreter's path means nothing on the worker
-    machines: the user's PYSPARK_PYTHON (or PySpark's default, ``python3``) stands."""
-    if "PYSPARK_PYTHON" in os.environ or not is_local(master):
-        yield
-        return
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    try:
-        yield
-    finally:
-        os.environ.pop("PYSPARK_PYTHON", None)
-
-
 class SparkEngine:
     name = "spark"
 
@@ -128,41 +106,9 @@ class SparkEngine:
         self.ship_code = not is_local(self.master) if ship_code is None else ship_code
         self.conf = dict(conf or {})
 
-    # --- session -------------------------------------------------------------------------
     def session(self) -> tuple[Any, bool]:
-        """(the Spark session for ``master``, whether this call started it): an active session
-        is reused and left running by the hunt."""
-        try:
-            from pyspark.sql import SparkSession
-        except ImportError as exc:
-            raise InputError(
-                f"--engine spark: pyspark is not installed ({exc}); pip install 'mlhunt[spark]'"
-            ) from None
-        existing = SparkSession.getActiveSession()
-        with warnings.catch_warnings(), _worker_python(self.master):
-            warnings.simplefilter("ignore")  # pyspark warns about the pandas major version
-            try:
-                builder = (
-                    SparkSession.builder.master(self.master)
-                    .appName("mlhunt-hunt")
-                    .config("spark.ui.enabled", "false")
-                    .config("spark.ui.showConsoleProgress", "false")
-                    .config("spark.log.level", "FATAL")
-                    .config("spark.sql.shuffle.partitions", str(self.shuffle_partitions))
-                    .config("spark.sql.session.timeZone", "UTC")
-                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                )
-                for key, value in self.conf.items():
-                    builder = builder.config(key, value)
-                spark = builder.getOrCreate()
-            except Exception as exc:  # Java missing, bad master URL ...
-                raise InputError(
-                    f"--engine spark: cannot start Spark at {self.master} "
-                    f"({type(exc).__name__}: {str(exc)[:200]})"
-                ) from None
-        # task failures come back as exceptions (one line to the user); no Java logs on stderr
-        spark.sparkContext.setLogLevel("FATAL")
-        return spark, existing is None
+        """(the Spark session for ``master``, whether this call started it)."""
+        return session(self.master, self.shuffle_partitions, self.conf)
 
     # --- engine --------------------------------------------------------------------------
     def run(
@@ -211,7 +157,7 @@ class SparkEngine:
                     cached.unpersist()
         finally:
             if owned:
-                _stop(spark, self.master)
+                stop(spark, self.master)
         n = report.records
         stats = {
             "engine": self.name,
@@ -491,20 +437,6 @@ def _group_function(scope: str, dets: list[Detector], pop: Population) -> Any:
         return pd.DataFrame(rows, columns=[c.split()[0] for c in _ALERT_SCHEMA.split(", ")])
 
     return run
-
-
-def _stop(spark: Any, master: str) -> None:
-    """Stop the session. On a cluster, Spark's standalone client races its own shutdown and
-    prints a RejectedExecutionException's stack on the driver JVM's stderr after a good hunt;
-    that stream is closed first (the JVM's logs are already off: errors reach the user as
-    exceptions, in one line)."""
-    if not is_local(master):
-        with contextlib.suppress(Exception):
-            io = spark.sparkContext._jvm.java.io
-            spark.sparkContext._jvm.java.lang.System.setErr(
-                io.PrintStream(io.OutputStream.nullOutputStream())
-            )
-    spark.stop()
 
 
 def _ship_dir() -> Path:

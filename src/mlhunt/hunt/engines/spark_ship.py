@@ -41,11 +41,6 @@ _NUMBA_CACHE = (".nbi", ".nbc")
 _SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
-def is_local(master: str) -> bool:
-    """Local mode: the executors are threads of the driver's JVM and use the driver's Python."""
-    return master == "local" or master.startswith("local[")
-
-
 def _numba_cache_dirs(source_dir: Path) -> list[Path]:
     """Where numba keeps the compiled kernels of the modules in ``source_dir``: beside them
     (``__pycache__``) or under ``NUMBA_CACHE_DIR``."""

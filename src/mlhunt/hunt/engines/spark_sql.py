@@ -1,4 +1,4 @@
-"""The Spark engine's record checks, generated from :func:`mlhunt.hunt.checks.describe`.
+"""The Spark engine's record checks, generated from :func:`mlhunt.hunt.checks.field_checks`.
 
 Each record is parsed once into a Spark ``VARIANT`` (``try_parse_json``). From the declared
 checks (column, path, kind, required, bounds) :func:`vouch_sql` writes the Spark SQL that
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mlhunt.hunt.checks import RFC3339, Malformed, check_record, describe
+from mlhunt.hunt.checks import RFC3339, FieldCheck, Malformed, check_record, field_checks
 from mlhunt.hunt.readers import COLUMNS, ReadReport, parse_line, read_batches
 
 #: What both paths give: the record's place, the normalised columns, and the reason (or NULL).
@@ -27,7 +27,7 @@ CHECKED = (
 )
 OUT = [c.split()[0] for c in CHECKED.split(", ")]
 #: The columns :func:`vouch_sql` computes (one per declared check but the object ones).
-VALUE_COLUMNS = [c["column"] for c in describe() if c["kind"] != "object"]
+VALUE_COLUMNS = [c.column for c in field_checks() if c.kind != "object"]
 _NUM = "({t} IN ('BIGINT', 'DOUBLE') OR {t} LIKE 'DECIMAL(%')"
 _VEC = "({t} IN ('ARRAY<BIGINT>', 'ARRAY<DOUBLE>') OR {t} LIKE 'ARRAY<DECIMAL(%')"
 
@@ -36,14 +36,14 @@ def _finite(x: str) -> str:
     return f"(abs({x}) <= 1.7976931348623157E308D)"  # false for NaN and infinities
 
 
-def _field_sql(c: dict[str, Any]) -> tuple[str, str]:
+def _field_sql(c: FieldCheck) -> tuple[str, str]:
     """(value, ok) Spark SQL of one declared check over ``x:<column>`` (the field as a
     variant) and ``t:<column>`` (its type, from ``schema_of_variant``)."""
-    x, t, col = f"`x:{c['column']}`", f"`t:{c['column']}`", f"`{c['column']}`"
+    x, t, col = f"`x:{c.column}`", f"`t:{c.column}`", f"`{c.column}`"
     get = f"try_variant_get({x}, '$', '{{}}')"
     absent = f"({x} IS NULL OR {t} = 'VOID' OR ({t} = 'STRING' AND {get.format('string')} = ''))"
     num = f"CASE WHEN {_NUM.format(t=t)} THEN {get.format('double')} END"
-    kind = c["kind"]
+    kind = c.kind
     if kind == "object":
         value, ok = "NULL", f"startswith({t}, 'OBJECT<')"
     elif kind == "text":
@@ -62,12 +62,12 @@ def _field_sql(c: dict[str, Any]) -> tuple[str, str]:
         ok = _finite(col)
     else:  # number, integer (bounds on the double, the column is its truncation)
         value, ok = num, _finite(num)
-        if c["low"] is not None and c["high"] is not None:
-            ok = f"{ok} AND {num} >= {c['low']!r}D AND {num} < {c['high']!r}D"
+        if c.low is not None and c.high is not None:
+            ok = f"{ok} AND {num} >= {c.low!r}D AND {num} < {c.high!r}D"
         if kind == "integer":
             value = f"try_cast({num} AS BIGINT)"
     ok = f"coalesce({ok}, false)"
-    return value, ok if c["required"] else f"({absent} OR {ok})"
+    return value, ok if c.required else f"({absent} OR {ok})"
 
 
 def vouch_sql() -> tuple[list[str], list[str], list[str], str]:
@@ -75,15 +75,15 @@ def vouch_sql() -> tuple[list[str], list[str], list[str], str]:
     normalised values (columns named as in :data:`CHECKED`, the raw ``score`` among them), and
     the ``ok`` verdict (a record with ``features`` in place of ``input`` is left to Python,
     which reads them)."""
-    checks = describe()
-    fields = [f"variant_get(v, '$.{'.'.join(c['path'])}') AS `x:{c['column']}`" for c in checks]
+    checks = field_checks()
+    fields = [f"variant_get(v, '$.{'.'.join(c.path)}') AS `x:{c.column}`" for c in checks]
     fields.append("variant_get(v, '$.features') AS `x:features`")
-    types = [f"schema_of_variant(`x:{c['column']}`) AS `t:{c['column']}`" for c in checks]
+    types = [f"schema_of_variant(`x:{c.column}`) AS `t:{c.column}`" for c in checks]
     values, oks = [], ["(`x:input` IS NOT NULL OR `x:features` IS NULL)"]
     for c in checks:
         value, ok = _field_sql(c)
-        if c["kind"] != "object":
-            values.append(f"{value} AS `{c['column']}`")
+        if c.kind != "object":
+            values.append(f"{value} AS `{c.column}`")
         oks.append(ok)
     return fields, types, values, " AND ".join(oks)
 

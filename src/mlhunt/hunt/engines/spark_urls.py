@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlhunt.errors import InputError
-from mlhunt.hunt.readers import LOG_SUFFIXES
+from mlhunt.hunt.readers import is_log_name
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 #: Files one URL may expand to (a bucket listing is bounded like any input).
@@ -29,10 +29,6 @@ def split_urls(paths: str | Path | Sequence[str | Path]) -> tuple[list[str | Pat
     """(local paths, URLs) of what the user named, each in the given order."""
     items = [paths] if isinstance(paths, str | Path) else list(paths)
     return [p for p in items if not is_url(p)], [str(p) for p in items if is_url(p)]
-
-
-def is_log_name(name: str) -> bool:
-    return name.lower().removesuffix(".gz").endswith(LOG_SUFFIXES)
 
 
 def url_name(url: str) -> str:
