@@ -23,6 +23,8 @@ PHONE = re.compile(
     r"(?![ .-]?\d)(?!\w)"
 )
 SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+#: every pattern :func:`findings_in` matches with (the prefilter derives its RE2 from these)
+PATTERNS = (CARD, IBAN, EMAIL, PHONE, SSN)
 NON_DIGIT = re.compile(r"\D")
 SPACE = re.compile(r"\s")
 SEPARATORS = re.compile(r"[\s().+-]")
@@ -80,6 +82,23 @@ def secrets_in(text: str) -> list[tuple[str, str]]:
     out = []
     for line in text[:65_536].splitlines()[:500]:
         out += [(s.type, str(s.secret_value)) for s in scan_line(line)]
+    return out
+
+
+def secret_patterns() -> list[re.Pattern[str]]:
+    """Patterns one of which each :data:`SECRET_PLUGINS` plugin needs to match before it
+    reports: its own ``denylist``, or for the keyword plugin its keywords."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    by_name = {c.__name__: c for c in get_mapping_from_secret_type_to_class().values()}
+    out: list[re.Pattern[str]] = []
+    for name in SECRET_PLUGINS:
+        plugin = by_name[name]
+        if name == "KeywordDetector":
+            out.append(re.compile("|".join(DENYLIST), re.IGNORECASE))
+        else:
+            out += list(plugin.denylist)  # a plugin without one fails here, loudly
     return out
 
 

@@ -82,7 +82,9 @@ _HOMOGLYPHS = str.maketrans(
     "аеорсухіјѕԁԛԝһкмтвнАЕОРСУХІЈЅКМТВНαοερτυνικχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
     "aeopcyxijsdqwhkmtbhAEOPCYXIJSKMTBHaoeptuvikxABEHIKMNOPTYX",
 )
-_LEET = str.maketrans("0134578@$!|", "oieastbasil")
+#: leetspeak digits and signs -> the letters they stand for (also the prefilter's table)
+LEET = ("0134578@$!|", "oieastbasil")
+_LEET = str.maketrans(*LEET)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,303 @@
+"""The gateway log through DuckDB: a declared schema, only the fields the detectors read, and
+the texts prefiltered as whole Arrow columns (:mod:`.prefilter`).
+
+DuckDB reads each line into typed columns; the small fields are read as JSON so that their
+JSON type can be checked as :func:`.gateway.to_call` checks it. A row is *vouched* when every
+field is what ``to_call`` accepts without a doubt (the canonical chat-completions shape, no
+variant keys, texts within bounds). A vouched row none of whose texts a prefilter marks becomes
+a :class:`~.records.Call` with its metadata, tools and tool calls but no messages or completion
+(no detector could use them). Every other row (unreadable, a variant shape, a marked text) is
+read again by the Python path (``json`` and ``to_call``, or the malformed-record report, with
+file and line), so its call is exactly the one ``readers.read`` makes.
+
+Line numbers: DuckDB returns one row per non-blank line (:class:`~mlhunt.hunt.duckread.LineMap`
+counts them); when the counts differ, or the first line is not a vouched record (it may start a
+pretty-printed document), the whole file goes the Python path. Known difference: a record with a
+key repeated keeps DuckDB's first value where ``json`` keeps the last.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlhunt.llmhunt import prefilter
+from mlhunt.llmhunt.detectors.base import Context
+from mlhunt.llmhunt.gateway import MAX_MESSAGES, MAX_TEXT, MAX_TOOLS, parse_ts
+from mlhunt.llmhunt.readers import GATEWAY, MAX_LINE_BYTES, Sink, iter_lines, parse
+from mlhunt.llmhunt.records import Call, ToolCall
+
+_TC = "STRUCT(id JSON, function STRUCT(name JSON, arguments JSON))[]"
+COLUMNS: dict[str, str] = {
+    **{
+        k: "JSON"
+        for k in [
+            "ts",
+            "client_id",
+            "session_id",
+            "model",
+            "status",
+            "latency_ms",
+            "simulated",
+            "label",
+            "tool_calls",
+            "usage",
+            "resourceSpans",
+            "resource_spans",
+            "traceId",
+            "trace_id",
+            "context",
+        ]
+    },
+    "request": "STRUCT(model JSON, messages STRUCT(role JSON, content JSON)[], tools JSON)",
+    "response": f"STRUCT(choices STRUCT(message STRUCT(content JSON, tool_calls {_TC}))[], "
+    "usage STRUCT(prompt_tokens JSON, completion_tokens JSON))",
+}
+SAMPLE = 1000  # completions from which the prompt-leak prefilter learns which words are rare
+_NUM = "('UBIGINT', 'BIGINT', 'DOUBLE')"
+
+
+def _text_ok(x: str) -> str:
+    return f"({x} IS NULL OR (json_type({x}) = 'VARCHAR' AND length({x}->>'$') <= {MAX_TEXT}))"
+
+
+def _str(x: str) -> str:
+    return f"(json_type({x}) = 'VARCHAR' AND {x}->>'$' <> '')"
+
+
+# Each condition is one of to_call's checks passing for sure (or a variant left to Python).
+_OK = " AND ".join(
+    [
+        f"json_type(ts) IN {_NUM[:-1]}, 'VARCHAR')",
+        _str("client_id"),
+        _str("session_id"),
+        "(model IS NULL OR json_type(model) = 'VARCHAR')",
+        "(request.model IS NULL OR json_type(request.model) = 'VARCHAR')",
+        "(status IS NULL OR json_type(status) IN ('UBIGINT', 'BIGINT'))",
+        f"(latency_ms IS NULL OR json_type(latency_ms) IN {_NUM})",
+        "tool_calls IS NULL AND usage IS NULL",
+        "resourceSpans IS NULL AND resource_spans IS NULL",
+        "traceId IS NULL AND trace_id IS NULL AND context IS NULL",
+        f"len(request.messages) BETWEEN 1 AND {MAX_MESSAGES}",
+        "list_bool_and(list_transform(request.messages, lambda m: json_type(m.role) = 'VARCHAR'"
+        f" AND {_text_ok('m.content')}))",
+        "len(response.choices) >= 1",
+        _text_ok("response.choices[1].message.content"),
+        f"(tcs IS NULL OR (len(tcs) <= {MAX_TOOLS} AND list_bool_and(list_transform(tcs, "
+        "lambda t: json_type(t.function.name) = 'VARCHAR' AND "
+        f"{_text_ok('t.function.arguments')} AND t.function.arguments IS NOT NULL AND "
+        "(t.id IS NULL OR json_type(t.id) = 'VARCHAR')))))",
+        "(pt IS NULL OR json_type(pt) = 'UBIGINT')",
+        "(ct IS NULL OR json_type(ct) = 'UBIGINT')",
+    ]
+)
+
+QUERY = f"""
+WITH raw AS (
+  SELECT *, response.choices[1].message.tool_calls AS tcs,
+         response.usage.prompt_tokens AS pt, response.usage.completion_tokens AS ct
+  FROM read_json($path, format = 'newline_delimited', columns = $columns,
+                 ignore_errors = true, maximum_object_size = {MAX_LINE_BYTES * 4})
+)
+SELECT
+  coalesce({_OK}, false) AS ok,
+  CASE WHEN json_type(ts) = 'VARCHAR' THEN NULL ELSE ts::DOUBLE END AS ts_num,
+  CASE WHEN json_type(ts) = 'VARCHAR' THEN ts->>'$' END AS ts_text,
+  client_id->>'$' AS client, session_id->>'$' AS session,
+  coalesce(nullif(model->>'$', ''), nullif(request.model->>'$', ''), '') AS model,
+  status::BIGINT AS status, latency_ms::DOUBLE AS latency_ms,
+  coalesce(json_type(simulated) = 'BOOLEAN' AND simulated::VARCHAR = 'true', false) AS simulated,
+  CASE WHEN json_type(label) = 'VARCHAR' THEN label->>'$' END AS label,
+  request.tools::VARCHAR AS tools,
+  coalesce(pt::UBIGINT, 0) AS prompt_tokens, coalesce(ct::UBIGINT, 0) AS completion_tokens,
+  list_filter(request.messages, lambda m: m.role->>'$' = 'user')[-1].content->>'$' AS user_text,
+  list_transform(list_filter(request.messages, lambda m: m.role->>'$' = 'tool'),
+                 lambda m: m.content->>'$') AS tool_texts,
+  list_transform(list_filter(request.messages, lambda m: m.role->>'$' = 'system'),
+                 lambda m: m.content->>'$') AS system_texts,
+  response.choices[1].message.content->>'$' AS completion,
+  list_transform(tcs, lambda t: t.function.name->>'$') AS tc_names,
+  list_transform(tcs, lambda t: t.function.arguments->>'$') AS tc_args,
+  list_transform(tcs, lambda t: coalesce(t.id->>'$', '')) AS tc_ids
+FROM raw
+"""  # noqa: S608 (no user input in the text; the path is a parameter)
+
+
+def _any_in_lists(lists: Any, pattern_marks: Any) -> np.ndarray:
+    """Per row of a list column: whether any element is marked (``pattern_marks`` on the
+    flattened values)."""
+    import pyarrow.compute as pc
+
+    n = len(lists)
+    flat = pc.list_flatten(lists)
+    if len(flat) == 0:
+        return np.zeros(n, bool)
+    hit = pattern_marks(flat)
+    rows = pc.list_parent_indices(lists).to_numpy()
+    return np.bincount(rows[hit], minlength=n)[:n] > 0
+
+
+def suspects(table: Any, ctx: Context) -> np.ndarray:
+    """Rows with a text some detector's prefilter marks."""
+    import pyarrow.compute as pc
+
+    from mlhunt.llmhunt.detectors.leak import PromptLeak
+
+    sens = prefilter.sensitive_pattern()
+    leak = PromptLeak.load().spec.params
+    systems = pc.unique(pc.list_flatten(table.column("system_texts"))).drop_null().to_pylist()
+    completion = table.column("completion")
+    step = max(1, len(completion) // SAMPLE)
+    sample = completion.take(np.arange(0, len(completion), step)).drop_null().to_pylist()
+    n, share = int(leak["shingle_words"]), float(leak["min_share"])
+    words = prefilter.leak_words(systems, n, share, sample)
+    canaries = [c.lower() for c in ctx.canaries if c]
+    if words is None:  # too many system prompts to cover: every answer is read by Python
+        out = pc.fill_null(pc.greater(pc.utf8_length(completion), 0), False).to_numpy(
+            zero_copy_only=False
+        )
+    else:
+        out = prefilter.marks(completion, prefilter.literal_pattern([*words, *canaries]))
+    out = out | prefilter.marks(completion, sens)
+    out |= prefilter.injection_marks(table.column("user_text"))
+    out |= _any_in_lists(table.column("tool_texts"), prefilter.injection_marks)
+    out |= _any_in_lists(table.column("tc_args"), lambda a: prefilter.marks(a, sens))
+    return out
+
+
+def read_gateway(path: Path, sink: Sink, ctx: Context) -> bool:
+    """Read one plain gateway JSON Lines file into ``sink``; False (nothing read) when the
+    file must go the Python path as a whole."""
+    import duckdb
+
+    from mlhunt.hunt.duckread import LineMap
+
+    lines = LineMap.of(path)
+    con = duckdb.connect(config={"memory_limit": "1GB"})
+    try:
+        con.execute("SET enable_progress_bar = false")
+        table = con.sql(QUERY, params={"path": str(path), "columns": COLUMNS}).to_arrow_table()
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    if table.num_rows != lines.total or table.num_rows == 0:
+        return False
+    ok = table.column("ok").to_numpy(zero_copy_only=False)
+    if not ok[0]:
+        return False
+    slim = ok & ~suspects(table, ctx)
+    line_of = lines.at(0, table.num_rows)
+    name = str(path)
+    by_line, doubtful = _slim_calls(table, np.flatnonzero(slim), line_of, name)
+    python_lines = set(line_of[~slim].tolist()) | doubtful
+    calls = sink.out.calls
+    taken: list[tuple[int, Call]] = []
+    for n, raw in iter_lines(path):
+        if raw is None:
+            by_line.pop(n, None)
+            sink.take(name, n, GATEWAY, ValueError(f"line longer than {MAX_LINE_BYTES} bytes"))
+        elif n in python_lines:
+            try:
+                obj: Any = parse(raw)
+            except ValueError as exc:
+                obj = exc
+            before = len(calls)
+            sink.take(name, n, GATEWAY, obj)
+            taken += [(n, c) for c in calls[before:]]
+            del calls[before:]
+    sink.out.records += len(by_line)
+    taken += by_line.items()
+    taken.sort(key=lambda lc: lc[0])  # line order, as the Python path (ties in time stay so)
+    calls += [c for _, c in taken]
+    return True
+
+
+def _slim_calls(
+    table: Any, idx: np.ndarray, line_of: np.ndarray, name: str
+) -> tuple[dict[int, Call], set[int]]:
+    """Calls without texts for the rows ``idx`` (vouched, no text marked), by line; and the
+    lines whose time text or tools ``to_call`` would judge (left to the Python path)."""
+    import pyarrow as pa
+
+    out: dict[int, Call] = {}
+    doubtful: set[int] = set()
+    if not len(idx):
+        return out, doubtful
+    t = table.take(pa.array(idx))
+    col = {c: t.column(c).to_pylist() for c in _SLIM}
+    tools_cache: dict[str | None, tuple[dict[str, Any], ...] | None] = {}
+    for i, line in enumerate(line_of[idx].tolist()):
+        ts = col["ts_num"][i]
+        raw_tools = col["tools"][i]
+        if raw_tools not in tools_cache:
+            tools_cache[raw_tools] = _tools(raw_tools)
+        tools = tools_cache[raw_tools]
+        if ts is None:
+            try:
+                ts = parse_ts(col["ts_text"][i])
+            except ValueError:
+                tools = None
+        if tools is None:
+            doubtful.add(line)
+            continue
+        names = col["tc_names"][i]
+        tool_calls = (
+            tuple(
+                ToolCall(n, a, d)
+                for n, a, d in zip(names, col["tc_args"][i], col["tc_ids"][i], strict=True)
+            )
+            if names
+            else ()
+        )
+        out[line] = Call(
+            ts=float(ts),
+            client=col["client"][i],
+            session=col["session"][i],
+            model=col["model"][i],
+            tools=tools,
+            tool_calls=tool_calls,
+            prompt_tokens=col["prompt_tokens"][i],
+            completion_tokens=col["completion_tokens"][i],
+            status=col["status"][i],
+            latency_ms=col["latency_ms"][i],
+            simulated=col["simulated"][i],
+            label=col["label"][i],
+            where=f"{name}:{line}",
+        )
+    return out, doubtful
+
+
+_SLIM = [
+    "ts_num",
+    "ts_text",
+    "client",
+    "session",
+    "model",
+    "status",
+    "latency_ms",
+    "simulated",
+    "label",
+    "tools",
+    "prompt_tokens",
+    "completion_tokens",
+    "tc_names",
+    "tc_args",
+    "tc_ids",
+]
+
+
+def _tools(raw: str | None) -> tuple[dict[str, Any], ...] | None:
+    """``request.tools`` as ``to_call`` keeps it (None: not a list)."""
+    try:
+        value = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError):
+        return None
+    value = value or ()
+    if not isinstance(value, list | tuple):
+        return None
+    return tuple(t for t in value[:MAX_TOOLS] if isinstance(t, Mapping))
