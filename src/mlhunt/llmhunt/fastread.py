@@ -28,7 +28,7 @@ import numpy as np
 from mlhunt.llmhunt import prefilter
 from mlhunt.llmhunt.detectors.base import Context
 from mlhunt.llmhunt.gateway import MAX_MESSAGES, MAX_TEXT, MAX_TOOLS, parse_ts
-from mlhunt.llmhunt.readers import GATEWAY, MAX_LINE_BYTES, Sink, iter_lines, parse
+from mlhunt.llmhunt.readers import GATEWAY, MAX_LINE_BYTES, Sink, parse
 from mlhunt.llmhunt.records import Call, ToolCall
 
 _TC = "STRUCT(id JSON, function STRUCT(name JSON, arguments JSON))[]"
@@ -169,14 +169,46 @@ def suspects(table: Any, ctx: Context) -> np.ndarray:
     return out
 
 
+class Lines:
+    """The non-blank lines of a file (what DuckDB makes rows of): number, start and end, from
+    a memory map scanned with numpy (no copy of the file)."""
+
+    def __init__(self, path: Path) -> None:
+        import mmap
+
+        self.fh = path.open("rb")
+        self.map = mmap.mmap(self.fh.fileno(), 0, access=mmap.ACCESS_READ)
+        data = np.frombuffer(self.map, np.uint8)
+        ends = np.flatnonzero(data == 10)
+        if not len(ends) or ends[-1] != len(data) - 1:
+            ends = np.append(ends, len(data))  # a last line without a newline
+        starts = np.concatenate([[0], ends[:-1] + 1])
+        number = np.arange(1, len(ends) + 1)
+        # a line is blank when empty or whitespace only; only lines that start with
+        # whitespace can be, and those few are looked at one by one
+        first = np.where(starts < ends, data[np.minimum(starts, len(data) - 1)], 32)
+        maybe = np.flatnonzero(np.isin(first, list(b" \t\r\f\v")))
+        blank = [i for i in maybe.tolist() if not self.map[starts[i] : ends[i]].strip()]
+        keep = np.ones(len(ends), bool)
+        keep[blank] = False
+        self.number, self.start, self.end = number[keep], starts[keep], ends[keep]
+        del data  # the map can close only without views on it
+
+    def raw(self, i: int) -> bytes:
+        return self.map[int(self.start[i]) : int(self.end[i]) + 1]
+
+    def close(self) -> None:
+        self.map.close()
+        self.fh.close()
+
+
 def read_gateway(path: Path, sink: Sink, ctx: Context) -> bool:
     """Read one plain gateway JSON Lines file into ``sink``; False (nothing read) when the
     file must go the Python path as a whole."""
     import duckdb
 
-    from mlhunt.hunt.duckread import LineMap
-
-    lines = LineMap.of(path)
+    if path.stat().st_size == 0:
+        return False
     con = duckdb.connect(config={"memory_limit": "1GB"})
     try:
         con.execute("SET enable_progress_bar = false")
@@ -185,31 +217,41 @@ def read_gateway(path: Path, sink: Sink, ctx: Context) -> bool:
         return False
     finally:
         con.close()
-    if table.num_rows != lines.total or table.num_rows == 0:
+    lines = Lines(path)
+    try:
+        return _read(path, sink, ctx, table, lines)
+    finally:
+        lines.close()
+
+
+def _read(path: Path, sink: Sink, ctx: Context, table: Any, lines: Lines) -> bool:
+    if table.num_rows != len(lines.number) or table.num_rows == 0:
         return False
     ok = table.column("ok").to_numpy(zero_copy_only=False)
     if not ok[0]:
         return False
-    slim = ok & ~suspects(table, ctx)
-    line_of = lines.at(0, table.num_rows)
+    long = (lines.end - lines.start) > MAX_LINE_BYTES  # as iter_lines: without the newline
+    slim = ok & ~suspects(table, ctx) & ~long
     name = str(path)
-    by_line, doubtful = _slim_calls(table, np.flatnonzero(slim), line_of, name)
-    python_lines = set(line_of[~slim].tolist()) | doubtful
+    by_line, doubtful = _slim_calls(table, np.flatnonzero(slim), lines.number, name)
+    python = ~slim
+    python[np.searchsorted(lines.number, np.array(sorted(doubtful), np.int64))] = True
     calls = sink.out.calls
     taken: list[tuple[int, Call]] = []
-    for n, raw in iter_lines(path):
-        if raw is None:
-            by_line.pop(n, None)
-            sink.take(name, n, GATEWAY, ValueError(f"line longer than {MAX_LINE_BYTES} bytes"))
-        elif n in python_lines:
+    for i in np.flatnonzero(python).tolist():
+        n = int(lines.number[i])
+        obj: Any
+        if long[i]:
+            obj = ValueError(f"line longer than {MAX_LINE_BYTES} bytes")
+        else:
             try:
-                obj: Any = parse(raw)
+                obj = parse(lines.raw(i))
             except ValueError as exc:
                 obj = exc
-            before = len(calls)
-            sink.take(name, n, GATEWAY, obj)
-            taken += [(n, c) for c in calls[before:]]
-            del calls[before:]
+        before = len(calls)
+        sink.take(name, n, GATEWAY, obj)
+        taken += [(n, c) for c in calls[before:]]
+        del calls[before:]
     sink.out.records += len(by_line)
     taken += by_line.items()
     taken.sort(key=lambda lc: lc[0])  # line order, as the Python path (ties in time stay so)
