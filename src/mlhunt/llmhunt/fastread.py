@@ -62,7 +62,9 @@ _NUM = "('UBIGINT', 'BIGINT', 'DOUBLE')"
 
 
 def _text_ok(x: str) -> str:
-    return f"({x} IS NULL OR (json_type({x}) = 'VARCHAR' AND length({x}->>'$') <= {MAX_TEXT}))"
+    # the JSON text is at least as long as the string it holds (quotes, escapes): a bound on it
+    # bounds the string without decoding it
+    return f"({x} IS NULL OR (json_type({x}) = 'VARCHAR' AND length({x}::VARCHAR) <= {MAX_TEXT}))"
 
 
 def _str(x: str) -> str:
@@ -270,51 +272,47 @@ def _slim_calls(
     doubtful: set[int] = set()
     if not len(idx):
         return out, doubtful
-    t = table.take(pa.array(idx))
-    col = {c: t.column(c).to_pylist() for c in _SLIM}
-    tools_cache: dict[str | None, tuple[dict[str, Any], ...] | None] = {}
-    for i, line in enumerate(line_of[idx].tolist()):
-        ts = col["ts_num"][i]
-        raw_tools = col["tools"][i]
-        if raw_tools not in tools_cache:
-            tools_cache[raw_tools] = _tools(raw_tools)
-        tools = tools_cache[raw_tools]
+    import pyarrow.compute as pc
+
+    t = table.select([*_SLIM, "tools"]).take(pa.array(idx))  # (not the texts: no copy)
+    # the tools offered repeat from call to call: each distinct text is parsed once
+    coded = pc.dictionary_encode(t.column("tools")).combine_chunks()
+    parsed = [_tools(raw) for raw in coded.dictionary.to_pylist()]
+    tool_index = coded.indices.fill_null(-1).to_pylist()
+    none: tuple[dict[str, Any], ...] | None = _tools(None)
+    cols = [t.column(c).to_pylist() for c in _SLIM]
+    rows = zip(line_of[idx].tolist(), tool_index, *cols, strict=True)
+    for line, k, ts, ts_text, client, session, model, status, latency, sim, label, *rest in rows:
+        tools = parsed[k] if k >= 0 else none
         if ts is None:
             try:
-                ts = parse_ts(col["ts_text"][i])
+                ts = parse_ts(ts_text)
             except ValueError:
                 tools = None
         if tools is None:
             doubtful.add(line)
             continue
-        names = col["tc_names"][i]
-        tool_calls = (
-            tuple(
-                ToolCall(n, a, d)
-                for n, a, d in zip(names, col["tc_args"][i], col["tc_ids"][i], strict=True)
-            )
-            if names
-            else ()
-        )
+        p_tokens, c_tokens, names, args, ids = rest
         out[line] = Call(
             ts=float(ts),
-            client=col["client"][i],
-            session=col["session"][i],
-            model=col["model"][i],
+            client=client,
+            session=session,
+            model=model,
             tools=tools,
-            tool_calls=tool_calls,
-            prompt_tokens=col["prompt_tokens"][i],
-            completion_tokens=col["completion_tokens"][i],
-            status=col["status"][i],
-            latency_ms=col["latency_ms"][i],
-            simulated=col["simulated"][i],
-            label=col["label"][i],
+            tool_calls=tuple(map(ToolCall, names, args, ids)) if names else (),
+            prompt_tokens=p_tokens,
+            completion_tokens=c_tokens,
+            status=status,
+            latency_ms=latency,
+            simulated=sim,
+            label=label,
             where=f"{name}:{line}",
+            prefiltered=True,
         )
     return out, doubtful
 
 
-_SLIM = [
+_SLIM = [  # in the order _slim_calls unpacks them
     "ts_num",
     "ts_text",
     "client",
@@ -324,7 +322,6 @@ _SLIM = [
     "latency_ms",
     "simulated",
     "label",
-    "tools",
     "prompt_tokens",
     "completion_tokens",
     "tc_names",

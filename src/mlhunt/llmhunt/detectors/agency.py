@@ -32,6 +32,7 @@ class Violations:
     def __init__(self, limits: Mapping[str, Mapping[str, Any]]) -> None:
         self.limits = limits
         self.cache: dict[str, Any] = {}
+        self.by_id: dict[int, tuple[Any, str]] = {}
 
     def check(self, tc: ToolCall, offered: Mapping[str, Any]) -> str | None:
         from jsonschema import Draft202012Validator
@@ -48,7 +49,12 @@ class Violations:
             args = json.loads(tc.arguments or "{}")
         except (ValueError, RecursionError):
             return "arguments are not JSON"
-        key = json.dumps(schema, sort_keys=True, default=str)
+        pinned = self.by_id.get(id(schema))  # calls of one reader share their tools' schemas
+        if pinned is not None and pinned[0] is schema:
+            key = pinned[1]
+        else:
+            key = json.dumps(schema, sort_keys=True, default=str)
+            self.by_id[id(schema)] = (schema, key)  # (the schema kept: its id stays its own)
         if key not in self.cache:
             try:
                 self.cache[key] = Draft202012Validator(schema)
@@ -78,6 +84,7 @@ class ExcessiveAgency(LlmDetector):
         limit = max(float(self.param("factor")) * median, float(self.param("min_calls")))
         weight = float(self.param("violation_weight"))
         checker = Violations(ctx.tool_limits)
+        seen_tools: dict[int, tuple[Any, dict[str, Any]]] = {}  # tools tuple -> declared
         out: dict[str, ClientScore] = {}
         for client, calls in by_client.items():
             if not any(c.tool_calls for c in calls):
@@ -87,7 +94,10 @@ class ExcessiveAgency(LlmDetector):
             online, bad, peak = [], [], 0.0
             for c in calls:
                 if c.kind == "chat":
-                    offered[c.session] = declared(c) or offered.get(c.session, {})
+                    tools = seen_tools.get(id(c.tools))
+                    if tools is None or tools[0] is not c.tools:
+                        tools = seen_tools[id(c.tools)] = (c.tools, declared(c))
+                    offered[c.session] = tools[1] or offered.get(c.session, {})
                 for tc in c.tool_calls:
                     counts[c.session] += 1
                     why = checker.check(tc, offered.get(c.session, {}))

@@ -171,6 +171,9 @@ class SensitiveOutput(LlmDetector):
             kinds: Counter[str] = Counter()
             where: list[dict[str, str]] = []
             for c in calls:
+                if c.prefiltered:  # no text of it can hold a value (the reader's prefilter)
+                    online.append(total)
+                    continue
                 texts = [("completion", c.completion)] + [
                     (f"tool:{tc.name}", tc.arguments) for tc in c.tool_calls
                 ]
