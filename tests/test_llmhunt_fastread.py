@@ -155,3 +155,21 @@ def test_a_leaking_answer_holds_a_leak_word() -> None:
             checked += 1
             assert any(w in answer.lower() for w in words), answer
     assert checked > 3
+
+
+def test_small_clients_windows_equal_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    import numpy as np
+
+    from mlhunt.llmhunt.detectors import consumption
+    from mlhunt.llmhunt.records import Call
+
+    rng = random.Random(5)
+    ts, calls = 1000.0, []
+    for _ in range(50):
+        ts += rng.choice([0.0, 1.0, 299.5, 300.0, 301.0, 900.0])  # ties and window edges
+        calls.append(Call(ts, "k", "s", prompt_tokens=rng.randrange(0, 9000)))
+    loop = consumption.window_tokens(calls, 300.0)
+    monkeypatch.setattr(consumption, "SMALL", 0)
+    assert np.array_equal(loop, consumption.window_tokens(calls, 300.0))

@@ -280,7 +280,16 @@ def _slim_calls(
     parsed = [_tools(raw) for raw in coded.dictionary.to_pylist()]
     tool_index = coded.indices.fill_null(-1).to_pylist()
     none: tuple[dict[str, Any], ...] | None = _tools(None)
-    cols = [t.column(c).to_pylist() for c in _SLIM]
+    cols = [t.column(c).to_pylist() for c in _SLIM[:-3]]
+    # most calls ask for no tool: only the lists of those that do are made Python lists
+    has = np.flatnonzero(
+        pc.fill_null(pc.list_value_length(t.column("tc_names")), 0).to_numpy(zero_copy_only=False)
+    )
+    for c in _SLIM[-3:]:
+        lists: list[Any] = [None] * t.num_rows
+        for j, v in zip(has.tolist(), t.column(c).take(pa.array(has)).to_pylist(), strict=True):
+            lists[j] = v
+        cols.append(lists)
     rows = zip(line_of[idx].tolist(), tool_index, *cols, strict=True)
     for line, k, ts, ts_text, client, session, model, status, latency, sim, label, *rest in rows:
         tools = parsed[k] if k >= 0 else none
