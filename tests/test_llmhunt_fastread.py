@@ -104,12 +104,20 @@ def test_fast_path_reads_and_finds_what_the_python_path_does(log: tuple[Path, st
     assert [f.to_dict() for f in new] == [f.to_dict() for f in old]
 
 
-def test_a_file_duckdb_cannot_vouch_for_goes_the_python_path(tmp_path: Path) -> None:
+def test_a_first_line_that_is_no_json_sends_the_file_the_python_path(tmp_path: Path) -> None:
     path = tmp_path / "gw.jsonl"
-    path.write_text("\n".join([_call("2026-12-01T09:00:00Z", content=7), _call(5.0)]) + "\n")
+    path.write_text("\n".join(['{"ts": 1,', _call(5.0), _call(6.0)]) + "\n")
     fast = read([path], prefilter_for=Context())
-    assert fast.malformed_total == 1 and len(fast.calls) == 1
-    assert fast.calls[0].messages  # read whole by json
+    assert fast.malformed_total == 1 and len(fast.calls) == 2
+    assert all(c.messages for c in fast.calls)  # read whole by json
+
+
+def test_an_odd_first_record_alone_goes_the_python_path(tmp_path: Path) -> None:
+    path = tmp_path / "gw.jsonl"
+    path.write_text("\n".join([_call(4.0, content=7), _call(5.0), _call(6.0)]) + "\n")
+    fast = read([path], prefilter_for=Context())
+    assert [m.line for m in fast.malformed] == [1]
+    assert [c.prefiltered for c in fast.calls] == [True, True]
 
 
 PYTHON_PATTERNS = [*SIGNATURES.values(), PROBE, *PATTERNS, *secret_patterns()]

@@ -10,9 +10,9 @@ a :class:`~.records.Call` with its metadata, tools and tool calls but no message
 read again by the Python path (``json`` and ``to_call``, or the malformed-record report, with
 file and line), so its call is exactly the one ``readers.read`` makes.
 
-Line numbers: DuckDB returns one row per non-blank line (:class:`~mlhunt.hunt.duckread.LineMap`
-counts them); when the counts differ, or the first line is not a vouched record (it may start a
-pretty-printed document), the whole file goes the Python path. Known difference: a record with a
+Line numbers: DuckDB returns one row per non-blank line (:class:`Lines` finds them); when the
+counts differ, or the first line is not JSON (it may open a pretty-printed document), the whole
+file goes the Python path. Known difference: a record with a
 key repeated keeps DuckDB's first value where ``json`` keeps the last.
 """
 
@@ -231,7 +231,10 @@ def _read(path: Path, sink: Sink, ctx: Context, table: Any, lines: Lines) -> boo
         return False
     ok = table.column("ok").to_numpy(zero_copy_only=False)
     if not ok[0]:
-        return False
+        try:  # a first line that is no JSON may open a pretty-printed document: Python's case
+            parse(lines.raw(0))
+        except ValueError:
+            return False
     long = (lines.end - lines.start) > MAX_LINE_BYTES  # as iter_lines: without the newline
     slim = ok & ~suspects(table, ctx) & ~long
     name = str(path)
