@@ -15,7 +15,7 @@ from mlhunt.llmhunt.detectors import Context
 from mlhunt.llmhunt.detectors.leak import PROBE, shingles
 from mlhunt.llmhunt.detectors.sensitive import PATTERNS, secret_patterns
 from mlhunt.llmhunt.detectors.text import SIGNATURES
-from mlhunt.llmhunt.prefilter import leak_words, marks, strip_lookarounds, to_re2
+from mlhunt.llmhunt.prefilter import ANY_TEXT, leak_words, marks, strip_lookarounds, to_re2
 from mlhunt.llmhunt.readers import read
 from mlhunt.llmhunt.records import ReadResult
 
@@ -142,6 +142,24 @@ def test_each_re2_prefilter_compiles_and_covers_its_pattern(rx: re.Pattern[str])
     for text, hit in zip(TEXTS, got.tolist(), strict=True):
         if rx.search(text):
             assert hit, (rx.pattern, text)
+
+
+def test_each_shipped_pattern_has_its_own_re2_prefilter() -> None:
+    assert not [rx.pattern for rx in PYTHON_PATTERNS if to_re2(rx) == ANY_TEXT]
+
+
+@pytest.mark.parametrize(
+    "rx", [re.compile(r"(a)\1"), re.compile(r"(?>ab)c"), re.compile("a b", re.VERBOSE)]
+)
+def test_a_pattern_re2_cannot_take_marks_every_text(rx: re.Pattern[str]) -> None:
+    assert to_re2(rx) == ANY_TEXT
+    assert marks(pa.chunked_array([["aa", "abc", "ab", "\n", ""]]), to_re2(rx)).tolist() == [
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
 
 
 def test_lookarounds_are_removed_and_only_them() -> None:

@@ -88,12 +88,33 @@ def _open_bounds(pattern: str) -> str:
     return _BOUNDS.sub(fix, pattern)
 
 
+#: what a pattern RE2 cannot take becomes: any non-empty text (the Python detector decides)
+ANY_TEXT = "(?s:.)"
+
+
 def to_re2(rx: re.Pattern[str]) -> str:
-    """An RE2 pattern matching (at least) wherever the Python pattern ``rx`` matches."""
+    """An RE2 pattern matching (at least) wherever the Python pattern ``rx`` matches; for a
+    pattern RE2 cannot compile (backreferences, atomic groups, verbose mode), any text."""
+    if rx.flags & re.VERBOSE and any(ch.isspace() or ch == "#" for ch in rx.pattern):
+        return ANY_TEXT  # (verbose mode changes nothing in a pattern without space or #)
     flags = ("i" if rx.flags & re.IGNORECASE else "") + ("s" if rx.flags & re.DOTALL else "")
     flags += "m" if rx.flags & re.MULTILINE else ""
     body = _open_bounds(strip_lookarounds(rx.pattern))
-    return f"(?{flags}:{body})" if flags else f"(?:{body})"
+    out = f"(?{flags}:{body})" if flags else f"(?:{body})"
+    return out if compiles(out) else ANY_TEXT
+
+
+@lru_cache(maxsize=1024)
+def compiles(pattern: str) -> bool:
+    """Whether RE2 (through ``pyarrow.compute``) takes ``pattern``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        pc.match_substring_regex(pa.array([""]), pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
 
 
 def union(patterns: Iterable[re.Pattern[str]]) -> str:
