@@ -74,12 +74,14 @@ def _str(x: str) -> str:
 # Each condition is one of to_call's checks passing for sure (or a variant left to Python).
 _OK = " AND ".join(
     [
-        f"json_type(ts) IN {_NUM[:-1]}, 'VARCHAR')",
+        f"(json_type(ts) = 'VARCHAR' OR (json_type(ts) IN {_NUM} AND "
+        "TRY_CAST(ts AS DOUBLE) IS NOT NULL))",
         _str("client_id"),
         _str("session_id"),
         "(model IS NULL OR json_type(model) = 'VARCHAR')",
         "(request.model IS NULL OR json_type(request.model) = 'VARCHAR')",
-        "(status IS NULL OR json_type(status) IN ('UBIGINT', 'BIGINT'))",
+        "(status IS NULL OR (json_type(status) IN ('UBIGINT', 'BIGINT') AND "
+        "TRY_CAST(status AS BIGINT) IS NOT NULL))",
         f"(latency_ms IS NULL OR json_type(latency_ms) IN {_NUM})",
         "tool_calls IS NULL AND usage IS NULL",
         "resourceSpans IS NULL AND resource_spans IS NULL",
@@ -93,8 +95,8 @@ _OK = " AND ".join(
         "lambda t: json_type(t.function.name) = 'VARCHAR' AND "
         f"{_text_ok('t.function.arguments')} AND t.function.arguments IS NOT NULL AND "
         "(t.id IS NULL OR json_type(t.id) = 'VARCHAR')))))",
-        "(pt IS NULL OR json_type(pt) = 'UBIGINT')",
-        "(ct IS NULL OR json_type(ct) = 'UBIGINT')",
+        "(pt IS NULL OR (json_type(pt) = 'UBIGINT' AND TRY_CAST(pt AS UBIGINT) IS NOT NULL))",
+        "(ct IS NULL OR (json_type(ct) = 'UBIGINT' AND TRY_CAST(ct AS UBIGINT) IS NOT NULL))",
     ]
 )
 
@@ -107,15 +109,16 @@ WITH raw AS (
 )
 SELECT
   coalesce({_OK}, false) AS ok,
-  CASE WHEN json_type(ts) = 'VARCHAR' THEN NULL ELSE ts::DOUBLE END AS ts_num,
+  CASE WHEN json_type(ts) = 'VARCHAR' THEN NULL ELSE TRY_CAST(ts AS DOUBLE) END AS ts_num,
   CASE WHEN json_type(ts) = 'VARCHAR' THEN ts->>'$' END AS ts_text,
   client_id->>'$' AS client, session_id->>'$' AS session,
   coalesce(nullif(model->>'$', ''), nullif(request.model->>'$', ''), '') AS model,
-  status::BIGINT AS status, latency_ms::DOUBLE AS latency_ms,
+  TRY_CAST(status AS BIGINT) AS status, TRY_CAST(latency_ms AS DOUBLE) AS latency_ms,
   coalesce(json_type(simulated) = 'BOOLEAN' AND simulated::VARCHAR = 'true', false) AS simulated,
   CASE WHEN json_type(label) = 'VARCHAR' THEN label->>'$' END AS label,
   request.tools::VARCHAR AS tools,
-  coalesce(pt::UBIGINT, 0) AS prompt_tokens, coalesce(ct::UBIGINT, 0) AS completion_tokens,
+  coalesce(TRY_CAST(pt AS UBIGINT), 0) AS prompt_tokens,
+  coalesce(TRY_CAST(ct AS UBIGINT), 0) AS completion_tokens,
   list_filter(request.messages, lambda m: m.role->>'$' = 'user')[-1].content->>'$' AS user_text,
   list_transform(list_filter(request.messages, lambda m: m.role->>'$' = 'tool'),
                  lambda m: m.content->>'$') AS tool_texts,
