@@ -1,9 +1,11 @@
 """Read LLM logs: the gateway log and OpenTelemetry GenAI traces, told apart by content.
 
 Files are read line by line with :mod:`json` (a pretty-printed OTLP JSON document is parsed
-whole, up to :data:`MAX_DOC_BYTES`). A record that cannot be read is a :class:`Malformed` with
-its file, line and reason; reading goes on. Lines longer than :data:`MAX_LINE_BYTES` are
-malformed without being parsed.
+whole, up to :data:`MAX_DOC_BYTES`); with ``prefilter_for`` (what ``hunt`` does), plain gateway
+JSON Lines go through DuckDB and the RE2 prefilters of :mod:`.fastread`, and only the lines it
+cannot vouch for, or whose texts a prefilter marks, are read by :mod:`json`. A record that
+cannot be read is a :class:`Malformed` with its file, line and reason; reading goes on. Lines
+longer than :data:`MAX_LINE_BYTES` are malformed without being parsed.
 """
 
 from __future__ import annotations

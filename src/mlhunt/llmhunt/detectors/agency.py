@@ -26,6 +26,9 @@ def declared(call: Call) -> dict[str, Any]:
     return out
 
 
+MAX_RESULTS = 100_000  # tool calls whose verdict is remembered (bounded memory)
+
+
 class Violations:
     """Checks tool calls against schemas; validators are built once per schema."""
 
@@ -33,11 +36,9 @@ class Violations:
         self.limits = limits
         self.cache: dict[str, Any] = {}
         self.by_id: dict[int, tuple[Any, str]] = {}
+        self.results: dict[tuple[str, str, str], str | None] = {}
 
     def check(self, tc: ToolCall, offered: Mapping[str, Any]) -> str | None:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-
         schema = self.limits.get(tc.name)
         if schema is None:
             if offered and tc.name not in offered:
@@ -45,16 +46,28 @@ class Violations:
             schema = offered.get(tc.name)
         if not schema:
             return None
-        try:
-            args = json.loads(tc.arguments or "{}")
-        except (ValueError, RecursionError):
-            return "arguments are not JSON"
         pinned = self.by_id.get(id(schema))  # calls of one reader share their tools' schemas
         if pinned is not None and pinned[0] is schema:
             key = pinned[1]
         else:
             key = json.dumps(schema, sort_keys=True, default=str)
             self.by_id[id(schema)] = (schema, key)  # (the schema kept: its id stays its own)
+        seen = (tc.name, key, tc.arguments)  # agents repeat calls: each is judged once
+        if seen in self.results:
+            return self.results[seen]
+        why = self.validate(tc, schema, key)
+        if len(self.results) < MAX_RESULTS:
+            self.results[seen] = why
+        return why
+
+    def validate(self, tc: ToolCall, schema: Any, key: str) -> str | None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            args = json.loads(tc.arguments or "{}")
+        except (ValueError, RecursionError):
+            return "arguments are not JSON"
         if key not in self.cache:
             try:
                 self.cache[key] = Draft202012Validator(schema)

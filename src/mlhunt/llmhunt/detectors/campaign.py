@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from mlhunt.llmhunt.detectors.base import Alert, ClientScore, Context, LlmDetector
 from mlhunt.llmhunt.detectors.text import score_turn
@@ -35,6 +36,16 @@ class Turn:
 
 def normalise(text: str, limit: int) -> str:
     return SPACES.sub(" ", unicodedata.normalize("NFKC", text[: limit * 2]).lower()).strip()[:limit]
+
+
+@lru_cache(maxsize=16)
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The bands and rows datasketch chooses for ``threshold`` (it integrates to choose them:
+    done once, not per hunt)."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
 
 
 class Campaigns(LlmDetector):
@@ -70,7 +81,8 @@ class Campaigns(LlmDetector):
             return []
         perms, n = int(self.param("num_perm")), int(self.param("shingle_chars"))
         limit = int(self.param("max_chars"))
-        lsh = MinHashLSH(threshold=float(self.param("jaccard")), num_perm=perms)
+        jaccard = float(self.param("jaccard"))
+        lsh = MinHashLSH(threshold=jaccard, num_perm=perms, params=lsh_params(jaccard, perms))
         base = MinHash(num_perm=perms, seed=1)
         perm, scheme = base.permutations, base.scheme  # drawn once, shared by every hash
         hashes = []
