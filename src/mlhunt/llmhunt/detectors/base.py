@@ -113,6 +113,12 @@ class Context:
     tool_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
+def has_texts(calls: Sequence[Call]) -> bool:
+    """Whether any call carries texts: False when the reader's prefilters cleared them all
+    (``Call.prefiltered``), so a detector of texts has nothing to find for this client."""
+    return not all(c.prefiltered for c in calls)
+
+
 @lru_cache(maxsize=64)
 def load_spec(yaml_name: str) -> LlmDetectorSpec:
     """The validated YAML half of a detector shipped with the package (parsed once: the spec

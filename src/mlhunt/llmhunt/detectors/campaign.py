@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mlhunt.llmhunt.detectors.base import Alert, ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.detectors.base import Alert, ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.detectors.text import score_turn
 from mlhunt.llmhunt.records import Call
 
@@ -62,6 +62,8 @@ class Campaigns(LlmDetector):
         floor = float(self.param("min_turn_score"))
         out: list[Turn] = []
         for client, calls in by_client.items():
+            if not has_texts(calls):
+                continue
             seen: set[str] = set()
             for c in calls:
                 text = c.last_user if c.kind == "chat" else ""

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
 
-from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.records import Call
 
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
@@ -167,6 +167,8 @@ class SensitiveOutput(LlmDetector):
         out: dict[str, ClientScore] = {}
         cache: dict[str, list[tuple[str, str]]] = {}  # text -> findings (answers repeat a lot)
         for client, calls in by_client.items():
+            if not has_texts(calls):
+                continue
             total, online, seen = 0.0, [], set()
             kinds: Counter[str] = Counter()
             where: list[dict[str, str]] = []
