@@ -12,8 +12,9 @@ file and line), so its call is exactly the one ``readers.read`` makes.
 
 Line numbers: DuckDB returns one row per non-blank line (:class:`Lines` finds them); when the
 counts differ, or the first line is not JSON (it may open a pretty-printed document), the whole
-file goes the Python path. Known difference: a record with a
-key repeated keeps DuckDB's first value where ``json`` keeps the last.
+file goes the Python path. Known differences: a record with a key repeated keeps DuckDB's
+first value where ``json`` keeps the last; ``"resourceSpans": null`` (DuckDB reads a null as an
+absent key) makes a call here and an OpenTelemetry export for the Python reader.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.llmhunt import prefilter
+from mlhunt.llmhunt import prefilter, readers
 from mlhunt.llmhunt.detectors.base import Context
 from mlhunt.llmhunt.gateway import MAX_MESSAGES, MAX_TEXT, MAX_TOOLS, parse_ts
-from mlhunt.llmhunt.readers import GATEWAY, MAX_LINE_BYTES, Sink, parse
+from mlhunt.llmhunt.readers import GATEWAY, Sink, parse
 from mlhunt.llmhunt.records import Call, ToolCall
 
 _TC = "STRUCT(id JSON, function STRUCT(name JSON, arguments JSON))[]"
@@ -51,12 +52,14 @@ COLUMNS: dict[str, str] = {
             "traceId",
             "trace_id",
             "context",
+            "attributes",
         ]
     },
     "request": "STRUCT(model JSON, messages STRUCT(role JSON, content JSON)[], tools JSON)",
     "response": f"STRUCT(choices STRUCT(message STRUCT(content JSON, tool_calls {_TC}))[], "
     "usage STRUCT(prompt_tokens JSON, completion_tokens JSON))",
 }
+DUCKDB_MAX_OBJECT = 16 << 20  # a longer line fails DuckDB's query: the file goes the Python path
 SAMPLE = 1000  # completions from which the prompt-leak prefilter learns which words are rare
 _NUM = "('UBIGINT', 'BIGINT', 'DOUBLE')"
 
@@ -85,7 +88,7 @@ _OK = " AND ".join(
         f"(latency_ms IS NULL OR json_type(latency_ms) IN {_NUM})",
         "tool_calls IS NULL AND usage IS NULL",
         "resourceSpans IS NULL AND resource_spans IS NULL",
-        "traceId IS NULL AND trace_id IS NULL AND context IS NULL",
+        "traceId IS NULL AND trace_id IS NULL AND context IS NULL AND attributes IS NULL",
         f"len(request.messages) BETWEEN 1 AND {MAX_MESSAGES}",
         "list_bool_and(list_transform(request.messages, lambda m: json_type(m.role) = 'VARCHAR'"
         f" AND {_text_ok('m.content')}))",
@@ -105,7 +108,7 @@ WITH raw AS (
   SELECT *, response.choices[1].message.tool_calls AS tcs,
          response.usage.prompt_tokens AS pt, response.usage.completion_tokens AS ct
   FROM read_json($path, format = 'newline_delimited', columns = $columns,
-                 ignore_errors = true, maximum_object_size = {MAX_LINE_BYTES * 4})
+                 ignore_errors = true, maximum_object_size = {DUCKDB_MAX_OBJECT})
 )
 SELECT
   coalesce({_OK}, false) AS ok,
@@ -233,12 +236,15 @@ def _read(path: Path, sink: Sink, ctx: Context, table: Any, lines: Lines) -> boo
     if table.num_rows != len(lines.number) or table.num_rows == 0:
         return False
     ok = table.column("ok").to_numpy(zero_copy_only=False)
+    limit = readers.MAX_LINE_BYTES  # (read now: the Python reader's bound, whatever it is)
+    long = (lines.end - lines.start) > limit  # as iter_lines: without the newline
+    if long[0]:  # the Python reader may then take the next line for a document's start
+        return False
     if not ok[0]:
         try:  # a first line that is no JSON may open a pretty-printed document: Python's case
             parse(lines.raw(0))
         except ValueError:
             return False
-    long = (lines.end - lines.start) > MAX_LINE_BYTES  # as iter_lines: without the newline
     slim = ok & ~suspects(table, ctx) & ~long
     name = str(path)
     by_line, doubtful = _slim_calls(table, np.flatnonzero(slim), lines.number, name)
@@ -250,7 +256,7 @@ def _read(path: Path, sink: Sink, ctx: Context, table: Any, lines: Lines) -> boo
         n = int(lines.number[i])
         obj: Any
         if long[i]:
-            obj = ValueError(f"line longer than {MAX_LINE_BYTES} bytes")
+            obj = ValueError(f"line longer than {limit} bytes")
         else:
             try:
                 obj = parse(lines.raw(i))

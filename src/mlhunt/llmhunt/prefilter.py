@@ -151,7 +151,7 @@ def leak_words(
     n: int,
     share: float,
     sample: Sequence[str] = (),
-    limit: int = 64,
+    limit: int = 256,
 ) -> list[str] | None:
     """Words such that a completion sharing ``share`` of a system prompt's ``n``-word shingles
     must contain one of them: the words cover more than ``1 - share`` of each prompt's
