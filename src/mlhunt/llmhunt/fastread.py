@@ -90,14 +90,15 @@ _OK = " AND ".join(
         "resourceSpans IS NULL AND resource_spans IS NULL",
         "traceId IS NULL AND trace_id IS NULL AND context IS NULL AND attributes IS NULL",
         f"len(request.messages) BETWEEN 1 AND {MAX_MESSAGES}",
-        "list_bool_and(list_transform(request.messages, lambda m: json_type(m.role) = 'VARCHAR'"
-        f" AND {_text_ok('m.content')}))",
+        # (list_bool_and skips NULLs, as bool_and does: each element's NULL is made false)
+        "list_bool_and(list_transform(request.messages, lambda m: coalesce(json_type(m.role) = "
+        f"'VARCHAR' AND {_text_ok('m.content')}, false)))",
         "len(response.choices) >= 1",
         _text_ok("response.choices[1].message.content"),
         f"(tcs IS NULL OR (len(tcs) <= {MAX_TOOLS} AND list_bool_and(list_transform(tcs, "
-        "lambda t: json_type(t.function.name) = 'VARCHAR' AND "
+        "lambda t: coalesce(json_type(t.function.name) = 'VARCHAR' AND "
         f"{_text_ok('t.function.arguments')} AND t.function.arguments IS NOT NULL AND "
-        "(t.id IS NULL OR json_type(t.id) = 'VARCHAR')))))",
+        "(t.id IS NULL OR json_type(t.id) = 'VARCHAR'), false)))))",
         "(pt IS NULL OR (json_type(pt) = 'UBIGINT' AND TRY_CAST(pt AS UBIGINT) IS NOT NULL))",
         "(ct IS NULL OR (json_type(ct) = 'UBIGINT' AND TRY_CAST(ct AS UBIGINT) IS NOT NULL))",
     ]
