@@ -37,6 +37,8 @@ def _call(
 ODD_LINES = [
     "",  # blank lines shift DuckDB's rows against the file's lines
     "   ",
+    " \f\t ",
+    "  " + _call(1796112099.5),  # leading spaces: not blank
     "{not json",
     _call(1796112100.5, content=[{"type": "text", "text": "part one"}, {"text": "two"}]),
     _call("2026-12-01T09:00:00Z"),

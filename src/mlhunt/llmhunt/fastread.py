@@ -20,6 +20,7 @@ absent key) makes a call here and an OpenTelemetry export for the Python reader.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ COLUMNS: dict[str, str] = {
     "usage STRUCT(prompt_tokens JSON, completion_tokens JSON))",
 }
 DUCKDB_MAX_OBJECT = 16 << 20  # a longer line fails DuckDB's query: the file goes the Python path
+SCAN_CHUNK = 64 << 20
+NON_SPACE = re.compile(rb"\S")  # (bytes.strip's whitespace: space, \t \n \r \f \v)
 SAMPLE = 1000  # completions from which the prompt-leak prefilter learns which words are rare
 _NUM = "('UBIGINT', 'BIGINT', 'DOUBLE')"
 
@@ -188,7 +191,12 @@ class Lines:
         self.fh = path.open("rb")
         self.map = mmap.mmap(self.fh.fileno(), 0, access=mmap.ACCESS_READ)
         data = np.frombuffer(self.map, np.uint8)
-        ends = np.flatnonzero(data == 10)
+        # newlines found chunk by chunk: the scan's memory stays bounded whatever the file
+        found = [
+            np.flatnonzero(data[at : at + SCAN_CHUNK] == 10) + at
+            for at in range(0, len(data), SCAN_CHUNK)
+        ]
+        ends = np.concatenate(found) if found else np.zeros(0, np.int64)
         if not len(ends) or ends[-1] != len(data) - 1:
             ends = np.append(ends, len(data))  # a last line without a newline
         starts = np.concatenate([[0], ends[:-1] + 1])
@@ -197,7 +205,7 @@ class Lines:
         # whitespace can be, and those few are looked at one by one
         first = np.where(starts < ends, data[np.minimum(starts, len(data) - 1)], 32)
         maybe = np.flatnonzero(np.isin(first, list(b" \t\r\f\v")))
-        blank = [i for i in maybe.tolist() if not self.map[starts[i] : ends[i]].strip()]
+        blank = [i for i in maybe.tolist() if not NON_SPACE.search(self.map, starts[i], ends[i])]
         keep = np.ones(len(ends), bool)
         keep[blank] = False
         self.number, self.start, self.end = number[keep], starts[keep], ends[keep]
