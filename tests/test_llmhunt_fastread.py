@@ -273,3 +273,24 @@ def test_mutated_records_read_alike(log: tuple[Path, str], tmp_path: Path) -> No
     assert fast.malformed_total == slow.malformed_total
     _same(fast, slow)
     assert any(c.prefiltered for c in fast.calls)
+
+
+def test_the_prefilters_know_every_pattern_of_the_text_detectors() -> None:
+    """A pattern added to a detector module without its prefilter would let texts through
+    unmarked: this lists the modules' patterns so that such an addition fails here first."""
+    from mlhunt.llmhunt.detectors import leak, sensitive, text
+
+    def patterns(module: object) -> set[str]:
+        return {k for k, v in vars(module).items() if isinstance(v, re.Pattern)}
+
+    # helpers, not detections: separators, and the de-obfuscations prefilter.py mirrors
+    assert patterns(sensitive) == {"CARD", "IBAN", "EMAIL", "PHONE", "SSN"} | {
+        "NON_DIGIT",
+        "SPACE",
+        "SEPARATORS",
+    }
+    assert {p.pattern for p in PATTERNS} == {
+        getattr(sensitive, n).pattern for n in ("CARD", "IBAN", "EMAIL", "PHONE", "SSN")
+    }
+    assert patterns(text) == {"DISCUSSION", "INVISIBLE", "TAG_CHARS", "MIXED_SCRIPT", "BASE64_RUN"}
+    assert patterns(leak) == {"WORD", "PROBE"}

@@ -1,7 +1,10 @@
 """Sensitive data in completions and in tool arguments sent out: secrets (detect-secrets),
 card numbers (Luhn-checked), IBANs (ISO 13616 mod-97 checked), e-mail addresses, phone numbers
 and US social security numbers. A value the caller sent itself, or that the system prompt
-holds (a help desk's public address), is not a leak; each value counts once per client."""
+holds (a help desk's public address), is not a leak; each value counts once per client.
+
+A pattern :func:`findings_in` matches with belongs in :data:`PATTERNS`: the hunt's RE2
+prefilter (:mod:`mlhunt.llmhunt.prefilter`) is derived from it."""
 
 from __future__ import annotations
 
