@@ -9,7 +9,7 @@ bounds over RE2's limit opened (both only widen what matches). The two engines a
 printable ASCII text with tabs and newlines only; any other character (Unicode, other control
 characters, ``\\r``) marks the text for the Python detectors, which also covers the
 de-obfuscations that need them (NFKC, homoglyphs, invisible characters). Leetspeak is matched
-through ``translate`` with the detectors' own table and base64 runs always mark the text.
+through the detectors' own table (:func:`leet`) and a base64 run always marks the text.
 """
 
 from __future__ import annotations
@@ -205,8 +205,9 @@ def marks(column: Any, pattern: str | None) -> Any:
 
 
 def leet(column: Any) -> Any:
-    """The column through the leetspeak table of :mod:`.text` (``utf8_replace_slice`` free:
-    one ``replace_substring`` per character)."""
+    """The column through the leetspeak table of :mod:`.text`: one ``replace_substring`` per
+    character, the same as ``str.translate`` (each maps a non-letter to a letter, so no
+    replacement feeds another)."""
     import pyarrow.compute as pc
 
     from mlhunt.llmhunt.detectors.text import LEET
