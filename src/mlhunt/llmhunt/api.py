@@ -145,4 +145,7 @@ def hunt(
     ``tool_limits``: tool name -> JSON Schema of its arguments, checked instead of the schema
     the request declared.
     """
-    return hunt_calls(read(paths), canaries=canaries, tool_limits=tool_limits)
+    canaries = tuple(c for c in canaries if c)
+    # only the texts a detector's prefilter marks are kept: the findings are the same
+    got = read(paths, prefilter_for=Context(canaries))
+    return hunt_calls(got, canaries=canaries, tool_limits=tool_limits)

@@ -1,9 +1,11 @@
 """Read LLM logs: the gateway log and OpenTelemetry GenAI traces, told apart by content.
 
 Files are read line by line with :mod:`json` (a pretty-printed OTLP JSON document is parsed
-whole, up to :data:`MAX_DOC_BYTES`). A record that cannot be read is a :class:`Malformed` with
-its file, line and reason; reading goes on. Lines longer than :data:`MAX_LINE_BYTES` are
-malformed without being parsed.
+whole, up to :data:`MAX_DOC_BYTES`); with ``prefilter_for`` (what ``hunt`` does), plain gateway
+JSON Lines go through DuckDB and the RE2 prefilters of :mod:`.fastread`, and only the lines it
+cannot vouch for, or whose texts a prefilter marks, are read by :mod:`json`. A record that
+cannot be read is a :class:`Malformed` with its file, line and reason; reading goes on. Lines
+longer than :data:`MAX_LINE_BYTES` are malformed without being parsed.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import gzip
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from mlhunt.errors import InputError
 from mlhunt.llmhunt import gateway, otel
 from mlhunt.llmhunt.records import Malformed, ReadResult
+
+if TYPE_CHECKING:
+    from mlhunt.llmhunt.detectors.base import Context
 
 MAX_LINE_BYTES = 4 << 20
 MAX_DOC_BYTES = 64 << 20
@@ -201,46 +206,73 @@ def llm_kind(paths: Iterable[str | Path] | str | Path) -> str | None:
     return llm[0] if len(llm) == 1 else "llm"
 
 
-def read(paths: Iterable[str | Path] | str | Path) -> ReadResult:
-    """Every call in the files, in time order, and every malformed record."""
-    out = ReadResult()
-    spans: list[otel.Span] = []
+class Sink:
+    """Where records go while reading: the result, its malformed records, OTel spans."""
 
-    def bad(file: str, line: int, reason: str) -> None:
-        out.malformed_total += 1
-        if len(out.malformed) < MAX_ERRORS:
-            out.malformed.append(Malformed(file, line, reason))
+    def __init__(self) -> None:
+        self.out = ReadResult()
+        self.spans: list[otel.Span] = []
 
+    def bad(self, file: str, line: int, reason: str) -> None:
+        self.out.malformed_total += 1
+        if len(self.out.malformed) < MAX_ERRORS:
+            self.out.malformed.append(Malformed(file, line, reason))
+
+    def take(self, name: str, n: int, kind: str | None, obj: Any) -> None:
+        """One parsed record (or the ValueError saying why not) of file ``name``, line ``n``."""
+        self.out.records += 1
+        if isinstance(obj, ValueError):
+            self.bad(name, n, str(obj))
+            return
+        where = f"{name}:{n}"
+        try:
+            # A record's own content decides; the file's kind says how to report a bad one.
+            if otel.is_otel(obj):
+                self.spans += otel.spans_of(obj, where)
+            elif gateway.is_gateway(obj):
+                self.out.calls.append(gateway.to_call(obj, where))
+            elif kind == OTEL and isinstance(obj, dict | list):
+                self.spans += otel.spans_of(obj, where)
+            elif kind == GATEWAY:
+                self.out.calls.append(gateway.to_call(obj, where))
+            else:
+                self.bad(name, n, "not an LLM call record or OpenTelemetry span")
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            self.bad(name, n, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+    def result(self) -> ReadResult:
+        out = self.out
+        calls, span_bad = otel.calls_of(self.spans, out.runs)
+        for m in span_bad:
+            self.bad(m.file, m.line, m.reason)
+        out.calls += calls
+        out.calls.sort(key=lambda c: c.ts)
+        return out
+
+
+def read(
+    paths: Iterable[str | Path] | str | Path, *, prefilter_for: Context | None = None
+) -> ReadResult:
+    """Every call in the files, in time order, and every malformed record.
+
+    ``prefilter_for``: the hunt's context (canaries). Plain gateway JSON Lines files are then
+    read by DuckDB (:mod:`.fastread`), and a call keeps its messages and completion only where
+    a detector's prefilter marks one of its texts: the detectors find the same, but the calls
+    do not carry the whole conversation.
+    """
+    sink = Sink()
     for path in expand(paths):
         name = str(path)
         kind = file_kind(path)
-        out.kinds[name] = kind or "unknown"
+        sink.out.kinds[name] = kind or "unknown"
         if kind == INFERENCE:
-            bad(name, 0, "an inference (classifier) log, not an LLM log: hunt it separately")
+            sink.bad(name, 0, "an inference (classifier) log, not an LLM log: hunt it separately")
             continue
-        for n, obj in _records(path):
-            out.records += 1
-            if isinstance(obj, ValueError):
-                bad(name, n, str(obj))
+        if prefilter_for is not None and kind == GATEWAY and not name.endswith(".gz"):
+            from mlhunt.llmhunt.fastread import read_gateway
+
+            if read_gateway(path, sink, prefilter_for):
                 continue
-            where = f"{name}:{n}"
-            try:
-                # A record's own content decides; the file's kind says how to report a bad one.
-                if otel.is_otel(obj):
-                    spans += otel.spans_of(obj, where)
-                elif gateway.is_gateway(obj):
-                    out.calls.append(gateway.to_call(obj, where))
-                elif kind == OTEL and isinstance(obj, dict | list):
-                    spans += otel.spans_of(obj, where)
-                elif kind == GATEWAY:
-                    out.calls.append(gateway.to_call(obj, where))
-                else:
-                    bad(name, n, "not an LLM call record or OpenTelemetry span")
-            except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-                bad(name, n, str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
-    calls, span_bad = otel.calls_of(spans, out.runs)
-    for m in span_bad:
-        bad(m.file, m.line, m.reason)
-    out.calls += calls
-    out.calls.sort(key=lambda c: c.ts)
-    return out
+        for n, obj in _records(path):
+            sink.take(name, n, kind, obj)
+    return sink.result()

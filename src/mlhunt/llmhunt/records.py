@@ -51,6 +51,10 @@ class Call:
     span_id: str = ""
     parent_span_id: str = ""
     kind: str = "chat"  # "chat" (a model call) or "tool" (a tool execution span)
+    #: read by the fast reader, whose prefilters marked none of its texts: messages and
+    #: completion are left out, and no text of it (tool arguments included) holds what a
+    #: detector looks for
+    prefiltered: bool = False
 
     @property
     def total_tokens(self) -> int:

@@ -26,17 +26,19 @@ def declared(call: Call) -> dict[str, Any]:
     return out
 
 
+MAX_RESULTS = 100_000  # tool calls whose verdict is remembered (bounded memory)
+
+
 class Violations:
     """Checks tool calls against schemas; validators are built once per schema."""
 
     def __init__(self, limits: Mapping[str, Mapping[str, Any]]) -> None:
         self.limits = limits
         self.cache: dict[str, Any] = {}
+        self.by_id: dict[int, tuple[Any, str]] = {}
+        self.results: dict[tuple[str, str, str], str | None] = {}
 
     def check(self, tc: ToolCall, offered: Mapping[str, Any]) -> str | None:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import SchemaError
-
         schema = self.limits.get(tc.name)
         if schema is None:
             if offered and tc.name not in offered:
@@ -44,11 +46,28 @@ class Violations:
             schema = offered.get(tc.name)
         if not schema:
             return None
+        pinned = self.by_id.get(id(schema))  # calls of one reader share their tools' schemas
+        if pinned is not None and pinned[0] is schema:
+            key = pinned[1]
+        else:
+            key = json.dumps(schema, sort_keys=True, default=str)
+            self.by_id[id(schema)] = (schema, key)  # (the schema kept: its id stays its own)
+        seen = (tc.name, key, tc.arguments)  # agents repeat calls: each is judged once
+        if seen in self.results:
+            return self.results[seen]
+        why = self.validate(tc, schema, key)
+        if len(self.results) < MAX_RESULTS:
+            self.results[seen] = why
+        return why
+
+    def validate(self, tc: ToolCall, schema: Any, key: str) -> str | None:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         try:
             args = json.loads(tc.arguments or "{}")
         except (ValueError, RecursionError):
             return "arguments are not JSON"
-        key = json.dumps(schema, sort_keys=True, default=str)
         if key not in self.cache:
             try:
                 self.cache[key] = Draft202012Validator(schema)
@@ -78,6 +97,7 @@ class ExcessiveAgency(LlmDetector):
         limit = max(float(self.param("factor")) * median, float(self.param("min_calls")))
         weight = float(self.param("violation_weight"))
         checker = Violations(ctx.tool_limits)
+        seen_tools: dict[int, tuple[Any, dict[str, Any]]] = {}  # tools tuple -> declared
         out: dict[str, ClientScore] = {}
         for client, calls in by_client.items():
             if not any(c.tool_calls for c in calls):
@@ -87,7 +107,10 @@ class ExcessiveAgency(LlmDetector):
             online, bad, peak = [], [], 0.0
             for c in calls:
                 if c.kind == "chat":
-                    offered[c.session] = declared(c) or offered.get(c.session, {})
+                    tools = seen_tools.get(id(c.tools))
+                    if tools is None or tools[0] is not c.tools:
+                        tools = seen_tools[id(c.tools)] = (c.tools, declared(c))
+                    offered[c.session] = tools[1] or offered.get(c.session, {})
                 for tc in c.tool_calls:
                     counts[c.session] += 1
                     why = checker.check(tc, offered.get(c.session, {}))

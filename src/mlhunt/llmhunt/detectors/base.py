@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -112,6 +113,23 @@ class Context:
     tool_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
+def has_texts(calls: Sequence[Call]) -> bool:
+    """Whether any call carries texts: False when the reader's prefilters cleared them all
+    (``Call.prefiltered``), so a detector of texts has nothing to find for this client."""
+    return not all(c.prefiltered for c in calls)
+
+
+@lru_cache(maxsize=64)
+def load_spec(yaml_name: str) -> LlmDetectorSpec:
+    """The validated YAML half of a detector shipped with the package (parsed once: the spec
+    is frozen)."""
+    path = Path(__file__).with_name(yaml_name)
+    try:
+        return LlmDetectorSpec.model_validate(yaml.safe_load(path.read_text("utf-8")))
+    except Exception as exc:  # a packaging bug: loud, naming the file
+        raise RuntimeError(f"{path}: {exc}") from exc
+
+
 class LlmDetector:
     """Base class: subclasses set ``yaml_name`` and implement :meth:`score`."""
 
@@ -126,12 +144,7 @@ class LlmDetector:
 
     @classmethod
     def load(cls) -> LlmDetector:
-        path = Path(__file__).with_name(cls.yaml_name)
-        try:
-            spec = LlmDetectorSpec.model_validate(yaml.safe_load(path.read_text("utf-8")))
-        except Exception as exc:  # a packaging bug: loud, naming the file
-            raise RuntimeError(f"{path}: {exc}") from exc
-        return cls(spec)
+        return cls(load_spec(cls.yaml_name))
 
     def param(self, name: str) -> Any:
         return self.spec.params[name]

@@ -16,8 +16,9 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from mlhunt.llmhunt.detectors.base import Alert, ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.detectors.base import Alert, ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.detectors.text import score_turn
 from mlhunt.llmhunt.records import Call
 
@@ -37,6 +38,16 @@ def normalise(text: str, limit: int) -> str:
     return SPACES.sub(" ", unicodedata.normalize("NFKC", text[: limit * 2]).lower()).strip()[:limit]
 
 
+@lru_cache(maxsize=16)
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """The bands and rows datasketch chooses for ``threshold`` (it integrates to choose them:
+    done once, not per hunt)."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
 class Campaigns(LlmDetector):
     yaml_name = "campaign.yaml"
     online = False  # a finding about many clients: hunt only
@@ -51,6 +62,8 @@ class Campaigns(LlmDetector):
         floor = float(self.param("min_turn_score"))
         out: list[Turn] = []
         for client, calls in by_client.items():
+            if not has_texts(calls):
+                continue
             seen: set[str] = set()
             for c in calls:
                 text = c.last_user if c.kind == "chat" else ""
@@ -70,7 +83,8 @@ class Campaigns(LlmDetector):
             return []
         perms, n = int(self.param("num_perm")), int(self.param("shingle_chars"))
         limit = int(self.param("max_chars"))
-        lsh = MinHashLSH(threshold=float(self.param("jaccard")), num_perm=perms)
+        jaccard = float(self.param("jaccard"))
+        lsh = MinHashLSH(threshold=jaccard, num_perm=perms, params=lsh_params(jaccard, perms))
         base = MinHash(num_perm=perms, seed=1)
         perm, scheme = base.permutations, base.scheme  # drawn once, shared by every hash
         hashes = []

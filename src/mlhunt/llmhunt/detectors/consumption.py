@@ -15,9 +15,21 @@ import numpy as np
 from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
 from mlhunt.llmhunt.records import Call
 
+SMALL = 64  # calls of a client below which a plain loop beats numpy's per-call overhead
+
 
 def window_tokens(calls: Sequence[Call], window_s: float) -> np.ndarray:
     """Tokens of each call's trailing window (the calls in (ts - window_s, ts])."""
+    if len(calls) < SMALL:  # the same sums (integers), one pointer for the window's start
+        out, start, total, cum = [], 0, 0, []
+        for c in calls:
+            total += c.total_tokens
+            cum.append(total)
+            edge = c.ts - window_s
+            while start < len(calls) and calls[start].ts <= edge:
+                start += 1
+            out.append(total - (cum[start - 1] if start else 0))
+        return np.array(out, float)
     ts = np.fromiter((c.ts for c in calls), float, len(calls))
     cum = np.cumsum(np.fromiter((c.total_tokens for c in calls), np.int64, len(calls)))
     start = np.searchsorted(ts, ts - window_s, side="right")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.detectors.text import score_turn
 from mlhunt.llmhunt.records import Call
 
@@ -36,6 +36,8 @@ class IndirectInjection(LlmDetector):
         acted_w = float(self.param("acted_weight"))
         out: dict[str, ClientScore] = {}
         for client, calls in by_client.items():
+            if not has_texts(calls):
+                continue
             total, online, samples = 0.0, [], []
             seen: set[tuple[str, str]] = set()
             for c in calls:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.detectors.text import score_turn
 from mlhunt.llmhunt.records import Call
 
@@ -24,6 +24,8 @@ class PromptInjection(LlmDetector):
         half_life = float(self.param("half_life_s"))
         out: dict[str, ClientScore] = {}
         for client, calls in by_client.items():
+            if not has_texts(calls):
+                continue
             total, last_ts, online, flagged = 0.0, None, [], 0
             sigs: Counter[str] = Counter()
             evasions: Counter[str] = Counter()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.records import Call
 
 WORD = re.compile(r"\w+")
@@ -38,6 +38,8 @@ class PromptLeak(LlmDetector):
         cache: dict[str, set[tuple[str, ...]]] = {}  # system prompt -> its shingles
         out: dict[str, ClientScore] = {}
         for client, calls in by_client.items():
+            if not has_texts(calls):
+                continue
             total, online = 0.0, []
             ev: dict[str, list] = {"canary_leaks": [], "prompt_leaks": [], "probes": []}
             for c in calls:

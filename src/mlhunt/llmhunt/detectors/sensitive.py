@@ -1,7 +1,10 @@
 """Sensitive data in completions and in tool arguments sent out: secrets (detect-secrets),
 card numbers (Luhn-checked), IBANs (ISO 13616 mod-97 checked), e-mail addresses, phone numbers
 and US social security numbers. A value the caller sent itself, or that the system prompt
-holds (a help desk's public address), is not a leak; each value counts once per client."""
+holds (a help desk's public address), is not a leak; each value counts once per client.
+
+A pattern :func:`findings_in` matches with belongs in :data:`PATTERNS`: the hunt's RE2
+prefilter (:mod:`mlhunt.llmhunt.prefilter`) is derived from it."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import lru_cache
 
-from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector
+from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.records import Call
 
 CARD = re.compile(r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])")
@@ -24,6 +27,8 @@ PHONE = re.compile(
     r"(?![ .-]?\d)(?!\w)"
 )
 SSN = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+#: every pattern :func:`findings_in` matches with (the prefilter derives its RE2 from these)
+PATTERNS = (CARD, IBAN, EMAIL, PHONE, SSN)
 NON_DIGIT = re.compile(r"\D")
 SPACE = re.compile(r"\s")
 SEPARATORS = re.compile(r"[\s().+-]")
@@ -81,6 +86,23 @@ def secrets_in(text: str) -> list[tuple[str, str]]:
     out = []
     for line in text[:65_536].splitlines()[:500]:
         out += [(s.type, str(s.secret_value)) for s in scan_line(line)]
+    return out
+
+
+def secret_patterns() -> list[re.Pattern[str]]:
+    """Patterns one of which each :data:`SECRET_PLUGINS` plugin needs to match before it
+    reports: its own ``denylist``, or for the keyword plugin its keywords."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+    from detect_secrets.plugins.keyword import DENYLIST
+
+    by_name = {c.__name__: c for c in get_mapping_from_secret_type_to_class().values()}
+    out: list[re.Pattern[str]] = []
+    for name in SECRET_PLUGINS:
+        plugin = by_name[name]
+        if name == "KeywordDetector":
+            out.append(re.compile("|".join(DENYLIST), re.IGNORECASE))
+        else:
+            out += list(plugin.denylist)  # a plugin without one fails here, loudly
     return out
 
 
@@ -171,10 +193,15 @@ class SensitiveOutput(LlmDetector):
         out: dict[str, ClientScore] = {}
         cache: dict[str, list[tuple[str, str]]] = {}  # text -> findings (answers repeat a lot)
         for client, calls in by_client.items():
+            if not has_texts(calls):
+                continue
             total, online, seen = 0.0, [], set()
             kinds: Counter[str] = Counter()
             where: list[dict[str, str]] = []
             for c in calls:
+                if c.prefiltered:  # no text of it can hold a value (the reader's prefilter)
+                    online.append(total)
+                    continue
                 texts = [("completion", c.completion)] + [
                     (f"tool:{tc.name}", payload_of(tc.arguments, destination))
                     for tc in c.tool_calls

@@ -4,6 +4,10 @@ Every pattern is a :mod:`re` pattern compiled once at import. A user turn is mat
 then after each de-obfuscation (invisible characters removed, Unicode tag characters decoded,
 homoglyphs folded to Latin, leetspeak folded, base64 runs decoded); a signature that only
 matches after one of them also counts as evasion.
+
+The hunt's RE2 prefilter (:mod:`mlhunt.llmhunt.prefilter`) derives its patterns from
+:data:`SIGNATURES` (add a signature there and it follows); a new de-obfuscation of ASCII text
+(a view besides leetspeak and base64) must be mirrored in ``prefilter.injection_marks``.
 """
 
 from __future__ import annotations
@@ -147,7 +151,9 @@ _HOMOGLYPHS = str.maketrans(
     "аеорсухіјѕԁԛԝһкмтвнАЕОРСУХІЈЅКМТВНαοερτυνικχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
     "aeopcyxijsdqwhkmtbhAEOPCYXIJSKMTBHaoeptuvikxABEHIKMNOPTYX",
 )
-_LEET = str.maketrans("0134578@$!|", "oieastbasil")
+#: leetspeak digits and signs -> the letters they stand for (also the prefilter's table)
+LEET = ("0134578@$!|", "oieastbasil")
+_LEET = str.maketrans(*LEET)
 
 
 @dataclass(frozen=True)
