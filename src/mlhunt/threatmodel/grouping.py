@@ -222,6 +222,20 @@ def _merge_rules(
 ) -> None:
     """Rules sharing a cause: the group carries every mapping and mitigation of its rules."""
     head.evidence["rules"] = rules
+    # Each threat of the cause keeps its own title (on its worst target), its targets (worst
+    # first, the first MAX_DETAILED) and its own mitigations: a reader can act on each one.
+    threats: dict[str, dict[str, Any]] = {}
+    for h in members:
+        entry = threats.get(h.rule_id)
+        if entry is None:
+            threats[h.rule_id] = {
+                "title": h.rule.rule.title.replace("{name}", h.label),
+                "targets": [h.target],
+                "mitigations": source.mitigations(h),
+            }
+        elif len(entry["targets"]) < MAX_DETAILED and h.target not in entry["targets"]:
+            entry["targets"].append(h.target)
+    head.evidence["threats"] = threats
     by_rule = {h.rule_id: h.rule.rule for h in members}
     for key in ("stride", "linddun", "atlas", "owasp_ml", "cwe"):
         merged: list[str] = getattr(head, key)
