@@ -161,8 +161,11 @@ def _group(
     head.status = statuses.pop() if len(statuses) == 1 else "open"
     if head.tracking is None:
         head.tracking = next((h.tracking for h in members if h.tracking), None)
-    if len(members) > 1:
-        head.title = f"{head.title} (and {len(members) - 1} more)"
+    more = [f"and {len(members) - 1} more"] if len(members) > 1 else []
+    if len(rules) > 1:  # say that the group holds several threats (evidence.threats)
+        more.append(f"{len(rules)} threats of one cause")
+    if more:
+        head.title = f"{head.title} ({'; '.join(more)})"
     per_target: dict[str, dict[str, Any]] = {}
     for i, h in enumerate(members[:MAX_DETAILED]):
         if i == 0:  # the head, with the group's status and tracking
