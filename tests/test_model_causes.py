@@ -61,6 +61,27 @@ def test_high_and_critical_are_at_most_a_quarter(name: str) -> None:
     assert 1 <= top <= len(tm.findings) / 4, (top, len(tm.findings))
 
 
+def test_linddun_threats_of_one_cause_are_one_finding_that_keeps_each() -> None:
+    """Linking, identifying and disclosure on the loan example's personal-data flows and stores
+    rest on one cause (no de-identification declared): one finding, each threat kept with its
+    own title, targets and mitigations."""
+    tm = example("loan-approval")
+    rules = (
+        "MLH-LINDDUN-LINKING-FLOW",
+        "MLH-LINDDUN-IDENTIFYING-FLOW",
+        "MLH-LINDDUN-DISCLOSURE-FLOW",
+    )
+    (f,) = [f for f in tm.findings if {r for r, _t in unfold(f.to_dict())} & set(rules)]
+    threats = f.evidence["threats"]
+    assert set(rules) <= set(threats)
+    for rule in rules:
+        t = threats[rule]
+        assert t["targets"] and t["title"] and "{name}" not in t["title"]
+        assert t["mitigations"] and set(t["mitigations"]) <= set(f.mitigations), rule
+        for target in t["targets"]:
+            assert rule in f.evidence["per_target"][target]["rules"], (rule, target)
+
+
 # --- 3. known, absent, unknown --------------------------------------------------------------------
 
 

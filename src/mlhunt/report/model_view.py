@@ -139,6 +139,14 @@ def md_finding_extra(f: dict[str, Any], names: dict[str, str], esc: Any) -> list
                 )
             )
         out.append("")
+    threats = ev.get("threats") if isinstance(ev.get("threats"), dict) else {}
+    if len(threats) > 1:  # rules of one cause: each threat with where it applies
+        out += ["Threats of this cause:", ""]
+        for rule, t in threats.items():
+            t = t if isinstance(t, dict) else {}
+            where = ", ".join(text(i) for i in t.get("targets") or [])
+            out.append(f"- {esc(text(t.get('title')))} (`{esc(rule)}`): {esc(where)}")
+        out.append("")
     rests = [text(r) for r in ev.get("rests_on") or []]
     if rests and len(ids) <= 1:
         out += [f"Rests on (stated): {esc('; '.join(rests))}", ""]

@@ -61,13 +61,17 @@ def element_scope(model_doc: dict[str, Any], element: str | None) -> frozenset[s
 
 
 def ml_threats(model_doc: dict[str, Any], element: str | None) -> set[str]:
-    """ML threat rule ids the model found (on ``element`` or a flow into it, or anywhere)."""
+    """ML threat rule ids the model found (on ``element`` or a flow into it, or anywhere); an
+    ML finding grouping several rules of one cause gives each rule that hits there."""
+    from mlhunt.threatmodel.grouping import unfold
+
     scope = element_scope(model_doc, element)
     return {
-        f["rule_id"]
+        rule
         for f in model_doc["findings"]
         if f.get("framework") == "ML"
-        and (not scope or scope & set(f.get("affected") or [f["target"]]))
+        for rule, target in unfold(f)
+        if not scope or target in scope
     }
 
 

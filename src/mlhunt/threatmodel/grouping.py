@@ -161,8 +161,11 @@ def _group(
     head.status = statuses.pop() if len(statuses) == 1 else "open"
     if head.tracking is None:
         head.tracking = next((h.tracking for h in members if h.tracking), None)
-    if len(members) > 1:
-        head.title = f"{head.title} (and {len(members) - 1} more)"
+    more = [f"and {len(members) - 1} more"] if len(members) > 1 else []
+    if len(rules) > 1:  # say that the group holds several threats (evidence.threats)
+        more.append(f"{len(rules)} threats of one cause")
+    if more:
+        head.title = f"{head.title} ({'; '.join(more)})"
     per_target: dict[str, dict[str, Any]] = {}
     for i, h in enumerate(members[:MAX_DETAILED]):
         if i == 0:  # the head, with the group's status and tracking
@@ -222,6 +225,20 @@ def _merge_rules(
 ) -> None:
     """Rules sharing a cause: the group carries every mapping and mitigation of its rules."""
     head.evidence["rules"] = rules
+    # Each threat of the cause keeps its own title (on its worst target), its targets (worst
+    # first, the first MAX_DETAILED) and its own mitigations: a reader can act on each one.
+    threats: dict[str, dict[str, Any]] = {}
+    for h in members:
+        entry = threats.get(h.rule_id)
+        if entry is None:
+            threats[h.rule_id] = {
+                "title": h.rule.rule.title.replace("{name}", h.label),
+                "targets": [h.target],
+                "mitigations": source.mitigations(h),
+            }
+        elif len(entry["targets"]) < MAX_DETAILED and h.target not in entry["targets"]:
+            entry["targets"].append(h.target)
+    head.evidence["threats"] = threats
     by_rule = {h.rule_id: h.rule.rule for h in members}
     for key in ("stride", "linddun", "atlas", "owasp_ml", "cwe"):
         merged: list[str] = getattr(head, key)
