@@ -28,6 +28,17 @@ BIN_QUANTILES = (0.01, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
 #: hostile, cannot drag the baseline towards itself).
 SAMPLE_PER_CLIENT = 32
 SAMPLE_MAX = 200_000
+#: Cut points of the answers' top-2 margin: every client's share of answers below each is
+#: counted, so the natural-extraction test can pick the population's uncertain tail whatever
+#: the model's confidence scale (loan answers spread over 0..1, fraud answers sit above 0.99).
+MARGIN_GRID = np.unique(
+    np.r_[
+        [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        1 - 10 ** (-np.arange(8, 33) / 8),
+    ]
+)
+#: Clients with at least this many known margins make the population's margin baseline.
+MARGIN_MIN_EVENTS = 20
 
 
 def sample_per_client(n_clients: int) -> int:
@@ -65,6 +76,10 @@ class Population:
     #: ``detectors/_distance.py``) and the population's CDF at them: the distance test's baseline.
     nn_edges: np.ndarray = field(default_factory=lambda: np.empty(0))
     nn_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: The typical client's share of answers with a margin below each :data:`MARGIN_GRID` cut
+    #: point (a trimmed mean over clients, so attackers and heavy clients cannot move it; empty
+    #: when no client has :data:`MARGIN_MIN_EVENTS` known margins).
+    margin_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def span(self) -> np.ndarray:
@@ -126,6 +141,15 @@ class PopulationBuilder:
     n_margin: int = 0
     per_client: dict[str, int] = field(default_factory=dict)
     sample: list[np.ndarray] = field(default_factory=list)
+    #: client -> [known margins, then answers below each MARGIN_GRID cut point]
+    margin_counts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add_margin_counts(self, clients: np.ndarray, counts: np.ndarray) -> None:
+        """Per-client margin counts (rows: known margins, then one count per
+        :data:`MARGIN_GRID` cut point); a client may come in several rows or calls."""
+        for cid, row in zip(clients.astype(str).tolist(), counts, strict=True):
+            old = self.margin_counts.get(cid)
+            self.margin_counts[cid] = row.astype(np.int64) if old is None else old + row
 
     def update(
         self, client: np.ndarray, x: np.ndarray, label: np.ndarray, margin: np.ndarray
@@ -142,6 +166,13 @@ class PopulationBuilder:
         ok_m = ~np.isnan(margin)
         self.n_margin += int(ok_m.sum())
         self.near += int((margin[ok_m] < self.near_margin).sum())
+        if ok_m.any():
+            cm = client[ok_m].astype(str)
+            ids, inv = np.unique(cm, return_inverse=True)
+            below = margin[ok_m][:, None] < MARGIN_GRID[None, :]
+            rows = np.zeros((len(ids), len(MARGIN_GRID) + 1), dtype=np.int64)
+            np.add.at(rows, inv, np.c_[np.ones(len(cm), dtype=np.int64), below])
+            self.add_margin_counts(ids, rows)
         if x.ndim != 2 or x.shape[1] == 0:
             return
         rows = ~np.isnan(x).any(axis=1)
@@ -205,6 +236,7 @@ class PopulationBuilder:
                 for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
             },
             reference=reference is not None,
+            margin_cdf=robust_margin_cdf(self.margin_counts),
         )
         if len(base) and base.shape[1]:
             from mlhunt.hunt.detectors._distance import reference_edges
@@ -212,6 +244,18 @@ class PopulationBuilder:
             nn_edges, nn_cdf = reference_edges(base, pop.robust(base))
             pop = replace(pop, nn_edges=nn_edges, nn_cdf=nn_cdf)
         return pop
+
+
+def robust_margin_cdf(counts: dict[str, np.ndarray], cut: float = 0.2) -> np.ndarray:
+    """Per :data:`MARGIN_GRID` cut point, the share of answers below it for the typical client:
+    the mean over clients with :data:`MARGIN_MIN_EVENTS` known margins after dropping the
+    ``cut`` highest and lowest shares at each point (one vote per client)."""
+    rows = np.array([c for c in counts.values() if c[0] >= MARGIN_MIN_EVENTS], dtype=np.float64)
+    if len(rows) == 0:
+        return np.empty(0)
+    shares = np.sort(rows[:, 1:] / rows[:, :1], axis=0)
+    k = int(cut * len(shares))
+    return shares[k : len(shares) - k].mean(axis=0)  # type: ignore[no-any-return]
 
 
 def bins_from_sample(sample: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:

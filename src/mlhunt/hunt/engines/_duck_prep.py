@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.detectors.base import Detector, GroupNeed
-from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
+from mlhunt.hunt.events import (
+    MARGIN_GRID,
+    GroupBatch,
+    Population,
+    PopulationBuilder,
+    sample_per_client,
+)
 
 SCOPES = ("client_id", "source_ip")
 #: Rows per Arrow record batch of the scans.
@@ -115,12 +121,17 @@ def prepare(
     """Steps 1-4 of the module docstring; drops ``events`` (and the ``good`` view)."""
     b = PopulationBuilder()
     near = float(b.near_margin)
+    below = "".join(
+        f", count(*) FILTER (margin < {float(t)!r}) AS b{i}" for i, t in enumerate(MARGIN_GRID)
+    )
     tbl = con.sql(
-        "SELECT client_id, label, count(*) AS n, count(margin) AS nm, "  # noqa: S608 (a float)
-        f"count(*) FILTER (margin < {near!r}) AS near FROM good GROUP BY ALL"
+        "SELECT client_id, label, count(*) AS n, count(margin) AS nm, "  # noqa: S608 (floats)
+        f"count(*) FILTER (margin < {near!r}) AS near{below} FROM good GROUP BY ALL"
     ).to_arrow_table()
     cols = {c: tbl.column(c).to_numpy(zero_copy_only=False) for c in tbl.column_names}
     b.n, b.n_margin, b.near = (int(cols[c].sum()) for c in ("n", "nm", "near"))
+    margins = ["nm"] + [f"b{i}" for i in range(len(MARGIN_GRID))]
+    b.add_margin_counts(cols["client_id"], np.stack([cols[c] for c in margins], axis=1))
     for name, store in (("client_id", b.per_client), ("label", b.labels)):
         uniq, inv = np.unique(cols[name].astype(str), return_inverse=True)
         sums = np.bincount(inv, weights=cols["n"], minlength=len(uniq))

@@ -55,7 +55,13 @@ from mlhunt.hunt.engines.spark_sql import (
     vouch_sql,
 )
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
-from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
+from mlhunt.hunt.events import (
+    MARGIN_GRID,
+    GroupBatch,
+    Population,
+    PopulationBuilder,
+    sample_per_client,
+)
 from mlhunt.hunt.readers import ReadReport, kind_of, resolve
 
 DEFAULT_MASTER = "local[2]"
@@ -420,9 +426,17 @@ class SparkEngine:
         row = events.agg(*aggs).first()
         b.n, b.n_input = int(row["n"]), int(row["n_input"])
         b.n_margin, b.near = int(row["n_margin"]), int(row["near"])
-        for r in events.groupBy("client_id", "label").count().collect():  # one job for both
+        below = [F.count(F.when(F.col("margin") < float(t), 1)) for t in MARGIN_GRID]
+        counts = events.groupBy("client_id", "label").agg(F.count("*"), F.count("margin"), *below)
+        rows = counts.collect()  # one job for the volumes, labels and margin counts
+        for r in rows:
             b.per_client[r[0]] = b.per_client.get(r[0], 0) + int(r[2])
             b.labels[r[1]] = b.labels.get(r[1], 0) + int(r[2])
+        if rows:
+            b.add_margin_counts(
+                np.array([r[0] for r in rows], dtype=object),
+                np.array([list(r[3:]) for r in rows], dtype=np.int64),
+            )
         if d and b.n_input:
             b.d = d
             b.mins = np.array([row[f"min{i}"] for i in range(d)], dtype=np.float64)
