@@ -28,14 +28,18 @@ BIN_QUANTILES = (0.01, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
 #: hostile, cannot drag the baseline towards itself).
 SAMPLE_PER_CLIENT = 32
 SAMPLE_MAX = 200_000
-#: Cut points of the answers' top-2 margin: every client's share of answers below each is
-#: counted, so the natural-extraction test can pick the population's uncertain tail whatever
-#: the model's confidence scale (loan answers spread over 0..1, fraud answers sit above 0.99).
-MARGIN_GRID = np.unique(
-    np.r_[
-        [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-        1 - 10 ** (-np.arange(8, 33) / 8),
-    ]
+#: Each client's answers are counted per bucket of their top-2 margin's odds m / (1 - m),
+#: MARGIN_STEPS buckets per decade, clipped to [MARGIN_LO, MARGIN_HI] (margins about 0.0075 to
+#: 0.9999): the natural-extraction test then finds the population's uncertain tail whatever the
+#: model's confidence scale (loan answers spread over 0..1, fraud answers sit above 0.99).
+MARGIN_STEPS, MARGIN_LO, MARGIN_HI = 8, -17, 32
+#: The margins that separate the buckets: a margin is below ``MARGIN_GRID[j]`` exactly when its
+#: bucket is below ``MARGIN_LO + 1 + j``.
+MARGIN_GRID = 1 / (1 + 10.0 ** (-np.arange(MARGIN_LO + 1, MARGIN_HI + 1) / MARGIN_STEPS))
+#: :func:`margin_bucket` in DuckDB SQL (the Spark engine builds the same expression).
+MARGIN_BUCKET_SQL = (
+    f"least(greatest(CAST(floor({MARGIN_STEPS} * log10(greatest(margin, 1e-12) / "
+    f"greatest(1 - margin, 1e-12))) AS INTEGER), {MARGIN_LO}), {MARGIN_HI})"
 )
 #: Clients with at least this many known margins make the population's margin baseline.
 MARGIN_MIN_EVENTS = 20
@@ -141,15 +145,20 @@ class PopulationBuilder:
     n_margin: int = 0
     per_client: dict[str, int] = field(default_factory=dict)
     sample: list[np.ndarray] = field(default_factory=list)
-    #: client -> [known margins, then answers below each MARGIN_GRID cut point]
+    #: client -> answers per margin bucket (MARGIN_LO..MARGIN_HI, see :func:`margin_bucket`)
     margin_counts: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def add_margin_counts(self, clients: np.ndarray, counts: np.ndarray) -> None:
-        """Per-client margin counts (rows: known margins, then one count per
-        :data:`MARGIN_GRID` cut point); a client may come in several rows or calls."""
-        for cid, row in zip(clients.astype(str).tolist(), counts, strict=True):
+    def add_margin_buckets(
+        self, clients: np.ndarray, bucket: np.ndarray, count: np.ndarray
+    ) -> None:
+        """Per row: ``count`` answers of client ``clients[i]`` in margin bucket ``bucket[i]``
+        (a client may come in several rows and calls)."""
+        ids, inv = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+        hist = np.zeros((len(ids), MARGIN_HI - MARGIN_LO + 1), dtype=np.int64)
+        np.add.at(hist, (inv, np.asarray(bucket, dtype=np.int64) - MARGIN_LO), count)
+        for cid, row in zip(ids.tolist(), hist, strict=True):
             old = self.margin_counts.get(cid)
-            self.margin_counts[cid] = row.astype(np.int64) if old is None else old + row
+            self.margin_counts[cid] = row if old is None else old + row
 
     def update(
         self, client: np.ndarray, x: np.ndarray, label: np.ndarray, margin: np.ndarray
@@ -167,12 +176,7 @@ class PopulationBuilder:
         self.n_margin += int(ok_m.sum())
         self.near += int((margin[ok_m] < self.near_margin).sum())
         if ok_m.any():
-            cm = client[ok_m].astype(str)
-            ids, inv = np.unique(cm, return_inverse=True)
-            below = margin[ok_m][:, None] < MARGIN_GRID[None, :]
-            rows = np.zeros((len(ids), len(MARGIN_GRID) + 1), dtype=np.int64)
-            np.add.at(rows, inv, np.c_[np.ones(len(cm), dtype=np.int64), below])
-            self.add_margin_counts(ids, rows)
+            self.add_margin_buckets(client[ok_m], margin_bucket(margin[ok_m]), 1)
         if x.ndim != 2 or x.shape[1] == 0:
             return
         rows = ~np.isnan(x).any(axis=1)
@@ -246,14 +250,23 @@ class PopulationBuilder:
         return pop
 
 
+def margin_bucket(margin: np.ndarray) -> np.ndarray:
+    """The bucket of each margin (NaN stays NaN): ``floor(MARGIN_STEPS * log10(m / (1 - m)))``
+    clipped to [MARGIN_LO, MARGIN_HI], as :data:`MARGIN_BUCKET_SQL` computes it."""
+    m = np.asarray(margin, dtype=np.float64)
+    odds = np.maximum(m, 1e-12) / np.maximum(1 - m, 1e-12)
+    return np.clip(np.floor(MARGIN_STEPS * np.log10(odds)), MARGIN_LO, MARGIN_HI)
+
+
 def robust_margin_cdf(counts: dict[str, np.ndarray], cut: float = 0.2) -> np.ndarray:
     """Per :data:`MARGIN_GRID` cut point, the share of answers below it for the typical client:
     the mean over clients with :data:`MARGIN_MIN_EVENTS` known margins after dropping the
     ``cut`` highest and lowest shares at each point (one vote per client)."""
-    rows = np.array([c for c in counts.values() if c[0] >= MARGIN_MIN_EVENTS], dtype=np.float64)
+    rows = np.array([c for c in counts.values() if c.sum() >= MARGIN_MIN_EVENTS], dtype=np.float64)
     if len(rows) == 0:
         return np.empty(0)
-    shares = np.sort(rows[:, 1:] / rows[:, :1], axis=0)
+    below = np.cumsum(rows, axis=1)[:, :-1]
+    shares = np.sort(below / rows.sum(axis=1, keepdims=True), axis=0)
     k = int(cut * len(shares))
     return shares[k : len(shares) - k].mean(axis=0)  # type: ignore[no-any-return]
 

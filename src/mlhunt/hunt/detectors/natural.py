@@ -27,7 +27,7 @@ import numpy as np
 
 from mlhunt.hunt.detectors._features import changed_vs_prev, has_input
 from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
-from mlhunt.hunt.events import MARGIN_GRID, GroupBatch, Population
+from mlhunt.hunt.events import MARGIN_GRID, MARGIN_LO, GroupBatch, Population, margin_bucket
 
 
 def _running(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -59,8 +59,8 @@ class NaturalExtractionDetector(Detector):
         return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
-        margin = np.asarray(batch.margin, dtype=np.float64)
-        known = ~np.isnan(margin)
+        bucket = margin_bucket(batch.margin)
+        known = ~np.isnan(bucket)
         if batch.x.shape[1]:
             _prev, diff = changed_vs_prev(batch)
             counted = known & (~has_input(batch) | (diff >= 2))
@@ -72,7 +72,8 @@ class NaturalExtractionDetector(Detector):
         z_thr, ratio, min_n = self.p("z_threshold"), self.p("ratio"), self.p("min_events")
         for j in self.cuts(pop).tolist():
             p0 = float(pop.margin_cdf[j])
-            k = _running(counted & (margin < MARGIN_GRID[j]), batch.offsets)
+            # below MARGIN_GRID[j] exactly when in a bucket below MARGIN_LO + 1 + j
+            k = _running(counted & (bucket <= MARGIN_LO + j), batch.offsets)
             g = 2.0 * (_xlogy(k, n * p0) + _xlogy(n - k, n * (1.0 - p0)))
             z = np.sign(k - n * p0) * np.sqrt(np.maximum(g, 0.0))
             s = np.minimum(z / z_thr, k / np.maximum(n, 1.0) / (ratio * p0))
@@ -80,7 +81,7 @@ class NaturalExtractionDetector(Detector):
             better = s > online
             online = np.where(better, s, online)
             best = np.where(better, j, best)
-        return Scored(online, {"counted": counted, "n": n, "cut": best})
+        return Scored(online, {"counted": counted, "n": n, "cut": best, "bucket": bucket})
 
     def evidence(
         self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int
@@ -89,7 +90,7 @@ class NaturalExtractionDetector(Detector):
         c = scored.columns
         j = int(c["cut"][b - 1]) if c["cut"][b - 1] >= 0 else int(c["cut"][a + fired])
         cut = float(MARGIN_GRID[j])
-        hits = c["counted"][a:b] & (batch.margin[a:b] < cut)
+        hits = c["counted"][a:b] & (c["bucket"][a:b] <= MARGIN_LO + j)
         n = int(c["n"][b - 1])
         return {
             "margin_below": round(cut, 6),

@@ -56,7 +56,9 @@ from mlhunt.hunt.engines.spark_sql import (
 )
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import (
-    MARGIN_GRID,
+    MARGIN_HI,
+    MARGIN_LO,
+    MARGIN_STEPS,
     GroupBatch,
     Population,
     PopulationBuilder,
@@ -426,17 +428,28 @@ class SparkEngine:
         row = events.agg(*aggs).first()
         b.n, b.n_input = int(row["n"]), int(row["n_input"])
         b.n_margin, b.near = int(row["n_margin"]), int(row["near"])
-        below = [F.count(F.when(F.col("margin") < float(t), 1)) for t in MARGIN_GRID]
-        counts = events.groupBy("client_id", "label").agg(F.count("*"), F.count("margin"), *below)
-        rows = counts.collect()  # one job for the volumes, labels and margin counts
+        m = F.col("margin")
+        odds = F.greatest(m, F.lit(1e-12)) / F.greatest(1 - m, F.lit(1e-12))
+        bucket = F.floor(MARGIN_STEPS * F.log10(odds)).cast("int")
+        bucket = F.least(F.greatest(bucket, F.lit(MARGIN_LO)), F.lit(MARGIN_HI))
+        per_bucket = events.groupBy("client_id", "label", bucket.alias("bucket")).agg(
+            F.count("*").alias("n"), F.count("margin").alias("nm")
+        )
+        counts = per_bucket.groupBy("client_id", "label").agg(
+            F.sum("n"), F.collect_list(F.struct("bucket", "nm"))
+        )
+        rows = counts.collect()  # one job for the volumes, labels and margin buckets
+        who, bk, bn = [], [], []
         for r in rows:
             b.per_client[r[0]] = b.per_client.get(r[0], 0) + int(r[2])
             b.labels[r[1]] = b.labels.get(r[1], 0) + int(r[2])
-        if rows:
-            b.add_margin_counts(
-                np.array([r[0] for r in rows], dtype=object),
-                np.array([list(r[3:]) for r in rows], dtype=np.int64),
-            )
+            for cell in r[3]:
+                if cell["nm"]:  # a NULL margin's group has no bucket and no known margin
+                    who.append(r[0])
+                    bk.append(int(cell["bucket"]))
+                    bn.append(int(cell["nm"]))
+        if who:
+            b.add_margin_buckets(np.array(who, dtype=object), np.array(bk), np.array(bn))
         if d and b.n_input:
             b.d = d
             b.mins = np.array([row[f"min{i}"] for i in range(d)], dtype=np.float64)
