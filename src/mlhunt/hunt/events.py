@@ -28,19 +28,16 @@ BIN_QUANTILES = (0.01, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
 #: hostile, cannot drag the baseline towards itself).
 SAMPLE_PER_CLIENT = 32
 SAMPLE_MAX = 200_000
-#: Each client's answers are counted per bucket of their top-2 margin's odds m / (1 - m),
-#: MARGIN_STEPS buckets per decade, clipped to [MARGIN_LO, MARGIN_HI] (margins about 0.0075 to
-#: 0.9999): the natural-extraction test then finds the population's uncertain tail whatever the
-#: model's confidence scale (loan answers spread over 0..1, fraud answers sit above 0.99).
+#: Each client's answers are counted per bucket of their top-2 margin, cut where the margin's
+#: odds m / (1 - m) pass 10 ** (k / MARGIN_STEPS) for k in MARGIN_LO+1..MARGIN_HI (margins
+#: about 0.0099 to 0.9999): the natural-extraction test then finds the population's uncertain
+#: tail whatever the model's confidence scale (loan answers spread over 0..1, fraud answers sit
+#: above 0.99). Buckets are numbered MARGIN_LO..MARGIN_HI.
 MARGIN_STEPS, MARGIN_LO, MARGIN_HI = 8, -17, 32
-#: The margins that separate the buckets: a margin is below ``MARGIN_GRID[j]`` exactly when its
-#: bucket is below ``MARGIN_LO + 1 + j``.
+#: The cut points: a margin is below ``MARGIN_GRID[j]`` exactly when its bucket is at most
+#: ``MARGIN_LO + j``. Every engine compares margins with these very numbers (a binary search,
+#: :func:`margin_bucket_tree`), so DuckDB, Spark and the guard bucket every margin alike.
 MARGIN_GRID = 1 / (1 + 10.0 ** (-np.arange(MARGIN_LO + 1, MARGIN_HI + 1) / MARGIN_STEPS))
-#: :func:`margin_bucket` in DuckDB SQL (the Spark engine builds the same expression).
-MARGIN_BUCKET_SQL = (
-    f"least(greatest(CAST(floor({MARGIN_STEPS} * log10(greatest(margin, 1e-12) / "
-    f"greatest(1 - margin, 1e-12))) AS INTEGER), {MARGIN_LO}), {MARGIN_HI})"
-)
 #: Clients with at least this many known margins make the population's margin baseline.
 MARGIN_MIN_EVENTS = 20
 
@@ -251,11 +248,36 @@ class PopulationBuilder:
 
 
 def margin_bucket(margin: np.ndarray) -> np.ndarray:
-    """The bucket of each margin (NaN stays NaN): ``floor(MARGIN_STEPS * log10(m / (1 - m)))``
-    clipped to [MARGIN_LO, MARGIN_HI], as :data:`MARGIN_BUCKET_SQL` computes it."""
+    """The bucket of each margin: ``MARGIN_LO`` + the number of cut points at or below it (NaN
+    stays NaN)."""
     m = np.asarray(margin, dtype=np.float64)
-    odds = np.maximum(m, 1e-12) / np.maximum(1 - m, 1e-12)
-    return np.clip(np.floor(MARGIN_STEPS * np.log10(odds)), MARGIN_LO, MARGIN_HI)
+    b = MARGIN_LO + np.searchsorted(MARGIN_GRID, m, side="right").astype(np.float64)
+    return np.where(np.isnan(m), np.nan, b)
+
+
+BucketTree = int | tuple[float, "BucketTree", "BucketTree"]
+
+
+def margin_bucket_tree(lo: int = 0, hi: int = len(MARGIN_GRID)) -> BucketTree:
+    """:func:`margin_bucket` as a binary search an engine renders into its own expression:
+    a leaf is a bucket, a node ``(cut, below, at_or_above)`` compares ``margin < cut``."""
+    if lo == hi:
+        return MARGIN_LO + lo
+    mid = (lo + hi) // 2
+    return (float(MARGIN_GRID[mid]), margin_bucket_tree(lo, mid), margin_bucket_tree(mid + 1, hi))
+
+
+def margin_bucket_sql(tree: BucketTree | None = None) -> str:
+    """:func:`margin_bucket` in SQL over a column ``margin`` (NULL stays NULL)."""
+    if tree is None:
+        return (
+            f"CASE WHEN margin IS NULL THEN NULL ELSE {margin_bucket_sql(margin_bucket_tree())} END"
+        )
+    if isinstance(tree, int):
+        return str(tree)
+    cut, below, above = tree
+    lo, hi = margin_bucket_sql(below), margin_bucket_sql(above)
+    return f"CASE WHEN margin < {cut!r} THEN {lo} ELSE {hi} END"
 
 
 def robust_margin_cdf(counts: dict[str, np.ndarray], cut: float = 0.2) -> np.ndarray:

@@ -46,14 +46,12 @@ class NaturalExtractionDetector(Detector):
     needs = ("margin",)
 
     def cuts(self, pop: Population) -> np.ndarray:
-        """Indices of the :data:`MARGIN_GRID` cut points in the population's uncertain tail."""
+        """Indices of the :data:`MARGIN_GRID` cut points in the population's uncertain tail
+        (none without a margin baseline: then every score is 0)."""
         f = pop.margin_cdf
         if len(f) != len(MARGIN_GRID):
             return np.empty(0, dtype=np.int64)
         return np.flatnonzero((f >= self.p("tail_low")) & (f <= self.p("tail_high")))
-
-    def applies(self, pop: Population) -> bool:
-        return len(self.cuts(pop)) > 0
 
     def need(self) -> GroupNeed | None:
         return GroupNeed("events", self.p("min_events"))

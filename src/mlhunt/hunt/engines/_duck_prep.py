@@ -31,10 +31,10 @@ import numpy as np
 
 from mlhunt.hunt.detectors.base import Detector, GroupNeed
 from mlhunt.hunt.events import (
-    MARGIN_BUCKET_SQL,
     GroupBatch,
     Population,
     PopulationBuilder,
+    margin_bucket_sql,
     sample_per_client,
 )
 
@@ -127,7 +127,7 @@ def prepare(
     tbl = con.sql(
         "SELECT client_id, label, sum(n) AS n, sum(nm) AS nm, sum(near) AS near, "  # noqa: S608
         "list(bucket) AS bucket, list(nm) AS bn FROM (SELECT client_id, label, "
-        f"{MARGIN_BUCKET_SQL} AS bucket, count(*) AS n, count(margin) AS nm, "
+        f"{margin_bucket_sql()} AS bucket, count(*) AS n, count(margin) AS nm, "
         f"count(*) FILTER (margin < {near!r}) AS near FROM good GROUP BY ALL) GROUP BY ALL"
     ).to_arrow_table()
     cols = {c: tbl.column(c) for c in ("bucket", "bn")}

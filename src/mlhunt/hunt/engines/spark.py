@@ -56,17 +56,30 @@ from mlhunt.hunt.engines.spark_sql import (
 )
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import (
-    MARGIN_HI,
-    MARGIN_LO,
-    MARGIN_STEPS,
+    BucketTree,
     GroupBatch,
     Population,
     PopulationBuilder,
+    margin_bucket_tree,
     sample_per_client,
 )
 from mlhunt.hunt.readers import ReadReport, kind_of, resolve
 
 DEFAULT_MASTER = "local[2]"
+
+
+def _bucket_column(tree: BucketTree) -> Any:
+    """:func:`~mlhunt.hunt.events.margin_bucket` as a Spark column (the same comparisons)."""
+    from pyspark.sql import functions as F
+
+    if isinstance(tree, int):
+        return F.lit(tree)
+    cut, below, above = tree
+    return F.when(F.col("margin") < F.lit(cut), _bucket_column(below)).otherwise(
+        _bucket_column(above)
+    )
+
+
 #: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
 BUCKET_EVENTS = 200_000
 #: Spark never splits a file smaller than its open cost (spark.sql.files.openCostInBytes, 4 MiB).
@@ -428,10 +441,7 @@ class SparkEngine:
         row = events.agg(*aggs).first()
         b.n, b.n_input = int(row["n"]), int(row["n_input"])
         b.n_margin, b.near = int(row["n_margin"]), int(row["near"])
-        m = F.col("margin")
-        odds = F.greatest(m, F.lit(1e-12)) / F.greatest(1 - m, F.lit(1e-12))
-        bucket = F.floor(MARGIN_STEPS * F.log10(odds)).cast("int")
-        bucket = F.least(F.greatest(bucket, F.lit(MARGIN_LO)), F.lit(MARGIN_HI))
+        bucket = F.when(F.col("margin").isNotNull(), _bucket_column(margin_bucket_tree()))
         per_bucket = events.groupBy("client_id", "label", bucket.alias("bucket")).agg(
             F.count("*").alias("n"), F.count("margin").alias("nm")
         )
