@@ -216,6 +216,10 @@ def test_simulated_traffic_through_the_guard(loan: Any, tmp_path: Path) -> None:
     # the natural-extraction test alerts no honest client (measured offline on this range:
     # the thief peaks at 1.23, the highest benign client, a batch re-scorer, at 0.71)
     assert not [c for c in benign if "MLH-HUNT-NATURAL-EXTRACTION" in by_target.get(c, set())]
+    for a in alerts:
+        if a["rule_id"] == "MLH-HUNT-NATURAL-EXTRACTION":
+            ev = a["evidence"]
+            print(f"natural: {a['severity']} at query {ev.get('detected_at_event')}")
     assert not set(labels["traps"]["nat"]) & set(by_target)
 
     # what each extraction attacker had received before the guard first degraded its answers
