@@ -21,6 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from mlhunt.hunt.margins import MARGIN_GRID as MARGIN_GRID  # (re-exported)
+from mlhunt.hunt.margins import (
+    MARGIN_HI,
+    MARGIN_LO,
+    margin_bucket,
+    robust_margin_cdf,
+)
+from mlhunt.hunt.margins import margin_bucket_sql as margin_bucket_sql  # (re-exported)
+
 #: Quantiles that cut each feature into the bins of the distribution tests: fine in the tails,
 #: where extraction queries land and natural traffic rarely goes.
 BIN_QUANTILES = (0.01, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
@@ -28,18 +37,6 @@ BIN_QUANTILES = (0.01, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
 #: hostile, cannot drag the baseline towards itself).
 SAMPLE_PER_CLIENT = 32
 SAMPLE_MAX = 200_000
-#: Each client's answers are counted per bucket of their top-2 margin, cut where the margin's
-#: odds m / (1 - m) pass 10 ** (k / MARGIN_STEPS) for k in MARGIN_LO+1..MARGIN_HI (margins
-#: about 0.0099 to 0.9999): the natural-extraction test then finds the population's uncertain
-#: tail whatever the model's confidence scale (loan answers spread over 0..1, fraud answers sit
-#: above 0.99). Buckets are numbered MARGIN_LO..MARGIN_HI.
-MARGIN_STEPS, MARGIN_LO, MARGIN_HI = 8, -17, 32
-#: The cut points: a margin is below ``MARGIN_GRID[j]`` exactly when its bucket is at most
-#: ``MARGIN_LO + j``. Every engine compares margins with these very numbers (a binary search,
-#: :func:`margin_bucket_tree`), so DuckDB, Spark and the guard bucket every margin alike.
-MARGIN_GRID = 1 / (1 + 10.0 ** (-np.arange(MARGIN_LO + 1, MARGIN_HI + 1) / MARGIN_STEPS))
-#: Clients with at least this many known margins make the population's margin baseline.
-MARGIN_MIN_EVENTS = 20
 
 
 def sample_per_client(n_clients: int) -> int:
@@ -77,7 +74,7 @@ class Population:
     #: ``detectors/_distance.py``) and the population's CDF at them: the distance test's baseline.
     nn_edges: np.ndarray = field(default_factory=lambda: np.empty(0))
     nn_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
-    #: The typical client's share of answers with a margin below each :data:`MARGIN_GRID` cut
+    #: The typical client's share of answers with a margin below each ``MARGIN_GRID`` cut
     #: point (a trimmed mean over clients, so attackers and heavy clients cannot move it; empty
     #: when no client has :data:`MARGIN_MIN_EVENTS` known margins).
     margin_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -245,52 +242,6 @@ class PopulationBuilder:
             nn_edges, nn_cdf = reference_edges(base, pop.robust(base))
             pop = replace(pop, nn_edges=nn_edges, nn_cdf=nn_cdf)
         return pop
-
-
-def margin_bucket(margin: np.ndarray) -> np.ndarray:
-    """The bucket of each margin: ``MARGIN_LO`` + the number of cut points at or below it (NaN
-    stays NaN)."""
-    m = np.asarray(margin, dtype=np.float64)
-    b = MARGIN_LO + np.searchsorted(MARGIN_GRID, m, side="right").astype(np.float64)
-    return np.where(np.isnan(m), np.nan, b)
-
-
-BucketTree = int | tuple[float, "BucketTree", "BucketTree"]
-
-
-def margin_bucket_tree(lo: int = 0, hi: int = len(MARGIN_GRID)) -> BucketTree:
-    """:func:`margin_bucket` as a binary search an engine renders into its own expression:
-    a leaf is a bucket, a node ``(cut, below, at_or_above)`` compares ``margin < cut``."""
-    if lo == hi:
-        return MARGIN_LO + lo
-    mid = (lo + hi) // 2
-    return (float(MARGIN_GRID[mid]), margin_bucket_tree(lo, mid), margin_bucket_tree(mid + 1, hi))
-
-
-def margin_bucket_sql(tree: BucketTree | None = None) -> str:
-    """:func:`margin_bucket` in SQL over a column ``margin`` (NULL stays NULL)."""
-    if tree is None:
-        return (
-            f"CASE WHEN margin IS NULL THEN NULL ELSE {margin_bucket_sql(margin_bucket_tree())} END"
-        )
-    if isinstance(tree, int):
-        return str(tree)
-    cut, below, above = tree
-    lo, hi = margin_bucket_sql(below), margin_bucket_sql(above)
-    return f"CASE WHEN margin < {cut!r} THEN {lo} ELSE {hi} END"
-
-
-def robust_margin_cdf(counts: dict[str, np.ndarray], cut: float = 0.2) -> np.ndarray:
-    """Per :data:`MARGIN_GRID` cut point, the share of answers below it for the typical client:
-    the mean over clients with :data:`MARGIN_MIN_EVENTS` known margins after dropping the
-    ``cut`` highest and lowest shares at each point (one vote per client)."""
-    rows = np.array([c for c in counts.values() if c.sum() >= MARGIN_MIN_EVENTS], dtype=np.float64)
-    if len(rows) == 0:
-        return np.empty(0)
-    below = np.cumsum(rows, axis=1)[:, :-1]
-    shares = np.sort(below / rows.sum(axis=1, keepdims=True), axis=0)
-    k = int(cut * len(shares))
-    return shares[k : len(shares) - k].mean(axis=0)  # type: ignore[no-any-return]
 
 
 def bins_from_sample(sample: np.ndarray) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:

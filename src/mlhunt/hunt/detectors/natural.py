@@ -7,7 +7,7 @@ so its answers pile up where the model is least confident. Honest clients, the n
 re-scorer included, send what their business brings and land there at the population's rate.
 Which margin is "uncertain" depends on the model (loan answers spread over 0..1, fraud answers
 sit above 0.99), so the tail is read from the population: :attr:`Population.margin_cdf` gives the
-typical client's share below each :data:`~mlhunt.hunt.events.MARGIN_GRID` cut point, and every cut
+typical client's share below each :data:`~mlhunt.hunt.margins.MARGIN_GRID` cut point, and every cut
 point whose share lies in ``[tail_low, tail_high]`` is tested. Per cut point, a running binomial
 likelihood-ratio test (signed root of G, which stays calibrated for small shares) of the
 client's counted answers below it; the score is, at the best cut point, the smaller of
@@ -27,7 +27,8 @@ import numpy as np
 
 from mlhunt.hunt.detectors._features import changed_vs_prev, has_input
 from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
-from mlhunt.hunt.events import MARGIN_GRID, MARGIN_LO, GroupBatch, Population, margin_bucket
+from mlhunt.hunt.events import GroupBatch, Population
+from mlhunt.hunt.margins import MARGIN_GRID, MARGIN_LO, margin_bucket
 
 
 def _running(flags: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -34,9 +34,9 @@ from mlhunt.hunt.events import (
     GroupBatch,
     Population,
     PopulationBuilder,
-    margin_bucket_sql,
     sample_per_client,
 )
+from mlhunt.hunt.margins import margin_bucket_sql
 
 SCOPES = ("client_id", "source_ip")
 #: Rows per Arrow record batch of the scans.

@@ -56,20 +56,19 @@ from mlhunt.hunt.engines.spark_sql import (
 )
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
 from mlhunt.hunt.events import (
-    BucketTree,
     GroupBatch,
     Population,
     PopulationBuilder,
-    margin_bucket_tree,
     sample_per_client,
 )
+from mlhunt.hunt.margins import BucketTree, margin_bucket_tree
 from mlhunt.hunt.readers import ReadReport, kind_of, resolve
 
 DEFAULT_MASTER = "local[2]"
 
 
 def _bucket_column(tree: BucketTree) -> Any:
-    """:func:`~mlhunt.hunt.events.margin_bucket` as a Spark column (the same comparisons)."""
+    """:func:`~mlhunt.hunt.margins.margin_bucket` as a Spark column (the same comparisons)."""
     from pyspark.sql import functions as F
 
     if isinstance(tree, int):
