@@ -46,12 +46,10 @@ RELEVANT = {
     "membership-probing": {"MLH-HUNT-MEMBERSHIP-PROBING"},
     "inversion-sweep": {"MLH-HUNT-INVERSION-SWEEP"},
     "sybil-extraction": {"MLH-HUNT-SYBIL-EXTRACTION"},
-    # in-distribution queries (Knockoff Nets from a natural pool): the hunt catches it on this
-    # traffic by its low-confidence concentration; the guard's online windows do not yet
-    # (KNOWN_MISSES below)
-    "natural-extraction": {"MLH-HUNT-EXTRACTION", "MLH-HUNT-LOW-CONFIDENCE"},
+    # in-distribution queries (Knockoff Nets from a natural pool): only its answers give it
+    # away, piled in the model's uncertain tail (issue #23, item 5)
+    "natural-extraction": {"MLH-HUNT-NATURAL-EXTRACTION"},
 }
-KNOWN_MISSES = {"natural-extraction"}
 EXTRACTION = (
     "uniform-extraction",
     "jbda-extraction",
@@ -207,9 +205,7 @@ def test_simulated_traffic_through_the_guard(loan: Any, tmp_path: Path) -> None:
     for style, info in labels["attacks"].items():
         targets = info["source_ips"] if style == "sybil-extraction" else info["clients"]
         missed += [(style, t) for t in targets if not by_target.get(t, set()) & RELEVANT[style]]
-    # Known and open: the natural-data extractor (issue #23, item 5) is missed online; every
-    # other style must be caught, and this list fails the test once the guard catches it too.
-    assert {style for style, _ in missed} == KNOWN_MISSES, missed
+    assert missed == []
     benign = [cid for cid, lab in labels["clients"].items() if lab == "benign"]
     alerted = [cid for cid in benign if cid in by_target]
     print(
@@ -217,6 +213,13 @@ def test_simulated_traffic_through_the_guard(loan: Any, tmp_path: Path) -> None:
         f"{sim.records} requests in {sim.seconds}s"
     )
     assert len(alerted) <= 0.01 * len(benign), alerted
+    # the natural-extraction test alerts no honest client (measured offline on this range:
+    # the thief peaks at 1.23, the highest benign client, a batch re-scorer, at 0.71)
+    assert not [c for c in benign if "MLH-HUNT-NATURAL-EXTRACTION" in by_target.get(c, set())]
+    for a in alerts:
+        if a["rule_id"] == "MLH-HUNT-NATURAL-EXTRACTION":
+            ev = a["evidence"]
+            print(f"natural: {a['severity']} at query {ev.get('detected_at_event')}")
     assert not set(labels["traps"]["nat"]) & set(by_target)
 
     # what each extraction attacker had received before the guard first degraded its answers

@@ -1,7 +1,12 @@
 """Acceptance of ``mlhunt hunt`` on simulated traffic (issue #5): every attacker caught by a
 relevant detector, at most 1% of benign clients alerted at medium or above (the batch clients
 and the shared NAT addresses never), median detected_at_event <= 150. Three seeds, so the
-thresholds are not tuned to one."""
+thresholds are not tuned to one.
+
+The natural-data extractor (issue #23, item 5) must be alerted by MLH-HUNT-NATURAL-EXTRACTION
+itself on every range, with its peak score clear of the highest benign client's peak score on
+that detector (measured, docs/hunt.md: attacker 1.37-3.45, highest benign 0.50-0.78; asserted:
+attacker >= 1.15, every benign client <= 0.9)."""
 
 from __future__ import annotations
 
@@ -32,11 +37,16 @@ RELEVANT = {
     "sybil-extraction": {"MLH-HUNT-SYBIL-EXTRACTION"},
     "patch-probing": {"MLH-HUNT-EVASION-PROBING", "MLH-HUNT-EXTRACTION"},
     "synthetic-extraction": {"MLH-HUNT-EXTRACTION"},
-    # Knockoff Nets with in-distribution data: seen from where its queries fall (near the
-    # decision boundary, the adaptive rounds), not from the data itself
-    "natural-extraction": {"MLH-HUNT-EXTRACTION", "MLH-HUNT-LOW-CONFIDENCE"},
+    # Knockoff Nets with in-distribution data: seen from where its answers fall (the model's
+    # uncertain tail, where its adaptive rounds pick), not from the data itself
+    "natural-extraction": {
+        "MLH-HUNT-EXTRACTION",
+        "MLH-HUNT-LOW-CONFIDENCE",
+        "MLH-HUNT-NATURAL-EXTRACTION",
+    },
 }
 MEDIUM = Severity.MEDIUM.rank
+NATURAL = "MLH-HUNT-NATURAL-EXTRACTION"
 
 
 def _score(findings: list[dict[str, Any]], labels: dict[str, Any]) -> dict[str, Any]:
@@ -73,18 +83,56 @@ def _score(findings: list[dict[str, Any]], labels: dict[str, Any]) -> dict[str, 
     }
 
 
+def _natural_peaks(result: Any, logs: Path, labels: dict[str, Any]) -> tuple[float, float]:
+    """(the natural extractor's peak score, the highest benign client's peak score) of
+    MLH-HUNT-NATURAL-EXTRACTION, alerted or not: the detector run on every client's events
+    against the hunt's own population."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mlhunt.hunt.events import GroupBatch
+    from mlhunt.hunt.readers import ReadReport, read_batches
+
+    det = next(d for d in result.detectors if d.spec.id == NATURAL)
+    table = pa.concat_tables(read_batches(logs, ReadReport()))
+    table = table.sort_by([("client_id", "ascending"), ("ts", "ascending"), ("line", "ascending")])
+    pop = result.population
+    batch = GroupBatch.from_arrow("client_id", table, pop.classes, pop.d)
+    peaks = np.maximum.reduceat(det.score(batch, pop).online, batch.offsets[:-1]).tolist()
+    by_client = dict(zip(batch.keys, peaks, strict=True))
+    thief = max(by_client[c] for c in labels["attacks"]["natural-extraction"]["clients"])
+    benign = max(p for c, p in by_client.items() if labels["clients"][c] == "benign")
+    return thief, benign
+
+
 def _run(scenario: str, seed: int, tmp: Path) -> dict[str, Any]:
     _built, loaded = ensure_built(scenario)
     out = simulate(loaded, tmp / f"{scenario}-{seed}", seed=seed)
-    doc = hunt(out.logs_path).document()
+    result = hunt(out.logs_path)
+    doc = result.document()
     assert doc["read"]["malformed"] == 0
-    return _score(doc["findings"], json.loads(out.labels_path.read_text()))
+    labels = json.loads(out.labels_path.read_text())
+    r = _score(doc["findings"], labels)
+    if "natural-extraction" in labels["attacks"]:
+        thief = labels["attacks"]["natural-extraction"]["clients"]
+        r["natural_by"] = {f["rule_id"] for f in doc["findings"] if f["target"] in thief}
+        r["natural_peaks"] = _natural_peaks(result, out.logs_path, labels)
+    return r
+
+
+def _natural_caught(r: dict[str, Any]) -> None:
+    """Caught by its own detector, with the stated margin over every benign client."""
+    thief, benign = r["natural_peaks"]
+    print(f"natural-extraction peak {thief:.2f}, highest benign {benign:.2f}")
+    assert NATURAL in r["natural_by"], r["natural_by"]
+    assert thief >= 1.15 and benign <= 0.9, (thief, benign)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_loan_traffic_every_attacker_caught_no_false_alarms(seed: int, tmp_path: Path) -> None:
     r = _run("loan-approval", seed, tmp_path)
     assert r["missed"] == []
+    _natural_caught(r)
     # spread-out query designs (uniform, low-and-slow, the sybil ids) are caught by the
     # distance test too; benign clients never (measured separation: docs/hunt.md)
     want = {"uniform-extraction", "low-and-slow-extraction", "sybil-extraction"}
@@ -97,8 +145,8 @@ def test_loan_traffic_every_attacker_caught_no_false_alarms(seed: int, tmp_path:
 @pytest.mark.parametrize("scenario", ["image-moderation", "fraud-detection"])
 def test_other_scenarios_attackers_caught(scenario: str, tmp_path: Path) -> None:
     r = _run(scenario, 0, tmp_path)
-    # the natural-data extractor is caught on loan-approval only: on fraud traffic (a rare
-    # positive class) its uncertain queries are not near the model's boundary (docs/hunt.md)
-    assert {style for style, _ in r["missed"]} <= {"natural-extraction"}, r["missed"]
+    assert r["missed"] == []
+    if scenario == "fraud-detection":  # its only detector there: the fraud answers sit > 0.99
+        _natural_caught(r)
     assert len(r["benign_alerted"]) <= 0.01 * r["benign"], r["benign_alerted"]
     assert r["traps_alerted"] == []

@@ -116,6 +116,8 @@ def test_same_population(both: tuple[Any, Any, Path]) -> None:
     assert (a.n_events, a.n_clients, a.d, a.classes) == (b.n_events, b.n_clients, b.d, b.classes)
     assert a.label_shares == b.label_shares and a.volume_q == b.volume_q
     assert a.near_share == b.near_share
+    # the per-client margin buckets (SQL, Spark expressions) give one uncertain-tail baseline
+    assert len(a.margin_cdf) and np.array_equal(a.margin_cdf, b.margin_cdf)
     assert np.array_equal(a.lower, b.lower) and np.array_equal(a.upper, b.upper)
     assert np.allclose(a.mean, b.mean, rtol=1e-12) and np.allclose(a.std, b.std, rtol=1e-9)
     for ea, eb, pa_, pb in zip(a.edges, b.edges, a.bin_probs, b.bin_probs, strict=True):

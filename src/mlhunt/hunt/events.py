@@ -21,6 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from mlhunt.hunt.margins import MARGIN_GRID as MARGIN_GRID  # (re-exported)
+from mlhunt.hunt.margins import (
+    MARGIN_HI,
+    MARGIN_LO,
+    margin_bucket,
+    robust_margin_cdf,
+)
+from mlhunt.hunt.margins import margin_bucket_sql as margin_bucket_sql  # (re-exported)
+
 #: Quantiles that cut each feature into the bins of the distribution tests: fine in the tails,
 #: where extraction queries land and natural traffic rarely goes.
 BIN_QUANTILES = (0.01, 0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95, 0.99)
@@ -65,6 +74,10 @@ class Population:
     #: ``detectors/distance.py``) and the population's CDF at them: the distance test's baseline.
     nn_edges: np.ndarray = field(default_factory=lambda: np.empty(0))
     nn_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: The typical client's share of answers with a margin below each ``MARGIN_GRID`` cut
+    #: point (a trimmed mean over clients, so attackers and heavy clients cannot move it; empty
+    #: when no client has :data:`MARGIN_MIN_EVENTS` known margins).
+    margin_cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def span(self) -> np.ndarray:
@@ -126,6 +139,20 @@ class PopulationBuilder:
     n_margin: int = 0
     per_client: dict[str, int] = field(default_factory=dict)
     sample: list[np.ndarray] = field(default_factory=list)
+    #: client -> answers per margin bucket (MARGIN_LO..MARGIN_HI, see :func:`margin_bucket`)
+    margin_counts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add_margin_buckets(
+        self, clients: np.ndarray, bucket: np.ndarray, count: np.ndarray
+    ) -> None:
+        """Per row: ``count`` answers of client ``clients[i]`` in margin bucket ``bucket[i]``
+        (a client may come in several rows and calls)."""
+        ids, inv = np.unique(np.asarray(clients).astype(str), return_inverse=True)
+        hist = np.zeros((len(ids), MARGIN_HI - MARGIN_LO + 1), dtype=np.int64)
+        np.add.at(hist, (inv, np.asarray(bucket, dtype=np.int64) - MARGIN_LO), count)
+        for cid, row in zip(ids.tolist(), hist, strict=True):
+            old = self.margin_counts.get(cid)
+            self.margin_counts[cid] = row if old is None else old + row
 
     def update(
         self, client: np.ndarray, x: np.ndarray, label: np.ndarray, margin: np.ndarray
@@ -142,6 +169,8 @@ class PopulationBuilder:
         ok_m = ~np.isnan(margin)
         self.n_margin += int(ok_m.sum())
         self.near += int((margin[ok_m] < self.near_margin).sum())
+        if ok_m.any():
+            self.add_margin_buckets(client[ok_m], margin_bucket(margin[ok_m]), 1)
         if x.ndim != 2 or x.shape[1] == 0:
             return
         rows = ~np.isnan(x).any(axis=1)
@@ -205,6 +234,7 @@ class PopulationBuilder:
                 for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0))
             },
             reference=reference is not None,
+            margin_cdf=robust_margin_cdf(self.margin_counts),
         )
         if len(base) and base.shape[1]:
             from mlhunt.hunt.detectors.distance import reference_edges

@@ -29,6 +29,7 @@ REGISTRY: dict[str, str] = {
     "membership_probing": "probing:MembershipProbingDetector",
     "inversion_sweep": "inversion:InversionSweepDetector",
     "low_confidence": "lowconf:LowConfidenceDetector",
+    "natural_extraction": "natural:NaturalExtractionDetector",
     "sybil_extraction": "extraction:SybilExtractionDetector",
     "credential_stuffing": "abuse:CredentialStuffingDetector",
     "request_flood": "abuse:RequestFloodDetector",

@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.detectors.base import Detector, GroupNeed
-from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
+from mlhunt.hunt.events import (
+    GroupBatch,
+    Population,
+    PopulationBuilder,
+    sample_per_client,
+)
+from mlhunt.hunt.margins import margin_bucket_sql
 
 SCOPES = ("client_id", "source_ip")
 #: Rows per Arrow record batch of the scans.
@@ -113,14 +119,27 @@ def prepare(
     con: Any, d: int, reference: np.ndarray | None, detectors: list[Detector], files: list[str]
 ) -> Prepared:
     """Steps 1-4 of the module docstring; drops ``events``."""
+    import pyarrow.compute as pc
+
     b = PopulationBuilder()
     near = float(b.near_margin)
+    # per (client, label, margin bucket), then one row per (client, label) with its buckets
     tbl = con.sql(
-        "SELECT client_id, label, count(*) AS n, count(margin) AS nm, "  # noqa: S608 (a float)
-        f"count(*) FILTER (margin < {near!r}) AS near FROM events GROUP BY ALL"
+        "SELECT client_id, label, sum(n) AS n, sum(nm) AS nm, sum(near) AS near, "  # noqa: S608
+        "list(bucket) AS bucket, list(nm) AS bn FROM (SELECT client_id, label, "
+        f"{margin_bucket_sql()} AS bucket, count(*) AS n, count(margin) AS nm, "
+        f"count(*) FILTER (margin < {near!r}) AS near FROM events GROUP BY ALL) GROUP BY ALL"
     ).to_arrow_table()
-    cols = {c: tbl.column(c).to_numpy(zero_copy_only=False) for c in tbl.column_names}
+    cols = {c: tbl.column(c) for c in ("bucket", "bn")}
+    cols |= {c: tbl.column(c).to_numpy(zero_copy_only=False) for c in ("client_id", "label")}
+    cols |= {c: tbl.column(c).to_numpy().astype(np.int64) for c in ("n", "nm", "near")}
     b.n, b.n_margin, b.near = (int(cols[c].sum()) for c in ("n", "nm", "near"))
+    lens = pc.list_value_length(cols["bucket"]).to_numpy(zero_copy_only=False)
+    bk = pc.list_flatten(cols["bucket"]).to_numpy(zero_copy_only=False)
+    bn = pc.list_flatten(cols["bn"]).to_numpy(zero_copy_only=False)
+    known = bn > 0  # a NULL margin's group has no bucket and no known margin
+    who = np.repeat(cols["client_id"], lens)[known]
+    b.add_margin_buckets(who, bk[known].astype(np.int64), bn[known].astype(np.int64))
     for name, store in (("client_id", b.per_client), ("label", b.labels)):
         uniq, inv = np.unique(cols[name].astype(str), return_inverse=True)
         sums = np.bincount(inv, weights=cols["n"], minlength=len(uniq))

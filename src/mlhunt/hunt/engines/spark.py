@@ -48,11 +48,31 @@ from mlhunt.hunt.engines.spark_sql import (
     vouch_sql,
 )
 from mlhunt.hunt.engines.spark_urls import expand, split_urls, url_name
-from mlhunt.hunt.events import GroupBatch, Population, PopulationBuilder, sample_per_client
+from mlhunt.hunt.events import (
+    GroupBatch,
+    Population,
+    PopulationBuilder,
+    sample_per_client,
+)
+from mlhunt.hunt.margins import BucketTree, margin_bucket_tree
 from mlhunt.hunt.readers import ReadReport, kind_of, resolve
 from mlhunt.sparkkit import is_local, session, stop
 
 DEFAULT_MASTER = "local[2]"
+
+
+def _bucket_column(tree: BucketTree) -> Any:
+    """:func:`~mlhunt.hunt.margins.margin_bucket` as a Spark column (the same comparisons)."""
+    from pyspark.sql import functions as F
+
+    if isinstance(tree, int):
+        return F.lit(tree)
+    cut, below, above = tree
+    return F.when(F.col("margin") < F.lit(cut), _bucket_column(below)).otherwise(
+        _bucket_column(above)
+    )
+
+
 #: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
 BUCKET_EVENTS = 200_000
 #: Spark never splits a file smaller than its open cost (spark.sql.files.openCostInBytes, 4 MiB).
@@ -366,9 +386,25 @@ class SparkEngine:
         row = events.agg(*aggs).first()
         b.n, b.n_input = int(row["n"]), int(row["n_input"])
         b.n_margin, b.near = int(row["n_margin"]), int(row["near"])
-        for r in events.groupBy("client_id", "label").count().collect():  # one job for both
+        bucket = F.when(F.col("margin").isNotNull(), _bucket_column(margin_bucket_tree()))
+        per_bucket = events.groupBy("client_id", "label", bucket.alias("bucket")).agg(
+            F.count("*").alias("n"), F.count("margin").alias("nm")
+        )
+        counts = per_bucket.groupBy("client_id", "label").agg(
+            F.sum("n"), F.collect_list(F.struct("bucket", "nm"))
+        )
+        rows = counts.collect()  # one job for the volumes, labels and margin buckets
+        who, bk, bn = [], [], []
+        for r in rows:
             b.per_client[r[0]] = b.per_client.get(r[0], 0) + int(r[2])
             b.labels[r[1]] = b.labels.get(r[1], 0) + int(r[2])
+            for cell in r[3]:
+                if cell["nm"]:  # a NULL margin's group has no bucket and no known margin
+                    who.append(r[0])
+                    bk.append(int(cell["bucket"]))
+                    bn.append(int(cell["nm"]))
+        if who:
+            b.add_margin_buckets(np.array(who, dtype=object), np.array(bk), np.array(bn))
         if d and b.n_input:
             b.d = d
             b.mins = np.array([row[f"min{i}"] for i in range(d)], dtype=np.float64)
