@@ -4,7 +4,9 @@ For each scenario folder under ``examples/`` with a project file (``mlhunt.yaml`
 run`` builds the scenario (data, database, model; cached after the first time), starts its REST
 API on 127.0.0.1, sends a simulated day of benign and attacker traffic through real HTTP, stops
 the API, attacks the model, hunts the logs, scans the deployment and links it all. The reports
-land in ``OUT/<scenario>/`` and ``OUT/index.html`` links them.
+land in ``OUT/<scenario>/`` and ``OUT/index.html`` links them. While the first scenario runs,
+a background process builds the models the later ones use (:mod:`mlhunt.scenarios.prebuild`):
+a run keeps about one core busy, the builds fill the other.
 
 ``quick`` is the variant the test suite runs: a fifth of the traffic, the cheap attacks only and
 small query budgets, no time budget (so the same verdicts on a busy machine); the same code path
