@@ -4,7 +4,9 @@ For each scenario folder under ``examples/`` with a project file (``mlhunt.yaml`
 run`` builds the scenario (data, database, model; cached after the first time), starts its REST
 API on 127.0.0.1, sends a simulated day of benign and attacker traffic through real HTTP, stops
 the API, attacks the model, hunts the logs, scans the deployment and links it all. The reports
-land in ``OUT/<scenario>/`` and ``OUT/index.html`` links them.
+land in ``OUT/<scenario>/`` and ``OUT/index.html`` links them. While the first scenario runs,
+a background process builds the models the later ones use (:mod:`mlhunt.scenarios.prebuild`):
+a run keeps about one core busy, the builds fill the other.
 
 ``quick`` is the variant the test suite runs: a fifth of the traffic, the cheap attacks only and
 small query budgets, no time budget (so the same verdicts on a busy machine); the same code path
@@ -79,8 +81,7 @@ def run_demo(
     """Run every scenario's project (or ``only`` one); return the files written."""
     from mlhunt._io import write_atomic
     from mlhunt.report.run_index import render_run_index
-    from mlhunt.report.run_view import evidence_line
-    from mlhunt.run.api import run_project, write_outputs
+    from mlhunt.scenarios.prebuild import building
 
     found = scenarios(examples)
     if only is not None:
@@ -90,25 +91,53 @@ def run_demo(
             raise InputError(f"unknown scenario {only!r} (available: {names})")
     written: list[Path] = []
     runs: list[tuple[dict[str, Any], str]] = []
-    for folder in found:
-        name = folder.name
-        project = _demo_project(folder, out_dir / name, quick)
-
-        def step(msg: str, name: str = name) -> None:
-            progress(f"[{name}] {msg}")
-
-        result = run_project(project, progress=step)
-        files = write_outputs(result)
-        written += files
-        runs.append((result.document, f"{name}/report.html"))
-        by = result.document["summary"].get("by_validation", {})
-        step("verdicts: " + ", ".join(f"{v} {k}" for k, v in by.items() if v))
-        if line := evidence_line(result.document["summary"]):
-            step(line)
-        report = next((f for f in files if f.name == "report.html"), None)
-        if report is not None:  # open it now: the other scenarios take minutes more
-            step(f"report: {report}")
+    projects = [_demo_project(folder, out_dir / folder.name, quick) for folder in found]
+    # The first scenario's models are built by its run, now; those the later ones use, in a
+    # background process meanwhile (the runs keep one core busy most of the time).
+    first = set(built_scenarios(projects[0])) if projects else set()
+    later = [s for p in projects[1:] for s in built_scenarios(p) if s not in first]
+    with building(later):
+        for folder, project in zip(found, projects, strict=True):
+            written += _run_one(folder.name, project, runs, progress)
     index = out_dir / "index.html"
     write_atomic(index, render_run_index(runs, title="mlhunt demo: the seed scenarios"))
     written.append(index)
     return written
+
+
+def built_scenarios(project: Any) -> list[str]:
+    """The built-in scenarios (built for seed 0, as :mod:`mlhunt.run.api` uses them) that a
+    project's models, simulated logs and scans use, in the order the run needs them."""
+    from mlhunt.scenarios import names
+
+    known = set(names())
+    used = [c.scenario for c in project.scan]
+    used += [c.simulate for c in project.logs]
+    used += [m.scenario for m in project.models]
+    return list(dict.fromkeys(u for u in used if u in known))
+
+
+def _run_one(
+    name: str,
+    project: Any,
+    runs: list[tuple[dict[str, Any], str]],
+    progress: Callable[[str], None],
+) -> list[Path]:
+    """Run one scenario's project and write its outputs; returns the files written."""
+    from mlhunt.report.run_view import evidence_line
+    from mlhunt.run.api import run_project, write_outputs
+
+    def step(msg: str, name: str = name) -> None:
+        progress(f"[{name}] {msg}")
+
+    result = run_project(project, progress=step)
+    files = write_outputs(result)
+    runs.append((result.document, f"{name}/report.html"))
+    by = result.document["summary"].get("by_validation", {})
+    step("verdicts: " + ", ".join(f"{v} {k}" for k, v in by.items() if v))
+    if line := evidence_line(result.document["summary"]):
+        step(line)
+    report = next((f for f in files if f.name == "report.html"), None)
+    if report is not None:  # open it now: the other scenarios take minutes more
+        step(f"report: {report}")
+    return files

@@ -44,7 +44,7 @@ def cache_dir() -> Path:
     return Path(root) / "scenarios"
 
 
-def ensure_built(
+def build(
     name: str,
     *,
     seed: int = 0,
@@ -52,22 +52,20 @@ def ensure_built(
     progress: Progress | None = None,
     force: bool = False,
     options: dict[str, Any] | None = None,
-) -> tuple[BuiltScenario, LoadedScenario]:
-    """Build ``name`` for ``seed`` unless already built there (or ``force``), then load it.
+) -> BuiltScenario:
+    """Build ``name`` for ``seed`` unless already built there (or ``force``); nothing loaded.
 
     ``options`` go to the scenario's ``build`` (e.g. ``db_url`` for loan-approval).
     """
     scenario = get(name)
     directory = directory or cache_dir() / f"{name}-seed{seed}"
     directory.parent.mkdir(parents=True, exist_ok=True)
-    # One builder at a time per folder (parallel test workers, two terminals): the others wait
-    # on the lock, then find the finished build instead of training the same model again.
+    # One builder at a time per folder (parallel test workers, two terminals, the demo's
+    # background builder): the others wait on the lock, then find the finished build instead
+    # of training the same model again.
     with (directory.parent / f".{directory.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        # A build from before the scenario published its declared artifact is rebuilt.
-        artifact = getattr(scenario, "artifact", None)
-        stale = artifact is not None and not (directory / artifact).is_file()
-        if force or stale or not (directory / "scenario.json").is_file():
+        if force or not is_built(name, seed=seed, directory=directory):
             # Built aside and renamed into place: an interrupted build leaves nothing that
             # looks finished.
             tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
@@ -82,15 +80,43 @@ def ensure_built(
                 tmp.rename(directory)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-    built = BuiltScenario.read(directory)
-    return built, scenario.load(directory)
+    return BuiltScenario.read(directory)
+
+
+def is_built(name: str, *, seed: int = 0, directory: Path | None = None) -> bool:
+    """Whether a finished build of ``name`` is there (a build from before the scenario
+    published its declared artifact counts as not built: it is rebuilt)."""
+    directory = directory or cache_dir() / f"{name}-seed{seed}"
+    artifact = getattr(get(name), "artifact", None)
+    if artifact is not None and not (directory / artifact).is_file():
+        return False
+    return (directory / "scenario.json").is_file()
+
+
+def ensure_built(
+    name: str,
+    *,
+    seed: int = 0,
+    directory: Path | None = None,
+    progress: Progress | None = None,
+    force: bool = False,
+    options: dict[str, Any] | None = None,
+) -> tuple[BuiltScenario, LoadedScenario]:
+    """:func:`build` ``name`` if needed, then load it.
+
+    ``options`` go to the scenario's ``build`` (e.g. ``db_url`` for loan-approval).
+    """
+    built = build(
+        name, seed=seed, directory=directory, progress=progress, force=force, options=options
+    )
+    return built, get(name).load(built.directory)
 
 
 def artifact_path(name: str, *, seed: int = 0) -> Path:
     """The model artifact scenario ``name`` publishes in the format its system description
     declares (``Scenario.artifact``), built first if needed: for ``scan``, which never loads
     it."""
-    built, _loaded = ensure_built(name, seed=seed)
+    built = build(name, seed=seed)  # the file is all a scan needs: nothing loaded
     artifact = getattr(get(name), "artifact", None)
     if artifact is None:
         raise InputError(f"scenario {name!r} publishes no model artifact")
