@@ -334,34 +334,36 @@ def reference_problems(system: SystemDescription) -> Iterator[tuple[Loc, str]]:
 
 
 def _implied_controls(obj: Element | Flow) -> list[tuple[ControlType, str]]:
-    """Controls that an element's or flow's own attributes provide (``api.rate_limit``)."""
+    """Controls that an element's or flow's own attributes provide (``api.rate_limit``), in a
+    fixed order (plain tests and one pass: this runs for every element and flow)."""
+    i = obj.id
     if isinstance(obj, Flow):
-        flow_on = (
-            (ControlType.ENCRYPTION_IN_TRANSIT, obj.encrypted),
-            (ControlType.AUTHENTICATION, obj.authenticated),
-            (ControlType.AUTHORIZATION_POLICY, obj.authorization in _STRONG_AUTHZ),
-        )
-        return [(ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flow_on if on]
+        out: list[tuple[ControlType, str]] = []
+        if obj.encrypted:
+            out.append((ControlType.ENCRYPTION_IN_TRANSIT, f"{i}.encrypted"))
+        if obj.authenticated:
+            out.append((ControlType.AUTHENTICATION, f"{i}.authentication"))  # _ATTR's name
+        if obj.authorization in _STRONG_AUTHZ:
+            out.append((ControlType.AUTHORIZATION_POLICY, f"{i}.authorization"))
+        return out
     m = obj.model
     on = (
-        has_rate_limit(obj.rate_limit),
+        has_rate_limit(obj.rate_limit) if obj.rate_limit else False,
         obj.audit_logging,
         obj.input_validation,
         obj.encrypted_at_rest,
         obj.resource_limits,
         obj.high_availability,
-        bool(obj.budget),
-        bool(obj.limits),
+        obj.budget,
+        obj.limits,
         obj.authentication != Authentication.NONE,
         obj.authentication == Authentication.MTLS,
         obj.authorization in _STRONG_AUTHZ or obj.acls,
-        bool(m and m.human_review),
-        bool(m and m.signed),
-        bool(m and m.output in _HARDENED_OUTPUTS),
+        m is not None and m.human_review,
+        m is not None and m.signed,
+        m is not None and m.output in _HARDENED_OUTPUTS,
     )
-    return [
-        (ct, f"{obj.id}.{_ATTR[ct]}") for ct, yes in zip(_ELEMENT_FLAGS, on, strict=True) if yes
-    ]
+    return [(ct, f"{i}.{attr}") for (ct, attr), yes in zip(_ELEMENT_REFS, on, strict=True) if yes]
 
 
 #: The element attributes that imply a control, in the order _implied_controls reads them.
@@ -407,15 +409,25 @@ _ATTR = {
     ControlType.MODEL_SIGNING: "model.signed",
     ControlType.OUTPUT_HARDENING: "model.output",
 }
+#: (control type, attribute) for each of _ELEMENT_FLAGS.
+_ELEMENT_REFS = tuple((ct, _ATTR[ct]) for ct in _ELEMENT_FLAGS)
 
 
 def _control_sets(
     obj: Element | Flow, declared: list[tuple[ControlType, str]]
 ) -> tuple[frozenset[ControlType], dict[ControlType, tuple[str, ...]]]:
-    refs: dict[ControlType, list[str]] = {}
-    for ct, ref in [*declared, *_implied_controls(obj)]:
-        refs.setdefault(ct, []).append(ref)
-    return frozenset(refs), {ct: tuple(v) for ct, v in refs.items()}
+    implied = _implied_controls(obj)
+    if not declared:  # the common case for flows: each implied type once, in order
+        refs = {ct: (ref,) for ct, ref in implied}
+        return frozenset(refs), refs
+    lists: dict[ControlType, list[str]] = {}
+    for ct, ref in [*declared, *implied]:
+        got = lists.get(ct)
+        if got is None:
+            lists[ct] = [ref]
+        else:
+            got.append(ref)
+    return frozenset(lists), {ct: tuple(v) for ct, v in lists.items()}
 
 
 _DEID_CONTROL = {
