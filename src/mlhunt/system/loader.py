@@ -442,11 +442,12 @@ _DEID_CONTROL = {
 
 def _deidentified(
     system: SystemDescription,
-) -> Callable[[list[str]], list[tuple[ControlType, str]]]:
-    """Controls implied by de-identified data: only when every personal asset carried is."""
+) -> Callable[[list[str]], list[tuple[ControlType, str]]] | None:
+    """Controls implied by de-identified data: only when every personal asset carried is.
+    None when nothing is de-identified (the common case, skipped)."""
     assets = {a.id: a for a in system.data_assets}
     if not any(_DEID_CONTROL.get(a.deidentification) for a in system.data_assets):
-        return lambda _data: []  # nothing is de-identified: the common case, kept cheap
+        return None
 
     def controls(data: list[str]) -> list[tuple[ControlType, str]]:
         personal = [assets[d] for d in data if assets[d].classification.is_personal]
@@ -503,13 +504,20 @@ def link(system: SystemDescription) -> None:
             declared.setdefault(ref, []).append((c.type, c.id))
 
     deid = _deidentified(system)
-    declared_on_boundary = any(b.id in declared for b in system.trust_boundaries)
     links: dict[str, ElementLinks] = {}
+    # Controls declared on the boundaries around an element (per its boundary) or around both
+    # ends of a flow (per pair of boundaries, innermost first): few distinct, so memoised.
+    on_chain: dict[str | None, list[tuple[ControlType, str]]] = {}
+    on_pair: dict[tuple[str | None, str | None], list[tuple[ControlType, str]]] = {}
     for e in system.elements:
         boundaries = chain(e.boundary)
-        mine = list(declared.get(e.id, ())) + deid(e.data)
-        for b in boundaries:
-            mine.extend(declared.get(b, ()))
+        inherited = on_chain.get(e.boundary)
+        if inherited is None:
+            inherited = on_chain[e.boundary] = [d for b in boundaries for d in declared.get(b, ())]
+        if deid is None:
+            mine = [*declared.get(e.id, ()), *inherited]
+        else:
+            mine = [*declared.get(e.id, ()), *deid(e.data), *inherited]
         controls, refs = _control_sets(e, mine)
         # Written straight into the private dict: pydantic's __setattr__ is slow at this volume.
         links[e.id] = e.__pydantic_private__["_links"] = ElementLinks(  # type: ignore[index]
@@ -527,13 +535,18 @@ def link(system: SystemDescription) -> None:
     for f in system.flows:
         src, dst = elements[f.source], elements[f.target]
         sl, dl = links[src.id], links[dst.id]
-        mine = list(declared.get(f.id, ())) + deid(f.data)
-        # Boundaries around both ends, innermost first (a set's order would vary between runs).
-        if declared_on_boundary:
+        pair = (src.boundary, dst.boundary)
+        shared = on_pair.get(pair)
+        if shared is None:
+            # Boundaries around both ends, innermost first (a set's order would vary).
             around_target = set(dl.boundaries)
-            for b in sl.boundaries:
-                if b in around_target:
-                    mine.extend(declared.get(b, ()))
+            shared = on_pair[pair] = [
+                d for b in sl.boundaries if b in around_target for d in declared.get(b, ())
+            ]
+        if deid is None:
+            mine = [*declared.get(f.id, ()), *shared]
+        else:
+            mine = [*declared.get(f.id, ()), *deid(f.data), *shared]
         controls, refs = _control_sets(f, mine)
         classifications = frozenset(map(assets.__getitem__, f.data))
         crosses = src.boundary != dst.boundary
