@@ -563,13 +563,16 @@ def link(system: SystemDescription) -> None:
         outbound.setdefault(src.id, set()).add(dst.kind)
         if crosses:
             dl.receives_across_boundary = True
-        for end in (src.id, dst.id):
-            touching.setdefault(end, set()).update(classifications)
+        if classifications:
+            for end in (src.id, dst.id):
+                touching.setdefault(end, set()).update(classifications)
     for e in system.elements:
         el = links[e.id]
         el.receives_from = frozenset(inbound.get(e.id, ()))
         el.sends_to = frozenset(outbound.get(e.id, ()))
-        el.set_classifications(el.classifications | frozenset(touching.get(e.id, ())))
+        touched = touching.get(e.id)
+        if touched and not touched <= el.classifications:
+            el.set_classifications(el.classifications | touched)
 
 
 def definition_lines(text: str) -> dict[str, int]:
