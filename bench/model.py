@@ -10,8 +10,9 @@ data. Full size: 5,000 elements and 10,000 flows; ``--quick``: 500 and 1,000.
 
 Both sides run in this process on the same generated dict:
 
-* mlhunt, "model loaded to findings": load the rule catalog (uncached), validate and link the
-  description (``system_from_dict``), apply every rule (``build_threat_model``).
+* mlhunt, "model loaded to findings": load the rule catalog (not the process-wide cached one),
+  validate and link the description (``system_from_dict``), apply every rule
+  (``build_threat_model``).
 * pytm 1.4: build the equivalent ``TM`` (Actor, Server, Process, LLM, Datastore, Boundary with
   ``inBoundary`` nesting, Dataflow with protocol / TLS / ``isEncrypted`` /
   ``authenticatesSource`` and ``Data`` objects of the matching classification), run ``check()``

@@ -114,3 +114,27 @@ def test_optional_attributes_are_null_safe(tmp_path: Path, minimal_system: dict)
     tm = build_threat_model(system_from_dict(minimal_system), load_catalog([tmp_path]))
     hits = {t for f in tm.findings if f.rule_id == "MLH-TEST-CUSTOM" for t in f.affected or ()}
     assert hits == {"api", "train"}  # the elements that have a model (default output: scores)
+
+
+def test_shipped_rules_parsed_form_is_cached_by_content(tmp_path: Path) -> None:
+    """The JSON kept for a shipped rule file gives the YAML's data; an edited file is parsed
+    again (its name follows the content), and a file that is not plain JSON data is not kept."""
+    from mlhunt.threatmodel.catalog import read_yaml
+
+    cache = tmp_path / "cache"
+    rule = tmp_path / "rule.yaml"
+    rule.write_text("id: X-1\nmitigated_by: [a, b]\nscore: 2.5\n", encoding="utf-8")
+    first = read_yaml(rule, cache)
+    assert first == {"id": "X-1", "mitigated_by": ["a", "b"], "score": 2.5}
+    assert len(list(cache.glob("rules-*.json"))) == 1
+    assert read_yaml(rule, cache) == first  # served from the cache
+    rule.write_text("id: X-2\n", encoding="utf-8")
+    assert read_yaml(rule, cache) == {"id": "X-2"}
+    assert len(list(cache.glob("rules-*.json"))) == 2
+    dated = tmp_path / "dated.yaml"
+    dated.write_text("when: 2001-12-14\n", encoding="utf-8")
+    assert str(read_yaml(dated, cache)["when"]) == "2001-12-14"
+    assert len(list(cache.glob("rules-*.json"))) == 2
+    # Every shipped rule reads the same through the cache as from its YAML.
+    for path in sorted(Path(load_catalog().rules[0].path).parents[1].rglob("*.yaml")):
+        assert read_yaml(path, cache) == read_yaml(path) == read_yaml(path, cache)

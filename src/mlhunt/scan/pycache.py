@@ -12,10 +12,10 @@ work again.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable
 from pathlib import Path
+
+from mlhunt import pycache
 
 __all__ = ["cache_dir", "cached_path", "write_atomic"]
 
@@ -30,21 +30,4 @@ def cached_path(name: str) -> Path:
 
 def write_atomic(name: str, write: Callable[[str], None]) -> None:
     """``write(tmp_path)`` in the cache folder, then renamed to ``name``; errors ignored."""
-    import tempfile
-
-    folder = cache_dir()
-    tmp: str | None = None
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-        os.close(fd)
-        write(tmp)
-        os.chmod(tmp, 0o644)  # like a .pyc: readable by whoever runs this mlhunt
-        os.replace(tmp, folder / name)
-        tmp = None
-    except Exception:  # read-only install, full disk ...: the next scan does the work again
-        return
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    pycache.write_atomic(cache_dir(), name, write)

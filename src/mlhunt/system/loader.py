@@ -334,34 +334,36 @@ def reference_problems(system: SystemDescription) -> Iterator[tuple[Loc, str]]:
 
 
 def _implied_controls(obj: Element | Flow) -> list[tuple[ControlType, str]]:
-    """Controls that an element's or flow's own attributes provide (``api.rate_limit``)."""
+    """Controls that an element's or flow's own attributes provide (``api.rate_limit``), in a
+    fixed order (plain tests and one pass: this runs for every element and flow)."""
+    i = obj.id
     if isinstance(obj, Flow):
-        flow_on = (
-            (ControlType.ENCRYPTION_IN_TRANSIT, obj.encrypted),
-            (ControlType.AUTHENTICATION, obj.authenticated),
-            (ControlType.AUTHORIZATION_POLICY, obj.authorization in _STRONG_AUTHZ),
-        )
-        return [(ct, f"{obj.id}.{_ATTR[ct]}") for ct, on in flow_on if on]
+        out: list[tuple[ControlType, str]] = []
+        if obj.encrypted:
+            out.append((ControlType.ENCRYPTION_IN_TRANSIT, f"{i}.encrypted"))
+        if obj.authenticated:
+            out.append((ControlType.AUTHENTICATION, f"{i}.authentication"))  # _ATTR's name
+        if obj.authorization in _STRONG_AUTHZ:
+            out.append((ControlType.AUTHORIZATION_POLICY, f"{i}.authorization"))
+        return out
     m = obj.model
     on = (
-        has_rate_limit(obj.rate_limit),
+        has_rate_limit(obj.rate_limit) if obj.rate_limit else False,
         obj.audit_logging,
         obj.input_validation,
         obj.encrypted_at_rest,
         obj.resource_limits,
         obj.high_availability,
-        bool(obj.budget),
-        bool(obj.limits),
+        obj.budget,
+        obj.limits,
         obj.authentication != Authentication.NONE,
         obj.authentication == Authentication.MTLS,
         obj.authorization in _STRONG_AUTHZ or obj.acls,
-        bool(m and m.human_review),
-        bool(m and m.signed),
-        bool(m and m.output in _HARDENED_OUTPUTS),
+        m is not None and m.human_review,
+        m is not None and m.signed,
+        m is not None and m.output in _HARDENED_OUTPUTS,
     )
-    return [
-        (ct, f"{obj.id}.{_ATTR[ct]}") for ct, yes in zip(_ELEMENT_FLAGS, on, strict=True) if yes
-    ]
+    return [(ct, f"{i}.{attr}") for (ct, attr), yes in zip(_ELEMENT_REFS, on, strict=True) if yes]
 
 
 #: The element attributes that imply a control, in the order _implied_controls reads them.
@@ -407,15 +409,25 @@ _ATTR = {
     ControlType.MODEL_SIGNING: "model.signed",
     ControlType.OUTPUT_HARDENING: "model.output",
 }
+#: (control type, attribute) for each of _ELEMENT_FLAGS.
+_ELEMENT_REFS = tuple((ct, _ATTR[ct]) for ct in _ELEMENT_FLAGS)
 
 
 def _control_sets(
     obj: Element | Flow, declared: list[tuple[ControlType, str]]
 ) -> tuple[frozenset[ControlType], dict[ControlType, tuple[str, ...]]]:
-    refs: dict[ControlType, list[str]] = {}
-    for ct, ref in [*declared, *_implied_controls(obj)]:
-        refs.setdefault(ct, []).append(ref)
-    return frozenset(refs), {ct: tuple(v) for ct, v in refs.items()}
+    implied = _implied_controls(obj)
+    if not declared:  # the common case for flows: each implied type once, in order
+        refs = {ct: (ref,) for ct, ref in implied}
+        return frozenset(refs), refs
+    lists: dict[ControlType, list[str]] = {}
+    for ct, ref in [*declared, *implied]:
+        got = lists.get(ct)
+        if got is None:
+            lists[ct] = [ref]
+        else:
+            got.append(ref)
+    return frozenset(lists), {ct: tuple(v) for ct, v in lists.items()}
 
 
 _DEID_CONTROL = {
@@ -430,11 +442,12 @@ _DEID_CONTROL = {
 
 def _deidentified(
     system: SystemDescription,
-) -> Callable[[list[str]], list[tuple[ControlType, str]]]:
-    """Controls implied by de-identified data: only when every personal asset carried is."""
+) -> Callable[[list[str]], list[tuple[ControlType, str]]] | None:
+    """Controls implied by de-identified data: only when every personal asset carried is.
+    None when nothing is de-identified (the common case, skipped)."""
     assets = {a.id: a for a in system.data_assets}
     if not any(_DEID_CONTROL.get(a.deidentification) for a in system.data_assets):
-        return lambda _data: []  # nothing is de-identified: the common case, kept cheap
+        return None
 
     def controls(data: list[str]) -> list[tuple[ControlType, str]]:
         personal = [assets[d] for d in data if assets[d].classification.is_personal]
@@ -491,13 +504,20 @@ def link(system: SystemDescription) -> None:
             declared.setdefault(ref, []).append((c.type, c.id))
 
     deid = _deidentified(system)
-    declared_on_boundary = any(b.id in declared for b in system.trust_boundaries)
     links: dict[str, ElementLinks] = {}
+    # Controls declared on the boundaries around an element (per its boundary) or around both
+    # ends of a flow (per pair of boundaries, innermost first): few distinct, so memoised.
+    on_chain: dict[str | None, list[tuple[ControlType, str]]] = {}
+    on_pair: dict[tuple[str | None, str | None], list[tuple[ControlType, str]]] = {}
     for e in system.elements:
         boundaries = chain(e.boundary)
-        mine = list(declared.get(e.id, ())) + deid(e.data)
-        for b in boundaries:
-            mine.extend(declared.get(b, ()))
+        inherited = on_chain.get(e.boundary)
+        if inherited is None:
+            inherited = on_chain[e.boundary] = [d for b in boundaries for d in declared.get(b, ())]
+        if deid is None:
+            mine = [*declared.get(e.id, ()), *inherited]
+        else:
+            mine = [*declared.get(e.id, ()), *deid(e.data), *inherited]
         controls, refs = _control_sets(e, mine)
         # Written straight into the private dict: pydantic's __setattr__ is slow at this volume.
         links[e.id] = e.__pydantic_private__["_links"] = ElementLinks(  # type: ignore[index]
@@ -515,13 +535,18 @@ def link(system: SystemDescription) -> None:
     for f in system.flows:
         src, dst = elements[f.source], elements[f.target]
         sl, dl = links[src.id], links[dst.id]
-        mine = list(declared.get(f.id, ())) + deid(f.data)
-        # Boundaries around both ends, innermost first (a set's order would vary between runs).
-        if declared_on_boundary:
+        pair = (src.boundary, dst.boundary)
+        shared = on_pair.get(pair)
+        if shared is None:
+            # Boundaries around both ends, innermost first (a set's order would vary).
             around_target = set(dl.boundaries)
-            for b in sl.boundaries:
-                if b in around_target:
-                    mine.extend(declared.get(b, ()))
+            shared = on_pair[pair] = [
+                d for b in sl.boundaries if b in around_target for d in declared.get(b, ())
+            ]
+        if deid is None:
+            mine = [*declared.get(f.id, ()), *shared]
+        else:
+            mine = [*declared.get(f.id, ()), *deid(f.data), *shared]
         controls, refs = _control_sets(f, mine)
         classifications = frozenset(map(assets.__getitem__, f.data))
         crosses = src.boundary != dst.boundary
@@ -538,13 +563,16 @@ def link(system: SystemDescription) -> None:
         outbound.setdefault(src.id, set()).add(dst.kind)
         if crosses:
             dl.receives_across_boundary = True
-        for end in (src.id, dst.id):
-            touching.setdefault(end, set()).update(classifications)
+        if classifications:
+            for end in (src.id, dst.id):
+                touching.setdefault(end, set()).update(classifications)
     for e in system.elements:
         el = links[e.id]
         el.receives_from = frozenset(inbound.get(e.id, ()))
         el.sends_to = frozenset(outbound.get(e.id, ()))
-        el.set_classifications(el.classifications | frozenset(touching.get(e.id, ())))
+        touched = touching.get(e.id)
+        if touched and not touched <= el.classifications:
+            el.set_classifications(el.classifications | touched)
 
 
 def definition_lines(text: str) -> dict[str, int]:

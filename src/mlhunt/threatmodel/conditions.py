@@ -239,10 +239,15 @@ def parse_condition(expr: str) -> ast.Expression:
 def as_function(
     body: ast.expr, scope: dict[str, type], constants: dict[str, Any]
 ) -> Callable[..., bool]:
-    source = f"lambda {', '.join(scope)}: bool({ast.unparse(body)})"
+    # ``lambda <scope names>: bool(<body>)``, compiled from the tree (no unparse and re-parse).
+    args = ast.arguments(
+        posonlyargs=[], args=[ast.arg(n) for n in scope], kwonlyargs=[], kw_defaults=[], defaults=[]
+    )
+    call = ast.Call(ast.Name("bool", ast.Load()), [body], [])
+    tree = ast.fix_missing_locations(ast.Expression(ast.Lambda(args, call)))
     env: dict[str, Any] = {"__builtins__": {"bool": bool}, "_nav": _nav, **constants}
     # The tree was validated by the caller: only whitelisted nodes over typed, public attributes.
-    return eval(compile(source, "<condition>", "eval"), env)  # noqa: S307
+    return eval(compile(tree, "<condition>", "eval"), env)  # noqa: S307
 
 
 def checked_body(expr: str, scope: dict[str, type]) -> tuple[ast.expr, dict[str, Any]]:
