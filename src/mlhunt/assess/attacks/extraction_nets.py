@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from mlhunt.assess import gradient as g
+from mlhunt.assess.attacks._tabular import seeded_numpy
 from mlhunt.assess.base import AttackContext, AttackResult, BudgetExhausted
 from mlhunt.assess.plots import curve
 
 ID = "MLH-ASSESS-EXTRACTION-NETS"
+THREADS = 2  # torch threads for the thief's training: fixed, so its sums are the same everywhere
 
 
 def thief_cnn(in_channels: int, n_classes: int) -> Any:
@@ -66,10 +68,49 @@ class _PaidAnswers:
         return out
 
 
-def run(ctx: AttackContext) -> AttackResult:
+def _steal_round(
+    victim: Any,
+    pool: np.ndarray,
+    x_eval: np.ndarray,
+    shape: tuple[int, ...],
+    n_classes: int,
+    method: str,
+    p: dict[str, Any],
+    q: int,
+) -> np.ndarray:
+    """One extraction round of ``q`` paid queries: the thief's labels for ``x_eval``."""
     import torch
     from art.attacks.extraction import CopycatCNN, KnockoffNets
-    from art.estimators.classification import BlackBoxClassifier, PyTorchClassifier
+    from art.estimators.classification import PyTorchClassifier
+
+    net = thief_cnn(shape[0], n_classes)
+    thief = PyTorchClassifier(
+        net,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=shape,
+        nb_classes=n_classes,
+        clip_values=(0.0, 1.0),
+        optimizer=torch.optim.Adam(net.parameters(), lr=2e-3),
+    )
+    common = {
+        "batch_size_fit": 64,
+        "batch_size_query": 256,
+        "nb_epochs": int(p.get("epochs", 8)),
+        "nb_stolen": q,
+        "use_probability": bool(p.get("use_probability", True)),
+    }
+    if method == "knockoff":
+        attack = KnockoffNets(victim, sampling_strategy="random", **common)
+    else:
+        attack = CopycatCNN(victim, **common)
+    stolen = attack.extract(pool, thieved_classifier=thief)
+    return stolen.predict(x_eval).argmax(1)
+
+
+def run(ctx: AttackContext) -> AttackResult:
+    from art.estimators.classification import BlackBoxClassifier
+
+    from mlhunt.scenarios.determinism import torch_settings
 
     p, target, data = ctx.params, ctx.target, ctx.data
     if target.spec.kind != "image" or data.x_pool is None:
@@ -95,29 +136,10 @@ def run(ctx: AttackContext) -> AttackResult:
         eval_queries = len(x_eval)
         for q in counts:
             ctx.progress(f"{method}: {q} queries")
-            torch.manual_seed(ctx.seed + q)
-            net = thief_cnn(shape[0], n_classes)
-            thief = PyTorchClassifier(
-                net,
-                loss=torch.nn.CrossEntropyLoss(),
-                input_shape=shape,
-                nb_classes=n_classes,
-                clip_values=(0.0, 1.0),
-                optimizer=torch.optim.Adam(net.parameters(), lr=2e-3),
-            )
-            common = {
-                "batch_size_fit": 64,
-                "batch_size_query": 256,
-                "nb_epochs": int(p.get("epochs", 8)),
-                "nb_stolen": q,
-                "use_probability": bool(p.get("use_probability", True)),
-            }
-            if method == "knockoff":
-                attack = KnockoffNets(victim, sampling_strategy="random", **common)
-            else:
-                attack = CopycatCNN(victim, **common)
-            stolen = attack.extract(pool[:q], thieved_classifier=thief)
-            pred = stolen.predict(x_eval).argmax(1)
+            # ART shuffles with numpy's global RNG and torch's sums depend on the thread count:
+            # both fixed per round, so the verdict is the same on every run and machine
+            with torch_settings(THREADS, ctx.seed + q), seeded_numpy(ctx.seed + q):
+                pred = _steal_round(victim, pool[:q], x_eval, shape, n_classes, method, p, q)
             curves["queries"].append(float(q))
             curves["agreement"].append(float((pred == victim_eval).mean()))
             curves["accuracy"].append(float((pred == y_eval).mean()))
