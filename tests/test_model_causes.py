@@ -203,9 +203,18 @@ def test_vendor_operated_llm_gets_contract_not_internals() -> None:
     assert "MLH-STRIDE-VENDOR-OPERATED" in on_llm
     for internal in ("MLH-STRIDE-E-NO-AUTHORIZATION", "MLH-STRIDE-R-PROCESS"):
         assert internal not in on_llm
-    # A tool with a stated limit counts as least privilege: excessive agency is lowered.
-    agency = [k for k in hits(tm) if k[0] == "MLH-LLM-EXCESSIVE-AGENCY"]
-    assert ("MLH-LLM-EXCESSIVE-AGENCY", "refund-tool") not in agency
+    # A tool's stated limit is least privilege: it lowers excessive agency but does not remove
+    # it (a cap bounds the loss; no person confirms the refund).
+    assert ("MLH-LLM-EXCESSIVE-AGENCY", "refund-tool") in hits(tm)
+    unlimited = _rag(orchestrated=True)
+    next(e for e in unlimited["elements"] if e["id"] == "refund-tool").pop("limits")
+    loose = build_threat_model(system_from_dict(unlimited), assume="absent")
+    assert _agency_risk(tm, "refund-tool") < _agency_risk(loose, "refund-tool")
+
+
+def _agency_risk(tm: ThreatModel, target: str) -> float:
+    f = next(f for f in tm.findings if f.rule_id == "MLH-LLM-EXCESSIVE-AGENCY")
+    return float(f.evidence["per_target"][target]["risk"])
 
 
 # --- 5. controls lower what they address, across the whole catalog ---------------------------
