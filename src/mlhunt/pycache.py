@@ -14,8 +14,9 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["write_atomic"]
+__all__ = ["cached_json", "write_atomic"]
 
 
 def write_atomic(folder: Path, name: str, write: Callable[[str], None]) -> None:
@@ -37,3 +38,25 @@ def write_atomic(folder: Path, name: str, write: Callable[[str], None]) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def cached_json(folder: Path, prefix: str, raw: bytes, parse: Callable[[], Any]) -> Any:
+    """``parse()``'s data for the source bytes ``raw``, kept in ``folder`` as JSON named by the
+    source's size and CRC-32 (they tell an edited file from the one parsed; the location is
+    what makes the copy trustworthy). Data JSON cannot hold exactly is parsed every time."""
+    import json
+    import zlib
+
+    name = f"{prefix}-{len(raw)}-{zlib.crc32(raw):08x}.json"
+    try:
+        return json.loads((folder / name).read_bytes())
+    except (OSError, ValueError):
+        pass
+    data = parse()
+    try:
+        doc = json.dumps(data)
+    except (TypeError, ValueError):
+        return data
+    if json.loads(doc) == data:
+        write_atomic(folder, name, lambda tmp: Path(tmp).write_text(doc, encoding="utf-8"))
+    return data

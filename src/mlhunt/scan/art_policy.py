@@ -255,32 +255,20 @@ def _default_policy() -> Policy:
 
 
 def _shipped_raw() -> Any:
-    """allowlist.yaml as parsed data. Importing and running PyYAML is ~0.015 s of every scan,
-    so the parsed form is kept as JSON beside the bytecode (see pycache), named by the file's
-    size and CRC-32: that only tells an edited file from the one parsed (the location is what
-    makes the copy trustworthy), and zlib is loaded already where hashlib would cost ~2 ms."""
-    import json
-    import zlib
-
-    from mlhunt.scan.pycache import cached_path, write_atomic
+    """allowlist.yaml as parsed data; PyYAML is a sixth of a checkpoint scan, so the parsed
+    form is kept as JSON beside the bytecode (:func:`mlhunt.pycache.cached_json`)."""
+    from mlhunt.pycache import cached_json
+    from mlhunt.scan.pycache import cache_dir
 
     text = POLICY_FILE.read_bytes()
-    name = f"allowlist-{len(text)}-{zlib.crc32(text):08x}.json"
-    try:
-        return json.loads(cached_path(name).read_bytes())
-    except (OSError, ValueError):
-        pass
+    return cached_json(cache_dir(), "allowlist", text, lambda: _parse_yaml(text))
+
+
+def _parse_yaml(text: bytes) -> Any:
     import yaml
 
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
-        raw = yaml.load(text.decode("utf-8"), Loader=loader)  # noqa: S506
+        return yaml.load(text.decode("utf-8"), Loader=loader)  # noqa: S506
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{POLICY_FILE}: {exc}") from None
-    try:
-        doc = json.dumps(raw)
-    except (TypeError, ValueError):  # not plain JSON data: parsed every time, not cached
-        return raw
-    if json.loads(doc) == raw:
-        write_atomic(name, lambda tmp: Path(tmp).write_text(doc, encoding="utf-8"))
-    return raw

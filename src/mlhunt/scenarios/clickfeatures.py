@@ -26,8 +26,8 @@ ROLES = ("interactions", "sessions", "user_features", "item_features")
 #: Counts of the run (events read, rejected, seconds), written next to the Parquet files.
 SUMMARY = "features.json"
 #: Spark settings for this small job: bounded driver memory, few shuffle partitions, and a JVM
-#: for a job of seconds: the quick JIT tier only and one GC thread (about half the JVM's CPU
-#: seconds, 40 -> 20 measured; the same features).
+#: for a job of seconds: the quick JIT tier only and one GC thread (half the JVM's CPU, the
+#: same features; docs/testing.md has the numbers).
 SPARK_CONF = {
     "spark.driver.memory": "1g",
     "spark.sql.adaptive.enabled": "true",

@@ -152,9 +152,9 @@ def create_app(
     def health() -> dict[str, str]:
         return {"status": "ok", "model": loaded.model_name}
 
-    # async: answered on the event loop, without a hop to a worker thread and back per request
-    # (a third less CPU per request measured; the requests of one process are serial under the
-    # GIL anyway, and the lock keeps the model single-threaded either way).
+    # async: answered on the event loop, without a hop to a worker thread and back per request;
+    # the requests of one process are serial under the GIL anyway, and the lock keeps the model
+    # single-threaded either way.
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
     async def predict(
         req: PredictRequest,

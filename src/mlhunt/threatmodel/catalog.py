@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlhunt.errors import CatalogError
-from mlhunt.pycache import write_atomic
+from mlhunt.pycache import cached_json
 from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
 from mlhunt.threatmodel.conditions import compile_condition
 from mlhunt.threatmodel.guards import compile_guarded
@@ -251,22 +251,12 @@ def read_yaml(path: Path, cache: Path | None = None) -> Any:
     text = raw.decode("utf-8")
     if cache is None:
         return yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a safe loader)
-    import json
-    import zlib
-
-    name = f"rules-{len(raw)}-{zlib.crc32(raw):08x}.json"
-    try:
-        return json.loads((cache / name).read_bytes())
-    except (OSError, ValueError):
-        pass
-    data = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a safe loader)
-    try:
-        doc = json.dumps(data)
-    except (TypeError, ValueError):  # not plain JSON data: parsed every time, not cached
-        return data
-    if json.loads(doc) == data:
-        write_atomic(cache, name, lambda tmp: Path(tmp).write_text(doc, encoding="utf-8"))
-    return data
+    return cached_json(
+        cache,
+        "rules",
+        raw,
+        lambda: yaml.load(text, Loader=_YamlLoader),  # noqa: S506 (a safe loader)
+    )
 
 
 def _check_ids(rule: Rule, taxonomy: dict[str, dict[str, Any]]) -> None:
