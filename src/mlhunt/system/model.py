@@ -291,6 +291,10 @@ class ElementLinks(_DataLinks):
     # Set by the threat model's reachability pass (mlhunt.threatmodel.paths).
     untrusted_hops: int = -1
     untrusted_via_store: bool = False
+    # Set by the same pass: a party sees this model's output (threatmodel.paths.compute_exposure).
+    output_exposed: bool = False
+    # Set by the same pass: what it can do, 0 (a lookup) .. 3 (a payment); threatmodel.paths.agency.
+    agency: int = 2
 
 
 @dataclass(slots=True)
@@ -579,6 +583,25 @@ class Element(_Strict):
     def untrusted_via_store(self) -> bool:
         """Untrusted content reaches it after resting in a store (stored, then retrieved)."""
         return self._l.untrusted_via_store
+
+    @property
+    def output_exposed(self) -> bool:
+        """A party (an internet-facing entry's callers, an external entity, a person) sees this
+        model's output: replied to up the chain of callers or pushed on, not left in a store."""
+        return self._l.output_exposed
+
+    @property
+    def has_side_effects(self) -> bool:
+        """It does more than a read-only lookup at a store or a vendor: it fetches from parties
+        no contract fixes (any web site), writes, sends data out or pays."""
+        return self._l.agency >= 1
+
+    @property
+    def agency(self) -> int:
+        """What it can do, from its flows: 0 a lookup, 1 a fetch from anywhere, 2 a write, a
+        message with data, a call to another service (or nothing drawn), 3 a payment (cardholder
+        data sent to an outside party)."""
+        return self._l.agency
 
     @property
     def is_vendor(self) -> bool:

@@ -8,6 +8,10 @@ distance from the nearest source and whether untrusted content reaches it *after
 store* (written now, retrieved later: the indirect prompt-injection and stored-XSS shape). The
 conditions read the result as ``element.reached_by_untrusted``, ``element.untrusted_hops`` and
 ``element.untrusted_via_store``; a finding that rests on them carries the path in its evidence.
+
+The other direction, *who sees a model's output* (``element.output_exposed``), is a search of its
+own per model: query attacks (extraction, membership, inversion) need a party that reads the
+answers. See :func:`compute_exposure`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ class Paths:
     sources: dict[str, str] = field(default_factory=dict)  # id -> why it is a source
     prev: dict[State, tuple[State, str] | None] = field(default_factory=dict)
     hops: dict[State, int] = field(default_factory=dict)
+    #: Per model element whose output a party sees: the route, (element id, flow id) per hop.
+    exposure: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+
+    def output_route(self, element_id: str) -> list[dict[str, Any]]:
+        """Who sees ``element_id``'s output, hop by hop from the model to the party."""
+        return [self._hop(eid, fid) for eid, fid in self.exposure.get(element_id, ())]
 
     def route(self, element_id: str, via_store: bool = False) -> list[dict[str, Any]]:
         """The shortest path from a source to ``element_id``, one dict per hop."""
@@ -191,6 +201,7 @@ def compute_paths(system: SystemDescription) -> Paths:
         known = [h for h in (a, b) if h is not None]
         links.untrusted_hops = min(known) if known else -1
         links.untrusted_via_store = b is not None
+    compute_exposure(system, elements, out_edges, paths)
     return paths
 
 
@@ -221,3 +232,129 @@ def _search(
             paths.prev[nxt] = (state, f.id)
             paths.hops[nxt] = paths.hops[state] + 1
             queue.append(nxt)
+
+
+def _party(e: Element) -> bool:
+    """Someone outside the system's own services reads what reaches ``e``: the callers of an
+    internet-facing element, an external entity or a person (an insider with a key included)."""
+    return e.internet_facing or e.kind in _PARTIES
+
+
+_PARTIES = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR})
+
+
+def compute_exposure(
+    system: SystemDescription,
+    elements: dict[str, Element],
+    out_edges: dict[str, list[Flow]],
+    paths: Paths,
+) -> None:
+    """For every element with a model: does a party see its output (``output_exposed``)?
+
+    The output travels two ways, never through a store (an answer at rest, read later in bulk,
+    is not a query interface): back along the chain of callers that asked (a flow into the
+    model from a process, and into that process, ...; a reply needs no flow of its own), and
+    forward along flows that carry what the model emits (the data assets of its own outgoing
+    flows; a flow that names no data may carry it). A push on to a process does not turn into
+    a reply to that process's callers: their answers are that process's, not the model's.
+    """
+    in_edges: dict[str, list[Flow]] = {}
+    for f in system.flows:
+        in_edges.setdefault(f.target, []).append(f)
+    for e in system.elements:
+        e._l.agency = agency(e, elements, out_edges, in_edges)
+        if e.model is None:
+            continue
+        route = _exposure_route(e, elements, out_edges, in_edges)
+        e._l.output_exposed = route is not None
+        if route is not None:
+            paths.exposure[e.id] = route
+
+
+def agency(
+    e: Element,
+    elements: dict[str, Element],
+    out_edges: dict[str, list[Flow]],
+    in_edges: dict[str, list[Flow]],
+) -> int:
+    """What ``e`` can do, read from its flows (``element.agency``).
+
+    3: it sends cardholder data to an outside party (a payment instruction). 2: it writes a
+    store, sends more than internal data to an outside party (a message), calls another
+    internal service (read or write, the DFD cannot say), or nothing shows where it reads from
+    (what it does is unknown). 1: it fetches from a party no contract fixes (a browser given
+    any URL). 0: a read-only lookup: it answers its callers from a store or with a query of at
+    most internal data to a vendor (a flight search at a GDS).
+    """
+    ins = in_edges.get(e.id, ())
+    callers = {  # the services that ask it; a store or a party it reads from is no caller
+        f.source
+        for f in ins
+        if not elements[f.source].is_store and elements[f.source].kind not in _PARTIES
+    }
+    level = 0
+    reads = any(elements[f.source].is_store or elements[f.source].kind in _PARTIES for f in ins)
+    for f in out_edges.get(e.id, ()):
+        if f.target in callers:
+            continue  # its answer
+        dst = elements[f.target]
+        if dst.kind in _PARTIES:
+            if f.has_cardholder_data:
+                return 3
+            if f.sensitivity < 2 and dst.is_vendor:
+                reads = True  # a query to a vendor
+                continue
+        level = 2
+    if level < 2 and any(
+        elements[f.source].kind in _PARTIES and not elements[f.source].is_vendor for f in ins
+    ):
+        level = 1
+    return level if reads or level else 2
+
+
+def _exposure_route(
+    model: Element,
+    elements: dict[str, Element],
+    out_edges: dict[str, list[Flow]],
+    in_edges: dict[str, list[Flow]],
+) -> list[tuple[str, str | None]] | None:
+    """Breadth-first from ``model`` to the nearest party; the route, or None."""
+    emitted: set[str] = set()
+    for f in out_edges.get(model.id, ()):
+        if not f.data:
+            emitted = set()
+            break
+        emitted.update(f.data)
+    start: tuple[str, bool] = (model.id, True)  # (element, still on the callers' chain)
+    prev: dict[tuple[str, bool], tuple[tuple[str, bool], str] | None] = {start: None}
+    queue: deque[tuple[str, bool]] = deque([start])
+    while queue:
+        state = queue.popleft()
+        node, replying = state
+        steps: list[tuple[str, str, bool]] = []
+        if replying:
+            steps.extend((f.source, f.id, True) for f in in_edges.get(node, ()))
+        steps.extend(
+            (f.target, f.id, False)
+            for f in out_edges.get(node, ())
+            if not emitted or not f.data or not emitted.isdisjoint(f.data)
+        )
+        for nxt_id, flow_id, reply in steps:
+            nxt = elements[nxt_id]
+            if nxt.is_store or nxt_id == model.id:
+                continue
+            nxt_state = (nxt_id, reply)
+            if nxt_state in prev:
+                continue
+            prev[nxt_state] = (state, flow_id)
+            if _party(nxt):
+                hops: list[tuple[str, str | None]] = []
+                back: tuple[str, bool] | None = nxt_state
+                while back is not None:
+                    link = prev[back]
+                    hops.append((back[0], link[1] if link else None))
+                    back = link[0] if link else None
+                hops.reverse()
+                return hops
+            queue.append(nxt_state)
+    return None
