@@ -22,6 +22,7 @@ from typing import Any
 
 from mlhunt.findings import Finding
 from mlhunt.system.model import (
+    ControlType,
     DataTrust,
     Element,
     ElementKind,
@@ -241,6 +242,8 @@ def _party(e: Element) -> bool:
 
 
 _PARTIES = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR})
+#: Elements that answer with a model's output (an artifact or a registry only holds the model).
+_SERVING = frozenset({ElementKind.INFERENCE_API, ElementKind.LLM})
 
 
 def compute_exposure(
@@ -263,6 +266,14 @@ def compute_exposure(
         in_edges.setdefault(f.target, []).append(f)
     for e in system.elements:
         e._l.agency = agency(e, elements, out_edges, in_edges)
+        e._l.acts_on_model_verdict = any(
+            (m := (src := elements[f.source]).model) is not None
+            and src.kind in _SERVING
+            and m.decides
+            and ControlType.HUMAN_REVIEW not in src.controls
+            for f in in_edges.get(e.id, ())
+            if f.source != e.id
+        )
         if e.model is None:
             continue
         route = _exposure_route(e, elements, out_edges, in_edges)
