@@ -235,15 +235,29 @@ def _search(
             queue.append(nxt)
 
 
-def _party(e: Element) -> bool:
-    """Someone outside the system's own services reads what reaches ``e``: the callers of an
-    internet-facing element, an external entity or a person (an insider with a key included)."""
-    return e.internet_facing or e.kind in _PARTIES
-
-
+#: Who reads what reaches it: an external entity or a person (internet-facing elements too).
 _PARTIES = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR})
 #: Elements that answer with a model's output (an artifact or a registry only holds the model).
 _SERVING = frozenset({ElementKind.INFERENCE_API, ElementKind.LLM})
+#: Elements whose agency is read from their flows (the others keep 2, "acts", unread).
+_AGENTS = frozenset({ElementKind.AGENT_TOOL, ElementKind.ORCHESTRATOR, ElementKind.LLM})
+
+
+@dataclass
+class _Graph:
+    """The DFD's adjacency and the element sets the searches below test per hop."""
+
+    elements: dict[str, Element]
+    out_edges: dict[str, list[Flow]]
+    in_edges: dict[str, list[Flow]]
+    stores: frozenset[str]
+    #: Someone outside the system's own services reads what reaches it: an internet-facing
+    #: element's callers, an external entity or a person (an insider with a key included).
+    parties: frozenset[str]
+    vendors: frozenset[str]
+    #: Elements from which a party is reachable forward without resting in a store (whatever
+    #: the flows carry): a forward step anywhere else cannot lead to one.
+    leads_out: frozenset[str] = frozenset()
 
 
 def compute_exposure(
@@ -260,34 +274,41 @@ def compute_exposure(
     forward along flows that carry what the model emits (the data assets of its own outgoing
     flows; a flow that names no data may carry it). A push on to a process does not turn into
     a reply to that process's callers: their answers are that process's, not the model's.
+    Also sets ``agency`` on tools, agents and LLMs and ``acts_on_model_verdict`` on processes.
     """
     in_edges: dict[str, list[Flow]] = {}
     for f in system.flows:
         in_edges.setdefault(f.target, []).append(f)
+    g = _Graph(
+        elements,
+        out_edges,
+        in_edges,
+        frozenset(i for i, e in elements.items() if e.is_store),
+        frozenset(i for i, e in elements.items() if e.internet_facing or e.kind in _PARTIES),
+        frozenset(i for i, e in elements.items() if e.is_vendor),
+    )
+    g.leads_out = _leads_out(g)
     for e in system.elements:
-        e._l.agency = agency(e, elements, out_edges, in_edges)
-        e._l.acts_on_model_verdict = any(
-            (m := (src := elements[f.source]).model) is not None
-            and src.kind in _SERVING
-            and m.decides
-            and ControlType.HUMAN_REVIEW not in src.controls
-            for f in in_edges.get(e.id, ())
-            if f.source != e.id
-        )
+        kind = e.kind
+        if kind in _AGENTS:
+            e._l.agency = agency(e, g)
+        if kind is ElementKind.PROCESS:
+            e._l.acts_on_model_verdict = any(
+                (m := (src := elements[f.source]).model) is not None
+                and src.kind in _SERVING
+                and m.decides
+                and ControlType.HUMAN_REVIEW not in src.controls
+                for f in in_edges.get(e.id, ())
+            )
         if e.model is None:
             continue
-        route = _exposure_route(e, elements, out_edges, in_edges)
+        route = _exposure_route(e.id, g)
         e._l.output_exposed = route is not None
         if route is not None:
             paths.exposure[e.id] = route
 
 
-def agency(
-    e: Element,
-    elements: dict[str, Element],
-    out_edges: dict[str, list[Flow]],
-    in_edges: dict[str, list[Flow]],
-) -> int:
+def agency(e: Element, g: _Graph) -> int:
     """What ``e`` can do, read from its flows (``element.agency``).
 
     3: it sends cardholder data to an outside party (a payment instruction). 2: it writes a
@@ -297,46 +318,38 @@ def agency(
     any URL). 0: a read-only lookup: it answers its callers from a store or with a query of at
     most internal data to a vendor (a flight search at a GDS).
     """
-    ins = in_edges.get(e.id, ())
-    callers = {  # the services that ask it; a store or a party it reads from is no caller
-        f.source
-        for f in ins
-        if not elements[f.source].is_store and elements[f.source].kind not in _PARTIES
-    }
+    ins = [f.source for f in g.in_edges.get(e.id, ())]
+    outside = {i for i in ins if g.elements[i].kind in _PARTIES}
+    # The services that ask it; a store or a party it reads from is no caller.
+    callers = {i for i in ins if i not in g.stores and i not in outside}
+    reads = bool(outside) or any(i in g.stores for i in ins)
     level = 0
-    reads = any(elements[f.source].is_store or elements[f.source].kind in _PARTIES for f in ins)
-    for f in out_edges.get(e.id, ()):
+    for f in g.out_edges.get(e.id, ()):
         if f.target in callers:
             continue  # its answer
-        dst = elements[f.target]
-        if dst.kind in _PARTIES:
+        if g.elements[f.target].kind in _PARTIES:
             if f.has_cardholder_data:
                 return 3
-            if f.sensitivity < 2 and dst.is_vendor:
+            if f.sensitivity < 2 and f.target in g.vendors:
                 reads = True  # a query to a vendor
                 continue
         level = 2
-    if level < 2 and any(
-        elements[f.source].kind in _PARTIES and not elements[f.source].is_vendor for f in ins
-    ):
+    if level < 2 and not outside <= g.vendors:
         level = 1
     return level if reads or level else 2
 
 
-def _exposure_route(
-    model: Element,
-    elements: dict[str, Element],
-    out_edges: dict[str, list[Flow]],
-    in_edges: dict[str, list[Flow]],
-) -> list[tuple[str, str | None]] | None:
+def _exposure_route(model: str, g: _Graph) -> list[tuple[str, str | None]] | None:
     """Breadth-first from ``model`` to the nearest party; the route, or None."""
+    out_edges, in_edges, stores, parties = g.out_edges, g.in_edges, g.stores, g.parties
+    leads_out = g.leads_out
     emitted: set[str] = set()
-    for f in out_edges.get(model.id, ()):
+    for f in out_edges.get(model, ()):
         if not f.data:
             emitted = set()
             break
         emitted.update(f.data)
-    start: tuple[str, bool] = (model.id, True)  # (element, still on the callers' chain)
+    start: tuple[str, bool] = (model, True)  # (element, still on the callers' chain)
     prev: dict[tuple[str, bool], tuple[tuple[str, bool], str] | None] = {start: None}
     queue: deque[tuple[str, bool]] = deque([start])
     while queue:
@@ -348,24 +361,45 @@ def _exposure_route(
         steps.extend(
             (f.target, f.id, False)
             for f in out_edges.get(node, ())
-            if not emitted or not f.data or not emitted.isdisjoint(f.data)
+            if f.target in leads_out
+            and (not emitted or not f.data or not emitted.isdisjoint(f.data))
         )
-        for nxt_id, flow_id, reply in steps:
-            nxt = elements[nxt_id]
-            if nxt.is_store or nxt_id == model.id:
+        for nxt, flow_id, reply in steps:
+            if nxt in stores or nxt == model:
                 continue
-            nxt_state = (nxt_id, reply)
+            nxt_state = (nxt, reply)
             if nxt_state in prev:
                 continue
             prev[nxt_state] = (state, flow_id)
-            if _party(nxt):
-                hops: list[tuple[str, str | None]] = []
-                back: tuple[str, bool] | None = nxt_state
-                while back is not None:
-                    link = prev[back]
-                    hops.append((back[0], link[1] if link else None))
-                    back = link[0] if link else None
-                hops.reverse()
-                return hops
+            if nxt in parties:
+                return _unwind(prev, nxt_state)
             queue.append(nxt_state)
     return None
+
+
+def _leads_out(g: _Graph) -> frozenset[str]:
+    """The parties and every element with a path of flows to one through no store."""
+    seen = set(g.parties)
+    queue = deque(seen)
+    while queue:
+        node = queue.popleft()
+        for f in g.in_edges.get(node, ()):
+            src = f.source
+            if src not in seen and src not in g.stores:
+                seen.add(src)
+                queue.append(src)
+    return frozenset(seen)
+
+
+def _unwind(
+    prev: dict[tuple[str, bool], tuple[tuple[str, bool], str] | None], end: tuple[str, bool]
+) -> list[tuple[str, str | None]]:
+    """The hops from the search's start to ``end``: (element, flow taken to it)."""
+    hops: list[tuple[str, str | None]] = []
+    back: tuple[str, bool] | None = end
+    while back is not None:
+        link = prev[back]
+        hops.append((back[0], link[1] if link else None))
+        back = link[0] if link else None
+    hops.reverse()
+    return hops
