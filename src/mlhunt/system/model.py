@@ -638,9 +638,9 @@ class Element(_Strict):
 
     @property
     def acts_on_model_verdict(self) -> bool:
-        """A flow from a serving model (inference API, LLM) brings it a verdict (``model.decides``,
-        no human review stated there): where a decision engine combines scores, the decision
-        about a person is taken here."""
+        """A process to which a flow from a serving model (inference API, LLM) brings a verdict
+        (``model.decides``, no human review stated there): where a decision engine combines
+        scores, the decision about a person is taken here."""
         return self._l.acts_on_model_verdict
 
     @property
@@ -651,9 +651,9 @@ class Element(_Strict):
 
     @property
     def agency(self) -> int:
-        """What it can do, from its flows: 0 a lookup, 1 a fetch from anywhere, 2 a write, a
-        message with data, a call to another service (or nothing drawn), 3 a payment (cardholder
-        data sent to an outside party)."""
+        """What it can do, read from the flows of agent tools, orchestrators and LLMs (2 for
+        other kinds): 0 a lookup, 1 a fetch from anywhere, 2 a write, a message with data, a
+        call to another service (or nothing drawn), 3 a payment (cardholder data sent out)."""
         return self._l.agency
 
     @property
