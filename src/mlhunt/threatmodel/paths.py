@@ -56,12 +56,23 @@ class Paths:
     sources: dict[str, str] = field(default_factory=dict)  # id -> why it is a source
     prev: dict[State, tuple[State, str] | None] = field(default_factory=dict)
     hops: dict[State, int] = field(default_factory=dict)
-    #: Per model element whose output a party sees: the route, (element id, flow id) per hop.
-    exposure: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    #: Per model element whose output a party sees: the route, one (element id, flow id, the
+    #: output goes back as a reply along that flow) per hop.
+    exposure: dict[str, list[tuple[str, str | None, bool]]] = field(default_factory=dict)
 
     def output_route(self, element_id: str) -> list[dict[str, Any]]:
         """Who sees ``element_id``'s output, hop by hop from the model to the party."""
-        return [self._hop(eid, fid) for eid, fid in self.exposure.get(element_id, ())]
+        hops: list[dict[str, Any]] = []
+        for eid, fid, reply in self.exposure.get(element_id, ()):
+            e = self.elements[eid]
+            hop: dict[str, Any] = {"element": e.id, "name": e.label, "kind": e.kind.value}
+            if fid is not None:
+                hop["via_flow"] = fid
+                hop["as"] = "reply to its request" if reply else "sent on"
+            hops.append(hop)
+        if hops:
+            hops[-1]["party"] = True
+        return hops
 
     def route(self, element_id: str, via_store: bool = False) -> list[dict[str, Any]]:
         """The shortest path from a source to ``element_id``, one dict per hop."""
@@ -339,7 +350,7 @@ def agency(e: Element, g: _Graph) -> int:
     return level if reads or level else 2
 
 
-def _exposure_route(model: str, g: _Graph) -> list[tuple[str, str | None]] | None:
+def _exposure_route(model: str, g: _Graph) -> list[tuple[str, str | None, bool]] | None:
     """Breadth-first from ``model`` to the nearest party; the route, or None."""
     out_edges, in_edges, stores, parties = g.out_edges, g.in_edges, g.stores, g.parties
     leads_out = g.leads_out
@@ -393,13 +404,13 @@ def _leads_out(g: _Graph) -> frozenset[str]:
 
 def _unwind(
     prev: dict[tuple[str, bool], tuple[tuple[str, bool], str] | None], end: tuple[str, bool]
-) -> list[tuple[str, str | None]]:
-    """The hops from the search's start to ``end``: (element, flow taken to it)."""
-    hops: list[tuple[str, str | None]] = []
+) -> list[tuple[str, str | None, bool]]:
+    """The hops from the search's start to ``end``: (element, flow taken to it, as a reply)."""
+    hops: list[tuple[str, str | None, bool]] = []
     back: tuple[str, bool] | None = end
     while back is not None:
         link = prev[back]
-        hops.append((back[0], link[1] if link else None))
+        hops.append((back[0], link[1] if link else None, back[1]))
         back = link[0] if link else None
     hops.reverse()
     return hops
