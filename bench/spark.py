@@ -102,7 +102,7 @@ def _copies(path: Path, k: int, folder: Path) -> list[Path]:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    from mlhunt.hunt.engines.spark_cluster import standalone_cluster
+    from bench.spark_cluster import standalone_cluster
 
     n = QUICK_EVENTS if quick else FULL_EVENTS
     work = ensure(n, seed=0, log=log)

@@ -1,11 +1,18 @@
 """Segment operations the test oracles and tests use (the engines need only
-:func:`mlhunt.hunt.events.seg_position` and :func:`~mlhunt.hunt.events.seg_max`)."""
+:func:`mlhunt.hunt.events.seg_max`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mlhunt.hunt.events import GroupBatch, seg_position
+from mlhunt.hunt.events import GroupBatch
+
+
+def seg_position(offsets: np.ndarray) -> np.ndarray:
+    """0-based position of every event inside its group."""
+    lengths = np.diff(offsets)
+    n = int(offsets[-1]) if len(offsets) else 0
+    return np.arange(n) - np.repeat(offsets[:-1], lengths)
 
 
 def seg_cumsum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from mlhunt.hunt.api import hunt
 from mlhunt.hunt.detectors import _kern_distance as kern
 from mlhunt.hunt.detectors import distance as dist_mod
 from mlhunt.hunt.detectors import load_detectors
-from mlhunt.hunt.events import seg_position
+from tests.hunt_segments import seg_position
 from tests.test_hunt_detectors import D, _rec
 
 

@@ -73,7 +73,7 @@ def executor_python() -> Path:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from mlhunt.hunt.engines.spark_cluster import standalone_cluster
+    from bench.spark_cluster import standalone_cluster
 
     with standalone_cluster(tmp_path_factory.mktemp("cluster"), workers=2, cores=1) as c:
         procs = c.procs

@@ -5,6 +5,10 @@ was read; ``judgement.md`` judges every finding. This test scores the threat mod
 expectations as the acceptance states them: recall >= 95% (on the right element or flow), the
 must-haves among the ten highest risks, at most 30 findings, and none of the findings judged
 wrong for the system (``wrong`` in ``expected.yaml``) comes back.
+
+The second review (``second-review/``: a KYC pipeline and a travel-booking agent, by another
+reviewer) is scored the same way, on its own: its systems were scored before any fix, and the
+fixes since were made on its misses, so it is no longer unseen either (see the README).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from mlhunt.system import load_system
 from mlhunt.threatmodel import build_threat_model
 
 HERE = Path(__file__).parent / "outside_review"
+SECOND = HERE / "second-review"
 SYSTEMS = sorted(p.name for p in HERE.iterdir() if (p / "expected.yaml").is_file())
+SECOND_SYSTEMS = sorted(p.name for p in SECOND.iterdir() if (p / "expected.yaml").is_file())
 
 
 def rules_on(finding: dict[str, Any], target: str) -> set[str]:
@@ -35,10 +41,10 @@ def matches(threat: dict[str, Any], finding: dict[str, Any]) -> bool:
     return any(rules_on(finding, t) & set(threat["met_by"]) for t in threat["at"])
 
 
-def score(system: str) -> dict[str, Any]:
+def score(system: str, where: Path = HERE) -> dict[str, Any]:
     """Expectations met, must-haves outside the top ten, count and wrong findings back."""
-    expected = yaml.safe_load((HERE / system / "expected.yaml").read_text(encoding="utf-8"))
-    doc = build_threat_model(load_system(HERE / system / "system.yaml")).to_document()
+    expected = yaml.safe_load((where / system / "expected.yaml").read_text(encoding="utf-8"))
+    doc = build_threat_model(load_system(where / system / "system.yaml")).to_document()
     findings = doc["findings"]
     met, missed, late = [], [], []
     for threat in expected["threats"]:
@@ -89,3 +95,59 @@ def test_at_most_thirty_findings(system: str, scores: dict[str, dict[str, Any]])
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_findings_judged_wrong_stay_gone(system: str, scores: dict[str, dict[str, Any]]) -> None:
     assert scores[system]["wrong_back"] == []
+
+
+@pytest.fixture(scope="module")
+def second() -> dict[str, dict[str, Any]]:
+    return {s: score(s, SECOND) for s in SECOND_SYSTEMS}
+
+
+def test_second_review_has_two_systems() -> None:
+    assert SECOND_SYSTEMS == ["kyc-identity-verification", "travel-booking-agent"]
+
+
+def test_second_review_recall(second: dict[str, dict[str, Any]]) -> None:
+    # 28 expectations: 95% allows one miss over both systems.
+    met = sum(s["met"] for s in second.values())
+    expected = sum(s["expected"] for s in second.values())
+    missed = {name: s["missed"] for name, s in second.items() if s["missed"]}
+    assert met / expected >= 0.95, missed
+
+
+@pytest.mark.parametrize("system", SECOND_SYSTEMS)
+def test_second_review_must_haves_in_top_ten(
+    system: str, second: dict[str, dict[str, Any]]
+) -> None:
+    assert second[system]["must_haves_late"] == []
+
+
+@pytest.mark.parametrize("system", SECOND_SYSTEMS)
+def test_second_review_at_most_thirty_findings(
+    system: str, second: dict[str, dict[str, Any]]
+) -> None:
+    assert second[system]["count"] <= 30
+
+
+@pytest.mark.parametrize("system", SECOND_SYSTEMS)
+def test_second_review_wrong_findings_stay_gone(
+    system: str, second: dict[str, dict[str, Any]]
+) -> None:
+    assert second[system]["wrong_back"] == []
+
+
+def test_payment_tool_heads_excessive_agency(second: dict[str, dict[str, Any]]) -> None:
+    # The tool that moves money ranks first in its group; the read-only flight search is out.
+    (f,) = [
+        f
+        for f in second["travel-booking-agent"]["findings"]
+        if f["rule_id"] == "MLH-LLM-EXCESSIVE-AGENCY"
+    ]
+    assert f["affected"][0] == "payment-tool" and "flight-tool" not in f["affected"]
+
+
+def test_query_attacks_only_where_a_party_sees_the_output(
+    second: dict[str, dict[str, Any]],
+) -> None:
+    query = {"MLH-ML-EXTRACTION-API", "MLH-ML-MEMBERSHIP-INFERENCE", "MLH-ML-MODEL-INVERSION"}
+    kyc = second["kyc-identity-verification"]["findings"]
+    assert not [f["id"] for f in kyc if f["rule_id"] in query]

@@ -4,7 +4,7 @@ they are compared with.
 A group batch holds the events of several *targets* (client ids, or source addresses for
 source-scoped detectors), sorted by (target, ts, file, line), as flat numpy arrays, plus
 ``offsets``: ``offsets[g]`` is the first row of group ``g`` and ``offsets[-1] == n``. Detectors
-work on whole batches with segment operations (:func:`seg_position`, :func:`seg_max`, ...),
+work on whole batches with segment operations (:func:`seg_max`, :func:`window_count`, ...),
 never with a Python loop over events, so the same code runs on one group (a Spark
 ``applyInPandas`` call) or on thousands (a DuckDB batch).
 
@@ -354,26 +354,23 @@ def _floats(values: Any) -> np.ndarray:
 def input_matrix(values: Any, d: int) -> np.ndarray:
     """(n, d) float64 from a list<double> Arrow column or a sequence of lists; rows without an
     input of length ``d`` are NaN."""
-    try:
-        import pyarrow as pa
+    import pyarrow as pa
 
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        if isinstance(values, pa.ListArray):
-            n = len(values)
-            offs = values.offsets.to_numpy()
-            lens = np.diff(offs)
-            if values.null_count:
-                lens = np.where(values.is_null().to_numpy(zero_copy_only=False), 0, lens)
-            flat = values.values.to_numpy(zero_copy_only=False).astype(np.float64)
-            out = np.full((n, d), np.nan)
-            ok = lens == d
-            if d and ok.any():
-                idx = offs[:-1][ok][:, None] + np.arange(d)[None, :]
-                out[ok] = flat[idx]
-            return out
-    except ImportError:  # pragma: no cover - pyarrow is a dependency
-        pass
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.ListArray):
+        n = len(values)
+        offs = values.offsets.to_numpy()
+        lens = np.diff(offs)
+        if values.null_count:
+            lens = np.where(values.is_null().to_numpy(zero_copy_only=False), 0, lens)
+        flat = values.values.to_numpy(zero_copy_only=False).astype(np.float64)
+        out = np.full((n, d), np.nan)
+        ok = lens == d
+        if d and ok.any():
+            idx = offs[:-1][ok][:, None] + np.arange(d)[None, :]
+            out[ok] = flat[idx]
+        return out
     rows = list(values)
     out = np.full((len(rows), d), np.nan)
     for i, v in enumerate(rows):
@@ -383,13 +380,6 @@ def input_matrix(values: Any, d: int) -> np.ndarray:
 
 
 # --- segment operations (the vocabulary of every detector) -----------------------------------
-
-
-def seg_position(offsets: np.ndarray) -> np.ndarray:
-    """0-based position of every event inside its group."""
-    lengths = np.diff(offsets)
-    n = int(offsets[-1]) if len(offsets) else 0
-    return np.arange(n) - np.repeat(offsets[:-1], lengths)
 
 
 def seg_max(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ import contextlib
 import csv
 import glob
 import gzip
+import io
 import json
 import zlib
 from collections.abc import Container, Iterator, Sequence
@@ -289,11 +290,7 @@ def _csv_rows(
     path: Path, report: ReadReport, want: Container[int] | None
 ) -> Iterator[tuple[int, Any]]:
     file = str(path)
-    with contextlib.ExitStack() as stack:
-        raw = stack.enter_context(open_bytes(path))
-        import io
-
-        fh = stack.enter_context(io.TextIOWrapper(raw, "utf-8-sig", errors="replace", newline=""))
+    with open_bytes(path) as raw, io.TextIOWrapper(raw, "utf-8-sig", "replace", newline="") as fh:
         reader = csv.DictReader(fh)
         rows = iter(reader)
         features: list[str] | None = None

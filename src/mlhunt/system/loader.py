@@ -27,6 +27,7 @@ from mlhunt.system.model import (
     ElementLinks,
     Flow,
     FlowLinks,
+    LawfulBasis,
     ModelOutput,
     SystemDescription,
 )
@@ -463,9 +464,21 @@ def _deidentified(
     return controls
 
 
+def _required_by_law(data: list[str], by_law: dict[str, bool]) -> bool:
+    """Some personal data on it, and the law requires every piece of it."""
+    personal = [by_law[d] for d in data if d in by_law]
+    return bool(personal) and all(personal)
+
+
 def link(system: SystemDescription) -> None:
     """Resolve references into the derived data the threat conditions read."""
     assets = {a.id: a.classification for a in system.data_assets}
+    # Personal data assets and whether the law requires each (lawful_basis: legal_obligation).
+    by_law = {
+        a.id: a.lawful_basis == LawfulBasis.LEGAL_OBLIGATION
+        for a in system.data_assets
+        if a.classification.is_personal
+    }
     needs = {
         a.id: (a.confidentiality.score, a.integrity.score, a.availability.score)
         for a in system.data_assets
@@ -558,6 +571,7 @@ def link(system: SystemDescription) -> None:
             target=dst,
             crosses_boundary=crosses,
             cia=cia(f.data),
+            required_by_law=_required_by_law(f.data, by_law),
         )
         inbound.setdefault(dst.id, set()).add(src.kind)
         outbound.setdefault(src.id, set()).add(dst.kind)

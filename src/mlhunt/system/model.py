@@ -99,6 +99,17 @@ class Deidentification(enum.StrEnum):
     SYNTHETIC = "synthetic"
 
 
+class LawfulBasis(enum.StrEnum):
+    """Why personal data may be processed (GDPR Art. 6(1))."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+
+
 class OperatedBy(enum.StrEnum):
     SELF = "self"
     VENDOR = "vendor"
@@ -291,6 +302,12 @@ class ElementLinks(_DataLinks):
     # Set by the threat model's reachability pass (mlhunt.threatmodel.paths).
     untrusted_hops: int = -1
     untrusted_via_store: bool = False
+    # Set by the same pass: a party sees this model's output (threatmodel.paths.compute_exposure).
+    output_exposed: bool = False
+    # Set by the same pass: what it can do, 0 (a lookup) .. 3 (a payment); threatmodel.paths.agency.
+    agency: int = 2
+    # Set by the same pass: it receives the verdict of a model (threatmodel.paths.compute_exposure).
+    acts_on_model_verdict: bool = False
 
 
 @dataclass(slots=True)
@@ -298,6 +315,7 @@ class FlowLinks(_DataLinks):
     source: Element = None  # type: ignore[assignment]
     target: Element = None  # type: ignore[assignment]
     crosses_boundary: bool = False
+    required_by_law: bool = False
 
 
 class DataAsset(_Strict):
@@ -332,6 +350,13 @@ class DataAsset(_Strict):
         description="How it is de-identified: none, pseudonymized, tokenized, aggregated, "
         "k_anonymity, differential_privacy or synthetic.",
     )
+    lawful_basis: LawfulBasis | None = Field(
+        None,
+        description="Why it may be processed (personal data, GDPR Art. 6): consent, contract, "
+        "legal_obligation (the law requires it, e.g. identity records under anti-money-"
+        "laundering law: an attributable record is the point), vital_interests, public_task, "
+        "legitimate_interests. Unstated: unknown.",
+    )
 
 
 class TrustBoundary(_Strict):
@@ -353,6 +378,25 @@ class TrainingSource(_Strict):
     weights: bool = Field(
         False, description="Pretrained weights (a backbone), not training records."
     )
+
+
+#: Model tasks whose output is no verdict about a person (see ModelProperties.decides).
+NON_DECISION_TASKS = frozenset(
+    {
+        "ranking",
+        "recommendation",
+        "retrieval",
+        "embedding",
+        "generation",
+        "summarization",
+        "transcription",
+        "translation",
+        "ocr",
+        "token_classification",
+        "ner",
+        "redaction",
+    }
+)
 
 
 class ModelProperties(_Strict):
@@ -396,6 +440,12 @@ class ModelProperties(_Strict):
         description="Every source of training data (and pretrained weights), each with its "
         "provenance; the least trusted one counts for poisoning.",
     )
+
+    @property
+    def decides(self) -> bool:
+        """Its output is a verdict about the input (a score or label: fraud, spoof, default),
+        not text, a ranking, an embedding or a transformation (transcription, OCR, redaction)."""
+        return self.output != ModelOutput.TEXT and self.task not in NON_DECISION_TASKS
 
     @property
     def untrusted_training_data(self) -> bool:
@@ -581,6 +631,32 @@ class Element(_Strict):
         return self._l.untrusted_via_store
 
     @property
+    def output_exposed(self) -> bool:
+        """A party (an internet-facing entry's callers, an external entity, a person) sees this
+        model's output: replied to up the chain of callers or pushed on, not left in a store."""
+        return self._l.output_exposed
+
+    @property
+    def acts_on_model_verdict(self) -> bool:
+        """A process to which a flow from a serving model (inference API, LLM) brings a verdict
+        (``model.decides``, no human review stated there): where a decision engine combines
+        scores, the decision about a person is taken here."""
+        return self._l.acts_on_model_verdict
+
+    @property
+    def has_side_effects(self) -> bool:
+        """It does more than a read-only lookup at a store or a vendor: it fetches from parties
+        no contract fixes (any web site), writes, sends data out or pays."""
+        return self._l.agency >= 1
+
+    @property
+    def agency(self) -> int:
+        """What it can do, read from the flows of agent tools, orchestrators and LLMs (2 for
+        other kinds): 0 a lookup, 1 a fetch from anywhere, 2 a write, a message with data, a
+        call to another service (or nothing drawn), 3 a payment (cardholder data sent out)."""
+        return self._l.agency
+
+    @property
     def is_vendor(self) -> bool:
         return self.operated_by == OperatedBy.VENDOR
 
@@ -656,6 +732,17 @@ class Flow(_Strict):
     @property
     def has_cardholder_data(self) -> bool:
         return self._l.has_cardholder_data
+
+    @property
+    def required_by_law(self) -> bool:
+        """Every personal data asset it carries is held under a legal obligation
+        (``lawful_basis: legal_obligation``): the law wants the record, attributable."""
+        return self._l.required_by_law
+
+    @property
+    def integrity_need(self) -> int:
+        """Highest integrity need (1 low .. 4 critical) of the data it carries."""
+        return self._l.cia[1]
 
 
 class Control(_Strict):

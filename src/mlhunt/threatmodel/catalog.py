@@ -93,6 +93,8 @@ class ImpactFactor(enum.StrEnum):
     SENSITIVITY = "sensitivity"
     CRITICALITY = "criticality"
     IP_VALUE = "ip_value"
+    #: What the element can do (element.agency): a payment +1, a write or message 0, a read -1.
+    AGENCY = "agency"
 
 
 class Capability(enum.StrEnum):
@@ -116,6 +118,12 @@ class Likelihood(_Strict):
 class Impact(_Strict):
     base: int = Field(3, ge=1, le=5, description="Impact before business factors, 1..5.")
     factors: list[ImpactFactor] = Field(default_factory=list)
+    bounded_by: list[ControlType] = Field(
+        default_factory=list,
+        description="Controls that bound the loss without making the threat less likely (a "
+        "cap on a tool, a log to reverse from): any of them in place takes 1 off impact, and "
+        "they do not lower likelihood.",
+    )
 
 
 class Mitigation(_Strict):

@@ -249,6 +249,7 @@ class _FindingBuilder:
             p.criticality.score if t.criticality else 0,
             (ip.score if ip is not None else -1) if t.ip_value else 0,
             max(p.cia[d] for d in t.dims),
+            p.agency if t.agency else 0,
         )
         sc = self._scores.get(key)
         if sc is None:

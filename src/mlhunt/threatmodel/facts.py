@@ -181,6 +181,8 @@ class FactJudge:
         path = self.paths.path_for(reads, hit.objs)
         if path:
             evidence["attack_path"] = path
+        if any(attr == "output_exposed" for _role, attr in reads):
+            evidence["output_seen_by"] = self.paths.output_route(hit.objs[0].id)
 
     def needed(self, rule: Any) -> bool:
         """Whether a hit of ``rule`` can be planned or rest on an unstated fact."""

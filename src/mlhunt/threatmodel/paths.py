@@ -8,6 +8,10 @@ distance from the nearest source and whether untrusted content reaches it *after
 store* (written now, retrieved later: the indirect prompt-injection and stored-XSS shape). The
 conditions read the result as ``element.reached_by_untrusted``, ``element.untrusted_hops`` and
 ``element.untrusted_via_store``; a finding that rests on them carries the path in its evidence.
+
+The other direction, *who sees a model's output* (``element.output_exposed``), is a search of its
+own per model: query attacks (extraction, membership, inversion) need a party that reads the
+answers. See :mod:`mlhunt.threatmodel.exposure`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from mlhunt.system.model import (
     Flow,
     SystemDescription,
 )
+from mlhunt.threatmodel.exposure import Route, compute_exposure
 
 #: Condition attributes that make a finding rest on a path.
 PATH_READS = frozenset({"reached_by_untrusted", "untrusted_hops", "untrusted_via_store"})
@@ -51,6 +56,23 @@ class Paths:
     sources: dict[str, str] = field(default_factory=dict)  # id -> why it is a source
     prev: dict[State, tuple[State, str] | None] = field(default_factory=dict)
     hops: dict[State, int] = field(default_factory=dict)
+    #: Per model element whose output a party sees: the route, one (element id, flow id, the
+    #: output goes back as a reply along that flow) per hop.
+    exposure: dict[str, Route] = field(default_factory=dict)
+
+    def output_route(self, element_id: str) -> list[dict[str, Any]]:
+        """Who sees ``element_id``'s output, hop by hop from the model to the party."""
+        hops: list[dict[str, Any]] = []
+        for eid, fid, reply in self.exposure.get(element_id, ()):
+            e = self.elements[eid]
+            hop: dict[str, Any] = {"element": e.id, "name": e.label, "kind": e.kind.value}
+            if fid is not None:
+                hop["via_flow"] = fid
+                hop["as"] = "reply to its request" if reply else "sent on"
+            hops.append(hop)
+        if hops:
+            hops[-1]["party"] = True
+        return hops
 
     def route(self, element_id: str, via_store: bool = False) -> list[dict[str, Any]]:
         """The shortest path from a source to ``element_id``, one dict per hop."""
@@ -191,6 +213,7 @@ def compute_paths(system: SystemDescription) -> Paths:
         known = [h for h in (a, b) if h is not None]
         links.untrusted_hops = min(known) if known else -1
         links.untrusted_via_store = b is not None
+    paths.exposure = compute_exposure(system, elements, out_edges)
     return paths
 
 

@@ -108,6 +108,7 @@ class Profile:
         "_key",
         "_refs",
         "_refs_over",
+        "agency",
         "cia",
         "control_mask",
         "criticality",
@@ -128,6 +129,7 @@ class Profile:
         hops: int = -1,
         cia: tuple[int, int, int] = (2, 2, 2),
         refs_over: dict[ControlType, tuple[str, ...]] | None = None,
+        agency: int = 2,
     ) -> None:
         self.factor_mask = factor_mask
         self._refs = control_refs
@@ -145,6 +147,7 @@ class Profile:
         self.hops = hops  # flows from the nearest untrusted source; -1: none reaches it
         self.hop_bucket = 2 if hops < 0 else 0 if hops <= 2 else 1  # see hop_bucket()
         self.cia = cia
+        self.agency = agency  # what the element can do (Element.agency); 2 for flows
         self._key: tuple[int, ...] | None = None
 
     @property
@@ -169,6 +172,7 @@ class Profile:
                 self.criticality.score,
                 ip.score if ip is not None else 0,
                 self.hop_bucket,
+                self.agency,
             )
         return self._key
 
@@ -184,6 +188,8 @@ def profile_element(e: Element, assume_absent: bool = True) -> Profile:
         m.ip_value if m is not None else None,
         links.untrusted_hops,
         links.cia,
+        None,
+        links.agency,
     )
 
 

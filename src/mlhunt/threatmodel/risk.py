@@ -97,6 +97,8 @@ _HOP_ADJUST = {0: 0.0, 1: 0.0, 2: 0.0, 3: -0.5, 4: -0.5, -1: -1.0}
 _CRIT_ADJUST = {Level.LOW: -1.0, Level.MEDIUM: 0.0, Level.HIGH: 0.5, Level.CRITICAL: 1.0}
 _NEED_ADJUST = {1: -0.5, 2: 0.0, 3: 0.5, 4: 1.0}
 _SENSITIVITY_ADJUST = {0: -1, 1: -1, 2: 0, 3: 1, 4: 2}
+# What an element can do (Element.agency): a lookup or fetch -1, a write or message 0, a payment +1.
+_AGENCY_ADJUST = (-1.0, -1.0, 0.0, 1.0)
 # Which CIA needs a threat hurts, by its STRIDE letters (LINDDUN: confidentiality).
 _STRIDE_CIA = {"S": (0, 1), "T": (1,), "R": (1,), "I": (0,), "D": (2,), "E": (0, 1)}
 
@@ -182,19 +184,26 @@ def _score(rule: Rule, p: Profile) -> Score:
             adj = 0.0 if privacy else _CRIT_ADJUST[p.criticality]
         elif factor is ImpactFactor.IP_VALUE and p.ip_value is not None:
             adj = _CRIT_ADJUST[p.ip_value]
+        elif factor is ImpactFactor.AGENCY:
+            adj = _AGENCY_ADJUST[p.agency]
         if adj:
             impact += adj
             iparts.append(f"{adj:+g} {factor.value}")
     if data_adj:
         impact += data_adj
         iparts.append(f"{data_adj:+g} {data_why}")
+    bounds = [c.value for c in im.bounded_by if c in p.control_refs]
+    if bounds:
+        impact -= 1.0
+        iparts.append(f"-1 (loss bounded by: {', '.join(bounds)})")
     impact = _clamp(impact)
     risk = round(likelihood * impact, 2)
     explanation = (
         f"likelihood {likelihood:g} = {' '.join(parts)}; impact {impact:g} = {' '.join(iparts)}"
     )
+    shown = controls + tuple(b for b in bounds if b not in controls)
     return Score(
-        likelihood, impact, risk, severity_for(risk), factors, controls, explanation, residual
+        likelihood, impact, risk, severity_for(risk), factors, shown, explanation, residual
     )
 
 
@@ -228,6 +237,8 @@ class RiskTerms:
     #: False when the rule names a factor or control twice: then score() is the reference.
     exact: bool
     dim: int | None = None  # the one CIA need it hurts, if only one
+    agency: int = 0  # how often the agency adjustment is added
+    bound_mask: int = 0  # controls that bound the loss (impact -1 when any is in place)
 
     @classmethod
     def of(cls, rule: Rule) -> RiskTerms:
@@ -249,6 +260,8 @@ class RiskTerms:
             im.factors.count(ImpactFactor.IP_VALUE),
             exact,
             dims[0] if len(dims) == 1 else None,
+            im.factors.count(ImpactFactor.AGENCY),
+            mask(im.bounded_by, CONTROL_BIT),
         )
 
 
@@ -286,6 +299,10 @@ def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
         im += t.criticality * _CRIT_ADJUST[p.criticality]
     if t.ip_value and p.ip_value is not None:
         im += t.ip_value * _CRIT_ADJUST[p.ip_value]
+    if t.agency:
+        im += t.agency * _AGENCY_ADJUST[p.agency]
+    if t.bound_mask and p.control_mask & t.bound_mask:
+        im -= 1.0
     if im < 1.0:
         im = 1.0
     elif im > 5.0:
@@ -294,7 +311,11 @@ def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
 
 
 def _addressing(rule: Rule) -> tuple[ControlType, ...]:
-    """Controls that lower the rule's likelihood: its ``mitigated_by`` and its mitigations'."""
-    out = list(rule.mitigated_by)
-    out.extend(m.control for m in rule.mitigations if m.control not in out)
+    """Controls that lower the rule's likelihood: its ``mitigated_by`` and its mitigations',
+    less those that only bound the loss (``impact.bounded_by``)."""
+    bounded = rule.impact.bounded_by
+    out = [c for c in rule.mitigated_by if c not in bounded]
+    out.extend(
+        m.control for m in rule.mitigations if m.control not in out and m.control not in bounded
+    )
     return tuple(out)

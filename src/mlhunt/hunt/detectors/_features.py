@@ -56,23 +56,3 @@ def hash_inputs(batch: GroupBatch, pop: Population) -> tuple[np.ndarray, np.ndar
     d = batch.x.shape[1]
     z = np.ascontiguousarray(robust_inputs(batch, pop), dtype=np.float64)
     return z, has_input(batch), max(1, d if d <= 16 else 8)
-
-
-def g_statistic(
-    batch: GroupBatch, pop: Population, weight: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Online G-test of each group's per-feature binned inputs against the population's bin
-    shares: (G after each event, weighted event count after each event, degrees of freedom).
-    Events with weight 0 (no input, or a variant of the previous query) are not counted.
-
-    Per feature, G = 2 (sum_b c_b ln c_b - sum_b c_b ln q_b - n ln n) is kept up to date event
-    by event: an event adds (c+1) ln(c+1) - c ln c - ln q_b for its bin's count c, in one
-    compiled pass per batch (:func:`~mlhunt.hunt.detectors._kern_extraction.extraction_scan`,
-    which also gives the extraction score: see ``ExtractionDetector``).
-    """
-    from mlhunt.hunt.detectors import _kern_extraction as kern
-
-    g, n_eff, _score, _z, _kl, df = kern.g_scan(
-        batch.x, batch.offsets, weight, pop.edges, pop.bin_probs, want_g=True
-    )
-    return g, n_eff, df

@@ -175,8 +175,12 @@ class Detector:
         return self.need() if self.spec.alert_at > 0 else None
 
     def need(self) -> GroupNeed | None:
-        """Subclasses: see :meth:`prefilter`; must hold for every group that can alert."""
-        return None
+        """See :meth:`prefilter`; must hold for every group that can alert. By default, at
+        least ``min_events`` events for a detector with that parameter (it counts events, so
+        a group with fewer cannot reach it), else None; subclasses override it."""
+        return (
+            GroupNeed("events", self.p("min_events")) if "min_events" in self.spec.params else None
+        )
 
     def evidence(
         self, batch: GroupBatch, pop: Population, scored: Scored, g: int, fired: int

@@ -33,9 +33,6 @@ def _ood(batch: GroupBatch, pop: Population, a: int, b: int) -> np.ndarray:
 class ExtractionDetector(Detector):
     needs = ("input",)
 
-    def need(self) -> GroupNeed | None:
-        return GroupNeed("events", self.p("min_events"))
-
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         return self._g_test(batch, pop, None)
 

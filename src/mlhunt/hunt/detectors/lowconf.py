@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
+from mlhunt.hunt.detectors.base import Detector, Scored, sample_rows
 from mlhunt.hunt.events import GroupBatch, Population
 
 
@@ -16,9 +16,6 @@ class LowConfidenceDetector(Detector):
 
     def applies(self, pop: Population) -> bool:
         return pop.near_share > 0 or pop.n_events > 0
-
-    def need(self) -> GroupNeed | None:
-        return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         from mlhunt.hunt.detectors._kern_extraction import near_scores

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.detectors._features import changed_vs_prev, has_input
-from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
+from mlhunt.hunt.detectors.base import Detector, Scored, sample_rows
 from mlhunt.hunt.events import GroupBatch, Population
 from mlhunt.hunt.margins import MARGIN_GRID, MARGIN_LO, margin_bucket
 
@@ -53,9 +53,6 @@ class NaturalExtractionDetector(Detector):
         if len(f) != len(MARGIN_GRID):
             return np.empty(0, dtype=np.int64)
         return np.flatnonzero((f >= self.p("tail_low")) & (f <= self.p("tail_high")))
-
-    def need(self) -> GroupNeed | None:
-        return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         bucket = margin_bucket(batch.margin)

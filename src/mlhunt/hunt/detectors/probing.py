@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mlhunt.hunt.detectors._features import _MULT, hash_inputs
-from mlhunt.hunt.detectors.base import Detector, GroupNeed, Scored, sample_rows
+from mlhunt.hunt.detectors.base import Detector, Scored, sample_rows
 from mlhunt.hunt.events import GroupBatch, Population
 
 _NONE = np.empty(0)
@@ -30,9 +30,6 @@ def _x(batch: GroupBatch) -> np.ndarray:
 
 class EvasionProbingDetector(Detector):
     needs = ("input",)
-
-    def need(self) -> GroupNeed | None:
-        return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         from mlhunt.hunt.detectors import _kern_probing as kern  # numba: only when scoring
@@ -70,9 +67,6 @@ class EvasionProbingDetector(Detector):
 
 class MembershipProbingDetector(Detector):
     needs = ("input",)
-
-    def need(self) -> GroupNeed | None:
-        return GroupNeed("events", self.p("min_events"))
 
     def score(self, batch: GroupBatch, pop: Population) -> Scored:
         from mlhunt.hunt.detectors import _kern_probing as kern  # numba: only when scoring

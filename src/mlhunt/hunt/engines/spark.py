@@ -54,23 +54,11 @@ from mlhunt.hunt.events import (
     PopulationBuilder,
     sample_per_client,
 )
-from mlhunt.hunt.margins import BucketTree, margin_bucket_tree
+from mlhunt.hunt.margins import margin_bucket_sql
 from mlhunt.hunt.readers import ReadReport, kind_of, resolve
 from mlhunt.sparkkit import is_local, session, stop
 
 DEFAULT_MASTER = "local[2]"
-
-
-def _bucket_column(tree: BucketTree) -> Any:
-    """:func:`~mlhunt.hunt.margins.margin_bucket` as a Spark column (the same comparisons)."""
-    from pyspark.sql import functions as F
-
-    if isinstance(tree, int):
-        return F.lit(tree)
-    cut, below, above = tree
-    return F.when(F.col("margin") < F.lit(cut), _bucket_column(below)).otherwise(
-        _bucket_column(above)
-    )
 
 
 #: Events per applyInPandas call (whole groups, so a hash bucket may hold more).
@@ -386,7 +374,7 @@ class SparkEngine:
         row = events.agg(*aggs).first()
         b.n, b.n_input = int(row["n"]), int(row["n_input"])
         b.n_margin, b.near = int(row["n_margin"]), int(row["near"])
-        bucket = F.when(F.col("margin").isNotNull(), _bucket_column(margin_bucket_tree()))
+        bucket = F.expr(margin_bucket_sql())  # the DuckDB engine's very comparisons
         per_bucket = events.groupBy("client_id", "label", bucket.alias("bucket")).agg(
             F.count("*").alias("n"), F.count("margin").alias("nm")
         )

@@ -2,9 +2,11 @@
 with PySpark's ``spark-class``, as ``start-master.sh``/``start-worker.sh`` would on machines.
 
 It is what the cluster tests and ``python -m bench spark`` hunt through, and a way to try
-``--spark-master spark://...`` on one machine (docs/spark.md). :func:`standalone_cluster` waits
-on the master's JSON status until every worker is ALIVE (no sleeps) and always stops every JVM
-it started, executors included (each daemon leads its own process group).
+``--spark-master spark://...`` on one machine from a source checkout (docs/spark.md); no
+``mlhunt`` command needs it, so it lives beside its users, not in the library.
+:func:`standalone_cluster` waits on the master's JSON status until every worker is ALIVE (no
+sleeps) and always stops every JVM it started, executors included (each daemon leads its own
+process group).
 """
 
 from __future__ import annotations

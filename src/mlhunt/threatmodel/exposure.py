@@ -1,0 +1,189 @@
+"""Who sees a model's output, and what an element can do: two readings of the DFD's flows.
+
+Query attacks (extraction, membership inference, model inversion) need a party that reads a
+model's answers: ``element.output_exposed``, with the route in the finding's evidence. Excessive
+agency depends on what a tool can do, from a read-only lookup to a payment: ``element.agency``.
+A decision engine that acts on a model's verdict is ``element.acts_on_model_verdict``. Computed
+with the taint paths (:func:`mlhunt.threatmodel.paths.compute_paths`), once per build.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
+
+#: One hop of an output route: (element id, flow taken to it, the output goes back as a reply).
+Route = list[tuple[str, str | None, bool]]
+
+#: Who reads what reaches it: an external entity or a person (internet-facing elements too).
+_PARTIES = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR})
+#: Elements that answer with a model's output (an artifact or a registry only holds the model).
+_SERVING = frozenset({ElementKind.INFERENCE_API, ElementKind.LLM})
+#: Elements whose agency is read from their flows (the others keep 2, "acts", unread).
+_AGENTS = frozenset({ElementKind.AGENT_TOOL, ElementKind.ORCHESTRATOR, ElementKind.LLM})
+
+
+@dataclass
+class _Graph:
+    """The DFD's adjacency and the element sets the searches below test per hop."""
+
+    elements: dict[str, Element]
+    out_edges: dict[str, list[Flow]]
+    in_edges: dict[str, list[Flow]]
+    stores: frozenset[str]
+    #: Someone outside the system's own services reads what reaches it: an internet-facing
+    #: element's callers, an external entity or a person (an insider with a key included).
+    parties: frozenset[str]
+    vendors: frozenset[str]
+    #: Elements from which a party is reachable forward without resting in a store (whatever
+    #: the flows carry): a forward step anywhere else cannot lead to one.
+    leads_out: frozenset[str] = frozenset()
+
+
+def compute_exposure(
+    system: SystemDescription,
+    elements: dict[str, Element],
+    out_edges: dict[str, list[Flow]],
+) -> dict[str, Route]:
+    """For every element with a model: does a party see its output (``output_exposed``)?
+
+    The output travels two ways, never through a store (an answer at rest, read later in bulk,
+    is not a query interface): back along the chain of callers that asked (a flow into the
+    model from a process, and into that process, ...; a reply needs no flow of its own), and
+    forward along flows that carry what the model emits (the data assets of its own outgoing
+    flows; a flow that names no data may carry it). A push on to a process does not turn into
+    a reply to that process's callers: their answers are that process's, not the model's.
+    Returns the route per exposed model. Also sets ``agency`` on tools, agents and LLMs and
+    ``acts_on_model_verdict`` on processes.
+    """
+    in_edges: dict[str, list[Flow]] = {}
+    for f in system.flows:
+        in_edges.setdefault(f.target, []).append(f)
+    g = _Graph(
+        elements,
+        out_edges,
+        in_edges,
+        frozenset(i for i, e in elements.items() if e.is_store),
+        frozenset(i for i, e in elements.items() if e.internet_facing or e.kind in _PARTIES),
+        frozenset(i for i, e in elements.items() if e.is_vendor),
+    )
+    g.leads_out = _leads_out(g)
+    exposure: dict[str, Route] = {}
+    for e in system.elements:
+        kind = e.kind
+        if kind in _AGENTS:
+            e._l.agency = agency(e, g)
+        if kind is ElementKind.PROCESS:
+            e._l.acts_on_model_verdict = any(
+                (m := (src := elements[f.source]).model) is not None
+                and src.kind in _SERVING
+                and m.decides
+                and ControlType.HUMAN_REVIEW not in src.controls
+                for f in in_edges.get(e.id, ())
+            )
+        if e.model is None:
+            continue
+        route = _exposure_route(e.id, g)
+        e._l.output_exposed = route is not None
+        if route is not None:
+            exposure[e.id] = route
+    return exposure
+
+
+def agency(e: Element, g: _Graph) -> int:
+    """What ``e`` can do, read from its flows (``element.agency``).
+
+    3: it sends cardholder data to an outside party (a payment instruction). 2: it writes a
+    store, sends more than internal data to an outside party (a message), calls another
+    internal service (read or write, the DFD cannot say), or nothing shows where it reads from
+    (what it does is unknown). 1: it fetches from a party no contract fixes (a browser given
+    any URL). 0: a read-only lookup: it answers its callers from a store or with a query of at
+    most internal data to a vendor (a flight search at a GDS).
+    """
+    ins = [f.source for f in g.in_edges.get(e.id, ())]
+    outside = {i for i in ins if g.elements[i].kind in _PARTIES}
+    # The services that ask it; a store or a party it reads from is no caller.
+    callers = {i for i in ins if i not in g.stores and i not in outside}
+    reads = bool(outside) or any(i in g.stores for i in ins)
+    level = 0
+    for f in g.out_edges.get(e.id, ()):
+        if f.target in callers:
+            continue  # its answer
+        if g.elements[f.target].kind in _PARTIES:
+            if f.has_cardholder_data:
+                return 3
+            if f.sensitivity < 2 and f.target in g.vendors:
+                reads = True  # a query to a vendor
+                continue
+        level = 2
+    if level < 2 and not outside <= g.vendors:
+        level = 1
+    return level if reads or level else 2
+
+
+def _exposure_route(model: str, g: _Graph) -> Route | None:
+    """Breadth-first from ``model`` to the nearest party; the route, or None."""
+    out_edges, in_edges, stores, parties = g.out_edges, g.in_edges, g.stores, g.parties
+    leads_out = g.leads_out
+    emitted: set[str] = set()
+    for f in out_edges.get(model, ()):
+        if not f.data:
+            emitted = set()
+            break
+        emitted.update(f.data)
+    start: tuple[str, bool] = (model, True)  # (element, still on the callers' chain)
+    prev: dict[tuple[str, bool], tuple[tuple[str, bool], str] | None] = {start: None}
+    queue: deque[tuple[str, bool]] = deque([start])
+    while queue:
+        state = queue.popleft()
+        node, replying = state
+        steps: list[tuple[str, str, bool]] = []
+        if replying:
+            steps.extend((f.source, f.id, True) for f in in_edges.get(node, ()))
+        steps.extend(
+            (f.target, f.id, False)
+            for f in out_edges.get(node, ())
+            if f.target in leads_out
+            and (not emitted or not f.data or not emitted.isdisjoint(f.data))
+        )
+        for nxt, flow_id, reply in steps:
+            if nxt in stores or nxt == model:
+                continue
+            nxt_state = (nxt, reply)
+            if nxt_state in prev:
+                continue
+            prev[nxt_state] = (state, flow_id)
+            if nxt in parties:
+                return _unwind(prev, nxt_state)
+            queue.append(nxt_state)
+    return None
+
+
+def _leads_out(g: _Graph) -> frozenset[str]:
+    """The parties and every element with a path of flows to one through no store."""
+    seen = set(g.parties)
+    queue = deque(seen)
+    while queue:
+        node = queue.popleft()
+        for f in g.in_edges.get(node, ()):
+            src = f.source
+            if src not in seen and src not in g.stores:
+                seen.add(src)
+                queue.append(src)
+    return frozenset(seen)
+
+
+def _unwind(
+    prev: dict[tuple[str, bool], tuple[tuple[str, bool], str] | None], end: tuple[str, bool]
+) -> Route:
+    """The hops from the search's start to ``end``: (element, flow taken to it, as a reply)."""
+    hops: list[tuple[str, str | None, bool]] = []
+    back: tuple[str, bool] | None = end
+    while back is not None:
+        link = prev[back]
+        hops.append((back[0], link[1] if link else None, back[1]))
+        back = link[0] if link else None
+    hops.reverse()
+    return hops
