@@ -9,6 +9,12 @@ wrong for the system (``wrong`` in ``expected.yaml``) comes back.
 The second review (``second-review/``: a KYC pipeline and a travel-booking agent, by another
 reviewer) is scored the same way, on its own: its systems were scored before any fix, and the
 fixes since were made on its misses, so it is no longer unseen either (see the README).
+
+The third review (``third-review/``: compressor predictive maintenance and a CV-screening
+agent, by a third reviewer, written in its own layout: ``expectations`` with one ``at`` plus
+``also_at`` and ``must``) is scored as it stands, after the second review's fixes; the bars it
+misses are strict xfails that name the misses, so a fix that meets one turns the test red until
+the mark is removed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ HERE = Path(__file__).parent / "outside_review"
 SECOND = HERE / "second-review"
 SYSTEMS = sorted(p.name for p in HERE.iterdir() if (p / "expected.yaml").is_file())
 SECOND_SYSTEMS = sorted(p.name for p in SECOND.iterdir() if (p / "expected.yaml").is_file())
+THIRD = HERE / "third-review"
+THIRD_SYSTEMS = sorted(p.name for p in THIRD.iterdir() if (p / "expected.yaml").is_file())
 
 
 def rules_on(finding: dict[str, Any], target: str) -> set[str]:
@@ -41,24 +49,46 @@ def matches(threat: dict[str, Any], finding: dict[str, Any]) -> bool:
     return any(rules_on(finding, t) & set(threat["met_by"]) for t in threat["at"])
 
 
+def threats_of(expected: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reviewer's threats in one layout: ``at`` a list, ``must_have`` a flag.
+
+    The third review wrote ``expectations`` with a single ``at``, the other accepted places in
+    ``also_at`` and ``must``; the first two wrote ``threats`` with ``at`` lists.
+    """
+    if "threats" in expected:
+        return list(expected["threats"])
+    return [
+        {
+            "id": e["id"],
+            "at": [e["at"], *e.get("also_at", [])],
+            "met_by": e.get("met_by") or [],
+            "must_have": bool(e.get("must")),
+        }
+        for e in expected["expectations"]
+    ]
+
+
 def score(system: str, where: Path = HERE) -> dict[str, Any]:
     """Expectations met, must-haves outside the top ten, count and wrong findings back."""
     expected = yaml.safe_load((where / system / "expected.yaml").read_text(encoding="utf-8"))
     doc = build_threat_model(load_system(where / system / "system.yaml")).to_document()
     findings = doc["findings"]
-    met, missed, late = [], [], []
-    for threat in expected["threats"]:
+    met, missed, late, musts_missed = [], [], [], []
+    for threat in threats_of(expected):
         ranks = [i for i, f in enumerate(findings) if matches(threat, f)]
         (met if ranks else missed).append(threat["id"])
         if ranks and threat.get("must_have") and ranks[0] >= 10:
             late.append((threat["id"], ranks[0] + 1))
+        if not ranks and threat.get("must_have"):
+            musts_missed.append(threat["id"])
     wrong = [w.split("@", 1) for w in expected.get("wrong") or ()]
     back = [f"{r}@{t}" for r, t in wrong if any(r in rules_on(f, t) for f in findings)]
     return {
         "met": len(met),
-        "expected": len(expected["threats"]),
+        "expected": len(met) + len(missed),
         "missed": missed,
         "must_haves_late": late,
+        "must_haves_missed": musts_missed,
         "count": len(findings),
         "wrong_back": back,
         "findings": findings,
@@ -151,3 +181,59 @@ def test_query_attacks_only_where_a_party_sees_the_output(
     query = {"MLH-ML-EXTRACTION-API", "MLH-ML-MEMBERSHIP-INFERENCE", "MLH-ML-MODEL-INVERSION"}
     kyc = second["kyc-identity-verification"]["findings"]
     assert not [f["id"] for f in kyc if f["rule_id"] in query]
+
+
+# Third review: scored as it stands (see its judgement.md files and the README). The bars it
+# misses are strict xfails naming the misses.
+THIRD_MUST_HAVES_XFAIL = {
+    "compressor-predictive-maintenance": "PM-02 (anonymous MQTT spoofing) ranks 12th",
+    "cv-screening-agent": "CV-04 (solely automated rejection, GDPR Art. 22) is not found",
+}
+
+
+@pytest.fixture(scope="module")
+def third() -> dict[str, dict[str, Any]]:
+    return {s: score(s, THIRD) for s in THIRD_SYSTEMS}
+
+
+def test_third_review_has_two_systems() -> None:
+    assert THIRD_SYSTEMS == ["compressor-predictive-maintenance", "cv-screening-agent"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="22/28 met: PM-08, PM-11, PM-14, CV-04, CV-05 missed; CV-13 met only off its places",
+)
+def test_third_review_recall(third: dict[str, dict[str, Any]]) -> None:
+    met = sum(s["met"] for s in third.values())
+    expected = sum(s["expected"] for s in third.values())
+    missed = {name: s["missed"] for name, s in third.items() if s["missed"]}
+    assert met / expected >= 0.95, missed
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=THIRD_MUST_HAVES_XFAIL[s]))
+        for s in THIRD_SYSTEMS
+    ],
+)
+def test_third_review_must_haves_in_top_ten(system: str, third: dict[str, dict[str, Any]]) -> None:
+    s = third[system]
+    assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
+
+
+@pytest.mark.parametrize("system", THIRD_SYSTEMS)
+def test_third_review_at_most_thirty_findings(
+    system: str, third: dict[str, dict[str, Any]]
+) -> None:
+    assert third[system]["count"] <= 30
+
+
+@pytest.mark.parametrize("system", THIRD_SYSTEMS)
+def test_third_review_at_most_one_in_ten_wrong(
+    system: str, third: dict[str, dict[str, Any]]
+) -> None:
+    # The reviewer's bar: the findings judged wrong that still come back, over all findings.
+    s = third[system]
+    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
