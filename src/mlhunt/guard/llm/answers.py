@@ -93,6 +93,14 @@ def redact_answer(
     return content, kinds, doc
 
 
+def unambiguous(data: str) -> bool:
+    """An event whose content every JSON reader reads as the guard did, so it may be passed on
+    as the upstream wrote it: one ``"content"`` key and no ``\\u`` escape (which could spell a
+    second one). Parsers differ on duplicate keys (first or last wins); re-serialising such an
+    event sends the client exactly what was checked."""
+    return data.count('"content"') == 1 and "\\u" not in data
+
+
 @dataclasses.dataclass
 class Streamed:
     """What a stream said, for the log: the completion (as sent, redacted) and its usage."""
@@ -139,20 +147,20 @@ async def relay_stream(
     lines, events = SSELineDecoder(), SSEDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
     got = Streamed()
-    template: dict[str, Any] | None = None  # a chunk to build the flushing delta from
+    template: dict[str, Any] | None = None  # the last content chunk: the flushing delta's model
 
     async def emit(data: str) -> None:
+        # one ``data:`` line per line of the event's data (the decoder joined them with \n)
+        lines = data.replace("\n", "\ndata: ") if "\n" in data else data
         await send(
-            {"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True}
+            {"type": "http.response.body", "body": f"data: {lines}\n\n".encode(), "more_body": True}
         )
 
     async def flush_held() -> None:
         rest = redactor.finish()
         if rest and template is not None:
-            doc = {
-                **template,
-                "choices": [{"index": 0, "delta": {"content": rest}, "finish_reason": None}],
-            }
+            doc = {k: v for k, v in template.items() if k not in ("choices", "usage")}
+            doc["choices"] = [{"index": 0, "delta": {"content": rest}, "finish_reason": None}]
             await emit(json.dumps(doc, ensure_ascii=False))
 
     async def on_event(data: str) -> None:
@@ -171,15 +179,18 @@ async def relay_stream(
         if isinstance(doc.get("usage"), dict):
             got.usage = doc["usage"]
         delta = choice.get("delta") if isinstance(choice, dict) else None
+        same = True  # the event goes on as the upstream wrote it
         if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            template = {k: v for k, v in doc.items() if k not in ("choices", "usage")}
-            got.parts.append(delta["content"])
-            delta["content"] = redactor.feed(delta["content"])
+            template = doc
+            content = delta["content"]
+            got.parts.append(content)
+            delta["content"] = released = redactor.feed(content)
+            same = released == content and unambiguous(data)
         if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
             got.add_tool_deltas(delta["tool_calls"])
         if isinstance(choice, dict) and choice.get("finish_reason"):
             await flush_held()
-        await emit(json.dumps(doc, ensure_ascii=False))
+        await emit(data if same else json.dumps(doc, ensure_ascii=False))
 
     try:
         async for chunk in chunks:  # bounded in size and per read by the upstream client
