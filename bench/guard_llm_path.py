@@ -126,6 +126,73 @@ def _whole_round(n: int, decide: Any, canaries: tuple[str, ...]) -> float:
     return statistics.median(out)
 
 
+def _record(k: int) -> dict[str, Any]:
+    """The gateway record of the ``k``-th call (50 clients in turn) as the request path builds
+    it."""
+    msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
+    return {
+        "ts": f"2026-12-07T18:00:{k % 60:02d}Z",
+        "client_id": f"bench-{k % 50}",
+        "source_ip": "127.0.0.1",
+        "model": "standin",
+        "request": {"messages": msgs, "tools": []},
+        "status": 200,
+        "response": {
+            "choices": [{"message": {"role": "assistant", "content": "Restart it."}}],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 5},
+        },
+        "guard": {"actions": [], "redacted": []},
+        "latency_ms": 1.0,
+    }
+
+
+def _lag_round(scoring: str, seconds: float, rate: float) -> tuple[float, float, float]:
+    """(p50, p99, max) ms by which a 1 ms timer of the event loop fires late while the scoring
+    worker (``thread`` or ``process``) is handed ``rate`` calls per second: what a first delta
+    waits for when it arrives while a rescoring pass holds the interpreter."""
+    import numpy as np
+
+    from mlhunt.guard.config import GuardConfig
+    from mlhunt.guard.llm.app import build_llm_worker
+    from mlhunt.guard.llm.remote import LlmRemoteWorker
+    from mlhunt.guard.metrics import Metrics
+    from mlhunt.guard.state import MemoryStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = GuardConfig(
+            upstream="http://127.0.0.1:9",
+            llm=True,
+            canaries=("CANARY-bench-7f3a",),
+            log=Path(tmp) / "gateway.jsonl",
+            alerts=Path(tmp) / "alerts.jsonl",
+            scoring=scoring,  # type: ignore[arg-type]
+        )
+        store, metrics = MemoryStore(), Metrics()
+        w: Any = (
+            LlmRemoteWorker(cfg, store, metrics)
+            if scoring == "process"
+            else build_llm_worker(cfg, store, metrics)
+        )
+        w.start()
+        lags: list[float] = []
+
+        async def main() -> None:
+            t0 = time.perf_counter()
+            k = 0
+            while (now := time.perf_counter()) - t0 < seconds:
+                while k < (now - t0) * rate:
+                    w.submit(_record(k), 600)
+                    k += 1
+                await asyncio.sleep(0.001)
+                lags.append((time.perf_counter() - now - 0.001) * 1000)
+
+        asyncio.run(main())
+        w.wait_idle(30)
+        w.stop()
+    q = np.percentile(lags, [50, 99, 100])
+    return round(float(q[0]), 3), round(float(q[1]), 3), round(float(q[2]), 3)
+
+
 def _scoring_round(g: Any, calls: int) -> float:
     """CPU per call of the scoring worker's read + log + rescore, passes of 50 calls."""
     from mlhunt.guard.llm.worker import LlmWorker
@@ -140,25 +207,7 @@ def _scoring_round(g: Any, calls: int) -> float:
             metrics=g.metrics,
             log=Path(tmp) / "gateway.jsonl",
         )
-        recs = []
-        for k in range(calls):
-            msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QUESTION}]
-            recs.append(
-                {
-                    "ts": f"2026-12-07T18:00:{k % 60:02d}Z",
-                    "client_id": f"bench-{k % 50}",
-                    "source_ip": "127.0.0.1",
-                    "model": "standin",
-                    "request": {"messages": msgs, "tools": []},
-                    "status": 200,
-                    "response": {
-                        "choices": [{"message": {"role": "assistant", "content": "Restart it."}}],
-                        "usage": {"prompt_tokens": 30, "completion_tokens": 5},
-                    },
-                    "guard": {"actions": [], "redacted": []},
-                    "latency_ms": 1.0,
-                }
-            )
+        recs = [_record(k) for k in range(calls)]
         t0 = time.thread_time()
         for i in range(0, calls, 50):
             w.cycle(recs[i : i + 50])
@@ -183,6 +232,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         rows["scoring"].append(_scoring_round(g, 500 if quick else 2000))
         log(f"guard_llm_path: round {r + 1}/{repeats}: " + str({k: v[-1] for k, v in rows.items()}))
     med = {k: round(statistics.median(v), 1) for k, v in rows.items()}
+    lag: dict[str, list[tuple[float, float, float]]] = {"thread": [], "process": []}
+    for r in range(repeats):  # alternating, so both see the same machine
+        for mode in ("thread", "process"):
+            lag[mode].append(_lag_round(mode, 3.0 if quick else 10.0, 200.0))
+        log(f"guard_llm_path: loop lag (p50, p99, max ms) {r + 1}/{repeats}: {lag}")
     return {
         "mlhunt": {
             "first_delta_us": med["first"],
@@ -190,6 +244,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "whole_us": med["whole"],
             "scoring_us_per_call": med["scoring"],
             "rounds": rows,
+            "loop_lag_ms": lag,
         },
         "peer": {},
         "ratio": None,

@@ -222,9 +222,11 @@ class RemoteWorker:
         with self._progress:
             return self._progress.wait_for(self.idle, timeout)
 
+    flush_s = FLUSH_S  # how long events wait in the proxy before being shipped together
+
     def _send_loop(self) -> None:
         while not self._stop.is_set():
-            self._stop.wait(FLUSH_S)
+            self._stop.wait(self.flush_s)
             while self._pending:
                 batch: list[Raw] = []
                 size = 0
