@@ -210,11 +210,19 @@ def test_an_injection_campaign_is_blocked_and_the_log_is_hunted(
         for i in range(8):  # an ordinary user meanwhile
             assert ask(c, "alice", f"my laptop {i} will not boot").status_code == 200
         assert g.worker.wait_idle()
+        calls = opts.calls
+        if scoring == "process":  # a record too deep to ship is dropped and counted, no more
+            deep = {"role": "user", "content": "hi", "x": json.loads("[" * 600 + "]" * 600)}
+            r = c.post(CHAT, json={"model": "m", "messages": [deep]}, headers={"X-API-Key": "d"})
+            assert r.status_code == 200 and g.worker.wait_idle()
+            metrics = c.get("/guard/metrics").text
+            assert "mlhunt_guard_events_dropped_total 1" in metrics
+            assert c.get("/guard/health").json()["detectors_ok"]
     # low, medium (throttle), then high (block): a few attempts pass, then none does
     assert codes[0] == 200 and codes[-1] == 403 and sum(codes) / len(codes) > 200
     first_block = codes.index(403)
     assert 2 <= first_block <= 5 and set(codes[first_block:]) == {403}
-    assert opts.calls == first_block + 8  # refused requests never reached the model
+    assert calls == first_block + 8  # refused requests never reached the model
     alerts = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
     assert {a["target"] for a in alerts} == {"evil"}
     assert "high" in {a["severity"] for a in alerts}

@@ -227,10 +227,10 @@ class LlmWorker:
         for rec in records:
             try:  # each record in its own error boundary: a hostile body stops nothing
                 call = to_call(rec, f"guard:{self.done + 1}")
+                self._write(rec)  # (a body nested too deep to write again is malformed too)
             except (ValueError, TypeError, KeyError, RecursionError):
                 self.metrics.inc("mlhunt_guard_events_malformed_total")
                 continue
-            self._write(rec)
             st = self._state(call.client, call.ts)
             st.window.append(call)
             st.events += 1
