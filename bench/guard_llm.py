@@ -178,10 +178,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mlhunt-bench-guard-llm-") as tmp:
         procs = [
             ctx.Process(target=_serve_upstream, args=(up_port,), daemon=True),
-            ctx.Process(
+            ctx.Process(  # not a daemon: it starts its scoring process
                 target=_serve_guard,
                 args=(guard_port, f"http://127.0.0.1:{up_port}", tmp, scoring),
-                daemon=True,
             ),
         ]
         for p in procs:

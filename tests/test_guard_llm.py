@@ -126,7 +126,11 @@ def test_stream_events_pass_byte_for_byte_unless_checked_content_differs() -> No
     dup = '{"choices":[{"delta":{"content":"card ' + CARD + ' ok ","content":"safe "}}]}'
     esc = '{"choices":[{"delta":{"content":"card ' + CARD + ' ok ","\\u0063ontent":"fine "}}]}'
     multi = 'data: {"choices":[{"delta":\ndata: {"content":"two lines "}}]}\n\n'
+    # ... or the first of two deltas, or a content that is no string (so no content for the guard)
+    dup_delta = '{"choices":[{"delta":{"content":"card ' + CARD + ' ok "},"delta":{}}]}'
+    dup_null = '{"choices":[{"delta":{"content":"card ' + CARD + ' ok ","content":null}}]}'
     chunks = [f"data: {plain}\n\n", multi, f"data: {dup}\n\n", f"data: {esc}\n\n"]
+    chunks += [f"data: {dup_delta}\n\n", f"data: {dup_null}\n\n"]
     chunks += ["data: [DONE]\n\n"]
     out: list[bytes] = []
 
@@ -147,7 +151,7 @@ def test_stream_events_pass_byte_for_byte_unless_checked_content_differs() -> No
         for block in sent.split("\n\n")
         if block
     ]
-    assert all(e == "[DONE]" or e.count('"content"') == 1 for e in events)
+    assert all(e == "[DONE]" or e.count('"content"') <= 1 for e in events)
     assert "".join(delta_text(e) for e in events) == ("Hello two lines safe fine ")
     assert "".join(got.parts) == "Hello two lines safe fine "
 

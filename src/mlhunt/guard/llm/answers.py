@@ -93,12 +93,17 @@ def redact_answer(
     return content, kinds, doc
 
 
+#: the keys the guard reads to find a delta's content: ``choices[0].delta.content``
+READ_KEYS = ('"choices"', '"delta"', '"content"')
+
+
 def unambiguous(data: str) -> bool:
-    """An event whose content every JSON reader reads as the guard did, so it may be passed on
-    as the upstream wrote it: one ``"content"`` key and no ``\\u`` escape (which could spell a
-    second one). Parsers differ on duplicate keys (first or last wins); re-serialising such an
-    event sends the client exactly what was checked."""
-    return data.count('"content"') == 1 and "\\u" not in data
+    """An event every JSON reader reads as the guard did, so it may be passed on as the upstream
+    wrote it: each key the guard reads at most once and no ``\\u`` escape (which could spell
+    one more). Readers differ on duplicate keys (first or last wins): another event is
+    re-serialised, and the client gets exactly what was checked. (A quote inside a JSON string
+    is always escaped, so ``"content"`` in the text is a key or a whole string value.)"""
+    return "\\u" not in data and all(data.count(k) <= 1 for k in READ_KEYS)
 
 
 @dataclasses.dataclass
@@ -179,13 +184,13 @@ async def relay_stream(
         if isinstance(doc.get("usage"), dict):
             got.usage = doc["usage"]
         delta = choice.get("delta") if isinstance(choice, dict) else None
-        same = True  # the event goes on as the upstream wrote it
+        same = unambiguous(data)  # the event may go on as the upstream wrote it
         if isinstance(delta, dict) and isinstance(delta.get("content"), str):
             template = doc
             content = delta["content"]
             got.parts.append(content)
             delta["content"] = released = redactor.feed(content)
-            same = released == content and unambiguous(data)
+            same = same and released == content
         if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
             got.add_tool_deltas(delta["tool_calls"])
         if isinstance(choice, dict) and choice.get("finish_reason"):
