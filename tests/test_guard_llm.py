@@ -156,6 +156,27 @@ def test_stream_events_pass_byte_for_byte_unless_checked_content_differs() -> No
     assert "".join(got.parts) == "Hello two lines safe fine "
 
 
+def test_proxy_and_scoring_process_counters_add_up() -> None:
+    """With ``--scoring process`` both processes count malformed events: /guard/metrics shows
+    the sum, not the scoring process's count alone."""
+    from mlhunt.guard.llm.remote import summed
+    from mlhunt.guard.metrics import Metrics
+
+    m = Metrics()
+    m.inc("mlhunt_guard_events_malformed_total")  # the request path's
+    m.inc("mlhunt_guard_requests_total", outcome="pass")
+    child = {
+        ("mlhunt_guard_events_malformed_total", ()): 2.0,
+        ("mlhunt_guard_events_scored_total", ()): 5.0,
+    }
+    m.extra = summed(m, lambda: child)
+    text = m.render()
+    assert "mlhunt_guard_events_malformed_total 3" in text
+    assert "mlhunt_guard_events_scored_total 5" in text
+    assert 'mlhunt_guard_requests_total{outcome="pass"} 1' in text
+    assert m.get("mlhunt_guard_events_malformed_total") == 3
+
+
 def test_answers_are_redacted_and_streams_pass_as_they_arrive(tmp_path: Path) -> None:
     hold = threading.Event()
     opts = StandinOptions(chunk_chars=3)

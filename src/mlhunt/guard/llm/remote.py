@@ -20,10 +20,11 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mlhunt.guard.config import GuardConfig
-from mlhunt.guard.metrics import Metrics
+from mlhunt.guard.metrics import Key, Metrics
 from mlhunt.guard.scoring import HEARTBEAT_S, NICE, STATUS_S, RemoteWorker
 from mlhunt.guard.state import MemoryStore, StateStore, make_store
 
@@ -37,6 +38,10 @@ class LlmRemoteWorker(RemoteWorker):
     # 20 ms) costs the proxy fewer wake-ups and delays no verdict much
     flush_s = 0.05
 
+    def __init__(self, config: GuardConfig, store: StateStore, metrics: Metrics) -> None:
+        super().__init__(config, store, metrics)
+        metrics.extra = summed(metrics, metrics.extra)
+
     @staticmethod
     def child_main(conn: Any, config: GuardConfig) -> None:
         llm_child_main(conn, config)
@@ -47,6 +52,23 @@ class LlmRemoteWorker(RemoteWorker):
 
     def submit(self, raw: Any, size: int = 0) -> bool:  # type: ignore[override]
         return super().submit((raw, size))
+
+
+def summed(
+    own: Metrics, remote: Callable[[], dict[Key, float]] | None
+) -> Callable[[], dict[Key, float]]:
+    """The scoring process's counters with the proxy's own added where both count (the request
+    path and the scoring process both count malformed events): ``Metrics.render`` lets the
+    remote value replace the local one."""
+
+    def values() -> dict[Key, float]:
+        out = dict(remote()) if remote is not None else {}
+        mine = own.snapshot()
+        for key in out.keys() & mine.keys():
+            out[key] += mine[key]
+        return out
+
+    return values
 
 
 class _Recording(MemoryStore):
