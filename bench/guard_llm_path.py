@@ -13,7 +13,13 @@ latency benchmark, ``bench guard_llm``, measures the machine as much as the guar
 - ``scoring``: the scoring worker (``LlmWorker``) reading, logging and rescoring the calls of
   50 clients in passes of 50 calls (a 0.25 s pass interval at 200 req/s), CPU per call.
 
-``mlhunt`` holds the medians over ``repeats`` rounds; there is no peer (``ratio`` is None).
+- ``loop_lag_ms``: per round, (p50, p99, max) ms by which a 1 ms timer of an asyncio loop fires
+  late while the scoring worker, as a thread of that process or as a scoring process, is handed
+  200 calls per second: the wait a first delta has when it arrives during a rescoring pass.
+
+``mlhunt`` holds the medians over ``repeats`` rounds; there is no peer (``ratio`` is None). The
+detectors' memos are process-wide, so rounds after the first score with them warm, as a
+running guard does.
 """
 
 from __future__ import annotations
