@@ -25,6 +25,7 @@ BENCHMARKS: tuple[str, ...] = (
     "spark",
     "llmhunt",
     "guard_llm",
+    "guard_llm_path",
 )
 
 

@@ -3,21 +3,24 @@
 Upstream: the stand-in LLM API (:mod:`mlhunt.guard.llm.standin`, named so: fixed answers, no
 model) under uvicorn in its own process; streamed answers one word per delta, 2 ms apart, so a
 stream has a first token to wait for and a tail. Guard: ``create_guard_app(GuardConfig(llm=True,
-…))`` under uvicorn in its own process, the shipped LLM policy (every kind redacted), memory
-state, log and alerts written to files as deployed. Load generator: one process, httpx, *open
-loop* at ``rate`` requests per second (sent on schedule whether or not earlier ones answered),
-alternating one-second slices between the direct route and the guarded route so both see the
-same machine; 50 benign clients asking helpdesk questions. Two phases: non-streamed calls
-(latency = the whole answer read) and streamed calls (time to the first content delta, TTFT,
-and to the end). Full run: 200 req/s, 2 x 10 s per phase; ``--quick``: 50 req/s, 2 x 3 s
-(``GUARD_LLM_BENCH_RATE`` / ``GUARD_LLM_BENCH_SECONDS`` override). A warm-up second through
-the guard comes first and is excluded.
+…))`` under uvicorn in its own process, scoring in its own process as ``mlhunt guard --llm``
+does by default (``GUARD_LLM_BENCH_SCORING=thread``: on a thread of the proxy), the shipped LLM
+policy (every kind redacted), memory state, log and alerts written to files as deployed. Load
+generator: one process, httpx, *open loop* at ``rate`` requests per second (sent on schedule
+whether or not earlier ones answered), alternating one-second slices between the direct route
+and the guarded route so both see the same machine; 50 benign clients asking helpdesk questions.
+Two phases: non-streamed calls (latency = the whole answer read) and streamed calls (time to the
+first content delta, TTFT, and to the end). Full run: 200 req/s, 2 x 10 s per phase;
+``--quick``: 50 req/s, 2 x 3 s (``GUARD_LLM_BENCH_RATE`` / ``GUARD_LLM_BENCH_SECONDS``
+override). A warm-up second through the guard comes first and is excluded.
 
 ``mlhunt`` = the guarded route with ``p50_added_ms`` / ``p99_added_ms`` (non-streamed) and
 ``ttft_p50_added_ms`` / ``ttft_p99_added_ms`` (streamed); ``peer`` = the direct route;
 ``ratio`` = direct p99 / guarded p99 of the non-streamed calls (at most about 1).
 ``cpu_ms_per_request``: the guard process's CPU time (``/proc``, as ``bench.guard_cpu``) over
-the run divided by the requests it proxied: the number a busy machine barely moves.
+the run divided by the requests it proxied: the number a busy machine barely moves;
+``scoring_cpu_ms_per_request``: the same for its scoring process (0 with a scoring thread, whose
+CPU is in the first).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 
 from bench import log
 from bench.guard import _wait
-from bench.guard_cpu import cpu_s
+from bench.guard_cpu import children, cpu_s
 
 QUESTIONS = [
     "How do I connect to the VPN from home?",
@@ -62,7 +65,7 @@ def _serve_upstream(port: int) -> None:
     uvicorn.Server(uvicorn_config(app, port=port)).run()
 
 
-def _serve_guard(port: int, upstream: str, tmp: str) -> None:
+def _serve_guard(port: int, upstream: str, tmp: str, scoring: str = "process") -> None:
     from mlhunt.guard import GuardConfig, serve
 
     d = Path(tmp)
@@ -72,7 +75,7 @@ def _serve_guard(port: int, upstream: str, tmp: str) -> None:
         canaries=("CANARY-bench-7f3a",),
         log=d / "gateway.jsonl",
         alerts=d / "alerts.jsonl",
-        scoring="thread",
+        scoring=scoring,  # type: ignore[arg-type]  # "thread" or "process"
     )
     serve(cfg, port=port)
 
@@ -169,15 +172,15 @@ def run(quick: bool = False) -> dict[str, Any]:
     env = os.environ.get
     rate = float(env("GUARD_LLM_BENCH_RATE", 50 if quick else 200))
     seconds = int(env("GUARD_LLM_BENCH_SECONDS", 3 if quick else 10))
+    scoring = env("GUARD_LLM_BENCH_SCORING", "process")  # as `mlhunt guard --llm` by default
     ctx = mp.get_context("spawn")
     up_port, guard_port = _free_port(), _free_port()
     with tempfile.TemporaryDirectory(prefix="mlhunt-bench-guard-llm-") as tmp:
         procs = [
             ctx.Process(target=_serve_upstream, args=(up_port,), daemon=True),
-            ctx.Process(
+            ctx.Process(  # not a daemon: it starts its scoring process
                 target=_serve_guard,
-                args=(guard_port, f"http://127.0.0.1:{up_port}", tmp),
-                daemon=True,
+                args=(guard_port, f"http://127.0.0.1:{up_port}", tmp, scoring),
             ),
         ]
         for p in procs:
@@ -192,12 +195,16 @@ def run(quick: bool = False) -> dict[str, Any]:
             log(f"guard_llm: {rate:g} req/s, 2 x {seconds} s, non-streamed then streamed")
             recv, send = ctx.Pipe(duplex=False)
             gen = ctx.Process(target=_generator_main, args=(send, urls, rate, seconds))
+            # the guard's process, and its scoring process (``--scoring process``)
+            scorers = children(procs[1].pid)  # type: ignore[arg-type]
             cpu0 = cpu_s(procs[1].pid)  # type: ignore[arg-type]
+            score0 = sum(cpu_s(p) for p in scorers)
             gen.start()
             rows = recv.recv()
             gen.join(timeout=30)
-            time.sleep(1.0)  # the scoring thread finishes the last calls
+            time.sleep(1.0)  # the scoring worker finishes the last calls
             guard_cpu = cpu_s(procs[1].pid) - cpu0  # type: ignore[arg-type]
+            scoring_cpu = sum(cpu_s(p) for p in scorers) - score0
             load = os.getloadavg()[0]
         finally:
             for p in procs:
@@ -221,8 +228,15 @@ def run(quick: bool = False) -> dict[str, Any]:
             # CPU the guard's process spent per guarded request (proxy, redaction, scoring):
             # what the load on a shared machine barely moves
             "cpu_ms_per_request": round(1000 * guard_cpu / (rate * (1 + 2 * seconds)), 3),
+            # with --scoring process: the scoring process's CPU per guarded request
+            "scoring_cpu_ms_per_request": round(1000 * scoring_cpu / (rate * (1 + 2 * seconds)), 3),
         },
         "peer": {**direct, "streamed": streamed["direct"]},
         "ratio": round(direct["p99_ms"] / guard["p99_ms"], 3) if guard["p99_ms"] else None,
-        "workload": {"rate": rate, "seconds_per_route": seconds, "load_avg_after": load},
+        "workload": {
+            "rate": rate,
+            "seconds_per_route": seconds,
+            "scoring": scoring,
+            "load_avg_after": load,
+        },
     }

@@ -455,8 +455,7 @@ def guard(
             **({"admin_allow": tuple(admin_allow)} if admin_allow else {}),
             window=window,
             warmup=warmup,
-            # --llm scores on a thread of the proxy (docs/guard.md, "LLM mode")
-            scoring="thread" if llm else scoring,  # type: ignore[arg-type]  # validated
+            scoring=scoring,  # type: ignore[arg-type]  # validated
             llm=llm,
             canaries=tuple(canary or ()),
             tool_limits=read_tool_limits(tool_limits),

@@ -81,7 +81,10 @@ class RemoteWorker:
         ctx = mp.get_context("spawn")  # the proxy runs threads and an event loop: no fork
         conn, child = ctx.Pipe(duplex=True)
         proc = ctx.Process(
-            target=_child_main, args=(child, self.config), daemon=True, name="mlhunt-guard-scorer"
+            target=self.child_main,
+            args=(child, self.config),
+            daemon=True,
+            name="mlhunt-guard-scorer",
         )
         proc.start()
         child.close()
@@ -159,8 +162,18 @@ class RemoteWorker:
             )
         )
 
+    @staticmethod
+    def child_main(conn: Any, config: GuardConfig) -> None:
+        """The scoring process's entry point (a subclass names its own, module-level)."""
+        _child_main(conn, config)
+
+    @staticmethod
+    def size_of(raw: Any) -> int:
+        """The bytes an event holds (``queue_bytes_max``): the request and answer bodies."""
+        return len(raw[4]) + len(raw[5])
+
     def submit(self, raw: Raw) -> bool:
-        size = len(raw[4]) + len(raw[5])
+        size = self.size_of(raw)
         with self._bytes_lock:
             if (
                 len(self._pending) >= self.config.queue_max
@@ -209,20 +222,24 @@ class RemoteWorker:
         with self._progress:
             return self._progress.wait_for(self.idle, timeout)
 
+    flush_s = FLUSH_S  # how long events wait in the proxy before being shipped together
+
     def _send_loop(self) -> None:
         while not self._stop.is_set():
-            self._stop.wait(FLUSH_S)
+            self._stop.wait(self.flush_s)
             while self._pending:
                 batch: list[Raw] = []
                 size = 0
                 while self._pending and len(batch) < BATCH_MAX:
                     self._inflight += 1  # before the pop, so wait_idle always sees it
                     raw = self._pending.popleft()
-                    size += len(raw[4]) + len(raw[5])
+                    size += self.size_of(raw)
                     batch.append(raw)
                 with self._bytes_lock:
                     self.pending_bytes -= size
-                data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+                n = len(batch)
+                data, batch = _pack(batch)
+                self.dropped += n - len(batch)
                 with self._progress:
                     conn = self._conn
                 try:
@@ -262,6 +279,20 @@ class RemoteWorker:
             key = ("mlhunt_guard_events_dropped_total", ())
             out[key] = out.get(key, 0.0) + self.dropped
         return out
+
+
+def _pack(batch: list[Any]) -> tuple[bytes, list[Any]]:
+    """The batch pickled, and what it holds: an event nested too deep to pickle (a parsed
+    request body) is left out (counted as dropped by the caller)."""
+    try:
+        return pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), batch
+    except RecursionError:
+        ok = []
+        for item in batch:
+            with contextlib.suppress(RecursionError):
+                pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+                ok.append(item)
+        return pickle.dumps(ok, protocol=pickle.HIGHEST_PROTOCOL), ok
 
 
 def _fresh_status() -> dict[str, Any]:

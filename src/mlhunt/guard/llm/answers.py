@@ -93,6 +93,19 @@ def redact_answer(
     return content, kinds, doc
 
 
+#: the keys the guard reads to find a delta's content: ``choices[0].delta.content``
+READ_KEYS = ('"choices"', '"delta"', '"content"')
+
+
+def unambiguous(data: str) -> bool:
+    """An event every JSON reader reads as the guard did, so it may be passed on as the upstream
+    wrote it: each key the guard reads at most once and no ``\\u`` escape (which could spell
+    one more). Readers differ on duplicate keys (first or last wins): another event is
+    re-serialised, and the client gets exactly what was checked. (A quote inside a JSON string
+    is always escaped, so ``"content"`` in the text is a key or a whole string value.)"""
+    return "\\u" not in data and all(data.count(k) <= 1 for k in READ_KEYS)
+
+
 @dataclasses.dataclass
 class Streamed:
     """What a stream said, for the log: the completion (as sent, redacted) and its usage."""
@@ -139,20 +152,20 @@ async def relay_stream(
     lines, events = SSELineDecoder(), SSEDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")("replace")
     got = Streamed()
-    template: dict[str, Any] | None = None  # a chunk to build the flushing delta from
+    template: dict[str, Any] | None = None  # the last content chunk: the flushing delta's model
 
     async def emit(data: str) -> None:
+        # one ``data:`` line per line of the event's data (the decoder joined them with \n)
+        lines = data.replace("\n", "\ndata: ") if "\n" in data else data
         await send(
-            {"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True}
+            {"type": "http.response.body", "body": f"data: {lines}\n\n".encode(), "more_body": True}
         )
 
     async def flush_held() -> None:
         rest = redactor.finish()
         if rest and template is not None:
-            doc = {
-                **template,
-                "choices": [{"index": 0, "delta": {"content": rest}, "finish_reason": None}],
-            }
+            doc = {k: v for k, v in template.items() if k not in ("choices", "usage")}
+            doc["choices"] = [{"index": 0, "delta": {"content": rest}, "finish_reason": None}]
             await emit(json.dumps(doc, ensure_ascii=False))
 
     async def on_event(data: str) -> None:
@@ -171,15 +184,18 @@ async def relay_stream(
         if isinstance(doc.get("usage"), dict):
             got.usage = doc["usage"]
         delta = choice.get("delta") if isinstance(choice, dict) else None
+        same = unambiguous(data)  # the event may go on as the upstream wrote it
         if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            template = {k: v for k, v in doc.items() if k not in ("choices", "usage")}
-            got.parts.append(delta["content"])
-            delta["content"] = redactor.feed(delta["content"])
+            template = doc
+            content = delta["content"]
+            got.parts.append(content)
+            delta["content"] = released = redactor.feed(content)
+            same = same and released == content
         if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
             got.add_tool_deltas(delta["tool_calls"])
         if isinstance(choice, dict) and choice.get("finish_reason"):
             await flush_held()
-        await emit(json.dumps(doc, ensure_ascii=False))
+        await emit(data if same else json.dumps(doc, ensure_ascii=False))
 
     try:
         async for chunk in chunks:  # bounded in size and per read by the upstream client

@@ -58,9 +58,10 @@ from mlhunt.guard.llm.answers import (
 )
 from mlhunt.guard.llm.policy import INJECTION, LEAK, SENSITIVE, LlmPolicy, load_llm_policy
 from mlhunt.guard.llm.redact import StreamRedactor, sent_text
+from mlhunt.guard.llm.remote import LlmRemoteWorker
 from mlhunt.guard.llm.worker import LlmWorker
 from mlhunt.guard.metrics import Metrics
-from mlhunt.guard.state import make_store
+from mlhunt.guard.state import StateStore, make_store
 from mlhunt.guard.upstream import HttpxUpstream, StreamPool, UpstreamError, make_upstream
 from mlhunt.hunt.alerts import rfc3339
 from mlhunt.llmhunt.detectors import Context, LlmDetector, registry
@@ -84,6 +85,27 @@ class LlmGuard(Guard):
         return "redact" in self.policy.actions(detector, spec.severity_for(weight) or "info")
 
 
+def build_llm_worker(config: GuardConfig, store: StateStore, metrics: Metrics) -> LlmWorker:
+    """The scoring worker and what it owns (alerts, log): on a thread of the proxy
+    (``scoring="thread"``) or in the scoring process (:mod:`mlhunt.guard.llm.remote`)."""
+    from mlhunt.llmhunt.api import tool_limits_of
+
+    detectors = registry()
+    return LlmWorker(
+        store=store,
+        policy=load_llm_policy(config.policy, {d.spec.id for d in detectors}),
+        detectors=detectors,
+        ctx=Context(tuple(config.canaries), tool_limits_of(config.tool_limits)),
+        sink=AlertSink(config.alerts, config.webhook),
+        metrics=metrics,
+        log=config.log,
+        window=min(config.window, 256),
+        queue_max=config.queue_max,
+        queue_bytes_max=config.queue_bytes_max,
+        interval_s=config.score_interval_s,
+    )
+
+
 def build_llm_guard(config: GuardConfig) -> LlmGuard:
     """Load and validate everything (bad input raises InputError before anything listens)."""
     from mlhunt.llmhunt.api import tool_limits_of
@@ -93,20 +115,13 @@ def build_llm_guard(config: GuardConfig) -> LlmGuard:
     ctx = Context(tuple(config.canaries), tool_limits_of(config.tool_limits))
     store = make_store(config.redis_url, config.key_prefix)
     metrics = Metrics()
-    sink = AlertSink(config.alerts, config.webhook)
-    worker = LlmWorker(
-        store=store,
-        policy=policy,
-        detectors=detectors,
-        ctx=ctx,
-        sink=sink,
-        metrics=metrics,
-        log=config.log,
-        window=min(config.window, 256),
-        queue_max=config.queue_max,
-        queue_bytes_max=config.queue_bytes_max,
-        interval_s=config.score_interval_s,
-    )
+    worker: LlmWorker | LlmRemoteWorker
+    sink: AlertSink | None
+    if config.scoring == "process":  # the scoring process owns the alerts and the log
+        worker, sink = LlmRemoteWorker(config, store, metrics), None
+    else:
+        worker = build_llm_worker(config, store, metrics)
+        sink = worker.sink
     metrics.gauges["mlhunt_guard_queue_depth"] = worker.qsize
     key = config.id_key.encode() if config.id_key else store.shared_key()
     return LlmGuard(
@@ -149,7 +164,7 @@ def create_llm_guard_app(config: GuardConfig) -> Starlette:
     chat_paths = {normal_path(p) for p in config.llm_paths}
     client_header = config.client_header.lower().encode("latin-1")
     canaries = tuple(config.canaries)
-    worker: LlmWorker = g.worker  # type: ignore[assignment]
+    worker: LlmWorker | LlmRemoteWorker = g.worker  # type: ignore[assignment]
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

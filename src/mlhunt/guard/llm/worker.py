@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +89,15 @@ class LlmWorker:
         self._log = log.open("a", encoding="utf-8") if log is not None else None
         self._idle = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mlhunt-guard-llm", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="mlhunt-guard-llm", daemon=True)
 
     # -- request path ------------------------------------------------------------------------
-    def submit(self, record: dict[str, Any], size: int) -> None:
+    def submit(self, record: dict[str, Any], size: int) -> bool:
         """Queue one record (``size``: its bodies' bytes); dropped and counted when full."""
         with self._lock:
             if self.queued_bytes + size > self.queue_bytes_max:
                 self.metrics.inc("mlhunt_guard_events_dropped_total")
-                return
+                return False
             self.queued_bytes += size
         try:
             self.q.put_nowait((record, size))
@@ -105,6 +105,8 @@ class LlmWorker:
             with self._lock:
                 self.queued_bytes -= size
             self.metrics.inc("mlhunt_guard_events_dropped_total")
+            return False
+        return True
 
     @property
     def healthy(self) -> bool:
@@ -117,13 +119,23 @@ class LlmWorker:
     def qsize(self) -> int:
         return self.q.qsize()
 
+    @property
+    def backlog(self) -> int:
+        """Records queued plus clients waiting for a rescoring pass (0: all scored)."""
+        return self.q.qsize() + len(self.pending) + int(self._busy)
+
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._thread.start()
 
+    def request_stop(self) -> None:
+        """End :meth:`run` after it has handled what is queued."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -140,35 +152,45 @@ class LlmWorker:
         return True
 
     _busy = False
+    on_cycle: Callable[[], None] | None = None  # called on each tick (the scoring process reports)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The scoring loop (the thread's, or the scoring process's main thread) until stopped."""
         tick = max(0.005, self.interval_s / 10)
-        while not self._stop.is_set():
-            try:
-                first = self.q.get(timeout=tick)
-            except queue.Empty:
-                self._maybe_rescore()
-                continue
-            self._busy = True
-            batch = [first]
-            while len(batch) < DRAIN_MAX:
-                try:
-                    batch.append(self.q.get_nowait())
-                except queue.Empty:
-                    break
-            with self._lock:
-                self.queued_bytes -= sum(size for _, size in batch)
-            t0 = time.perf_counter()
-            try:
-                self.read([r for r, _ in batch])
-            except Exception as exc:  # a bug in a cycle is reported, never the thread's end
-                self._error(exc)
-            self.metrics.add("mlhunt_guard_scoring_seconds_total", time.perf_counter() - t0)
-            with self._idle:
-                self._busy = False
-                self.done += len(batch)
-                self._idle.notify_all()
+        # woken by the clock, not by each record: a wake-up per call cost the request path a
+        # hand-over of the interpreter per call
+        while not self._stop.wait(tick):
+            while self.q.qsize():
+                self._drain()
             self._maybe_rescore()
+            if self.on_cycle is not None:
+                self.on_cycle()
+        while self.q.qsize():  # stopping: what was queued is still logged and scored
+            self._drain()
+        self._last_rescore = 0.0
+        self._maybe_rescore()
+
+    def _drain(self) -> None:
+        """Read, log and window up to ``DRAIN_MAX`` queued records."""
+        self._busy = True
+        batch: list[tuple[dict[str, Any], int]] = []
+        while len(batch) < DRAIN_MAX:
+            try:
+                batch.append(self.q.get_nowait())
+            except queue.Empty:
+                break
+        with self._lock:
+            self.queued_bytes -= sum(size for _, size in batch)
+        t0 = time.perf_counter()
+        try:
+            self.read([r for r, _ in batch])
+        except Exception as exc:  # a bug in a cycle is reported, never the thread's end
+            self._error(exc)
+        self.metrics.add("mlhunt_guard_scoring_seconds_total", time.perf_counter() - t0)
+        with self._idle:
+            self._busy = False
+            self.done += len(batch)
+            self._idle.notify_all()
 
     def _maybe_rescore(self) -> None:
         if not self.pending or time.monotonic() - self._last_rescore < self.interval_s:
@@ -205,10 +227,10 @@ class LlmWorker:
         for rec in records:
             try:  # each record in its own error boundary: a hostile body stops nothing
                 call = to_call(rec, f"guard:{self.done + 1}")
+                self._write(rec)  # (a body nested too deep to write again is malformed too)
             except (ValueError, TypeError, KeyError, RecursionError):
                 self.metrics.inc("mlhunt_guard_events_malformed_total")
                 continue
-            self._write(rec)
             st = self._state(call.client, call.ts)
             st.window.append(call)
             st.events += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 from mlhunt.llmhunt.detectors.base import ClientScore, Context, LlmDetector, has_texts
 from mlhunt.llmhunt.records import Call
@@ -24,6 +25,34 @@ PROBE = re.compile(
 def shingles(text: str, n: int) -> set[tuple[str, ...]]:
     words = WORD.findall(text.lower()[:65_536])
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+MEMO_CHARS = 4096  # texts this short have their shared share remembered (the guard rescores
+# a client's window at each pass: the same answers again and again)
+
+
+def shared(system: set[tuple[str, ...]], system_text: str, completion: str, n: int) -> float:
+    """The share of the system prompt's shingles (``system``, of ``system_text``) found in
+    ``completion``."""
+    if len(system_text) <= MEMO_CHARS and len(completion) <= MEMO_CHARS:
+        return _shared_short(system_text, completion, n)
+    return len(system & shingles(completion, n)) / len(system)
+
+
+def probes(user: str) -> bool:
+    """The user turn asks for the system prompt or the instructions (remembered when short)."""
+    return _probes_short(user) if len(user) <= MEMO_CHARS else bool(PROBE.search(user[:65_536]))
+
+
+@lru_cache(maxsize=4096)
+def _probes_short(user: str) -> bool:
+    return bool(PROBE.search(user))
+
+
+@lru_cache(maxsize=4096)
+def _shared_short(system_text: str, completion: str, n: int) -> float:
+    sh = shingles(system_text, n)
+    return len(sh & shingles(completion, n)) / len(sh)
 
 
 class PromptLeak(LlmDetector):
@@ -50,15 +79,17 @@ class PromptLeak(LlmDetector):
                     ev["canary_leaks"].append(c.where)
                 elif c.completion:
                     for system in c.turns("system"):
-                        sh = cache.setdefault(system, shingles(system, n))
+                        sh = cache.get(system)
+                        if sh is None:  # (setdefault would shingle it again at every call)
+                            sh = cache[system] = shingles(system, n)
                         if len(sh) >= 3:
-                            common = len(sh & shingles(c.completion, n)) / len(sh)
+                            common = shared(sh, system, c.completion, n)
                             if common >= share:
                                 total += float(self.param("leak_weight"))
                                 ev["prompt_leaks"].append({"where": c.where, "share": common})
                                 break
                 user = c.last_user
-                if user and PROBE.search(user[:65_536]):
+                if user and probes(user):
                     total += float(self.param("probe_weight"))
                     if len(ev["probes"]) < 5:
                         ev["probes"].append({"where": c.where, "text": user[:200]})

@@ -206,8 +206,7 @@ class SensitiveOutput(LlmDetector):
                     (f"tool:{tc.name}", payload_of(tc.arguments, destination))
                     for tc in c.tool_calls
                 ]
-                sent = "\n".join(m.content for m in c.messages if m.role in ("user", "system"))
-                sent = SEPARATORS.sub("", sent.lower())  # values are compared without separators
+                sent: str | None = None  # what the caller sent: read only when needed
                 for place, text in texts:
                     if not text:
                         continue
@@ -216,6 +215,11 @@ class SensitiveOutput(LlmDetector):
                         found = findings_of(text)
                         if len(cache) < MAX_CACHE:
                             cache[text] = found
+                    if found and sent is None:
+                        sent = "\n".join(
+                            m.content for m in c.messages if m.role in ("user", "system")
+                        )
+                        sent = SEPARATORS.sub("", sent.lower())  # compared without separators
                     for kind, value in found:
                         if (kind, value) in seen or SEPARATORS.sub("", value.lower()) in sent:
                             continue

@@ -220,6 +220,8 @@ def _score_turn(text: str) -> TurnScore:
     for i, decoded in enumerate(_base64_texts(text)):
         views[f"base64#{i}"] = decoded
     for how, view in views.items():
+        if view == text:  # nothing to undo (no leetspeak digit or sign): the same signatures
+            continue
         extra = _signatures(view) - found
         if extra:
             found |= extra
