@@ -19,7 +19,6 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from mlhunt.scan.art_policy import Policy
 from mlhunt.scan.art_rules import make_finding
 from mlhunt.scan.h5child import H5Reader, H5Result
 from mlhunt.scan.pickleops import LimitReached, Limits, PickleScan, scan_pickles
+from mlhunt.scan.record import Record
 
 __all__ = ["Limits", "is_artifact", "scan_artifact"]
 
@@ -37,14 +37,23 @@ _HEAD = 64
 _FIRST_READ = 256 << 10  # first bounded read of a zip member that might be a pickle
 
 
-@dataclass(slots=True)
-class _Ctx:
-    policy: Policy
-    limits: Limits
-    deadline: float
-    findings: list[Finding] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
-    h5: H5Reader | None = None  # where HDF5 files are sent to be read (see h5child)
+class _Ctx(Record):
+    __slots__ = ("deadline", "findings", "h5", "ids", "limits", "policy")
+
+    def __init__(
+        self,
+        policy: Policy,
+        limits: Limits,
+        deadline: float,
+        *,
+        h5: H5Reader | None = None,  # where HDF5 files are sent to be read (see h5child)
+    ) -> None:
+        self.policy = policy
+        self.limits = limits
+        self.deadline = deadline
+        self.findings: list[Finding] = []
+        self.ids: set[str] = set()
+        self.h5 = h5
 
     def add(self, finding: Finding) -> None:
         if finding.id not in self.ids:

@@ -53,7 +53,6 @@ import dataclasses
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +60,7 @@ import yaml
 
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity
+from mlhunt.scan.record import Record
 from mlhunt.scan.rego_sandbox import refused_builtin
 from mlhunt.scan.yamlsafe import YamlBomb, to_plain
 
@@ -99,25 +99,64 @@ class PolicyError(InputError):
     """A policy file that cannot be used: bad syntax, missing metadata, network built-ins."""
 
 
-@dataclass(slots=True)
-class Policy:
+class Policy(Record):
     """One ``.rego`` policy file and what its METADATA says about it."""
 
-    id: str
-    title: str
-    severity: Severity
-    path: Path
-    package: str
-    rules: tuple[str, ...]
-    input: str = "document"
-    description: str = ""
-    cwe: list[str] = field(default_factory=list)
-    stride: list[str] = field(default_factory=list)
-    atlas: list[str] = field(default_factory=list)
-    owasp_ml: list[str] = field(default_factory=list)
-    mitigations: list[str] = field(default_factory=list)
-    shipped: bool = False
-    source: str = field(default="", repr=False)
+    __slots__ = (
+        "atlas",
+        "cwe",
+        "description",
+        "id",
+        "input",
+        "mitigations",
+        "owasp_ml",
+        "package",
+        "path",
+        "rules",
+        "severity",
+        "shipped",
+        "source",
+        "stride",
+        "title",
+    )
+
+    def __init__(
+        self,
+        id: str,  # METADATA's custom.id
+        title: str,
+        severity: Severity,
+        path: Path,
+        package: str,
+        rules: tuple[str, ...],
+        input: str = "document",  # METADATA's custom.input
+        description: str = "",
+        cwe: list[str] | None = None,
+        stride: list[str] | None = None,
+        atlas: list[str] | None = None,
+        owasp_ml: list[str] | None = None,
+        mitigations: list[str] | None = None,
+        shipped: bool = False,
+        source: str = "",
+    ) -> None:
+        self.id = id
+        self.title = title
+        self.severity = severity
+        self.path = path
+        self.package = package
+        self.rules = rules
+        self.input = input
+        self.description = description
+        self.cwe: list[str] = [] if cwe is None else cwe
+        self.stride: list[str] = [] if stride is None else stride
+        self.atlas: list[str] = [] if atlas is None else atlas
+        self.owasp_ml: list[str] = [] if owasp_ml is None else owasp_ml
+        self.mitigations: list[str] = [] if mitigations is None else mitigations
+        self.shipped = shipped
+        self.source = source
+
+    def __repr__(self) -> str:  # without the source text
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__ if n != "source")
+        return f"Policy({fields})"
 
 
 # ------------------------------------------------------------------------------------------
@@ -279,13 +318,15 @@ def _rego_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*.rego") if not p.name.endswith("_test.rego"))
 
 
-@dataclass(slots=True)
-class _PolicySet:
-    policies: list[Policy]
-    libraries: list[tuple[str, str]]  # (name, source)
-    engine: Any = None  # one regopy Interpreter holding every library and policy
-    bundle: Any = None  # every policy rule compiled once (None: each query compiles)
-    alias: dict[str, str] = field(default_factory=dict)  # policy path -> package it runs in
+class _PolicySet(Record):
+    __slots__ = ("alias", "bundle", "engine", "libraries", "policies")
+
+    def __init__(self, policies: list[Policy], libraries: list[tuple[str, str]]) -> None:
+        self.policies = policies
+        self.libraries = libraries  # (name, source)
+        self.engine: Any = None  # one regopy Interpreter holding every library and policy
+        self.bundle: Any = None  # every policy rule compiled once (None: each query compiles)
+        self.alias: dict[str, str] = {}  # policy path -> package it runs in
 
 
 _CACHE: dict[tuple, _PolicySet] = {}
@@ -629,13 +670,22 @@ def _output(out: Any, policy_file: str) -> list[Any]:
 # ------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Doc:
-    file: str  # display path
-    index: int  # 0-based position in the file (after expanding kind: List)
-    obj: dict[str, Any]
-    node: yaml.Node | None
-    line: int
+class _Doc(Record):
+    __slots__ = ("file", "index", "line", "node", "obj")
+
+    def __init__(
+        self,
+        file: str,  # display path
+        index: int,  # 0-based position in the file (after expanding kind: List)
+        obj: dict[str, Any],
+        node: yaml.Node | None,
+        line: int,
+    ) -> None:
+        self.file = file
+        self.index = index
+        self.obj = obj
+        self.node = node
+        self.line = line
 
 
 def _jsonable(value: Any, display: str, line: int) -> Any:
