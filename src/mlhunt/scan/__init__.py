@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from mlhunt.findings import Finding, Severity
+from mlhunt.record import Record
 from mlhunt.scan.h5child import H5Reader
 from mlhunt.scan.pickleops import Limits
-from mlhunt.scan.record import Record
 
 __all__ = ["Limits", "ScanResult", "scan_path"]
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mlhunt.scan.record import FrozenRecord
+from mlhunt.record import FrozenRecord
 
 POLICY_FILE = Path(__file__).with_name("allowlist.yaml")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlhunt.findings import Finding, Severity
-from mlhunt.scan.record import FrozenRecord
+from mlhunt.record import FrozenRecord
 
 _CODE_EXEC_ATLAS = ["AML.T0011.000", "AML.T0010.003", "AML.T0018.002"]
 _SUPPLY = ["AML.T0010.003"]

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from mlhunt.findings import Finding
+from mlhunt.record import Record
 from mlhunt.scan import formats as fmt
 from mlhunt.scan import zipcheck
 from mlhunt.scan.art_policy import Policy
 from mlhunt.scan.art_rules import make_finding
 from mlhunt.scan.h5child import H5Reader, H5Result
 from mlhunt.scan.pickleops import LimitReached, Limits, PickleScan, scan_pickles
-from mlhunt.scan.record import Record
 
 __all__ = ["Limits", "is_artifact", "scan_artifact"]
 

@@ -18,8 +18,8 @@ import struct
 import zlib
 from typing import Any
 
+from mlhunt.record import Record
 from mlhunt.scan.pickleops import Limits, scan_pickles
-from mlhunt.scan.record import Record
 
 PICKLE = "pickle"  # protocol 2+ (PROTO opcode)
 PICKLE_TEXT = "pickle-text"  # protocol 0/1 candidate: confirmed by a trial parse

@@ -21,7 +21,7 @@ import struct
 import time
 from typing import Any
 
-from mlhunt.scan.record import FrozenRecord, Record
+from mlhunt.record import FrozenRecord, Record
 
 __all__ = [
     "ImportRecord",

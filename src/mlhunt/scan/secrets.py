@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mlhunt.findings import Finding, Severity
-from mlhunt.scan.record import FrozenRecord, Record
+from mlhunt.record import FrozenRecord, Record
 from mlhunt.scan.secret_shapes import could_hold_secret
 
 __all__ = ["SECRET_SUFFIXES", "is_secret_candidate", "redact", "scan_secrets"]
