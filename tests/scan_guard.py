@@ -36,11 +36,11 @@ _FORBIDDEN = {
 }
 
 
-from mlhunt.scan.h5child import WORKER  # noqa: E402
+from mlhunt.scan.h5child import worker_argv  # noqa: E402
 
-# The scanner's own HDF5 reader process (started by path, isolated mode, no site import: it is
-# given the site folders), never the input.
-_H5_CHILD = [sys.executable, "-I", "-S", WORKER]
+# The scanner's own HDF5 reader process (its file run by path, isolated mode, no site import:
+# it is given the site folders), never the input.
+_H5_CHILD = worker_argv()
 
 
 @dataclass
@@ -60,7 +60,7 @@ def _hook(event: str, args: tuple) -> None:
         return
     if event == "marshal.loads" and seen.opened and seen.opened[-1].endswith(".pyc"):
         return  # the import system loading installed bytecode (a codec on first use ...)
-    if event == "subprocess.Popen" and list(args[1])[:4] == _H5_CHILD:
+    if event == "subprocess.Popen" and list(args[1])[: len(_H5_CHILD)] == _H5_CHILD:
         seen.children += 1  # the scanner's own isolated HDF5 reader, nothing from the input
         return
     if event in _FORBIDDEN:

@@ -143,8 +143,9 @@ def test_no_cli_framework_is_imported(tmp_path: Path, command: str, unwanted: se
     target = str(tmp_path) if command == "scan" else str(system)
     code = textwrap.dedent(
         f"""
-        import sys
+        import os, sys
         sys.argv = ["mlhunt", {command!r}, {target!r}, "-f", "json"]
+        os._exit = sys.exit  # main() ends the process with os._exit: raise instead, to look
         from mlhunt.__main__ import main
         try:
             main()
@@ -158,3 +159,25 @@ def test_no_cli_framework_is_imported(tmp_path: Path, command: str, unwanted: se
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["summary"]["total"] >= 1
     assert r.stderr == ""
+
+
+def test_whole_process_exit_code_and_complete_output(tmp_path: Path) -> None:
+    """The fast path ends with os._exit (no interpreter teardown): the report on stdout and in
+    ``-o`` is complete and the exit code is the command's."""
+    root = _tree(tmp_path)
+    out = tmp_path / "report.sarif"
+    cmd = [sys.executable, "-m", "mlhunt", "scan", str(root), "--fail-on", "high"]
+    piped = subprocess.run([*cmd, "-f", "json"], capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 1, piped.stderr
+    doc = json.loads(piped.stdout)
+    assert {f["rule_id"] for f in doc["findings"]} >= {"MLH-SCAN-PICKLE-DANGEROUS-GLOBAL"}
+    written = subprocess.run([*cmd, "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert written.returncode == 1, written.stderr
+    assert json.loads(out.read_text())["runs"][0]["results"]
+    clean = subprocess.run(
+        [sys.executable, "-m", "mlhunt", "scan", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert clean.returncode == 2 and "no such file" in clean.stderr

@@ -10,7 +10,6 @@ milliseconds after its own request, and scoring never adds to the request's late
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import queue
@@ -370,7 +369,7 @@ class Worker:
             },
         )
         f = to_finding(alert, spec)
-        self.sink.emit(dataclasses.replace(f, source="guard", id=finding_id(det_id, scope, key)))
+        self.sink.emit(f.replace(source="guard", id=finding_id(det_id, scope, key)))
 
 
 def _json(data: bytes) -> Any:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlhunt.findings import Finding, Severity
+from mlhunt.record import Record
 from mlhunt.scan.h5child import H5Reader
 from mlhunt.scan.pickleops import Limits
 
@@ -44,14 +44,22 @@ SECRET_SUFFIXES = frozenset(
 )
 
 
-@dataclass
-class ScanResult:
+class ScanResult(Record):
     """Findings plus what was looked at, so a clean result can be told from an empty scan."""
 
-    findings: list[Finding] = field(default_factory=list)
-    files: int = 0
-    bytes: int = 0
-    skipped: list[str] = field(default_factory=list)
+    __slots__ = ("bytes", "files", "findings", "skipped")
+
+    def __init__(
+        self,
+        findings: list[Finding] | None = None,
+        files: int = 0,
+        bytes: int = 0,  # the field's name since the first release
+        skipped: list[str] | None = None,
+    ) -> None:
+        self.findings: list[Finding] = [] if findings is None else findings
+        self.files = files
+        self.bytes = bytes
+        self.skipped: list[str] = [] if skipped is None else skipped
 
 
 def _walk(root: Path, skipped: list[str]) -> Iterator[Path]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from mlhunt.record import FrozenRecord
 
 POLICY_FILE = Path(__file__).with_name("allowlist.yaml")
 
@@ -21,19 +22,27 @@ _DOTTED = re.compile(rf"^{_IDENT}(\.{_IDENT})*$")
 _PATTERN = re.compile(rf"^{_IDENT}(\.{_IDENT})*(\.\*)?$")
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(FrozenRecord):
+    __slots__ = ("level", "matched", "reason")
     level: str  # "allow" | "deny" | "unknown"
     reason: str
-    matched: str | None = None
+    matched: str | None
+
+    def __init__(self, level: str, reason: str, matched: str | None = None) -> None:
+        self.set_fields(level=level, reason=reason, matched=matched)
 
 
-@dataclass(frozen=True, slots=True)
-class _Pattern:
+class _Pattern(FrozenRecord):
+    __slots__ = ("exclude", "prefix", "reason", "regex")
     prefix: str
     regex: re.Pattern[str]
     exclude: tuple[str, ...]
     reason: str
+
+    def __init__(
+        self, prefix: str, regex: re.Pattern[str], exclude: tuple[str, ...], reason: str
+    ) -> None:
+        self.set_fields(prefix=prefix, regex=regex, exclude=exclude, reason=reason)
 
 
 class PolicyError(ValueError):

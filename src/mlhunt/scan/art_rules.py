@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from mlhunt.findings import Finding, Severity
+from mlhunt.record import FrozenRecord
 
 _CODE_EXEC_ATLAS = ["AML.T0011.000", "AML.T0010.003", "AML.T0018.002"]
 _SUPPLY = ["AML.T0010.003"]
@@ -19,15 +19,35 @@ _DESER_MITIGATIONS = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(FrozenRecord):
+    __slots__ = ("atlas", "cwe", "mitigations", "rule_id", "severity", "stride", "title")
     rule_id: str
     title: str
     severity: Severity
     atlas: tuple[str, ...]
     cwe: tuple[str, ...]
     mitigations: tuple[str, ...]
-    stride: tuple[str, ...] = ("T", "E")
+    stride: tuple[str, ...]
+
+    def __init__(
+        self,
+        rule_id: str,
+        title: str,
+        severity: Severity,
+        atlas: tuple[str, ...],
+        cwe: tuple[str, ...],
+        mitigations: tuple[str, ...],
+        stride: tuple[str, ...] = ("T", "E"),
+    ) -> None:
+        self.set_fields(
+            rule_id=rule_id,
+            title=title,
+            severity=severity,
+            atlas=atlas,
+            cwe=cwe,
+            mitigations=mitigations,
+            stride=stride,
+        )
 
 
 def _r(

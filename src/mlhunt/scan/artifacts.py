@@ -19,11 +19,11 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlhunt.findings import Finding
+from mlhunt.record import Record
 from mlhunt.scan import formats as fmt
 from mlhunt.scan import zipcheck
 from mlhunt.scan.art_policy import Policy
@@ -37,14 +37,23 @@ _HEAD = 64
 _FIRST_READ = 256 << 10  # first bounded read of a zip member that might be a pickle
 
 
-@dataclass(slots=True)
-class _Ctx:
-    policy: Policy
-    limits: Limits
-    deadline: float
-    findings: list[Finding] = field(default_factory=list)
-    ids: set[str] = field(default_factory=set)
-    h5: H5Reader | None = None  # where HDF5 files are sent to be read (see h5child)
+class _Ctx(Record):
+    __slots__ = ("deadline", "findings", "h5", "ids", "limits", "policy")
+
+    def __init__(
+        self,
+        policy: Policy,
+        limits: Limits,
+        deadline: float,
+        *,
+        h5: H5Reader | None = None,  # where HDF5 files are sent to be read (see h5child)
+    ) -> None:
+        self.policy = policy
+        self.limits = limits
+        self.deadline = deadline
+        self.findings: list[Finding] = []
+        self.ids: set[str] = set()
+        self.h5 = h5
 
     def add(self, finding: Finding) -> None:
         if finding.id not in self.ids:

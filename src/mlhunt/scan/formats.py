@@ -16,9 +16,9 @@ import lzma
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
+from mlhunt.record import Record
 from mlhunt.scan.pickleops import Limits, scan_pickles
 
 PICKLE = "pickle"  # protocol 2+ (PROTO opcode)
@@ -162,14 +162,24 @@ def decompress_bounded(
 # --------------------------------------------------------------------------- NumPy .npy
 
 
-@dataclass(slots=True)
-class NpyHeader:
-    version: tuple[int, int]
-    descr: Any
-    shape: tuple[int, ...]
-    fortran_order: bool
-    data_offset: int
-    has_object: bool
+class NpyHeader(Record):
+    __slots__ = ("data_offset", "descr", "fortran_order", "has_object", "shape", "version")
+
+    def __init__(
+        self,
+        version: tuple[int, int],
+        descr: Any,
+        shape: tuple[int, ...],
+        fortran_order: bool,
+        data_offset: int,
+        has_object: bool,
+    ) -> None:
+        self.version = version
+        self.descr = descr
+        self.shape = shape
+        self.fortran_order = fortran_order
+        self.data_offset = data_offset
+        self.has_object = has_object
 
 
 def parse_npy_header(data: Any, max_header: int = 1 << 20) -> NpyHeader:
@@ -230,13 +240,22 @@ def _descr_has_object(descr: Any, depth: int = 0) -> bool:
 # --------------------------------------------------------------------------- safetensors
 
 
-@dataclass(slots=True)
-class Issue:
-    rule_id: str
-    detail: str  # short, stable: part of the finding id
-    message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    severity: str | None = None  # overrides the rule's default
+class Issue(Record):
+    __slots__ = ("detail", "evidence", "message", "rule_id", "severity")
+
+    def __init__(
+        self,
+        rule_id: str,
+        detail: str,  # short, stable: part of the finding id
+        message: str,
+        evidence: dict[str, Any] | None = None,
+        severity: str | None = None,  # overrides the rule's default
+    ) -> None:
+        self.rule_id = rule_id
+        self.detail = detail
+        self.message = message
+        self.evidence: dict[str, Any] = {} if evidence is None else evidence
+        self.severity = severity
 
 
 _ST_DTYPES = {

@@ -1,13 +1,14 @@
 """The HDF5 reader process: Keras config attributes read in one forked child per file.
 
-Started by :class:`mlhunt.scan.h5child.H5Reader` as ``python -I -S .../h5worker.py SITE...``,
-by path, with the site folders to find h5py in, so it imports the standard library and h5py and
-nothing of mlhunt. It imports h5py once, then for
-each request line (JSON: ``id``, ``path``, ``member``, ``max_bytes``, ``timeout``) forks a child
-that reads that one file under an address-space limit and exits. A crafted file that crashes
-libhdf5 or corrupts its memory takes down only its own child: neither this process nor the
-reading of the next file sees it. One JSON line answers each request: ``{"id", "attrs"}``,
-``{"id", "error"}`` (h5py refused the file) or ``{"id", "crashed"}`` (signal, timeout, no answer).
+Started by :class:`mlhunt.scan.h5child.H5Reader` as ``python -I -S -c BOOT .../h5worker.py
+SITE...`` (BOOT runs this file by path, from its cached bytecode), with the site folders to
+find h5py in, so it imports the standard library and h5py and nothing of mlhunt. It imports
+h5py once, then for each request line (JSON: ``id``, ``path``, ``member``, ``max_bytes``,
+``timeout``) forks a child that reads that one file under an address-space limit and exits.
+A crafted file that crashes libhdf5 or corrupts its memory takes down only its own child:
+neither this process nor the reading of the next file sees it. One JSON line answers each
+request: ``{"id", "attrs"}``, ``{"id", "error"}`` (h5py refused the file) or ``{"id",
+"crashed"}`` (signal, timeout, no answer).
 
 Importing h5py costs ~0.15 s of NumPy, so the usual case goes straight to the libhdf5 that h5py
 ships (the same C library, through ctypes): a scalar string attribute is read the way h5py reads
@@ -18,7 +19,6 @@ messages stay h5py's.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import importlib.machinery
 import io
@@ -26,7 +26,6 @@ import json
 import os
 import resource
 import select
-import signal
 import sys
 import time
 
@@ -195,8 +194,7 @@ def handle(request: dict, lib: ctypes.CDLL | None) -> dict[str, object]:
     with ``lib``, a child that could not decide is followed by one that reads with h5py."""
     doc = _fork(request, lib)
     if lib is not None and "again" in doc:
-        with contextlib.suppress(ImportError):  # once: later children start with it loaded
-            import h5py  # noqa: F401
+        _import_h5py()  # once: later children start with it loaded
         doc = _fork(request, None)
     return doc
 
@@ -229,6 +227,8 @@ def _fork(request: dict, lib: ctypes.CDLL | None) -> dict[str, object]:
         chunks.append(chunk)
     os.close(rfd)
     if timed_out:
+        import signal  # only here: its enums are ~0.5 ms of a process started per scan
+
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
     if timed_out:
@@ -242,18 +242,27 @@ def _fork(request: dict, lib: ctypes.CDLL | None) -> dict[str, object]:
     return doc if isinstance(doc, dict) else {"crashed": "the HDF5 reader answered nonsense"}
 
 
+def _import_h5py() -> None:
+    # try/except rather than contextlib.suppress: contextlib is ~1 ms of this process
+    try:
+        import h5py  # noqa: F401
+    except ImportError:  # the h5py fallback then reports it per file
+        return
+
+
 def main() -> None:
     # Started with -S (site's .pth processing is ~4 ms): the parent names its site folders.
     sys.path.extend(p for p in sys.argv[1:] if p not in sys.path)
     lib = load_libhdf5()
     if lib is None:
-        with contextlib.suppress(ImportError):  # loaded once, so every forked child has it
-            import h5py  # noqa: F401
+        _import_h5py()  # loaded once, so every forked child has it
     for line in sys.stdin.buffer:
         request = json.loads(line)  # written by mlhunt itself, never by the scanned files
         answer = {**handle(request, lib), "id": request["id"]}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
+    # Every answer is written: end without the interpreter's and libhdf5's teardown (~1 ms).
+    os._exit(0)
 
 
 if __name__ == "__main__":

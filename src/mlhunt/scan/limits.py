@@ -6,7 +6,6 @@ refuse; each refusal is an MLH-SCAN-LIMIT finding, never a silent skip.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -53,7 +52,7 @@ def limits_from(
         if max_depth < 0:
             raise InputError(f"--max-depth: must be 0 or more, got {max_depth}")
         changes["max_depth"] = max_depth
-    return dataclasses.replace(Limits(), **changes)
+    return Limits(**changes)  # type: ignore[arg-type]
 
 
 def size_finding(path: Path, size: int, limits: Limits) -> Finding:

@@ -8,7 +8,6 @@ server it saw so that :meth:`LlmScan.finish` can compare them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,11 +37,11 @@ WEIGHT_SUFFIXES = frozenset(
 )
 
 
-@dataclass
 class LlmScan:
-    render: bool = True  # the sandboxed rendering pass of chat templates
-    _weights: dict[Path, bool] = field(default_factory=dict)
-    _mcp: McpScan | None = None
+    def __init__(self, render: bool = True) -> None:
+        self.render = render  # the sandboxed rendering pass of chat templates
+        self._weights: dict[Path, bool] = {}
+        self._mcp: McpScan | None = None
 
     def claims(self, path: Path) -> bool:
         """Whether the file is a GGUF model: then this pass alone reads it."""

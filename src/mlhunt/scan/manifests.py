@@ -49,11 +49,9 @@ policy behaves the same under mlhunt and under OPA/conftest.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +59,7 @@ import yaml
 
 from mlhunt.errors import InputError
 from mlhunt.findings import Finding, Severity
+from mlhunt.record import Record
 from mlhunt.scan.rego_sandbox import refused_builtin
 from mlhunt.scan.yamlsafe import YamlBomb, to_plain
 
@@ -80,17 +79,17 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_MANIFEST_BYTES = 20 * 1024 * 1024
 
 # conftest's rule names: deny, violation, warn, optionally suffixed (deny_foo, warn_bar_baz).
-_RULE_RE = re.compile(
-    r"^(?P<name>(?:deny|violation|warn)(?:_[A-Za-z0-9]+)*)\s+contains\b", re.MULTILINE
-)
-_OLD_SET_RULE_RE = re.compile(r"^\s*(?:deny|violation|warn)(?:_[A-Za-z0-9]+)*\s*\[", re.MULTILINE)
-_OLD_BODY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?\s*\{", re.MULTILINE)
+# Patterns that only parsing a policy file needs are compiled on first use (re's cache): the
+# shipped policies come parsed from a cache (see rego_cache), and a scan starts faster.
+_RULE_RE = r"(?m)^(?P<name>(?:deny|violation|warn)(?:_[A-Za-z0-9]+)*)\s+contains\b"
+_OLD_SET_RULE_RE = r"(?m)^\s*(?:deny|violation|warn)(?:_[A-Za-z0-9]+)*\s*\["
+_OLD_BODY_RE = r"(?m)^[A-Za-z_][A-Za-z0-9_]*(?:\([^)]*\))?\s*\{"
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
-_METADATA_RE = re.compile(r"^# METADATA\s*$", re.MULTILINE)
+_METADATA_RE = r"(?m)^# METADATA\s*$"
 # Built-ins that reach the network or the host (or sign requests for them). Refused in every
 # policy, whatever the syntax (see rego_sandbox).
 NETWORK_BUILTINS = ("http.send", "net.lookup_ip_addr", "providers.aws.sign_req", "opa.runtime")
-_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$")
+_ID_RE = r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$"
 INPUT_MODES = ("document", "combined")
 _FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -99,25 +98,64 @@ class PolicyError(InputError):
     """A policy file that cannot be used: bad syntax, missing metadata, network built-ins."""
 
 
-@dataclass(slots=True)
-class Policy:
+class Policy(Record):
     """One ``.rego`` policy file and what its METADATA says about it."""
 
-    id: str
-    title: str
-    severity: Severity
-    path: Path
-    package: str
-    rules: tuple[str, ...]
-    input: str = "document"
-    description: str = ""
-    cwe: list[str] = field(default_factory=list)
-    stride: list[str] = field(default_factory=list)
-    atlas: list[str] = field(default_factory=list)
-    owasp_ml: list[str] = field(default_factory=list)
-    mitigations: list[str] = field(default_factory=list)
-    shipped: bool = False
-    source: str = field(default="", repr=False)
+    __slots__ = (
+        "atlas",
+        "cwe",
+        "description",
+        "id",
+        "input",
+        "mitigations",
+        "owasp_ml",
+        "package",
+        "path",
+        "rules",
+        "severity",
+        "shipped",
+        "source",
+        "stride",
+        "title",
+    )
+
+    def __init__(
+        self,
+        id: str,  # METADATA's custom.id
+        title: str,
+        severity: Severity,
+        path: Path,
+        package: str,
+        rules: tuple[str, ...],
+        input: str = "document",  # METADATA's custom.input
+        description: str = "",
+        cwe: list[str] | None = None,
+        stride: list[str] | None = None,
+        atlas: list[str] | None = None,
+        owasp_ml: list[str] | None = None,
+        mitigations: list[str] | None = None,
+        shipped: bool = False,
+        source: str = "",
+    ) -> None:
+        self.id = id
+        self.title = title
+        self.severity = severity
+        self.path = path
+        self.package = package
+        self.rules = rules
+        self.input = input
+        self.description = description
+        self.cwe: list[str] = [] if cwe is None else cwe
+        self.stride: list[str] = [] if stride is None else stride
+        self.atlas: list[str] = [] if atlas is None else atlas
+        self.owasp_ml: list[str] = [] if owasp_ml is None else owasp_ml
+        self.mitigations: list[str] = [] if mitigations is None else mitigations
+        self.shipped = shipped
+        self.source = source
+
+    def __repr__(self) -> str:  # without the source text
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__ if n != "source")
+        return f"Policy({fields})"
 
 
 # ------------------------------------------------------------------------------------------
@@ -155,7 +193,7 @@ def _metadata_blocks(source: str, *, shipped: bool = False) -> list[tuple[int, d
     loader = _FAST_LOADER if shipped else yaml.SafeLoader
     lines = source.splitlines()
     blocks = []
-    for m in _METADATA_RE.finditer(source):
+    for m in re.finditer(_METADATA_RE, source):
         start = _line_of(source, m.start())
         body = []
         for line in lines[start:]:
@@ -187,13 +225,13 @@ def _str_list(value: Any) -> list[str]:
 
 def _check_syntax(source: str) -> None:
     code = _strip_comments(source)
-    m = _OLD_SET_RULE_RE.search(code)
+    m = re.search(_OLD_SET_RULE_RE, code)
     if m:
         raise PolicyError(
             "old Rego syntax: write `deny contains msg if { ... }`, not `deny[msg] { ... }`",
             line=_line_of(code, m.start()),
         )
-    for m in _OLD_BODY_RE.finditer(code):
+    for m in re.finditer(_OLD_BODY_RE, code):
         head = m.group(0)
         if not head.startswith(("package", "import", "default")):
             raise PolicyError(
@@ -217,7 +255,7 @@ def _parse_policy(path: Path, source: str, *, shipped: bool) -> Policy | None:
         pkg = _PACKAGE_RE.search(_strip_comments(source))
         if not pkg:
             raise PolicyError("no `package` declaration")
-        rules = tuple(dict.fromkeys(m.group("name") for m in _RULE_RE.finditer(source)))
+        rules = tuple(dict.fromkeys(m.group("name") for m in re.finditer(_RULE_RE, source)))
         if not rules:
             return None
         blocks = [
@@ -236,7 +274,7 @@ def _parse_policy(path: Path, source: str, *, shipped: bool) -> Policy | None:
         line, meta = next((ln, b) for ln, b in blocks if b["custom"].get("id"))
         custom = meta["custom"]
         pid = str(custom["id"])
-        if not _ID_RE.match(pid):
+        if not re.match(_ID_RE, pid):
             raise PolicyError(f"custom.id {pid!r} must look like MLH-K8S-NAME", line=line)
         if "severity" not in custom:
             raise PolicyError("METADATA custom.severity is missing", line=line)
@@ -279,13 +317,15 @@ def _rego_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*.rego") if not p.name.endswith("_test.rego"))
 
 
-@dataclass(slots=True)
-class _PolicySet:
-    policies: list[Policy]
-    libraries: list[tuple[str, str]]  # (name, source)
-    engine: Any = None  # one regopy Interpreter holding every library and policy
-    bundle: Any = None  # every policy rule compiled once (None: each query compiles)
-    alias: dict[str, str] = field(default_factory=dict)  # policy path -> package it runs in
+class _PolicySet(Record):
+    __slots__ = ("alias", "bundle", "engine", "libraries", "policies")
+
+    def __init__(self, policies: list[Policy], libraries: list[tuple[str, str]]) -> None:
+        self.policies = policies
+        self.libraries = libraries  # (name, source)
+        self.engine: Any = None  # one regopy Interpreter holding every library and policy
+        self.bundle: Any = None  # every policy rule compiled once (None: each query compiles)
+        self.alias: dict[str, str] = {}  # policy path -> package it runs in
 
 
 _CACHE: dict[tuple, _PolicySet] = {}
@@ -629,13 +669,22 @@ def _output(out: Any, policy_file: str) -> list[Any]:
 # ------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Doc:
-    file: str  # display path
-    index: int  # 0-based position in the file (after expanding kind: List)
-    obj: dict[str, Any]
-    node: yaml.Node | None
-    line: int
+class _Doc(Record):
+    __slots__ = ("file", "index", "line", "node", "obj")
+
+    def __init__(
+        self,
+        file: str,  # display path
+        index: int,  # 0-based position in the file (after expanding kind: List)
+        obj: dict[str, Any],
+        node: yaml.Node | None,
+        line: int,
+    ) -> None:
+        self.file = file
+        self.index = index
+        self.obj = obj
+        self.node = node
+        self.line = line
 
 
 def _jsonable(value: Any, display: str, line: int) -> Any:
@@ -851,8 +900,7 @@ def _error_finding(
     base = _finding(policy, rule, {"msg": error}, doc, target)
     if base is None:
         return None
-    return dataclasses.replace(
-        base,
+    return base.replace(
         id=base.id.replace(policy.id, "MLH-K8S-POLICY-ERROR", 1) + f"#{policy.id}",
         rule_id="MLH-K8S-POLICY-ERROR",
         title="A policy could not evaluate this manifest",

@@ -19,8 +19,9 @@ import _compat_pickle
 import codecs
 import struct
 import time
-from dataclasses import dataclass, field
 from typing import Any
+
+from mlhunt.record import FrozenRecord, Record
 
 __all__ = [
     "ImportRecord",
@@ -32,26 +33,81 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(FrozenRecord):
     """Bounds for one ``scan_artifact`` call. Reaching one ends with an MLH-SCAN-LIMIT finding."""
 
-    max_file_bytes: int = 64 << 30  # files larger than this are not opened at all
-    max_pickle_bytes: int = 2 << 30  # one pickle stream (bytes from its first opcode)
-    max_opcodes: int = 20_000_000  # per stream, all pickles in it together
-    max_memo: int = 2_000_000  # memo entries per pickle
-    max_stack: int = 2_000_000  # values on the stack per pickle
-    max_marks: int = 10_000  # MARK nesting depth
-    max_pickles: int = 256  # pickles read one after another in one stream
-    max_line: int = 1 << 20  # one text argument (GLOBAL, INT, STRING, ... in protocol 0)
-    max_zip_entries: int = 100_000
-    max_zip_total: int = 64 << 30  # declared uncompressed bytes over all entries
-    max_zip_ratio: float = 200.0  # declared compression ratio of one entry ...
-    zip_ratio_min_bytes: int = 4 << 20  # ... checked for entries at least this large
-    max_entry_bytes: int = 512 << 20  # an archive member read into memory (pickles, nested zips)
-    max_depth: int = 4  # archives inside archives, payloads inside payloads
-    max_header_bytes: int = 100 << 20  # safetensors JSON header, Keras config, ONNX protobuf walk
-    max_seconds: float = 120.0  # wall-clock budget of one scan_artifact call
+    __slots__ = (
+        "max_depth",
+        "max_entry_bytes",
+        "max_file_bytes",
+        "max_header_bytes",
+        "max_line",
+        "max_marks",
+        "max_memo",
+        "max_opcodes",
+        "max_pickle_bytes",
+        "max_pickles",
+        "max_seconds",
+        "max_stack",
+        "max_zip_entries",
+        "max_zip_ratio",
+        "max_zip_total",
+        "zip_ratio_min_bytes",
+    )
+    max_file_bytes: int
+    max_pickle_bytes: int
+    max_opcodes: int
+    max_memo: int
+    max_stack: int
+    max_marks: int
+    max_pickles: int
+    max_line: int
+    max_zip_entries: int
+    max_zip_total: int
+    max_zip_ratio: float
+    zip_ratio_min_bytes: int
+    max_entry_bytes: int
+    max_depth: int
+    max_header_bytes: int
+    max_seconds: float
+
+    def __init__(
+        self,
+        max_file_bytes: int = 64 << 30,  # files larger than this are not opened at all
+        max_pickle_bytes: int = 2 << 30,  # one pickle stream (bytes from its first opcode)
+        max_opcodes: int = 20_000_000,  # per stream, all pickles in it together
+        max_memo: int = 2_000_000,  # memo entries per pickle
+        max_stack: int = 2_000_000,  # values on the stack per pickle
+        max_marks: int = 10_000,  # MARK nesting depth
+        max_pickles: int = 256,  # pickles read one after another in one stream
+        max_line: int = 1 << 20,  # one text argument (GLOBAL, INT, STRING, ... in protocol 0)
+        max_zip_entries: int = 100_000,
+        max_zip_total: int = 64 << 30,  # declared uncompressed bytes over all entries
+        max_zip_ratio: float = 200.0,  # declared compression ratio of one entry ...
+        zip_ratio_min_bytes: int = 4 << 20,  # ... checked for entries at least this large
+        max_entry_bytes: int = 512 << 20,  # an archive member read into memory (pickles, zips)
+        max_depth: int = 4,  # archives inside archives, payloads inside payloads
+        max_header_bytes: int = 100 << 20,  # safetensors header, Keras config, ONNX walk
+        max_seconds: float = 120.0,  # wall-clock budget of one scan_artifact call
+    ) -> None:
+        self.set_fields(
+            max_file_bytes=max_file_bytes,
+            max_pickle_bytes=max_pickle_bytes,
+            max_opcodes=max_opcodes,
+            max_memo=max_memo,
+            max_stack=max_stack,
+            max_marks=max_marks,
+            max_pickles=max_pickles,
+            max_line=max_line,
+            max_zip_entries=max_zip_entries,
+            max_zip_total=max_zip_total,
+            max_zip_ratio=max_zip_ratio,
+            zip_ratio_min_bytes=zip_ratio_min_bytes,
+            max_entry_bytes=max_entry_bytes,
+            max_depth=max_depth,
+            max_header_bytes=max_header_bytes,
+            max_seconds=max_seconds,
+        )
 
 
 class LimitReached(Exception):
@@ -71,20 +127,45 @@ class _ParseError(Exception):
         self.at_end = at_end
 
 
-@dataclass(slots=True)
-class ImportRecord:
+class ImportRecord(Record):
     """One name a loader would import (``module``, ``name``) and how the pickle uses it."""
 
-    module: str
-    name: str
-    offset: int
-    opcode: str
-    pickle_index: int
-    written_as: str | None = None  # the name in the file before Python 2 name mapping
-    via: str | None = None  # a callable that resolved this name at load time (getattr, ...)
-    dynamic: bool = False  # the name could not be resolved statically
-    called: bool = False
-    calls: list[dict[str, Any]] = field(default_factory=list)
+    __slots__ = (
+        "called",
+        "calls",
+        "dynamic",
+        "module",
+        "name",
+        "offset",
+        "opcode",
+        "pickle_index",
+        "via",
+        "written_as",
+    )
+
+    def __init__(
+        self,
+        module: str,
+        name: str,
+        offset: int,
+        opcode: str,
+        pickle_index: int,
+        written_as: str | None = None,  # the name in the file before Python 2 name mapping
+        via: str | None = None,  # a callable that resolved this name at load time (getattr...)
+        dynamic: bool = False,  # the name could not be resolved statically
+        called: bool = False,
+        calls: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.module = module
+        self.name = name
+        self.offset = offset
+        self.opcode = opcode
+        self.pickle_index = pickle_index
+        self.written_as = written_as
+        self.via = via
+        self.dynamic = dynamic
+        self.called = called
+        self.calls: list[dict[str, Any]] = [] if calls is None else calls
 
     @property
     def fullname(self) -> str:
@@ -93,39 +174,87 @@ class ImportRecord:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(slots=True)
-class NestedPayload:
+class NestedPayload(Record):
     """Bytes handed to a deserialiser inside the pickle (``pickle.loads(b"...")`` and kin)."""
 
-    via: str
-    offset: int
-    data: bytes
-    pickle_index: int
+    __slots__ = ("data", "offset", "pickle_index", "via")
+
+    def __init__(self, via: str, offset: int, data: bytes, pickle_index: int) -> None:
+        self.via = via
+        self.offset = offset
+        self.data = data
+        self.pickle_index = pickle_index
 
 
-@dataclass(slots=True)
-class PickleInfo:
-    index: int
-    start: int
-    end: int
-    protocol: int
-    opcodes: int
-    complete: bool
-    error: str | None = None
-    error_offset: int | None = None
+class PickleInfo(Record):
+    __slots__ = (
+        "complete",
+        "end",
+        "error",
+        "error_offset",
+        "index",
+        "opcodes",
+        "protocol",
+        "start",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        start: int,
+        end: int,
+        protocol: int,
+        opcodes: int,
+        complete: bool,
+        error: str | None = None,
+        error_offset: int | None = None,
+    ) -> None:
+        self.index = index
+        self.start = start
+        self.end = end
+        self.protocol = protocol
+        self.opcodes = opcodes
+        self.complete = complete
+        self.error = error
+        self.error_offset = error_offset
 
 
-@dataclass(slots=True)
-class PickleScan:
-    pickles: list[PickleInfo] = field(default_factory=list)
-    imports: list[ImportRecord] = field(default_factory=list)
-    nested: list[NestedPayload] = field(default_factory=list)
-    build_on_import: list[dict[str, Any]] = field(default_factory=list)
-    features: set[str] = field(default_factory=set)
-    limit: LimitReached | None = None
-    at_end: bool = False  # the last pickle ran out of data (more bytes might complete it)
-    trailing: int = 0  # bytes after the last pickle that do not parse as one
-    end: int = 0
+class PickleScan(Record):
+    __slots__ = (
+        "at_end",
+        "build_on_import",
+        "end",
+        "features",
+        "imports",
+        "limit",
+        "nested",
+        "pickles",
+        "trailing",
+    )
+
+    def __init__(
+        self,
+        pickles: list[PickleInfo] | None = None,
+        imports: list[ImportRecord] | None = None,
+        nested: list[NestedPayload] | None = None,
+        build_on_import: list[dict[str, Any]] | None = None,
+        features: set[str] | None = None,
+        limit: LimitReached | None = None,
+        at_end: bool = False,  # the last pickle ran out of data (more bytes might complete it)
+        trailing: int = 0,  # bytes after the last pickle that do not parse as one
+        end: int = 0,
+    ) -> None:
+        self.pickles: list[PickleInfo] = [] if pickles is None else pickles
+        self.imports: list[ImportRecord] = [] if imports is None else imports
+        self.nested: list[NestedPayload] = [] if nested is None else nested
+        self.build_on_import: list[dict[str, Any]] = (
+            [] if build_on_import is None else build_on_import
+        )
+        self.features: set[str] = set() if features is None else features
+        self.limit = limit
+        self.at_end = at_end
+        self.trailing = trailing
+        self.end = end
 
     @property
     def has_code(self) -> bool:

@@ -23,20 +23,19 @@ __all__ = ["REFUSED_NAMESPACES", "refused_builtin"]
 REFUSED_NAMESPACES = ("http", "opa", "providers")
 _REFUSED_NET = ("lookup_ip_addr",)
 
-_TOKEN_RE = re.compile(
-    r"""(?P<comment>\#[^\n]*)
+# Compiled on first use (re's cache): only policies that are not the shipped, cached ones are
+# tokenised, so most scans never need it.
+_LEXICON = r"""(?P<comment>\#[^\n]*)
       | (?P<string>"(?:[^"\\\n]|\\.)*"|`[^`]*`)
       | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
       | (?P<space>\s+)
-      | (?P<other>.)""",
-    re.VERBOSE | re.DOTALL,
-)
+      | (?P<other>.)"""
 
 
 def _tokens(source: str) -> list[tuple[str, str, int]]:
     """(kind, text, offset) for every significant token: identifiers, strings, punctuation."""
     out = []
-    for m in _TOKEN_RE.finditer(source):
+    for m in re.finditer(_LEXICON, source, re.VERBOSE | re.DOTALL):
         kind = m.lastgroup or "other"
         if kind in ("comment", "space"):
             continue

@@ -27,11 +27,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlhunt.findings import Finding, Severity
+from mlhunt.record import FrozenRecord, Record
 from mlhunt.scan.secret_shapes import could_hold_secret
 
 __all__ = ["SECRET_SUFFIXES", "is_secret_candidate", "redact", "scan_secrets"]
@@ -76,12 +76,15 @@ def is_secret_candidate(path: Path) -> bool:
 # ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Kind:
+class _Kind(FrozenRecord):
+    __slots__ = ("priority", "rule_id", "severity", "title")
     rule_id: str
     title: str
     severity: Severity
     priority: int  # lower wins when several detectors hit the same value
+
+    def __init__(self, rule_id: str, title: str, severity: Severity, priority: int) -> None:
+        self.set_fields(rule_id=rule_id, title=title, severity=severity, priority=priority)
 
 
 _HF = _Kind("MLH-SECRET-HF-TOKEN", "Hugging Face access token in plaintext", Severity.HIGH, 0)
@@ -146,13 +149,22 @@ def redact(secret: str) -> str:
     return f"{secret[:keep]}{'*' * 8} ({n} chars)"
 
 
-@dataclass(slots=True)
-class _Hit:
-    kind: _Kind
-    detector: str
-    line: int  # 1-based line in the scanned text
-    secret: str
-    context: str = ""  # e.g. the URL with its password masked
+class _Hit(Record):
+    __slots__ = ("context", "detector", "kind", "line", "secret")
+
+    def __init__(
+        self,
+        kind: _Kind,
+        detector: str,
+        line: int,  # 1-based line in the scanned text
+        secret: str,
+        context: str = "",  # e.g. the URL with its password masked
+    ) -> None:
+        self.kind = kind
+        self.detector = detector
+        self.line = line
+        self.secret = secret
+        self.context = context
 
 
 def _mask_url(scheme: str, user: str, host: str) -> str:
@@ -348,11 +360,13 @@ def _file_line(raw_lines: list[str], cursor: int, text_line: str) -> tuple[int |
     return None, cursor
 
 
-@dataclass(slots=True)
-class _Located:
-    hit: _Hit
-    line: int
-    extra: dict[str, Any]
+class _Located(Record):
+    __slots__ = ("extra", "hit", "line")
+
+    def __init__(self, hit: _Hit, line: int, extra: dict[str, Any]) -> None:
+        self.hit = hit
+        self.line = line
+        self.extra = extra
 
 
 def _scan_notebook(raw: str) -> list[_Located] | None:

@@ -329,6 +329,6 @@ class LlmWorker:
             evidence={**evidence, "actions": acts, "window_events": len(st.window)},
         )
         f: Finding = to_finding(alert, det.spec)
-        f = dataclasses.replace(f, id=finding_id(det.spec.id, client), source="guard")
+        f = f.replace(id=finding_id(det.spec.id, client), source="guard")
         self.sink.emit(f)
         self.metrics.inc("mlhunt_guard_alerts_total", detector=det.spec.id, severity=sev)
