@@ -12,9 +12,8 @@ fixes since were made on its misses, so it is no longer unseen either (see the R
 
 The third review (``third-review/``: compressor predictive maintenance and a CV-screening
 agent, by a third reviewer, written in its own layout: ``expectations`` with one ``at`` plus
-``also_at`` and ``must``) is scored as it stands, after the second review's fixes; the bars it
-misses are strict xfails that name the misses, so a fix that meets one turns the test red until
-the mark is removed.
+``also_at`` and ``must``) missed recall and the must-haves before and after the second review's
+fixes; the fixes made on its misses meet every bar, so it is seen now too (see the README).
 """
 
 from __future__ import annotations
@@ -183,14 +182,8 @@ def test_query_attacks_only_where_a_party_sees_the_output(
     assert not [f["id"] for f in kyc if f["rule_id"] in query]
 
 
-# Third review: scored as it stands (see its judgement.md files and the README). The bars it
-# misses are strict xfails naming the misses.
-THIRD_MUST_HAVES_XFAIL = {
-    "compressor-predictive-maintenance": "PM-02 (anonymous MQTT spoofing) ranks 12th",
-    "cv-screening-agent": "CV-04 (solely automated rejection, GDPR Art. 22) is not found",
-}
-
-
+# Third review: scored before and after the fixes made on it (see its judgement.md files and
+# the README); every bar is met after them.
 @pytest.fixture(scope="module")
 def third() -> dict[str, dict[str, Any]]:
     return {s: score(s, THIRD) for s in THIRD_SYSTEMS}
@@ -200,10 +193,6 @@ def test_third_review_has_two_systems() -> None:
     assert THIRD_SYSTEMS == ["compressor-predictive-maintenance", "cv-screening-agent"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="22/28 met: PM-08, PM-11, PM-14, CV-04, CV-05 missed; CV-13 met only off its places",
-)
 def test_third_review_recall(third: dict[str, dict[str, Any]]) -> None:
     met = sum(s["met"] for s in third.values())
     expected = sum(s["expected"] for s in third.values())
@@ -211,13 +200,7 @@ def test_third_review_recall(third: dict[str, dict[str, Any]]) -> None:
     assert met / expected >= 0.95, missed
 
 
-@pytest.mark.parametrize(
-    "system",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=THIRD_MUST_HAVES_XFAIL[s]))
-        for s in THIRD_SYSTEMS
-    ],
-)
+@pytest.mark.parametrize("system", THIRD_SYSTEMS)
 def test_third_review_must_haves_in_top_ten(system: str, third: dict[str, dict[str, Any]]) -> None:
     s = third[system]
     assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])

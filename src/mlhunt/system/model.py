@@ -308,6 +308,8 @@ class ElementLinks(_DataLinks):
     agency: int = 2
     # Set by the same pass: it receives the verdict of a model (threatmodel.paths.compute_exposure).
     acts_on_model_verdict: bool = False
+    # Set by the same pass: this model's verdict takes effect with no person in between.
+    verdict_takes_effect: bool = False
 
 
 @dataclass(slots=True)
@@ -642,6 +644,19 @@ class Element(_Strict):
         (``model.decides``, no human review stated there): where a decision engine combines
         scores, the decision about a person is taken here."""
         return self._l.acts_on_model_verdict
+
+    @property
+    def verdict_takes_effect(self) -> bool:
+        """This serving model's output (not text) is acted on with no person in between: no
+        human review in place, and it decides (``model.decides``) or ``human_review: false`` is
+        stated; a flow brings it to an agent or tool that acts, or as a command (data of
+        critical integrity) to a process. A ranking that rejects people decides."""
+        return self._l.verdict_takes_effect
+
+    @property
+    def integrity_need(self) -> int:
+        """Highest integrity need (1 low .. 4 critical) of the data it holds or processes."""
+        return self._l.cia[1]
 
     @property
     def has_side_effects(self) -> bool:

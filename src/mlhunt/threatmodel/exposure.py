@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from mlhunt.system.model import ControlType, Element, ElementKind, Flow, SystemDescription
+from mlhunt.system.model import (
+    ControlType,
+    Element,
+    ElementKind,
+    Flow,
+    ModelOutput,
+    SystemDescription,
+)
 
 #: One hop of an output route: (element id, flow taken to it, the output goes back as a reply).
 Route = list[tuple[str, str | None, bool]]
@@ -23,6 +30,8 @@ _PARTIES = frozenset({ElementKind.EXTERNAL_ENTITY, ElementKind.ACTOR})
 _SERVING = frozenset({ElementKind.INFERENCE_API, ElementKind.LLM})
 #: Elements whose agency is read from their flows (the others keep 2, "acts", unread).
 _AGENTS = frozenset({ElementKind.AGENT_TOOL, ElementKind.ORCHESTRATOR, ElementKind.LLM})
+#: Agents that act on what they are given (a model's verdict among it).
+_ACTORS = frozenset({ElementKind.AGENT_TOOL, ElementKind.ORCHESTRATOR})
 
 
 @dataclass
@@ -55,8 +64,8 @@ def compute_exposure(
     forward along flows that carry what the model emits (the data assets of its own outgoing
     flows; a flow that names no data may carry it). A push on to a process does not turn into
     a reply to that process's callers: their answers are that process's, not the model's.
-    Returns the route per exposed model. Also sets ``agency`` on tools, agents and LLMs and
-    ``acts_on_model_verdict`` on processes.
+    Returns the route per exposed model. Also sets ``agency`` on tools, agents and LLMs,
+    ``acts_on_model_verdict`` on processes and ``verdict_takes_effect`` on serving models.
     """
     in_edges: dict[str, list[Flow]] = {}
     for f in system.flows:
@@ -89,7 +98,33 @@ def compute_exposure(
         e._l.output_exposed = route is not None
         if route is not None:
             exposure[e.id] = route
+    for e in system.elements:  # after the loop above: it reads the agents' agency
+        if e.kind in _SERVING and e.model is not None:
+            e._l.verdict_takes_effect = _verdict_takes_effect(e, g)
     return exposure
+
+
+def _verdict_takes_effect(e: Element, g: _Graph) -> bool:
+    """``element.verdict_takes_effect``: no person between this model's output and an action.
+
+    A model decides when its task is a verdict, or when ``human_review: false`` is stated
+    whatever its task (a rank that rejects people decides). Its output takes effect when a
+    flow brings it to an agent or tool that acts (writes, sends, pays), or to a process as a
+    command (data of critical integrity).
+    """
+    m = e.model
+    assert m is not None
+    if m.output == ModelOutput.TEXT or ControlType.HUMAN_REVIEW in e.controls:
+        return False
+    if not (m.decides or "human_review" in m.model_fields_set):
+        return False
+    for f in g.out_edges.get(e.id, ()):
+        dst = g.elements[f.target]
+        if dst.kind in _ACTORS and dst._l.agency >= 2:
+            return True
+        if dst.kind is ElementKind.PROCESS and f.integrity_need >= 4:
+            return True
+    return False
 
 
 def agency(e: Element, g: _Graph) -> int:

@@ -22,6 +22,7 @@ from typing import Any
 
 from mlhunt.findings import Finding
 from mlhunt.system.model import (
+    ControlType,
     DataTrust,
     Element,
     ElementKind,
@@ -56,6 +57,8 @@ class Paths:
     sources: dict[str, str] = field(default_factory=dict)  # id -> why it is a source
     prev: dict[State, tuple[State, str] | None] = field(default_factory=dict)
     hops: dict[State, int] = field(default_factory=dict)
+    #: The source each reached state's shortest path starts from.
+    origins: dict[State, str] = field(default_factory=dict)
     #: Per model element whose output a party sees: the route, one (element id, flow id, the
     #: output goes back as a reply along that flow) per hop.
     exposure: dict[str, Route] = field(default_factory=dict)
@@ -213,8 +216,60 @@ def compute_paths(system: SystemDescription) -> Paths:
         known = [h for h in (a, b) if h is not None]
         links.untrusted_hops = min(known) if known else -1
         links.untrusted_via_store = b is not None
+    _drop_perimeter_inside(system, paths)
     paths.exposure = compute_exposure(system, elements, out_edges)
     return paths
+
+
+def _drop_perimeter_inside(system: SystemDescription, paths: Paths) -> None:
+    """A boundary's network policy does not stop an attacker who is already inside it.
+
+    A ``network_policy`` declared on a trust boundary (a firewall, a zone's segmentation) holds
+    for every element and flow within it; where the untrusted source of the shortest path to
+    an element (or to a flow's source) sits inside that boundary too, the policy no longer
+    counts there: its ``controls`` lose it unless it is also declared otherwise. An
+    internet-facing source keeps it on itself (the policy admits its callers on purpose).
+    """
+    boundary_ids = {b.id for b in system.trust_boundaries}
+    perimeter: dict[str, set[str]] = {}
+    for c in system.controls:
+        if c.type is ControlType.NETWORK_POLICY:
+            inside = boundary_ids.intersection(c.applies_to)
+            if inside:
+                perimeter[c.id] = inside
+    if not perimeter:
+        return
+    elements = paths.elements
+
+    def origin_of(eid: str) -> str | None:
+        return paths.origins.get((eid, False)) or paths.origins.get((eid, True))
+
+    def drop(links: Any, origin: str, own: bool) -> None:
+        refs = links.control_refs.get(ControlType.NETWORK_POLICY)
+        if not refs:
+            return
+        around = set(elements[origin]._l.boundaries)
+        if own and elements[origin].internet_facing:
+            return
+        kept = tuple(r for r in refs if not perimeter.get(r, set()) & around)
+        if len(kept) == len(refs):
+            return
+        refs_now = dict(links.control_refs)
+        if kept:
+            refs_now[ControlType.NETWORK_POLICY] = kept
+        else:
+            del refs_now[ControlType.NETWORK_POLICY]
+            links.controls = links.controls - {ControlType.NETWORK_POLICY}
+        links.control_refs = refs_now
+
+    for e in system.elements:
+        origin = origin_of(e.id)
+        if origin is not None:
+            drop(e._l, origin, origin == e.id)
+    for f in system.flows:
+        origin = origin_of(f.source)
+        if origin is not None:
+            drop(f._l, origin, False)
 
 
 def _search(
@@ -231,6 +286,7 @@ def _search(
         state: State = (eid, False)
         paths.prev[state] = None
         paths.hops[state] = 0
+        paths.origins[state] = eid
         queue.append(state)
     while queue:
         state = queue.popleft()
@@ -243,4 +299,5 @@ def _search(
                 continue
             paths.prev[nxt] = (state, f.id)
             paths.hops[nxt] = paths.hops[state] + 1
+            paths.origins[nxt] = paths.origins[state]
             queue.append(nxt)
