@@ -29,6 +29,7 @@ import numpy as np
 
 from mlhunt.hunt.checks import TYPED_AS, duckdb_select, field_checks
 from mlhunt.hunt.readers import (
+    BATCH_ROWS,
     COLUMNS,
     ReadReport,
     kind_of,
@@ -47,19 +48,19 @@ _BLANK = re.compile(rb"\n[ \t\r\f\v]*\n")
 class Reader:
     """Reads log files through one small in-memory DuckDB database (closed on exit)."""
 
-    def __init__(self, memory_limit: str = "512MB", threads: int | None = None) -> None:
+    def __init__(self, memory_limit: str = "512MB", con: Any = None) -> None:
         import duckdb
 
-        self.con = duckdb.connect(config={"memory_limit": memory_limit})
+        self.own = con is None  # a borrowed connection (the engine's) is not closed here
+        self.con = duckdb.connect(config={"memory_limit": memory_limit}) if self.own else con
         self.con.execute("SET enable_progress_bar = false")  # drawn on stdout: the report's
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
 
     def __enter__(self) -> Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.con.close()
+        if self.own:
+            self.con.close()
 
     def read(self, path: Path, report: ReadReport, batch_rows: int) -> Iterator[Any]:
         """Normalised Arrow tables (the columns of :data:`~.readers.COLUMNS`) of one file."""
@@ -84,6 +85,63 @@ class Reader:
             yield from _without_file(python_tables(path, report, batch_rows=batch_rows))
             return
         yield from self._stream(path, report, batch_rows, query, params, lines)
+
+    def insert(self, path: Path, report: ReadReport, table: str, idx: int) -> Iterator[Any]:
+        """As :meth:`events`, but the rows the SQL vouches for go into ``table`` (file index
+        ``idx``) inside DuckDB, never through Python; yields the Python path's tables only.
+        The checked rows are kept in a temporary table first, whose ``rowid`` is the row's
+        place in the file (DuckDB keeps the insertion order); files it cannot read whole (and
+        files with blank lines, whose rows are not their lines) are streamed."""
+        kind = kind_of(path)
+        try:
+            if kind == "csv" or (kind == "parquet" and path.name.lower().endswith(".gz")):
+                raise _PythonPath
+            query, params, lines = self._query(path, kind)
+            if lines.lines is not None:
+                raise _PythonPath
+            self.con.execute(
+                "CREATE OR REPLACE TEMP TABLE mlhunt_checked AS SELECT ts, client_id, source_ip, "  # noqa: S608 (fixed)
+                f"input, label, margin, status, ok, in_len FROM ({query})",
+                params,
+            )
+        except Exception as exc:
+            if not _library_error(exc):
+                raise
+            self.con.execute("DROP TABLE IF EXISTS mlhunt_checked")
+            yield from self.events(path, report, BATCH_ROWS * 4)
+            return
+
+        def one(sql: str, *args: Any) -> Any:  # the first value of a query on the checked rows
+            return self.con.execute(sql.replace("$t", "mlhunt_checked"), list(args)).fetchall()[0][
+                0
+            ]
+
+        first = one("SELECT coalesce(min(rowid), -1) FROM $t WHERE ok AND in_len > 0")
+        early: list[int] = []
+        if report.input_dim is None and first >= 0:
+            # Python decides the unvouched rows before the first vouched input first: one of
+            # them may fix the input length, as in line order
+            early = one("SELECT list(rowid + 1) FROM $t WHERE NOT ok AND rowid < ?", first) or []
+            yield from _without_file(python_tables(path, report, set(early)))
+            if report.input_dim is None:
+                report.input_dim = one("SELECT in_len FROM $t WHERE rowid = ?", first)
+        keep = "ok AND in_len IN (0, ?)"
+        d = report.input_dim or 0
+        report.records += one(
+            f"INSERT INTO {table} SELECT ?, rowid + 1, ts, client_id, source_ip, input, label, "  # noqa: S608 (fixed)
+            f"margin, status FROM $t WHERE {keep}",
+            idx,
+            d,
+        )
+        done = one("SELECT count(*) FROM $t")
+        slow = set(one(f"SELECT list(rowid + 1) FROM $t WHERE NOT ({keep})", d) or ()) - set(early)  # noqa: S608
+        self.con.execute("DROP TABLE mlhunt_checked")
+        if lines.total >= 0 and done != lines.total:
+            report.error(
+                str(path), 0, f"read {done:,} records from {lines.total:,} non-blank lines"
+            )
+        if slow:
+            yield from _without_file(python_tables(path, report, slow, BATCH_ROWS * 4))
 
     def _query(self, path: Path, kind: str) -> tuple[str, dict[str, Any], LineMap]:
         params: dict[str, Any] = {"path": str(path)}
