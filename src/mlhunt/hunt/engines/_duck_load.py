@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlhunt.hunt.readers import ReadReport
+from mlhunt.hunt.readers import BATCH_ROWS, ReadReport
 
 EVENTS_DDL = """CREATE TABLE events (file_idx INTEGER, line BIGINT, ts DOUBLE, client_id VARCHAR,
   source_ip VARCHAR, input DOUBLE[], label VARCHAR, margin DOUBLE, status BIGINT)"""
@@ -37,7 +37,8 @@ def load(con: Any, files: Sequence[Path], report: ReadReport, say: Any) -> list[
     with Reader(con=con) as reader:
         for path in files:
             report.files.append(str(path))
-            for table in reader.insert(path, report, "events", ranks[str(path)]):
+            into = ("events", ranks[str(path)])
+            for table in reader.events(path, report, BATCH_ROWS * 4, into):
                 _insert(con, table, ranks[str(path)])
             say(f"read {report.records:,} records")
     return sorted(ranks, key=ranks.__getitem__)
