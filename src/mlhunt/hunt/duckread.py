@@ -1,25 +1,29 @@
-"""The one reading path: DuckDB reads JSON Lines (``.gz`` too) and Parquet into Arrow batches.
+"""The one reading path: DuckDB reads JSON Lines (``.gz`` too) and Parquet.
 
 DuckDB's ``read_json`` (every top-level field as JSON, unreadable lines as empty rows) and
-``read_parquet`` (each column re-encoded with ``to_json``) feed the query that
-:func:`mlhunt.hunt.checks.duckdb_select` generates from the log schema. Rows it vouches for
-are kept as they are; every other row (not JSON, a wrong type, an input of the wrong length,
-anything the SQL cannot vouch for) is read again by the Python path of :mod:`.readers`, which
-parses only those lines with ``json`` (or pyarrow) and keeps the record or reports it with its
-file, line and reason. So a malformed record is never dropped silently and never fatal.
+``read_parquet`` (plain column types as they are, others re-encoded with ``to_json``) feed the
+query that :func:`mlhunt.hunt.checks.duckdb_select` generates from the log schema; its rows
+are kept in a table. Rows it vouches for are kept as they are (inserted into the engine's
+table inside DuckDB, or streamed as Arrow batches); every other row (not JSON, a wrong type,
+an input of the wrong length, anything the SQL cannot vouch for) is read again by the Python
+path of :mod:`.readers`, which parses only those lines with ``json`` (or pyarrow) and keeps
+the record or reports it with its file, line and reason. So a malformed record is never
+dropped silently and never fatal.
 
-Line numbers: DuckDB returns one row per non-blank line, in order. The file's lines are
-counted first (newlines, and blank lines found with a regular expression); where the file has
-blank lines, the Python path lists the non-blank line numbers once. If DuckDB returns another
-number of rows than that, the difference is reported. A file DuckDB cannot open (not UTF-8
-throughout is fine; a damaged gzip stream is not) is read from where DuckDB stopped by the
-Python path, which reports the damage.
+Line numbers: DuckDB returns one row per non-blank line, in order (a row's ``rowid`` in the
+kept table is its place in the file). The file's lines are counted first (newlines, and blank
+lines found with a regular expression); where the file has blank lines, the Python path lists
+the non-blank line numbers once. If DuckDB returns another number of rows than that, the
+difference is reported. A file DuckDB cannot read whole (not UTF-8 throughout is fine; a
+damaged gzip stream or a line over DuckDB's 16 MiB object limit is not) is read by the Python
+path, which reports the damage.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,21 +49,26 @@ _BLANK = re.compile(rb"\n[ \t\r\f\v]*\n")
 
 
 class Reader:
-    """Reads log files through one small in-memory DuckDB database (closed on exit)."""
+    """Reads log files through DuckDB: its own small in-memory database (closed on exit, with
+    its spill folder) or a borrowed connection (the engine's)."""
 
-    def __init__(self, memory_limit: str = "512MB", threads: int | None = None) -> None:
+    def __init__(self, memory_limit: str = "512MB", con: Any = None) -> None:
         import duckdb
 
-        self.con = duckdb.connect(config={"memory_limit": memory_limit})
+        self.tmp = None if con is not None else tempfile.TemporaryDirectory(prefix="mlhunt-read-")
+        if self.tmp is not None:
+            cfg = {"memory_limit": memory_limit, "temp_directory": self.tmp.name}
+            con = duckdb.connect(config=cfg)
+        self.con = con
         self.con.execute("SET enable_progress_bar = false")  # drawn on stdout: the report's
-        if threads:
-            self.con.execute(f"SET threads = {int(threads)}")
 
     def __enter__(self) -> Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.con.close()
+        if self.tmp is not None:
+            self.con.close()
+            self.tmp.cleanup()
 
     def read(self, path: Path, report: ReadReport, batch_rows: int) -> Iterator[Any]:
         """Normalised Arrow tables (the columns of :data:`~.readers.COLUMNS`) of one file."""
@@ -69,21 +78,80 @@ class Reader:
         for t in self.events(path, report, batch_rows):
             yield t.add_column(0, "file", pa.array([file] * t.num_rows, pa.string()))
 
-    def events(self, path: Path, report: ReadReport, batch_rows: int) -> Iterator[Any]:
-        """As :meth:`read`, without the ``file`` column."""
+    def events(
+        self, path: Path, report: ReadReport, batch_rows: int, into: tuple[str, int] | None = None
+    ) -> Iterator[Any]:
+        """As :meth:`read`, without the ``file`` column. ``into`` (table, file index): the rows
+        the SQL vouches for go into that table inside DuckDB, not through Python (unless the
+        file has blank lines); only the Python path's tables are yielded.
+
+        The checking query's rows are kept in a table first, whose ``rowid`` is the row's place
+        in the file (DuckDB keeps the insertion order). A file DuckDB cannot read whole (not
+        Parquet, a damaged gzip stream, a line over its 16 MiB object limit) is read by the
+        Python path, which reports what is wrong."""
+        import pyarrow as pa
+
         kind = kind_of(path)
-        gz = path.name.lower().endswith(".gz")
-        if kind == "csv" or (kind == "parquet" and gz):
-            yield from _without_file(python_tables(path, report, batch_rows=batch_rows))
-            return
         try:
+            if kind == "csv" or (kind == "parquet" and path.name.lower().endswith(".gz")):
+                raise _PythonPath
             query, params, lines = self._query(path, kind)
-        except Exception as exc:  # not a Parquet file, unreadable: the Python path reports it
+            self.con.execute(
+                "CREATE OR REPLACE TABLE mlhunt_checked AS SELECT "  # noqa: S608 (fixed)
+                f"{', '.join(COLUMNS[2:])}, ok, in_len FROM ({query})",
+                params,
+            )
+        except Exception as exc:
             if not _library_error(exc):
                 raise
+            self.con.execute("DROP TABLE IF EXISTS mlhunt_checked")
             yield from _without_file(python_tables(path, report, batch_rows=batch_rows))
             return
-        yield from self._stream(path, report, batch_rows, query, params, lines)
+
+        def one(sql: str, *args: Any) -> Any:  # the first value of a query on the checked rows
+            return self.con.execute(sql.replace("$t", "mlhunt_checked"), list(args)).fetchall()[0][
+                0
+            ]
+
+        def lines_of(where: str, *args: Any) -> np.ndarray:
+            rows = one(f"SELECT list(rowid) FROM $t WHERE {where}", *args) or []  # noqa: S608
+            return at[np.array(rows, np.int64)]
+
+        done = one("SELECT count(*) FROM $t")
+        at = lines.at(0, done)  # line of each row
+        first = one("SELECT coalesce(min(rowid), -1) FROM $t WHERE ok AND in_len > 0")
+        early = np.empty(0, np.int64)
+        if report.input_dim is None and first >= 0:
+            # Python decides the unvouched rows before the first vouched input first: one of
+            # them may fix the input length, as in line order
+            early = lines_of("NOT ok AND rowid < ?", first)
+            yield from _without_file(python_tables(path, report, set(early.tolist())))
+            if report.input_dim is None:
+                report.input_dim = one("SELECT in_len FROM $t WHERE rowid = ?", first)
+        keep, d = "ok AND in_len IN (0, ?)", report.input_dim or 0
+        cols = ", ".join(COLUMNS[2:])
+        if into is not None and lines.lines is None:
+            report.records += one(
+                f"INSERT INTO {into[0]} SELECT ?, rowid + 1, ts, client_id, source_ip, input, "  # noqa: S608 (fixed)
+                f"label, margin, status FROM $t WHERE {keep}",
+                into[1],
+                d,
+            )
+        else:  # through a cursor: the caller may use this connection meanwhile
+            with self.con.cursor() as cur:
+                q = f"SELECT rowid, {cols} FROM mlhunt_checked WHERE {keep}"  # noqa: S608
+                for rb in cur.sql(q, params=[d]).to_arrow_reader(batch_rows):
+                    report.records += rb.num_rows
+                    line = pa.array(at[rb.column(0).to_numpy()])
+                    yield pa.Table.from_batches([rb]).set_column(0, "line", line)
+        slow = np.setdiff1d(lines_of(f"NOT ({keep})", d), early)
+        self.con.execute("DROP TABLE mlhunt_checked")
+        if lines.total >= 0 and done != lines.total:
+            report.error(
+                str(path), 0, f"read {done:,} records from {lines.total:,} non-blank lines"
+            )
+        if len(slow):
+            yield from _without_file(python_tables(path, report, set(slow.tolist()), batch_rows))
 
     def _query(self, path: Path, kind: str) -> tuple[str, dict[str, Any], LineMap]:
         params: dict[str, Any] = {"path": str(path)}
@@ -118,57 +186,6 @@ class Reader:
             params["keys"] = keys
         return duckdb_select(source, bool(keys), typed), params, lines
 
-    def _stream(
-        self,
-        path: Path,
-        report: ReadReport,
-        batch_rows: int,
-        query: str,
-        params: dict[str, Any],
-        lines: LineMap,
-    ) -> Iterator[Any]:
-        import duckdb
-
-        file = str(path)
-        cur = self.con.cursor()
-        done, bad, pending, resolved = 0, [], [], []
-        try:
-            try:
-                for rb in cur.sql(query, params=params).to_arrow_reader(batch_rows):
-                    at = lines.at(done, rb.num_rows)
-                    if report.input_dim is None:
-                        # Python decides the rows before the first vouched input first: one
-                        # of them may fix the input length, as in line order
-                        early, fixes = _before_first_input(rb, at)
-                        pending.append(early)
-                        if fixes and any(len(p) for p in pending):
-                            want = set(np.concatenate(pending).tolist())
-                            yield from _without_file(python_tables(path, report, want))
-                            resolved.extend(pending)
-                            pending = []
-                    table, slow = _good(rb, at, report)
-                    done += rb.num_rows
-                    bad.append(slow)
-                    if table.num_rows:
-                        yield table
-            except (duckdb.Error, OSError):  # (through Arrow's stream: an OSError)
-                # what DuckDB cannot read past (a broken gzip stream, a line over its 16 MiB
-                # object limit): the Python path reads on from the last row DuckDB returned
-                last = int(lines.at(done - 1, 1)[0]) if done else 0
-                rest = range(last + 1, 2**63 - 1)  # every line after ``last``
-                yield from _without_file(python_tables(path, report, rest, batch_rows))
-                lines = LineMap(None, -1)
-        finally:
-            cur.close()
-        if lines.total >= 0 and done != lines.total:
-            report.error(file, 0, f"read {done:,} records from {lines.total:,} non-blank lines")
-        slow_lines = np.concatenate(bad) if bad else np.empty(0, np.int64)
-        if resolved:
-            slow_lines = np.setdiff1d(slow_lines, np.concatenate(resolved))
-        if len(slow_lines):
-            want = set(slow_lines.tolist())
-            yield from _without_file(python_tables(path, report, want, batch_rows))
-
 
 class _PythonPath(Exception):
     """This file is read by the Python path as a whole."""
@@ -188,38 +205,6 @@ def _library_error(exc: Exception) -> bool:
 def _without_file(tables: Iterator[Any]) -> Iterator[Any]:
     for t in tables:
         yield t.drop_columns(["file"])
-
-
-def _before_first_input(rb: Any, line: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Lines of the unvouched rows before the batch's first vouched row with an input, and
-    whether the batch has such a row."""
-    ok = rb.column("ok").to_numpy(zero_copy_only=False)
-    in_len = rb.column("in_len").to_numpy(zero_copy_only=False)
-    first = np.flatnonzero(ok & (in_len > 0))
-    stop = int(first[0]) if len(first) else len(ok)
-    return line[:stop][~ok[:stop]], bool(len(first))
-
-
-def _good(rb: Any, line: np.ndarray, report: ReadReport) -> tuple[Any, np.ndarray]:
-    """The rows of one batch the SQL vouched for (with their line), and the lines of the rest
-    (an input whose length differs from the first one's is left to the Python path too)."""
-    import pyarrow as pa
-
-    ok = rb.column("ok").to_numpy(zero_copy_only=False)
-    in_len = rb.column("in_len").to_numpy(zero_copy_only=False)
-    if report.input_dim is None:
-        first = np.flatnonzero(ok & (in_len > 0))
-        if len(first):
-            report.input_dim = int(in_len[first[0]])
-    d = report.input_dim or 0
-    keep = ok & ((in_len == 0) | (in_len == d))
-    cols = [rb.column(c) for c in COLUMNS[2:]]
-    table = pa.Table.from_arrays([pa.array(line, pa.int64()), *cols], names=list(COLUMNS[1:]))
-    n_keep = int(keep.sum())
-    report.records += n_keep
-    if n_keep < len(keep):
-        table = table.filter(pa.array(keep))
-    return table, line[~keep]
 
 
 class LineMap:

@@ -1,7 +1,8 @@
 """Loading logs into the DuckDB engine's ``events`` table.
 
-Every file is read by :class:`mlhunt.hunt.duckread.Reader` (DuckDB with the record checks in
-SQL, the Python path for what it cannot vouch for) and its checked Arrow batches are appended.
+Every file is read by :class:`mlhunt.hunt.duckread.Reader` on the engine's connection (DuckDB
+with the record checks in SQL, the Python path for what it cannot vouch for): the rows the SQL
+vouches for are inserted inside DuckDB, the Python path's Arrow batches are appended.
 The table keeps only what the population and the detectors read; ``file_idx`` is the file's
 rank among the path strings, so ordering by it orders by file name.
 """
@@ -33,10 +34,11 @@ def load(con: Any, files: Sequence[Path], report: ReadReport, say: Any) -> list[
 
     con.execute(EVENTS_DDL)
     ranks = file_ranks(files)
-    with Reader() as reader:
+    with Reader(con=con) as reader:
         for path in files:
             report.files.append(str(path))
-            for table in reader.events(path, report, BATCH_ROWS * 4):
+            into = ("events", ranks[str(path)])
+            for table in reader.events(path, report, BATCH_ROWS * 4, into):
                 _insert(con, table, ranks[str(path)])
             say(f"read {report.records:,} records")
     return sorted(ranks, key=ranks.__getitem__)
