@@ -126,6 +126,17 @@ def scaled(divisor: int, floor: int = 50) -> Any:
     )
 
 
+def ci_scaled(divisor: int, floor: int = 50) -> Any:
+    """Like :func:`scaled`, but only `make test`'s budget is divided: `make fuzz`
+    (MLHUNT_FUZZ=full) keeps the whole one. For targets whose every input pays a fixed cost
+    (a DuckDB connection per log file), where the CI budget is the suite's time."""
+    from hypothesis import settings
+
+    if os.environ.get("MLHUNT_FUZZ", "") == "full":
+        return settings(settings())
+    return scaled(divisor, floor)
+
+
 def flush_after_module(tally: Tally) -> Any:
     """A module-scoped autouse fixture writing ``tally``'s counts when the module's tests end;
     assign it to a module-level name in the test file."""

@@ -27,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlhunt.hunt.readers import ReadReport, read_batches, records, row_of
-from tests.fuzzcount import Tally, flush_after_module, outcome, scaled
+from tests.fuzzcount import Tally, ci_scaled, flush_after_module, outcome, scaled
 
 pytestmark = pytest.mark.fuzz
 TALLY = Tally()
@@ -270,6 +270,7 @@ def assert_same_as_python(path: Path, report: ReadReport, rows: list[dict[str, A
 # ---------------------------------------------------------------------------------------------
 
 
+@ci_scaled(2)
 @given(data=st.data())
 def test_jsonl_books_balance_and_fast_path_matches_python(work: Path, data: st.DataObject) -> None:
     lenient = data.draw(st.booleans())  # DuckDB's documented leniencies (docs/hunt.md)
@@ -283,6 +284,7 @@ def test_jsonl_books_balance_and_fast_path_matches_python(work: Path, data: st.D
         assert_same_as_python(path, *got)
 
 
+@ci_scaled(2)
 @given(data=st.binary(max_size=400))
 def test_jsonl_random_bytes(work: Path, data: bytes) -> None:
     path = work / "bytes.jsonl"
@@ -363,6 +365,7 @@ def csv_records(data: bytes) -> int:
         n += 1
 
 
+@ci_scaled(2)
 @given(data=csv_file())
 def test_csv_books_balance(work: Path, data: bytes) -> None:
     path = work / "fuzz.csv"
@@ -513,6 +516,7 @@ def test_parquet_damaged(work: Path, data: st.DataObject) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@ci_scaled(2)
 @given(data=st.data())
 def test_gzip_logs(work: Path, data: st.DataObject) -> None:
     suffix = data.draw(st.sampled_from([".jsonl", ".csv"]))

@@ -19,8 +19,6 @@ import io
 import json
 import pickle
 import struct
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -31,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlhunt._native import preload_torch
 from mlhunt.scan.formats import parse_npy_header
 from mlhunt.scan.pickleops import scan_pickles
 from tests.fuzzcount import flush_after_module, scaled
@@ -477,30 +476,28 @@ def test_fuzz_safetensors(work: tuple[Path, Path], data: bytes) -> None:
 # ---------------------------------------------------------------------------------- torch
 
 
-_TORCH_MAKER = """
-import io, sys, torch
-torch.set_num_threads(1)
-state = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3), "b": torch.zeros(2),
-         "meta": {"epoch": 3, "names": ["a", "b"]}}
-buf = io.BytesIO()
-torch.save(state, buf, _use_new_zipfile_serialization=sys.argv[1] == "zip")
-sys.stdout.buffer.write(buf.getvalue())
-"""
-
-
 @pytest.fixture(scope="module")
 def torch_samples() -> dict[str, bytes]:
-    """Real checkpoints from torch.save, the zip format and the legacy pickle format, made in
-    a child process: torch imported after regopy (which the manifest scans load) aborts the
-    interpreter with a double free."""
+    """Real checkpoints from torch.save, the zip format and the legacy pickle format.
+
+    Made in this process: tests/conftest.py loads torch before anything can load regopy (the
+    other order aborts the interpreter with a double free), so no child process has to import
+    torch again (two of them cost about 4 CPU seconds)."""
     if importlib.util.find_spec("torch") is None:  # not importorskip: no torch in here
         pytest.skip("torch is not installed")
+    assert preload_torch(), "torch must load before regopy (tests/conftest.py preloads it)"
+    import torch
+
+    state = {
+        "w": torch.arange(6, dtype=torch.float32).reshape(2, 3),
+        "b": torch.zeros(2),
+        "meta": {"epoch": 3, "names": ["a", "b"]},
+    }
     out = {}
     for name in ("zip", "legacy"):
-        made = subprocess.run(
-            [sys.executable, "-c", _TORCH_MAKER, name], capture_output=True, timeout=120, check=True
-        )
-        out[name] = made.stdout
+        buf = io.BytesIO()
+        torch.save(state, buf, _use_new_zipfile_serialization=name == "zip")
+        out[name] = buf.getvalue()
     return out
 
 
