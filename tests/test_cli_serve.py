@@ -48,7 +48,7 @@ def test_serve_loan_api(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while True:
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:

@@ -337,7 +337,7 @@ def test_upstream_pool_survives_server_closing_idle_connections() -> None:
     server = uvicorn.Server(uvicorn.Config(app, port=0, log_level="warning", timeout_keep_alive=1))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not server.started:
         assert t.is_alive() and time.monotonic() < deadline, "test server did not start"
         time.sleep(0.02)
@@ -564,7 +564,7 @@ def test_served_as_deployed(upstream: str, loan: Any, tmp_path: Path) -> None:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"

@@ -169,7 +169,7 @@ def test_forwarded_for_takes_the_right_most_untrusted_hop(upstream: str, tmp_pat
                 hdrs = {"X-API-Key": f"sim-k{key}", "X-Forwarded-For": spoof}
                 assert c.post("/predict", json=body, headers=hdrs).status_code == 200
         g.worker.wait_idle()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while len((tmp_path / "l").read_text().splitlines()) < 18:
             assert time.monotonic() < deadline, "not logged"
             time.sleep(0.02)
@@ -231,7 +231,7 @@ def test_api_keys_are_never_recorded(upstream: str, loan: Any, tmp_path: Path) -
     with guarded(cfg) as (c, g):
         assert ask(c, "alice", loan.x_holdout[0]).status_code == 200
         g.worker.wait_idle()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not (tmp_path / "log").read_text():
             assert time.monotonic() < deadline, "not logged"
             time.sleep(0.02)

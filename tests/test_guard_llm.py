@@ -346,7 +346,7 @@ def test_mlhunt_guard_llm_serves_from_the_cli(tmp_path: Path) -> None:
             assert proc.stderr is not None
             assert "guarding" in proc.stderr.readline()  # printed once the guard is valid
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 300
             with httpx.Client(base_url=url, timeout=30) as c:
                 while True:  # the announcement precedes listening by a moment
                     try:

@@ -140,7 +140,7 @@ class LlmWorker:
             self._log.close()
             self._log = None
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
+    def wait_idle(self, timeout: float = 60.0) -> bool:
         """Until every queued record is handled (tests, benchmarks)."""
         deadline = time.monotonic() + timeout
         with self._idle:
