@@ -1,11 +1,14 @@
 """Reference (numpy) implementation of the near-duplicate family of hunt detectors: evasion
 probing, membership probing and inversion sweeps, as they were before their numba kernels
-(``mlhunt.hunt.detectors._kern_probing``). Kept unchanged, only as the oracle that the kernel
-tests compare with; self-contained (its own copies of the shared per-batch features and segment
-helpers) so that a later change to those cannot move the reference.
+(``mlhunt.hunt.detectors._kern_probing``), except the inversion sweep's coverage, now computed
+per run so that it does not depend on the other groups of a batch (issue 23). Kept only as the
+oracle that the kernel tests compare with; self-contained (its own copies of the shared
+per-batch features and segment helpers) so that a later change to those cannot move the reference.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 
@@ -25,17 +28,6 @@ def seg_cumsum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     c = np.cumsum(values, axis=0, dtype=np.float64)
     before = np.concatenate([np.zeros((1, *c.shape[1:])), c[offsets[:-1][1:] - 1]])
     return c - np.repeat(before, np.diff(offsets), axis=0)
-
-
-def seg_cummax(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    if len(values) == 0:
-        return values.astype(np.float64)
-    lo = float(np.min(values))
-    hi = float(np.max(values))
-    shift = (hi - lo) + 1.0
-    seg = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    lifted = (values - lo) + seg * shift
-    return np.maximum.accumulate(lifted) - seg * shift + lo
 
 
 def seg_prev(offsets: np.ndarray) -> np.ndarray:
@@ -192,12 +184,15 @@ def inversion(
     lo = np.array([e[0] for e in pop.edges])
     hi = np.array([e[-1] for e in pop.edges])
     width = np.where(hi > lo, hi - lo, pop.span)
-    v = batch.x[np.arange(n), f_safe] / width[f_safe]
-    base = np.where(prev >= 0, batch.x[np.maximum(prev, 0), f_safe] / width[f_safe], v)
-    run_base = np.repeat(base[run_starts], lengths)
-    vmax = np.maximum(seg_cummax(np.nan_to_num(v), offsets), run_base)
-    vmin = -np.maximum(seg_cummax(-np.nan_to_num(v), offsets), -run_base)
-    coverage = np.where(feat >= 0, vmax - vmin, 0.0)
+    v = batch.x[np.arange(n), f_safe]
+    base = np.where(prev >= 0, batch.x[np.maximum(prev, 0), f_safe], v)
+    # each run's running max and min on its own (a run's coverage never depends on the
+    # other runs or groups in the batch), its base query's value included
+    vmax, vmin = v.copy(), v.copy()
+    for a, b in itertools.pairwise(offsets):
+        vmax[a:b] = np.maximum(np.maximum.accumulate(v[a:b]), base[a])
+        vmin[a:b] = np.minimum(np.minimum.accumulate(v[a:b]), base[a])
+    coverage = np.where(feat >= 0, np.nan_to_num((vmax - vmin) / width[f_safe]), 0.0)
     ok = (length >= p["min_length"]) & (coverage >= p["min_coverage"])
     first_ok = ok & ~np.concatenate([[False], ok[:-1] & ~new_run[1:]])
     sweeps = seg_cumsum(first_ok.astype(float), batch.offsets)

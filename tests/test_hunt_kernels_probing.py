@@ -323,3 +323,49 @@ def test_noisy_repeat_against_an_infinite_field_is_not_small() -> None:
 @settings(max_examples=max(10, settings().max_examples // 3))
 def test_fuzz_kernels_match_the_oracle(seed: int, d: int, n_groups: int) -> None:
     check_all(seed, d, n_groups)
+
+
+def sweep_batch(groups: list[np.ndarray]) -> GroupBatch:
+    """One batch of the given groups' inputs (a group per client, in this order)."""
+    x = np.concatenate(groups)
+    n = len(x)
+    return GroupBatch(
+        scope="client_id",
+        keys=[f"c{g}" for g in range(len(groups))],
+        offsets=np.concatenate([[0], np.cumsum([len(g) for g in groups])]).astype(np.int64),
+        ts=np.arange(n, dtype=np.float64),
+        x=x,
+        label=np.zeros(n, dtype=np.int64),
+        margin=np.full(n, np.nan),
+        status=np.full(n, 200),
+        client=np.zeros(n, dtype=object),
+        file=np.zeros(n, dtype=object),
+        line=np.arange(n),
+    )
+
+
+def test_sweep_coverage_does_not_depend_on_the_batch() -> None:
+    """Issue 23: the Spark engine batches groups by hash bucket, DuckDB by its scan, so a
+    client's scores must not depend on the other groups of its batch. A sweep of feature 0
+    from 21 to 48 (width 54) covers exactly half of the range at its 10th query; the coverage
+    is exactly 0.5 and the sweep is done there, alone or after other clients' runs (the
+    coverage used to be computed over the whole batch's values and runs, and its rounding
+    put it just under or just over 0.5 depending on the neighbours)."""
+    rng = np.random.default_rng(23)
+    pop = make_pop(rng, 2)
+    pop = dataclasses.replace(pop, edges=(np.array([0.0, 54.0]), np.array([0.0, 10.0])))
+    sweep = np.array([[v, 7.0] for v in range(21, 49, 3)])  # 21, 24, ..., 48: 10 queries
+    p = {"min_length": 8.0, "min_coverage": 0.5, "min_sweeps": 1.0}
+    (det,) = load_detectors([INVERSION], params={INVERSION: p})
+    alone = det.score(sweep_batch([sweep]), pop)
+    assert alone.columns["coverage"][9] == 0.5
+    assert alone.columns["sweep_done"].tolist() == [False] * 9 + [True]
+    for n_before in (1, 3, 40, 400):  # other clients' sweeps and jumps, of other sizes
+        others = [
+            np.column_stack([np.cumsum(rng.choice([0.0, 1.5, 7.0, -300.0], k)), np.zeros(k)])
+            for k in rng.integers(1, 60, n_before)
+        ]
+        scored = det.score(sweep_batch([*others, sweep]), pop)
+        for name in ("coverage", "sweep_done", "length"):
+            assert_same(scored.columns[name][-10:], alone.columns[name])
+        assert_same(scored.online[-10:], alone.online)

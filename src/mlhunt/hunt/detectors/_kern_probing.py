@@ -312,60 +312,45 @@ def inversion(
     feature's range so far) of the inversion-sweep detector: a run is consecutive queries that
     each change only the same one field vs the previous query.
 
-    The running max/min of the swept value per run are computed as the oracle's ``seg_cummax``
-    does (each run lifted above the earlier ones by ``run * shift``, one running maximum over
-    the batch), so that its rounding, which a coverage right at its threshold can depend on,
-    is the same; hence the first pass for the batch-wide range of the values."""
+    A run's coverage is (its largest swept value - its smallest, its base query's included)
+    / the field's width, computed from that run's values alone: the same number whatever other
+    groups share the batch, so engines that batch groups differently (DuckDB's scan, Spark's
+    hash buckets) agree even where a coverage sits exactly on its threshold."""
     n, d = x.shape
     feat = np.full(n, -1, dtype=np.int32)  # (int32: fresh memory is what costs here)
-    lo = np.inf  # the batch-wide range of the swept values (feature 0's where none)
-    hi = -np.inf
     for i in range(n):
-        p = prev[i]
         if diff[i] == 1:
+            p = prev[i]
             for j in range(d):
                 if x[i, j] != x[p, j]:
                     feat[i] = j
                     break
-        f = max(feat[i], 0)
-        v = _nan_to_num(x[i, f] / width[f])
-        lo = min(lo, v)
-        hi = max(hi, v)
-    shift = (hi - lo) + 1.0
-    lo_n, hi_n = -hi, -lo  # the same for the negated values (running minimum)
-    shift_n = (hi_n - lo_n) + 1.0
     length = np.empty(n, dtype=np.int32)  # (every event is written below: no zeroing pass)
     coverage = np.empty(n)
     done = np.empty(n, dtype=np.bool_)
     online = np.empty(n)
-    run = -1.0
     start = 0
-    base = 0.0
-    acc = -np.inf
-    acc_n = -np.inf
+    top = 0.0  # the run's largest and smallest swept value so far, its base query's included
+    bottom = 0.0
     ok_before = False
     for g in range(len(offsets) - 1):
         sweeps = 0.0
         for i in range(offsets[g], offsets[g + 1]):
             p = prev[i]
             f = feat[i]
-            fs = max(f, 0)
-            v = _nan_to_num(x[i, fs] / width[fs])  # (recomputed: cheaper than a fresh array)
             new_run = f < 0 or f != (feat[p] if p >= 0 else -2)
             if new_run or p < 0:
-                run += 1.0
                 start = i
                 if f >= 0:  # (then p >= 0) the run's base query; only swept runs need it
-                    base = x[p, f] / width[f]
-            acc = _nmax(acc, (v - lo) + run * shift)
-            acc_n = _nmax(acc_n, (-v - lo_n) + run * shift_n)
+                    top = bottom = x[p, f]
             length[i] = 0
             coverage[i] = 0.0
-            if f >= 0:
+            if f >= 0:  # swept rows hold no NaN (diff == 1): max and min are exact
+                v = x[i, f]
+                top = max(top, v)
+                bottom = min(bottom, v)
                 length[i] = i - start + 2  # the run's base query counts too
-                vmax = acc - run * shift + lo
-                vmin_n = acc_n - run * shift_n + lo_n
-                coverage[i] = _nmax(vmax, base) + _nmax(vmin_n, -base)
+                coverage[i] = _nan_to_num((top - bottom) / width[f])
             ok = length[i] >= min_length and coverage[i] >= min_coverage
             # count each run once, at the query where it first qualifies
             done[i] = ok and not (ok_before and not new_run)
