@@ -234,3 +234,41 @@ def test_three_engines_one_verdict(spark_engine: Any, tmp_path: Path) -> None:
     assert (
         (sp.records, sp.malformed) == (duck.records, duck.malformed) == (py.records, py.malformed)
     )
+
+
+# --- a sweep on its threshold: the same alert whatever shares its batch (issue 23) ------------
+
+SWEEP = "MLH-HUNT-INVERSION-SWEEP"
+
+
+def sweep_log(path: Path) -> None:
+    """Twelve clients whose queries jump between 0 and 54 on feature 0 (so its 1..99% width is
+    54) and, sorted last, one that sweeps it from 21 to 51 in steps of 3: at its 10th query the
+    sweep covers 27 / 54 = exactly half of the range."""
+    lines, ts = [], 1709596800.0
+    for c in range(12):
+        for j in range(160):  # every query changes both fields: 160 runs of one query
+            ts += 1.0
+            x = [0.0 if j % 2 else 54.0, float(j)]
+            lines.append({"ts": ts, "client_id": f"c{c:02d}", "input": x})
+    for v in range(21, 52, 3):
+        ts += 1.0
+        lines.append({"ts": ts, "client_id": "zz-sweeper", "input": [float(v), 7.0]})
+    out = {"label": "approved", "scores": [0.25, 0.75]}
+    text = "".join(json.dumps({**r, "source_ip": "10.0.0.9", "output": out}) + "\n" for r in lines)
+    path.write_text(text, "utf-8")
+
+
+def test_sweep_on_its_threshold_same_alert(spark_engine: Any, tmp_path: Path) -> None:
+    """DuckDB scores the last client in a batch of its own, Spark with the clients of its hash
+    bucket: a sweep's coverage used to be computed over the whole batch, so its rounding at
+    exactly 0.5 differed (DuckDB fired at the 11th query, Spark at the 10th). Now both fire
+    where the coverage is exactly 0.5."""
+    sweep_log(tmp_path / "sweep.jsonl")
+    kw: dict[str, Any] = {"detectors": [SWEEP], "params": {SWEEP: {"min_sweeps": 1}}}
+    duck = hunt(tmp_path, **kw)
+    spark = hunt(tmp_path, engine="spark", spark_master="local[2]", **kw)
+    assert duck.population.width[0] == 54.0
+    got = [(a.target, a.detected_at_event) for a in duck.alerts]
+    assert got == [("zz-sweeper", 10)]
+    assert _key(spark) == _key(duck)
