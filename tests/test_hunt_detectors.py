@@ -183,6 +183,57 @@ def test_online_scores_use_only_the_prefix(k: int) -> None:
         np.testing.assert_allclose(part, full, rtol=1e-9, atol=1e-9, err_msg=det.spec.id)
 
 
+#: Scored columns that hold a row of the batch (an earlier event's index, or -1).
+ROW_COLUMNS = {"match"}
+
+
+def test_scores_of_a_group_do_not_depend_on_its_batch() -> None:
+    """Engines batch groups differently (DuckDB by its scan, Spark by hash bucket), so a
+    target's scores and per-event columns must be those of its events alone, bit for bit:
+    a score on its threshold would otherwise fire one event apart (issue 23: an inversion
+    sweep's coverage was computed over the whole batch)."""
+    batch, pop = _toy_batch(np.random.default_rng(23))
+    a = int(batch.offsets[7])
+    for i in range(a + 1, int(batch.offsets[8])):  # group 7 sweeps field 2 in steps of 0.1
+        batch.x[i] = batch.x[a]
+        batch.x[i, 2] = batch.x[a, 2] + 0.1 * (i - a)
+    for det in load_detectors():
+        if not det.applies(pop):
+            continue
+        whole = det.score(batch, pop)
+        for g in range(len(batch.keys)):
+            lo, hi = int(batch.offsets[g]), int(batch.offsets[g + 1])
+            alone = det.score(_only(batch, g), pop)
+            assert np.array_equal(alone.online, whole.online[lo:hi], equal_nan=True), det.spec.id
+            for name, col in alone.columns.items():
+                got, want = np.asarray(col), np.asarray(whole.columns[name])[lo:hi]
+                if name in ROW_COLUMNS:  # rows of the batch: relative to the group's start
+                    want = np.where(want >= 0, want - lo, want)
+                assert np.array_equal(got, want, equal_nan=got.dtype.kind == "f"), (
+                    det.spec.id,
+                    name,
+                )
+
+
+def _only(batch: GroupBatch, g: int) -> GroupBatch:
+    """Group ``g`` of the batch as a batch of its own."""
+    lo, hi = int(batch.offsets[g]), int(batch.offsets[g + 1])
+    rows = slice(lo, hi)
+    return GroupBatch(
+        batch.scope,
+        [batch.keys[g]],
+        np.array([0, hi - lo], dtype=np.int64),
+        batch.ts[rows],
+        batch.x[rows],
+        batch.label[rows],
+        batch.margin[rows],
+        batch.status[rows],
+        batch.client[rows],
+        batch.file[rows],
+        batch.line[rows],
+    )
+
+
 def test_segment_operations_match_loops() -> None:
     rng = np.random.default_rng(3)
     offsets = np.array([0, 4, 4, 9, 10])
