@@ -14,6 +14,10 @@ The third review (``third-review/``: compressor predictive maintenance and a CV-
 agent, by a third reviewer, written in its own layout: ``expectations`` with one ``at`` plus
 ``also_at`` and ``must``) missed recall and the must-haves before and after the second review's
 fixes; the fixes made on its misses meet every bar, so it is seen now too (see the README).
+
+The fourth review (``fourth-review/``: a grid load forecaster driving automatic dispatch and a
+text-to-SQL agent in Slack, by a fourth reviewer) is scored as it came out, with no fix made on
+it: a bar it does not meet is marked ``xfail(strict=True)`` with the reason.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ SYSTEMS = sorted(p.name for p in HERE.iterdir() if (p / "expected.yaml").is_file
 SECOND_SYSTEMS = sorted(p.name for p in SECOND.iterdir() if (p / "expected.yaml").is_file())
 THIRD = HERE / "third-review"
 THIRD_SYSTEMS = sorted(p.name for p in THIRD.iterdir() if (p / "expected.yaml").is_file())
+FOURTH = HERE / "fourth-review"
+FOURTH_SYSTEMS = sorted(p.name for p in FOURTH.iterdir() if (p / "expected.yaml").is_file())
 
 
 def rules_on(finding: dict[str, Any], target: str) -> set[str]:
@@ -219,4 +225,59 @@ def test_third_review_at_most_one_in_ten_wrong(
 ) -> None:
     # The reviewer's bar: the findings judged wrong that still come back, over all findings.
     s = third[system]
+    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
+
+
+# Fourth review: scored as it came out, no fix made on it (see its judgement.md files and the
+# README). A bar it misses is xfail(strict=True): a fix that meets it turns the test red until
+# the mark is removed.
+@pytest.fixture(scope="module")
+def fourth() -> dict[str, dict[str, Any]]:
+    return {s: score(s, FOURTH) for s in FOURTH_SYSTEMS}
+
+
+def test_fourth_review_has_two_systems() -> None:
+    assert FOURTH_SYSTEMS == ["grid-load-forecaster", "text-to-sql-assistant"]
+
+
+def test_fourth_review_recall(fourth: dict[str, dict[str, Any]]) -> None:
+    # 28 expectations: 95% allows one miss over both systems (the SQL agent's shared-role
+    # repudiation is the one).
+    met = sum(s["met"] for s in fourth.values())
+    expected = sum(s["expected"] for s in fourth.values())
+    missed = {name: s["missed"] for name, s in fourth.items() if s["missed"]}
+    assert met / expected >= 0.95, missed
+
+
+@pytest.mark.parametrize("system", FOURTH_SYSTEMS)
+def test_fourth_review_must_haves_in_top_ten(
+    system: str, fourth: dict[str, dict[str, Any]]
+) -> None:
+    s = fourth[system]
+    assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
+
+
+@pytest.mark.parametrize("system", FOURTH_SYSTEMS)
+def test_fourth_review_at_most_thirty_findings(
+    system: str, fourth: dict[str, dict[str, Any]]
+) -> None:
+    assert fourth[system]["count"] <= 30
+
+
+WRONG_OVER_BAR = pytest.mark.xfail(
+    strict=True,
+    reason="4 of 30 findings judged wrong: extraction, membership and inversion on a forecaster "
+    "no party queries (it pulls its features and pushes forecasts), and an automated decision "
+    "about people on a feeder load forecast",
+)
+
+
+@pytest.mark.parametrize(
+    "system",
+    [pytest.param("grid-load-forecaster", marks=WRONG_OVER_BAR), "text-to-sql-assistant"],
+)
+def test_fourth_review_at_most_one_in_ten_wrong(
+    system: str, fourth: dict[str, dict[str, Any]]
+) -> None:
+    s = fourth[system]
     assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
