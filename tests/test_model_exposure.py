@@ -71,12 +71,31 @@ def test_no_query_attacks_where_no_party_sees_the_output() -> None:
 
 
 def test_a_party_that_sees_the_output_brings_the_query_attacks_and_their_route() -> None:
-    # The scores themselves go on to an outside party: pushed, not stored.
-    pushed = _scoring(
-        [{"id": "partner", "kind": "external_entity", "data": ["scores"]}],
-        [{"id": "forward", "source": "decision", "target": "partner", "data": ["scores"]}],
+    # The scores themselves go on to an outside party: pushed, not stored. Seeing them is not
+    # enough: the model reads its input from a bucket, so nobody outside chooses what it is
+    # asked (a forecaster fed by its own pipeline has no query interface).
+    partner = [{"id": "partner", "kind": "external_entity", "data": ["scores", "photos"]}]
+    forward = [{"id": "forward", "source": "decision", "target": "partner", "data": ["scores"]}]
+    pushed = _scoring(partner, forward)
+    linked = system_from_dict(pushed)
+    build_threat_model(linked)
+    model = next(e for e in linked.elements if e.id == "model")
+    assert model.output_exposed and not model.input_chosen_by_outsider
+    assert not _rules_on(pushed, "model") & QUERY
+    # Nor when the partner's photos land in the bucket first: a store is no request path.
+    stored = _scoring(partner, [*forward, {"id": "drop", "source": "partner", "target": "bucket"}])
+    assert not _rules_on(stored, "model") & QUERY
+    # The partner sends photos through a message bus (a relay, not a store read later): it
+    # chooses the input and sees the answer, and the query attacks follow.
+    sent = _scoring(
+        [*partner, {"id": "queue", "kind": "message_bus", "data": ["photos"]}],
+        [
+            *forward,
+            {"id": "send", "source": "partner", "target": "queue", "data": ["photos"]},
+            {"id": "consume", "source": "queue", "target": "model", "data": ["photos"]},
+        ],
     )
-    assert _rules_on(pushed, "model") >= QUERY
+    assert _rules_on(sent, "model") >= QUERY
     # A person asks through the decision service: the reply goes back up the callers' chain.
     asked = _scoring(
         [{"id": "clerk", "kind": "actor", "data": ["result"]}],
@@ -173,3 +192,35 @@ def test_records_the_law_requires_are_no_non_repudiation_threat() -> None:
     assert rule in _rules_on(upload(None), "upload")
     assert rule in _rules_on(upload("consent"), "upload")
     assert rule not in _rules_on(upload("legal_obligation"), "upload")
+
+
+def test_an_automated_decision_about_people_needs_an_output_about_people() -> None:
+    def forecaster(out_class: str) -> dict:
+        """A model trained on people's meter readings whose output commands a dispatcher."""
+        return {
+            "name": "forecast",
+            "data_assets": [
+                {"id": "meters", "classification": "personal", "data_subjects": ["households"]},
+                {"id": "forecast", "classification": out_class, "integrity": "critical"},
+            ],
+            "elements": [
+                {"id": "features", "kind": "data_store", "data": ["meters"]},
+                {
+                    "id": "model",
+                    "kind": "inference_api",
+                    "data": ["meters", "forecast"],
+                    "model": {"task": "regression", "output": "scores", "human_review": False},
+                },
+                {"id": "dispatch", "kind": "process", "data": ["forecast"]},
+            ],
+            "flows": [
+                {"id": "read", "source": "features", "target": "model", "data": ["meters"]},
+                {"id": "push", "source": "model", "target": "dispatch", "data": ["forecast"]},
+            ],
+        }
+
+    rule = "MLH-LINDDUN-UNAWARENESS-AUTOMATED-DECISION"
+    # People's data goes in, a load figure comes out: a decision about no one.
+    assert rule not in _rules_on(forecaster("confidential"), "model")
+    # The same model whose output is about people (a score per household) decides about them.
+    assert rule in _rules_on(forecaster("personal"), "model")

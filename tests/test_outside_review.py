@@ -16,8 +16,10 @@ agent, by a third reviewer, written in its own layout: ``expectations`` with one
 fixes; the fixes made on its misses meet every bar, so it is seen now too (see the README).
 
 The fourth review (``fourth-review/``: a grid load forecaster driving automatic dispatch and a
-text-to-SQL agent in Slack, by a fourth reviewer) is scored as it came out, with no fix made on
-it: a bar it does not meet is marked ``xfail(strict=True)`` with the reason.
+text-to-SQL agent in Slack, by a fourth reviewer) met recall, must-haves and count as it came
+out, but not the grid's wrong fraction; the fix made on it (query attacks need a party that
+chooses the model's input, automated decisions an output about a person) meets every bar, so it
+is seen now too (see the README).
 """
 
 from __future__ import annotations
@@ -228,9 +230,8 @@ def test_third_review_at_most_one_in_ten_wrong(
     assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
 
 
-# Fourth review: scored as it came out, no fix made on it (see its judgement.md files and the
-# README). A bar it misses is xfail(strict=True): a fix that meets it turns the test red until
-# the mark is removed.
+# Fourth review: scored before and after the fix made on it (see its judgement.md files and
+# the README); every bar is met after it.
 @pytest.fixture(scope="module")
 def fourth() -> dict[str, dict[str, Any]]:
     return {s: score(s, FOURTH) for s in FOURTH_SYSTEMS}
@@ -264,20 +265,17 @@ def test_fourth_review_at_most_thirty_findings(
     assert fourth[system]["count"] <= 30
 
 
-WRONG_OVER_BAR = pytest.mark.xfail(
-    strict=True,
-    reason="4 of 30 findings judged wrong: extraction, membership and inversion on a forecaster "
-    "no party queries (it pulls its features and pushes forecasts), and an automated decision "
-    "about people on a feeder load forecast",
-)
-
-
-@pytest.mark.parametrize(
-    "system",
-    [pytest.param("grid-load-forecaster", marks=WRONG_OVER_BAR), "text-to-sql-assistant"],
-)
+@pytest.mark.parametrize("system", FOURTH_SYSTEMS)
 def test_fourth_review_at_most_one_in_ten_wrong(
     system: str, fourth: dict[str, dict[str, Any]]
 ) -> None:
     s = fourth[system]
     assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
+
+
+@pytest.mark.parametrize("system", FOURTH_SYSTEMS)
+def test_fourth_review_wrong_findings_stay_gone(
+    system: str, fourth: dict[str, dict[str, Any]]
+) -> None:
+    # Stricter than the reviewer's bar: none of the four judged wrong comes back after the fix.
+    assert fourth[system]["wrong_back"] == []

@@ -304,6 +304,10 @@ class ElementLinks(_DataLinks):
     untrusted_via_store: bool = False
     # Set by the same pass: a party sees this model's output (threatmodel.paths.compute_exposure).
     output_exposed: bool = False
+    # Set by the same pass: an outside party chooses this model's input through a request path.
+    input_chosen_by_outsider: bool = False
+    # Set by the same pass: what this model emits concerns a person (personal data out).
+    output_concerns_person: bool = False
     # Set by the same pass: what it can do, 0 (a lookup) .. 3 (a payment); threatmodel.paths.agency.
     agency: int = 2
     # Set by the same pass: it receives the verdict of a model (threatmodel.paths.compute_exposure).
@@ -637,6 +641,19 @@ class Element(_Strict):
         """A party (an internet-facing entry's callers, an external entity, a person) sees this
         model's output: replied to up the chain of callers or pushed on, not left in a store."""
         return self._l.output_exposed
+
+    @property
+    def input_chosen_by_outsider(self) -> bool:
+        """A party (an internet-facing entry's callers, an external entity, a person, a data
+        source) sends what this model is asked, along flows through processes or a message bus,
+        not from a store it or its pipeline reads (training data, features at rest)."""
+        return self._l.input_chosen_by_outsider
+
+    @property
+    def output_concerns_person(self) -> bool:
+        """This model's output is about a person: a flow out of it carries personal data, or
+        (it answers by reply, or a flow out names no data) it holds personal data itself."""
+        return self._l.output_concerns_person
 
     @property
     def acts_on_model_verdict(self) -> bool:

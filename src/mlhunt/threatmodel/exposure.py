@@ -1,7 +1,8 @@
 """Who sees a model's output, and what an element can do: two readings of the DFD's flows.
 
 Query attacks (extraction, membership inference, model inversion) need a party that reads a
-model's answers: ``element.output_exposed``, with the route in the finding's evidence. Excessive
+model's answers (``element.output_exposed``, with the route in the finding's evidence) and who
+chooses what it is asked (``element.input_chosen_by_outsider``). Excessive
 agency depends on what a tool can do, from a read-only lookup to a payment: ``element.agency``.
 A decision engine that acts on a model's verdict is ``element.acts_on_model_verdict``. Computed
 with the taint paths (:func:`mlhunt.threatmodel.paths.compute_paths`), once per build.
@@ -64,7 +65,8 @@ def compute_exposure(
     forward along flows that carry what the model emits (the data assets of its own outgoing
     flows; a flow that names no data may carry it). A push on to a process does not turn into
     a reply to that process's callers: their answers are that process's, not the model's.
-    Returns the route per exposed model. Also sets ``agency`` on tools, agents and LLMs,
+    Returns the route per exposed model. Also sets ``input_chosen_by_outsider`` and
+    ``output_concerns_person`` on models, ``agency`` on tools, agents and LLMs,
     ``acts_on_model_verdict`` on processes and ``verdict_takes_effect`` on serving models.
     """
     in_edges: dict[str, list[Flow]] = {}
@@ -94,6 +96,8 @@ def compute_exposure(
             )
         if e.model is None:
             continue
+        e._l.input_chosen_by_outsider = _input_from_outside(e.id, g)
+        e._l.output_concerns_person = _output_concerns_person(e, g)
         route = _exposure_route(e.id, g)
         e._l.output_exposed = route is not None
         if route is not None:
@@ -102,6 +106,42 @@ def compute_exposure(
         if e.kind in _SERVING and e.model is not None:
             e._l.verdict_takes_effect = _verdict_takes_effect(e, g)
     return exposure
+
+
+def _input_from_outside(model: str, g: _Graph) -> bool:
+    """``element.input_chosen_by_outsider``: backward from ``model`` to a party or a data source.
+
+    The search crosses processes and message buses (a bus relays each request to its consumer)
+    but no other store: a model that reads its features or documents from a store its own
+    pipeline fills answers no outsider's query, however the store was filled.
+    """
+    seen = {model}
+    queue: deque[str] = deque([model])
+    while queue:
+        node = queue.popleft()
+        for f in g.in_edges.get(node, ()):
+            src = g.elements[f.source]
+            if src.id in seen:
+                continue
+            if src.id in g.parties or src.kind is ElementKind.DATA_SOURCE:
+                return True
+            if src.is_store and src.kind is not ElementKind.MESSAGE_BUS:
+                continue
+            seen.add(src.id)
+            queue.append(src.id)
+    return False
+
+
+def _output_concerns_person(e: Element, g: _Graph) -> bool:
+    """``element.output_concerns_person``: the personal data of what the model emits.
+
+    Read from the data its outgoing flows name; a model that answers by reply only, or one
+    with a flow that names no data, is read from the data it holds.
+    """
+    outs = g.out_edges.get(e.id, ())
+    if outs and all(f.data for f in outs):
+        return any(f.has_personal_data for f in outs)
+    return e.has_personal_data
 
 
 def _verdict_takes_effect(e: Element, g: _Graph) -> bool:
