@@ -308,7 +308,7 @@ def _fresh_status() -> dict[str, Any]:
     }
 
 
-class _Recording(MemoryStore):
+class RecordingStore(MemoryStore):
     """The scoring process's memory store: it also records new actions to send back."""
 
     def __init__(self) -> None:
@@ -335,7 +335,7 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
         os.nice(NICE)
 
     store: StateStore = (
-        make_store(config.redis_url, config.key_prefix) if config.redis_url else _Recording()
+        make_store(config.redis_url, config.key_prefix) if config.redis_url else RecordingStore()
     )
     metrics = Metrics()
     # no GIL to share with a proxy here: the worker may use all of this process's time
@@ -362,7 +362,7 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
 
     def report() -> None:
         now = time.monotonic()
-        outbox = store.outbox if isinstance(store, _Recording) else []
+        outbox = store.outbox if isinstance(store, RecordingStore) else []
         ready = worker.population.population is not None
         state = (worker.done + dropped[0], len(worker.dirty) if ready else 0)
         if not outbox and now - last[0] < HEARTBEAT_S:
@@ -371,7 +371,7 @@ def _child_main(conn: Any, config: GuardConfig) -> None:
             idle = state[1] == 0 and worker.qsize() == 0
             if state == (last[1], last[2]) or (not idle and now - last[0] < STATUS_S):
                 return
-        if isinstance(store, _Recording):
+        if isinstance(store, RecordingStore):
             store.outbox = []
         failed = time.time() - (now - worker.failed_at) if worker.failed_at else 0.0
         msg = {

@@ -25,8 +25,8 @@ from typing import Any
 
 from mlhunt.guard.config import GuardConfig
 from mlhunt.guard.metrics import Key, Metrics
-from mlhunt.guard.scoring import HEARTBEAT_S, NICE, STATUS_S, RemoteWorker
-from mlhunt.guard.state import MemoryStore, StateStore, make_store
+from mlhunt.guard.scoring import HEARTBEAT_S, NICE, STATUS_S, RecordingStore, RemoteWorker
+from mlhunt.guard.state import StateStore, make_store
 
 Update = tuple[str, str, list[str], float]  # scope, key, actions, until
 
@@ -71,20 +71,6 @@ def summed(
     return values
 
 
-class _Recording(MemoryStore):
-    """The scoring process's memory store: it also records new actions to send back."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.outbox: list[Update] = []
-
-    def set_levels(
-        self, scope: str, key: str, levels: dict[str, Any], actions: list[str], until: float
-    ) -> None:
-        super().set_levels(scope, key, levels, actions, until)
-        self.outbox.append((scope, key, actions, until))
-
-
 def llm_child_main(conn: Any, config: GuardConfig) -> None:
     """The scoring process: a receiver thread feeds the worker's queue; the worker loop runs
     here and reports new actions at once, progress every ``STATUS_S`` while busy or when it
@@ -94,7 +80,7 @@ def llm_child_main(conn: Any, config: GuardConfig) -> None:
     with contextlib.suppress(OSError):  # background work: the kernel runs the proxy first
         os.nice(NICE)
     store: StateStore = (
-        make_store(config.redis_url, config.key_prefix) if config.redis_url else _Recording()
+        make_store(config.redis_url, config.key_prefix) if config.redis_url else RecordingStore()
     )
     metrics = Metrics()
     worker = build_llm_worker(config, store, metrics)
@@ -116,13 +102,13 @@ def llm_child_main(conn: Any, config: GuardConfig) -> None:
 
     def report() -> None:
         now = time.monotonic()
-        outbox = store.outbox if isinstance(store, _Recording) else []
+        outbox = store.outbox if isinstance(store, RecordingStore) else []
         state = (worker.done + dropped[0], worker.backlog)
         if not outbox and now - last[0] < HEARTBEAT_S:
             idle = state[1] == 0
             if state == (last[1], last[2]) or (not idle and now - last[0] < STATUS_S):
                 return
-        if isinstance(store, _Recording):
+        if isinstance(store, RecordingStore):
             store.outbox = []
         failed = worker.last_error_at
         msg = {
