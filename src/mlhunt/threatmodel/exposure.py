@@ -50,6 +50,9 @@ class _Graph:
     #: Elements from which a party is reachable forward without resting in a store (whatever
     #: the flows carry): a forward step anywhere else cannot lead to one.
     leads_out: frozenset[str] = frozenset()
+    #: Elements an outsider's request reaches (``input_chosen_by_outsider``), see
+    #: :func:`_reached_from_outside`.
+    reached_from_outside: frozenset[str] = frozenset()
 
 
 def compute_exposure(
@@ -81,6 +84,7 @@ def compute_exposure(
         frozenset(i for i, e in elements.items() if e.is_vendor),
     )
     g.leads_out = _leads_out(g)
+    g.reached_from_outside = _reached_from_outside(g)
     exposure: dict[str, Route] = {}
     for e in system.elements:
         kind = e.kind
@@ -96,7 +100,7 @@ def compute_exposure(
             )
         if e.model is None:
             continue
-        e._l.input_chosen_by_outsider = _input_from_outside(e.id, g)
+        e._l.input_chosen_by_outsider = e.id in g.reached_from_outside
         e._l.output_concerns_person = _output_concerns_person(e, g)
         route = _exposure_route(e.id, g)
         e._l.output_exposed = route is not None
@@ -108,28 +112,30 @@ def compute_exposure(
     return exposure
 
 
-def _input_from_outside(model: str, g: _Graph) -> bool:
-    """``element.input_chosen_by_outsider``: backward from ``model`` to a party or a data source.
+def _reached_from_outside(g: _Graph) -> frozenset[str]:
+    """The elements a party or a data source reaches along flows (``input_chosen_by_outsider``
+    of a model).
 
-    The search crosses processes and message buses (a bus relays each request to its consumer)
-    but no other store: a model that reads its features or documents from a store its own
-    pipeline fills answers no outsider's query, however the store was filled.
+    Requests are relayed by processes and message buses but by no other store: a model that
+    reads its features or documents from a store its own pipeline fills answers no outsider's
+    query, however the store was filled. So the search goes on from the starts and from every
+    element it reaches except such stores, which it reaches without passing.
     """
-    seen = {model}
-    queue: deque[str] = deque([model])
+    starts = [
+        i for i, e in g.elements.items() if i in g.parties or e.kind is ElementKind.DATA_SOURCE
+    ]
+    relayed = set(starts)
+    reached: set[str] = set()
+    queue: deque[str] = deque(starts)
     while queue:
-        node = queue.popleft()
-        for f in g.in_edges.get(node, ()):
-            src = g.elements[f.source]
-            if src.id in seen:
-                continue
-            if src.id in g.parties or src.kind is ElementKind.DATA_SOURCE:
-                return True
-            if src.is_store and src.kind is not ElementKind.MESSAGE_BUS:
-                continue
-            seen.add(src.id)
-            queue.append(src.id)
-    return False
+        for f in g.out_edges.get(queue.popleft(), ()):
+            dst = f.target
+            reached.add(dst)
+            relays = dst not in g.stores or g.elements[dst].kind is ElementKind.MESSAGE_BUS
+            if relays and dst not in relayed:
+                relayed.add(dst)
+                queue.append(dst)
+    return frozenset(reached)
 
 
 def _output_concerns_person(e: Element, g: _Graph) -> bool:
