@@ -20,6 +20,10 @@ text-to-SQL agent in Slack, by a fourth reviewer) met recall, must-haves and cou
 out, but not the grid's wrong fraction; the fix made on it (query attacks need a party that
 chooses the model's input, automated decisions an output about a person) meets every bar, so it
 is seen now too (see the README).
+
+The fifth review (``fifth-review/``: a phishing classifier retrained on employees' reports and
+a multi-tenant contract-review RAG SaaS, by a fifth reviewer) is scored as it came out, with no
+fix made on it: the bars it misses are marked xfail (strict) with the misses named.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ THIRD = HERE / "third-review"
 THIRD_SYSTEMS = sorted(p.name for p in THIRD.iterdir() if (p / "expected.yaml").is_file())
 FOURTH = HERE / "fourth-review"
 FOURTH_SYSTEMS = sorted(p.name for p in FOURTH.iterdir() if (p / "expected.yaml").is_file())
+FIFTH = HERE / "fifth-review"
+FIFTH_SYSTEMS = sorted(p.name for p in FIFTH.iterdir() if (p / "expected.yaml").is_file())
 
 
 def rules_on(finding: dict[str, Any], target: str) -> set[str]:
@@ -279,3 +285,79 @@ def test_fourth_review_wrong_findings_stay_gone(
 ) -> None:
     # Stricter than the reviewer's bar: none of the four judged wrong comes back after the fix.
     assert fourth[system]["wrong_back"] == []
+
+
+# Fifth review: scored as it came out (see its judgement.md files and the README). A bar a
+# system misses is xfail (strict), so a fix that meets it shows up as XPASS.
+PHISHING = "phishing-report-retraining"
+LEGAL = "legal-contract-rag-saas"
+
+
+def fifth_param(system: str, misses: dict[str, str]) -> Any:
+    """``system`` as a parameter, xfail (strict) with its misses where it misses the bar."""
+    if system not in misses:
+        return system
+    return pytest.param(system, marks=pytest.mark.xfail(strict=True, reason=misses[system]))
+
+
+@pytest.fixture(scope="module")
+def fifth() -> dict[str, dict[str, Any]]:
+    return {s: score(s, FIFTH) for s in FIFTH_SYSTEMS}
+
+
+def test_fifth_review_has_two_systems() -> None:
+    assert FIFTH_SYSTEMS == [LEGAL, PHISHING]
+
+
+def test_fifth_review_recall(fifth: dict[str, dict[str, Any]]) -> None:
+    # 28 expectations: 95% allows one miss over both systems. The one is the phishing system's
+    # automated-purge-abuse, so that system alone is at 12/13 (92.3%).
+    met = sum(s["met"] for s in fifth.values())
+    expected = sum(s["expected"] for s in fifth.values())
+    missed = {name: s["missed"] for name, s in fifth.items() if s["missed"]}
+    assert met / expected >= 0.95, missed
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        fifth_param(
+            s,
+            {
+                PHISHING: "automated-purge-abuse missed; privileged-graph-credential 11th",
+                LEGAL: "cross-tenant-retrieval 33rd (mitigated); drafter memorization 16th",
+            },
+        )
+        for s in FIFTH_SYSTEMS
+    ],
+)
+def test_fifth_review_must_haves_in_top_ten(system: str, fifth: dict[str, dict[str, Any]]) -> None:
+    s = fifth[system]
+    assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
+
+
+@pytest.mark.parametrize("system", [fifth_param(s, {LEGAL: "33 findings"}) for s in FIFTH_SYSTEMS])
+def test_fifth_review_at_most_thirty_findings(
+    system: str, fifth: dict[str, dict[str, Any]]
+) -> None:
+    assert fifth[system]["count"] <= 30
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        fifth_param(
+            s,
+            {
+                PHISHING: "3 of 23 judged wrong: membership inference and model inversion on a "
+                "classifier whose score no outsider reads, an Art. 22 decision on mail quarantine"
+            },
+        )
+        for s in FIFTH_SYSTEMS
+    ],
+)
+def test_fifth_review_at_most_one_in_ten_wrong(
+    system: str, fifth: dict[str, dict[str, Any]]
+) -> None:
+    s = fifth[system]
+    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
