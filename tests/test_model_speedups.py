@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mlhunt._gc import gc_paused
+from mlhunt._gc import PROMOTE_AT_LEAST, gc_paused
 from mlhunt.system import load_system
 from mlhunt.system.model import Element, ElementKind, Flow, SystemDescription
 from mlhunt.threatmodel.catalog import default_catalog
@@ -160,3 +160,18 @@ def test_guards_are_the_top_level_boolean_terms() -> None:
     assert boolean_guards("source.privileged and flow.encrypted", "flow", Flow) == (
         ("encrypted", True),
     )
+
+
+def test_a_small_paused_block_does_not_count_frozen_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counting frozen objects walks every one of them (a guard in the same process freezes its
+    whole heap): a threat model of a few dozen elements must not pay that on every build."""
+
+    def walk_everything() -> int:
+        raise AssertionError("gc.get_freeze_count called for a small block")
+
+    monkeypatch.setattr(gc, "get_freeze_count", walk_everything)
+    with gc_paused():
+        kept = [{"n": i} for i in range(PROMOTE_AT_LEAST // 10)]
+    assert len(kept) == PROMOTE_AT_LEAST // 10 and gc.isenabled()

@@ -6,6 +6,9 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+#: Fewest objects a block must keep before its promotion to the oldest generation pays.
+PROMOTE_AT_LEAST = 20_000
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
@@ -19,14 +22,16 @@ def gc_paused() -> Iterator[None]:
     (``gc.freeze`` then ``gc.unfreeze``): it is the result, long-lived by construction, and the
     first young-generation pass after the block would otherwise walk all of it (~7% of a
     5,000-element model). Skipped when the process has frozen objects of its own, which
-    ``unfreeze`` would release. A cycle made in the block waits for the next full collection.
+    ``unfreeze`` would release, and for small blocks: asking how many objects are frozen walks
+    all of them (a guard freezes its heap), which cost more than a small block's young pass.
+    A cycle made in the block waits for the next full collection.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if gc.get_freeze_count() == 0:
+        if gc.get_count()[0] >= PROMOTE_AT_LEAST and gc.get_freeze_count() == 0:
             gc.freeze()
             gc.unfreeze()
         if was_enabled:
