@@ -310,8 +310,8 @@ def test_fifth_review_has_two_systems() -> None:
 
 
 def test_fifth_review_recall(fifth: dict[str, dict[str, Any]]) -> None:
-    # 28 expectations: 95% allows one miss over both systems. The one is the phishing system's
-    # automated-purge-abuse, so that system alone is at 12/13 (92.3%).
+    # 28 expectations: 95% allows one miss over both systems. As it came out the one was the
+    # phishing system's automated-purge-abuse (12/13 there); the fix (i22d) meets it.
     met = sum(s["met"] for s in fifth.values())
     expected = sum(s["expected"] for s in fifth.values())
     missed = {name: s["missed"] for name, s in fifth.items() if s["missed"]}
@@ -324,7 +324,6 @@ def test_fifth_review_recall(fifth: dict[str, dict[str, Any]]) -> None:
         fifth_param(
             s,
             {
-                PHISHING: "automated-purge-abuse missed; privileged-graph-credential 11th",
                 LEGAL: "cross-tenant-retrieval 33rd (mitigated); drafter memorization 16th",
             },
         )
@@ -343,21 +342,9 @@ def test_fifth_review_at_most_thirty_findings(
     assert fifth[system]["count"] <= 30
 
 
-@pytest.mark.parametrize(
-    "system",
-    [
-        fifth_param(
-            s,
-            {
-                PHISHING: "3 of 23 judged wrong: membership inference and model inversion on a "
-                "classifier whose score no outsider reads, an Art. 22 decision on mail quarantine"
-            },
-        )
-        for s in FIFTH_SYSTEMS
-    ],
-)
+@pytest.mark.parametrize("system", FIFTH_SYSTEMS)
 def test_fifth_review_at_most_one_in_ten_wrong(
     system: str, fifth: dict[str, dict[str, Any]]
 ) -> None:
-    s = fifth[system]
-    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
+    # Stricter than the bar since the fix (i22d): none of the three judged wrong comes back.
+    assert fifth[system]["wrong_back"] == []
