@@ -22,8 +22,10 @@ chooses the model's input, automated decisions an output about a person) meets e
 is seen now too (see the README).
 
 The fifth review (``fifth-review/``: a phishing classifier retrained on employees' reports and
-a multi-tenant contract-review RAG SaaS, by a fifth reviewer) is scored as it came out, with no
-fix made on it: the bars it misses are marked xfail (strict) with the misses named.
+a multi-tenant contract-review RAG SaaS, by a fifth reviewer) missed must-haves, count and the
+wrong fraction as it came out; the fix made on it (i22d: a process that consumes a score is no
+oracle, privileged automation driven by outsiders' input, ``multi_tenant``, causes grouped)
+meets every bar, so it is seen now too (see the README).
 """
 
 from __future__ import annotations
@@ -287,17 +289,10 @@ def test_fourth_review_wrong_findings_stay_gone(
     assert fourth[system]["wrong_back"] == []
 
 
-# Fifth review: scored as it came out (see its judgement.md files and the README). A bar a
-# system misses is xfail (strict), so a fix that meets it shows up as XPASS.
+# Fifth review: scored as it came out (see its judgement.md files and the README), with the
+# bars it missed xfail (strict), then fixed (i22d): every bar is met, no xfail is left.
 PHISHING = "phishing-report-retraining"
 LEGAL = "legal-contract-rag-saas"
-
-
-def fifth_param(system: str, misses: dict[str, str]) -> Any:
-    """``system`` as a parameter, xfail (strict) with its misses where it misses the bar."""
-    if system not in misses:
-        return system
-    return pytest.param(system, marks=pytest.mark.xfail(strict=True, reason=misses[system]))
 
 
 @pytest.fixture(scope="module")
@@ -318,24 +313,13 @@ def test_fifth_review_recall(fifth: dict[str, dict[str, Any]]) -> None:
     assert met / expected >= 0.95, missed
 
 
-@pytest.mark.parametrize(
-    "system",
-    [
-        fifth_param(
-            s,
-            {
-                LEGAL: "cross-tenant-retrieval 33rd (mitigated); drafter memorization 16th",
-            },
-        )
-        for s in FIFTH_SYSTEMS
-    ],
-)
+@pytest.mark.parametrize("system", FIFTH_SYSTEMS)
 def test_fifth_review_must_haves_in_top_ten(system: str, fifth: dict[str, dict[str, Any]]) -> None:
     s = fifth[system]
     assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
 
 
-@pytest.mark.parametrize("system", [fifth_param(s, {LEGAL: "33 findings"}) for s in FIFTH_SYSTEMS])
+@pytest.mark.parametrize("system", FIFTH_SYSTEMS)
 def test_fifth_review_at_most_thirty_findings(
     system: str, fifth: dict[str, dict[str, Any]]
 ) -> None:

@@ -506,6 +506,14 @@ class Element(_Strict):
     shared_tenancy: bool = Field(
         False, description="Runs user-supplied code or shares nodes with other tenants."
     )
+    multi_tenant: bool = Field(
+        False,
+        description=(
+            "Holds, or (a model) is trained on, the data of several tenants (customers, firms)"
+            " and serves all of them, kept apart only by filters or access lists in the"
+            " application (one index or table for all, one model fine-tuned on everyone's data)."
+        ),
+    )
     resource_limits: bool = Field(
         False, description="CPU/memory/GPU quotas bound its resource use."
     )
