@@ -647,7 +647,8 @@ class Element(_Strict):
     @property
     def output_exposed(self) -> bool:
         """A party (an internet-facing entry's callers, an external entity, a person) sees this
-        model's output: replied to up the chain of callers or pushed on, not left in a store."""
+        model's output: replied to up the chain of callers or pushed on, not left in a store,
+        nor consumed by a process that passes none of it on (a gateway that quarantines)."""
         return self._l.output_exposed
 
     @property
@@ -666,8 +667,9 @@ class Element(_Strict):
     @property
     def acts_on_model_verdict(self) -> bool:
         """A process to which a flow from a serving model (inference API, LLM) brings a verdict
-        (``model.decides``, no human review stated there): where a decision engine combines
-        scores, the decision about a person is taken here."""
+        (``model.decides``, no human review stated there) about a person (the model's
+        ``output_concerns_person``): where a decision engine combines scores, the decision about
+        a person is taken here."""
         return self._l.acts_on_model_verdict
 
     @property
