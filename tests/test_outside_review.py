@@ -22,8 +22,10 @@ chooses the model's input, automated decisions an output about a person) meets e
 is seen now too (see the README).
 
 The fifth review (``fifth-review/``: a phishing classifier retrained on employees' reports and
-a multi-tenant contract-review RAG SaaS, by a fifth reviewer) is scored as it came out, with no
-fix made on it: the bars it misses are marked xfail (strict) with the misses named.
+a multi-tenant contract-review RAG SaaS, by a fifth reviewer) missed must-haves, count and the
+wrong fraction as it came out; the fix made on it (i22d: a process that consumes a score is no
+oracle, privileged automation driven by outsiders' input, ``multi_tenant``, causes grouped)
+meets every bar, so it is seen now too (see the README).
 """
 
 from __future__ import annotations
@@ -287,17 +289,10 @@ def test_fourth_review_wrong_findings_stay_gone(
     assert fourth[system]["wrong_back"] == []
 
 
-# Fifth review: scored as it came out (see its judgement.md files and the README). A bar a
-# system misses is xfail (strict), so a fix that meets it shows up as XPASS.
+# Fifth review: scored as it came out (see its judgement.md files and the README), with the
+# bars it missed xfail (strict), then fixed (i22d): every bar is met, no xfail is left.
 PHISHING = "phishing-report-retraining"
 LEGAL = "legal-contract-rag-saas"
-
-
-def fifth_param(system: str, misses: dict[str, str]) -> Any:
-    """``system`` as a parameter, xfail (strict) with its misses where it misses the bar."""
-    if system not in misses:
-        return system
-    return pytest.param(system, marks=pytest.mark.xfail(strict=True, reason=misses[system]))
 
 
 @pytest.fixture(scope="module")
@@ -310,54 +305,30 @@ def test_fifth_review_has_two_systems() -> None:
 
 
 def test_fifth_review_recall(fifth: dict[str, dict[str, Any]]) -> None:
-    # 28 expectations: 95% allows one miss over both systems. The one is the phishing system's
-    # automated-purge-abuse, so that system alone is at 12/13 (92.3%).
+    # 28 expectations: 95% allows one miss over both systems. As it came out the one was the
+    # phishing system's automated-purge-abuse (12/13 there); the fix (i22d) meets it.
     met = sum(s["met"] for s in fifth.values())
     expected = sum(s["expected"] for s in fifth.values())
     missed = {name: s["missed"] for name, s in fifth.items() if s["missed"]}
     assert met / expected >= 0.95, missed
 
 
-@pytest.mark.parametrize(
-    "system",
-    [
-        fifth_param(
-            s,
-            {
-                PHISHING: "automated-purge-abuse missed; privileged-graph-credential 11th",
-                LEGAL: "cross-tenant-retrieval 33rd (mitigated); drafter memorization 16th",
-            },
-        )
-        for s in FIFTH_SYSTEMS
-    ],
-)
+@pytest.mark.parametrize("system", FIFTH_SYSTEMS)
 def test_fifth_review_must_haves_in_top_ten(system: str, fifth: dict[str, dict[str, Any]]) -> None:
     s = fifth[system]
     assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
 
 
-@pytest.mark.parametrize("system", [fifth_param(s, {LEGAL: "33 findings"}) for s in FIFTH_SYSTEMS])
+@pytest.mark.parametrize("system", FIFTH_SYSTEMS)
 def test_fifth_review_at_most_thirty_findings(
     system: str, fifth: dict[str, dict[str, Any]]
 ) -> None:
     assert fifth[system]["count"] <= 30
 
 
-@pytest.mark.parametrize(
-    "system",
-    [
-        fifth_param(
-            s,
-            {
-                PHISHING: "3 of 23 judged wrong: membership inference and model inversion on a "
-                "classifier whose score no outsider reads, an Art. 22 decision on mail quarantine"
-            },
-        )
-        for s in FIFTH_SYSTEMS
-    ],
-)
+@pytest.mark.parametrize("system", FIFTH_SYSTEMS)
 def test_fifth_review_at_most_one_in_ten_wrong(
     system: str, fifth: dict[str, dict[str, Any]]
 ) -> None:
-    s = fifth[system]
-    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
+    # Stricter than the bar since the fix (i22d): none of the three judged wrong comes back.
+    assert fifth[system]["wrong_back"] == []

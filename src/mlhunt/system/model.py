@@ -506,6 +506,14 @@ class Element(_Strict):
     shared_tenancy: bool = Field(
         False, description="Runs user-supplied code or shares nodes with other tenants."
     )
+    multi_tenant: bool = Field(
+        False,
+        description=(
+            "Holds, or (a model) is trained on, the data of several tenants (customers, firms)"
+            " and serves all of them, kept apart only by filters or access lists in the"
+            " application (one index or table for all, one model fine-tuned on everyone's data)."
+        ),
+    )
     resource_limits: bool = Field(
         False, description="CPU/memory/GPU quotas bound its resource use."
     )
@@ -639,7 +647,8 @@ class Element(_Strict):
     @property
     def output_exposed(self) -> bool:
         """A party (an internet-facing entry's callers, an external entity, a person) sees this
-        model's output: replied to up the chain of callers or pushed on, not left in a store."""
+        model's output: replied to up the chain of callers or pushed on, not left in a store,
+        nor consumed by a process that passes none of it on (a gateway that quarantines)."""
         return self._l.output_exposed
 
     @property
@@ -658,8 +667,9 @@ class Element(_Strict):
     @property
     def acts_on_model_verdict(self) -> bool:
         """A process to which a flow from a serving model (inference API, LLM) brings a verdict
-        (``model.decides``, no human review stated there): where a decision engine combines
-        scores, the decision about a person is taken here."""
+        (``model.decides``, no human review stated there) about a person (the model's
+        ``output_concerns_person``): where a decision engine combines scores, the decision about
+        a person is taken here."""
         return self._l.acts_on_model_verdict
 
     @property

@@ -90,14 +90,6 @@ def compute_exposure(
         kind = e.kind
         if kind in _AGENTS:
             e._l.agency = agency(e, g)
-        if kind is ElementKind.PROCESS:
-            e._l.acts_on_model_verdict = any(
-                (m := (src := elements[f.source]).model) is not None
-                and src.kind in _SERVING
-                and m.decides
-                and ControlType.HUMAN_REVIEW not in src.controls
-                for f in in_edges.get(e.id, ())
-            )
         if e.model is None:
             continue
         e._l.input_chosen_by_outsider = e.id in g.reached_from_outside
@@ -106,9 +98,11 @@ def compute_exposure(
         e._l.output_exposed = route is not None
         if route is not None:
             exposure[e.id] = route
-    for e in system.elements:  # after the loop above: it reads the agents' agency
+    for e in system.elements:  # after the loop above: agency and output_concerns_person
         if e.kind in _SERVING and e.model is not None:
             e._l.verdict_takes_effect = _verdict_takes_effect(e, g)
+        elif e.kind is ElementKind.PROCESS:
+            e._l.acts_on_model_verdict = _acts_on_model_verdict(e, g)
     return exposure
 
 
@@ -136,6 +130,26 @@ def _reached_from_outside(g: _Graph) -> frozenset[str]:
                 relayed.add(dst)
                 queue.append(dst)
     return frozenset(reached)
+
+
+def _acts_on_model_verdict(e: Element, g: _Graph) -> bool:
+    """``element.acts_on_model_verdict``: a flow from a serving model brings this process a
+    verdict (``model.decides``, no human review there) about a person (the model's
+    ``output_concerns_person``): a score that a mail gateway turns into a quarantine is about
+    a message, not about whom it was sent to.
+    """
+    for f in g.in_edges.get(e.id, ()):
+        src = g.elements[f.source]
+        m = src.model
+        if (
+            m is not None
+            and src.kind in _SERVING
+            and m.decides
+            and ControlType.HUMAN_REVIEW not in src.controls
+            and src._l.output_concerns_person
+        ):
+            return True
+    return False
 
 
 def _output_concerns_person(e: Element, g: _Graph) -> bool:
@@ -214,6 +228,16 @@ def _exposure_route(model: str, g: _Graph) -> Route | None:
             emitted = set()
             break
         emitted.update(f.data)
+    consumers = _consumers(model, emitted, g)
+
+    def sees(caller: str, consumer: str) -> bool:
+        """A caller of a consumer reads the output when it holds it (or states no data); a
+        store, or a service the consumer itself calls (a sandbox answering it), is no caller."""
+        if caller in stores or any(f.target == caller for f in out_edges.get(consumer, ())):
+            return False
+        held = g.elements[caller].data
+        return not held or not emitted.isdisjoint(held)
+
     start: tuple[str, bool] = (model, True)  # (element, still on the callers' chain)
     prev: dict[tuple[str, bool], tuple[tuple[str, bool], str] | None] = {start: None}
     queue: deque[tuple[str, bool]] = deque([start])
@@ -232,14 +256,41 @@ def _exposure_route(model: str, g: _Graph) -> Route | None:
         for nxt, flow_id, reply in steps:
             if nxt in stores or nxt == model:
                 continue
+            if node in consumers and reply and not sees(nxt, node):
+                continue  # it answers its callers with its own output, not the model's
             nxt_state = (nxt, reply)
             if nxt_state in prev:
                 continue
             prev[nxt_state] = (state, flow_id)
-            if nxt in parties:
+            if nxt in parties and (
+                nxt not in consumers
+                or any(sees(f.source, nxt) for f in in_edges.get(nxt, ()) if f.source != model)
+            ):
                 return _unwind(prev, nxt_state)
             queue.append(nxt_state)
     return None
+
+
+def _consumers(model: str, emitted: set[str], g: _Graph) -> frozenset[str]:
+    """The processes the model's output reaches on a flow of its own that pass none of it on.
+
+    The model sends them what it emits on a flow naming the data, and every flow out of them
+    names its data and carries none of it: they act on the output (a mail gateway that
+    quarantines above a score). Their callers read the model's answer only when they hold
+    what it emits, or state no data (a person at a dashboard, by reply); an internet-facing
+    consumer is a party only then (a sender whose mail is quarantined holds no score).
+    """
+    if not emitted:
+        return frozenset()
+    out: set[str] = set()
+    for f in g.out_edges.get(model, ()):
+        dst = f.target
+        if dst in g.stores or g.elements[dst].kind in _PARTIES:
+            continue
+        outs = g.out_edges.get(dst, ())
+        if all(o.data and emitted.isdisjoint(o.data) for o in outs):
+            out.add(dst)
+    return frozenset(out)
 
 
 def _leads_out(g: _Graph) -> frozenset[str]:

@@ -65,7 +65,7 @@ def _element_mask(
             out |= _B[_F.THIRD_PARTY_WEIGHTS]
     if links.receives_from & _EXTERNAL:
         out |= _B[_F.UNTRUSTED_DATA]
-    if e.shared_tenancy:
+    if e.shared_tenancy or e.multi_tenant:  # other tenants share its nodes, or its data
         out |= _B[_F.SHARED_TENANCY]
     if e.privileged:
         out |= _B[_F.PRIVILEGED]
