@@ -26,6 +26,10 @@ a multi-tenant contract-review RAG SaaS, by a fifth reviewer) missed must-haves,
 wrong fraction as it came out; the fix made on it (i22d: a process that consumes a score is no
 oracle, privileged automation driven by outsiders' input, ``multi_tenant``, causes grouped)
 meets every bar, so it is seen now too (see the README).
+
+The sixth review (``sixth-review/``: a game anti-cheat model with automatic bans and a
+multi-hospital medical-coding LLM agent, by a sixth reviewer) is scored as it came out, with no
+fix made on it: the bars it misses are xfail (strict), with the misses named.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ FOURTH = HERE / "fourth-review"
 FOURTH_SYSTEMS = sorted(p.name for p in FOURTH.iterdir() if (p / "expected.yaml").is_file())
 FIFTH = HERE / "fifth-review"
 FIFTH_SYSTEMS = sorted(p.name for p in FIFTH.iterdir() if (p / "expected.yaml").is_file())
+SIXTH = HERE / "sixth-review"
+SIXTH_SYSTEMS = sorted(p.name for p in SIXTH.iterdir() if (p / "expected.yaml").is_file())
 
 
 def rules_on(finding: dict[str, Any], target: str) -> set[str]:
@@ -332,3 +338,66 @@ def test_fifth_review_at_most_one_in_ten_wrong(
 ) -> None:
     # Stricter than the bar since the fix (i22d): none of the three judged wrong comes back.
     assert fifth[system]["wrong_back"] == []
+
+
+# Sixth review: scored as it came out (see its judgement.md files and the README). A bar a
+# system misses is xfail (strict), so a fix that meets it shows up as XPASS.
+ANTICHEAT = "anticheat-autoban"
+CODING = "medical-coding-llm"
+
+
+def sixth_param(system: str, misses: dict[str, str]) -> Any:
+    """``system`` as a parameter, xfail (strict) with its misses where it misses the bar."""
+    if system not in misses:
+        return system
+    return pytest.param(system, marks=pytest.mark.xfail(strict=True, reason=misses[system]))
+
+
+@pytest.fixture(scope="module")
+def sixth() -> dict[str, dict[str, Any]]:
+    return {s: score(s, SIXTH) for s in SIXTH_SYSTEMS}
+
+
+def test_sixth_review_has_two_systems() -> None:
+    assert SIXTH_SYSTEMS == [ANTICHEAT, CODING]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="21/28 (75%): anti-cheat misses automatic-ban, client-spoofing, telemetry-dos, "
+    "appeal-content-to-console; coding misses over-broad-fhir-scope, workbench-access-control, "
+    "claim-repudiation",
+)
+def test_sixth_review_recall(sixth: dict[str, dict[str, Any]]) -> None:
+    # 28 expectations: 95% allows one miss over both systems.
+    met = sum(s["met"] for s in sixth.values())
+    expected = sum(s["expected"] for s in sixth.values())
+    missed = {name: s["missed"] for name, s in sixth.items() if s["missed"]}
+    assert met / expected >= 0.95, missed
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        sixth_param(s, {ANTICHEAT: "automatic-ban (bans with human_review: false) missed"})
+        for s in SIXTH_SYSTEMS
+    ],
+)
+def test_sixth_review_must_haves_in_top_ten(system: str, sixth: dict[str, dict[str, Any]]) -> None:
+    s = sixth[system]
+    assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
+
+
+@pytest.mark.parametrize("system", SIXTH_SYSTEMS)
+def test_sixth_review_at_most_thirty_findings(
+    system: str, sixth: dict[str, dict[str, Any]]
+) -> None:
+    assert sixth[system]["count"] <= 30
+
+
+@pytest.mark.parametrize("system", SIXTH_SYSTEMS)
+def test_sixth_review_at_most_one_in_ten_wrong(
+    system: str, sixth: dict[str, dict[str, Any]]
+) -> None:
+    s = sixth[system]
+    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
