@@ -25,6 +25,7 @@ EVIDENCE_FLOOR = {
 
 @pytest.mark.slow
 def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
+    """One test, so that pytest-xdist runs the demo once: its runs are the example projects'."""
     out = tmp_path / "mlhunt-report"
     r = subprocess.run(
         [sys.executable, "-m", "mlhunt", "demo", "--quick", "-o", str(out)],
@@ -33,6 +34,7 @@ def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
         timeout=1800,
     )
     assert r.returncode == 0, r.stderr[-3000:]
+    _loan_approval_run_verdicts(out / "loan-approval")
     index = (out / "index.html").read_text()
     for name in SCENARIOS:
         assert f"{name}/report.html" in index
@@ -68,3 +70,28 @@ def test_quick_demo_writes_every_report(tmp_path: Path) -> None:
     }
     for attack in ("RECO-SHILLING", "RECO-MEMBERSHIP", "RECO-EXTRACTION"):
         assert verdicts[f"MLH-ASSESS-{attack}"] == "validated", verdicts
+
+
+def _loan_approval_run_verdicts(out: Path) -> None:
+    """Issue #7's acceptance on the demo's run of `examples/loan-approval/mlhunt.yaml` (the
+    same `run_project` as `mlhunt run`, with the quick variant's traffic and cheap attacks):
+    real scenario, traffic through the live API, attacks, hunt and scan, verdicts linked."""
+    doc = json.loads((out / "run.json").read_text())
+    by_id = {f["id"]: f for f in doc["findings"]}
+    threats = {
+        f["rule_id"]: f
+        for f in doc["findings"]
+        if f.get("framework") == "ML" and f["target"] == "prediction-api"
+    }
+    extraction = threats["MLH-ML-EXTRACTION-API"]["validation"]
+    assert {"validated", "observed"} <= set(extraction["statuses"])
+    assert {by_id[e]["source"] for e in extraction["evidence"]} == {"assess", "hunt"}
+    membership = threats["MLH-ML-MEMBERSHIP-INFERENCE"]["validation"]
+    assert membership["statuses"][0] in ("validated", "refuted")
+    attack = next(by_id[e] for e in membership["evidence"] if by_id[e]["source"] == "assess")
+    assert 0 <= attack["evidence"]["auc"] <= 1 and "0.001" in attack["evidence"]["tpr_at_fpr"]
+    # The traffic went through the live API, and everything landed on disk.
+    assert (out / "traffic" / "api-log.jsonl").stat().st_size > 0
+    for name in ("run.json", "run.sarif", "run.md", "report.html"):
+        assert (out / name).stat().st_size > 0
+    assert "data:image/png;base64," in (out / "report.html").read_text()  # plots embedded
