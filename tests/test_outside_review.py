@@ -30,6 +30,10 @@ meets every bar, so it is seen now too (see the README).
 The sixth review (``sixth-review/``: a game anti-cheat model with automatic bans and a
 multi-hospital medical-coding LLM agent, by a sixth reviewer) is scored as it came out, with no
 fix made on it: the bars it misses are xfail (strict), with the misses named.
+
+The seventh review (``seventh-review/``: a city's ANPR traffic enforcement with on-device OCR
+and automatic fines, and a hedge fund's trading signals from LLM-scored news and social posts,
+by a seventh reviewer) is scored the same way, as it came out, with no fix made on it.
 """
 
 from __future__ import annotations
@@ -400,4 +404,84 @@ def test_sixth_review_at_most_one_in_ten_wrong(
     system: str, sixth: dict[str, dict[str, Any]]
 ) -> None:
     s = sixth[system]
+    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
+
+
+# Seventh review: scored as it came out (see its judgement.md files and the README), with no fix
+# made on it. A bar a system misses is xfail (strict), so a fix that meets it shows up as XPASS.
+SEVENTH = HERE / "seventh-review"
+SEVENTH_SYSTEMS = sorted(p.name for p in SEVENTH.iterdir() if (p / "expected.yaml").is_file())
+ANPR = "anpr-enforcement"
+TRADING = "news-trading-signals"
+
+
+@pytest.fixture(scope="module")
+def seventh() -> dict[str, dict[str, Any]]:
+    return {s: score(s, SEVENTH) for s in SEVENTH_SYSTEMS}
+
+
+def test_seventh_review_has_two_systems() -> None:
+    assert SEVENTH_SYSTEMS == [ANPR, TRADING]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="26/29 (89.7%): ANPR misses edge-device-extraction; trading misses "
+    "automated-trading-no-human, scraper-ssrf",
+)
+def test_seventh_review_recall(seventh: dict[str, dict[str, Any]]) -> None:
+    # 29 expectations: 95% allows one miss over both systems.
+    met = sum(s["met"] for s in seventh.values())
+    expected = sum(s["expected"] for s in seventh.values())
+    missed = {name: s["missed"] for name, s in seventh.items() if s["missed"]}
+    assert met / expected >= 0.95, missed
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        sixth_param(
+            s,
+            {
+                ANPR: "unsigned-ota-model 11th, forged-reads 13th",
+                TRADING: "forged-signals-bus 11th",
+            },
+        )
+        for s in SEVENTH_SYSTEMS
+    ],
+)
+def test_seventh_review_must_haves_in_top_ten(
+    system: str, seventh: dict[str, dict[str, Any]]
+) -> None:
+    s = seventh[system]
+    assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
+
+
+@pytest.mark.parametrize("system", SEVENTH_SYSTEMS)
+def test_seventh_review_at_most_thirty_findings(
+    system: str, seventh: dict[str, dict[str, Any]]
+) -> None:
+    assert seventh[system]["count"] <= 30
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        sixth_param(
+            s,
+            {
+                ANPR: "5/24 wrong: admission policy on a GPU VM, non-repudiation of the keeper "
+                "lookup, extraction / membership / inversion on an on-device OCR nobody queries",
+                TRADING: "4/26 wrong: sensitive-information disclosure and system-prompt leakage "
+                "on an LLM whose replies nobody reads, profiling on a per-ticker scraper, "
+                "natural corruption on a time-series model",
+            },
+        )
+        for s in SEVENTH_SYSTEMS
+    ],
+)
+def test_seventh_review_at_most_one_in_ten_wrong(
+    system: str, seventh: dict[str, dict[str, Any]]
+) -> None:
+    s = seventh[system]
     assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
