@@ -102,7 +102,10 @@ def compute_exposure(
         if e.kind in _SERVING and e.model is not None:
             e._l.verdict_takes_effect = _verdict_takes_effect(e, g)
         elif e.kind is ElementKind.PROCESS:
-            e._l.acts_on_model_verdict = _acts_on_model_verdict(e, g)
+            src = _acts_on_model_verdict(e, g)
+            e._l.acts_on_model_verdict = src is not None
+            # The model learns from what it decided: its errors come back as labels.
+            e._l.verdict_fed_back = src is not None and src.model.retrains_on_feedback  # type: ignore[union-attr]
     return exposure
 
 
@@ -132,12 +135,16 @@ def _reached_from_outside(g: _Graph) -> frozenset[str]:
     return frozenset(reached)
 
 
-def _acts_on_model_verdict(e: Element, g: _Graph) -> bool:
+def _acts_on_model_verdict(e: Element, g: _Graph) -> Element | None:
     """``element.acts_on_model_verdict``: a flow from a serving model brings this process a
     verdict (``model.decides``, no human review there) about a person (the model's
     ``output_concerns_person``): a score that a mail gateway turns into a quarantine is about
-    a message, not about whom it was sent to.
+    a message, not about whom it was sent to. Where ``human_review: false`` is stated on the
+    model, a score that names no person still decides about one when this process sends on a
+    record about people of critical integrity (a ban, a blocked account): it acts on the score.
+    Returns the model whose verdict it acts on, or None.
     """
+    records = any(f.has_personal_data and f.integrity_need >= 4 for f in g.out_edges.get(e.id, ()))
     for f in g.in_edges.get(e.id, ()):
         src = g.elements[f.source]
         m = src.model
@@ -146,10 +153,13 @@ def _acts_on_model_verdict(e: Element, g: _Graph) -> bool:
             and src.kind in _SERVING
             and m.decides
             and ControlType.HUMAN_REVIEW not in src.controls
-            and src._l.output_concerns_person
+            and (
+                src._l.output_concerns_person
+                or (records and "human_review" in m.model_fields_set and not m.human_review)
+            )
         ):
-            return True
-    return False
+            return src
+    return None
 
 
 def _output_concerns_person(e: Element, g: _Graph) -> bool:
