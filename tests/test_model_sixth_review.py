@@ -104,3 +104,54 @@ def _finetune(to_registry: bool) -> dict[str, Any]:
 def test_a_fine_tune_at_the_vendor_has_no_workload_to_admit() -> None:
     assert ADMISSION not in _risks_on(_finetune(to_registry=False), "tune")
     assert ADMISSION in _risks_on(_finetune(to_registry=True), "tune")
+
+
+RENDERED = "MLH-STRIDE-T-UNTRUSTED-CONTENT-RENDERED"
+TENANCY = "MLH-STRIDE-E-COARSE-AUTHORIZATION"
+
+
+def _console(author: str = "player", tenants: bool = False) -> dict[str, Any]:
+    """Players' appeals (untrusted) go through a portal to an internet-facing console that an
+    analyst uses; ``author`` is who sends the appeal in; the console reads a case store."""
+    return {
+        "name": "console",
+        "data_assets": [
+            {"id": "appeal", "classification": "personal", "trust": "untrusted"},
+            {"id": "case", "classification": "personal"},
+        ],
+        "elements": [
+            {"id": "player", "kind": "actor"},
+            {"id": "analyst", "kind": "actor"},
+            {"id": "portal", "kind": "process", "internet_facing": True, "data": ["appeal"]},
+            {"id": "cases", "kind": "data_store", "multi_tenant": tenants, "data": ["case"]},
+            {
+                "id": "console",
+                "kind": "process",
+                "internet_facing": True,
+                "authorization": "rbac",
+                "data": ["appeal", "case"],
+            },
+        ],
+        "flows": [
+            {"id": "submit", "source": author, "target": "portal", "data": ["appeal"]},
+            {"id": "relay", "source": "portal", "target": "console", "data": ["appeal"]},
+            {"id": "session", "source": "analyst", "target": "console"},
+            {"id": "read", "source": "cases", "target": "console", "data": ["case"]},
+        ],
+    }
+
+
+def test_outsiders_content_shown_to_staff_is_rendered_content() -> None:
+    assert RENDERED in _risks_on(_console(), "console")
+    # The analyst's own appeal echoed back to the analyst is nobody else's content.
+    own = _console(author="analyst")
+    own["flows"][2]["data"] = ["appeal"]
+    assert RENDERED not in _risks_on(own, "console")
+
+
+def test_roles_do_not_keep_tenants_apart_on_a_shared_store() -> None:
+    assert TENANCY in _risks_on(_console(tenants=True), "console")
+    assert TENANCY not in _risks_on(_console(tenants=False), "console")
+    policy = _console(tenants=True)
+    policy["elements"][4]["authorization"] = "policy"
+    assert TENANCY not in _risks_on(policy, "console")

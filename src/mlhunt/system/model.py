@@ -319,6 +319,10 @@ class ElementLinks(_DataLinks):
     agency: int = 2
     # Set by the same pass: it receives the verdict of a model (threatmodel.paths.compute_exposure).
     acts_on_model_verdict: bool = False
+    # Set by the same pass: its users see content outsiders wrote (threatmodel.exposure).
+    shows_others_content: bool = False
+    # Set by the same pass: it reads a store or model that holds several tenants' data.
+    serves_tenants: bool = False
     # Set by the same pass: the model whose verdict it acts on retrains on feedback.
     verdict_fed_back: bool = False
     # Set by the same pass: this model's verdict takes effect with no person in between.
@@ -666,6 +670,19 @@ class Element(_Strict):
         source) sends what this model is asked, along flows through processes or a message bus,
         not from a store it or its pipeline reads (training data, features at rest)."""
         return self._l.input_chosen_by_outsider
+
+    @property
+    def serves_tenants(self) -> bool:
+        """A process that reads from a ``multi_tenant`` store or model: the filter that keeps
+        one tenant's users from another's records is its own code."""
+        return self._l.serves_tenants
+
+    @property
+    def shows_others_content(self) -> bool:
+        """A process that people use (a flow from an actor) and to which content that outsiders
+        wrote (data of ``trust: untrusted``) comes from another service or store: an analyst's
+        console showing players' appeals, a workbench showing patients' messages."""
+        return self._l.shows_others_content
 
     @property
     def concerns_children(self) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from mlhunt.system.model import (
     ControlType,
+    DataTrust,
     Element,
     ElementKind,
     Flow,
@@ -84,6 +85,7 @@ def compute_exposure(
         frozenset(i for i, e in elements.items() if e.is_vendor),
     )
     g.leads_out = _leads_out(g)
+    untrusted = frozenset(a.id for a in system.data_assets if a.trust is DataTrust.UNTRUSTED)
     g.reached_from_outside = _reached_from_outside(g)
     exposure: dict[str, Route] = {}
     for e in system.elements:
@@ -102,6 +104,10 @@ def compute_exposure(
         if e.kind in _SERVING and e.model is not None:
             e._l.verdict_takes_effect = _verdict_takes_effect(e, g)
         elif e.kind is ElementKind.PROCESS:
+            e._l.shows_others_content = _shows_others_content(e, g, untrusted)
+            e._l.serves_tenants = any(
+                g.elements[f.source].multi_tenant for f in g.in_edges.get(e.id, ())
+            )
             src = _acts_on_model_verdict(e, g)
             e._l.acts_on_model_verdict = src is not None
             # The model learns from what it decided: its errors come back as labels.
@@ -160,6 +166,23 @@ def _acts_on_model_verdict(e: Element, g: _Graph) -> Element | None:
         ):
             return src
     return None
+
+
+def _shows_others_content(e: Element, g: _Graph, untrusted: frozenset[str]) -> bool:
+    """``element.shows_others_content``: a person uses this process (a flow from an actor), and
+    content that outsiders wrote (a data asset of ``trust: untrusted``) reaches it from another
+    service or store, and is none that its users send themselves (a chat answered back to
+    whoever asked is not another's content): what it shows its users was written by others."""
+    ins = g.in_edges.get(e.id, ())
+    users = [f for f in ins if g.elements[f.source].kind is ElementKind.ACTOR]
+    if not users:
+        return False
+    own = {d for f in users for d in f.data}
+    return any(
+        g.elements[f.source].kind not in _PARTIES
+        and any(d in untrusted and d not in own for d in f.data)
+        for f in ins
+    )
 
 
 def _output_concerns_person(e: Element, g: _Graph) -> bool:
