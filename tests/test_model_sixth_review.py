@@ -155,3 +155,76 @@ def test_roles_do_not_keep_tenants_apart_on_a_shared_store() -> None:
     policy = _console(tenants=True)
     policy["elements"][4]["authorization"] = "policy"
     assert TENANCY not in _risks_on(policy, "console")
+
+
+GRANT = "MLH-STRIDE-E-BROAD-SOURCE-GRANT"
+SPOOF = "MLH-STRIDE-S-INPUT-IN-ANOTHERS-NAME"
+
+
+def _connector(grant: str = "coarse", internet_facing: bool = False) -> dict[str, Any]:
+    """Our connector pulls notes from a hospital's EHR (another boundary) with ``grant``."""
+    return {
+        "name": "connector",
+        "data_assets": [{"id": "notes", "classification": "special_category"}],
+        "trust_boundaries": [{"id": "hospital"}, {"id": "saas"}],
+        "elements": [
+            {"id": "ehr", "kind": "data_source", "boundary": "hospital", "data": ["notes"]},
+            {
+                "id": "conn",
+                "kind": "ingestion",
+                "boundary": "saas",
+                "internet_facing": internet_facing,
+                "data": ["notes"],
+            },
+        ],
+        "flows": [
+            {
+                "id": "pull",
+                "source": "ehr",
+                "target": "conn",
+                "authorization": grant,
+                "data": ["notes"],
+            }
+        ],
+    }
+
+
+def test_a_coarse_grant_at_a_partners_source_is_over_broad() -> None:
+    assert GRANT in _risks_on(_connector(), "conn")
+    assert GRANT not in _risks_on(_connector(grant="rbac"), "conn")
+    # An internet-facing entry is pushed to: the coarse grant there is the sender's.
+    assert GRANT not in _risks_on(_connector(internet_facing=True), "conn")
+
+
+def _telemetry(auth: str) -> dict[str, Any]:
+    """Clients send telemetry through an internet-facing gateway (``auth``) and a bus to a
+    classifier whose score a ban service acts on (the bans system above, extended)."""
+    system = _bans()
+    system["data_assets"][0]["trust"] = "untrusted"
+    system["elements"] += [
+        {"id": "client", "kind": "external_entity", "data": ["telemetry"]},
+        {
+            "id": "gateway",
+            "kind": "ingestion",
+            "internet_facing": True,
+            "authentication": auth,
+            "data": ["telemetry"],
+        },
+        {"id": "bus", "kind": "message_bus", "data": ["telemetry"]},
+    ]
+    system["flows"] += [
+        {"id": "send", "source": "client", "target": "gateway", "data": ["telemetry"]},
+        {"id": "publish", "source": "gateway", "target": "bus", "data": ["telemetry"]},
+        {"id": "consume", "source": "bus", "target": "scorer", "data": ["telemetry"]},
+    ]
+    return system
+
+
+def test_a_bearer_token_feeding_a_decision_about_people_is_spoofable() -> None:
+    assert SPOOF in _risks_on(_telemetry("token"), "gateway")
+    # A client bound to a key the thief cannot copy.
+    assert SPOOF not in _risks_on(_telemetry("mtls"), "gateway")
+    # Nothing decides about people downstream: no record of critical integrity is written.
+    calm = _telemetry("token")
+    calm["data_assets"][2]["integrity"] = "medium"
+    assert SPOOF not in _risks_on(calm, "gateway")

@@ -364,8 +364,9 @@ def test_sixth_review_has_two_systems() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="24/28 (86%) after i22e: anti-cheat misses client-spoofing, telemetry-dos; coding "
-    "misses over-broad-fhir-scope, claim-repudiation",
+    reason="26/28 (92.9%) after i22e: anti-cheat misses telemetry-dos (DoS found on the "
+    "unlimited scorer, not the rate-limited entry), coding misses claim-repudiation (the tool "
+    "states audit_logging)",
 )
 def test_sixth_review_recall(sixth: dict[str, dict[str, Any]]) -> None:
     # 28 expectations: 95% allows one miss over both systems.

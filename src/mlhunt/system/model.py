@@ -323,6 +323,11 @@ class ElementLinks(_DataLinks):
     shows_others_content: bool = False
     # Set by the same pass: it reads a store or model that holds several tenants' data.
     serves_tenants: bool = False
+    # Set by the same pass: a flow from a data source in another boundary states a coarse grant.
+    reads_source_broadly: bool = False
+    # Set by the same pass: what it sends on reaches a model whose verdict about people takes
+    # effect with no person in between (directly or through a decision engine).
+    feeds_people_decision: bool = False
     # Set by the same pass: the model whose verdict it acts on retrains on feedback.
     verdict_fed_back: bool = False
     # Set by the same pass: this model's verdict takes effect with no person in between.
@@ -670,6 +675,19 @@ class Element(_Strict):
         source) sends what this model is asked, along flows through processes or a message bus,
         not from a store it or its pipeline reads (training data, features at rest)."""
         return self._l.input_chosen_by_outsider
+
+    @property
+    def feeds_people_decision(self) -> bool:
+        """What it sends on reaches, through services and message buses, a model whose verdict
+        about people takes effect with no person in between (a ban, a decline)."""
+        return self._l.feeds_people_decision
+
+    @property
+    def reads_source_broadly(self) -> bool:
+        """Not internet-facing, it pulls from a data source in another boundary (a partner's
+        EHR, a customer's CRM) on a flow that states ``authorization: coarse``: its grant there
+        reads more than the data it needs (every record, every resource type)."""
+        return self._l.reads_source_broadly
 
     @property
     def serves_tenants(self) -> bool:

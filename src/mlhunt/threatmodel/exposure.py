@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from mlhunt.system.model import (
+    Authorization,
     ControlType,
     DataTrust,
     Element,
@@ -90,6 +91,13 @@ def compute_exposure(
     exposure: dict[str, Route] = {}
     for e in system.elements:
         kind = e.kind
+        # An internet-facing entry is pushed to: the coarse grant there is the sender's, not ours.
+        e._l.reads_source_broadly = not e.internet_facing and any(
+            f.authorization is Authorization.COARSE
+            and f._l.crosses_boundary
+            and elements[f.source].kind is ElementKind.DATA_SOURCE
+            for f in in_edges.get(e.id, ())
+        )
         if kind in _AGENTS:
             e._l.agency = agency(e, g)
         if e.model is None:
@@ -100,9 +108,12 @@ def compute_exposure(
         e._l.output_exposed = route is not None
         if route is not None:
             exposure[e.id] = route
+    deciders: list[str] = []  # models whose verdict about people takes effect unreviewed
     for e in system.elements:  # after the loop above: agency and output_concerns_person
         if e.kind in _SERVING and e.model is not None:
             e._l.verdict_takes_effect = _verdict_takes_effect(e, g)
+            if e._l.verdict_takes_effect and e._l.output_concerns_person:
+                deciders.append(e.id)
         elif e.kind is ElementKind.PROCESS:
             e._l.shows_others_content = _shows_others_content(e, g, untrusted)
             e._l.serves_tenants = any(
@@ -112,7 +123,27 @@ def compute_exposure(
             e._l.acts_on_model_verdict = src is not None
             # The model learns from what it decided: its errors come back as labels.
             e._l.verdict_fed_back = src is not None and src.model.retrains_on_feedback  # type: ignore[union-attr]
+            if src is not None:
+                deciders.append(src.id)
+    for i in _feeding(deciders, g):
+        g.elements[i]._l.feeds_people_decision = True
     return exposure
+
+
+def _feeding(models: list[str], g: _Graph) -> set[str]:
+    """The elements whose requests reach one of ``models`` (backwards along flows, relayed by
+    every element but a store other than a message bus): what they send is decided on."""
+    seen = set(models)
+    queue: deque[str] = deque(models)
+    while queue:
+        for f in g.in_edges.get(queue.popleft(), ()):
+            src = f.source
+            if src in seen:
+                continue
+            seen.add(src)
+            if src not in g.stores or g.elements[src].kind is ElementKind.MESSAGE_BUS:
+                queue.append(src)
+    return seen - set(models)
 
 
 def _reached_from_outside(g: _Graph) -> frozenset[str]:
