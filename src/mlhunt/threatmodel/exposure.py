@@ -122,8 +122,8 @@ def compute_exposure(
             src = _acts_on_model_verdict(e, g)
             e._l.acts_on_model_verdict = src is not None
             # The model learns from what it decided: its errors come back as labels.
-            e._l.verdict_fed_back = src is not None and src.model.retrains_on_feedback  # type: ignore[union-attr]
-            if src is not None:
+            if src is not None and src.model is not None:
+                e._l.verdict_fed_back = src.model.retrains_on_feedback
                 deciders.append(src.id)
     for i in _feeding(deciders, g):
         g.elements[i]._l.feeds_people_decision = True
