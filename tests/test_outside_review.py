@@ -28,12 +28,16 @@ oracle, privileged automation driven by outsiders' input, ``multi_tenant``, caus
 meets every bar, so it is seen now too (see the README).
 
 The sixth review (``sixth-review/``: a game anti-cheat model with automatic bans and a
-multi-hospital medical-coding LLM agent, by a sixth reviewer) is scored as it came out, with no
-fix made on it: the bars it misses are xfail (strict), with the misses named.
+multi-hospital medical-coding LLM agent, by a sixth reviewer) missed recall and a must-have as it
+came out; the fixes made on it (i22e: automated bans on a score, decisions about children, a
+vendor-run fine-tune, outsiders' content rendered to staff, tenants behind an application, broad
+grants at a partner's source, input in another's name) meet every bar but recall (26/28), which
+stays xfail (strict) with the two misses named. It is seen now too (see the README).
 
 The seventh review (``seventh-review/``: a city's ANPR traffic enforcement with on-device OCR
 and automatic fines, and a hedge fund's trading signals from LLM-scored news and social posts,
-by a seventh reviewer) is scored the same way, as it came out, with no fix made on it.
+by a seventh reviewer) is scored the same way, with no fix made on it; the bars it misses
+are xfail (strict), with the misses named.
 """
 
 from __future__ import annotations
@@ -344,17 +348,10 @@ def test_fifth_review_at_most_one_in_ten_wrong(
     assert fifth[system]["wrong_back"] == []
 
 
-# Sixth review: scored as it came out (see its judgement.md files and the README). A bar a
-# system misses is xfail (strict), so a fix that meets it shows up as XPASS.
+# Sixth review: scored as it came out, then fixed (i22e, see the README). Recall, still missed,
+# is xfail (strict), so a fix that meets it shows up as XPASS.
 ANTICHEAT = "anticheat-autoban"
 CODING = "medical-coding-llm"
-
-
-def sixth_param(system: str, misses: dict[str, str]) -> Any:
-    """``system`` as a parameter, xfail (strict) with its misses where it misses the bar."""
-    if system not in misses:
-        return system
-    return pytest.param(system, marks=pytest.mark.xfail(strict=True, reason=misses[system]))
 
 
 @pytest.fixture(scope="module")
@@ -368,9 +365,9 @@ def test_sixth_review_has_two_systems() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="21/28 (75%): anti-cheat misses automatic-ban, client-spoofing, telemetry-dos, "
-    "appeal-content-to-console; coding misses over-broad-fhir-scope, workbench-access-control, "
-    "claim-repudiation",
+    reason="26/28 (92.9%) after i22e: anti-cheat misses telemetry-dos (DoS found on the "
+    "unlimited scorer, not the rate-limited entry), coding misses claim-repudiation (the tool "
+    "states audit_logging)",
 )
 def test_sixth_review_recall(sixth: dict[str, dict[str, Any]]) -> None:
     # 28 expectations: 95% allows one miss over both systems.
@@ -380,13 +377,7 @@ def test_sixth_review_recall(sixth: dict[str, dict[str, Any]]) -> None:
     assert met / expected >= 0.95, missed
 
 
-@pytest.mark.parametrize(
-    "system",
-    [
-        sixth_param(s, {ANTICHEAT: "automatic-ban (bans with human_review: false) missed"})
-        for s in SIXTH_SYSTEMS
-    ],
-)
+@pytest.mark.parametrize("system", SIXTH_SYSTEMS)
 def test_sixth_review_must_haves_in_top_ten(system: str, sixth: dict[str, dict[str, Any]]) -> None:
     s = sixth[system]
     assert (s["must_haves_missed"], s["must_haves_late"]) == ([], [])
@@ -403,16 +394,24 @@ def test_sixth_review_at_most_thirty_findings(
 def test_sixth_review_at_most_one_in_ten_wrong(
     system: str, sixth: dict[str, dict[str, Any]]
 ) -> None:
-    s = sixth[system]
-    assert len(s["wrong_back"]) <= s["count"] / 10, s["wrong_back"]
+    # Stricter than the bar since the fix (i22e): the admission finding judged wrong stays gone.
+    assert sixth[system]["wrong_back"] == []
 
 
-# Seventh review: scored as it came out (see its judgement.md files and the README), with no fix
-# made on it. A bar a system misses is xfail (strict), so a fix that meets it shows up as XPASS.
+# Seventh review: scored as it came out and again after main's i22e fixes (made on the sixth
+# review, not on this one), with the same result (see its judgement.md files and the README). A
+# bar a system misses is xfail (strict), so a fix that meets it shows up as XPASS.
 SEVENTH = HERE / "seventh-review"
 SEVENTH_SYSTEMS = sorted(p.name for p in SEVENTH.iterdir() if (p / "expected.yaml").is_file())
 ANPR = "anpr-enforcement"
 TRADING = "news-trading-signals"
+
+
+def seventh_param(system: str, misses: dict[str, str]) -> Any:
+    """``system`` as a parameter, xfail (strict) with its misses where it misses the bar."""
+    if system not in misses:
+        return system
+    return pytest.param(system, marks=pytest.mark.xfail(strict=True, reason=misses[system]))
 
 
 @pytest.fixture(scope="module")
@@ -440,7 +439,7 @@ def test_seventh_review_recall(seventh: dict[str, dict[str, Any]]) -> None:
 @pytest.mark.parametrize(
     "system",
     [
-        sixth_param(
+        seventh_param(
             s,
             {
                 ANPR: "unsigned-ota-model 11th, forged-reads 13th",
@@ -467,10 +466,10 @@ def test_seventh_review_at_most_thirty_findings(
 @pytest.mark.parametrize(
     "system",
     [
-        sixth_param(
+        seventh_param(
             s,
             {
-                ANPR: "5/24 wrong: admission policy on a GPU VM, non-repudiation of the keeper "
+                ANPR: "5/25 wrong: admission policy on a GPU VM, non-repudiation of the keeper "
                 "lookup, extraction / membership / inversion on an on-device OCR nobody queries",
                 TRADING: "4/26 wrong: sensitive-information disclosure and system-prompt leakage "
                 "on an LLM whose replies nobody reads, profiling on a per-ticker scraper, "

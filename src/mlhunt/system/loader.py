@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from mlhunt._gc import gc_paused
 from mlhunt.errors import InputError
 from mlhunt.system.model import (
+    CHILD_SUBJECTS,
     Authentication,
     Authorization,
     Classification,
@@ -495,6 +496,12 @@ def link(system: SystemDescription) -> None:
             c, i, a = max(c, c2), max(i, i2), max(a, a2)
         return (c, i, a)
 
+    # Data assets about children (GDPR Recital 38 and 71; COPPA): decisions about them weigh more.
+    childrens = {
+        a.id
+        for a in system.data_assets
+        if CHILD_SUBJECTS.intersection(map(str.lower, a.data_subjects))
+    }
     parents = {b.id: b.parent for b in system.trust_boundaries}
     elements = {e.id: e for e in system.elements}
 
@@ -540,10 +547,12 @@ def link(system: SystemDescription) -> None:
             boundaries=boundaries,
             criticality=e.criticality or system.criticality,
             cia=cia(e.data),
+            concerns_children=not childrens.isdisjoint(e.data),
         )
 
     inbound: dict[str, set[ElementKind]] = {}
     outbound: dict[str, set[ElementKind]] = {}
+    to_own: set[str] = set()  # sources of a flow to an element not operated by a vendor
     touching: dict[str, set[Classification]] = {}
     for f in system.flows:
         src, dst = elements[f.source], elements[f.target]
@@ -575,6 +584,8 @@ def link(system: SystemDescription) -> None:
         )
         inbound.setdefault(dst.id, set()).add(src.kind)
         outbound.setdefault(src.id, set()).add(dst.kind)
+        if not dst.is_vendor:
+            to_own.add(src.id)
         if crosses:
             dl.receives_across_boundary = True
         if classifications:
@@ -584,6 +595,9 @@ def link(system: SystemDescription) -> None:
         el = links[e.id]
         el.receives_from = frozenset(inbound.get(e.id, ()))
         el.sends_to = frozenset(outbound.get(e.id, ()))
+        el.trains_at_vendor = (
+            e.kind is ElementKind.TRAINING_JOB and e.id in outbound and e.id not in to_own
+        )
         touched = touching.get(e.id)
         if touched and not touched <= el.classifications:
             el.set_classifications(el.classifications | touched)

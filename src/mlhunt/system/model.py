@@ -260,6 +260,10 @@ class TrackingStatus(enum.StrEnum):
     FALSE_POSITIVE = "false-positive"
 
 
+#: ``data_subjects`` entries that mean children (lower case).
+CHILD_SUBJECTS = frozenset({"child", "children", "minor", "minors", "kids", "pupils"})
+
+
 @dataclass(slots=True)
 class _DataLinks:
     classifications: frozenset[Classification]
@@ -295,10 +299,13 @@ _DERIVED: dict[frozenset[Classification], tuple[int, bool, bool]] = {}
 @dataclass(slots=True)
 class ElementLinks(_DataLinks):
     boundaries: tuple[str, ...] = ()
+    # Some data asset it holds names children among its data subjects (CHILD_SUBJECTS).
+    concerns_children: bool = False
     criticality: Level = Level.MEDIUM
     receives_from: frozenset[ElementKind] = frozenset()
     sends_to: frozenset[ElementKind] = frozenset()
     receives_across_boundary: bool = False
+    trains_at_vendor: bool = False
     # Set by the threat model's reachability pass (mlhunt.threatmodel.paths).
     untrusted_hops: int = -1
     untrusted_via_store: bool = False
@@ -312,6 +319,17 @@ class ElementLinks(_DataLinks):
     agency: int = 2
     # Set by the same pass: it receives the verdict of a model (threatmodel.paths.compute_exposure).
     acts_on_model_verdict: bool = False
+    # Set by the same pass: its users see content outsiders wrote (threatmodel.exposure).
+    shows_others_content: bool = False
+    # Set by the same pass: it reads a store or model that holds several tenants' data.
+    serves_tenants: bool = False
+    # Set by the same pass: a flow from a data source in another boundary states a coarse grant.
+    reads_source_broadly: bool = False
+    # Set by the same pass: what it sends on reaches a model whose verdict about people takes
+    # effect with no person in between (directly or through a decision engine).
+    feeds_people_decision: bool = False
+    # Set by the same pass: the model whose verdict it acts on retrains on feedback.
+    verdict_fed_back: bool = False
     # Set by the same pass: this model's verdict takes effect with no person in between.
     verdict_takes_effect: bool = False
 
@@ -657,6 +675,44 @@ class Element(_Strict):
         source) sends what this model is asked, along flows through processes or a message bus,
         not from a store it or its pipeline reads (training data, features at rest)."""
         return self._l.input_chosen_by_outsider
+
+    @property
+    def feeds_people_decision(self) -> bool:
+        """What it sends on reaches, through services and message buses, a model whose verdict
+        about people takes effect with no person in between (a ban, a decline)."""
+        return self._l.feeds_people_decision
+
+    @property
+    def reads_source_broadly(self) -> bool:
+        """Not internet-facing, it pulls from a data source in another boundary (a partner's
+        EHR, a customer's CRM) on a flow that states ``authorization: coarse``: its grant there
+        reads more than the data it needs (every record, every resource type)."""
+        return self._l.reads_source_broadly
+
+    @property
+    def serves_tenants(self) -> bool:
+        """A process that reads from a ``multi_tenant`` store or model: the filter that keeps
+        one tenant's users from another's records is its own code."""
+        return self._l.serves_tenants
+
+    @property
+    def shows_others_content(self) -> bool:
+        """A process that people use (a flow from an actor) and to which content that outsiders
+        wrote (data of ``trust: untrusted``) comes from another service or store: an analyst's
+        console showing players' appeals, a workbench showing patients' messages."""
+        return self._l.shows_others_content
+
+    @property
+    def concerns_children(self) -> bool:
+        """A data asset it holds names children among its ``data_subjects`` (minors, pupils)."""
+        return self._l.concerns_children
+
+    @property
+    def trains_at_vendor(self) -> bool:
+        """A training job whose every flow out goes to a vendor-operated element (and one does):
+        it uploads its data to a vendor's fine-tuning API and trains there, on no workload of
+        ours."""
+        return self._l.trains_at_vendor
 
     @property
     def output_concerns_person(self) -> bool:

@@ -95,6 +95,8 @@ class ImpactFactor(enum.StrEnum):
     IP_VALUE = "ip_value"
     #: What the element can do (element.agency): a payment +1, a write or message 0, a read -1.
     AGENCY = "agency"
+    #: The element's data concern children (element.concerns_children): +1.
+    CHILDREN = "children"
 
 
 class Capability(enum.StrEnum):

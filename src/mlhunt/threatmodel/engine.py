@@ -250,6 +250,7 @@ class _FindingBuilder:
             (ip.score if ip is not None else -1) if t.ip_value else 0,
             max(p.cia[d] for d in t.dims),
             p.agency if t.agency else 0,
+            p.children if t.children else False,
         )
         sc = self._scores.get(key)
         if sc is None:

@@ -14,7 +14,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from mlhunt.system.model import (
+    Authorization,
     ControlType,
+    DataTrust,
     Element,
     ElementKind,
     Flow,
@@ -84,10 +86,18 @@ def compute_exposure(
         frozenset(i for i, e in elements.items() if e.is_vendor),
     )
     g.leads_out = _leads_out(g)
+    untrusted = frozenset(a.id for a in system.data_assets if a.trust is DataTrust.UNTRUSTED)
     g.reached_from_outside = _reached_from_outside(g)
     exposure: dict[str, Route] = {}
     for e in system.elements:
         kind = e.kind
+        # An internet-facing entry is pushed to: the coarse grant there is the sender's, not ours.
+        e._l.reads_source_broadly = not e.internet_facing and any(
+            f.authorization is Authorization.COARSE
+            and f._l.crosses_boundary
+            and elements[f.source].kind is ElementKind.DATA_SOURCE
+            for f in in_edges.get(e.id, ())
+        )
         if kind in _AGENTS:
             e._l.agency = agency(e, g)
         if e.model is None:
@@ -98,12 +108,42 @@ def compute_exposure(
         e._l.output_exposed = route is not None
         if route is not None:
             exposure[e.id] = route
+    deciders: list[str] = []  # models whose verdict about people takes effect unreviewed
     for e in system.elements:  # after the loop above: agency and output_concerns_person
         if e.kind in _SERVING and e.model is not None:
             e._l.verdict_takes_effect = _verdict_takes_effect(e, g)
+            if e._l.verdict_takes_effect and e._l.output_concerns_person:
+                deciders.append(e.id)
         elif e.kind is ElementKind.PROCESS:
-            e._l.acts_on_model_verdict = _acts_on_model_verdict(e, g)
+            e._l.shows_others_content = _shows_others_content(e, g, untrusted)
+            e._l.serves_tenants = any(
+                g.elements[f.source].multi_tenant for f in g.in_edges.get(e.id, ())
+            )
+            src = _acts_on_model_verdict(e, g)
+            e._l.acts_on_model_verdict = src is not None
+            # The model learns from what it decided: its errors come back as labels.
+            if src is not None and src.model is not None:
+                e._l.verdict_fed_back = src.model.retrains_on_feedback
+                deciders.append(src.id)
+    for i in _feeding(deciders, g):
+        g.elements[i]._l.feeds_people_decision = True
     return exposure
+
+
+def _feeding(models: list[str], g: _Graph) -> set[str]:
+    """The elements whose requests reach one of ``models`` (backwards along flows, relayed by
+    every element but a store other than a message bus): what they send is decided on."""
+    seen = set(models)
+    queue: deque[str] = deque(models)
+    while queue:
+        for f in g.in_edges.get(queue.popleft(), ()):
+            src = f.source
+            if src in seen:
+                continue
+            seen.add(src)
+            if src not in g.stores or g.elements[src].kind is ElementKind.MESSAGE_BUS:
+                queue.append(src)
+    return seen - set(models)
 
 
 def _reached_from_outside(g: _Graph) -> frozenset[str]:
@@ -132,12 +172,16 @@ def _reached_from_outside(g: _Graph) -> frozenset[str]:
     return frozenset(reached)
 
 
-def _acts_on_model_verdict(e: Element, g: _Graph) -> bool:
+def _acts_on_model_verdict(e: Element, g: _Graph) -> Element | None:
     """``element.acts_on_model_verdict``: a flow from a serving model brings this process a
     verdict (``model.decides``, no human review there) about a person (the model's
     ``output_concerns_person``): a score that a mail gateway turns into a quarantine is about
-    a message, not about whom it was sent to.
+    a message, not about whom it was sent to. Where ``human_review: false`` is stated on the
+    model, a score that names no person still decides about one when this process sends on a
+    record about people of critical integrity (a ban, a blocked account): it acts on the score.
+    Returns the model whose verdict it acts on, or None.
     """
+    records = any(f.has_personal_data and f.integrity_need >= 4 for f in g.out_edges.get(e.id, ()))
     for f in g.in_edges.get(e.id, ()):
         src = g.elements[f.source]
         m = src.model
@@ -146,10 +190,30 @@ def _acts_on_model_verdict(e: Element, g: _Graph) -> bool:
             and src.kind in _SERVING
             and m.decides
             and ControlType.HUMAN_REVIEW not in src.controls
-            and src._l.output_concerns_person
+            and (
+                src._l.output_concerns_person
+                or (records and "human_review" in m.model_fields_set and not m.human_review)
+            )
         ):
-            return True
-    return False
+            return src
+    return None
+
+
+def _shows_others_content(e: Element, g: _Graph, untrusted: frozenset[str]) -> bool:
+    """``element.shows_others_content``: a person uses this process (a flow from an actor), and
+    content that outsiders wrote (a data asset of ``trust: untrusted``) reaches it from another
+    service or store, and is none that its users send themselves (a chat answered back to
+    whoever asked is not another's content): what it shows its users was written by others."""
+    ins = g.in_edges.get(e.id, ())
+    users = [f for f in ins if g.elements[f.source].kind is ElementKind.ACTOR]
+    if not users:
+        return False
+    own = {d for f in users for d in f.data}
+    return any(
+        g.elements[f.source].kind not in _PARTIES
+        and any(d in untrusted and d not in own for d in f.data)
+        for f in ins
+    )
 
 
 def _output_concerns_person(e: Element, g: _Graph) -> bool:

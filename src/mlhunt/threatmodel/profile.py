@@ -63,6 +63,8 @@ def _element_mask(
             out |= _B[_F.PHYSICAL_INPUTS]
         if m.third_party_weights:
             out |= _B[_F.THIRD_PARTY_WEIGHTS]
+    if links.verdict_fed_back:  # it decides on a model that learns from the decisions
+        out |= _B[_F.FEEDBACK_LOOP]
     if links.receives_from & _EXTERNAL:
         out |= _B[_F.UNTRUSTED_DATA]
     if e.shared_tenancy or e.multi_tenant:  # other tenants share its nodes, or its data
@@ -109,6 +111,7 @@ class Profile:
         "_refs",
         "_refs_over",
         "agency",
+        "children",
         "cia",
         "control_mask",
         "criticality",
@@ -130,6 +133,7 @@ class Profile:
         cia: tuple[int, int, int] = (2, 2, 2),
         refs_over: dict[ControlType, tuple[str, ...]] | None = None,
         agency: int = 2,
+        children: bool = False,
     ) -> None:
         self.factor_mask = factor_mask
         self._refs = control_refs
@@ -148,6 +152,7 @@ class Profile:
         self.hop_bucket = 2 if hops < 0 else 0 if hops <= 2 else 1  # see hop_bucket()
         self.cia = cia
         self.agency = agency  # what the element can do (Element.agency); 2 for flows
+        self.children = children  # its data concern children (Element.concerns_children)
         self._key: tuple[int, ...] | None = None
 
     @property
@@ -173,6 +178,7 @@ class Profile:
                 ip.score if ip is not None else 0,
                 self.hop_bucket,
                 self.agency,
+                self.children,
             )
         return self._key
 
@@ -190,6 +196,7 @@ def profile_element(e: Element, assume_absent: bool = True) -> Profile:
         links.cia,
         None,
         links.agency,
+        links.concerns_children,
     )
 
 

@@ -186,6 +186,8 @@ def _score(rule: Rule, p: Profile) -> Score:
             adj = _CRIT_ADJUST[p.ip_value]
         elif factor is ImpactFactor.AGENCY:
             adj = _AGENCY_ADJUST[p.agency]
+        elif factor is ImpactFactor.CHILDREN:
+            adj = 1.0 if p.children else 0.0
         if adj:
             impact += adj
             iparts.append(f"{adj:+g} {factor.value}")
@@ -239,6 +241,7 @@ class RiskTerms:
     dim: int | None = None  # the one CIA need it hurts, if only one
     agency: int = 0  # how often the agency adjustment is added
     bound_mask: int = 0  # controls that bound the loss (impact -1 when any is in place)
+    children: int = 0  # how often the children adjustment is added
 
     @classmethod
     def of(cls, rule: Rule) -> RiskTerms:
@@ -262,6 +265,7 @@ class RiskTerms:
             dims[0] if len(dims) == 1 else None,
             im.factors.count(ImpactFactor.AGENCY),
             mask(im.bounded_by, CONTROL_BIT),
+            im.factors.count(ImpactFactor.CHILDREN),
         )
 
 
@@ -301,6 +305,8 @@ def quick_risk(t: RiskTerms, p: Profile) -> tuple[float, bool]:
         im += t.ip_value * _CRIT_ADJUST[p.ip_value]
     if t.agency:
         im += t.agency * _AGENCY_ADJUST[p.agency]
+    if t.children and p.children:
+        im += t.children
     if t.bound_mask and p.control_mask & t.bound_mask:
         im -= 1.0
     if im < 1.0:
