@@ -56,6 +56,11 @@ class _Graph:
     #: :func:`_reached_from_outside`.
     reached_from_outside: frozenset[str] = frozenset()
 
+    def relays(self, i: str) -> bool:
+        """A request passes through ``i`` to what it feeds: every element but a store other
+        than a message bus (a bus hands each request to its consumer)."""
+        return i not in self.stores or self.elements[i].kind is ElementKind.MESSAGE_BUS
+
 
 def compute_exposure(
     system: SystemDescription,
@@ -141,7 +146,7 @@ def _feeding(models: list[str], g: _Graph) -> set[str]:
             if src in seen:
                 continue
             seen.add(src)
-            if src not in g.stores or g.elements[src].kind is ElementKind.MESSAGE_BUS:
+            if g.relays(src):
                 queue.append(src)
     return seen - set(models)
 
@@ -165,8 +170,7 @@ def _reached_from_outside(g: _Graph) -> frozenset[str]:
         for f in g.out_edges.get(queue.popleft(), ()):
             dst = f.target
             reached.add(dst)
-            relays = dst not in g.stores or g.elements[dst].kind is ElementKind.MESSAGE_BUS
-            if relays and dst not in relayed:
+            if g.relays(dst) and dst not in relayed:
                 relayed.add(dst)
                 queue.append(dst)
     return frozenset(reached)
