@@ -7,6 +7,7 @@ from typing import Any
 
 from mlhunt.system.loader import system_from_dict
 from mlhunt.threatmodel import build_threat_model
+from mlhunt.threatmodel.grouping import unfold
 
 QUERY = {"MLH-ML-EXTRACTION-API", "MLH-ML-MEMBERSHIP-INFERENCE", "MLH-ML-MODEL-INVERSION"}
 
@@ -42,13 +43,9 @@ def _scoring(extra_elements: list[dict[str, Any]], extra_flows: list[dict[str, A
 
 
 def _rules_on(system: dict, target: str) -> set[str]:
-    tm = build_threat_model(system_from_dict(system))
-    out: set[str] = set()
-    for f in tm.findings:
-        per = (f.evidence or {}).get("per_target", {})
-        if target in (f.affected or (f.target,)):
-            out.update(per.get(target, {}).get("rules") or (f.rule_id,))
-    return out
+    """The rules that hit ``target`` (grouped findings unfolded)."""
+    findings = build_threat_model(system_from_dict(system)).findings
+    return {r for f in findings for r, t in unfold(f.to_dict()) if t == target}
 
 
 def test_no_query_attacks_where_no_party_sees_the_output() -> None:

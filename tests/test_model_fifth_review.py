@@ -10,6 +10,7 @@ from typing import Any
 from mlhunt.system.loader import system_from_dict
 from mlhunt.threatmodel import build_threat_model
 from mlhunt.threatmodel.catalog import default_catalog
+from mlhunt.threatmodel.grouping import unfold
 
 QUERY = {"MLH-ML-EXTRACTION-API", "MLH-ML-MEMBERSHIP-INFERENCE", "MLH-ML-MODEL-INVERSION"}
 DECISION = "MLH-LINDDUN-UNAWARENESS-AUTOMATED-DECISION"
@@ -17,12 +18,9 @@ AUTOMATION = "MLH-STRIDE-E-AUTOMATED-PRIVILEGED-ACTION"
 
 
 def _rules_on(system: dict[str, Any], target: str) -> set[str]:
-    out: set[str] = set()
-    for f in build_threat_model(system_from_dict(system)).findings:
-        if target in (f.affected or (f.target,)):
-            per = (f.evidence or {}).get("per_target", {})
-            out.update(per.get(target, {}).get("rules") or (f.rule_id,))
-    return out
+    """The rules that hit ``target`` (grouped findings unfolded)."""
+    findings = build_threat_model(system_from_dict(system)).findings
+    return {r for f in findings for r, t in unfold(f.to_dict()) if t == target}
 
 
 def _gateway(

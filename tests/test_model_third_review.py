@@ -10,16 +10,15 @@ from typing import Any
 from mlhunt.system.loader import system_from_dict
 from mlhunt.system.model import ControlType
 from mlhunt.threatmodel import build_threat_model
+from mlhunt.threatmodel.grouping import unfold
 
 
 def _hits(system: dict[str, Any]) -> dict[str, set[str]]:
     """Rule id -> the elements and flows it hits."""
     out: dict[str, set[str]] = {}
     for f in build_threat_model(system_from_dict(system)).findings:
-        per = (f.evidence or {}).get("per_target", {})
-        for target in f.affected or (f.target,):
-            for rule in per.get(target, {}).get("rules") or (f.rule_id,):
-                out.setdefault(rule, set()).add(target)
+        for rule, target in unfold(f.to_dict()):
+            out.setdefault(rule, set()).add(target)
     return out
 
 
